@@ -33,4 +33,8 @@
 )]
 #![warn(missing_docs)]
 
-pub mod time;
+pub mod identity;
+pub mod link;
+pub mod node;
+pub mod noise;
+pub mod time; // STUB

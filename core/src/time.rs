@@ -113,7 +113,10 @@ mod tests {
     #[test]
     fn arithmetic_saturates_instead_of_wrapping() {
         let far = Instant::from_micros(u64::MAX - 1);
-        assert_eq!(far.saturating_add(Duration::from_secs(1)).as_micros(), u64::MAX);
+        assert_eq!(
+            far.saturating_add(Duration::from_secs(1)).as_micros(),
+            u64::MAX
+        );
         assert_eq!(Instant::ZERO.saturating_since(far), Duration::ZERO);
         assert_eq!(
             Instant::from_millis(5).saturating_since(Instant::from_millis(2)),

@@ -1,1 +1,19 @@
-//! Deterministic simulation harness for veil networks.
+//! `veil-sim`: whole veil networks in one process, deterministically.
+//!
+//! Nodes are real [`veil_core::node::Node`]s; the network between them is
+//! simulated: a clock that jumps from one scheduled happening to the next,
+//! and byte streams that can be delayed, split into arbitrary chunks,
+//! tampered with, silenced or cut. Everything random comes from one seed, so
+//! a run is reproduced exactly by its seed — down to every byte sent.
+//!
+//! The cross-crate tests in `tests/` are built on this crate, and so is the
+//! `in_memory_network` example.
+
+mod conditions;
+pub mod fuzzing;
+mod network;
+mod sim_node;
+
+pub use conditions::StreamConditions;
+pub use network::{Direction, Sim, WireId};
+pub use sim_node::{NodeIndex, SimNode, SimNodeCore, SIM_EVENTS, SIM_RX, SIM_TXQ};

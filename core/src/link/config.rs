@@ -1,0 +1,33 @@
+//! Timers and limits of a link, chosen when the node is built.
+
+use crate::time::Duration;
+
+/// Timers and rekey limits for every link of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkConfig {
+    /// A link whose handshake has not finished by then is closed. Bounds how
+    /// long a half-open connection can hold a slot.
+    pub handshake_timeout: Duration,
+    /// How often each side sends a `Ping`. Also the RTT sampling interval.
+    pub keepalive_interval: Duration,
+    /// A link on which nothing arrived for this long is declared dead.
+    /// Must exceed `keepalive_interval` plus an RTT, or a healthy peer that
+    /// only answers pings is dropped.
+    pub idle_timeout: Duration,
+    /// Rekey the sending direction after this many messages.
+    pub rekey_after_messages: u64,
+    /// Rekey the sending direction after this much time, whatever the count.
+    pub rekey_after: Duration,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig {
+            handshake_timeout: Duration::from_secs(10),
+            keepalive_interval: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(60),
+            rekey_after_messages: 1 << 20,
+            rekey_after: Duration::from_secs(600),
+        }
+    }
+}

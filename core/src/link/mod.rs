@@ -1,0 +1,33 @@
+//! The link layer: an authenticated, encrypted, long-lived session between
+//! two nodes over any ordered byte stream (TCP, a QUIC stream, smoltcp TCP).
+//!
+//! The wire format is specified byte for byte in
+//! `docs/transport_layer_spec.md`.
+
+mod close;
+mod config;
+mod frame;
+mod hello;
+mod rtt;
+mod session;
+mod stats;
+
+pub use close::CloseReason;
+pub use config::LinkConfig;
+pub use frame::{
+    read_length_prefix, write_length_prefix, Cell, Frame, FrameError, FrameKind, CELL_LEN,
+    KIND_LEN, LENGTH_PREFIX_LEN, MAX_MESSAGE_LEN, MIN_MAX_MESSAGE_LEN, TAG_LEN,
+};
+pub use hello::{HelloError, LinkHello, HELLO_LEN, LINK_STATIC_DOMAIN};
+pub use rtt::RttEstimator;
+pub use session::{ClosedBy, LinkParams, LinkPhase, LinkRole, LinkSession, QueueCellError};
+pub use stats::LinkStats;
+
+/// The Noise prologue of every link. Both sides mix it into the handshake
+/// hash, so a peer speaking another version fails the handshake at message 2
+/// instead of misreading frames later.
+pub const PROLOGUE: &[u8] = b"veil link v1";
+
+/// A transmit buffer of this many bytes can always hold the next message of
+/// any link, whatever the peer's advertised limit.
+pub const MIN_TRANSMIT_BUFFER: usize = LENGTH_PREFIX_LEN + MIN_MAX_MESSAGE_LEN;

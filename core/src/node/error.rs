@@ -1,0 +1,77 @@
+//! Errors of the node's operations, one enum per operation.
+
+use core::fmt;
+
+use super::LinkId;
+
+/// Why [`Node::open_link`](super::Node::open_link) refused a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum OpenLinkError {
+    /// Every link slot holds an established or outbound link. Close the
+    /// transport connection; build the node with more link slots if this is
+    /// routine.
+    TableFull,
+}
+
+impl fmt::Display for OpenLinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenLinkError::TableFull => write!(
+                f,
+                "link table full; drop the connection or build the node with more link slots"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for OpenLinkError {}
+
+/// Why input for a link was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum LinkInputError {
+    /// No such link: it closed (see its `LinkClosed` event) or never existed.
+    UnknownLink(LinkId),
+}
+
+impl fmt::Display for LinkInputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkInputError::UnknownLink(id) => write!(
+                f,
+                "{id} is not open; it closed or never existed, so close its transport"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for LinkInputError {}
+
+/// Why a cell could not be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SendCellError {
+    /// No such link.
+    UnknownLink(LinkId),
+    /// The link's handshake has not finished, or it is closing.
+    NotEstablished(LinkId),
+    /// The link's send queue is full: poll transmits, then try again.
+    QueueFull(LinkId),
+}
+
+impl fmt::Display for SendCellError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendCellError::UnknownLink(id) => write!(f, "{id} is not open"),
+            SendCellError::NotEstablished(id) => {
+                write!(f, "{id} is not established; wait for LinkEstablished")
+            }
+            SendCellError::QueueFull(id) => {
+                write!(f, "{id} send queue is full; poll transmits and retry")
+            }
+        }
+    }
+}
+
+impl core::error::Error for SendCellError {}

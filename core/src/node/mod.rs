@@ -1,0 +1,522 @@
+//! The top-level sans-IO state machine.
+//!
+//! A [`Node`] owns an identity, a CSPRNG and a fixed table of links. The
+//! owner (an adapter, a simulator, a trace replayer) drives it:
+//!
+//! - inputs: [`open_link`](Node::open_link), [`handle_data`](Node::handle_data),
+//!   [`handle_transport_closed`](Node::handle_transport_closed),
+//!   [`handle_timeout`](Node::handle_timeout), and commands such as
+//!   [`send_cell`](Node::send_cell) and [`close_link`](Node::close_link);
+//! - outputs, pulled until empty: [`poll_transmit`](Node::poll_transmit),
+//!   [`poll_event`](Node::poll_event), [`poll_timeout`](Node::poll_timeout).
+//!
+//! Every input takes the current time; the node never reads a clock. The
+//! same seed and the same inputs give the same output bytes.
+
+mod config;
+mod error;
+mod event;
+mod link_id;
+mod slot;
+
+pub use config::NodeConfig;
+pub use error::{LinkInputError, OpenLinkError, SendCellError};
+pub use event::Event;
+pub use link_id::LinkId;
+pub use slot::LinkSlot;
+
+use heapless::Deque;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use crate::identity::{Identity, NodeId};
+use crate::link::{
+    Cell, CloseReason, LinkHello, LinkParams, LinkPhase, LinkRole, LinkSession, LinkStats,
+    QueueCellError, RttEstimator, MAX_MESSAGE_LEN,
+};
+use crate::noise::StaticKeypair;
+use crate::time::Instant;
+
+/// Bytes written by [`Node::poll_transmit`] for one link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// The link to write them to.
+    pub link: LinkId,
+    /// How many bytes at the start of the caller's buffer.
+    pub len: usize,
+}
+
+/// A snapshot of one link, for status output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// The link.
+    pub link: LinkId,
+    /// Dialled or accepted.
+    pub role: LinkRole,
+    /// Where it is in its life.
+    pub phase: LinkPhase,
+    /// The authenticated peer, once known.
+    pub peer: Option<NodeId>,
+    /// Round-trip time from keepalives.
+    pub rtt: RttEstimator,
+    /// Traffic counters.
+    pub stats: LinkStats,
+    /// Cells waiting to be sent.
+    pub queued_cells: usize,
+}
+
+/// A veil node.
+///
+/// - `S`: the link table storage, a fixed-length slice of [`LinkSlot`]s
+///   (`[LinkSlot<RX, TXQ>; N]` on firmware, `Box<[LinkSlot<RX, TXQ>]>` on std).
+/// - `RX`: receive buffer bytes per link (the largest message accepted, plus 2).
+/// - `TXQ`: cells that can wait to be sent per link.
+/// - `EVENTS`: events that can wait to be polled.
+pub struct Node<S, const RX: usize, const TXQ: usize, const EVENTS: usize> {
+    identity: Identity,
+    static_keypair: StaticKeypair,
+    hello: [u8; crate::link::HELLO_LEN],
+    max_message_len: usize,
+    rng: ChaCha20Rng,
+    config: NodeConfig,
+    links: S,
+    events: Deque<Event, EVENTS>,
+    next_transmit_index: usize,
+    now: Instant,
+}
+
+impl<S, const RX: usize, const TXQ: usize, const EVENTS: usize> core::fmt::Debug
+    for Node<S, RX, TXQ, EVENTS>
+{
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.identity.node_id())
+            .field("queued_events", &self.events.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, const RX: usize, const TXQ: usize, const EVENTS: usize> Node<S, RX, TXQ, EVENTS>
+where
+    S: AsRef<[LinkSlot<RX, TXQ>]> + AsMut<[LinkSlot<RX, TXQ>]>,
+{
+    /// Builds a node. `seed` seeds the node's CSPRNG (OS entropy on Linux, a
+    /// hardware RNG on a chip); every random choice the node makes comes from
+    /// it. `links` fixes how many links the node can hold.
+    pub fn new(config: NodeConfig, identity: Identity, seed: [u8; 32], links: S) -> Self {
+        const {
+            assert!(
+                RX >= crate::link::MIN_TRANSMIT_BUFFER,
+                "RX must hold at least one one-cell message and its prefix"
+            );
+            assert!(EVENTS >= 1, "the event queue needs room for one event");
+        }
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        let mut static_secret = [0u8; 32];
+        rng.fill_bytes(&mut static_secret);
+        let static_keypair = StaticKeypair::from_secret_bytes(static_secret);
+        zeroize::Zeroize::zeroize(&mut static_secret);
+        // A message never carries more cells than the event queue can take,
+        // so a received message can always be delivered once events drain.
+        let by_events = crate::link::KIND_LEN
+            .saturating_add(crate::link::TAG_LEN)
+            .saturating_add(EVENTS.saturating_mul(crate::link::CELL_LEN));
+        let upper = RX
+            .saturating_sub(crate::link::LENGTH_PREFIX_LEN)
+            .min(by_events)
+            .min(MAX_MESSAGE_LEN);
+        // `upper >= MIN_MAX_MESSAGE_LEN` by the compile-time checks above.
+        let max_message_len = config
+            .max_message_len
+            .clamp(crate::link::MIN_MAX_MESSAGE_LEN, upper);
+        let hello = LinkHello::new(
+            &identity,
+            &static_keypair.public(),
+            u16::try_from(max_message_len).unwrap_or(u16::MAX),
+        )
+        .emit();
+        Node {
+            identity,
+            static_keypair,
+            hello,
+            max_message_len,
+            rng,
+            config,
+            links,
+            events: Deque::new(),
+            next_transmit_index: 0,
+            now: Instant::ZERO,
+        }
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.identity.node_id()
+    }
+
+    /// This node's identity.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The settings the node was built with.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// How many link slots the node has.
+    pub fn link_capacity(&self) -> usize {
+        self.links.as_ref().len()
+    }
+
+    /// The largest message this node accepts (advertised to peers).
+    pub fn max_message_len(&self) -> usize {
+        self.max_message_len
+    }
+
+    /// Time never runs backwards inside the node, whatever the caller passes.
+    fn advance(&mut self, now: Instant) -> Instant {
+        if now > self.now {
+            self.now = now;
+        }
+        self.now
+    }
+
+    /// The adapter has a new transport connection. `Initiator` if we dialled
+    /// it (optionally knowing whom we expect), `Responder` if we accepted it.
+    pub fn open_link(
+        &mut self,
+        now: Instant,
+        role: LinkRole,
+        expected_peer: Option<NodeId>,
+    ) -> Result<LinkId, OpenLinkError> {
+        let now = self.advance(now);
+        if role == LinkRole::Responder && self.half_open_inbound() >= self.config.max_half_open {
+            self.evict_oldest_half_open();
+        }
+        let index = match self.free_slot() {
+            Some(i) => i,
+            None if role == LinkRole::Responder => {
+                self.evict_oldest_half_open();
+                self.free_slot().ok_or(OpenLinkError::TableFull)?
+            }
+            None => return Err(OpenLinkError::TableFull),
+        };
+        let mut ephemeral = [0u8; 32];
+        self.rng.fill_bytes(&mut ephemeral);
+        let session = LinkSession::new(
+            now,
+            LinkParams {
+                role,
+                expected_peer,
+                static_keypair: &self.static_keypair,
+                ephemeral_secret: ephemeral,
+                hello: self.hello,
+                local_max_message_len: self.max_message_len,
+                config: self.config.link,
+            },
+        );
+        zeroize::Zeroize::zeroize(&mut ephemeral);
+        let slot = self
+            .links
+            .as_mut()
+            .get_mut(index)
+            .ok_or(OpenLinkError::TableFull)?;
+        slot.session = Some(session);
+        slot.opened_at = now;
+        slot.announced = false;
+        let id = LinkId::new(u16::try_from(index).unwrap_or(u16::MAX), slot.generation);
+        Ok(id)
+    }
+
+    fn free_slot(&self) -> Option<usize> {
+        self.links
+            .as_ref()
+            .iter()
+            .take(usize::from(u16::MAX))
+            .position(|s| s.session.is_none())
+    }
+
+    fn half_open_inbound(&self) -> usize {
+        self.links
+            .as_ref()
+            .iter()
+            .filter(|s| is_half_open_inbound(s))
+            .count()
+    }
+
+    fn evict_oldest_half_open(&mut self) {
+        let oldest = self
+            .links
+            .as_ref()
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| is_half_open_inbound(s))
+            .min_by_key(|(_, s)| s.opened_at)
+            .map(|(i, _)| i);
+        if let Some(i) = oldest {
+            if let Some(session) = self
+                .links
+                .as_mut()
+                .get_mut(i)
+                .and_then(|s| s.session.as_mut())
+            {
+                session.close(CloseReason::Evicted);
+            }
+            self.sync_slot(i);
+        }
+    }
+
+    fn slot_index(&self, link: LinkId) -> Option<usize> {
+        let index = usize::from(link.index());
+        let slot = self.links.as_ref().get(index)?;
+        (slot.generation == link.generation() && slot.session.is_some()).then_some(index)
+    }
+
+    fn session_mut(&mut self, index: usize) -> Option<&mut LinkSession<RX, TXQ>> {
+        self.links.as_mut().get_mut(index)?.session.as_mut()
+    }
+
+    /// Bytes arrived from the peer on `link`, in any chunking.
+    ///
+    /// Returns how many were consumed. Fewer than `data.len()` means the
+    /// event queue is full: poll events, then call again with the rest. A
+    /// protocol error closes the link (see `LinkClosed`) and consumes all.
+    pub fn handle_data(
+        &mut self,
+        now: Instant,
+        link: LinkId,
+        data: &[u8],
+    ) -> Result<usize, LinkInputError> {
+        let now = self.advance(now);
+        let index = self
+            .slot_index(link)
+            .ok_or(LinkInputError::UnknownLink(link))?;
+        let room = EVENTS.saturating_sub(self.events.len());
+        let events = &mut self.events;
+        let session = self
+            .links
+            .as_mut()
+            .get_mut(index)
+            .and_then(|s| s.session.as_mut())
+            .ok_or(LinkInputError::UnknownLink(link))?;
+        let consumed = session.handle_data(now, data, room, |cell| {
+            // Cannot fail: the session delivers at most `room` cells.
+            let _ = events.push_back(Event::CellReceived { link, cell: *cell });
+        });
+        self.sync_slot(index);
+        Ok(consumed)
+    }
+
+    /// The transport connection under `link` closed or failed.
+    pub fn handle_transport_closed(
+        &mut self,
+        now: Instant,
+        link: LinkId,
+    ) -> Result<(), LinkInputError> {
+        self.advance(now);
+        let index = self
+            .slot_index(link)
+            .ok_or(LinkInputError::UnknownLink(link))?;
+        if let Some(session) = self.session_mut(index) {
+            session.transport_closed();
+        }
+        self.sync_slot(index);
+        Ok(())
+    }
+
+    /// Runs every timer that is due. Call at [`poll_timeout`](Self::poll_timeout).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.advance(now);
+        for index in 0..self.links.as_ref().len() {
+            if let Some(session) = self.session_mut(index) {
+                session.handle_timeout(now);
+            }
+            self.sync_slot(index);
+        }
+    }
+
+    /// Queues a cell on an established link.
+    pub fn send_cell(
+        &mut self,
+        now: Instant,
+        link: LinkId,
+        cell: &Cell,
+    ) -> Result<(), SendCellError> {
+        self.advance(now);
+        let index = self
+            .slot_index(link)
+            .ok_or(SendCellError::UnknownLink(link))?;
+        let session = self
+            .session_mut(index)
+            .ok_or(SendCellError::UnknownLink(link))?;
+        session.queue_cell(cell).map_err(|e| match e {
+            QueueCellError::NotEstablished => SendCellError::NotEstablished(link),
+            QueueCellError::QueueFull => SendCellError::QueueFull(link),
+        })
+    }
+
+    /// Closes a link; an established link tells the peer why first.
+    pub fn close_link(
+        &mut self,
+        now: Instant,
+        link: LinkId,
+        reason: CloseReason,
+    ) -> Result<(), LinkInputError> {
+        self.advance(now);
+        let index = self
+            .slot_index(link)
+            .ok_or(LinkInputError::UnknownLink(link))?;
+        if let Some(session) = self.session_mut(index) {
+            session.close(reason);
+        }
+        self.sync_slot(index);
+        Ok(())
+    }
+
+    /// Writes the next message of some link into `buf`, serving links in
+    /// turn so one busy link cannot starve the others. `buf` should be at
+    /// least [`MIN_TRANSMIT_BUFFER`](crate::link::MIN_TRANSMIT_BUFFER) bytes;
+    /// a larger one lets many cells go out in one message.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        let now = self.advance(now);
+        let count = self.links.as_ref().len();
+        for step in 0..count {
+            let index = self
+                .next_transmit_index
+                .wrapping_add(step)
+                .checked_rem(count)?;
+            let Some(session) = self.session_mut(index) else {
+                continue;
+            };
+            if !session.wants_transmit(now) {
+                continue;
+            }
+            let written = session.poll_transmit(now, buf);
+            let generation = self.links.as_ref().get(index).map(|s| s.generation);
+            self.sync_slot(index);
+            if let (Some(len), Some(generation)) = (written, generation) {
+                self.next_transmit_index = index.wrapping_add(1);
+                let link = LinkId::new(u16::try_from(index).unwrap_or(u16::MAX), generation);
+                return Some(Transmit { link, len });
+            }
+        }
+        None
+    }
+
+    /// Writes the next message of one link into `buf`. Use it when only some
+    /// transports can take bytes right now.
+    pub fn poll_link_transmit(
+        &mut self,
+        now: Instant,
+        link: LinkId,
+        buf: &mut [u8],
+    ) -> Option<usize> {
+        let now = self.advance(now);
+        let index = self.slot_index(link)?;
+        let written = self.session_mut(index)?.poll_transmit(now, buf);
+        self.sync_slot(index);
+        written
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let event = self.events.pop_front();
+        if event.is_some() {
+            // Room was made: publish link events that were waiting for it.
+            for index in 0..self.links.as_ref().len() {
+                self.sync_slot(index);
+            }
+        }
+        event
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.links
+            .as_ref()
+            .iter()
+            .filter_map(|s| s.session.as_ref()?.next_deadline())
+            .min()
+    }
+
+    /// A snapshot of one link.
+    pub fn link_info(&self, link: LinkId) -> Option<LinkInfo> {
+        let index = self.slot_index(link)?;
+        let slot = self.links.as_ref().get(index)?;
+        Some(info(link, slot.session.as_ref()?))
+    }
+
+    /// Snapshots of every open link.
+    pub fn links(&self) -> impl Iterator<Item = LinkInfo> + '_ {
+        self.links
+            .as_ref()
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slot)| {
+                let session = slot.session.as_ref()?;
+                let link = LinkId::new(u16::try_from(index).ok()?, slot.generation);
+                Some(info(link, session))
+            })
+    }
+
+    /// Queues the link events a slot owes, if the event queue has room, and
+    /// frees a closed slot once its `LinkClosed` is queued. Events are never
+    /// dropped: a closed link keeps its slot until its event fits.
+    fn sync_slot(&mut self, index: usize) {
+        let Some(slot) = self.links.as_mut().get_mut(index) else {
+            return;
+        };
+        let Some(session) = slot.session.as_ref() else {
+            return;
+        };
+        let link = LinkId::new(u16::try_from(index).unwrap_or(u16::MAX), slot.generation);
+        if !slot.announced && session.was_established() {
+            if let Some(peer) = session.peer() {
+                let event = Event::LinkEstablished {
+                    link,
+                    peer,
+                    role: session.role(),
+                };
+                if self.events.push_back(event).is_err() {
+                    return;
+                }
+            }
+            slot.announced = true;
+        }
+        if let Some((reason, by)) = session.closed() {
+            let event = Event::LinkClosed {
+                link,
+                peer: session.peer(),
+                reason,
+                by,
+            };
+            if self.events.push_back(event).is_ok() {
+                slot.session = None;
+                slot.announced = false;
+                slot.generation = slot.generation.wrapping_add(1);
+            }
+        }
+    }
+}
+
+fn is_half_open_inbound<const RX: usize, const TXQ: usize>(slot: &LinkSlot<RX, TXQ>) -> bool {
+    slot.session
+        .as_ref()
+        .is_some_and(|s| s.role() == LinkRole::Responder && s.phase() == LinkPhase::Handshaking)
+}
+
+fn info<const RX: usize, const TXQ: usize>(
+    link: LinkId,
+    session: &LinkSession<RX, TXQ>,
+) -> LinkInfo {
+    LinkInfo {
+        link,
+        role: session.role(),
+        phase: session.phase(),
+        peer: session.peer(),
+        rtt: *session.rtt(),
+        stats: *session.stats(),
+        queued_cells: session.queued_cells(),
+    }
+}

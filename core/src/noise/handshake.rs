@@ -1,0 +1,510 @@
+//! Noise `HandshakeState` for the two patterns veil uses:
+//!
+//! ```text
+//! XX (links):               NK (circuit hops):
+//!   -> e                      <- s
+//!   <- e, ee, s, es           ...
+//!   -> s, se                  -> e, es
+//!                             <- e, ee
+//! ```
+
+use zeroize::Zeroize;
+
+use super::keys::StaticKeypair;
+use super::symmetric_state::SymmetricState;
+use super::{CipherState, NoiseError, DHLEN, HASHLEN, MAX_MESSAGE_LEN};
+
+/// The handshake patterns veil uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum HandshakePattern {
+    /// Mutual authentication, both static keys transmitted (links).
+    XX,
+    /// The initiator knows the responder's static key; the initiator stays
+    /// anonymous (circuit hops, with the hop's onion key).
+    NK,
+}
+
+/// Which side of the handshake this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Role {
+    /// Sends the first message.
+    Initiator,
+    /// Receives the first message.
+    Responder,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    E,
+    S,
+    EE,
+    ES,
+    SE,
+}
+
+const XX_MESSAGES: &[&[Token]] = &[
+    &[Token::E],
+    &[Token::E, Token::EE, Token::S, Token::ES],
+    &[Token::S, Token::SE],
+];
+const NK_MESSAGES: &[&[Token]] = &[&[Token::E, Token::ES], &[Token::E, Token::EE]];
+
+impl HandshakePattern {
+    fn protocol_name(self) -> &'static [u8] {
+        match self {
+            HandshakePattern::XX => b"Noise_XX_25519_ChaChaPoly_SHA256",
+            HandshakePattern::NK => b"Noise_NK_25519_ChaChaPoly_SHA256",
+        }
+    }
+
+    fn messages(self) -> &'static [&'static [Token]] {
+        match self {
+            HandshakePattern::XX => XX_MESSAGES,
+            HandshakePattern::NK => NK_MESSAGES,
+        }
+    }
+}
+
+/// The two transport ciphers and the handshake hash, after `Split()`.
+#[derive(Debug)]
+pub struct TransportKeys {
+    /// Encrypts initiator → responder.
+    pub initiator_to_responder: CipherState,
+    /// Encrypts responder → initiator.
+    pub responder_to_initiator: CipherState,
+    /// The final handshake hash, a unique name for the session (channel binding).
+    pub handshake_hash: [u8; HASHLEN],
+}
+
+/// A Noise handshake in progress. Allocation-free: messages are written to
+/// and read from caller buffers.
+pub struct HandshakeState {
+    pattern: HandshakePattern,
+    role: Role,
+    symmetric: SymmetricState,
+    local_static: Option<StaticKeypair>,
+    local_ephemeral: StaticKeypair,
+    remote_static: Option<[u8; DHLEN]>,
+    remote_ephemeral: Option<[u8; DHLEN]>,
+    /// Index of the next message in the pattern.
+    next_message: usize,
+}
+
+impl core::fmt::Debug for HandshakeState {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HandshakeState")
+            .field("pattern", &self.pattern)
+            .field("role", &self.role)
+            .field("next_message", &self.next_message)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HandshakeState {
+    /// Starts a handshake. `ephemeral_secret` is 32 bytes the caller draws
+    /// from its CSPRNG (the test vectors fix it). `XX` needs `local_static`
+    /// on both sides; `NK` needs it on the responder, and the responder's
+    /// public key as `remote_static` on the initiator.
+    pub fn new(
+        pattern: HandshakePattern,
+        role: Role,
+        prologue: &[u8],
+        local_static: Option<&StaticKeypair>,
+        ephemeral_secret: [u8; 32],
+        remote_static: Option<[u8; DHLEN]>,
+    ) -> Result<Self, NoiseError> {
+        let mut symmetric = SymmetricState::new(pattern.protocol_name());
+        symmetric.mix_hash(prologue);
+        match (pattern, role) {
+            (HandshakePattern::XX, _) => {
+                if local_static.is_none() {
+                    return Err(NoiseError::MissingKey);
+                }
+            }
+            // Pre-message `<- s`: both sides hash the responder's static key.
+            (HandshakePattern::NK, Role::Initiator) => {
+                let rs = remote_static.ok_or(NoiseError::MissingKey)?;
+                symmetric.mix_hash(&rs);
+            }
+            (HandshakePattern::NK, Role::Responder) => {
+                let s = local_static.ok_or(NoiseError::MissingKey)?;
+                symmetric.mix_hash(&s.public());
+            }
+        }
+        let mut ephemeral = ephemeral_secret;
+        let local_ephemeral = StaticKeypair::from_secret_bytes(ephemeral);
+        ephemeral.zeroize();
+        Ok(HandshakeState {
+            pattern,
+            role,
+            symmetric,
+            local_static: local_static.cloned(),
+            local_ephemeral,
+            remote_static: match role {
+                Role::Initiator => remote_static,
+                Role::Responder => None,
+            },
+            remote_ephemeral: None,
+            next_message: 0,
+        })
+    }
+
+    fn current_tokens(&self) -> Option<&'static [Token]> {
+        self.pattern.messages().get(self.next_message).copied()
+    }
+
+    /// Whether the next message is ours to write.
+    pub fn is_my_turn(&self) -> bool {
+        if self.is_complete() {
+            return false;
+        }
+        let initiator_writes = self.next_message.is_multiple_of(2);
+        initiator_writes == (self.role == Role::Initiator)
+    }
+
+    /// Whether every handshake message has been written or read.
+    pub fn is_complete(&self) -> bool {
+        self.next_message >= self.pattern.messages().len()
+    }
+
+    /// The current handshake hash.
+    pub fn handshake_hash(&self) -> [u8; HASHLEN] {
+        self.symmetric.hash()
+    }
+
+    /// The peer's static key, once transmitted (or pre-known).
+    pub fn remote_static(&self) -> Option<[u8; DHLEN]> {
+        self.remote_static
+    }
+
+    /// Exact length of the next message if it carries `payload_len` bytes.
+    pub fn next_message_len(&self, payload_len: usize) -> Option<usize> {
+        let tokens = self.current_tokens()?;
+        let mut has_key = self.symmetric.has_key();
+        let mut len = 0usize;
+        for token in tokens {
+            let token_len = match token {
+                Token::E => DHLEN,
+                Token::S => {
+                    if has_key {
+                        DHLEN.checked_add(super::TAGLEN)?
+                    } else {
+                        DHLEN
+                    }
+                }
+                Token::EE | Token::ES | Token::SE => {
+                    has_key = true;
+                    0
+                }
+            };
+            len = len.checked_add(token_len)?;
+        }
+        let payload = if has_key {
+            payload_len.checked_add(super::TAGLEN)?
+        } else {
+            payload_len
+        };
+        len.checked_add(payload)
+            .filter(|total| *total <= MAX_MESSAGE_LEN)
+    }
+
+    /// Performs a DH token: `ee`, `es` or `se`, from this side's view.
+    fn mix_dh(&mut self, token: Token) -> Result<(), NoiseError> {
+        let initiator = self.role == Role::Initiator;
+        let (local, remote) = match (token, initiator) {
+            (Token::EE, _) => (Some(&self.local_ephemeral), self.remote_ephemeral),
+            (Token::ES, true) | (Token::SE, false) => {
+                (Some(&self.local_ephemeral), self.remote_static)
+            }
+            (Token::ES, false) | (Token::SE, true) => {
+                (self.local_static.as_ref(), self.remote_ephemeral)
+            }
+            _ => return Err(NoiseError::OutOfTurn),
+        };
+        let local = local.ok_or(NoiseError::MissingKey)?;
+        let remote = remote.ok_or(NoiseError::MissingKey)?;
+        let mut shared = local.diffie_hellman(&remote)?;
+        self.symmetric.mix_key(&shared);
+        shared.zeroize();
+        Ok(())
+    }
+
+    /// Writes the next handshake message carrying `payload` into `out`;
+    /// returns its length.
+    pub fn write_message(&mut self, payload: &[u8], out: &mut [u8]) -> Result<usize, NoiseError> {
+        if !self.is_my_turn() {
+            return Err(NoiseError::OutOfTurn);
+        }
+        let total = self
+            .next_message_len(payload.len())
+            .ok_or(NoiseError::MessageTooLarge)?;
+        if out.len() < total {
+            return Err(NoiseError::BufferTooSmall);
+        }
+        let tokens = self.current_tokens().ok_or(NoiseError::OutOfTurn)?;
+        let mut at = 0usize;
+        for &token in tokens {
+            match token {
+                Token::E => {
+                    let public = self.local_ephemeral.public();
+                    let dst = slice_mut(out, at, DHLEN)?;
+                    dst.copy_from_slice(&public);
+                    self.symmetric.mix_hash(&public);
+                    at = at.checked_add(DHLEN).ok_or(NoiseError::BufferTooSmall)?;
+                }
+                Token::S => {
+                    let public = self
+                        .local_static
+                        .as_ref()
+                        .ok_or(NoiseError::MissingKey)?
+                        .public();
+                    let rest = out.get_mut(at..).ok_or(NoiseError::BufferTooSmall)?;
+                    let dst = rest.get_mut(..DHLEN).ok_or(NoiseError::BufferTooSmall)?;
+                    dst.copy_from_slice(&public);
+                    let n = self.symmetric.encrypt_and_hash(rest, DHLEN)?;
+                    at = at.checked_add(n).ok_or(NoiseError::BufferTooSmall)?;
+                }
+                dh => self.mix_dh(dh)?,
+            }
+        }
+        let rest = out.get_mut(at..).ok_or(NoiseError::BufferTooSmall)?;
+        rest.get_mut(..payload.len())
+            .ok_or(NoiseError::BufferTooSmall)?
+            .copy_from_slice(payload);
+        let n = self.symmetric.encrypt_and_hash(rest, payload.len())?;
+        at = at.checked_add(n).ok_or(NoiseError::BufferTooSmall)?;
+        self.next_message = self.next_message.saturating_add(1);
+        Ok(at)
+    }
+
+    /// Reads the next handshake message; writes its payload into
+    /// `payload_out` and returns the payload length. On error the handshake
+    /// must be abandoned.
+    pub fn read_message(
+        &mut self,
+        message: &[u8],
+        payload_out: &mut [u8],
+    ) -> Result<usize, NoiseError> {
+        if self.is_complete() || self.is_my_turn() {
+            return Err(NoiseError::OutOfTurn);
+        }
+        if message.len() > MAX_MESSAGE_LEN {
+            return Err(NoiseError::MessageTooLarge);
+        }
+        let tokens = self.current_tokens().ok_or(NoiseError::OutOfTurn)?;
+        let mut rest = message;
+        for &token in tokens {
+            match token {
+                Token::E => {
+                    let (e, tail) = rest
+                        .split_first_chunk::<DHLEN>()
+                        .ok_or(NoiseError::BadMessageLength)?;
+                    self.remote_ephemeral = Some(*e);
+                    self.symmetric.mix_hash(e);
+                    rest = tail;
+                }
+                Token::S => {
+                    let len = self
+                        .symmetric
+                        .sealed_len(DHLEN)
+                        .ok_or(NoiseError::BadMessageLength)?;
+                    let (sealed, tail) = rest
+                        .split_at_checked(len)
+                        .ok_or(NoiseError::BadMessageLength)?;
+                    let mut buf = [0u8; DHLEN + super::TAGLEN];
+                    let buf = buf.get_mut(..len).ok_or(NoiseError::BadMessageLength)?;
+                    buf.copy_from_slice(sealed);
+                    let n = self.symmetric.decrypt_and_hash(buf)?;
+                    let key: [u8; DHLEN] = buf
+                        .get(..n)
+                        .and_then(|k| k.try_into().ok())
+                        .ok_or(NoiseError::BadMessageLength)?;
+                    self.remote_static = Some(key);
+                    rest = tail;
+                }
+                dh => self.mix_dh(dh)?,
+            }
+        }
+        let out = payload_out
+            .get_mut(..rest.len())
+            .ok_or(NoiseError::BadMessageLength)?;
+        out.copy_from_slice(rest);
+        let n = self.symmetric.decrypt_and_hash(out)?;
+        self.next_message = self.next_message.saturating_add(1);
+        Ok(n)
+    }
+
+    /// After the last message: the transport ciphers.
+    pub fn split(self) -> Result<TransportKeys, NoiseError> {
+        if !self.is_complete() {
+            return Err(NoiseError::NotComplete);
+        }
+        let (initiator_to_responder, responder_to_initiator) = self.symmetric.split();
+        Ok(TransportKeys {
+            initiator_to_responder,
+            responder_to_initiator,
+            handshake_hash: self.symmetric.hash(),
+        })
+    }
+}
+
+fn slice_mut(buf: &mut [u8], at: usize, len: usize) -> Result<&mut [u8], NoiseError> {
+    let end = at.checked_add(len).ok_or(NoiseError::BufferTooSmall)?;
+    buf.get_mut(at..end).ok_or(NoiseError::BufferTooSmall)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn xx_pair() -> (HandshakeState, HandshakeState) {
+        let a = StaticKeypair::from_secret_bytes([1; 32]);
+        let b = StaticKeypair::from_secret_bytes([2; 32]);
+        (
+            HandshakeState::new(
+                HandshakePattern::XX,
+                Role::Initiator,
+                b"p",
+                Some(&a),
+                [3; 32],
+                None,
+            )
+            .unwrap(),
+            HandshakeState::new(
+                HandshakePattern::XX,
+                Role::Responder,
+                b"p",
+                Some(&b),
+                [4; 32],
+                None,
+            )
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn xx_completes_and_both_sides_agree() {
+        let (mut i, mut r) = xx_pair();
+        let mut msg = [0u8; 200];
+        let mut payload = [0u8; 200];
+        assert_eq!(i.next_message_len(0), Some(32));
+        let n = i.write_message(b"", &mut msg).unwrap();
+        assert_eq!(n, 32);
+        assert_eq!(r.next_message_len(0), Some(32));
+        r.read_message(&msg[..n], &mut payload).unwrap();
+        let n = r.write_message(b"two", &mut msg).unwrap();
+        assert_eq!(n, 32 + 48 + 3 + 16);
+        assert_eq!(i.read_message(&msg[..n], &mut payload).unwrap(), 3);
+        let n = i.write_message(b"three", &mut msg).unwrap();
+        assert_eq!(r.read_message(&msg[..n], &mut payload).unwrap(), 5);
+        assert!(i.is_complete() && r.is_complete());
+        assert_eq!(i.handshake_hash(), r.handshake_hash());
+        assert_eq!(
+            i.remote_static(),
+            Some(StaticKeypair::from_secret_bytes([2; 32]).public())
+        );
+        let ki = i.split().unwrap();
+        let mut kr = r.split().unwrap();
+        let mut ki = ki;
+        let mut buf = [0u8; 32];
+        buf[..4].copy_from_slice(b"data");
+        let n = ki
+            .initiator_to_responder
+            .encrypt_in_place(&[], &mut buf, 4)
+            .unwrap();
+        assert_eq!(
+            kr.initiator_to_responder
+                .decrypt_in_place(&[], &mut buf[..n]),
+            Ok(4)
+        );
+    }
+
+    #[test]
+    fn tampered_message_is_rejected_and_turns_are_enforced() {
+        let (mut i, mut r) = xx_pair();
+        let mut msg = [0u8; 200];
+        let mut payload = [0u8; 200];
+        assert_eq!(r.write_message(b"", &mut msg), Err(NoiseError::OutOfTurn));
+        let n = i.write_message(b"", &mut msg).unwrap();
+        r.read_message(&msg[..n], &mut payload).unwrap();
+        let n = r.write_message(b"x", &mut msg).unwrap();
+        msg[40] ^= 1;
+        assert_eq!(
+            i.read_message(&msg[..n], &mut payload),
+            Err(NoiseError::DecryptFailed)
+        );
+        assert!(matches!(i.split(), Err(NoiseError::NotComplete)));
+    }
+
+    #[test]
+    fn a_low_order_ephemeral_key_is_refused() {
+        let (_, mut r) = xx_pair();
+        let (mut i2, _) = xx_pair();
+        let mut msg = [0u8; 200];
+        let mut payload = [0u8; 200];
+        // Message 1 with the identity point (all zeros) as `e`.
+        r.read_message(&[0u8; 32], &mut payload).unwrap();
+        assert_eq!(
+            r.write_message(b"", &mut msg),
+            Err(NoiseError::WeakPublicKey)
+        );
+        let _ = i2.write_message(b"", &mut msg);
+    }
+
+    #[test]
+    fn short_buffers_and_messages_are_errors_not_panics() {
+        let (mut i, mut r) = xx_pair();
+        let mut tiny = [0u8; 8];
+        assert_eq!(
+            i.write_message(b"", &mut tiny),
+            Err(NoiseError::BufferTooSmall)
+        );
+        let mut payload = [0u8; 8];
+        assert_eq!(
+            r.read_message(&[1, 2, 3], &mut payload),
+            Err(NoiseError::BadMessageLength)
+        );
+    }
+
+    #[test]
+    fn nk_needs_the_responder_key() {
+        assert!(matches!(
+            HandshakeState::new(
+                HandshakePattern::NK,
+                Role::Initiator,
+                b"",
+                None,
+                [1; 32],
+                None
+            ),
+            Err(NoiseError::MissingKey)
+        ));
+        assert!(matches!(
+            HandshakeState::new(
+                HandshakePattern::XX,
+                Role::Initiator,
+                b"",
+                None,
+                [1; 32],
+                None
+            ),
+            Err(NoiseError::MissingKey)
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn read_message_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let (_, mut r) = xx_pair();
+            let mut payload = [0u8; 512];
+            let _ = r.read_message(&bytes, &mut payload);
+            let (mut i, _) = xx_pair();
+            let mut out = [0u8; 64];
+            i.write_message(b"", &mut out).unwrap();
+            let _ = i.read_message(&bytes, &mut payload);
+        }
+    }
+}

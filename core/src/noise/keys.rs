@@ -1,0 +1,47 @@
+//! X25519 key pairs and the Diffie-Hellman function Noise uses.
+
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::ZeroizeOnDrop;
+
+use super::{NoiseError, DHLEN};
+
+/// An X25519 key pair: a node's Noise static key, or an ephemeral key.
+/// The secret is wiped when the pair is dropped.
+#[derive(Clone, ZeroizeOnDrop)]
+pub struct StaticKeypair {
+    secret: StaticSecret,
+    #[zeroize(skip)]
+    public: [u8; DHLEN],
+}
+
+impl core::fmt::Debug for StaticKeypair {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("StaticKeypair")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StaticKeypair {
+    /// The key pair for a 32-byte secret (clamped by X25519 as usual).
+    pub fn from_secret_bytes(secret: [u8; DHLEN]) -> Self {
+        let secret = StaticSecret::from(secret);
+        let public = PublicKey::from(&secret).to_bytes();
+        StaticKeypair { secret, public }
+    }
+
+    /// The public key.
+    pub fn public(&self) -> [u8; DHLEN] {
+        self.public
+    }
+
+    /// `DH(self, remote)`, refusing a low-order `remote` whose shared
+    /// secret is all zeros.
+    pub(crate) fn diffie_hellman(&self, remote: &[u8; DHLEN]) -> Result<[u8; DHLEN], NoiseError> {
+        let shared = self.secret.diffie_hellman(&PublicKey::from(*remote));
+        if !shared.was_contributory() {
+            return Err(NoiseError::WeakPublicKey);
+        }
+        Ok(shared.to_bytes())
+    }
+}

@@ -1,0 +1,545 @@
+//! The simulated network: a clock, stream wires between nodes, and a queue
+//! of scheduled happenings processed in time order.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use sha2::{Digest, Sha256};
+use veil_core::identity::{Identity, NodeId};
+use veil_core::link::{Cell, LinkRole};
+use veil_core::node::{Event, LinkId, Node, NodeConfig, SendCellError};
+use veil_core::time::{Duration, Instant};
+
+use crate::conditions::StreamConditions;
+use crate::sim_node::{NodeIndex, SimNode};
+
+/// Names a simulated connection between two nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WireId(pub usize);
+
+/// One direction of a wire. `Forward` is from the dialling node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Direction {
+    /// From the node that dialled to the node that accepted.
+    Forward,
+    /// From the node that accepted to the node that dialled.
+    Backward,
+}
+
+impl Direction {
+    fn index(self) -> usize {
+        match self {
+            Direction::Forward => 0,
+            Direction::Backward => 1,
+        }
+    }
+}
+
+/// Mutates bytes in flight: `(stream offset of the first byte, bytes)`.
+pub type Tamper = Box<dyn FnMut(u64, &mut [u8])>;
+
+struct Wire {
+    /// `ends[0]` dialled, `ends[1]` accepted.
+    ends: [(NodeIndex, LinkId); 2],
+    conditions: StreamConditions,
+    open: [bool; 2],
+    silenced: [bool; 2],
+    tamper: [Option<Tamper>; 2],
+    last_arrival: [Instant; 2],
+    /// Bytes that reached the receiver but that it has not consumed yet.
+    backlog: [VecDeque<u8>; 2],
+    sent: [u64; 2],
+}
+
+enum Happening {
+    Deliver {
+        wire: WireId,
+        dir: Direction,
+        bytes: Vec<u8>,
+    },
+    Timer {
+        node: NodeIndex,
+    },
+    TransportClosed {
+        node: NodeIndex,
+        link: LinkId,
+    },
+}
+
+struct Scheduled {
+    at: Instant,
+    seq: u64,
+    what: Happening,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// A deterministic simulated network of veil nodes.
+pub struct Sim {
+    nodes: Vec<SimNode>,
+    wires: Vec<Wire>,
+    by_link: HashMap<(NodeIndex, LinkId), (WireId, usize)>,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    now: Instant,
+    seq: u64,
+    rng: ChaCha20Rng,
+    transcript: Sha256,
+    steps: u64,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("now", &self.now)
+            .field("nodes", &self.nodes.len())
+            .field("wires", &self.wires.len())
+            .finish()
+    }
+}
+
+/// Largest single transmit the simulator asks a node for.
+const TRANSMIT_BUFFER: usize = 16 * 1024 + 64;
+
+impl Sim {
+    /// An empty network whose every random choice comes from `seed`.
+    pub fn new(seed: u64) -> Self {
+        let mut seed_bytes = [0u8; 32];
+        seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        Sim {
+            nodes: Vec::new(),
+            wires: Vec::new(),
+            by_link: HashMap::new(),
+            queue: BinaryHeap::new(),
+            now: Instant::from_millis(1_000),
+            seq: 0,
+            rng: ChaCha20Rng::from_seed(seed_bytes),
+            transcript: Sha256::new(),
+            steps: 0,
+        }
+    }
+
+    /// The simulated time.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Adds a node with `links` link slots; its identity and seed come from
+    /// the simulation seed.
+    pub fn add_node(&mut self, config: NodeConfig, links: usize) -> NodeIndex {
+        let mut secret = [0u8; 32];
+        self.rng.fill_bytes(&mut secret);
+        let mut seed = [0u8; 32];
+        self.rng.fill_bytes(&mut seed);
+        let core = Node::new(
+            config,
+            Identity::from_secret_bytes(secret),
+            seed,
+            SimNode::link_storage(links),
+        );
+        self.nodes.push(SimNode::new(core));
+        self.nodes.len() - 1
+    }
+
+    /// The node at `index`.
+    pub fn node(&self, index: NodeIndex) -> &SimNode {
+        &self.nodes[index]
+    }
+
+    /// The id of the node at `index`.
+    pub fn node_id(&self, index: NodeIndex) -> NodeId {
+        self.nodes[index].core.node_id()
+    }
+
+    /// `from` dials `to`, expecting `to`'s identity.
+    pub fn connect(
+        &mut self,
+        from: NodeIndex,
+        to: NodeIndex,
+        conditions: StreamConditions,
+    ) -> WireId {
+        let expected = self.node_id(to);
+        self.connect_expecting(from, to, Some(expected), conditions)
+    }
+
+    /// `from` dials `to`, expecting `expected` (or anyone, with `None`).
+    pub fn connect_expecting(
+        &mut self,
+        from: NodeIndex,
+        to: NodeIndex,
+        expected: Option<NodeId>,
+        conditions: StreamConditions,
+    ) -> WireId {
+        let now = self.now;
+        let a = self.nodes[from]
+            .core
+            .open_link(now, LinkRole::Initiator, expected)
+            .expect("dialling node has a free link slot");
+        let b = self.nodes[to]
+            .core
+            .open_link(now, LinkRole::Responder, None)
+            .expect("accepting node has a free link slot");
+        let id = WireId(self.wires.len());
+        self.wires.push(Wire {
+            ends: [(from, a), (to, b)],
+            conditions,
+            open: [true, true],
+            silenced: [false, false],
+            tamper: [None, None],
+            last_arrival: [now, now],
+            backlog: [VecDeque::new(), VecDeque::new()],
+            sent: [0, 0],
+        });
+        self.by_link.insert((from, a), (id, 0));
+        self.by_link.insert((to, b), (id, 1));
+        self.pump(from);
+        self.pump(to);
+        id
+    }
+
+    /// The node and link at one end of a wire (`Forward` = the dialler's).
+    pub fn end(&self, wire: WireId, dir: Direction) -> (NodeIndex, LinkId) {
+        self.wires[wire.0].ends[dir.index()]
+    }
+
+    /// Opens an inbound link on `node` with nobody behind it: a half-open
+    /// connection as a flooding attacker makes.
+    pub fn open_half_open(&mut self, node: NodeIndex) -> Option<LinkId> {
+        let now = self.now;
+        let link = self.nodes[node]
+            .core
+            .open_link(now, LinkRole::Responder, None)
+            .ok();
+        self.pump(node);
+        link
+    }
+
+    /// Opens an outbound link on `node` to nobody, to probe the link table.
+    pub fn try_dial(&mut self, node: NodeIndex) -> Result<LinkId, veil_core::node::OpenLinkError> {
+        let now = self.now;
+        let link = self.nodes[node]
+            .core
+            .open_link(now, LinkRole::Initiator, None);
+        self.pump(node);
+        link
+    }
+
+    /// Feeds raw bytes into a link as if they came from the network.
+    pub fn inject(&mut self, node: NodeIndex, link: LinkId, bytes: &[u8]) {
+        let now = self.now;
+        let _ = self.nodes[node].core.handle_data(now, link, bytes);
+        self.pump(node);
+    }
+
+    /// Queues a cell on a node's link and lets it transmit.
+    pub fn send_cell(
+        &mut self,
+        node: NodeIndex,
+        link: LinkId,
+        cell: &Cell,
+    ) -> Result<(), SendCellError> {
+        let now = self.now;
+        let result = self.nodes[node].core.send_cell(now, link, cell);
+        self.pump(node);
+        result
+    }
+
+    /// Closes a node's link (it sends a `Close` frame if established).
+    pub fn close_link(
+        &mut self,
+        node: NodeIndex,
+        link: LinkId,
+        reason: veil_core::link::CloseReason,
+    ) {
+        let now = self.now;
+        let _ = self.nodes[node].core.close_link(now, link, reason);
+        self.pump(node);
+    }
+
+    /// Stops delivering one direction of a wire: the sender's bytes vanish
+    /// as if the peer froze while its TCP connection stayed up.
+    pub fn silence(&mut self, wire: WireId, dir: Direction) {
+        self.wires[wire.0].silenced[dir.index()] = true;
+    }
+
+    /// Mutates bytes in flight in one direction.
+    pub fn tamper(&mut self, wire: WireId, dir: Direction, f: Tamper) {
+        self.wires[wire.0].tamper[dir.index()] = Some(f);
+    }
+
+    /// Cuts a wire: both ends see their transport close.
+    pub fn cut(&mut self, wire: WireId) {
+        let ends = self.wires[wire.0].ends;
+        self.wires[wire.0].open = [false, false];
+        for (node, link) in ends {
+            let now = self.now;
+            let _ = self.nodes[node].core.handle_transport_closed(now, link);
+            self.pump(node);
+        }
+    }
+
+    /// SHA-256 over every byte every node transmitted, with who and when.
+    /// Two runs with the same seed and inputs must agree.
+    pub fn transcript_digest(&self) -> [u8; 32] {
+        self.transcript.clone().finalize().into()
+    }
+
+    /// Runs the network for `d` of simulated time.
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now.saturating_add(d);
+        self.run_until(until);
+    }
+
+    /// Processes every happening scheduled up to `until`, then sets the clock to it.
+    pub fn run_until(&mut self, until: Instant) {
+        while let Some(Reverse(next)) = self.queue.peek() {
+            if next.at > until {
+                break;
+            }
+            let Some(Reverse(next)) = self.queue.pop() else {
+                break;
+            };
+            self.steps += 1;
+            assert!(
+                self.steps < 50_000_000,
+                "simulation ran away: too many steps"
+            );
+            self.now = next.at.max(self.now);
+            self.process(next.what);
+        }
+        self.now = until.max(self.now);
+    }
+
+    /// Runs until `done` holds, checking after every happening, for at most `limit`.
+    /// Returns whether `done` held.
+    pub fn run_until_true(&mut self, limit: Duration, mut done: impl FnMut(&Sim) -> bool) -> bool {
+        let until = self.now.saturating_add(limit);
+        while !done(self) {
+            let Some(Reverse(next)) = self.queue.peek() else {
+                return false;
+            };
+            if next.at > until {
+                self.now = until;
+                return false;
+            }
+            let Some(Reverse(next)) = self.queue.pop() else {
+                return false;
+            };
+            self.steps += 1;
+            self.now = next.at.max(self.now);
+            self.process(next.what);
+        }
+        true
+    }
+
+    fn schedule(&mut self, at: Instant, what: Happening) {
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled {
+            at,
+            seq: self.seq,
+            what,
+        }));
+    }
+
+    fn process(&mut self, what: Happening) {
+        let now = self.now;
+        match what {
+            Happening::Deliver { wire, dir, bytes } => {
+                let w = &mut self.wires[wire.0];
+                let receiver = 1 - dir.index();
+                if !w.open[receiver] {
+                    return;
+                }
+                w.backlog[dir.index()].extend(bytes);
+                let node = w.ends[receiver].0;
+                self.feed_backlog(wire, dir);
+                self.pump(node);
+            }
+            Happening::Timer { node } => {
+                self.nodes[node].scheduled_timeout = None;
+                if self.nodes[node]
+                    .core
+                    .poll_timeout()
+                    .is_some_and(|t| t <= now)
+                {
+                    self.nodes[node].core.handle_timeout(now);
+                }
+                self.pump(node);
+            }
+            Happening::TransportClosed { node, link } => {
+                let _ = self.nodes[node].core.handle_transport_closed(now, link);
+                self.pump(node);
+            }
+        }
+    }
+
+    /// Offers the receiver everything waiting on one direction of a wire.
+    fn feed_backlog(&mut self, wire: WireId, dir: Direction) -> bool {
+        let now = self.now;
+        let w = &mut self.wires[wire.0];
+        let (node, link) = w.ends[1 - dir.index()];
+        let backlog = &mut w.backlog[dir.index()];
+        if backlog.is_empty() {
+            return false;
+        }
+        let data: Vec<u8> = backlog.iter().copied().collect();
+        let consumed = self.nodes[node]
+            .core
+            .handle_data(now, link, &data)
+            .unwrap_or(data.len());
+        self.wires[wire.0].backlog[dir.index()].drain(..consumed);
+        consumed > 0
+    }
+
+    /// Drains a node's outputs until it is quiet: transmits onto wires,
+    /// events into its log, then reschedules its timer.
+    fn pump(&mut self, node: NodeIndex) {
+        let mut buf = vec![0u8; TRANSMIT_BUFFER];
+        loop {
+            let mut progressed = false;
+            let now = self.now;
+            while let Some(t) = self.nodes[node].core.poll_transmit(now, &mut buf) {
+                self.transmit(node, t.link, &buf[..t.len]);
+                progressed = true;
+            }
+            while let Some(event) = self.nodes[node].core.poll_event() {
+                if let Event::LinkClosed { link, .. } = &event {
+                    self.on_link_closed(node, *link);
+                }
+                self.nodes[node].events.push((now, event));
+                progressed = true;
+            }
+            // Events drained: input held back for lack of room can go in now.
+            let waiting: Vec<(WireId, Direction)> = self
+                .by_link
+                .iter()
+                .filter(|((n, _), _)| *n == node)
+                .map(|(_, &(wire, side))| {
+                    (
+                        wire,
+                        if side == 0 {
+                            Direction::Backward
+                        } else {
+                            Direction::Forward
+                        },
+                    )
+                })
+                .filter(|(wire, dir)| !self.wires[wire.0].backlog[dir.index()].is_empty())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            for (wire, dir) in waiting {
+                progressed |= self.feed_backlog(wire, dir);
+            }
+            if !progressed {
+                break;
+            }
+        }
+        let deadline = self.nodes[node].core.poll_timeout();
+        if let Some(at) = deadline {
+            if self.nodes[node].scheduled_timeout != Some(at) {
+                self.nodes[node].scheduled_timeout = Some(at);
+                let at = at.max(self.now);
+                self.schedule(at, Happening::Timer { node });
+            }
+        }
+    }
+
+    fn transmit(&mut self, node: NodeIndex, link: LinkId, bytes: &[u8]) {
+        self.nodes[node].bytes_sent += bytes.len() as u64;
+        self.transcript.update(self.now.as_micros().to_be_bytes());
+        self.transcript.update((node as u64).to_be_bytes());
+        self.transcript.update(link.to_u32().to_be_bytes());
+        self.transcript.update((bytes.len() as u64).to_be_bytes());
+        self.transcript.update(bytes);
+        let Some(&(wire, side)) = self.by_link.get(&(node, link)) else {
+            return;
+        };
+        let dir = if side == 0 {
+            Direction::Forward
+        } else {
+            Direction::Backward
+        };
+        let w = &mut self.wires[wire.0];
+        if !w.open[side] || w.silenced[dir.index()] {
+            return;
+        }
+        let mut bytes = bytes.to_vec();
+        let offset = w.sent[dir.index()];
+        w.sent[dir.index()] += bytes.len() as u64;
+        if let Some(tamper) = w.tamper[dir.index()].as_mut() {
+            tamper(offset, &mut bytes);
+        }
+        let conditions = w.conditions;
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            let take = if conditions.max_chunk >= rest.len() {
+                rest.len()
+            } else {
+                1 + (self.rng.next_u64() % conditions.max_chunk as u64) as usize
+            };
+            let (chunk, tail) = rest.split_at(take);
+            rest = tail;
+            let jitter = match conditions.jitter.as_micros() {
+                0 => 0,
+                j => self.rng.next_u64() % j,
+            };
+            let w = &mut self.wires[wire.0];
+            let at = self
+                .now
+                .saturating_add(conditions.latency)
+                .saturating_add(Duration::from_micros(jitter))
+                .max(w.last_arrival[dir.index()]);
+            w.last_arrival[dir.index()] = at;
+            self.schedule(
+                at,
+                Happening::Deliver {
+                    wire,
+                    dir,
+                    bytes: chunk.to_vec(),
+                },
+            );
+        }
+    }
+
+    fn on_link_closed(&mut self, node: NodeIndex, link: LinkId) {
+        let Some((wire, side)) = self.by_link.remove(&(node, link)) else {
+            return;
+        };
+        let w = &mut self.wires[wire.0];
+        w.open[side] = false;
+        let other = 1 - side;
+        if w.open[other] {
+            // Like a TCP FIN: the other end learns after the bytes in flight.
+            let (peer, peer_link) = w.ends[other];
+            let dir = if side == 0 { 0 } else { 1 };
+            let at = self
+                .now
+                .saturating_add(w.conditions.latency)
+                .max(w.last_arrival[dir]);
+            self.schedule(
+                at,
+                Happening::TransportClosed {
+                    node: peer,
+                    link: peer_link,
+                },
+            );
+        }
+    }
+}

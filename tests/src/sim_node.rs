@@ -1,0 +1,46 @@
+//! A node inside the simulator, with everything it emitted recorded.
+
+use veil_core::node::{Event, LinkSlot, Node};
+use veil_core::time::Instant;
+
+/// Receive buffer per link in simulated nodes: a 16 KiB message and its prefix.
+pub const SIM_RX: usize = 16 * 1024 + 2;
+/// Cells that can wait per link.
+pub const SIM_TXQ: usize = 64;
+/// Events that can wait.
+pub const SIM_EVENTS: usize = 64;
+
+/// The core node type the simulator runs.
+pub type SimNodeCore = Node<Box<[LinkSlot<SIM_RX, SIM_TXQ>]>, SIM_RX, SIM_TXQ, SIM_EVENTS>;
+
+/// Index of a node in a [`Sim`](crate::Sim).
+pub type NodeIndex = usize;
+
+/// A simulated node and its record.
+#[derive(Debug)]
+pub struct SimNode {
+    /// The state machine under test.
+    pub core: SimNodeCore,
+    /// Every event it raised, with the time it was polled.
+    pub events: Vec<(Instant, Event)>,
+    /// Bytes it wrote to the network.
+    pub bytes_sent: u64,
+    pub(crate) scheduled_timeout: Option<Instant>,
+}
+
+impl SimNode {
+    pub(crate) fn new(core: SimNodeCore) -> Self {
+        SimNode {
+            core,
+            events: Vec::new(),
+            bytes_sent: 0,
+            scheduled_timeout: None,
+        }
+    }
+
+    /// Builds the link table storage on the heap, one slot at a time, so
+    /// that a large table never sits on the stack.
+    pub fn link_storage(links: usize) -> Box<[LinkSlot<SIM_RX, SIM_TXQ>]> {
+        (0..links).map(|_| LinkSlot::new()).collect()
+    }
+}

@@ -1,0 +1,47 @@
+//! Helpers shared by the multi-node tests.
+#![allow(dead_code)]
+
+use veil_core::identity::NodeId;
+use veil_core::link::{Cell, CloseReason, ClosedBy, CELL_LEN};
+use veil_core::node::{Event, LinkId};
+use veil_sim::{NodeIndex, Sim};
+
+/// A cell whose first 8 bytes carry `n` and the rest a pattern derived from it.
+pub fn numbered_cell(n: u64) -> Cell {
+    let mut cell = [0u8; CELL_LEN];
+    cell[..8].copy_from_slice(&n.to_be_bytes());
+    for (i, b) in cell[8..].iter_mut().enumerate() {
+        *b = (n as u8).wrapping_mul(31).wrapping_add(i as u8);
+    }
+    cell
+}
+
+pub fn established_peer(sim: &Sim, node: NodeIndex, link: LinkId) -> Option<NodeId> {
+    sim.node(node).events.iter().find_map(|(_, e)| match e {
+        Event::LinkEstablished { link: l, peer, .. } if *l == link => Some(*peer),
+        _ => None,
+    })
+}
+
+pub fn closed(sim: &Sim, node: NodeIndex, link: LinkId) -> Option<(CloseReason, ClosedBy)> {
+    sim.node(node).events.iter().find_map(|(_, e)| match e {
+        Event::LinkClosed {
+            link: l,
+            reason,
+            by,
+            ..
+        } if *l == link => Some((*reason, *by)),
+        _ => None,
+    })
+}
+
+pub fn cells_received(sim: &Sim, node: NodeIndex, link: LinkId) -> Vec<Cell> {
+    sim.node(node)
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::CellReceived { link: l, cell } if *l == link => Some(*cell),
+            _ => None,
+        })
+        .collect()
+}

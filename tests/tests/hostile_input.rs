@@ -1,0 +1,290 @@
+//! Hostile input against the link layer: each attack gets a typed close
+//! reason, only the attacked link suffers, and the node's memory is the
+//! fixed table it was built with.
+
+mod common;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use common::*;
+use veil_core::link::{CloseReason, ClosedBy, LinkPhase};
+use veil_core::node::{Event, LinkId, NodeConfig, OpenLinkError};
+use veil_core::time::Duration;
+use veil_sim::{Direction, Sim, StreamConditions};
+
+fn config() -> NodeConfig {
+    NodeConfig::default()
+}
+
+/// A node with one healthy established link to a witness, for checking
+/// that attacks on other links leave it alone.
+fn with_witness(seed: u64, cfg: NodeConfig, links: usize) -> (Sim, usize, usize, LinkId, LinkId) {
+    let mut sim = Sim::new(seed);
+    let target = sim.add_node(cfg, links);
+    let witness = sim.add_node(cfg, 4);
+    let wire = sim.connect(witness, target, StreamConditions::LAN);
+    let (_, lw) = sim.end(wire, Direction::Forward);
+    let (_, lt) = sim.end(wire, Direction::Backward);
+    sim.run_for(Duration::from_millis(100));
+    assert!(established_peer(&sim, target, lt).is_some());
+    (sim, target, witness, lt, lw)
+}
+
+fn witness_still_works(
+    sim: &mut Sim,
+    target: usize,
+    witness: usize,
+    lt: LinkId,
+    lw: LinkId,
+    n: u64,
+) {
+    sim.send_cell(witness, lw, &numbered_cell(n))
+        .expect("witness link still open");
+    sim.send_cell(target, lt, &numbered_cell(n))
+        .expect("target side still open");
+    sim.run_for(Duration::from_millis(50));
+    assert_eq!(
+        cells_received(sim, target, lt).last(),
+        Some(&numbered_cell(n))
+    );
+    assert_eq!(
+        cells_received(sim, witness, lw).last(),
+        Some(&numbered_cell(n))
+    );
+    assert_eq!(closed(sim, target, lt), None);
+}
+
+#[test]
+fn garbage_instead_of_a_handshake_is_a_protocol_violation() {
+    let (mut sim, target, witness, lt, lw) = with_witness(10, config(), 8);
+    let attacker = sim.open_half_open(target).unwrap();
+    sim.inject(target, attacker, b"GET / HTTP/1.1\r\nHost: example\r\n\r\n");
+    assert_eq!(
+        closed(&sim, target, attacker),
+        Some((CloseReason::ProtocolViolation, ClosedBy::Local))
+    );
+    witness_still_works(&mut sim, target, witness, lt, lw, 1);
+}
+
+#[test]
+fn a_correctly_sized_but_bogus_first_message_then_a_bad_second_is_refused() {
+    let (mut sim, target, witness, lt, lw) = with_witness(11, config(), 8);
+    let attacker = sim.open_half_open(target).unwrap();
+    // A well-formed message 1 (any 32 bytes is a valid X25519 point encoding).
+    let mut m1 = vec![0u8, 32];
+    m1.extend_from_slice(&[7u8; 32]);
+    sim.inject(target, attacker, &m1);
+    assert_eq!(
+        sim.node(target).core.link_info(attacker).unwrap().phase,
+        LinkPhase::Handshaking
+    );
+    // Message 3 of the right length but forged: authentication fails.
+    let mut m3 = vec![0u8, 164];
+    m3.extend_from_slice(&[9u8; 164]);
+    sim.inject(target, attacker, &m3);
+    assert_eq!(
+        closed(&sim, target, attacker),
+        Some((CloseReason::AuthenticationFailed, ClosedBy::Local))
+    );
+    witness_still_works(&mut sim, target, witness, lt, lw, 2);
+}
+
+#[test]
+fn truncated_handshake_then_disconnect_leaves_no_trace() {
+    let (mut sim, target, witness, lt, lw) = with_witness(12, config(), 8);
+    let attacker = sim.open_half_open(target).unwrap();
+    sim.inject(target, attacker, &[0, 32, 1, 2, 3]);
+    assert_eq!(closed(&sim, target, attacker), None);
+    // The attacker goes quiet mid-message.
+    sim.run_for(Duration::from_secs(11));
+    assert_eq!(
+        closed(&sim, target, attacker),
+        Some((CloseReason::HandshakeTimeout, ClosedBy::Local))
+    );
+    witness_still_works(&mut sim, target, witness, lt, lw, 3);
+}
+
+/// Records every byte one direction of a wire carries.
+fn record(sim: &mut Sim, wire: veil_sim::WireId, dir: Direction) -> Rc<RefCell<Vec<u8>>> {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let sink = log.clone();
+    sim.tamper(
+        wire,
+        dir,
+        Box::new(move |_, bytes| sink.borrow_mut().extend_from_slice(bytes)),
+    );
+    log
+}
+
+/// Splits a recorded stream into its length-prefixed messages.
+fn messages(stream: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut rest = stream;
+    while rest.len() >= 2 {
+        let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+        if rest.len() < 2 + len {
+            break;
+        }
+        out.push(rest[..2 + len].to_vec());
+        rest = &rest[2 + len..];
+    }
+    out
+}
+
+#[test]
+fn a_replayed_transport_message_is_rejected() {
+    let mut sim = Sim::new(13);
+    let a = sim.add_node(config(), 4);
+    let b = sim.add_node(config(), 4);
+    let wire = sim.connect(a, b, StreamConditions::LAN);
+    let log = record(&mut sim, wire, Direction::Forward);
+    let (_, la) = sim.end(wire, Direction::Forward);
+    let (_, lb) = sim.end(wire, Direction::Backward);
+    sim.run_for(Duration::from_millis(100));
+    sim.send_cell(a, la, &numbered_cell(1)).unwrap();
+    sim.run_for(Duration::from_millis(100));
+    assert_eq!(cells_received(&sim, b, lb).len(), 1);
+    let recorded = messages(&log.borrow());
+    let last = recorded.last().unwrap().clone();
+    sim.inject(b, lb, &last);
+    assert_eq!(
+        closed(&sim, b, lb),
+        Some((CloseReason::AuthenticationFailed, ClosedBy::Local))
+    );
+    assert_eq!(
+        cells_received(&sim, b, lb).len(),
+        1,
+        "the replay delivered nothing"
+    );
+}
+
+#[test]
+fn reordered_transport_messages_are_rejected() {
+    let mut sim = Sim::new(14);
+    let a = sim.add_node(config(), 4);
+    let b = sim.add_node(config(), 4);
+    let wire = sim.connect(a, b, StreamConditions::LAN);
+    let log = record(&mut sim, wire, Direction::Forward);
+    let (_, la) = sim.end(wire, Direction::Forward);
+    let (_, lb) = sim.end(wire, Direction::Backward);
+    sim.run_for(Duration::from_millis(100));
+    let before = messages(&log.borrow()).len();
+    // Hold a's next two messages back, then deliver them swapped.
+    sim.silence(wire, Direction::Forward);
+    sim.send_cell(a, la, &numbered_cell(1)).unwrap();
+    sim.run_for(Duration::from_millis(10));
+    sim.send_cell(a, la, &numbered_cell(2)).unwrap();
+    sim.run_for(Duration::from_millis(10));
+    let msgs = messages(&log.borrow());
+    assert_eq!(msgs.len(), before + 2);
+    sim.inject(b, lb, &msgs[before + 1]);
+    assert_eq!(
+        closed(&sim, b, lb),
+        Some((CloseReason::AuthenticationFailed, ClosedBy::Local))
+    );
+    assert!(cells_received(&sim, b, lb).is_empty());
+}
+
+#[test]
+fn an_oversized_length_is_refused_before_buffering() {
+    let mut cfg = config();
+    cfg.max_message_len = 2_000;
+    let mut sim = Sim::new(15);
+    let a = sim.add_node(cfg, 4);
+    let b = sim.add_node(cfg, 4);
+    let wire = sim.connect(a, b, StreamConditions::LAN);
+    let (_, lb) = sim.end(wire, Direction::Backward);
+    sim.run_for(Duration::from_millis(100));
+    assert!(established_peer(&sim, b, lb).is_some());
+    sim.inject(b, lb, &[0xff, 0xff]);
+    assert_eq!(
+        closed(&sim, b, lb),
+        Some((CloseReason::MessageTooLarge, ClosedBy::Local))
+    );
+}
+
+#[test]
+fn a_message_that_is_too_short_to_hold_a_frame_is_refused() {
+    let mut sim = Sim::new(16);
+    let a = sim.add_node(config(), 4);
+    let b = sim.add_node(config(), 4);
+    let wire = sim.connect(a, b, StreamConditions::LAN);
+    let (_, lb) = sim.end(wire, Direction::Backward);
+    sim.run_for(Duration::from_millis(100));
+    sim.inject(b, lb, &[0, 3, 1, 2, 3]);
+    assert_eq!(
+        closed(&sim, b, lb),
+        Some((CloseReason::ProtocolViolation, ClosedBy::Local))
+    );
+}
+
+#[test]
+fn a_flood_of_half_open_handshakes_never_displaces_established_links() {
+    let mut cfg = config();
+    cfg.max_half_open = 4;
+    let (mut sim, target, witness, lt, lw) = with_witness(17, cfg, 8);
+    let capacity = sim.node(target).core.link_capacity();
+    let mut opened = Vec::new();
+    for _ in 0..200 {
+        if let Some(link) = sim.open_half_open(target) {
+            opened.push(link);
+        }
+        let open = sim.node(target).core.links().count();
+        assert!(open <= capacity);
+        let half_open = sim
+            .node(target)
+            .core
+            .links()
+            .filter(|l| l.phase == LinkPhase::Handshaking)
+            .count();
+        assert!(half_open <= 4, "{half_open} half-open links");
+    }
+    assert_eq!(
+        opened.len(),
+        200,
+        "every new connection is admitted by evicting the oldest"
+    );
+    let evicted = sim
+        .node(target)
+        .events
+        .iter()
+        .filter(|(_, e)| {
+            matches!(
+                e,
+                Event::LinkClosed {
+                    reason: CloseReason::Evicted,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(evicted, 196);
+    // A real peer still gets in during the flood, and the witness is fine.
+    let newcomer = sim.add_node(cfg, 4);
+    let wire = sim.connect(newcomer, target, StreamConditions::LAN);
+    let (_, ln) = sim.end(wire, Direction::Forward);
+    sim.run_for(Duration::from_millis(100));
+    assert!(established_peer(&sim, newcomer, ln).is_some());
+    witness_still_works(&mut sim, target, witness, lt, lw, 4);
+}
+
+#[test]
+fn a_full_table_refuses_new_links_with_a_typed_error() {
+    let mut sim = Sim::new(18);
+    let hub = sim.add_node(config(), 3);
+    for _ in 0..3 {
+        let peer = sim.add_node(config(), 2);
+        sim.connect(peer, hub, StreamConditions::LAN);
+    }
+    sim.run_for(Duration::from_millis(100));
+    assert_eq!(sim.node(hub).core.links().count(), 3);
+    assert_eq!(sim.try_dial(hub), Err(OpenLinkError::TableFull));
+    // Inbound connections are refused too: no half-open link to evict.
+    assert_eq!(sim.open_half_open(hub), None);
+    assert!(sim
+        .node(hub)
+        .core
+        .links()
+        .all(|l| l.phase == LinkPhase::Established));
+}

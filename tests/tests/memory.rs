@@ -1,0 +1,34 @@
+//! The memory a node uses is fixed by its type and does not depend on
+//! traffic. These bounds are the ones stated in `docs/memory.md`; if a
+//! change grows a structure past them, update the doc with the reason.
+
+use std::mem::size_of;
+
+use veil_core::link::{LinkSession, CELL_LEN};
+use veil_core::node::{LinkSlot, Node};
+
+#[test]
+fn per_link_memory_is_buffers_plus_a_small_fixed_overhead() {
+    const RX: usize = 16 * 1024 + 2;
+    const TXQ: usize = 64;
+    let buffers = RX + TXQ * CELL_LEN;
+    let slot = size_of::<LinkSlot<RX, TXQ>>();
+    assert!(slot >= buffers);
+    assert!(
+        slot - buffers <= 2_048,
+        "per-link overhead grew to {} bytes",
+        slot - buffers
+    );
+    assert!(size_of::<LinkSession<RX, TXQ>>() <= slot);
+}
+
+#[test]
+fn an_embedded_node_fits_in_a_few_kib_per_link() {
+    const RX: usize = 1_100;
+    type Emb = Node<[LinkSlot<RX, 4>; 4], RX, 4, 4>;
+    let total = size_of::<Emb>();
+    assert!(
+        total <= 4 * (RX + 4 * CELL_LEN + 2_048) + 4 * 600 + 2_048,
+        "embedded node is {total} bytes"
+    );
+}
