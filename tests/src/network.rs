@@ -272,8 +272,9 @@ impl Sim {
         self.pump(node);
     }
 
-    /// Stops delivering one direction of a wire: the sender's bytes vanish
-    /// as if the peer froze while its TCP connection stayed up.
+    /// Stops delivering one direction of a wire, bytes already in flight
+    /// included: they vanish as if the path went dark while both TCP
+    /// connections stayed up.
     pub fn silence(&mut self, wire: WireId, dir: Direction) {
         self.wires[wire.0].silenced[dir.index()] = true;
     }
@@ -363,7 +364,7 @@ impl Sim {
             Happening::Deliver { wire, dir, bytes } => {
                 let w = &mut self.wires[wire.0];
                 let receiver = 1 - dir.index();
-                if !w.open[receiver] {
+                if !w.open[receiver] || w.silenced[dir.index()] {
                     return;
                 }
                 w.backlog[dir.index()].extend(bytes);
@@ -477,14 +478,19 @@ impl Sim {
             Direction::Backward
         };
         let w = &mut self.wires[wire.0];
-        if !w.open[side] || w.silenced[dir.index()] {
+        if !w.open[side] {
             return;
         }
+        // The tamper hook sits at the sender, so it also sees (and can
+        // record) bytes that a silenced path then loses.
         let mut bytes = bytes.to_vec();
         let offset = w.sent[dir.index()];
         w.sent[dir.index()] += bytes.len() as u64;
         if let Some(tamper) = w.tamper[dir.index()].as_mut() {
             tamper(offset, &mut bytes);
+        }
+        if w.silenced[dir.index()] {
+            return;
         }
         let conditions = w.conditions;
         let mut rest = &bytes[..];

@@ -343,7 +343,14 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
             State::Established(_) => {
                 let idle = self.last_received.saturating_add(self.config.idle_timeout);
                 let rekey = self.last_send_rekey.saturating_add(self.config.rekey_after);
-                Some(idle.min(rekey).min(self.next_ping_at))
+                // While a ping is unanswered no new one is due; the idle
+                // timeout covers a peer that never answers. Reporting the
+                // past ping time here would make the owner spin.
+                let ping = match self.outstanding_ping {
+                    None => self.next_ping_at,
+                    Some(_) => idle,
+                };
+                Some(idle.min(rekey).min(ping))
             }
             State::Closing(..) | State::Closed(..) => None,
         }
