@@ -35,6 +35,8 @@
 
 pub mod identity;
 pub mod link;
+mod logging;
 pub mod node;
 pub mod noise;
+
 pub mod time; // STUB

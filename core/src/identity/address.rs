@@ -110,3 +110,17 @@ pub enum AddressError {
     /// An address family other than 4 or 6.
     UnknownFamily(u8),
 }
+
+impl core::fmt::Display for AddressError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            AddressError::Truncated => write!(f, "address is truncated"),
+            AddressError::UnknownTransport(t) => {
+                write!(f, "transport code {t} is unknown (1 = TCP, 2 = QUIC)")
+            }
+            AddressError::UnknownFamily(x) => write!(f, "address family {x} is not 4 or 6"),
+        }
+    }
+}
+
+impl core::error::Error for AddressError {}

@@ -106,7 +106,7 @@ impl fmt::Display for DescriptorError {
                 f,
                 "descriptor lists more than {MAX_ADDRESSES} addresses or {MAX_ADDRESSES_PER_TRANSPORT} per transport"
             ),
-            DescriptorError::BadAddress(e) => write!(f, "descriptor address is malformed: {e:?}"),
+            DescriptorError::BadAddress(e) => write!(f, "descriptor address is malformed: {e}"),
             DescriptorError::BadIdentityKey => write!(f, "descriptor identity key is invalid"),
             DescriptorError::BadSignature => write!(f, "descriptor signature does not verify; it is forged or altered"),
             DescriptorError::NotYetValid => write!(f, "descriptor is issued in the future; check the clocks"),

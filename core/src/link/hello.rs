@@ -130,6 +130,25 @@ impl LinkHello {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parse_of_emit_is_identity(secret in any::<[u8; 32]>(), key in any::<[u8; 32]>(), max in 531u16..) {
+            let id = Identity::from_secret_bytes(secret);
+            let hello = LinkHello::new(&id, &key, max);
+            let parsed = LinkHello::parse(&hello.emit()).unwrap();
+            prop_assert_eq!(parsed, hello);
+            prop_assert_eq!(parsed.verify(&key).unwrap(), id.node_id());
+        }
+
+        #[test]
+        fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            if let Ok(hello) = LinkHello::parse(&bytes) {
+                let _ = hello.verify(&[0; 32]);
+            }
+        }
+    }
 
     #[test]
     fn hello_round_trips_and_verifies_against_its_static_key() {

@@ -200,7 +200,10 @@ where
                 self.evict_oldest_half_open();
                 self.free_slot().ok_or(OpenLinkError::TableFull)?
             }
-            None => return Err(OpenLinkError::TableFull),
+            None => {
+                crate::logging::log_warn!("link table full: outbound link refused");
+                return Err(OpenLinkError::TableFull);
+            }
         };
         let mut ephemeral = [0u8; 32];
         self.rng.fill_bytes(&mut ephemeral);
@@ -473,6 +476,7 @@ where
         let link = LinkId::new(u16::try_from(index).unwrap_or(u16::MAX), slot.generation);
         if !slot.announced && session.was_established() {
             if let Some(peer) = session.peer() {
+                crate::logging::log_info!("{} established with {}", link, peer);
                 let event = Event::LinkEstablished {
                     link,
                     peer,
@@ -492,6 +496,11 @@ where
                 by,
             };
             if self.events.push_back(event).is_ok() {
+                if reason.is_peer_fault() {
+                    crate::logging::log_warn!("{} closed: {}", link, reason);
+                } else {
+                    crate::logging::log_info!("{} closed: {}", link, reason);
+                }
                 slot.session = None;
                 slot.announced = false;
                 slot.generation = slot.generation.wrapping_add(1);
