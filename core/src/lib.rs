@@ -39,4 +39,5 @@ mod logging;
 pub mod node;
 pub mod noise;
 
+pub mod cgo;
 pub mod time; // STUB
