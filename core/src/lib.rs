@@ -39,5 +39,7 @@ mod logging;
 pub mod node;
 pub mod noise;
 
+pub mod cell;
 pub mod cgo;
+pub mod circuit;
 pub mod time; // STUB

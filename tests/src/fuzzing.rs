@@ -175,3 +175,37 @@ pub fn established_link_input(data: &[u8]) {
     }
     let _ = CELL_LEN;
 }
+
+/// Cell parser, and the parsers of every body kind inside it.
+pub fn cell(data: &[u8]) {
+    use veil_core::cell::{parse_create, parse_created, CellRepr, RelayMessage};
+    let mut bytes = [0u8; veil_core::link::CELL_LEN];
+    for (dst, src) in bytes.iter_mut().zip(data) {
+        *dst = *src;
+    }
+    if let Ok(repr) = CellRepr::parse(&bytes) {
+        assert_eq!(repr.emit(), bytes, "cell parse/emit is not an identity");
+        let _ = parse_create(&repr.body);
+        let _ = parse_created(&repr.body);
+        let body = veil_core::cgo::CellBody::from_bytes(&repr.body);
+        if let Ok(message) = RelayMessage::parse(&body.payload) {
+            let again = message.emit().expect("a parsed message fits a cell");
+            assert_eq!(RelayMessage::parse(&again), Ok(message));
+        }
+    }
+}
+
+/// A relay answering an arbitrary `CREATE` body, and a client finishing
+/// with an arbitrary `CREATED` body.
+pub fn hop_handshake(data: &[u8]) {
+    use veil_core::circuit::{respond, HopHandshakeClient};
+    let mut body = [0u8; veil_core::cgo::BODY_LEN];
+    for (dst, src) in body.iter_mut().zip(data) {
+        *dst = *src;
+    }
+    let onion = StaticKeypair::from_secret_bytes([3; 32]);
+    let _ = respond(&[&onion], [4; 32], &body);
+    if let Ok((client, _)) = HopHandshakeClient::start(&onion.public(), [5; 32]) {
+        let _ = client.finish(&body);
+    }
+}

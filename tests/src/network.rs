@@ -102,6 +102,8 @@ pub struct Sim {
     rng: ChaCha20Rng,
     transcript: Sha256,
     steps: u64,
+    /// What nodes wrote on links with no wire (opened by a test).
+    unwired_output: HashMap<(NodeIndex, LinkId), Vec<u8>>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -132,6 +134,7 @@ impl Sim {
             rng: ChaCha20Rng::from_seed(seed_bytes),
             transcript: Sha256::new(),
             steps: 0,
+            unwired_output: HashMap::new(),
         }
     }
 
@@ -238,6 +241,14 @@ impl Sim {
             .open_link(now, LinkRole::Initiator, None);
         self.pump(node);
         link
+    }
+
+    /// Takes what `node` wrote on a link that has no wire (one made with
+    /// [`open_half_open`](Self::open_half_open) or [`try_dial`](Self::try_dial)).
+    pub fn take_unwired_output(&mut self, node: NodeIndex, link: LinkId) -> Vec<u8> {
+        self.unwired_output
+            .remove(&(node, link))
+            .unwrap_or_default()
     }
 
     /// Feeds raw bytes into a link as if they came from the network.
@@ -470,6 +481,11 @@ impl Sim {
         self.transcript.update((bytes.len() as u64).to_be_bytes());
         self.transcript.update(bytes);
         let Some(&(wire, side)) = self.by_link.get(&(node, link)) else {
+            // A link the test drives by hand: keep its output for the test.
+            self.unwired_output
+                .entry((node, link))
+                .or_default()
+                .extend_from_slice(bytes);
             return;
         };
         let dir = if side == 0 {

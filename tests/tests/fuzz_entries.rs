@@ -81,3 +81,21 @@ fn established_link_survives_random_input() {
         fuzzing::established_link_input(&input);
     }
 }
+
+#[test]
+fn cell_parsers_survive_random_input() {
+    let relay = [&[
+        0x80u8, 0, 0, 1, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 5,
+    ][..]];
+    for input in inputs(7, 3_000, 600, &relay) {
+        fuzzing::cell(&input);
+    }
+}
+
+#[test]
+fn hop_handshake_survives_random_input() {
+    let create: Vec<u8> = [&[0u8, 1, 0, 48][..], &[7; 48]].concat();
+    for input in inputs(8, 1_000, 520, &[&create]) {
+        fuzzing::hop_handshake(&input);
+    }
+}

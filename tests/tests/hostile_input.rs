@@ -288,3 +288,52 @@ fn a_full_table_refuses_new_links_with_a_typed_error() {
         .links()
         .all(|l| l.phase == LinkPhase::Established));
 }
+
+#[test]
+fn a_peer_claiming_an_identity_it_cannot_sign_for_is_refused() {
+    use veil_core::identity::Identity;
+    use veil_core::link::{LinkHello, PROLOGUE};
+    use veil_core::noise::{HandshakePattern, HandshakeState, Role, StaticKeypair};
+
+    let (mut sim, target, witness, lt, lw) = with_witness(19, config(), 8);
+    let victim = Identity::from_secret_bytes([0x77; 32]);
+    let attacker = Identity::from_secret_bytes([0x66; 32]);
+    let attacker_static = StaticKeypair::from_secret_bytes([0x55; 32]);
+    // The attacker runs a real Noise XX handshake with its own static key...
+    let mut noise = HandshakeState::new(
+        HandshakePattern::XX,
+        Role::Initiator,
+        PROLOGUE,
+        Some(&attacker_static),
+        [0x44; 32],
+        None,
+    )
+    .unwrap();
+    let link = sim.open_half_open(target).unwrap();
+    let mut out = [0u8; 512];
+    let n = noise.write_message(&[], &mut out[2..]).unwrap();
+    out[..2].copy_from_slice(&(n as u16).to_be_bytes());
+    sim.inject(target, link, &out[..2 + n]);
+    let reply = sim.take_unwired_output(target, link);
+    assert_eq!(reply.len(), 2 + 196, "target answered with message 2");
+    let mut payload = [0u8; 512];
+    noise.read_message(&reply[2..], &mut payload).unwrap();
+    // ...but its hello claims the victim's identity, with a signature the
+    // attacker made over its own static key with its own identity key.
+    let forged = LinkHello {
+        identity: victim.public(),
+        ..LinkHello::new(&attacker, &attacker_static.public(), 16_384)
+    };
+    let n = noise.write_message(&forged.emit(), &mut out[2..]).unwrap();
+    out[..2].copy_from_slice(&(n as u16).to_be_bytes());
+    sim.inject(target, link, &out[..2 + n]);
+    assert_eq!(
+        closed(&sim, target, link),
+        Some((CloseReason::IdentityMismatch, ClosedBy::Local))
+    );
+    assert!(!sim.node(target).events.iter().any(|(_, e)| matches!(
+        e,
+        Event::LinkEstablished { peer, .. } if *peer == victim.node_id()
+    )));
+    witness_still_works(&mut sim, target, witness, lt, lw, 5);
+}

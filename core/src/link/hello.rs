@@ -10,7 +10,7 @@ use core::fmt;
 
 use crate::identity::{Identity, NodeId, PublicIdentity};
 
-use super::frame::{MAX_MESSAGE_LEN, MIN_MAX_MESSAGE_LEN};
+use super::frame::MIN_MAX_MESSAGE_LEN;
 
 /// Domain separation for the identity signature over the Noise static key.
 pub const LINK_STATIC_DOMAIN: &[u8] = b"veil-link-static-v1\0";
@@ -109,7 +109,6 @@ impl LinkHello {
         if usize::from(max_message_len) < MIN_MAX_MESSAGE_LEN {
             return Err(HelloError::MaxMessageTooSmall(max_message_len));
         }
-        debug_assert!(usize::from(max_message_len) <= MAX_MESSAGE_LEN);
         Ok(LinkHello {
             identity,
             signature: *sig,

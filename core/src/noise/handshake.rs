@@ -336,6 +336,18 @@ impl HandshakeState {
         Ok(n)
     }
 
+    /// After the last message: fills `out` with key material that both sides
+    /// derive identically and that is independent of the transport keys
+    /// (an HKDF "exporter" over the final chaining key, labelled by
+    /// `label`, which must not be empty). The circuit layer uses it for the
+    /// CGO seeds of a hop.
+    pub fn export_keying_material(&self, label: &[u8], out: &mut [u8]) -> Result<(), NoiseError> {
+        if !self.is_complete() {
+            return Err(NoiseError::NotComplete);
+        }
+        self.symmetric.export(label, out)
+    }
+
     /// After the last message: the transport ciphers.
     pub fn split(self) -> Result<TransportKeys, NoiseError> {
         if !self.is_complete() {
@@ -466,6 +478,50 @@ mod tests {
         assert_eq!(
             r.read_message(&[1, 2, 3], &mut payload),
             Err(NoiseError::BadMessageLength)
+        );
+    }
+
+    #[test]
+    fn exported_keying_material_matches_on_both_sides_and_differs_by_label() {
+        let relay = StaticKeypair::from_secret_bytes([8; 32]);
+        let mut i = HandshakeState::new(
+            HandshakePattern::NK,
+            Role::Initiator,
+            b"",
+            None,
+            [1; 32],
+            Some(relay.public()),
+        )
+        .unwrap();
+        let mut r = HandshakeState::new(
+            HandshakePattern::NK,
+            Role::Responder,
+            b"",
+            Some(&relay),
+            [2; 32],
+            None,
+        )
+        .unwrap();
+        let mut buf = [0u8; 128];
+        let mut payload = [0u8; 128];
+        let mut early = [0u8; 32];
+        assert_eq!(
+            i.export_keying_material(b"x", &mut early),
+            Err(NoiseError::NotComplete)
+        );
+        let n = i.write_message(&[], &mut buf).unwrap();
+        r.read_message(&buf[..n], &mut payload).unwrap();
+        let n = r.write_message(&[], &mut buf).unwrap();
+        i.read_message(&buf[..n], &mut payload).unwrap();
+        let (mut a, mut b, mut c) = ([0u8; 160], [0u8; 160], [0u8; 160]);
+        i.export_keying_material(b"label one", &mut a).unwrap();
+        r.export_keying_material(b"label one", &mut b).unwrap();
+        r.export_keying_material(b"label two", &mut c).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(
+            r.export_keying_material(b"", &mut c),
+            Err(NoiseError::MissingKey)
         );
     }
 

@@ -114,6 +114,19 @@ impl SymmetricState {
         }
     }
 
+    /// Derives `out.len()` bytes bound to this handshake's secret chaining
+    /// key, independent of the `Split()` keys: RFC 5869 HKDF with
+    /// `salt = ck`, empty input, and `info = label` (`Split()` uses empty
+    /// info, so no label can collide with it).
+    pub(crate) fn export(&self, label: &[u8], out: &mut [u8]) -> Result<(), NoiseError> {
+        if label.is_empty() {
+            return Err(NoiseError::MissingKey);
+        }
+        Hkdf::<Sha256>::new(Some(&self.chaining_key), &[])
+            .expand(label, out)
+            .map_err(|_| NoiseError::BufferTooSmall)
+    }
+
     /// `Split()`: the two transport ciphers.
     pub(crate) fn split(&self) -> (CipherState, CipherState) {
         let (first, second) = hkdf2(&self.chaining_key, &[]);

@@ -1,0 +1,55 @@
+//! Cell commands.
+
+/// What a cell is for. The command byte is also CGO's associated data for
+/// relay cells, so a relay that turns `RelayEarly` into `Relay` (or back)
+/// turns the cell into noise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum CellCommand {
+    /// Link padding; circuit id 0; the body is ignored.
+    Padding,
+    /// Opens a circuit hop: carries the client's hop handshake.
+    Create,
+    /// The hop's handshake answer.
+    Created,
+    /// A CGO-encrypted relay cell.
+    Relay,
+    /// A relay cell that may carry `EXTEND`; each circuit accepts at most
+    /// [`MAX_RELAY_EARLY`](super::MAX_RELAY_EARLY) of them, which caps the
+    /// circuit's length.
+    RelayEarly,
+    /// Tears the circuit down, with a reason.
+    Destroy,
+}
+
+impl CellCommand {
+    /// The wire byte.
+    pub fn code(self) -> u8 {
+        match self {
+            CellCommand::Padding => 0,
+            CellCommand::Create => 1,
+            CellCommand::Created => 2,
+            CellCommand::Relay => 3,
+            CellCommand::RelayEarly => 4,
+            CellCommand::Destroy => 5,
+        }
+    }
+
+    /// The command for a wire byte.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            0 => CellCommand::Padding,
+            1 => CellCommand::Create,
+            2 => CellCommand::Created,
+            3 => CellCommand::Relay,
+            4 => CellCommand::RelayEarly,
+            5 => CellCommand::Destroy,
+            _ => return None,
+        })
+    }
+
+    /// Whether the body is CGO-encrypted.
+    pub fn is_relay(self) -> bool {
+        matches!(self, CellCommand::Relay | CellCommand::RelayEarly)
+    }
+}

@@ -1,0 +1,25 @@
+//! Cells: the fixed-size unit that links carry and circuits are made of.
+//! Every cell is 514 bytes at every hop: `circuit_id u32 ‖ command u8 ‖
+//! body [509]`. Specified in `docs/relay_protocol_spec.md`.
+
+mod circuit_id;
+mod command;
+mod destroy;
+mod handshake_body;
+mod packet;
+mod relay_message;
+
+pub use circuit_id::CircuitId;
+pub use command::CellCommand;
+pub use destroy::DestroyReason;
+pub use handshake_body::{
+    emit_create, emit_created, parse_create, parse_created, HandshakeBodyError, HandshakeBytes,
+    HANDSHAKE_TYPE_NK, MAX_HANDSHAKE_LEN,
+};
+pub use packet::{CellError, CellRepr};
+pub use relay_message::{RelayCommand, RelayMessage, RelayMessageError, RELAY_DATA_LEN};
+
+/// The most `RELAY_EARLY` cells a circuit may carry. `EXTEND` is only
+/// accepted in `RELAY_EARLY` cells, so no circuit can have more hops than
+/// this (Tor's rule; veil's default path is 3 relays plus the destination).
+pub const MAX_RELAY_EARLY: u8 = 8;

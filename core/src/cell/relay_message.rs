@@ -1,0 +1,167 @@
+//! The plaintext inside a recognised relay cell: the 493-byte CGO payload.
+//!
+//! ```text
+//! relay_command u8
+//! length        u16     bytes of `data` in use, at most 490
+//! data          [490]   `length` bytes, then zero padding
+//! ```
+
+use core::fmt;
+
+use crate::cgo::PAYLOAD_LEN;
+
+/// Bytes of data one relay cell can carry.
+pub const RELAY_DATA_LEN: usize = PAYLOAD_LEN - 3;
+
+/// What a relay message does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum RelayCommand {
+    /// A piece of an end-to-end message.
+    Data,
+    /// End-to-end acknowledgement of messages.
+    Ack,
+    /// Asks the hop to extend the circuit to another relay.
+    Extend,
+    /// The answer to `Extend`.
+    Extended,
+    /// Flow-control credit: the receiver can take more cells.
+    Credit,
+    /// Long-range padding; dropped by the hop that recognises it.
+    Padding,
+}
+
+impl RelayCommand {
+    /// The wire byte.
+    pub fn code(self) -> u8 {
+        match self {
+            RelayCommand::Data => 1,
+            RelayCommand::Ack => 2,
+            RelayCommand::Extend => 3,
+            RelayCommand::Extended => 4,
+            RelayCommand::Credit => 5,
+            RelayCommand::Padding => 6,
+        }
+    }
+
+    /// The command for a wire byte.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            1 => RelayCommand::Data,
+            2 => RelayCommand::Ack,
+            3 => RelayCommand::Extend,
+            4 => RelayCommand::Extended,
+            5 => RelayCommand::Credit,
+            6 => RelayCommand::Padding,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a relay payload was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum RelayMessageError {
+    /// Unknown relay command.
+    UnknownCommand(u8),
+    /// `length` exceeds [`RELAY_DATA_LEN`].
+    BadLength(u16),
+}
+
+impl fmt::Display for RelayMessageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RelayMessageError::UnknownCommand(c) => write!(f, "relay command {c} is unknown"),
+            RelayMessageError::BadLength(n) => {
+                write!(f, "relay data length {n} exceeds {RELAY_DATA_LEN}")
+            }
+        }
+    }
+}
+
+impl core::error::Error for RelayMessageError {}
+
+/// A relay message borrowing its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayMessage<'a> {
+    /// What it does.
+    pub command: RelayCommand,
+    /// Its data.
+    pub data: &'a [u8],
+}
+
+impl<'a> RelayMessage<'a> {
+    /// Parses a recognised payload.
+    pub fn parse(payload: &'a [u8; PAYLOAD_LEN]) -> Result<Self, RelayMessageError> {
+        let (&[code, l0, l1], data) = payload
+            .split_first_chunk::<3>()
+            .ok_or(RelayMessageError::BadLength(0))?;
+        let command =
+            RelayCommand::from_code(code).ok_or(RelayMessageError::UnknownCommand(code))?;
+        let length = u16::from_be_bytes([l0, l1]);
+        let data = data
+            .get(..usize::from(length))
+            .ok_or(RelayMessageError::BadLength(length))?;
+        Ok(RelayMessage { command, data })
+    }
+
+    /// The 493-byte payload, zero-padded; `None` if the data is too long.
+    pub fn emit(&self) -> Option<[u8; PAYLOAD_LEN]> {
+        let length = u16::try_from(self.data.len()).ok()?;
+        if self.data.len() > RELAY_DATA_LEN {
+            return None;
+        }
+        let mut payload = [0u8; PAYLOAD_LEN];
+        let [l0, l1] = length.to_be_bytes();
+        let header = [self.command.code(), l0, l1];
+        for (dst, src) in payload.iter_mut().zip(header.iter().chain(self.data)) {
+            *dst = *src;
+        }
+        Some(payload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn lengths_beyond_the_cell_are_refused() {
+        let mut payload = [0u8; PAYLOAD_LEN];
+        payload[0] = 1;
+        payload[1..3].copy_from_slice(&491u16.to_be_bytes());
+        assert_eq!(
+            RelayMessage::parse(&payload),
+            Err(RelayMessageError::BadLength(491))
+        );
+        payload[0] = 0;
+        assert_eq!(
+            RelayMessage::parse(&payload),
+            Err(RelayMessageError::UnknownCommand(0))
+        );
+        let long = [0u8; RELAY_DATA_LEN + 1];
+        assert_eq!(
+            RelayMessage {
+                command: RelayCommand::Data,
+                data: &long
+            }
+            .emit(),
+            None
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn parse_of_emit_is_identity(code in 1u8..=6, data in proptest::collection::vec(any::<u8>(), 0..=RELAY_DATA_LEN)) {
+            let message = RelayMessage { command: RelayCommand::from_code(code).unwrap(), data: &data };
+            let payload = message.emit().unwrap();
+            prop_assert_eq!(RelayMessage::parse(&payload).unwrap(), message);
+        }
+
+        #[test]
+        fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), PAYLOAD_LEN)) {
+            let _ = RelayMessage::parse(&bytes.try_into().unwrap());
+        }
+    }
+}
