@@ -134,13 +134,15 @@ fn messages(stream: &[u8]) -> Vec<Vec<u8>> {
 
 #[test]
 fn a_replayed_transport_message_is_rejected() {
-    let mut sim = Sim::new(13);
-    let a = sim.add_node(config(), 4);
-    let b = sim.add_node(config(), 4);
-    let wire = sim.connect(a, b, StreamConditions::LAN);
+    let Pair {
+        mut sim,
+        a,
+        b,
+        la,
+        lb,
+        wire,
+    } = pair(13, config(), StreamConditions::LAN);
     let log = record(&mut sim, wire, Direction::Forward);
-    let (_, la) = sim.end(wire, Direction::Forward);
-    let (_, lb) = sim.end(wire, Direction::Backward);
     sim.run_for(Duration::from_millis(100));
     sim.send_cell(a, la, &numbered_cell(1)).unwrap();
     sim.run_for(Duration::from_millis(100));
@@ -161,13 +163,15 @@ fn a_replayed_transport_message_is_rejected() {
 
 #[test]
 fn reordered_transport_messages_are_rejected() {
-    let mut sim = Sim::new(14);
-    let a = sim.add_node(config(), 4);
-    let b = sim.add_node(config(), 4);
-    let wire = sim.connect(a, b, StreamConditions::LAN);
+    let Pair {
+        mut sim,
+        a,
+        b,
+        la,
+        lb,
+        wire,
+    } = pair(14, config(), StreamConditions::LAN);
     let log = record(&mut sim, wire, Direction::Forward);
-    let (_, la) = sim.end(wire, Direction::Forward);
-    let (_, lb) = sim.end(wire, Direction::Backward);
     sim.run_for(Duration::from_millis(100));
     let before = messages(&log.borrow()).len();
     // Hold a's next two messages back, then deliver them swapped.

@@ -14,12 +14,14 @@ fn config() -> NodeConfig {
 
 #[test]
 fn handshake_authenticates_both_sides_over_a_choppy_stream() {
-    let mut sim = Sim::new(1);
-    let a = sim.add_node(config(), 4);
-    let b = sim.add_node(config(), 4);
-    let wire = sim.connect(a, b, StreamConditions::CHOPPY);
-    let (_, la) = sim.end(wire, Direction::Forward);
-    let (_, lb) = sim.end(wire, Direction::Backward);
+    let Pair {
+        mut sim,
+        a,
+        b,
+        la,
+        lb,
+        ..
+    } = pair(1, config(), StreamConditions::CHOPPY);
     sim.run_for(Duration::from_secs(2));
     assert_eq!(established_peer(&sim, a, la), Some(sim.node_id(b)));
     assert_eq!(established_peer(&sim, b, lb), Some(sim.node_id(a)));
@@ -31,12 +33,14 @@ fn handshake_authenticates_both_sides_over_a_choppy_stream() {
 
 #[test]
 fn cells_arrive_intact_and_in_order_both_ways() {
-    let mut sim = Sim::new(2);
-    let a = sim.add_node(config(), 4);
-    let b = sim.add_node(config(), 4);
-    let wire = sim.connect(a, b, StreamConditions::CHOPPY);
-    let (_, la) = sim.end(wire, Direction::Forward);
-    let (_, lb) = sim.end(wire, Direction::Backward);
+    let Pair {
+        mut sim,
+        a,
+        b,
+        la,
+        lb,
+        ..
+    } = pair(2, config(), StreamConditions::CHOPPY);
     sim.run_for(Duration::from_secs(1));
     for n in 0..300u64 {
         while sim.send_cell(a, la, &numbered_cell(n)).is_err() {
@@ -136,12 +140,14 @@ fn rekeying_under_load_loses_nothing() {
     let mut cfg = config();
     cfg.link.rekey_after_messages = 7;
     cfg.link.rekey_after = Duration::from_millis(250);
-    let mut sim = Sim::new(5);
-    let a = sim.add_node(cfg, 4);
-    let b = sim.add_node(cfg, 4);
-    let wire = sim.connect(a, b, StreamConditions::CHOPPY);
-    let (_, la) = sim.end(wire, Direction::Forward);
-    let (_, lb) = sim.end(wire, Direction::Backward);
+    let Pair {
+        mut sim,
+        a,
+        b,
+        la,
+        lb,
+        ..
+    } = pair(5, cfg, StreamConditions::CHOPPY);
     sim.run_for(Duration::from_secs(1));
     let total = 2_000u64;
     for n in 0..total {
@@ -243,12 +249,14 @@ fn a_stalled_handshake_times_out() {
 
 #[test]
 fn a_clean_close_reaches_the_peer_with_its_reason() {
-    let mut sim = Sim::new(8);
-    let a = sim.add_node(config(), 4);
-    let b = sim.add_node(config(), 4);
-    let wire = sim.connect(a, b, StreamConditions::CHOPPY);
-    let (_, la) = sim.end(wire, Direction::Forward);
-    let (_, lb) = sim.end(wire, Direction::Backward);
+    let Pair {
+        mut sim,
+        a,
+        b,
+        la,
+        lb,
+        ..
+    } = pair(8, config(), StreamConditions::CHOPPY);
     sim.run_for(Duration::from_secs(1));
     sim.send_cell(a, la, &numbered_cell(9)).unwrap();
     sim.close_link(a, la, CloseReason::Shutdown);

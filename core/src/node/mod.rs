@@ -317,12 +317,22 @@ where
         now: Instant,
         link: LinkId,
     ) -> Result<(), LinkInputError> {
+        self.with_session(now, link, |session| session.transport_closed())
+    }
+
+    /// Applies `f` to a link's session and publishes what it changed.
+    fn with_session(
+        &mut self,
+        now: Instant,
+        link: LinkId,
+        f: impl FnOnce(&mut LinkSession<RX, TXQ>),
+    ) -> Result<(), LinkInputError> {
         self.advance(now);
         let index = self
             .slot_index(link)
             .ok_or(LinkInputError::UnknownLink(link))?;
         if let Some(session) = self.session_mut(index) {
-            session.transport_closed();
+            f(session);
         }
         self.sync_slot(index);
         Ok(())
@@ -366,15 +376,7 @@ where
         link: LinkId,
         reason: CloseReason,
     ) -> Result<(), LinkInputError> {
-        self.advance(now);
-        let index = self
-            .slot_index(link)
-            .ok_or(LinkInputError::UnknownLink(link))?;
-        if let Some(session) = self.session_mut(index) {
-            session.close(reason);
-        }
-        self.sync_slot(index);
-        Ok(())
+        self.with_session(now, link, |session| session.close(reason))
     }
 
     /// Writes the next message of some link into `buf`, serving links in

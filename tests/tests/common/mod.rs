@@ -3,8 +3,9 @@
 
 use veil_core::identity::NodeId;
 use veil_core::link::{Cell, CloseReason, ClosedBy, CELL_LEN};
+use veil_core::node::NodeConfig;
 use veil_core::node::{Event, LinkId};
-use veil_sim::{NodeIndex, Sim};
+use veil_sim::{Direction, NodeIndex, Sim, StreamConditions, WireId};
 
 /// A cell whose first 8 bytes carry `n` and the rest a pattern derived from it.
 pub fn numbered_cell(n: u64) -> Cell {
@@ -44,4 +45,32 @@ pub fn cells_received(sim: &Sim, node: NodeIndex, link: LinkId) -> Vec<Cell> {
             _ => None,
         })
         .collect()
+}
+
+/// Two nodes, `a` dialling `b`: the simulator, both nodes, both link ids
+/// (`la` at `a`, `lb` at `b`) and the wire between them.
+pub struct Pair {
+    pub sim: Sim,
+    pub a: NodeIndex,
+    pub b: NodeIndex,
+    pub la: LinkId,
+    pub lb: LinkId,
+    pub wire: WireId,
+}
+
+pub fn pair(seed: u64, config: NodeConfig, conditions: StreamConditions) -> Pair {
+    let mut sim = Sim::new(seed);
+    let a = sim.add_node(config, 4);
+    let b = sim.add_node(config, 4);
+    let wire = sim.connect(a, b, conditions);
+    let (_, la) = sim.end(wire, Direction::Forward);
+    let (_, lb) = sim.end(wire, Direction::Backward);
+    Pair {
+        sim,
+        a,
+        b,
+        la,
+        lb,
+        wire,
+    }
 }
