@@ -583,6 +583,8 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
         mut deliver: impl FnMut(&Cell),
     ) -> usize {
         let mut consumed = 0usize;
+        // Room left for cells in this call; every delivered cell spends one.
+        let mut room = cell_room;
         loop {
             if matches!(self.state, State::Closing(..) | State::Closed(..)) {
                 // Nothing the peer sends after a close matters.
@@ -599,7 +601,7 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
                 Fill::Complete(taken) => {
                     let message_len = self.rx_len.saturating_sub(LENGTH_PREFIX_LEN);
                     if matches!(self.state, State::Established(_))
-                        && cells_fitting(message_len) > cell_room
+                        && cells_fitting(message_len) > room
                     {
                         // Hold the message until the owner has room for its cells.
                         return consumed.saturating_add(taken);
@@ -610,7 +612,12 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
                         .stats
                         .bytes_received
                         .saturating_add(u64::try_from(self.rx_len).unwrap_or(u64::MAX));
-                    self.process_message(now, &mut deliver);
+                    let mut delivered = 0usize;
+                    self.process_message(now, &mut |cell: &Cell| {
+                        delivered = delivered.saturating_add(1);
+                        deliver(cell);
+                    });
+                    room = room.saturating_sub(delivered);
                     self.rx_len = 0;
                 }
             }

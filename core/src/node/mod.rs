@@ -81,6 +81,8 @@ pub struct Node<S, const RX: usize, const TXQ: usize, const EVENTS: usize> {
     config: NodeConfig,
     links: S,
     events: Deque<Event, EVENTS>,
+    /// Some slot owes an event that did not fit; sweep when room appears.
+    events_deferred: bool,
     next_transmit_index: usize,
     now: Instant,
 }
@@ -144,6 +146,7 @@ where
             config,
             links,
             events: Deque::new(),
+            events_deferred: false,
             next_transmit_index: 0,
             now: Instant::ZERO,
         }
@@ -427,8 +430,9 @@ where
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         let event = self.events.pop_front();
-        if event.is_some() {
+        if event.is_some() && self.events_deferred {
             // Room was made: publish link events that were waiting for it.
+            self.events_deferred = false;
             for index in 0..self.links.as_ref().len() {
                 self.sync_slot(index);
             }
@@ -485,6 +489,7 @@ where
                     role: session.role(),
                 };
                 if self.events.push_back(event).is_err() {
+                    self.events_deferred = true;
                     return;
                 }
             }
@@ -497,7 +502,9 @@ where
                 reason,
                 by,
             };
-            if self.events.push_back(event).is_ok() {
+            if self.events.push_back(event).is_err() {
+                self.events_deferred = true;
+            } else {
                 if reason.is_peer_fault() {
                     crate::logging::log_warn!("{} closed: {}", link, reason);
                 } else {

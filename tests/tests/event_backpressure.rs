@@ -1,0 +1,126 @@
+//! A node with a small event queue: received cells wait in the transport
+//! until there is room, and a link event that does not fit is delivered
+//! later, never dropped.
+
+use veil_core::identity::Identity;
+use veil_core::link::{CloseReason, ClosedBy, LinkRole, CELL_LEN};
+use veil_core::node::{Event, LinkId, LinkSlot, Node, NodeConfig};
+use veil_core::time::Instant;
+
+type Small = Node<[LinkSlot<4096, 16>; 2], 4096, 16, 8>;
+
+fn node(seed: u8) -> Small {
+    Node::new(
+        NodeConfig::default(),
+        Identity::from_secret_bytes([seed; 32]),
+        [seed; 32],
+        [LinkSlot::new(), LinkSlot::new()],
+    )
+}
+
+/// Moves every pending transmit of `from` into `wire`.
+fn flush(from: &mut Small, wire: &mut Vec<u8>) {
+    let mut buf = [0u8; 4096];
+    while let Some(t) = from.poll_transmit(Instant::ZERO, &mut buf) {
+        wire.extend_from_slice(&buf[..t.len]);
+    }
+}
+
+fn established() -> (Small, Small, LinkId, LinkId) {
+    let (mut a, mut b) = (node(1), node(2));
+    let la = a
+        .open_link(Instant::ZERO, LinkRole::Initiator, None)
+        .unwrap();
+    let lb = b
+        .open_link(Instant::ZERO, LinkRole::Responder, None)
+        .unwrap();
+    for _ in 0..3 {
+        let (mut ab, mut ba) = (Vec::new(), Vec::new());
+        flush(&mut a, &mut ab);
+        b.handle_data(Instant::ZERO, lb, &ab).unwrap();
+        flush(&mut b, &mut ba);
+        a.handle_data(Instant::ZERO, la, &ba).unwrap();
+    }
+    while a.poll_event().is_some() {}
+    while b.poll_event().is_some() {}
+    (a, b, la, lb)
+}
+
+#[test]
+fn cells_wait_in_the_transport_and_a_late_close_is_not_lost() {
+    let (mut a, mut b, la, lb) = established();
+    for n in 0..12u8 {
+        a.send_cell(Instant::ZERO, la, &[n; CELL_LEN]).unwrap();
+    }
+    let mut wire = Vec::new();
+    flush(&mut a, &mut wire);
+    a.close_link(Instant::ZERO, la, CloseReason::Normal)
+        .unwrap();
+    flush(&mut a, &mut wire);
+
+    // b can take at most 8 events: it consumes only what fits.
+    let consumed = b.handle_data(Instant::ZERO, lb, &wire).unwrap();
+    assert!(
+        consumed < wire.len(),
+        "b held back input it had no room for"
+    );
+    let mut cells = Vec::new();
+    let mut rest = &wire[consumed..];
+    let mut closed = None;
+    loop {
+        while let Some(event) = b.poll_event() {
+            match event {
+                Event::CellReceived { cell, .. } => cells.push(cell[0]),
+                Event::LinkClosed { reason, by, .. } => closed = Some((reason, by)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        if rest.is_empty() {
+            break;
+        }
+        let n = b.handle_data(Instant::ZERO, lb, rest).unwrap();
+        rest = &rest[n..];
+    }
+    while let Some(event) = b.poll_event() {
+        if let Event::LinkClosed { reason, by, .. } = event {
+            closed = Some((reason, by));
+        }
+    }
+    assert_eq!(cells, (0..12).collect::<Vec<u8>>(), "every cell, in order");
+    assert_eq!(closed, Some((CloseReason::Normal, ClosedBy::Peer)));
+    assert!(
+        b.link_info(lb).is_none(),
+        "slot freed once its event was delivered"
+    );
+}
+
+#[test]
+fn a_link_event_that_does_not_fit_is_delivered_after_room_is_made() {
+    let (mut a, mut b, la, lb) = established();
+    // Fill b's event queue with exactly 8 cells, then close from a's side.
+    for n in 0..8u8 {
+        a.send_cell(Instant::ZERO, la, &[n; CELL_LEN]).unwrap();
+    }
+    let mut wire = Vec::new();
+    flush(&mut a, &mut wire);
+    a.close_link(Instant::ZERO, la, CloseReason::Shutdown)
+        .unwrap();
+    flush(&mut a, &mut wire);
+    assert_eq!(b.handle_data(Instant::ZERO, lb, &wire).unwrap(), wire.len());
+    // The queue is full of cells; the close is recorded but waits.
+    assert!(
+        b.link_info(lb).is_some(),
+        "closed slot kept until its event fits"
+    );
+    let events: Vec<Event> = std::iter::from_fn(|| b.poll_event()).collect();
+    assert_eq!(events.len(), 9);
+    assert!(matches!(
+        events.last(),
+        Some(Event::LinkClosed {
+            reason: CloseReason::Shutdown,
+            by: ClosedBy::Peer,
+            ..
+        })
+    ));
+    assert!(b.link_info(lb).is_none());
+}
