@@ -42,4 +42,5 @@ pub mod noise;
 pub mod cell;
 pub mod cgo;
 pub mod circuit;
+pub mod discovery;
 pub mod time; // STUB
