@@ -40,7 +40,11 @@ fn main() {
     let cells = 200u32;
     for i in 0..cells {
         let mut cell = [0u8; CELL_LEN];
-        cell[..4].copy_from_slice(&i.to_be_bytes());
+        // A relay cell on circuit 0x80000001 carrying `i`. (Circuits are
+        // not built yet; the node hands such cells to the application.)
+        cell[..4].copy_from_slice(&0x8000_0001u32.to_be_bytes());
+        cell[4] = 3;
+        cell[5..9].copy_from_slice(&i.to_be_bytes());
         while sim.send_cell(alice, alice_link, &cell).is_err() {
             sim.run_for(Duration::from_millis(5));
         }

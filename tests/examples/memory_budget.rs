@@ -6,20 +6,24 @@
 
 use std::mem::size_of;
 
+use veil_core::discovery::PeerEntry;
 use veil_core::link::LinkSession;
 use veil_core::node::{Event, LinkSlot, Node};
-use veil_sim::{SIM_EVENTS, SIM_RX, SIM_TXQ};
+use veil_sim::{SimNodeCore, SIM_EVENTS, SIM_PEERS, SIM_RX, SIM_TXQ};
 
-/// An embedded profile: 4 links, one-cell messages, 4 queued cells, 4 events.
+/// An embedded profile: 4 links, one-cell messages, 4 queued cells, 4 events, 8 known nodes.
 const EMB_RX: usize = 1_100;
 const EMB_TXQ: usize = 4;
 const EMB_EVENTS: usize = 4;
 const EMB_LINKS: usize = 4;
+const EMB_PEERS: usize = 8;
 
 fn main() {
     let std_slot = size_of::<LinkSlot<SIM_RX, SIM_TXQ>>();
-    let std_node = size_of::<Node<Box<[LinkSlot<SIM_RX, SIM_TXQ>]>, SIM_RX, SIM_TXQ, SIM_EVENTS>>();
-    println!("std profile (RX = {SIM_RX}, TXQ = {SIM_TXQ}, EVENTS = {SIM_EVENTS}):");
+    let std_node = size_of::<SimNodeCore>();
+    println!(
+        "std profile (RX = {SIM_RX}, TXQ = {SIM_TXQ}, EVENTS = {SIM_EVENTS}, PEERS = {SIM_PEERS}):"
+    );
     println!("  per link slot:        {std_slot:>8} bytes");
     println!(
         "    of which session:   {:>8} bytes",
@@ -31,12 +35,16 @@ fn main() {
         std_node + 256 * std_slot
     );
 
-    type Emb = Node<[LinkSlot<EMB_RX, EMB_TXQ>; EMB_LINKS], EMB_RX, EMB_TXQ, EMB_EVENTS>;
-    println!("embedded profile (RX = {EMB_RX}, TXQ = {EMB_TXQ}, EVENTS = {EMB_EVENTS}, {EMB_LINKS} links):");
+    type Emb = Node<[LinkSlot<EMB_RX, EMB_TXQ>; EMB_LINKS], EMB_RX, EMB_TXQ, EMB_EVENTS, EMB_PEERS>;
+    println!("embedded profile (RX = {EMB_RX}, TXQ = {EMB_TXQ}, EVENTS = {EMB_EVENTS}, PEERS = {EMB_PEERS}, {EMB_LINKS} links):");
     println!(
         "  per link slot:        {:>8} bytes",
         size_of::<LinkSlot<EMB_RX, EMB_TXQ>>()
     );
     println!("  whole node:           {:>8} bytes", size_of::<Emb>());
     println!("  one event:            {:>8} bytes", size_of::<Event>());
+    println!(
+        "  one node-table entry: {:>8} bytes",
+        size_of::<PeerEntry>()
+    );
 }

@@ -81,7 +81,7 @@ pub fn noise_read(data: &[u8]) {
     }
 }
 
-type FuzzNode = Node<[LinkSlot<2050, 4>; 2], 2050, 4, 8>;
+type FuzzNode = Node<[LinkSlot<2050, 4>; 2], 2050, 4, 8, 4>;
 
 fn fuzz_node(seed: u8) -> FuzzNode {
     Node::new(

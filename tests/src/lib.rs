@@ -16,4 +16,4 @@ mod sim_node;
 
 pub use conditions::StreamConditions;
 pub use network::{Direction, Sim, WireId};
-pub use sim_node::{NodeIndex, SimNode, SimNodeCore, SIM_EVENTS, SIM_RX, SIM_TXQ};
+pub use sim_node::{NodeIndex, SimNode, SimNodeCore, SIM_EVENTS, SIM_PEERS, SIM_RX, SIM_TXQ};

@@ -165,6 +165,18 @@ impl Sim {
         &self.nodes[index]
     }
 
+    /// Runs `f` on a node's state machine (for commands the simulator has
+    /// no helper for), then lets the node transmit.
+    pub fn with_node<R>(
+        &mut self,
+        index: NodeIndex,
+        f: impl FnOnce(&mut crate::SimNodeCore) -> R,
+    ) -> R {
+        let result = f(&mut self.nodes[index].core);
+        self.pump(index);
+        result
+    }
+
     /// The id of the node at `index`.
     pub fn node_id(&self, index: NodeIndex) -> NodeId {
         self.nodes[index].core.node_id()

@@ -9,9 +9,12 @@ pub const SIM_RX: usize = 16 * 1024 + 2;
 pub const SIM_TXQ: usize = 64;
 /// Events that can wait.
 pub const SIM_EVENTS: usize = 64;
+/// Nodes each simulated node's table can hold.
+pub const SIM_PEERS: usize = 64;
 
 /// The core node type the simulator runs.
-pub type SimNodeCore = Node<Box<[LinkSlot<SIM_RX, SIM_TXQ>]>, SIM_RX, SIM_TXQ, SIM_EVENTS>;
+pub type SimNodeCore =
+    Node<Box<[LinkSlot<SIM_RX, SIM_TXQ>]>, SIM_RX, SIM_TXQ, SIM_EVENTS, SIM_PEERS>;
 
 /// Index of a node in a [`Sim`](crate::Sim).
 pub type NodeIndex = usize;

@@ -7,7 +7,7 @@ use veil_core::link::{CloseReason, ClosedBy, LinkRole, CELL_LEN};
 use veil_core::node::{Event, LinkId, LinkSlot, Node, NodeConfig};
 use veil_core::time::Instant;
 
-type Small = Node<[LinkSlot<4096, 16>; 2], 4096, 16, 8>;
+type Small = Node<[LinkSlot<4096, 16>; 2], 4096, 16, 8, 4>;
 
 fn node(seed: u8) -> Small {
     Node::new(
@@ -16,6 +16,14 @@ fn node(seed: u8) -> Small {
         [seed; 32],
         [LinkSlot::new(), LinkSlot::new()],
     )
+}
+
+/// A relay cell on one circuit whose first body byte is `n`.
+fn relay_cell(n: u8) -> [u8; CELL_LEN] {
+    let mut cell = [n; CELL_LEN];
+    cell[..4].copy_from_slice(&0x8000_0001u32.to_be_bytes());
+    cell[4] = 3; // RELAY
+    cell
 }
 
 /// Moves every pending transmit of `from` into `wire`.
@@ -50,7 +58,7 @@ fn established() -> (Small, Small, LinkId, LinkId) {
 fn cells_wait_in_the_transport_and_a_late_close_is_not_lost() {
     let (mut a, mut b, la, lb) = established();
     for n in 0..12u8 {
-        a.send_cell(Instant::ZERO, la, &[n; CELL_LEN]).unwrap();
+        a.send_cell(Instant::ZERO, la, &relay_cell(n)).unwrap();
     }
     let mut wire = Vec::new();
     flush(&mut a, &mut wire);
@@ -70,7 +78,7 @@ fn cells_wait_in_the_transport_and_a_late_close_is_not_lost() {
     loop {
         while let Some(event) = b.poll_event() {
             match event {
-                Event::CellReceived { cell, .. } => cells.push(cell[0]),
+                Event::CellReceived { cell, .. } => cells.push(cell[5]),
                 Event::LinkClosed { reason, by, .. } => closed = Some((reason, by)),
                 other => panic!("unexpected {other:?}"),
             }
@@ -99,7 +107,7 @@ fn a_link_event_that_does_not_fit_is_delivered_after_room_is_made() {
     let (mut a, mut b, la, lb) = established();
     // Fill b's event queue with exactly 8 cells, then close from a's side.
     for n in 0..8u8 {
-        a.send_cell(Instant::ZERO, la, &[n; CELL_LEN]).unwrap();
+        a.send_cell(Instant::ZERO, la, &relay_cell(n)).unwrap();
     }
     let mut wire = Vec::new();
     flush(&mut a, &mut wire);

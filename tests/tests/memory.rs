@@ -25,10 +25,14 @@ fn per_link_memory_is_buffers_plus_a_small_fixed_overhead() {
 #[test]
 fn an_embedded_node_fits_in_a_few_kib_per_link() {
     const RX: usize = 1_100;
-    type Emb = Node<[LinkSlot<RX, 4>; 4], RX, 4, 4>;
+    type Emb = Node<[LinkSlot<RX, 4>; 4], RX, 4, 4, 8>;
     let total = size_of::<Emb>();
+    let entry = size_of::<veil_core::discovery::PeerEntry>();
+    assert!(entry <= 1_024, "a node-table entry is {entry} bytes");
+    let links = 4 * (RX + 4 * CELL_LEN + 2_048);
+    let events = 4 * 600;
     assert!(
-        total <= 4 * (RX + 4 * CELL_LEN + 2_048) + 4 * 600 + 2_048,
+        total <= links + events + 8 * entry + 3_072,
         "embedded node is {total} bytes"
     );
 }

@@ -20,6 +20,8 @@ pub enum CellCommand {
     RelayEarly,
     /// Tears the circuit down, with a reason.
     Destroy,
+    /// Link-level (circuit id 0): one signed node descriptor, for discovery.
+    Descriptor,
 }
 
 impl CellCommand {
@@ -32,6 +34,7 @@ impl CellCommand {
             CellCommand::Relay => 3,
             CellCommand::RelayEarly => 4,
             CellCommand::Destroy => 5,
+            CellCommand::Descriptor => 6,
         }
     }
 
@@ -44,8 +47,14 @@ impl CellCommand {
             3 => CellCommand::Relay,
             4 => CellCommand::RelayEarly,
             5 => CellCommand::Destroy,
+            6 => CellCommand::Descriptor,
             _ => return None,
         })
+    }
+
+    /// Whether the command belongs on circuit id 0 (the link itself).
+    pub fn is_link_level(self) -> bool {
+        matches!(self, CellCommand::Padding | CellCommand::Descriptor)
     }
 
     /// Whether the body is CGO-encrypted.

@@ -1,5 +1,6 @@
-//! Bodies of `CREATE` and `CREATED` cells (also carried inside `EXTEND` and
-//! `EXTENDED` relay messages): a length-prefixed hop handshake message.
+//! Length-prefixed bodies: `CREATE` and `CREATED` cells (also carried inside
+//! `EXTEND` and `EXTENDED` relay messages) hold a hop handshake message,
+//! `DESCRIPTOR` cells hold a signed descriptor.
 //!
 //! ```text
 //! CREATE:  handshake_type u16 (1 = veil NK hop handshake) ‖ length u16 ‖ handshake ‖ zeros
@@ -94,6 +95,17 @@ pub fn parse_created(body: &[u8; BODY_LEN]) -> Result<HandshakeBytes, HandshakeB
 /// Builds a `CREATED` body; `None` if the message cannot fit.
 pub fn emit_created(message: &[u8]) -> Option<[u8; BODY_LEN]> {
     write(&[], message)
+}
+
+/// Parses a `DESCRIPTOR` body (`length u16 ‖ descriptor ‖ zeros`, the same
+/// framing as `CREATED`); the descriptor itself is verified separately.
+pub fn parse_descriptor_body(body: &[u8; BODY_LEN]) -> Result<HandshakeBytes, HandshakeBodyError> {
+    read_message(body)
+}
+
+/// Builds a `DESCRIPTOR` body.
+pub fn emit_descriptor_body(descriptor: &[u8]) -> Option<[u8; BODY_LEN]> {
+    write(&[], descriptor)
 }
 
 #[cfg(test)]

@@ -13,8 +13,9 @@ pub use circuit_id::CircuitId;
 pub use command::CellCommand;
 pub use destroy::DestroyReason;
 pub use handshake_body::{
-    emit_create, emit_created, parse_create, parse_created, HandshakeBodyError, HandshakeBytes,
-    HANDSHAKE_TYPE_NK, MAX_HANDSHAKE_LEN,
+    emit_create, emit_created, emit_descriptor_body, parse_create, parse_created,
+    parse_descriptor_body, HandshakeBodyError, HandshakeBytes, HANDSHAKE_TYPE_NK,
+    MAX_HANDSHAKE_LEN,
 };
 pub use packet::{CellError, CellRepr};
 pub use relay_message::{RelayCommand, RelayMessage, RelayMessageError, RELAY_DATA_LEN};

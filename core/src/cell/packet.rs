@@ -33,7 +33,7 @@ impl fmt::Debug for CellRepr {
 pub enum CellError {
     /// A command byte this version does not know.
     UnknownCommand(u8),
-    /// Padding must use circuit id 0, and everything else must not.
+    /// Link-level commands must use circuit id 0, and the others must not.
     CircuitIdMismatch {
         /// The command byte.
         command: u8,
@@ -48,7 +48,7 @@ impl fmt::Display for CellError {
             CellError::UnknownCommand(c) => write!(f, "cell command {c} is unknown"),
             CellError::CircuitIdMismatch { command, circuit_id } => write!(
                 f,
-                "cell command {command} cannot use circuit id {circuit_id}: padding uses 0, circuits never do"
+                "cell command {command} cannot use circuit id {circuit_id}: link-level cells use 0, circuits never do"
             ),
         }
     }
@@ -63,7 +63,7 @@ impl CellRepr {
         let circuit_id = CircuitId(u32::from_be_bytes(*id));
         let (&code, body_bytes) = rest.split_first().unwrap_or((&0xff, &[]));
         let command = CellCommand::from_code(code).ok_or(CellError::UnknownCommand(code))?;
-        if (command == CellCommand::Padding) != (circuit_id == CircuitId::LINK) {
+        if command.is_link_level() != (circuit_id == CircuitId::LINK) {
             return Err(CellError::CircuitIdMismatch {
                 command: code,
                 circuit_id: circuit_id.0,

@@ -1,6 +1,7 @@
 //! Settings of a node, fixed when it is built.
 
 use crate::link::{LinkConfig, MAX_MESSAGE_LEN};
+use crate::time::Duration;
 
 /// How a node behaves. Capacities are type parameters of
 /// [`Node`](super::Node); these are the run-time knobs.
@@ -17,6 +18,17 @@ pub struct NodeConfig {
     /// further clamped to the receive buffer and to what the event queue can
     /// take in one message.
     pub max_message_len: usize,
+    /// Unix time, in seconds, at the caller's `Instant::ZERO`. The core
+    /// never reads a clock: this is how descriptors get wall-clock issue and
+    /// expiry times that other nodes can check.
+    pub unix_time_at_zero: u64,
+    /// Whether this node relays for others (advertised in its descriptor).
+    pub relay: bool,
+    /// How long a descriptor is valid; it is re-signed at half-life.
+    pub descriptor_lifetime_secs: u64,
+    /// How often to send a random sample of known descriptors over a
+    /// random link.
+    pub gossip_interval: Duration,
 }
 
 impl Default for NodeConfig {
@@ -25,6 +37,10 @@ impl Default for NodeConfig {
             link: LinkConfig::default(),
             max_half_open: 16,
             max_message_len: MAX_MESSAGE_LEN,
+            unix_time_at_zero: 0,
+            relay: true,
+            descriptor_lifetime_secs: 3 * 3600,
+            gossip_interval: Duration::from_secs(30),
         }
     }
 }

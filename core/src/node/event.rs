@@ -3,7 +3,7 @@
 use crate::identity::NodeId;
 use crate::link::{Cell, CloseReason, ClosedBy, LinkRole};
 
-use super::LinkId;
+use super::{DescriptorRefusal, LinkId};
 
 /// Something that happened inside the node. Pulled with
 /// [`Node::poll_event`](super::Node::poll_event).
@@ -32,6 +32,23 @@ pub enum Event {
         reason: CloseReason,
         /// Who closed it.
         by: ClosedBy,
+    },
+    /// A verified descriptor of a node we did not know went into the node
+    /// table.
+    PeerLearned {
+        /// The node.
+        peer: NodeId,
+        /// Whether it relays.
+        relay: bool,
+        /// The link it came over (from the node itself or by gossip).
+        via: LinkId,
+    },
+    /// A descriptor received on a link was refused.
+    DescriptorRefused {
+        /// The link it came over.
+        link: LinkId,
+        /// Why.
+        reason: DescriptorRefusal,
     },
     /// A cell arrived on an established link.
     CellReceived {

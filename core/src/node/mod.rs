@@ -14,12 +14,14 @@
 //! same seed and the same inputs give the same output bytes.
 
 mod config;
+mod discovery;
 mod error;
 mod event;
 mod link_id;
 mod slot;
 
 pub use config::NodeConfig;
+pub use discovery::DescriptorRefusal;
 pub use error::{LinkInputError, OpenLinkError, SendCellError};
 pub use event::Event;
 pub use link_id::LinkId;
@@ -29,7 +31,8 @@ use heapless::Deque;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use crate::identity::{Identity, NodeId};
+use crate::discovery::{InsertOutcome, NodeTable};
+use crate::identity::{Address, Identity, NodeId};
 use crate::link::{
     Cell, CloseReason, LinkHello, LinkParams, LinkPhase, LinkRole, LinkSession, LinkStats,
     QueueCellError, RttEstimator, MAX_MESSAGE_LEN,
@@ -72,7 +75,8 @@ pub struct LinkInfo {
 /// - `RX`: receive buffer bytes per link (the largest message accepted, plus 2).
 /// - `TXQ`: cells that can wait to be sent per link.
 /// - `EVENTS`: events that can wait to be polled.
-pub struct Node<S, const RX: usize, const TXQ: usize, const EVENTS: usize> {
+/// - `PEERS`: nodes the node table can hold.
+pub struct Node<S, const RX: usize, const TXQ: usize, const EVENTS: usize, const PEERS: usize> {
     identity: Identity,
     static_keypair: StaticKeypair,
     hello: [u8; crate::link::HELLO_LEN],
@@ -85,10 +89,11 @@ pub struct Node<S, const RX: usize, const TXQ: usize, const EVENTS: usize> {
     events_deferred: bool,
     next_transmit_index: usize,
     now: Instant,
+    discovery: discovery::Discovery<PEERS>,
 }
 
-impl<S, const RX: usize, const TXQ: usize, const EVENTS: usize> core::fmt::Debug
-    for Node<S, RX, TXQ, EVENTS>
+impl<S, const RX: usize, const TXQ: usize, const EVENTS: usize, const PEERS: usize> core::fmt::Debug
+    for Node<S, RX, TXQ, EVENTS, PEERS>
 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Node")
@@ -98,7 +103,8 @@ impl<S, const RX: usize, const TXQ: usize, const EVENTS: usize> core::fmt::Debug
     }
 }
 
-impl<S, const RX: usize, const TXQ: usize, const EVENTS: usize> Node<S, RX, TXQ, EVENTS>
+impl<S, const RX: usize, const TXQ: usize, const EVENTS: usize, const PEERS: usize>
+    Node<S, RX, TXQ, EVENTS, PEERS>
 where
     S: AsRef<[LinkSlot<RX, TXQ>]> + AsMut<[LinkSlot<RX, TXQ>]>,
 {
@@ -118,6 +124,7 @@ where
         rng.fill_bytes(&mut static_secret);
         let static_keypair = StaticKeypair::from_secret_bytes(static_secret);
         zeroize::Zeroize::zeroize(&mut static_secret);
+        let discovery = discovery::Discovery::new(&identity, &config, &mut rng);
         // A message never carries more cells than the event queue can take,
         // so a received message can always be delivered once events drain.
         let by_events = crate::link::KIND_LEN
@@ -149,6 +156,7 @@ where
             events_deferred: false,
             next_transmit_index: 0,
             now: Instant::ZERO,
+            discovery,
         }
     }
 
@@ -231,6 +239,7 @@ where
         slot.session = Some(session);
         slot.opened_at = now;
         slot.announced = false;
+        slot.introduced = false;
         let id = LinkId::new(u16::try_from(index).unwrap_or(u16::MAX), slot.generation);
         Ok(id)
     }
@@ -299,17 +308,33 @@ where
             .slot_index(link)
             .ok_or(LinkInputError::UnknownLink(link))?;
         let room = EVENTS.saturating_sub(self.events.len());
-        let events = &mut self.events;
-        let session = self
-            .links
+        let Node {
+            links,
+            events,
+            discovery,
+            config,
+            ..
+        } = self;
+        let session = links
             .as_mut()
             .get_mut(index)
             .and_then(|s| s.session.as_mut())
             .ok_or(LinkInputError::UnknownLink(link))?;
+        let mut violation = false;
         let consumed = session.handle_data(now, data, room, |cell| {
-            // Cannot fail: the session delivers at most `room` cells.
-            let _ = events.push_back(Event::CellReceived { link, cell: *cell });
+            // Each cell yields at most one event, and the session delivers at
+            // most `room` cells, so these pushes cannot fail.
+            match discovery.on_cell(config, now, link, cell, events) {
+                discovery::LinkCell::Handled => {}
+                discovery::LinkCell::Circuit => {
+                    let _ = events.push_back(Event::CellReceived { link, cell: *cell });
+                }
+                discovery::LinkCell::Violation => violation = true,
+            }
         });
+        if violation {
+            session.close(CloseReason::ProtocolViolation);
+        }
         self.sync_slot(index);
         Ok(consumed)
     }
@@ -344,6 +369,9 @@ where
     /// Runs every timer that is due. Call at [`poll_timeout`](Self::poll_timeout).
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.advance(now);
+        if self.discovery.on_timeout(&self.identity, &self.config, now) {
+            self.gossip();
+        }
         for index in 0..self.links.as_ref().len() {
             if let Some(session) = self.session_mut(index) {
                 session.handle_timeout(now);
@@ -442,11 +470,93 @@ where
 
     /// When [`handle_timeout`](Self::handle_timeout) must next run.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.links
+        let links = self
+            .links
             .as_ref()
             .iter()
             .filter_map(|s| s.session.as_ref()?.next_deadline())
-            .min()
+            .min();
+        let discovery = self.discovery.deadline(&self.config);
+        Some(links.map_or(discovery, |l| l.min(discovery)))
+    }
+
+    /// Sends a random sample of known descriptors over a random established link.
+    fn gossip(&mut self) {
+        let established = self
+            .links
+            .as_ref()
+            .iter()
+            .filter(|s| {
+                s.session
+                    .as_ref()
+                    .is_some_and(|x| x.phase() == LinkPhase::Established)
+            })
+            .count();
+        if established == 0 || self.discovery.table().is_empty() {
+            return;
+        }
+        let pick = usize::try_from(self.rng.next_u64())
+            .unwrap_or(0)
+            .checked_rem(established)
+            .unwrap_or(0);
+        let session = self
+            .links
+            .as_mut()
+            .iter_mut()
+            .filter_map(|s| s.session.as_mut())
+            .filter(|x| x.phase() == LinkPhase::Established)
+            .nth(pick);
+        if let Some(session) = session {
+            let cells = self.discovery.gossip_cells(&mut self.rng, session.peer());
+            for cell in &cells {
+                // A full queue means the link is busy; gossip can wait.
+                if session.queue_cell(cell).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// This node's current signed descriptor.
+    pub fn descriptor(&self) -> &[u8] {
+        self.discovery.descriptor()
+    }
+
+    /// This node's onion key (X25519 public), for circuit-hop handshakes.
+    pub fn onion_public_key(&self) -> [u8; 32] {
+        self.discovery.onion().public()
+    }
+
+    /// The nodes this node knows.
+    pub fn node_table(&self) -> &NodeTable<PEERS> {
+        self.discovery.table()
+    }
+
+    /// Sets the addresses advertised in this node's descriptor (the adapter
+    /// knows them once it has bound its listeners) and re-signs it.
+    pub fn set_advertised_addresses(&mut self, now: Instant, addresses: &[Address]) {
+        let now = self.advance(now);
+        self.discovery.set_addresses(addresses);
+        self.discovery.sign(&self.identity, &self.config, now);
+    }
+
+    /// Learns a descriptor from outside the network: a bootstrap list, or
+    /// the node table persisted before a restart.
+    pub fn learn_descriptor(
+        &mut self,
+        now: Instant,
+        descriptor: &[u8],
+    ) -> Result<InsertOutcome, DescriptorRefusal> {
+        let now = self.advance(now);
+        self.discovery
+            .learn(&self.config, now, descriptor)
+            .map(|(outcome, ..)| outcome)
+    }
+
+    /// Records that `peer` failed (an unreachable address, a failed
+    /// circuit); failing nodes are left out of paths and evicted first.
+    pub fn record_peer_failure(&mut self, peer: &NodeId) {
+        self.discovery.table_mut().record_failure(peer);
     }
 
     /// A snapshot of one link.
@@ -480,6 +590,18 @@ where
             return;
         };
         let link = LinkId::new(u16::try_from(index).unwrap_or(u16::MAX), slot.generation);
+        if !slot.introduced && session.phase() == LinkPhase::Established {
+            if let (Some(cell), Some(session)) =
+                (self.discovery.own_descriptor_cell(), slot.session.as_mut())
+            {
+                // A fresh link's queue is empty, so this fits.
+                let _ = session.queue_cell(&cell);
+            }
+            slot.introduced = true;
+        }
+        let Some(session) = slot.session.as_ref() else {
+            return;
+        };
         if !slot.announced && session.was_established() {
             if let Some(peer) = session.peer() {
                 crate::logging::log_info!("{} established with {}", link, peer);
@@ -512,6 +634,7 @@ where
                 }
                 slot.session = None;
                 slot.announced = false;
+                slot.introduced = false;
                 slot.generation = slot.generation.wrapping_add(1);
             }
         }

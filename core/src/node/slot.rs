@@ -12,6 +12,8 @@ pub struct LinkSlot<const RX: usize, const TXQ: usize> {
     pub(crate) opened_at: Instant,
     /// `LinkEstablished` has been queued for this link.
     pub(crate) announced: bool,
+    /// Our descriptor has been queued on this link.
+    pub(crate) introduced: bool,
 }
 
 impl<const RX: usize, const TXQ: usize> LinkSlot<RX, TXQ> {
@@ -22,6 +24,7 @@ impl<const RX: usize, const TXQ: usize> LinkSlot<RX, TXQ> {
             session: None,
             opened_at: Instant::ZERO,
             announced: false,
+            introduced: false,
         }
     }
 }

@@ -8,13 +8,22 @@ use veil_core::node::{Event, LinkId};
 use veil_sim::{Direction, NodeIndex, Sim, StreamConditions, WireId};
 
 /// A cell whose first 8 bytes carry `n` and the rest a pattern derived from it.
+/// A valid relay cell on circuit 0x80000001 whose body starts with `n`
+/// (8 bytes) followed by a pattern derived from it.
 pub fn numbered_cell(n: u64) -> Cell {
     let mut cell = [0u8; CELL_LEN];
-    cell[..8].copy_from_slice(&n.to_be_bytes());
-    for (i, b) in cell[8..].iter_mut().enumerate() {
+    cell[..4].copy_from_slice(&0x8000_0001u32.to_be_bytes());
+    cell[4] = 3; // RELAY
+    cell[5..13].copy_from_slice(&n.to_be_bytes());
+    for (i, b) in cell[13..].iter_mut().enumerate() {
         *b = (n as u8).wrapping_mul(31).wrapping_add(i as u8);
     }
     cell
+}
+
+/// The number a [`numbered_cell`] carries.
+pub fn number_of(cell: &Cell) -> u64 {
+    u64::from_be_bytes(cell[5..13].try_into().unwrap())
 }
 
 pub fn established_peer(sim: &Sim, node: NodeIndex, link: LinkId) -> Option<NodeId> {

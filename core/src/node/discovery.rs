@@ -1,0 +1,255 @@
+//! The node's side of discovery: its onion key and signed descriptor,
+//! descriptor exchange when a link comes up, verification into the node
+//! table, and periodic gossip of random samples.
+
+use core::fmt;
+
+use heapless::{Deque, Vec};
+use rand_core::RngCore;
+
+use crate::cell::{emit_descriptor_body, parse_descriptor_body, CellCommand, CellRepr, CircuitId};
+use crate::discovery::{InsertError, InsertOutcome, NodeTable};
+use crate::identity::{
+    verify_descriptor, Address, DescriptorError, DescriptorRepr, Identity, NodeId, MAX_ADDRESSES,
+    MAX_DESCRIPTOR_LEN,
+};
+use crate::link::Cell;
+use crate::noise::StaticKeypair;
+use crate::time::{Duration, Instant};
+
+use super::{Event, LinkId, NodeConfig};
+
+/// Descriptors sent per gossip round.
+pub const GOSSIP_SAMPLE: usize = 4;
+
+/// Why a received descriptor was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DescriptorRefusal {
+    /// The cell body is not a length-prefixed descriptor.
+    Malformed,
+    /// The descriptor failed verification.
+    Invalid(DescriptorError),
+    /// The node table refused it.
+    Table(InsertError),
+}
+
+impl fmt::Display for DescriptorRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DescriptorRefusal::Malformed => write!(f, "descriptor cell body is malformed"),
+            DescriptorRefusal::Invalid(e) => write!(f, "{e}"),
+            DescriptorRefusal::Table(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl core::error::Error for DescriptorRefusal {}
+
+/// What a link-level cell turned out to be.
+pub(crate) enum LinkCell {
+    /// Not link-level: it belongs to a circuit.
+    Circuit,
+    /// Handled here.
+    Handled,
+    /// Not a valid cell at all; the link must close.
+    Violation,
+}
+
+pub(crate) struct Discovery<const PEERS: usize> {
+    onion: StaticKeypair,
+    table: NodeTable<PEERS>,
+    descriptor: Vec<u8, MAX_DESCRIPTOR_LEN>,
+    issued_at: u64,
+    addresses: Vec<Address, MAX_ADDRESSES>,
+    next_gossip_at: Instant,
+}
+
+impl<const PEERS: usize> Discovery<PEERS> {
+    pub(crate) fn new(identity: &Identity, config: &NodeConfig, rng: &mut impl RngCore) -> Self {
+        let mut secret = [0u8; 32];
+        rng.fill_bytes(&mut secret);
+        let onion = StaticKeypair::from_secret_bytes(secret);
+        zeroize::Zeroize::zeroize(&mut secret);
+        let mut discovery = Discovery {
+            onion,
+            table: NodeTable::new(identity.node_id()),
+            descriptor: Vec::new(),
+            issued_at: 0,
+            addresses: Vec::new(),
+            next_gossip_at: Instant::ZERO.saturating_add(config.gossip_interval),
+        };
+        discovery.sign(identity, config, Instant::ZERO);
+        discovery
+    }
+
+    pub(crate) fn table(&self) -> &NodeTable<PEERS> {
+        &self.table
+    }
+
+    pub(crate) fn table_mut(&mut self) -> &mut NodeTable<PEERS> {
+        &mut self.table
+    }
+
+    pub(crate) fn onion(&self) -> &StaticKeypair {
+        &self.onion
+    }
+
+    pub(crate) fn descriptor(&self) -> &[u8] {
+        &self.descriptor
+    }
+
+    pub(crate) fn unix_now(config: &NodeConfig, now: Instant) -> u64 {
+        config
+            .unix_time_at_zero
+            .saturating_add(now.as_micros().checked_div(1_000_000).unwrap_or(0))
+    }
+
+    /// Re-signs the descriptor at `now`. `issued_at` strictly increases so
+    /// that peers take the new one over the old.
+    pub(crate) fn sign(&mut self, identity: &Identity, config: &NodeConfig, now: Instant) {
+        let issued_at = Self::unix_now(config, now).max(self.issued_at.saturating_add(1));
+        let repr = DescriptorRepr {
+            identity: identity.public(),
+            onion_key: self.onion.public(),
+            relay: config.relay,
+            issued_at,
+            expires_at: issued_at.saturating_add(config.descriptor_lifetime_secs.max(1)),
+            addresses: self.addresses.clone(),
+        };
+        let mut buf = [0u8; MAX_DESCRIPTOR_LEN];
+        if let Ok(n) = repr.emit_signed(identity, &mut buf) {
+            if let Some(bytes) = buf.get(..n) {
+                if let Ok(v) = Vec::from_slice(bytes) {
+                    self.descriptor = v;
+                    self.issued_at = issued_at;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn set_addresses(&mut self, addresses: &[Address]) {
+        self.addresses = addresses.iter().copied().take(MAX_ADDRESSES).collect();
+    }
+
+    /// When the descriptor must be re-signed: halfway through its life.
+    fn refresh_at(&self, config: &NodeConfig) -> Instant {
+        let half_life = config.descriptor_lifetime_secs.checked_div(2).unwrap_or(0);
+        let due_unix = self.issued_at.saturating_add(half_life);
+        let secs_after_zero = due_unix.saturating_sub(config.unix_time_at_zero);
+        Instant::ZERO.saturating_add(Duration::from_secs(secs_after_zero))
+    }
+
+    pub(crate) fn deadline(&self, config: &NodeConfig) -> Instant {
+        self.refresh_at(config).min(self.next_gossip_at)
+    }
+
+    /// Re-signs if due; returns whether gossip is due.
+    pub(crate) fn on_timeout(
+        &mut self,
+        identity: &Identity,
+        config: &NodeConfig,
+        now: Instant,
+    ) -> bool {
+        if now >= self.refresh_at(config) {
+            self.sign(identity, config, now);
+        }
+        if now >= self.next_gossip_at {
+            self.next_gossip_at = now.saturating_add(config.gossip_interval);
+            return true;
+        }
+        false
+    }
+
+    /// A `DESCRIPTOR` cell carrying `bytes`.
+    pub(crate) fn descriptor_cell(bytes: &[u8]) -> Option<Cell> {
+        Some(
+            CellRepr {
+                circuit_id: CircuitId::LINK,
+                command: CellCommand::Descriptor,
+                body: emit_descriptor_body(bytes)?,
+            }
+            .emit(),
+        )
+    }
+
+    /// Our own descriptor as a cell.
+    pub(crate) fn own_descriptor_cell(&self) -> Option<Cell> {
+        Self::descriptor_cell(&self.descriptor)
+    }
+
+    /// Verifies and stores a descriptor; returns what the table did, the
+    /// node it describes and whether that node relays.
+    pub(crate) fn learn(
+        &mut self,
+        config: &NodeConfig,
+        now: Instant,
+        bytes: &[u8],
+    ) -> Result<(InsertOutcome, NodeId, bool), DescriptorRefusal> {
+        let unix = Self::unix_now(config, now);
+        let verified = verify_descriptor(bytes, unix).map_err(DescriptorRefusal::Invalid)?;
+        let (id, relay) = (verified.node_id(), verified.repr().relay);
+        let outcome = self
+            .table
+            .insert(verified, now, unix)
+            .map_err(DescriptorRefusal::Table)?;
+        Ok((outcome, id, relay))
+    }
+
+    /// Handles a cell received on `link` if it is link-level, reporting
+    /// what happened in `events` (one event at most per cell).
+    pub(crate) fn on_cell<const E: usize>(
+        &mut self,
+        config: &NodeConfig,
+        now: Instant,
+        link: LinkId,
+        cell: &Cell,
+        events: &mut Deque<Event, E>,
+    ) -> LinkCell {
+        let Ok(repr) = CellRepr::parse(cell) else {
+            return LinkCell::Violation;
+        };
+        match repr.command {
+            CellCommand::Padding => LinkCell::Handled,
+            CellCommand::Descriptor => {
+                let result = match parse_descriptor_body(&repr.body) {
+                    Ok(bytes) => self.learn(config, now, &bytes),
+                    Err(_) => Err(DescriptorRefusal::Malformed),
+                };
+                let event = match result {
+                    Ok((InsertOutcome::Added | InsertOutcome::Replaced { .. }, peer, relay)) => {
+                        Some(Event::PeerLearned {
+                            peer,
+                            relay,
+                            via: link,
+                        })
+                    }
+                    Ok((InsertOutcome::Updated | InsertOutcome::Refreshed, ..)) => None,
+                    // Our own descriptor coming back through gossip is harmless.
+                    Err(DescriptorRefusal::Table(InsertError::OwnDescriptor)) => None,
+                    Err(reason) => Some(Event::DescriptorRefused { link, reason }),
+                };
+                if let Some(event) = event {
+                    // Room is reserved: the session delivers at most one cell per free slot.
+                    let _ = events.push_back(event);
+                }
+                LinkCell::Handled
+            }
+            _ => LinkCell::Circuit,
+        }
+    }
+
+    /// Up to [`GOSSIP_SAMPLE`] random known descriptors, as cells, leaving
+    /// out the recipient's own (it knows itself).
+    pub(crate) fn gossip_cells(
+        &self,
+        rng: &mut impl RngCore,
+        recipient: Option<NodeId>,
+    ) -> Vec<Cell, GOSSIP_SAMPLE> {
+        self.table
+            .sample::<GOSSIP_SAMPLE>(rng)
+            .iter()
+            .filter(|entry| Some(entry.node_id()) != recipient)
+            .filter_map(|entry| Self::descriptor_cell(entry.descriptor.as_bytes()))
+            .collect()
+    }
+}
