@@ -229,7 +229,7 @@ impl<const N: usize> NodeTable<N> {
     }
 
     /// Healthy nodes that relay, for path selection.
-    pub fn healthy_relays(&self, now_unix_secs: u64) -> impl Iterator<Item = &PeerEntry> {
+    pub fn healthy_relays(&self, now_unix_secs: u64) -> impl Iterator<Item = &PeerEntry> + Clone {
         self.entries
             .iter()
             .filter(move |e| e.descriptor.repr().relay && e.is_healthy(now_unix_secs))

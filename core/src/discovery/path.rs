@@ -1,0 +1,216 @@
+//! Path selection: which relays a circuit to a destination goes through.
+//!
+//! Rules (`docs/relay_protocol_spec.md` §7):
+//! - relays are drawn uniformly at random, one position at a time, from
+//!   the healthy relays in the node table;
+//! - all hops are distinct nodes, and the destination is only ever last;
+//! - no two hops, destination included, share a network prefix (IPv4 /16,
+//!   IPv6 /32) of any advertised address, so one network operator cannot
+//!   see both ends of a path from its own address space;
+//! - with guards, the first hop is drawn from the usable guards only.
+
+use core::fmt;
+use core::net::IpAddr;
+
+use heapless::Vec;
+use rand_core::RngCore;
+
+use crate::cgo::MAX_HOPS;
+use crate::identity::{NodeId, MAX_ADDRESSES};
+
+use super::{NodeTable, PeerEntry};
+
+/// Relays before the destination unless configured otherwise.
+pub const DEFAULT_PATH_RELAYS: usize = 3;
+/// The most relays a path may have (one CGO layer per hop, the destination
+/// included).
+pub const MAX_PATH_RELAYS: usize = MAX_HOPS - 1;
+
+/// A network prefix: IPv4 /16 or IPv6 /32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NetworkPrefix {
+    /// The first two octets of an IPv4 address.
+    V4([u8; 2]),
+    /// The first four octets of an IPv6 address.
+    V6([u8; 4]),
+}
+
+impl NetworkPrefix {
+    /// The prefix an address belongs to.
+    pub fn of(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(v4) => {
+                let [a, b, _, _] = v4.octets();
+                NetworkPrefix::V4([a, b])
+            }
+            IpAddr::V6(v6) => {
+                let o = v6.octets();
+                let mut p = [0u8; 4];
+                for (dst, src) in p.iter_mut().zip(o.iter()) {
+                    *dst = *src;
+                }
+                NetworkPrefix::V6(p)
+            }
+        }
+    }
+}
+
+fn prefixes(entry: &PeerEntry) -> Vec<NetworkPrefix, MAX_ADDRESSES> {
+    entry
+        .descriptor
+        .repr()
+        .addresses
+        .iter()
+        .map(|a| NetworkPrefix::of(a.socket.ip()))
+        .collect()
+}
+
+/// A chosen path: relays in order from the client, then the destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path {
+    hops: Vec<NodeId, MAX_HOPS>,
+}
+
+impl Path {
+    /// Every hop, the destination last.
+    pub fn hops(&self) -> &[NodeId] {
+        &self.hops
+    }
+
+    /// The relays before the destination.
+    pub fn relays(&self) -> &[NodeId] {
+        self.hops.split_last().map(|(_, r)| r).unwrap_or(&[])
+    }
+
+    /// The destination.
+    pub fn destination(&self) -> Option<NodeId> {
+        self.hops.last().copied()
+    }
+}
+
+/// What a path must look like.
+#[derive(Debug, Clone, Copy)]
+pub struct PathRules<'a> {
+    /// Relays before the destination.
+    pub relays: usize,
+    /// If not empty, the first hop must be one of these.
+    pub guards: &'a [NodeId],
+}
+
+impl Default for PathRules<'_> {
+    fn default() -> Self {
+        PathRules {
+            relays: DEFAULT_PATH_RELAYS,
+            guards: &[],
+        }
+    }
+}
+
+/// Why no path could be chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PathError {
+    /// The destination is not in the node table (its onion key is needed).
+    UnknownDestination,
+    /// More relays were asked for than a circuit can have.
+    TooLong(usize),
+    /// Guards were given but none is a usable first hop.
+    NoUsableGuard,
+    /// Not enough healthy relays satisfy the rules.
+    NotEnoughRelays {
+        /// Relays asked for.
+        wanted: usize,
+        /// Relays found before running out.
+        found: usize,
+    },
+}
+
+impl fmt::Display for PathError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PathError::UnknownDestination => {
+                write!(f, "destination unknown; learn its descriptor first")
+            }
+            PathError::TooLong(n) => {
+                write!(
+                    f,
+                    "{n} relays asked for, a circuit allows {MAX_PATH_RELAYS}"
+                )
+            }
+            PathError::NoUsableGuard => write!(f, "no guard is a healthy relay; pick new guards"),
+            PathError::NotEnoughRelays { wanted, found } => write!(
+                f,
+                "only {found} of {wanted} relays fit the path rules; learn more nodes"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for PathError {}
+
+/// Whether `candidate` may join a path that already has `chosen` hops.
+fn compatible(candidate: &PeerEntry, chosen: &[&PeerEntry]) -> bool {
+    let mine = prefixes(candidate);
+    chosen.iter().all(|other| {
+        other.node_id() != candidate.node_id() && !prefixes(other).iter().any(|p| mine.contains(p))
+    })
+}
+
+/// Picks the `index`-th entry (modulo the count) satisfying `ok`.
+fn pick<'t>(
+    entries: impl Iterator<Item = &'t PeerEntry> + Clone,
+    ok: impl Fn(&PeerEntry) -> bool,
+    rng: &mut impl RngCore,
+) -> Option<&'t PeerEntry> {
+    let count = entries.clone().filter(|e| ok(e)).count();
+    let index = usize::try_from(rng.next_u64()).ok()?.checked_rem(count)?;
+    entries.filter(|e| ok(e)).nth(index)
+}
+
+/// Chooses a path to `destination` from the node table.
+pub fn select_path<const N: usize>(
+    table: &NodeTable<N>,
+    destination: NodeId,
+    rules: &PathRules<'_>,
+    now_unix_secs: u64,
+    rng: &mut impl RngCore,
+) -> Result<Path, PathError> {
+    if rules.relays > MAX_PATH_RELAYS {
+        return Err(PathError::TooLong(rules.relays));
+    }
+    let dest = table
+        .get(&destination)
+        .ok_or(PathError::UnknownDestination)?;
+    let mut chosen: Vec<&PeerEntry, MAX_HOPS> = Vec::new();
+    // The destination's prefixes are off limits to relays too.
+    chosen
+        .push(dest)
+        .map_err(|_| PathError::TooLong(rules.relays))?;
+    for position in 0..rules.relays {
+        let relays = table.healthy_relays(now_unix_secs);
+        let guard_only = position == 0 && !rules.guards.is_empty();
+        let next = pick(
+            relays,
+            |e| compatible(e, &chosen) && (!guard_only || rules.guards.contains(&e.node_id())),
+            rng,
+        );
+        match next {
+            Some(entry) => {
+                chosen
+                    .push(entry)
+                    .map_err(|_| PathError::TooLong(rules.relays))?;
+            }
+            None if guard_only => return Err(PathError::NoUsableGuard),
+            None => {
+                return Err(PathError::NotEnoughRelays {
+                    wanted: rules.relays,
+                    found: position,
+                })
+            }
+        }
+    }
+    let mut hops: Vec<NodeId, MAX_HOPS> = chosen.iter().skip(1).map(|e| e.node_id()).collect();
+    hops.push(destination)
+        .map_err(|_| PathError::TooLong(rules.relays))?;
+    Ok(Path { hops })
+}
