@@ -1,9 +1,20 @@
 //! Circuits: paths of relays built hop by hop, each hop keyed by its own
-//! handshake. So far: the hop handshake. The circuit state machines, flow
-//! control and messages come next (issue 3).
+//! handshake and encrypted with its own CGO layer.
 
+mod client_table;
+mod engine;
 mod hop_handshake;
+mod relay_table;
 
+pub use client_table::{CircuitHandle, ClientCircuit, ClientTable};
+pub use engine::{
+    CircuitContext, CircuitEngine, CircuitError, CircuitEvent, CircuitProtocolViolation, RelayData,
+    EXTEND_LEN,
+};
 pub use hop_handshake::{
     respond, HopHandshakeClient, HopHandshakeError, HOP_MESSAGE_LEN, HOP_PROLOGUE, SEED_LABEL,
 };
+pub use relay_table::{CircuitEnd, RelayCircuit, RelayDirection, RelayTable};
+
+#[cfg(test)]
+mod engine_tests;

@@ -72,6 +72,20 @@ pub struct Path {
 }
 
 impl Path {
+    /// A path through exactly `hops` (destination last), for callers that
+    /// choose paths themselves. `None` if empty, too long, or a node repeats.
+    pub fn from_hops(hops: &[NodeId]) -> Option<Self> {
+        if hops.is_empty() {
+            return None;
+        }
+        let hops: Vec<NodeId, MAX_HOPS> = Vec::from_slice(hops).ok()?;
+        let distinct = hops
+            .iter()
+            .enumerate()
+            .all(|(i, h)| hops.iter().skip(i.saturating_add(1)).all(|o| o != h));
+        distinct.then_some(Path { hops })
+    }
+
     /// Every hop, the destination last.
     pub fn hops(&self) -> &[NodeId] {
         &self.hops

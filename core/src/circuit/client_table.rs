@@ -1,0 +1,110 @@
+//! The circuits this node built as a client.
+
+use heapless::Vec;
+
+use crate::cgo::{ClientLayers, MAX_HOPS};
+use crate::discovery::Path;
+
+use super::relay_table::CircuitEnd;
+use super::{CircuitError, HopHandshakeClient};
+
+/// Names a circuit this node built; stable for the circuit's life and never
+/// reused while the node runs (a 32-bit counter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct CircuitHandle(pub u32);
+
+/// A circuit built (or being built) by this node.
+#[derive(Debug)]
+pub struct ClientCircuit {
+    /// Its handle.
+    pub handle: CircuitHandle,
+    /// The first hop's link and the circuit id on it.
+    pub end: CircuitEnd,
+    /// The hops, destination last.
+    pub path: Path,
+    /// Each hop's onion key, from its descriptor when the circuit was opened.
+    pub onion_keys: Vec<[u8; 32], MAX_HOPS>,
+    /// One CGO layer per hop built so far.
+    pub layers: ClientLayers,
+    /// The handshake with the hop being added.
+    pub pending: Option<HopHandshakeClient>,
+}
+
+impl ClientCircuit {
+    /// Whether every hop is built.
+    pub fn is_ready(&self) -> bool {
+        self.pending.is_none() && self.layers.len() == self.path.hops().len()
+    }
+}
+
+/// All client circuits, at most `N`.
+#[derive(Debug, Default)]
+pub struct ClientTable<const N: usize> {
+    circuits: Vec<ClientCircuit, N>,
+    next_handle: u32,
+}
+
+impl<const N: usize> ClientTable<N> {
+    /// An empty table.
+    pub fn new() -> Self {
+        ClientTable {
+            circuits: Vec::new(),
+            next_handle: 1,
+        }
+    }
+
+    /// A fresh handle.
+    pub fn next_handle(&mut self) -> CircuitHandle {
+        let handle = CircuitHandle(self.next_handle);
+        self.next_handle = self.next_handle.wrapping_add(1).max(1);
+        handle
+    }
+
+    /// Whether there is room for another circuit.
+    pub fn is_full(&self) -> bool {
+        self.circuits.is_full()
+    }
+
+    /// Adds a circuit (dropped, keys wiped, if the table is full).
+    pub fn insert(&mut self, circuit: ClientCircuit) -> Result<(), CircuitError> {
+        self.circuits.push(circuit).map_err(|_| CircuitError::Full)
+    }
+
+    /// The circuit using `end`.
+    pub fn by_end(&mut self, end: CircuitEnd) -> Option<&mut ClientCircuit> {
+        self.circuits.iter_mut().find(|c| c.end == end)
+    }
+
+    /// The circuit with `handle`.
+    pub fn by_handle(&mut self, handle: CircuitHandle) -> Option<&mut ClientCircuit> {
+        self.circuits.iter_mut().find(|c| c.handle == handle)
+    }
+
+    /// Whether `end` is in use.
+    pub fn uses(&self, end: CircuitEnd) -> bool {
+        self.circuits.iter().any(|c| c.end == end)
+    }
+
+    /// Removes the circuit using `end`; returns its handle.
+    pub fn remove(&mut self, end: CircuitEnd) -> Option<CircuitHandle> {
+        let index = self.circuits.iter().position(|c| c.end == end)?;
+        Some(self.circuits.swap_remove(index).handle)
+    }
+
+    /// Removes one circuit over `link`; returns its handle.
+    pub fn remove_one_on_link(&mut self, link: crate::node::LinkId) -> Option<CircuitHandle> {
+        let index = self.circuits.iter().position(|c| c.end.0 == link)?;
+        Some(self.circuits.swap_remove(index).handle)
+    }
+
+    /// Circuits in the table.
+    pub fn len(&self) -> usize {
+        self.circuits.len()
+    }
+
+    /// Whether none.
+    pub fn is_empty(&self) -> bool {
+        self.circuits.is_empty()
+    }
+}

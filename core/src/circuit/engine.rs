@@ -1,0 +1,690 @@
+//! The circuit engine: builds circuits hop by hop, relays cells through
+//! the circuits this node is a hop of, and tears circuits down in both
+//! directions. Sans-IO: it sees cells and a [`CircuitContext`] that knows the
+//! links; the node owns it and routes every non-link-level cell to it.
+
+use core::fmt;
+
+use heapless::Vec;
+use rand_core::RngCore;
+
+use crate::cell::{
+    emit_create, emit_created, parse_create, parse_created, CellCommand, CellRepr, CircuitId,
+    DestroyReason, RelayCommand, RelayMessage, MAX_RELAY_EARLY, RELAY_DATA_LEN,
+};
+use crate::cgo::{CellBody, ForwardOutcome, BODY_LEN};
+use crate::discovery::Path;
+use crate::identity::NodeId;
+use crate::link::{Cell, LinkRole};
+use crate::node::LinkId;
+use crate::noise::StaticKeypair;
+
+use super::client_table::{CircuitHandle, ClientCircuit, ClientTable};
+use super::relay_table::{CircuitEnd, RelayCircuit, RelayDirection, RelayTable};
+use super::{respond, HopHandshakeClient, HOP_MESSAGE_LEN};
+
+/// Bytes of `EXTEND` data: target node id, then the `CREATE` handshake
+/// (type u16, length u16, message).
+pub const EXTEND_LEN: usize = 32 + 4 + HOP_MESSAGE_LEN;
+
+/// What the engine needs from the node around it.
+pub trait CircuitContext {
+    /// The established link to `peer`, and our role on it.
+    fn link_to(&self, peer: &NodeId) -> Option<(LinkId, LinkRole)>;
+    /// Our role on `link`, if it is established.
+    fn role_on(&self, link: LinkId) -> Option<LinkRole>;
+    /// Queues `cell` on `link`; `false` if it could not be queued.
+    fn send(&mut self, link: LinkId, cell: &Cell) -> bool;
+    /// The node's CSPRNG.
+    fn rng(&mut self) -> &mut dyn RngCore;
+    /// Reports something that happened.
+    fn event(&mut self, event: CircuitEvent);
+}
+
+/// Data carried by one relay cell.
+pub type RelayData = Vec<u8, RELAY_DATA_LEN>;
+
+/// What the engine reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CircuitEvent {
+    /// A circuit this node opened has every hop built.
+    Ready {
+        /// The circuit.
+        circuit: CircuitHandle,
+    },
+    /// A circuit this node opened is gone.
+    Closed {
+        /// The circuit.
+        circuit: CircuitHandle,
+        /// Why.
+        reason: DestroyReason,
+    },
+    /// Data arrived from hop `hop` (0-based) of a circuit this node opened.
+    Data {
+        /// The circuit.
+        circuit: CircuitHandle,
+        /// Which hop sent it.
+        hop: usize,
+        /// The data.
+        data: RelayData,
+    },
+    /// Data for this node arrived over a circuit it is a hop of. Answer
+    /// with [`CircuitEngine::reply`] to `at`; the sender stays unknown.
+    Delivered {
+        /// The circuit, as seen from this hop.
+        at: CircuitEnd,
+        /// The data.
+        data: RelayData,
+    },
+}
+
+/// Why a circuit could not be opened or used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum CircuitError {
+    /// No established link to the first hop; connect to it first.
+    NoLinkToFirstHop,
+    /// One onion key per hop is needed.
+    OnionKeysMismatch,
+    /// The table of own circuits, or the circuit-id space, is full.
+    Full,
+    /// No such circuit (closed, or never opened).
+    UnknownCircuit,
+    /// The circuit is still being built.
+    NotReady,
+    /// The data is longer than one cell carries.
+    TooLong,
+    /// The link would not take the cell (its queue is full); retry later.
+    LinkBusy,
+}
+
+impl fmt::Display for CircuitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CircuitError::NoLinkToFirstHop => "no link to the first hop; connect to it first",
+            CircuitError::OnionKeysMismatch => "give exactly one onion key per hop",
+            CircuitError::Full => "no room for another circuit",
+            CircuitError::UnknownCircuit => "no such circuit; it closed or never existed",
+            CircuitError::NotReady => "the circuit is still being built; wait for Ready",
+            CircuitError::TooLong => "data longer than one relay cell",
+            CircuitError::LinkBusy => "the link's queue is full; poll transmits and retry",
+        })
+    }
+}
+
+impl core::error::Error for CircuitError {}
+
+/// A cell the engine refuses outright: the link must close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct CircuitProtocolViolation;
+
+/// The circuits of one node: `RELAYED` as a hop, `OWN` as a client.
+#[derive(Debug, Default)]
+pub struct CircuitEngine<const RELAYED: usize, const OWN: usize> {
+    relays: RelayTable<RELAYED>,
+    clients: ClientTable<OWN>,
+}
+
+fn cell(end: CircuitEnd, command: CellCommand, body: [u8; BODY_LEN]) -> Cell {
+    CellRepr {
+        circuit_id: end.1,
+        command,
+        body,
+    }
+    .emit()
+}
+
+fn destroy_cell(end: CircuitEnd, reason: DestroyReason) -> Cell {
+    let mut body = [0u8; BODY_LEN];
+    if let Some(first) = body.first_mut() {
+        *first = reason.code();
+    }
+    cell(end, CellCommand::Destroy, body)
+}
+
+fn other_role(role: LinkRole) -> LinkRole {
+    match role {
+        LinkRole::Initiator => LinkRole::Responder,
+        LinkRole::Responder => LinkRole::Initiator,
+    }
+}
+
+fn relay_payload(command: RelayCommand, data: &[u8]) -> Option<[u8; crate::cgo::PAYLOAD_LEN]> {
+    RelayMessage { command, data }.emit()
+}
+
+impl<const RELAYED: usize, const OWN: usize> CircuitEngine<RELAYED, OWN> {
+    /// No circuits.
+    pub fn new() -> Self {
+        CircuitEngine {
+            relays: RelayTable::new(),
+            clients: ClientTable::new(),
+        }
+    }
+
+    /// Circuits this node relays.
+    pub fn relayed(&self) -> usize {
+        self.relays.len()
+    }
+
+    /// Circuits this node opened.
+    pub fn own(&self) -> usize {
+        self.clients.len()
+    }
+
+    fn in_use(&self, end: CircuitEnd) -> bool {
+        self.relays.uses(end) || self.clients.uses(end)
+    }
+
+    fn allocate(
+        &self,
+        ctx: &mut impl CircuitContext,
+        link: LinkId,
+        role: LinkRole,
+    ) -> Option<CircuitId> {
+        let mut rng = ctx.rng();
+        CircuitId::allocate(role, &mut rng, |id| self.in_use((link, id)))
+    }
+
+    fn ephemeral(ctx: &mut impl CircuitContext) -> [u8; 32] {
+        let mut e = [0u8; 32];
+        ctx.rng().fill_bytes(&mut e);
+        e
+    }
+
+    /// Opens a circuit along `path`, with `onion_keys[i]` the onion key of
+    /// `path.hops()[i]`. `Ready` (or `Closed`) follows as an event.
+    pub fn open(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        path: Path,
+        onion_keys: &[[u8; 32]],
+    ) -> Result<CircuitHandle, CircuitError> {
+        if onion_keys.len() != path.hops().len() {
+            return Err(CircuitError::OnionKeysMismatch);
+        }
+        if self.clients.is_full() {
+            return Err(CircuitError::Full);
+        }
+        let first = path.hops().first().ok_or(CircuitError::OnionKeysMismatch)?;
+        let (link, role) = ctx.link_to(first).ok_or(CircuitError::NoLinkToFirstHop)?;
+        let id = self.allocate(ctx, link, role).ok_or(CircuitError::Full)?;
+        let onion = onion_keys.first().ok_or(CircuitError::OnionKeysMismatch)?;
+        let (pending, create) = HopHandshakeClient::start(onion, Self::ephemeral(ctx))
+            .map_err(|_| CircuitError::OnionKeysMismatch)?;
+        let end = (link, id);
+        if !ctx.send(link, &cell(end, CellCommand::Create, create)) {
+            return Err(CircuitError::LinkBusy);
+        }
+        let handle = self.clients.next_handle();
+        let circuit = ClientCircuit {
+            handle,
+            end,
+            path,
+            onion_keys: Vec::from_slice(onion_keys).map_err(|_| CircuitError::OnionKeysMismatch)?,
+            layers: crate::cgo::ClientLayers::new(),
+            pending: Some(pending),
+        };
+        self.clients.insert(circuit)?;
+        Ok(handle)
+    }
+
+    /// Sends `data` to hop `hop` (0-based; the destination is the last) of
+    /// a ready circuit.
+    pub fn send(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        circuit: CircuitHandle,
+        hop: usize,
+        data: &[u8],
+    ) -> Result<(), CircuitError> {
+        let c = self
+            .clients
+            .by_handle(circuit)
+            .ok_or(CircuitError::UnknownCircuit)?;
+        if !c.is_ready() {
+            return Err(CircuitError::NotReady);
+        }
+        let payload = relay_payload(RelayCommand::Data, data).ok_or(CircuitError::TooLong)?;
+        let ad = CellCommand::Relay.code();
+        let body = c
+            .layers
+            .originate_forward(hop, ad, &payload)
+            .map_err(|_| CircuitError::UnknownCircuit)?;
+        let end = c.end;
+        if ctx.send(end.0, &cell(end, CellCommand::Relay, body.to_bytes())) {
+            Ok(())
+        } else {
+            Err(CircuitError::LinkBusy)
+        }
+    }
+
+    /// Answers over a circuit this node is a hop of (see `Delivered`).
+    pub fn reply(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        at: CircuitEnd,
+        data: &[u8],
+    ) -> Result<(), CircuitError> {
+        let payload = relay_payload(RelayCommand::Data, data).ok_or(CircuitError::TooLong)?;
+        let (circuit, direction) = self.relays.find(at).ok_or(CircuitError::UnknownCircuit)?;
+        if direction != RelayDirection::Forward {
+            return Err(CircuitError::UnknownCircuit);
+        }
+        let body = circuit
+            .layer
+            .originate_backward(CellCommand::Relay.code(), &payload);
+        if ctx.send(at.0, &cell(at, CellCommand::Relay, body.to_bytes())) {
+            Ok(())
+        } else {
+            Err(CircuitError::LinkBusy)
+        }
+    }
+
+    /// Closes a circuit this node opened.
+    pub fn close(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        circuit: CircuitHandle,
+    ) -> Result<(), CircuitError> {
+        let end = self
+            .clients
+            .by_handle(circuit)
+            .map(|c| c.end)
+            .ok_or(CircuitError::UnknownCircuit)?;
+        self.clients.remove(end);
+        ctx.send(end.0, &destroy_cell(end, DestroyReason::Requested));
+        ctx.event(CircuitEvent::Closed {
+            circuit,
+            reason: DestroyReason::Requested,
+        });
+        Ok(())
+    }
+
+    /// A link closed: every circuit over it is destroyed, and the other
+    /// side of each relayed one is told.
+    pub fn link_closed(&mut self, ctx: &mut impl CircuitContext, link: LinkId) {
+        while let Some(other) = self.relays.remove_one_on_link(link) {
+            if let Some(end) = other {
+                ctx.send(end.0, &destroy_cell(end, DestroyReason::LinkClosed));
+            }
+        }
+        while let Some(circuit) = self.clients.remove_one_on_link(link) {
+            ctx.event(CircuitEvent::Closed {
+                circuit,
+                reason: DestroyReason::LinkClosed,
+            });
+        }
+    }
+
+    /// Handles a circuit cell received on `link`. `onion_keys` are this
+    /// node's onion keys, newest first. An error means the peer broke the
+    /// protocol and the link should close.
+    pub fn handle_cell(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        link: LinkId,
+        cell_bytes: &Cell,
+        onion_keys: &[&StaticKeypair],
+    ) -> Result<(), CircuitProtocolViolation> {
+        let repr = CellRepr::parse(cell_bytes).map_err(|_| CircuitProtocolViolation)?;
+        let end = (link, repr.circuit_id);
+        match repr.command {
+            CellCommand::Create => self.on_create(ctx, end, &repr.body, onion_keys),
+            CellCommand::Created => {
+                self.on_created(ctx, end, &repr.body);
+                Ok(())
+            }
+            CellCommand::Relay | CellCommand::RelayEarly => {
+                self.on_relay(ctx, end, repr.command, &repr.body);
+                Ok(())
+            }
+            CellCommand::Destroy => {
+                let reason = DestroyReason::from_code(repr.body.first().copied().unwrap_or(1));
+                self.on_destroy(ctx, end, reason);
+                Ok(())
+            }
+            CellCommand::Padding | CellCommand::Descriptor => Err(CircuitProtocolViolation),
+        }
+    }
+
+    fn on_create(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        end: CircuitEnd,
+        body: &[u8; BODY_LEN],
+        onion_keys: &[&StaticKeypair],
+    ) -> Result<(), CircuitProtocolViolation> {
+        let role = ctx.role_on(end.0).ok_or(CircuitProtocolViolation)?;
+        // The peer allocates ids from its own half of the space.
+        if !end.1.allocated_by(other_role(role)) || self.in_use(end) {
+            return Err(CircuitProtocolViolation);
+        }
+        match respond(onion_keys, Self::ephemeral(ctx), body) {
+            Ok((layer, created)) => {
+                let circuit = RelayCircuit {
+                    inbound: end,
+                    outbound: None,
+                    layer,
+                    early_cells: 0,
+                    extending: false,
+                };
+                if self.relays.insert(circuit).is_err() {
+                    ctx.send(end.0, &destroy_cell(end, DestroyReason::ResourceLimit));
+                } else {
+                    ctx.send(end.0, &cell(end, CellCommand::Created, created));
+                }
+            }
+            Err(_) => {
+                ctx.send(end.0, &destroy_cell(end, DestroyReason::Protocol));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_created(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        end: CircuitEnd,
+        body: &[u8; BODY_LEN],
+    ) {
+        // Our own circuit's first hop answered.
+        if let Some(circuit) = self.clients.by_end(end) {
+            if circuit.layers.is_empty() {
+                if let Some(pending) = circuit.pending.take() {
+                    let handle = circuit.handle;
+                    let added = pending
+                        .finish(body)
+                        .ok()
+                        .is_some_and(|hop| circuit.layers.push(hop).is_ok());
+                    if added {
+                        self.advance(ctx, handle);
+                    } else {
+                        self.fail_client(ctx, end, DestroyReason::Protocol);
+                    }
+                    return;
+                }
+            }
+            self.fail_client(ctx, end, DestroyReason::Protocol);
+            return;
+        }
+        // The next hop answered an EXTEND we made: send EXTENDED back.
+        if let Some((circuit, RelayDirection::Backward)) = self.relays.find(end) {
+            if circuit.extending {
+                circuit.extending = false;
+                let inbound = circuit.inbound;
+                let message = parse_created(body).ok();
+                let payload = message
+                    .as_deref()
+                    .and_then(|m| relay_payload(RelayCommand::Extended, m));
+                if let Some(payload) = payload {
+                    let reply = circuit
+                        .layer
+                        .originate_backward(CellCommand::Relay.code(), &payload);
+                    ctx.send(
+                        inbound.0,
+                        &cell(inbound, CellCommand::Relay, reply.to_bytes()),
+                    );
+                    return;
+                }
+            }
+        }
+        self.destroy_relay(ctx, end, DestroyReason::Protocol);
+    }
+
+    /// Builds the next hop of a client circuit, or reports it ready.
+    fn advance(&mut self, ctx: &mut impl CircuitContext, handle: CircuitHandle) {
+        let Some(circuit) = self.clients.by_handle(handle) else {
+            return;
+        };
+        let built = circuit.layers.len();
+        if built == circuit.path.hops().len() {
+            ctx.event(CircuitEvent::Ready { circuit: handle });
+            return;
+        }
+        let end = circuit.end;
+        let (Some(target), Some(onion)) = (
+            circuit.path.hops().get(built).copied(),
+            circuit.onion_keys.get(built).copied(),
+        ) else {
+            return;
+        };
+        let mut ephemeral = [0u8; 32];
+        ctx.rng().fill_bytes(&mut ephemeral);
+        let Some(circuit) = self.clients.by_handle(handle) else {
+            return;
+        };
+        let Ok((pending, create)) = HopHandshakeClient::start(&onion, ephemeral) else {
+            self.fail_client(ctx, end, DestroyReason::Protocol);
+            return;
+        };
+        // EXTEND data: target id ‖ the CREATE body's type, length and message.
+        let mut data = [0u8; EXTEND_LEN];
+        for (dst, src) in data
+            .iter_mut()
+            .zip(target.as_bytes().iter().chain(create.iter()))
+        {
+            *dst = *src;
+        }
+        let ad = CellCommand::RelayEarly.code();
+        let last = built.saturating_sub(1);
+        let body = relay_payload(RelayCommand::Extend, &data)
+            .and_then(|payload| circuit.layers.originate_forward(last, ad, &payload).ok());
+        circuit.pending = Some(pending);
+        match body {
+            Some(body) if ctx.send(end.0, &cell(end, CellCommand::RelayEarly, body.to_bytes())) => {
+            }
+            _ => self.fail_client(ctx, end, DestroyReason::ResourceLimit),
+        }
+    }
+
+    fn on_relay(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        end: CircuitEnd,
+        command: CellCommand,
+        body: &[u8; BODY_LEN],
+    ) {
+        let ad = command.code();
+        let mut cgo = CellBody::from_bytes(body);
+        if let Some((circuit, direction)) = self.relays.find(end) {
+            match direction {
+                RelayDirection::Backward => {
+                    // Towards the client: add our layer. Always plain RELAY.
+                    if command != CellCommand::Relay {
+                        self.destroy_relay(ctx, end, DestroyReason::Protocol);
+                        return;
+                    }
+                    circuit.layer.forward_backward(ad, &mut cgo);
+                    let inbound = circuit.inbound;
+                    ctx.send(
+                        inbound.0,
+                        &cell(inbound, CellCommand::Relay, cgo.to_bytes()),
+                    );
+                }
+                RelayDirection::Forward => {
+                    if command == CellCommand::RelayEarly {
+                        circuit.early_cells = circuit.early_cells.saturating_add(1);
+                        if circuit.early_cells > MAX_RELAY_EARLY {
+                            self.destroy_relay(ctx, end, DestroyReason::TooLong);
+                            return;
+                        }
+                    }
+                    match circuit.layer.receive_forward(ad, &mut cgo) {
+                        ForwardOutcome::Recognised => self.at_this_hop(ctx, end, command, &cgo),
+                        ForwardOutcome::Forward => match circuit.outbound {
+                            Some(out) if !circuit.extending => {
+                                ctx.send(out.0, &cell(out, command, cgo.to_bytes()));
+                            }
+                            // Nobody further on: the cell was altered.
+                            _ => self.destroy_relay(ctx, end, DestroyReason::Unrecognised),
+                        },
+                    }
+                }
+            }
+            return;
+        }
+        let Some(circuit) = self.clients.by_end(end) else {
+            // A late cell for a circuit already gone.
+            return;
+        };
+        if command != CellCommand::Relay {
+            self.fail_client(ctx, end, DestroyReason::Protocol);
+            return;
+        }
+        let Some(hop) = circuit.layers.receive_backward(ad, &mut cgo) else {
+            self.fail_client(ctx, end, DestroyReason::Unrecognised);
+            return;
+        };
+        let handle = circuit.handle;
+        let message = RelayMessage::parse(&cgo.payload);
+        match message {
+            Ok(RelayMessage {
+                command: RelayCommand::Data,
+                data,
+            }) => {
+                if let Ok(data) = Vec::from_slice(data) {
+                    ctx.event(CircuitEvent::Data {
+                        circuit: handle,
+                        hop,
+                        data,
+                    });
+                }
+            }
+            Ok(RelayMessage {
+                command: RelayCommand::Extended,
+                data,
+            }) if hop.saturating_add(1) == circuit.layers.len() && circuit.pending.is_some() => {
+                let created = emit_created(data);
+                let finished = circuit
+                    .pending
+                    .take()
+                    .zip(created)
+                    .and_then(|(pending, created)| pending.finish(&created).ok());
+                let added = finished.is_some_and(|layer| circuit.layers.push(layer).is_ok());
+                if added {
+                    self.advance(ctx, handle);
+                } else {
+                    self.fail_client(ctx, end, DestroyReason::ExtendFailed);
+                }
+            }
+            Ok(RelayMessage {
+                command: RelayCommand::Padding,
+                ..
+            }) => {}
+            _ => self.fail_client(ctx, end, DestroyReason::Protocol),
+        }
+    }
+
+    /// A forward cell recognised at this hop.
+    fn at_this_hop(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        end: CircuitEnd,
+        command: CellCommand,
+        cgo: &CellBody,
+    ) {
+        match RelayMessage::parse(&cgo.payload) {
+            Ok(RelayMessage {
+                command: RelayCommand::Data,
+                data,
+            }) => {
+                if let Ok(data) = Vec::from_slice(data) {
+                    ctx.event(CircuitEvent::Delivered { at: end, data });
+                }
+            }
+            Ok(RelayMessage {
+                command: RelayCommand::Extend,
+                data,
+            }) if command == CellCommand::RelayEarly => {
+                self.extend(ctx, end, data);
+            }
+            Ok(RelayMessage {
+                command: RelayCommand::Padding,
+                ..
+            }) => {}
+            _ => self.destroy_relay(ctx, end, DestroyReason::Protocol),
+        }
+    }
+
+    /// Extends a relayed circuit to the node named in `data`.
+    fn extend(&mut self, ctx: &mut impl CircuitContext, inbound: CircuitEnd, data: &[u8]) {
+        let target = data.first_chunk::<32>().map(|id| NodeId(*id));
+        let create = data.get(32..).and_then(|rest| {
+            let mut body = [0u8; BODY_LEN];
+            for (dst, src) in body.iter_mut().zip(rest) {
+                *dst = *src;
+            }
+            parse_create(&body).ok().and_then(|m| emit_create(&m))
+        });
+        let already = self
+            .relays
+            .find(inbound)
+            .is_some_and(|(c, _)| c.outbound.is_some() || c.extending);
+        let (Some(target), Some(create), false) = (target, create, already) else {
+            self.destroy_relay(ctx, inbound, DestroyReason::Protocol);
+            return;
+        };
+        let Some((link, role)) = ctx.link_to(&target) else {
+            self.destroy_relay(ctx, inbound, DestroyReason::ExtendFailed);
+            return;
+        };
+        let Some(id) = self.allocate(ctx, link, role) else {
+            self.destroy_relay(ctx, inbound, DestroyReason::ResourceLimit);
+            return;
+        };
+        let out = (link, id);
+        if !ctx.send(link, &cell(out, CellCommand::Create, create)) {
+            self.destroy_relay(ctx, inbound, DestroyReason::ResourceLimit);
+            return;
+        }
+        if let Some((circuit, _)) = self.relays.find(inbound) {
+            circuit.outbound = Some(out);
+            circuit.extending = true;
+        }
+    }
+
+    fn on_destroy(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        end: CircuitEnd,
+        reason: DestroyReason,
+    ) {
+        if let Some(other) = self.relays.remove(end) {
+            if let Some(other) = other {
+                ctx.send(other.0, &destroy_cell(other, reason));
+            }
+            return;
+        }
+        if let Some(circuit) = self.clients.remove(end) {
+            ctx.event(CircuitEvent::Closed { circuit, reason });
+        }
+    }
+
+    /// Destroys a relayed circuit in both directions.
+    fn destroy_relay(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        end: CircuitEnd,
+        reason: DestroyReason,
+    ) {
+        ctx.send(end.0, &destroy_cell(end, reason));
+        if let Some(Some(other)) = self.relays.remove(end) {
+            ctx.send(other.0, &destroy_cell(other, reason));
+        }
+    }
+
+    /// Destroys a client circuit: tells the first hop and reports it.
+    fn fail_client(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        end: CircuitEnd,
+        reason: DestroyReason,
+    ) {
+        ctx.send(end.0, &destroy_cell(end, reason));
+        if let Some(circuit) = self.clients.remove(end) {
+            ctx.event(CircuitEvent::Closed { circuit, reason });
+        }
+    }
+}

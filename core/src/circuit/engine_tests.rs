@@ -1,0 +1,363 @@
+//! The circuit engine over an in-memory mesh of nodes: building through
+//! three relays, data both ways, tampering, link failure, and the limits.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use super::*;
+use crate::cell::{CellCommand, CellRepr, DestroyReason};
+use crate::discovery::Path;
+use crate::identity::{Identity, NodeId};
+use crate::link::{Cell, LinkRole};
+use crate::node::LinkId;
+use crate::noise::StaticKeypair;
+
+type Engine = CircuitEngine<16, 4>;
+type Tamper = Box<dyn FnMut(usize, usize, &mut Cell)>;
+
+struct Net {
+    engines: Vec<Engine>,
+    onion: Vec<StaticKeypair>,
+    ids: Vec<NodeId>,
+    queue: VecDeque<(usize, usize, Cell)>,
+    events: Vec<(usize, CircuitEvent)>,
+    rng: ChaCha20Rng,
+    cut: BTreeSet<(usize, usize)>,
+    tamper: Option<Tamper>,
+    delivered: usize,
+}
+
+struct Ctx<'a> {
+    me: usize,
+    ids: &'a [NodeId],
+    cut: &'a BTreeSet<(usize, usize)>,
+    queue: &'a mut VecDeque<(usize, usize, Cell)>,
+    events: &'a mut Vec<(usize, CircuitEvent)>,
+    rng: &'a mut ChaCha20Rng,
+}
+
+fn linked(cut: &BTreeSet<(usize, usize)>, a: usize, b: usize) -> bool {
+    a != b && !cut.contains(&(a.min(b), a.max(b)))
+}
+
+fn role(me: usize, peer: usize) -> LinkRole {
+    if me < peer {
+        LinkRole::Initiator
+    } else {
+        LinkRole::Responder
+    }
+}
+
+impl CircuitContext for Ctx<'_> {
+    fn link_to(&self, peer: &NodeId) -> Option<(LinkId, LinkRole)> {
+        let j = self.ids.iter().position(|id| id == peer)?;
+        linked(self.cut, self.me, j).then(|| (LinkId::new(j as u16, 0), role(self.me, j)))
+    }
+    fn role_on(&self, link: LinkId) -> Option<LinkRole> {
+        let j = usize::from(link.index());
+        linked(self.cut, self.me, j).then(|| role(self.me, j))
+    }
+    fn send(&mut self, link: LinkId, cell: &Cell) -> bool {
+        let j = usize::from(link.index());
+        if linked(self.cut, self.me, j) {
+            self.queue.push_back((self.me, j, *cell));
+        }
+        true
+    }
+    fn rng(&mut self) -> &mut dyn RngCore {
+        self.rng
+    }
+    fn event(&mut self, event: CircuitEvent) {
+        self.events.push((self.me, event));
+    }
+}
+
+impl Net {
+    fn new(n: usize, seed: u64) -> Self {
+        Net {
+            engines: (0..n).map(|_| Engine::new()).collect(),
+            onion: (0..n)
+                .map(|i| StaticKeypair::from_secret_bytes([i as u8 + 100; 32]))
+                .collect(),
+            ids: (0..n)
+                .map(|i| Identity::from_secret_bytes([i as u8 + 1; 32]).node_id())
+                .collect(),
+            queue: VecDeque::new(),
+            events: Vec::new(),
+            rng: ChaCha20Rng::seed_from_u64(seed),
+            cut: BTreeSet::new(),
+            tamper: None,
+            delivered: 0,
+        }
+    }
+
+    fn with<R>(&mut self, me: usize, f: impl FnOnce(&mut Engine, &mut Ctx<'_>) -> R) -> R {
+        let mut ctx = Ctx {
+            me,
+            ids: &self.ids,
+            cut: &self.cut,
+            queue: &mut self.queue,
+            events: &mut self.events,
+            rng: &mut self.rng,
+        };
+        f(&mut self.engines[me], &mut ctx)
+    }
+
+    fn run(&mut self) {
+        while let Some((from, to, mut cell)) = self.queue.pop_front() {
+            if !linked(&self.cut, from, to) {
+                continue;
+            }
+            if let Some(t) = self.tamper.as_mut() {
+                t(from, to, &mut cell);
+            }
+            self.delivered += 1;
+            let key = StaticKeypair::from_secret_bytes([to as u8 + 100; 32]);
+            let result = self.with(to, |e, ctx| {
+                e.handle_cell(ctx, LinkId::new(from as u16, 0), &cell, &[&key])
+            });
+            assert!(result.is_ok(), "protocol violation delivering to {to}");
+        }
+    }
+
+    fn open(&mut self, client: usize, hops: &[usize]) -> Result<CircuitHandle, CircuitError> {
+        let path = Path::from_hops(&hops.iter().map(|&h| self.ids[h]).collect::<Vec<_>>()).unwrap();
+        let keys: Vec<[u8; 32]> = hops.iter().map(|&h| self.onion[h].public()).collect();
+        self.with(client, |e, ctx| e.open(ctx, path, &keys))
+    }
+
+    fn events_of(&self, node: usize) -> Vec<CircuitEvent> {
+        self.events
+            .iter()
+            .filter(|(n, _)| *n == node)
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+}
+
+#[test]
+fn a_circuit_through_three_relays_carries_data_both_ways() {
+    let mut net = Net::new(6, 1);
+    let circuit = net.open(0, &[1, 2, 3, 4]).unwrap();
+    net.run();
+    assert_eq!(net.events_of(0), vec![CircuitEvent::Ready { circuit }]);
+    for hop in 1..=4 {
+        assert_eq!(net.engines[hop].relayed(), 1, "node {hop} is a hop");
+    }
+    assert_eq!(net.engines[5].relayed(), 0);
+
+    net.with(0, |e, ctx| e.send(ctx, circuit, 3, b"hello destination"))
+        .unwrap();
+    net.run();
+    let at = match net.events_of(4).as_slice() {
+        [CircuitEvent::Delivered { at, data }] => {
+            assert_eq!(data.as_slice(), b"hello destination");
+            *at
+        }
+        other => panic!("destination saw {other:?}"),
+    };
+    // The middle relays saw nothing addressed to them.
+    for hop in 1..=3 {
+        assert!(net.events_of(hop).is_empty());
+    }
+    net.with(4, |e, ctx| e.reply(ctx, at, b"hello client"))
+        .unwrap();
+    net.run();
+    let data = net.events_of(0).into_iter().find_map(|e| match e {
+        CircuitEvent::Data { hop: 3, data, .. } => Some(data),
+        _ => None,
+    });
+    assert_eq!(data.as_deref(), Some(&b"hello client"[..]));
+    // Any hop can be addressed, not just the last.
+    net.with(0, |e, ctx| e.send(ctx, circuit, 1, b"to the middle"))
+        .unwrap();
+    net.run();
+    assert!(matches!(
+        net.events_of(2).as_slice(),
+        [CircuitEvent::Delivered { .. }]
+    ));
+}
+
+#[test]
+fn no_relay_sees_the_plaintext() {
+    let mut net = Net::new(5, 2);
+    let marker = *b"MARKER-7f3a9c";
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(false));
+    let flag = seen.clone();
+    net.tamper = Some(Box::new(move |_, _, cell| {
+        if cell.windows(marker.len()).any(|w| w == marker) {
+            *flag.borrow_mut() = true;
+        }
+    }));
+    let circuit = net.open(0, &[1, 2, 3, 4]).unwrap();
+    net.run();
+    net.with(0, |e, ctx| e.send(ctx, circuit, 3, &marker))
+        .unwrap();
+    net.run();
+    assert!(matches!(
+        net.events_of(4).as_slice(),
+        [CircuitEvent::Delivered { .. }]
+    ));
+    assert!(
+        !*seen.borrow(),
+        "the marker appeared in a cell on some link"
+    );
+}
+
+#[test]
+fn a_tampered_cell_destroys_the_circuit_in_both_directions() {
+    let mut net = Net::new(5, 3);
+    let circuit = net.open(0, &[1, 2, 3, 4]).unwrap();
+    net.run();
+    net.tamper = Some(Box::new(|from, to, cell| {
+        if (from, to) == (2, 3) && cell[4] == CellCommand::Relay.code() {
+            cell[100] ^= 0x01;
+        }
+    }));
+    net.with(0, |e, ctx| e.send(ctx, circuit, 3, b"payload"))
+        .unwrap();
+    net.run();
+    assert!(net.events_of(4).is_empty(), "nothing delivered");
+    assert!(net.events_of(0).contains(&CircuitEvent::Closed {
+        circuit,
+        reason: DestroyReason::Unrecognised
+    }));
+    for hop in 1..=4 {
+        assert_eq!(
+            net.engines[hop].relayed(),
+            0,
+            "node {hop} forgot the circuit"
+        );
+    }
+    assert_eq!(net.engines[0].own(), 0);
+}
+
+#[test]
+fn a_closed_link_destroys_the_circuits_over_it_both_ways() {
+    let mut net = Net::new(5, 4);
+    let circuit = net.open(0, &[1, 2, 3, 4]).unwrap();
+    net.run();
+    // The link between relays 2 and 3 fails; each side learns it.
+    net.cut.insert((2, 3));
+    net.with(2, |e, ctx| e.link_closed(ctx, LinkId::new(3, 0)));
+    net.with(3, |e, ctx| e.link_closed(ctx, LinkId::new(2, 0)));
+    net.run();
+    assert!(net.events_of(0).contains(&CircuitEvent::Closed {
+        circuit,
+        reason: DestroyReason::LinkClosed
+    }));
+    for hop in 1..=4 {
+        assert_eq!(
+            net.engines[hop].relayed(),
+            0,
+            "node {hop} forgot the circuit"
+        );
+    }
+}
+
+#[test]
+fn extending_to_an_unreachable_node_fails_cleanly() {
+    let mut net = Net::new(5, 5);
+    net.cut.insert((1, 2));
+    let circuit = net.open(0, &[1, 2, 3]).unwrap();
+    net.run();
+    assert_eq!(
+        net.events_of(0),
+        vec![CircuitEvent::Closed {
+            circuit,
+            reason: DestroyReason::ExtendFailed
+        }]
+    );
+    assert_eq!(net.engines[1].relayed(), 0);
+}
+
+/// Builds 0 -> 1 -> 2 (one EXTEND, so one RELAY_EARLY seen by hop 1), then
+/// injects `extra` garbage RELAY_EARLY cells at hop 1; returns how the
+/// client's circuit ended.
+fn close_reason_after_early_cells(extra: u8) -> Option<DestroyReason> {
+    let mut net = Net::new(3, 6);
+    let circuit = net.open(0, &[1, 2]).unwrap();
+    net.run();
+    assert!(net.events_of(0).contains(&CircuitEvent::Ready { circuit }));
+    // Learn the circuit id node 0 uses towards node 1 from a data cell.
+    let used = std::rc::Rc::new(std::cell::Cell::new(0u32));
+    let spy = used.clone();
+    net.tamper = Some(Box::new(move |from, to, cell| {
+        if (from, to) == (0, 1) {
+            spy.set(u32::from_be_bytes(cell[..4].try_into().unwrap()));
+        }
+    }));
+    net.with(0, |e, ctx| e.send(ctx, circuit, 0, b"x")).unwrap();
+    net.run();
+    net.tamper = None;
+    let early = CellRepr {
+        circuit_id: crate::cell::CircuitId(used.get()),
+        command: CellCommand::RelayEarly,
+        body: [7; 509],
+    }
+    .emit();
+    // All injected cells reach hop 1 before any forwarded copy reaches hop 2.
+    for _ in 0..extra {
+        net.queue.push_back((0, 1, early));
+    }
+    net.run();
+    assert_eq!(net.engines[1].relayed(), 0);
+    net.events_of(0).into_iter().find_map(|e| match e {
+        CircuitEvent::Closed { reason, .. } => Some(reason),
+        _ => None,
+    })
+}
+
+#[test]
+fn extension_is_capped_by_relay_early() {
+    let cap = crate::cell::MAX_RELAY_EARLY;
+    // 1 EXTEND + (cap - 1) = cap: allowed; the garbage dies at the last hop.
+    assert_eq!(
+        close_reason_after_early_cells(cap - 1),
+        Some(DestroyReason::Unrecognised)
+    );
+    // 1 EXTEND + cap = cap + 1: the hop refuses to carry the circuit further.
+    assert_eq!(
+        close_reason_after_early_cells(cap),
+        Some(DestroyReason::TooLong)
+    );
+}
+
+#[test]
+fn create_with_an_id_from_the_wrong_half_is_a_protocol_violation() {
+    let mut net = Net::new(2, 7);
+    // Node 0 is the initiator of the 0-1 link, so it must use high-bit ids;
+    // a CREATE from it with a low id is refused.
+    let bad = CellRepr {
+        circuit_id: crate::cell::CircuitId(5),
+        command: CellCommand::Create,
+        body: [0; 509],
+    }
+    .emit();
+    let key = StaticKeypair::from_secret_bytes([101; 32]);
+    let result = net.with(1, |e, ctx| {
+        e.handle_cell(ctx, LinkId::new(0, 0), &bad, &[&key])
+    });
+    assert_eq!(result, Err(CircuitProtocolViolation));
+}
+
+#[test]
+fn the_same_seed_gives_the_same_cells() {
+    let run = |seed| {
+        let mut net = Net::new(5, seed);
+        let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let sink = log.clone();
+        net.tamper = Some(Box::new(move |_, _, cell| sink.borrow_mut().push(*cell)));
+        let circuit = net.open(0, &[1, 2, 3, 4]).unwrap();
+        net.run();
+        net.with(0, |e, ctx| e.send(ctx, circuit, 3, b"same"))
+            .unwrap();
+        net.run();
+        let cells = log.borrow().clone();
+        cells
+    };
+    assert_eq!(run(9), run(9));
+    assert_ne!(run(9), run(10));
+}
