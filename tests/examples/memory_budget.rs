@@ -47,4 +47,12 @@ fn main() {
         "  one node-table entry: {:>8} bytes",
         size_of::<PeerEntry>()
     );
+    println!(
+        "  one relayed circuit:  {:>8} bytes",
+        size_of::<veil_core::circuit::RelayCircuit>()
+    );
+    println!(
+        "  one own circuit:      {:>8} bytes",
+        size_of::<veil_core::circuit::ClientCircuit>()
+    );
 }
