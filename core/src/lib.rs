@@ -43,4 +43,5 @@ pub mod cell;
 pub mod cgo;
 pub mod circuit;
 pub mod discovery;
+pub mod message;
 pub mod time; // STUB
