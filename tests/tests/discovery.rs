@@ -197,3 +197,42 @@ fn a_malformed_link_level_cell_closes_the_link() {
     );
     let _ = a;
 }
+
+#[test]
+fn onion_keys_rotate_with_an_overlap_and_peers_hear_of_it() {
+    use veil_core::circuit::{respond, HopHandshakeClient};
+    let cfg = NodeConfig {
+        descriptor_lifetime_secs: 20,
+        onion_key_lifetime: Duration::from_secs(20),
+        ..config()
+    };
+    let Pair { mut sim, a, b, .. } = pair(35, cfg, StreamConditions::LAN);
+    sim.run_for(Duration::from_secs(1));
+    let first = sim.node(a).core.onion_public_key();
+    let a_id = sim.node_id(a);
+    sim.run_for(Duration::from_secs(20));
+    let second = sim.node(a).core.onion_public_key();
+    assert_ne!(first, second, "the key rotated");
+    let keys: Vec<[u8; 32]> = sim
+        .node(a)
+        .core
+        .onion_keys()
+        .iter()
+        .map(|k| k.public())
+        .collect();
+    assert_eq!(
+        keys,
+        vec![second, first],
+        "the previous key is kept for the overlap"
+    );
+    // The peer heard of the new descriptor without any new link.
+    let stored = sim.node(b).core.node_table().get(&a_id).unwrap();
+    assert_eq!(stored.descriptor.repr().onion_key, second);
+    // A client that built from the old descriptor still gets through...
+    let (_, create) = HopHandshakeClient::start(&first, [1; 32]).unwrap();
+    assert!(respond(&sim.node(a).core.onion_keys(), [2; 32], &create).is_ok());
+    // ...until the next rotation retires the old key.
+    sim.run_for(Duration::from_secs(20));
+    assert!(respond(&sim.node(a).core.onion_keys(), [2; 32], &create).is_err());
+    assert_eq!(sim.node(a).core.onion_keys().len(), 2);
+}

@@ -29,6 +29,11 @@ pub struct NodeConfig {
     /// How often to send a random sample of known descriptors over a
     /// random link.
     pub gossip_interval: Duration,
+    /// How long an onion key is current. After a rotation the previous key
+    /// is still answered for one more lifetime, so this must be at least the
+    /// descriptor lifetime: every descriptor a client may still hold names
+    /// a key the node answers.
+    pub onion_key_lifetime: Duration,
 }
 
 impl Default for NodeConfig {
@@ -41,6 +46,7 @@ impl Default for NodeConfig {
             relay: true,
             descriptor_lifetime_secs: 3 * 3600,
             gossip_interval: Duration::from_secs(30),
+            onion_key_lifetime: Duration::from_secs(24 * 3600),
         }
     }
 }

@@ -45,6 +45,15 @@ impl fmt::Display for DescriptorRefusal {
 
 impl core::error::Error for DescriptorRefusal {}
 
+/// What the discovery timers did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct TimerOutcome {
+    /// The descriptor was re-signed: send it to every linked peer.
+    pub(crate) resigned: bool,
+    /// Gossip is due.
+    pub(crate) gossip: bool,
+}
+
 /// What a link-level cell turned out to be.
 pub(crate) enum LinkCell {
     /// Not link-level: it belongs to a circuit.
@@ -57,6 +66,10 @@ pub(crate) enum LinkCell {
 
 pub(crate) struct Discovery<const PEERS: usize> {
     onion: StaticKeypair,
+    /// The key before the last rotation, still answered so that circuits
+    /// built from a descriptor fetched before the rotation do not fail.
+    previous_onion: Option<StaticKeypair>,
+    onion_created_at: Instant,
     table: NodeTable<PEERS>,
     descriptor: Vec<u8, MAX_DESCRIPTOR_LEN>,
     issued_at: u64,
@@ -72,6 +85,8 @@ impl<const PEERS: usize> Discovery<PEERS> {
         zeroize::Zeroize::zeroize(&mut secret);
         let mut discovery = Discovery {
             onion,
+            previous_onion: None,
+            onion_created_at: Instant::ZERO,
             table: NodeTable::new(identity.node_id()),
             descriptor: Vec::new(),
             issued_at: 0,
@@ -92,6 +107,21 @@ impl<const PEERS: usize> Discovery<PEERS> {
 
     pub(crate) fn onion(&self) -> &StaticKeypair {
         &self.onion
+    }
+
+    /// The onion keys a hop handshake may use, newest first.
+    pub(crate) fn onion_keys(&self) -> Vec<&StaticKeypair, 2> {
+        let mut keys = Vec::new();
+        let _ = keys.push(&self.onion);
+        if let Some(previous) = self.previous_onion.as_ref() {
+            let _ = keys.push(previous);
+        }
+        keys
+    }
+
+    fn rotate_at(&self, config: &NodeConfig) -> Instant {
+        self.onion_created_at
+            .saturating_add(config.onion_key_lifetime)
     }
 
     pub(crate) fn descriptor(&self) -> &[u8] {
@@ -140,24 +170,41 @@ impl<const PEERS: usize> Discovery<PEERS> {
     }
 
     pub(crate) fn deadline(&self, config: &NodeConfig) -> Instant {
-        self.refresh_at(config).min(self.next_gossip_at)
+        self.refresh_at(config)
+            .min(self.next_gossip_at)
+            .min(self.rotate_at(config))
     }
 
-    /// Re-signs if due; returns whether gossip is due.
+    /// Rotates the onion key and re-signs if due. Returns whether the
+    /// descriptor changed (peers must hear of it) and whether gossip is due.
     pub(crate) fn on_timeout(
         &mut self,
         identity: &Identity,
         config: &NodeConfig,
         now: Instant,
-    ) -> bool {
-        if now >= self.refresh_at(config) {
+        rng: &mut impl RngCore,
+    ) -> TimerOutcome {
+        let mut outcome = TimerOutcome::default();
+        if now >= self.rotate_at(config) {
+            // The new key goes into a re-signed descriptor at once; the old
+            // one stays answerable for one more lifetime.
+            let mut secret = [0u8; 32];
+            rng.fill_bytes(&mut secret);
+            let fresh = StaticKeypair::from_secret_bytes(secret);
+            zeroize::Zeroize::zeroize(&mut secret);
+            self.previous_onion = Some(core::mem::replace(&mut self.onion, fresh));
+            self.onion_created_at = now;
             self.sign(identity, config, now);
+            outcome.resigned = true;
+        } else if now >= self.refresh_at(config) {
+            self.sign(identity, config, now);
+            outcome.resigned = true;
         }
         if now >= self.next_gossip_at {
             self.next_gossip_at = now.saturating_add(config.gossip_interval);
-            return true;
+            outcome.gossip = true;
         }
-        false
+        outcome
     }
 
     /// A `DESCRIPTOR` cell carrying `bytes`.

@@ -369,7 +369,13 @@ where
     /// Runs every timer that is due. Call at [`poll_timeout`](Self::poll_timeout).
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.advance(now);
-        if self.discovery.on_timeout(&self.identity, &self.config, now) {
+        let timers = self
+            .discovery
+            .on_timeout(&self.identity, &self.config, now, &mut self.rng);
+        if timers.resigned {
+            self.reintroduce();
+        }
+        if timers.gossip {
             self.gossip();
         }
         for index in 0..self.links.as_ref().len() {
@@ -480,6 +486,16 @@ where
         Some(links.map_or(discovery, |l| l.min(discovery)))
     }
 
+    /// Sends our (re-signed) descriptor again on every link, at the next sync.
+    fn reintroduce(&mut self) {
+        for index in 0..self.links.as_ref().len() {
+            if let Some(slot) = self.links.as_mut().get_mut(index) {
+                slot.introduced = false;
+            }
+            self.sync_slot(index);
+        }
+    }
+
     /// Sends a random sample of known descriptors over a random established link.
     fn gossip(&mut self) {
         let established = self
@@ -527,6 +543,12 @@ where
         self.discovery.onion().public()
     }
 
+    /// The onion keys this node answers hop handshakes with, newest first:
+    /// the current one and, after a rotation, the previous one.
+    pub fn onion_keys(&self) -> heapless::Vec<&StaticKeypair, 2> {
+        self.discovery.onion_keys()
+    }
+
     /// The nodes this node knows.
     pub fn node_table(&self) -> &NodeTable<PEERS> {
         self.discovery.table()
@@ -538,6 +560,7 @@ where
         let now = self.advance(now);
         self.discovery.set_addresses(addresses);
         self.discovery.sign(&self.identity, &self.config, now);
+        self.reintroduce();
     }
 
     /// Learns a descriptor from outside the network: a bootstrap list, or
