@@ -422,12 +422,12 @@ impl Sim {
         if backlog.is_empty() {
             return false;
         }
-        let data: Vec<u8> = backlog.iter().copied().collect();
+        let data = backlog.make_contiguous();
         let consumed = self.nodes[node]
             .core
-            .handle_data(now, link, &data)
+            .handle_data(now, link, data)
             .unwrap_or(data.len());
-        self.wires[wire.0].backlog[dir.index()].drain(..consumed);
+        backlog.drain(..consumed);
         consumed > 0
     }
 

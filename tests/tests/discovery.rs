@@ -236,3 +236,32 @@ fn onion_keys_rotate_with_an_overlap_and_peers_hear_of_it() {
     assert!(respond(&sim.node(a).core.onion_keys(), [2; 32], &create).is_err());
     assert_eq!(sim.node(a).core.onion_keys().len(), 2);
 }
+
+#[test]
+fn a_circuit_cell_with_a_bad_command_closes_the_link() {
+    for command in [
+        99u8,
+        CellCommand::Descriptor.code(),
+        CellCommand::Padding.code(),
+    ] {
+        let Pair {
+            mut sim,
+            a,
+            b,
+            la,
+            lb,
+            ..
+        } = pair(36, config(), StreamConditions::LAN);
+        sim.run_for(Duration::from_millis(200));
+        let mut cell = numbered_cell(1);
+        cell[4] = command; // on circuit 0x80000001
+        sim.send_cell(a, la, &cell).unwrap();
+        sim.run_for(Duration::from_millis(100));
+        assert_eq!(
+            closed(&sim, b, lb),
+            Some((CloseReason::ProtocolViolation, ClosedBy::Local)),
+            "command {command}"
+        );
+        assert!(cells_received(&sim, b, lb).is_empty());
+    }
+}

@@ -252,6 +252,15 @@ impl<const PEERS: usize> Discovery<PEERS> {
         cell: &Cell,
         events: &mut Deque<Event, E>,
     ) -> LinkCell {
+        // Circuit cells are the common case: check their header in place
+        // (the same rules as `CellRepr::parse`) without copying the body.
+        let (id, rest) = cell.split_first_chunk::<4>().unwrap_or((&[0; 4], &[]));
+        if CircuitId(u32::from_be_bytes(*id)) != CircuitId::LINK {
+            return match rest.first().copied().and_then(CellCommand::from_code) {
+                Some(command) if !command.is_link_level() => LinkCell::Circuit,
+                _ => LinkCell::Violation,
+            };
+        }
         let Ok(repr) = CellRepr::parse(cell) else {
             return LinkCell::Violation;
         };
