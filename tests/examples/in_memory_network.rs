@@ -11,6 +11,8 @@ use veil_sim::{Direction, Sim, StreamConditions};
 
 fn main() {
     let mut config = NodeConfig::default();
+    // This example shows the link layer: raw circuit cells go to the example.
+    config.link_only = true;
     // Small limits so the short run shows keepalives and rekeys.
     config.link.keepalive_interval = Duration::from_secs(1);
     config.link.rekey_after_messages = 50;

@@ -8,15 +8,23 @@ use std::mem::size_of;
 
 use veil_core::discovery::PeerEntry;
 use veil_core::link::LinkSession;
+use veil_core::circuit::{ClientCircuit, RelayCircuit};
+use veil_core::message::MessageSlot;
 use veil_core::node::{Event, LinkSlot, Node};
 use veil_sim::{SimNodeCore, SIM_EVENTS, SIM_PEERS, SIM_RX, SIM_TXQ};
 
-/// An embedded profile: 4 links, one-cell messages, 4 queued cells, 4 events, 8 known nodes.
+/// An embedded profile: 4 links, one-cell link messages, 4 queued cells, 4
+/// events, 8 known nodes, 8 relayed and 2 own circuits, 4 message slots of
+/// 2 KiB.
 const EMB_RX: usize = 1_100;
 const EMB_TXQ: usize = 4;
 const EMB_EVENTS: usize = 4;
 const EMB_LINKS: usize = 4;
 const EMB_PEERS: usize = 8;
+const EMB_RELAYED: usize = 8;
+const EMB_OWN: usize = 2;
+const EMB_MSG: usize = 2_048;
+const EMB_MESSAGES: usize = 4;
 
 fn main() {
     let std_slot = size_of::<LinkSlot<SIM_RX, SIM_TXQ>>();
@@ -35,8 +43,18 @@ fn main() {
         std_node + 256 * std_slot
     );
 
-    type Emb = Node<[LinkSlot<EMB_RX, EMB_TXQ>; EMB_LINKS], EMB_RX, EMB_TXQ, EMB_EVENTS, EMB_PEERS>;
-    println!("embedded profile (RX = {EMB_RX}, TXQ = {EMB_TXQ}, EVENTS = {EMB_EVENTS}, PEERS = {EMB_PEERS}, {EMB_LINKS} links):");
+    type Emb = Node<
+        [LinkSlot<EMB_RX, EMB_TXQ>; EMB_LINKS],
+        [MessageSlot<EMB_MSG>; EMB_MESSAGES],
+        EMB_RX,
+        EMB_TXQ,
+        EMB_EVENTS,
+        EMB_PEERS,
+        EMB_RELAYED,
+        EMB_OWN,
+        EMB_MSG,
+    >;
+    println!("embedded profile (RX = {EMB_RX}, TXQ = {EMB_TXQ}, EVENTS = {EMB_EVENTS}, PEERS = {EMB_PEERS}, RELAYED = {EMB_RELAYED}, OWN = {EMB_OWN}, MSG = {EMB_MSG}, {EMB_LINKS} links, {EMB_MESSAGES} message slots):");
     println!(
         "  per link slot:        {:>8} bytes",
         size_of::<LinkSlot<EMB_RX, EMB_TXQ>>()
@@ -44,15 +62,19 @@ fn main() {
     println!("  whole node:           {:>8} bytes", size_of::<Emb>());
     println!("  one event:            {:>8} bytes", size_of::<Event>());
     println!(
-        "  one node-table entry: {:>8} bytes",
-        size_of::<PeerEntry>()
-    );
-    println!(
         "  one relayed circuit:  {:>8} bytes",
-        size_of::<veil_core::circuit::RelayCircuit>()
+        size_of::<RelayCircuit>()
     );
     println!(
         "  one own circuit:      {:>8} bytes",
-        size_of::<veil_core::circuit::ClientCircuit>()
+        size_of::<ClientCircuit>()
+    );
+    println!(
+        "  one message slot:     {:>8} bytes (+ MSG = {EMB_MSG} bytes of buffer)",
+        size_of::<MessageSlot<EMB_MSG>>() - EMB_MSG
+    );
+    println!(
+        "  one node-table entry: {:>8} bytes",
+        size_of::<PeerEntry>()
     );
 }

@@ -7,6 +7,7 @@
 
 use veil_core::identity::{verify_descriptor, DescriptorPacket, DescriptorRepr, Identity};
 use veil_core::link::{Frame, LinkHello, LinkRole, CELL_LEN};
+use veil_core::message::MessageSlot;
 use veil_core::node::{Event, LinkSlot, Node, NodeConfig};
 use veil_core::noise::{HandshakePattern, HandshakeState, Role, StaticKeypair};
 use veil_core::time::{Duration, Instant};
@@ -81,7 +82,7 @@ pub fn noise_read(data: &[u8]) {
     }
 }
 
-type FuzzNode = Node<[LinkSlot<2050, 4>; 2], 2050, 4, 8, 4>;
+type FuzzNode = Node<[LinkSlot<2050, 4>; 2], [MessageSlot<1024>; 2], 2050, 4, 8, 4, 4, 2, 1024>;
 
 fn fuzz_node(seed: u8) -> FuzzNode {
     Node::new(
@@ -89,6 +90,7 @@ fn fuzz_node(seed: u8) -> FuzzNode {
         Identity::from_secret_bytes([seed; 32]),
         [seed; 32],
         [LinkSlot::new(), LinkSlot::new()],
+        [MessageSlot::new(), MessageSlot::new()],
     )
 }
 

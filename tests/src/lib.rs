@@ -16,4 +16,7 @@ mod sim_node;
 
 pub use conditions::StreamConditions;
 pub use network::{Direction, Sim, WireId};
-pub use sim_node::{NodeIndex, SimNode, SimNodeCore, SIM_EVENTS, SIM_PEERS, SIM_RX, SIM_TXQ};
+pub use sim_node::{
+    Delivered, NodeIndex, SimNode, SimNodeCore, SIM_EVENTS, SIM_MESSAGES, SIM_MSG, SIM_OWN,
+    SIM_PEERS, SIM_RELAYED, SIM_RX, SIM_TXQ,
+};

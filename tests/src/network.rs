@@ -7,13 +7,15 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
-use veil_core::identity::{Identity, NodeId};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use veil_core::identity::{Address, Identity, NodeId, Transport};
 use veil_core::link::{Cell, LinkRole};
-use veil_core::node::{Event, LinkId, Node, NodeConfig, SendCellError};
+use veil_core::node::{DialRequest, Event, LinkId, Node, NodeConfig, SendCellError};
 use veil_core::time::{Duration, Instant};
 
 use crate::conditions::StreamConditions;
-use crate::sim_node::{NodeIndex, SimNode};
+use crate::sim_node::{Delivered, NodeIndex, SimNode};
 
 /// Names a simulated connection between two nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -66,6 +68,11 @@ enum Happening {
         node: NodeIndex,
         link: LinkId,
     },
+    /// A dial the node asked for reaches its target (or fails).
+    Dial {
+        node: NodeIndex,
+        request: DialRequest,
+    },
 }
 
 struct Scheduled {
@@ -104,6 +111,10 @@ pub struct Sim {
     steps: u64,
     /// What nodes wrote on links with no wire (opened by a test).
     unwired_output: HashMap<(NodeIndex, LinkId), Vec<u8>>,
+    /// Simulated addresses, for dial requests.
+    addresses: HashMap<SocketAddr, NodeIndex>,
+    /// Conditions of wires made for dial requests.
+    dial_conditions: StreamConditions,
 }
 
 impl std::fmt::Debug for Sim {
@@ -135,7 +146,80 @@ impl Sim {
             transcript: Sha256::new(),
             steps: 0,
             unwired_output: HashMap::new(),
+            addresses: HashMap::new(),
+            dial_conditions: StreamConditions::LAN,
         }
+    }
+
+    /// Conditions of the wires made when nodes dial each other.
+    pub fn set_dial_conditions(&mut self, conditions: StreamConditions) {
+        self.dial_conditions = conditions;
+    }
+
+    /// The simulated address of node `index`: every node has its own /16,
+    /// so path selection's prefix rule never rules two nodes out together.
+    pub fn address_of(index: NodeIndex) -> Address {
+        let ip = Ipv4Addr::new(100 + (index / 250) as u8, (index % 250) as u8, 0, 1);
+        Address {
+            transport: Transport::Tcp,
+            socket: SocketAddr::new(IpAddr::V4(ip), 7000),
+        }
+    }
+
+    /// Adds a node that advertises a simulated address, so that others can
+    /// dial it when their circuits need a link to it.
+    pub fn add_addressed_node(&mut self, config: NodeConfig, links: usize) -> NodeIndex {
+        let index = self.add_node(config, links);
+        let address = Self::address_of(index);
+        self.addresses.insert(address.socket, index);
+        let now = self.now;
+        self.with_node(index, |n| n.set_advertised_addresses(now, &[address]));
+        index
+    }
+
+    /// Kills a node: its wires are cut and it never runs again.
+    pub fn kill(&mut self, index: NodeIndex) {
+        let wires: Vec<WireId> = self
+            .by_link
+            .iter()
+            .filter(|((n, _), _)| *n == index)
+            .map(|(_, (w, _))| *w)
+            .collect();
+        self.nodes[index].alive = false;
+        for wire in wires {
+            let w = &mut self.wires[wire.0];
+            let ends = w.ends;
+            w.open = [false, false];
+            for (node, link) in ends {
+                self.by_link.remove(&(node, link));
+                if node != index {
+                    let now = self.now;
+                    let _ = self.nodes[node].core.handle_transport_closed(now, link);
+                    self.pump(node);
+                }
+            }
+        }
+    }
+
+    /// `from` queues a message to `to` (by node id).
+    pub fn send_message(
+        &mut self,
+        from: NodeIndex,
+        to: NodeIndex,
+        bytes: &[u8],
+    ) -> Result<veil_core::message::MessageId, veil_core::node::SendMessageError> {
+        let dest = self.node_id(to);
+        let now = self.now;
+        let result = self.nodes[from].core.send_message(now, dest, bytes);
+        self.pump(from);
+        result
+    }
+
+    /// Lets a node's application take messages again (after a test
+    /// stalled it), taking what waits.
+    pub fn resume_taking(&mut self, index: NodeIndex) {
+        self.nodes[index].takes_messages = true;
+        self.pump(index);
     }
 
     /// The simulated time.
@@ -155,6 +239,7 @@ impl Sim {
             Identity::from_secret_bytes(secret),
             seed,
             SimNode::link_storage(links),
+            SimNode::message_storage(),
         );
         self.nodes.push(SimNode::new(core));
         self.nodes.len() - 1
@@ -383,7 +468,37 @@ impl Sim {
 
     fn process(&mut self, what: Happening) {
         let now = self.now;
+        let node_of = match &what {
+            Happening::Deliver { wire, dir, .. } => self.wires[wire.0].ends[1 - dir.index()].0,
+            Happening::Timer { node }
+            | Happening::TransportClosed { node, .. }
+            | Happening::Dial { node, .. } => *node,
+        };
+        if !self.nodes[node_of].alive {
+            return;
+        }
         match what {
+            Happening::Dial { node, request } => {
+                let target = self.addresses.get(&request.address.socket).copied();
+                let reachable = target.filter(|t| self.nodes[*t].alive && *t != node);
+                match reachable {
+                    Some(to) => {
+                        let conditions = self.dial_conditions;
+                        let has_room = |n: &SimNode| n.core.link_capacity() > n.core.links().count();
+                        let ok = has_room(&self.nodes[to]) && has_room(&self.nodes[node]);
+                        if ok {
+                            self.connect_expecting(node, to, request.peer, conditions);
+                        } else {
+                            self.nodes[node].core.dial_failed(now, &request);
+                            self.pump(node);
+                        }
+                    }
+                    None => {
+                        self.nodes[node].core.dial_failed(now, &request);
+                        self.pump(node);
+                    }
+                }
+            }
             Happening::Deliver { wire, dir, bytes } => {
                 let w = &mut self.wires[wire.0];
                 let receiver = 1 - dir.index();
@@ -441,6 +556,22 @@ impl Sim {
             while let Some(t) = self.nodes[node].core.poll_transmit(now, &mut buf) {
                 self.transmit(node, t.link, &buf[..t.len]);
                 progressed = true;
+            }
+            while let Some(request) = self.nodes[node].core.poll_dial() {
+                let at = now.saturating_add(self.dial_conditions.latency);
+                self.schedule(at, Happening::Dial { node, request });
+                progressed = true;
+            }
+            if self.nodes[node].takes_messages {
+                let mut buf = vec![0u8; crate::sim_node::SIM_MSG];
+                while let Some(m) = self.nodes[node].core.poll_message(&mut buf) {
+                    self.nodes[node].delivered.push(Delivered {
+                        at: now,
+                        sender: m.sender,
+                        bytes: buf[..m.len].to_vec(),
+                    });
+                    progressed = true;
+                }
             }
             while let Some(event) = self.nodes[node].core.poll_event() {
                 if let Event::LinkClosed { link, .. } = &event {

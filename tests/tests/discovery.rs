@@ -19,6 +19,8 @@ fn config() -> NodeConfig {
     NodeConfig {
         unix_time_at_zero: UNIX_AT_ZERO,
         gossip_interval: Duration::from_secs(1),
+        // Some tests put raw circuit cells on links.
+        link_only: true,
         ..NodeConfig::default()
     }
 }

@@ -4,17 +4,23 @@
 
 use veil_core::identity::Identity;
 use veil_core::link::{CloseReason, ClosedBy, LinkRole, CELL_LEN};
+use veil_core::message::MessageSlot;
 use veil_core::node::{Event, LinkId, LinkSlot, Node, NodeConfig};
 use veil_core::time::Instant;
 
-type Small = Node<[LinkSlot<4096, 16>; 2], 4096, 16, 8, 4>;
+type Small = Node<[LinkSlot<4096, 16>; 2], [MessageSlot<512>; 2], 4096, 16, 8, 4, 2, 1, 512>;
 
 fn node(seed: u8) -> Small {
     Node::new(
-        NodeConfig::default(),
+        NodeConfig {
+            // Raw circuit cells go to the test.
+            link_only: true,
+            ..NodeConfig::default()
+        },
         Identity::from_secret_bytes([seed; 32]),
         [seed; 32],
         [LinkSlot::new(), LinkSlot::new()],
+        [MessageSlot::new(), MessageSlot::new()],
     )
 }
 

@@ -13,8 +13,12 @@ use veil_core::node::{Event, LinkId, NodeConfig, OpenLinkError};
 use veil_core::time::Duration;
 use veil_sim::{Direction, Sim, StreamConditions};
 
+/// Link-level tests: circuit cells go to the test, not to circuits.
 fn config() -> NodeConfig {
-    NodeConfig::default()
+    NodeConfig {
+        link_only: true,
+        ..NodeConfig::default()
+    }
 }
 
 /// A node with one healthy established link to a witness, for checking

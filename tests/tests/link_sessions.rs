@@ -8,8 +8,12 @@ use veil_core::node::NodeConfig;
 use veil_core::time::Duration;
 use veil_sim::{Direction, Sim, StreamConditions};
 
+/// Link-level tests: circuit cells go to the test, not to circuits.
 fn config() -> NodeConfig {
-    NodeConfig::default()
+    NodeConfig {
+        link_only: true,
+        ..NodeConfig::default()
+    }
 }
 
 #[test]

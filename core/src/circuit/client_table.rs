@@ -4,9 +4,10 @@ use heapless::Vec;
 
 use crate::cgo::{ClientLayers, MAX_HOPS};
 use crate::discovery::Path;
+use crate::time::Instant;
 
 use super::relay_table::CircuitEnd;
-use super::{CircuitError, HopHandshakeClient};
+use super::{CircuitError, Flow, HopHandshakeClient};
 
 /// Names a circuit this node built; stable for the circuit's life and never
 /// reused while the node runs (a 32-bit counter).
@@ -29,6 +30,11 @@ pub struct ClientCircuit {
     pub layers: ClientLayers,
     /// The handshake with the hop being added.
     pub pending: Option<HopHandshakeClient>,
+    /// When the client sent `CREATE`: for build timeouts, build-time
+    /// figures and rotation.
+    pub opened_at: Instant,
+    /// Flow control towards the destination (the last hop).
+    pub flow: Flow,
 }
 
 impl ClientCircuit {
@@ -86,16 +92,16 @@ impl<const N: usize> ClientTable<N> {
         self.circuits.iter().any(|c| c.end == end)
     }
 
-    /// Removes the circuit using `end`; returns its handle.
-    pub fn remove(&mut self, end: CircuitEnd) -> Option<CircuitHandle> {
+    /// Removes the circuit using `end`.
+    pub fn remove(&mut self, end: CircuitEnd) -> Option<ClientCircuit> {
         let index = self.circuits.iter().position(|c| c.end == end)?;
-        Some(self.circuits.swap_remove(index).handle)
+        Some(self.circuits.swap_remove(index))
     }
 
-    /// Removes one circuit over `link`; returns its handle.
-    pub fn remove_one_on_link(&mut self, link: crate::node::LinkId) -> Option<CircuitHandle> {
+    /// Removes one circuit over `link`.
+    pub fn remove_one_on_link(&mut self, link: crate::node::LinkId) -> Option<ClientCircuit> {
         let index = self.circuits.iter().position(|c| c.end.0 == link)?;
-        Some(self.circuits.swap_remove(index).handle)
+        Some(self.circuits.swap_remove(index))
     }
 
     /// Circuits in the table.
@@ -106,5 +112,10 @@ impl<const N: usize> ClientTable<N> {
     /// Whether none.
     pub fn is_empty(&self) -> bool {
         self.circuits.is_empty()
+    }
+
+    /// Every circuit.
+    pub fn iter(&self) -> impl Iterator<Item = &ClientCircuit> {
+        self.circuits.iter()
     }
 }

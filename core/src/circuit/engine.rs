@@ -18,10 +18,11 @@ use crate::identity::NodeId;
 use crate::link::{Cell, LinkRole};
 use crate::node::LinkId;
 use crate::noise::StaticKeypair;
+use crate::time::{Duration, Instant};
 
 use super::client_table::{CircuitHandle, ClientCircuit, ClientTable};
-use super::relay_table::{CircuitEnd, RelayCircuit, RelayDirection, RelayTable};
-use super::{respond, HopHandshakeClient, HOP_MESSAGE_LEN};
+use super::relay_table::{AwaitingLink, CircuitEnd, RelayCircuit, RelayDirection, RelayTable};
+use super::{respond, Flow, HopHandshakeClient, HOP_MESSAGE_LEN};
 
 /// Bytes of `EXTEND` data: target node id, then the `CREATE` handshake
 /// (type u16, length u16, message).
@@ -39,6 +40,13 @@ pub trait CircuitContext {
     fn rng(&mut self) -> &mut dyn RngCore;
     /// Reports something that happened.
     fn event(&mut self, event: CircuitEvent);
+    /// The current time.
+    fn now(&self) -> Instant;
+    /// Asks the node to connect to `peer` (an `EXTEND` needs a link to it);
+    /// `false` if it cannot (no known address, no room). The engine is told
+    /// how it went through [`CircuitEngine::link_up`] or
+    /// [`CircuitEngine::peer_unreachable`].
+    fn dial(&mut self, peer: &NodeId) -> bool;
 }
 
 /// Data carried by one relay cell.
@@ -51,28 +59,40 @@ pub enum CircuitEvent {
     Ready {
         /// The circuit.
         circuit: CircuitHandle,
+        /// Its last hop.
+        destination: NodeId,
+        /// From `CREATE` to the last hop's answer.
+        built_in: Duration,
     },
     /// A circuit this node opened is gone.
     Closed {
         /// The circuit.
         circuit: CircuitHandle,
+        /// The hops it had, destination last.
+        path: Path,
         /// Why.
         reason: DestroyReason,
     },
-    /// Data arrived from hop `hop` (0-based) of a circuit this node opened.
+    /// A `DATA`, `ACK` or `CREDIT` relay message arrived from hop `hop`
+    /// (0-based) of a circuit this node opened.
     Data {
         /// The circuit.
         circuit: CircuitHandle,
         /// Which hop sent it.
         hop: usize,
+        /// `Data`, `Ack` or `Credit`.
+        command: RelayCommand,
         /// The data.
         data: RelayData,
     },
-    /// Data for this node arrived over a circuit it is a hop of. Answer
-    /// with [`CircuitEngine::reply`] to `at`; the sender stays unknown.
+    /// A `DATA`, `ACK` or `CREDIT` relay message for this node arrived over
+    /// a circuit it is a hop of. Answer with [`CircuitEngine::reply`] to
+    /// `at`; the sender stays unknown.
     Delivered {
         /// The circuit, as seen from this hop.
         at: CircuitEnd,
+        /// `Data`, `Ack` or `Credit`.
+        command: RelayCommand,
         /// The data.
         data: RelayData,
     },
@@ -225,6 +245,8 @@ impl<const RELAYED: usize, const OWN: usize> CircuitEngine<RELAYED, OWN> {
             onion_keys: Vec::from_slice(onion_keys).map_err(|_| CircuitError::OnionKeysMismatch)?,
             layers: crate::cgo::ClientLayers::new(),
             pending: Some(pending),
+            opened_at: ctx.now(),
+            flow: Flow::new(),
         };
         self.clients.insert(circuit)?;
         Ok(handle)
@@ -239,6 +261,18 @@ impl<const RELAYED: usize, const OWN: usize> CircuitEngine<RELAYED, OWN> {
         hop: usize,
         data: &[u8],
     ) -> Result<(), CircuitError> {
+        self.send_relay(ctx, circuit, hop, RelayCommand::Data, data)
+    }
+
+    /// Sends a relay message to hop `hop` of a ready circuit.
+    pub fn send_relay(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        circuit: CircuitHandle,
+        hop: usize,
+        command: RelayCommand,
+        data: &[u8],
+    ) -> Result<(), CircuitError> {
         let c = self
             .clients
             .by_handle(circuit)
@@ -246,7 +280,7 @@ impl<const RELAYED: usize, const OWN: usize> CircuitEngine<RELAYED, OWN> {
         if !c.is_ready() {
             return Err(CircuitError::NotReady);
         }
-        let payload = relay_payload(RelayCommand::Data, data).ok_or(CircuitError::TooLong)?;
+        let payload = relay_payload(command, data).ok_or(CircuitError::TooLong)?;
         let ad = CellCommand::Relay.code();
         let body = c
             .layers
@@ -267,7 +301,19 @@ impl<const RELAYED: usize, const OWN: usize> CircuitEngine<RELAYED, OWN> {
         at: CircuitEnd,
         data: &[u8],
     ) -> Result<(), CircuitError> {
-        let payload = relay_payload(RelayCommand::Data, data).ok_or(CircuitError::TooLong)?;
+        self.reply_relay(ctx, at, RelayCommand::Data, data)
+    }
+
+    /// Sends a relay message back towards the client of a circuit this
+    /// node is a hop of.
+    pub fn reply_relay(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        at: CircuitEnd,
+        command: RelayCommand,
+        data: &[u8],
+    ) -> Result<(), CircuitError> {
+        let payload = relay_payload(command, data).ok_or(CircuitError::TooLong)?;
         let (circuit, direction) = self.relays.find(at).ok_or(CircuitError::UnknownCircuit)?;
         if direction != RelayDirection::Forward {
             return Err(CircuitError::UnknownCircuit);
@@ -282,6 +328,130 @@ impl<const RELAYED: usize, const OWN: usize> CircuitEngine<RELAYED, OWN> {
         }
     }
 
+    /// A circuit this node opened.
+    pub fn client(&self, circuit: CircuitHandle) -> Option<&ClientCircuit> {
+        self.clients.iter().find(|c| c.handle == circuit)
+    }
+
+    /// Every circuit this node opened.
+    pub fn clients(&self) -> impl Iterator<Item = &ClientCircuit> {
+        self.clients.iter()
+    }
+
+    /// Flow control of a circuit this node opened.
+    pub fn client_flow(&mut self, circuit: CircuitHandle) -> Option<&mut Flow> {
+        self.clients.by_handle(circuit).map(|c| &mut c.flow)
+    }
+
+    /// Flow control of a circuit this node is the last hop of.
+    pub fn relay_flow(&mut self, at: CircuitEnd) -> Option<&mut Flow> {
+        match self.relays.find(at) {
+            Some((c, RelayDirection::Forward)) if c.outbound.is_none() && !c.extending => {
+                Some(&mut c.flow)
+            }
+            _ => None,
+        }
+    }
+
+    /// Circuits this node is the last hop of, and their flow control.
+    pub fn ends_mut(&mut self) -> impl Iterator<Item = (CircuitEnd, &mut Flow)> {
+        self.relays
+            .iter_mut()
+            .filter(|c| c.outbound.is_none() && !c.extending)
+            .map(|c| (c.inbound, &mut c.flow))
+    }
+
+    /// Calls `f` with every link that a cell arriving on `link` may be
+    /// relayed to: the far side of each relayed circuit with an end on it.
+    pub fn linked_links(&self, link: LinkId, mut f: impl FnMut(LinkId)) {
+        for c in self.relays.iter() {
+            match c.outbound {
+                Some(out) if c.inbound.0 == link => f(out.0),
+                Some(out) if out.0 == link => f(c.inbound.0),
+                _ => {}
+            }
+        }
+    }
+
+    /// A link to `peer` came up: `EXTEND`s waiting for it go on.
+    pub fn link_up(&mut self, ctx: &mut impl CircuitContext, peer: &NodeId) {
+        loop {
+            let next = self.relays.iter_mut().find_map(|c| {
+                let waiting = c.awaiting_link.as_ref().filter(|w| w.target == *peer)?;
+                let message = waiting.message;
+                c.awaiting_link = None;
+                c.extending = false;
+                Some((c.inbound, message))
+            });
+            let Some((inbound, message)) = next else {
+                break;
+            };
+            self.send_create(ctx, inbound, *peer, &message);
+        }
+    }
+
+    /// `peer` could not be reached: `EXTEND`s waiting for it fail.
+    pub fn peer_unreachable(&mut self, ctx: &mut impl CircuitContext, peer: &NodeId) {
+        loop {
+            let next = self
+                .relays
+                .iter()
+                .find(|c| c.awaiting_link.as_ref().is_some_and(|w| w.target == *peer))
+                .map(|c| c.inbound);
+            let Some(inbound) = next else {
+                break;
+            };
+            self.destroy_relay(ctx, inbound, DestroyReason::ExtendFailed);
+        }
+    }
+
+    /// Fails circuits still being built, and `EXTEND`s still waiting for a
+    /// link, that started `timeout` or more ago.
+    pub fn handle_timeout(&mut self, ctx: &mut impl CircuitContext, timeout: Duration) {
+        let now = ctx.now();
+        loop {
+            let next = self
+                .clients
+                .iter()
+                .find(|c| !c.is_ready() && now.saturating_since(c.opened_at) >= timeout)
+                .map(|c| c.end);
+            let Some(end) = next else {
+                break;
+            };
+            self.fail_client(ctx, end, DestroyReason::Timeout);
+        }
+        loop {
+            let next = self
+                .relays
+                .iter()
+                .find(|c| {
+                    c.awaiting_link
+                        .as_ref()
+                        .is_some_and(|w| now.saturating_since(w.since) >= timeout)
+                })
+                .map(|c| c.inbound);
+            let Some(inbound) = next else {
+                break;
+            };
+            self.destroy_relay(ctx, inbound, DestroyReason::ExtendFailed);
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) next has work.
+    pub fn next_deadline(&self, timeout: Duration) -> Option<Instant> {
+        let building = self
+            .clients
+            .iter()
+            .filter(|c| !c.is_ready())
+            .map(|c| c.opened_at.saturating_add(timeout));
+        let waiting = self
+            .relays
+            .iter()
+            .filter_map(|c| c.awaiting_link.as_ref())
+            .map(|w| w.since.saturating_add(timeout));
+        building.chain(waiting).min()
+    }
+
     /// Closes a circuit this node opened.
     pub fn close(
         &mut self,
@@ -293,12 +463,14 @@ impl<const RELAYED: usize, const OWN: usize> CircuitEngine<RELAYED, OWN> {
             .by_handle(circuit)
             .map(|c| c.end)
             .ok_or(CircuitError::UnknownCircuit)?;
-        self.clients.remove(end);
         ctx.send(end.0, &destroy_cell(end, DestroyReason::Requested));
-        ctx.event(CircuitEvent::Closed {
-            circuit,
-            reason: DestroyReason::Requested,
-        });
+        if let Some(c) = self.clients.remove(end) {
+            ctx.event(CircuitEvent::Closed {
+                circuit,
+                path: c.path,
+                reason: DestroyReason::Requested,
+            });
+        }
         Ok(())
     }
 
@@ -310,9 +482,10 @@ impl<const RELAYED: usize, const OWN: usize> CircuitEngine<RELAYED, OWN> {
                 ctx.send(end.0, &destroy_cell(end, DestroyReason::LinkClosed));
             }
         }
-        while let Some(circuit) = self.clients.remove_one_on_link(link) {
+        while let Some(c) = self.clients.remove_one_on_link(link) {
             ctx.event(CircuitEvent::Closed {
-                circuit,
+                circuit: c.handle,
+                path: c.path,
                 reason: DestroyReason::LinkClosed,
             });
         }
@@ -369,6 +542,8 @@ impl<const RELAYED: usize, const OWN: usize> CircuitEngine<RELAYED, OWN> {
                     layer,
                     early_cells: 0,
                     extending: false,
+                    awaiting_link: None,
+                    flow: Flow::new(),
                 };
                 if self.relays.insert(circuit).is_err() {
                     ctx.send(end.0, &destroy_cell(end, DestroyReason::ResourceLimit));
@@ -440,7 +615,15 @@ impl<const RELAYED: usize, const OWN: usize> CircuitEngine<RELAYED, OWN> {
         };
         let built = circuit.layers.len();
         if built == circuit.path.hops().len() {
-            ctx.event(CircuitEvent::Ready { circuit: handle });
+            let destination = circuit.path.destination();
+            let built_in = ctx.now().saturating_since(circuit.opened_at);
+            if let Some(destination) = destination {
+                ctx.event(CircuitEvent::Ready {
+                    circuit: handle,
+                    destination,
+                    built_in,
+                });
+            }
             return;
         }
         let end = circuit.end;
@@ -541,13 +724,14 @@ impl<const RELAYED: usize, const OWN: usize> CircuitEngine<RELAYED, OWN> {
         let message = RelayMessage::parse(&cgo.payload);
         match message {
             Ok(RelayMessage {
-                command: RelayCommand::Data,
+                command: command @ (RelayCommand::Data | RelayCommand::Ack | RelayCommand::Credit),
                 data,
             }) => {
                 if let Ok(data) = Vec::from_slice(data) {
                     ctx.event(CircuitEvent::Data {
                         circuit: handle,
                         hop,
+                        command,
                         data,
                     });
                 }
@@ -587,11 +771,15 @@ impl<const RELAYED: usize, const OWN: usize> CircuitEngine<RELAYED, OWN> {
     ) {
         match RelayMessage::parse(&cgo.payload) {
             Ok(RelayMessage {
-                command: RelayCommand::Data,
+                command: relay @ (RelayCommand::Data | RelayCommand::Ack | RelayCommand::Credit),
                 data,
             }) => {
                 if let Ok(data) = Vec::from_slice(data) {
-                    ctx.event(CircuitEvent::Delivered { at: end, data });
+                    ctx.event(CircuitEvent::Delivered {
+                        at: end,
+                        command: relay,
+                        data,
+                    });
                 }
             }
             Ok(RelayMessage {
@@ -611,18 +799,51 @@ impl<const RELAYED: usize, const OWN: usize> CircuitEngine<RELAYED, OWN> {
     /// Extends a relayed circuit to the node named in `data`.
     fn extend(&mut self, ctx: &mut impl CircuitContext, inbound: CircuitEnd, data: &[u8]) {
         let target = data.first_chunk::<32>().map(|id| NodeId(*id));
-        let create = data.get(32..).and_then(|rest| {
+        let message = data.get(32..).and_then(|rest| {
             let mut body = [0u8; BODY_LEN];
             for (dst, src) in body.iter_mut().zip(rest) {
                 *dst = *src;
             }
-            parse_create(&body).ok().and_then(|m| emit_create(&m))
+            let message = parse_create(&body).ok()?;
+            <[u8; HOP_MESSAGE_LEN]>::try_from(message.as_slice()).ok()
         });
         let already = self
             .relays
             .find(inbound)
             .is_some_and(|(c, _)| c.outbound.is_some() || c.extending);
-        let (Some(target), Some(create), false) = (target, create, already) else {
+        let (Some(target), Some(message), false) = (target, message, already) else {
+            self.destroy_relay(ctx, inbound, DestroyReason::Protocol);
+            return;
+        };
+        if ctx.link_to(&target).is_none() {
+            // Park the EXTEND until the node has connected to the target.
+            let now = ctx.now();
+            if !ctx.dial(&target) {
+                self.destroy_relay(ctx, inbound, DestroyReason::ExtendFailed);
+                return;
+            }
+            if let Some((circuit, _)) = self.relays.find(inbound) {
+                circuit.extending = true;
+                circuit.awaiting_link = Some(AwaitingLink {
+                    target,
+                    message,
+                    since: now,
+                });
+            }
+            return;
+        }
+        self.send_create(ctx, inbound, target, &message);
+    }
+
+    /// Sends the `CREATE` of an `EXTEND` to `target` over an established link.
+    fn send_create(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        inbound: CircuitEnd,
+        target: NodeId,
+        message: &[u8; HOP_MESSAGE_LEN],
+    ) {
+        let Some(create) = emit_create(message) else {
             self.destroy_relay(ctx, inbound, DestroyReason::Protocol);
             return;
         };
@@ -642,6 +863,7 @@ impl<const RELAYED: usize, const OWN: usize> CircuitEngine<RELAYED, OWN> {
         if let Some((circuit, _)) = self.relays.find(inbound) {
             circuit.outbound = Some(out);
             circuit.extending = true;
+            circuit.awaiting_link = None;
         }
     }
 
@@ -657,8 +879,12 @@ impl<const RELAYED: usize, const OWN: usize> CircuitEngine<RELAYED, OWN> {
             }
             return;
         }
-        if let Some(circuit) = self.clients.remove(end) {
-            ctx.event(CircuitEvent::Closed { circuit, reason });
+        if let Some(c) = self.clients.remove(end) {
+            ctx.event(CircuitEvent::Closed {
+                circuit: c.handle,
+                path: c.path,
+                reason,
+            });
         }
     }
 
@@ -683,8 +909,12 @@ impl<const RELAYED: usize, const OWN: usize> CircuitEngine<RELAYED, OWN> {
         reason: DestroyReason,
     ) {
         ctx.send(end.0, &destroy_cell(end, reason));
-        if let Some(circuit) = self.clients.remove(end) {
-            ctx.event(CircuitEvent::Closed { circuit, reason });
+        if let Some(c) = self.clients.remove(end) {
+            ctx.event(CircuitEvent::Closed {
+                circuit: c.handle,
+                path: c.path,
+                reason,
+            });
         }
     }
 }

@@ -72,6 +72,25 @@ impl CircuitContext for Ctx<'_> {
     fn event(&mut self, event: CircuitEvent) {
         self.events.push((self.me, event));
     }
+    fn now(&self) -> crate::time::Instant {
+        crate::time::Instant::ZERO
+    }
+    fn dial(&mut self, _peer: &NodeId) -> bool {
+        // This mesh has no dialler: an EXTEND over a cut link fails.
+        false
+    }
+}
+
+fn is_ready(events: &[CircuitEvent], circuit: CircuitHandle) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, CircuitEvent::Ready { circuit: c, .. } if *c == circuit))
+}
+
+fn closed_with(events: &[CircuitEvent], circuit: CircuitHandle, reason: DestroyReason) -> bool {
+    events.iter().any(|e| {
+        matches!(e, CircuitEvent::Closed { circuit: c, reason: r, .. } if *c == circuit && *r == reason)
+    })
 }
 
 impl Net {
@@ -142,7 +161,9 @@ fn a_circuit_through_three_relays_carries_data_both_ways() {
     let mut net = Net::new(6, 1);
     let circuit = net.open(0, &[1, 2, 3, 4]).unwrap();
     net.run();
-    assert_eq!(net.events_of(0), vec![CircuitEvent::Ready { circuit }]);
+    let events = net.events_of(0);
+    assert_eq!(events.len(), 1);
+    assert!(is_ready(&events, circuit));
     for hop in 1..=4 {
         assert_eq!(net.engines[hop].relayed(), 1, "node {hop} is a hop");
     }
@@ -152,7 +173,7 @@ fn a_circuit_through_three_relays_carries_data_both_ways() {
         .unwrap();
     net.run();
     let at = match net.events_of(4).as_slice() {
-        [CircuitEvent::Delivered { at, data }] => {
+        [CircuitEvent::Delivered { at, data, .. }] => {
             assert_eq!(data.as_slice(), b"hello destination");
             *at
         }
@@ -220,10 +241,11 @@ fn a_tampered_cell_destroys_the_circuit_in_both_directions() {
         .unwrap();
     net.run();
     assert!(net.events_of(4).is_empty(), "nothing delivered");
-    assert!(net.events_of(0).contains(&CircuitEvent::Closed {
+    assert!(closed_with(
+        &net.events_of(0),
         circuit,
-        reason: DestroyReason::Unrecognised
-    }));
+        DestroyReason::Unrecognised
+    ));
     for hop in 1..=4 {
         assert_eq!(
             net.engines[hop].relayed(),
@@ -244,10 +266,11 @@ fn a_closed_link_destroys_the_circuits_over_it_both_ways() {
     net.with(2, |e, ctx| e.link_closed(ctx, LinkId::new(3, 0)));
     net.with(3, |e, ctx| e.link_closed(ctx, LinkId::new(2, 0)));
     net.run();
-    assert!(net.events_of(0).contains(&CircuitEvent::Closed {
+    assert!(closed_with(
+        &net.events_of(0),
         circuit,
-        reason: DestroyReason::LinkClosed
-    }));
+        DestroyReason::LinkClosed
+    ));
     for hop in 1..=4 {
         assert_eq!(
             net.engines[hop].relayed(),
@@ -263,13 +286,9 @@ fn extending_to_an_unreachable_node_fails_cleanly() {
     net.cut.insert((1, 2));
     let circuit = net.open(0, &[1, 2, 3]).unwrap();
     net.run();
-    assert_eq!(
-        net.events_of(0),
-        vec![CircuitEvent::Closed {
-            circuit,
-            reason: DestroyReason::ExtendFailed
-        }]
-    );
+    let events = net.events_of(0);
+    assert_eq!(events.len(), 1);
+    assert!(closed_with(&events, circuit, DestroyReason::ExtendFailed));
     assert_eq!(net.engines[1].relayed(), 0);
 }
 
@@ -280,7 +299,7 @@ fn close_reason_after_early_cells(extra: u8) -> Option<DestroyReason> {
     let mut net = Net::new(3, 6);
     let circuit = net.open(0, &[1, 2]).unwrap();
     net.run();
-    assert!(net.events_of(0).contains(&CircuitEvent::Ready { circuit }));
+    assert!(is_ready(&net.events_of(0), circuit));
     // Learn the circuit id node 0 uses towards node 1 from a data cell.
     let used = std::rc::Rc::new(std::cell::Cell::new(0u32));
     let spy = used.clone();

@@ -3,6 +3,7 @@
 
 mod client_table;
 mod engine;
+mod flow;
 mod hop_handshake;
 mod relay_table;
 
@@ -14,7 +15,8 @@ pub use engine::{
 pub use hop_handshake::{
     respond, HopHandshakeClient, HopHandshakeError, HOP_MESSAGE_LEN, HOP_PROLOGUE, SEED_LABEL,
 };
-pub use relay_table::{CircuitEnd, RelayCircuit, RelayDirection, RelayTable};
+pub use flow::{Flow, CIRCUIT_WINDOW, CREDIT_BATCH};
+pub use relay_table::{AwaitingLink, CircuitEnd, RelayCircuit, RelayDirection, RelayTable};
 
 #[cfg(test)]
 mod engine_tests;

@@ -5,9 +5,11 @@ use heapless::Vec;
 
 use crate::cell::CircuitId;
 use crate::cgo::RelayLayer;
+use crate::identity::NodeId;
 use crate::node::LinkId;
+use crate::time::Instant;
 
-use super::CircuitError;
+use super::{CircuitError, Flow, HOP_MESSAGE_LEN};
 
 /// One side of a circuit at a hop: a link and the circuit id on it.
 pub type CircuitEnd = (LinkId, CircuitId);
@@ -25,6 +27,21 @@ pub struct RelayCircuit {
     pub early_cells: u8,
     /// An `EXTEND` is waiting for the next hop's `CREATED`.
     pub extending: bool,
+    /// An `EXTEND` is waiting for a link to its target to come up.
+    pub awaiting_link: Option<AwaitingLink>,
+    /// Flow control when this hop is the one `DATA` is addressed to.
+    pub flow: Flow,
+}
+
+/// An `EXTEND` parked until the node has dialled its target.
+#[derive(Debug, Clone)]
+pub struct AwaitingLink {
+    /// The next hop.
+    pub target: NodeId,
+    /// The client's hop-handshake message for it.
+    pub message: [u8; HOP_MESSAGE_LEN],
+    /// When the `EXTEND` arrived, for its timeout.
+    pub since: Instant,
 }
 
 /// Which way a cell on a relay circuit is travelling.
@@ -97,6 +114,16 @@ impl<const N: usize> RelayTable<N> {
         } else {
             Some(circuit.inbound)
         })
+    }
+
+    /// Every circuit.
+    pub fn iter(&self) -> impl Iterator<Item = &RelayCircuit> {
+        self.circuits.iter()
+    }
+
+    /// Every circuit, mutably.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut RelayCircuit> {
+        self.circuits.iter_mut()
     }
 
     /// Removes one circuit that runs over `link`; returns the end on the

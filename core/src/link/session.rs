@@ -161,6 +161,9 @@ pub struct LinkSession<const RX: usize, const TXQ: usize> {
     local_max_message_len: usize,
     rx_buf: [u8; RX],
     rx_len: usize,
+    /// Cells of the last message not yet taken (pull mode): `rx_buf[next..end]`.
+    rx_cell_next: usize,
+    rx_cell_end: usize,
     tx_cells: Deque<Cell, TXQ>,
     created_at: Instant,
     last_received: Instant,
@@ -225,6 +228,8 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
             local_max_message_len,
             rx_buf: [0; RX],
             rx_len: 0,
+            rx_cell_next: 0,
+            rx_cell_end: 0,
             tx_cells: Deque::new(),
             created_at: now,
             last_received: now,
@@ -613,7 +618,7 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
                         .bytes_received
                         .saturating_add(u64::try_from(self.rx_len).unwrap_or(u64::MAX));
                     let mut delivered = 0usize;
-                    self.process_message(now, &mut |cell: &Cell| {
+                    self.process_message(now, false, &mut |cell: &Cell| {
                         delivered = delivered.saturating_add(1);
                         deliver(cell);
                     });
@@ -622,6 +627,76 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
                 }
             }
         }
+    }
+
+    /// Feeds bytes received from the peer, in any chunking, leaving the
+    /// cells of each message in the session to be taken one at a time with
+    /// [`take_cell`](Self::take_cell).
+    ///
+    /// Returns how many bytes were consumed. It stops after each message
+    /// that carries cells: take them all, then call again with the rest (or
+    /// with an empty slice). Holding cells here, not in a buffer of the
+    /// owner, is what lets the owner stop reading a link (and so push back
+    /// on its peer) when the cells have nowhere to go.
+    pub fn receive(&mut self, now: Instant, data: &[u8]) -> usize {
+        let mut consumed = 0usize;
+        loop {
+            if self.pending_cells() > 0 {
+                return consumed;
+            }
+            if matches!(self.state, State::Closing(..) | State::Closed(..)) {
+                self.rx_len = 0;
+                return data.len();
+            }
+            let rest = data.get(consumed..).unwrap_or(&[]);
+            match self.fill_message(rest) {
+                Fill::NeedMore(taken) => return consumed.saturating_add(taken),
+                Fill::Invalid(reason) => {
+                    self.fail(reason);
+                    return data.len();
+                }
+                Fill::Complete(taken) => {
+                    consumed = consumed.saturating_add(taken);
+                    self.stats.messages_received = self.stats.messages_received.saturating_add(1);
+                    self.stats.bytes_received = self
+                        .stats
+                        .bytes_received
+                        .saturating_add(u64::try_from(self.rx_len).unwrap_or(u64::MAX));
+                    self.process_message(now, true, &mut |_| {});
+                    if self.pending_cells() == 0 {
+                        self.rx_len = 0;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Cells received and not yet taken.
+    pub fn pending_cells(&self) -> usize {
+        self.rx_cell_end
+            .saturating_sub(self.rx_cell_next)
+            .checked_div(CELL_LEN)
+            .unwrap_or(0)
+    }
+
+    /// The next received cell, in order (see [`receive`](Self::receive)).
+    pub fn take_cell(&mut self) -> Option<Cell> {
+        if self.pending_cells() == 0 {
+            return None;
+        }
+        let start = self.rx_cell_next;
+        let end = start.checked_add(CELL_LEN)?;
+        let cell = self
+            .rx_buf
+            .get(start..end)
+            .and_then(|c| <Cell>::try_from(c).ok());
+        self.rx_cell_next = end;
+        if self.pending_cells() == 0 {
+            self.rx_cell_next = 0;
+            self.rx_cell_end = 0;
+            self.rx_len = 0;
+        }
+        cell
     }
 
     /// Copies bytes from `data` until the receive buffer holds one whole
@@ -687,7 +762,10 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
         }
     }
 
-    fn process_message(&mut self, now: Instant, deliver: &mut impl FnMut(&Cell)) {
+    /// Handles one whole received message. With `pull`, cells stay in the
+    /// receive buffer for [`take_cell`](Self::take_cell); otherwise each
+    /// goes to `deliver`.
+    fn process_message(&mut self, now: Instant, pull: bool, deliver: &mut impl FnMut(&Cell)) {
         let end = self.rx_len;
         let Some(message) = self.rx_buf.get_mut(LENGTH_PREFIX_LEN..end) else {
             return;
@@ -737,6 +815,18 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
                 };
                 match Frame::parse(plaintext) {
                     Err(_) => self.fail(CloseReason::ProtocolViolation),
+                    Ok(Frame::Cells(cells)) if pull => {
+                        // The cells follow the frame's kind byte.
+                        let start = LENGTH_PREFIX_LEN.saturating_add(KIND_LEN);
+                        let count = cells.len().checked_div(CELL_LEN).unwrap_or(0);
+                        self.rx_cell_next = start;
+                        self.rx_cell_end =
+                            start.saturating_add(count.saturating_mul(CELL_LEN));
+                        self.stats.cells_received = self
+                            .stats
+                            .cells_received
+                            .saturating_add(u64::try_from(count).unwrap_or(u64::MAX));
+                    }
                     Ok(Frame::Cells(cells)) => {
                         for cell in cells.chunks_exact(CELL_LEN) {
                             if let Ok(cell) = <&Cell>::try_from(cell) {

@@ -1,18 +1,19 @@
 //! End-to-end messages over circuits: fragmentation into relay `DATA`
-//! cells, bounded reassembly with exactly-once delivery, and an outbox of
-//! unacknowledged messages for resending. Layouts in
+//! cells, one bounded pool of message buffers for both directions, exactly-
+//! once reassembly, and resending of unacknowledged messages. Layouts in
 //! `docs/relay_protocol_spec.md` §8.
 
 mod fragment;
-mod outbox;
-mod reassembly;
+mod pool;
 
 pub use fragment::{
     Fragment, FragmentError, MessageId, FRAGMENT_HEADER_LEN, FRAGMENT_LEN, MAX_FRAGMENTS,
     MESSAGE_ID_LEN,
 };
-pub use outbox::{Outbox, OutboxError};
-pub use reassembly::{Reassembler, ReassemblyError, Received};
+pub use pool::{
+    MessagePool, MessageSlot, QueueError, ReassemblyError, Received, ReceivedMessage, ReplyTo,
+    Route, Sender, Target, REMEMBERED_IDS,
+};
 
 #[cfg(test)]
 mod tests;

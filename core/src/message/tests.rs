@@ -1,38 +1,56 @@
-//! Fragmentation, reassembly and resending.
+//! Fragmentation, reassembly and resending, on the message pool.
 
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use super::*;
-use crate::cell::RELAY_DATA_LEN;
-use crate::time::Instant;
+use crate::cell::{CircuitId, RELAY_DATA_LEN};
+use crate::circuit::CircuitHandle;
+use crate::identity::NodeId;
+use crate::node::LinkId;
+use crate::time::{Duration, Instant};
 
 const M: usize = 4 * 1024;
-type Rx = Reassembler<4, M, 16>;
-type Tx = Outbox<8, M>;
+type Pool = MessagePool<Vec<MessageSlot<M>>, M>;
+
+fn pool(slots: usize) -> Pool {
+    MessagePool::new((0..slots).map(|_| MessageSlot::new()).collect())
+}
 
 fn id(n: u8) -> MessageId {
     MessageId([n; MESSAGE_ID_LEN])
 }
 
-fn fragments(tx: &mut Tx) -> std::vec::Vec<std::vec::Vec<u8>> {
-    let mut out = std::vec::Vec::new();
+const DEST: NodeId = NodeId([7; 32]);
+const CIRCUIT: CircuitHandle = CircuitHandle(1);
+const ROUTE: Route = Route::Circuit {
+    circuit: CIRCUIT,
+    destination: DEST,
+};
+
+fn sender() -> Sender {
+    Sender::Anonymous(ReplyTo((LinkId::new(0, 0), CircuitId(5))))
+}
+
+fn fragments(tx: &mut Pool) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
     let mut buf = [0u8; RELAY_DATA_LEN];
-    while let Some(n) = tx.next_fragment(&mut buf) {
+    while let Some(n) = tx.next_fragment(Instant::ZERO, ROUTE, &mut buf) {
         out.push(buf[..n].to_vec());
     }
     out
 }
 
-fn deliver_all(
-    rx: &mut Rx,
-    frags: &[std::vec::Vec<u8>],
-) -> std::vec::Vec<(MessageId, std::vec::Vec<u8>)> {
-    let mut got = std::vec::Vec::new();
+/// Feeds fragments and takes every message that completes.
+fn deliver_all(rx: &mut Pool, frags: &[Vec<u8>]) -> Vec<(MessageId, Vec<u8>)> {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; M];
     for f in frags {
-        rx.accept(Instant::ZERO, f, |id, m| got.push((id, m.to_vec())))
-            .unwrap();
+        rx.accept(Instant::ZERO, f, sender()).unwrap();
+        while let Some(m) = rx.take(&mut buf) {
+            got.push((m.id, buf[..m.len].to_vec()));
+        }
     }
     got
 }
@@ -43,14 +61,14 @@ proptest! {
         lens in proptest::collection::vec(0usize..M, 1..4),
         seed in any::<u64>(),
     ) {
-        let mut tx = Tx::new();
-        let messages: std::vec::Vec<std::vec::Vec<u8>> = lens
+        let mut tx = pool(8);
+        let messages: Vec<Vec<u8>> = lens
             .iter()
             .enumerate()
             .map(|(i, &len)| (0..len).map(|b| (b * 7 + i) as u8).collect())
             .collect();
         for (i, m) in messages.iter().enumerate() {
-            tx.push(id(i as u8), m).unwrap();
+            tx.queue(Instant::ZERO, id(i as u8), Target::Node(DEST), m).unwrap();
         }
         let mut frags = fragments(&mut tx);
         // Every fragment twice, in a random order.
@@ -59,7 +77,7 @@ proptest! {
         for i in (1..frags.len()).rev() {
             frags.swap(i, rng.next_u32() as usize % (i + 1));
         }
-        let mut rx = Rx::new();
+        let mut rx = pool(8);
         let got = deliver_all(&mut rx, &frags);
         prop_assert_eq!(got.len(), messages.len(), "each message exactly once");
         for (i, m) in messages.iter().enumerate() {
@@ -70,61 +88,95 @@ proptest! {
 
     #[test]
     fn parsing_never_panics(data in proptest::collection::vec(any::<u8>(), 0..RELAY_DATA_LEN)) {
-        let mut rx = Rx::new();
-        let _ = rx.accept(Instant::ZERO, &data, |_, _| {});
+        let mut rx = pool(2);
+        let _ = rx.accept(Instant::ZERO, &data, sender());
     }
 }
 
 #[test]
 fn a_resent_message_is_delivered_once_and_acknowledged_again() {
-    let mut tx = Tx::new();
-    tx.push(id(1), &[5; 1500]).unwrap();
+    let mut tx = pool(2);
+    tx.queue(Instant::ZERO, id(1), Target::Node(DEST), &[5; 1500])
+        .unwrap();
     let first = fragments(&mut tx);
     assert_eq!(first.len(), 1500usize.div_ceil(FRAGMENT_LEN));
-    let mut rx = Rx::new();
+    assert!(tx.circuit_busy(CIRCUIT));
+    let mut rx = pool(2);
     // Only part arrives before the circuit dies.
     assert!(deliver_all(&mut rx, &first[..2]).is_empty());
-    tx.resend_all();
+    tx.circuit_closed(CIRCUIT);
+    assert!(!tx.circuit_busy(CIRCUIT));
     let again = fragments(&mut tx);
     assert_eq!(again, first, "the whole message goes again");
     let got = deliver_all(&mut rx, &again);
     assert_eq!(got, vec![(id(1), vec![5; 1500])]);
     // A third copy (say the ack was lost) is a duplicate, not a delivery.
-    let result = rx.accept(Instant::ZERO, &again[0], |_, _| panic!("delivered twice"));
+    let result = rx.accept(Instant::ZERO, &again[0], sender());
     assert_eq!(result, Ok(Received::Duplicate(id(1))));
-    assert!(tx.ack(&id(1)));
-    assert!(!tx.ack(&id(1)));
-    assert_eq!(tx.pending(), 0);
+    assert!(rx.take(&mut [0u8; 8]).is_none());
+    assert!(tx.acknowledge(&id(1)));
+    assert!(!tx.acknowledge(&id(1)));
+    assert_eq!(tx.outgoing(), 0);
 }
 
 #[test]
-fn the_outbox_and_message_limits_hold() {
-    let mut tx = Tx::new();
+fn unacknowledged_messages_are_resent_then_given_up() {
+    let mut tx = pool(2);
+    tx.queue(Instant::ZERO, id(1), Target::Node(DEST), b"hello")
+        .unwrap();
+    assert_eq!(fragments(&mut tx).len(), 1);
+    let resend = Duration::from_secs(2);
+    let give_up = Duration::from_secs(10);
     assert_eq!(
-        tx.push(id(0), &[0; M + 1]),
-        Err(OutboxError::TooLarge(M + 1))
+        tx.next_deadline(resend, give_up),
+        Some(Instant::from_millis(2_000))
     );
-    for i in 0..8 {
-        tx.push(id(i), b"x").unwrap();
+    let mut expired = Vec::new();
+    tx.on_timeout(Instant::from_millis(2_000), resend, give_up, |i| {
+        expired.push(i)
+    });
+    assert_eq!(fragments(&mut tx).len(), 1, "rewound after 2 s");
+    tx.on_timeout(Instant::from_millis(10_000), resend, give_up, |i| {
+        expired.push(i)
+    });
+    assert_eq!(expired, vec![id(1)]);
+    assert_eq!(tx.outgoing(), 0);
+}
+
+#[test]
+fn the_pool_and_message_limits_hold() {
+    let mut tx = pool(8);
+    assert_eq!(
+        tx.queue(Instant::ZERO, id(0), Target::Node(DEST), &[0; M + 1]),
+        Err(QueueError::TooLarge { len: M + 1, max: M })
+    );
+    // Outgoing messages may take half the pool.
+    for i in 0..4 {
+        tx.queue(Instant::ZERO, id(i), Target::Node(DEST), b"x")
+            .unwrap();
     }
-    assert_eq!(tx.push(id(9), b"x"), Err(OutboxError::Full));
+    assert_eq!(
+        tx.queue(Instant::ZERO, id(9), Target::Node(DEST), b"x"),
+        Err(QueueError::Full)
+    );
     let empty = {
-        let mut t = Tx::new();
-        t.push(id(3), b"").unwrap();
+        let mut t = pool(2);
+        t.queue(Instant::ZERO, id(3), Target::Node(DEST), b"")
+            .unwrap();
         fragments(&mut t)
     };
     assert_eq!(empty.len(), 1);
-    let got = deliver_all(&mut Rx::new(), &empty);
+    let got = deliver_all(&mut pool(2), &empty);
     assert_eq!(got, vec![(id(3), vec![])]);
 }
 
 #[test]
 fn hostile_fragments_are_refused() {
-    let mut rx = Rx::new();
+    let mut rx = pool(4);
     let mut frag = vec![0u8; FRAGMENT_HEADER_LEN];
     frag[16..20].copy_from_slice(&(M as u32 + 1).to_be_bytes());
     assert_eq!(
-        rx.accept(Instant::ZERO, &frag, |_, _| {}),
+        rx.accept(Instant::ZERO, &frag, sender()),
         Err(ReassemblyError::Fragment(FragmentError::TooLarge(
             M as u32 + 1
         )))
@@ -138,54 +190,95 @@ fn hostile_fragments_are_refused() {
     let mut misaligned = header(1000, 7);
     misaligned.extend_from_slice(&[0; 100]);
     assert_eq!(
-        rx.accept(Instant::ZERO, &misaligned, |_, _| {}),
+        rx.accept(Instant::ZERO, &misaligned, sender()),
         Err(ReassemblyError::Fragment(FragmentError::BadOffset))
     );
     let mut short = header(1000, 0);
     short.extend_from_slice(&[0; 10]);
     assert_eq!(
-        rx.accept(Instant::ZERO, &short, |_, _| {}),
+        rx.accept(Instant::ZERO, &short, sender()),
         Err(ReassemblyError::Fragment(FragmentError::BadLength))
     );
     assert_eq!(
-        rx.accept(Instant::ZERO, &[0; 5], |_, _| {}),
+        rx.accept(Instant::ZERO, &[0; 5], sender()),
         Err(ReassemblyError::Fragment(FragmentError::Truncated))
     );
     // Two fragments of one message that disagree on its length.
     let mut a = header(1000, 0);
     a.extend_from_slice(&[0; FRAGMENT_LEN]);
-    rx.accept(Instant::ZERO, &a, |_, _| {}).unwrap();
+    rx.accept(Instant::ZERO, &a, sender()).unwrap();
     let mut b = header(2000, FRAGMENT_LEN as u32);
     b.extend_from_slice(&[0; FRAGMENT_LEN]);
     assert_eq!(
-        rx.accept(Instant::ZERO, &b, |_, _| {}),
+        rx.accept(Instant::ZERO, &b, sender()),
         Err(ReassemblyError::Inconsistent)
     );
 }
 
 #[test]
-fn unfinished_messages_cannot_block_the_reassembler() {
-    let mut rx = Rx::new();
+fn unfinished_messages_cannot_block_reassembly() {
+    // Eight slots: four for incoming messages.
+    let mut rx = pool(8);
     // An attacker starts four messages and never finishes them.
     for n in 0..4u8 {
-        let mut tx = Tx::new();
-        tx.push(id(100 + n), &[n; 2000]).unwrap();
+        let mut tx = pool(2);
+        tx.queue(Instant::ZERO, id(100 + n), Target::Node(DEST), &[n; 2000])
+            .unwrap();
         let frags = fragments(&mut tx);
-        rx.accept(Instant::from_millis(u64::from(n)), &frags[0], |_, _| {})
+        rx.accept(Instant::from_millis(u64::from(n)), &frags[0], sender())
             .unwrap();
     }
-    assert_eq!(rx.in_progress(), 4);
+    assert_eq!(rx.incoming(), 4);
     // A real message still gets through: it takes the oldest slot.
-    let mut tx = Tx::new();
-    tx.push(id(1), &[9; 1000]).unwrap();
-    let mut got = None;
-    for f in fragments(&mut tx) {
-        rx.accept(Instant::from_millis(10), &f, |i, m| {
-            got = Some((i, m.len()))
-        })
+    let mut tx = pool(2);
+    tx.queue(Instant::ZERO, id(1), Target::Node(DEST), &[9; 1000])
         .unwrap();
+    let mut last = Received::Partial;
+    for f in fragments(&mut tx) {
+        last = rx.accept(Instant::from_millis(10), &f, sender()).unwrap();
     }
-    assert_eq!(got, Some((id(1), 1000)));
-    assert_eq!(rx.in_progress(), 3, "the oldest unfinished one was dropped");
-    assert_eq!(rx.expire(Instant::from_millis(3)), 2);
+    assert_eq!(
+        last,
+        Received::Complete {
+            id: id(1),
+            len: 1000
+        }
+    );
+    assert_eq!(rx.incoming(), 4, "the oldest unfinished one was dropped");
+    assert_eq!(rx.expire_incoming(Instant::from_millis(3)), 2);
+    // Incoming messages never take the outgoing half.
+    assert!(rx
+        .queue(Instant::ZERO, id(50), Target::Node(DEST), b"out")
+        .is_ok());
+}
+
+#[test]
+fn complete_untaken_messages_are_never_evicted() {
+    let mut rx = pool(4);
+    let mut buf = [0u8; RELAY_DATA_LEN];
+    for n in 0..2u8 {
+        let mut tx = pool(2);
+        tx.queue(Instant::ZERO, id(n), Target::Node(DEST), &[n; 10])
+            .unwrap();
+        let len = tx.next_fragment(Instant::ZERO, ROUTE, &mut buf).unwrap();
+        rx.accept(Instant::ZERO, &buf[..len], sender()).unwrap();
+    }
+    assert_eq!(rx.ready(), 2);
+    assert!(!rx.has_incoming_room());
+    let mut tx = pool(2);
+    tx.queue(Instant::ZERO, id(9), Target::Node(DEST), b"late")
+        .unwrap();
+    let len = tx.next_fragment(Instant::ZERO, ROUTE, &mut buf).unwrap();
+    assert_eq!(
+        rx.accept(Instant::ZERO, &buf[..len], sender()),
+        Err(ReassemblyError::NoRoom)
+    );
+    let mut out = [0u8; 10];
+    let first = rx.take(&mut out).unwrap();
+    assert_eq!((first.id, first.len, out), (id(0), 10, [0; 10]));
+    assert!(rx.has_incoming_room());
+    assert!(matches!(
+        rx.accept(Instant::ZERO, &buf[..len], sender()),
+        Ok(Received::Complete { .. })
+    ));
 }

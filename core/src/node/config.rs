@@ -34,6 +34,31 @@ pub struct NodeConfig {
     /// descriptor lifetime: every descriptor a client may still hold names
     /// a key the node answers.
     pub onion_key_lifetime: Duration,
+    /// Relays in a circuit before its destination (default 3, at most 7).
+    pub path_relays: usize,
+    /// How long a circuit is used for new messages. After that a fresh
+    /// circuit (on a fresh random path) is built, and the old one is closed
+    /// once its messages are acknowledged.
+    pub circuit_lifetime: Duration,
+    /// A circuit not ready after this long is given up (`Timeout`), and so
+    /// is an `EXTEND` still waiting for a dial.
+    pub circuit_build_timeout: Duration,
+    /// A message sent whole but not acknowledged after this long is sent
+    /// again over the same circuit (the destination drops duplicates).
+    pub message_resend_after: Duration,
+    /// A message not acknowledged after this long is given up
+    /// (`MessageFailed { reason: Expired }`); unfinished incoming messages
+    /// are dropped after the same time.
+    pub message_give_up_after: Duration,
+    /// A dial the adapter has not answered after this long counts as failed.
+    pub dial_timeout: Duration,
+    /// While the node has no established link, it dials its bootstrap
+    /// addresses again this often.
+    pub bootstrap_retry: Duration,
+    /// Deliver every circuit cell to the owner as `Event::CellReceived`
+    /// instead of running circuits: for link-layer conformance tests and
+    /// for owners that bring their own circuit layer.
+    pub link_only: bool,
 }
 
 impl Default for NodeConfig {
@@ -47,6 +72,14 @@ impl Default for NodeConfig {
             descriptor_lifetime_secs: 3 * 3600,
             gossip_interval: Duration::from_secs(30),
             onion_key_lifetime: Duration::from_secs(24 * 3600),
+            path_relays: crate::discovery::DEFAULT_PATH_RELAYS,
+            circuit_lifetime: Duration::from_secs(10 * 60),
+            circuit_build_timeout: Duration::from_secs(10),
+            message_resend_after: Duration::from_secs(5),
+            message_give_up_after: Duration::from_secs(120),
+            dial_timeout: Duration::from_secs(10),
+            bootstrap_retry: Duration::from_secs(30),
+            link_only: false,
         }
     }
 }

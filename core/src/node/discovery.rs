@@ -105,6 +105,17 @@ impl<const PEERS: usize> Discovery<PEERS> {
         &mut self.table
     }
 
+    /// The node table and the onion keys at once (the circuit engine
+    /// answers hop handshakes while the node records peer health).
+    pub(crate) fn split(&mut self) -> (&mut NodeTable<PEERS>, Vec<&StaticKeypair, 2>) {
+        let mut keys = Vec::new();
+        let _ = keys.push(&self.onion);
+        if let Some(previous) = self.previous_onion.as_ref() {
+            let _ = keys.push(previous);
+        }
+        (&mut self.table, keys)
+    }
+
     pub(crate) fn onion(&self) -> &StaticKeypair {
         &self.onion
     }

@@ -75,3 +75,46 @@ impl fmt::Display for SendCellError {
 }
 
 impl core::error::Error for SendCellError {}
+
+/// Why [`Node::send_message`](super::Node::send_message) or
+/// [`Node::reply`](super::Node::reply) refused a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SendMessageError {
+    /// The message pool's outgoing half is full of unacknowledged messages:
+    /// wait for `MessageAcknowledged` (or `MessageFailed`) and retry.
+    Full,
+    /// Longer than the node's message slots.
+    TooLarge {
+        /// The message's length.
+        len: usize,
+        /// The largest message this node sends.
+        max: usize,
+    },
+    /// The destination is this node.
+    ToSelf,
+    /// The circuit to reply on is gone; the sender must ask again.
+    ReplyCircuitGone,
+}
+
+impl fmt::Display for SendMessageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendMessageError::Full => write!(
+                f,
+                "too many unacknowledged messages; wait for acknowledgements and retry"
+            ),
+            SendMessageError::TooLarge { len, max } => write!(
+                f,
+                "a {len}-byte message exceeds this node's {max}-byte limit; split it"
+            ),
+            SendMessageError::ToSelf => write!(f, "the destination is this node itself"),
+            SendMessageError::ReplyCircuitGone => write!(
+                f,
+                "the circuit the message came on has closed; the sender must ask again"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for SendMessageError {}

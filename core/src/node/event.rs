@@ -1,7 +1,11 @@
 //! What a node tells its owner.
 
+use crate::cell::DestroyReason;
+use crate::circuit::CircuitHandle;
 use crate::identity::NodeId;
 use crate::link::{Cell, CloseReason, ClosedBy, LinkRole};
+use crate::message::MessageId;
+use crate::time::Duration;
 
 use super::{DescriptorRefusal, LinkId};
 
@@ -50,11 +54,80 @@ pub enum Event {
         /// Why.
         reason: DescriptorRefusal,
     },
-    /// A cell arrived on an established link.
+    /// A circuit this node built is ready to carry messages.
+    CircuitReady {
+        /// The circuit.
+        circuit: CircuitHandle,
+        /// Its last hop.
+        destination: NodeId,
+        /// From `CREATE` to the last hop's answer.
+        built_in: Duration,
+    },
+    /// A circuit this node built is gone. Its unacknowledged messages go
+    /// again over a new circuit.
+    CircuitClosed {
+        /// The circuit.
+        circuit: CircuitHandle,
+        /// Its last hop.
+        destination: Option<NodeId>,
+        /// Why.
+        reason: DestroyReason,
+    },
+    /// A complete message waits: take it with
+    /// [`Node::poll_message`](super::Node::poll_message).
+    MessageReceived {
+        /// The sender's message id.
+        id: MessageId,
+        /// Its length.
+        len: usize,
+    },
+    /// The destination acknowledged a message this node sent.
+    MessageAcknowledged {
+        /// The id [`Node::send_message`](super::Node::send_message) returned.
+        id: MessageId,
+    },
+    /// A message this node sent will not arrive.
+    MessageFailed {
+        /// The id [`Node::send_message`](super::Node::send_message) returned.
+        id: MessageId,
+        /// Why.
+        reason: MessageFailure,
+    },
+    /// A cell arrived on an established link (only with
+    /// [`NodeConfig::link_only`](super::NodeConfig::link_only)).
     CellReceived {
         /// The link.
         link: LinkId,
         /// The cell, exactly as the peer queued it.
         cell: Cell,
     },
+}
+
+/// Why a message was given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum MessageFailure {
+    /// Not acknowledged within `message_give_up_after`: no path to the
+    /// destination, or it did not answer.
+    Expired,
+    /// The destination refused it as larger than it accepts.
+    Refused,
+    /// A reply whose circuit closed before it was acknowledged; a reply
+    /// cannot take another circuit (the destination does not know the
+    /// sender).
+    CircuitClosed,
+}
+
+impl core::fmt::Display for MessageFailure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            MessageFailure::Expired => {
+                "not acknowledged in time; check that the destination is known and up"
+            }
+            MessageFailure::Refused => "the destination refused it as too large; send less",
+            MessageFailure::CircuitClosed => {
+                "the circuit closed before the reply was acknowledged; the sender must ask again"
+            }
+        })
+    }
 }

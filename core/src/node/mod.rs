@@ -5,33 +5,44 @@
 //!
 //! - inputs: [`open_link`](Node::open_link), [`handle_data`](Node::handle_data),
 //!   [`handle_transport_closed`](Node::handle_transport_closed),
-//!   [`handle_timeout`](Node::handle_timeout), and commands such as
-//!   [`send_cell`](Node::send_cell) and [`close_link`](Node::close_link);
+//!   [`dial_failed`](Node::dial_failed), [`handle_timeout`](Node::handle_timeout),
+//!   and commands: [`send_message`](Node::send_message),
+//!   [`reply`](Node::reply), [`close_link`](Node::close_link);
 //! - outputs, pulled until empty: [`poll_transmit`](Node::poll_transmit),
-//!   [`poll_event`](Node::poll_event), [`poll_timeout`](Node::poll_timeout).
+//!   [`poll_event`](Node::poll_event), [`poll_message`](Node::poll_message),
+//!   [`poll_dial`](Node::poll_dial), [`poll_timeout`](Node::poll_timeout).
 //!
 //! Every input takes the current time; the node never reads a clock. The
 //! same seed and the same inputs give the same output bytes.
 
+mod circuit_ctx;
+mod circuits;
 mod config;
+mod dial;
 mod discovery;
 mod error;
 mod event;
 mod link_id;
+mod messaging;
 mod slot;
+mod stats;
 
 pub use config::NodeConfig;
+pub use dial::{DialRequest, MAX_BOOTSTRAP, MAX_PENDING_DIALS};
 pub use discovery::DescriptorRefusal;
-pub use error::{LinkInputError, OpenLinkError, SendCellError};
-pub use event::Event;
+pub use error::{LinkInputError, OpenLinkError, SendCellError, SendMessageError};
+pub use event::{Event, MessageFailure};
 pub use link_id::LinkId;
 pub use slot::LinkSlot;
+pub use stats::NodeStats;
 
 use heapless::Deque;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
+use crate::circuit::CircuitEngine;
 use crate::discovery::{InsertOutcome, NodeTable};
+use crate::message::{MessagePool, MessageSlot};
 use crate::identity::{Address, Identity, NodeId};
 use crate::link::{
     Cell, CloseReason, LinkHello, LinkParams, LinkPhase, LinkRole, LinkSession, LinkStats,
@@ -72,11 +83,27 @@ pub struct LinkInfo {
 ///
 /// - `S`: the link table storage, a fixed-length slice of [`LinkSlot`]s
 ///   (`[LinkSlot<RX, TXQ>; N]` on firmware, `Box<[LinkSlot<RX, TXQ>]>` on std).
+/// - `MB`: the message pool storage, a fixed-length slice of
+///   [`MessageSlot`]s of `MSG` bytes, shared by outgoing and incoming
+///   messages (each direction may use half).
 /// - `RX`: receive buffer bytes per link (the largest message accepted, plus 2).
 /// - `TXQ`: cells that can wait to be sent per link.
 /// - `EVENTS`: events that can wait to be polled.
 /// - `PEERS`: nodes the node table can hold.
-pub struct Node<S, const RX: usize, const TXQ: usize, const EVENTS: usize, const PEERS: usize> {
+/// - `RELAYED`: circuits this node can be a hop of (destination included).
+/// - `OWN`: circuits this node can build.
+/// - `MSG`: the largest message, in bytes (at most 119 296).
+pub struct Node<
+    S,
+    MB,
+    const RX: usize,
+    const TXQ: usize,
+    const EVENTS: usize,
+    const PEERS: usize,
+    const RELAYED: usize,
+    const OWN: usize,
+    const MSG: usize,
+> {
     identity: Identity,
     static_keypair: StaticKeypair,
     hello: [u8; crate::link::HELLO_LEN],
@@ -90,10 +117,24 @@ pub struct Node<S, const RX: usize, const TXQ: usize, const EVENTS: usize, const
     next_transmit_index: usize,
     now: Instant,
     discovery: discovery::Discovery<PEERS>,
+    engine: CircuitEngine<RELAYED, OWN>,
+    messages: MessagePool<MB, MSG>,
+    dialer: dial::Dialer,
+    stats: NodeStats,
+    circuits: circuits::CircuitState,
 }
 
-impl<S, const RX: usize, const TXQ: usize, const EVENTS: usize, const PEERS: usize> core::fmt::Debug
-    for Node<S, RX, TXQ, EVENTS, PEERS>
+impl<
+        S,
+        MB,
+        const RX: usize,
+        const TXQ: usize,
+        const EVENTS: usize,
+        const PEERS: usize,
+        const RELAYED: usize,
+        const OWN: usize,
+        const MSG: usize,
+    > core::fmt::Debug for Node<S, MB, RX, TXQ, EVENTS, PEERS, RELAYED, OWN, MSG>
 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Node")
@@ -103,15 +144,32 @@ impl<S, const RX: usize, const TXQ: usize, const EVENTS: usize, const PEERS: usi
     }
 }
 
-impl<S, const RX: usize, const TXQ: usize, const EVENTS: usize, const PEERS: usize>
-    Node<S, RX, TXQ, EVENTS, PEERS>
+impl<
+        S,
+        MB,
+        const RX: usize,
+        const TXQ: usize,
+        const EVENTS: usize,
+        const PEERS: usize,
+        const RELAYED: usize,
+        const OWN: usize,
+        const MSG: usize,
+    > Node<S, MB, RX, TXQ, EVENTS, PEERS, RELAYED, OWN, MSG>
 where
     S: AsRef<[LinkSlot<RX, TXQ>]> + AsMut<[LinkSlot<RX, TXQ>]>,
+    MB: AsRef<[MessageSlot<MSG>]> + AsMut<[MessageSlot<MSG>]>,
 {
     /// Builds a node. `seed` seeds the node's CSPRNG (OS entropy on Linux, a
     /// hardware RNG on a chip); every random choice the node makes comes from
-    /// it. `links` fixes how many links the node can hold.
-    pub fn new(config: NodeConfig, identity: Identity, seed: [u8; 32], links: S) -> Self {
+    /// it. `links` fixes how many links the node can hold, `messages` how
+    /// many messages it can have in flight (half each way).
+    pub fn new(
+        config: NodeConfig,
+        identity: Identity,
+        seed: [u8; 32],
+        links: S,
+        messages: MB,
+    ) -> Self {
         const {
             assert!(
                 RX >= crate::link::MIN_TRANSMIT_BUFFER,
@@ -125,14 +183,10 @@ where
         let static_keypair = StaticKeypair::from_secret_bytes(static_secret);
         zeroize::Zeroize::zeroize(&mut static_secret);
         let discovery = discovery::Discovery::new(&identity, &config, &mut rng);
-        // A message never carries more cells than the event queue can take,
-        // so a received message can always be delivered once events drain.
-        let by_events = crate::link::KIND_LEN
-            .saturating_add(crate::link::TAG_LEN)
-            .saturating_add(EVENTS.saturating_mul(crate::link::CELL_LEN));
+        // Cells are taken from a link one at a time, so the event queue
+        // does not bound the link message size; the receive buffer does.
         let upper = RX
             .saturating_sub(crate::link::LENGTH_PREFIX_LEN)
-            .min(by_events)
             .min(MAX_MESSAGE_LEN);
         // `upper >= MIN_MAX_MESSAGE_LEN` by the compile-time checks above.
         let max_message_len = config
@@ -157,6 +211,11 @@ where
             next_transmit_index: 0,
             now: Instant::ZERO,
             discovery,
+            engine: CircuitEngine::new(),
+            messages: MessagePool::new(messages),
+            dialer: dial::Dialer::new(),
+            stats: NodeStats::default(),
+            circuits: circuits::CircuitState::new(),
         }
     }
 
@@ -295,7 +354,11 @@ where
     /// Bytes arrived from the peer on `link`, in any chunking.
     ///
     /// Returns how many were consumed. Fewer than `data.len()` means the
-    /// event queue is full: poll events, then call again with the rest. A
+    /// node cannot take more from this link right now — its event queue is
+    /// full, or a link its circuits lead to has a full send queue. Poll
+    /// events and transmits, then call again with the rest (an empty slice
+    /// is fine). Not reading the rest is the backpressure: the peer's
+    /// transport fills up and its circuits stall, and no queue grows. A
     /// protocol error closes the link (see `LinkClosed`) and consumes all.
     pub fn handle_data(
         &mut self,
@@ -307,36 +370,82 @@ where
         let index = self
             .slot_index(link)
             .ok_or(LinkInputError::UnknownLink(link))?;
-        let room = EVENTS.saturating_sub(self.events.len());
-        let Node {
-            links,
-            events,
-            discovery,
-            config,
-            ..
-        } = self;
-        let session = links
-            .as_mut()
-            .get_mut(index)
-            .and_then(|s| s.session.as_mut())
-            .ok_or(LinkInputError::UnknownLink(link))?;
-        let mut violation = false;
-        let consumed = session.handle_data(now, data, room, |cell| {
-            // Each cell yields at most one event, and the session delivers at
-            // most `room` cells, so these pushes cannot fail.
-            match discovery.on_cell(config, now, link, cell, events) {
-                discovery::LinkCell::Handled => {}
-                discovery::LinkCell::Circuit => {
-                    let _ = events.push_back(Event::CellReceived { link, cell: *cell });
-                }
-                discovery::LinkCell::Violation => violation = true,
+        let mut consumed = 0usize;
+        loop {
+            if !self.take_cells(index, link) {
+                break;
             }
-        });
-        if violation {
-            session.close(CloseReason::ProtocolViolation);
+            let Some(session) = self.session_mut(index) else {
+                break;
+            };
+            let rest = data.get(consumed..).unwrap_or(&[]);
+            consumed = consumed.saturating_add(session.receive(now, rest));
+            if session.pending_cells() == 0 {
+                break;
+            }
         }
         self.sync_slot(index);
+        self.pump();
         Ok(consumed)
+    }
+
+    /// Handles the cells a link holds while there is room for what they
+    /// may cause. Returns `false` if some are left for lack of room.
+    fn take_cells(&mut self, index: usize, link: LinkId) -> bool {
+        loop {
+            let pending = self.session_mut(index).map_or(0, |s| s.pending_cells());
+            if pending == 0 {
+                return true;
+            }
+            if self.cell_room(link) == 0 {
+                return false;
+            }
+            let Some(cell) = self.session_mut(index).and_then(|s| s.take_cell()) else {
+                return true;
+            };
+            if !self.on_cell(link, &cell) {
+                if let Some(session) = self.session_mut(index) {
+                    session.close(CloseReason::ProtocolViolation);
+                }
+                return true;
+            }
+        }
+    }
+
+    /// Whether one more cell from `link` can be handled now: each cell may
+    /// raise one event, and may put cells on `link` itself and on every
+    /// link its circuits lead to.
+    fn cell_room(&mut self, link: LinkId) -> usize {
+        let mut room = EVENTS.saturating_sub(self.events.len());
+        if self.config.link_only {
+            return room;
+        }
+        let links = self.links.as_mut();
+        room = room.min(circuit_ctx::queue_room(links, link));
+        self.engine.linked_links(link, |other| {
+            room = room.min(circuit_ctx::queue_room(links, other));
+        });
+        room
+    }
+
+    /// One received cell. Returns `false` if it breaks the protocol and the
+    /// link must close.
+    fn on_cell(&mut self, link: LinkId, cell: &Cell) -> bool {
+        let now = self.now;
+        let kind = self
+            .discovery
+            .on_cell(&self.config, now, link, cell, &mut self.events);
+        match kind {
+            discovery::LinkCell::Handled => true,
+            discovery::LinkCell::Violation => false,
+            discovery::LinkCell::Circuit if self.config.link_only => {
+                let _ = self.events.push_back(Event::CellReceived { link, cell: *cell });
+                true
+            }
+            discovery::LinkCell::Circuit => self
+                .with_engine(|engine, ctx, onion| engine.handle_cell(ctx, link, cell, onion))
+                .is_ok(),
+        }
     }
 
     /// The transport connection under `link` closed or failed.
@@ -369,6 +478,9 @@ where
     /// Runs every timer that is due. Call at [`poll_timeout`](Self::poll_timeout).
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.advance(now);
+        if !self.config.link_only {
+            self.circuit_timeout();
+        }
         let timers = self
             .discovery
             .on_timeout(&self.identity, &self.config, now, &mut self.rng);
@@ -384,6 +496,7 @@ where
             }
             self.sync_slot(index);
         }
+        self.pump();
     }
 
     /// Queues a cell on an established link.
@@ -483,7 +596,16 @@ where
             .filter_map(|s| s.session.as_ref()?.next_deadline())
             .min();
         let discovery = self.discovery.deadline(&self.config);
-        Some(links.map_or(discovery, |l| l.min(discovery)))
+        let circuits = if self.config.link_only {
+            None
+        } else {
+            self.circuit_deadline()
+        };
+        [links, circuits]
+            .into_iter()
+            .flatten()
+            .fold(discovery, Instant::min)
+            .into()
     }
 
     /// Sends our (re-signed) descriptor again on every link, at the next sync.
@@ -606,11 +728,25 @@ where
     /// frees a closed slot once its `LinkClosed` is queued. Events are never
     /// dropped: a closed link keeps its slot until its event fits.
     fn sync_slot(&mut self, index: usize) {
-        let Some(slot) = self.links.as_mut().get_mut(index) else {
+        let mut up = None;
+        let gone = self.sync_slot_events(index, &mut up);
+        if self.config.link_only {
             return;
-        };
+        }
+        if let Some(peer) = up {
+            self.on_link_up(peer);
+        }
+        if let Some(link) = gone {
+            self.on_link_gone(link);
+        }
+    }
+
+    /// Publishes a slot's link events; returns the link if its slot was
+    /// freed, and sets `up` to the peer of a link that just came up.
+    fn sync_slot_events(&mut self, index: usize, up: &mut Option<NodeId>) -> Option<LinkId> {
+        let slot = self.links.as_mut().get_mut(index)?;
         let Some(session) = slot.session.as_ref() else {
-            return;
+            return None;
         };
         let link = LinkId::new(u16::try_from(index).unwrap_or(u16::MAX), slot.generation);
         if !slot.introduced && session.phase() == LinkPhase::Established {
@@ -623,7 +759,7 @@ where
             slot.introduced = true;
         }
         let Some(session) = slot.session.as_ref() else {
-            return;
+            return None;
         };
         if !slot.announced && session.was_established() {
             if let Some(peer) = session.peer() {
@@ -635,8 +771,9 @@ where
                 };
                 if self.events.push_back(event).is_err() {
                     self.events_deferred = true;
-                    return;
+                    return None;
                 }
+                *up = Some(peer);
             }
             slot.announced = true;
         }
@@ -659,8 +796,10 @@ where
                 slot.announced = false;
                 slot.introduced = false;
                 slot.generation = slot.generation.wrapping_add(1);
+                return Some(link);
             }
         }
+        None
     }
 }
 

@@ -1,0 +1,218 @@
+//! One TCP connection under one link, and the little buffering it needs.
+//!
+//! The buffers are what keep memory bounded: `rx` holds only bytes the node
+//! could not take yet (its event queue was full), and `tx` only the rest of
+//! the one message the socket did not take. While `rx` is non-empty the
+//! socket is not read; while `tx` is non-empty the node is not asked for
+//! more. So neither grows past one read or one message, and a slow or
+//! stalled peer is held back by TCP flow control instead of by our memory.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+
+use mio::net::TcpStream;
+use veil_core::node::LinkId;
+
+/// A snapshot of one connection, for status output and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// The link the connection carries.
+    pub link: LinkId,
+    /// The remote end.
+    pub peer_addr: SocketAddr,
+    /// Bytes of a message the socket has not taken yet.
+    pub buffered_out: usize,
+    /// Bytes read that the node has not consumed yet.
+    pub buffered_in: usize,
+    /// The socket's send buffer is full: nothing more is asked of the node
+    /// for this link until it drains.
+    pub write_blocked: bool,
+}
+
+/// What a read gave.
+#[derive(Debug)]
+pub(crate) enum ReadOutcome {
+    /// This many bytes, at the start of the buffer.
+    Data(usize),
+    /// Nothing until the next readiness event.
+    WouldBlock,
+    /// The peer closed its end, or the connection failed.
+    Closed,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteOutcome {
+    /// Everything went out.
+    Drained,
+    /// The socket is full; the rest is kept.
+    Blocked,
+    /// The connection failed.
+    Failed,
+}
+
+/// A connection carrying a link.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub(crate) stream: TcpStream,
+    pub(crate) link: LinkId,
+    pub(crate) peer_addr: SocketAddr,
+    /// Bytes read but not consumed by the node yet.
+    rx: Vec<u8>,
+    /// The unsent rest of one message; `tx_sent` bytes of it already went.
+    tx: Vec<u8>,
+    tx_sent: usize,
+    /// No `WouldBlock` from a read since the last readable event.
+    pub(crate) readable: bool,
+    /// No `WouldBlock` from a write since the last writable event.
+    pub(crate) writable: bool,
+    /// The read side hit end-of-stream or an error; the link is told once
+    /// the bytes before it are consumed.
+    pub(crate) read_closed: bool,
+    /// The write side failed; the link is told at once.
+    pub(crate) write_failed: bool,
+    /// The node may have more to send but this turn's write budget ran out.
+    pub(crate) more_to_send: bool,
+}
+
+impl Connection {
+    /// A connection that just connected or was accepted. Both directions
+    /// count as ready: a `WouldBlock` will say otherwise, and edge-triggered
+    /// readiness may already have fired before registration.
+    pub(crate) fn new(stream: TcpStream, link: LinkId, peer_addr: SocketAddr) -> Self {
+        Connection {
+            stream,
+            link,
+            peer_addr,
+            rx: Vec::new(),
+            tx: Vec::new(),
+            tx_sent: 0,
+            readable: true,
+            writable: true,
+            read_closed: false,
+            write_failed: false,
+            more_to_send: false,
+        }
+    }
+
+    /// Bytes held in either direction.
+    pub(crate) fn buffered(&self) -> usize {
+        self.rx.len().saturating_add(self.unsent().len())
+    }
+
+    pub(crate) fn info(&self) -> ConnectionInfo {
+        ConnectionInfo {
+            link: self.link,
+            peer_addr: self.peer_addr,
+            buffered_out: self.unsent().len(),
+            buffered_in: self.rx.len(),
+            write_blocked: !self.writable,
+        }
+    }
+
+    /// Bytes read but not consumed by the node yet.
+    pub(crate) fn unconsumed(&self) -> &[u8] {
+        &self.rx
+    }
+
+    /// The node consumed the first `n` unconsumed bytes.
+    pub(crate) fn consume(&mut self, n: usize) {
+        let n = n.min(self.rx.len());
+        self.rx.drain(..n);
+    }
+
+    /// Keeps bytes the node could not take. Only called with `rx` empty and
+    /// at most one read's worth, so `rx` never exceeds one read.
+    pub(crate) fn keep_unconsumed(&mut self, bytes: &[u8]) {
+        self.rx.extend_from_slice(bytes);
+    }
+
+    /// Whether the socket should be read now.
+    pub(crate) fn wants_read(&self) -> bool {
+        self.readable && !self.read_closed && self.rx.is_empty()
+    }
+
+    /// Reads once into `buf`.
+    pub(crate) fn read(&mut self, buf: &mut [u8]) -> ReadOutcome {
+        loop {
+            match self.stream.read(buf) {
+                Ok(0) => {
+                    self.read_closed = true;
+                    return ReadOutcome::Closed;
+                }
+                Ok(n) => return ReadOutcome::Data(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return ReadOutcome::WouldBlock;
+                }
+                Err(_) => {
+                    self.read_closed = true;
+                    return ReadOutcome::Closed;
+                }
+            }
+        }
+    }
+
+    fn unsent(&self) -> &[u8] {
+        self.tx.get(self.tx_sent..).unwrap_or_default()
+    }
+
+    /// Whether the node may be asked for another message for this link.
+    pub(crate) fn can_take_message(&self) -> bool {
+        self.writable && !self.write_failed && self.unsent().is_empty()
+    }
+
+    /// Writes what is left of the pending message.
+    pub(crate) fn flush(&mut self) -> WriteOutcome {
+        let (written, outcome) = write_some(
+            &mut self.stream,
+            self.tx.get(self.tx_sent..).unwrap_or_default(),
+        );
+        self.tx_sent = self.tx_sent.saturating_add(written);
+        if self.unsent().is_empty() {
+            self.tx.clear();
+            self.tx_sent = 0;
+        }
+        self.note(outcome)
+    }
+
+    /// Writes a new message; what the socket does not take is kept. Only
+    /// called when nothing is pending, so at most one message is kept.
+    pub(crate) fn send(&mut self, message: &[u8]) -> WriteOutcome {
+        let (written, outcome) = write_some(&mut self.stream, message);
+        if outcome != WriteOutcome::Failed {
+            self.tx.clear();
+            self.tx_sent = 0;
+            self.tx
+                .extend_from_slice(message.get(written..).unwrap_or_default());
+        }
+        self.note(outcome)
+    }
+
+    fn note(&mut self, outcome: WriteOutcome) -> WriteOutcome {
+        match outcome {
+            WriteOutcome::Drained => {}
+            WriteOutcome::Blocked => self.writable = false,
+            WriteOutcome::Failed => self.write_failed = true,
+        }
+        outcome
+    }
+}
+
+/// Writes as much of `bytes` as the socket takes now.
+fn write_some(stream: &mut TcpStream, bytes: &[u8]) -> (usize, WriteOutcome) {
+    let mut written = 0usize;
+    while let Some(rest) = bytes.get(written..).filter(|r| !r.is_empty()) {
+        match stream.write(rest) {
+            Ok(0) => return (written, WriteOutcome::Failed),
+            Ok(n) => written = written.saturating_add(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return (written, WriteOutcome::Blocked)
+            }
+            Err(_) => return (written, WriteOutcome::Failed),
+        }
+    }
+    (written, WriteOutcome::Drained)
+}

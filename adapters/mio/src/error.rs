@@ -1,0 +1,145 @@
+//! What can go wrong, one enum per operation, each message saying what to
+//! do about it.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+
+use veil_core::identity::Transport;
+
+/// Why [`Runtime::bind`](crate::Runtime::bind) failed.
+#[derive(Debug)]
+pub enum BindError {
+    /// The OS gave no entropy for the node's seed.
+    Entropy(getrandom::Error),
+    /// The OS poller could not be created.
+    Poll(io::Error),
+    /// The listening socket could not be bound.
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// The listener could not be registered with the poller.
+    Register(io::Error),
+    /// The options ask for a node with no link slots.
+    NoLinkSlots,
+}
+
+impl fmt::Display for BindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BindError::Entropy(e) => write!(
+                f,
+                "could not read OS entropy for the node's seed ({e}); \
+                 check that the getrandom syscall or /dev/urandom is available"
+            ),
+            BindError::Poll(e) => write!(
+                f,
+                "could not create the OS poller ({e}); \
+                 raise the open-file limit (ulimit -n) or close unused descriptors"
+            ),
+            BindError::Listen { addr, source } => write!(
+                f,
+                "could not listen on {addr} ({source}); pick a free port (0 lets \
+                 the OS choose) on an address of this host"
+            ),
+            BindError::Register(e) => write!(
+                f,
+                "could not register the listener with the poller ({e}); \
+                 raise the open-file limit (ulimit -n)"
+            ),
+            BindError::NoLinkSlots => write!(
+                f,
+                "a node needs at least one link slot; set RuntimeOptions::links to 1 or more"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BindError {}
+
+/// Why a dial failed, at once from [`Runtime::dial`](crate::Runtime::dial)
+/// or later as a [`DialFailure`](crate::DialFailure).
+#[derive(Debug)]
+pub enum DialError {
+    /// Too many dials are in progress.
+    TooManyDials {
+        /// The limit that was reached.
+        limit: usize,
+    },
+    /// The connection could not be made.
+    Connect(io::Error),
+    /// The socket could not be registered with the poller.
+    Register(io::Error),
+    /// The connection was not made within the dial timeout.
+    TimedOut {
+        /// The timeout that ran out.
+        after: std::time::Duration,
+    },
+    /// The connection was made but every link slot of the node is in use.
+    LinkTableFull,
+    /// The address is for a transport this runtime does not dial.
+    UnsupportedTransport(Transport),
+}
+
+impl fmt::Display for DialError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DialError::TooManyDials { limit } => write!(
+                f,
+                "{limit} dials are already in progress; wait for some to finish \
+                 or raise RuntimeOptions::max_pending_dials"
+            ),
+            DialError::Connect(e) => write!(
+                f,
+                "could not connect ({e}); check the address and that the peer is listening"
+            ),
+            DialError::Register(e) => write!(
+                f,
+                "could not register the socket with the poller ({e}); \
+                 raise the open-file limit (ulimit -n)"
+            ),
+            DialError::TimedOut { after } => write!(
+                f,
+                "no connection within {after:?}; the peer may be down or a \
+                 firewall may drop the packets"
+            ),
+            DialError::LinkTableFull => write!(
+                f,
+                "connected, but every link slot is in use; close a link or \
+                 raise RuntimeOptions::links"
+            ),
+            DialError::UnsupportedTransport(t) => write!(
+                f,
+                "the address is for {t:?}, and this runtime dials TCP only; \
+                 dial the peer's TCP address instead"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DialError {}
+
+/// Why [`Runtime::turn`](crate::Runtime::turn) failed. Errors on single
+/// connections never end up here: they close that connection's link.
+#[derive(Debug)]
+pub enum TurnError {
+    /// Waiting for socket readiness failed.
+    Poll(io::Error),
+}
+
+impl fmt::Display for TurnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TurnError::Poll(e) => write!(
+                f,
+                "waiting for socket readiness failed ({e}); the runtime cannot \
+                 go on: drop it and build a new one"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TurnError {}

@@ -1,0 +1,322 @@
+//! The event loop: one `mio::Poll` drives one node.
+//!
+//! A [`Runtime::turn`] does, in order: start dials the core asked for, give
+//! up on dials past their deadline, run the node's timers, then move bytes
+//! (feed what was read, write what the node has for sockets that can take
+//! it) and hand every node event to the caller. Then it waits for socket
+//! readiness, no longer than the node's next deadline, and does the same
+//! again with what became ready.
+
+mod pump;
+mod sockets;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use veil_core::identity::{Address, Identity, NodeId, Transport};
+use veil_core::node::{Event, LinkId, NodeConfig};
+use veil_core::time::Instant;
+
+use crate::clock::Clock;
+use crate::connection::{Connection, ConnectionInfo};
+use crate::dial::{DialFailure, PendingDial};
+use crate::error::{BindError, TurnError};
+use crate::std_node::{build_node, StdNode, READ_CHUNK, TRANSMIT_BUFFER};
+
+/// The listener's token; connections and dials count up from 1.
+const LISTENER: Token = Token(0);
+
+/// How long to sleep when the node's deadline has passed but running its
+/// timers did not move it (a due ping waits for a socket that cannot take
+/// it). Readiness still wakes the loop at once; this only bounds how late
+/// other timers can run meanwhile.
+const STALE_DEADLINE_WAIT: Duration = Duration::from_millis(10);
+
+/// Dial failures kept for [`Runtime::poll_dial_failure`]; the oldest go first.
+const MAX_DIAL_FAILURES: usize = 64;
+
+/// Readiness events taken from one poll.
+const EVENTS_PER_POLL: usize = 256;
+
+/// Sizes and timeouts of a [`Runtime`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuntimeOptions {
+    /// Link slots of the node, so also the most connections at once. Each
+    /// slot holds a receive buffer and a send queue (about 50 KiB).
+    pub links: usize,
+    /// Outgoing connects in progress at once.
+    pub max_pending_dials: usize,
+    /// A connect not finished by then fails.
+    pub dial_timeout: Duration,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            links: 64,
+            max_pending_dials: 16,
+            dial_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A veil node on TCP, with the event loop that drives it.
+pub struct Runtime {
+    poll: Poll,
+    events: Events,
+    /// `(token, readable, writable)` of the last poll, reused between turns.
+    ready: Vec<(Token, bool, bool)>,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    /// The listener may have connections waiting (the accept budget ran out).
+    accept_pending: bool,
+    clock: Clock,
+    node: Box<StdNode>,
+    options: RuntimeOptions,
+    connections: HashMap<Token, Connection>,
+    by_link: HashMap<LinkId, Token>,
+    dials: HashMap<Token, PendingDial>,
+    dial_failures: VecDeque<DialFailure>,
+    next_token: usize,
+    /// Where the node writes a message; only the part the socket does not
+    /// take is copied into the connection.
+    transmit_buf: Box<[u8]>,
+    /// Where sockets are read into; only the part the node does not consume
+    /// is copied into the connection.
+    read_buf: Box<[u8]>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("local_addr", &self.local_addr)
+            .field("node", &self.node)
+            .field("connections", &self.connections.len())
+            .field("dials", &self.dials.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Builds a node with a fresh seed from OS entropy and listens on `addr`
+    /// with the default [`RuntimeOptions`].
+    ///
+    /// The runtime owns the clock, so it sets `config.unix_time_at_zero`.
+    /// When `addr` is a specific IP, the node advertises the bound address
+    /// in its descriptor; behind a wildcard address the program should call
+    /// `node_mut().set_advertised_addresses` with its reachable addresses.
+    pub fn bind(
+        config: NodeConfig,
+        identity: Identity,
+        addr: SocketAddr,
+    ) -> Result<Self, BindError> {
+        Runtime::bind_with(config, identity, addr, RuntimeOptions::default())
+    }
+
+    /// [`bind`](Self::bind) with explicit options.
+    pub fn bind_with(
+        mut config: NodeConfig,
+        identity: Identity,
+        addr: SocketAddr,
+        options: RuntimeOptions,
+    ) -> Result<Self, BindError> {
+        if options.links == 0 {
+            return Err(BindError::NoLinkSlots);
+        }
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(BindError::Entropy)?;
+        let poll = Poll::new().map_err(BindError::Poll)?;
+        let mut listener =
+            TcpListener::bind(addr).map_err(|source| BindError::Listen { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| BindError::Listen { addr, source })?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(BindError::Register)?;
+        let clock = Clock::start();
+        config.unix_time_at_zero = clock.unix_time_at_zero();
+        let mut node = build_node(config, identity, seed, options.links);
+        if !local_addr.ip().is_unspecified() {
+            let advertised = Address {
+                transport: Transport::Tcp,
+                socket: local_addr,
+            };
+            node.set_advertised_addresses(clock.now(), &[advertised]);
+        }
+        Ok(Runtime {
+            poll,
+            events: Events::with_capacity(EVENTS_PER_POLL),
+            ready: Vec::with_capacity(EVENTS_PER_POLL),
+            listener,
+            local_addr,
+            accept_pending: false,
+            clock,
+            node,
+            options,
+            connections: HashMap::new(),
+            by_link: HashMap::new(),
+            dials: HashMap::new(),
+            dial_failures: VecDeque::new(),
+            next_token: 1,
+            transmit_buf: vec![0u8; TRANSMIT_BUFFER].into_boxed_slice(),
+            read_buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
+        })
+    }
+
+    /// The address the listener is bound to (with the port the OS chose).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The node.
+    pub fn node(&self) -> &StdNode {
+        &self.node
+    }
+
+    /// The node, for commands (`send_cell`, `close_link`, …). Bytes it
+    /// queues go out at the next [`turn`](Self::turn).
+    pub fn node_mut(&mut self) -> &mut StdNode {
+        &mut self.node
+    }
+
+    /// The node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.node.node_id()
+    }
+
+    /// The runtime's current time, as the node sees it: pass it to node
+    /// commands.
+    pub fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    /// The options the runtime was built with.
+    pub fn options(&self) -> &RuntimeOptions {
+        &self.options
+    }
+
+    /// Bytes held for all connections, both directions. Bounded by one
+    /// message out and one read in per connection, whatever peers do.
+    pub fn buffered_bytes(&self) -> usize {
+        self.connections
+            .values()
+            .map(Connection::buffered)
+            .fold(0, usize::saturating_add)
+    }
+
+    /// How many connections carry links.
+    pub fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// How many dials are in progress.
+    pub fn pending_dials(&self) -> usize {
+        self.dials.len()
+    }
+
+    /// The connection under `link`, if it has one.
+    pub fn connection(&self, link: LinkId) -> Option<ConnectionInfo> {
+        let token = self.by_link.get(&link)?;
+        self.connections.get(token).map(Connection::info)
+    }
+
+    /// Every connection.
+    pub fn connections(&self) -> impl Iterator<Item = ConnectionInfo> + '_ {
+        self.connections.values().map(Connection::info)
+    }
+
+    /// The oldest failure of a dial started with [`dial`](Self::dial) that
+    /// the program has not taken yet.
+    pub fn poll_dial_failure(&mut self) -> Option<DialFailure> {
+        self.dial_failures.pop_front()
+    }
+
+    /// Runs the loop once: moves every byte that can move, hands each node
+    /// event to `on_event`, then waits for readiness — at most `timeout`
+    /// (`None`: until the node's next deadline) — and moves bytes again.
+    ///
+    /// `on_event` gets the node too, so it can answer an event with a
+    /// command; what that queues goes out at the next turn. `LinkClosed` has
+    /// already closed the link's TCP connection when `on_event` sees it.
+    pub fn turn<F>(&mut self, timeout: Option<Duration>, mut on_event: F) -> Result<(), TurnError>
+    where
+        F: FnMut(&mut StdNode, Event),
+    {
+        let now = self.clock.now();
+        self.advance(now, &mut on_event);
+        let wait = self.wait_time(now, timeout);
+        match self.poll.poll(&mut self.events, wait) {
+            Ok(()) => {}
+            // A signal: nothing became ready, the caller may want to act on it.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.events.clear(),
+            Err(e) => return Err(TurnError::Poll(e)),
+        }
+        let now = self.clock.now();
+        self.take_readiness(now);
+        self.advance(now, &mut on_event);
+        Ok(())
+    }
+
+    /// Everything a turn does besides waiting.
+    fn advance<F>(&mut self, now: Instant, on_event: &mut F)
+    where
+        F: FnMut(&mut StdNode, Event),
+    {
+        self.start_core_dials(now);
+        self.expire_dials(now);
+        if self.accept_pending {
+            self.accept(now);
+        }
+        if self
+            .node
+            .poll_timeout()
+            .is_some_and(|deadline| deadline <= now)
+        {
+            self.node.handle_timeout(now);
+        }
+        self.service(now, on_event);
+    }
+
+    /// How long the poll may sleep; `None` is until something is ready.
+    fn wait_time(&self, now: Instant, timeout: Option<Duration>) -> Option<Duration> {
+        if self.has_work() {
+            return Some(Duration::ZERO);
+        }
+        let mut wait = match self.node.poll_timeout() {
+            Some(deadline) if deadline > now => Some(Clock::until(now, deadline)),
+            Some(_) => Some(STALE_DEADLINE_WAIT),
+            None => None,
+        };
+        for dial in self.dials.values() {
+            wait = Some(min_wait(wait, Clock::until(now, dial.deadline)));
+        }
+        match timeout {
+            Some(t) => Some(min_wait(wait, t)),
+            None => wait,
+        }
+    }
+
+    /// Whether a budget ran out last time, so the next poll must not sleep.
+    fn has_work(&self) -> bool {
+        self.accept_pending
+            || self
+                .connections
+                .values()
+                .any(|c| c.wants_read() || !c.unconsumed().is_empty() || c.more_to_send)
+    }
+
+    fn take_token(&mut self) -> Token {
+        let token = Token(self.next_token);
+        self.next_token = self.next_token.wrapping_add(1).max(1);
+        token
+    }
+}
+
+/// The shorter of an optional wait and a wait.
+fn min_wait(wait: Option<Duration>, other: Duration) -> Duration {
+    wait.map_or(other, |w| w.min(other))
+}

@@ -1,0 +1,9 @@
+//! Runtimes on real loopback sockets, driven in turns from one thread.
+//!
+//! Every test drives its loops for a bounded number of turns under a
+//! generous wall-clock cap and asserts on outcomes only, never on timing.
+
+mod backpressure;
+mod garbage;
+mod handshake;
+mod support;

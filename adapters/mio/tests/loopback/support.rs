@@ -1,0 +1,123 @@
+//! Building runtimes and driving them until something holds.
+
+use std::time::{Duration, Instant as WallInstant};
+
+use veil_core::identity::{Identity, NodeId};
+use veil_core::link::LinkRole;
+use veil_core::node::{Event, LinkId, NodeConfig};
+use veil_mio::Runtime;
+
+/// How long one turn may wait for readiness.
+pub const TURN: Duration = Duration::from_millis(2);
+/// Turns before a test gives up.
+pub const MAX_TURNS: usize = 20_000;
+/// Wall-clock time before a test gives up, whatever the turn count.
+pub const WALL_CAP: Duration = Duration::from_secs(10);
+
+/// A runtime and every event it reported.
+pub struct Peer {
+    pub rt: Runtime,
+    pub events: Vec<Event>,
+}
+
+impl Peer {
+    /// A runtime on 127.0.0.1 with an identity from `secret`.
+    pub fn new(secret: u8) -> Self {
+        let identity = Identity::from_secret_bytes([secret; 32]);
+        let rt = Runtime::bind(
+            NodeConfig::default(),
+            identity,
+            "127.0.0.1:0".parse().expect("loopback address"),
+        )
+        .expect("bind on loopback");
+        Peer {
+            rt,
+            events: Vec::new(),
+        }
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.rt.node_id()
+    }
+
+    /// One turn, recording events.
+    pub fn turn(&mut self) {
+        let events = &mut self.events;
+        self.rt
+            .turn(Some(TURN), |_, event| events.push(event))
+            .expect("turn");
+    }
+
+    /// The link on which `peer` was established in `role`, if it was.
+    pub fn established_with(&self, peer: NodeId, role: LinkRole) -> Option<LinkId> {
+        self.events.iter().find_map(|e| match e {
+            Event::LinkEstablished {
+                link,
+                peer: p,
+                role: r,
+            } if *p == peer && *r == role => Some(*link),
+            _ => None,
+        })
+    }
+
+    /// Whether `peer`'s descriptor was learned.
+    pub fn learned(&self, peer: NodeId) -> bool {
+        self.events
+            .iter()
+            .any(|e| matches!(e, Event::PeerLearned { peer: p, .. } if *p == peer))
+    }
+
+    /// Whether a link to `peer` was reported closed.
+    pub fn closed_with(&self, peer: NodeId) -> bool {
+        self.events
+            .iter()
+            .any(|e| matches!(e, Event::LinkClosed { peer: Some(p), .. } if *p == peer))
+    }
+}
+
+/// Turns every peer in order until `done` holds; false if the caps ran out.
+pub fn drive(peers: &mut [&mut Peer], mut done: impl FnMut(&mut [&mut Peer]) -> bool) -> bool {
+    let start = WallInstant::now();
+    for _ in 0..MAX_TURNS {
+        for peer in peers.iter_mut() {
+            peer.turn();
+        }
+        if done(peers) {
+            return true;
+        }
+        if start.elapsed() > WALL_CAP {
+            return false;
+        }
+    }
+    false
+}
+
+/// `dialler` dials `listener`; both drive until the link is up on both
+/// sides and each learned the other's descriptor. Returns the link ids
+/// (listener's, dialler's).
+pub fn link_up(listener: &mut Peer, dialler: &mut Peer) -> (LinkId, LinkId) {
+    let (l_id, d_id) = (listener.id(), dialler.id());
+    dialler
+        .rt
+        .dial(listener.rt.local_addr(), Some(l_id))
+        .expect("dial starts");
+    let up = drive(&mut [&mut *listener, &mut *dialler], |p| {
+        p[0].established_with(d_id, LinkRole::Responder).is_some()
+            && p[1].established_with(l_id, LinkRole::Initiator).is_some()
+            && p[0].learned(d_id)
+            && p[1].learned(l_id)
+    });
+    assert!(
+        up,
+        "link did not come up; listener saw {:?}, dialler saw {:?}",
+        listener.events, dialler.events
+    );
+    (
+        listener
+            .established_with(d_id, LinkRole::Responder)
+            .expect("listener link"),
+        dialler
+            .established_with(l_id, LinkRole::Initiator)
+            .expect("dialler link"),
+    )
+}

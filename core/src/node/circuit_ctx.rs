@@ -1,0 +1,180 @@
+//! What the circuit engine sees of the node: its links, CSPRNG, clock and
+//! dialer. Circuit lifecycle events are handled here on the spot (they only
+//! touch the message pool, the node table and the event queue); relay
+//! messages that need an answer through the engine are kept for the node
+//! to handle once the engine call returns.
+
+use heapless::{Deque, Vec};
+use rand_chacha::ChaCha20Rng;
+use rand_core::RngCore;
+
+use crate::cell::DestroyReason;
+use crate::circuit::{CircuitContext, CircuitEvent};
+use crate::identity::NodeId;
+use crate::link::{Cell, LinkPhase, LinkRole};
+use crate::message::{MessagePool, MessageSlot};
+use crate::time::Instant;
+
+use super::dial::Dialer;
+use crate::discovery::NodeTable;
+use super::{Event, LinkId, LinkSlot, NodeStats};
+
+/// Relay messages one engine call can hand back: one per cell.
+pub(crate) type Deliveries = Vec<CircuitEvent, 2>;
+
+/// The established link to `peer`, and our role on it.
+pub(crate) fn link_to<const RX: usize, const TXQ: usize>(
+    links: &[LinkSlot<RX, TXQ>],
+    peer: &NodeId,
+) -> Option<(LinkId, LinkRole)> {
+    links.iter().enumerate().find_map(|(i, slot)| {
+        let session = slot.session.as_ref()?;
+        let index = u16::try_from(i).ok()?;
+        (session.phase() == LinkPhase::Established && session.peer().as_ref() == Some(peer))
+            .then(|| (LinkId::new(index, slot.generation), session.role()))
+    })
+}
+
+/// The slot of a live link.
+pub(crate) fn slot_of<const RX: usize, const TXQ: usize>(
+    links: &mut [LinkSlot<RX, TXQ>],
+    link: LinkId,
+) -> Option<&mut LinkSlot<RX, TXQ>> {
+    let slot = links.get_mut(usize::from(link.index()))?;
+    (slot.generation == link.generation() && slot.session.is_some()).then_some(slot)
+}
+
+/// Free room in an established link's send queue (0 if not established).
+pub(crate) fn queue_room<const RX: usize, const TXQ: usize>(
+    links: &mut [LinkSlot<RX, TXQ>],
+    link: LinkId,
+) -> usize {
+    slot_of(links, link)
+        .and_then(|s| s.session.as_ref())
+        .filter(|s| s.phase() == LinkPhase::Established)
+        .map_or(0, |s| s.queue_room())
+}
+
+pub(crate) struct NodeCtx<
+    'a,
+    MB,
+    const RX: usize,
+    const TXQ: usize,
+    const EVENTS: usize,
+    const PEERS: usize,
+    const MSG: usize,
+> {
+    pub(crate) links: &'a mut [LinkSlot<RX, TXQ>],
+    pub(crate) rng: &'a mut ChaCha20Rng,
+    pub(crate) now: Instant,
+    pub(crate) events: &'a mut Deque<Event, EVENTS>,
+    pub(crate) stats: &'a mut NodeStats,
+    pub(crate) messages: &'a mut MessagePool<MB, MSG>,
+    pub(crate) table: &'a mut NodeTable<PEERS>,
+    pub(crate) dialer: &'a mut Dialer,
+    pub(crate) deliveries: &'a mut Deliveries,
+}
+
+impl<MB, const RX: usize, const TXQ: usize, const EVENTS: usize, const PEERS: usize, const MSG: usize>
+    NodeCtx<'_, MB, RX, TXQ, EVENTS, PEERS, MSG>
+where
+    MB: AsRef<[MessageSlot<MSG>]> + AsMut<[MessageSlot<MSG>]>,
+{
+    fn push_event(&mut self, event: Event) {
+        if self.events.push_back(event).is_err() {
+            self.stats.events_dropped = self.stats.events_dropped.saturating_add(1);
+        }
+    }
+}
+
+impl<MB, const RX: usize, const TXQ: usize, const EVENTS: usize, const PEERS: usize, const MSG: usize>
+    CircuitContext for NodeCtx<'_, MB, RX, TXQ, EVENTS, PEERS, MSG>
+where
+    MB: AsRef<[MessageSlot<MSG>]> + AsMut<[MessageSlot<MSG>]>,
+{
+    fn link_to(&self, peer: &NodeId) -> Option<(LinkId, LinkRole)> {
+        link_to(self.links, peer)
+    }
+
+    fn role_on(&self, link: LinkId) -> Option<LinkRole> {
+        let slot = self.links.get(usize::from(link.index()))?;
+        let session = slot.session.as_ref()?;
+        (slot.generation == link.generation() && session.phase() == LinkPhase::Established)
+            .then(|| session.role())
+    }
+
+    fn send(&mut self, link: LinkId, cell: &Cell) -> bool {
+        let sent = slot_of(self.links, link)
+            .and_then(|s| s.session.as_mut())
+            .is_some_and(|s| s.queue_cell(cell).is_ok());
+        if !sent {
+            self.stats.cells_dropped = self.stats.cells_dropped.saturating_add(1);
+        }
+        sent
+    }
+
+    fn rng(&mut self) -> &mut dyn RngCore {
+        self.rng
+    }
+
+    fn event(&mut self, event: CircuitEvent) {
+        match event {
+            CircuitEvent::Ready {
+                circuit,
+                destination,
+                built_in,
+            } => {
+                self.stats.circuits_built = self.stats.circuits_built.saturating_add(1);
+                self.push_event(Event::CircuitReady {
+                    circuit,
+                    destination,
+                    built_in,
+                });
+            }
+            CircuitEvent::Closed {
+                circuit,
+                path,
+                reason,
+            } => {
+                self.messages.circuit_closed(circuit);
+                // A circuit that failed in the network counts against every
+                // relay on it: failing relays drop out of new paths, and a
+                // later success clears the count of the innocent ones.
+                let blame = matches!(
+                    reason,
+                    DestroyReason::Unrecognised
+                        | DestroyReason::ExtendFailed
+                        | DestroyReason::Timeout
+                        | DestroyReason::Protocol
+                );
+                if blame {
+                    for relay in path.relays() {
+                        self.table.record_failure(relay);
+                    }
+                }
+                self.push_event(Event::CircuitClosed {
+                    circuit,
+                    destination: path.destination(),
+                    reason,
+                });
+            }
+            delivery => {
+                if self.deliveries.push(delivery).is_err() {
+                    self.stats.cells_dropped = self.stats.cells_dropped.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    fn now(&self) -> Instant {
+        self.now
+    }
+
+    fn dial(&mut self, peer: &NodeId) -> bool {
+        let Some(entry) = self.table.get(peer) else {
+            return false;
+        };
+        let addresses = entry.descriptor.repr().addresses.clone();
+        self.dialer.request(self.now, *peer, addresses.into_iter())
+    }
+}

@@ -1,0 +1,632 @@
+//! The node's side of circuits and messages: it owns the circuit engine,
+//! routes circuit cells to it, builds circuits to the destinations its
+//! messages wait for (dialling first hops on demand), feeds message
+//! fragments into ready circuits under flow control, answers with `ACK` and
+//! `CREDIT`, and rotates circuits.
+//!
+//! `pump` runs at the end of every input, so the node never needs a timer
+//! to make progress that an input made possible.
+
+use heapless::Vec;
+
+use crate::cell::RELAY_DATA_LEN;
+use crate::circuit::{CircuitEngine, CircuitEvent, CircuitHandle, Flow};
+use crate::discovery::{select_path, PathRules};
+use crate::identity::NodeId;
+use crate::message::{
+    MessageId, MessageSlot, ReassemblyError, Received, ReplyTo, Route, Sender, MESSAGE_ID_LEN,
+};
+use crate::message::{FragmentError, MessagePool};
+use crate::noise::StaticKeypair;
+use crate::time::{Duration, Instant};
+use crate::{cell::RelayCommand, circuit::CircuitEnd};
+
+use super::circuit_ctx::{self, Deliveries, NodeCtx};
+use super::discovery::Discovery;
+use super::{Event, LinkSlot, MessageFailure, Node};
+
+/// Guards a node keeps for first hops.
+pub const MAX_GUARDS: usize = 4;
+/// Destinations remembered for circuit-build pacing.
+const BUILD_MEMORY: usize = 8;
+/// A destination gets at most one new circuit attempt per this long,
+/// unless a link comes up in between.
+const BUILD_RETRY: Duration = Duration::from_millis(500);
+/// Link-queue cells kept free of originated `DATA`, for relayed traffic and
+/// control cells (`ACK`, `CREDIT`, `DESTROY`, handshakes).
+const ORIGINATE_RESERVE: usize = 8;
+/// `ACK` data: message id, then a status byte.
+const ACK_LEN: usize = MESSAGE_ID_LEN + 1;
+const ACK_DELIVERED: u8 = 0;
+const ACK_REFUSED: u8 = 1;
+
+/// The node's bookkeeping around the engine.
+#[derive(Debug)]
+pub(crate) struct CircuitState {
+    pub(crate) guards: Vec<NodeId, MAX_GUARDS>,
+    attempts: Vec<(NodeId, Instant), BUILD_MEMORY>,
+    /// Some circuit end withheld credit for lack of room.
+    credit_owed: bool,
+    /// Where the next round of fragment sending starts, for fairness.
+    next_turn: usize,
+}
+
+impl CircuitState {
+    pub(crate) const fn new() -> Self {
+        CircuitState {
+            guards: Vec::new(),
+            attempts: Vec::new(),
+            credit_owed: false,
+            next_turn: 0,
+        }
+    }
+
+    /// Whether a build to `dest` may be attempted now; records it if so.
+    fn may_attempt(&mut self, dest: NodeId, now: Instant) -> bool {
+        if let Some(entry) = self.attempts.iter_mut().find(|(d, _)| *d == dest) {
+            if now.saturating_since(entry.1) < BUILD_RETRY {
+                return false;
+            }
+            entry.1 = now;
+            return true;
+        }
+        if self.attempts.is_full() {
+            if let Some(oldest) = self
+                .attempts
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(i, _)| i)
+            {
+                self.attempts.swap_remove(oldest);
+            }
+        }
+        let _ = self.attempts.push((dest, now));
+        true
+    }
+}
+
+/// Which way an answer (`ACK`, `CREDIT`) goes back.
+#[derive(Debug, Clone, Copy)]
+enum Back {
+    /// Towards the client of a circuit this node ends.
+    Reply(CircuitEnd),
+    /// To the destination (hop `usize`) of an own circuit.
+    Own(CircuitHandle, usize),
+}
+
+fn flow_of<const RELAYED: usize, const OWN: usize>(
+    engine: &mut CircuitEngine<RELAYED, OWN>,
+    back: Back,
+) -> Option<&mut Flow> {
+    match back {
+        Back::Reply(at) => engine.relay_flow(at),
+        Back::Own(circuit, _) => engine.client_flow(circuit),
+    }
+}
+
+impl<
+        S,
+        MB,
+        const RX: usize,
+        const TXQ: usize,
+        const EVENTS: usize,
+        const PEERS: usize,
+        const RELAYED: usize,
+        const OWN: usize,
+        const MSG: usize,
+    > Node<S, MB, RX, TXQ, EVENTS, PEERS, RELAYED, OWN, MSG>
+where
+    S: AsRef<[LinkSlot<RX, TXQ>]> + AsMut<[LinkSlot<RX, TXQ>]>,
+    MB: AsRef<[MessageSlot<MSG>]> + AsMut<[MessageSlot<MSG>]>,
+{
+    /// Runs `f` on the engine with a context over the node, then handles
+    /// the relay messages it delivered.
+    pub(crate) fn with_engine<R>(
+        &mut self,
+        f: impl FnOnce(
+            &mut CircuitEngine<RELAYED, OWN>,
+            &mut NodeCtx<'_, MB, RX, TXQ, EVENTS, PEERS, MSG>,
+            &[&StaticKeypair],
+        ) -> R,
+    ) -> R {
+        let mut deliveries = Deliveries::new();
+        let result = {
+            let Node {
+                links,
+                rng,
+                now,
+                events,
+                stats,
+                messages,
+                discovery,
+                dialer,
+                engine,
+                ..
+            } = self;
+            let (table, onion) = discovery.split();
+            let mut ctx = NodeCtx {
+                links: links.as_mut(),
+                rng,
+                now: *now,
+                events,
+                stats,
+                messages,
+                table,
+                dialer,
+                deliveries: &mut deliveries,
+            };
+            f(engine, &mut ctx, &onion)
+        };
+        for delivery in deliveries {
+            self.on_delivery(delivery);
+        }
+        result
+    }
+
+    fn push_event(&mut self, event: Event) {
+        if self.events.push_back(event).is_err() {
+            self.stats.events_dropped = self.stats.events_dropped.saturating_add(1);
+        }
+    }
+
+    /// A link to `peer` is established.
+    pub(crate) fn on_link_up(&mut self, peer: NodeId) {
+        self.dialer.finished(&peer);
+        self.discovery.table_mut().record_success(&peer, self.now);
+        // A first hop may have just become reachable.
+        self.circuits.attempts.clear();
+        self.with_engine(|engine, ctx, _| engine.link_up(ctx, &peer));
+    }
+
+    /// A link is gone: its circuits are destroyed.
+    pub(crate) fn on_link_gone(&mut self, link: super::LinkId) {
+        let now = self.now;
+        // Replies queued on circuits this node ended over that link are lost.
+        let ends: Vec<CircuitEnd, 16> = self
+            .engine
+            .ends_mut()
+            .filter(|(end, _)| end.0 == link)
+            .map(|(end, _)| end)
+            .take(16)
+            .collect();
+        for end in ends {
+            self.fail_replies(end);
+        }
+        self.with_engine(|engine, ctx, _| engine.link_closed(ctx, link));
+        let _ = now;
+    }
+
+    fn fail_replies(&mut self, end: CircuitEnd) {
+        let Node {
+            messages,
+            events,
+            stats,
+            ..
+        } = self;
+        messages.reply_circuit_closed(end, |id| {
+            let event = Event::MessageFailed {
+                id,
+                reason: MessageFailure::CircuitClosed,
+            };
+            if events.push_back(event).is_err() {
+                stats.events_dropped = stats.events_dropped.saturating_add(1);
+            }
+        });
+    }
+
+    /// The adapter could not connect as asked by [`poll_dial`](Self::poll_dial).
+    pub fn dial_failed(&mut self, now: Instant, request: &super::DialRequest) {
+        self.advance(now);
+        if let Some(peer) = request.peer {
+            self.peer_unreachable(peer);
+        }
+        self.pump();
+    }
+
+    fn peer_unreachable(&mut self, peer: NodeId) {
+        self.dialer.finished(&peer);
+        self.discovery.table_mut().record_failure(&peer);
+        self.with_engine(|engine, ctx, _| engine.peer_unreachable(ctx, &peer));
+    }
+
+    /// Circuit and message timers.
+    pub(crate) fn circuit_timeout(&mut self) {
+        let now = self.now;
+        let timeout = self.config.circuit_build_timeout;
+        self.with_engine(|engine, ctx, _| engine.handle_timeout(ctx, timeout));
+        while let Some(peer) = self.dialer.take_timed_out(now, self.config.dial_timeout) {
+            self.peer_unreachable(peer);
+        }
+        let linked = self.established_links() > 0;
+        self.dialer
+            .on_timeout(now, linked, self.config.bootstrap_retry);
+        let (resend, give_up) = (
+            self.config.message_resend_after,
+            self.config.message_give_up_after,
+        );
+        let Node {
+            messages,
+            events,
+            stats,
+            ..
+        } = self;
+        messages.on_timeout(now, resend, give_up, |id| {
+            let event = Event::MessageFailed {
+                id,
+                reason: MessageFailure::Expired,
+            };
+            if events.push_back(event).is_err() {
+                stats.events_dropped = stats.events_dropped.saturating_add(1);
+            }
+        });
+        if let Some(cutoff) = now.as_micros().checked_sub(give_up.as_micros()) {
+            messages.expire_incoming(Instant::from_micros(cutoff));
+        }
+        self.rotate_circuits();
+    }
+
+    /// When the circuit and message timers next have work.
+    pub(crate) fn circuit_deadline(&self) -> Option<Instant> {
+        let config = &self.config;
+        let engine = self.engine.next_deadline(config.circuit_build_timeout);
+        let messages = self
+            .messages
+            .next_deadline(config.message_resend_after, config.message_give_up_after);
+        let linked = self.established_links() > 0;
+        let dials = self.dialer.deadline(linked, config.dial_timeout);
+        // Circuits not yet past their lifetime; expired ones are closed as
+        // soon as they are idle, which an input (an ACK) makes happen.
+        let rotation = self
+            .engine
+            .clients()
+            .map(|c| c.opened_at.saturating_add(config.circuit_lifetime))
+            .filter(|at| *at > self.now)
+            .min();
+        [engine, messages, dials, rotation].into_iter().flatten().min()
+    }
+
+    pub(crate) fn established_links(&self) -> usize {
+        self.links
+            .as_ref()
+            .iter()
+            .filter(|s| {
+                s.session
+                    .as_ref()
+                    .is_some_and(|x| x.phase() == crate::link::LinkPhase::Established)
+            })
+            .count()
+    }
+
+    fn expired(&self, opened_at: Instant) -> bool {
+        self.now.saturating_since(opened_at) >= self.config.circuit_lifetime
+    }
+
+    /// Closes circuits past their lifetime that carry no unacknowledged
+    /// message.
+    fn rotate_circuits(&mut self) {
+        loop {
+            let idle = self
+                .engine
+                .clients()
+                .find(|c| self.expired(c.opened_at) && !self.messages.circuit_busy(c.handle))
+                .map(|c| c.handle);
+            let Some(circuit) = idle else {
+                break;
+            };
+            let _ = self.with_engine(|engine, ctx, _| engine.close(ctx, circuit));
+        }
+    }
+
+    /// Makes every progress the current state allows: circuits for waiting
+    /// messages, fragments into ready circuits, credit owed.
+    pub(crate) fn pump(&mut self) {
+        if self.config.link_only {
+            return;
+        }
+        self.build_circuits();
+        self.send_fragments();
+        if self.circuits.credit_owed && self.messages.has_incoming_room() {
+            self.circuits.credit_owed = false;
+            self.flush_credit();
+        }
+    }
+
+    /// Starts a circuit for every destination that has messages waiting
+    /// and no usable circuit.
+    fn build_circuits(&mut self) {
+        let mut wanted: Vec<NodeId, 4> = Vec::new();
+        self.messages.waiting_destinations(|dest| {
+            if !wanted.contains(&dest) {
+                let _ = wanted.push(dest);
+            }
+            !wanted.is_full()
+        });
+        for dest in wanted {
+            let usable = self
+                .engine
+                .clients()
+                .any(|c| c.path.destination() == Some(dest) && !self.expired(c.opened_at));
+            if usable || !self.circuits.may_attempt(dest, self.now) {
+                continue;
+            }
+            self.open_circuit(dest);
+        }
+    }
+
+    /// Chooses a path to `dest` and starts building, or dials its first
+    /// hop and tries again when the link is up.
+    fn open_circuit(&mut self, dest: NodeId) {
+        if self.engine.own() >= OWN {
+            self.rotate_circuits();
+            if self.engine.own() >= OWN {
+                return;
+            }
+        }
+        let unix_now = Discovery::<PEERS>::unix_now(&self.config, self.now);
+        let rules = PathRules {
+            relays: self.config.path_relays,
+            guards: &self.circuits.guards,
+        };
+        let Ok(path) = select_path(
+            self.discovery.table(),
+            dest,
+            &rules,
+            unix_now,
+            &mut self.rng,
+        ) else {
+            return;
+        };
+        let table = self.discovery.table();
+        let keys: Vec<[u8; 32], { crate::cgo::MAX_HOPS }> = path
+            .hops()
+            .iter()
+            .filter_map(|hop| table.get(hop).map(|e| e.descriptor.repr().onion_key))
+            .collect();
+        let Some(first) = path.hops().first().copied() else {
+            return;
+        };
+        if circuit_ctx::link_to(self.links.as_ref(), &first).is_none() {
+            if !self.dialer.is_pending(&first) {
+                let addresses = self
+                    .discovery
+                    .table()
+                    .get(&first)
+                    .map(|e| e.descriptor.repr().addresses.clone())
+                    .unwrap_or_default();
+                if !self.dialer.request(self.now, first, addresses.into_iter()) {
+                    self.discovery.table_mut().record_failure(&first);
+                }
+            }
+            return;
+        }
+        let _ = self.with_engine(|engine, ctx, _| engine.open(ctx, path, &keys));
+    }
+
+    /// Sends message fragments round-robin over every circuit that has
+    /// something to send, credit, and room on its link: one cell per
+    /// circuit per round, so circuits sharing a link share it fairly.
+    fn send_fragments(&mut self) {
+        let mut routes: Vec<(Route, Back, super::LinkId), 32> = Vec::new();
+        for c in self.engine.clients().filter(|c| c.is_ready()) {
+            let (Some(destination), Some(last)) =
+                (c.path.destination(), c.path.hops().len().checked_sub(1))
+            else {
+                continue;
+            };
+            let route = Route::Circuit {
+                circuit: c.handle,
+                destination,
+            };
+            if routes
+                .push((route, Back::Own(c.handle, last), c.end.0))
+                .is_err()
+            {
+                break;
+            }
+        }
+        let mut ends: Vec<CircuitEnd, 8> = Vec::new();
+        self.messages.reply_ends(|end| ends.push(end).is_ok());
+        for end in ends {
+            let _ = routes.push((Route::Reply(end), Back::Reply(end), end.0));
+        }
+        if routes.is_empty() {
+            return;
+        }
+        let count = routes.len();
+        let start = self.circuits.next_turn % count;
+        self.circuits.next_turn = self.circuits.next_turn.wrapping_add(1);
+        let mut fragment = [0u8; RELAY_DATA_LEN];
+        loop {
+            let mut progressed = false;
+            for step in 0..count {
+                let Some(&(route, back, link)) = routes.get((start + step) % count) else {
+                    continue;
+                };
+                let can_send = flow_of(&mut self.engine, back).is_some_and(|f| f.can_send());
+                let room = circuit_ctx::queue_room(self.links.as_mut(), link);
+                if !can_send || room <= ORIGINATE_RESERVE {
+                    continue;
+                }
+                let Some(len) = self.messages.next_fragment(self.now, route, &mut fragment) else {
+                    continue;
+                };
+                let data = fragment.get(..len).unwrap_or(&[]);
+                if self.send_back(back, RelayCommand::Data, data) {
+                    if let Some(flow) = flow_of(&mut self.engine, back) {
+                        flow.on_sent();
+                    }
+                    self.stats.data_cells_sent = self.stats.data_cells_sent.saturating_add(1);
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    /// Sends a relay message towards `back`; whether it was queued.
+    fn send_back(&mut self, back: Back, command: RelayCommand, data: &[u8]) -> bool {
+        self.with_engine(|engine, ctx, _| match back {
+            Back::Reply(at) => engine.reply_relay(ctx, at, command, data),
+            Back::Own(circuit, hop) => engine.send_relay(ctx, circuit, hop, command, data),
+        })
+        .is_ok()
+    }
+
+    /// A relay message for this node, from the engine.
+    fn on_delivery(&mut self, delivery: CircuitEvent) {
+        let (back, command, data, sender) = match delivery {
+            // End-to-end traffic is for the last hop of a circuit only.
+            CircuitEvent::Delivered { at, .. } if self.engine.relay_flow(at).is_none() => return,
+            CircuitEvent::Delivered { at, command, data } => (
+                Back::Reply(at),
+                command,
+                data,
+                Sender::Anonymous(ReplyTo(at)),
+            ),
+            CircuitEvent::Data {
+                circuit,
+                hop,
+                command,
+                data,
+            } => {
+                // End-to-end traffic comes from the destination only.
+                let Some(c) = self.engine.client(circuit) else {
+                    return;
+                };
+                let (Some(dest), true) = (
+                    c.path.destination(),
+                    hop.saturating_add(1) == c.path.hops().len(),
+                ) else {
+                    return;
+                };
+                (Back::Own(circuit, hop), command, data, Sender::Node(dest))
+            }
+            _ => return,
+        };
+        match command {
+            RelayCommand::Data => {
+                if let Some(flow) = flow_of(&mut self.engine, back) {
+                    flow.on_received();
+                }
+                let result = self.messages.accept(self.now, &data, sender);
+                self.after_fragment(back, &data, result);
+                self.return_credit(back);
+            }
+            RelayCommand::Ack => self.on_ack(&data),
+            RelayCommand::Credit => {
+                let cells = data
+                    .first_chunk::<2>()
+                    .map_or(0, |c| u16::from_be_bytes(*c));
+                if let Some(flow) = flow_of(&mut self.engine, back) {
+                    flow.on_credit(cells);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn after_fragment(
+        &mut self,
+        back: Back,
+        data: &[u8],
+        result: Result<Received, ReassemblyError>,
+    ) {
+        let ack = match result {
+            Ok(Received::Complete { id, len }) => {
+                self.stats.messages_received = self.stats.messages_received.saturating_add(1);
+                self.push_event(Event::MessageReceived { id, len });
+                Some((id, ACK_DELIVERED))
+            }
+            Ok(Received::Duplicate(id)) => Some((id, ACK_DELIVERED)),
+            Ok(Received::Partial) => None,
+            Err(ReassemblyError::Fragment(FragmentError::TooLarge(_))) => data
+                .first_chunk::<MESSAGE_ID_LEN>()
+                .map(|id| (MessageId(*id), ACK_REFUSED)),
+            // Malformed or no room: the sender resends.
+            Err(_) => None,
+        };
+        if let Some((id, status)) = ack {
+            let mut body = [0u8; ACK_LEN];
+            for (dst, src) in body.iter_mut().zip(id.0.iter().chain([status].iter())) {
+                *dst = *src;
+            }
+            // A lost ACK is repaired by the sender's resend.
+            self.send_back(back, RelayCommand::Ack, &body);
+        }
+    }
+
+    fn on_ack(&mut self, data: &[u8]) {
+        let Some(id) = data.first_chunk::<MESSAGE_ID_LEN>().map(|id| MessageId(*id)) else {
+            return;
+        };
+        let status = data.get(MESSAGE_ID_LEN).copied().unwrap_or(ACK_DELIVERED);
+        if !self.messages.acknowledge(&id) {
+            return;
+        }
+        if status == ACK_REFUSED {
+            self.push_event(Event::MessageFailed {
+                id,
+                reason: MessageFailure::Refused,
+            });
+        } else {
+            self.stats.messages_acknowledged = self.stats.messages_acknowledged.saturating_add(1);
+            self.push_event(Event::MessageAcknowledged { id });
+        }
+    }
+
+    /// Returns credit owed on `back` if a batch is due and there is room
+    /// for more messages; otherwise remembers that credit is owed.
+    fn return_credit(&mut self, back: Back) {
+        if !self.messages.has_incoming_room() {
+            self.circuits.credit_owed = true;
+            return;
+        }
+        let Some(cells) = flow_of(&mut self.engine, back).and_then(|f| f.take_credit(false)) else {
+            return;
+        };
+        if !self.send_back(back, RelayCommand::Credit, &cells.to_be_bytes()) {
+            if let Some(flow) = flow_of(&mut self.engine, back) {
+                flow.uncredited = flow.uncredited.saturating_add(cells);
+            }
+            self.circuits.credit_owed = true;
+        }
+    }
+
+    /// Returns owed credit on every circuit end.
+    fn flush_credit(&mut self) {
+        let mut backs: Vec<Back, 32> = Vec::new();
+        for c in self.engine.clients() {
+            if c.flow.uncredited > 0 {
+                if let Some(last) = c.path.hops().len().checked_sub(1) {
+                    let _ = backs.push(Back::Own(c.handle, last));
+                }
+            }
+        }
+        for (end, flow) in self.engine.ends_mut() {
+            if flow.uncredited > 0 && backs.push(Back::Reply(end)).is_err() {
+                // The rest on a later round.
+                self.circuits.credit_owed = true;
+                break;
+            }
+        }
+        for back in backs {
+            let Some(cells) = flow_of(&mut self.engine, back).and_then(|f| f.take_credit(true))
+            else {
+                continue;
+            };
+            if !self.send_back(back, RelayCommand::Credit, &cells.to_be_bytes()) {
+                if let Some(flow) = flow_of(&mut self.engine, back) {
+                    flow.uncredited = flow.uncredited.saturating_add(cells);
+                }
+                self.circuits.credit_owed = true;
+            }
+        }
+    }
+}
+
+/// Keeps `MessagePool` in this module's imports used for docs.
+#[allow(dead_code)]
+type _Pool<MB, const M: usize> = MessagePool<MB, M>;

@@ -1,0 +1,23 @@
+//! Counters of what a node did, for status output and metrics.
+
+/// Running totals since the node was built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct NodeStats {
+    /// Circuits this node built that became ready.
+    pub circuits_built: u64,
+    /// Messages this node queued to send.
+    pub messages_sent: u64,
+    /// Messages acknowledged by their destination.
+    pub messages_acknowledged: u64,
+    /// Messages received whole.
+    pub messages_received: u64,
+    /// `DATA` cells this node originated.
+    pub data_cells_sent: u64,
+    /// Cells that found a full link queue and were dropped (a relay cell
+    /// dropped this way breaks its circuit, which is then rebuilt).
+    pub cells_dropped: u64,
+    /// Informational events dropped because the event queue was full
+    /// (link events are never dropped; they wait for room).
+    pub events_dropped: u64,
+}
