@@ -10,9 +10,11 @@ use veil_core::time::Duration;
 use veil_sim::{Direction, Sim, StreamConditions};
 
 fn main() {
-    let mut config = NodeConfig::default();
     // This example shows the link layer: raw circuit cells go to the example.
-    config.link_only = true;
+    let mut config = NodeConfig {
+        link_only: true,
+        ..NodeConfig::default()
+    };
     // Small limits so the short run shows keepalives and rekeys.
     config.link.keepalive_interval = Duration::from_secs(1);
     config.link.rekey_after_messages = 50;

@@ -6,9 +6,9 @@
 
 use std::mem::size_of;
 
+use veil_core::circuit::{ClientCircuit, RelayCircuit};
 use veil_core::discovery::PeerEntry;
 use veil_core::link::LinkSession;
-use veil_core::circuit::{ClientCircuit, RelayCircuit};
 use veil_core::message::MessageSlot;
 use veil_core::node::{Event, LinkSlot, Node};
 use veil_sim::{SimNodeCore, SIM_EVENTS, SIM_PEERS, SIM_RX, SIM_TXQ};

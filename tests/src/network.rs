@@ -250,6 +250,12 @@ impl Sim {
         &self.nodes[index]
     }
 
+    /// The node at `index`, to change how the simulator drives it (for
+    /// example to stall its application).
+    pub fn node_mut(&mut self, index: NodeIndex) -> &mut SimNode {
+        &mut self.nodes[index]
+    }
+
     /// Runs `f` on a node's state machine (for commands the simulator has
     /// no helper for), then lets the node transmit.
     pub fn with_node<R>(
@@ -484,7 +490,8 @@ impl Sim {
                 match reachable {
                     Some(to) => {
                         let conditions = self.dial_conditions;
-                        let has_room = |n: &SimNode| n.core.link_capacity() > n.core.links().count();
+                        let has_room =
+                            |n: &SimNode| n.core.link_capacity() > n.core.links().count();
                         let ok = has_room(&self.nodes[to]) && has_room(&self.nodes[node]);
                         if ok {
                             self.connect_expecting(node, to, request.peer, conditions);

@@ -4,8 +4,8 @@
 
 use std::mem::size_of;
 
-use veil_core::link::{LinkSession, CELL_LEN};
 use veil_core::circuit::{ClientCircuit, RelayCircuit};
+use veil_core::link::{LinkSession, CELL_LEN};
 use veil_core::message::MessageSlot;
 use veil_core::node::{LinkSlot, Node};
 

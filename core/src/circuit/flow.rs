@@ -52,10 +52,7 @@ impl Flow {
     /// The other end granted `cells` more. A window never exceeds
     /// [`CIRCUIT_WINDOW`], so a peer cannot talk this end into flooding.
     pub fn on_credit(&mut self, cells: u16) {
-        self.send_window = self
-            .send_window
-            .saturating_add(cells)
-            .min(CIRCUIT_WINDOW);
+        self.send_window = self.send_window.saturating_add(cells).min(CIRCUIT_WINDOW);
     }
 
     /// A `DATA` cell arrived.

@@ -12,10 +12,10 @@ pub use engine::{
     CircuitContext, CircuitEngine, CircuitError, CircuitEvent, CircuitProtocolViolation, RelayData,
     EXTEND_LEN,
 };
+pub use flow::{Flow, CIRCUIT_WINDOW, CREDIT_BATCH};
 pub use hop_handshake::{
     respond, HopHandshakeClient, HopHandshakeError, HOP_MESSAGE_LEN, HOP_PROLOGUE, SEED_LABEL,
 };
-pub use flow::{Flow, CIRCUIT_WINDOW, CREDIT_BATCH};
 pub use relay_table::{AwaitingLink, CircuitEnd, RelayCircuit, RelayDirection, RelayTable};
 
 #[cfg(test)]

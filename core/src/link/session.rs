@@ -820,8 +820,7 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
                         let start = LENGTH_PREFIX_LEN.saturating_add(KIND_LEN);
                         let count = cells.len().checked_div(CELL_LEN).unwrap_or(0);
                         self.rx_cell_next = start;
-                        self.rx_cell_end =
-                            start.saturating_add(count.saturating_mul(CELL_LEN));
+                        self.rx_cell_end = start.saturating_add(count.saturating_mul(CELL_LEN));
                         self.stats.cells_received = self
                             .stats
                             .cells_received

@@ -345,11 +345,7 @@ where
             return Err(QueueError::Full);
         }
         let index = self.free_slot().ok_or(QueueError::Full)?;
-        let slot = self
-            .slots
-            .as_mut()
-            .get_mut(index)
-            .ok_or(QueueError::Full)?;
+        let slot = self.slots.as_mut().get_mut(index).ok_or(QueueError::Full)?;
         if let Some(dst) = slot.bytes.get_mut(..message.len()) {
             dst.copy_from_slice(message);
         }
@@ -540,7 +536,11 @@ where
     }
 
     /// When [`on_timeout`](Self::on_timeout) next has work.
-    pub fn next_deadline(&self, resend_after: Duration, give_up_after: Duration) -> Option<Instant> {
+    pub fn next_deadline(
+        &self,
+        resend_after: Duration,
+        give_up_after: Duration,
+    ) -> Option<Instant> {
         self.slots
             .as_ref()
             .iter()
@@ -593,9 +593,11 @@ where
         let total =
             usize::try_from(fragment.total_len).map_err(|_| ReassemblyError::Inconsistent)?;
         let offset = usize::try_from(fragment.offset).map_err(|_| ReassemblyError::Inconsistent)?;
-        let existing = self.slots.as_ref().iter().position(
-            |s| matches!(&s.state, SlotState::Incoming(m) if m.id == fragment.id),
-        );
+        let existing = self
+            .slots
+            .as_ref()
+            .iter()
+            .position(|s| matches!(&s.state, SlotState::Incoming(m) if m.id == fragment.id));
         let index = match existing {
             Some(i) => i,
             None => self.open_incoming(fragment.id, total, now, sender)?,

@@ -16,8 +16,8 @@ use crate::message::{MessagePool, MessageSlot};
 use crate::time::Instant;
 
 use super::dial::Dialer;
-use crate::discovery::NodeTable;
 use super::{Event, LinkId, LinkSlot, NodeStats};
+use crate::discovery::NodeTable;
 
 /// Relay messages one engine call can hand back: one per cell.
 pub(crate) type Deliveries = Vec<CircuitEvent, 2>;
@@ -75,8 +75,14 @@ pub(crate) struct NodeCtx<
     pub(crate) deliveries: &'a mut Deliveries,
 }
 
-impl<MB, const RX: usize, const TXQ: usize, const EVENTS: usize, const PEERS: usize, const MSG: usize>
-    NodeCtx<'_, MB, RX, TXQ, EVENTS, PEERS, MSG>
+impl<
+        MB,
+        const RX: usize,
+        const TXQ: usize,
+        const EVENTS: usize,
+        const PEERS: usize,
+        const MSG: usize,
+    > NodeCtx<'_, MB, RX, TXQ, EVENTS, PEERS, MSG>
 where
     MB: AsRef<[MessageSlot<MSG>]> + AsMut<[MessageSlot<MSG>]>,
 {
@@ -87,8 +93,14 @@ where
     }
 }
 
-impl<MB, const RX: usize, const TXQ: usize, const EVENTS: usize, const PEERS: usize, const MSG: usize>
-    CircuitContext for NodeCtx<'_, MB, RX, TXQ, EVENTS, PEERS, MSG>
+impl<
+        MB,
+        const RX: usize,
+        const TXQ: usize,
+        const EVENTS: usize,
+        const PEERS: usize,
+        const MSG: usize,
+    > CircuitContext for NodeCtx<'_, MB, RX, TXQ, EVENTS, PEERS, MSG>
 where
     MB: AsRef<[MessageSlot<MSG>]> + AsMut<[MessageSlot<MSG>]>,
 {

@@ -13,10 +13,10 @@ use crate::cell::RELAY_DATA_LEN;
 use crate::circuit::{CircuitEngine, CircuitEvent, CircuitHandle, Flow};
 use crate::discovery::{select_path, PathRules};
 use crate::identity::NodeId;
+use crate::message::{FragmentError, MessagePool};
 use crate::message::{
     MessageId, MessageSlot, ReassemblyError, Received, ReplyTo, Route, Sender, MESSAGE_ID_LEN,
 };
-use crate::message::{FragmentError, MessagePool};
 use crate::noise::StaticKeypair;
 use crate::time::{Duration, Instant};
 use crate::{cell::RelayCommand, circuit::CircuitEnd};
@@ -283,7 +283,10 @@ where
             .map(|c| c.opened_at.saturating_add(config.circuit_lifetime))
             .filter(|at| *at > self.now)
             .min();
-        [engine, messages, dials, rotation].into_iter().flatten().min()
+        [engine, messages, dials, rotation]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub(crate) fn established_links(&self) -> usize {
@@ -359,8 +362,20 @@ where
     fn open_circuit(&mut self, dest: NodeId) {
         if self.engine.own() >= OWN {
             self.rotate_circuits();
-            if self.engine.own() >= OWN {
-                return;
+        }
+        if self.engine.own() >= OWN {
+            // Make room: close the oldest ready circuit with nothing in flight.
+            let idle = self
+                .engine
+                .clients()
+                .filter(|c| c.is_ready() && !self.messages.circuit_busy(c.handle))
+                .min_by_key(|c| c.opened_at)
+                .map(|c| c.handle);
+            match idle {
+                Some(circuit) => {
+                    let _ = self.with_engine(|engine, ctx, _| engine.close(ctx, circuit));
+                }
+                None => return,
             }
         }
         let unix_now = Discovery::<PEERS>::unix_now(&self.config, self.now);
@@ -434,13 +449,14 @@ where
             return;
         }
         let count = routes.len();
-        let start = self.circuits.next_turn % count;
+        let start = self.circuits.next_turn.checked_rem(count).unwrap_or(0);
         self.circuits.next_turn = self.circuits.next_turn.wrapping_add(1);
         let mut fragment = [0u8; RELAY_DATA_LEN];
         loop {
             let mut progressed = false;
             for step in 0..count {
-                let Some(&(route, back, link)) = routes.get((start + step) % count) else {
+                let turn = start.wrapping_add(step).checked_rem(count).unwrap_or(0);
+                let Some(&(route, back, link)) = routes.get(turn) else {
                     continue;
                 };
                 let can_send = flow_of(&mut self.engine, back).is_some_and(|f| f.can_send());
@@ -559,7 +575,10 @@ where
     }
 
     fn on_ack(&mut self, data: &[u8]) {
-        let Some(id) = data.first_chunk::<MESSAGE_ID_LEN>().map(|id| MessageId(*id)) else {
+        let Some(id) = data
+            .first_chunk::<MESSAGE_ID_LEN>()
+            .map(|id| MessageId(*id))
+        else {
             return;
         };
         let status = data.get(MESSAGE_ID_LEN).copied().unwrap_or(ACK_DELIVERED);

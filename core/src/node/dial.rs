@@ -34,7 +34,12 @@ pub(crate) struct Dialer {
     pending: Vec<(NodeId, Instant), MAX_PENDING_DIALS>,
     bootstrap: Vec<Address, MAX_BOOTSTRAP>,
     next_bootstrap: Instant,
+    /// Wait before the next bootstrap round: 1 s, doubling up to the
+    /// configured retry, back to 1 s once linked.
+    bootstrap_backoff: Duration,
 }
+
+const FIRST_BOOTSTRAP_BACKOFF: Duration = Duration::from_secs(1);
 
 impl Dialer {
     pub(crate) const fn new() -> Self {
@@ -43,6 +48,7 @@ impl Dialer {
             pending: Vec::new(),
             bootstrap: Vec::new(),
             next_bootstrap: Instant::ZERO,
+            bootstrap_backoff: FIRST_BOOTSTRAP_BACKOFF,
         }
     }
 
@@ -108,13 +114,23 @@ impl Dialer {
         self.bootstrap.contains(&address) || self.bootstrap.push(address).is_ok()
     }
 
-    /// With no established link, dials every bootstrap address every
-    /// `retry`.
+    /// With no established link, dials every bootstrap address: at once,
+    /// then after 1 s, 2 s, 4 s… up to `retry` between rounds (a busy
+    /// bootstrap node may have refused us; a dead one should not be
+    /// hammered).
     pub(crate) fn on_timeout(&mut self, now: Instant, linked: bool, retry: Duration) {
-        if linked || self.bootstrap.is_empty() || now < self.next_bootstrap {
+        if linked {
+            self.bootstrap_backoff = FIRST_BOOTSTRAP_BACKOFF;
+            self.next_bootstrap = self
+                .next_bootstrap
+                .min(now.saturating_add(FIRST_BOOTSTRAP_BACKOFF));
             return;
         }
-        self.next_bootstrap = now.saturating_add(retry);
+        if self.bootstrap.is_empty() || now < self.next_bootstrap {
+            return;
+        }
+        self.next_bootstrap = now.saturating_add(self.bootstrap_backoff.min(retry));
+        self.bootstrap_backoff = self.bootstrap_backoff.saturating_mul(2).min(retry);
         for address in &self.bootstrap {
             let request = DialRequest {
                 peer: None,

@@ -20,7 +20,11 @@ use crate::time::{Duration, Instant};
 use super::{Event, LinkId, NodeConfig};
 
 /// Descriptors sent per gossip round.
-pub const GOSSIP_SAMPLE: usize = 4;
+pub const GOSSIP_SAMPLE: usize = 8;
+/// Links (picked at random, possibly the same twice) that get a sample per
+/// gossip round. More than one lets a well-linked bootstrap node spread
+/// what it knows to newcomers in a few rounds.
+pub const GOSSIP_FANOUT: usize = 3;
 
 /// Why a received descriptor was not stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -42,12 +42,12 @@ use rand_core::{RngCore, SeedableRng};
 
 use crate::circuit::CircuitEngine;
 use crate::discovery::{InsertOutcome, NodeTable};
-use crate::message::{MessagePool, MessageSlot};
 use crate::identity::{Address, Identity, NodeId};
 use crate::link::{
     Cell, CloseReason, LinkHello, LinkParams, LinkPhase, LinkRole, LinkSession, LinkStats,
     QueueCellError, RttEstimator, MAX_MESSAGE_LEN,
 };
+use crate::message::{MessagePool, MessageSlot};
 use crate::noise::StaticKeypair;
 use crate::time::Instant;
 
@@ -122,7 +122,12 @@ pub struct Node<
     dialer: dial::Dialer,
     stats: NodeStats,
     circuits: circuits::CircuitState,
+    cell_hook: Option<CellHook>,
 }
+
+/// A function that sees (and may change) every cell a node takes from a
+/// link, before the node handles it. See [`Node::set_cell_hook`].
+pub type CellHook = fn(&NodeId, LinkId, &mut Cell);
 
 impl<
         S,
@@ -216,7 +221,16 @@ where
             dialer: dial::Dialer::new(),
             stats: NodeStats::default(),
             circuits: circuits::CircuitState::new(),
+            cell_hook: None,
         }
+    }
+
+    /// Installs a hook called with every cell this node takes from a link,
+    /// after link decryption and before anything else. It is for testers:
+    /// to check what a relay can see (no plaintext), and to make a node
+    /// misbehave (a relay that flips bits). `None` removes it.
+    pub fn set_cell_hook(&mut self, hook: Option<CellHook>) {
+        self.cell_hook = hook;
     }
 
     /// This node's id.
@@ -400,9 +414,12 @@ where
             if self.cell_room(link) == 0 {
                 return false;
             }
-            let Some(cell) = self.session_mut(index).and_then(|s| s.take_cell()) else {
+            let Some(mut cell) = self.session_mut(index).and_then(|s| s.take_cell()) else {
                 return true;
             };
+            if let Some(hook) = self.cell_hook {
+                hook(&self.identity.node_id(), link, &mut cell);
+            }
             if !self.on_cell(link, &cell) {
                 if let Some(session) = self.session_mut(index) {
                     session.close(CloseReason::ProtocolViolation);
@@ -439,7 +456,9 @@ where
             discovery::LinkCell::Handled => true,
             discovery::LinkCell::Violation => false,
             discovery::LinkCell::Circuit if self.config.link_only => {
-                let _ = self.events.push_back(Event::CellReceived { link, cell: *cell });
+                let _ = self
+                    .events
+                    .push_back(Event::CellReceived { link, cell: *cell });
                 true
             }
             discovery::LinkCell::Circuit => self
@@ -620,6 +639,14 @@ where
 
     /// Sends a random sample of known descriptors over a random established link.
     fn gossip(&mut self) {
+        for _ in 0..discovery::GOSSIP_FANOUT {
+            self.gossip_once();
+        }
+    }
+
+    /// Sends a random sample of known descriptors over one random
+    /// established link.
+    fn gossip_once(&mut self) {
         let established = self
             .links
             .as_ref()
@@ -745,9 +772,7 @@ where
     /// freed, and sets `up` to the peer of a link that just came up.
     fn sync_slot_events(&mut self, index: usize, up: &mut Option<NodeId>) -> Option<LinkId> {
         let slot = self.links.as_mut().get_mut(index)?;
-        let Some(session) = slot.session.as_ref() else {
-            return None;
-        };
+        let session = slot.session.as_ref()?;
         let link = LinkId::new(u16::try_from(index).unwrap_or(u16::MAX), slot.generation);
         if !slot.introduced && session.phase() == LinkPhase::Established {
             if let (Some(cell), Some(session)) =
@@ -755,12 +780,20 @@ where
             {
                 // A fresh link's queue is empty, so this fits.
                 let _ = session.queue_cell(&cell);
+                if !slot.announced {
+                    // A new peer also gets a sample of what we know, so a
+                    // node that just joined through a bootstrap node can
+                    // build paths without waiting for gossip rounds.
+                    for cell in &self.discovery.gossip_cells(&mut self.rng, session.peer()) {
+                        if session.queue_cell(cell).is_err() {
+                            break;
+                        }
+                    }
+                }
             }
             slot.introduced = true;
         }
-        let Some(session) = slot.session.as_ref() else {
-            return None;
-        };
+        let session = slot.session.as_ref()?;
         if !slot.announced && session.was_established() {
             if let Some(peer) = session.peer() {
                 crate::logging::log_info!("{} established with {}", link, peer);

@@ -1,0 +1,347 @@
+//! Whole networks on the simulator: nodes boot from two bootstrap nodes,
+//! learn relays by gossip, dial each other on demand, and carry messages
+//! over 3-relay circuits exactly once — with a relay that tampers, a
+//! receiver that stalls, and the same bytes on every run of a seed.
+
+use std::cell::Cell as StdCell;
+use std::collections::HashMap;
+
+use veil_core::cell::DestroyReason;
+use veil_core::identity::NodeId;
+use veil_core::link::Cell;
+use veil_core::message::{MessageId, Sender};
+use veil_core::node::{Event, LinkId, NodeConfig, SendMessageError};
+use veil_core::time::Duration;
+use veil_sim::{NodeIndex, Sim, SIM_TXQ};
+
+const UNIX_AT_ZERO: u64 = 1_800_000_000;
+
+fn config() -> NodeConfig {
+    NodeConfig {
+        unix_time_at_zero: UNIX_AT_ZERO,
+        gossip_interval: Duration::from_secs(1),
+        ..NodeConfig::default()
+    }
+}
+
+/// `n` nodes with simulated addresses; nodes 0 and 1 are the bootstrap
+/// nodes, and every other node knows only their addresses.
+fn network(seed: u64, n: usize) -> Sim {
+    let mut sim = Sim::new(seed);
+    for _ in 0..n {
+        sim.add_addressed_node(config(), 40);
+    }
+    let boot = [Sim::address_of(0), Sim::address_of(1)];
+    for i in 1..n {
+        let addresses: &[_] = if i == 1 { &boot[..1] } else { &boot };
+        sim.with_node(i, |node| {
+            for a in addresses {
+                assert!(node.add_bootstrap(*a));
+            }
+        });
+    }
+    sim
+}
+
+fn healthy_relays(sim: &Sim, node: NodeIndex) -> usize {
+    sim.node(node)
+        .core
+        .node_table()
+        .healthy_relays(UNIX_AT_ZERO + sim.now().as_micros() / 1_000_000)
+        .count()
+}
+
+/// Boots a network and waits until every node can build 3-relay paths.
+fn booted(seed: u64, n: usize) -> Sim {
+    let mut sim = network(seed, n);
+    let ready = sim.run_until_true(Duration::from_secs(120), |sim| {
+        (0..n).all(|i| healthy_relays(sim, i) >= 8)
+    });
+    assert!(ready, "every node learned at least 8 relays within 120 s");
+    sim
+}
+
+fn message_body(i: usize, len: usize) -> Vec<u8> {
+    let mut body = format!("message {i}:").into_bytes();
+    body.extend((0..len).map(|b| (b * 31 + i * 7) as u8));
+    body
+}
+
+fn acknowledged(sim: &Sim, node: NodeIndex) -> Vec<MessageId> {
+    sim.node(node)
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::MessageAcknowledged { id } => Some(*id),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn thirty_nodes_boot_from_two_bootstrap_nodes_and_learn_enough_relays() {
+    let sim = booted(1, 30);
+    for i in 0..30 {
+        let links = sim.node(i).core.links().count();
+        assert!(links >= 1, "node {i} has a link");
+    }
+    // Nobody was connected by the test: every link came from a dial the
+    // nodes asked for themselves.
+    assert!(healthy_relays(&sim, 29) >= 8);
+}
+
+#[test]
+fn a_thousand_messages_between_random_pairs_arrive_exactly_once_and_intact() {
+    let n = 30;
+    let mut sim = booted(2, n);
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    // What each destination must receive, by content.
+    let mut expected: HashMap<NodeIndex, Vec<Vec<u8>>> = HashMap::new();
+    let mut sent = 0usize;
+    while sent < 1000 {
+        let from = (next() % n as u64) as usize;
+        let mut to = (next() % n as u64) as usize;
+        if to == from {
+            to = (to + 1) % n;
+        }
+        let body = message_body(sent, (next() % 2_000) as usize);
+        match sim.send_message(from, to, &body) {
+            Ok(_) => {
+                expected.entry(to).or_default().push(body);
+                sent += 1;
+            }
+            Err(SendMessageError::Full) => sim.run_for(Duration::from_millis(50)),
+            Err(e) => panic!("send {sent}: {e}"),
+        }
+    }
+    let total = |sim: &Sim| (0..n).map(|i| sim.node(i).delivered.len()).sum::<usize>();
+    let done = sim.run_until_true(Duration::from_secs(300), |sim| total(sim) >= 1000);
+    sim.run_for(Duration::from_secs(10));
+    assert!(done, "only {} of 1000 delivered", total(&sim));
+    for i in 0..n {
+        let mut got: Vec<Vec<u8>> = sim
+            .node(i)
+            .delivered
+            .iter()
+            .map(|d| d.bytes.clone())
+            .collect();
+        let mut want = expected.remove(&i).unwrap_or_default();
+        got.sort();
+        want.sort();
+        assert_eq!(got.len(), want.len(), "node {i}: each message exactly once");
+        assert!(got == want, "node {i}: messages intact");
+        assert!(sim
+            .node(i)
+            .delivered
+            .iter()
+            .all(|d| matches!(d.sender, Sender::Anonymous(_))));
+    }
+    let acks: usize = (0..n).map(|i| acknowledged(&sim, i).len()).sum();
+    assert_eq!(acks, 1000, "every message acknowledged to its sender");
+    let built: u64 = (0..n)
+        .map(|i| sim.node(i).core.stats().circuits_built)
+        .sum();
+    assert!(built > 0);
+}
+
+thread_local! {
+    static MARKER_SEEN: StdCell<bool> = const { StdCell::new(false) };
+    static CELLS_SEEN: StdCell<u64> = const { StdCell::new(0) };
+    static TAMPERER: StdCell<Option<NodeId>> = const { StdCell::new(None) };
+    static TAMPERED: StdCell<u32> = const { StdCell::new(0) };
+}
+
+const MARKER: &[u8] = b"PLAINTEXT-MARKER-7f3a";
+
+fn scan_for_marker(_: &NodeId, _: LinkId, cell: &mut Cell) {
+    CELLS_SEEN.with(|c| c.set(c.get() + 1));
+    if cell.windows(MARKER.len()).any(|w| w == MARKER) {
+        MARKER_SEEN.with(|m| m.set(true));
+    }
+}
+
+#[test]
+fn no_relay_ever_sees_a_message_in_plaintext() {
+    let n = 12;
+    let mut sim = booted(3, n);
+    for i in 0..n {
+        sim.with_node(i, |node| node.set_cell_hook(Some(scan_for_marker)));
+    }
+    let mut body = MARKER.repeat(40);
+    body.extend_from_slice(b"end");
+    for i in 0..20 {
+        let (from, to) = (2 + i % 10, 2 + (i + 3) % 10);
+        sim.send_message(from, to, &body).unwrap();
+    }
+    let done = sim.run_until_true(Duration::from_secs(60), |sim| {
+        (0..n).map(|i| sim.node(i).delivered.len()).sum::<usize>() >= 20
+    });
+    assert!(done, "all 20 delivered");
+    assert!(
+        CELLS_SEEN.with(|c| c.get()) > 100,
+        "the hook saw the traffic"
+    );
+    assert!(
+        !MARKER_SEEN.with(|m| m.get()),
+        "a node saw the marker in a cell"
+    );
+    let delivered = &sim.node(5).delivered;
+    assert!(delivered.iter().all(|d| d.bytes == body));
+}
+
+/// A malicious relay: flips one bit in the first few relay cells it takes.
+fn flip_a_bit(me: &NodeId, _: LinkId, cell: &mut Cell) {
+    let target = TAMPERER.with(|t| t.get());
+    let is_relay_cell = cell[4] == 3;
+    if Some(*me) == target && is_relay_cell && TAMPERED.with(|t| t.get()) < 1 {
+        TAMPERED.with(|t| t.set(t.get() + 1));
+        cell[200] ^= 0x10;
+    }
+}
+
+#[test]
+fn a_relay_that_flips_a_bit_destroys_the_circuit_and_the_message_arrives_anyway() {
+    let n = 12;
+    let mut sim = booted(4, n);
+    let (client, dest, bad) = (5, 9, 3);
+    let bad_id = sim.node_id(bad);
+    sim.with_node(bad, |node| node.set_cell_hook(Some(flip_a_bit)));
+    // The client's circuit goes through the bad relay, which behaves
+    // until the circuit is built and has carried a first message.
+    sim.with_node(client, |node| node.set_guards(&[bad_id]));
+    let warm_up = sim.send_message(client, dest, b"warm-up").unwrap();
+    assert!(sim.run_until_true(Duration::from_secs(30), |sim| {
+        acknowledged(sim, client).contains(&warm_up)
+    }));
+    TAMPERER.with(|t| t.set(Some(bad_id)));
+    let body = message_body(1, 3_000);
+    let id = sim.send_message(client, dest, &body).unwrap();
+    let destroyed = sim.run_until_true(Duration::from_secs(30), |sim| {
+        sim.node(client).events.iter().any(|(_, e)| {
+            matches!(
+                e,
+                Event::CircuitClosed {
+                    reason: DestroyReason::Unrecognised,
+                    ..
+                }
+            )
+        })
+    });
+    assert!(destroyed, "the altered cell destroyed the circuit");
+    assert_eq!(TAMPERED.with(|t| t.get()), 1);
+    // New paths are free to avoid the bad relay.
+    sim.with_node(client, |node| node.set_guards(&[]));
+    let arrived = sim.run_until_true(Duration::from_secs(60), |sim| {
+        acknowledged(sim, client).contains(&id)
+    });
+    assert!(arrived, "the message was resent over a new circuit");
+    sim.run_for(Duration::from_secs(5));
+    let got: Vec<_> = sim.node(dest).delivered.iter().map(|d| &d.bytes).collect();
+    assert_eq!(got[1..], [&body], "delivered exactly once, intact");
+    let ready = sim
+        .node(client)
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::CircuitReady { .. }))
+        .count();
+    assert!(ready >= 2, "a second circuit was built");
+}
+
+fn queued_cells(sim: &Sim, n: usize) -> usize {
+    (0..n)
+        .map(|i| {
+            sim.node(i)
+                .core
+                .links()
+                .map(|l| l.queued_cells)
+                .sum::<usize>()
+        })
+        .sum()
+}
+
+#[test]
+fn a_stalled_receiver_stalls_its_sender_and_nothing_grows() {
+    let n = 10;
+    let mut sim = booted(5, n);
+    let (sender, receiver) = (4, 7);
+    sim.node_mut(receiver).takes_messages = false;
+    let body = message_body(0, 8_000);
+    // The sender keeps offering messages: the receiver's node takes what
+    // its pool holds, then refuses fragments and stops granting credit.
+    let mut queued = 0;
+    let mut offer = |sim: &mut Sim, seconds: u64| {
+        for _ in 0..seconds * 10 {
+            match sim.send_message(sender, receiver, &body) {
+                Ok(_) => queued += 1,
+                Err(SendMessageError::Full) => {}
+                Err(e) => panic!("{e}"),
+            }
+            sim.run_for(Duration::from_millis(100));
+        }
+    };
+    offer(&mut sim, 30);
+    let stalled_at = sim.node(sender).core.stats().data_cells_sent;
+    let queues_before = queued_cells(&sim, n);
+    offer(&mut sim, 60);
+    assert_eq!(
+        sim.node(sender).core.stats().data_cells_sent,
+        stalled_at,
+        "the sender sent nothing more while the receiver was stalled"
+    );
+    let (outgoing, _) = sim.node(sender).core.message_counts();
+    assert_eq!(outgoing, veil_sim::SIM_MESSAGES / 2, "the sender is full");
+    let queued = queued;
+    assert!(
+        queued > veil_sim::SIM_MESSAGES / 2,
+        "more was offered than the receiver holds"
+    );
+    let queues_after = queued_cells(&sim, n);
+    assert!(
+        queues_after <= queues_before.max(n * 4),
+        "queues did not grow"
+    );
+    for i in 0..n {
+        for link in sim.node(i).core.links() {
+            assert!(link.queued_cells <= SIM_TXQ);
+        }
+    }
+    let (_, incoming) = sim.node(receiver).core.message_counts();
+    assert!(incoming <= veil_sim::SIM_MESSAGES / 2);
+    assert_eq!(sim.node(receiver).delivered.len(), 0);
+    // The application reads again: everything arrives, once.
+    sim.resume_taking(receiver);
+    let done = sim.run_until_true(Duration::from_secs(120), |sim| {
+        sim.node(receiver).delivered.len() >= queued
+    });
+    assert!(done, "all {queued} delivered after the stall");
+    sim.run_for(Duration::from_secs(10));
+    assert_eq!(sim.node(receiver).delivered.len(), queued);
+    assert_eq!(acknowledged(&sim, sender).len(), queued);
+}
+
+fn run_for_digest(seed: u64) -> [u8; 32] {
+    let n = 10;
+    let mut sim = booted(seed, n);
+    for i in 0..10 {
+        sim.send_message(2 + i % 8, 2 + (i + 1) % 8, &message_body(i, 700))
+            .unwrap();
+    }
+    sim.run_for(Duration::from_secs(20));
+    assert_eq!(
+        (0..n).map(|i| sim.node(i).delivered.len()).sum::<usize>(),
+        10
+    );
+    sim.transcript_digest()
+}
+
+#[test]
+fn the_same_seed_gives_the_same_bytes() {
+    assert_eq!(run_for_digest(6), run_for_digest(6));
+    assert_ne!(run_for_digest(6), run_for_digest(7));
+}
