@@ -345,3 +345,96 @@ fn the_same_seed_gives_the_same_bytes() {
     assert_eq!(run_for_digest(6), run_for_digest(6));
     assert_ne!(run_for_digest(6), run_for_digest(7));
 }
+
+fn circuit_events(sim: &Sim, node: NodeIndex) -> (usize, Vec<DestroyReason>) {
+    let mut ready = 0;
+    let mut closed = Vec::new();
+    for (_, e) in &sim.node(node).events {
+        match e {
+            Event::CircuitReady { .. } => ready += 1,
+            Event::CircuitClosed { reason, .. } => closed.push(*reason),
+            _ => {}
+        }
+    }
+    (ready, closed)
+}
+
+#[test]
+fn circuits_are_rotated_after_their_lifetime() {
+    let n = 10;
+    let mut sim = Sim::new(8);
+    let cfg = NodeConfig {
+        circuit_lifetime: Duration::from_secs(30),
+        ..config()
+    };
+    for _ in 0..n {
+        sim.add_addressed_node(cfg, 40);
+    }
+    for i in 1..n {
+        sim.with_node(i, |node| node.add_bootstrap(Sim::address_of(0)));
+    }
+    assert!(sim.run_until_true(Duration::from_secs(120), |sim| {
+        (0..n).all(|i| healthy_relays(sim, i) >= 6)
+    }));
+    let (client, dest) = (3, 8);
+    let first = sim.send_message(client, dest, b"first").unwrap();
+    sim.run_for(Duration::from_secs(10));
+    assert!(acknowledged(&sim, client).contains(&first));
+    assert_eq!(circuit_events(&sim, client), (1, vec![]));
+    // Still young: the same circuit carries the next message.
+    sim.send_message(client, dest, b"second").unwrap();
+    sim.run_for(Duration::from_secs(5));
+    assert_eq!(circuit_events(&sim, client), (1, vec![]));
+    // Past its lifetime, it is closed once idle, and new messages get a
+    // fresh circuit.
+    sim.run_for(Duration::from_secs(30));
+    assert_eq!(
+        circuit_events(&sim, client),
+        (1, vec![DestroyReason::Requested])
+    );
+    let third = sim.send_message(client, dest, b"third").unwrap();
+    sim.run_for(Duration::from_secs(10));
+    assert!(acknowledged(&sim, client).contains(&third));
+    assert_eq!(circuit_events(&sim, client).0, 2);
+    let got: Vec<&[u8]> = sim
+        .node(dest)
+        .delivered
+        .iter()
+        .map(|d| d.bytes.as_slice())
+        .collect();
+    assert_eq!(got, vec![&b"first"[..], b"second", b"third"]);
+}
+
+#[test]
+fn a_relay_that_dies_mid_path_loses_nothing() {
+    let n = 12;
+    let mut sim = booted(9, n);
+    let (client, dest) = (4, 10);
+    let warm_up = sim.send_message(client, dest, b"warm-up").unwrap();
+    assert!(sim.run_until_true(Duration::from_secs(30), |sim| {
+        acknowledged(sim, client).contains(&warm_up)
+    }));
+    // Find the circuit's middle relay from who relays a circuit now.
+    let relaying: Vec<NodeIndex> = (0..n)
+        .filter(|&i| i != client && i != dest && sim.node(i).core.circuit_counts().0 > 0)
+        .collect();
+    assert!(relaying.len() >= 3, "three relays carry the circuit");
+    let victim = relaying[1];
+    // A large message is on its way when the relay dies.
+    let body = message_body(2, 60_000.min(veil_sim::SIM_MSG - 20));
+    let id = sim.send_message(client, dest, &body).unwrap();
+    sim.run_for(Duration::from_millis(3));
+    assert_eq!(sim.node(dest).delivered.len(), 1, "still in flight");
+    sim.kill(victim);
+    let arrived = sim.run_until_true(Duration::from_secs(60), |sim| {
+        acknowledged(sim, client).contains(&id)
+    });
+    assert!(arrived, "the message arrived over a new circuit");
+    sim.run_for(Duration::from_secs(5));
+    let got: Vec<&Vec<u8>> = sim.node(dest).delivered.iter().map(|d| &d.bytes).collect();
+    assert_eq!(got.len(), 2, "warm-up and the message, each once");
+    assert_eq!(got[1], &body);
+    let (ready, closed) = circuit_events(&sim, client);
+    assert!(ready >= 2);
+    assert!(closed.contains(&DestroyReason::LinkClosed));
+}
