@@ -211,3 +211,38 @@ pub fn hop_handshake(data: &[u8]) {
         let _ = client.finish(&body);
     }
 }
+
+/// Arbitrary bytes as a stream of message fragments into a small message
+/// pool: length-prefixed chunks (one length byte each), each offered as the
+/// data of a relay `DATA` message, with complete messages taken as they
+/// come. The pool must never exceed its halves, and whatever it hands out
+/// must be a message it was given whole.
+pub fn message_fragments(data: &[u8]) {
+    use veil_core::message::{MessagePool, MessageSlot, Sender};
+    const LEN: usize = 2 * 466 + 10;
+    let mut pool: MessagePool<[MessageSlot<LEN>; 4], LEN> = MessagePool::new([
+        MessageSlot::new(),
+        MessageSlot::new(),
+        MessageSlot::new(),
+        MessageSlot::new(),
+    ]);
+    let mut sender = None;
+    let mut rest = data;
+    let mut out = [0u8; LEN];
+    let mut now = 0u64;
+    while let Some((&len, tail)) = rest.split_first() {
+        let take = usize::from(len).min(tail.len());
+        let (chunk, tail) = tail.split_at(take);
+        rest = tail;
+        now += 1;
+        let from = *sender.get_or_insert(Sender::Node(veil_core::identity::NodeId([len; 32])));
+        let _ = pool.accept(veil_core::time::Instant::from_millis(now), chunk, from);
+        assert!(pool.incoming() <= pool.per_direction());
+        while let Some(m) = pool.take(&mut out) {
+            assert!(m.len <= LEN);
+        }
+        if len % 7 == 0 {
+            pool.expire_incoming(veil_core::time::Instant::from_millis(now));
+        }
+    }
+}

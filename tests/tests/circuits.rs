@@ -61,6 +61,15 @@ fn booted(seed: u64, n: usize) -> Sim {
     sim
 }
 
+/// Waits (bounded) until `from` knows `to`, so that a message can go.
+fn wait_until_known(sim: &mut Sim, from: NodeIndex, to: NodeIndex) {
+    let id = sim.node_id(to);
+    let known = sim.run_until_true(Duration::from_secs(60), |sim| {
+        sim.node(from).core.node_table().get(&id).is_some()
+    });
+    assert!(known, "node {from} learned node {to} within 60 s");
+}
+
 fn message_body(i: usize, len: usize) -> Vec<u8> {
     let mut body = format!("message {i}:").into_bytes();
     body.extend((0..len).map(|b| (b * 31 + i * 7) as u8));
@@ -116,7 +125,11 @@ fn a_thousand_messages_between_random_pairs_arrive_exactly_once_and_intact() {
                 expected.entry(to).or_default().push(body);
                 sent += 1;
             }
-            Err(SendMessageError::Full) => sim.run_for(Duration::from_millis(50)),
+            // Gossip has not brought the destination yet, or the pool is
+            // full: let the network run, then try again.
+            Err(SendMessageError::Full | SendMessageError::UnknownDestination) => {
+                sim.run_for(Duration::from_millis(50))
+            }
             Err(e) => panic!("send {sent}: {e}"),
         }
     }
@@ -177,6 +190,7 @@ fn no_relay_ever_sees_a_message_in_plaintext() {
     body.extend_from_slice(b"end");
     for i in 0..20 {
         let (from, to) = (2 + i % 10, 2 + (i + 3) % 10);
+        wait_until_known(&mut sim, from, to);
         sim.send_message(from, to, &body).unwrap();
     }
     let done = sim.run_until_true(Duration::from_secs(60), |sim| {
@@ -210,6 +224,7 @@ fn a_relay_that_flips_a_bit_destroys_the_circuit_and_the_message_arrives_anyway(
     let n = 12;
     let mut sim = booted(4, n);
     let (client, dest, bad) = (5, 9, 3);
+    wait_until_known(&mut sim, client, dest);
     let bad_id = sim.node_id(bad);
     sim.with_node(bad, |node| node.set_cell_hook(Some(flip_a_bit)));
     // The client's circuit goes through the bad relay, which behaves
@@ -270,6 +285,7 @@ fn a_stalled_receiver_stalls_its_sender_and_nothing_grows() {
     let n = 10;
     let mut sim = booted(5, n);
     let (sender, receiver) = (4, 7);
+    wait_until_known(&mut sim, sender, receiver);
     sim.node_mut(receiver).takes_messages = false;
     let body = message_body(0, 8_000);
     // The sender keeps offering messages: the receiver's node takes what
@@ -329,8 +345,9 @@ fn run_for_digest(seed: u64) -> [u8; 32] {
     let n = 10;
     let mut sim = booted(seed, n);
     for i in 0..10 {
-        sim.send_message(2 + i % 8, 2 + (i + 1) % 8, &message_body(i, 700))
-            .unwrap();
+        let (from, to) = (2 + i % 8, 2 + (i + 1) % 8);
+        wait_until_known(&mut sim, from, to);
+        sim.send_message(from, to, &message_body(i, 700)).unwrap();
     }
     sim.run_for(Duration::from_secs(20));
     assert_eq!(
@@ -377,6 +394,7 @@ fn circuits_are_rotated_after_their_lifetime() {
         (0..n).all(|i| healthy_relays(sim, i) >= 6)
     }));
     let (client, dest) = (3, 8);
+    wait_until_known(&mut sim, client, dest);
     let first = sim.send_message(client, dest, b"first").unwrap();
     sim.run_for(Duration::from_secs(10));
     assert!(acknowledged(&sim, client).contains(&first));
@@ -410,6 +428,7 @@ fn a_relay_that_dies_mid_path_loses_nothing() {
     let n = 12;
     let mut sim = booted(9, n);
     let (client, dest) = (4, 10);
+    wait_until_known(&mut sim, client, dest);
     let warm_up = sim.send_message(client, dest, b"warm-up").unwrap();
     assert!(sim.run_until_true(Duration::from_secs(30), |sim| {
         acknowledged(sim, client).contains(&warm_up)

@@ -99,3 +99,12 @@ fn hop_handshake_survives_random_input() {
         fuzzing::hop_handshake(&input);
     }
 }
+
+#[test]
+fn message_fragments_survive_random_input() {
+    // One valid single-fragment message: id, total 5, offset 0, 5 bytes.
+    let valid: Vec<u8> = [&[29u8][..], &[9; 16], &[0, 0, 0, 5, 0, 0, 0, 0], b"hello"].concat();
+    for input in inputs(9, 2_000, 1_200, &[&valid]) {
+        fuzzing::message_fragments(&input);
+    }
+}

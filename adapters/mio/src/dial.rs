@@ -1,48 +1,42 @@
 //! Outgoing connections in progress, and where dial requests come from.
 //!
-//! Today only the embedding program dials ([`Runtime::dial`](crate::Runtime::dial)).
-//! The core is gaining its own dial requests (`Node::poll_dial` returning a
-//! `DialRequest { peer, address }`, and `Node::dial_failed`). Until then
-//! [`CoreDialRequest`] is uninhabited and the three `core_*` functions below
-//! are the only code to change to wire it in:
-//!
-//! ```text
-//! pub(crate) type CoreDialRequest = veil_core::node::DialRequest;
-//! poll_core_dial:   node.poll_dial()
-//! core_dial_target: match request.address.transport {
-//!                       Transport::Tcp => Ok((request.address.socket, request.peer)),
-//!                       other => Err(DialError::UnsupportedTransport(other)),
-//!                   }
-//! core_dial_failed: node.dial_failed(now, request)
-//! ```
+//! Two parties dial: the embedding program ([`Runtime::dial`](crate::Runtime::dial))
+//! and the core, which asks for first hops, next hops of an `EXTEND` and
+//! bootstrap addresses through `Node::poll_dial`. A core request that
+//! cannot be connected (an unsupported transport, a refused or timed-out
+//! connect, a full link table) goes back with `Node::dial_failed`.
 
 use std::net::SocketAddr;
 
 use mio::net::TcpStream;
-use veil_core::identity::NodeId;
+use veil_core::identity::{NodeId, Transport};
+use veil_core::node::DialRequest;
 use veil_core::time::Instant;
 
 use crate::error::DialError;
 use crate::StdNode;
 
-/// A dial request from the core. None can exist yet (see the module docs).
-pub(crate) type CoreDialRequest = std::convert::Infallible;
+/// A dial request from the core.
+pub(crate) type CoreDialRequest = DialRequest;
 
 /// The core's next dial request, if any.
-pub(crate) fn poll_core_dial(_node: &mut StdNode) -> Option<CoreDialRequest> {
-    None
+pub(crate) fn poll_core_dial(node: &mut StdNode) -> Option<CoreDialRequest> {
+    node.poll_dial()
 }
 
 /// Where to connect for a core request, and whom to expect there.
 pub(crate) fn core_dial_target(
     request: &CoreDialRequest,
 ) -> Result<(SocketAddr, Option<NodeId>), DialError> {
-    match *request {}
+    match request.address.transport {
+        Transport::Tcp => Ok((request.address.socket, request.peer)),
+        other => Err(DialError::UnsupportedTransport(other)),
+    }
 }
 
 /// Tells the core its dial request failed.
-pub(crate) fn core_dial_failed(_node: &mut StdNode, _now: Instant, request: &CoreDialRequest) {
-    match *request {}
+pub(crate) fn core_dial_failed(node: &mut StdNode, now: Instant, request: &CoreDialRequest) {
+    node.dial_failed(now, request);
 }
 
 /// Who asked for a dial, so a failure goes back to them.

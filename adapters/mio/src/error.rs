@@ -82,6 +82,8 @@ pub enum DialError {
     LinkTableFull,
     /// The address is for a transport this runtime does not dial.
     UnsupportedTransport(Transport),
+    /// The runtime is shutting down and makes no new connections.
+    ShuttingDown,
 }
 
 impl fmt::Display for DialError {
@@ -115,6 +117,10 @@ impl fmt::Display for DialError {
                 f,
                 "the address is for {t:?}, and this runtime dials TCP only; \
                  dial the peer's TCP address instead"
+            ),
+            DialError::ShuttingDown => write!(
+                f,
+                "the runtime is shutting down and makes no new connections"
             ),
         }
     }

@@ -6,6 +6,12 @@
 //! node's timers, so one thread runs a whole node without a runtime or
 //! threads of its own.
 //!
+//! The node decides whom to connect to (bootstrap addresses, circuits'
+//! first hops, the next hop of an `EXTEND`); the runtime makes those TCP
+//! connections and reports failures back. Other threads can interrupt a
+//! wait with [`Runtime::waker`], and [`Runtime::shutdown`] closes every
+//! link cleanly.
+//!
 //! Memory stays bounded under any peer behaviour: each connection holds at
 //! most one unsent outgoing message and at most one read's worth of bytes
 //! the node has not consumed yet; while either is pending, that direction of

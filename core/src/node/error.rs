@@ -93,6 +93,10 @@ pub enum SendMessageError {
     },
     /// The destination is this node.
     ToSelf,
+    /// The destination is not in the node table, so no circuit can end at
+    /// it (its onion key is unknown). Learn its descriptor first
+    /// (`learn_descriptor`, or wait for gossip).
+    UnknownDestination,
     /// The circuit to reply on is gone; the sender must ask again.
     ReplyCircuitGone,
 }
@@ -109,6 +113,10 @@ impl fmt::Display for SendMessageError {
                 "a {len}-byte message exceeds this node's {max}-byte limit; split it"
             ),
             SendMessageError::ToSelf => write!(f, "the destination is this node itself"),
+            SendMessageError::UnknownDestination => write!(
+                f,
+                "the destination is not a known node; learn its descriptor first"
+            ),
             SendMessageError::ReplyCircuitGone => write!(
                 f,
                 "the circuit the message came on has closed; the sender must ask again"

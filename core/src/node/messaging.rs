@@ -35,7 +35,8 @@ where
     /// this node reassembles: the message slot size `MSG`, at most 119 296.
     pub const MAX_MESSAGE: usize = crate::message::MessagePool::<MB, MSG>::MAX_MESSAGE_LEN;
 
-    /// Queues `message` for `destination`, which must be in the node table.
+    /// Queues `message` for `destination`, which must be in the node table
+    /// (its descriptor names the onion key the circuit's last hop needs).
     /// The node builds (or reuses) a circuit whose last hop is the
     /// destination, sends the message in fragments, and keeps it until the
     /// destination acknowledges it (`MessageAcknowledged`), resending it
@@ -50,6 +51,9 @@ where
         let now = self.advance(now);
         if destination == self.node_id() {
             return Err(SendMessageError::ToSelf);
+        }
+        if self.discovery.table().get(&destination).is_none() {
+            return Err(SendMessageError::UnknownDestination);
         }
         let id = self.fresh_message_id();
         self.messages

@@ -793,6 +793,21 @@ where
             }
             slot.introduced = true;
         }
+        let own_id = self.identity.node_id();
+        if !slot.announced
+            && slot
+                .session
+                .as_ref()
+                .is_some_and(|s| s.was_established() && s.peer() == Some(own_id))
+        {
+            // A link to ourselves (our own address in a bootstrap list, or
+            // an address that leads back here) is useless and would loop
+            // circuits: close it and never announce it.
+            if let Some(session) = slot.session.as_mut() {
+                session.close(CloseReason::IdentityMismatch);
+            }
+            slot.announced = true;
+        }
         let session = slot.session.as_ref()?;
         if !slot.announced && session.was_established() {
             if let Some(peer) = session.peer() {

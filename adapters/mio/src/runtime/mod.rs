@@ -12,10 +12,11 @@ mod sockets;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 use veil_core::identity::{Address, Identity, NodeId, Transport};
 use veil_core::node::{Event, LinkId, NodeConfig};
 use veil_core::time::Instant;
@@ -28,6 +29,9 @@ use crate::std_node::{build_node, StdNode, READ_CHUNK, TRANSMIT_BUFFER};
 
 /// The listener's token; connections and dials count up from 1.
 const LISTENER: Token = Token(0);
+
+/// The waker's token; connection tokens never reach it.
+const WAKER: Token = Token(usize::MAX);
 
 /// How long to sleep when the node's deadline has passed but running its
 /// timers did not move it (a due ping waits for a socket that cannot take
@@ -81,6 +85,10 @@ pub struct Runtime {
     dials: HashMap<Token, PendingDial>,
     dial_failures: VecDeque<DialFailure>,
     next_token: usize,
+    /// [`shutdown`](Runtime::shutdown) was called: no new connections.
+    closing: bool,
+    /// Made on first use: mio allows one waker per poller.
+    waker: Option<Arc<Waker>>,
     /// Where the node writes a message; only the part the socket does not
     /// take is copied into the connection.
     transmit_buf: Box<[u8]>,
@@ -162,6 +170,8 @@ impl Runtime {
             dials: HashMap::new(),
             dial_failures: VecDeque::new(),
             next_token: 1,
+            closing: false,
+            waker: None,
             transmit_buf: vec![0u8; TRANSMIT_BUFFER].into_boxed_slice(),
             read_buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
         })
@@ -181,6 +191,51 @@ impl Runtime {
     /// queues go out at the next [`turn`](Self::turn).
     pub fn node_mut(&mut self) -> &mut StdNode {
         &mut self.node
+    }
+
+    /// Starts a clean shutdown: every link is closed (an established link
+    /// tells its peer first, which ends the circuits over it), dials in
+    /// progress are abandoned, and from now on no connection is accepted
+    /// or dialled. Keep turning until [`is_shut_down`](Self::is_shut_down)
+    /// (or a grace time runs out), then drop the runtime.
+    pub fn shutdown(&mut self) {
+        self.closing = true;
+        let now = self.clock.now();
+        let links: Vec<LinkId> = self.node.links().map(|l| l.link).collect();
+        for link in links {
+            // A link that is already gone needs no closing.
+            let _ = self
+                .node
+                .close_link(now, link, veil_core::link::CloseReason::Shutdown);
+        }
+        let dials: Vec<Token> = self.dials.keys().copied().collect();
+        for token in dials {
+            if let Some(dial) = self.dials.remove(&token) {
+                let after = self.options.dial_timeout;
+                self.fail_dial(dial, crate::DialError::TimedOut { after }, now);
+            }
+        }
+    }
+
+    /// Whether a [`shutdown`](Self::shutdown) finished: every connection
+    /// is closed.
+    pub fn is_shut_down(&self) -> bool {
+        self.closing && self.connections.is_empty() && self.dials.is_empty()
+    }
+
+    /// Adds a TCP bootstrap address: while the node has no link, it dials
+    /// every bootstrap address (every `NodeConfig::bootstrap_retry`).
+    /// Returns `false` if the node's bootstrap list is full.
+    /// The runtime's own listening address is ignored (and `true`), so a
+    /// bootstrap list shared by every node can include the node itself.
+    pub fn add_bootstrap(&mut self, addr: SocketAddr) -> bool {
+        if addr == self.local_addr {
+            return true;
+        }
+        self.node.add_bootstrap(Address {
+            transport: Transport::Tcp,
+            socket: addr,
+        })
     }
 
     /// The node's id.
@@ -227,6 +282,18 @@ impl Runtime {
     /// Every connection.
     pub fn connections(&self) -> impl Iterator<Item = ConnectionInfo> + '_ {
         self.connections.values().map(Connection::info)
+    }
+
+    /// A handle other threads can use to end the runtime's current wait
+    /// early (`waker.wake()`), for example after queueing a command for the
+    /// thread that turns the runtime. Every call returns the same waker.
+    pub fn waker(&mut self) -> std::io::Result<Arc<Waker>> {
+        if let Some(waker) = &self.waker {
+            return Ok(Arc::clone(waker));
+        }
+        let waker = Arc::new(Waker::new(self.poll.registry(), WAKER)?);
+        self.waker = Some(Arc::clone(&waker));
+        Ok(waker)
     }
 
     /// The oldest failure of a dial started with [`dial`](Self::dial) that
@@ -279,6 +346,10 @@ impl Runtime {
             self.node.handle_timeout(now);
         }
         self.service(now, on_event);
+        // Relays ask for next hops while cells are fed, and commands given
+        // from `on_event` may ask for first hops: start those now rather
+        // than after the next wait.
+        self.start_core_dials(now);
     }
 
     /// How long the poll may sleep; `None` is until something is ready.
@@ -312,6 +383,9 @@ impl Runtime {
     fn take_token(&mut self) -> Token {
         let token = Token(self.next_token);
         self.next_token = self.next_token.wrapping_add(1).max(1);
+        if Token(self.next_token) == WAKER {
+            self.next_token = 1;
+        }
         token
     }
 }

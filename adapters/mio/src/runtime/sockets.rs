@@ -31,6 +31,9 @@ impl Runtime {
     /// (an `Event::LinkEstablished` follows the handshake); a later failure
     /// shows up in [`poll_dial_failure`](Self::poll_dial_failure).
     pub fn dial(&mut self, addr: SocketAddr, expected: Option<NodeId>) -> Result<(), DialError> {
+        if self.closing {
+            return Err(DialError::ShuttingDown);
+        }
         let now = self.clock.now();
         let (token, stream) = self.connect(addr)?;
         let deadline = self.dial_deadline(now);
@@ -49,6 +52,13 @@ impl Runtime {
 
     /// Starts the dials the core asks for, while there is room for them.
     pub(super) fn start_core_dials(&mut self, now: Instant) {
+        if self.closing {
+            // Shutting down: every request fails at once.
+            while let Some(request) = poll_core_dial(&mut self.node) {
+                core_dial_failed(&mut self.node, now, &request);
+            }
+            return;
+        }
         while self.dials.len() < self.options.max_pending_dials {
             let Some(request) = poll_core_dial(&mut self.node) else {
                 return;
@@ -126,6 +136,8 @@ impl Runtime {
     pub(super) fn accept(&mut self, now: Instant) {
         for _ in 0..ACCEPTS_PER_TURN {
             match self.listener.accept() {
+                // Shutting down: dropping the stream refuses it.
+                Ok(_) if self.closing => {}
                 Ok((stream, addr)) => self.adopt_inbound(stream, addr, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.accept_pending = false;
@@ -236,7 +248,7 @@ impl Runtime {
     }
 
     /// Closes a failed dial's socket and tells whoever asked for it.
-    fn fail_dial(&mut self, mut dial: PendingDial, error: DialError, now: Instant) {
+    pub(super) fn fail_dial(&mut self, mut dial: PendingDial, error: DialError, now: Instant) {
         let _ = self.poll.registry().deregister(&mut dial.stream);
         match dial.origin {
             DialOrigin::Program => {

@@ -6,4 +6,6 @@
 mod backpressure;
 mod garbage;
 mod handshake;
+mod messages;
+mod shutdown;
 mod support;

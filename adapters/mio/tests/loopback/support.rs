@@ -23,13 +23,16 @@ pub struct Peer {
 impl Peer {
     /// A runtime on 127.0.0.1 with an identity from `secret`.
     pub fn new(secret: u8) -> Self {
+        Peer::with_config(secret, NodeConfig::default(), "127.0.0.1:0")
+    }
+
+    /// A runtime listening on `addr` with `config`. Path selection keeps
+    /// hops in distinct /16 prefixes, so nodes that must share circuits
+    /// listen on distinct loopback networks (`127.N.0.1`).
+    pub fn with_config(secret: u8, config: NodeConfig, addr: &str) -> Self {
         let identity = Identity::from_secret_bytes([secret; 32]);
-        let rt = Runtime::bind(
-            NodeConfig::default(),
-            identity,
-            "127.0.0.1:0".parse().expect("loopback address"),
-        )
-        .expect("bind on loopback");
+        let rt = Runtime::bind(config, identity, addr.parse().expect("loopback address"))
+            .expect("bind on loopback");
         Peer {
             rt,
             events: Vec::new(),

@@ -1,0 +1,169 @@
+//! `veil node` settings: a TOML file, overridden by flags, then defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use log::LevelFilter;
+use serde::Deserialize;
+
+use crate::logger;
+
+/// The TOML file. Every field is optional; unknown fields are an error (a
+/// typo must not be ignored silently).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// TCP address to listen on.
+    pub listen: Option<SocketAddr>,
+    /// Addresses to advertise in the descriptor, when `listen` is a
+    /// wildcard address or behind NAT.
+    pub advertise: Option<Vec<SocketAddr>>,
+    /// Nodes to dial while this node has no link.
+    pub bootstrap: Option<Vec<SocketAddr>>,
+    /// Where the identity key and node table live.
+    pub data_dir: Option<PathBuf>,
+    /// The control socket (loopback only).
+    pub control: Option<SocketAddr>,
+    /// off, error, warn, info, debug, trace.
+    pub log_level: Option<String>,
+    /// Whether this node relays for others.
+    pub relay: Option<bool>,
+    /// Link slots: the most connections at once.
+    pub links: Option<usize>,
+    /// Outgoing connects in progress at once.
+    pub max_pending_dials: Option<usize>,
+    /// Links in their handshake at once.
+    pub max_half_open: Option<usize>,
+    /// Relays in a circuit before the destination (1 to 7).
+    pub path_relays: Option<usize>,
+    /// How often descriptors are gossiped, in milliseconds.
+    pub gossip_interval_ms: Option<u64>,
+    /// How often bootstrap nodes are dialled while unlinked, in milliseconds.
+    pub bootstrap_retry_ms: Option<u64>,
+    /// How often the node table is saved, in seconds.
+    pub snapshot_interval_secs: Option<u64>,
+}
+
+/// Everything `veil node` runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub advertise: Vec<SocketAddr>,
+    pub bootstrap: Vec<SocketAddr>,
+    pub data_dir: PathBuf,
+    pub control: SocketAddr,
+    pub log_level: LevelFilter,
+    pub relay: bool,
+    pub links: usize,
+    pub max_pending_dials: usize,
+    pub max_half_open: usize,
+    pub path_relays: usize,
+    pub gossip_interval_ms: u64,
+    pub bootstrap_retry_ms: u64,
+    pub snapshot_interval_secs: u64,
+}
+
+/// Flags that override the file.
+#[derive(Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub bootstrap: Vec<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub control: Option<SocketAddr>,
+    pub log_level: Option<String>,
+    pub links: Option<usize>,
+}
+
+/// Reads the TOML file at `path`.
+pub fn read_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        let msg = e.message().replace('\n', " ");
+        match e.span() {
+            Some(span) => {
+                let line = text
+                    .get(..span.start)
+                    .map_or(0, |t| t.lines().count().max(1));
+                format!("config {} line {line}: {msg}", path.display())
+            }
+            None => format!("config {}: {msg}", path.display()),
+        }
+    })
+}
+
+/// Flags over file over defaults, checked.
+pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
+    let data_dir = flags.data_dir.or(file.data_dir).ok_or_else(|| {
+        "no data directory: pass --data-dir DIR or set data_dir in the config".to_string()
+    })?;
+    let control = match flags.control.or(file.control) {
+        Some(c) => c,
+        None => crate::DEFAULT_CONTROL
+            .parse()
+            .map_err(|_| "internal: bad default control address".to_string())?,
+    };
+    if !control.ip().is_loopback() {
+        return Err(format!(
+            "control address {control} is not a loopback address; the control socket has no \
+             authentication, so it only listens on 127.0.0.1 or ::1"
+        ));
+    }
+    let level_name = flags
+        .log_level
+        .or(file.log_level)
+        .unwrap_or_else(|| "info".into());
+    let bootstrap = if flags.bootstrap.is_empty() {
+        file.bootstrap.unwrap_or_default()
+    } else {
+        flags.bootstrap
+    };
+    if bootstrap.len() > veil_core::node::MAX_BOOTSTRAP {
+        return Err(format!(
+            "{} bootstrap addresses given; a node keeps at most {}",
+            bootstrap.len(),
+            veil_core::node::MAX_BOOTSTRAP
+        ));
+    }
+    let listen = match flags.listen.or(file.listen) {
+        Some(l) => l,
+        None => "127.0.0.1:7700"
+            .parse()
+            .map_err(|_| "internal: bad default listen address".to_string())?,
+    };
+    let settings = Settings {
+        listen,
+        advertise: file.advertise.unwrap_or_default(),
+        bootstrap,
+        data_dir,
+        control,
+        log_level: logger::parse_level(&level_name)?,
+        relay: file.relay.unwrap_or(true),
+        links: flags.links.or(file.links).unwrap_or(64),
+        max_pending_dials: file.max_pending_dials.unwrap_or(16),
+        max_half_open: file.max_half_open.unwrap_or(16),
+        path_relays: file.path_relays.unwrap_or(3),
+        gossip_interval_ms: file.gossip_interval_ms.unwrap_or(30_000),
+        bootstrap_retry_ms: file.bootstrap_retry_ms.unwrap_or(30_000),
+        snapshot_interval_secs: file.snapshot_interval_secs.unwrap_or(60),
+    };
+    if !(1..=4096).contains(&settings.links) {
+        return Err(format!("links = {}: use 1 to 4096", settings.links));
+    }
+    if !(1..=7).contains(&settings.path_relays) {
+        return Err(format!(
+            "path_relays = {}: use 1 to 7",
+            settings.path_relays
+        ));
+    }
+    if settings.max_pending_dials == 0 || settings.max_half_open == 0 {
+        return Err("max_pending_dials and max_half_open must be at least 1".into());
+    }
+    if settings.gossip_interval_ms < 10 || settings.bootstrap_retry_ms < 10 {
+        return Err("gossip_interval_ms and bootstrap_retry_ms must be at least 10".into());
+    }
+    if settings.snapshot_interval_secs == 0 {
+        return Err("snapshot_interval_secs must be at least 1".into());
+    }
+    Ok(settings)
+}

@@ -1,0 +1,209 @@
+//! `veil node`: one node, its control socket, its state on disk, until
+//! SIGINT or SIGTERM.
+
+use std::fs::DirBuilder;
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use veil_core::identity::{Address, Transport};
+use veil_core::node::{NodeConfig, MAX_BOOTSTRAP};
+use veil_core::time::Duration as CoreDuration;
+use veil_mio::{Runtime, RuntimeOptions};
+
+use crate::config::{self, FileConfig, Overrides, Settings};
+use crate::host::Host;
+use crate::{control, keyfile, logger, snapshot};
+
+/// How often the main thread looks at the node thread and the save timer.
+const WATCH: Duration = Duration::from_secs(1);
+
+/// The identity key's file name in the data directory.
+pub const KEY_FILE: &str = "identity.key";
+
+/// `veil node` flags; each overrides the config file.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// TOML config file (see targets/node/CONTROL.md for the fields).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// TCP address to listen on [default: 127.0.0.1:7700].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// A node to dial while unlinked (repeatable; replaces the config's list).
+    #[arg(long)]
+    bootstrap: Vec<SocketAddr>,
+    /// Directory for the identity key and the node table.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Control socket address, loopback only [default: 127.0.0.1:7701].
+    #[arg(long)]
+    control: Option<SocketAddr>,
+    /// off, error, warn, info, debug or trace [default: info].
+    #[arg(long)]
+    log_level: Option<String>,
+    /// Link slots: the most connections at once [default: 64].
+    #[arg(long)]
+    links: Option<usize>,
+}
+
+/// Runs the node until a signal; `Err` is one line saying what failed.
+pub fn run(args: NodeArgs) -> Result<(), String> {
+    let file = match &args.config {
+        Some(path) => config::read_file(path)?,
+        None => FileConfig::default(),
+    };
+    let settings = config::resolve(
+        file,
+        Overrides {
+            listen: args.listen,
+            bootstrap: args.bootstrap,
+            data_dir: args.data_dir,
+            control: args.control,
+            log_level: args.log_level,
+            links: args.links,
+        },
+    )?;
+    logger::init(settings.log_level);
+    let dir = &settings.data_dir;
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+    let (identity, created) = keyfile::load_or_create(&dir.join(KEY_FILE))?;
+    if created {
+        log::info!("created identity key {}", dir.join(KEY_FILE).display());
+    }
+    // Load the snapshot before binding: a corrupt one stops the node
+    // before it touches the network.
+    let known = snapshot::load(dir)?;
+
+    let control_listener = TcpListener::bind(settings.control).map_err(|e| {
+        format!(
+            "cannot listen for control connections on {} ({e}); pick another --control address",
+            settings.control
+        )
+    })?;
+    let mut rt = Runtime::bind_with(
+        node_config(&settings),
+        identity,
+        settings.listen,
+        RuntimeOptions {
+            links: settings.links,
+            max_pending_dials: settings.max_pending_dials,
+            ..RuntimeOptions::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    if !settings.advertise.is_empty() {
+        let addresses: Vec<Address> = settings
+            .advertise
+            .iter()
+            .map(|&socket| Address {
+                transport: Transport::Tcp,
+                socket,
+            })
+            .collect();
+        let now = rt.now();
+        rt.node_mut().set_advertised_addresses(now, &addresses);
+    } else if settings.listen.ip().is_unspecified() {
+        log::warn!(
+            "listening on a wildcard address with nothing to advertise: other nodes cannot \
+             reach this one for circuits; set advertise in the config"
+        );
+    }
+    restore(&mut rt, &known, &settings);
+
+    let (signals, signalled) = mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = signals.send(());
+    })
+    .map_err(|e| format!("cannot install the SIGINT/SIGTERM handler: {e}"))?;
+
+    let id = rt.node_id();
+    let listen = rt.local_addr();
+    let host = Host::spawn(rt, "veil-node".into())?;
+    control::serve(control_listener, host.handle())?;
+    println!(
+        "veil node {id} listening on {listen}, control on {}",
+        settings.control
+    );
+    let interval = Duration::from_secs(settings.snapshot_interval_secs);
+    let mut last_save = Instant::now();
+    loop {
+        match signalled.recv_timeout(WATCH) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        if host.is_finished() {
+            // The node thread stopped on an error: report it.
+            break;
+        }
+        if last_save.elapsed() >= interval {
+            last_save = Instant::now();
+            let descriptors = host.handle().descriptors()?;
+            if let Err(e) = snapshot::save(dir, &descriptors) {
+                log::warn!("{e}");
+            }
+        }
+    }
+    log::info!("shutting down: closing links and saving the node table");
+    let descriptors = host.shutdown()?;
+    snapshot::save(dir, &descriptors)?;
+    log::info!("saved {} nodes; stopped", descriptors.len());
+    Ok(())
+}
+
+fn node_config(settings: &Settings) -> NodeConfig {
+    NodeConfig {
+        relay: settings.relay,
+        max_half_open: settings.max_half_open,
+        path_relays: settings.path_relays,
+        gossip_interval: CoreDuration::from_millis(settings.gossip_interval_ms),
+        bootstrap_retry: CoreDuration::from_millis(settings.bootstrap_retry_ms),
+        ..NodeConfig::default()
+    }
+}
+
+/// Learns the saved node table and sets the bootstrap addresses: the
+/// configured ones, or else relays from the saved table.
+fn restore(rt: &mut Runtime, known: &[Vec<u8>], settings: &Settings) {
+    let now = rt.now();
+    let mut learned = 0usize;
+    for descriptor in known {
+        match rt.node_mut().learn_descriptor(now, descriptor) {
+            Ok(_) => learned = learned.saturating_add(1),
+            Err(e) => log::debug!("saved descriptor not restored: {e:?}"),
+        }
+    }
+    if !known.is_empty() {
+        log::info!(
+            "restored {learned} of {} saved nodes from {}",
+            known.len(),
+            settings.data_dir.join(snapshot::FILE).display()
+        );
+    }
+    for &addr in &settings.bootstrap {
+        rt.add_bootstrap(addr);
+    }
+    if settings.bootstrap.is_empty() {
+        let addresses: Vec<SocketAddr> = rt
+            .node()
+            .node_table()
+            .entries()
+            .iter()
+            .filter(|e| e.descriptor.repr().relay)
+            .flat_map(|e| e.descriptor.repr().addresses.clone())
+            .filter(|a| a.transport == Transport::Tcp)
+            .map(|a| a.socket)
+            .take(MAX_BOOTSTRAP)
+            .collect();
+        for addr in addresses {
+            rt.add_bootstrap(addr);
+        }
+    }
+}

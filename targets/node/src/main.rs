@@ -1,0 +1,179 @@
+//! `veil`: run a veil node, talk to it, or run a whole local network.
+//!
+//! Every failure is one line on stderr and a non-zero exit status.
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented,
+    )
+)]
+
+mod client;
+mod config;
+mod control;
+mod daemon;
+mod demo;
+mod host;
+mod keyfile;
+mod logger;
+mod snapshot;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The control address `veil send`, `listen` and `status` use by default,
+/// and `veil node` listens on unless told otherwise.
+pub const DEFAULT_CONTROL: &str = "127.0.0.1:7701";
+
+#[derive(Debug, Parser)]
+#[command(name = "veil", version, about = "veil: a peer-to-peer overlay network")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create an identity key file (32 secret bytes, mode 0600) and print
+    /// its node id.
+    Keygen {
+        /// Where to write the key; must not exist yet.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Run a node: TCP listener, control socket, persisted identity and
+    /// node table.
+    Node(daemon::NodeArgs),
+    /// Send stdin as one message to a node, through the local node; exits 0
+    /// once the destination acknowledged it.
+    Send {
+        /// The destination's node id (64 hex digits).
+        node_id: String,
+        /// The local node's control address.
+        #[arg(long, default_value = DEFAULT_CONTROL)]
+        control: SocketAddr,
+        /// Give up after this many seconds without an acknowledgement.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Print every message the local node receives.
+    Listen {
+        /// The local node's control address.
+        #[arg(long, default_value = DEFAULT_CONTROL)]
+        control: SocketAddr,
+        /// Print each message as the control socket's JSON line instead of
+        /// its raw bytes.
+        #[arg(long)]
+        json: bool,
+        /// Exit after this many messages.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Show the local node's links, circuits, known nodes and traffic.
+    Status {
+        /// The local node's control address.
+        #[arg(long, default_value = DEFAULT_CONTROL)]
+        control: SocketAddr,
+        /// Print the control socket's JSON answer as is.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a whole network on loopback in this process, send messages over
+    /// 3-relay circuits, print a summary.
+    Demo {
+        /// Nodes in the network (at least 5).
+        #[arg(long, default_value_t = 8)]
+        nodes: usize,
+        /// Messages between random pairs of nodes.
+        #[arg(long, default_value_t = 32)]
+        messages: usize,
+        /// Mebibytes sent through one circuit to measure throughput (0: skip).
+        #[arg(long, default_value_t = 20)]
+        bulk_mib: usize,
+        /// Seed for the pairs and payloads (random if not given).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Log level for the nodes (off, error, warn, info, debug, trace).
+        #[arg(long, default_value = "warn")]
+        log_level: String,
+    },
+}
+
+fn main() -> ExitCode {
+    // A bug must still end as one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("veil: internal error: {info}");
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                eprintln!("veil: no command given (see veil --help)");
+                return ExitCode::from(2);
+            }
+            let text = e.render().to_string();
+            let line = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("veil: {line} (see veil --help)");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("veil: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Keygen { out } => {
+            let identity = keyfile::create(&out)?;
+            println!("{}", identity.node_id());
+            Ok(())
+        }
+        Command::Node(args) => daemon::run(args),
+        Command::Send {
+            node_id,
+            control,
+            timeout,
+        } => client::send(control, &node_id, timeout),
+        Command::Listen {
+            control,
+            json,
+            count,
+        } => client::listen(control, json, count),
+        Command::Status { control, json } => client::status(control, json),
+        Command::Demo {
+            nodes,
+            messages,
+            bulk_mib,
+            seed,
+            log_level,
+        } => {
+            logger::init(logger::parse_level(&log_level)?);
+            demo::run(demo::DemoOptions {
+                nodes,
+                messages,
+                bulk_mib,
+                seed,
+            })
+        }
+    }
+}

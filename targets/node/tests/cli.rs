@@ -1,0 +1,123 @@
+//! The `veil` binary's one-shot commands: demo and keygen, and the errors
+//! of `veil node` on bad keys and arguments.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use common::{run, Scratch};
+
+#[test]
+fn demo_runs_a_network_and_prints_the_summary() {
+    let out = run(&["demo"], b"", Duration::from_secs(120));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "demo failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    for line in [
+        "discovery",
+        "32/32 delivered exactly once and intact",
+        "circuits",
+        "bulk",
+        "veil demo: ok",
+    ] {
+        assert!(stdout.contains(line), "no {line:?} in:\n{stdout}");
+    }
+}
+
+#[test]
+fn demo_refuses_too_few_nodes_in_one_line() {
+    let out = run(&["demo", "--nodes", "3"], b"", Duration::from_secs(30));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("at least 5 nodes"), "{stderr}");
+}
+
+#[test]
+fn keygen_writes_a_private_key_and_never_overwrites() {
+    let dir = Scratch::new("keygen");
+    let key = dir.path("id.key");
+    let key_arg = key.to_str().expect("utf-8 path");
+    let out = run(&["keygen", "--out", key_arg], b"", Duration::from_secs(30));
+    assert!(out.status.success(), "{out:?}");
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(id.len(), 64, "prints the node id: {id:?}");
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    let meta = fs::metadata(&key).expect("key written");
+    assert_eq!(meta.len(), 32);
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+
+    let before = fs::read(&key).expect("key");
+    let again = run(&["keygen", "--out", key_arg], b"", Duration::from_secs(30));
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    assert_eq!(fs::read(&key).expect("key"), before, "key unchanged");
+}
+
+#[test]
+fn node_refuses_a_key_others_can_read_or_of_the_wrong_length() {
+    let dir = Scratch::new("badkey");
+    let data = dir.path("data");
+    fs::create_dir(&data).expect("data dir");
+    let key = data.join("identity.key");
+    let key_arg = key.to_str().expect("utf-8 path");
+    let data_arg = data.to_str().expect("utf-8 path");
+    assert!(
+        run(&["keygen", "--out", key_arg], b"", Duration::from_secs(30))
+            .status
+            .success()
+    );
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let control = common::free_addr("127.0.0.1").to_string();
+    let listen = common::free_addr("127.0.0.1").to_string();
+    let args = [
+        "node",
+        "--data-dir",
+        data_arg,
+        "--control",
+        &control,
+        "--listen",
+        &listen,
+    ];
+    let out = run(&args, b"", Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("mode 0644"), "{stderr}");
+
+    fs::write(&key, [7u8; 31]).expect("short key");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let out = run(&args, b"", Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("31 bytes, not 32"), "{stderr}");
+}
+
+#[test]
+fn errors_are_one_line_and_non_zero() {
+    for args in [
+        &["frobnicate"][..],
+        &["send", "not-an-id"],
+        &["status", "--control", "127.0.0.1:1"],
+        &["node"],
+        &[
+            "node",
+            "--data-dir",
+            "/nonexistent/x",
+            "--control",
+            "192.0.2.1:1",
+        ],
+    ] {
+        let out = run(args, b"", Duration::from_secs(30));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "veil {args:?} succeeded");
+        assert_eq!(stderr.lines().count(), 1, "veil {args:?}: {stderr}");
+        assert!(stderr.starts_with("veil: "), "veil {args:?}: {stderr}");
+    }
+}
