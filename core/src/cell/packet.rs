@@ -70,8 +70,8 @@ impl CellRepr {
             });
         }
         let mut body = [0u8; BODY_LEN];
-        for (dst, src) in body.iter_mut().zip(body_bytes) {
-            *dst = *src;
+        if let Ok(bytes) = <&[u8; BODY_LEN]>::try_from(body_bytes) {
+            body = *bytes;
         }
         Ok(CellRepr {
             circuit_id,
@@ -83,11 +83,14 @@ impl CellRepr {
     /// The cell's bytes.
     pub fn emit(&self) -> Cell {
         let mut cell = [0u8; CELL_LEN];
-        let id = self.circuit_id.0.to_be_bytes();
-        let command = [self.command.code()];
-        let header = id.iter().chain(command.iter());
-        for (dst, src) in cell.iter_mut().zip(header.chain(self.body.iter())) {
-            *dst = *src;
+        if let Some((id, rest)) = cell.split_first_chunk_mut::<4>() {
+            *id = self.circuit_id.0.to_be_bytes();
+            if let Some((command, body)) = rest.split_first_mut() {
+                *command = self.command.code();
+                if let Ok(body) = <&mut [u8; BODY_LEN]>::try_from(body) {
+                    *body = self.body;
+                }
+            }
         }
         cell
     }

@@ -113,10 +113,9 @@ impl<'a> RelayMessage<'a> {
         }
         let mut payload = [0u8; PAYLOAD_LEN];
         let [l0, l1] = length.to_be_bytes();
-        let header = [self.command.code(), l0, l1];
-        for (dst, src) in payload.iter_mut().zip(header.iter().chain(self.data)) {
-            *dst = *src;
-        }
+        let (header, data) = payload.split_first_chunk_mut::<3>()?;
+        *header = [self.command.code(), l0, l1];
+        data.get_mut(..self.data.len())?.copy_from_slice(self.data);
         Some(payload)
     }
 }

@@ -29,17 +29,17 @@ impl CellBody {
 
     /// The body of 509 wire bytes.
     pub fn from_bytes(bytes: &[u8; BODY_LEN]) -> Self {
+        // Whole-array copies (sizes known at compile time) compile to
+        // memcpy; a byte loop over chained iterators does not.
         let mut body = CellBody {
             tag: [0; TAG_LEN],
             payload: [0; PAYLOAD_LEN],
         };
-        for (dst, src) in body
-            .tag
-            .iter_mut()
-            .chain(body.payload.iter_mut())
-            .zip(bytes)
-        {
-            *dst = *src;
+        if let Some((tag, payload)) = bytes.split_first_chunk::<TAG_LEN>() {
+            body.tag = *tag;
+            if let Ok(payload) = <&[u8; PAYLOAD_LEN]>::try_from(payload) {
+                body.payload = *payload;
+            }
         }
         body
     }
@@ -47,11 +47,11 @@ impl CellBody {
     /// The 509 wire bytes.
     pub fn to_bytes(&self) -> [u8; BODY_LEN] {
         let mut bytes = [0u8; BODY_LEN];
-        for (dst, src) in bytes
-            .iter_mut()
-            .zip(self.tag.iter().chain(self.payload.iter()))
-        {
-            *dst = *src;
+        if let Some((tag, payload)) = bytes.split_first_chunk_mut::<TAG_LEN>() {
+            *tag = self.tag;
+            if let Ok(payload) = <&mut [u8; PAYLOAD_LEN]>::try_from(payload) {
+                *payload = self.payload;
+            }
         }
         bytes
     }

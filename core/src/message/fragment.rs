@@ -120,17 +120,15 @@ impl<'a> Fragment<'a> {
     pub fn emit(&self, out: &mut [u8]) -> Option<usize> {
         let len = FRAGMENT_HEADER_LEN.checked_add(self.bytes.len())?;
         let out = out.get_mut(..len)?;
-        let total = self.total_len.to_be_bytes();
-        let offset = self.offset.to_be_bytes();
-        let source = self
-            .id
-            .0
-            .iter()
-            .chain(total.iter())
-            .chain(offset.iter())
-            .chain(self.bytes.iter());
-        for (dst, src) in out.iter_mut().zip(source) {
-            *dst = *src;
+        let (id, rest) = out.split_first_chunk_mut::<MESSAGE_ID_LEN>()?;
+        *id = self.id.0;
+        let (total, rest) = rest.split_first_chunk_mut::<4>()?;
+        *total = self.total_len.to_be_bytes();
+        let (offset, bytes) = rest.split_first_chunk_mut::<4>()?;
+        *offset = self.offset.to_be_bytes();
+        // `len` was computed from `self.bytes`, so the lengths agree.
+        if bytes.len() == self.bytes.len() {
+            bytes.copy_from_slice(self.bytes);
         }
         Some(len)
     }
