@@ -111,8 +111,10 @@ pub struct Sim {
     steps: u64,
     /// What nodes wrote on links with no wire (opened by a test).
     unwired_output: HashMap<(NodeIndex, LinkId), Vec<u8>>,
-    /// Simulated addresses, for dial requests.
-    addresses: HashMap<SocketAddr, NodeIndex>,
+    /// Simulated addresses, for dial requests, with their transport.
+    addresses: HashMap<(Transport, SocketAddr), NodeIndex>,
+    /// Nodes whose UDP is blocked: QUIC dials to or from them go unanswered.
+    udp_blocked: std::collections::HashSet<NodeIndex>,
     /// Conditions of wires made for dial requests.
     dial_conditions: StreamConditions,
 }
@@ -147,6 +149,7 @@ impl Sim {
             steps: 0,
             unwired_output: HashMap::new(),
             addresses: HashMap::new(),
+            udp_blocked: Default::default(),
             dial_conditions: StreamConditions::LAN,
         }
     }
@@ -166,15 +169,54 @@ impl Sim {
         }
     }
 
-    /// Adds a node that advertises a simulated address, so that others can
-    /// dial it when their circuits need a link to it.
+    /// The simulated QUIC address of node `index` (same IP, port 7001).
+    pub fn quic_address_of(index: NodeIndex) -> Address {
+        let tcp = Self::address_of(index);
+        Address {
+            transport: Transport::Quic,
+            socket: SocketAddr::new(tcp.socket.ip(), 7001),
+        }
+    }
+
+    /// Adds a node that advertises a simulated TCP address, so that others
+    /// can dial it when their circuits need a link to it.
     pub fn add_addressed_node(&mut self, config: NodeConfig, links: usize) -> NodeIndex {
+        self.add_node_over(config, links, &[Transport::Tcp])
+    }
+
+    /// Adds a node that listens on (and advertises) an address per
+    /// transport in `transports`. Set `config.quic_dials` for it to dial
+    /// QUIC too.
+    pub fn add_node_over(
+        &mut self,
+        config: NodeConfig,
+        links: usize,
+        transports: &[Transport],
+    ) -> NodeIndex {
         let index = self.add_node(config, links);
-        let address = Self::address_of(index);
-        self.addresses.insert(address.socket, index);
+        let addresses: Vec<Address> = transports
+            .iter()
+            .map(|t| match t {
+                Transport::Tcp => Self::address_of(index),
+                Transport::Quic => Self::quic_address_of(index),
+            })
+            .collect();
+        for a in &addresses {
+            self.addresses.insert((a.transport, a.socket), index);
+        }
         let now = self.now;
-        self.with_node(index, |n| n.set_advertised_addresses(now, &[address]));
+        self.with_node(index, |n| n.set_advertised_addresses(now, &addresses));
         index
+    }
+
+    /// Blocks (or unblocks) UDP for a node: QUIC dials to or from it are
+    /// never answered, as behind a firewall that drops UDP.
+    pub fn set_udp_blocked(&mut self, index: NodeIndex, blocked: bool) {
+        if blocked {
+            self.udp_blocked.insert(index);
+        } else {
+            self.udp_blocked.remove(&index);
+        }
     }
 
     /// Kills a node: its wires are cut and it never runs again.
@@ -292,14 +334,25 @@ impl Sim {
         expected: Option<NodeId>,
         conditions: StreamConditions,
     ) -> WireId {
+        self.connect_over(from, to, expected, conditions, None)
+    }
+
+    fn connect_over(
+        &mut self,
+        from: NodeIndex,
+        to: NodeIndex,
+        expected: Option<NodeId>,
+        conditions: StreamConditions,
+        transport: Option<Transport>,
+    ) -> WireId {
         let now = self.now;
-        let a = self.nodes[from]
-            .core
-            .open_link(now, LinkRole::Initiator, expected)
+        let open = |node: &mut SimNode, role, expected| match transport {
+            Some(t) => node.core.open_link_over(now, role, expected, t),
+            None => node.core.open_link(now, role, expected),
+        };
+        let a = open(&mut self.nodes[from], LinkRole::Initiator, expected)
             .expect("dialling node has a free link slot");
-        let b = self.nodes[to]
-            .core
-            .open_link(now, LinkRole::Responder, None)
+        let b = open(&mut self.nodes[to], LinkRole::Responder, None)
             .expect("accepting node has a free link slot");
         let id = WireId(self.wires.len());
         self.wires.push(Wire {
@@ -485,7 +538,19 @@ impl Sim {
         }
         match what {
             Happening::Dial { node, request } => {
-                let target = self.addresses.get(&request.address.socket).copied();
+                let transport = request.address.transport;
+                let target = self
+                    .addresses
+                    .get(&(transport, request.address.socket))
+                    .copied();
+                let blocked = transport == Transport::Quic
+                    && (self.udp_blocked.contains(&node)
+                        || target.is_some_and(|t| self.udp_blocked.contains(&t)));
+                if blocked {
+                    // Dropped UDP: no answer at all; the dialler's timeout
+                    // (or a raced TCP dial) decides.
+                    return;
+                }
                 let reachable = target.filter(|t| self.nodes[*t].alive && *t != node);
                 match reachable {
                     Some(to) => {
@@ -494,7 +559,7 @@ impl Sim {
                             |n: &SimNode| n.core.link_capacity() > n.core.links().count();
                         let ok = has_room(&self.nodes[to]) && has_room(&self.nodes[node]);
                         if ok {
-                            self.connect_expecting(node, to, request.peer, conditions);
+                            self.connect_over(node, to, request.peer, conditions, Some(transport));
                         } else {
                             self.nodes[node].core.dial_failed(now, &request);
                             self.pump(node);

@@ -18,7 +18,7 @@ use core::fmt;
 use heapless::Vec;
 use rand_core::RngCore;
 
-use crate::identity::{NodeId, VerifiedDescriptor};
+use crate::identity::{NodeId, Transport, VerifiedDescriptor};
 use crate::time::Instant;
 
 /// Failures after which a node no longer counts as healthy for paths.
@@ -35,6 +35,9 @@ pub struct PeerEntry {
     pub last_seen: Instant,
     /// Consecutive failures (dials, handshakes, circuits) since the last success.
     pub failures: u8,
+    /// The transport of the last link to it that came up, preferred for
+    /// the next dial.
+    pub transport: Option<Transport>,
 }
 
 impl PeerEntry {
@@ -169,6 +172,7 @@ impl<const N: usize> NodeTable<N> {
             learned_at: now,
             last_seen: now,
             failures: 0,
+            transport: None,
         };
         let victim = match self.entries.push(entry) {
             Ok(()) => return Ok(InsertOutcome::Added),
@@ -225,6 +229,13 @@ impl<const N: usize> NodeTable<N> {
         if let Some(entry) = self.get_mut(id) {
             entry.failures = 0;
             entry.last_seen = now;
+        }
+    }
+
+    /// Records that a link to `id` came up over `transport`.
+    pub fn record_transport(&mut self, id: &NodeId, transport: Transport) {
+        if let Some(entry) = self.get_mut(id) {
+            entry.transport = Some(transport);
         }
     }
 

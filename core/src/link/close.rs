@@ -34,11 +34,15 @@ pub enum CloseReason {
     NonceExhausted = 9,
     /// The transport under the link (TCP, QUIC) went away.
     TransportClosed = 10,
+    /// Another link to the same peer, dialled by this node over another
+    /// transport, was established first (a transport race); this one is
+    /// not needed.
+    Duplicate = 11,
 }
 
 impl CloseReason {
     /// Every reason, in code order.
-    pub const ALL: [CloseReason; 11] = [
+    pub const ALL: [CloseReason; 12] = [
         CloseReason::Normal,
         CloseReason::Shutdown,
         CloseReason::ProtocolViolation,
@@ -50,6 +54,7 @@ impl CloseReason {
         CloseReason::Evicted,
         CloseReason::NonceExhausted,
         CloseReason::TransportClosed,
+        CloseReason::Duplicate,
     ];
 
     /// The wire code of this reason.
@@ -93,6 +98,7 @@ impl fmt::Display for CloseReason {
             CloseReason::Evicted => "evicted to make room for other links",
             CloseReason::NonceExhausted => "nonce space exhausted",
             CloseReason::TransportClosed => "transport connection closed",
+            CloseReason::Duplicate => "another link to the same peer won the transport race",
         })
     }
 }

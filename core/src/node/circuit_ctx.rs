@@ -73,6 +73,7 @@ pub(crate) struct NodeCtx<
     pub(crate) table: &'a mut NodeTable<PEERS>,
     pub(crate) dialer: &'a mut Dialer,
     pub(crate) deliveries: &'a mut Deliveries,
+    pub(crate) config: &'a super::NodeConfig,
 }
 
 impl<
@@ -187,6 +188,8 @@ where
             return false;
         };
         let addresses = entry.descriptor.repr().addresses.clone();
-        self.dialer.request(self.now, *peer, addresses.into_iter())
+        let policy = super::dial::DialPolicy::for_peer(self.config, self.table, peer);
+        self.dialer
+            .request(self.now, *peer, addresses.into_iter(), policy)
     }
 }

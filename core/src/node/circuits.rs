@@ -142,6 +142,7 @@ where
                 discovery,
                 dialer,
                 engine,
+                config,
                 ..
             } = self;
             let (table, onion) = discovery.split();
@@ -155,6 +156,7 @@ where
                 table,
                 dialer,
                 deliveries: &mut deliveries,
+                config,
             };
             f(engine, &mut ctx, &onion)
         };
@@ -219,7 +221,13 @@ where
     pub fn dial_failed(&mut self, now: Instant, request: &super::DialRequest) {
         self.advance(now);
         if let Some(peer) = request.peer {
-            self.peer_unreachable(peer);
+            // The loser of a transport race failing late means nothing when
+            // a link to the peer is up; otherwise the other transport may
+            // still get through.
+            let linked = circuit_ctx::link_to(self.links.as_ref(), &peer).is_some();
+            if !linked && !self.dialer.failed(&peer) {
+                self.peer_unreachable(peer);
+            }
         }
         self.pump();
     }
@@ -409,7 +417,12 @@ where
                     .get(&first)
                     .map(|e| e.descriptor.repr().addresses.clone())
                     .unwrap_or_default();
-                if !self.dialer.request(self.now, first, addresses.into_iter()) {
+                let policy =
+                    super::dial::DialPolicy::for_peer(&self.config, self.discovery.table(), &first);
+                if !self
+                    .dialer
+                    .request(self.now, first, addresses.into_iter(), policy)
+                {
                     self.discovery.table_mut().record_failure(&first);
                 }
             }

@@ -55,6 +55,12 @@ pub struct NodeConfig {
     /// While the node has no established link, it dials its bootstrap
     /// addresses again this often.
     pub bootstrap_retry: Duration,
+    /// Whether the adapter can dial QUIC addresses. When it can, peers that
+    /// advertise QUIC are dialled over QUIC first (relay spec §10).
+    pub quic_dials: bool,
+    /// Head start QUIC gets before TCP is dialled too, when a peer
+    /// advertises both; the first link up wins.
+    pub transport_race_delay: Duration,
     /// Deliver every circuit cell to the owner as `Event::CellReceived`
     /// instead of running circuits: for link-layer conformance tests and
     /// for owners that bring their own circuit layer.
@@ -79,6 +85,8 @@ impl Default for NodeConfig {
             message_give_up_after: Duration::from_secs(120),
             dial_timeout: Duration::from_secs(10),
             bootstrap_retry: Duration::from_secs(30),
+            quic_dials: false,
+            transport_race_delay: Duration::from_millis(250),
             link_only: false,
         }
     }

@@ -2,15 +2,23 @@
 //! to the next hop of an `EXTEND`, and to the bootstrap addresses.
 //!
 //! The core never opens a socket. It queues a [`DialRequest`]; the adapter
-//! connects and calls [`Node::open_link`](super::Node::open_link) as the
+//! connects and calls [`Node::open_link_over`](super::Node::open_link_over) as the
 //! initiator (expecting the requested peer), or reports the failure with
 //! [`Node::dial_failed`](super::Node::dial_failed). A dial the adapter does
 //! not answer within `dial_timeout` counts as failed. At most
 //! [`MAX_PENDING_DIALS`] dials to known peers are outstanding at once.
+//!
+//! Transport selection (happy eyeballs): a peer that advertises both
+//! transports is dialled over QUIC first (if the adapter can), and over TCP
+//! `transport_race_delay` later unless QUIC connected by then; the first
+//! link to come up wins and a later one is closed as `Duplicate`. A peer
+//! whose last link was TCP is dialled over TCP first, with QUIC only as a
+//! fallback on failure (its network may block UDP). Any failed dial falls
+//! back to the other transport before the peer counts as unreachable.
 
 use heapless::{Deque, Vec};
 
-use crate::identity::{Address, NodeId};
+use crate::identity::{Address, NodeId, Transport};
 use crate::time::{Duration, Instant};
 
 /// Dials to known peers outstanding at once.
@@ -28,10 +36,47 @@ pub struct DialRequest {
     pub address: Address,
 }
 
+/// How to dial one peer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DialPolicy {
+    /// The adapter can dial QUIC.
+    pub(crate) quic: bool,
+    /// Head start of the first transport before the second is raced.
+    pub(crate) race_delay: Duration,
+    /// What worked for this peer last time.
+    pub(crate) last_worked: Option<Transport>,
+}
+
+impl DialPolicy {
+    /// The policy for dialling `peer` under `config`.
+    pub(crate) fn for_peer<const PEERS: usize>(
+        config: &super::NodeConfig,
+        table: &crate::discovery::NodeTable<PEERS>,
+        peer: &NodeId,
+    ) -> Self {
+        DialPolicy {
+            quic: config.quic_dials,
+            race_delay: config.transport_race_delay,
+            last_worked: table.get(peer).and_then(|e| e.transport),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Pending {
+    peer: NodeId,
+    started: Instant,
+    /// Dials handed to the adapter and not yet answered.
+    outstanding: u8,
+    /// The other transport: its address, and when to race it without
+    /// waiting for a failure (`None`: only on failure).
+    fallback: Option<(Address, Option<Instant>)>,
+}
+
 #[derive(Debug)]
 pub(crate) struct Dialer {
-    queue: Deque<DialRequest, { MAX_PENDING_DIALS + MAX_BOOTSTRAP }>,
-    pending: Vec<(NodeId, Instant), MAX_PENDING_DIALS>,
+    queue: Deque<DialRequest, { 2 * MAX_PENDING_DIALS + MAX_BOOTSTRAP }>,
+    pending: Vec<Pending, MAX_PENDING_DIALS>,
     bootstrap: Vec<Address, MAX_BOOTSTRAP>,
     next_bootstrap: Instant,
     /// Wait before the next bootstrap round: 1 s, doubling up to the
@@ -52,26 +97,48 @@ impl Dialer {
         }
     }
 
-    /// Asks for a connection to `peer` at the first of `addresses`.
-    /// Returns whether a dial is now outstanding (it may already have been).
+    /// Asks for a connection to `peer`, choosing among `addresses` by
+    /// `policy`. Returns whether a dial is now outstanding (it may already
+    /// have been).
     pub(crate) fn request(
         &mut self,
         now: Instant,
         peer: NodeId,
-        mut addresses: impl Iterator<Item = Address>,
+        addresses: impl Iterator<Item = Address>,
+        policy: DialPolicy,
     ) -> bool {
-        if self.pending.iter().any(|(p, _)| *p == peer) {
+        if self.is_pending(&peer) {
             return true;
         }
-        let Some(address) = addresses.next() else {
-            return false;
+        let (mut tcp, mut quic) = (None, None);
+        for address in addresses {
+            match address.transport {
+                Transport::Tcp => tcp = tcp.or(Some(address)),
+                Transport::Quic if policy.quic => quic = quic.or(Some(address)),
+                Transport::Quic => {}
+            }
+        }
+        let race_at = Some(now.saturating_add(policy.race_delay));
+        let (first, fallback) = match (quic, tcp) {
+            (Some(q), Some(t)) if policy.last_worked == Some(Transport::Tcp) => {
+                (t, Some((q, None)))
+            }
+            (Some(q), Some(t)) => (q, Some((t, race_at))),
+            (Some(only), None) | (None, Some(only)) => (only, None),
+            (None, None) => return false,
         };
-        if self.pending.push((peer, now)).is_err() {
+        let pending = Pending {
+            peer,
+            started: now,
+            outstanding: 1,
+            fallback,
+        };
+        if self.pending.push(pending).is_err() {
             return false;
         }
         let request = DialRequest {
             peer: Some(peer),
-            address,
+            address: first,
         };
         if self.queue.push_back(request).is_err() {
             self.pending.pop();
@@ -80,18 +147,52 @@ impl Dialer {
         true
     }
 
+    /// Hands the fallback dial of the pending entry at `index` to the adapter.
+    fn start_fallback(&mut self, index: usize) {
+        let Some(entry) = self.pending.get_mut(index) else {
+            return;
+        };
+        if let Some((address, _)) = entry.fallback.take() {
+            let request = DialRequest {
+                peer: Some(entry.peer),
+                address,
+            };
+            if self.queue.push_back(request).is_ok() {
+                entry.outstanding = entry.outstanding.saturating_add(1);
+            }
+        }
+    }
+
+    /// A dial to `peer` failed. Returns `true` if another transport is
+    /// still being (or now) tried, `false` if the peer is unreachable.
+    pub(crate) fn failed(&mut self, peer: &NodeId) -> bool {
+        let Some(index) = self.pending.iter().position(|p| p.peer == *peer) else {
+            return false;
+        };
+        self.start_fallback(index);
+        let Some(entry) = self.pending.get_mut(index) else {
+            return false;
+        };
+        entry.outstanding = entry.outstanding.saturating_sub(1);
+        if entry.outstanding > 0 {
+            return true;
+        }
+        self.pending.swap_remove(index);
+        false
+    }
+
     pub(crate) fn poll(&mut self) -> Option<DialRequest> {
         self.queue.pop_front()
     }
 
     /// Whether a dial to `peer` is outstanding.
     pub(crate) fn is_pending(&self, peer: &NodeId) -> bool {
-        self.pending.iter().any(|(p, _)| p == peer)
+        self.pending.iter().any(|p| p.peer == *peer)
     }
 
-    /// The dial to `peer` ended (a link came up, or it failed).
+    /// A link to `peer` came up: its dial is over.
     pub(crate) fn finished(&mut self, peer: &NodeId) -> bool {
-        match self.pending.iter().position(|(p, _)| p == peer) {
+        match self.pending.iter().position(|p| p.peer == *peer) {
             Some(i) => {
                 self.pending.swap_remove(i);
                 true
@@ -105,8 +206,23 @@ impl Dialer {
         let i = self
             .pending
             .iter()
-            .position(|(_, at)| now.saturating_since(*at) >= timeout)?;
-        Some(self.pending.swap_remove(i).0)
+            .position(|p| now.saturating_since(p.started) >= timeout)?;
+        Some(self.pending.swap_remove(i).peer)
+    }
+
+    /// Starts the raced second transport of dials whose head start is over.
+    fn race(&mut self, now: Instant) {
+        for index in 0..self.pending.len() {
+            let due = self
+                .pending
+                .get(index)
+                .and_then(|p| p.fallback)
+                .and_then(|(_, at)| at)
+                .is_some_and(|at| now >= at);
+            if due {
+                self.start_fallback(index);
+            }
+        }
     }
 
     /// Adds a bootstrap address; `false` if the list is full.
@@ -119,6 +235,7 @@ impl Dialer {
     /// bootstrap node may have refused us; a dead one should not be
     /// hammered).
     pub(crate) fn on_timeout(&mut self, now: Instant, linked: bool, retry: Duration) {
+        self.race(now);
         if linked {
             self.bootstrap_backoff = FIRST_BOOTSTRAP_BACKOFF;
             self.next_bootstrap = self
@@ -148,7 +265,11 @@ impl Dialer {
         let dials = self
             .pending
             .iter()
-            .map(|(_, at)| at.saturating_add(timeout))
+            .map(|p| {
+                let race = p.fallback.and_then(|(_, at)| at);
+                let give_up = p.started.saturating_add(timeout);
+                race.map_or(give_up, |r| r.min(give_up))
+            })
             .min();
         match (bootstrap, dials) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -42,7 +42,7 @@ use rand_core::{RngCore, SeedableRng};
 
 use crate::circuit::CircuitEngine;
 use crate::discovery::{InsertOutcome, NodeTable};
-use crate::identity::{Address, Identity, NodeId};
+use crate::identity::{Address, Identity, NodeId, Transport};
 use crate::link::{
     Cell, CloseReason, LinkHello, LinkParams, LinkPhase, LinkRole, LinkSession, LinkStats,
     QueueCellError, RttEstimator, MAX_MESSAGE_LEN,
@@ -77,6 +77,9 @@ pub struct LinkInfo {
     pub stats: LinkStats,
     /// Cells waiting to be sent.
     pub queued_cells: usize,
+    /// What the link runs over, if the adapter said
+    /// ([`open_link_over`](Node::open_link_over)).
+    pub transport: Option<Transport>,
 }
 
 /// A veil node.
@@ -274,6 +277,30 @@ where
         role: LinkRole,
         expected_peer: Option<NodeId>,
     ) -> Result<LinkId, OpenLinkError> {
+        self.open_link_inner(now, role, expected_peer, None)
+    }
+
+    /// As [`open_link`](Self::open_link), saying which transport the
+    /// connection runs over: the node then remembers per peer what worked
+    /// (transport selection, relay spec §10) and reports it in
+    /// [`LinkInfo`].
+    pub fn open_link_over(
+        &mut self,
+        now: Instant,
+        role: LinkRole,
+        expected_peer: Option<NodeId>,
+        transport: Transport,
+    ) -> Result<LinkId, OpenLinkError> {
+        self.open_link_inner(now, role, expected_peer, Some(transport))
+    }
+
+    fn open_link_inner(
+        &mut self,
+        now: Instant,
+        role: LinkRole,
+        expected_peer: Option<NodeId>,
+        transport: Option<Transport>,
+    ) -> Result<LinkId, OpenLinkError> {
         let now = self.advance(now);
         if role == LinkRole::Responder && self.half_open_inbound() >= self.config.max_half_open {
             self.evict_oldest_half_open();
@@ -313,6 +340,7 @@ where
         slot.opened_at = now;
         slot.announced = false;
         slot.introduced = false;
+        slot.transport = transport;
         let id = LinkId::new(u16::try_from(index).unwrap_or(u16::MAX), slot.generation);
         Ok(id)
     }
@@ -735,7 +763,7 @@ where
     pub fn link_info(&self, link: LinkId) -> Option<LinkInfo> {
         let index = self.slot_index(link)?;
         let slot = self.links.as_ref().get(index)?;
-        Some(info(link, slot.session.as_ref()?))
+        Some(info(link, slot.session.as_ref()?, slot.transport))
     }
 
     /// Snapshots of every open link.
@@ -747,7 +775,7 @@ where
             .filter_map(|(index, slot)| {
                 let session = slot.session.as_ref()?;
                 let link = LinkId::new(u16::try_from(index).ok()?, slot.generation);
-                Some(info(link, session))
+                Some(info(link, session, slot.transport))
             })
     }
 
@@ -761,11 +789,39 @@ where
             return;
         }
         if let Some(peer) = up {
+            if let Some(transport) = self.links.as_ref().get(index).and_then(|s| s.transport) {
+                self.discovery
+                    .table_mut()
+                    .record_transport(&peer, transport);
+            }
             self.on_link_up(peer);
         }
         if let Some(link) = gone {
             self.on_link_gone(link);
         }
+    }
+
+    /// Whether the link in slot `index`, which we dialled and which just
+    /// came up, duplicates an announced link we dialled to the same peer.
+    fn is_duplicate(&self, index: usize) -> bool {
+        let links = self.links.as_ref();
+        let Some(peer) = links
+            .get(index)
+            .and_then(|s| s.session.as_ref())
+            .filter(|s| s.was_established() && s.role() == LinkRole::Initiator)
+            .and_then(|s| s.peer())
+        else {
+            return false;
+        };
+        links.iter().enumerate().any(|(i, s)| {
+            i != index
+                && s.announced
+                && s.session.as_ref().is_some_and(|x| {
+                    x.role() == LinkRole::Initiator
+                        && x.phase() == LinkPhase::Established
+                        && x.peer() == Some(peer)
+                })
+        })
     }
 
     /// Publishes a slot's link events; returns the link if its slot was
@@ -794,6 +850,18 @@ where
             slot.introduced = true;
         }
         let own_id = self.identity.node_id();
+        let duplicate = !slot.announced && self.is_duplicate(index);
+        let Some(slot) = self.links.as_mut().get_mut(index) else {
+            return None;
+        };
+        if duplicate {
+            // A transport race: another link we dialled to this peer came
+            // up first. Keep that one.
+            if let Some(session) = slot.session.as_mut() {
+                session.close(CloseReason::Duplicate);
+            }
+            slot.announced = true;
+        }
         if !slot.announced
             && slot
                 .session
@@ -860,6 +928,7 @@ fn is_half_open_inbound<const RX: usize, const TXQ: usize>(slot: &LinkSlot<RX, T
 fn info<const RX: usize, const TXQ: usize>(
     link: LinkId,
     session: &LinkSession<RX, TXQ>,
+    transport: Option<Transport>,
 ) -> LinkInfo {
     LinkInfo {
         link,
@@ -869,5 +938,6 @@ fn info<const RX: usize, const TXQ: usize>(
         rtt: *session.rtt(),
         stats: *session.stats(),
         queued_cells: session.queued_cells(),
+        transport,
     }
 }

@@ -1,5 +1,6 @@
 //! One entry of the node's link table.
 
+use crate::identity::Transport;
 use crate::link::LinkSession;
 use crate::time::Instant;
 
@@ -14,6 +15,8 @@ pub struct LinkSlot<const RX: usize, const TXQ: usize> {
     pub(crate) announced: bool,
     /// Our descriptor has been queued on this link.
     pub(crate) introduced: bool,
+    /// What the link runs over, if the adapter said.
+    pub(crate) transport: Option<Transport>,
 }
 
 impl<const RX: usize, const TXQ: usize> LinkSlot<RX, TXQ> {
@@ -25,6 +28,7 @@ impl<const RX: usize, const TXQ: usize> LinkSlot<RX, TXQ> {
             opened_at: Instant::ZERO,
             announced: false,
             introduced: false,
+            transport: None,
         }
     }
 }
