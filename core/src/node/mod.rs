@@ -851,9 +851,7 @@ where
         }
         let own_id = self.identity.node_id();
         let duplicate = !slot.announced && self.is_duplicate(index);
-        let Some(slot) = self.links.as_mut().get_mut(index) else {
-            return None;
-        };
+        let slot = self.links.as_mut().get_mut(index)?;
         if duplicate {
             // A transport race: another link we dialled to this peer came
             // up first. Keep that one.
