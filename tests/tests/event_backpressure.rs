@@ -138,3 +138,40 @@ fn a_link_event_that_does_not_fit_is_delivered_after_room_is_made() {
     ));
     assert!(b.link_info(lb).is_none());
 }
+
+#[test]
+fn a_closing_link_whose_close_frame_is_never_taken_ends_after_the_grace_period() {
+    use veil_core::link::CLOSE_GRACE;
+    let (mut a, _b, la, _lb) = established();
+    a.close_link(Instant::ZERO, la, CloseReason::Normal)
+        .unwrap();
+    // The transport never takes the `Close` frame (the peer stopped
+    // reading): the adapter polls no transmit, only timers.
+    let mut now = Instant::ZERO;
+    let mut closed_at = None;
+    for _ in 0..10 {
+        let Some(deadline) = a.poll_timeout() else {
+            break;
+        };
+        now = now.max(deadline);
+        a.handle_timeout(now);
+        while let Some(event) = a.poll_event() {
+            if let Event::LinkClosed {
+                link, reason, by, ..
+            } = event
+            {
+                assert_eq!(
+                    (link, reason, by),
+                    (la, CloseReason::Normal, ClosedBy::Local)
+                );
+                closed_at = Some(now);
+            }
+        }
+        if closed_at.is_some() {
+            break;
+        }
+    }
+    let closed_at = closed_at.expect("the closing link ended");
+    assert!(closed_at.saturating_since(Instant::ZERO) >= CLOSE_GRACE);
+    assert!(a.links().next().is_none(), "its slot is free");
+}

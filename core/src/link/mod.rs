@@ -20,7 +20,9 @@ pub use frame::{
 };
 pub use hello::{HelloError, LinkHello, HELLO_LEN, LINK_STATIC_DOMAIN};
 pub use rtt::RttEstimator;
-pub use session::{ClosedBy, LinkParams, LinkPhase, LinkRole, LinkSession, QueueCellError};
+pub use session::{
+    ClosedBy, LinkParams, LinkPhase, LinkRole, LinkSession, QueueCellError, CLOSE_GRACE,
+};
 pub use stats::LinkStats;
 
 /// The Noise prologue of every link. Both sides mix it into the handshake

@@ -150,6 +150,11 @@ enum State {
 
 /// One link's protocol state. `RX` is the receive buffer (the largest
 /// message accepted plus its prefix); `TXQ` the number of cells that can wait
+/// How long a closing link waits for its `Close` frame to be taken by the
+/// transport. A peer that stops reading cannot keep a closing link (and its
+/// slot and connection) alive.
+pub const CLOSE_GRACE: crate::time::Duration = crate::time::Duration::from_secs(5);
+
 /// to be sent.
 pub struct LinkSession<const RX: usize, const TXQ: usize> {
     role: LinkRole,
@@ -164,6 +169,9 @@ pub struct LinkSession<const RX: usize, const TXQ: usize> {
     /// Cells of the last message not yet taken (pull mode): `rx_buf[next..end]`.
     rx_cell_next: usize,
     rx_cell_end: usize,
+    /// When the session was first seen closing by a call that knows the
+    /// time; the `Close` frame must be out by `CLOSE_GRACE` after it.
+    closing_since: Option<Instant>,
     tx_cells: Deque<Cell, TXQ>,
     created_at: Instant,
     last_received: Instant,
@@ -230,6 +238,7 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
             rx_len: 0,
             rx_cell_next: 0,
             rx_cell_end: 0,
+            closing_since: None,
             tx_cells: Deque::new(),
             created_at: now,
             last_received: now,
@@ -357,7 +366,13 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
                 };
                 Some(idle.min(rekey).min(ping))
             }
-            State::Closing(..) | State::Closed(..) => None,
+            // Until a timed call has noted when closing began, ask for one
+            // at once; then allow the grace period for the `Close` frame.
+            State::Closing(..) => Some(
+                self.closing_since
+                    .map_or(Instant::ZERO, |since| since.saturating_add(CLOSE_GRACE)),
+            ),
+            State::Closed(..) => None,
         }
     }
 
@@ -376,7 +391,15 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
                     self.fail(CloseReason::PeerSilent);
                 }
             }
-            State::Closing(..) | State::Closed(..) => {}
+            State::Closing(_, reason) => {
+                let since = *self.closing_since.get_or_insert(now);
+                if now.saturating_since(since) >= CLOSE_GRACE {
+                    // The peer never took the `Close` frame: give up on it.
+                    self.state = State::Closed(reason, ClosedBy::Local);
+                    self.tx_cells.clear();
+                }
+            }
+            State::Closed(..) => {}
         }
     }
 
