@@ -10,6 +10,17 @@ pub use path::{
     select_path, NetworkPrefix, Path, PathError, PathRules, DEFAULT_PATH_RELAYS, MAX_PATH_RELAYS,
 };
 
+/// A uniformly random index below `n` (`None` if `n` is 0).
+///
+/// The remainder is taken in 64 bits *before* narrowing to `usize`:
+/// narrowing a raw 64-bit draw first fails on 32-bit targets whenever its
+/// high half is non-zero, i.e. almost always. The modulo bias is below
+/// `n / 2^64`, negligible for table sizes.
+pub(crate) fn random_index(rng: &mut impl rand_core::RngCore, n: usize) -> Option<usize> {
+    let n = u64::try_from(n).ok()?;
+    usize::try_from(rng.next_u64().checked_rem(n)?).ok()
+}
+
 #[cfg(test)]
 mod node_table_tests;
 #[cfg(test)]

@@ -253,10 +253,7 @@ impl<const N: usize> NodeTable<N> {
         let mut out = Vec::new();
         let mut remaining = indices.len();
         while remaining > 0 && out.len() < K {
-            let pick = usize::try_from(rng.next_u64())
-                .unwrap_or(0)
-                .checked_rem(remaining)
-                .unwrap_or(0);
+            let pick = super::random_index(rng, remaining).unwrap_or(0);
             remaining = remaining.saturating_sub(1);
             if pick.max(remaining) < indices.len() {
                 indices.swap(pick, remaining);

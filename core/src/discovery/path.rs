@@ -177,7 +177,7 @@ fn pick<'t>(
     rng: &mut impl RngCore,
 ) -> Option<&'t PeerEntry> {
     let count = entries.clone().filter(|e| ok(e)).count();
-    let index = usize::try_from(rng.next_u64()).ok()?.checked_rem(count)?;
+    let index = super::random_index(rng, count)?;
     entries.filter(|e| ok(e)).nth(index)
 }
 

@@ -33,7 +33,8 @@ const BUILD_MEMORY: usize = 8;
 /// unless a link comes up in between.
 const BUILD_RETRY: Duration = Duration::from_millis(500);
 /// Link-queue cells kept free of originated `DATA`, for relayed traffic and
-/// control cells (`ACK`, `CREDIT`, `DESTROY`, handshakes).
+/// control cells (`ACK`, `CREDIT`, `DESTROY`, handshakes); at most half
+/// the queue, so that a node with a small queue can still send.
 const ORIGINATE_RESERVE: usize = 8;
 /// `ACK` data: message id, then a status byte.
 const ACK_LEN: usize = MESSAGE_ID_LEN + 1;
@@ -474,7 +475,8 @@ where
                 };
                 let can_send = flow_of(&mut self.engine, back).is_some_and(|f| f.can_send());
                 let room = circuit_ctx::queue_room(self.links.as_mut(), link);
-                if !can_send || room <= ORIGINATE_RESERVE {
+                // Small queues (firmware) keep half free instead.
+                if !can_send || room <= ORIGINATE_RESERVE.min(TXQ / 2) {
                     continue;
                 }
                 let Some(len) = self.messages.next_fragment(self.now, route, &mut fragment) else {

@@ -688,10 +688,7 @@ where
         if established == 0 || self.discovery.table().is_empty() {
             return;
         }
-        let pick = usize::try_from(self.rng.next_u64())
-            .unwrap_or(0)
-            .checked_rem(established)
-            .unwrap_or(0);
+        let pick = crate::discovery::random_index(&mut self.rng, established).unwrap_or(0);
         let session = self
             .links
             .as_mut()
