@@ -14,13 +14,13 @@ use veil_core::node::DialRequest;
 use veil_core::time::Instant;
 
 use crate::error::DialError;
-use crate::StdNode;
+use crate::trace::TracedNode;
 
 /// A dial request from the core.
 pub(crate) type CoreDialRequest = DialRequest;
 
 /// The core's next dial request, if any.
-pub(crate) fn poll_core_dial(node: &mut StdNode) -> Option<CoreDialRequest> {
+pub(crate) fn poll_core_dial(node: &mut TracedNode) -> Option<CoreDialRequest> {
     node.poll_dial()
 }
 
@@ -35,7 +35,7 @@ pub(crate) fn core_dial_target(
 }
 
 /// Tells the core its dial request failed.
-pub(crate) fn core_dial_failed(node: &mut StdNode, now: Instant, request: &CoreDialRequest) {
+pub(crate) fn core_dial_failed(node: &mut TracedNode, now: Instant, request: &CoreDialRequest) {
     node.dial_failed(now, request);
 }
 

@@ -25,6 +25,8 @@ pub enum BindError {
     Register(io::Error),
     /// The options ask for a node with no link slots.
     NoLinkSlots,
+    /// The trace header could not be written.
+    Trace(io::Error),
 }
 
 impl fmt::Display for BindError {
@@ -53,6 +55,10 @@ impl fmt::Display for BindError {
             BindError::NoLinkSlots => write!(
                 f,
                 "a node needs at least one link slot; set RuntimeOptions::links to 1 or more"
+            ),
+            BindError::Trace(e) => write!(
+                f,
+                "could not write the trace ({e}); check the trace file's directory and free space"
             ),
         }
     }
@@ -134,6 +140,8 @@ impl std::error::Error for DialError {}
 pub enum TurnError {
     /// Waiting for socket readiness failed.
     Poll(io::Error),
+    /// Writing the trace failed; recording has stopped.
+    Trace(io::Error),
 }
 
 impl fmt::Display for TurnError {
@@ -143,6 +151,11 @@ impl fmt::Display for TurnError {
                 f,
                 "waiting for socket readiness failed ({e}); the runtime cannot \
                  go on: drop it and build a new one"
+            ),
+            TurnError::Trace(e) => write!(
+                f,
+                "writing the trace failed ({e}); recording stopped, the trace is truncated \
+                 there; check free space"
             ),
         }
     }

@@ -12,6 +12,11 @@
 //! wait with [`Runtime::waker`], and [`Runtime::shutdown`] closes every
 //! link cleanly.
 //!
+//! [`Runtime::bind_recording`] also writes a trace of every input to the
+//! node, which [`trace::replay`] runs through a fresh node to check that
+//! every output matches (see [`trace`]; a trace holds the node's secret
+//! key).
+//!
 //! Memory stays bounded under any peer behaviour: each connection holds at
 //! most one unsent outgoing message and at most one read's worth of bytes
 //! the node has not consumed yet; while either is pending, that direction of
@@ -58,6 +63,7 @@ mod dial;
 mod error;
 mod runtime;
 mod std_node;
+pub mod trace;
 
 pub use clock::Clock;
 pub use connection::ConnectionInfo;
@@ -65,6 +71,7 @@ pub use dial::DialFailure;
 pub use error::{BindError, DialError, TurnError};
 pub use runtime::{Runtime, RuntimeOptions};
 pub use std_node::{build_node, StdNode, EVENTS, PEERS, READ_CHUNK, RX, TRANSMIT_BUFFER, TXQ};
+pub use trace::TracedNode;
 
 /// The core this crate drives, re-exported so an embedding program names
 /// exactly the version the runtime was built against.

@@ -48,6 +48,12 @@ pub struct NodeArgs {
     /// Link slots: the most connections at once [default: 64].
     #[arg(long)]
     links: Option<usize>,
+    /// Record every input to the node into FILE, for `veil replay`.
+    /// WARNING: the trace holds this node's secret identity key; keep it as
+    /// private as the key file and record only throwaway identities you
+    /// mean to share.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
 }
 
 /// Runs the node until a signal; `Err` is one line saying what failed.
@@ -88,16 +94,30 @@ pub fn run(args: NodeArgs) -> Result<(), String> {
             settings.control
         )
     })?;
-    let mut rt = Runtime::bind_with(
-        node_config(&settings),
-        identity,
-        settings.listen,
-        RuntimeOptions {
-            links: settings.links,
-            max_pending_dials: settings.max_pending_dials,
-            ..RuntimeOptions::default()
-        },
-    )
+    let options = RuntimeOptions {
+        links: settings.links,
+        max_pending_dials: settings.max_pending_dials,
+        ..RuntimeOptions::default()
+    };
+    let mut rt = match &args.record {
+        None => Runtime::bind_with(node_config(&settings), identity, settings.listen, options),
+        Some(path) => {
+            let file = veil_mio::trace::create_trace_file(path)
+                .map_err(|e| format!("cannot create trace file {}: {e}", path.display()))?;
+            eprintln!(
+                "veil: warning: recording a trace to {}; it holds this node's secret identity \
+                 key (mode 0600): keep it private, share only traces of throwaway identities",
+                path.display()
+            );
+            Runtime::bind_recording(
+                node_config(&settings),
+                identity,
+                settings.listen,
+                options,
+                Box::new(file),
+            )
+        }
+    }
     .map_err(|e| e.to_string())?;
     if !settings.advertise.is_empty() {
         let addresses: Vec<Address> = settings

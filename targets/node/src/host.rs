@@ -360,7 +360,7 @@ fn drain_commands(
 }
 
 impl State {
-    fn on_event(&mut self, node: &mut StdNode, event: Event) {
+    fn on_event(&mut self, node: &StdNode, event: Event) {
         match event {
             Event::MessageAcknowledged { id } => {
                 if let Some(done) = self.pending.remove(&id) {

@@ -15,6 +15,7 @@
     )
 )]
 
+mod bench;
 mod client;
 mod config;
 mod control;
@@ -23,6 +24,7 @@ mod demo;
 mod host;
 mod keyfile;
 mod logger;
+mod replay;
 mod snapshot;
 
 use std::net::SocketAddr;
@@ -88,6 +90,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Replay a trace recorded with `veil node --record` into a fresh node
+    /// and check that every output matches. Exits 1 at the first mismatch.
+    Replay {
+        /// The trace file. It holds the recorded node's secret key.
+        file: PathBuf,
+        /// A trace without its end record (the node was killed) is fine:
+        /// report how far it matched and exit 0.
+        #[arg(long)]
+        allow_truncated: bool,
+    },
+    /// Benchmark a local loopback network: circuit build time, bulk
+    /// throughput through one circuit, peak RSS per node.
+    Bench(bench::BenchArgs),
     /// Run a whole network on loopback in this process, send messages over
     /// 3-relay circuits, print a summary.
     Demo {
@@ -149,6 +164,11 @@ fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Node(args) => daemon::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Replay {
+            file,
+            allow_truncated,
+        } => replay::run(&file, allow_truncated),
         Command::Send {
             node_id,
             control,

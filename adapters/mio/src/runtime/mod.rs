@@ -11,6 +11,7 @@ mod pump;
 mod sockets;
 
 use std::collections::{HashMap, VecDeque};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +27,7 @@ use crate::connection::{Connection, ConnectionInfo};
 use crate::dial::{DialFailure, PendingDial};
 use crate::error::{BindError, TurnError};
 use crate::std_node::{build_node, StdNode, READ_CHUNK, TRANSMIT_BUFFER};
+use crate::trace::{Capacities, Recorder, TraceHeader, TracedNode};
 
 /// The listener's token; connections and dials count up from 1.
 const LISTENER: Token = Token(0);
@@ -78,7 +80,9 @@ pub struct Runtime {
     /// The listener may have connections waiting (the accept budget ran out).
     accept_pending: bool,
     clock: Clock,
-    node: Box<StdNode>,
+    /// The node; every call that changes it goes through the wrapper, which
+    /// records it when a trace is being written.
+    node: TracedNode,
     options: RuntimeOptions,
     connections: HashMap<Token, Connection>,
     by_link: HashMap<LinkId, Token>,
@@ -126,10 +130,37 @@ impl Runtime {
 
     /// [`bind`](Self::bind) with explicit options.
     pub fn bind_with(
+        config: NodeConfig,
+        identity: Identity,
+        addr: SocketAddr,
+        options: RuntimeOptions,
+    ) -> Result<Self, BindError> {
+        Runtime::bind_inner(config, identity, addr, options, None)
+    }
+
+    /// [`bind_with`](Self::bind_with), recording a trace into `trace`
+    /// (see [`crate::trace`]): everything needed to replay the node
+    /// exactly, **including its secret identity key and seed**. Open files
+    /// with [`create_trace_file`](crate::trace::create_trace_file) (mode
+    /// 0600). Records are written at every wait for readiness; the trace
+    /// ends with [`finish_trace`](Self::finish_trace) or when the runtime
+    /// is dropped.
+    pub fn bind_recording(
+        config: NodeConfig,
+        identity: Identity,
+        addr: SocketAddr,
+        options: RuntimeOptions,
+        trace: Box<dyn Write + Send>,
+    ) -> Result<Self, BindError> {
+        Runtime::bind_inner(config, identity, addr, options, Some(trace))
+    }
+
+    fn bind_inner(
         mut config: NodeConfig,
         identity: Identity,
         addr: SocketAddr,
         options: RuntimeOptions,
+        trace: Option<Box<dyn Write + Send>>,
     ) -> Result<Self, BindError> {
         if options.links == 0 {
             return Err(BindError::NoLinkSlots);
@@ -147,7 +178,19 @@ impl Runtime {
             .map_err(BindError::Register)?;
         let clock = Clock::start();
         config.unix_time_at_zero = clock.unix_time_at_zero();
-        let mut node = build_node(config, identity, seed, options.links);
+        let recorder = match trace {
+            None => None,
+            Some(sink) => {
+                let header = TraceHeader {
+                    secret: identity.secret_bytes(),
+                    seed,
+                    capacities: Capacities::of_this_build(options.links),
+                    config,
+                };
+                Some(Recorder::start(sink, &header).map_err(BindError::Trace)?)
+            }
+        };
+        let mut node = TracedNode::new(build_node(config, identity, seed, options.links), recorder);
         if !local_addr.ip().is_unspecified() {
             let advertised = Address {
                 transport: Transport::Tcp,
@@ -187,10 +230,22 @@ impl Runtime {
         &self.node
     }
 
-    /// The node, for commands (`send_cell`, `close_link`, …). Bytes it
-    /// queues go out at the next [`turn`](Self::turn).
-    pub fn node_mut(&mut self) -> &mut StdNode {
+    /// The node, for commands (`send_message`, `close_link`, …). Bytes it
+    /// queues go out at the next [`turn`](Self::turn). Calls go through
+    /// [`TracedNode`], which records them when a trace is being written.
+    pub fn node_mut(&mut self) -> &mut TracedNode {
         &mut self.node
+    }
+
+    /// Whether a trace is being recorded.
+    pub fn is_recording(&self) -> bool {
+        self.node.is_recording()
+    }
+
+    /// Ends the trace being recorded (if any): writes its end record and
+    /// flushes it. Later calls are not recorded.
+    pub fn finish_trace(&mut self) -> std::io::Result<()> {
+        self.node.finish_trace()
     }
 
     /// Starts a clean shutdown: every link is closed (an established link
@@ -311,10 +366,13 @@ impl Runtime {
     /// already closed the link's TCP connection when `on_event` sees it.
     pub fn turn<F>(&mut self, timeout: Option<Duration>, mut on_event: F) -> Result<(), TurnError>
     where
-        F: FnMut(&mut StdNode, Event),
+        F: FnMut(&mut TracedNode, Event),
     {
         let now = self.clock.now();
         self.advance(now, &mut on_event);
+        // What was recorded is on disk before the wait: a node killed now
+        // leaves a trace that replays up to here.
+        self.node.flush_trace().map_err(TurnError::Trace)?;
         let wait = self.wait_time(now, timeout);
         match self.poll.poll(&mut self.events, wait) {
             Ok(()) => {}
@@ -331,7 +389,7 @@ impl Runtime {
     /// Everything a turn does besides waiting.
     fn advance<F>(&mut self, now: Instant, on_event: &mut F)
     where
-        F: FnMut(&mut StdNode, Event),
+        F: FnMut(&mut TracedNode, Event),
     {
         self.start_core_dials(now);
         self.expire_dials(now);

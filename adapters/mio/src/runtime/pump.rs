@@ -8,7 +8,7 @@ use veil_core::time::Instant;
 
 use super::Runtime;
 use crate::connection::{ReadOutcome, WriteOutcome};
-use crate::StdNode;
+use crate::trace::TracedNode;
 
 /// Reads per connection per turn, so one busy peer cannot starve the rest.
 const READS_PER_TURN: usize = 16;
@@ -21,7 +21,7 @@ impl Runtime {
     /// event on the way.
     pub(super) fn service<F>(&mut self, now: Instant, on_event: &mut F)
     where
-        F: FnMut(&mut StdNode, Event),
+        F: FnMut(&mut TracedNode, Event),
     {
         self.drain_events(on_event);
         let tokens: Vec<Token> = self.connections.keys().copied().collect();
@@ -41,7 +41,7 @@ impl Runtime {
     /// A closed link's connection is closed before the caller sees it.
     fn drain_events<F>(&mut self, on_event: &mut F) -> usize
     where
-        F: FnMut(&mut StdNode, Event),
+        F: FnMut(&mut TracedNode, Event),
     {
         let mut count = 0usize;
         while let Some(event) = self.node.poll_event() {
@@ -58,7 +58,7 @@ impl Runtime {
     /// socket is empty, the budget is spent, or the node cannot take more.
     fn pump_reads<F>(&mut self, token: Token, now: Instant, on_event: &mut F)
     where
-        F: FnMut(&mut StdNode, Event),
+        F: FnMut(&mut TracedNode, Event),
     {
         let mut reads = 0usize;
         loop {

@@ -9,3 +9,4 @@ mod handshake;
 mod messages;
 mod shutdown;
 mod support;
+mod trace;

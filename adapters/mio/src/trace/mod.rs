@@ -1,0 +1,56 @@
+//! Trace capture and replay.
+//!
+//! A runtime built with [`Runtime::bind_recording`](crate::Runtime::bind_recording)
+//! writes a trace: a header with everything the node was built from (the
+//! format version, the configuration, the identity's secret key, the seed,
+//! the capacities), then one record per call into the node with its time
+//! and arguments. Every output (transmitted bytes, events, dial requests,
+//! messages, return values, the next deadline) is folded into a running
+//! SHA-256 digest, written every [`CHECKPOINT_EVERY`] inputs and at the end.
+//! [`replay`] builds a fresh node from the header, makes every call again
+//! and checks the digests, so it says where a replay first diverged.
+//!
+//! **A trace holds the node's secret identity key and its seed.** Anyone
+//! with the file can impersonate the node and decrypt what it recorded.
+//! Record with throwaway identities, and keep traces as private as the key.
+//!
+//! The byte format is in `docs/trace_format.md`.
+
+mod format;
+mod node;
+mod recorder;
+mod replay;
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+pub use format::{
+    decode_input, tag, tag_name, Capacities, DecodeError, Input, TraceHeader, CHECKPOINT_EVERY,
+    FIXED_CAPACITY_NAMES, MAGIC, MAX_HEADER_LEN, VERSION,
+};
+pub use node::TracedNode;
+pub use recorder::Recorder;
+pub use replay::{hex, read_trace_header, replay, ReplayError, ReplayReport};
+
+/// Creates (or truncates) a trace file readable by its owner only (mode
+/// 0600): it will hold the node's secret key.
+pub fn create_trace_file(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // An existing file keeps its mode on open: tighten it.
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
+/// Replays the trace file at `path`.
+pub fn replay_file(path: &Path) -> Result<ReplayReport, ReplayError> {
+    let file = File::open(path)?;
+    replay(file)
+}

@@ -1,0 +1,520 @@
+//! Replaying a trace: a fresh node from the header, every input again, and
+//! the outputs' digest compared at every checkpoint and at the end.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{self, Read};
+
+use veil_core::identity::{Identity, NodeId};
+use veil_core::time::Instant;
+
+use super::format::{
+    decode_input, tag, tag_name, Capacities, Input, Output, TraceHeader, FIXED_CAPACITY_NAMES,
+    MAGIC, MAX_HEADER_LEN, MAX_RECORD_LEN, VERSION,
+};
+use super::recorder::OutputDigest;
+use crate::std_node::{build_node, StdNode};
+
+/// What a replay that matched found.
+#[derive(Debug, Clone)]
+pub struct ReplayReport {
+    /// The recorded node.
+    pub node_id: NodeId,
+    /// Input records replayed.
+    pub inputs: u64,
+    /// Checkpoints passed (the end record not counted).
+    pub checkpoints: u64,
+    /// The digest of all outputs, as recorded and as replayed.
+    pub digest: [u8; 32],
+    /// The last time an input carried, in node time.
+    pub last_time: Instant,
+    /// Bytes of the trace.
+    pub bytes: u64,
+}
+
+/// Why a replay failed.
+#[derive(Debug)]
+pub enum ReplayError {
+    /// Reading the trace failed.
+    Io(io::Error),
+    /// The file does not start with the trace magic.
+    NotATrace,
+    /// The trace's format version is not the one this build reads.
+    Version(u16),
+    /// The file ends inside its header.
+    TruncatedHeader,
+    /// The header does not decode.
+    BadHeader(String),
+    /// The trace was recorded by a build with other node capacities.
+    Capacity {
+        /// Which capacity.
+        name: &'static str,
+        /// In the trace.
+        trace: u32,
+        /// In this build.
+        build: u32,
+    },
+    /// A record does not decode, or is out of place.
+    Corrupt {
+        /// Input records replayed before it.
+        inputs: u64,
+        /// Its byte offset.
+        offset: u64,
+        /// What is wrong.
+        what: String,
+    },
+    /// The trace ends without its end record (the node was killed, or the
+    /// file was cut).
+    Truncated {
+        /// Input records replayed.
+        inputs: u64,
+        /// Where the trace ends.
+        offset: u64,
+        /// Inputs whose outputs were checked against a checkpoint.
+        verified: u64,
+    },
+    /// The replayed outputs differ from the recorded ones.
+    Mismatch {
+        /// Inputs checked good (the previous checkpoint).
+        verified: u64,
+        /// The checkpoint that differs comes after this input.
+        at: u64,
+        /// Its byte offset.
+        offset: u64,
+        /// The recorded digest.
+        recorded: [u8; 32],
+        /// The replayed digest.
+        replayed: [u8; 32],
+        /// The inputs between the two checkpoints, by kind.
+        kinds: String,
+    },
+}
+
+impl fmt::Display for ReplayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReplayError::Io(e) => write!(f, "cannot read the trace: {e}"),
+            ReplayError::NotATrace => write!(
+                f,
+                "not a veil trace: the file does not start with the trace magic"
+            ),
+            ReplayError::Version(v) => write!(
+                f,
+                "trace format version {v} is not supported; this build reads version {VERSION}"
+            ),
+            ReplayError::TruncatedHeader => {
+                write!(f, "trace is truncated inside its header: nothing to replay")
+            }
+            ReplayError::BadHeader(what) => write!(f, "corrupt trace header: {what}"),
+            ReplayError::Capacity { name, trace, build } => write!(
+                f,
+                "the trace was recorded with node capacity {name} = {trace}, this build has \
+                 {build}; replay it with the build that recorded it"
+            ),
+            ReplayError::Corrupt {
+                inputs,
+                offset,
+                what,
+            } => write!(
+                f,
+                "corrupt trace: record after input {inputs} (byte {offset}): {what}"
+            ),
+            ReplayError::Truncated {
+                inputs,
+                offset,
+                verified,
+            } => write!(
+                f,
+                "trace is truncated after record {inputs} (byte {offset}, no end record): \
+                 outputs match through input {verified}, the last checkpoint; \
+                 the recording node was probably killed"
+            ),
+            ReplayError::Mismatch {
+                verified,
+                at,
+                offset,
+                recorded,
+                replayed,
+                kinds,
+            } => {
+                write!(
+                    f,
+                    "outputs differ: first mismatch in inputs {}..={at} (checkpoint at byte \
+                     {offset}: recorded digest {}, replayed {}); ",
+                    verified.saturating_add(1),
+                    hex(recorded),
+                    hex(replayed)
+                )?;
+                if *verified == 0 {
+                    write!(f, "no earlier checkpoint; ")?;
+                } else {
+                    write!(f, "inputs 1..={verified} match; ")?;
+                }
+                write!(
+                    f,
+                    "that window holds {kinds}; the core behaves differently from the \
+                     recording build, or the trace was altered"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for ReplayError {}
+
+impl From<io::Error> for ReplayError {
+    fn from(e: io::Error) -> Self {
+        ReplayError::Io(e)
+    }
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// A reader that counts what it read.
+struct Counting<R> {
+    inner: R,
+    offset: u64,
+}
+
+/// How a fixed-size read ended.
+enum Fill {
+    Full,
+    /// End of file after this many bytes (0: at once).
+    Short(usize),
+}
+
+impl<R: Read> Counting<R> {
+    fn fill(&mut self, buf: &mut [u8]) -> io::Result<Fill> {
+        let mut got = 0usize;
+        while got < buf.len() {
+            let rest = buf.get_mut(got..).unwrap_or_default();
+            match self.inner.read(rest) {
+                Ok(0) => return Ok(Fill::Short(got)),
+                Ok(n) => {
+                    got = got.saturating_add(n);
+                    self.offset = self.offset.saturating_add(n as u64);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Fill::Full)
+    }
+}
+
+/// Reads the header: magic, version, length, body.
+fn read_header<R: Read>(r: &mut Counting<R>) -> Result<TraceHeader, ReplayError> {
+    let mut magic = [0u8; 8];
+    match r.fill(&mut magic)? {
+        Fill::Full if magic == MAGIC => {}
+        Fill::Short(n) if magic.get(..n) == MAGIC.get(..n) && n > 0 => {
+            return Err(ReplayError::TruncatedHeader)
+        }
+        _ => return Err(ReplayError::NotATrace),
+    }
+    let mut version = [0u8; 2];
+    if let Fill::Short(_) = r.fill(&mut version)? {
+        return Err(ReplayError::TruncatedHeader);
+    }
+    let version = u16::from_le_bytes(version);
+    if version != VERSION {
+        return Err(ReplayError::Version(version));
+    }
+    let mut len = [0u8; 4];
+    if let Fill::Short(_) = r.fill(&mut len)? {
+        return Err(ReplayError::TruncatedHeader);
+    }
+    let len = u32::from_le_bytes(len);
+    if len > MAX_HEADER_LEN {
+        return Err(ReplayError::BadHeader(format!(
+            "a {len}-byte header exceeds the {MAX_HEADER_LEN}-byte limit"
+        )));
+    }
+    let mut body = vec![0u8; usize::try_from(len).unwrap_or(0)];
+    if let Fill::Short(_) = r.fill(&mut body)? {
+        return Err(ReplayError::TruncatedHeader);
+    }
+    TraceHeader::decode(&body).map_err(|e| ReplayError::BadHeader(e.0))
+}
+
+/// Reads the header of a trace (for tools that only want to look).
+pub fn read_trace_header<R: Read>(reader: R) -> Result<TraceHeader, ReplayError> {
+    read_header(&mut Counting {
+        inner: reader,
+        offset: 0,
+    })
+}
+
+/// Replays the trace in `reader` into a fresh node.
+pub fn replay<R: Read>(reader: R) -> Result<ReplayReport, ReplayError> {
+    let mut r = Counting {
+        inner: io::BufReader::with_capacity(64 * 1024, reader),
+        offset: 0,
+    };
+    let header = read_header(&mut r)?;
+    let links = usize::try_from(header.capacities.links).unwrap_or(usize::MAX);
+    let build = Capacities::of_this_build(links);
+    for ((name, trace), build) in FIXED_CAPACITY_NAMES
+        .iter()
+        .zip(header.capacities.fixed)
+        .zip(build.fixed)
+    {
+        if trace != build {
+            return Err(ReplayError::Capacity { name, trace, build });
+        }
+    }
+    if links == 0 || links > usize::from(u16::MAX) {
+        return Err(ReplayError::BadHeader(format!(
+            "{links} link slots is out of range"
+        )));
+    }
+    let identity = Identity::from_secret_bytes(header.secret);
+    let node_id = identity.node_id();
+    let mut node = build_node(header.config, identity, header.seed, links);
+    let mut digest = OutputDigest::default();
+    let mut buf = Vec::new();
+    let mut body = Vec::new();
+    let mut verified = 0u64;
+    let mut checkpoints = 0u64;
+    let mut window: BTreeMap<u8, u64> = BTreeMap::new();
+    let mut expect_checkpoint = false;
+    let mut last_time = Instant::ZERO;
+    loop {
+        let offset = r.offset;
+        let inputs_so_far = digest.inputs();
+        let truncated = ReplayError::Truncated {
+            inputs: inputs_so_far,
+            offset,
+            verified,
+        };
+        let corrupt = |what: String| ReplayError::Corrupt {
+            inputs: inputs_so_far,
+            offset,
+            what,
+        };
+        let mut head = [0u8; 5];
+        if let Fill::Short(_) = r.fill(&mut head)? {
+            return Err(truncated);
+        }
+        let [t, l0, l1, l2, l3] = head;
+        let len = u32::from_le_bytes([l0, l1, l2, l3]);
+        if len > MAX_RECORD_LEN {
+            return Err(corrupt(format!(
+                "a {len}-byte {} record exceeds the {MAX_RECORD_LEN}-byte limit",
+                tag_name(t)
+            )));
+        }
+        body.clear();
+        body.resize(usize::try_from(len).unwrap_or(0), 0);
+        if let Fill::Short(_) = r.fill(&mut body)? {
+            return Err(truncated);
+        }
+        if t == tag::CHECKPOINT || t == tag::END {
+            let (inputs, recorded) = decode_mark(&body).map_err(|w| corrupt(w.into()))?;
+            if inputs != digest.inputs() {
+                return Err(corrupt(format!(
+                    "{} record counts {inputs} inputs, {} were read",
+                    tag_name(t),
+                    digest.inputs()
+                )));
+            }
+            let replayed = digest.current();
+            if recorded != replayed {
+                return Err(ReplayError::Mismatch {
+                    verified,
+                    at: inputs,
+                    offset,
+                    recorded,
+                    replayed,
+                    kinds: describe(&window),
+                });
+            }
+            verified = inputs;
+            window.clear();
+            expect_checkpoint = false;
+            if t == tag::END {
+                let mut extra = [0u8; 1];
+                if let Fill::Full = r.fill(&mut extra)? {
+                    return Err(corrupt("bytes follow the end record".into()));
+                }
+                return Ok(ReplayReport {
+                    node_id,
+                    inputs,
+                    checkpoints,
+                    digest: replayed,
+                    last_time,
+                    bytes: r.offset,
+                });
+            }
+            checkpoints = checkpoints.saturating_add(1);
+            continue;
+        }
+        if expect_checkpoint {
+            return Err(corrupt(format!(
+                "a checkpoint is missing after input {}",
+                digest.inputs()
+            )));
+        }
+        let input = match decode_input(t, &body) {
+            Ok(Some(input)) => input,
+            Ok(None) => return Err(corrupt(format!("record tag {t:#04x} is unknown"))),
+            Err(e) => return Err(corrupt(format!("{} record: {}", tag_name(t), e.0))),
+        };
+        if let Some(now) = input.now() {
+            last_time = last_time.max(now);
+        }
+        apply(&mut node, &input, &mut digest, &mut buf).map_err(corrupt)?;
+        *window.entry(t).or_insert(0) += 1;
+        expect_checkpoint = digest.checkpoint_due();
+    }
+}
+
+fn decode_mark(body: &[u8]) -> Result<(u64, [u8; 32]), &'static str> {
+    let (inputs, digest) = body
+        .split_first_chunk::<8>()
+        .ok_or("checkpoint record is too short")?;
+    let digest: [u8; 32] = digest
+        .try_into()
+        .map_err(|_| "checkpoint record is not 40 bytes")?;
+    Ok((u64::from_le_bytes(*inputs), digest))
+}
+
+fn describe(window: &BTreeMap<u8, u64>) -> String {
+    let parts: Vec<String> = window
+        .iter()
+        .map(|(t, n)| format!("{n}× {}", tag_name(*t)))
+        .collect();
+    if parts.is_empty() {
+        "no inputs".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// A zeroed buffer of `len` bytes.
+fn buffer(buf: &mut Vec<u8>, len: u32) -> &mut [u8] {
+    buf.clear();
+    buf.resize(usize::try_from(len).unwrap_or(0), 0);
+    buf.as_mut_slice()
+}
+
+/// Makes one recorded call on `node` and folds its outputs.
+fn apply(
+    node: &mut StdNode,
+    input: &Input<'_>,
+    digest: &mut OutputDigest,
+    buf: &mut Vec<u8>,
+) -> Result<(), String> {
+    let t = input.tag();
+    match input {
+        Input::OpenLink {
+            now,
+            role,
+            expected,
+            transport,
+        } => {
+            let r = match transport {
+                None => node.open_link(*now, *role, *expected),
+                Some(t) => node.open_link_over(*now, *role, *expected, *t),
+            };
+            digest.fold(t, node, &Output::OpenLink(r));
+        }
+        Input::HandleData { now, link, data } => {
+            let r = node.handle_data(*now, *link, data);
+            digest.fold(t, node, &Output::Data(r));
+        }
+        Input::TransportClosed { now, link } => {
+            let r = node.handle_transport_closed(*now, *link);
+            digest.fold(t, node, &Output::Link(r));
+        }
+        Input::Timeout { now } => {
+            node.handle_timeout(*now);
+            digest.fold(t, node, &Output::Nothing);
+        }
+        Input::DialFailed { now, request } => {
+            node.dial_failed(*now, request);
+            digest.fold(t, node, &Output::Nothing);
+        }
+        Input::CloseLink { now, link, reason } => {
+            let r = node.close_link(*now, *link, *reason);
+            digest.fold(t, node, &Output::Link(r));
+        }
+        Input::SendCell { now, link, cell } => {
+            let r = node.send_cell(*now, *link, cell);
+            digest.fold(t, node, &Output::SendCell(r));
+        }
+        Input::SendMessage {
+            now,
+            destination,
+            message,
+        } => {
+            let r = node.send_message(*now, *destination, message);
+            digest.fold(t, node, &Output::Queued(r));
+        }
+        Input::Reply {
+            now,
+            sender,
+            message,
+        } => {
+            let to = digest.senders().get(*sender).ok_or_else(|| {
+                format!("reply record names sender {sender}, which no polled message had")
+            })?;
+            let r = node.reply(*now, to, message);
+            digest.fold(t, node, &Output::Queued(r));
+        }
+        Input::PollMessage { buf_len } => {
+            let buf = buffer(buf, *buf_len);
+            let r = node.poll_message(buf);
+            let output = r.map(|m| (m, buf.get(..m.len).unwrap_or_default()));
+            digest.fold(t, node, &Output::Message(output));
+        }
+        Input::PollTransmit { now, buf_len } => {
+            let buf = buffer(buf, *buf_len);
+            let r = node.poll_transmit(*now, buf);
+            let output = r.map(|x| (x, buf.get(..x.len).unwrap_or_default()));
+            digest.fold(t, node, &Output::Transmit(output));
+        }
+        Input::PollLinkTransmit { now, link, buf_len } => {
+            let buf = buffer(buf, *buf_len);
+            let r = node.poll_link_transmit(*now, *link, buf);
+            let output = r.map(|len| buf.get(..len).unwrap_or_default());
+            digest.fold(t, node, &Output::LinkTransmit(output));
+        }
+        Input::PollEvent => {
+            let r = node.poll_event();
+            digest.fold(t, node, &Output::Event(r.as_ref()));
+        }
+        Input::PollDial => {
+            let r = node.poll_dial();
+            digest.fold(t, node, &Output::Dial(r));
+        }
+        Input::SetAdvertised { now, addresses } => {
+            node.set_advertised_addresses(*now, addresses);
+            digest.fold(t, node, &Output::Nothing);
+        }
+        Input::AddBootstrap { address } => {
+            let r = node.add_bootstrap(*address);
+            digest.fold(t, node, &Output::Bool(r));
+        }
+        Input::LearnDescriptor { now, descriptor } => {
+            let r = node.learn_descriptor(*now, descriptor);
+            digest.fold(t, node, &Output::Learned(r));
+        }
+        Input::PeerFailure { peer } => {
+            node.record_peer_failure(peer);
+            digest.fold(t, node, &Output::Nothing);
+        }
+        Input::SetGuards { guards } => {
+            node.set_guards(guards);
+            digest.fold(t, node, &Output::Nothing);
+        }
+    }
+    Ok(())
+}

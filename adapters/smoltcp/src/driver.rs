@@ -1,0 +1,482 @@
+//! The driver: TCP sockets in, link bytes and events out.
+
+use core::net::SocketAddr;
+
+use smoltcp::iface::{Interface, SocketHandle, SocketSet};
+use smoltcp::phy::Device;
+use smoltcp::socket::tcp;
+use smoltcp::wire::IpEndpoint;
+use veil_core::identity::{NodeId, Transport};
+use veil_core::link::{LinkRole, MIN_TRANSMIT_BUFFER};
+use veil_core::node::{DialRequest, Event, LinkId};
+use veil_core::time::{Duration, Instant};
+
+use crate::{from_smoltcp_instant, to_smoltcp_instant, NodeIo};
+
+/// Run-time settings of a [`Driver`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DriverConfig {
+    /// The TCP port to accept links on; `None` for a node that only dials.
+    pub listen_port: Option<u16>,
+    /// The first local port for outgoing connections; later ones count up
+    /// through 49152..=65535. Pick it at random at boot (from the hardware
+    /// RNG) so that a restarted node does not reuse its last ports.
+    pub first_local_port: u16,
+    /// A connection whose sent data (or SYN) is not acknowledged for this
+    /// long is aborted (smoltcp's socket timeout). `None`: never.
+    pub tcp_timeout: Option<Duration>,
+    /// TCP keep-alive interval; `None`: off (the link has its own
+    /// keepalives).
+    pub tcp_keep_alive: Option<Duration>,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            listen_port: None,
+            first_local_port: 49_152,
+            tcp_timeout: Some(Duration::from_secs(10)),
+            tcp_keep_alive: None,
+        }
+    }
+}
+
+/// What the driver uses one socket for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketState {
+    /// Free for a listen or a dial.
+    Idle,
+    /// Waiting for a connection on the listen port.
+    Listening,
+    /// A connect in progress, for the node (`request`) or for the program.
+    Connecting {
+        /// Whom we expect at the other end.
+        expected: Option<NodeId>,
+        /// The node's request, answered with `dial_failed` if it fails.
+        request: Option<DialRequest>,
+    },
+    /// Carries a link.
+    Linked(LinkId),
+    /// Closing: sending what is queued and a FIN; free once closed.
+    Closing,
+}
+
+/// One socket the driver may use: caller storage, one per socket (see
+/// [`Driver::new`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Slot {
+    handle: SocketHandle,
+    state: SocketState,
+}
+
+impl Slot {
+    /// The driver may use the TCP socket `handle` (closed, in the caller's
+    /// socket set, with its own buffers).
+    pub const fn new(handle: SocketHandle) -> Self {
+        Slot {
+            handle,
+            state: SocketState::Idle,
+        }
+    }
+}
+
+/// Why [`Driver::dial`] did not start a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialError {
+    /// Every socket is in use.
+    NoFreeSocket,
+    /// Not an IPv4 TCP address, or no route/source address for it.
+    Unaddressable,
+}
+
+/// Drives one veil node over the TCP sockets it is given. The driver holds
+/// a slice of [`Slot`]s (socket handles and a small state each) from the
+/// caller; the sockets and their buffers live in the caller's [`SocketSet`].
+#[derive(Debug)]
+pub struct Driver<'a> {
+    slots: &'a mut [Slot],
+    config: DriverConfig,
+    next_local_port: u16,
+}
+
+const EPHEMERAL_FIRST: u16 = 49_152;
+
+/// Read and write rounds per socket per poll, so that one busy peer cannot
+/// starve the others.
+const ROUNDS_PER_POLL: usize = 16;
+
+impl<'a> Driver<'a> {
+    /// A driver over `sockets`: one [`Slot`] per TCP socket in the caller's
+    /// socket set (closed, each with its own receive and transmit buffers).
+    /// A socket's transmit buffer must hold at least [`MIN_TRANSMIT_BUFFER`]
+    /// bytes; a larger one lets several cells go out in one message. One
+    /// socket listens while `listen_port` is set, so a node that should
+    /// hold `L` links needs `L + 1` sockets.
+    pub fn new(config: DriverConfig, sockets: &'a mut [Slot]) -> Self {
+        for slot in sockets.iter_mut() {
+            slot.state = SocketState::Idle;
+        }
+        Driver {
+            slots: sockets,
+            config,
+            next_local_port: config.first_local_port.max(EPHEMERAL_FIRST),
+        }
+    }
+
+    /// What each socket is used for, for status output and tests.
+    pub fn sockets(&self) -> impl Iterator<Item = (SocketHandle, SocketState)> + '_ {
+        self.slots.iter().map(|s| (s.handle, s.state))
+    }
+
+    /// The socket carrying `link`, if any.
+    pub fn socket_of(&self, link: LinkId) -> Option<SocketHandle> {
+        self.slots
+            .iter()
+            .find(|s| s.state == SocketState::Linked(link))
+            .map(|s| s.handle)
+    }
+
+    /// Connects to `addr` for the program (the node asks for its own dials
+    /// through `poll_dial`, which [`poll`](Self::poll) serves). The link
+    /// opens as initiator expecting `expected` once TCP is up.
+    pub fn dial(
+        &mut self,
+        iface: &mut Interface,
+        sockets: &mut SocketSet<'_>,
+        addr: SocketAddr,
+        expected: Option<NodeId>,
+    ) -> Result<(), DialError> {
+        self.connect(iface, sockets, addr, expected, None)
+    }
+
+    fn connect(
+        &mut self,
+        iface: &mut Interface,
+        sockets: &mut SocketSet<'_>,
+        addr: SocketAddr,
+        expected: Option<NodeId>,
+        request: Option<DialRequest>,
+    ) -> Result<(), DialError> {
+        let SocketAddr::V4(v4) = addr else {
+            return Err(DialError::Unaddressable);
+        };
+        let slot = self
+            .slots
+            .iter_mut()
+            .find(|s| s.state == SocketState::Idle)
+            .ok_or(DialError::NoFreeSocket)?;
+        let local_port = self.next_local_port;
+        self.next_local_port = match self.next_local_port.checked_add(1) {
+            Some(p) => p,
+            None => EPHEMERAL_FIRST,
+        };
+        let socket = sockets.get_mut::<tcp::Socket>(slot.handle);
+        configure(socket, &self.config);
+        socket
+            .connect(iface.context(), IpEndpoint::from(v4), local_port)
+            .map_err(|_| DialError::Unaddressable)?;
+        slot.state = SocketState::Connecting { expected, request };
+        Ok(())
+    }
+
+    /// When [`poll`](Self::poll) must run next: the earlier of the node's
+    /// deadline and the interface's (retransmissions, delayed ACKs).
+    /// `None`: only when a packet arrives.
+    pub fn poll_at<T: NodeIo>(
+        &self,
+        now: Instant,
+        node: &T,
+        iface: &mut Interface,
+        sockets: &SocketSet<'_>,
+    ) -> Option<Instant> {
+        let net = iface
+            .poll_at(to_smoltcp_instant(now), sockets)
+            .map(from_smoltcp_instant);
+        match (net, node.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Does everything due at `now`: polls the interface, runs the node's
+    /// timers, accepts and connects, moves bytes between the sockets and the
+    /// node, serves the node's dial requests, and hands every event to
+    /// `on_event` (after closing the socket of a closed link). Call it when
+    /// the device has frames and at [`poll_at`](Self::poll_at).
+    pub fn poll<T, D, F>(
+        &mut self,
+        now: Instant,
+        node: &mut T,
+        iface: &mut Interface,
+        device: &mut D,
+        sockets: &mut SocketSet<'_>,
+        mut on_event: F,
+    ) where
+        T: NodeIo,
+        D: Device + ?Sized,
+        F: FnMut(&mut T, Event),
+    {
+        let snow = to_smoltcp_instant(now);
+        iface.poll(snow, device, sockets);
+        if node.poll_timeout().is_some_and(|t| t <= now) {
+            node.handle_timeout(now);
+        }
+        self.update_states(now, node, sockets);
+        self.ensure_listener(sockets);
+        self.drain_events(node, sockets, &mut on_event);
+        for i in 0..self.slots.len() {
+            self.pump_reads(i, now, node, sockets, &mut on_event);
+        }
+        self.drain_events(node, sockets, &mut on_event);
+        while let Some(request) = node.poll_dial() {
+            let ok = request.address.transport == Transport::Tcp
+                && self
+                    .connect(
+                        iface,
+                        sockets,
+                        request.address.socket,
+                        request.peer,
+                        Some(request),
+                    )
+                    .is_ok();
+            if !ok {
+                node.dial_failed(now, &request);
+            }
+        }
+        for i in 0..self.slots.len() {
+            self.pump_writes(i, now, node, sockets);
+        }
+        // Writing a `Close` frame ends its link: close its socket now.
+        self.drain_events(node, sockets, &mut on_event);
+        iface.poll(snow, device, sockets);
+    }
+
+    /// Follows TCP state changes: connects that finished or failed,
+    /// accepted connections, and connections that ended under a link.
+    fn update_states<T: NodeIo>(
+        &mut self,
+        now: Instant,
+        node: &mut T,
+        sockets: &mut SocketSet<'_>,
+    ) {
+        for slot in self.slots.iter_mut() {
+            let socket = sockets.get_mut::<tcp::Socket>(slot.handle);
+            let state = socket.state();
+            match slot.state {
+                SocketState::Idle => {}
+                SocketState::Listening => match state {
+                    tcp::State::Listen | tcp::State::SynReceived => {}
+                    tcp::State::Established => {
+                        slot.state = match node.open_link(now, LinkRole::Responder, None) {
+                            Ok(link) => SocketState::Linked(link),
+                            Err(_) => {
+                                socket.abort();
+                                SocketState::Closing
+                            }
+                        };
+                    }
+                    _ => {
+                        socket.abort();
+                        slot.state = SocketState::Closing;
+                    }
+                },
+                SocketState::Connecting { expected, request } => match state {
+                    tcp::State::SynSent | tcp::State::SynReceived => {}
+                    tcp::State::Established => {
+                        slot.state = match node.open_link(now, LinkRole::Initiator, expected) {
+                            Ok(link) => SocketState::Linked(link),
+                            Err(_) => {
+                                if let Some(request) = request {
+                                    node.dial_failed(now, &request);
+                                }
+                                socket.abort();
+                                SocketState::Closing
+                            }
+                        };
+                    }
+                    _ => {
+                        if let Some(request) = request {
+                            node.dial_failed(now, &request);
+                        }
+                        socket.abort();
+                        slot.state = SocketState::Closing;
+                    }
+                },
+                SocketState::Linked(link) => {
+                    // Ended: reset or timed out, or the peer's FIN with
+                    // every byte before it consumed.
+                    if state == tcp::State::Closed || !socket.may_recv() {
+                        // The link may be gone already; nothing to tell then.
+                        let _ = node.handle_transport_closed(now, link);
+                        socket.close();
+                        slot.state = SocketState::Closing;
+                    }
+                }
+                SocketState::Closing => {}
+            }
+            if slot.state == SocketState::Closing && !socket.is_open() {
+                slot.state = SocketState::Idle;
+            }
+        }
+    }
+
+    /// Keeps one socket listening while a listen port is set.
+    fn ensure_listener(&mut self, sockets: &mut SocketSet<'_>) {
+        let Some(port) = self.config.listen_port else {
+            return;
+        };
+        if self.slots.iter().any(|s| s.state == SocketState::Listening) {
+            return;
+        }
+        if let Some(slot) = self.slots.iter_mut().find(|s| s.state == SocketState::Idle) {
+            let socket = sockets.get_mut::<tcp::Socket>(slot.handle);
+            configure(socket, &self.config);
+            if socket.listen(port).is_ok() {
+                slot.state = SocketState::Listening;
+            }
+        }
+    }
+
+    /// Hands the node's events to the caller; closes the socket of a closed
+    /// link first. Returns how many there were.
+    fn drain_events<T, F>(
+        &mut self,
+        node: &mut T,
+        sockets: &mut SocketSet<'_>,
+        on_event: &mut F,
+    ) -> usize
+    where
+        T: NodeIo,
+        F: FnMut(&mut T, Event),
+    {
+        let mut count = 0usize;
+        while let Some(event) = node.poll_event() {
+            count = count.saturating_add(1);
+            if let Event::LinkClosed { link, .. } = &event {
+                self.close_link_socket(*link, sockets);
+            }
+            on_event(node, event);
+        }
+        count
+    }
+
+    /// Closes the socket under `link` gracefully: what is queued (its
+    /// `Close` frame) goes first, then a FIN.
+    fn close_link_socket(&mut self, link: LinkId, sockets: &mut SocketSet<'_>) {
+        for slot in self.slots.iter_mut() {
+            if slot.state == SocketState::Linked(link) {
+                sockets.get_mut::<tcp::Socket>(slot.handle).close();
+                slot.state = SocketState::Closing;
+            }
+        }
+    }
+
+    /// Feeds the node what the socket holds, straight from its receive
+    /// buffer. Bytes the node does not take stay in the socket.
+    fn pump_reads<T, F>(
+        &mut self,
+        index: usize,
+        now: Instant,
+        node: &mut T,
+        sockets: &mut SocketSet<'_>,
+        on_event: &mut F,
+    ) where
+        T: NodeIo,
+        F: FnMut(&mut T, Event),
+    {
+        for _ in 0..ROUNDS_PER_POLL {
+            let Some(slot) = self.slots.get(index) else {
+                return;
+            };
+            let SocketState::Linked(link) = slot.state else {
+                return;
+            };
+            let socket = sockets.get_mut::<tcp::Socket>(slot.handle);
+            if !socket.can_recv() {
+                return;
+            }
+            let result = socket.recv(|data| match node.handle_data(now, link, data) {
+                Ok(n) => (n.min(data.len()), Ok((n, data.len()))),
+                Err(e) => (0, Err(e)),
+            });
+            match result {
+                Ok(Ok((consumed, offered))) => {
+                    if consumed < offered {
+                        // The node is full: empty its event queue and go on;
+                        // if that freed nothing, try again next poll.
+                        if self.drain_events(node, sockets, on_event) == 0 && consumed == 0 {
+                            return;
+                        }
+                    }
+                }
+                Ok(Err(_)) => {
+                    // The node no longer knows the link: drop the socket.
+                    sockets.get_mut::<tcp::Socket>(slot.handle).abort();
+                    if let Some(slot) = self.slots.get_mut(index) {
+                        slot.state = SocketState::Closing;
+                    }
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Writes whole link messages while the socket has room for one.
+    fn pump_writes<T: NodeIo>(
+        &mut self,
+        index: usize,
+        now: Instant,
+        node: &mut T,
+        sockets: &mut SocketSet<'_>,
+    ) {
+        let Some(slot) = self.slots.get(index) else {
+            return;
+        };
+        let SocketState::Linked(link) = slot.state else {
+            return;
+        };
+        let socket = sockets.get_mut::<tcp::Socket>(slot.handle);
+        for _ in 0..ROUNDS_PER_POLL {
+            if !socket.may_send() {
+                return;
+            }
+            let free = socket.send_capacity().saturating_sub(socket.send_queue());
+            if free < MIN_TRANSMIT_BUFFER {
+                return;
+            }
+            // The free space may wrap around the end of the ring: then the
+            // contiguous part is too small for a message and the rest goes
+            // through a stack buffer and a copy.
+            let direct = socket.send(|window| {
+                if window.len() < MIN_TRANSMIT_BUFFER {
+                    return (0, None);
+                }
+                match node.poll_link_transmit(now, link, window) {
+                    Some(n) => (n.min(window.len()), Some(true)),
+                    None => (0, Some(false)),
+                }
+            });
+            match direct {
+                Ok(Some(true)) => continue,
+                Ok(Some(false)) | Err(_) => return,
+                Ok(None) => {
+                    let mut buf = [0u8; MIN_TRANSMIT_BUFFER];
+                    let Some(n) = node.poll_link_transmit(now, link, &mut buf) else {
+                        return;
+                    };
+                    // `free >= MIN_TRANSMIT_BUFFER >= n`: all of it fits.
+                    let _ = socket.send_slice(buf.get(..n).unwrap_or_default());
+                }
+            }
+        }
+    }
+}
+
+fn configure(socket: &mut tcp::Socket<'_>, config: &DriverConfig) {
+    let micros = |d: Duration| smoltcp::time::Duration::from_micros(d.as_micros());
+    socket.set_timeout(config.tcp_timeout.map(micros));
+    socket.set_keep_alive(config.tcp_keep_alive.map(micros));
+    // Link messages are whole when written; do not hold them back.
+    socket.set_nagle_enabled(false);
+}

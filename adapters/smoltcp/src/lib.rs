@@ -1,0 +1,78 @@
+//! `veil-smoltcp`: drives a veil node over smoltcp TCP sockets.
+//!
+//! `no_std`, no `alloc`, no `unsafe`. The caller owns everything that takes
+//! memory — the smoltcp [`Interface`], its [`Device`], the [`SocketSet`]
+//! storage and every socket's receive and transmit buffers — and hands this
+//! crate the handles of the TCP sockets it may use. The caller also owns the
+//! clock (a veil [`Instant`]) and the entropy (the node's seed and the
+//! interface's `random_seed`, from a hardware RNG on a chip).
+//!
+//! [`Driver::poll`] moves bytes both ways:
+//!
+//! - a socket the driver listens on that completes a TCP handshake becomes
+//!   a responder link ([`Node::open_link`](veil_core::node::Node::open_link));
+//! - the node's dial requests ([`poll_dial`](veil_core::node::Node::poll_dial))
+//!   become TCP connects; an established connect becomes an initiator link,
+//!   a failed one goes back with `dial_failed`;
+//! - received bytes go to `handle_data` straight out of the socket's receive
+//!   buffer; what the node does not consume stays there, so TCP flow control
+//!   pushes back on the peer and no copy is kept;
+//! - link messages are written straight into the socket's transmit buffer,
+//!   and only when the socket has room for a whole one
+//!   ([`MIN_TRANSMIT_BUFFER`] bytes), so a message is never split or held;
+//! - `LinkClosed` closes the socket (after its `Close` frame goes out), and a
+//!   socket that ends (FIN, RST, timeout) is reported with
+//!   `handle_transport_closed`.
+//!
+//! Link bytes are those of the std node: the core writes them, this crate
+//! only carries them.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented,
+    )
+)]
+
+mod driver;
+pub mod medium;
+mod node_io;
+
+pub use driver::{DialError, Driver, DriverConfig, Slot, SocketState};
+pub use node_io::NodeIo;
+
+pub use smoltcp;
+pub use veil_core;
+
+use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use veil_core::identity::{Address, Transport};
+pub use veil_core::link::MIN_TRANSMIT_BUFFER;
+use veil_core::time::Instant;
+
+/// The veil address of a TCP listener at `ip:port`, for
+/// [`set_advertised_addresses`](veil_core::node::Node::set_advertised_addresses)
+/// and [`add_bootstrap`](veil_core::node::Node::add_bootstrap).
+pub fn tcp_address(ip: Ipv4Addr, port: u16) -> Address {
+    Address {
+        transport: Transport::Tcp,
+        socket: SocketAddr::V4(SocketAddrV4::new(ip, port)),
+    }
+}
+
+/// A veil instant as a smoltcp instant (both count microseconds).
+pub fn to_smoltcp_instant(now: Instant) -> smoltcp::time::Instant {
+    smoltcp::time::Instant::from_micros(i64::try_from(now.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// A smoltcp instant as a veil instant (negative times become zero).
+pub fn from_smoltcp_instant(at: smoltcp::time::Instant) -> Instant {
+    Instant::from_micros(u64::try_from(at.total_micros()).unwrap_or(0))
+}

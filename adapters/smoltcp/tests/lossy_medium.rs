@@ -1,0 +1,346 @@
+//! Three veil nodes, each on its own smoltcp interface, on one simulated IP
+//! medium that drops, duplicates and reorders packets (deterministically).
+//! Nodes A and C know only B's address. Over smoltcp TCP they complete link
+//! handshakes, exchange descriptors, and A sends a message to C over a
+//! circuit through B (one relay); C answers over the same circuit.
+
+use core::net::Ipv4Addr;
+
+use smoltcp::iface::{Config, Interface, SocketSet, SocketStorage};
+use smoltcp::socket::tcp;
+use smoltcp::wire::{HardwareAddress, IpCidr, Ipv4Address};
+use veil_core::identity::{Identity, NodeId};
+use veil_core::message::{MessageSlot, Sender};
+use veil_core::node::{Event, LinkSlot, Node, NodeConfig};
+use veil_core::time::{Duration, Instant};
+use veil_smoltcp::medium::{Faults, Hub};
+use veil_smoltcp::{tcp_address, to_smoltcp_instant, Driver, DriverConfig, Slot};
+
+const RX: usize = 1_100;
+/// A node originates message cells only while a link queue has more than 8
+/// free cells (`ORIGINATE_RESERVE` in the core), so 9 is the least that sends.
+const TXQ: usize = 9;
+const EVENTS: usize = 8;
+const PEERS: usize = 2;
+const RELAYED: usize = 8;
+const OWN: usize = 2;
+const MSG: usize = 2_048;
+const LINKS: usize = 4;
+/// Sockets per node: one listener and one per link.
+const SOCKETS: usize = LINKS + 1;
+const PORT: u16 = 7_000;
+const UNIX_AT_ZERO: u64 = 1_800_000_000;
+
+type TestNode = Node<
+    [LinkSlot<RX, TXQ>; LINKS],
+    [MessageSlot<MSG>; 4],
+    RX,
+    TXQ,
+    EVENTS,
+    PEERS,
+    RELAYED,
+    OWN,
+    MSG,
+>;
+/// Small packets (576-byte MTU), so a link message spans several and the
+/// faults hit more of them.
+type TestHub = Hub<3, 32, 576>;
+
+struct Station {
+    node: Box<TestNode>,
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    driver: Driver<'static>,
+    events: Vec<Event>,
+    received: Vec<(Vec<u8>, Sender)>,
+}
+
+fn leak<T: Clone>(value: T, n: usize) -> &'static mut [T] {
+    Box::leak(vec![value; n].into_boxed_slice())
+}
+
+fn station(hub: &mut TestHub, index: usize, ip: Ipv4Addr, now: Instant) -> Station {
+    let mut config = Config::new(HardwareAddress::Ip);
+    config.random_seed = 0x5eed_0000 + index as u64;
+    let mut iface = Interface::new(config, &mut hub.port(index), to_smoltcp_instant(now));
+    iface.update_ip_addrs(|addrs| {
+        addrs.push(IpCidr::new(ip.into(), 16)).unwrap();
+    });
+    let [a, b, ..] = ip.octets();
+    iface
+        .routes_mut()
+        .add_default_ipv4_route(Ipv4Address::new(a, b, 0, 1))
+        .unwrap();
+    let mut sockets =
+        SocketSet::new(Box::leak(Box::new([SocketStorage::EMPTY; SOCKETS])) as &mut [_]);
+    let handles: Vec<Slot> = (0..SOCKETS)
+        .map(|_| {
+            Slot::new(sockets.add(tcp::Socket::new(
+                tcp::SocketBuffer::new(leak(0u8, 2_048)),
+                tcp::SocketBuffer::new(leak(0u8, 2_048)),
+            )))
+        })
+        .collect();
+    let driver = Driver::new(
+        DriverConfig {
+            listen_port: Some(PORT),
+            first_local_port: 50_000 + 100 * index as u16,
+            ..DriverConfig::default()
+        },
+        handles.leak(),
+    );
+    let node_config = NodeConfig {
+        unix_time_at_zero: UNIX_AT_ZERO,
+        path_relays: 1,
+        gossip_interval: Duration::from_secs(1),
+        ..NodeConfig::default()
+    };
+    let identity = Identity::from_secret_bytes([index as u8 + 1; 32]);
+    let mut node = Box::new(Node::new(
+        node_config,
+        identity,
+        [0x40 + index as u8; 32],
+        core::array::from_fn(|_| LinkSlot::new()),
+        core::array::from_fn(|_| MessageSlot::new()),
+    ));
+    node.set_advertised_addresses(now, &[tcp_address(ip, PORT)]);
+    Station {
+        node,
+        iface,
+        sockets,
+        driver,
+        events: Vec::new(),
+        received: Vec::new(),
+    }
+}
+
+struct Net {
+    hub: TestHub,
+    stations: Vec<Station>,
+    now: Instant,
+}
+
+impl Net {
+    fn new(faults: Faults) -> Net {
+        let ips = [
+            Ipv4Addr::new(10, 1, 0, 2),
+            Ipv4Addr::new(10, 2, 0, 2),
+            Ipv4Addr::new(10, 3, 0, 2),
+        ];
+        let mut hub = TestHub::new(ips, faults, 0x1234_5678);
+        let now = Instant::ZERO;
+        let stations: Vec<Station> = (0..3).map(|i| station(&mut hub, i, ips[i], now)).collect();
+        let mut net = Net { hub, stations, now };
+        // A and C know only B's address.
+        for i in [0, 2] {
+            assert!(net.stations[i]
+                .node
+                .add_bootstrap(tcp_address(ips[1], PORT)));
+        }
+        net
+    }
+
+    fn id(&self, i: usize) -> NodeId {
+        self.stations[i].node.node_id()
+    }
+
+    /// Polls every station once, then moves the clock: a little if packets
+    /// are in flight, else to the earliest deadline.
+    fn step(&mut self) {
+        let now = self.now;
+        for (i, st) in self.stations.iter_mut().enumerate() {
+            let Station {
+                node,
+                iface,
+                sockets,
+                driver,
+                events,
+                received,
+            } = st;
+            driver.poll(
+                now,
+                &mut **node,
+                iface,
+                &mut self.hub.port(i),
+                sockets,
+                |node, event| {
+                    if let Event::MessageReceived { .. } = event {
+                        let mut buf = vec![0u8; MSG];
+                        let m = node.poll_message(&mut buf).unwrap();
+                        buf.truncate(m.len);
+                        received.push((buf, m.sender));
+                    }
+                    events.push(event);
+                },
+            );
+        }
+        let soon = now.saturating_add(Duration::from_micros(200));
+        if self.hub.in_flight() > 0 {
+            self.now = soon;
+            return;
+        }
+        let next = self
+            .stations
+            .iter_mut()
+            .filter_map(|st| {
+                st.driver
+                    .poll_at(now, &*st.node, &mut st.iface, &st.sockets)
+            })
+            .min()
+            .unwrap_or(now.saturating_add(Duration::from_secs(1)));
+        self.now = next.clamp(soon, now.saturating_add(Duration::from_secs(1)));
+    }
+
+    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Net) -> bool) -> bool {
+        let end = self.now.saturating_add(limit);
+        while self.now < end {
+            if done(self) {
+                return true;
+            }
+            self.step();
+        }
+        done(self)
+    }
+}
+
+fn linked(st: &Station, peer: NodeId) -> bool {
+    st.events
+        .iter()
+        .any(|e| matches!(e, Event::LinkEstablished { peer: p, .. } if *p == peer))
+}
+
+fn run(faults: Faults) -> Net {
+    let mut net = Net::new(faults);
+    let (a, b, c) = (net.id(0), net.id(1), net.id(2));
+
+    // Link handshakes over smoltcp TCP, dialled by the nodes themselves.
+    assert!(
+        net.run_until(Duration::from_secs(30), |n| {
+            linked(&n.stations[0], b)
+                && linked(&n.stations[2], b)
+                && linked(&n.stations[1], a)
+                && linked(&n.stations[1], c)
+        }),
+        "A-B and C-B links established within 30 s"
+    );
+    // Descriptor exchange: B learns both; A learns C through B.
+    assert!(
+        net.run_until(Duration::from_secs(30), |n| {
+            n.stations[0].node.node_table().get(&c).is_some()
+                && n.stations[1].node.node_table().get(&a).is_some()
+                && n.stations[1].node.node_table().get(&c).is_some()
+        }),
+        "descriptors exchanged within 30 s"
+    );
+    assert!(net.stations[0]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::PeerLearned { peer, .. } if *peer == c)));
+
+    // A message over a circuit A -> B -> C, and C's answer back.
+    let body = b"hello C, from A, through B, over smoltcp".repeat(20);
+    let now = net.now;
+    let id = net.stations[0].node.send_message(now, c, &body).unwrap();
+    let ok = net.run_until(Duration::from_secs(60), |n| {
+        !n.stations[2].received.is_empty()
+    });
+    if !ok {
+        for (i, st) in net.stations.iter().enumerate() {
+            eprintln!("station {i}: {:#?}", st.events);
+            eprintln!("links {:?}", st.node.links().collect::<Vec<_>>());
+            eprintln!("sockets {:?}", st.driver.sockets().collect::<Vec<_>>());
+            eprintln!(
+                "stats {:?} circuits {:?}",
+                st.node.stats(),
+                st.node.circuit_counts()
+            );
+        }
+    }
+    assert!(ok, "message delivered within 60 s");
+    let (got, sender) = net.stations[2].received[0].clone();
+    assert_eq!(got, body);
+    let Sender::Anonymous(reply_to) = sender else {
+        panic!("the destination does not learn the sender: {sender:?}");
+    };
+    assert!(
+        net.run_until(Duration::from_secs(30), |n| n.stations[0]
+            .events
+            .iter()
+            .any(
+                |e| matches!(e, Event::MessageAcknowledged { id: x } if *x == id)
+            )),
+        "acknowledged within 30 s"
+    );
+    assert!(net.stations[0]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::CircuitReady { destination, .. } if *destination == c)));
+    let now = net.now;
+    net.stations[2].node.reply(now, reply_to, b"pong").unwrap();
+    assert!(
+        net.run_until(Duration::from_secs(30), |n| !n.stations[0]
+            .received
+            .is_empty()),
+        "reply delivered within 30 s"
+    );
+    let (got, sender) = net.stations[0].received[0].clone();
+    assert_eq!(got, b"pong");
+    assert_eq!(sender, Sender::Node(c));
+    // Exactly once, despite duplicated packets.
+    assert_eq!(net.stations[2].received.len(), 1);
+    // B relayed; it did not receive anything itself.
+    assert!(net.stations[1].received.is_empty());
+    assert_eq!(net.stations[1].node.circuit_counts().0, 1);
+    net
+}
+
+#[test]
+fn three_nodes_build_a_circuit_over_a_clean_medium() {
+    let net = run(Faults::default());
+    assert_eq!(net.hub.stats().dropped, 0);
+}
+
+#[test]
+fn three_nodes_build_a_circuit_over_a_lossy_medium() {
+    let net = run(Faults {
+        drop_per_mille: 50,
+        duplicate_per_mille: 50,
+        reorder_per_mille: 100,
+    });
+    let stats = net.hub.stats();
+    eprintln!(
+        "{stats:?} after {} ms simulated",
+        net.now.as_micros() / 1_000
+    );
+    assert!(stats.dropped > 0, "{stats:?}");
+    assert!(stats.duplicated > 0, "{stats:?}");
+    assert!(stats.reordered > 0, "{stats:?}");
+}
+
+#[test]
+fn a_closed_link_closes_its_socket_and_the_peer_sees_it() {
+    let mut net = run(Faults::default());
+    let b = net.id(1);
+    let link = net.stations[0]
+        .node
+        .links()
+        .find(|l| l.peer == Some(b))
+        .unwrap()
+        .link;
+    let now = net.now;
+    net.stations[0]
+        .node
+        .close_link(now, link, veil_core::link::CloseReason::Shutdown)
+        .unwrap();
+    let a = net.id(0);
+    assert!(
+        net.run_until(Duration::from_secs(10), |n| n.stations[1]
+            .events
+            .iter()
+            .any(
+                |e| matches!(e, Event::LinkClosed { peer: Some(p), .. } if *p == a)
+            )),
+        "B sees A's link close"
+    );
+    assert!(net.stations[0].driver.socket_of(link).is_none());
+}

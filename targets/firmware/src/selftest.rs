@@ -1,0 +1,346 @@
+//! The self-test: three nodes on smoltcp interfaces over a medium in RAM
+//! complete link handshakes, exchange descriptors, build a circuit
+//! A → B → C and carry a message and its reply.
+
+use core::net::Ipv4Addr;
+
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::socket::tcp;
+use smoltcp::wire::{HardwareAddress, IpCidr, Ipv4Address};
+use static_cell::{ConstStaticCell, StaticCell};
+use veil_core::identity::{Identity, NodeId};
+use veil_core::message::{MessageSlot, Sender};
+use veil_core::node::{Event, LinkSlot, Node, NodeConfig};
+use veil_core::time::{Duration, Instant};
+use veil_smoltcp::medium::{Faults, Hub};
+use veil_smoltcp::{tcp_address, to_smoltcp_instant, Driver, DriverConfig, Slot};
+
+use crate::profile::*;
+
+const PORT: u16 = 7_000;
+const UNIX_AT_ZERO: u64 = 1_800_000_000;
+/// The whole test must finish within this much simulated time.
+const LIMIT: Duration = Duration::from_secs(120);
+const MESSAGE: &[u8] = b"hello C, this is A, through B, over smoltcp TCP in RAM";
+const REPLY: &[u8] = b"pong from C";
+
+type Medium = Hub<3, FRAMES, MTU>;
+
+/// What the self-test measured.
+#[derive(Debug)]
+pub struct Report {
+    /// Simulated time until every link was up.
+    pub links_ms: u64,
+    /// Simulated time until A's circuit to C was ready.
+    pub circuit_ms: u64,
+    /// Simulated time until A had the reply and the acknowledgement.
+    pub done_ms: u64,
+    /// Station polls in all.
+    pub polls: u32,
+}
+
+// Everything big lives in static RAM (.bss), fixed at link time. Values
+// that are not all zero bytes are built at boot (`init_with`), so that they
+// take no flash for an initialiser.
+static LINKS: StaticCell<[LinkSlot<RX, TXQ>; 2 * ENDPOINT_LINKS + RELAY_LINKS]> = StaticCell::new();
+static MESSAGE_POOLS: StaticCell<[MessageSlot<MSG>; 3 * MESSAGES]> = StaticCell::new();
+static NODES: StaticCell<[VeilNode; 3]> = StaticCell::new();
+static SOCKET_STORAGE: StaticCell<[SocketStorage<'static>; ALL_SOCKETS]> = StaticCell::new();
+static SLOTS: StaticCell<[Slot; ALL_SOCKETS]> = StaticCell::new();
+/// Receive and transmit buffers of every socket of the three nodes.
+const ALL_SOCKETS: usize = 2 * ENDPOINT_SOCKETS + RELAY_SOCKETS;
+static TCP_RX_BUFFERS: ConstStaticCell<[[u8; TCP_RX]; ALL_SOCKETS]> =
+    ConstStaticCell::new([[0; TCP_RX]; ALL_SOCKETS]);
+static TCP_TX_BUFFERS: ConstStaticCell<[[u8; TCP_TX]; ALL_SOCKETS]> =
+    ConstStaticCell::new([[0; TCP_TX]; ALL_SOCKETS]);
+static MEDIUM: StaticCell<Medium> = StaticCell::new();
+const FAULTS: Faults = Faults {
+    drop_per_mille: 20,
+    duplicate_per_mille: 20,
+    reorder_per_mille: 20,
+};
+
+/// Distinct /16s: path selection refuses two hops in one network.
+const ADDR_A: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 2);
+const ADDR_B: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 2);
+const ADDR_C: Ipv4Addr = Ipv4Addr::new(10, 3, 0, 2);
+
+/// What a node told its owner, as far as the test cares.
+#[derive(Debug, Default)]
+struct Log {
+    links: u32,
+    circuit_ready: bool,
+    acknowledged: bool,
+    failed: bool,
+    received: Option<([u8; MSG], usize, Sender)>,
+}
+
+struct Station {
+    node: &'static mut VeilNode,
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    driver: Driver<'static>,
+    log: Log,
+}
+
+impl Station {
+    fn poll(&mut self, now: Instant, medium: &mut Medium, port: usize) {
+        let log = &mut self.log;
+        self.driver.poll(
+            now,
+            &mut *self.node,
+            &mut self.iface,
+            &mut medium.port(port),
+            &mut self.sockets,
+            |node, event| match event {
+                Event::LinkEstablished { .. } => log.links += 1,
+                Event::CircuitReady { .. } => log.circuit_ready = true,
+                Event::MessageAcknowledged { .. } => log.acknowledged = true,
+                Event::MessageFailed { .. } => log.failed = true,
+                Event::MessageReceived { .. } => {
+                    let mut buf = [0u8; MSG];
+                    if let Some(m) = node.poll_message(&mut buf) {
+                        log.received = Some((buf, m.len, m.sender));
+                    }
+                }
+                _ => {}
+            },
+        );
+    }
+
+    fn poll_at(&mut self, now: Instant) -> Option<Instant> {
+        self.driver
+            .poll_at(now, &*self.node, &mut self.iface, &self.sockets)
+    }
+}
+
+fn node_config() -> NodeConfig {
+    NodeConfig {
+        unix_time_at_zero: UNIX_AT_ZERO,
+        path_relays: 1,
+        gossip_interval: Duration::from_secs(1),
+        ..NodeConfig::default()
+    }
+}
+
+fn interface(medium: &mut Medium, port: usize, ip: Ipv4Addr) -> Interface {
+    let mut config = Config::new(HardwareAddress::Ip);
+    // A board takes this from its hardware RNG; the test counts.
+    config.random_seed = 0x1000 + port as u64;
+    let mut iface = Interface::new(
+        config,
+        &mut medium.port(port),
+        to_smoltcp_instant(Instant::ZERO),
+    );
+    iface.update_ip_addrs(|addrs| {
+        let _ = addrs.push(IpCidr::new(ip.into(), 16));
+    });
+    let [a, b, ..] = ip.octets();
+    let _ = iface
+        .routes_mut()
+        .add_default_ipv4_route(Ipv4Address::new(a, b, 0, 1));
+    iface
+}
+
+/// Adds `slots.len()` TCP sockets to `sockets`, with the next buffers.
+fn add_sockets(
+    sockets: &mut SocketSet<'static>,
+    slots: &mut [Slot],
+    rx: &mut core::slice::IterMut<'static, [u8; TCP_RX]>,
+    tx: &mut core::slice::IterMut<'static, [u8; TCP_TX]>,
+) -> Result<(), &'static str> {
+    for slot in slots.iter_mut() {
+        let (Some(r), Some(t)) = (rx.next(), tx.next()) else {
+            return Err("socket buffers ran out");
+        };
+        *slot = Slot::new(sockets.add(tcp::Socket::new(
+            tcp::SocketBuffer::new(&mut r[..]),
+            tcp::SocketBuffer::new(&mut t[..]),
+        )));
+    }
+    Ok(())
+}
+
+fn ms(t: Instant) -> u64 {
+    t.as_micros() / 1_000
+}
+
+/// Runs the self-test.
+pub fn run() -> Result<Report, &'static str> {
+    let medium = MEDIUM.init_with(|| Hub::new([ADDR_A, ADDR_B, ADDR_C], FAULTS, 0x5eed));
+    let mut rx = TCP_RX_BUFFERS.take().iter_mut();
+    let mut tx = TCP_TX_BUFFERS.take().iter_mut();
+    let now = Instant::ZERO;
+
+    let links = LINKS.init_with(|| [const { LinkSlot::new() }; 2 * ENDPOINT_LINKS + RELAY_LINKS]);
+    let (a_links, rest) = links.split_at_mut(ENDPOINT_LINKS);
+    let (b_links, c_links) = rest.split_at_mut(RELAY_LINKS);
+    let pools = MESSAGE_POOLS.init_with(|| [const { MessageSlot::new() }; 3 * MESSAGES]);
+    let (a_pool, rest) = pools.split_at_mut(MESSAGES);
+    let (b_pool, c_pool) = rest.split_at_mut(MESSAGES);
+    // Fixed identities and counter seeds: see the crate docs.
+    let [a_node, b_node, c_node] = NODES.init_with(|| {
+        [
+            Node::new(
+                node_config(),
+                Identity::from_secret_bytes([1; 32]),
+                [0x41; 32],
+                a_links,
+                a_pool,
+            ),
+            Node::new(
+                node_config(),
+                Identity::from_secret_bytes([2; 32]),
+                [0x42; 32],
+                b_links,
+                b_pool,
+            ),
+            Node::new(
+                node_config(),
+                Identity::from_secret_bytes([3; 32]),
+                [0x43; 32],
+                c_links,
+                c_pool,
+            ),
+        ]
+    });
+    a_node.set_advertised_addresses(now, &[tcp_address(ADDR_A, PORT)]);
+    b_node.set_advertised_addresses(now, &[tcp_address(ADDR_B, PORT)]);
+    c_node.set_advertised_addresses(now, &[tcp_address(ADDR_C, PORT)]);
+    if !a_node.add_bootstrap(tcp_address(ADDR_B, PORT))
+        || !c_node.add_bootstrap(tcp_address(ADDR_B, PORT))
+    {
+        return Err("bootstrap list refused B");
+    }
+    let (a_id, c_id): (NodeId, NodeId) = (a_node.node_id(), c_node.node_id());
+
+    let storage = SOCKET_STORAGE.init_with(|| [SocketStorage::EMPTY; ALL_SOCKETS]);
+    let (a_storage, rest) = storage.split_at_mut(ENDPOINT_SOCKETS);
+    let (b_storage, c_storage) = rest.split_at_mut(RELAY_SOCKETS);
+    let slots = SLOTS.init_with(|| [Slot::new(SocketHandle::default()); ALL_SOCKETS]);
+    let (a_slots, rest) = slots.split_at_mut(ENDPOINT_SOCKETS);
+    let (b_slots, c_slots) = rest.split_at_mut(RELAY_SOCKETS);
+    let mut a_sockets = SocketSet::new(a_storage);
+    add_sockets(&mut a_sockets, a_slots, &mut rx, &mut tx)?;
+    let mut b_sockets = SocketSet::new(b_storage);
+    add_sockets(&mut b_sockets, b_slots, &mut rx, &mut tx)?;
+    let mut c_sockets = SocketSet::new(c_storage);
+    add_sockets(&mut c_sockets, c_slots, &mut rx, &mut tx)?;
+
+    let dialer = |first_local_port| DriverConfig {
+        listen_port: None,
+        first_local_port,
+        ..DriverConfig::default()
+    };
+    let mut a = Station {
+        node: a_node,
+        iface: interface(medium, 0, ADDR_A),
+        sockets: a_sockets,
+        driver: Driver::new(dialer(50_000), a_slots),
+        log: Log::default(),
+    };
+    let mut b = Station {
+        node: b_node,
+        iface: interface(medium, 1, ADDR_B),
+        sockets: b_sockets,
+        driver: Driver::new(
+            DriverConfig {
+                listen_port: Some(PORT),
+                ..dialer(51_000)
+            },
+            b_slots,
+        ),
+        log: Log::default(),
+    };
+    let mut c = Station {
+        node: c_node,
+        iface: interface(medium, 2, ADDR_C),
+        sockets: c_sockets,
+        driver: Driver::new(dialer(52_000), c_slots),
+        log: Log::default(),
+    };
+
+    let mut now = now;
+    let mut polls = 0u32;
+    let mut sent = false;
+    let mut replied = false;
+    let (mut links_ms, mut circuit_ms) = (None, None);
+    while now < Instant::ZERO.saturating_add(LIMIT) {
+        a.poll(now, medium, 0);
+        b.poll(now, medium, 1);
+        c.poll(now, medium, 2);
+        polls += 3;
+
+        if links_ms.is_none() && a.log.links >= 1 && b.log.links >= 2 && c.log.links >= 1 {
+            links_ms = Some(ms(now));
+        }
+        if a.log.circuit_ready && circuit_ms.is_none() {
+            circuit_ms = Some(ms(now));
+        }
+        if !sent && a.node.node_table().get(&c_id).is_some() {
+            a.node
+                .send_message(now, c_id, MESSAGE)
+                .map_err(|_| "A could not queue the message")?;
+            sent = true;
+        }
+        if !replied {
+            if let Some((buf, len, sender)) = &c.log.received {
+                if buf.get(..*len) != Some(MESSAGE) {
+                    return Err("C received a different message");
+                }
+                let Sender::Anonymous(to) = *sender else {
+                    return Err("C learned who sent the message");
+                };
+                c.node
+                    .reply(now, to, REPLY)
+                    .map_err(|_| "C could not queue the reply")?;
+                replied = true;
+            }
+        }
+        if a.log.failed || c.log.failed {
+            return Err("a message failed");
+        }
+        if let Some((buf, len, sender)) = &a.log.received {
+            if buf.get(..*len) != Some(REPLY) || *sender != Sender::Node(c_id) {
+                return Err("A received a wrong reply");
+            }
+            if a.log.acknowledged && c.log.acknowledged {
+                if b.log.received.is_some() || b.node.circuit_counts().0 != 1 {
+                    return Err("B did not relay exactly one circuit");
+                }
+                if b.node.node_table().get(&a_id).is_none() {
+                    return Err("B did not learn A's descriptor");
+                }
+                return Ok(Report {
+                    links_ms: links_ms.unwrap_or(0),
+                    circuit_ms: circuit_ms.unwrap_or(0),
+                    done_ms: ms(now),
+                    polls,
+                });
+            }
+        }
+
+        // A little time if packets are in flight, else the next deadline.
+        let soon = now.saturating_add(Duration::from_micros(200));
+        let next = if medium.in_flight() > 0 {
+            soon
+        } else {
+            [a.poll_at(now), b.poll_at(now), c.poll_at(now)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(now)
+                .clamp(soon, now.saturating_add(Duration::from_secs(1)))
+        };
+        now = next;
+    }
+    if links_ms.is_none() {
+        Err("links did not come up")
+    } else if !sent {
+        Err("A never learned C's descriptor")
+    } else if circuit_ms.is_none() {
+        Err("the circuit was not built")
+    } else {
+        Err("the message and its reply did not arrive in time")
+    }
+}
