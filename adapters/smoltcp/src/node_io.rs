@@ -2,6 +2,7 @@
 //! is not generic over the node's nine storage and capacity parameters.
 
 use veil_core::identity::NodeId;
+use veil_core::identity::Transport;
 use veil_core::link::LinkRole;
 use veil_core::message::MessageSlot;
 use veil_core::node::{DialRequest, Event, LinkId, LinkInputError, LinkSlot, Node, OpenLinkError};
@@ -62,7 +63,8 @@ where
         role: LinkRole,
         expected_peer: Option<NodeId>,
     ) -> Result<LinkId, OpenLinkError> {
-        Node::open_link(self, now, role, expected_peer)
+        // The smoltcp adapter's links are TCP.
+        Node::open_link_over(self, now, role, expected_peer, Transport::Tcp)
     }
 
     fn handle_data(

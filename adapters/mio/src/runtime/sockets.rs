@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 use veil_core::identity::NodeId;
+use veil_core::identity::Transport;
 use veil_core::link::LinkRole;
 use veil_core::node::LinkId;
 use veil_core::time::{Duration as CoreDuration, Instant};
@@ -164,7 +165,10 @@ impl Runtime {
     fn adopt_inbound(&mut self, mut stream: TcpStream, addr: SocketAddr, now: Instant) {
         // A full table (after evicting the oldest half-open link) refuses
         // the connection: dropping the stream closes it.
-        let Ok(link) = self.node.open_link(now, LinkRole::Responder, None) else {
+        let Ok(link) = self
+            .node
+            .open_link_over(now, LinkRole::Responder, None, Transport::Tcp)
+        else {
             return;
         };
         let token = self.take_token();
@@ -221,7 +225,12 @@ impl Runtime {
         };
         match result {
             Err(e) => self.fail_dial(dial, DialError::Connect(e), now),
-            Ok(()) => match self.node.open_link(now, LinkRole::Initiator, dial.expected) {
+            Ok(()) => match self.node.open_link_over(
+                now,
+                LinkRole::Initiator,
+                dial.expected,
+                Transport::Tcp,
+            ) {
                 Ok(link) => {
                     let PendingDial { stream, addr, .. } = dial;
                     self.insert_connection(token, stream, addr, link);
