@@ -1,0 +1,60 @@
+//! Settings of a [`QuicTransport`](crate::QuicTransport).
+
+use std::time::Duration;
+
+/// The ALPN token veil offers and accepts by default: HTTP/3's, so that a
+/// passive observer classifying QUIC by ALPN sees what most QUIC traffic
+/// shows. It names nothing of veil. (An active prober speaking HTTP/3 gets
+/// no HTTP/3 answer: see `docs/quic.md`.)
+pub const DEFAULT_ALPN: &[u8] = b"h3";
+
+/// Largest UDP payload this transport sends. Path MTU discovery is off
+/// (see `docs/quic.md`), so datagrams stay at QUIC's 1200-byte minimum,
+/// well under this; a buffer of this size always holds one.
+pub const MAX_DATAGRAM: usize = 1500;
+
+/// How a transport behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuicConfig {
+    /// The ALPN protocol offered (client) and required (server). Both ends
+    /// must agree; the default is [`DEFAULT_ALPN`].
+    pub alpn: Vec<u8>,
+    /// Accept incoming connections.
+    pub accept: bool,
+    /// Allow outgoing connections.
+    pub dial: bool,
+    /// Connections (both directions) at once; further incoming ones are
+    /// refused and dials fail.
+    pub max_connections: usize,
+    /// A connection that hears nothing for this long closes. It also bounds
+    /// how long a dial waits for an answer. Longer than the link's own
+    /// idle timeout (60 s by default), so the veil link decides when a
+    /// peer is dead; QUIC only reaps what the link no longer watches.
+    pub idle_timeout: Duration,
+    /// Bytes the peer may send on the link stream beyond what the node has
+    /// consumed. This is the backpressure bound in the receiving direction.
+    pub stream_window: u32,
+    /// Bytes written to the link stream but not yet acknowledged by the
+    /// peer, at most. This is the backpressure bound in the sending
+    /// direction.
+    pub send_window: u64,
+    /// After [`close`](crate::QuicTransport::close), how long to wait for
+    /// the peer to acknowledge what was written (usually the link's `Close`
+    /// frame) before closing the connection anyway.
+    pub linger: Duration,
+}
+
+impl Default for QuicConfig {
+    fn default() -> Self {
+        QuicConfig {
+            alpn: DEFAULT_ALPN.to_vec(),
+            accept: true,
+            dial: true,
+            max_connections: 256,
+            idle_timeout: Duration::from_secs(90),
+            stream_window: 1024 * 1024,
+            send_window: 2 * 1024 * 1024,
+            linger: Duration::from_secs(2),
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! `veil-quic`: veil links over QUIC v1.
+//!
+//! [`QuicTransport`] glues a quinn-proto [`Endpoint`](quinn_proto::Endpoint)
+//! and its connections to veil links: one link per QUIC connection, carried
+//! on one bidirectional stream that the dialler opens. Like the core it is
+//! sans-IO (datagrams in and out, time passed in), so it runs in any loop.
+//! [`QuicSocket`] is the std driver: one mio UDP socket under one
+//! transport, for a mio event loop such as veil-mio's. [`QuicLinks`] moves
+//! bytes between a transport and a veil [`Node`](veil_core::node::Node)
+//! (through the small [`LinkHost`] trait, so a wrapper like veil-mio's
+//! tracing node can stand in).
+//!
+//! TLS 1.3 (rustls, ring) encrypts each connection; every node makes its own
+//! throw-away self-signed certificate, and the certificate is deliberately
+//! not what authenticates the peer: the veil link handshake inside does.
+//! `docs/quic.md` gives the design, every value visible on the wire, and the
+//! security argument.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented,
+    )
+)]
+
+mod config;
+mod error;
+mod link;
+mod socket;
+mod tls;
+mod transport;
+
+pub use config::{QuicConfig, DEFAULT_ALPN, MAX_DATAGRAM};
+pub use error::{CloseCause, ConnectError, SetupError};
+pub use link::{LinkHost, QuicLinks};
+pub use socket::QuicSocket;
+pub use transport::{
+    ConnId, HandshakeInfo, QuicEvent, QuicTransport, ReadOutcome, Role, StreamClosed,
+};
+
+/// The core this crate drives, re-exported so a program names exactly the
+/// version the transport was built against.
+pub use veil_core;

@@ -1,0 +1,752 @@
+//! [`QuicTransport`]: a quinn-proto endpoint and its connections, each
+//! carrying one veil link on one bidirectional stream.
+//!
+//! Sans-IO like the core: datagrams go in with
+//! [`handle_datagram`](QuicTransport::handle_datagram) and come out of
+//! [`poll_datagram`](QuicTransport::poll_datagram); time is the core's
+//! [`Instant`], passed in by the caller. quinn-proto counts time in
+//! `std::time::Instant`; the transport maps the caller's instants onto a
+//! fixed std origin taken when it was built, so only differences matter
+//! and any clock origin works.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use quinn_proto::crypto::rustls::{HandshakeData, QuicClientConfig, QuicServerConfig};
+use quinn_proto::{
+    ClientConfig, ConnectionHandle, DatagramEvent, Dir, Endpoint, EndpointConfig, IdleTimeout,
+    NoneTokenStore, ServerConfig, StreamEvent, StreamId, TransportConfig, VarInt,
+};
+use veil_core::time::Instant;
+
+use crate::config::QuicConfig;
+use crate::error::{CloseCause, ConnectError, SetupError};
+use crate::tls;
+
+/// Datagrams the endpoint itself answered with (version negotiation,
+/// refusals, stateless resets) kept for sending; more are dropped, so a
+/// flood of junk cannot grow memory.
+const MAX_PENDING_RESPONSES: usize = 64;
+
+/// The application error code of every close: 0, and an empty reason, so
+/// a close says nothing (it is encrypted anyway once the handshake is done).
+const CLOSE_CODE: VarInt = VarInt::from_u32(0);
+
+/// One QUIC connection, as the caller names it. Never reused within one
+/// transport (quinn-proto's own handles are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(u64);
+
+impl ConnId {
+    /// The raw number, for logs and maps.
+    pub fn to_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "quic#{}", self.0)
+    }
+}
+
+/// Which end of a connection we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// We connected: the QUIC client, the veil link initiator, and the side
+    /// that opens the link stream.
+    Dialler,
+    /// We accepted: the QUIC server and the veil link responder.
+    Listener,
+}
+
+/// Something the caller must act on. Pulled with
+/// [`QuicTransport::poll_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuicEvent {
+    /// The QUIC handshake finished: open a veil link over this connection.
+    /// The dialler's link stream is open and writable at once; the
+    /// listener's appears when the dialler first writes (a veil initiator
+    /// always speaks first), announced by `Readable`/`Writable`.
+    Connected {
+        /// The connection.
+        conn: ConnId,
+        /// The peer's address.
+        remote: SocketAddr,
+        /// Whether we dialled or accepted.
+        role: Role,
+    },
+    /// The link stream may have bytes to [`read`](QuicTransport::read).
+    Readable(ConnId),
+    /// The link stream may take bytes again after a
+    /// [`write`](QuicTransport::write) took fewer than offered.
+    Writable(ConnId),
+    /// The connection ended (or a dial failed) without us closing it. Its
+    /// id is invalid from now on. Not reported for connections the caller
+    /// closed itself.
+    Closed {
+        /// The connection.
+        conn: ConnId,
+        /// Why.
+        cause: CloseCause,
+    },
+}
+
+/// What a [`read`](QuicTransport::read) gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// This many bytes, at the start of the buffer.
+    Data(usize),
+    /// Nothing now; a `Readable` event follows when there is.
+    WouldBlock,
+    /// The peer finished its side of the stream (all its bytes were read):
+    /// the transport under the link is closed.
+    Finished,
+    /// The connection is gone (or never existed).
+    Closed,
+}
+
+/// The link stream cannot take bytes any more: the peer stopped it or the
+/// connection is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamClosed;
+
+impl std::fmt::Display for StreamClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the link stream is closed")
+    }
+}
+
+impl std::error::Error for StreamClosed {}
+
+/// What the TLS handshake settled, as the peer saw it too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandshakeInfo {
+    /// The negotiated ALPN protocol.
+    pub alpn: Option<Vec<u8>>,
+    /// The server name the client sent (SNI); always `None` between veil
+    /// nodes.
+    pub server_name: Option<String>,
+}
+
+#[derive(Debug)]
+struct Conn {
+    handle: ConnectionHandle,
+    inner: quinn_proto::Connection,
+    remote: SocketAddr,
+    role: Role,
+    /// The link stream, once opened (dialler) or accepted (listener).
+    stream: Option<StreamId>,
+    /// The peer finished its side and we read all of it.
+    read_finished: bool,
+    /// Closed by the caller, or its end reported: no more events.
+    ended: bool,
+    /// Closed by the caller: close the connection once the peer
+    /// acknowledged everything written, or at this time at the latest.
+    linger_until: Option<std::time::Instant>,
+}
+
+/// A QUIC endpoint carrying veil links: one link per connection, on one
+/// bidirectional stream opened by the dialler.
+pub struct QuicTransport {
+    config: QuicConfig,
+    endpoint: Endpoint,
+    client: Option<ClientConfig>,
+    conns: HashMap<ConnId, Conn>,
+    by_handle: HashMap<ConnectionHandle, ConnId>,
+    /// Connection ids in the order they are served by `poll_datagram`.
+    order: Vec<ConnId>,
+    next_served: usize,
+    events: VecDeque<QuicEvent>,
+    responses: VecDeque<(SocketAddr, Vec<u8>)>,
+    scratch: Vec<u8>,
+    next_id: u64,
+    origin: std::time::Instant,
+    /// The latest time the caller gave, for work done in calls that take
+    /// none (`read`).
+    latest: std::time::Instant,
+}
+
+impl std::fmt::Debug for QuicTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuicTransport")
+            .field("connections", &self.conns.len())
+            .field("events", &self.events.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The server name given to rustls. It is never sent (SNI is off) and the
+/// verifier ignores it; rustls just needs a syntactically valid one.
+const SERVER_NAME: &str = "localhost";
+
+impl QuicTransport {
+    /// A transport with a fresh self-signed certificate (a new key every
+    /// time: nothing ties the certificate to the node's veil identity).
+    pub fn new(config: QuicConfig) -> Result<Self, SetupError> {
+        let server = if config.accept {
+            let cert = tls::generate_certificate()?;
+            let tls = tls::server_config(&config.alpn, cert)?;
+            let crypto =
+                QuicServerConfig::try_from(tls).map_err(|e| SetupError::Quic(e.to_string()))?;
+            let mut server = ServerConfig::with_crypto(Arc::new(crypto));
+            server.transport_config(Arc::new(transport_config(&config, Role::Listener)?));
+            // The peer's address may change (NAT rebinding): QUIC follows it.
+            server.migration(true);
+            Some(Arc::new(server))
+        } else {
+            None
+        };
+        let client = if config.dial {
+            let tls = tls::client_config(&config.alpn)?;
+            let crypto =
+                QuicClientConfig::try_from(tls).map_err(|e| SetupError::Quic(e.to_string()))?;
+            let mut client = ClientConfig::new(Arc::new(crypto));
+            client.transport_config(Arc::new(transport_config(&config, Role::Dialler)?));
+            // No address-validation tokens are kept: presenting one would
+            // link our connections to the same server.
+            client.token_store(Arc::new(NoneTokenStore));
+            Some(client)
+        } else {
+            None
+        };
+        // Path MTU discovery needs the don't-fragment bit on the socket,
+        // which mio cannot set: stay at QUIC's 1200-byte minimum.
+        let origin = std::time::Instant::now();
+        let endpoint = Endpoint::new(Arc::new(EndpointConfig::default()), server, false, None);
+        Ok(QuicTransport {
+            config,
+            endpoint,
+            client,
+            conns: HashMap::new(),
+            by_handle: HashMap::new(),
+            order: Vec::new(),
+            next_served: 0,
+            events: VecDeque::new(),
+            responses: VecDeque::new(),
+            scratch: Vec::with_capacity(crate::MAX_DATAGRAM),
+            next_id: 1,
+            origin,
+            latest: origin,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &QuicConfig {
+        &self.config
+    }
+
+    /// Starts a connection to `remote`. A `Connected` or `Closed` event
+    /// follows.
+    pub fn connect(&mut self, now: Instant, remote: SocketAddr) -> Result<ConnId, ConnectError> {
+        let Some(client) = self.client.clone() else {
+            return Err(ConnectError::NotDialling);
+        };
+        if self.conns.len() >= self.config.max_connections {
+            return Err(ConnectError::TooManyConnections);
+        }
+        let at = self.at(now);
+        let (handle, inner) = self
+            .endpoint
+            .connect(at, client, remote, SERVER_NAME)
+            .map_err(|e| ConnectError::Refused(e.to_string()))?;
+        let id = self.insert(handle, inner, remote, Role::Dialler);
+        self.drive(id);
+        Ok(id)
+    }
+
+    /// A UDP datagram arrived from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let at = self.at(now);
+        self.scratch.clear();
+        let event = self.endpoint.handle(
+            at,
+            from,
+            None,
+            None,
+            BytesMut::from(data),
+            &mut self.scratch,
+        );
+        match event {
+            None => {}
+            Some(DatagramEvent::Response(transmit)) => {
+                self.queue_response(transmit.destination, transmit.size);
+            }
+            Some(DatagramEvent::NewConnection(incoming)) => {
+                if !self.config.accept {
+                    // Say nothing: a node that does not serve QUIC should
+                    // not look like it does.
+                    self.endpoint.ignore(incoming);
+                } else if self.conns.len() >= self.config.max_connections {
+                    let transmit = self.endpoint.refuse(incoming, &mut self.scratch);
+                    self.queue_response(transmit.destination, transmit.size);
+                } else {
+                    match self.endpoint.accept(incoming, at, &mut self.scratch, None) {
+                        Ok((handle, inner)) => {
+                            let id = self.insert(handle, inner, from, Role::Listener);
+                            self.drive(id);
+                        }
+                        Err(error) => {
+                            if let Some(transmit) = error.response {
+                                self.queue_response(transmit.destination, transmit.size);
+                            }
+                        }
+                    }
+                }
+            }
+            Some(DatagramEvent::ConnectionEvent(handle, event)) => {
+                let Some(&id) = self.by_handle.get(&handle) else {
+                    return;
+                };
+                if let Some(conn) = self.conns.get_mut(&id) {
+                    conn.inner.handle_event(event);
+                }
+                self.drive(id);
+            }
+        }
+    }
+
+    /// The next datagram to send: written to the start of `buf` (at least
+    /// [`MAX_DATAGRAM`](crate::MAX_DATAGRAM) bytes), with its destination
+    /// and length. Call until `None` after every other call.
+    pub fn poll_datagram(&mut self, now: Instant, buf: &mut [u8]) -> Option<(SocketAddr, usize)> {
+        while let Some((to, bytes)) = self.responses.pop_front() {
+            if let Some(out) = buf.get_mut(..bytes.len()) {
+                out.copy_from_slice(&bytes);
+                return Some((to, bytes.len()));
+            }
+        }
+        let at = self.at(now);
+        let count = self.order.len();
+        for step in 0..count {
+            let index = self.next_served.wrapping_add(step).checked_rem(count)?;
+            let Some(&id) = self.order.get(index) else {
+                continue;
+            };
+            let Some(conn) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            self.scratch.clear();
+            let Some(transmit) = conn.inner.poll_transmit(at, 1, &mut self.scratch) else {
+                continue;
+            };
+            self.next_served = index.wrapping_add(1);
+            let len = transmit.size;
+            let written = match (buf.get_mut(..len), self.scratch.get(..len)) {
+                (Some(out), Some(datagram)) => {
+                    out.copy_from_slice(datagram);
+                    true
+                }
+                // Too small a buffer: the packet is lost and QUIC
+                // retransmits; never a panic.
+                _ => false,
+            };
+            self.drive(id);
+            if written {
+                return Some((transmit.destination, len));
+            }
+        }
+        None
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next run.
+    pub fn next_timeout(&mut self) -> Option<Instant> {
+        let mut earliest: Option<std::time::Instant> = None;
+        for conn in self.conns.values_mut() {
+            for deadline in [conn.inner.poll_timeout(), conn.linger_until]
+                .into_iter()
+                .flatten()
+            {
+                earliest = Some(earliest.map_or(deadline, |e| e.min(deadline)));
+            }
+        }
+        earliest.map(|deadline| self.to_core(deadline))
+    }
+
+    /// Runs every connection timer that is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let at = self.at(now);
+        let ids: Vec<ConnId> = self.order.clone();
+        for id in ids {
+            let Some(conn) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            if conn.inner.poll_timeout().is_some_and(|t| t <= at) {
+                conn.inner.handle_timeout(at);
+            }
+            if conn.linger_until.is_some_and(|t| t <= at) {
+                conn.linger_until = None;
+                conn.inner.close(at, CLOSE_CODE, Bytes::new());
+            }
+            self.drive(id);
+        }
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<QuicEvent> {
+        self.events.pop_front()
+    }
+
+    /// Reads from the link stream of `conn` into `buf`. Only what is read
+    /// frees flow-control credit, so not reading holds the peer back.
+    pub fn read(&mut self, conn: ConnId, buf: &mut [u8]) -> ReadOutcome {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return ReadOutcome::Closed;
+        };
+        if c.read_finished {
+            return ReadOutcome::Finished;
+        }
+        let Some(stream) = c.stream else {
+            return if c.inner.is_closed() {
+                ReadOutcome::Closed
+            } else {
+                ReadOutcome::WouldBlock
+            };
+        };
+        let mut recv = c.inner.recv_stream(stream);
+        let mut chunks = match recv.read(true) {
+            Ok(chunks) => chunks,
+            Err(_) => return ReadOutcome::Closed,
+        };
+        let mut filled = 0usize;
+        let mut end = None;
+        while let Some(room) = buf.get_mut(filled..).filter(|r| !r.is_empty()) {
+            match chunks.next(room.len()) {
+                Ok(Some(chunk)) => {
+                    let n = chunk.bytes.len().min(room.len());
+                    if let (Some(to), Some(from)) = (room.get_mut(..n), chunk.bytes.get(..n)) {
+                        to.copy_from_slice(from);
+                    }
+                    filled = filled.saturating_add(n);
+                }
+                Ok(None) => {
+                    end = Some(ReadOutcome::Finished);
+                    break;
+                }
+                Err(quinn_proto::ReadError::Blocked) => break,
+                Err(quinn_proto::ReadError::Reset(_)) => {
+                    end = Some(ReadOutcome::Closed);
+                    break;
+                }
+            }
+        }
+        // Frees the credit; the MAX_STREAM_DATA frame goes out with the
+        // next `poll_datagram`.
+        let _ = chunks.finalize();
+        match end {
+            Some(ReadOutcome::Finished) => c.read_finished = true,
+            Some(_) => c.ended = true,
+            None => {}
+        }
+        self.drive(conn);
+        match (filled, end) {
+            (0, Some(outcome)) => outcome,
+            (0, None) => ReadOutcome::WouldBlock,
+            (n, _) => ReadOutcome::Data(n),
+        }
+    }
+
+    /// Writes to the link stream of `conn`; returns how many bytes it took
+    /// (maybe fewer than offered, maybe none: flow control or the send
+    /// window is full, and a `Writable` event follows when it drains).
+    pub fn write(&mut self, conn: ConnId, bytes: &[u8]) -> Result<usize, StreamClosed> {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return Err(StreamClosed);
+        };
+        if c.ended && c.linger_until.is_none() {
+            return Err(StreamClosed);
+        }
+        let Some(stream) = c.stream else {
+            return if c.inner.is_closed() {
+                Err(StreamClosed)
+            } else {
+                Ok(0)
+            };
+        };
+        if bytes.is_empty() {
+            return Ok(0);
+        }
+        match c.inner.send_stream(stream).write(bytes) {
+            Ok(n) => Ok(n),
+            Err(quinn_proto::WriteError::Blocked) => Ok(0),
+            Err(_) => Err(StreamClosed),
+        }
+    }
+
+    /// Closes `conn` gracefully: what was written still goes out (the
+    /// stream is finished), and the connection closes once the peer has it,
+    /// or after [`QuicConfig::linger`]. No `Closed` event follows.
+    pub fn close(&mut self, now: Instant, conn: ConnId) {
+        let at = self.at(now);
+        let linger = self.config.linger;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.ended && c.linger_until.is_none() && c.inner.is_closed() {
+            return;
+        }
+        c.ended = true;
+        let finished = match c.stream {
+            Some(stream) if !c.inner.is_closed() => c.inner.send_stream(stream).finish().is_ok(),
+            _ => false,
+        };
+        if finished {
+            c.linger_until = at.checked_add(linger).or(Some(at));
+        } else {
+            c.linger_until = None;
+            c.inner.close(at, CLOSE_CODE, Bytes::new());
+        }
+        self.drive(conn);
+    }
+
+    /// Closes `conn` at once; unsent bytes are dropped. No `Closed` event
+    /// follows.
+    pub fn abort(&mut self, now: Instant, conn: ConnId) {
+        let at = self.at(now);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.ended = true;
+            c.linger_until = None;
+            c.inner.close(at, CLOSE_CODE, Bytes::new());
+        }
+        self.drive(conn);
+    }
+
+    /// Closes every connection gracefully, for example at shutdown.
+    pub fn close_all(&mut self, now: Instant) {
+        for id in self.order.clone() {
+            self.close(now, id);
+        }
+    }
+
+    /// Connections the transport holds, including ones closing.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// The peer address of `conn`.
+    pub fn remote(&self, conn: ConnId) -> Option<SocketAddr> {
+        self.conns.get(&conn).map(|c| c.remote)
+    }
+
+    /// Whether we dialled or accepted `conn`.
+    pub fn role(&self, conn: ConnId) -> Option<Role> {
+        self.conns.get(&conn).map(|c| c.role)
+    }
+
+    /// The current RTT estimate of `conn`.
+    pub fn rtt(&self, conn: ConnId) -> Option<std::time::Duration> {
+        self.conns.get(&conn).map(|c| c.inner.rtt())
+    }
+
+    /// What the TLS handshake of `conn` settled (ALPN, SNI), once known.
+    pub fn handshake_info(&self, conn: ConnId) -> Option<HandshakeInfo> {
+        let c = self.conns.get(&conn)?;
+        let data = c.inner.crypto_session().handshake_data()?;
+        let data = data.downcast::<HandshakeData>().ok()?;
+        Some(HandshakeInfo {
+            alpn: data.protocol,
+            server_name: data.server_name,
+        })
+    }
+
+    fn insert(
+        &mut self,
+        handle: ConnectionHandle,
+        inner: quinn_proto::Connection,
+        remote: SocketAddr,
+        role: Role,
+    ) -> ConnId {
+        let id = ConnId(self.next_id);
+        self.next_id = self.next_id.wrapping_add(1);
+        self.conns.insert(
+            id,
+            Conn {
+                handle,
+                inner,
+                remote,
+                role,
+                stream: None,
+                read_finished: false,
+                ended: false,
+                linger_until: None,
+            },
+        );
+        self.by_handle.insert(handle, id);
+        self.order.push(id);
+        id
+    }
+
+    fn queue_response(&mut self, to: SocketAddr, len: usize) {
+        if self.responses.len() >= MAX_PENDING_RESPONSES {
+            return;
+        }
+        if let Some(bytes) = self.scratch.get(..len) {
+            self.responses.push_back((to, bytes.to_vec()));
+        }
+    }
+
+    /// Hands a connection's endpoint events to the endpoint, turns its
+    /// application events into ours, and forgets it once drained.
+    fn drive(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        while let Some(event) = conn.inner.poll_endpoint_events() {
+            if let Some(reply) = self.endpoint.handle_event(conn.handle, event) {
+                conn.inner.handle_event(reply);
+            }
+        }
+        while let Some(event) = conn.inner.poll() {
+            on_event(self.latest, conn, id, event, &mut self.events);
+        }
+        if conn.inner.is_drained() {
+            let handle = conn.handle;
+            if !conn.ended {
+                self.events.push_back(QuicEvent::Closed {
+                    conn: id,
+                    cause: CloseCause::Protocol("connection drained".into()),
+                });
+            }
+            self.conns.remove(&id);
+            self.by_handle.remove(&handle);
+            self.order.retain(|&o| o != id);
+        }
+    }
+
+    /// The caller's `now` on quinn-proto's clock; time never runs
+    /// backwards, whatever the caller passes.
+    fn at(&mut self, now: Instant) -> std::time::Instant {
+        let at = self
+            .origin
+            .checked_add(std::time::Duration::from_micros(now.as_micros()))
+            .unwrap_or(self.origin)
+            .max(self.latest);
+        self.latest = at;
+        at
+    }
+
+    /// Rounded up, so a caller woken at the returned instant is never
+    /// before quinn-proto's deadline.
+    fn to_core(&self, at: std::time::Instant) -> Instant {
+        let since = at.saturating_duration_since(self.origin);
+        let micros = u64::try_from(since.as_micros()).unwrap_or(u64::MAX);
+        let rounded = if since.subsec_nanos().is_multiple_of(1000) {
+            micros
+        } else {
+            micros.saturating_add(1)
+        };
+        Instant::from_micros(rounded)
+    }
+}
+
+/// Turns one quinn-proto event of `conn` into what the caller needs.
+fn on_event(
+    at: std::time::Instant,
+    conn: &mut Conn,
+    id: ConnId,
+    event: quinn_proto::Event,
+    events: &mut VecDeque<QuicEvent>,
+) {
+    use quinn_proto::Event as E;
+    match event {
+        E::Connected => {
+            if conn.role == Role::Dialler {
+                conn.stream = conn.inner.streams().open(Dir::Bi);
+            }
+            if !conn.ended {
+                events.push_back(QuicEvent::Connected {
+                    conn: id,
+                    remote: conn.remote,
+                    role: conn.role,
+                });
+            }
+        }
+        E::ConnectionLost { reason } => {
+            if !conn.ended {
+                conn.ended = true;
+                events.push_back(QuicEvent::Closed {
+                    conn: id,
+                    cause: CloseCause::from_quinn(&reason),
+                });
+            }
+        }
+        E::Stream(StreamEvent::Opened { dir }) => {
+            while let Some(stream) = conn.inner.streams().accept(dir) {
+                if dir == Dir::Bi && conn.role == Role::Listener && conn.stream.is_none() {
+                    conn.stream = Some(stream);
+                    if !conn.ended {
+                        events.push_back(QuicEvent::Readable(id));
+                        events.push_back(QuicEvent::Writable(id));
+                    }
+                } else {
+                    // Stream limits forbid this; refuse it all the same.
+                    let _ = conn.inner.recv_stream(stream).stop(CLOSE_CODE);
+                    if dir == Dir::Bi {
+                        let _ = conn.inner.send_stream(stream).reset(CLOSE_CODE);
+                    }
+                }
+            }
+        }
+        E::Stream(StreamEvent::Readable { id: stream }) => {
+            if conn.stream == Some(stream) && !conn.ended {
+                events.push_back(QuicEvent::Readable(id));
+            }
+        }
+        E::Stream(StreamEvent::Writable { id: stream }) => {
+            if conn.stream == Some(stream) && !conn.ended {
+                events.push_back(QuicEvent::Writable(id));
+            }
+        }
+        E::Stream(StreamEvent::Finished { id: stream }) => {
+            // Everything we wrote was acknowledged: a lingering close can
+            // finish now.
+            if conn.stream == Some(stream) && conn.linger_until.take().is_some() {
+                conn.inner.close(at, CLOSE_CODE, Bytes::new());
+            }
+        }
+        E::Stream(StreamEvent::Stopped { id: stream, .. }) => {
+            if conn.stream == Some(stream) && !conn.ended {
+                conn.ended = true;
+                events.push_back(QuicEvent::Closed {
+                    conn: id,
+                    cause: CloseCause::StreamReset,
+                });
+            }
+        }
+        E::Stream(StreamEvent::Available { .. })
+        | E::HandshakeDataReady
+        | E::DatagramReceived
+        | E::DatagramsUnblocked => {}
+    }
+}
+
+/// The transport parameters of one role. Stream limits: a server accepts
+/// one bidirectional stream (the link) and no unidirectional ones; a client
+/// accepts no stream at all (the server never opens one).
+fn transport_config(config: &QuicConfig, role: Role) -> Result<TransportConfig, SetupError> {
+    let mut transport = TransportConfig::default();
+    let idle = IdleTimeout::try_from(config.idle_timeout)
+        .map_err(|e| SetupError::Quic(format!("idle timeout: {e}")))?;
+    let window = VarInt::from_u32(config.stream_window);
+    let bidi = match role {
+        Role::Listener => VarInt::from_u32(1),
+        Role::Dialler => VarInt::from_u32(0),
+    };
+    transport
+        .max_concurrent_bidi_streams(bidi)
+        .max_concurrent_uni_streams(VarInt::from_u32(0))
+        .max_idle_timeout(Some(idle))
+        .stream_receive_window(window)
+        .receive_window(window)
+        .send_window(config.send_window)
+        // The veil link pings on its own schedule; QUIC adds none.
+        .keep_alive_interval(None)
+        // No unreliable datagrams: the link needs an ordered stream.
+        .datagram_receive_buffer_size(None)
+        // The spin bit would let any on-path observer measure the RTT.
+        .allow_spin(false)
+        .mtu_discovery_config(None);
+    Ok(transport)
+}

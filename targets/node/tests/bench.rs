@@ -1,0 +1,27 @@
+//! `veil bench --quick` runs its whole course (in-process network and
+//! separate `veil node` processes) and exits 0. Figures are printed, never
+//! checked: tests assert no timing.
+
+mod common;
+
+use std::time::Duration;
+
+use common::run;
+
+#[test]
+fn quick_bench_exits_zero() {
+    let out = run(&["bench", "--quick"], b"", Duration::from_secs(240));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "veil bench --quick failed\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for row in [
+        "3-relay circuit build",
+        "bulk, one circuit",
+        "peak RSS per node process",
+    ] {
+        assert!(stdout.contains(row), "no {row:?} row in\n{stdout}");
+    }
+}
