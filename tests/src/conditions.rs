@@ -14,7 +14,18 @@ pub struct StreamConditions {
     /// Chunks are cut at random sizes between 1 and this many bytes.
     /// `usize::MAX` delivers each write whole.
     pub max_chunk: usize,
+    /// The wire's capacity in bytes per second, or `None` for unlimited.
+    /// A limited wire serialises bytes one after another, and the sender
+    /// has a socket send buffer of [`SEND_BUFFER`] bytes: while that much
+    /// is waiting to go out, the simulator takes nothing more from the
+    /// node for that link, so the node's own send queue fills, exactly as
+    /// it does behind a slow TCP connection.
+    pub bandwidth: Option<u64>,
 }
+
+/// Bytes a bandwidth-limited wire accepts from its sender beyond what it
+/// has put on the wire (a small kernel socket send buffer).
+pub const SEND_BUFFER: u64 = 32 * 1024;
 
 impl StreamConditions {
     /// A quiet LAN: 1 ms latency, writes delivered whole.
@@ -22,6 +33,7 @@ impl StreamConditions {
         latency: Duration::from_millis(1),
         jitter: Duration::ZERO,
         max_chunk: usize::MAX,
+        bandwidth: None,
     };
 
     /// A hostile-looking path: 20 ms ± 10 ms and reads of 1..=97 bytes.
@@ -29,6 +41,16 @@ impl StreamConditions {
         latency: Duration::from_millis(20),
         jitter: Duration::from_millis(10),
         max_chunk: 97,
+        bandwidth: None,
+    };
+
+    /// A slow link: the LAN's latency at 1 MB/s, a bottleneck on which
+    /// circuits contend.
+    pub const SLOW: StreamConditions = StreamConditions {
+        latency: Duration::from_millis(1),
+        jitter: Duration::ZERO,
+        max_chunk: usize::MAX,
+        bandwidth: Some(1_000_000),
     };
 }
 

@@ -14,7 +14,7 @@ pub mod fuzzing;
 mod network;
 mod sim_node;
 
-pub use conditions::StreamConditions;
+pub use conditions::{StreamConditions, SEND_BUFFER};
 pub use network::{Direction, Sim, WireId};
 pub use sim_node::{
     Delivered, NodeIndex, SimNode, SimNodeCore, SIM_EVENTS, SIM_MESSAGES, SIM_MSG, SIM_OWN,

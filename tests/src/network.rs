@@ -14,7 +14,7 @@ use veil_core::link::{Cell, LinkRole};
 use veil_core::node::{DialRequest, Event, LinkId, Node, NodeConfig, SendCellError};
 use veil_core::time::{Duration, Instant};
 
-use crate::conditions::StreamConditions;
+use crate::conditions::{StreamConditions, SEND_BUFFER};
 use crate::sim_node::{Delivered, NodeIndex, SimNode};
 
 /// Names a simulated connection between two nodes.
@@ -50,6 +50,9 @@ struct Wire {
     silenced: [bool; 2],
     tamper: [Option<Tamper>; 2],
     last_arrival: [Instant; 2],
+    /// On a bandwidth-limited wire, when the last byte given to each
+    /// direction leaves the sender.
+    busy_until: [Instant; 2],
     /// Bytes that reached the receiver but that it has not consumed yet.
     backlog: [VecDeque<u8>; 2],
     sent: [u64; 2],
@@ -117,6 +120,8 @@ pub struct Sim {
     udp_blocked: std::collections::HashSet<NodeIndex>,
     /// Conditions of wires made for dial requests.
     dial_conditions: StreamConditions,
+    /// When each node blocked on a full bandwidth-limited wire is woken.
+    room_wakeups: HashMap<NodeIndex, Instant>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -151,6 +156,7 @@ impl Sim {
             addresses: HashMap::new(),
             udp_blocked: Default::default(),
             dial_conditions: StreamConditions::LAN,
+            room_wakeups: HashMap::new(),
         }
     }
 
@@ -362,6 +368,7 @@ impl Sim {
             silenced: [false, false],
             tamper: [None, None],
             last_arrival: [now, now],
+            busy_until: [now, now],
             backlog: [VecDeque::new(), VecDeque::new()],
             sent: [0, 0],
         });
@@ -625,10 +632,7 @@ impl Sim {
         loop {
             let mut progressed = false;
             let now = self.now;
-            while let Some(t) = self.nodes[node].core.poll_transmit(now, &mut buf) {
-                self.transmit(node, t.link, &buf[..t.len]);
-                progressed = true;
-            }
+            progressed |= self.take_transmits(node, &mut buf);
             while let Some(request) = self.nodes[node].core.poll_dial() {
                 let at = now.saturating_add(self.dial_conditions.latency);
                 self.schedule(at, Happening::Dial { node, request });
@@ -688,6 +692,55 @@ impl Sim {
         }
     }
 
+    /// Moves a node's outgoing messages onto its wires. Wires without a
+    /// bandwidth limit take everything; a limited one takes bytes only
+    /// while its sender's buffer has room, and the node is woken when it
+    /// drains, so the node's own queue for that link fills meanwhile.
+    fn take_transmits(&mut self, node: NodeIndex, buf: &mut [u8]) -> bool {
+        let now = self.now;
+        let limited = |sim: &Sim, link: LinkId| {
+            let &(wire, side) = sim.by_link.get(&(node, link))?;
+            let w = &sim.wires[wire.0];
+            let bandwidth = w.conditions.bandwidth?;
+            let buffered = SEND_BUFFER * 1_000_000 / bandwidth.max(1);
+            let busy = w.busy_until[side].as_micros();
+            Some(Instant::from_micros(busy.saturating_sub(buffered)))
+        };
+        let mut progressed = false;
+        let any_limited = self.nodes[node]
+            .core
+            .links()
+            .any(|l| limited(self, l.link).is_some());
+        if !any_limited {
+            while let Some(t) = self.nodes[node].core.poll_transmit(now, buf) {
+                self.transmit(node, t.link, &buf[..t.len]);
+                progressed = true;
+            }
+            return progressed;
+        }
+        let links: Vec<LinkId> = self.nodes[node].core.links().map(|l| l.link).collect();
+        for link in links {
+            loop {
+                if let Some(drains_by) = limited(self, link) {
+                    if drains_by > now {
+                        let pending = self.room_wakeups.get(&node).copied();
+                        if !pending.is_some_and(|at| at > now && at <= drains_by) {
+                            self.room_wakeups.insert(node, drains_by);
+                            self.schedule(drains_by, Happening::Timer { node });
+                        }
+                        break;
+                    }
+                }
+                let Some(len) = self.nodes[node].core.poll_link_transmit(now, link, buf) else {
+                    break;
+                };
+                self.transmit(node, link, &buf[..len]);
+                progressed = true;
+            }
+        }
+        progressed
+    }
+
     fn transmit(&mut self, node: NodeIndex, link: LinkId, bytes: &[u8]) {
         self.nodes[node].bytes_sent += bytes.len() as u64;
         self.transcript.update(self.now.as_micros().to_be_bytes());
@@ -724,6 +777,18 @@ impl Sim {
             return;
         }
         let conditions = w.conditions;
+        // A limited wire sends its bytes after those already queued, at its
+        // rate; they then travel with the wire's latency.
+        let departs = match conditions.bandwidth {
+            Some(bandwidth) => {
+                let start = w.busy_until[dir.index()].max(self.now);
+                let serialise = bytes.len() as u64 * 1_000_000 / bandwidth.max(1);
+                let done = start.saturating_add(Duration::from_micros(serialise));
+                w.busy_until[dir.index()] = done;
+                done
+            }
+            None => self.now,
+        };
         let mut rest = &bytes[..];
         while !rest.is_empty() {
             let take = if conditions.max_chunk >= rest.len() {
@@ -738,8 +803,7 @@ impl Sim {
                 j => self.rng.next_u64() % j,
             };
             let w = &mut self.wires[wire.0];
-            let at = self
-                .now
+            let at = departs
                 .saturating_add(conditions.latency)
                 .saturating_add(Duration::from_micros(jitter))
                 .max(w.last_arrival[dir.index()]);

@@ -12,7 +12,7 @@ use veil_core::link::Cell;
 use veil_core::message::{MessageId, Sender};
 use veil_core::node::{Event, LinkId, NodeConfig, SendMessageError};
 use veil_core::time::Duration;
-use veil_sim::{NodeIndex, Sim, SIM_TXQ};
+use veil_sim::{NodeIndex, Sim, StreamConditions, SIM_TXQ};
 
 const UNIX_AT_ZERO: u64 = 1_800_000_000;
 
@@ -53,7 +53,13 @@ fn healthy_relays(sim: &Sim, node: NodeIndex) -> usize {
 
 /// Boots a network and waits until every node can build 3-relay paths.
 fn booted(seed: u64, n: usize) -> Sim {
+    booted_over(seed, n, StreamConditions::LAN)
+}
+
+/// As [`booted`], with every link the nodes dial made under `conditions`.
+fn booted_over(seed: u64, n: usize, conditions: StreamConditions) -> Sim {
     let mut sim = network(seed, n);
+    sim.set_dial_conditions(conditions);
     let ready = sim.run_until_true(Duration::from_secs(120), |sim| {
         (0..n).all(|i| healthy_relays(sim, i) >= 8)
     });
@@ -456,4 +462,123 @@ fn a_relay_that_dies_mid_path_loses_nothing() {
     let (ready, closed) = circuit_events(&sim, client);
     assert!(ready >= 2);
     assert!(closed.contains(&DestroyReason::LinkClosed));
+}
+
+thread_local! {
+    /// The shared guard, and the circuit id of every relay cell it took
+    /// from the client's link, in order.
+    static WATCHED: StdCell<Option<(NodeId, LinkId)>> = const { StdCell::new(None) };
+    static SEQUENCE: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn record_client_cells(me: &NodeId, link: LinkId, cell: &mut Cell) {
+    let is_relay_cell = cell[4] == 3;
+    if WATCHED.with(|w| w.get()) == Some((*me, link)) && is_relay_cell {
+        let circuit = u32::from_be_bytes([cell[0], cell[1], cell[2], cell[3]]);
+        SEQUENCE.with(|s| s.borrow_mut().push(circuit));
+    }
+}
+
+/// Four circuits share one link (the client's only guard). The client
+/// queues all of destination A's messages first, then B's, C's and D's:
+/// a first-come scheduler would send A's window, then B's, and so on. The
+/// node serves its ready circuits round-robin, so while all four have
+/// cells to send, the link carries them interleaved, in equal shares.
+#[test]
+fn circuits_sharing_a_link_are_served_fairly() {
+    let n = 12;
+    // The client's link to its guard carries 1 MB/s, every other link is
+    // fast: four circuit windows hold more than the slow link carries in
+    // a round trip, so the client's send queue for it stays full and the
+    // node's scheduler alone decides whose cell goes next.
+    let (client, guard) = (4, 2);
+    let mut sim = network(6, n);
+    sim.connect(client, guard, StreamConditions::SLOW);
+    assert!(sim.run_until_true(Duration::from_secs(120), |sim| {
+        (0..n).all(|i| healthy_relays(sim, i) >= 8)
+    }));
+    let destinations = [6, 8, 10, 11];
+    let guard_id = sim.node_id(guard);
+    sim.with_node(client, |node| node.set_guards(&[guard_id]));
+    for &d in &destinations {
+        wait_until_known(&mut sim, client, d);
+        let warm_up = sim.send_message(client, d, b"warm-up").unwrap();
+        assert!(
+            sim.run_until_true(Duration::from_secs(30), |sim| {
+                acknowledged(sim, client).contains(&warm_up)
+            }),
+            "a circuit to node {d} through the guard carried a first message"
+        );
+    }
+    let client_id = sim.node_id(client);
+    let guard_link = sim
+        .node(guard)
+        .core
+        .links()
+        .find(|l| l.peer == Some(client_id))
+        .expect("the guard has a link to the client")
+        .link;
+    WATCHED.with(|w| w.set(Some((guard_id, guard_link))));
+    sim.with_node(guard, |node| node.set_cell_hook(Some(record_client_cells)));
+
+    let per_destination = veil_sim::SIM_MESSAGES / 2 / destinations.len();
+    let body = message_body(9, 12_000);
+    for &d in &destinations {
+        for _ in 0..per_destination {
+            sim.send_message(client, d, &body).unwrap();
+        }
+    }
+    let expected = 1 + per_destination;
+    let all = sim.run_until_true(Duration::from_secs(120), |sim| {
+        destinations
+            .iter()
+            .all(|&d| sim.node(d).delivered.len() == expected)
+    });
+    assert!(all, "every message arrived");
+
+    let sequence = SEQUENCE.with(|s| s.borrow().clone());
+    let mut circuits: Vec<u32> = sequence.clone();
+    circuits.sort_unstable();
+    circuits.dedup();
+    assert_eq!(
+        circuits.len(),
+        destinations.len(),
+        "one circuit each, all on the guard's link"
+    );
+    // Contention lasts from the first cell of the last circuit to start
+    // (messages were offered one destination after another, so the first
+    // circuit had the link to itself until the others had messages) to the
+    // last cell of the first circuit to finish. In that span each gets
+    // close to a quarter of the link.
+    let first_of = |c: u32| sequence.iter().position(|&x| x == c).unwrap();
+    let last_of = |c: u32| sequence.iter().rposition(|&x| x == c).unwrap();
+    let start = circuits.iter().map(|&c| first_of(c)).max().unwrap();
+    let end = circuits.iter().map(|&c| last_of(c)).min().unwrap() + 1;
+    let contended = &sequence[start..end];
+    assert!(
+        contended.len() > 200,
+        "a long contended span: {} cells",
+        contended.len()
+    );
+    let fair = contended.len() / circuits.len();
+    for &c in &circuits {
+        let share = contended.iter().filter(|&&x| x == c).count();
+        assert!(
+            share * 10 >= fair * 8 && share * 10 <= fair * 12,
+            "circuit {c:#x} sent {share} of {} contended cells; a fair share is {fair}",
+            contended.len()
+        );
+    }
+    // And cells are interleaved as they go, not sent a credit batch (16)
+    // or a window (32) at a time: a circuit's longest run is bounded by
+    // the few originated cells a link queue holds.
+    let longest_run = contended
+        .chunk_by(|a, b| a == b)
+        .map(<[u32]>::len)
+        .max()
+        .unwrap();
+    assert!(
+        longest_run <= 8,
+        "one circuit sent {longest_run} cells in a row while the others waited"
+    );
 }

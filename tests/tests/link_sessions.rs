@@ -201,6 +201,7 @@ fn keepalives_measure_rtt_and_detect_a_silent_peer() {
         latency: Duration::from_millis(25),
         jitter: Duration::ZERO,
         max_chunk: usize::MAX,
+        bandwidth: None,
     };
     let wire = sim.connect(a, b, conditions);
     let (_, la) = sim.end(wire, Direction::Forward);

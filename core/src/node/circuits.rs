@@ -36,6 +36,13 @@ const BUILD_RETRY: Duration = Duration::from_millis(500);
 /// control cells (`ACK`, `CREDIT`, `DESTROY`, handshakes); at most half
 /// the queue, so that a node with a small queue can still send.
 const ORIGINATE_RESERVE: usize = 8;
+/// Originated `DATA` goes into a link's queue only while fewer than this
+/// many cells wait there. The queue is FIFO, so whatever enters it is sent
+/// in that order; keeping it short and refilling it each time the transport
+/// takes a message (see `Node::refill_after_transmit`) means the
+/// round-robin below, not the order in which circuits got credit, decides
+/// whose cell goes next on a busy link (the idea of Tor's KIST scheduler).
+const ORIGINATE_AHEAD: usize = 8;
 /// `ACK` data: message id, then a status byte.
 const ACK_LEN: usize = MESSAGE_ID_LEN + 1;
 const ACK_DELIVERED: u8 = 0;
@@ -435,7 +442,7 @@ where
     /// Sends message fragments round-robin over every circuit that has
     /// something to send, credit, and room on its link: one cell per
     /// circuit per round, so circuits sharing a link share it fairly.
-    fn send_fragments(&mut self) {
+    pub(crate) fn send_fragments(&mut self) {
         let mut routes: Vec<(Route, Back, super::LinkId), 32> = Vec::new();
         for c in self.engine.clients().filter(|c| c.is_ready()) {
             let (Some(destination), Some(last)) =
@@ -475,8 +482,10 @@ where
                 };
                 let can_send = flow_of(&mut self.engine, back).is_some_and(|f| f.can_send());
                 let room = circuit_ctx::queue_room(self.links.as_mut(), link);
+                let queued = TXQ.saturating_sub(room);
                 // Small queues (firmware) keep half free instead.
-                if !can_send || room <= ORIGINATE_RESERVE.min(TXQ / 2) {
+                if !can_send || room <= ORIGINATE_RESERVE.min(TXQ / 2) || queued >= ORIGINATE_AHEAD
+                {
                     continue;
                 }
                 let Some(len) = self.messages.next_fragment(self.now, route, &mut fragment) else {

@@ -599,6 +599,7 @@ where
             self.sync_slot(index);
             if let (Some(len), Some(generation)) = (written, generation) {
                 self.next_transmit_index = index.wrapping_add(1);
+                self.refill_after_transmit();
                 let link = LinkId::new(u16::try_from(index).unwrap_or(u16::MAX), generation);
                 return Some(Transmit { link, len });
             }
@@ -618,7 +619,21 @@ where
         let index = self.slot_index(link)?;
         let written = self.session_mut(index)?.poll_transmit(now, buf);
         self.sync_slot(index);
+        if written.is_some() {
+            self.refill_after_transmit();
+        }
         written
+    }
+
+    /// A transport took a message, so link queues have room again: offer
+    /// waiting message fragments now, round-robin over circuits, rather than
+    /// at the next input. Originated cells are kept few in each queue (relay
+    /// spec §9), so without this a busy link would idle until a `CREDIT` or
+    /// a timer arrived.
+    fn refill_after_transmit(&mut self) {
+        if !self.config.link_only {
+            self.send_fragments();
+        }
     }
 
     /// The next event, if any.
