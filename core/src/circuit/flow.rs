@@ -11,9 +11,9 @@
 //! the links that feed it, see `docs/relay_protocol_spec.md` §9.)
 
 /// `DATA` cells one end may have in flight towards the other.
-pub const CIRCUIT_WINDOW: u16 = 32;
+pub const CIRCUIT_WINDOW: u16 = 128;
 /// Cells taken before the receiver returns credit for them.
-pub const CREDIT_BATCH: u16 = 16;
+pub const CREDIT_BATCH: u16 = 32;
 
 /// The flow-control state of one end of a circuit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
