@@ -28,7 +28,7 @@ use std::time::Duration;
 use common::{eventually, free_addr, run, wait, Children, Scratch, VEIL};
 
 /// Where committed traces live.
-const TRACES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/traces");
+const TRACES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/traces");
 
 /// Nodes in a capture: the sender, three relays and the destination.
 const NODES: usize = 5;
