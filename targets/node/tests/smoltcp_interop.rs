@@ -475,12 +475,13 @@ fn a_smoltcp_node_on_a_tun_device_builds_circuits_with_linux_nodes() {
     // the smoltcp node, so that the smoltcp node accepts a link from the
     // kernel's TCP and the destination learns the rest through it.
     let tap_addr = format!("{}:{PORT}", Ipv4Addr::from(TAP_IP));
+    let first_addr = format!("10.1.0.1:{PORT}");
     let std_nodes: Vec<StdNode> = (0..STD_NODES)
         .map(|i| {
             let bootstrap = if i == STD_NODES - 1 {
                 tap_addr.as_str()
             } else {
-                "10.1.0.1:7000"
+                first_addr.as_str()
             };
             spawn_std_node(&ns, &scratch, i, bootstrap, &mut children)
         })
