@@ -1,0 +1,664 @@
+//! Interop between the no_std smoltcp adapter and the Linux node: a
+//! `veil-smoltcp` node on a TUN device, driven by this test's thread, joins
+//! a network of real `veil node` processes that use the kernel's TCP.
+//!
+//! The test builds its own network namespace, so it never touches the
+//! host's addresses or routes (it needs root, `/dev/net/tun` and iproute2,
+//! and fails, never skips, without them):
+//!
+//! ```text
+//!  test process (host netns)               netns veil-tap-<pid>
+//!  smoltcp 10.200.0.2/24 ── TUN vtap<pid> ── 10.200.0.1/24 (kernel)
+//!                                           lo: 10.1.0.1 … 10.4.0.1
+//!                                           `veil node` i on 10.(i+1).0.1:7000,
+//!                                           control on 127.0.0.1:770(i+1)
+//! ```
+//!
+//! The TUN device is opened here and then moved into the namespace; its
+//! file descriptor keeps working. Every std node has an address in its own
+//! /16, because path selection never puts two hops of a circuit in one.
+//! The `veil` clients (`status`, `listen`, `send`) reach the loopback-only
+//! control sockets by running under `ip netns exec`, while the test thread
+//! keeps polling the smoltcp node.
+//!
+//! What it proves: smoltcp TCP carries link handshakes with the kernel's
+//! TCP both ways (the smoltcp node dials and accepts), descriptors go both
+//! ways, the smoltcp node builds a 3-relay circuit through the std nodes
+//! and gets a message acknowledged end to end, a std node builds a circuit
+//! to the smoltcp node and gets its message delivered, and the smoltcp
+//! node's reply goes back over that circuit.
+
+mod common;
+
+use std::fs::{self, DirBuilder, File};
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{run, Children, Scratch, VEIL};
+use smoltcp::iface::{Config, Interface, SocketSet};
+use smoltcp::phy::{Medium, TunTapInterface};
+use smoltcp::socket::tcp;
+use smoltcp::wire::{HardwareAddress, IpCidr, Ipv4Address};
+use veil_core::identity::{Identity, NodeId};
+use veil_core::link::LinkRole;
+use veil_core::message::{MessageSlot, Sender};
+use veil_core::node::{Event, LinkSlot, Node, NodeConfig};
+use veil_smoltcp::{tcp_address, to_smoltcp_instant, Driver, DriverConfig, Slot};
+
+/// Std nodes: three relays and one destination, so the 3-relay circuit
+/// must go through every other std node.
+const STD_NODES: usize = 4;
+const PORT: u16 = 7_000;
+const TAP_IP: [u8; 4] = [10, 200, 0, 2];
+const KERNEL_IP: [u8; 4] = [10, 200, 0, 1];
+/// Every wait is bounded by this; nothing asserts on how long it took.
+const LIMIT: Duration = Duration::from_secs(60);
+
+// The smoltcp node's sizes: small, as on a device, but room for the std
+// nodes' larger link messages and a few multi-cell messages.
+const RX: usize = 4_096 + 2;
+const TXQ: usize = 16;
+const EVENTS: usize = 16;
+const PEERS: usize = 8;
+const RELAYED: usize = 4;
+const OWN: usize = 2;
+const MSG: usize = 2_048;
+const LINKS: usize = 6;
+/// One listener and one socket per link.
+const SOCKETS: usize = LINKS + 1;
+const TCP_BUFFER: usize = 8_192;
+
+type TapNode = Node<
+    [LinkSlot<RX, TXQ>; LINKS],
+    [MessageSlot<MSG>; 4],
+    RX,
+    TXQ,
+    EVENTS,
+    PEERS,
+    RELAYED,
+    OWN,
+    MSG,
+>;
+
+/// Runs `ip args…` and panics with its stderr if it fails.
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap_or_else(|e| {
+        panic!("cannot run `ip`: {e}; install iproute2 (apt-get install iproute2)")
+    });
+    assert!(
+        out.status.success(),
+        "`ip {}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}
+
+/// Fails, with what to do, when the test cannot build its network.
+fn require_privileges() {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        .unwrap_or("?");
+    assert_eq!(
+        euid, "0",
+        "smoltcp_interop must run as root: it creates a network namespace and a TUN device"
+    );
+    assert!(
+        Path::new("/dev/net/tun").exists(),
+        "/dev/net/tun is missing: TUN/TAP is needed (load the `tun` module)"
+    );
+    let ok = Command::new("ip")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "the `ip` command is missing: install iproute2 (apt-get install iproute2)"
+    );
+}
+
+/// A network namespace, deleted on drop (after the processes in it are
+/// killed: declare it before their [`Children`]).
+struct Netns(String);
+
+impl Netns {
+    fn create(name: String) -> Netns {
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        ip(&["netns", "add", &name]);
+        let ns = Netns(name);
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn ip(&self, args: &[&str]) {
+        let mut all = vec!["-n", self.0.as_str()];
+        all.extend_from_slice(args);
+        ip(&all);
+    }
+
+    /// `veil args…` inside the namespace (`ip netns exec` execs `veil`, so
+    /// the child's pid is veil's own).
+    fn veil(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.0, VEIL]).args(args);
+        command
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+/// One `veil node` process in the namespace.
+struct StdNode {
+    id: NodeId,
+    control: String,
+    dir: PathBuf,
+}
+
+/// Starts std node `i` on `10.(i+1).0.1`; it bootstraps from `bootstrap`.
+fn spawn_std_node(
+    ns: &Netns,
+    scratch: &Scratch,
+    i: usize,
+    bootstrap: &str,
+    children: &mut Children,
+) -> StdNode {
+    let dir = scratch.path(&format!("n{i}"));
+    let data = dir.join("data");
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&data)
+        .expect("data dir");
+    let key = data.join("identity.key");
+    let out = run(
+        &["keygen", "--out", key.to_str().expect("utf-8")],
+        b"",
+        Duration::from_secs(20),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let hex_id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let id = NodeId(
+        hex::decode(&hex_id)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .expect("keygen prints a 32-byte hex id"),
+    );
+    let ip = format!("10.{}.0.1", i + 1);
+    ns.ip(&["addr", "add", &format!("{ip}/32"), "dev", "lo"]);
+    let control = format!("127.0.0.1:{}", 7_701 + i);
+    let config = format!(
+        "listen = \"{ip}:{PORT}\"\ncontrol = \"{control}\"\ndata_dir = \"{}\"\n\
+         bootstrap = [\"{bootstrap}\"]\ngossip_interval_ms = 200\n\
+         bootstrap_retry_ms = 300\nlog_level = \"info\"\n",
+        data.display()
+    );
+    fs::write(dir.join("veil.toml"), config).expect("config");
+    let child = ns
+        .veil(&[
+            "node",
+            "--config",
+            dir.join("veil.toml").to_str().expect("utf-8"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(dir.join("stderr.log")).expect("log"))
+        .spawn()
+        .expect("spawn veil node");
+    children.push(child);
+    StdNode { id, control, dir }
+}
+
+/// The smoltcp node: the TUN device, the interface, the sockets, the
+/// driver and the core node, all polled from the test thread.
+struct Station {
+    device: TunTapInterface,
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    driver: Driver<'static>,
+    node: Box<TapNode>,
+    start: std::time::Instant,
+    events: Vec<Event>,
+    received: Vec<(Vec<u8>, Sender)>,
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).expect("OS entropy");
+    bytes
+}
+
+impl Station {
+    /// Opens the TUN device `tun` (in the host namespace: the caller moves
+    /// it) and a node that bootstraps from the first std node.
+    fn new(tun: &str) -> Station {
+        let mut device = TunTapInterface::new(tun, Medium::Ip)
+            .unwrap_or_else(|e| panic!("cannot create TUN device {tun}: {e}"));
+        // The core's clock starts now; descriptors carry wall-clock times
+        // that the std nodes check, so Instant::ZERO is this Unix time.
+        let start = std::time::Instant::now();
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_secs();
+        let mut config = Config::new(HardwareAddress::Ip);
+        config.random_seed = u64::from_le_bytes(random());
+        let mut iface = Interface::new(
+            config,
+            &mut device,
+            to_smoltcp_instant(veil_core::time::Instant::ZERO),
+        );
+        iface.update_ip_addrs(|addrs| {
+            addrs
+                .push(IpCidr::new(Ipv4Address::from(TAP_IP).into(), 24))
+                .expect("address");
+        });
+        iface
+            .routes_mut()
+            .add_default_ipv4_route(Ipv4Address::from(KERNEL_IP))
+            .expect("route");
+        let mut sockets = SocketSet::new(Vec::new());
+        let slots: Vec<Slot> = (0..SOCKETS)
+            .map(|_| {
+                Slot::new(sockets.add(tcp::Socket::new(
+                    tcp::SocketBuffer::new(vec![0u8; TCP_BUFFER]),
+                    tcp::SocketBuffer::new(vec![0u8; TCP_BUFFER]),
+                )))
+            })
+            .collect();
+        let port = u16::from_le_bytes(random());
+        let driver = Driver::new(
+            DriverConfig {
+                listen_port: Some(PORT),
+                first_local_port: 49_152 + port % 10_000,
+                ..DriverConfig::default()
+            },
+            slots.leak(),
+        );
+        let node_config = NodeConfig {
+            unix_time_at_zero: unix,
+            gossip_interval: veil_core::time::Duration::from_secs(1),
+            bootstrap_retry: veil_core::time::Duration::from_millis(500),
+            // An endpoint, like a device: std nodes never route through it.
+            relay: false,
+            ..NodeConfig::default()
+        };
+        let mut node = Box::new(Node::new(
+            node_config,
+            Identity::from_secret_bytes(random()),
+            random(),
+            core::array::from_fn(|_| LinkSlot::new()),
+            core::array::from_fn(|_| MessageSlot::new()),
+        ));
+        let zero = veil_core::time::Instant::ZERO;
+        node.set_advertised_addresses(zero, &[tcp_address(TAP_IP.into(), PORT)]);
+        assert!(node.add_bootstrap(tcp_address([10, 1, 0, 1].into(), PORT)));
+        Station {
+            device,
+            iface,
+            sockets,
+            driver,
+            node,
+            start,
+            events: Vec::new(),
+            received: Vec::new(),
+        }
+    }
+
+    fn now(&self) -> veil_core::time::Instant {
+        let micros = u64::try_from(self.start.elapsed().as_micros()).expect("time fits");
+        veil_core::time::Instant::from_micros(micros)
+    }
+
+    /// One round: does what is due, then sleeps until a packet arrives, a
+    /// deadline passes, or 20 ms (so the caller can check on children).
+    fn poll(&mut self) {
+        let now = self.now();
+        let Station {
+            device,
+            iface,
+            sockets,
+            driver,
+            node,
+            events,
+            received,
+            ..
+        } = self;
+        driver.poll(now, &mut **node, iface, device, sockets, |node, event| {
+            if let Event::MessageReceived { .. } = event {
+                let mut buf = vec![0u8; MSG];
+                let m = node.poll_message(&mut buf).expect("a waiting message");
+                buf.truncate(m.len);
+                received.push((buf, m.sender));
+            }
+            events.push(event);
+        });
+        let cap = now.saturating_add(veil_core::time::Duration::from_millis(20));
+        let next = driver
+            .poll_at(now, &**node, iface, sockets)
+            .map_or(cap, |t| t.min(cap));
+        let wait = smoltcp::time::Duration::from_micros(next.saturating_since(now).as_micros());
+        smoltcp::phy::wait(self.device.as_raw_fd(), Some(wait)).expect("wait on the TUN device");
+    }
+
+    /// Polls until `done`, at most `limit`.
+    fn poll_until(&mut self, limit: Duration, mut done: impl FnMut(&Station) -> bool) -> bool {
+        let end = std::time::Instant::now() + limit;
+        while !done(self) {
+            if std::time::Instant::now() > end {
+                return false;
+            }
+            self.poll();
+        }
+        true
+    }
+
+    /// Keeps the node running while `child` runs; its output once it exits
+    /// (it is killed after `limit`).
+    fn poll_while_running(&mut self, mut child: Child, limit: Duration) -> Output {
+        let exited = self.poll_until(limit, |_| !matches!(child.try_wait(), Ok(None)));
+        if !exited {
+            let _ = child.kill();
+        }
+        child.wait_with_output().expect("child output")
+    }
+
+    /// A std node's status (`veil status --json` in the namespace).
+    fn std_status(&mut self, ns: &Netns, node: &StdNode) -> Option<serde_json::Value> {
+        let child = ns
+            .veil(&["status", "--json", "--control", &node.control])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn veil status");
+        let out = self.poll_while_running(child, Duration::from_secs(20));
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).ok())
+            .flatten()
+    }
+
+    /// Polls until `check` holds for `node`'s status, at most `limit`.
+    fn wait_std(
+        &mut self,
+        ns: &Netns,
+        node: &StdNode,
+        limit: Duration,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        let end = std::time::Instant::now() + limit;
+        loop {
+            if let Some(s) = self.std_status(ns, node).filter(&check) {
+                return Some(s);
+            }
+            if std::time::Instant::now() > end {
+                return None;
+            }
+            self.poll_until(Duration::from_millis(100), |_| false);
+        }
+    }
+
+    fn linked(&self, peer: NodeId, role: LinkRole) -> bool {
+        self.events.iter().any(|e| {
+            matches!(e, Event::LinkEstablished { peer: p, role: r, .. } if *p == peer && *r == role)
+        })
+    }
+
+    fn acknowledged(&self, id: veil_core::message::MessageId) -> bool {
+        self.events
+            .iter()
+            .any(|e| matches!(e, Event::MessageAcknowledged { id: x } if *x == id))
+    }
+
+    /// Everything the smoltcp node knows, for failure messages.
+    fn report(&self) -> String {
+        format!(
+            "smoltcp node events: {:#?}\nlinks: {:?}\nsockets: {:?}\nstats: {:?}\n",
+            self.events,
+            self.node.links().collect::<Vec<_>>(),
+            self.driver.sockets().collect::<Vec<_>>(),
+            self.node.stats()
+        )
+    }
+}
+
+fn logs(nodes: &[StdNode]) -> String {
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            format!(
+                "--- std node {i}\n{}",
+                common::read(&n.dir.join("stderr.log"))
+            )
+        })
+        .collect()
+}
+
+/// The JSON lines `veil listen --json` has written to `path` so far.
+fn listened(path: &Path) -> Vec<serde_json::Value> {
+    common::read(path)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line from veil listen"))
+        .collect()
+}
+
+#[test]
+fn a_smoltcp_node_on_a_tun_device_builds_circuits_with_linux_nodes() {
+    require_privileges();
+    let started = std::time::Instant::now();
+    let pid = std::process::id();
+    let ns = Netns::create(format!("veil-tap-{pid}"));
+    let scratch = Scratch::new("tap");
+    let mut children = Children::default();
+
+    // The TUN device, opened here and moved into the namespace: its kernel
+    // end gets 10.200.0.1, the smoltcp end is 10.200.0.2.
+    let tun = format!("vtap{pid}");
+    let mut station = Station::new(&tun);
+    ip(&["link", "set", &tun, "netns", &ns.0]);
+    ns.ip(&["addr", "add", "10.200.0.1/24", "dev", &tun]);
+    ns.ip(&["link", "set", &tun, "up"]);
+
+    // Std nodes 0-2 bootstrap from node 0; the destination (node 3) from
+    // the smoltcp node, so that the smoltcp node accepts a link from the
+    // kernel's TCP and the destination learns the rest through it.
+    let tap_addr = format!("{}:{PORT}", Ipv4Addr::from(TAP_IP));
+    let first_addr = format!("10.1.0.1:{PORT}");
+    let std_nodes: Vec<StdNode> = (0..STD_NODES)
+        .map(|i| {
+            let bootstrap = if i == STD_NODES - 1 {
+                tap_addr.as_str()
+            } else {
+                first_addr.as_str()
+            };
+            spawn_std_node(&ns, &scratch, i, bootstrap, &mut children)
+        })
+        .collect();
+    let destination = &std_nodes[STD_NODES - 1];
+    let tap_id = station.node.node_id();
+    let tap_hex = hex::encode(tap_id.as_bytes());
+
+    // Link handshakes over the TUN device both ways (the smoltcp node dials
+    // std node 0 and accepts the destination) and descriptor exchange: it
+    // learns every std node.
+    let (first, last) = (std_nodes[0].id, destination.id);
+    let ok = station.poll_until(LIMIT, |st| {
+        st.linked(first, LinkRole::Initiator)
+            && st.linked(last, LinkRole::Responder)
+            && std_nodes
+                .iter()
+                .all(|n| st.node.node_table().get(&n.id).is_some())
+    });
+    assert!(
+        ok,
+        "the smoltcp node did not link and learn the std nodes\n{}{}",
+        station.report(),
+        logs(&std_nodes)
+    );
+    // …and the std nodes see the link and learn the smoltcp node.
+    let linked = station.wait_std(&ns, &std_nodes[0], LIMIT, |s| {
+        s["links"].as_array().is_some_and(|links| {
+            links
+                .iter()
+                .any(|l| l["peer"] == tap_hex.as_str() && l["phase"] == "established")
+        })
+    });
+    assert!(
+        linked.is_some(),
+        "std node 0 has no established link to the smoltcp node\n{}",
+        logs(&std_nodes)
+    );
+    let known = station.wait_std(&ns, destination, LIMIT, |s| {
+        s["known_nodes"].as_u64() >= Some(STD_NODES as u64)
+    });
+    assert!(
+        known.is_some(),
+        "the destination did not learn every node\n{}",
+        logs(&std_nodes)
+    );
+    eprintln!("linked and discovered after {:?}", started.elapsed());
+
+    // One `veil listen` on the destination for the whole test. (A listener
+    // per message would race: a message that arrives after one listener
+    // quit, but before the node noticed, is lost; see docs/firmware.md.)
+    let listen_out = scratch.path("listen.json");
+    let listener = ns
+        .veil(&[
+            "listen",
+            "--json",
+            "--count",
+            "2",
+            "--control",
+            &destination.control,
+        ])
+        .stdin(Stdio::null())
+        .stdout(File::create(&listen_out).expect("listen output"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn veil listen");
+    let listener = children.push(listener);
+
+    // A message from the smoltcp node over a 3-relay circuit to the last
+    // std node, printed there by `veil listen`, acknowledged end to end.
+    let body = b"from smoltcp on a TUN device, through three Linux relays. ".repeat(20);
+    let now = station.now();
+    let id = station
+        .node
+        .send_message(now, destination.id, &body)
+        .expect("send_message");
+    let ok = station.poll_until(LIMIT, |st| st.acknowledged(id));
+    assert!(
+        ok,
+        "message not acknowledged\n{}{}",
+        station.report(),
+        logs(&std_nodes)
+    );
+    let ok = station.poll_until(LIMIT, |_| !listened(&listen_out).is_empty());
+    assert!(
+        ok,
+        "veil listen printed nothing: {:?}",
+        children.0[listener].try_wait()
+    );
+    let line = &listened(&listen_out)[0];
+    assert!(
+        line["from"].is_null(),
+        "a circuit's sender is anonymous: {line}"
+    );
+    assert_eq!(
+        hex::decode(line["data_hex"].as_str().expect("data_hex")).expect("hex"),
+        body
+    );
+    assert!(station
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::CircuitReady { destination: d, .. } if *d == destination.id)));
+    // The circuit went through all three other std nodes.
+    for (i, relay) in std_nodes[..STD_NODES - 1].iter().enumerate() {
+        let hop = station.wait_std(&ns, relay, LIMIT, |s| {
+            s["circuits_relayed"].as_u64() >= Some(1)
+        });
+        assert!(
+            hop.is_some(),
+            "std node {i} relays no circuit\n{}",
+            logs(&std_nodes)
+        );
+    }
+    eprintln!("smoltcp -> std delivered after {:?}", started.elapsed());
+
+    // The other way: the destination builds its own circuit to the smoltcp
+    // node, through the three other std nodes, and `veil send` exits 0 once the smoltcp node acknowledged.
+    let mut send = ns
+        .veil(&[
+            "send",
+            &tap_hex,
+            "--control",
+            &destination.control,
+            "--timeout",
+            "60",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn veil send");
+    let answer = b"hello smoltcp, from a Linux node".to_vec();
+    send.stdin
+        .take()
+        .expect("stdin")
+        .write_all(&answer)
+        .expect("write stdin");
+    let out = station.poll_while_running(send, Duration::from_secs(90));
+    assert!(
+        out.status.success(),
+        "veil send to the smoltcp node failed: {}\n{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        station.report(),
+        logs(&std_nodes)
+    );
+    let ok = station.poll_until(LIMIT, |st| !st.received.is_empty());
+    assert!(ok, "nothing received\n{}", station.report());
+    let (got, sender) = station.received[0].clone();
+    assert_eq!(got, answer);
+    let Sender::Anonymous(reply_to) = sender else {
+        panic!("the smoltcp node must not learn who built the circuit: {sender:?}");
+    };
+
+    // The smoltcp node answers over that circuit; the destination sees the
+    // answer come from the smoltcp node, and `veil listen` is done.
+    let now = station.now();
+    let reply = station
+        .node
+        .reply(now, reply_to, b"pong from smoltcp")
+        .expect("reply");
+    assert!(
+        station.poll_until(LIMIT, |st| st.acknowledged(reply)),
+        "reply not acknowledged\n{}{}",
+        station.report(),
+        logs(&std_nodes)
+    );
+    let exited = station.poll_until(LIMIT, |_| {
+        !matches!(children.0[listener].try_wait(), Ok(None))
+    });
+    let lines = listened(&listen_out);
+    assert!(exited, "veil listen did not get the reply: {lines:?}");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[1]["from"], tap_hex.as_str());
+    assert_eq!(
+        lines[1]["data_hex"],
+        hex::encode(b"pong from smoltcp").as_str()
+    );
+    assert_eq!(station.received.len(), 1, "delivered exactly once");
+    eprintln!("round trips done after {:?}", started.elapsed());
+}
