@@ -97,7 +97,7 @@ pub fn send(control: SocketAddr, to: &str, timeout_secs: u64) -> Result<(), Stri
 /// lines as they come with `json`.
 pub fn listen(control: SocketAddr, json: bool, count: Option<u64>) -> Result<(), String> {
     let mut stream = connect(control)?;
-    request(&mut stream, &Request::Listen)?;
+    request(&mut stream, &Request::Listen { count })?;
     let mut reader = BufReader::new(stream);
     let answer: Response = response(&mut reader, "the node")?;
     if !answer.ok {

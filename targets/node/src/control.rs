@@ -37,8 +37,14 @@ pub enum Request {
     },
     /// Answer with the node's status.
     Status,
-    /// Answer `{"ok":true}`, then stream every received message.
-    Listen,
+    /// Answer `{"ok":true}`, then stream every received message, or only
+    /// the next `count`: the node then stops listening on this connection
+    /// at once, so later messages wait for the next listener.
+    Listen {
+        /// How many messages to stream; all of them if absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u64>,
+    },
 }
 
 /// An answer, one JSON object per line.
@@ -191,7 +197,7 @@ fn client(stream: TcpStream, host: &HostHandle) -> std::io::Result<()> {
                 };
                 write_line(&mut writer, &response)?;
             }
-            Request::Listen => return listen(reader, writer, host),
+            Request::Listen { count } => return listen(reader, writer, host, count),
         }
     }
 }
@@ -216,26 +222,35 @@ fn listen(
     mut reader: BufReader<TcpStream>,
     mut writer: TcpStream,
     host: &HostHandle,
+    count: Option<u64>,
 ) -> std::io::Result<()> {
     let (tx, rx) = mpsc::sync_channel(LISTEN_QUEUE);
     if let Err(e) = host.command(Command::Subscribe { tag: 0, tx }) {
         return write_line(&mut writer, &error(e));
     }
     write_line(&mut writer, &ok())?;
-    loop {
+    let mut sent = 0u64;
+    while count.is_none_or(|c| sent < c) {
         match rx.recv_timeout(Duration::from_secs(1)) {
             Ok((_, Notice::Received { from, data })) => {
+                // A client that has gone cannot take it: the message goes
+                // back to the node for the next listener.
+                if client_gone(&mut reader)? {
+                    let _ = host.command(Command::Requeue(Notice::Received { from, data }));
+                    return requeue_rest(rx, host);
+                }
                 let line = MessageLine {
                     event: "message".into(),
                     from: from.map(|f| f.to_string()),
                     data_hex: hex::encode(data),
                 };
                 write_line(&mut writer, &line)?;
+                sent += 1;
             }
             Ok(_) => {}
             Err(RecvTimeoutError::Timeout) => {
                 if client_gone(&mut reader)? {
-                    return Ok(());
+                    return requeue_rest(rx, host);
                 }
             }
             Err(RecvTimeoutError::Disconnected) => {
@@ -248,6 +263,22 @@ fn listen(
             }
         }
     }
+    // All `count` went out: later messages are for the next listener.
+    requeue_rest(rx, host)
+}
+
+/// Stops listening. The receiving end is dropped first, so the node finds
+/// this listener gone on its next notice and keeps that message; received
+/// messages already queued here go back to the node for the next listener.
+fn requeue_rest(rx: mpsc::Receiver<(usize, Notice)>, host: &HostHandle) -> std::io::Result<()> {
+    let queued: Vec<Notice> = rx.try_iter().map(|(_, notice)| notice).collect();
+    drop(rx);
+    for notice in queued {
+        if matches!(notice, Notice::Received { .. }) {
+            let _ = host.command(Command::Requeue(notice));
+        }
+    }
+    Ok(())
 }
 
 /// Whether a listening client closed its end (anything it sends while

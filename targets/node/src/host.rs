@@ -79,6 +79,9 @@ pub enum Command {
         /// Where notices go.
         tx: SyncSender<(usize, Notice)>,
     },
+    /// A received message a listener took but could not hand on (its
+    /// client had gone): kept for the next listener.
+    Requeue(Notice),
     /// The signed descriptor of every node in the table.
     Descriptors(Sender<Vec<Vec<u8>>>),
     /// Close every link and stop.
@@ -344,6 +347,7 @@ fn drain_commands(
             Ok(Command::Descriptors(tx)) => {
                 let _ = tx.send(descriptors(rt));
             }
+            Ok(Command::Requeue(notice)) => state.notify(notice),
             Ok(Command::Subscribe { tag, tx }) => {
                 let mut alive = true;
                 for notice in state.backlog.drain(..) {
@@ -412,26 +416,32 @@ impl State {
         }
     }
 
+    /// Hands a notice to every listener. A received message that no live
+    /// listener took (none subscribed, or every one has since gone, which
+    /// is only found out by trying) is kept for the next listener, so a
+    /// message arriving just after a `veil listen --count 1` exits is not
+    /// lost.
     fn notify(&mut self, notice: Notice) {
-        if self.subscribers.is_empty() {
-            if matches!(notice, Notice::Received { .. }) {
-                if self.backlog.len() == BACKLOG {
-                    log::warn!("nobody listens: dropping the oldest received message");
-                    self.backlog.pop_front();
-                }
-                self.backlog.push_back(notice);
-            }
-            return;
-        }
+        let mut taken = false;
         self.subscribers
             .retain(|(tag, tx)| match tx.try_send((*tag, notice.clone())) {
-                Ok(()) => true,
+                Ok(()) => {
+                    taken = true;
+                    true
+                }
                 Err(TrySendError::Full(_)) => {
                     log::warn!("a listener fell behind and was dropped");
                     false
                 }
                 Err(TrySendError::Disconnected(_)) => false,
             });
+        if !taken && matches!(notice, Notice::Received { .. }) {
+            if self.backlog.len() == BACKLOG {
+                log::warn!("nobody listens: dropping the oldest received message");
+                self.backlog.pop_front();
+            }
+            self.backlog.push_back(notice);
+        }
     }
 
     fn send(&mut self, rt: &mut Runtime, to: NodeId, data: Vec<u8>, done: Sender<SendResult>) {
@@ -578,5 +588,64 @@ fn status(rt: &Runtime, started: WallInstant) -> Status {
         messages_acknowledged: stats.messages_acknowledged,
         messages_received: stats.messages_received,
         cells_dropped: stats.cells_dropped,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> State {
+        State {
+            started: WallInstant::now(),
+            subscribers: Vec::new(),
+            backlog: VecDeque::new(),
+            pending: HashMap::new(),
+            waiting: VecDeque::new(),
+            buf: Vec::new(),
+        }
+    }
+
+    fn received(byte: u8) -> Notice {
+        Notice::Received {
+            from: None,
+            data: vec![byte],
+        }
+    }
+
+    fn data(notice: &Notice) -> &[u8] {
+        match notice {
+            Notice::Received { data, .. } => data,
+            _ => panic!("not a received message"),
+        }
+    }
+
+    #[test]
+    fn a_message_for_a_listener_that_has_gone_waits_for_the_next() {
+        let mut state = state();
+        let (tx, rx) = mpsc::sync_channel(4);
+        state.subscribers.push((0, tx));
+        state.notify(received(1));
+        assert_eq!(data(&rx.recv().unwrap().1), [1]);
+        // The listener quits (say `veil listen --count 1`); the node only
+        // finds out when it next tries to hand it something.
+        drop(rx);
+        state.notify(received(2));
+        assert!(state.subscribers.is_empty());
+        assert_eq!(state.backlog.len(), 1, "kept, not lost");
+        assert_eq!(data(&state.backlog[0]), [2]);
+    }
+
+    #[test]
+    fn a_live_listener_takes_the_message_and_nothing_is_kept() {
+        let mut state = state();
+        let (gone, _) = mpsc::sync_channel(4);
+        let (tx, rx) = mpsc::sync_channel(4);
+        state.subscribers.push((0, gone));
+        state.subscribers.push((1, tx));
+        state.notify(received(3));
+        assert_eq!(data(&rx.recv().unwrap().1), [3]);
+        assert!(state.backlog.is_empty());
+        assert_eq!(state.subscribers.len(), 1);
     }
 }

@@ -530,9 +530,7 @@ fn a_smoltcp_node_on_a_tun_device_builds_circuits_with_linux_nodes() {
     );
     eprintln!("linked and discovered after {:?}", started.elapsed());
 
-    // One `veil listen` on the destination for the whole test. (A listener
-    // per message would race: a message that arrives after one listener
-    // quit, but before the node noticed, is lost; see docs/firmware.md.)
+    // One `veil listen` on the destination for the whole test.
     let listen_out = scratch.path("listen.json");
     let listener = ns
         .veil(&[
