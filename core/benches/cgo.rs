@@ -87,6 +87,7 @@ fn session(s: &Side, role: LinkRole, eph: u8) -> Box<Session> {
                 rekey_after_messages: u64::MAX,
                 ..LinkConfig::default()
             },
+            channel_binding: None,
         },
     ))
 }

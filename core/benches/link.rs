@@ -45,6 +45,7 @@ fn session(side: &Side, role: LinkRole, eph: u8) -> Session {
                 rekey_after_messages: u64::MAX,
                 ..LinkConfig::default()
             },
+            channel_binding: None,
         },
     )
 }

@@ -20,6 +20,8 @@ pub struct ConnectionInfo {
     pub link: LinkId,
     /// The remote end.
     pub peer_addr: SocketAddr,
+    /// TCP or QUIC.
+    pub transport: veil_core::identity::Transport,
     /// Bytes of a message the socket has not taken yet.
     pub buffered_out: usize,
     /// Bytes read that the node has not consumed yet.
@@ -27,6 +29,9 @@ pub struct ConnectionInfo {
     /// The socket's send buffer is full: nothing more is asked of the node
     /// for this link until it drains.
     pub write_blocked: bool,
+    /// Circuit streams open on a QUIC connection (0 over TCP, where every
+    /// circuit shares the link's byte stream).
+    pub circuit_streams: usize,
 }
 
 /// What a read gave.
@@ -104,9 +109,11 @@ impl Connection {
         ConnectionInfo {
             link: self.link,
             peer_addr: self.peer_addr,
+            transport: veil_core::identity::Transport::Tcp,
             buffered_out: self.unsent().len(),
             buffered_in: self.rx.len(),
             write_blocked: !self.writable,
+            circuit_streams: 0,
         }
     }
 

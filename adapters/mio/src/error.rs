@@ -27,6 +27,14 @@ pub enum BindError {
     NoLinkSlots,
     /// The trace header could not be written.
     Trace(io::Error),
+    /// The QUIC socket could not be set up.
+    #[cfg(feature = "quic")]
+    Quic {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What went wrong.
+        source: veil_quic::SetupError,
+    },
 }
 
 impl fmt::Display for BindError {
@@ -60,6 +68,11 @@ impl fmt::Display for BindError {
                 f,
                 "could not write the trace ({e}); check the trace file's directory and free space"
             ),
+            #[cfg(feature = "quic")]
+            BindError::Quic { addr, source } => write!(
+                f,
+                "could not listen for QUIC on {addr} ({source}); pick a free UDP port                  (0 lets the OS choose) on an address of this host"
+            ),
         }
     }
 }
@@ -90,6 +103,8 @@ pub enum DialError {
     UnsupportedTransport(Transport),
     /// The runtime is shutting down and makes no new connections.
     ShuttingDown,
+    /// The QUIC connection could not be started.
+    Quic(String),
 }
 
 impl fmt::Display for DialError {
@@ -121,8 +136,12 @@ impl fmt::Display for DialError {
             ),
             DialError::UnsupportedTransport(t) => write!(
                 f,
-                "the address is for {t:?}, and this runtime dials TCP only; \
-                 dial the peer's TCP address instead"
+                "the address is for {t:?}, which this runtime does not speak; \
+                 dial the peer's TCP address, or listen for QUIC first (listen_quic)"
+            ),
+            DialError::Quic(why) => write!(
+                f,
+                "could not start a QUIC connection ({why}); check the address and the QUIC socket"
             ),
             DialError::ShuttingDown => write!(
                 f,

@@ -76,3 +76,8 @@ pub use trace::TracedNode;
 /// The core this crate drives, re-exported so an embedding program names
 /// exactly the version the runtime was built against.
 pub use veil_core;
+
+/// The QUIC transport the runtime drives beside TCP
+/// ([`Runtime::listen_quic`]), re-exported for its `QuicConfig`.
+#[cfg(feature = "quic")]
+pub use veil_quic;

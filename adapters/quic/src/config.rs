@@ -31,9 +31,21 @@ pub struct QuicConfig {
     /// idle timeout (60 s by default), so the veil link decides when a
     /// peer is dead; QUIC only reaps what the link no longer watches.
     pub idle_timeout: Duration,
-    /// Bytes the peer may send on the link stream beyond what the node has
-    /// consumed. This is the backpressure bound in the receiving direction.
+    /// Bytes the peer may send on one stream (the link stream, or one
+    /// circuit's) beyond what the node has consumed: the backpressure bound
+    /// of one stream in the receiving direction. Keep it above a circuit's
+    /// credit window (128 cells, about 66 KB), so that between well-behaved
+    /// nodes the circuit window, not QUIC, limits a circuit.
     pub stream_window: u32,
+    /// Bytes the peer may send on all streams of a connection together
+    /// beyond what the node has consumed. Stalled circuits hold their
+    /// unread cells against it, so it bounds memory per connection, and
+    /// circuits stay independent until stalled ones hold all of it
+    /// (`connection_window / stream_window` of them, at the least).
+    pub connection_window: u32,
+    /// Circuit streams the peer may have open towards us at once (each
+    /// circuit on a link has one). Beyond it the peer's new circuits wait.
+    pub max_circuit_streams: u32,
     /// Bytes written to the link stream but not yet acknowledged by the
     /// peer, at most. This is the backpressure bound in the sending
     /// direction.
@@ -52,8 +64,10 @@ impl Default for QuicConfig {
             dial: true,
             max_connections: 256,
             idle_timeout: Duration::from_secs(90),
-            stream_window: 1024 * 1024,
-            send_window: 2 * 1024 * 1024,
+            stream_window: 256 * 1024,
+            connection_window: 4 * 1024 * 1024,
+            max_circuit_streams: 1024,
+            send_window: 4 * 1024 * 1024,
             linger: Duration::from_secs(2),
         }
     }

@@ -1,8 +1,10 @@
 //! `veil-quic`: veil links over QUIC v1.
 //!
 //! [`QuicTransport`] glues a quinn-proto [`Endpoint`](quinn_proto::Endpoint)
-//! and its connections to veil links: one link per QUIC connection, carried
-//! on one bidirectional stream that the dialler opens. Like the core it is
+//! and its connections to veil links: one link per QUIC connection, its own
+//! frames on one bidirectional stream that the dialler opens, and each
+//! circuit's cells on a stream of its own, so circuits sharing a connection
+//! never wait for each other (no head-of-line blocking). Like the core it is
 //! sans-IO (datagrams in and out, time passed in), so it runs in any loop.
 //! [`QuicSocket`] is the std driver: one mio UDP socket under one
 //! transport, for a mio event loop such as veil-mio's. [`QuicLinks`] moves
@@ -12,7 +14,8 @@
 //!
 //! TLS 1.3 (rustls, ring) encrypts each connection; every node makes its own
 //! throw-away self-signed certificate, and the certificate is deliberately
-//! not what authenticates the peer: the veil link handshake inside does.
+//! not what authenticates the peer: the veil link handshake inside does,
+//! bound to the TLS session by a TLS exporter (channel binding).
 //! `docs/quic.md` gives the design, every value visible on the wire, and the
 //! security argument.
 #![forbid(unsafe_code)]
@@ -30,6 +33,7 @@
     )
 )]
 
+mod circuit_streams;
 mod config;
 mod error;
 mod link;
@@ -37,12 +41,14 @@ mod socket;
 mod tls;
 mod transport;
 
+pub use circuit_streams::READ_AHEAD_CELLS;
 pub use config::{QuicConfig, DEFAULT_ALPN, MAX_DATAGRAM};
 pub use error::{CloseCause, ConnectError, SetupError};
 pub use link::{LinkHost, QuicLinks};
 pub use socket::QuicSocket;
 pub use transport::{
-    ConnId, HandshakeInfo, QuicEvent, QuicTransport, ReadOutcome, Role, StreamClosed,
+    CircuitStream, ConnId, HandshakeInfo, QuicEvent, QuicTransport, ReadOutcome, Role,
+    StreamClosed, CHANNEL_BINDING_LABEL,
 };
 
 /// The core this crate drives, re-exported so a program names exactly the

@@ -1,19 +1,24 @@
 //! [`QuicLinks`]: veil links over the connections of a [`QuicTransport`].
 //!
-//! The same bounded buffering as veil-mio's TCP connections: per link at
-//! most one read's worth of bytes the node has not consumed (while any are
-//! held, the stream is not read and QUIC flow control holds the peer back)
-//! and at most one message the stream has not taken (while it is held, the
-//! node is not asked for more).
+//! Each link is opened with circuit streams
+//! ([`Node::open_stream_link`]): its own frames run on the link stream,
+//! each circuit's cells on a stream of its own
+//! ([`circuit_streams`](crate::circuit_streams)). On the link stream, the
+//! same bounded buffering as veil-mio's TCP connections: at most one read's
+//! worth of bytes the node has not consumed (while any are held, the stream
+//! is not read and QUIC flow control holds the peer back) and at most one
+//! message the stream has not taken (while it is held, the node is not
+//! asked for more).
 
 use std::collections::HashMap;
 
 use veil_core::identity::{NodeId, Transport};
-use veil_core::link::LinkRole;
+use veil_core::link::{Cell, LinkRole, CHANNEL_BINDING_LEN};
 use veil_core::message::MessageSlot;
-use veil_core::node::{DialRequest, LinkId, LinkSlot, Node};
+use veil_core::node::{DialRequest, LinkId, LinkSlot, Node, StreamCellError};
 use veil_core::time::{Duration, Instant};
 
+use crate::circuit_streams::CircuitStreams;
 use crate::transport::{ConnId, QuicEvent, QuicTransport, ReadOutcome, Role};
 
 /// Reads per link per [`pump`](QuicLinks::pump), so one busy peer cannot
@@ -34,15 +39,27 @@ pub const DEFAULT_TRANSMIT_BUFFER: usize = 16 * 1024 + 64;
 /// [`Node`]; a wrapper (veil-mio's `TracedNode`, which records every call)
 /// implements it by forwarding.
 pub trait LinkHost {
-    /// A QUIC connection is up: open a link over it
-    /// ([`Node::open_link_over`] with [`Transport::Quic`]). `None` if the
-    /// node cannot take another link.
+    /// A QUIC connection is up: open a link with circuit streams over it
+    /// ([`Node::open_stream_link`] with [`Transport::Quic`] and the
+    /// connection's channel binding). `None` if the node cannot take
+    /// another link.
     fn open_quic_link(
         &mut self,
         now: Instant,
         role: LinkRole,
         expected: Option<NodeId>,
+        channel_binding: [u8; CHANNEL_BINDING_LEN],
     ) -> Option<LinkId>;
+    /// A whole cell arrived on one of `link`'s circuit streams
+    /// ([`Node::handle_stream_cell`]).
+    fn handle_stream_cell(
+        &mut self,
+        now: Instant,
+        link: LinkId,
+        cell: &Cell,
+    ) -> Result<(), StreamCellError>;
+    /// The next circuit cell of `link` ([`Node::poll_stream_cell`]).
+    fn poll_stream_cell(&mut self, now: Instant, link: LinkId) -> Option<Cell>;
     /// Bytes arrived on `link`; how many were consumed, `None` if the link
     /// is unknown ([`Node::handle_data`]).
     fn handle_data(&mut self, now: Instant, link: LinkId, data: &[u8]) -> Option<usize>;
@@ -74,9 +91,23 @@ where
         now: Instant,
         role: LinkRole,
         expected: Option<NodeId>,
+        channel_binding: [u8; CHANNEL_BINDING_LEN],
     ) -> Option<LinkId> {
-        self.open_link_over(now, role, expected, Transport::Quic)
+        self.open_stream_link(now, role, expected, Transport::Quic, channel_binding)
             .ok()
+    }
+
+    fn handle_stream_cell(
+        &mut self,
+        now: Instant,
+        link: LinkId,
+        cell: &Cell,
+    ) -> Result<(), StreamCellError> {
+        Node::handle_stream_cell(self, now, link, cell)
+    }
+
+    fn poll_stream_cell(&mut self, now: Instant, link: LinkId) -> Option<Cell> {
+        Node::poll_stream_cell(self, now, link)
     }
 
     fn handle_data(&mut self, now: Instant, link: LinkId, data: &[u8]) -> Option<usize> {
@@ -124,6 +155,8 @@ struct Entry {
     /// The connection ended: what quinn-proto still holds of the stream is
     /// read, then the stream counts as closed.
     lost: bool,
+    /// The link's circuit streams.
+    circuits: CircuitStreams,
 }
 
 impl Entry {
@@ -239,7 +272,10 @@ impl QuicLinks {
                     Role::Listener => (LinkRole::Responder, None),
                 };
                 let expected = dial.and_then(|d| d.expected);
-                match host.open_quic_link(now, link_role, expected) {
+                let opened = transport
+                    .channel_binding(conn)
+                    .and_then(|binding| host.open_quic_link(now, link_role, expected, binding));
+                match opened {
                     Some(link) => {
                         self.by_link.insert(link, conn);
                         self.links.insert(
@@ -253,6 +289,7 @@ impl QuicLinks {
                                 writable: true,
                                 read_closed: false,
                                 lost: false,
+                                circuits: CircuitStreams::default(),
                             },
                         );
                     }
@@ -274,6 +311,13 @@ impl QuicLinks {
                     entry.writable = true;
                 }
             }
+            QuicEvent::CircuitReadable(conn, stream) => {
+                if let Some(entry) = self.links.get_mut(&conn) {
+                    entry.circuits.on_readable(stream);
+                }
+            }
+            // The next pump retries a stream that did not take all of a cell.
+            QuicEvent::CircuitWritable(..) => {}
             QuicEvent::Closed { conn, .. } => {
                 if let Some(dial) = self.dials.remove(&conn) {
                     if let Some(request) = dial.request {
@@ -305,10 +349,56 @@ impl QuicLinks {
         let conns: Vec<ConnId> = self.links.keys().copied().collect();
         for &conn in &conns {
             self.pump_reads(transport, host, now, conn);
+            self.pump_circuit_reads(transport, host, now, conn);
         }
         for &conn in &conns {
-            self.pump_writes(transport, host, now, conn);
+            // The node's queue keeps one order: a link-level cell at its
+            // head goes out in a frame before the circuit cells behind it,
+            // so alternate until neither side gives anything.
+            for _ in 0..WRITES_PER_PUMP {
+                let framed = self.pump_writes(transport, host, now, conn);
+                let streamed = self.pump_circuit_writes(transport, host, now, conn);
+                if !framed && !streamed {
+                    break;
+                }
+            }
         }
+    }
+
+    fn pump_circuit_reads<H: LinkHost + ?Sized>(
+        &mut self,
+        transport: &mut QuicTransport,
+        host: &mut H,
+        now: Instant,
+        conn: ConnId,
+    ) {
+        let Some(entry) = self.links.get_mut(&conn) else {
+            return;
+        };
+        let link = entry.link;
+        if entry
+            .circuits
+            .pump_reads(transport, host, now, conn, link)
+            .is_err()
+        {
+            transport.abort(now, conn);
+            self.forget(conn);
+        }
+    }
+
+    /// Whether circuit cells went out (or the node has more for the link).
+    fn pump_circuit_writes<H: LinkHost + ?Sized>(
+        &mut self,
+        transport: &mut QuicTransport,
+        host: &mut H,
+        now: Instant,
+        conn: ConnId,
+    ) -> bool {
+        let Some(entry) = self.links.get_mut(&conn) else {
+            return false;
+        };
+        let link = entry.link;
+        entry.circuits.pump_writes(transport, host, now, conn, link)
     }
 
     fn pump_reads<H: LinkHost + ?Sized>(
@@ -375,15 +465,17 @@ impl QuicLinks {
         }
     }
 
+    /// Writes the link's messages while the link stream takes them;
+    /// whether any went out.
     fn pump_writes<H: LinkHost + ?Sized>(
         &mut self,
         transport: &mut QuicTransport,
         host: &mut H,
         now: Instant,
         conn: ConnId,
-    ) {
+    ) -> bool {
         let Some(entry) = self.links.get_mut(&conn) else {
-            return;
+            return false;
         };
         let link = entry.link;
         let mut messages = 0usize;
@@ -433,7 +525,9 @@ impl QuicLinks {
             transport.abort(now, conn);
             self.forget(conn);
             host.transport_closed(now, link);
+            return false;
         }
+        messages > 0
     }
 
     /// The node closed `link` (`Event::LinkClosed`): what is held for it
@@ -485,7 +579,7 @@ impl QuicLinks {
     pub fn has_work(&self) -> bool {
         self.links
             .values()
-            .any(|e| !e.rx.is_empty() || (e.readable && !e.read_closed))
+            .any(|e| !e.rx.is_empty() || (e.readable && !e.read_closed) || e.circuits.has_work())
     }
 
     /// The link over `conn`.
@@ -512,8 +606,20 @@ impl QuicLinks {
     pub fn buffered_bytes(&self) -> usize {
         self.links
             .values()
-            .map(|e| e.rx.len().saturating_add(e.unsent().len()))
+            .map(|e| {
+                e.rx.len()
+                    .saturating_add(e.unsent().len())
+                    .saturating_add(e.circuits.buffered_bytes())
+            })
             .fold(0, usize::saturating_add)
+    }
+
+    /// Circuit streams open on the connection under `link`.
+    pub fn circuit_streams(&self, link: LinkId) -> usize {
+        self.by_link
+            .get(&link)
+            .and_then(|conn| self.links.get(conn))
+            .map_or(0, |e| e.circuits.len())
     }
 
     fn forget(&mut self, conn: ConnId) {

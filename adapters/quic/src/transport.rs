@@ -1,5 +1,8 @@
 //! [`QuicTransport`]: a quinn-proto endpoint and its connections, each
-//! carrying one veil link on one bidirectional stream.
+//! carrying one veil link: the link's own bytes on one bidirectional stream
+//! the dialler opens (the link stream), and each circuit's cells on a
+//! bidirectional stream of its own (circuit streams), opened by whichever
+//! end creates the circuit on the link.
 //!
 //! Sans-IO like the core: datagrams go in with
 //! [`handle_datagram`](QuicTransport::handle_datagram) and come out of
@@ -17,7 +20,7 @@ use bytes::{Bytes, BytesMut};
 use quinn_proto::crypto::rustls::{HandshakeData, QuicClientConfig, QuicServerConfig};
 use quinn_proto::{
     ClientConfig, ConnectionHandle, DatagramEvent, Dir, Endpoint, EndpointConfig, IdleTimeout,
-    NoneTokenStore, ServerConfig, StreamEvent, StreamId, TransportConfig, VarInt,
+    NoneTokenStore, ServerConfig, Side, StreamEvent, StreamId, TransportConfig, VarInt,
 };
 use veil_core::time::Instant;
 
@@ -83,6 +86,14 @@ pub enum QuicEvent {
     /// The link stream may take bytes again after a
     /// [`write`](QuicTransport::write) took fewer than offered.
     Writable(ConnId),
+    /// A circuit stream may have bytes to
+    /// [`read_circuit`](QuicTransport::read_circuit): one the peer just
+    /// opened, or one of ours with new data.
+    CircuitReadable(ConnId, CircuitStream),
+    /// A circuit stream may take bytes again after a
+    /// [`write_circuit`](QuicTransport::write_circuit) took fewer than
+    /// offered.
+    CircuitWritable(ConnId, CircuitStream),
     /// The connection ended (or a dial failed) without us closing it. Its
     /// id is invalid from now on. Not reported for connections the caller
     /// closed itself.
@@ -93,6 +104,20 @@ pub enum QuicEvent {
         cause: CloseCause,
     },
 }
+
+/// One circuit's stream within a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CircuitStream(StreamId);
+
+impl std::fmt::Display for CircuitStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stream {}", self.0)
+    }
+}
+
+/// The TLS exporter label of a connection's channel binding (RFC 8446
+/// §7.5), which the veil link handshake mixes in (`docs/quic.md` §3).
+pub const CHANNEL_BINDING_LABEL: &[u8] = b"EXPORTER-veil-link-channel-binding";
 
 /// What a [`read`](QuicTransport::read) gave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -405,47 +430,32 @@ impl QuicTransport {
                 ReadOutcome::WouldBlock
             };
         };
-        let mut recv = c.inner.recv_stream(stream);
-        let mut chunks = match recv.read(true) {
-            Ok(chunks) => chunks,
-            Err(_) => return ReadOutcome::Closed,
-        };
-        let mut filled = 0usize;
-        let mut end = None;
-        while let Some(room) = buf.get_mut(filled..).filter(|r| !r.is_empty()) {
-            match chunks.next(room.len()) {
-                Ok(Some(chunk)) => {
-                    let n = chunk.bytes.len().min(room.len());
-                    if let (Some(to), Some(from)) = (room.get_mut(..n), chunk.bytes.get(..n)) {
-                        to.copy_from_slice(from);
-                    }
-                    filled = filled.saturating_add(n);
-                }
-                Ok(None) => {
-                    end = Some(ReadOutcome::Finished);
-                    break;
-                }
-                Err(quinn_proto::ReadError::Blocked) => break,
-                Err(quinn_proto::ReadError::Reset(_)) => {
-                    end = Some(ReadOutcome::Closed);
-                    break;
-                }
-            }
-        }
-        // Frees the credit; the MAX_STREAM_DATA frame goes out with the
-        // next `poll_datagram`.
-        let _ = chunks.finalize();
-        match end {
-            Some(ReadOutcome::Finished) => c.read_finished = true,
-            Some(_) => c.ended = true,
-            None => {}
+        let outcome = read_stream(&mut c.inner, stream, buf);
+        match outcome {
+            ReadOutcome::Finished => c.read_finished = true,
+            ReadOutcome::Closed => c.ended = true,
+            ReadOutcome::Data(_) | ReadOutcome::WouldBlock => {}
         }
         self.drive(conn);
-        match (filled, end) {
-            (0, Some(outcome)) => outcome,
-            (0, None) => ReadOutcome::WouldBlock,
-            (n, _) => ReadOutcome::Data(n),
-        }
+        outcome
+    }
+
+    /// Reads from one circuit stream of `conn` into `buf`. As with the link
+    /// stream, only what is read frees credit: a circuit whose cells the
+    /// node cannot take stays unread, and only its sender is held back.
+    /// `Finished` means the peer finished the stream and all of it was read.
+    pub fn read_circuit(
+        &mut self,
+        conn: ConnId,
+        stream: CircuitStream,
+        buf: &mut [u8],
+    ) -> ReadOutcome {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return ReadOutcome::Closed;
+        };
+        let outcome = read_stream(&mut c.inner, stream.0, buf);
+        self.drive(conn);
+        outcome
     }
 
     /// Writes to the link stream of `conn`; returns how many bytes it took
@@ -473,6 +483,69 @@ impl QuicTransport {
             Err(quinn_proto::WriteError::Blocked) => Ok(0),
             Err(_) => Err(StreamClosed),
         }
+    }
+
+    /// Opens a new circuit stream on `conn`, for a circuit this end
+    /// creates on the link. `None` if the connection is not up, or the peer
+    /// allows no more streams now (`max_circuit_streams`; a
+    /// `CircuitWritable`-free retry after streams close is the caller's).
+    pub fn open_circuit(&mut self, conn: ConnId) -> Option<CircuitStream> {
+        let c = self.conns.get_mut(&conn)?;
+        if c.ended || c.stream.is_none() {
+            return None;
+        }
+        let stream = c.inner.streams().open(Dir::Bi)?;
+        Some(CircuitStream(stream))
+    }
+
+    /// Writes to one circuit stream; returns how many bytes it took (maybe
+    /// fewer than offered, maybe none; `CircuitWritable` follows).
+    pub fn write_circuit(
+        &mut self,
+        conn: ConnId,
+        stream: CircuitStream,
+        bytes: &[u8],
+    ) -> Result<usize, StreamClosed> {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return Err(StreamClosed);
+        };
+        if c.ended {
+            return Err(StreamClosed);
+        }
+        if bytes.is_empty() {
+            return Ok(0);
+        }
+        let written = match c.inner.send_stream(stream.0).write(bytes) {
+            Ok(n) => Ok(n),
+            Err(quinn_proto::WriteError::Blocked) => Ok(0),
+            Err(_) => Err(StreamClosed),
+        };
+        self.drive(conn);
+        written
+    }
+
+    /// Finishes our side of a circuit stream (the circuit ended): the peer
+    /// reads what was written, then the end of the stream.
+    pub fn finish_circuit(&mut self, conn: ConnId, stream: CircuitStream) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            let _ = c.inner.send_stream(stream.0).finish();
+        }
+        self.drive(conn);
+    }
+
+    /// The connection's channel binding: 32 bytes exported from its TLS
+    /// session (label [`CHANNEL_BINDING_LABEL`], empty context) that both
+    /// ends, and only they, can compute. The veil link handshake mixes it
+    /// in, which ties the authenticated veil peer to this TLS session and so
+    /// to every stream of the connection. `None` before the handshake.
+    pub fn channel_binding(&self, conn: ConnId) -> Option<[u8; 32]> {
+        let c = self.conns.get(&conn)?;
+        let mut out = [0u8; 32];
+        c.inner
+            .crypto_session()
+            .export_keying_material(&mut out, CHANNEL_BINDING_LABEL, &[])
+            .ok()?;
+        Some(out)
     }
 
     /// Closes `conn` gracefully: what was written still goes out (the
@@ -641,6 +714,49 @@ impl QuicTransport {
     }
 }
 
+/// Reads what `stream` has, in order, into `buf`.
+fn read_stream(
+    inner: &mut quinn_proto::Connection,
+    stream: StreamId,
+    buf: &mut [u8],
+) -> ReadOutcome {
+    let mut recv = inner.recv_stream(stream);
+    let mut chunks = match recv.read(true) {
+        Ok(chunks) => chunks,
+        Err(_) => return ReadOutcome::Closed,
+    };
+    let mut filled = 0usize;
+    let mut end = None;
+    while let Some(room) = buf.get_mut(filled..).filter(|r| !r.is_empty()) {
+        match chunks.next(room.len()) {
+            Ok(Some(chunk)) => {
+                let n = chunk.bytes.len().min(room.len());
+                if let (Some(to), Some(from)) = (room.get_mut(..n), chunk.bytes.get(..n)) {
+                    to.copy_from_slice(from);
+                }
+                filled = filled.saturating_add(n);
+            }
+            Ok(None) => {
+                end = Some(ReadOutcome::Finished);
+                break;
+            }
+            Err(quinn_proto::ReadError::Blocked) => break,
+            Err(quinn_proto::ReadError::Reset(_)) => {
+                end = Some(ReadOutcome::Closed);
+                break;
+            }
+        }
+    }
+    // Frees the credit; the MAX_STREAM_DATA frame goes out with the next
+    // `poll_datagram`.
+    let _ = chunks.finalize();
+    match (filled, end) {
+        (0, Some(outcome)) => outcome,
+        (0, None) => ReadOutcome::WouldBlock,
+        (n, _) => ReadOutcome::Data(n),
+    }
+}
+
 /// Turns one quinn-proto event of `conn` into what the caller needs.
 fn on_event(
     at: std::time::Instant,
@@ -674,11 +790,17 @@ fn on_event(
         }
         E::Stream(StreamEvent::Opened { dir }) => {
             while let Some(stream) = conn.inner.streams().accept(dir) {
-                if dir == Dir::Bi && conn.role == Role::Listener && conn.stream.is_none() {
+                let link_stream = stream.initiator() == Side::Client && stream.index() == 0;
+                if dir == Dir::Bi && conn.role == Role::Listener && link_stream {
                     conn.stream = Some(stream);
                     if !conn.ended {
                         events.push_back(QuicEvent::Readable(id));
                         events.push_back(QuicEvent::Writable(id));
+                    }
+                } else if dir == Dir::Bi && !link_stream {
+                    // A circuit the peer creates on the link.
+                    if !conn.ended {
+                        events.push_back(QuicEvent::CircuitReadable(id, CircuitStream(stream)));
                     }
                 } else {
                     // Stream limits forbid this; refuse it all the same.
@@ -690,13 +812,21 @@ fn on_event(
             }
         }
         E::Stream(StreamEvent::Readable { id: stream }) => {
-            if conn.stream == Some(stream) && !conn.ended {
-                events.push_back(QuicEvent::Readable(id));
+            if !conn.ended {
+                events.push_back(if conn.stream == Some(stream) {
+                    QuicEvent::Readable(id)
+                } else {
+                    QuicEvent::CircuitReadable(id, CircuitStream(stream))
+                });
             }
         }
         E::Stream(StreamEvent::Writable { id: stream }) => {
-            if conn.stream == Some(stream) && !conn.ended {
-                events.push_back(QuicEvent::Writable(id));
+            if !conn.ended {
+                events.push_back(if conn.stream == Some(stream) {
+                    QuicEvent::Writable(id)
+                } else {
+                    QuicEvent::CircuitWritable(id, CircuitStream(stream))
+                });
             }
         }
         E::Stream(StreamEvent::Finished { id: stream }) => {
@@ -722,24 +852,26 @@ fn on_event(
     }
 }
 
-/// The transport parameters of one role. Stream limits: a server accepts
-/// one bidirectional stream (the link) and no unidirectional ones; a client
-/// accepts no stream at all (the server never opens one).
+/// The transport parameters of one role. Stream limits: each end accepts
+/// `max_circuit_streams` bidirectional streams from the other (circuit
+/// streams; a server one more, for the link stream) and no unidirectional
+/// ones.
 fn transport_config(config: &QuicConfig, role: Role) -> Result<TransportConfig, SetupError> {
     let mut transport = TransportConfig::default();
     let idle = IdleTimeout::try_from(config.idle_timeout)
         .map_err(|e| SetupError::Quic(format!("idle timeout: {e}")))?;
-    let window = VarInt::from_u32(config.stream_window);
     let bidi = match role {
-        Role::Listener => VarInt::from_u32(1),
-        Role::Dialler => VarInt::from_u32(0),
+        Role::Listener => config.max_circuit_streams.saturating_add(1),
+        Role::Dialler => config.max_circuit_streams,
     };
     transport
-        .max_concurrent_bidi_streams(bidi)
+        .max_concurrent_bidi_streams(VarInt::from_u32(bidi))
         .max_concurrent_uni_streams(VarInt::from_u32(0))
         .max_idle_timeout(Some(idle))
-        .stream_receive_window(window)
-        .receive_window(window)
+        .stream_receive_window(VarInt::from_u32(config.stream_window))
+        .receive_window(VarInt::from_u32(
+            config.connection_window.max(config.stream_window),
+        ))
         .send_window(config.send_window)
         // The veil link pings on its own schedule; QUIC adds none.
         .keep_alive_interval(None)

@@ -7,7 +7,7 @@
 
 use rand_core::RngCore;
 
-use crate::link::LinkRole;
+use crate::link::{Cell, LinkRole};
 
 /// A circuit id on one link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -23,6 +23,20 @@ const ALLOCATION_ATTEMPTS: usize = 64;
 impl CircuitId {
     /// The id of link-level cells (padding), never a circuit.
     pub const LINK: CircuitId = CircuitId(0);
+
+    /// The circuit id at the start of a whole cell (its first four bytes,
+    /// big-endian), read without parsing the rest. Adapters that put each
+    /// circuit on a transport stream of its own choose the stream by it.
+    pub fn of(cell: &Cell) -> CircuitId {
+        CircuitId(u32::from_be_bytes(
+            cell.first_chunk::<4>().copied().unwrap_or_default(),
+        ))
+    }
+
+    /// Whether this id names the link itself rather than a circuit.
+    pub fn is_link(self) -> bool {
+        self == CircuitId::LINK
+    }
 
     /// Whether `role` is the end allowed to allocate this id.
     pub fn allocated_by(self, role: LinkRole) -> bool {

@@ -373,6 +373,16 @@ impl<const RELAYED: usize, const OWN: usize> CircuitEngine<RELAYED, OWN> {
         }
     }
 
+    /// The link a cell arriving on `end` is relayed to, if `end` belongs to
+    /// a relayed circuit with both ends open.
+    pub fn far_link(&self, end: CircuitEnd) -> Option<LinkId> {
+        self.relays.iter().find_map(|c| match c.outbound {
+            Some(out) if c.inbound == end => Some(out.0),
+            Some(out) if out == end => Some(c.inbound.0),
+            _ => None,
+        })
+    }
+
     /// A link to `peer` came up: `EXTEND`s waiting for it go on.
     pub fn link_up(&mut self, ctx: &mut impl CircuitContext, peer: &NodeId) {
         loop {

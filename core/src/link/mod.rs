@@ -21,7 +21,8 @@ pub use frame::{
 pub use hello::{HelloError, LinkHello, HELLO_LEN, LINK_STATIC_DOMAIN};
 pub use rtt::RttEstimator;
 pub use session::{
-    ClosedBy, LinkParams, LinkPhase, LinkRole, LinkSession, QueueCellError, CLOSE_GRACE,
+    ClosedBy, LinkParams, LinkPhase, LinkRole, LinkSession, QueueCellError, CHANNEL_BINDING_LEN,
+    CLOSE_GRACE,
 };
 pub use stats::LinkStats;
 

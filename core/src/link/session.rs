@@ -110,7 +110,18 @@ pub struct LinkParams<'a> {
     pub local_max_message_len: usize,
     /// Timers and rekey limits.
     pub config: LinkConfig,
+    /// Set when the transport carries each circuit on a stream of its own
+    /// (QUIC): the transport's channel binding (a TLS exporter value, link
+    /// spec §7), mixed into the handshake after [`PROLOGUE`]. Circuit cells
+    /// then leave the session with
+    /// [`take_stream_cell`](LinkSession::take_stream_cell) and arrive with
+    /// [`note_stream_cell`](LinkSession::note_stream_cell); only link-level
+    /// cells and the session's own frames use the link's byte stream.
+    pub channel_binding: Option<[u8; CHANNEL_BINDING_LEN]>,
 }
+
+/// Bytes of a transport's channel binding ([`LinkParams::channel_binding`]).
+pub const CHANNEL_BINDING_LEN: usize = 32;
 
 struct Handshake {
     noise: HandshakeState,
@@ -184,6 +195,9 @@ pub struct LinkSession<const RX: usize, const TXQ: usize> {
     rtt: RttEstimator,
     stats: LinkStats,
     was_established: bool,
+    /// Circuit cells go over streams of their own (see
+    /// [`LinkParams::channel_binding`]).
+    circuit_streams: bool,
 }
 
 impl<const RX: usize, const TXQ: usize> core::fmt::Debug for LinkSession<RX, TXQ> {
@@ -204,10 +218,23 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
             LinkRole::Initiator => Role::Initiator,
             LinkRole::Responder => Role::Responder,
         };
+        // A bound link mixes the binding in after the prologue, so two ends
+        // that disagree on it (a man in the middle of TLS, or a TCP and a
+        // QUIC end) fail the handshake at message 2.
+        let mut prologue = [0u8; PROLOGUE.len() + CHANNEL_BINDING_LEN];
+        let (head, tail) = prologue.split_at_mut(PROLOGUE.len());
+        head.copy_from_slice(PROLOGUE);
+        let prologue_len = match &params.channel_binding {
+            Some(binding) => {
+                tail.copy_from_slice(binding);
+                prologue.len()
+            }
+            None => PROLOGUE.len(),
+        };
         let noise = HandshakeState::new(
             HandshakePattern::XX,
             role,
-            PROLOGUE,
+            prologue.get(..prologue_len).unwrap_or(PROLOGUE),
             Some(params.static_keypair),
             params.ephemeral_secret,
             None,
@@ -251,7 +278,52 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
             rtt: RttEstimator::default(),
             stats: LinkStats::default(),
             was_established: false,
+            circuit_streams: params.channel_binding.is_some(),
         }
+    }
+
+    /// Whether circuit cells travel on streams of their own rather than in
+    /// the link's frames ([`LinkParams::channel_binding`]).
+    pub fn circuit_streams(&self) -> bool {
+        self.circuit_streams
+    }
+
+    /// The next queued circuit cell, for its circuit's stream; `None` if the
+    /// link does not use circuit streams, is not established, or the next
+    /// queued cell is a link-level one (it goes out in a frame first: the
+    /// queue keeps its order).
+    pub fn take_stream_cell(&mut self) -> Option<Cell> {
+        if !self.circuit_streams
+            || !matches!(self.state, State::Established(_))
+            || self.tx_cells.front().is_none_or(is_link_level)
+        {
+            return None;
+        }
+        let cell = self.tx_cells.pop_front()?;
+        self.stats.cells_sent = self.stats.cells_sent.saturating_add(1);
+        self.stats.bytes_sent = self
+            .stats
+            .bytes_sent
+            .saturating_add(u64::try_from(CELL_LEN).unwrap_or(u64::MAX));
+        Some(cell)
+    }
+
+    /// Whether [`take_stream_cell`](Self::take_stream_cell) would give a cell.
+    pub fn has_stream_cell(&self) -> bool {
+        self.circuit_streams
+            && matches!(self.state, State::Established(_))
+            && self.tx_cells.front().is_some_and(|c| !is_link_level(c))
+    }
+
+    /// A circuit cell arrived on one of the link's circuit streams: counts
+    /// it, and it proves the peer alive as any message does.
+    pub fn note_stream_cell(&mut self, now: Instant) {
+        self.last_received = now;
+        self.stats.cells_received = self.stats.cells_received.saturating_add(1);
+        self.stats.bytes_received = self
+            .stats
+            .bytes_received
+            .saturating_add(u64::try_from(CELL_LEN).unwrap_or(u64::MAX));
     }
 
     /// Our end of the link.
@@ -411,7 +483,7 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
                 self.pong_owed.is_some()
                     || self.rekey_due(now)
                     || self.ping_due(now)
-                    || !self.tx_cells.is_empty()
+                    || self.framed_cells() > 0
             }
             State::Closing(..) => true,
             State::Closed(..) => false,
@@ -524,10 +596,24 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
             self.next_ping_at = now.saturating_add(self.config.keepalive_interval);
             return Some(n);
         }
-        if self.tx_cells.is_empty() {
+        if self.framed_cells() == 0 {
             return None;
         }
         self.transmit_cells(buf)
+    }
+
+    /// How many queued cells, from the front, go out in the link's frames:
+    /// all of them, or on a link with circuit streams the link-level ones
+    /// before the first circuit cell.
+    fn framed_cells(&self) -> usize {
+        if self.circuit_streams {
+            self.tx_cells
+                .iter()
+                .take_while(|c| is_link_level(c))
+                .count()
+        } else {
+            self.tx_cells.len()
+        }
     }
 
     /// Packs as many queued cells as the peer's limit and `buf` allow into one message.
@@ -536,7 +622,7 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
             .len()
             .saturating_sub(LENGTH_PREFIX_LEN)
             .min(self.peer_max_message_len);
-        let count = cells_fitting(room).min(self.tx_cells.len());
+        let count = cells_fitting(room).min(self.framed_cells());
         if count == 0 {
             return None;
         }
@@ -904,6 +990,12 @@ fn read_hello(h: &mut Handshake, payload: &[u8]) -> Result<Option<(NodeId, usize
         .verify(&remote_static)
         .map_err(|_| CloseReason::IdentityMismatch)?;
     Ok(Some((peer, usize::from(hello.max_message_len))))
+}
+
+/// Whether a cell belongs to the link itself (circuit id 0) rather than to
+/// a circuit.
+fn is_link_level(cell: &Cell) -> bool {
+    crate::cell::CircuitId::of(cell).is_link()
 }
 
 /// How many whole cells fit in a message of `message_len` bytes.

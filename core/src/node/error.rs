@@ -126,3 +126,43 @@ impl fmt::Display for SendMessageError {
 }
 
 impl core::error::Error for SendMessageError {}
+
+/// Why [`Node::handle_stream_cell`](super::Node::handle_stream_cell) did not
+/// take a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum StreamCellError {
+    /// No such link: it closed (see its `LinkClosed` event) or never existed.
+    UnknownLink(LinkId),
+    /// The link was not opened with circuit streams
+    /// ([`Node::open_stream_link`](super::Node::open_stream_link)); its
+    /// cells come in its byte stream, through `handle_data`.
+    NotAStreamLink(LinkId),
+    /// Not now: the link's handshake is still running, or what this cell may
+    /// cause does not fit (its circuit's next link or the event queue is
+    /// full). Keep the cell, stop reading its stream (the transport's flow
+    /// control holds that circuit's sender back, and only it), and offer it
+    /// again after polling events and transmits.
+    WouldBlock(LinkId),
+}
+
+impl fmt::Display for StreamCellError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StreamCellError::UnknownLink(id) => write!(
+                f,
+                "{id} is not open; it closed or never existed, so close its transport"
+            ),
+            StreamCellError::NotAStreamLink(id) => write!(
+                f,
+                "{id} carries its cells in its byte stream; feed them with handle_data"
+            ),
+            StreamCellError::WouldBlock(id) => write!(
+                f,
+                "{id} cannot take this circuit's cell yet; keep it and offer it again after polling"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for StreamCellError {}

@@ -26,11 +26,12 @@ mod link_id;
 mod messaging;
 mod slot;
 mod stats;
+mod streams;
 
 pub use config::NodeConfig;
 pub use dial::{DialRequest, MAX_BOOTSTRAP, MAX_PENDING_DIALS};
 pub use discovery::DescriptorRefusal;
-pub use error::{LinkInputError, OpenLinkError, SendCellError, SendMessageError};
+pub use error::{LinkInputError, OpenLinkError, SendCellError, SendMessageError, StreamCellError};
 pub use event::{Event, MessageFailure};
 pub use link_id::LinkId;
 pub use slot::LinkSlot;
@@ -45,7 +46,7 @@ use crate::discovery::{InsertOutcome, NodeTable};
 use crate::identity::{Address, Identity, NodeId, Transport};
 use crate::link::{
     Cell, CloseReason, LinkHello, LinkParams, LinkPhase, LinkRole, LinkSession, LinkStats,
-    QueueCellError, RttEstimator, MAX_MESSAGE_LEN,
+    QueueCellError, RttEstimator, CHANNEL_BINDING_LEN, MAX_MESSAGE_LEN,
 };
 use crate::message::{MessagePool, MessageSlot};
 use crate::noise::StaticKeypair;
@@ -277,7 +278,7 @@ where
         role: LinkRole,
         expected_peer: Option<NodeId>,
     ) -> Result<LinkId, OpenLinkError> {
-        self.open_link_inner(now, role, expected_peer, None)
+        self.open_link_inner(now, role, expected_peer, None, None)
     }
 
     /// As [`open_link`](Self::open_link), saying which transport the
@@ -291,7 +292,7 @@ where
         expected_peer: Option<NodeId>,
         transport: Transport,
     ) -> Result<LinkId, OpenLinkError> {
-        self.open_link_inner(now, role, expected_peer, Some(transport))
+        self.open_link_inner(now, role, expected_peer, Some(transport), None)
     }
 
     fn open_link_inner(
@@ -300,6 +301,7 @@ where
         role: LinkRole,
         expected_peer: Option<NodeId>,
         transport: Option<Transport>,
+        channel_binding: Option<[u8; CHANNEL_BINDING_LEN]>,
     ) -> Result<LinkId, OpenLinkError> {
         let now = self.advance(now);
         if role == LinkRole::Responder && self.half_open_inbound() >= self.config.max_half_open {
@@ -328,6 +330,7 @@ where
                 hello: self.hello,
                 local_max_message_len: self.max_message_len,
                 config: self.config.link,
+                channel_binding,
             },
         );
         zeroize::Zeroize::zeroize(&mut ephemeral);
@@ -448,7 +451,10 @@ where
             if let Some(hook) = self.cell_hook {
                 hook(&self.identity.node_id(), link, &mut cell);
             }
-            if !self.on_cell(link, &cell) {
+            let streams = self.session_mut(index).is_some_and(|s| s.circuit_streams());
+            if (streams && !streams::is_link_level(&cell)) || !self.on_cell(link, &cell) {
+                // A circuit cell in the frames of a link with circuit
+                // streams is out of place (link spec §7).
                 if let Some(session) = self.session_mut(index) {
                     session.close(CloseReason::ProtocolViolation);
                 }

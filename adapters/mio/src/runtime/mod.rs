@@ -8,6 +8,8 @@
 //! again with what became ready.
 
 mod pump;
+#[cfg(feature = "quic")]
+mod quic;
 mod sockets;
 
 use std::collections::{HashMap, VecDeque};
@@ -99,6 +101,10 @@ pub struct Runtime {
     /// Where sockets are read into; only the part the node does not consume
     /// is copied into the connection.
     read_buf: Box<[u8]>,
+    /// The QUIC socket and its links, once [`listen_quic`](Runtime::listen_quic)
+    /// was called.
+    #[cfg(feature = "quic")]
+    quic: Option<quic::QuicSide>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -199,6 +205,8 @@ impl Runtime {
             node.set_advertised_addresses(clock.now(), &[advertised]);
         }
         Ok(Runtime {
+            #[cfg(feature = "quic")]
+            quic: None,
             poll,
             events: Events::with_capacity(EVENTS_PER_POLL),
             ready: Vec::with_capacity(EVENTS_PER_POLL),
@@ -270,12 +278,35 @@ impl Runtime {
                 self.fail_dial(dial, crate::DialError::TimedOut { after }, now);
             }
         }
+        #[cfg(feature = "quic")]
+        self.close_all_quic(now);
     }
 
     /// Whether a [`shutdown`](Self::shutdown) finished: every connection
     /// is closed.
     pub fn is_shut_down(&self) -> bool {
-        self.closing && self.connections.is_empty() && self.dials.is_empty()
+        self.closing
+            && self.connections.is_empty()
+            && self.dials.is_empty()
+            && self.quic_connection_count() == 0
+    }
+
+    /// QUIC connections open or closing (0 without QUIC).
+    fn quic_connection_count(&self) -> usize {
+        #[cfg(feature = "quic")]
+        return self.quic_connections();
+        #[cfg(not(feature = "quic"))]
+        0
+    }
+
+    /// Adds a bootstrap address of either transport (a QUIC one is dialled
+    /// over QUIC, so only if [`listen_quic`](Self::listen_quic) was
+    /// called). Returns `false` if the node's bootstrap list is full.
+    pub fn add_bootstrap_address(&mut self, address: Address) -> bool {
+        if address.socket == self.local_addr {
+            return true;
+        }
+        self.node.add_bootstrap(address)
     }
 
     /// Adds a TCP bootstrap address: while the node has no link, it dials
@@ -312,15 +343,30 @@ impl Runtime {
     /// Bytes held for all connections, both directions. Bounded by one
     /// message out and one read in per connection, whatever peers do.
     pub fn buffered_bytes(&self) -> usize {
-        self.connections
+        let tcp = self
+            .connections
             .values()
             .map(Connection::buffered)
-            .fold(0, usize::saturating_add)
+            .fold(0, usize::saturating_add);
+        #[cfg(feature = "quic")]
+        return tcp.saturating_add(self.quic_buffered());
+        #[cfg(not(feature = "quic"))]
+        tcp
     }
 
-    /// How many connections carry links.
+    /// How many connections carry links (TCP and QUIC).
     pub fn connection_count(&self) -> usize {
-        self.connections.len()
+        self.connections
+            .len()
+            .saturating_add(self.quic_link_count())
+    }
+
+    /// QUIC connections carrying links (0 without QUIC).
+    fn quic_link_count(&self) -> usize {
+        #[cfg(feature = "quic")]
+        return self.quic.as_ref().map_or(0, |q| q.links.link_count());
+        #[cfg(not(feature = "quic"))]
+        0
     }
 
     /// How many dials are in progress.
@@ -330,13 +376,23 @@ impl Runtime {
 
     /// The connection under `link`, if it has one.
     pub fn connection(&self, link: LinkId) -> Option<ConnectionInfo> {
-        let token = self.by_link.get(&link)?;
-        self.connections.get(token).map(Connection::info)
+        if let Some(token) = self.by_link.get(&link) {
+            return self.connections.get(token).map(Connection::info);
+        }
+        #[cfg(feature = "quic")]
+        return self.quic_connection(link);
+        #[cfg(not(feature = "quic"))]
+        None
     }
 
-    /// Every connection.
-    pub fn connections(&self) -> impl Iterator<Item = ConnectionInfo> + '_ {
-        self.connections.values().map(Connection::info)
+    /// Every connection, TCP and QUIC.
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        #[allow(unused_mut)]
+        let mut all: Vec<ConnectionInfo> =
+            self.connections.values().map(Connection::info).collect();
+        #[cfg(feature = "quic")]
+        all.extend(self.quic_connection_infos());
+        all
     }
 
     /// A handle other threads can use to end the runtime's current wait
@@ -403,7 +459,13 @@ impl Runtime {
         {
             self.node.handle_timeout(now);
         }
+        #[cfg(feature = "quic")]
+        self.service_quic(now, on_event);
         self.service(now, on_event);
+        // TCP service may have queued QUIC work (cells relayed onto a QUIC
+        // link, a closed link's connection): move it now.
+        #[cfg(feature = "quic")]
+        self.service_quic(now, on_event);
         // Relays ask for next hops while cells are fed, and commands given
         // from `on_event` may ask for first hops: start those now rather
         // than after the next wait.
@@ -411,7 +473,7 @@ impl Runtime {
     }
 
     /// How long the poll may sleep; `None` is until something is ready.
-    fn wait_time(&self, now: Instant, timeout: Option<Duration>) -> Option<Duration> {
+    fn wait_time(&mut self, now: Instant, timeout: Option<Duration>) -> Option<Duration> {
         if self.has_work() {
             return Some(Duration::ZERO);
         }
@@ -423,6 +485,10 @@ impl Runtime {
         for dial in self.dials.values() {
             wait = Some(min_wait(wait, Clock::until(now, dial.deadline)));
         }
+        #[cfg(feature = "quic")]
+        if let Some(deadline) = self.quic_deadline() {
+            wait = Some(min_wait(wait, Clock::until(now, deadline)));
+        }
         match timeout {
             Some(t) => Some(min_wait(wait, t)),
             None => wait,
@@ -431,6 +497,10 @@ impl Runtime {
 
     /// Whether a budget ran out last time, so the next poll must not sleep.
     fn has_work(&self) -> bool {
+        #[cfg(feature = "quic")]
+        if self.quic_has_work() {
+            return true;
+        }
         self.accept_pending
             || self
                 .connections
@@ -441,11 +511,16 @@ impl Runtime {
     fn take_token(&mut self) -> Token {
         let token = Token(self.next_token);
         self.next_token = self.next_token.wrapping_add(1).max(1);
-        if Token(self.next_token) == WAKER {
+        if Token(self.next_token) == WAKER || Token(self.next_token) == quic_token() {
             self.next_token = 1;
         }
         token
     }
+}
+
+/// The UDP socket's token (never a TCP connection's, with or without QUIC).
+fn quic_token() -> Token {
+    Token(usize::MAX - 1)
 }
 
 /// The shorter of an optional wait and a wait.

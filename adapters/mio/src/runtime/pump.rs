@@ -39,7 +39,7 @@ impl Runtime {
 
     /// Hands every queued event to the caller; returns how many there were.
     /// A closed link's connection is closed before the caller sees it.
-    fn drain_events<F>(&mut self, on_event: &mut F) -> usize
+    pub(super) fn drain_events<F>(&mut self, on_event: &mut F) -> usize
     where
         F: FnMut(&mut TracedNode, Event),
     {
@@ -152,6 +152,10 @@ impl Runtime {
     /// The node closed `link`: send what is held (usually its `Close`
     /// frame), best effort, and close the connection.
     fn close_transport(&mut self, link: LinkId) {
+        #[cfg(feature = "quic")]
+        if self.close_quic_link(self.clock.now(), link) {
+            return;
+        }
         let Some(&token) = self.by_link.get(&link) else {
             return;
         };

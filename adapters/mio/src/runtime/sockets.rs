@@ -64,6 +64,11 @@ impl Runtime {
             let Some(request) = poll_core_dial(&mut self.node) else {
                 return;
             };
+            #[cfg(feature = "quic")]
+            if request.address.transport == Transport::Quic {
+                self.dial_quic_for_core(now, request);
+                continue;
+            }
             let started = core_dial_target(&request).and_then(|(addr, expected)| {
                 self.connect(addr)
                     .map(|(token, stream)| (token, stream, addr, expected))
@@ -123,6 +128,9 @@ impl Runtime {
         for &(token, readable, writable) in &ready {
             if token == LISTENER {
                 self.accept_pending = true;
+            } else if token == super::quic_token() {
+                #[cfg(feature = "quic")]
+                self.quic_ready(readable, writable);
             } else if let Some(conn) = self.connections.get_mut(&token) {
                 conn.readable |= readable;
                 conn.writable |= writable;

@@ -7,11 +7,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use veil_core::discovery::InsertOutcome;
 use veil_core::identity::{Address, NodeId, Transport};
-use veil_core::link::{Cell, CloseReason, ClosedBy, LinkConfig, LinkRole, CELL_LEN};
+use veil_core::link::{
+    Cell, CloseReason, ClosedBy, LinkConfig, LinkRole, CELL_LEN, CHANNEL_BINDING_LEN,
+};
 use veil_core::message::{MessageId, ReceivedMessage, ReplyTo, Sender, MESSAGE_ID_LEN};
 use veil_core::node::{
     DescriptorRefusal, DialRequest, Event, LinkId, LinkInputError, MessageFailure, NodeConfig,
-    OpenLinkError, SendCellError, SendMessageError, Transmit,
+    OpenLinkError, SendCellError, SendMessageError, StreamCellError, Transmit,
 };
 use veil_core::time::{Duration, Instant};
 
@@ -81,6 +83,12 @@ pub mod tag {
     pub const PEER_FAILURE: u8 = 0x12;
     /// `set_guards`.
     pub const SET_GUARDS: u8 = 0x13;
+    /// `open_stream_link`.
+    pub const OPEN_STREAM_LINK: u8 = 0x14;
+    /// `handle_stream_cell`.
+    pub const HANDLE_STREAM_CELL: u8 = 0x15;
+    /// `poll_stream_cell`.
+    pub const POLL_STREAM_CELL: u8 = 0x16;
     /// A checkpoint: inputs so far and the digest of their outputs.
     pub const CHECKPOINT: u8 = 0x80;
     /// The end of the trace: the same, once, last.
@@ -109,6 +117,9 @@ pub fn tag_name(t: u8) -> &'static str {
         tag::LEARN_DESCRIPTOR => "learn_descriptor",
         tag::PEER_FAILURE => "record_peer_failure",
         tag::SET_GUARDS => "set_guards",
+        tag::OPEN_STREAM_LINK => "open_stream_link",
+        tag::HANDLE_STREAM_CELL => "handle_stream_cell",
+        tag::POLL_STREAM_CELL => "poll_stream_cell",
         tag::CHECKPOINT => "checkpoint",
         tag::END => "end",
         _ => "unknown",
@@ -497,6 +508,35 @@ pub enum Input<'a> {
         /// The guards.
         guards: Vec<NodeId>,
     },
+    /// `open_stream_link(now, role, expected_peer, transport, binding)`.
+    OpenStreamLink {
+        /// Time.
+        now: Instant,
+        /// Role.
+        role: LinkRole,
+        /// Expected peer.
+        expected: Option<NodeId>,
+        /// The transport.
+        transport: Transport,
+        /// The transport's channel binding.
+        binding: [u8; CHANNEL_BINDING_LEN],
+    },
+    /// `handle_stream_cell(now, link, cell)`.
+    HandleStreamCell {
+        /// Time.
+        now: Instant,
+        /// Link.
+        link: LinkId,
+        /// The cell.
+        cell: &'a Cell,
+    },
+    /// `poll_stream_cell(now, link)`.
+    PollStreamCell {
+        /// Time.
+        now: Instant,
+        /// Link.
+        link: LinkId,
+    },
 }
 
 impl Input<'_> {
@@ -515,7 +555,10 @@ impl Input<'_> {
             | Input::PollTransmit { now, .. }
             | Input::PollLinkTransmit { now, .. }
             | Input::SetAdvertised { now, .. }
-            | Input::LearnDescriptor { now, .. } => Some(*now),
+            | Input::LearnDescriptor { now, .. }
+            | Input::OpenStreamLink { now, .. }
+            | Input::HandleStreamCell { now, .. }
+            | Input::PollStreamCell { now, .. } => Some(*now),
             Input::PollMessage { .. }
             | Input::PollEvent
             | Input::PollDial
@@ -547,6 +590,9 @@ impl Input<'_> {
             Input::LearnDescriptor { .. } => tag::LEARN_DESCRIPTOR,
             Input::PeerFailure { .. } => tag::PEER_FAILURE,
             Input::SetGuards { .. } => tag::SET_GUARDS,
+            Input::OpenStreamLink { .. } => tag::OPEN_STREAM_LINK,
+            Input::HandleStreamCell { .. } => tag::HANDLE_STREAM_CELL,
+            Input::PollStreamCell { .. } => tag::POLL_STREAM_CELL,
         }
     }
 
@@ -647,6 +693,28 @@ impl Input<'_> {
                     out.extend_from_slice(g.as_bytes());
                 }
             }
+            Input::OpenStreamLink {
+                now,
+                role,
+                expected,
+                transport,
+                binding,
+            } => {
+                put_time(out, *now);
+                out.push(role_code(*role));
+                put_opt_id(out, expected.as_ref());
+                out.push(transport.code());
+                out.extend_from_slice(binding);
+            }
+            Input::HandleStreamCell { now, link, cell } => {
+                put_time(out, *now);
+                put_link(out, *link);
+                out.extend_from_slice(&cell[..]);
+            }
+            Input::PollStreamCell { now, link } => {
+                put_time(out, *now);
+                put_link(out, *link);
+            }
         }
     }
 }
@@ -657,11 +725,7 @@ pub fn decode_input(t: u8, body: &[u8]) -> Result<Option<Input<'_>>, DecodeError
     let input = match t {
         tag::OPEN_LINK => Input::OpenLink {
             now: r.time()?,
-            role: match r.u8()? {
-                0 => LinkRole::Initiator,
-                1 => LinkRole::Responder,
-                other => return Err(DecodeError::new(format!("link role {other} is unknown"))),
-            },
+            role: r.role()?,
             expected: r.opt_id()?,
             transport: match r.u8()? {
                 0 => None,
@@ -754,6 +818,30 @@ pub fn decode_input(t: u8, body: &[u8]) -> Result<Option<Input<'_>>, DecodeError
             }
             Input::SetGuards { guards }
         }
+        tag::OPEN_STREAM_LINK => Input::OpenStreamLink {
+            now: r.time()?,
+            role: r.role()?,
+            expected: r.opt_id()?,
+            transport: {
+                let code = r.u8()?;
+                Transport::from_code(code)
+                    .ok_or_else(|| DecodeError::new(format!("transport {code} is unknown")))?
+            },
+            binding: r.array::<CHANNEL_BINDING_LEN>()?,
+        },
+        tag::HANDLE_STREAM_CELL => {
+            let now = r.time()?;
+            let link = r.link()?;
+            let cell: &Cell = r
+                .take(CELL_LEN)?
+                .try_into()
+                .map_err(|_| DecodeError::new("cell length"))?;
+            Input::HandleStreamCell { now, link, cell }
+        }
+        tag::POLL_STREAM_CELL => Input::PollStreamCell {
+            now: r.time()?,
+            link: r.link()?,
+        },
         _ => return Ok(None),
     };
     r.finish()?;
@@ -789,6 +877,10 @@ pub enum Output<'a> {
     Bool(bool),
     /// `learn_descriptor`.
     Learned(Result<InsertOutcome, DescriptorRefusal>),
+    /// `handle_stream_cell`.
+    StreamCell(Result<(), StreamCellError>),
+    /// `poll_stream_cell`: the cell given.
+    Cell(Option<&'a Cell>),
 }
 
 /// Numbers the anonymous senders of received messages in order of
@@ -966,6 +1058,25 @@ pub fn encode_output(
             Err(refusal) => {
                 out.push(1);
                 put_refusal(out, refusal);
+            }
+        },
+        Output::StreamCell(r) => match r {
+            Ok(()) => out.push(0),
+            Err(e) => {
+                let (code, link) = match e {
+                    StreamCellError::UnknownLink(l) => (1, l),
+                    StreamCellError::NotAStreamLink(l) => (2, l),
+                    StreamCellError::WouldBlock(l) => (3, l),
+                };
+                out.push(code);
+                put_link(out, *link);
+            }
+        },
+        Output::Cell(c) => match c {
+            None => out.push(0),
+            Some(cell) => {
+                out.push(1);
+                out.extend_from_slice(&cell[..]);
             }
         },
     }
@@ -1199,6 +1310,13 @@ impl<'a> Reader<'a> {
 
     fn link(&mut self) -> Result<LinkId, DecodeError> {
         Ok(LinkId::from_u32(self.u32()?))
+    }
+    fn role(&mut self) -> Result<LinkRole, DecodeError> {
+        match self.u8()? {
+            0 => Ok(LinkRole::Initiator),
+            1 => Ok(LinkRole::Responder),
+            other => Err(DecodeError::new(format!("link role {other} is unknown"))),
+        }
     }
 
     fn buf_len(&mut self) -> Result<u32, DecodeError> {

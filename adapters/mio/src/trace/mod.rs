@@ -17,6 +17,8 @@
 //! The byte format is in `docs/trace_format.md`.
 
 mod format;
+#[cfg(feature = "quic")]
+mod link_host;
 mod node;
 mod recorder;
 mod replay;

@@ -6,11 +6,11 @@ use std::ops::Deref;
 
 use veil_core::discovery::InsertOutcome;
 use veil_core::identity::{Address, NodeId, Transport};
-use veil_core::link::{Cell, CloseReason, LinkRole};
+use veil_core::link::{Cell, CloseReason, LinkRole, CHANNEL_BINDING_LEN};
 use veil_core::message::{MessageId, ReceivedMessage, ReplyTo};
 use veil_core::node::{
     DescriptorRefusal, DialRequest, Event, LinkId, LinkInputError, OpenLinkError, SendCellError,
-    SendMessageError, Transmit,
+    SendMessageError, StreamCellError, Transmit,
 };
 use veil_core::time::Instant;
 
@@ -123,6 +123,56 @@ impl TracedNode {
                 transport: Some(transport),
             };
             self.note(&input, &Output::OpenLink(r));
+        }
+        r
+    }
+
+    /// `Node::open_stream_link`.
+    pub fn open_stream_link(
+        &mut self,
+        now: Instant,
+        role: LinkRole,
+        expected_peer: Option<NodeId>,
+        transport: Transport,
+        binding: [u8; CHANNEL_BINDING_LEN],
+    ) -> Result<LinkId, OpenLinkError> {
+        let r = self
+            .node
+            .open_stream_link(now, role, expected_peer, transport, binding);
+        if self.recorder.is_some() {
+            let input = Input::OpenStreamLink {
+                now,
+                role,
+                expected: expected_peer,
+                transport,
+                binding,
+            };
+            self.note(&input, &Output::OpenLink(r));
+        }
+        r
+    }
+
+    /// `Node::handle_stream_cell`.
+    pub fn handle_stream_cell(
+        &mut self,
+        now: Instant,
+        link: LinkId,
+        cell: &Cell,
+    ) -> Result<(), StreamCellError> {
+        let r = self.node.handle_stream_cell(now, link, cell);
+        if self.recorder.is_some() {
+            let input = Input::HandleStreamCell { now, link, cell };
+            self.note(&input, &Output::StreamCell(r));
+        }
+        r
+    }
+
+    /// `Node::poll_stream_cell`.
+    pub fn poll_stream_cell(&mut self, now: Instant, link: LinkId) -> Option<Cell> {
+        let r = self.node.poll_stream_cell(now, link);
+        if self.recorder.is_some() {
+            let input = Input::PollStreamCell { now, link };
+            self.note(&input, &Output::Cell(r.as_ref()));
         }
         r
     }

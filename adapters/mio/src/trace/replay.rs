@@ -515,6 +515,24 @@ fn apply(
             node.set_guards(guards);
             digest.fold(t, node, &Output::Nothing);
         }
+        Input::OpenStreamLink {
+            now,
+            role,
+            expected,
+            transport,
+            binding,
+        } => {
+            let r = node.open_stream_link(*now, *role, *expected, *transport, *binding);
+            digest.fold(t, node, &Output::OpenLink(r));
+        }
+        Input::HandleStreamCell { now, link, cell } => {
+            let r = node.handle_stream_cell(*now, *link, cell);
+            digest.fold(t, node, &Output::StreamCell(r));
+        }
+        Input::PollStreamCell { now, link } => {
+            let r = node.poll_stream_cell(*now, *link);
+            digest.fold(t, node, &Output::Cell(r.as_ref()));
+        }
     }
     Ok(())
 }

@@ -7,6 +7,8 @@ mod backpressure;
 mod garbage;
 mod handshake;
 mod messages;
+#[cfg(feature = "quic")]
+mod quic;
 mod shutdown;
 mod support;
 mod trace;

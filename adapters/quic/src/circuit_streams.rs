@@ -1,0 +1,303 @@
+//! The circuit streams of one QUIC link: each circuit's cells on a
+//! bidirectional stream of its own, so that one circuit the node cannot
+//! take cells of (its next link is full) waits alone, and a lost packet
+//! delays only the streams whose data it carried (link spec §7).
+//!
+//! Bounded like the link stream: per stream at most [`READ_AHEAD_CELLS`]
+//! cells read and not yet taken by the node (while they are held the stream
+//! is not read further, so QUIC flow control holds back that circuit's
+//! sender, and only it), and per link at most one cell the streams did not
+//! take (while it is held, no more circuit cells are taken from the node
+//! for the link).
+
+use std::collections::HashMap;
+
+use veil_core::cell::{CellCommand, CircuitId};
+use veil_core::link::{Cell, CELL_LEN};
+use veil_core::node::{LinkId, StreamCellError};
+use veil_core::time::Instant;
+
+use crate::link::LinkHost;
+use crate::transport::{CircuitStream, ConnId, QuicTransport, ReadOutcome};
+
+/// Whole cells read ahead of the node on one stream.
+pub const READ_AHEAD_CELLS: usize = 8;
+
+/// Cells taken from or given to the node per stream per pump, so one busy
+/// circuit cannot starve the others of the loop's time.
+const CELLS_PER_PUMP: usize = 64;
+
+/// The node no longer knows the link: its connection must go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LinkGone;
+
+#[derive(Debug, Default)]
+struct StreamState {
+    /// The circuit, from the first cell either way.
+    circuit: Option<CircuitId>,
+    /// Read, not yet taken by the node: whole cells, then maybe part of one.
+    rx: Vec<u8>,
+    readable: bool,
+    /// The peer finished (or reset) its side and all of it was read.
+    read_done: bool,
+    /// The unsent rest of a cell.
+    tx: Vec<u8>,
+    /// Finish our side once `tx` is out (the circuit was destroyed).
+    finish_pending: bool,
+    /// Our side is finished.
+    write_done: bool,
+}
+
+impl StreamState {
+    fn holds_cell(&self) -> bool {
+        self.rx.len() >= CELL_LEN
+    }
+}
+
+/// The circuit streams of one connection.
+#[derive(Debug, Default)]
+pub(crate) struct CircuitStreams {
+    streams: HashMap<CircuitStream, StreamState>,
+    by_circuit: HashMap<CircuitId, CircuitStream>,
+    /// A stream that did not take all of a cell: no more cells are taken
+    /// from the node for this link until it has.
+    blocked: Option<CircuitStream>,
+    /// A cell for a new circuit whose stream could not be opened yet (the
+    /// peer's stream limit): tried again on every pump.
+    unopened: Option<Cell>,
+    read_buf: Vec<u8>,
+}
+
+fn is_destroy(cell: &Cell) -> bool {
+    cell.get(4).and_then(|&c| CellCommand::from_code(c)) == Some(CellCommand::Destroy)
+}
+
+impl CircuitStreams {
+    /// A stream has (or may have) bytes; a new one is the peer's new circuit.
+    pub(crate) fn on_readable(&mut self, stream: CircuitStream) {
+        self.streams.entry(stream).or_default().readable = true;
+    }
+
+    /// Streams open.
+    pub(crate) fn len(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Bytes held both ways.
+    pub(crate) fn buffered_bytes(&self) -> usize {
+        self.streams
+            .values()
+            .map(|s| s.rx.len().saturating_add(s.tx.len()))
+            .fold(0, usize::saturating_add)
+    }
+
+    /// Whether a pump can make progress without new input: a stream left
+    /// readable by the budget. (Cells the node refused wait for the next
+    /// pump, which follows any socket event or timer; spinning on them
+    /// would not make room appear any sooner.)
+    pub(crate) fn has_work(&self) -> bool {
+        self.streams
+            .values()
+            .any(|s| s.readable && !s.read_done && !s.holds_cell())
+    }
+
+    /// Feeds held and newly read cells to the node, stream by stream.
+    pub(crate) fn pump_reads<H: LinkHost + ?Sized>(
+        &mut self,
+        transport: &mut QuicTransport,
+        host: &mut H,
+        now: Instant,
+        conn: ConnId,
+        link: LinkId,
+    ) -> Result<(), LinkGone> {
+        let streams: Vec<CircuitStream> = self.streams.keys().copied().collect();
+        for stream in streams {
+            self.pump_stream_reads(transport, host, now, conn, link, stream)?;
+        }
+        Ok(())
+    }
+
+    fn pump_stream_reads<H: LinkHost + ?Sized>(
+        &mut self,
+        transport: &mut QuicTransport,
+        host: &mut H,
+        now: Instant,
+        conn: ConnId,
+        link: LinkId,
+        stream: CircuitStream,
+    ) -> Result<(), LinkGone> {
+        let mut cells = 0usize;
+        loop {
+            let Some(state) = self.streams.get_mut(&stream) else {
+                return Ok(());
+            };
+            if cells == CELLS_PER_PUMP {
+                return Ok(());
+            }
+            if let Some(cell) = state.rx.first_chunk::<CELL_LEN>().copied() {
+                match host.handle_stream_cell(now, link, &cell) {
+                    Ok(()) => {}
+                    // Held: only this circuit waits.
+                    Err(StreamCellError::WouldBlock(_)) => return Ok(()),
+                    Err(StreamCellError::UnknownLink(_) | StreamCellError::NotAStreamLink(_)) => {
+                        return Err(LinkGone)
+                    }
+                }
+                cells = cells.saturating_add(1);
+                state.rx.drain(..CELL_LEN);
+                let circuit = CircuitId::of(&cell);
+                if state.circuit.is_none() {
+                    state.circuit = Some(circuit);
+                    self.by_circuit.insert(circuit, stream);
+                }
+                if is_destroy(&cell) {
+                    // The peer ended the circuit: so do we, on this stream.
+                    self.end_circuit(transport, conn, stream);
+                }
+                continue;
+            }
+            if !state.readable || state.read_done {
+                break;
+            }
+            let room = READ_AHEAD_CELLS
+                .saturating_mul(CELL_LEN)
+                .saturating_sub(state.rx.len());
+            self.read_buf.resize(room, 0);
+            match transport.read_circuit(conn, stream, &mut self.read_buf) {
+                ReadOutcome::Data(n) => {
+                    let data = self.read_buf.get(..n).unwrap_or_default();
+                    state.rx.extend_from_slice(data);
+                }
+                ReadOutcome::WouldBlock => state.readable = false,
+                ReadOutcome::Finished | ReadOutcome::Closed => state.read_done = true,
+            }
+        }
+        self.reap(transport, conn, stream);
+        Ok(())
+    }
+
+    /// Takes the node's circuit cells for `link` and writes each to its
+    /// circuit's stream, opening streams for new circuits. Returns whether
+    /// any cell was taken.
+    pub(crate) fn pump_writes<H: LinkHost + ?Sized>(
+        &mut self,
+        transport: &mut QuicTransport,
+        host: &mut H,
+        now: Instant,
+        conn: ConnId,
+        link: LinkId,
+    ) -> bool {
+        if let Some(stream) = self.blocked {
+            if !self.flush(transport, conn, stream) {
+                return false;
+            }
+            self.blocked = None;
+        }
+        let mut taken = false;
+        for _ in 0..CELLS_PER_PUMP {
+            let cell = match self.unopened.take() {
+                Some(cell) => cell,
+                None => match host.poll_stream_cell(now, link) {
+                    Some(cell) => cell,
+                    None => return taken,
+                },
+            };
+            taken = true;
+            let circuit = CircuitId::of(&cell);
+            let stream = match self.by_circuit.get(&circuit) {
+                Some(&stream) => stream,
+                None => {
+                    let Some(stream) = transport.open_circuit(conn) else {
+                        self.unopened = Some(cell);
+                        return taken;
+                    };
+                    self.by_circuit.insert(circuit, stream);
+                    let state = self.streams.entry(stream).or_default();
+                    state.circuit = Some(circuit);
+                    stream
+                }
+            };
+            let state = self.streams.entry(stream).or_default();
+            state.tx.extend_from_slice(&cell);
+            if is_destroy(&cell) {
+                state.finish_pending = true;
+                self.by_circuit.remove(&circuit);
+            }
+            if !self.flush(transport, conn, stream) {
+                self.blocked = Some(stream);
+                return taken;
+            }
+        }
+        taken
+    }
+
+    /// Writes what `stream` holds; `true` once all of it is out.
+    fn flush(
+        &mut self,
+        transport: &mut QuicTransport,
+        conn: ConnId,
+        stream: CircuitStream,
+    ) -> bool {
+        let Some(state) = self.streams.get_mut(&stream) else {
+            return true;
+        };
+        if !state.tx.is_empty() {
+            match transport.write_circuit(conn, stream, &state.tx) {
+                Ok(n) => {
+                    state.tx.drain(..n.min(state.tx.len()));
+                }
+                // The peer stopped the stream: it wants no more of this
+                // circuit, so what is held is dropped.
+                Err(_) => state.tx.clear(),
+            }
+        }
+        if !state.tx.is_empty() {
+            return false;
+        }
+        if state.finish_pending && !state.write_done {
+            state.write_done = true;
+            transport.finish_circuit(conn, stream);
+        }
+        self.reap(transport, conn, stream);
+        true
+    }
+
+    /// Ends our side of a stream whose circuit is over.
+    fn end_circuit(&mut self, transport: &mut QuicTransport, conn: ConnId, stream: CircuitStream) {
+        if let Some(state) = self.streams.get_mut(&stream) {
+            if let Some(circuit) = state.circuit {
+                if self.by_circuit.get(&circuit) == Some(&stream) {
+                    self.by_circuit.remove(&circuit);
+                }
+            }
+            state.finish_pending = true;
+        }
+        self.flush(transport, conn, stream);
+    }
+
+    /// Forgets a stream that is over both ways. A peer that finishes its
+    /// side without a `DESTROY` gets our side finished too.
+    fn reap(&mut self, transport: &mut QuicTransport, conn: ConnId, stream: CircuitStream) {
+        let Some(state) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        if !state.read_done || state.holds_cell() {
+            return;
+        }
+        if !state.write_done && state.tx.is_empty() {
+            state.write_done = true;
+            transport.finish_circuit(conn, stream);
+        }
+        if state.write_done {
+            if let Some(circuit) = state.circuit {
+                if self.by_circuit.get(&circuit) == Some(&stream) {
+                    self.by_circuit.remove(&circuit);
+                }
+            }
+            self.streams.remove(&stream);
+            if self.blocked == Some(stream) {
+                self.blocked = None;
+            }
+        }
+    }
+}
