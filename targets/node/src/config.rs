@@ -5,21 +5,37 @@ use std::path::{Path, PathBuf};
 
 use log::LevelFilter;
 use serde::Deserialize;
+use veil_core::identity::{Address, Transport};
 
-use crate::logger;
+use crate::{address, logger};
+
+/// The default listen port, for TCP and (when built with QUIC) UDP.
+const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
 
 /// The TOML file. Every field is optional; unknown fields are an error (a
 /// typo must not be ignored silently).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    /// TCP address to listen on.
-    pub listen: Option<SocketAddr>,
+    /// Addresses to listen on: at most one TCP (`IP:PORT` or
+    /// `tcp://IP:PORT`) and one QUIC (`quic://IP:PORT`); one string or a
+    /// list.
+    #[serde(default, deserialize_with = "address::deserialize_list")]
+    pub listen: Option<Vec<Address>>,
     /// Addresses to advertise in the descriptor, when `listen` is a
     /// wildcard address or behind NAT.
-    pub advertise: Option<Vec<SocketAddr>>,
+    #[serde(default, deserialize_with = "address::deserialize_list")]
+    pub advertise: Option<Vec<Address>>,
     /// Nodes to dial while this node has no link.
-    pub bootstrap: Option<Vec<SocketAddr>>,
+    #[serde(default, deserialize_with = "address::deserialize_list")]
+    pub bootstrap: Option<Vec<Address>>,
+    /// Dial peers over QUIC first (racing TCP after
+    /// `transport_race_delay_ms`); default: whether this node listens for
+    /// QUIC.
+    pub quic_dials: Option<bool>,
+    /// How long a QUIC dial runs alone before TCP is tried too, in
+    /// milliseconds.
+    pub transport_race_delay_ms: Option<u64>,
     /// Where the identity key and node table live.
     pub data_dir: Option<PathBuf>,
     /// The control socket (loopback only).
@@ -47,9 +63,12 @@ pub struct FileConfig {
 /// Everything `veil node` runs with.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub listen: SocketAddr,
-    pub advertise: Vec<SocketAddr>,
-    pub bootstrap: Vec<SocketAddr>,
+    pub listen_tcp: SocketAddr,
+    pub listen_quic: Option<SocketAddr>,
+    pub advertise: Vec<Address>,
+    pub bootstrap: Vec<Address>,
+    pub quic_dials: bool,
+    pub transport_race_delay_ms: u64,
     pub data_dir: PathBuf,
     pub control: SocketAddr,
     pub log_level: LevelFilter,
@@ -66,8 +85,8 @@ pub struct Settings {
 /// Flags that override the file.
 #[derive(Debug, Default)]
 pub struct Overrides {
-    pub listen: Option<SocketAddr>,
-    pub bootstrap: Vec<SocketAddr>,
+    pub listen: Vec<Address>,
+    pub bootstrap: Vec<Address>,
     pub data_dir: Option<PathBuf>,
     pub control: Option<SocketAddr>,
     pub log_level: Option<String>,
@@ -125,16 +144,29 @@ pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
             veil_core::node::MAX_BOOTSTRAP
         ));
     }
-    let listen = match flags.listen.or(file.listen) {
-        Some(l) => l,
-        None => "127.0.0.1:7700"
-            .parse()
-            .map_err(|_| "internal: bad default listen address".to_string())?,
+    let listen = if flags.listen.is_empty() {
+        file.listen.unwrap_or_default()
+    } else {
+        flags.listen
     };
+    let (listen_tcp, listen_quic) = listeners(&listen)?;
+    if let Some(a) = bootstrap
+        .iter()
+        .chain(file.advertise.iter().flatten())
+        .find(|a| a.transport == Transport::Quic && !cfg!(feature = "quic"))
+    {
+        return Err(format!(
+            "{} is a QUIC address, and this veil was built without QUIC (cargo feature `quic`)",
+            address::display(a)
+        ));
+    }
     let settings = Settings {
-        listen,
+        listen_tcp,
+        listen_quic,
         advertise: file.advertise.unwrap_or_default(),
         bootstrap,
+        quic_dials: file.quic_dials.unwrap_or(listen_quic.is_some()),
+        transport_race_delay_ms: file.transport_race_delay_ms.unwrap_or(250),
         data_dir,
         control,
         log_level: logger::parse_level(&level_name)?,
@@ -165,5 +197,48 @@ pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
     if settings.snapshot_interval_secs == 0 {
         return Err("snapshot_interval_secs must be at least 1".into());
     }
+    if settings.quic_dials && settings.listen_quic.is_none() {
+        return Err(
+            "quic_dials = true needs a QUIC socket: add a quic://IP:PORT listen address".into(),
+        );
+    }
     Ok(settings)
+}
+
+/// The TCP address and the optional QUIC address to listen on. With none
+/// given: TCP and (when built with QUIC) QUIC, both on 127.0.0.1:7700.
+fn listeners(listen: &[Address]) -> Result<(SocketAddr, Option<SocketAddr>), String> {
+    let default: SocketAddr = DEFAULT_LISTEN
+        .parse()
+        .map_err(|_| "internal: bad default listen address".to_string())?;
+    if listen.is_empty() {
+        return Ok((default, cfg!(feature = "quic").then_some(default)));
+    }
+    let of = |transport| {
+        let all: Vec<SocketAddr> = listen
+            .iter()
+            .filter(|a| a.transport == transport)
+            .map(|a| a.socket)
+            .collect();
+        match all.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(*one)),
+            _ => Err(format!(
+                "{} {transport:?} listen addresses given; a node listens on at most one per transport",
+                all.len()
+            )),
+        }
+    };
+    let quic = of(Transport::Quic)?;
+    if quic.is_some() && !cfg!(feature = "quic") {
+        return Err(
+            "a quic:// listen address was given, and this veil was built without QUIC \
+             (cargo feature `quic`)"
+                .into(),
+        );
+    }
+    // A node always listens on TCP (the transport every node speaks); with
+    // only a QUIC address given, TCP takes the same IP and port.
+    let tcp = of(Transport::Tcp)?.or(quic).unwrap_or(default);
+    Ok((tcp, quic))
 }

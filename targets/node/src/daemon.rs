@@ -16,7 +16,7 @@ use veil_mio::{Runtime, RuntimeOptions};
 
 use crate::config::{self, FileConfig, Overrides, Settings};
 use crate::host::Host;
-use crate::{control, keyfile, logger, snapshot};
+use crate::{address, control, keyfile, logger, snapshot};
 
 /// How often the main thread looks at the node thread and the save timer.
 const WATCH: Duration = Duration::from_secs(1);
@@ -30,12 +30,14 @@ pub struct NodeArgs {
     /// TOML config file (see targets/node/CONTROL.md for the fields).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// TCP address to listen on [default: 127.0.0.1:7700].
-    #[arg(long)]
-    listen: Option<SocketAddr>,
-    /// A node to dial while unlinked (repeatable; replaces the config's list).
-    #[arg(long)]
-    bootstrap: Vec<SocketAddr>,
+    /// Address to listen on: IP:PORT (TCP) or quic://IP:PORT; repeatable,
+    /// one per transport [default: TCP and QUIC on 127.0.0.1:7700].
+    #[arg(long, value_parser = address::parse)]
+    listen: Vec<Address>,
+    /// A node to dial while unlinked, IP:PORT (TCP) or quic://IP:PORT
+    /// (repeatable; replaces the config's list).
+    #[arg(long, value_parser = address::parse)]
+    bootstrap: Vec<Address>,
     /// Directory for the identity key and the node table.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -100,7 +102,12 @@ pub fn run(args: NodeArgs) -> Result<(), String> {
         ..RuntimeOptions::default()
     };
     let mut rt = match &args.record {
-        None => Runtime::bind_with(node_config(&settings), identity, settings.listen, options),
+        None => Runtime::bind_with(
+            node_config(&settings),
+            identity,
+            settings.listen_tcp,
+            options,
+        ),
         Some(path) => {
             let file = veil_mio::trace::create_trace_file(path)
                 .map_err(|e| format!("cannot create trace file {}: {e}", path.display()))?;
@@ -112,25 +119,19 @@ pub fn run(args: NodeArgs) -> Result<(), String> {
             Runtime::bind_recording(
                 node_config(&settings),
                 identity,
-                settings.listen,
+                settings.listen_tcp,
                 options,
                 Box::new(file),
             )
         }
     }
     .map_err(|e| e.to_string())?;
+    listen_quic(&mut rt, &settings)?;
     if !settings.advertise.is_empty() {
-        let addresses: Vec<Address> = settings
-            .advertise
-            .iter()
-            .map(|&socket| Address {
-                transport: Transport::Tcp,
-                socket,
-            })
-            .collect();
         let now = rt.now();
-        rt.node_mut().set_advertised_addresses(now, &addresses);
-    } else if settings.listen.ip().is_unspecified() {
+        rt.node_mut()
+            .set_advertised_addresses(now, &settings.advertise);
+    } else if settings.listen_tcp.ip().is_unspecified() {
         log::warn!(
             "listening on a wildcard address with nothing to advertise: other nodes cannot \
              reach this one for circuits; set advertise in the config"
@@ -145,11 +146,11 @@ pub fn run(args: NodeArgs) -> Result<(), String> {
     .map_err(|e| format!("cannot install the SIGINT/SIGTERM handler: {e}"))?;
 
     let id = rt.node_id();
-    let listen = rt.local_addr();
+    let listening = listening(&rt);
     let host = Host::spawn(rt, "veil-node".into())?;
     control::serve(control_listener, host.handle())?;
     println!(
-        "veil node {id} listening on {listen}, control on {}",
+        "veil node {id} listening on {listening}, control on {}",
         settings.control
     );
     let interval = Duration::from_secs(settings.snapshot_interval_secs);
@@ -178,9 +179,38 @@ pub fn run(args: NodeArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Opens the QUIC socket, if the settings ask for one.
+#[cfg(feature = "quic")]
+fn listen_quic(rt: &mut Runtime, settings: &Settings) -> Result<(), String> {
+    if let Some(addr) = settings.listen_quic {
+        rt.listen_quic(addr, veil_mio::veil_quic::QuicConfig::default())
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Built without QUIC, the settings never ask for it (`config::resolve`
+/// refuses `quic://` addresses).
+#[cfg(not(feature = "quic"))]
+fn listen_quic(_: &mut Runtime, _: &Settings) -> Result<(), String> {
+    Ok(())
+}
+
+/// The bound addresses, as `veil node` prints them.
+pub fn listening(rt: &Runtime) -> String {
+    let tcp = rt.local_addr().to_string();
+    #[cfg(feature = "quic")]
+    if let Some(quic) = rt.quic_addr() {
+        return format!("{tcp} and quic://{quic}");
+    }
+    tcp
+}
+
 fn node_config(settings: &Settings) -> NodeConfig {
     NodeConfig {
         relay: settings.relay,
+        quic_dials: settings.quic_dials,
+        transport_race_delay: CoreDuration::from_millis(settings.transport_race_delay_ms),
         max_half_open: settings.max_half_open,
         path_relays: settings.path_relays,
         gossip_interval: CoreDuration::from_millis(settings.gossip_interval_ms),
@@ -207,10 +237,11 @@ fn restore(rt: &mut Runtime, known: &[Vec<u8>], settings: &Settings) {
             settings.data_dir.join(snapshot::FILE).display()
         );
     }
-    for &addr in &settings.bootstrap {
-        rt.add_bootstrap(addr);
+    for &address in &settings.bootstrap {
+        rt.add_bootstrap_address(address);
     }
     if settings.bootstrap.is_empty() {
+        // TCP addresses of saved relays: every node speaks TCP.
         let addresses: Vec<SocketAddr> = rt
             .node()
             .node_table()

@@ -15,6 +15,7 @@
     )
 )]
 
+mod address;
 mod bench;
 mod client;
 mod config;
