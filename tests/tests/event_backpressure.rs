@@ -175,3 +175,30 @@ fn a_closing_link_whose_close_frame_is_never_taken_ends_after_the_grace_period()
     assert!(closed_at.saturating_since(Instant::ZERO) >= CLOSE_GRACE);
     assert!(a.links().next().is_none(), "its slot is free");
 }
+
+#[test]
+fn held_cells_go_on_when_room_appears_without_more_input() {
+    // All twelve cells arrive in one link message, which the node takes
+    // whole: the last four wait decrypted in the link for event room.
+    // Nothing more arrives (a peer waiting for this node, say): taking
+    // events must be enough for them to go on.
+    let (mut a, mut b, la, lb) = established();
+    for n in 0..12u8 {
+        a.send_cell(Instant::ZERO, la, &relay_cell(n)).unwrap();
+    }
+    let mut wire = Vec::new();
+    flush(&mut a, &mut wire);
+    let consumed = b.handle_data(Instant::ZERO, lb, &wire).unwrap();
+    assert_eq!(consumed, wire.len(), "one message: every byte is taken");
+    let mut cells = Vec::new();
+    while let Some(event) = b.poll_event() {
+        if let Event::CellReceived { cell, .. } = event {
+            cells.push(cell[5]);
+        }
+    }
+    assert_eq!(
+        cells,
+        (0..12).collect::<Vec<u8>>(),
+        "the held cells were handled as events were taken, in order"
+    );
+}

@@ -63,6 +63,7 @@ mod dial;
 mod error;
 mod runtime;
 mod std_node;
+mod tcp_socket;
 pub mod trace;
 
 pub use clock::Clock;

@@ -118,6 +118,9 @@ pub struct Node<
     events: Deque<Event, EVENTS>,
     /// Some slot owes an event that did not fit; sweep when room appears.
     events_deferred: bool,
+    /// Some link holds received cells that found no room; retry them when
+    /// room may have appeared ([`retry_held_cells`](Self::retry_held_cells)).
+    cells_held: bool,
     next_transmit_index: usize,
     now: Instant,
     discovery: discovery::Discovery<PEERS>,
@@ -217,6 +220,7 @@ where
             links,
             events: Deque::new(),
             events_deferred: false,
+            cells_held: false,
             next_transmit_index: 0,
             now: Instant::ZERO,
             discovery,
@@ -418,6 +422,7 @@ where
         let mut consumed = 0usize;
         loop {
             if !self.take_cells(index, link) {
+                self.cells_held = true;
                 break;
             }
             let Some(session) = self.session_mut(index) else {
@@ -637,8 +642,42 @@ where
     /// spec §9), so without this a busy link would idle until a `CREDIT` or
     /// a timer arrived.
     fn refill_after_transmit(&mut self) {
+        self.retry_held_cells();
         if !self.config.link_only {
             self.send_fragments();
+        }
+    }
+
+    /// Handles cells that links hold decrypted but could not hand on for
+    /// lack of room, now that room may have appeared (a transmit emptied a
+    /// queue, an event was taken). Without this they would wait for the
+    /// link's next bytes, which never come if the peer is itself waiting
+    /// for this node to move: two relays with each other's cells in full
+    /// queues, say, or a destination whose acknowledgements fill its queue.
+    fn retry_held_cells(&mut self) {
+        if !self.cells_held {
+            return;
+        }
+        self.cells_held = false;
+        let mut taken = false;
+        for index in 0..self.links.as_ref().len() {
+            let Some(slot) = self.links.as_ref().get(index) else {
+                continue;
+            };
+            let pending = slot.session.as_ref().map_or(0, |s| s.pending_cells());
+            if pending == 0 {
+                continue;
+            }
+            let link = LinkId::new(u16::try_from(index).unwrap_or(u16::MAX), slot.generation);
+            if !self.take_cells(index, link) {
+                self.cells_held = true;
+            }
+            let after = self.session_mut(index).map_or(0, |s| s.pending_cells());
+            taken |= after < pending;
+            self.sync_slot(index);
+        }
+        if taken {
+            self.pump();
         }
     }
 
@@ -651,6 +690,9 @@ where
             for index in 0..self.links.as_ref().len() {
                 self.sync_slot(index);
             }
+        }
+        if event.is_some() {
+            self.retry_held_cells();
         }
         event
     }

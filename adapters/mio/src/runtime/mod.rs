@@ -59,6 +59,14 @@ pub struct RuntimeOptions {
     pub max_pending_dials: usize,
     /// A connect not finished by then fails.
     pub dial_timeout: Duration,
+    /// Kernel send and receive buffer of every TCP connection, in bytes
+    /// (`SO_SNDBUF`, `SO_RCVBUF`); `None` leaves the kernel's autotuning,
+    /// which on loopback grows to megabytes. Short kernel buffers keep
+    /// waiting cells in the node's own bounded queues, where the circuit
+    /// scheduler orders them and a full link pushes back on its circuits at
+    /// once (as Tor's KIST keeps socket buffers short), at some cost in
+    /// throughput on links with a large bandwidth-delay product.
+    pub tcp_buffer: Option<usize>,
 }
 
 impl Default for RuntimeOptions {
@@ -67,6 +75,7 @@ impl Default for RuntimeOptions {
             links: 64,
             max_pending_dials: 16,
             dial_timeout: Duration::from_secs(5),
+            tcp_buffer: None,
         }
     }
 }
@@ -174,8 +183,8 @@ impl Runtime {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(BindError::Entropy)?;
         let poll = Poll::new().map_err(BindError::Poll)?;
-        let mut listener =
-            TcpListener::bind(addr).map_err(|source| BindError::Listen { addr, source })?;
+        let mut listener = crate::tcp_socket::listen(addr, options.tcp_buffer)
+            .map_err(|source| BindError::Listen { addr, source })?;
         let local_addr = listener
             .local_addr()
             .map_err(|source| BindError::Listen { addr, source })?;

@@ -104,7 +104,8 @@ impl Runtime {
                 limit: self.options.max_pending_dials,
             });
         }
-        let mut stream = TcpStream::connect(addr).map_err(DialError::Connect)?;
+        let mut stream = crate::tcp_socket::connect(addr, self.options.tcp_buffer)
+            .map_err(DialError::Connect)?;
         let token = self.take_token();
         self.poll
             .registry()

@@ -6,6 +6,8 @@
 mod backpressure;
 mod garbage;
 mod handshake;
+#[cfg(feature = "quic")]
+mod head_of_line;
 mod messages;
 #[cfg(feature = "quic")]
 mod quic;

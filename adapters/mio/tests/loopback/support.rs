@@ -5,7 +5,7 @@ use std::time::{Duration, Instant as WallInstant};
 use veil_core::identity::{Identity, NodeId};
 use veil_core::link::LinkRole;
 use veil_core::node::{Event, LinkId, NodeConfig};
-use veil_mio::Runtime;
+use veil_mio::{Runtime, RuntimeOptions};
 
 /// How long one turn may wait for readiness.
 pub const TURN: Duration = Duration::from_millis(2);
@@ -30,9 +30,24 @@ impl Peer {
     /// hops in distinct /16 prefixes, so nodes that must share circuits
     /// listen on distinct loopback networks (`127.N.0.1`).
     pub fn with_config(secret: u8, config: NodeConfig, addr: &str) -> Self {
+        Peer::with_options(secret, config, addr, RuntimeOptions::default())
+    }
+
+    /// As [`with_config`](Self::with_config), with runtime options.
+    pub fn with_options(
+        secret: u8,
+        config: NodeConfig,
+        addr: &str,
+        options: RuntimeOptions,
+    ) -> Self {
         let identity = Identity::from_secret_bytes([secret; 32]);
-        let rt = Runtime::bind(config, identity, addr.parse().expect("loopback address"))
-            .expect("bind on loopback");
+        let rt = Runtime::bind_with(
+            config,
+            identity,
+            addr.parse().expect("loopback address"),
+            options,
+        )
+        .expect("bind on loopback");
         Peer {
             rt,
             events: Vec::new(),
