@@ -13,7 +13,12 @@
 //!   new link are also reported on their own.
 //! - bulk throughput through one circuit: 64 KiB messages, up to the node's
 //!   outgoing message pool in flight, from the first send to the last
-//!   acknowledgement, every message checked at the receiver.
+//!   acknowledgement, every message checked at the receiver. The transfer
+//!   reuses the circuit the first timed build made (an untimed message
+//!   first rebuilds it should it have closed), and the bench checks
+//!   that the sender built no circuit while it ran (a broken circuit is
+//!   always replaced by a new build), so the figure is one circuit's; if
+//!   it did build one, the row says so instead of claiming one circuit.
 //! - the process's peak RSS (`VmHWM`) over its baseline, divided by the
 //!   nodes: an estimate that also counts the bench's own buffers.
 //!
@@ -190,6 +195,13 @@ struct Bulk {
     elapsed: Duration,
     from: usize,
     to: usize,
+    /// Circuits the sender built while the transfer ran (its
+    /// `circuits_built` counter, and for the in-process network also its
+    /// `CircuitReady` notices). 0 means every message went over the one
+    /// circuit that existed before: the sender had exactly one circuit to
+    /// the destination, and a lost or broken circuit is always replaced
+    /// by a new build.
+    built_during: u64,
 }
 
 fn in_process(sizes: Sizes, seed: u64) -> Result<InProcess, String> {
@@ -216,8 +228,8 @@ fn in_process(sizes: Sizes, seed: u64) -> Result<InProcess, String> {
     println!("  circuits: {} builds timed", builds.len());
 
     let bulk = if sizes.bulk_mib > 0 {
-        // The first pair already has its circuit: the transfer measures
-        // the circuit, not its build.
+        // The first pair already has its circuit (and a warm-up message
+        // makes sure): the transfer measures the circuit, not its build.
         let (from, to) = pairs.first().copied().unwrap_or((0, 1));
         let b = bulk_in_process(&hosts, &ids, &notices, from, to, sizes.bulk_mib)?;
         println!(
@@ -407,14 +419,32 @@ fn time_builds(
     Ok(builds)
 }
 
-/// The bulk message `seq`: its sequence number, then zeros (the links
-/// encrypt it anyway; a pattern would only cost the bench CPU).
+/// What every bulk message starts with, so that a message left over from
+/// the build phase (delivered after its acknowledgement was seen) is told
+/// apart and ignored.
+const BULK_TAG: &[u8; 8] = b"veilbulk";
+/// The tag and the sequence number.
+const BULK_HEADER: usize = BULK_TAG.len() + 4;
+
+/// The bulk message `seq` of `len` bytes (at least the header): the tag,
+/// its sequence number, then zeros (the links encrypt it anyway; a pattern
+/// would only cost the bench CPU).
 fn bulk_message(seq: u32, len: usize) -> Vec<u8> {
-    let mut data = vec![0u8; len];
-    for (slot, byte) in data.iter_mut().zip(seq.to_be_bytes()) {
+    let mut data = vec![0u8; len.max(BULK_HEADER)];
+    for (slot, byte) in data
+        .iter_mut()
+        .zip(BULK_TAG.iter().copied().chain(seq.to_be_bytes()))
+    {
         *slot = byte;
     }
     data
+}
+
+/// The sequence number of a bulk message, `None` if it is not one.
+fn bulk_seq(data: &[u8]) -> Option<usize> {
+    let rest = data.strip_prefix(BULK_TAG)?;
+    let seq = rest.get(..4).and_then(|b| <[u8; 4]>::try_from(b).ok())?;
+    usize::try_from(u32::from_be_bytes(seq)).ok()
 }
 
 fn bulk_in_process(
@@ -431,6 +461,15 @@ fn bulk_in_process(
     let chunk = StdNode::MAX_MESSAGE;
     let total_bytes = bulk_mib.saturating_mul(1024 * 1024);
     let total = total_bytes.div_ceil(chunk);
+    // One message first, outside the timing: the circuit the first timed
+    // build made is used if it is still open, or rebuilt now if not, so
+    // the transfer starts over one ready circuit.
+    let mut seen = Vec::new();
+    let warm_up = host.send(dest, b"veil bench: before the bulk transfer".to_vec())?;
+    wait_send(&warm_up, notices, &mut seen, BUILD_CAP)
+        .map_err(|e| format!("message from node {from} to node {to} before the bulk: {e}"))?;
+    let built_before = host.status()?.circuits_built;
+    let mut ready_notices = 0u64;
     let mut received = vec![false; total];
     let mut received_count = 0usize;
     let mut received_bytes = 0u64;
@@ -474,19 +513,25 @@ fn bulk_in_process(
             pending.push(n);
         }
         for (node, notice) in pending {
-            let Notice::Received { data, .. } = notice else {
+            let data = match notice {
+                Notice::Received { data, .. } => data,
+                Notice::CircuitReady { destination, .. } => {
+                    if node == from && destination == dest {
+                        ready_notices = ready_notices.saturating_add(1);
+                    }
+                    continue;
+                }
+            };
+            let Some(seq) = bulk_seq(&data) else {
+                // The warm-up, or a message of the build phase.
                 continue;
             };
             if node != to {
                 return Err(format!("a bulk message arrived at node {node}"));
             }
-            let seq = data
-                .get(..4)
-                .and_then(|b| <[u8; 4]>::try_from(b).ok())
-                .map(u32::from_be_bytes)
-                .and_then(|s| usize::try_from(s).ok())
-                .ok_or("a short bulk message arrived")?;
-            let expected_len = chunk.min(total_bytes.saturating_sub(seq.saturating_mul(chunk)));
+            let expected_len = chunk
+                .min(total_bytes.saturating_sub(seq.saturating_mul(chunk)))
+                .max(BULK_HEADER);
             let slot = received
                 .get_mut(seq)
                 .ok_or_else(|| format!("unknown bulk message {seq} arrived"))?;
@@ -494,7 +539,9 @@ fn bulk_in_process(
                 return Err(format!("bulk message {seq} was delivered twice"));
             }
             if data.len() != expected_len
-                || data.get(4..).is_some_and(|r| r.iter().any(|&b| b != 0))
+                || data
+                    .get(BULK_HEADER..)
+                    .is_some_and(|r| r.iter().any(|&b| b != 0))
             {
                 return Err(format!("bulk message {seq} arrived altered"));
             }
@@ -504,12 +551,14 @@ fn bulk_in_process(
                 received_bytes.saturating_add(u64::try_from(data.len()).unwrap_or(u64::MAX));
         }
     }
+    let built_after = host.status()?.circuits_built;
     Ok(Bulk {
         bytes: received_bytes,
         messages: total,
         elapsed: last_ack.duration_since(start),
         from,
         to,
+        built_during: built_after.saturating_sub(built_before).max(ready_notices),
     })
 }
 
@@ -683,12 +732,19 @@ impl Control {
         }
     }
 
-    fn known_relays(&mut self) -> Result<usize, String> {
+    fn status(&mut self) -> Result<crate::host::Status, String> {
         let answer = self.call(&Request::Status)?;
         answer
             .status
-            .map(|s| s.known_relays)
             .ok_or_else(|| answer.error.unwrap_or_else(|| "no status".into()))
+    }
+
+    fn known_relays(&mut self) -> Result<usize, String> {
+        self.status().map(|s| s.known_relays)
+    }
+
+    fn circuits_built(&mut self) -> Result<u64, String> {
+        self.status().map(|s| s.circuits_built)
     }
 }
 
@@ -791,6 +847,7 @@ fn bulk_processes(nodes: &[ProcNode], bulk_mib: usize) -> Result<Bulk, String> {
     let chunk = StdNode::MAX_MESSAGE;
     let total = bulk_mib.saturating_mul(1024 * 1024).div_ceil(chunk);
     let message = vec![0u8; chunk];
+    let built_before = Control::connect(from.control)?.circuits_built()?;
     let start = Instant::now();
     let results: Vec<Result<usize, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..CONTROL_STREAMS)
@@ -817,12 +874,14 @@ fn bulk_processes(nodes: &[ProcNode], bulk_mib: usize) -> Result<Bulk, String> {
     for r in results {
         messages = messages.saturating_add(r.map_err(|e| format!("bulk between processes: {e}"))?);
     }
+    let built_after = Control::connect(from.control)?.circuits_built()?;
     Ok(Bulk {
         bytes: u64::try_from(messages.saturating_mul(chunk)).unwrap_or(u64::MAX),
         messages,
         elapsed,
         from: 0,
         to: 1,
+        built_during: built_after.saturating_sub(built_before),
     })
 }
 
@@ -887,6 +946,24 @@ fn throughput(b: &Bulk) -> String {
     )
 }
 
+/// The row label and the circuit check of a bulk transfer.
+fn bulk_row(what: &str, b: &Bulk) -> (String, String) {
+    if b.built_during == 0 {
+        (
+            format!("{what}, one circuit (node {}->{})", b.from, b.to),
+            "1 circuit: built before the transfer, none built during it".into(),
+        )
+    } else {
+        (
+            format!("{what} (node {}->{})", b.from, b.to),
+            format!(
+                "NOT one circuit: the sender built {} more during the transfer (a circuit broke and was replaced)",
+                b.built_during
+            ),
+        )
+    }
+}
+
 fn print_table(sizes: Sizes, inp: &InProcess, procs: Option<&Processes>) {
     let row = |what: &str, veil: &str, tor: &str| {
         println!("  {what:<34} {veil}");
@@ -934,11 +1011,9 @@ fn print_table(sizes: Sizes, inp: &InProcess, procs: Option<&Processes>) {
         "",
     );
     if let Some(b) = &inp.bulk {
-        row(
-            &format!("bulk, one circuit (node {}->{})", b.from, b.to),
-            &throughput(b),
-            TOR_BULK,
-        );
+        let (label, circuits) = bulk_row("bulk", b);
+        row(&label, &throughput(b), TOR_BULK);
+        row("", &circuits, "");
     }
     let grown = inp.rss_peak_kib.saturating_sub(inp.rss_baseline_kib);
     row(
@@ -986,11 +1061,13 @@ fn print_table(sizes: Sizes, inp: &InProcess, procs: Option<&Processes>) {
             "",
         );
         if let Some(b) = &p.bulk {
+            let (label, circuits) = bulk_row("bulk between processes", b);
             row(
-                "bulk between processes",
+                &label,
                 &format!("{} (via control sockets, hex JSON)", throughput(b)),
                 "",
             );
+            row("", &circuits, "");
         }
     }
     println!();

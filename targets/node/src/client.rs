@@ -187,22 +187,30 @@ fn render(s: &Status) -> String {
     );
     let _ = writeln!(
         out,
-        "traffic   {} bytes sent, {} received over open links; {} cells dropped",
-        s.bytes_sent, s.bytes_received, s.cells_dropped
+        "traffic   {} B out, {} B in, {} cells out, {} in since start (including {} closed links); {} cells dropped",
+        s.bytes_sent,
+        s.bytes_received,
+        s.cells_sent,
+        s.cells_received,
+        s.links_closed,
+        s.cells_dropped
     );
-    let _ = writeln!(out, "links     {}", s.links.len());
+    let _ = writeln!(out, "links     {} open", s.links.len());
     for l in &s.links {
         let rtt = l
             .rtt_ms
             .map_or_else(|| "-".to_string(), |r| format!("{r:.2} ms"));
         let _ = writeln!(
             out,
-            "  {}  {:<9}  {:<11}  rtt {rtt}  {} B out, {} B in",
+            "  {}  {:<4}  {:<9}  {:<11}  rtt {rtt}  {} B out, {} B in, {} cells out, {} in",
             l.peer.as_deref().unwrap_or("(unauthenticated)"),
+            l.transport.as_deref().unwrap_or("-"),
             l.role,
             l.phase,
             l.bytes_sent,
-            l.bytes_received
+            l.bytes_received,
+            l.cells_sent,
+            l.cells_received
         );
     }
     out

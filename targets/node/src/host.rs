@@ -14,10 +14,10 @@ use std::time::{Duration, Instant as WallInstant};
 
 use mio::Waker;
 use serde::{Deserialize, Serialize};
-use veil_core::identity::NodeId;
-use veil_core::link::{LinkPhase, LinkRole};
+use veil_core::identity::{NodeId, Transport};
+use veil_core::link::{LinkPhase, LinkRole, LinkStats};
 use veil_core::message::{MessageId, Sender as MessageSender};
-use veil_core::node::{Event, SendMessageError};
+use veil_core::node::{Event, LinkId, SendMessageError};
 use veil_mio::{Runtime, StdNode};
 
 /// The longest a host sleeps between looks at its command channel when
@@ -111,10 +111,16 @@ pub struct Status {
     pub known_nodes: usize,
     /// Of those, how many relay.
     pub known_relays: usize,
-    /// Bytes sent over the open links.
+    /// Bytes written to links since start, closed links included.
     pub bytes_sent: u64,
-    /// Bytes received over the open links.
+    /// Bytes read from links since start, closed links included.
     pub bytes_received: u64,
+    /// Cells sent over links since start, closed links included.
+    pub cells_sent: u64,
+    /// Cells received over links since start, closed links included.
+    pub cells_received: u64,
+    /// Links that have closed since start.
+    pub links_closed: u64,
     /// Counters since start.
     pub circuits_built: u64,
     /// Messages queued to send.
@@ -136,12 +142,19 @@ pub struct LinkStatus {
     pub role: String,
     /// "handshaking", "established", "closing" or "closed".
     pub phase: String,
+    /// What the link runs over: "tcp" or "quic" (`None` if the adapter
+    /// did not say).
+    pub transport: Option<String>,
     /// Smoothed round-trip time in milliseconds, once measured.
     pub rtt_ms: Option<f64>,
     /// Bytes written to this link.
     pub bytes_sent: u64,
     /// Bytes read from this link.
     pub bytes_received: u64,
+    /// Cells sent over this link.
+    pub cells_sent: u64,
+    /// Cells received over this link.
+    pub cells_received: u64,
 }
 
 /// A node running on its own thread.
@@ -293,6 +306,92 @@ struct State {
     pending: HashMap<MessageId, Sender<SendResult>>,
     waiting: VecDeque<Waiting>,
     buf: Vec<u8>,
+    traffic: Traffic,
+}
+
+/// Traffic counters that outlive links.
+///
+/// The core keeps counters per link and frees them with the link, so the
+/// host samples every open link's counters after each loop turn and, when
+/// a link is gone, adds its last sample to the closed links' sums. What a
+/// link moved in the turn in which it closed (typically its `Close`
+/// frame) is therefore not counted; the node-level sums are exact for open
+/// links and a lower bound for closed ones.
+#[derive(Debug, Default)]
+struct Traffic {
+    /// Sums over every link that has closed since start.
+    closed: Counters,
+    /// Links that have closed since start.
+    links_closed: u64,
+    /// The last sample of each open link, and the round it was taken in.
+    open: HashMap<LinkId, (Counters, u64)>,
+    /// Sampling rounds so far.
+    round: u64,
+}
+
+/// The traffic counters `veil status` sums.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Counters {
+    bytes_sent: u64,
+    bytes_received: u64,
+    cells_sent: u64,
+    cells_received: u64,
+}
+
+impl Counters {
+    fn of(stats: &LinkStats) -> Self {
+        Counters {
+            bytes_sent: stats.bytes_sent,
+            bytes_received: stats.bytes_received,
+            cells_sent: stats.cells_sent,
+            cells_received: stats.cells_received,
+        }
+    }
+
+    fn plus(self, other: Counters) -> Self {
+        Counters {
+            bytes_sent: self.bytes_sent.saturating_add(other.bytes_sent),
+            bytes_received: self.bytes_received.saturating_add(other.bytes_received),
+            cells_sent: self.cells_sent.saturating_add(other.cells_sent),
+            cells_received: self.cells_received.saturating_add(other.cells_received),
+        }
+    }
+}
+
+impl Traffic {
+    /// Records the counters of the links open now; links sampled before
+    /// and not open now have closed, and their last sample moves to
+    /// `closed`. Allocates only for links not seen before.
+    fn sample(&mut self, links: impl Iterator<Item = (LinkId, Counters)>) {
+        self.round = self.round.wrapping_add(1);
+        let round = self.round;
+        for (link, counters) in links {
+            self.open.insert(link, (counters, round));
+        }
+        let mut closed = self.closed;
+        let mut gone = 0u64;
+        self.open.retain(|_, (counters, seen)| {
+            if *seen == round {
+                true
+            } else {
+                closed = closed.plus(*counters);
+                gone = gone.saturating_add(1);
+                false
+            }
+        });
+        self.closed = closed;
+        self.links_closed = self.links_closed.saturating_add(gone);
+    }
+
+    /// Since start: the closed links' sums plus `open`, the open links' own
+    /// counters now.
+    fn total(&self, open: Counters) -> Counters {
+        self.closed.plus(open)
+    }
+}
+
+fn sample_links(rt: &Runtime, traffic: &mut Traffic) {
+    traffic.sample(rt.node().links().map(|l| (l.link, Counters::of(&l.stats))));
 }
 
 /// The node thread: turn, take messages, answer commands, until shutdown
@@ -305,6 +404,7 @@ fn run(mut rt: Runtime, commands: Receiver<Command>) -> Result<Vec<Vec<u8>>, Str
         pending: HashMap::new(),
         waiting: VecDeque::new(),
         buf: vec![0u8; StdNode::MAX_MESSAGE],
+        traffic: Traffic::default(),
     };
     log::info!("node {} listening on {}", rt.node_id(), rt.local_addr());
     let result = loop {
@@ -317,6 +417,7 @@ fn run(mut rt: Runtime, commands: Receiver<Command>) -> Result<Vec<Vec<u8>>, Str
         if let Err(e) = turned {
             break Err(e.to_string());
         }
+        sample_links(&rt, &mut state.traffic);
         state.take_messages(&mut rt);
         state.retry_waiting(&mut rt);
     };
@@ -342,7 +443,8 @@ fn drain_commands(
             Err(TryRecvError::Empty) => return Ok(true),
             Ok(Command::Send { to, data, done }) => state.send(rt, to, data, done),
             Ok(Command::Status(tx)) => {
-                let _ = tx.send(status(rt, state.started));
+                sample_links(rt, &mut state.traffic);
+                let _ = tx.send(status(rt, state.started, &state.traffic));
             }
             Ok(Command::Descriptors(tx)) => {
                 let _ = tx.send(descriptors(rt));
@@ -547,19 +649,34 @@ fn phase_name(phase: LinkPhase) -> &'static str {
     }
 }
 
-fn status(rt: &Runtime, started: WallInstant) -> Status {
+fn transport_name(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Tcp => "tcp",
+        Transport::Quic => "quic",
+    }
+}
+
+fn status(rt: &Runtime, started: WallInstant, traffic: &Traffic) -> Status {
     let node = rt.node();
+    let mut open = Counters::default();
     let links: Vec<LinkStatus> = node
         .links()
-        .map(|l| LinkStatus {
-            peer: l.peer.map(|p| p.to_string()),
-            role: role_name(l.role).into(),
-            phase: phase_name(l.phase).into(),
-            rtt_ms: l.rtt.smoothed().map(|d| d.as_micros() as f64 / 1000.0),
-            bytes_sent: l.stats.bytes_sent,
-            bytes_received: l.stats.bytes_received,
+        .map(|l| {
+            open = open.plus(Counters::of(&l.stats));
+            LinkStatus {
+                peer: l.peer.map(|p| p.to_string()),
+                role: role_name(l.role).into(),
+                phase: phase_name(l.phase).into(),
+                transport: l.transport.map(|t| transport_name(t).to_string()),
+                rtt_ms: l.rtt.smoothed().map(|d| d.as_micros() as f64 / 1000.0),
+                bytes_sent: l.stats.bytes_sent,
+                bytes_received: l.stats.bytes_received,
+                cells_sent: l.stats.cells_sent,
+                cells_received: l.stats.cells_received,
+            }
         })
         .collect();
+    let total = traffic.total(open);
     let (relayed, own) = node.circuit_counts();
     let (outgoing, incoming) = node.message_counts();
     let table = node.node_table();
@@ -568,10 +685,11 @@ fn status(rt: &Runtime, started: WallInstant) -> Status {
         node_id: node.node_id().to_string(),
         listen: rt.local_addr().to_string(),
         uptime_secs: started.elapsed().as_secs(),
-        bytes_sent: links.iter().fold(0, |a, l| a.saturating_add(l.bytes_sent)),
-        bytes_received: links
-            .iter()
-            .fold(0, |a, l| a.saturating_add(l.bytes_received)),
+        bytes_sent: total.bytes_sent,
+        bytes_received: total.bytes_received,
+        cells_sent: total.cells_sent,
+        cells_received: total.cells_received,
+        links_closed: traffic.links_closed,
         links,
         circuits_relayed: relayed,
         circuits_own: own,
@@ -603,6 +721,7 @@ mod tests {
             pending: HashMap::new(),
             waiting: VecDeque::new(),
             buf: Vec::new(),
+            traffic: Traffic::default(),
         }
     }
 
@@ -634,6 +753,44 @@ mod tests {
         assert!(state.subscribers.is_empty());
         assert_eq!(state.backlog.len(), 1, "kept, not lost");
         assert_eq!(data(&state.backlog[0]), [2]);
+    }
+
+    fn counters(bytes: u64, cells: u64) -> Counters {
+        Counters {
+            bytes_sent: bytes,
+            bytes_received: bytes.saturating_mul(2),
+            cells_sent: cells,
+            cells_received: cells.saturating_mul(2),
+        }
+    }
+
+    #[test]
+    fn a_closed_link_keeps_counting_in_the_totals() {
+        let a = LinkId::from_u32(0);
+        let b = LinkId::from_u32(1);
+        let mut traffic = Traffic::default();
+        traffic.sample([(a, counters(100, 1)), (b, counters(10, 1))].into_iter());
+        traffic.sample([(a, counters(500, 3)), (b, counters(20, 2))].into_iter());
+        assert_eq!(traffic.links_closed, 0);
+        assert_eq!(traffic.closed, Counters::default());
+        // Link a closes: its last sample moves to the closed sums.
+        traffic.sample([(b, counters(30, 2))].into_iter());
+        assert_eq!(traffic.links_closed, 1);
+        assert_eq!(traffic.closed, counters(500, 3));
+        assert_eq!(
+            traffic.total(counters(30, 2)),
+            counters(530, 5),
+            "closed plus open"
+        );
+        // Its slot is reused (same index, next generation): a new link,
+        // counted from zero, and the old one is not counted twice.
+        let a2 = LinkId::from_u32(1 << 16);
+        traffic.sample([(a2, counters(7, 1)), (b, counters(30, 2))].into_iter());
+        assert_eq!(traffic.closed, counters(500, 3));
+        traffic.sample(core::iter::empty());
+        assert_eq!(traffic.links_closed, 3);
+        assert_eq!(traffic.closed, counters(537, 6));
+        assert!(traffic.open.is_empty());
     }
 
     #[test]

@@ -4,7 +4,17 @@
 //! Format: JSON, `{"version":1,"descriptors":["<hex>", ...]}`. Descriptors
 //! are signed, so a tampered file can only lose entries, never add forged
 //! ones. Writes go to a temporary file that is synced and renamed over the
-//! old one: a crash mid-write leaves the old snapshot whole.
+//! old one: a crash mid-write leaves the old snapshot whole, and the torn
+//! temporary file is never read and is truncated by the next save.
+//!
+//! A `nodes.json` that cannot be parsed is refused (the node does not
+//! start), not ignored. Atomic writes mean it cannot come from our own
+//! crash, so something else damaged it, and an operator should know; with
+//! no `bootstrap` configured the saved table is also the node's only way
+//! back into the network, so a node that quietly started with an empty
+//! table would sit alone. Refusing leaves the file untouched for
+//! inspection, and the one-line error says what to do. Entries that parse
+//! but fail verification are only skipped, when the node restores them.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -59,7 +69,7 @@ pub fn load(dir: &Path) -> Result<Vec<Vec<u8>>, String> {
     };
     let snapshot: Snapshot = serde_json::from_slice(&bytes).map_err(|e| {
         format!(
-            "{} is corrupt ({e}); delete it to start afresh",
+            "{} is corrupt ({e}); move it away to start with an empty node table",
             path.display()
         )
     })?;
@@ -76,10 +86,75 @@ pub fn load(dir: &Path) -> Result<Vec<Vec<u8>>, String> {
         .map(|h| {
             hex::decode(h).map_err(|_| {
                 format!(
-                    "{} is corrupt (bad hex); delete it to start afresh",
+                    "{} is corrupt (a descriptor is not hex); move it away to start with an empty node table",
                     path.display()
                 )
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Dir(std::path::PathBuf);
+
+    impl Dir {
+        fn new(name: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("veil-snapshot-{}-{name}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).expect("scratch dir");
+            Dir(dir)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn saves_and_loads_and_no_file_is_an_empty_table() {
+        let dir = Dir::new("roundtrip");
+        assert_eq!(load(&dir.0), Ok(Vec::new()));
+        let descriptors = vec![vec![1u8, 2, 3], vec![0xff; 40]];
+        save(&dir.0, &descriptors).expect("save");
+        assert_eq!(load(&dir.0), Ok(descriptors));
+        assert!(!dir.0.join(format!("{FILE}.tmp")).exists());
+    }
+
+    #[test]
+    fn a_torn_temp_file_is_ignored_and_replaced() {
+        let dir = Dir::new("torn");
+        save(&dir.0, &[vec![7u8; 10]]).expect("save");
+        let tmp = dir.0.join(format!("{FILE}.tmp"));
+        // Longer than the next snapshot: the save must truncate it.
+        fs::write(&tmp, vec![b'{'; 4096]).expect("torn temp file");
+        assert_eq!(load(&dir.0), Ok(vec![vec![7u8; 10]]));
+        save(&dir.0, &[vec![8u8; 2]]).expect("save over a leftover");
+        assert!(!tmp.exists());
+        assert_eq!(load(&dir.0), Ok(vec![vec![8u8; 2]]));
+    }
+
+    #[test]
+    fn a_corrupt_snapshot_is_refused_in_one_line() {
+        let dir = Dir::new("corrupt");
+        let path = dir.0.join(FILE);
+        for (text, says) in [
+            (&b""[..], "is corrupt"),
+            (b"\x00\xffgarbage", "is corrupt"),
+            (br#"{"version":1,"descriptors":["ab"#, "is corrupt"),
+            (br#"{"version":1,"descriptors":["xyz"]}"#, "not hex"),
+            (br#"{"version":2,"descriptors":[]}"#, "format version 2"),
+        ] {
+            fs::write(&path, text).expect("write");
+            let err = load(&dir.0).expect_err("refused");
+            assert!(err.contains(says), "{err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert_eq!(fs::read(&path).expect("still there"), text, "untouched");
+        }
+    }
 }

@@ -19,9 +19,16 @@ fn quick_bench_exits_zero() {
     );
     for row in [
         "3-relay circuit build",
+        // Printed only when the sender built no circuit during the
+        // transfer: every message went over the one circuit.
         "bulk, one circuit",
+        "bulk between processes, one circuit",
         "peak RSS per node process",
     ] {
         assert!(stdout.contains(row), "no {row:?} row in\n{stdout}");
     }
+    assert!(
+        !stdout.contains("NOT one circuit"),
+        "a bulk transfer needed a second circuit\n{stdout}"
+    );
 }

@@ -1,5 +1,5 @@
 //! The `veil` binary's one-shot commands: demo and keygen, and the errors
-//! of `veil node` on bad keys and arguments.
+//! of `veil node` on bad keys, a corrupt node table and bad arguments.
 
 mod common;
 
@@ -97,6 +97,57 @@ fn node_refuses_a_key_others_can_read_or_of_the_wrong_length() {
     assert!(!out.status.success());
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
     assert!(stderr.contains("31 bytes, not 32"), "{stderr}");
+}
+
+#[test]
+fn node_refuses_a_corrupt_node_table_in_one_line_and_keeps_it() {
+    let dir = Scratch::new("badsnapshot");
+    let data = dir.path("data");
+    fs::create_dir(&data).expect("data dir");
+    let snapshot = data.join("nodes.json");
+    let data_arg = data.to_str().expect("utf-8 path");
+    // A key made beforehand, so the node logs nothing about creating one.
+    let key = data.join("identity.key");
+    let made = run(
+        &["keygen", "--out", key.to_str().expect("utf-8 path")],
+        b"",
+        Duration::from_secs(30),
+    );
+    assert!(made.status.success(), "{made:?}");
+    let control = common::free_addr("127.0.0.1").to_string();
+    let listen = common::free_addr("127.0.0.1").to_string();
+    let args = [
+        "node",
+        "--data-dir",
+        data_arg,
+        "--control",
+        &control,
+        "--listen",
+        &listen,
+    ];
+    for (text, says) in [
+        // Torn (which atomic saves never leave), garbage, empty.
+        (
+            &br#"{"version":1,"descriptors":["00"#[..],
+            "nodes.json is corrupt",
+        ),
+        (b"\x7fELF\x00\x01", "nodes.json is corrupt"),
+        (b"", "nodes.json is corrupt"),
+        (br#"{"version":1,"descriptors":["not hex"]}"#, "not hex"),
+        (br#"{"version":9,"descriptors":[]}"#, "format version 9"),
+    ] {
+        fs::write(&snapshot, text).expect("write the snapshot");
+        let out = run(&args, b"", Duration::from_secs(30));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "started over {text:?}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert_eq!(
+            fs::read(&snapshot).expect("snapshot"),
+            text,
+            "the refused file is left for the operator"
+        );
+    }
 }
 
 #[test]

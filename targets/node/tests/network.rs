@@ -3,6 +3,10 @@
 //! to `veil listen`; SIGTERM saves their state, and a restart restores the
 //! identity and the node table.
 //!
+//! Two smaller runs check what `veil status` counts once a link has
+//! closed, and that a temporary file left by a crash in the middle of a
+//! snapshot write does not break a restart.
+//!
 //! Every node listens on its own loopback network (`127.N.0.1`): path
 //! selection never puts two hops of a circuit in one /16.
 
@@ -68,6 +72,52 @@ fn write_config(node_dir: &Path, listen: &str, control: &str, bootstrap: Option<
     let path = node_dir.join("veil.toml");
     fs::write(&path, text).expect("config");
     path.to_str().expect("utf-8 path").to_string()
+}
+
+/// A node in `scratch/name`, listening on `127.net.0.1`, with a fresh
+/// identity key made by `veil keygen`.
+fn make_node(scratch: &Scratch, name: &str, net: u8, bootstrap: Option<&str>) -> (Node, String) {
+    let dir = scratch.path(name);
+    let data = dir.join("data");
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&data)
+        .expect("data dir");
+    let key = data.join("identity.key");
+    let out = run(
+        &["keygen", "--out", key.to_str().expect("utf-8")],
+        b"",
+        SHORT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let listen = free_addr(&format!("127.{net}.0.1")).to_string();
+    let control = free_addr("127.0.0.1").to_string();
+    let config = write_config(&dir, &listen, &control, bootstrap);
+    (
+        Node {
+            id,
+            control,
+            config,
+            dir,
+        },
+        listen,
+    )
+}
+
+/// The entry of `links` whose peer is `peer`, if any.
+fn link_to<'a>(status: &'a serde_json::Value, peer: &str) -> Option<&'a serde_json::Value> {
+    status["links"]
+        .as_array()?
+        .iter()
+        .find(|l| l["peer"] == peer)
+}
+
+fn field(value: &serde_json::Value, name: &str) -> u64 {
+    value[name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no number {name} in {value}"))
 }
 
 fn sigterm(child: &Child) {
@@ -258,4 +308,135 @@ fn six_processes_carry_messages_over_three_relay_circuits_and_restart() {
     let s = eventually(SHORT, || status(&control)).expect("restarted node answers");
     assert_eq!(s["node_id"], restarted.id.as_str());
     assert_eq!(s["known_nodes"].as_u64(), Some(others));
+}
+
+#[test]
+fn status_keeps_a_closed_links_traffic_and_names_the_transport() {
+    let scratch = Scratch::new("status");
+    let mut children = Children::default();
+    let (a, a_listen) = make_node(&scratch, "a", 60, None);
+    let (b, _) = make_node(&scratch, "b", 61, Some(&a_listen));
+    spawn_node(&a, &mut children);
+    let b_child = spawn_node(&b, &mut children);
+    let nodes = [a, b];
+    let (a, b) = (&nodes[0], &nodes[1]);
+
+    // The link comes up and both ends have learned each other (so
+    // descriptors crossed it both ways).
+    let linked = eventually(SHORT, || {
+        let s = status(&a.control)?;
+        let link = link_to(&s, &b.id)?;
+        (link["phase"] == "established" && known_nodes(&b.control) >= 1).then_some(())
+    });
+    assert!(linked.is_some(), "no link from a to b\n{}", logs(&nodes));
+    let before = status(&a.control).expect("status of a");
+    let link = link_to(&before, &b.id).expect("the link to b").clone();
+    assert_eq!(link["transport"], "tcp", "{link}");
+    for counter in [
+        "bytes_sent",
+        "bytes_received",
+        "cells_sent",
+        "cells_received",
+    ] {
+        assert!(field(&link, counter) > 0, "{counter} of {link}");
+    }
+    assert_eq!(field(&before, "links_closed"), 0, "{before}");
+
+    // The readable status names the transport of each link.
+    let out = run(&["status", "--control", &a.control], b"", SHORT);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains(&b.id))
+        .unwrap_or_else(|| panic!("no line for b in\n{text}"));
+    assert!(
+        line.split_whitespace().any(|w| w == "tcp"),
+        "no tcp column in {line:?}"
+    );
+
+    // b shuts down; its link to a closes and leaves a's link list.
+    sigterm(&children.0[b_child]);
+    let exited = wait(&mut children.0[b_child], SHORT);
+    assert!(exited.is_some_and(|s| s.success()), "b: {exited:?}");
+    let after = eventually(SHORT, || {
+        let s = status(&a.control)?;
+        (link_to(&s, &b.id).is_none() && field(&s, "links_closed") >= 1).then_some(s)
+    })
+    .unwrap_or_else(|| panic!("a still lists its link to b\n{}", logs(&nodes)));
+
+    // What the closed link carried still counts in a's totals, at least
+    // as much as the link showed before it closed.
+    for counter in [
+        "bytes_sent",
+        "bytes_received",
+        "cells_sent",
+        "cells_received",
+    ] {
+        let open_links: u64 = after["links"]
+            .as_array()
+            .expect("links")
+            .iter()
+            .map(|l| field(l, counter))
+            .sum();
+        let total = field(&after, counter);
+        assert!(
+            total >= field(&link, counter).saturating_add(open_links),
+            "{counter}: total {total} lost the closed link ({link}), open links {open_links}"
+        );
+    }
+}
+
+#[test]
+fn a_leftover_temp_file_from_a_crashed_save_does_not_break_a_restart() {
+    let scratch = Scratch::new("tmpfile");
+    let mut children = Children::default();
+    let (a, a_listen) = make_node(&scratch, "a", 62, None);
+    let (b, _) = make_node(&scratch, "b", 63, Some(&a_listen));
+    spawn_node(&a, &mut children);
+    spawn_node(&b, &mut children);
+    let nodes = [a, b];
+    let b = &nodes[1];
+    let learned = eventually(SHORT, || (known_nodes(&b.control) >= 1).then_some(()));
+    assert!(learned.is_some(), "b did not learn a\n{}", logs(&nodes));
+    for i in 0..2 {
+        sigterm(&children.0[i]);
+        let exited = wait(&mut children.0[i], SHORT);
+        assert!(exited.is_some_and(|s| s.success()), "node {i}: {exited:?}");
+    }
+    let snapshot = b.dir.join("data/nodes.json");
+    let saved = fs::read(&snapshot).expect("b saved its table");
+
+    // A crash in the middle of the next save: the temporary file holds
+    // half a snapshot; nodes.json is the last whole one.
+    let tmp = b.dir.join("data/nodes.json.tmp");
+    fs::write(&tmp, &saved[..saved.len() / 2]).expect("torn temp file");
+
+    // Restarted without bootstrap, b gets its table from nodes.json and
+    // ignores the torn file.
+    let listen = free_addr("127.63.0.1").to_string();
+    let control = free_addr("127.0.0.1").to_string();
+    let again = Node {
+        id: b.id.clone(),
+        control: control.clone(),
+        config: write_config(&b.dir, &listen, &control, None),
+        dir: b.dir.clone(),
+    };
+    let child = spawn_node(&again, &mut children);
+    let s = eventually(SHORT, || status(&control))
+        .unwrap_or_else(|| panic!("restarted b does not answer\n{}", logs(&nodes)));
+    assert_eq!(s["node_id"], b.id.as_str());
+    assert_eq!(s["known_nodes"].as_u64(), Some(1), "a restored: {s}");
+
+    // Its next save replaces the torn file and leaves a whole snapshot.
+    sigterm(&children.0[child]);
+    let exited = wait(&mut children.0[child], SHORT);
+    assert!(exited.is_some_and(|s| s.success()), "b: {exited:?}");
+    assert!(
+        !tmp.exists(),
+        "the temporary file was renamed over nodes.json"
+    );
+    let whole: serde_json::Value =
+        serde_json::from_slice(&fs::read(&snapshot).expect("snapshot")).expect("whole JSON");
+    assert_eq!(whole["descriptors"].as_array().map(Vec::len), Some(1));
 }
