@@ -21,3 +21,21 @@ pub struct LinkStats {
     /// Times the peer switched its sending key.
     pub rekeys_received: u64,
 }
+
+impl LinkStats {
+    /// Both sets of counters added, each saturating.
+    pub fn plus(&self, other: &LinkStats) -> LinkStats {
+        LinkStats {
+            messages_sent: self.messages_sent.saturating_add(other.messages_sent),
+            messages_received: self
+                .messages_received
+                .saturating_add(other.messages_received),
+            bytes_sent: self.bytes_sent.saturating_add(other.bytes_sent),
+            bytes_received: self.bytes_received.saturating_add(other.bytes_received),
+            cells_sent: self.cells_sent.saturating_add(other.cells_sent),
+            cells_received: self.cells_received.saturating_add(other.cells_received),
+            rekeys_sent: self.rekeys_sent.saturating_add(other.rekeys_sent),
+            rekeys_received: self.rekeys_received.saturating_add(other.rekeys_received),
+        }
+    }
+}

@@ -966,6 +966,9 @@ where
                 } else {
                     crate::logging::log_info!("{} closed: {}", link, reason);
                 }
+                self.stats.links_closed = self.stats.links_closed.saturating_add(1);
+                self.stats.closed_link_traffic =
+                    self.stats.closed_link_traffic.plus(session.stats());
                 slot.session = None;
                 slot.announced = false;
                 slot.introduced = false;

@@ -1,5 +1,7 @@
 //! Counters of what a node did, for status output and metrics.
 
+use crate::link::LinkStats;
+
 /// Running totals since the node was built.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -20,4 +22,10 @@ pub struct NodeStats {
     /// Informational events dropped because the event queue was full
     /// (link events are never dropped; they wait for room).
     pub events_dropped: u64,
+    /// Links that have closed (their slots freed).
+    pub links_closed: u64,
+    /// The traffic counters of every closed link, summed at the moment its
+    /// slot was freed, so nothing a link carried is lost with it: add the
+    /// open links' own counters for the node's traffic since it was built.
+    pub closed_link_traffic: LinkStats,
 }

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant as WallInstant};
 use mio::Waker;
 use serde::{Deserialize, Serialize};
 use veil_core::identity::{NodeId, Transport};
-use veil_core::link::{LinkPhase, LinkRole, LinkStats};
+use veil_core::link::{LinkPhase, LinkRole};
 use veil_core::message::{MessageId, Sender as MessageSender};
-use veil_core::node::{Event, LinkId, SendMessageError};
+use veil_core::node::{Event, SendMessageError};
 use veil_mio::{Runtime, StdNode};
 
 /// The longest a host sleeps between looks at its command channel when
@@ -306,92 +306,6 @@ struct State {
     pending: HashMap<MessageId, Sender<SendResult>>,
     waiting: VecDeque<Waiting>,
     buf: Vec<u8>,
-    traffic: Traffic,
-}
-
-/// Traffic counters that outlive links.
-///
-/// The core keeps counters per link and frees them with the link, so the
-/// host samples every open link's counters after each loop turn and, when
-/// a link is gone, adds its last sample to the closed links' sums. What a
-/// link moved in the turn in which it closed (typically its `Close`
-/// frame) is therefore not counted; the node-level sums are exact for open
-/// links and a lower bound for closed ones.
-#[derive(Debug, Default)]
-struct Traffic {
-    /// Sums over every link that has closed since start.
-    closed: Counters,
-    /// Links that have closed since start.
-    links_closed: u64,
-    /// The last sample of each open link, and the round it was taken in.
-    open: HashMap<LinkId, (Counters, u64)>,
-    /// Sampling rounds so far.
-    round: u64,
-}
-
-/// The traffic counters `veil status` sums.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Counters {
-    bytes_sent: u64,
-    bytes_received: u64,
-    cells_sent: u64,
-    cells_received: u64,
-}
-
-impl Counters {
-    fn of(stats: &LinkStats) -> Self {
-        Counters {
-            bytes_sent: stats.bytes_sent,
-            bytes_received: stats.bytes_received,
-            cells_sent: stats.cells_sent,
-            cells_received: stats.cells_received,
-        }
-    }
-
-    fn plus(self, other: Counters) -> Self {
-        Counters {
-            bytes_sent: self.bytes_sent.saturating_add(other.bytes_sent),
-            bytes_received: self.bytes_received.saturating_add(other.bytes_received),
-            cells_sent: self.cells_sent.saturating_add(other.cells_sent),
-            cells_received: self.cells_received.saturating_add(other.cells_received),
-        }
-    }
-}
-
-impl Traffic {
-    /// Records the counters of the links open now; links sampled before
-    /// and not open now have closed, and their last sample moves to
-    /// `closed`. Allocates only for links not seen before.
-    fn sample(&mut self, links: impl Iterator<Item = (LinkId, Counters)>) {
-        self.round = self.round.wrapping_add(1);
-        let round = self.round;
-        for (link, counters) in links {
-            self.open.insert(link, (counters, round));
-        }
-        let mut closed = self.closed;
-        let mut gone = 0u64;
-        self.open.retain(|_, (counters, seen)| {
-            if *seen == round {
-                true
-            } else {
-                closed = closed.plus(*counters);
-                gone = gone.saturating_add(1);
-                false
-            }
-        });
-        self.closed = closed;
-        self.links_closed = self.links_closed.saturating_add(gone);
-    }
-
-    /// Since start: the closed links' sums plus `open`, the open links' own
-    /// counters now.
-    fn total(&self, open: Counters) -> Counters {
-        self.closed.plus(open)
-    }
-}
-
-fn sample_links(rt: &Runtime, traffic: &mut Traffic) {
-    traffic.sample(rt.node().links().map(|l| (l.link, Counters::of(&l.stats))));
 }
 
 /// The node thread: turn, take messages, answer commands, until shutdown
@@ -404,7 +318,6 @@ fn run(mut rt: Runtime, commands: Receiver<Command>) -> Result<Vec<Vec<u8>>, Str
         pending: HashMap::new(),
         waiting: VecDeque::new(),
         buf: vec![0u8; StdNode::MAX_MESSAGE],
-        traffic: Traffic::default(),
     };
     log::info!("node {} listening on {}", rt.node_id(), rt.local_addr());
     let result = loop {
@@ -417,7 +330,6 @@ fn run(mut rt: Runtime, commands: Receiver<Command>) -> Result<Vec<Vec<u8>>, Str
         if let Err(e) = turned {
             break Err(e.to_string());
         }
-        sample_links(&rt, &mut state.traffic);
         state.take_messages(&mut rt);
         state.retry_waiting(&mut rt);
     };
@@ -443,8 +355,7 @@ fn drain_commands(
             Err(TryRecvError::Empty) => return Ok(true),
             Ok(Command::Send { to, data, done }) => state.send(rt, to, data, done),
             Ok(Command::Status(tx)) => {
-                sample_links(rt, &mut state.traffic);
-                let _ = tx.send(status(rt, state.started, &state.traffic));
+                let _ = tx.send(status(rt, state.started));
             }
             Ok(Command::Descriptors(tx)) => {
                 let _ = tx.send(descriptors(rt));
@@ -656,13 +567,15 @@ fn transport_name(transport: Transport) -> &'static str {
     }
 }
 
-fn status(rt: &Runtime, started: WallInstant, traffic: &Traffic) -> Status {
+fn status(rt: &Runtime, started: WallInstant) -> Status {
     let node = rt.node();
-    let mut open = Counters::default();
+    // Closed links' counters, summed by the node as each closed, plus the
+    // open links' own: everything since start.
+    let mut total = node.stats().closed_link_traffic;
     let links: Vec<LinkStatus> = node
         .links()
         .map(|l| {
-            open = open.plus(Counters::of(&l.stats));
+            total = total.plus(&l.stats);
             LinkStatus {
                 peer: l.peer.map(|p| p.to_string()),
                 role: role_name(l.role).into(),
@@ -676,7 +589,6 @@ fn status(rt: &Runtime, started: WallInstant, traffic: &Traffic) -> Status {
             }
         })
         .collect();
-    let total = traffic.total(open);
     let (relayed, own) = node.circuit_counts();
     let (outgoing, incoming) = node.message_counts();
     let table = node.node_table();
@@ -689,7 +601,7 @@ fn status(rt: &Runtime, started: WallInstant, traffic: &Traffic) -> Status {
         bytes_received: total.bytes_received,
         cells_sent: total.cells_sent,
         cells_received: total.cells_received,
-        links_closed: traffic.links_closed,
+        links_closed: node.stats().links_closed,
         links,
         circuits_relayed: relayed,
         circuits_own: own,
@@ -721,7 +633,6 @@ mod tests {
             pending: HashMap::new(),
             waiting: VecDeque::new(),
             buf: Vec::new(),
-            traffic: Traffic::default(),
         }
     }
 
@@ -753,44 +664,6 @@ mod tests {
         assert!(state.subscribers.is_empty());
         assert_eq!(state.backlog.len(), 1, "kept, not lost");
         assert_eq!(data(&state.backlog[0]), [2]);
-    }
-
-    fn counters(bytes: u64, cells: u64) -> Counters {
-        Counters {
-            bytes_sent: bytes,
-            bytes_received: bytes.saturating_mul(2),
-            cells_sent: cells,
-            cells_received: cells.saturating_mul(2),
-        }
-    }
-
-    #[test]
-    fn a_closed_link_keeps_counting_in_the_totals() {
-        let a = LinkId::from_u32(0);
-        let b = LinkId::from_u32(1);
-        let mut traffic = Traffic::default();
-        traffic.sample([(a, counters(100, 1)), (b, counters(10, 1))].into_iter());
-        traffic.sample([(a, counters(500, 3)), (b, counters(20, 2))].into_iter());
-        assert_eq!(traffic.links_closed, 0);
-        assert_eq!(traffic.closed, Counters::default());
-        // Link a closes: its last sample moves to the closed sums.
-        traffic.sample([(b, counters(30, 2))].into_iter());
-        assert_eq!(traffic.links_closed, 1);
-        assert_eq!(traffic.closed, counters(500, 3));
-        assert_eq!(
-            traffic.total(counters(30, 2)),
-            counters(530, 5),
-            "closed plus open"
-        );
-        // Its slot is reused (same index, next generation): a new link,
-        // counted from zero, and the old one is not counted twice.
-        let a2 = LinkId::from_u32(1 << 16);
-        traffic.sample([(a2, counters(7, 1)), (b, counters(30, 2))].into_iter());
-        assert_eq!(traffic.closed, counters(500, 3));
-        traffic.sample(core::iter::empty());
-        assert_eq!(traffic.links_closed, 3);
-        assert_eq!(traffic.closed, counters(537, 6));
-        assert!(traffic.open.is_empty());
     }
 
     #[test]
