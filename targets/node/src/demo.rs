@@ -1,10 +1,13 @@
 //! `veil demo`: a whole network on loopback in one process.
 //!
-//! Every node is a `veil_mio::Runtime` on real TCP, on its own thread, on
-//! its own loopback network `127.N.0.1` (path selection never puts two hops
-//! of a circuit in one /16, so nodes on one address could not form paths).
-//! Node 0 is everyone's bootstrap; the rest is discovery, circuits and
-//! messages exactly as between machines.
+//! Every node is a `veil_mio::Runtime` on its own thread, on its own
+//! loopback network `127.N.0.1` (path selection never puts two hops of a
+//! circuit in one /16, so nodes on one address could not form paths). Every
+//! node listens on TCP; when built with QUIC, two nodes in three also listen
+//! on QUIC and dial QUIC first, so circuits cross both transports (a
+//! TCP-only node is reached over TCP, two QUIC nodes link over QUIC). Node 0
+//! is everyone's bootstrap (over TCP, which every node speaks); the rest is
+//! discovery, circuits and messages exactly as between machines.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -108,7 +111,14 @@ pub fn run(options: DemoOptions) -> Result<(), String> {
         }
     };
     let mut rng = Rng::new(seed);
-    println!("veil demo: {n} nodes on loopback over real TCP, 3-relay circuits (seed {seed})");
+    println!(
+        "veil demo: {n} nodes on loopback over real {}, 3-relay circuits (seed {seed})",
+        if cfg!(feature = "quic") {
+            "TCP and QUIC"
+        } else {
+            "TCP"
+        }
+    );
 
     let started = Instant::now();
     let hosts = start_network(n)?;
@@ -122,7 +132,8 @@ pub fn run(options: DemoOptions) -> Result<(), String> {
     }
     drop(notices_tx);
     for (i, host) in hosts.iter().enumerate() {
-        println!("  node {i}  {}  {}", host.addr(), host.id());
+        let listening = host.status()?.listen;
+        println!("  node {i}  {listening}  {}", host.id());
     }
 
     let discovered_in = wait_for_discovery(&hosts)?;
@@ -183,18 +194,37 @@ pub fn run(options: DemoOptions) -> Result<(), String> {
 
     let mut relayed = 0usize;
     let mut links = 0usize;
+    let mut by_transport: HashMap<String, usize> = HashMap::new();
     let mut bytes = 0u64;
     for host in &hosts {
         let s = host.status()?;
         relayed = relayed.saturating_add(s.circuits_relayed);
         links = links.saturating_add(s.links.len());
+        for link in &s.links {
+            let name = link.transport.clone().unwrap_or_else(|| "?".into());
+            *by_transport.entry(name).or_default() += 1;
+        }
         bytes = bytes.saturating_add(s.bytes_sent);
     }
+    let mut transports: Vec<String> = by_transport
+        .iter()
+        .map(|(name, count)| format!("{count} {name}"))
+        .collect();
+    transports.sort();
     println!(
-        "  network     {} link ends, {relayed} circuit hops open, {:.1} MiB on the wire",
+        "  network     {} link ends ({}), {relayed} circuit hops open, {:.1} MiB on the wire",
         links,
+        transports.join(", "),
         bytes as f64 / (1024.0 * 1024.0)
     );
+    if cfg!(feature = "quic")
+        && !(by_transport.contains_key("quic") && by_transport.contains_key("tcp"))
+    {
+        return Err(format!(
+            "the network should run over both transports, but its links are: {}",
+            transports.join(", ")
+        ));
+    }
     for host in hosts {
         host.shutdown()?;
     }
@@ -224,8 +254,17 @@ fn start_network(n: usize) -> Result<Vec<Host>, String> {
         getrandom::fill(&mut secret).map_err(|e| format!("no OS entropy: {e}"))?;
         let net = u8::try_from(i.saturating_add(10)).map_err(|_| "too many nodes".to_string())?;
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, net, 0, 1)), 0);
+        // Two nodes in three speak QUIC too (node 0 among them).
+        let quic = cfg!(feature = "quic") && i % 3 != 2;
+        let config = NodeConfig {
+            quic_dials: quic,
+            ..config
+        };
         let mut rt = Runtime::bind_with(config, Identity::from_secret_bytes(secret), addr, options)
             .map_err(|e| format!("node {i}: {e}"))?;
+        if quic {
+            listen_quic(&mut rt, addr).map_err(|e| format!("node {i}: {e}"))?;
+        }
         match bootstrap {
             None => bootstrap = Some(rt.local_addr()),
             Some(b) => {
@@ -235,6 +274,18 @@ fn start_network(n: usize) -> Result<Vec<Host>, String> {
         hosts.push(Host::spawn(rt, format!("veil-node-{i}"))?);
     }
     Ok(hosts)
+}
+
+#[cfg(feature = "quic")]
+fn listen_quic(rt: &mut Runtime, addr: SocketAddr) -> Result<(), String> {
+    rt.listen_quic(addr, veil_mio::veil_quic::QuicConfig::default())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "quic"))]
+fn listen_quic(_: &mut Runtime, _: SocketAddr) -> Result<(), String> {
+    Ok(())
 }
 
 fn wait_for_discovery(hosts: &[Host]) -> Result<Duration, String> {

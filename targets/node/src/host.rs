@@ -6,7 +6,6 @@
 //! (many hosts in one process) are built on this.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -161,7 +160,6 @@ pub struct LinkStatus {
 #[derive(Debug)]
 pub struct Host {
     id: NodeId,
-    addr: SocketAddr,
     handle: HostHandle,
     thread: Option<JoinHandle<Result<Vec<Vec<u8>>, String>>>,
 }
@@ -216,14 +214,12 @@ impl Host {
             .map_err(|e| format!("could not create the runtime's waker: {e}"))?;
         let (commands, rx) = mpsc::channel();
         let id = rt.node_id();
-        let addr = rt.local_addr();
         let thread = std::thread::Builder::new()
             .name(name)
             .spawn(move || run(rt, rx))
             .map_err(|e| format!("could not start a node thread: {e}"))?;
         Ok(Host {
             id,
-            addr,
             handle: HostHandle { commands, waker },
             thread: Some(thread),
         })
@@ -232,11 +228,6 @@ impl Host {
     /// The node's id.
     pub fn id(&self) -> NodeId {
         self.id
-    }
-
-    /// The address the node listens on.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
     }
 
     /// A handle for other threads.
@@ -319,7 +310,11 @@ fn run(mut rt: Runtime, commands: Receiver<Command>) -> Result<Vec<Vec<u8>>, Str
         waiting: VecDeque::new(),
         buf: vec![0u8; StdNode::MAX_MESSAGE],
     };
-    log::info!("node {} listening on {}", rt.node_id(), rt.local_addr());
+    log::info!(
+        "node {} listening on {}",
+        rt.node_id(),
+        crate::daemon::listening(&rt)
+    );
     let result = loop {
         match drain_commands(&mut rt, &mut state, &commands) {
             Ok(true) => {}
@@ -595,7 +590,7 @@ fn status(rt: &Runtime, started: WallInstant) -> Status {
     let stats = node.stats();
     Status {
         node_id: node.node_id().to_string(),
-        listen: rt.local_addr().to_string(),
+        listen: crate::daemon::listening(rt),
         uptime_secs: started.elapsed().as_secs(),
         bytes_sent: total.bytes_sent,
         bytes_received: total.bytes_received,
