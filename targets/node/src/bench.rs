@@ -37,7 +37,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use veil_core::identity::{Identity, NodeId};
+use veil_core::identity::{Address, Identity, NodeId, Transport};
 use veil_core::node::NodeConfig;
 use veil_core::time::Duration as CoreDuration;
 use veil_mio::{Runtime, RuntimeOptions, StdNode};
@@ -91,6 +91,32 @@ pub struct BenchArgs {
     /// Log level for the nodes (off, error, warn, info, debug, trace).
     #[arg(long, default_value = "warn")]
     log_level: String,
+    /// Which transport the in-process network's links use: tcp, quic, or
+    /// both, one network after the other, in the same run [default: both
+    /// when built with QUIC].
+    #[arg(long, value_enum)]
+    transport: Option<BenchTransport>,
+}
+
+/// The links of the in-process network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchTransport {
+    /// TCP only.
+    Tcp,
+    /// QUIC only (every node listens on QUIC, dials QUIC, bootstraps over it).
+    Quic,
+    /// TCP, then QUIC.
+    Both,
+}
+
+impl BenchTransport {
+    fn networks(self) -> Vec<Transport> {
+        match self {
+            BenchTransport::Tcp => vec![Transport::Tcp],
+            BenchTransport::Quic => vec![Transport::Quic],
+            BenchTransport::Both => vec![Transport::Tcp, Transport::Quic],
+        }
+    }
 }
 
 /// The sizes one run uses.
@@ -153,11 +179,24 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     } else {
         "release build"
     };
-    println!(
-        "veil bench: {} nodes in this process on loopback TCP, 3-relay circuits ({profile}, seed {seed})",
-        sizes.nodes
-    );
-    let in_process = in_process(sizes, seed)?;
+    let default = if cfg!(feature = "quic") {
+        BenchTransport::Both
+    } else {
+        BenchTransport::Tcp
+    };
+    let networks = args.transport.unwrap_or(default).networks();
+    if networks.contains(&Transport::Quic) && !cfg!(feature = "quic") {
+        return Err("--transport quic: this veil was built without QUIC (cargo feature `quic`)".into());
+    }
+    let mut in_process_runs = Vec::new();
+    for transport in networks {
+        println!(
+            "veil bench: {} nodes in this process on loopback {}, 3-relay circuits ({profile}, seed {seed})",
+            sizes.nodes,
+            transport_name(transport)
+        );
+        in_process_runs.push((transport, in_process(sizes, seed, transport)?));
+    }
     let processes = if sizes.processes > 0 {
         println!(
             "veil bench: {} `veil node` processes on loopback TCP",
@@ -167,7 +206,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     } else {
         None
     };
-    print_table(sizes, &in_process, processes.as_ref());
+    print_table(sizes, &in_process_runs, processes.as_ref());
     println!("veil bench: ok in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -204,9 +243,16 @@ struct Bulk {
     built_during: u64,
 }
 
-fn in_process(sizes: Sizes, seed: u64) -> Result<InProcess, String> {
+fn transport_name(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Tcp => "TCP",
+        Transport::Quic => "QUIC",
+    }
+}
+
+fn in_process(sizes: Sizes, seed: u64, transport: Transport) -> Result<InProcess, String> {
     let rss_baseline_kib = proc_status_kib("self", "VmHWM")?;
-    let hosts = start_network(sizes.nodes)?;
+    let hosts = start_network(sizes.nodes, transport)?;
     let ids: Vec<NodeId> = hosts.iter().map(Host::id).collect();
     let (notices_tx, notices) = mpsc::sync_channel(NOTICE_QUEUE);
     for (i, host) in hosts.iter().enumerate() {
@@ -254,11 +300,13 @@ fn in_process(sizes: Sizes, seed: u64) -> Result<InProcess, String> {
     })
 }
 
-fn start_network(n: usize) -> Result<Vec<Host>, String> {
+fn start_network(n: usize, transport: Transport) -> Result<Vec<Host>, String> {
+    let quic = transport == Transport::Quic;
     let config = NodeConfig {
         gossip_interval: CoreDuration::from_millis(200),
         bootstrap_retry: CoreDuration::from_millis(500),
         path_relays: 3,
+        quic_dials: quic,
         ..NodeConfig::default()
     };
     let options = RuntimeOptions {
@@ -274,15 +322,37 @@ fn start_network(n: usize) -> Result<Vec<Host>, String> {
         let addr = SocketAddr::new(loopback_net(110, i)?, 0);
         let mut rt = Runtime::bind_with(config, Identity::from_secret_bytes(secret), addr, options)
             .map_err(|e| format!("node {i}: {e}"))?;
+        let own = if quic {
+            Address {
+                transport: Transport::Quic,
+                socket: listen_quic(&mut rt, addr).map_err(|e| format!("node {i}: {e}"))?,
+            }
+        } else {
+            Address {
+                transport: Transport::Tcp,
+                socket: rt.local_addr(),
+            }
+        };
         match bootstrap {
-            None => bootstrap = Some(rt.local_addr()),
+            None => bootstrap = Some(own),
             Some(b) => {
-                rt.add_bootstrap(b);
+                rt.add_bootstrap_address(b);
             }
         }
         hosts.push(Host::spawn(rt, format!("veil-bench-{i}"))?);
     }
     Ok(hosts)
+}
+
+#[cfg(feature = "quic")]
+fn listen_quic(rt: &mut Runtime, addr: SocketAddr) -> Result<SocketAddr, String> {
+    rt.listen_quic(addr, veil_mio::veil_quic::QuicConfig::default())
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "quic"))]
+fn listen_quic(_: &mut Runtime, _: SocketAddr) -> Result<SocketAddr, String> {
+    Err("built without QUIC".into())
 }
 
 /// `127.(base + i).0.1`: each node on its own /16.
@@ -964,7 +1034,7 @@ fn bulk_row(what: &str, b: &Bulk) -> (String, String) {
     }
 }
 
-fn print_table(sizes: Sizes, inp: &InProcess, procs: Option<&Processes>) {
+fn print_table(sizes: Sizes, runs: &[(Transport, InProcess)], procs: Option<&Processes>) {
     let row = |what: &str, veil: &str, tor: &str| {
         println!("  {what:<34} {veil}");
         if !tor.is_empty() {
@@ -973,60 +1043,63 @@ fn print_table(sizes: Sizes, inp: &InProcess, procs: Option<&Processes>) {
     };
     println!();
     println!("results");
-    row(
-        "discovery (in-process)",
-        &format!("{:.2} s", inp.discovery.as_secs_f64()),
-        "",
-    );
-    row(
-        "3-relay circuit build",
-        &spread(inp.builds.iter().map(|b| b.built_in).collect()),
-        TOR_BUILD,
-    );
-    row(
-        "  of which over existing links",
-        &spread(
-            inp.builds
-                .iter()
-                .filter(|b| !b.new_links)
-                .map(|b| b.built_in)
-                .collect(),
-        ),
-        "",
-    );
-    row(
-        "  of which dialled new links",
-        &spread(
-            inp.builds
-                .iter()
-                .filter(|b| b.new_links)
-                .map(|b| b.built_in)
-                .collect(),
-        ),
-        "",
-    );
-    row(
-        "first message, send to ack",
-        &spread(inp.builds.iter().map(|b| b.first_message).collect()),
-        "",
-    );
-    if let Some(b) = &inp.bulk {
-        let (label, circuits) = bulk_row("bulk", b);
-        row(&label, &throughput(b), TOR_BULK);
-        row("", &circuits, "");
+    for (transport, inp) in runs {
+        let t = transport_name(*transport);
+        row(
+            &format!("discovery ({t}, in-process)"),
+            &format!("{:.2} s", inp.discovery.as_secs_f64()),
+            "",
+        );
+        row(
+            &format!("3-relay circuit build ({t})"),
+            &spread(inp.builds.iter().map(|b| b.built_in).collect()),
+            TOR_BUILD,
+        );
+        row(
+            "  of which over existing links",
+            &spread(
+                inp.builds
+                    .iter()
+                    .filter(|b| !b.new_links)
+                    .map(|b| b.built_in)
+                    .collect(),
+            ),
+            "",
+        );
+        row(
+            "  of which dialled new links",
+            &spread(
+                inp.builds
+                    .iter()
+                    .filter(|b| b.new_links)
+                    .map(|b| b.built_in)
+                    .collect(),
+            ),
+            "",
+        );
+        row(
+            "first message, send to ack",
+            &spread(inp.builds.iter().map(|b| b.first_message).collect()),
+            "",
+        );
+        if let Some(b) = &inp.bulk {
+            let (label, circuits) = bulk_row(&format!("bulk ({t})"), b);
+            row(&label, &throughput(b), TOR_BULK);
+            row("", &circuits, "");
+        }
+        let grown = inp.rss_peak_kib.saturating_sub(inp.rss_baseline_kib);
+        row(
+            &format!("peak RSS, in-process estimate ({t})"),
+            &format!(
+                "{:.1} MiB per node ((VmHWM {:.1} - baseline {:.1} MiB) / {} nodes)",
+                grown as f64 / 1024.0 / sizes.nodes as f64,
+                inp.rss_peak_kib as f64 / 1024.0,
+                inp.rss_baseline_kib as f64 / 1024.0,
+                sizes.nodes
+            ),
+            "",
+        );
     }
-    let grown = inp.rss_peak_kib.saturating_sub(inp.rss_baseline_kib);
-    row(
-        "peak RSS, in-process estimate",
-        &format!(
-            "{:.1} MiB per node ((VmHWM {:.1} - baseline {:.1} MiB) / {} nodes)",
-            grown as f64 / 1024.0 / sizes.nodes as f64,
-            inp.rss_peak_kib as f64 / 1024.0,
-            inp.rss_baseline_kib as f64 / 1024.0,
-            sizes.nodes
-        ),
-        "",
-    );
     if let Some(p) = procs {
         let mut peaks: Vec<u64> = p.rss_kib.iter().map(|r| r.0).collect();
         peaks.sort_unstable();
