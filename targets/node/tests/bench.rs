@@ -1,5 +1,5 @@
-//! `veil bench --quick` runs its whole course (in-process network and
-//! separate `veil node` processes) and exits 0. Figures are printed, never
+//! `veil bench --quick` runs its whole course (the in-process network over
+//! TCP and over QUIC, and separate `veil node` processes) and exits 0. Figures are printed, never
 //! checked: tests assert no timing.
 
 mod common;
@@ -18,10 +18,12 @@ fn quick_bench_exits_zero() {
         String::from_utf8_lossy(&out.stderr)
     );
     for row in [
-        "3-relay circuit build",
+        "3-relay circuit build (TCP)",
+        "3-relay circuit build (QUIC)",
         // Printed only when the sender built no circuit during the
         // transfer: every message went over the one circuit.
-        "bulk, one circuit",
+        "bulk (TCP), one circuit",
+        "bulk (QUIC), one circuit",
         "bulk between processes, one circuit",
         "peak RSS per node process",
     ] {
