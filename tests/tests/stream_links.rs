@@ -1,4 +1,4 @@
-//! Links with circuit streams (link spec §7), driven by hand: the channel
+//! Links with circuit streams (link spec §10), driven by hand: the channel
 //! binding must match on both ends, circuit cells leave and arrive one at a
 //! time beside the link's frames and keep the queue's order, and cells that
 //! are out of place close the link.

@@ -1,7 +1,7 @@
 //! The circuit streams of one QUIC link: each circuit's cells on a
 //! bidirectional stream of its own, so that one circuit the node cannot
 //! take cells of (its next link is full) waits alone, and a lost packet
-//! delays only the streams whose data it carried (link spec §7).
+//! delays only the streams whose data it carried (link spec §10).
 //!
 //! Bounded like the link stream: per stream at most [`READ_AHEAD_CELLS`]
 //! cells read and not yet taken by the node (while they are held the stream

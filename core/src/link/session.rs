@@ -112,7 +112,7 @@ pub struct LinkParams<'a> {
     pub config: LinkConfig,
     /// Set when the transport carries each circuit on a stream of its own
     /// (QUIC): the transport's channel binding (a TLS exporter value, link
-    /// spec §7), mixed into the handshake after [`PROLOGUE`]. Circuit cells
+    /// spec §10), mixed into the handshake after [`PROLOGUE`]. Circuit cells
     /// then leave the session with
     /// [`take_stream_cell`](LinkSession::take_stream_cell) and arrive with
     /// [`note_stream_cell`](LinkSession::note_stream_cell); only link-level

@@ -459,7 +459,7 @@ where
             let streams = self.session_mut(index).is_some_and(|s| s.circuit_streams());
             if (streams && !streams::is_link_level(&cell)) || !self.on_cell(link, &cell) {
                 // A circuit cell in the frames of a link with circuit
-                // streams is out of place (link spec §7).
+                // streams is out of place (link spec §10).
                 if let Some(session) = self.session_mut(index) {
                     session.close(CloseReason::ProtocolViolation);
                 }

@@ -9,7 +9,7 @@
 //! link-level cells) on the link's byte stream as always, and hands each
 //! circuit cell out and in on its own, so the adapter can put every circuit
 //! on its own stream and the node can refuse one circuit's cell without
-//! stalling the others (link spec §7).
+//! stalling the others (link spec §10).
 //!
 //! Circuit cells on those streams carry no link-layer encryption of their
 //! own: the transport protects them (QUIC's TLS 1.3 packet protection), and
@@ -48,7 +48,7 @@ where
     /// As [`open_link_over`](Self::open_link_over), for a transport that
     /// carries each circuit on a stream of its own. `channel_binding` is a
     /// value both ends of the transport connection derive from its keys
-    /// and nobody else knows (for QUIC, a TLS exporter; link spec §7); it
+    /// and nobody else knows (for QUIC, a TLS exporter; link spec §10); it
     /// goes into the link handshake, which therefore fails unless both ends
     /// share the same connection.
     ///
