@@ -57,6 +57,7 @@ where
     S: AsRef<[LinkSlot<RX, TXQ>]> + AsMut<[LinkSlot<RX, TXQ>]>,
     MB: AsRef<[MessageSlot<MSG>]> + AsMut<[MessageSlot<MSG>]>,
 {
+    #[inline(never)]
     fn open_link(
         &mut self,
         now: Instant,
@@ -67,6 +68,7 @@ where
         Node::open_link_over(self, now, role, expected_peer, Transport::Tcp)
     }
 
+    #[inline(never)]
     fn handle_data(
         &mut self,
         now: Instant,
@@ -76,6 +78,7 @@ where
         Node::handle_data(self, now, link, data)
     }
 
+    #[inline(never)]
     fn handle_transport_closed(
         &mut self,
         now: Instant,
@@ -84,26 +87,32 @@ where
         Node::handle_transport_closed(self, now, link)
     }
 
+    #[inline(never)]
     fn handle_timeout(&mut self, now: Instant) {
         Node::handle_timeout(self, now);
     }
 
+    #[inline(never)]
     fn dial_failed(&mut self, now: Instant, request: &DialRequest) {
         Node::dial_failed(self, now, request);
     }
 
+    #[inline(never)]
     fn poll_link_transmit(&mut self, now: Instant, link: LinkId, buf: &mut [u8]) -> Option<usize> {
         Node::poll_link_transmit(self, now, link, buf)
     }
 
+    #[inline(never)]
     fn poll_event(&mut self) -> Option<Event> {
         Node::poll_event(self)
     }
 
+    #[inline(never)]
     fn poll_dial(&mut self) -> Option<DialRequest> {
         Node::poll_dial(self)
     }
 
+    #[inline(never)]
     fn poll_timeout(&self) -> Option<Instant> {
         Node::poll_timeout(self)
     }

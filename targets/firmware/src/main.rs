@@ -16,32 +16,39 @@
 #![no_std]
 #![no_main]
 
+mod console;
+mod logger;
 mod profile;
 mod selftest;
 mod stack;
 
+use console::{line, Piece::Number as N, Piece::Text as T};
 use cortex_m_rt::entry;
-use cortex_m_semihosting::{debug, hprintln};
+use cortex_m_semihosting::debug;
 
 #[entry]
 fn main() -> ! {
     let outcome = selftest::run();
     let stack = stack::high_water_mark();
-    hprintln!("stack high-water mark: {} bytes", stack);
+    line(&[T("stack high-water mark: "), N(stack as u64), T(" bytes")]);
     match outcome {
         Ok(report) => {
-            hprintln!(
-                "links up after {} ms, circuit ready after {} ms, message and reply after {} ms (simulated); {} polls",
-                report.links_ms,
-                report.circuit_ms,
-                report.done_ms,
-                report.polls
-            );
-            hprintln!("PASS");
+            line(&[
+                T("links up after "),
+                N(report.links_ms),
+                T(" ms, circuit ready after "),
+                N(report.circuit_ms),
+                T(" ms, message and reply after "),
+                N(report.done_ms),
+                T(" ms (simulated); "),
+                N(report.polls.into()),
+                T(" polls"),
+            ]);
+            line(&[T("PASS")]);
             debug::exit(debug::EXIT_SUCCESS);
         }
         Err(why) => {
-            hprintln!("FAIL: {}", why);
+            line(&[T("FAIL: "), T(why)]);
             debug::exit(debug::EXIT_FAILURE);
         }
     }
@@ -51,7 +58,15 @@ fn main() -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    hprintln!("FAIL: panic: {}", info);
+    match info.location() {
+        Some(at) => line(&[
+            T("FAIL: panic at "),
+            T(at.file()),
+            T(":"),
+            N(at.line().into()),
+        ]),
+        None => line(&[T("FAIL: panic")]),
+    }
     debug::exit(debug::EXIT_FAILURE);
     #[allow(clippy::empty_loop)]
     loop {}

@@ -4,6 +4,7 @@
 
 use core::net::Ipv4Addr;
 
+use heapless::Vec;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{HardwareAddress, IpCidr, Ipv4Address};
@@ -39,21 +40,52 @@ pub struct Report {
     pub polls: u32,
 }
 
-// Everything big lives in static RAM (.bss), fixed at link time. Values
-// that are not all zero bytes are built at boot (`init_with`), so that they
-// take no flash for an initialiser.
-static LINKS: StaticCell<[LinkSlot<RX, TXQ>; 2 * ENDPOINT_LINKS + RELAY_LINKS]> = StaticCell::new();
-static MESSAGE_POOLS: StaticCell<[MessageSlot<MSG>; 3 * MESSAGES]> = StaticCell::new();
-static NODES: StaticCell<[VeilNode; 3]> = StaticCell::new();
-static SOCKET_STORAGE: StaticCell<[SocketStorage<'static>; ALL_SOCKETS]> = StaticCell::new();
-static SLOTS: StaticCell<[Slot; ALL_SOCKETS]> = StaticCell::new();
+// Everything big lives in static RAM (.bss), fixed at link time, and is
+// built in place at boot: a value that is not all zero bytes would need a
+// flash image of itself in .data, and one built on the stack and then moved
+// would need as much stack. So storage starts as empty `heapless::Vec`s (all
+// zero, .bss) that are filled one element at a time, and the nodes are
+// written straight into their cells.
+const ALL_LINKS: usize = 2 * ENDPOINT_LINKS + RELAY_LINKS;
+static LINKS: ConstStaticCell<Vec<LinkSlot<RX, TXQ>, ALL_LINKS>> = ConstStaticCell::new(Vec::new());
+static MESSAGE_POOLS: ConstStaticCell<[MessageSlot<MSG>; 3 * MESSAGES]> =
+    ConstStaticCell::new([const { MessageSlot::new() }; 3 * MESSAGES]);
+static NODE_A: StaticCell<VeilNode> = StaticCell::new();
+static NODE_B: StaticCell<VeilNode> = StaticCell::new();
+static NODE_C: StaticCell<VeilNode> = StaticCell::new();
 /// Receive and transmit buffers of every socket of the three nodes.
 const ALL_SOCKETS: usize = 2 * ENDPOINT_SOCKETS + RELAY_SOCKETS;
+static SOCKET_STORAGE: ConstStaticCell<Vec<SocketStorage<'static>, ALL_SOCKETS>> =
+    ConstStaticCell::new(Vec::new());
+static SLOTS: ConstStaticCell<Vec<Slot, ALL_SOCKETS>> = ConstStaticCell::new(Vec::new());
 static TCP_RX_BUFFERS: ConstStaticCell<[[u8; TCP_RX]; ALL_SOCKETS]> =
     ConstStaticCell::new([[0; TCP_RX]; ALL_SOCKETS]);
 static TCP_TX_BUFFERS: ConstStaticCell<[[u8; TCP_TX]; ALL_SOCKETS]> =
     ConstStaticCell::new([[0; TCP_TX]; ALL_SOCKETS]);
 static MEDIUM: StaticCell<Medium> = StaticCell::new();
+
+/// Writes `make()` into `cell`. Not inlined, so that the value is built
+/// straight into the cell (the cell is the only pointer to it here), not on
+/// the caller's stack and then moved.
+#[inline(never)]
+fn place<T>(cell: &'static StaticCell<T>, make: impl FnOnce() -> T) -> &'static mut T {
+    cell.uninit().write(make())
+}
+
+/// Fills `storage` with `make()` and hands out its elements.
+#[inline(never)]
+fn fill<T, const N: usize>(
+    storage: &'static mut Vec<T, N>,
+    mut make: impl FnMut() -> T,
+) -> &'static mut [T] {
+    while !storage.is_full() {
+        if storage.push(make()).is_err() {
+            break;
+        }
+    }
+    storage.as_mut_slice()
+}
+
 const FAULTS: Faults = Faults {
     drop_per_mille: 20,
     duplicate_per_mille: 20,
@@ -76,6 +108,8 @@ struct Log {
 }
 
 struct Station {
+    /// `b'A'`, `b'B'` or `b'C'`, for log lines.
+    name: u8,
     node: &'static mut VeilNode,
     iface: Interface,
     sockets: SocketSet<'static>,
@@ -85,6 +119,7 @@ struct Station {
 
 impl Station {
     fn poll(&mut self, now: Instant, medium: &mut Medium, port: usize) {
+        crate::logger::set_node(self.name);
         let log = &mut self.log;
         self.driver.poll(
             now,
@@ -106,6 +141,7 @@ impl Station {
                 _ => {}
             },
         );
+        crate::logger::set_node(b'-');
     }
 
     fn poll_at(&mut self, now: Instant) -> Option<Instant> {
@@ -167,42 +203,46 @@ fn ms(t: Instant) -> u64 {
 
 /// Runs the self-test.
 pub fn run() -> Result<Report, &'static str> {
-    let medium = MEDIUM.init_with(|| Hub::new([ADDR_A, ADDR_B, ADDR_C], FAULTS, 0x5eed));
+    let medium = place(&MEDIUM, || {
+        Hub::new([ADDR_A, ADDR_B, ADDR_C], FAULTS, 0x5eed)
+    });
     let mut rx = TCP_RX_BUFFERS.take().iter_mut();
     let mut tx = TCP_TX_BUFFERS.take().iter_mut();
     let now = Instant::ZERO;
 
-    let links = LINKS.init_with(|| [const { LinkSlot::new() }; 2 * ENDPOINT_LINKS + RELAY_LINKS]);
+    let links = fill(LINKS.take(), LinkSlot::new);
     let (a_links, rest) = links.split_at_mut(ENDPOINT_LINKS);
     let (b_links, c_links) = rest.split_at_mut(RELAY_LINKS);
-    let pools = MESSAGE_POOLS.init_with(|| [const { MessageSlot::new() }; 3 * MESSAGES]);
+    let pools = MESSAGE_POOLS.take();
     let (a_pool, rest) = pools.split_at_mut(MESSAGES);
     let (b_pool, c_pool) = rest.split_at_mut(MESSAGES);
     // Fixed identities and counter seeds: see the crate docs.
-    let [a_node, b_node, c_node] = NODES.init_with(|| {
-        [
-            Node::new(
-                node_config(),
-                Identity::from_secret_bytes([1; 32]),
-                [0x41; 32],
-                a_links,
-                a_pool,
-            ),
-            Node::new(
-                node_config(),
-                Identity::from_secret_bytes([2; 32]),
-                [0x42; 32],
-                b_links,
-                b_pool,
-            ),
-            Node::new(
-                node_config(),
-                Identity::from_secret_bytes([3; 32]),
-                [0x43; 32],
-                c_links,
-                c_pool,
-            ),
-        ]
+    let a_node = place(&NODE_A, || {
+        Node::new(
+            node_config(),
+            Identity::from_secret_bytes([1; 32]),
+            [0x41; 32],
+            a_links,
+            a_pool,
+        )
+    });
+    let b_node = place(&NODE_B, || {
+        Node::new(
+            node_config(),
+            Identity::from_secret_bytes([2; 32]),
+            [0x42; 32],
+            b_links,
+            b_pool,
+        )
+    });
+    let c_node = place(&NODE_C, || {
+        Node::new(
+            node_config(),
+            Identity::from_secret_bytes([3; 32]),
+            [0x43; 32],
+            c_links,
+            c_pool,
+        )
     });
     a_node.set_advertised_addresses(now, &[tcp_address(ADDR_A, PORT)]);
     b_node.set_advertised_addresses(now, &[tcp_address(ADDR_B, PORT)]);
@@ -214,10 +254,10 @@ pub fn run() -> Result<Report, &'static str> {
     }
     let (a_id, c_id): (NodeId, NodeId) = (a_node.node_id(), c_node.node_id());
 
-    let storage = SOCKET_STORAGE.init_with(|| [SocketStorage::EMPTY; ALL_SOCKETS]);
+    let storage = fill(SOCKET_STORAGE.take(), || SocketStorage::EMPTY);
     let (a_storage, rest) = storage.split_at_mut(ENDPOINT_SOCKETS);
     let (b_storage, c_storage) = rest.split_at_mut(RELAY_SOCKETS);
-    let slots = SLOTS.init_with(|| [Slot::new(SocketHandle::default()); ALL_SOCKETS]);
+    let slots = fill(SLOTS.take(), || Slot::new(SocketHandle::default()));
     let (a_slots, rest) = slots.split_at_mut(ENDPOINT_SOCKETS);
     let (b_slots, c_slots) = rest.split_at_mut(RELAY_SOCKETS);
     let mut a_sockets = SocketSet::new(a_storage);
@@ -233,6 +273,7 @@ pub fn run() -> Result<Report, &'static str> {
         ..DriverConfig::default()
     };
     let mut a = Station {
+        name: b'A',
         node: a_node,
         iface: interface(medium, 0, ADDR_A),
         sockets: a_sockets,
@@ -240,6 +281,7 @@ pub fn run() -> Result<Report, &'static str> {
         log: Log::default(),
     };
     let mut b = Station {
+        name: b'B',
         node: b_node,
         iface: interface(medium, 1, ADDR_B),
         sockets: b_sockets,
@@ -253,6 +295,7 @@ pub fn run() -> Result<Report, &'static str> {
         log: Log::default(),
     };
     let mut c = Station {
+        name: b'C',
         node: c_node,
         iface: interface(medium, 2, ADDR_C),
         sockets: c_sockets,
@@ -265,7 +308,9 @@ pub fn run() -> Result<Report, &'static str> {
     let mut sent = false;
     let mut replied = false;
     let (mut links_ms, mut circuit_ms) = (None, None);
+    defmt::info!("three nodes built; A and C dial B");
     while now < Instant::ZERO.saturating_add(LIMIT) {
+        crate::logger::set_time_ms(u32::try_from(ms(now)).unwrap_or(u32::MAX));
         a.poll(now, medium, 0);
         b.poll(now, medium, 1);
         c.poll(now, medium, 2);
@@ -273,14 +318,20 @@ pub fn run() -> Result<Report, &'static str> {
 
         if links_ms.is_none() && a.log.links >= 1 && b.log.links >= 2 && c.log.links >= 1 {
             links_ms = Some(ms(now));
+            defmt::info!("links up: A-B and C-B");
         }
         if a.log.circuit_ready && circuit_ms.is_none() {
             circuit_ms = Some(ms(now));
+            defmt::info!("A's circuit to C through B is ready");
         }
         if !sent && a.node.node_table().get(&c_id).is_some() {
             a.node
                 .send_message(now, c_id, MESSAGE)
                 .map_err(|_| "A could not queue the message")?;
+            defmt::info!(
+                "A learned C's descriptor and sent C {=usize} bytes",
+                MESSAGE.len()
+            );
             sent = true;
         }
         if !replied {
@@ -294,6 +345,7 @@ pub fn run() -> Result<Report, &'static str> {
                 c.node
                     .reply(now, to, REPLY)
                     .map_err(|_| "C could not queue the reply")?;
+                defmt::info!("C got the message from an anonymous sender and replied");
                 replied = true;
             }
         }
@@ -311,6 +363,10 @@ pub fn run() -> Result<Report, &'static str> {
                 if b.node.node_table().get(&a_id).is_none() {
                     return Err("B did not learn A's descriptor");
                 }
+                defmt::info!(
+                    "A got C's reply; both ends acknowledged; B relayed; hub {}",
+                    medium.stats()
+                );
                 return Ok(Report {
                     links_ms: links_ms.unwrap_or(0),
                     circuit_ms: circuit_ms.unwrap_or(0),
