@@ -477,7 +477,10 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// Writes whole link messages while the socket has room for one.
+    /// Writes whole link messages while the socket has room for one. Not
+    /// inlined: its message buffer is on the stack only while it runs, not
+    /// under every other call of `poll`.
+    #[inline(never)]
     fn pump_writes<T: NodeIo>(
         &mut self,
         index: usize,

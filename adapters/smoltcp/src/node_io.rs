@@ -57,7 +57,6 @@ where
     S: AsRef<[LinkSlot<RX, TXQ>]> + AsMut<[LinkSlot<RX, TXQ>]>,
     MB: AsRef<[MessageSlot<MSG>]> + AsMut<[MessageSlot<MSG>]>,
 {
-    #[inline(never)]
     fn open_link(
         &mut self,
         now: Instant,
@@ -78,7 +77,6 @@ where
         Node::handle_data(self, now, link, data)
     }
 
-    #[inline(never)]
     fn handle_transport_closed(
         &mut self,
         now: Instant,
@@ -92,27 +90,22 @@ where
         Node::handle_timeout(self, now);
     }
 
-    #[inline(never)]
     fn dial_failed(&mut self, now: Instant, request: &DialRequest) {
         Node::dial_failed(self, now, request);
     }
 
-    #[inline(never)]
     fn poll_link_transmit(&mut self, now: Instant, link: LinkId, buf: &mut [u8]) -> Option<usize> {
         Node::poll_link_transmit(self, now, link, buf)
     }
 
-    #[inline(never)]
     fn poll_event(&mut self) -> Option<Event> {
         Node::poll_event(self)
     }
 
-    #[inline(never)]
     fn poll_dial(&mut self) -> Option<DialRequest> {
         Node::poll_dial(self)
     }
 
-    #[inline(never)]
     fn poll_timeout(&self) -> Option<Instant> {
         Node::poll_timeout(self)
     }

@@ -21,6 +21,7 @@ mod logger;
 mod profile;
 mod selftest;
 mod stack;
+mod vectors;
 
 use console::{line, Piece::Number as N, Piece::Text as T};
 use cortex_m_rt::entry;

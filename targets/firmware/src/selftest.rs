@@ -98,13 +98,34 @@ const ADDR_B: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 2);
 const ADDR_C: Ipv4Addr = Ipv4Addr::new(10, 3, 0, 2);
 
 /// What a node told its owner, as far as the test cares.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Log {
     links: u32,
     circuit_ready: bool,
     acknowledged: bool,
     failed: bool,
-    received: Option<([u8; MSG], usize, Sender)>,
+    /// The length and sender of the message taken into `message`.
+    received: Option<(usize, Sender)>,
+    message: [u8; MSG],
+}
+
+impl Log {
+    const fn new() -> Self {
+        Log {
+            links: 0,
+            circuit_ready: false,
+            acknowledged: false,
+            failed: false,
+            received: None,
+            message: [0; MSG],
+        }
+    }
+
+    /// The message received, if any.
+    fn message(&self) -> Option<(&[u8], Sender)> {
+        let (len, sender) = self.received?;
+        Some((self.message.get(..len)?, sender))
+    }
 }
 
 struct Station {
@@ -117,7 +138,73 @@ struct Station {
     log: Log,
 }
 
+/// What makes one station (caller storage and settings).
+struct Setup {
+    name: u8,
+    /// Its port of the medium.
+    port: usize,
+    addr: Ipv4Addr,
+    /// Accept links on `PORT` (B), or only dial (A, C).
+    listen: bool,
+    cell: &'static StaticCell<VeilNode>,
+    links: &'static mut [LinkSlot<RX, TXQ>],
+    pool: &'static mut [MessageSlot<MSG>],
+    storage: &'static mut [SocketStorage<'static>],
+    slots: &'static mut [Slot],
+}
+
+/// The socket buffers not handed out yet.
+type Buffers = (
+    core::slice::IterMut<'static, [u8; TCP_RX]>,
+    core::slice::IterMut<'static, [u8; TCP_TX]>,
+);
+
 impl Station {
+    /// Builds the node in its cell, its interface on the medium, and its
+    /// sockets with the next buffers. Not inlined: one copy for three
+    /// stations.
+    #[inline(never)]
+    fn new(setup: Setup, medium: &mut Medium, buffers: &mut Buffers) -> Result<Self, &'static str> {
+        let Setup {
+            name,
+            port,
+            addr,
+            listen,
+            cell,
+            links,
+            pool,
+            storage,
+            slots,
+        } = setup;
+        let key = name - b'A' + 1;
+        let node = place(cell, || {
+            Node::new(
+                node_config(),
+                Identity::from_secret_bytes([key; 32]),
+                [0x40 + key; 32],
+                links,
+                pool,
+            )
+        });
+        node.set_advertised_addresses(Instant::ZERO, &[tcp_address(addr, PORT)]);
+        let mut sockets = SocketSet::new(storage);
+        add_sockets(&mut sockets, slots, &mut buffers.0, &mut buffers.1)?;
+        let config = DriverConfig {
+            listen_port: listen.then_some(PORT),
+            // Distinct per station; a board picks it from its RNG.
+            first_local_port: 50_000 + 1_000 * port as u16,
+            ..DriverConfig::default()
+        };
+        Ok(Station {
+            name,
+            node,
+            iface: interface(medium, port, addr),
+            sockets,
+            driver: Driver::new(config, slots),
+            log: Log::new(),
+        })
+    }
+
     fn poll(&mut self, now: Instant, medium: &mut Medium, port: usize) {
         crate::logger::set_node(self.name);
         let log = &mut self.log;
@@ -133,9 +220,10 @@ impl Station {
                 Event::MessageAcknowledged { .. } => log.acknowledged = true,
                 Event::MessageFailed { .. } => log.failed = true,
                 Event::MessageReceived { .. } => {
-                    let mut buf = [0u8; MSG];
-                    if let Some(m) = node.poll_message(&mut buf) {
-                        log.received = Some((buf, m.len, m.sender));
+                    // Straight into the log: no message-sized buffer on
+                    // the stack, which is deepest here.
+                    if let Some(m) = node.poll_message(&mut log.message) {
+                        log.received = Some((m.len, m.sender));
                     }
                 }
                 _ => {}
@@ -206,8 +294,8 @@ pub fn run() -> Result<Report, &'static str> {
     let medium = place(&MEDIUM, || {
         Hub::new([ADDR_A, ADDR_B, ADDR_C], FAULTS, 0x5eed)
     });
-    let mut rx = TCP_RX_BUFFERS.take().iter_mut();
-    let mut tx = TCP_TX_BUFFERS.take().iter_mut();
+    let rx = TCP_RX_BUFFERS.take().iter_mut();
+    let tx = TCP_TX_BUFFERS.take().iter_mut();
     let now = Instant::ZERO;
 
     let links = fill(LINKS.take(), LinkSlot::new);
@@ -216,92 +304,65 @@ pub fn run() -> Result<Report, &'static str> {
     let pools = MESSAGE_POOLS.take();
     let (a_pool, rest) = pools.split_at_mut(MESSAGES);
     let (b_pool, c_pool) = rest.split_at_mut(MESSAGES);
-    // Fixed identities and counter seeds: see the crate docs.
-    let a_node = place(&NODE_A, || {
-        Node::new(
-            node_config(),
-            Identity::from_secret_bytes([1; 32]),
-            [0x41; 32],
-            a_links,
-            a_pool,
-        )
-    });
-    let b_node = place(&NODE_B, || {
-        Node::new(
-            node_config(),
-            Identity::from_secret_bytes([2; 32]),
-            [0x42; 32],
-            b_links,
-            b_pool,
-        )
-    });
-    let c_node = place(&NODE_C, || {
-        Node::new(
-            node_config(),
-            Identity::from_secret_bytes([3; 32]),
-            [0x43; 32],
-            c_links,
-            c_pool,
-        )
-    });
-    a_node.set_advertised_addresses(now, &[tcp_address(ADDR_A, PORT)]);
-    b_node.set_advertised_addresses(now, &[tcp_address(ADDR_B, PORT)]);
-    c_node.set_advertised_addresses(now, &[tcp_address(ADDR_C, PORT)]);
-    if !a_node.add_bootstrap(tcp_address(ADDR_B, PORT))
-        || !c_node.add_bootstrap(tcp_address(ADDR_B, PORT))
-    {
-        return Err("bootstrap list refused B");
-    }
-    let (a_id, c_id): (NodeId, NodeId) = (a_node.node_id(), c_node.node_id());
-
     let storage = fill(SOCKET_STORAGE.take(), || SocketStorage::EMPTY);
     let (a_storage, rest) = storage.split_at_mut(ENDPOINT_SOCKETS);
     let (b_storage, c_storage) = rest.split_at_mut(RELAY_SOCKETS);
     let slots = fill(SLOTS.take(), || Slot::new(SocketHandle::default()));
     let (a_slots, rest) = slots.split_at_mut(ENDPOINT_SOCKETS);
     let (b_slots, c_slots) = rest.split_at_mut(RELAY_SOCKETS);
-    let mut a_sockets = SocketSet::new(a_storage);
-    add_sockets(&mut a_sockets, a_slots, &mut rx, &mut tx)?;
-    let mut b_sockets = SocketSet::new(b_storage);
-    add_sockets(&mut b_sockets, b_slots, &mut rx, &mut tx)?;
-    let mut c_sockets = SocketSet::new(c_storage);
-    add_sockets(&mut c_sockets, c_slots, &mut rx, &mut tx)?;
-
-    let dialer = |first_local_port| DriverConfig {
-        listen_port: None,
-        first_local_port,
-        ..DriverConfig::default()
-    };
-    let mut a = Station {
-        name: b'A',
-        node: a_node,
-        iface: interface(medium, 0, ADDR_A),
-        sockets: a_sockets,
-        driver: Driver::new(dialer(50_000), a_slots),
-        log: Log::default(),
-    };
-    let mut b = Station {
-        name: b'B',
-        node: b_node,
-        iface: interface(medium, 1, ADDR_B),
-        sockets: b_sockets,
-        driver: Driver::new(
-            DriverConfig {
-                listen_port: Some(PORT),
-                ..dialer(51_000)
-            },
-            b_slots,
-        ),
-        log: Log::default(),
-    };
-    let mut c = Station {
-        name: b'C',
-        node: c_node,
-        iface: interface(medium, 2, ADDR_C),
-        sockets: c_sockets,
-        driver: Driver::new(dialer(52_000), c_slots),
-        log: Log::default(),
-    };
+    let mut buffers = (rx, tx);
+    // Fixed identities and counter seeds: see the crate docs.
+    let mut a = Station::new(
+        Setup {
+            name: b'A',
+            port: 0,
+            addr: ADDR_A,
+            listen: false,
+            cell: &NODE_A,
+            links: a_links,
+            pool: a_pool,
+            storage: a_storage,
+            slots: a_slots,
+        },
+        medium,
+        &mut buffers,
+    )?;
+    let mut b = Station::new(
+        Setup {
+            name: b'B',
+            port: 1,
+            addr: ADDR_B,
+            listen: true,
+            cell: &NODE_B,
+            links: b_links,
+            pool: b_pool,
+            storage: b_storage,
+            slots: b_slots,
+        },
+        medium,
+        &mut buffers,
+    )?;
+    let mut c = Station::new(
+        Setup {
+            name: b'C',
+            port: 2,
+            addr: ADDR_C,
+            listen: false,
+            cell: &NODE_C,
+            links: c_links,
+            pool: c_pool,
+            storage: c_storage,
+            slots: c_slots,
+        },
+        medium,
+        &mut buffers,
+    )?;
+    if !a.node.add_bootstrap(tcp_address(ADDR_B, PORT))
+        || !c.node.add_bootstrap(tcp_address(ADDR_B, PORT))
+    {
+        return Err("bootstrap list refused B");
+    }
+    let (a_id, c_id): (NodeId, NodeId) = (a.node.node_id(), c.node.node_id());
 
     let mut now = now;
     let mut polls = 0u32;
@@ -335,11 +396,11 @@ pub fn run() -> Result<Report, &'static str> {
             sent = true;
         }
         if !replied {
-            if let Some((buf, len, sender)) = &c.log.received {
-                if buf.get(..*len) != Some(MESSAGE) {
+            if let Some((message, sender)) = c.log.message() {
+                if message != MESSAGE {
                     return Err("C received a different message");
                 }
-                let Sender::Anonymous(to) = *sender else {
+                let Sender::Anonymous(to) = sender else {
                     return Err("C learned who sent the message");
                 };
                 c.node
@@ -352,8 +413,8 @@ pub fn run() -> Result<Report, &'static str> {
         if a.log.failed || c.log.failed {
             return Err("a message failed");
         }
-        if let Some((buf, len, sender)) = &a.log.received {
-            if buf.get(..*len) != Some(REPLY) || *sender != Sender::Node(c_id) {
+        if let Some((message, sender)) = a.log.message() {
+            if message != REPLY || sender != Sender::Node(c_id) {
                 return Err("A received a wrong reply");
             }
             if a.log.acknowledged && c.log.acknowledged {
