@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Where the firmware image's flash and static RAM go, by part.
 
-Usage: python3 size_report.py ELF [--crates]   (needs `pip install pyelftools`)
+Usage: python3 size_report.py ELF [--crates]   (needs `pip install pyelftools`
+and arm-none-eabi-c++filt)
 
 Every byte of flash (.vector_table, .text, .rodata, .data's initial values)
 and of static RAM (.data, .bss) is given to exactly one part, so the rows add
@@ -39,6 +40,16 @@ PARTS = {
     "core": "runtime", "compiler_builtins": "runtime", "cortex_m": "runtime",
     "cortex_m_rt": "runtime", "cortex_m_semihosting": "runtime",
     "defmt": "runtime", "critical_section": "runtime", "panic": "runtime",
+    "portable_atomic": "runtime",
+}
+# Static RAM: self-test statics -> what they hold.
+RAM_PARTS = {
+    "NODE_A": "nodes (3 x Node)", "NODE_B": "nodes (3 x Node)", "NODE_C": "nodes (3 x Node)",
+    "LINKS": "link slots (4)", "MESSAGE_POOLS": "message slots (6)",
+    "TCP_RX_BUFFERS": "TCP sockets (5)", "TCP_TX_BUFFERS": "TCP sockets (5)",
+    "SOCKET_STORAGE": "TCP sockets (5)", "SLOTS": "TCP sockets (5)",
+    "MEDIUM": "in-RAM medium", "STATE": "defmt logger", "NOW_MS": "defmt logger",
+    "NODE": "defmt logger",
 }
 CRYPTO = {
     "curve25519_dalek", "ed25519_dalek", "ed25519", "x25519_dalek", "sha2",
@@ -163,6 +174,41 @@ def code_owners(img, lo, size):
     return owner
 
 
+def branch_targets(text, base):
+    """(offset, target address) of every Thumb-2 BL and B.W."""
+    for i in range(0, len(text) - 3, 2):
+        hw1, hw2 = struct.unpack_from("<HH", text, i)
+        if hw1 & 0xF800 != 0xF000 or hw2 & 0xD000 not in (0xD000, 0x9000):
+            continue
+        s = (hw1 >> 10) & 1
+        j1, j2 = (hw2 >> 13) & 1, (hw2 >> 11) & 1
+        i1, i2 = 1 - (j1 ^ s), 1 - (j2 ^ s)
+        off = (s << 24) | (i1 << 23) | (i2 << 22) | ((hw1 & 0x3FF) << 12) | ((hw2 & 0x7FF) << 1)
+        if s:
+            off -= 1 << 25
+        yield i, base + i + 4 + off
+
+
+def code_references(text):
+    """(offset, value) of every 32-bit value the code can load: aligned
+    literal-pool words and MOVW/MOVT pairs (Thumb-2, same register, at most
+    16 instructions apart)."""
+    for i in range(0, len(text) - 3, 2):
+        yield i, struct.unpack_from("<I", text, i)[0]
+    movw = {}  # register -> (offset, low half)
+    for i in range(0, len(text) - 3, 2):
+        hw1, hw2 = struct.unpack_from("<HH", text, i)
+        op = hw1 & 0xFBF0
+        if op not in (0xF240, 0xF2C0) or hw2 & 0x8000:
+            continue
+        imm = ((hw1 & 0xF) << 12) | (((hw1 >> 10) & 1) << 11) | (((hw2 >> 12) & 7) << 8) | (hw2 & 0xFF)
+        rd = (hw2 >> 8) & 0xF
+        if op == 0xF240:
+            movw[rd] = (i, imm)
+        elif rd in movw and i - movw[rd][0] <= 64:
+            yield movw[rd][0], (imm << 16) | movw[rd][1]
+
+
 def main():
     path = sys.argv[1]
     by_crate = "--crates" in sys.argv
@@ -175,7 +221,6 @@ def main():
     bss_lo, bss_size, _ = img.section(".bss")
 
     flash = collections.Counter()
-    rodata_by = collections.Counter()
     flash["runtime"] += vec_size  # the vector table (cortex-m-rt)
 
     # Code.
@@ -186,8 +231,19 @@ def main():
             for i in range(addr - text_lo, min(addr - text_lo + size, text_size)):
                 if owner[i] is None:
                     owner[i] = crate
-    # Outlined fragments (the machine outliner's, no size, no debug info)
-    # and anything else unnamed: give each gap to the code just before it,
+    # Fragments the machine outliner made (shared tails of code, no debug
+    # info) count for the crate that calls them most.
+    outlined = {a: size for a, size, n in syms if n.startswith("OUTLINED_FUNCTION")}
+    callers = collections.defaultdict(collections.Counter)
+    for i, target in branch_targets(text, text_lo):
+        if target in outlined and owner[i] is not None:
+            callers[target][owner[i]] += 1
+    for a, size in outlined.items():
+        if callers[a]:
+            crate = callers[a].most_common(1)[0][0]
+            for i in range(a - text_lo, min(a - text_lo + size, text_size)):
+                owner[i] = crate
+    # Anything else unnamed: give each gap to the code just before it,
     # except for zero padding between functions.
     last = None
     for i in range(text_size):
@@ -199,10 +255,10 @@ def main():
     for o in owner:
         flash[o if by_crate else part(o) if o != "padding" else "padding"] += 1
 
-    # Constants: referenced from code (literal pools) or from other constants.
+    # Constants: referenced from code (literal pools, MOVW/MOVT pairs) or
+    # from other constants.
     refs = collections.defaultdict(set)  # rodata address -> referring crates
-    for i in range(0, text_size - 3, 2):
-        (v,) = struct.unpack_from("<I", text, i)
+    for i, v in code_references(text):
         if ro_lo <= v < ro_lo + ro_size:
             refs[v].add(owner[i])
     named = {a: crate_of_symbol(n) for a, s, n in syms if ro_lo <= a < ro_lo + ro_size}
@@ -226,19 +282,17 @@ def main():
         # Shared by several crates: the first in name order, so runs repeat.
         crate = sorted(crates)[0]
         flash[crate if by_crate else part(crate)] += end - a
-        if "--rodata" in sys.argv:
-            rodata_by[crate] += end - a
-            if end - a >= 64 and "--spans" in sys.argv:
-                print("span %x %d %s" % (a, end - a, sorted(crates)))
 
-    if rodata_by:
-        print("rodata", rodata_by.most_common())
     ram = collections.Counter()
     covered = 0
     for addr, size, name in syms:
         for lo, sz in ((data_lo, data_size), (bss_lo, bss_size)):
             if size and lo <= addr < lo + sz:
-                label = name.split("::")[-1] if name.startswith("veil_firmware") else part(crate_of_symbol(name))
+                if name.startswith("veil_firmware"):
+                    label = name.split("::")[-1]
+                    label = label if by_crate else RAM_PARTS.get(label, label)
+                else:
+                    label = part(crate_of_symbol(name))
                 ram[label] += size
                 covered += size
     ram["padding"] += data_size + bss_size - covered
