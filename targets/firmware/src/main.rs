@@ -7,7 +7,9 @@
 //! only B's address. They complete Noise link handshakes over smoltcp TCP,
 //! exchange signed descriptors, A builds a circuit A → B → C (one relay)
 //! and sends C a message; C answers over the same circuit. The result goes
-//! out through semihosting (`PASS` / `FAIL: …`) and as QEMU's exit code.
+//! out on the semihosting console as plain text (`PASS` / `FAIL: …`) and as
+//! QEMU's exit code; the core, the adapter and the self-test log through
+//! defmt to a host file (`logger`).
 //!
 //! Entropy: the self-test uses fixed identities and counter-based seeds
 //! (a real board seeds from its hardware RNG), so every run is identical.

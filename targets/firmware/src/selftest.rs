@@ -41,11 +41,11 @@ pub struct Report {
 }
 
 // Everything big lives in static RAM (.bss), fixed at link time, and is
-// built in place at boot: a value that is not all zero bytes would need a
-// flash image of itself in .data, and one built on the stack and then moved
-// would need as much stack. So storage starts as empty `heapless::Vec`s (all
-// zero, .bss) that are filled one element at a time, and the nodes are
-// written straight into their cells.
+// built at boot: a value that is not all zero bytes would need a flash image
+// of itself in .data, and a whole array built on the stack and then moved
+// would need as much stack. So arrays start as empty `heapless::Vec`s (all
+// zero, .bss) filled one element at a time, and each node is built by
+// `place`, whose frame is gone before the main loop runs.
 const ALL_LINKS: usize = 2 * ENDPOINT_LINKS + RELAY_LINKS;
 static LINKS: ConstStaticCell<Vec<LinkSlot<RX, TXQ>, ALL_LINKS>> = ConstStaticCell::new(Vec::new());
 static MESSAGE_POOLS: ConstStaticCell<[MessageSlot<MSG>; 3 * MESSAGES]> =
@@ -64,9 +64,9 @@ static TCP_TX_BUFFERS: ConstStaticCell<[[u8; TCP_TX]; ALL_SOCKETS]> =
     ConstStaticCell::new([[0; TCP_TX]; ALL_SOCKETS]);
 static MEDIUM: StaticCell<Medium> = StaticCell::new();
 
-/// Writes `make()` into `cell`. Not inlined, so that the value is built
-/// straight into the cell (the cell is the only pointer to it here), not on
-/// the caller's stack and then moved.
+/// Writes `make()` into `cell`. LLVM builds the value in a temporary and
+/// copies it (11 KiB for a node); not inlined, so that temporary lives in
+/// this short-lived frame, not in the frame of the caller's main loop.
 #[inline(never)]
 fn place<T>(cell: &'static StaticCell<T>, make: impl FnOnce() -> T) -> &'static mut T {
     cell.uninit().write(make())
