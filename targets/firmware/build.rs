@@ -1,9 +1,16 @@
-//! Puts memory.x where the linker finds it.
+//! Puts memory.x, and the empty device.x that cortex-m-rt's `device`
+//! feature includes (src/vectors.rs holds the interrupt table), where the
+//! linker finds them.
 use std::path::PathBuf;
 
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
     std::fs::copy("memory.x", out.join("memory.x")).expect("memory.x is copied");
+    std::fs::write(
+        out.join("device.x"),
+        "/* Interrupt handlers: none besides DefaultHandler (src/vectors.rs). */\n",
+    )
+    .expect("device.x is written");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory.x");
     println!("cargo:rerun-if-changed=build.rs");

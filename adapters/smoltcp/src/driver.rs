@@ -11,10 +11,12 @@ use veil_core::link::{LinkRole, MIN_TRANSMIT_BUFFER};
 use veil_core::node::{DialRequest, Event, LinkId};
 use veil_core::time::{Duration, Instant};
 
+use crate::logging::{log_info, log_warn};
 use crate::{from_smoltcp_instant, to_smoltcp_instant, NodeIo};
 
 /// Run-time settings of a [`Driver`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DriverConfig {
     /// The TCP port to accept links on; `None` for a node that only dials.
     pub listen_port: Option<u16>,
@@ -61,9 +63,30 @@ pub enum SocketState {
     Closing,
 }
 
+// By hand: the core's `DialRequest` has no `defmt::Format`; its address
+// is what a log reader wants.
+#[cfg(feature = "defmt")]
+impl defmt::Format for SocketState {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        match self {
+            SocketState::Idle => defmt::write!(f, "Idle"),
+            SocketState::Listening => defmt::write!(f, "Listening"),
+            SocketState::Connecting { expected, request } => defmt::write!(
+                f,
+                "Connecting {{ expected: {}, to: {} }}",
+                expected,
+                request.as_ref().map(|r| Peer(r.address.socket))
+            ),
+            SocketState::Linked(link) => defmt::write!(f, "Linked({})", link),
+            SocketState::Closing => defmt::write!(f, "Closing"),
+        }
+    }
+}
+
 /// One socket the driver may use: caller storage, one per socket (see
 /// [`Driver::new`]).
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Slot {
     handle: SocketHandle,
     state: SocketState,
@@ -82,6 +105,7 @@ impl Slot {
 
 /// Why [`Driver::dial`] did not start a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum DialError {
     /// Every socket is in use.
     NoFreeSocket,
@@ -132,7 +156,7 @@ impl<'a> Driver<'a> {
     pub fn socket_of(&self, link: LinkId) -> Option<SocketHandle> {
         self.slots
             .iter()
-            .find(|s| s.state == SocketState::Linked(link))
+            .find(|s| matches!(s.state, SocketState::Linked(l) if l == link))
             .map(|s| s.handle)
     }
 
@@ -160,11 +184,14 @@ impl<'a> Driver<'a> {
         let SocketAddr::V4(v4) = addr else {
             return Err(DialError::Unaddressable);
         };
-        let slot = self
+        let Some(slot) = self
             .slots
             .iter_mut()
-            .find(|s| s.state == SocketState::Idle)
-            .ok_or(DialError::NoFreeSocket)?;
+            .find(|s| matches!(s.state, SocketState::Idle))
+        else {
+            log_warn!("dial {}: no free socket", Peer(addr));
+            return Err(DialError::NoFreeSocket);
+        };
         let local_port = self.next_local_port;
         self.next_local_port = match self.next_local_port.checked_add(1) {
             Some(p) => p,
@@ -172,9 +199,14 @@ impl<'a> Driver<'a> {
         };
         let socket = sockets.get_mut::<tcp::Socket>(slot.handle);
         configure(socket, &self.config);
-        socket
+        if socket
             .connect(iface.context(), IpEndpoint::from(v4), local_port)
-            .map_err(|_| DialError::Unaddressable)?;
+            .is_err()
+        {
+            log_warn!("dial {}: no route or source address", Peer(addr));
+            return Err(DialError::Unaddressable);
+        }
+        log_info!("{}: connecting to {}", slot.handle, Peer(addr));
         slot.state = SocketState::Connecting { expected, request };
         Ok(())
     }
@@ -268,8 +300,12 @@ impl<'a> Driver<'a> {
                     tcp::State::Listen | tcp::State::SynReceived => {}
                     tcp::State::Established => {
                         slot.state = match node.open_link(now, LinkRole::Responder, None) {
-                            Ok(link) => SocketState::Linked(link),
-                            Err(_) => {
+                            Ok(link) => {
+                                log_info!("{}: accepted, {}", slot.handle, link);
+                                SocketState::Linked(link)
+                            }
+                            Err(e) => {
+                                log_warn!("{}: accepted, but the node refused: {}", slot.handle, e);
                                 socket.abort();
                                 SocketState::Closing
                             }
@@ -284,8 +320,16 @@ impl<'a> Driver<'a> {
                     tcp::State::SynSent | tcp::State::SynReceived => {}
                     tcp::State::Established => {
                         slot.state = match node.open_link(now, LinkRole::Initiator, expected) {
-                            Ok(link) => SocketState::Linked(link),
-                            Err(_) => {
+                            Ok(link) => {
+                                log_info!("{}: connected, {}", slot.handle, link);
+                                SocketState::Linked(link)
+                            }
+                            Err(e) => {
+                                log_warn!(
+                                    "{}: connected, but the node refused: {}",
+                                    slot.handle,
+                                    e
+                                );
                                 if let Some(request) = request {
                                     node.dial_failed(now, &request);
                                 }
@@ -295,6 +339,7 @@ impl<'a> Driver<'a> {
                         };
                     }
                     _ => {
+                        log_warn!("{}: connect failed ({})", slot.handle, state);
                         if let Some(request) = request {
                             node.dial_failed(now, &request);
                         }
@@ -306,6 +351,7 @@ impl<'a> Driver<'a> {
                     // Ended: reset or timed out, or the peer's FIN with
                     // every byte before it consumed.
                     if state == tcp::State::Closed || !socket.may_recv() {
+                        log_info!("{}: TCP ended ({}) under {}", slot.handle, state, link);
                         // The link may be gone already; nothing to tell then.
                         let _ = node.handle_transport_closed(now, link);
                         socket.close();
@@ -314,7 +360,7 @@ impl<'a> Driver<'a> {
                 }
                 SocketState::Closing => {}
             }
-            if slot.state == SocketState::Closing && !socket.is_open() {
+            if matches!(slot.state, SocketState::Closing) && !socket.is_open() {
                 slot.state = SocketState::Idle;
             }
         }
@@ -325,10 +371,18 @@ impl<'a> Driver<'a> {
         let Some(port) = self.config.listen_port else {
             return;
         };
-        if self.slots.iter().any(|s| s.state == SocketState::Listening) {
+        if self
+            .slots
+            .iter()
+            .any(|s| matches!(s.state, SocketState::Listening))
+        {
             return;
         }
-        if let Some(slot) = self.slots.iter_mut().find(|s| s.state == SocketState::Idle) {
+        if let Some(slot) = self
+            .slots
+            .iter_mut()
+            .find(|s| matches!(s.state, SocketState::Idle))
+        {
             let socket = sockets.get_mut::<tcp::Socket>(slot.handle);
             configure(socket, &self.config);
             if socket.listen(port).is_ok() {
@@ -364,7 +418,7 @@ impl<'a> Driver<'a> {
     /// `Close` frame) goes first, then a FIN.
     fn close_link_socket(&mut self, link: LinkId, sockets: &mut SocketSet<'_>) {
         for slot in self.slots.iter_mut() {
-            if slot.state == SocketState::Linked(link) {
+            if matches!(slot.state, SocketState::Linked(l) if l == link) {
                 sockets.get_mut::<tcp::Socket>(slot.handle).close();
                 slot.state = SocketState::Closing;
             }
@@ -409,7 +463,8 @@ impl<'a> Driver<'a> {
                         }
                     }
                 }
-                Ok(Err(_)) => {
+                Ok(Err(e)) => {
+                    log_warn!("{}: {}; aborting the socket", slot.handle, e);
                     // The node no longer knows the link: drop the socket.
                     sockets.get_mut::<tcp::Socket>(slot.handle).abort();
                     if let Some(slot) = self.slots.get_mut(index) {
@@ -422,7 +477,10 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// Writes whole link messages while the socket has room for one.
+    /// Writes whole link messages while the socket has room for one. Not
+    /// inlined: its message buffer is on the stack only while it runs, not
+    /// under every other call of `poll`.
+    #[inline(never)]
     fn pump_writes<T: NodeIo>(
         &mut self,
         index: usize,
@@ -469,6 +527,23 @@ impl<'a> Driver<'a> {
                     let _ = socket.send_slice(buf.get(..n).unwrap_or_default());
                 }
             }
+        }
+    }
+}
+
+/// A socket address, for log lines (read only by defmt).
+#[cfg_attr(not(feature = "defmt"), allow(dead_code))]
+struct Peer(SocketAddr);
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Peer {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        match self.0 {
+            SocketAddr::V4(v4) => {
+                let [a, b, c, d] = v4.ip().octets();
+                defmt::write!(f, "{}.{}.{}.{}:{}", a, b, c, d, v4.port());
+            }
+            SocketAddr::V6(v6) => defmt::write!(f, "[{=[u8]:x}]:{}", v6.ip().octets(), v6.port()),
         }
     }
 }

@@ -26,6 +26,11 @@
 //!
 //! Link bytes are those of the std node: the core writes them, this crate
 //! only carries them.
+//!
+//! With the `defmt` feature the driver logs what happens to its sockets
+//! (accepted, connected, failed, ended) through defmt, turns on the core's
+//! defmt logging (links established and closed) and derives
+//! `defmt::Format` for this crate's types.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -43,6 +48,7 @@
 )]
 
 mod driver;
+mod logging;
 pub mod medium;
 mod node_io;
 

@@ -14,6 +14,7 @@ use smoltcp::time::Instant as NetInstant;
 /// Faults applied to every packet, in parts per thousand. The choices come
 /// from a xorshift generator with the hub's seed, so a run is repeatable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Faults {
     /// Packets lost.
     pub drop_per_mille: u16,
@@ -25,6 +26,7 @@ pub struct Faults {
 
 /// What the hub did, for tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct HubStats {
     /// Packets queued for a port.
     pub delivered: u64,

@@ -67,6 +67,7 @@ where
         Node::open_link_over(self, now, role, expected_peer, Transport::Tcp)
     }
 
+    #[inline(never)]
     fn handle_data(
         &mut self,
         now: Instant,
@@ -84,6 +85,7 @@ where
         Node::handle_transport_closed(self, now, link)
     }
 
+    #[inline(never)]
     fn handle_timeout(&mut self, now: Instant) {
         Node::handle_timeout(self, now);
     }

@@ -4,21 +4,25 @@
 //! handshakes, exchange descriptors, and A sends a message to C over a
 //! circuit through B (one relay); C answers over the same circuit.
 
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use smoltcp::iface::{Config, Interface, SocketSet, SocketStorage};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{HardwareAddress, IpCidr, Ipv4Address};
 use veil_core::identity::{Identity, NodeId};
+use veil_core::link::{CloseReason, LinkRole};
 use veil_core::message::{MessageSlot, Sender};
 use veil_core::node::{Event, LinkSlot, Node, NodeConfig};
 use veil_core::time::{Duration, Instant};
 use veil_smoltcp::medium::{Faults, Hub};
-use veil_smoltcp::{tcp_address, to_smoltcp_instant, Driver, DriverConfig, Slot};
+use veil_smoltcp::{
+    tcp_address, to_smoltcp_instant, DialError, Driver, DriverConfig, Slot, SocketState,
+};
 
 const RX: usize = 1_100;
-/// A node originates message cells only while a link queue has more than 8
-/// free cells (`ORIGINATE_RESERVE` in the core), so 9 is the least that sends.
+/// Cells per link queue. A node originates message cells only while more
+/// than `min(8, TXQ / 2)` of them (4 here) are free, the rest being for
+/// relayed and control cells (`ORIGINATE_RESERVE` in the core).
 const TXQ: usize = 9;
 const EVENTS: usize = 8;
 const PEERS: usize = 2;
@@ -29,6 +33,11 @@ const LINKS: usize = 4;
 /// Sockets per node: one listener and one per link.
 const SOCKETS: usize = LINKS + 1;
 const PORT: u16 = 7_000;
+const IPS: [Ipv4Addr; 3] = [
+    Ipv4Addr::new(10, 1, 0, 2),
+    Ipv4Addr::new(10, 2, 0, 2),
+    Ipv4Addr::new(10, 3, 0, 2),
+];
 const UNIX_AT_ZERO: u64 = 1_800_000_000;
 
 type TestNode = Node<
@@ -121,23 +130,38 @@ struct Net {
 }
 
 impl Net {
+    /// A and C bootstrap from B (the nodes dial by themselves).
     fn new(faults: Faults) -> Net {
-        let ips = [
-            Ipv4Addr::new(10, 1, 0, 2),
-            Ipv4Addr::new(10, 2, 0, 2),
-            Ipv4Addr::new(10, 3, 0, 2),
-        ];
-        let mut hub = TestHub::new(ips, faults, 0x1234_5678);
-        let now = Instant::ZERO;
-        let stations: Vec<Station> = (0..3).map(|i| station(&mut hub, i, ips[i], now)).collect();
-        let mut net = Net { hub, stations, now };
-        // A and C know only B's address.
+        let mut net = Net::unlinked(faults);
         for i in [0, 2] {
-            assert!(net.stations[i]
-                .node
-                .add_bootstrap(tcp_address(ips[1], PORT)));
+            let b = net.addr(1);
+            assert!(net.stations[i].node.add_bootstrap(b));
         }
         net
+    }
+
+    fn addr(&self, i: usize) -> veil_core::identity::Address {
+        tcp_address(IPS[i], PORT)
+    }
+
+    /// Three nodes that know nobody: links come only from program dials.
+    fn unlinked(faults: Faults) -> Net {
+        let mut hub = TestHub::new(IPS, faults, 0x1234_5678);
+        let now = Instant::ZERO;
+        let stations: Vec<Station> = (0..3).map(|i| station(&mut hub, i, IPS[i], now)).collect();
+        Net { hub, stations, now }
+    }
+
+    /// `Driver::dial` from station `i` to `addr`, expecting `expected`.
+    fn dial(
+        &mut self,
+        i: usize,
+        addr: SocketAddr,
+        expected: Option<NodeId>,
+    ) -> Result<(), DialError> {
+        let st = &mut self.stations[i];
+        st.driver
+            .dial(&mut st.iface, &mut st.sockets, addr, expected)
     }
 
     fn id(&self, i: usize) -> NodeId {
@@ -343,4 +367,147 @@ fn a_closed_link_closes_its_socket_and_the_peer_sees_it() {
         "B sees A's link close"
     );
     assert!(net.stations[0].driver.socket_of(link).is_none());
+}
+
+fn linked_as(st: &Station, peer: NodeId, role: LinkRole) -> bool {
+    st.events.iter().any(
+        |e| matches!(e, Event::LinkEstablished { peer: p, role: r, .. } if *p == peer && *r == role),
+    )
+}
+
+#[test]
+fn a_program_dial_opens_an_initiator_link_and_carries_a_circuit() {
+    // Nobody bootstraps: every link here is one the program dialled.
+    let mut net = Net::unlinked(Faults::default());
+    let (a, b, c) = (net.id(0), net.id(1), net.id(2));
+    let to_b = SocketAddr::V4(SocketAddrV4::new(IPS[1], PORT));
+    // One poll first, so that B listens. B has one listening socket (smoltcp
+    // has no accept backlog): A's connection, then C's.
+    net.step();
+    net.dial(0, to_b, Some(b)).unwrap();
+    assert!(net.stations[0].driver.sockets().any(
+        |(_, s)| matches!(s, SocketState::Connecting { expected: Some(p), request: None } if p == b)
+    ));
+    assert!(
+        net.run_until(Duration::from_secs(10), |n| {
+            linked_as(&n.stations[0], b, LinkRole::Initiator)
+                && linked_as(&n.stations[1], a, LinkRole::Responder)
+        }),
+        "A's program-dialled link established within 10 s"
+    );
+    net.dial(2, to_b, Some(b)).unwrap();
+    assert!(
+        net.run_until(Duration::from_secs(10), |n| {
+            linked_as(&n.stations[2], b, LinkRole::Initiator)
+                && linked_as(&n.stations[1], c, LinkRole::Responder)
+        }),
+        "C's program-dialled link established within 10 s"
+    );
+    let link = net.stations[0]
+        .node
+        .links()
+        .find(|l| l.peer == Some(b))
+        .unwrap()
+        .link;
+    assert!(net.stations[0].driver.socket_of(link).is_some());
+    // The links carry the protocol: descriptors, then a circuit A -> B -> C.
+    assert!(
+        net.run_until(Duration::from_secs(30), |n| {
+            n.stations[0].node.node_table().get(&c).is_some()
+        }),
+        "A learned C through B"
+    );
+    let now = net.now;
+    net.stations[0]
+        .node
+        .send_message(now, c, b"dialled")
+        .unwrap();
+    assert!(
+        net.run_until(Duration::from_secs(30), |n| !n.stations[2]
+            .received
+            .is_empty()),
+        "message delivered over the program-dialled links"
+    );
+    assert_eq!(net.stations[2].received[0].0, b"dialled");
+}
+
+#[test]
+fn a_program_dial_to_the_wrong_node_is_refused_by_the_handshake() {
+    let mut net = Net::unlinked(Faults::default());
+    let c = net.id(2);
+    // B answers at this address, but A expects C there.
+    let to_b = SocketAddr::V4(SocketAddrV4::new(IPS[1], PORT));
+    net.step();
+    net.dial(0, to_b, Some(c)).unwrap();
+    assert!(
+        net.run_until(Duration::from_secs(10), |n| n.stations[0]
+            .events
+            .iter()
+            .any(|e| matches!(
+                e,
+                Event::LinkClosed {
+                    reason: CloseReason::IdentityMismatch,
+                    ..
+                }
+            ))),
+        "A closes the link with IdentityMismatch: {:#?}",
+        net.stations[0].events
+    );
+    assert!(!net.stations[0]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::LinkEstablished { .. })));
+    // The socket is given back once TCP has closed.
+    assert!(
+        net.run_until(Duration::from_secs(10), |n| n.stations[0]
+            .driver
+            .sockets()
+            .all(|(_, s)| matches!(s, SocketState::Idle | SocketState::Listening))),
+        "{:?}",
+        net.stations[0].driver.sockets().collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_program_dial_that_tcp_refuses_frees_its_socket() {
+    let mut net = Net::unlinked(Faults::default());
+    // Nothing listens on B's port 7001: B answers the SYN with a reset.
+    let closed_port = SocketAddr::V4(SocketAddrV4::new(IPS[1], PORT + 1));
+    net.step();
+    net.dial(0, closed_port, None).unwrap();
+    assert!(
+        net.run_until(Duration::from_secs(10), |n| {
+            !n.stations[0]
+                .driver
+                .sockets()
+                .any(|(_, s)| matches!(s, SocketState::Connecting { .. }))
+        }),
+        "the connect ended"
+    );
+    assert!(
+        net.run_until(Duration::from_secs(5), |n| n.stations[0]
+            .driver
+            .sockets()
+            .all(|(_, s)| matches!(s, SocketState::Idle | SocketState::Listening))),
+        "the socket is free again"
+    );
+    assert!(
+        net.stations[0].events.is_empty(),
+        "{:?}",
+        net.stations[0].events
+    );
+}
+
+#[test]
+fn program_dials_report_why_they_cannot_start() {
+    let mut net = Net::unlinked(Faults::default());
+    let v6 = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::LOCALHOST, PORT, 0, 0));
+    assert_eq!(net.dial(0, v6, None), Err(DialError::Unaddressable));
+    // Before the first poll no socket listens: all SOCKETS can dial, the
+    // next finds none free.
+    let to_b = SocketAddr::V4(SocketAddrV4::new(IPS[1], PORT));
+    for _ in 0..SOCKETS {
+        net.dial(0, to_b, None).unwrap();
+    }
+    assert_eq!(net.dial(0, to_b, None), Err(DialError::NoFreeSocket));
 }

@@ -7,7 +7,9 @@
 //! only B's address. They complete Noise link handshakes over smoltcp TCP,
 //! exchange signed descriptors, A builds a circuit A → B → C (one relay)
 //! and sends C a message; C answers over the same circuit. The result goes
-//! out through semihosting (`PASS` / `FAIL: …`) and as QEMU's exit code.
+//! out on the semihosting console as plain text (`PASS` / `FAIL: …`) and as
+//! QEMU's exit code; the core, the adapter and the self-test log through
+//! defmt to a host file (`logger`).
 //!
 //! Entropy: the self-test uses fixed identities and counter-based seeds
 //! (a real board seeds from its hardware RNG), so every run is identical.
@@ -16,32 +18,40 @@
 #![no_std]
 #![no_main]
 
+mod console;
+mod logger;
 mod profile;
 mod selftest;
 mod stack;
+mod vectors;
 
+use console::{line, Piece::Number as N, Piece::Text as T};
 use cortex_m_rt::entry;
-use cortex_m_semihosting::{debug, hprintln};
+use cortex_m_semihosting::debug;
 
 #[entry]
 fn main() -> ! {
     let outcome = selftest::run();
     let stack = stack::high_water_mark();
-    hprintln!("stack high-water mark: {} bytes", stack);
+    line(&[T("stack high-water mark: "), N(stack as u64), T(" bytes")]);
     match outcome {
         Ok(report) => {
-            hprintln!(
-                "links up after {} ms, circuit ready after {} ms, message and reply after {} ms (simulated); {} polls",
-                report.links_ms,
-                report.circuit_ms,
-                report.done_ms,
-                report.polls
-            );
-            hprintln!("PASS");
+            line(&[
+                T("links up after "),
+                N(report.links_ms),
+                T(" ms, circuit ready after "),
+                N(report.circuit_ms),
+                T(" ms, message and reply after "),
+                N(report.done_ms),
+                T(" ms (simulated); "),
+                N(report.polls.into()),
+                T(" polls"),
+            ]);
+            line(&[T("PASS")]);
             debug::exit(debug::EXIT_SUCCESS);
         }
         Err(why) => {
-            hprintln!("FAIL: {}", why);
+            line(&[T("FAIL: "), T(why)]);
             debug::exit(debug::EXIT_FAILURE);
         }
     }
@@ -51,7 +61,15 @@ fn main() -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    hprintln!("FAIL: panic: {}", info);
+    match info.location() {
+        Some(at) => line(&[
+            T("FAIL: panic at "),
+            T(at.file()),
+            T(":"),
+            N(at.line().into()),
+        ]),
+        None => line(&[T("FAIL: panic")]),
+    }
     debug::exit(debug::EXIT_FAILURE);
     #[allow(clippy::empty_loop)]
     loop {}

@@ -4,6 +4,7 @@
 
 use core::net::Ipv4Addr;
 
+use heapless::Vec;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{HardwareAddress, IpCidr, Ipv4Address};
@@ -39,21 +40,52 @@ pub struct Report {
     pub polls: u32,
 }
 
-// Everything big lives in static RAM (.bss), fixed at link time. Values
-// that are not all zero bytes are built at boot (`init_with`), so that they
-// take no flash for an initialiser.
-static LINKS: StaticCell<[LinkSlot<RX, TXQ>; 2 * ENDPOINT_LINKS + RELAY_LINKS]> = StaticCell::new();
-static MESSAGE_POOLS: StaticCell<[MessageSlot<MSG>; 3 * MESSAGES]> = StaticCell::new();
-static NODES: StaticCell<[VeilNode; 3]> = StaticCell::new();
-static SOCKET_STORAGE: StaticCell<[SocketStorage<'static>; ALL_SOCKETS]> = StaticCell::new();
-static SLOTS: StaticCell<[Slot; ALL_SOCKETS]> = StaticCell::new();
+// Everything big lives in static RAM (.bss), fixed at link time, and is
+// built at boot: a value that is not all zero bytes would need a flash image
+// of itself in .data, and a whole array built on the stack and then moved
+// would need as much stack. So arrays start as empty `heapless::Vec`s (all
+// zero, .bss) filled one element at a time, and each node is built by
+// `place`, whose frame is gone before the main loop runs.
+const ALL_LINKS: usize = 2 * ENDPOINT_LINKS + RELAY_LINKS;
+static LINKS: ConstStaticCell<Vec<LinkSlot<RX, TXQ>, ALL_LINKS>> = ConstStaticCell::new(Vec::new());
+static MESSAGE_POOLS: ConstStaticCell<[MessageSlot<MSG>; 3 * MESSAGES]> =
+    ConstStaticCell::new([const { MessageSlot::new() }; 3 * MESSAGES]);
+static NODE_A: StaticCell<VeilNode> = StaticCell::new();
+static NODE_B: StaticCell<VeilNode> = StaticCell::new();
+static NODE_C: StaticCell<VeilNode> = StaticCell::new();
 /// Receive and transmit buffers of every socket of the three nodes.
 const ALL_SOCKETS: usize = 2 * ENDPOINT_SOCKETS + RELAY_SOCKETS;
+static SOCKET_STORAGE: ConstStaticCell<Vec<SocketStorage<'static>, ALL_SOCKETS>> =
+    ConstStaticCell::new(Vec::new());
+static SLOTS: ConstStaticCell<Vec<Slot, ALL_SOCKETS>> = ConstStaticCell::new(Vec::new());
 static TCP_RX_BUFFERS: ConstStaticCell<[[u8; TCP_RX]; ALL_SOCKETS]> =
     ConstStaticCell::new([[0; TCP_RX]; ALL_SOCKETS]);
 static TCP_TX_BUFFERS: ConstStaticCell<[[u8; TCP_TX]; ALL_SOCKETS]> =
     ConstStaticCell::new([[0; TCP_TX]; ALL_SOCKETS]);
 static MEDIUM: StaticCell<Medium> = StaticCell::new();
+
+/// Writes `make()` into `cell`. LLVM builds the value in a temporary and
+/// copies it (11 KiB for a node); not inlined, so that temporary lives in
+/// this short-lived frame, not in the frame of the caller's main loop.
+#[inline(never)]
+fn place<T>(cell: &'static StaticCell<T>, make: impl FnOnce() -> T) -> &'static mut T {
+    cell.uninit().write(make())
+}
+
+/// Fills `storage` with `make()` and hands out its elements.
+#[inline(never)]
+fn fill<T, const N: usize>(
+    storage: &'static mut Vec<T, N>,
+    mut make: impl FnMut() -> T,
+) -> &'static mut [T] {
+    while !storage.is_full() {
+        if storage.push(make()).is_err() {
+            break;
+        }
+    }
+    storage.as_mut_slice()
+}
+
 const FAULTS: Faults = Faults {
     drop_per_mille: 20,
     duplicate_per_mille: 20,
@@ -66,16 +98,39 @@ const ADDR_B: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 2);
 const ADDR_C: Ipv4Addr = Ipv4Addr::new(10, 3, 0, 2);
 
 /// What a node told its owner, as far as the test cares.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Log {
     links: u32,
     circuit_ready: bool,
     acknowledged: bool,
     failed: bool,
-    received: Option<([u8; MSG], usize, Sender)>,
+    /// The length and sender of the message taken into `message`.
+    received: Option<(usize, Sender)>,
+    message: [u8; MSG],
+}
+
+impl Log {
+    const fn new() -> Self {
+        Log {
+            links: 0,
+            circuit_ready: false,
+            acknowledged: false,
+            failed: false,
+            received: None,
+            message: [0; MSG],
+        }
+    }
+
+    /// The message received, if any.
+    fn message(&self) -> Option<(&[u8], Sender)> {
+        let (len, sender) = self.received?;
+        Some((self.message.get(..len)?, sender))
+    }
 }
 
 struct Station {
+    /// `b'A'`, `b'B'` or `b'C'`, for log lines.
+    name: u8,
     node: &'static mut VeilNode,
     iface: Interface,
     sockets: SocketSet<'static>,
@@ -83,8 +138,75 @@ struct Station {
     log: Log,
 }
 
+/// What makes one station (caller storage and settings).
+struct Setup {
+    name: u8,
+    /// Its port of the medium.
+    port: usize,
+    addr: Ipv4Addr,
+    /// Accept links on `PORT` (B), or only dial (A, C).
+    listen: bool,
+    cell: &'static StaticCell<VeilNode>,
+    links: &'static mut [LinkSlot<RX, TXQ>],
+    pool: &'static mut [MessageSlot<MSG>],
+    storage: &'static mut [SocketStorage<'static>],
+    slots: &'static mut [Slot],
+}
+
+/// The socket buffers not handed out yet.
+type Buffers = (
+    core::slice::IterMut<'static, [u8; TCP_RX]>,
+    core::slice::IterMut<'static, [u8; TCP_TX]>,
+);
+
 impl Station {
+    /// Builds the node in its cell, its interface on the medium, and its
+    /// sockets with the next buffers. Not inlined: one copy for three
+    /// stations.
+    #[inline(never)]
+    fn new(setup: Setup, medium: &mut Medium, buffers: &mut Buffers) -> Result<Self, &'static str> {
+        let Setup {
+            name,
+            port,
+            addr,
+            listen,
+            cell,
+            links,
+            pool,
+            storage,
+            slots,
+        } = setup;
+        let key = name - b'A' + 1;
+        let node = place(cell, || {
+            Node::new(
+                node_config(),
+                Identity::from_secret_bytes([key; 32]),
+                [0x40 + key; 32],
+                links,
+                pool,
+            )
+        });
+        node.set_advertised_addresses(Instant::ZERO, &[tcp_address(addr, PORT)]);
+        let mut sockets = SocketSet::new(storage);
+        add_sockets(&mut sockets, slots, &mut buffers.0, &mut buffers.1)?;
+        let config = DriverConfig {
+            listen_port: listen.then_some(PORT),
+            // Distinct per station; a board picks it from its RNG.
+            first_local_port: 50_000 + 1_000 * port as u16,
+            ..DriverConfig::default()
+        };
+        Ok(Station {
+            name,
+            node,
+            iface: interface(medium, port, addr),
+            sockets,
+            driver: Driver::new(config, slots),
+            log: Log::new(),
+        })
+    }
+
     fn poll(&mut self, now: Instant, medium: &mut Medium, port: usize) {
+        crate::logger::set_node(self.name);
         let log = &mut self.log;
         self.driver.poll(
             now,
@@ -98,14 +220,16 @@ impl Station {
                 Event::MessageAcknowledged { .. } => log.acknowledged = true,
                 Event::MessageFailed { .. } => log.failed = true,
                 Event::MessageReceived { .. } => {
-                    let mut buf = [0u8; MSG];
-                    if let Some(m) = node.poll_message(&mut buf) {
-                        log.received = Some((buf, m.len, m.sender));
+                    // Straight into the log: no message-sized buffer on
+                    // the stack, which is deepest here.
+                    if let Some(m) = node.poll_message(&mut log.message) {
+                        log.received = Some((m.len, m.sender));
                     }
                 }
                 _ => {}
             },
         );
+        crate::logger::set_node(b'-');
     }
 
     fn poll_at(&mut self, now: Instant) -> Option<Instant> {
@@ -167,105 +291,87 @@ fn ms(t: Instant) -> u64 {
 
 /// Runs the self-test.
 pub fn run() -> Result<Report, &'static str> {
-    let medium = MEDIUM.init_with(|| Hub::new([ADDR_A, ADDR_B, ADDR_C], FAULTS, 0x5eed));
-    let mut rx = TCP_RX_BUFFERS.take().iter_mut();
-    let mut tx = TCP_TX_BUFFERS.take().iter_mut();
+    let medium = place(&MEDIUM, || {
+        Hub::new([ADDR_A, ADDR_B, ADDR_C], FAULTS, 0x5eed)
+    });
+    let rx = TCP_RX_BUFFERS.take().iter_mut();
+    let tx = TCP_TX_BUFFERS.take().iter_mut();
     let now = Instant::ZERO;
 
-    let links = LINKS.init_with(|| [const { LinkSlot::new() }; 2 * ENDPOINT_LINKS + RELAY_LINKS]);
+    let links = fill(LINKS.take(), LinkSlot::new);
     let (a_links, rest) = links.split_at_mut(ENDPOINT_LINKS);
     let (b_links, c_links) = rest.split_at_mut(RELAY_LINKS);
-    let pools = MESSAGE_POOLS.init_with(|| [const { MessageSlot::new() }; 3 * MESSAGES]);
+    let pools = MESSAGE_POOLS.take();
     let (a_pool, rest) = pools.split_at_mut(MESSAGES);
     let (b_pool, c_pool) = rest.split_at_mut(MESSAGES);
+    let storage = fill(SOCKET_STORAGE.take(), || SocketStorage::EMPTY);
+    let (a_storage, rest) = storage.split_at_mut(ENDPOINT_SOCKETS);
+    let (b_storage, c_storage) = rest.split_at_mut(RELAY_SOCKETS);
+    let slots = fill(SLOTS.take(), || Slot::new(SocketHandle::default()));
+    let (a_slots, rest) = slots.split_at_mut(ENDPOINT_SOCKETS);
+    let (b_slots, c_slots) = rest.split_at_mut(RELAY_SOCKETS);
+    let mut buffers = (rx, tx);
     // Fixed identities and counter seeds: see the crate docs.
-    let [a_node, b_node, c_node] = NODES.init_with(|| {
-        [
-            Node::new(
-                node_config(),
-                Identity::from_secret_bytes([1; 32]),
-                [0x41; 32],
-                a_links,
-                a_pool,
-            ),
-            Node::new(
-                node_config(),
-                Identity::from_secret_bytes([2; 32]),
-                [0x42; 32],
-                b_links,
-                b_pool,
-            ),
-            Node::new(
-                node_config(),
-                Identity::from_secret_bytes([3; 32]),
-                [0x43; 32],
-                c_links,
-                c_pool,
-            ),
-        ]
-    });
-    a_node.set_advertised_addresses(now, &[tcp_address(ADDR_A, PORT)]);
-    b_node.set_advertised_addresses(now, &[tcp_address(ADDR_B, PORT)]);
-    c_node.set_advertised_addresses(now, &[tcp_address(ADDR_C, PORT)]);
-    if !a_node.add_bootstrap(tcp_address(ADDR_B, PORT))
-        || !c_node.add_bootstrap(tcp_address(ADDR_B, PORT))
+    let mut a = Station::new(
+        Setup {
+            name: b'A',
+            port: 0,
+            addr: ADDR_A,
+            listen: false,
+            cell: &NODE_A,
+            links: a_links,
+            pool: a_pool,
+            storage: a_storage,
+            slots: a_slots,
+        },
+        medium,
+        &mut buffers,
+    )?;
+    let mut b = Station::new(
+        Setup {
+            name: b'B',
+            port: 1,
+            addr: ADDR_B,
+            listen: true,
+            cell: &NODE_B,
+            links: b_links,
+            pool: b_pool,
+            storage: b_storage,
+            slots: b_slots,
+        },
+        medium,
+        &mut buffers,
+    )?;
+    let mut c = Station::new(
+        Setup {
+            name: b'C',
+            port: 2,
+            addr: ADDR_C,
+            listen: false,
+            cell: &NODE_C,
+            links: c_links,
+            pool: c_pool,
+            storage: c_storage,
+            slots: c_slots,
+        },
+        medium,
+        &mut buffers,
+    )?;
+    if !a.node.add_bootstrap(tcp_address(ADDR_B, PORT))
+        || !c.node.add_bootstrap(tcp_address(ADDR_B, PORT))
     {
         return Err("bootstrap list refused B");
     }
-    let (a_id, c_id): (NodeId, NodeId) = (a_node.node_id(), c_node.node_id());
-
-    let storage = SOCKET_STORAGE.init_with(|| [SocketStorage::EMPTY; ALL_SOCKETS]);
-    let (a_storage, rest) = storage.split_at_mut(ENDPOINT_SOCKETS);
-    let (b_storage, c_storage) = rest.split_at_mut(RELAY_SOCKETS);
-    let slots = SLOTS.init_with(|| [Slot::new(SocketHandle::default()); ALL_SOCKETS]);
-    let (a_slots, rest) = slots.split_at_mut(ENDPOINT_SOCKETS);
-    let (b_slots, c_slots) = rest.split_at_mut(RELAY_SOCKETS);
-    let mut a_sockets = SocketSet::new(a_storage);
-    add_sockets(&mut a_sockets, a_slots, &mut rx, &mut tx)?;
-    let mut b_sockets = SocketSet::new(b_storage);
-    add_sockets(&mut b_sockets, b_slots, &mut rx, &mut tx)?;
-    let mut c_sockets = SocketSet::new(c_storage);
-    add_sockets(&mut c_sockets, c_slots, &mut rx, &mut tx)?;
-
-    let dialer = |first_local_port| DriverConfig {
-        listen_port: None,
-        first_local_port,
-        ..DriverConfig::default()
-    };
-    let mut a = Station {
-        node: a_node,
-        iface: interface(medium, 0, ADDR_A),
-        sockets: a_sockets,
-        driver: Driver::new(dialer(50_000), a_slots),
-        log: Log::default(),
-    };
-    let mut b = Station {
-        node: b_node,
-        iface: interface(medium, 1, ADDR_B),
-        sockets: b_sockets,
-        driver: Driver::new(
-            DriverConfig {
-                listen_port: Some(PORT),
-                ..dialer(51_000)
-            },
-            b_slots,
-        ),
-        log: Log::default(),
-    };
-    let mut c = Station {
-        node: c_node,
-        iface: interface(medium, 2, ADDR_C),
-        sockets: c_sockets,
-        driver: Driver::new(dialer(52_000), c_slots),
-        log: Log::default(),
-    };
+    let (a_id, c_id): (NodeId, NodeId) = (a.node.node_id(), c.node.node_id());
 
     let mut now = now;
     let mut polls = 0u32;
     let mut sent = false;
     let mut replied = false;
     let (mut links_ms, mut circuit_ms) = (None, None);
+    defmt::info!("three nodes built; A and C dial B");
     while now < Instant::ZERO.saturating_add(LIMIT) {
+        crate::logger::set_time_ms(u32::try_from(ms(now)).unwrap_or(u32::MAX));
         a.poll(now, medium, 0);
         b.poll(now, medium, 1);
         c.poll(now, medium, 2);
@@ -273,35 +379,42 @@ pub fn run() -> Result<Report, &'static str> {
 
         if links_ms.is_none() && a.log.links >= 1 && b.log.links >= 2 && c.log.links >= 1 {
             links_ms = Some(ms(now));
+            defmt::info!("links up: A-B and C-B");
         }
         if a.log.circuit_ready && circuit_ms.is_none() {
             circuit_ms = Some(ms(now));
+            defmt::info!("A's circuit to C through B is ready");
         }
         if !sent && a.node.node_table().get(&c_id).is_some() {
             a.node
                 .send_message(now, c_id, MESSAGE)
                 .map_err(|_| "A could not queue the message")?;
+            defmt::info!(
+                "A learned C's descriptor and sent C {=usize} bytes",
+                MESSAGE.len()
+            );
             sent = true;
         }
         if !replied {
-            if let Some((buf, len, sender)) = &c.log.received {
-                if buf.get(..*len) != Some(MESSAGE) {
+            if let Some((message, sender)) = c.log.message() {
+                if message != MESSAGE {
                     return Err("C received a different message");
                 }
-                let Sender::Anonymous(to) = *sender else {
+                let Sender::Anonymous(to) = sender else {
                     return Err("C learned who sent the message");
                 };
                 c.node
                     .reply(now, to, REPLY)
                     .map_err(|_| "C could not queue the reply")?;
+                defmt::info!("C got the message from an anonymous sender and replied");
                 replied = true;
             }
         }
         if a.log.failed || c.log.failed {
             return Err("a message failed");
         }
-        if let Some((buf, len, sender)) = &a.log.received {
-            if buf.get(..*len) != Some(REPLY) || *sender != Sender::Node(c_id) {
+        if let Some((message, sender)) = a.log.message() {
+            if message != REPLY || sender != Sender::Node(c_id) {
                 return Err("A received a wrong reply");
             }
             if a.log.acknowledged && c.log.acknowledged {
@@ -311,6 +424,10 @@ pub fn run() -> Result<Report, &'static str> {
                 if b.node.node_table().get(&a_id).is_none() {
                     return Err("B did not learn A's descriptor");
                 }
+                defmt::info!(
+                    "A got C's reply; both ends acknowledged; B relayed; hub {}",
+                    medium.stats()
+                );
                 return Ok(Report {
                     links_ms: links_ms.unwrap_or(0),
                     circuit_ms: circuit_ms.unwrap_or(0),

@@ -1,5 +1,5 @@
 //! Interop between the no_std smoltcp adapter and the Linux node: a
-//! `veil-smoltcp` node on a TUN device, driven by this test's thread, joins
+//! `veil-smoltcp` node on a TAP device, driven by this test's thread, joins
 //! a network of real `veil node` processes that use the kernel's TCP.
 //!
 //! The test builds its own network namespace, so it never touches the
@@ -7,15 +7,18 @@
 //! and fails, never skips, without them):
 //!
 //! ```text
-//!  test process (host netns)               netns veil-tap-<pid>
-//!  smoltcp 10.200.0.2/24 ── TUN vtap<pid> ── 10.200.0.1/24 (kernel)
-//!                                           lo: 10.1.0.1 … 10.4.0.1
-//!                                           `veil node` i on 10.(i+1).0.1:7000,
-//!                                           control on 127.0.0.1:770(i+1)
+//!  test process (host netns)                     netns veil-tap-<pid>
+//!  smoltcp 10.200.0.2/24 ── TAP vtap<pid> (Ethernet) ── 10.200.0.1/24 (kernel)
+//!  MAC 02:00:5e:00:02:02                          lo: 10.1.0.1 … 10.4.0.1
+//!                                                 `veil node` i on 10.(i+1).0.1:7000,
+//!                                                 control on 127.0.0.1:770(i+1)
 //! ```
 //!
-//! The TUN device is opened here and then moved into the namespace; its
-//! file descriptor keeps working. Every std node has an address in its own
+//! The TAP device is opened here and then moved into the namespace; its
+//! file descriptor keeps working. The smoltcp interface speaks Ethernet on
+//! it (`Medium::Ethernet`, its own MAC address) and resolves the kernel's
+//! address with ARP, as the kernel resolves its; the test checks that the
+//! device is a TAP and that the kernel learned the smoltcp MAC. Every std node has an address in its own
 //! /16, because path selection never puts two hops of a circuit in one.
 //! The `veil` clients (`status`, `listen`, `send`) reach the loopback-only
 //! control sockets by running under `ip netns exec`, while the test thread
@@ -43,7 +46,7 @@ use common::{run, Children, Scratch, VEIL};
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::phy::{Medium, TunTapInterface};
 use smoltcp::socket::tcp;
-use smoltcp::wire::{HardwareAddress, IpCidr, Ipv4Address};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address};
 use veil_core::identity::{Identity, NodeId};
 use veil_core::link::LinkRole;
 use veil_core::message::{MessageSlot, Sender};
@@ -56,6 +59,8 @@ const STD_NODES: usize = 4;
 const PORT: u16 = 7_000;
 const TAP_IP: [u8; 4] = [10, 200, 0, 2];
 const KERNEL_IP: [u8; 4] = [10, 200, 0, 1];
+/// The smoltcp interface's MAC address (locally administered, unicast).
+const TAP_MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x00, 0x02, 0x02];
 /// Every wait is bounded by this; nothing asserts on how long it took.
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -108,11 +113,11 @@ fn require_privileges() {
         .unwrap_or("?");
     assert_eq!(
         euid, "0",
-        "smoltcp_interop must run as root: it creates a network namespace and a TUN device"
+        "smoltcp_interop must run as root: it creates a network namespace and a TAP device"
     );
     assert!(
         Path::new("/dev/net/tun").exists(),
-        "/dev/net/tun is missing: TUN/TAP is needed (load the `tun` module)"
+        "/dev/net/tun is missing: TAP devices are needed (load the `tun` module)"
     );
     let ok = Command::new("ip")
         .arg("-V")
@@ -141,6 +146,17 @@ impl Netns {
         let mut all = vec!["-n", self.0.as_str()];
         all.extend_from_slice(args);
         ip(&all);
+    }
+
+    /// What `ip args…` prints in the namespace.
+    fn ip_output(&self, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["-n", self.0.as_str()])
+            .args(args)
+            .output()
+            .expect("run ip");
+        assert!(out.status.success(), "`ip {}` failed", args.join(" "));
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// `veil args…` inside the namespace (`ip netns exec` execs `veil`, so
@@ -219,7 +235,7 @@ fn spawn_std_node(
     StdNode { id, control, dir }
 }
 
-/// The smoltcp node: the TUN device, the interface, the sockets, the
+/// The smoltcp node: the TAP device, the interface, the sockets, the
 /// driver and the core node, all polled from the test thread.
 struct Station {
     device: TunTapInterface,
@@ -239,11 +255,11 @@ fn random<const N: usize>() -> [u8; N] {
 }
 
 impl Station {
-    /// Opens the TUN device `tun` (in the host namespace: the caller moves
+    /// Opens the TAP device `tap` (in the host namespace: the caller moves
     /// it) and a node that bootstraps from the first std node.
-    fn new(tun: &str) -> Station {
-        let mut device = TunTapInterface::new(tun, Medium::Ip)
-            .unwrap_or_else(|e| panic!("cannot create TUN device {tun}: {e}"));
+    fn new(tap: &str) -> Station {
+        let mut device = TunTapInterface::new(tap, Medium::Ethernet)
+            .unwrap_or_else(|e| panic!("cannot create TAP device {tap}: {e}"));
         // The core's clock starts now; descriptors carry wall-clock times
         // that the std nodes check, so Instant::ZERO is this Unix time.
         let start = std::time::Instant::now();
@@ -251,7 +267,7 @@ impl Station {
             .duration_since(UNIX_EPOCH)
             .expect("clock after 1970")
             .as_secs();
-        let mut config = Config::new(HardwareAddress::Ip);
+        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(TAP_MAC)));
         config.random_seed = u64::from_le_bytes(random());
         let mut iface = Interface::new(
             config,
@@ -348,7 +364,7 @@ impl Station {
             .poll_at(now, &**node, iface, sockets)
             .map_or(cap, |t| t.min(cap));
         let wait = smoltcp::time::Duration::from_micros(next.saturating_since(now).as_micros());
-        smoltcp::phy::wait(self.device.as_raw_fd(), Some(wait)).expect("wait on the TUN device");
+        smoltcp::phy::wait(self.device.as_raw_fd(), Some(wait)).expect("wait on the TAP device");
     }
 
     /// Polls until `done`, at most `limit`.
@@ -455,7 +471,7 @@ fn listened(path: &Path) -> Vec<serde_json::Value> {
 }
 
 #[test]
-fn a_smoltcp_node_on_a_tun_device_builds_circuits_with_linux_nodes() {
+fn a_smoltcp_node_on_a_tap_device_builds_circuits_with_linux_nodes() {
     require_privileges();
     let started = std::time::Instant::now();
     let pid = std::process::id();
@@ -463,13 +479,18 @@ fn a_smoltcp_node_on_a_tun_device_builds_circuits_with_linux_nodes() {
     let scratch = Scratch::new("tap");
     let mut children = Children::default();
 
-    // The TUN device, opened here and moved into the namespace: its kernel
+    // The TAP device, opened here and moved into the namespace: its kernel
     // end gets 10.200.0.1, the smoltcp end is 10.200.0.2.
-    let tun = format!("vtap{pid}");
-    let mut station = Station::new(&tun);
-    ip(&["link", "set", &tun, "netns", &ns.0]);
-    ns.ip(&["addr", "add", "10.200.0.1/24", "dev", &tun]);
-    ns.ip(&["link", "set", &tun, "up"]);
+    let tap = format!("vtap{pid}");
+    let mut station = Station::new(&tap);
+    ip(&["link", "set", &tap, "netns", &ns.0]);
+    ns.ip(&["addr", "add", "10.200.0.1/24", "dev", &tap]);
+    ns.ip(&["link", "set", &tap, "up"]);
+    let details = ns.ip_output(&["-d", "link", "show", &tap]);
+    assert!(
+        details.contains("link/ether") && details.contains("tun type tap"),
+        "{tap} is not an Ethernet TAP device: {details}"
+    );
 
     // Std nodes 0-2 bootstrap from node 0; the destination (node 3) from
     // the smoltcp node, so that the smoltcp node accepts a link from the
@@ -490,7 +511,7 @@ fn a_smoltcp_node_on_a_tun_device_builds_circuits_with_linux_nodes() {
     let tap_id = station.node.node_id();
     let tap_hex = hex::encode(tap_id.as_bytes());
 
-    // Link handshakes over the TUN device both ways (the smoltcp node dials
+    // Link handshakes over the TAP device both ways (the smoltcp node dials
     // std node 0 and accepts the destination) and descriptor exchange: it
     // learns every std node.
     let (first, last) = (std_nodes[0].id, destination.id);
@@ -506,6 +527,16 @@ fn a_smoltcp_node_on_a_tun_device_builds_circuits_with_linux_nodes() {
         "the smoltcp node did not link and learn the std nodes\n{}{}",
         station.report(),
         logs(&std_nodes)
+    );
+    // ARP both ways: the kernel knows the smoltcp MAC for 10.200.0.2 (and
+    // smoltcp found the kernel's, or no TCP segment would have gone out).
+    let mac = TAP_MAC.map(|b| format!("{b:02x}")).join(":");
+    let neighbours = ns.ip_output(&["neigh", "show", "dev", &tap]);
+    assert!(
+        neighbours
+            .lines()
+            .any(|l| l.starts_with("10.200.0.2 ") && l.contains(&mac)),
+        "the kernel did not learn 10.200.0.2 at {mac} by ARP: {neighbours:?}"
     );
     // …and the std nodes see the link and learn the smoltcp node.
     let linked = station.wait_std(&ns, &std_nodes[0], LIMIT, |s| {
@@ -550,7 +581,7 @@ fn a_smoltcp_node_on_a_tun_device_builds_circuits_with_linux_nodes() {
 
     // A message from the smoltcp node over a 3-relay circuit to the last
     // std node, printed there by `veil listen`, acknowledged end to end.
-    let body = b"from smoltcp on a TUN device, through three Linux relays. ".repeat(20);
+    let body = b"from smoltcp on a TAP device, through three Linux relays. ".repeat(20);
     let now = station.now();
     let id = station
         .node
