@@ -277,3 +277,97 @@ impl Dialer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+
+    fn peer() -> NodeId {
+        NodeId([9; 32])
+    }
+
+    fn addresses() -> [Address; 2] {
+        let socket: SocketAddr = "10.1.0.1:7700".parse().unwrap();
+        [
+            Address {
+                transport: Transport::Tcp,
+                socket,
+            },
+            Address {
+                transport: Transport::Quic,
+                socket,
+            },
+        ]
+    }
+
+    fn policy(last_worked: Option<Transport>) -> DialPolicy {
+        DialPolicy {
+            quic: true,
+            race_delay: Duration::from_millis(250),
+            last_worked,
+        }
+    }
+
+    fn transports(dialer: &mut Dialer) -> std::vec::Vec<Transport> {
+        core::iter::from_fn(|| dialer.poll())
+            .map(|r| r.address.transport)
+            .collect()
+    }
+
+    #[test]
+    fn quic_goes_first_and_tcp_is_raced_after_the_head_start() {
+        let mut d = Dialer::new();
+        assert!(d.request(Instant::ZERO, peer(), addresses().into_iter(), policy(None)));
+        assert_eq!(transports(&mut d), [Transport::Quic]);
+        d.on_timeout(Instant::from_micros(249_000), true, Duration::from_secs(30));
+        assert!(transports(&mut d).is_empty(), "not before the head start");
+        d.on_timeout(Instant::from_micros(250_000), true, Duration::from_secs(30));
+        assert_eq!(transports(&mut d), [Transport::Tcp]);
+    }
+
+    #[test]
+    fn a_peer_last_reached_over_tcp_is_dialled_over_tcp_first_with_quic_only_on_failure() {
+        let mut d = Dialer::new();
+        let tcp = Some(Transport::Tcp);
+        assert!(d.request(Instant::ZERO, peer(), addresses().into_iter(), policy(tcp)));
+        assert_eq!(transports(&mut d), [Transport::Tcp]);
+        // No race: QUIC waits for TCP to fail.
+        d.on_timeout(
+            Instant::from_micros(10_000_000),
+            true,
+            Duration::from_secs(30),
+        );
+        assert!(transports(&mut d).is_empty());
+        assert!(d.failed(&peer()), "QUIC is still to be tried");
+        assert_eq!(transports(&mut d), [Transport::Quic]);
+        assert!(!d.failed(&peer()), "both failed: the peer is unreachable");
+        assert!(!d.is_pending(&peer()));
+    }
+
+    #[test]
+    fn a_failed_quic_dial_falls_back_to_tcp_at_once() {
+        let mut d = Dialer::new();
+        assert!(d.request(Instant::ZERO, peer(), addresses().into_iter(), policy(None)));
+        assert_eq!(transports(&mut d), [Transport::Quic]);
+        // Refused well inside the head start: TCP now, not at 250 ms.
+        assert!(d.failed(&peer()));
+        assert_eq!(transports(&mut d), [Transport::Tcp]);
+        // The race timer has nothing left to start.
+        d.on_timeout(Instant::from_micros(250_000), true, Duration::from_secs(30));
+        assert!(transports(&mut d).is_empty());
+        assert!(d.finished(&peer()));
+    }
+
+    #[test]
+    fn without_quic_dials_only_tcp_is_used() {
+        let mut d = Dialer::new();
+        let no_quic = DialPolicy {
+            quic: false,
+            ..policy(None)
+        };
+        assert!(d.request(Instant::ZERO, peer(), addresses().into_iter(), no_quic));
+        assert_eq!(transports(&mut d), [Transport::Tcp]);
+        assert!(!d.failed(&peer()), "no other transport to try");
+    }
+}

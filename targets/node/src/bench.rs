@@ -186,7 +186,9 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     };
     let networks = args.transport.unwrap_or(default).networks();
     if networks.contains(&Transport::Quic) && !cfg!(feature = "quic") {
-        return Err("--transport quic: this veil was built without QUIC (cargo feature `quic`)".into());
+        return Err(
+            "--transport quic: this veil was built without QUIC (cargo feature `quic`)".into(),
+        );
     }
     let mut in_process_runs = Vec::new();
     for transport in networks {

@@ -129,3 +129,179 @@ fn a_circuit_over_quic_links_carries_a_message_and_its_reply() {
     );
     assert_eq!(a.rt.node().circuit_counts().0, 1, "A relays the circuit");
 }
+
+/// Turns `peers` until `done`, or the cap.
+fn drive_until(peers: &mut [&mut Peer], mut done: impl FnMut(&mut [&mut Peer]) -> bool) -> bool {
+    let start = WallInstant::now();
+    while start.elapsed() < CAP {
+        for p in peers.iter_mut() {
+            p.turn();
+        }
+        if done(peers) {
+            return true;
+        }
+    }
+    false
+}
+
+fn acknowledged(p: &Peer, id: veil_core::message::MessageId) -> bool {
+    p.events
+        .iter()
+        .any(|e| matches!(e, Event::MessageAcknowledged { id: i } if *i == id))
+}
+
+#[test]
+fn one_circuit_crosses_a_quic_link_and_a_tcp_link() {
+    // A, B and D speak QUIC; C only TCP. With two relays between A and D
+    // the path is A-B-C-D or A-C-B-D: either way its links are of both
+    // kinds (QUIC between QUIC nodes, TCP wherever C is).
+    let two_relays = NodeConfig {
+        path_relays: 2,
+        ..config()
+    };
+    let quic_node = |secret: u8, ip: &str| {
+        let mut p = Peer::with_config(secret, two_relays, &format!("{ip}:0"));
+        p.rt.listen_quic(format!("{ip}:0").parse().unwrap(), QuicConfig::default())
+            .expect("QUIC socket");
+        p
+    };
+    let mut a = quic_node(31, "127.31.0.1");
+    let mut b = quic_node(32, "127.32.0.1");
+    let tcp_only = NodeConfig {
+        quic_dials: false,
+        ..two_relays
+    };
+    let mut c = Peer::with_config(33, tcp_only, "127.33.0.1:0");
+    let mut d = quic_node(34, "127.34.0.1");
+    // Everyone bootstraps from C, over TCP, the transport every node speaks.
+    let bootstrap = c.rt.local_addr();
+    for p in [&mut a, &mut b, &mut d] {
+        assert!(p.rt.add_bootstrap(bootstrap));
+    }
+    let d_id = d.id();
+    let (b_id, c_id) = (b.id(), c.id());
+    assert!(
+        drive_until(&mut [&mut a, &mut b, &mut c, &mut d], |p| {
+            let t = p[0].rt.node().node_table();
+            t.get(&b_id).is_some() && t.get(&c_id).is_some() && t.get(&d_id).is_some()
+        }),
+        "A never learned everyone"
+    );
+    let now = a.rt.now();
+    let id =
+        a.rt.node_mut()
+            .send_message(now, d_id, b"across both transports")
+            .expect("queued");
+    let mut buf = vec![0u8; 4096];
+    let mut got = None;
+    assert!(
+        drive_until(&mut [&mut a, &mut b, &mut c, &mut d], |p| {
+            if let Some(m) = p[3].rt.node_mut().poll_message(&mut buf) {
+                got = Some(buf[..m.len].to_vec());
+            }
+            acknowledged(p[0], id)
+        }),
+        "the message was not acknowledged; A saw {:?}",
+        a.events
+    );
+    assert_eq!(got.as_deref(), Some(&b"across both transports"[..]));
+    // B and C each relay the circuit, and the circuit's links between them
+    // are of both kinds.
+    assert_eq!(b.rt.node().circuit_counts().0, 1, "B relays it");
+    assert_eq!(c.rt.node().circuit_counts().0, 1, "C relays it");
+    let kinds: std::collections::BTreeSet<_> = [&b, &c]
+        .iter()
+        .flat_map(|p| p.rt.connections())
+        .map(|conn| conn.transport)
+        .collect();
+    assert_eq!(
+        kinds.len(),
+        2,
+        "the relays' links are not of both kinds: {:?} / {:?}",
+        b.rt.connections(),
+        c.rt.connections()
+    );
+    assert!(
+        b.rt.connections()
+            .iter()
+            .any(|c| c.transport == Transport::Quic && c.circuit_streams == 1),
+        "B's QUIC link carries the circuit on a stream of its own: {:?}",
+        b.rt.connections()
+    );
+}
+
+#[test]
+fn a_peer_whose_udp_is_blocked_is_reached_over_tcp_and_remembered() {
+    // B advertises a QUIC address where datagrams vanish (a UDP socket
+    // nobody reads: no answer, no ICMP), as if a firewall dropped UDP. A,
+    // which prefers QUIC, must reach B over TCP after the race delay and
+    // remember that TCP works.
+    let mut a = quic_peer(41, "127.41.0.1");
+    let mut b = Peer::with_config(42, config(), "127.42.0.1:0");
+    let black_hole = std::net::UdpSocket::bind("127.42.0.1:0").expect("UDP socket");
+    let now = b.rt.now();
+    let advertised = [
+        Address {
+            transport: Transport::Tcp,
+            socket: b.rt.local_addr(),
+        },
+        Address {
+            transport: Transport::Quic,
+            socket: black_hole.local_addr().unwrap(),
+        },
+    ];
+    b.rt.node_mut().set_advertised_addresses(now, &advertised);
+    // A learns B's descriptor from a third node both bootstrap from.
+    let mut m = quic_peer(43, "127.43.0.1");
+    assert!(a.rt.add_bootstrap(m.rt.local_addr()));
+    assert!(b.rt.add_bootstrap(m.rt.local_addr()));
+    let b_id = b.id();
+    assert!(
+        drive_until(&mut [&mut a, &mut b, &mut m], |p| p[0]
+            .rt
+            .node()
+            .node_table()
+            .get(&b_id)
+            .is_some_and(|e| e.descriptor.repr().addresses.len() == 2)),
+        "A never learned B's two addresses"
+    );
+    // A builds a circuit with B as its first hop (its guard) to M: A has
+    // no link to B yet, so it dials B, QUIC first by preference.
+    assert!(a.rt.node().links().all(|l| l.peer != Some(b_id)));
+    a.rt.node_mut().set_guards(&[b_id]);
+    let m_id = m.id();
+    let now = a.rt.now();
+    let id =
+        a.rt.node_mut()
+            .send_message(now, m_id, b"over tcp, since udp is blocked")
+            .expect("queued");
+    let mut buf = vec![0u8; 4096];
+    assert!(
+        drive_until(&mut [&mut a, &mut b, &mut m], |p| {
+            while p[2].rt.node_mut().poll_message(&mut buf).is_some() {}
+            acknowledged(p[0], id)
+        }),
+        "the message through B was not acknowledged; A saw {:?}",
+        a.events
+    );
+    assert_eq!(b.rt.node().circuit_counts().0, 1, "B relayed the circuit");
+    let to_b: Vec<_> =
+        a.rt.node()
+            .links()
+            .filter(|l| l.peer == Some(b_id))
+            .map(|l| (l.role, l.transport))
+            .collect();
+    assert!(
+        to_b.contains(&(veil_core::link::LinkRole::Initiator, Some(Transport::Tcp))),
+        "A dialled B and got there over TCP: {to_b:?}"
+    );
+    assert_eq!(
+        a.rt.node()
+            .node_table()
+            .get(&b_id)
+            .and_then(|e| e.transport),
+        Some(Transport::Tcp),
+        "A remembers that TCP works for B"
+    );
+    drop(black_hole);
+}
