@@ -178,6 +178,67 @@ pub fn established_link_input(data: &[u8]) {
     let _ = CELL_LEN;
 }
 
+/// Arbitrary cells on the circuit streams of an established stream link
+/// (QUIC's form, link spec §10), after a real bound handshake: each 514
+/// bytes of `data` is one cell, offered with `handle_stream_cell` (a
+/// refused one is offered again after polling, as an adapter does). A peer
+/// may send anything there: the node must not panic, must deliver no
+/// message (no circuit of this peer's exists), and must stay usable.
+pub fn stream_cells(data: &[u8]) {
+    use veil_core::identity::Transport;
+    let mut a = fuzz_node(1);
+    let mut b = fuzz_node(2);
+    let now = Instant::from_millis(1);
+    let binding = [0x5a; 32];
+    let la = a
+        .open_stream_link(
+            now,
+            LinkRole::Initiator,
+            Some(b.node_id()),
+            Transport::Quic,
+            binding,
+        )
+        .expect("room");
+    let lb = b
+        .open_stream_link(now, LinkRole::Responder, None, Transport::Quic, binding)
+        .expect("room");
+    let mut buf = [0u8; 2048];
+    for _ in 0..4 {
+        while let Some(n) = a.poll_link_transmit(now, la, &mut buf) {
+            let _ = b.handle_data(now, lb, &buf[..n]);
+        }
+        while let Some(n) = b.poll_link_transmit(now, lb, &mut buf) {
+            let _ = a.handle_data(now, la, &buf[..n]);
+        }
+    }
+    for chunk in data.chunks(CELL_LEN) {
+        let mut cell = [0u8; CELL_LEN];
+        for (dst, src) in cell.iter_mut().zip(chunk) {
+            *dst = *src;
+        }
+        for _ in 0..2 {
+            if b.handle_stream_cell(now, lb, &cell).is_ok() {
+                break;
+            }
+            while b.poll_event().is_some() {}
+            while b.poll_link_transmit(now, lb, &mut buf).is_some() {}
+            while b.poll_stream_cell(now, lb).is_some() {}
+        }
+        while b.poll_link_transmit(now, lb, &mut buf).is_some() {}
+        while b.poll_stream_cell(now, lb).is_some() {}
+        while let Some(event) = b.poll_event() {
+            assert!(
+                !matches!(event, Event::MessageReceived { .. }),
+                "a message from cells on no circuit"
+            );
+        }
+    }
+    let mut out = [0u8; 64];
+    assert!(b.poll_message(&mut out).is_none(), "nothing was delivered");
+    b.handle_timeout(now.saturating_add(Duration::from_secs(1)));
+    assert!(b.open_link(now, LinkRole::Initiator, None).is_ok());
+}
+
 /// Cell parser, and the parsers of every body kind inside it.
 pub fn cell(data: &[u8]) {
     use veil_core::cell::{parse_create, parse_created, CellRepr, RelayMessage};

@@ -83,6 +83,18 @@ fn established_link_survives_random_input() {
 }
 
 #[test]
+fn stream_cells_survive_random_input() {
+    // A plausible start: a CREATE on a fresh circuit id, then relay cells.
+    let mut create = vec![0u8; 514 * 3];
+    create[..5].copy_from_slice(&[0x80, 0, 0, 7, 1]);
+    create[514..519].copy_from_slice(&[0x80, 0, 0, 7, 3]);
+    create[1028..1033].copy_from_slice(&[0, 0, 0, 0, 6]);
+    for input in inputs(9, 300, 514 * 4, &[&create]) {
+        fuzzing::stream_cells(&input);
+    }
+}
+
+#[test]
 fn cell_parsers_survive_random_input() {
     let relay = [&[
         0x80u8, 0, 0, 1, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 5,
