@@ -242,3 +242,76 @@ fn listeners(listen: &[Address]) -> Result<(SocketAddr, Option<SocketAddr>), Str
     let tcp = of(Transport::Tcp)?.or(quic).unwrap_or(default);
     Ok((tcp, quic))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(listen: &[&str]) -> Overrides {
+        Overrides {
+            listen: listen.iter().map(|a| address::parse(a).unwrap()).collect(),
+            data_dir: Some("/tmp/veil-test".into()),
+            ..Overrides::default()
+        }
+    }
+
+    #[test]
+    #[cfg(feature = "quic")]
+    fn defaults_listen_on_tcp_and_quic_and_dial_quic() {
+        let s = resolve(FileConfig::default(), flags(&[])).unwrap();
+        assert_eq!(s.listen_tcp, "127.0.0.1:7700".parse().unwrap());
+        assert_eq!(s.listen_quic, Some(s.listen_tcp));
+        assert!(s.quic_dials);
+        assert_eq!(s.transport_race_delay_ms, 250);
+    }
+
+    #[test]
+    fn a_tcp_address_alone_means_no_quic() {
+        let s = resolve(FileConfig::default(), flags(&["127.0.0.1:7800"])).unwrap();
+        assert_eq!(s.listen_quic, None);
+        assert!(!s.quic_dials);
+    }
+
+    #[test]
+    #[cfg(feature = "quic")]
+    fn a_quic_address_alone_listens_on_tcp_there_too() {
+        let s = resolve(FileConfig::default(), flags(&["quic://127.0.0.1:7900"])).unwrap();
+        assert_eq!(s.listen_quic, Some("127.0.0.1:7900".parse().unwrap()));
+        assert_eq!(s.listen_tcp, "127.0.0.1:7900".parse().unwrap());
+    }
+
+    #[test]
+    fn two_addresses_of_one_transport_are_refused() {
+        let e = resolve(
+            FileConfig::default(),
+            flags(&["127.0.0.1:1", "tcp://127.0.0.1:2"]),
+        )
+        .unwrap_err();
+        assert!(e.contains("at most one per transport"), "{e}");
+    }
+
+    #[test]
+    #[cfg(not(feature = "quic"))]
+    fn quic_addresses_are_refused_without_the_quic_feature() {
+        let e = resolve(FileConfig::default(), flags(&["quic://127.0.0.1:7900"])).unwrap_err();
+        assert!(e.contains("without QUIC"), "{e}");
+    }
+
+    #[test]
+    fn quic_dials_without_a_quic_socket_is_refused() {
+        let file: FileConfig = toml::from_str("quic_dials = true").unwrap();
+        let e = resolve(file, flags(&["127.0.0.1:7800"])).unwrap_err();
+        assert!(e.contains("quic://"), "{e}");
+    }
+
+    #[test]
+    fn toml_takes_one_address_or_a_list() {
+        let one: FileConfig = toml::from_str(r#"listen = "quic://127.0.0.1:1""#).unwrap();
+        assert_eq!(one.listen.unwrap().len(), 1);
+        let many: FileConfig =
+            toml::from_str(r#"bootstrap = ["127.0.0.1:1", "quic://127.0.0.2:1"]"#).unwrap();
+        let many = many.bootstrap.unwrap();
+        assert_eq!(many[1].transport, Transport::Quic);
+        assert!(toml::from_str::<FileConfig>(r#"listen = "udp://1.2.3.4:5""#).is_err());
+    }
+}
