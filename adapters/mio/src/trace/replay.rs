@@ -30,6 +30,9 @@ pub struct ReplayReport {
     pub last_time: Instant,
     /// Bytes of the trace.
     pub bytes: u64,
+    /// Input records replayed, by record tag ([`tag_name`](super::tag_name)
+    /// names them).
+    pub by_tag: BTreeMap<u8, u64>,
 }
 
 /// Why a replay failed.
@@ -284,6 +287,7 @@ pub fn replay<R: Read>(reader: R) -> Result<ReplayReport, ReplayError> {
     let mut verified = 0u64;
     let mut checkpoints = 0u64;
     let mut window: BTreeMap<u8, u64> = BTreeMap::new();
+    let mut by_tag: BTreeMap<u8, u64> = BTreeMap::new();
     let mut expect_checkpoint = false;
     let mut last_time = Instant::ZERO;
     loop {
@@ -351,6 +355,7 @@ pub fn replay<R: Read>(reader: R) -> Result<ReplayReport, ReplayError> {
                     digest: replayed,
                     last_time,
                     bytes: r.offset,
+                    by_tag,
                 });
             }
             checkpoints = checkpoints.saturating_add(1);
@@ -372,6 +377,7 @@ pub fn replay<R: Read>(reader: R) -> Result<ReplayReport, ReplayError> {
         }
         apply(&mut node, &input, &mut digest, &mut buf).map_err(corrupt)?;
         *window.entry(t).or_insert(0) += 1;
+        *by_tag.entry(t).or_insert(0) += 1;
         expect_checkpoint = digest.checkpoint_due();
     }
 }

@@ -28,7 +28,29 @@ fn config() -> NodeConfig {
 }
 
 fn quic_peer(secret: u8, ip: &str) -> Peer {
-    let mut peer = Peer::with_config(secret, config(), &format!("{ip}:0"));
+    quic_peer_recording(secret, ip, None)
+}
+
+/// A QUIC node, recording a trace into `trace` if given.
+fn quic_peer_recording(secret: u8, ip: &str, trace: Option<&std::path::Path>) -> Peer {
+    let mut peer = match trace {
+        None => Peer::with_config(secret, config(), &format!("{ip}:0")),
+        Some(path) => {
+            let file = veil_mio::trace::create_trace_file(path).expect("trace file");
+            let rt = veil_mio::Runtime::bind_recording(
+                config(),
+                veil_core::identity::Identity::from_secret_bytes([secret; 32]),
+                format!("{ip}:0").parse().expect("address"),
+                veil_mio::RuntimeOptions::default(),
+                Box::new(file),
+            )
+            .expect("bind");
+            Peer {
+                rt,
+                events: Vec::new(),
+            }
+        }
+    };
     let addr = format!("{ip}:0").parse().expect("address");
     peer.rt
         .listen_quic(addr, QuicConfig::default())
@@ -38,8 +60,14 @@ fn quic_peer(secret: u8, ip: &str) -> Peer {
 
 #[test]
 fn a_circuit_over_quic_links_carries_a_message_and_its_reply() {
-    let mut a = quic_peer(21, "127.21.0.1");
-    let mut b = quic_peer(22, "127.22.0.1");
+    // A (the relay: circuit cells in and out on streams) and B (the
+    // sender) record traces, which must replay exactly afterwards.
+    let dir = std::env::temp_dir().join(format!("veil-quic-trace-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (a_trace, b_trace) = (dir.join("a.trace"), dir.join("b.trace"));
+    let mut a = quic_peer_recording(21, "127.21.0.1", Some(&a_trace));
+    let mut b = quic_peer_recording(22, "127.22.0.1", Some(&b_trace));
     let mut c = quic_peer(23, "127.23.0.1");
     // Bootstrap over QUIC, to A's QUIC address.
     let bootstrap = Address {
@@ -128,6 +156,31 @@ fn a_circuit_over_quic_links_carries_a_message_and_its_reply() {
         "A's node sees its links as QUIC: {a_links:?}"
     );
     assert_eq!(a.rt.node().circuit_counts().0, 1, "A relays the circuit");
+
+    // Both traces replay with every output the same, QUIC's stream-link
+    // inputs included.
+    let mut relay_report = None;
+    for (peer, path) in [(&mut a, &a_trace), (&mut b, &b_trace)] {
+        peer.rt.finish_trace().expect("trace finished");
+        let report = veil_mio::trace::replay_file(path)
+            .unwrap_or_else(|e| panic!("{} does not replay: {e}", path.display()));
+        assert_eq!(report.node_id, peer.id());
+        assert!(report.inputs > 100, "a real run: {report:?}");
+        relay_report.get_or_insert(report);
+    }
+    let tags = relay_report.expect("the relay's report").by_tag;
+    for tag in [
+        veil_mio::trace::tag::OPEN_STREAM_LINK,
+        veil_mio::trace::tag::HANDLE_STREAM_CELL,
+        veil_mio::trace::tag::POLL_STREAM_CELL,
+    ] {
+        assert!(
+            tags.get(&tag).is_some_and(|&n| n > 0),
+            "the relay's trace has no {} record",
+            veil_mio::trace::tag_name(tag)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Turns `peers` until `done`, or the cap.
