@@ -7,12 +7,11 @@
 use std::time::{Duration, Instant as WallInstant};
 
 use veil_core::identity::{Address, Transport};
-use veil_core::message::Sender;
 use veil_core::node::{Event, NodeConfig};
 use veil_core::time::Duration as CoreDuration;
 use veil_mio::veil_quic::QuicConfig;
 
-use crate::support::{Peer, TURN};
+use crate::support::{message_and_reply, Peer};
 
 /// Wall-clock cap for the whole exchange.
 const CAP: Duration = Duration::from_secs(20);
@@ -76,56 +75,14 @@ fn a_circuit_over_quic_links_carries_a_message_and_its_reply() {
     };
     assert!(b.rt.add_bootstrap_address(bootstrap));
     assert!(c.rt.add_bootstrap_address(bootstrap));
-    let c_id = c.id();
-
-    let start = WallInstant::now();
-    let request = vec![0x5a; 3000];
-    let answer = b"back over the same QUIC streams".to_vec();
-    let mut sent = None;
-    let mut c_got = None;
-    let mut b_got = None;
-    let mut buf = vec![0u8; 64 * 1024];
-    while start.elapsed() < CAP {
-        for peer in [&mut a, &mut b, &mut c] {
-            peer.rt
-                .turn(Some(TURN), |_, e| peer.events.push(e))
-                .expect("turn");
-        }
-        if sent.is_none() && b.rt.node().node_table().get(&c_id).is_some() {
-            let now = b.rt.now();
-            sent = Some(
-                b.rt.node_mut()
-                    .send_message(now, c_id, &request)
-                    .expect("message queued"),
-            );
-        }
-        while let Some(m) = c.rt.node_mut().poll_message(&mut buf) {
-            let Sender::Anonymous(to) = m.sender else {
-                panic!("a message over a circuit must be anonymous: {m:?}");
-            };
-            assert!(c_got.is_none(), "delivered twice");
-            c_got = Some(buf[..m.len].to_vec());
-            let now = c.rt.now();
-            c.rt.node_mut()
-                .reply(now, to, &answer)
-                .expect("reply queued");
-        }
-        while let Some(m) = b.rt.node_mut().poll_message(&mut buf) {
-            assert_eq!(m.sender, Sender::Node(c_id), "the reply names C");
-            b_got = Some(buf[..m.len].to_vec());
-        }
-        let acked = sent.is_some_and(|id| {
-            b.events
-                .iter()
-                .any(|e| matches!(e, Event::MessageAcknowledged { id: i } if *i == id))
-        });
-        if acked && b_got.is_some() {
-            break;
-        }
-    }
-    assert!(sent.is_some(), "B never learned C; B saw {:?}", b.events);
-    assert_eq!(c_got.as_deref(), Some(&request[..]), "C saw {:?}", c.events);
-    assert_eq!(b_got.as_deref(), Some(&answer[..]), "B saw {:?}", b.events);
+    message_and_reply(
+        &mut a,
+        &mut b,
+        &mut c,
+        &[0x5a; 3000],
+        b"back over the same QUIC streams",
+        CAP,
+    );
 
     // The circuit B -> A -> C ran over QUIC links: B's link to A (its first
     // hop) and A's link to C (the EXTEND it dialled) are QUIC, each with

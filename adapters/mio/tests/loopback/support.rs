@@ -139,3 +139,78 @@ pub fn link_up(listener: &mut Peer, dialler: &mut Peer) -> (LinkId, LinkId) {
             .expect("dialler link"),
     )
 }
+
+/// Relay `a` between sender `b` and destination `c`, all turned together:
+/// `b` sends `request` to `c` once it knows `c`, `c` answers every message
+/// with `answer` over the circuit it came on, until `b` has the answer and
+/// the acknowledgement (or `cap` passes). Checks, as it goes, that nothing
+/// is delivered twice and that senders are what they must be (anonymous at
+/// `c`, `c` itself at `b`), and at the end that everything arrived intact
+/// and acknowledged.
+pub fn message_and_reply(
+    a: &mut Peer,
+    b: &mut Peer,
+    c: &mut Peer,
+    request: &[u8],
+    answer: &[u8],
+    cap: Duration,
+) {
+    use veil_core::message::Sender;
+    let c_id = c.id();
+    let start = WallInstant::now();
+    let mut sent = None;
+    let mut c_got: Option<Vec<u8>> = None;
+    let mut b_got: Option<Vec<u8>> = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    let acked = |b: &Peer, sent: Option<veil_core::message::MessageId>| {
+        sent.is_some_and(|id| {
+            b.events
+                .iter()
+                .any(|e| matches!(e, Event::MessageAcknowledged { id: i } if *i == id))
+        })
+    };
+    while start.elapsed() < cap {
+        for peer in [&mut *a, &mut *b, &mut *c] {
+            peer.turn();
+        }
+        // B sends once it knows C (gossiped by A).
+        if sent.is_none() && b.rt.node().node_table().get(&c_id).is_some() {
+            let now = b.rt.now();
+            sent = Some(
+                b.rt.node_mut()
+                    .send_message(now, c_id, request)
+                    .expect("message queued"),
+            );
+        }
+        // C takes the message and answers over the circuit it came on.
+        while let Some(m) = c.rt.node_mut().poll_message(&mut buf) {
+            let Sender::Anonymous(to) = m.sender else {
+                panic!("a message over a circuit must be anonymous: {m:?}");
+            };
+            assert!(c_got.is_none(), "delivered twice");
+            c_got = Some(buf[..m.len].to_vec());
+            let now = c.rt.now();
+            c.rt.node_mut()
+                .reply(now, to, answer)
+                .expect("reply queued");
+        }
+        while let Some(m) = b.rt.node_mut().poll_message(&mut buf) {
+            assert_eq!(m.sender, Sender::Node(c_id), "the reply names C");
+            assert!(b_got.is_none(), "reply delivered twice");
+            b_got = Some(buf[..m.len].to_vec());
+        }
+        if acked(b, sent) && b_got.is_some() {
+            break;
+        }
+    }
+    let failures: Vec<_> = b
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::MessageFailed { .. }))
+        .collect();
+    assert!(failures.is_empty(), "B's message failed: {failures:?}");
+    assert!(sent.is_some(), "B never learned C; B saw {:?}", b.events);
+    assert_eq!(c_got.as_deref(), Some(request), "C saw {:?}", c.events);
+    assert_eq!(b_got.as_deref(), Some(answer), "B saw {:?}", b.events);
+    assert!(acked(b, sent), "no acknowledgement; B saw {:?}", b.events);
+}
