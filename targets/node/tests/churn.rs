@@ -8,17 +8,16 @@
 
 mod common;
 
-use std::fs::{self, DirBuilder, File};
+use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{eventually, free_addr, run, wait, Children, Scratch, VEIL};
+use common::{eventually, free_addr, keygen_into, wait, Children, Scratch, VEIL};
 
 const NODES: usize = 7;
 const MESSAGES: usize = 40;
@@ -84,19 +83,7 @@ fn killing_a_node_off_the_path_disturbs_nothing() {
     for i in 0..NODES {
         let dir = scratch.path(&format!("n{i}"));
         let data = dir.join("data");
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&data)
-            .expect("data dir");
-        let key = data.join("identity.key");
-        let out = run(
-            &["keygen", "--out", key.to_str().expect("utf-8")],
-            b"",
-            SHORT,
-        );
-        assert!(out.status.success(), "{out:?}");
-        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let id = keygen_into(&data);
         let listen = free_addr(&format!("127.{}.0.1", 70 + i)).to_string();
         if i == 0 {
             bootstrap = listen.clone();

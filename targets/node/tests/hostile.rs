@@ -16,17 +16,16 @@
 
 mod common;
 
-use std::fs::{self, DirBuilder, File};
+use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{eventually, free_addr, run, Children, Scratch, VEIL};
+use common::{eventually, free_addr, keygen_into, run, Children, Scratch, VEIL};
 
 /// Good nodes besides the attacked one (a 3-relay circuit needs 5 nodes).
 const GOOD: usize = 5;
@@ -125,19 +124,7 @@ fn make_node(
 ) -> (Node, usize) {
     let dir = scratch.path(&format!("n{i}"));
     let data = dir.join("data");
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&data)
-        .expect("data dir");
-    let key = data.join("identity.key");
-    let out = run(
-        &["keygen", "--out", key.to_str().expect("utf-8")],
-        b"",
-        SHORT,
-    );
-    assert!(out.status.success(), "{out:?}");
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let id = keygen_into(&data);
     let listen = free_addr(&format!("127.{}.0.1", 80 + i));
     let control = free_addr("127.0.0.1");
     let boot = bootstrap.map_or(String::new(), |b| format!("bootstrap = [\"{b}\"]\n"));

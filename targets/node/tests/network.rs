@@ -12,13 +12,12 @@
 
 mod common;
 
-use std::fs::{self, DirBuilder, File};
-use std::os::unix::fs::DirBuilderExt;
+use std::fs::{self, File};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{eventually, free_addr, run, wait, Children, Scratch, VEIL};
+use common::{eventually, free_addr, keygen_into, run, wait, Children, Scratch, VEIL};
 
 const NODES: usize = 6;
 const SHORT: Duration = Duration::from_secs(30);
@@ -79,19 +78,7 @@ fn write_config(node_dir: &Path, listen: &str, control: &str, bootstrap: Option<
 fn make_node(scratch: &Scratch, name: &str, net: u8, bootstrap: Option<&str>) -> (Node, String) {
     let dir = scratch.path(name);
     let data = dir.join("data");
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&data)
-        .expect("data dir");
-    let key = data.join("identity.key");
-    let out = run(
-        &["keygen", "--out", key.to_str().expect("utf-8")],
-        b"",
-        SHORT,
-    );
-    assert!(out.status.success(), "{out:?}");
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let id = keygen_into(&data);
     let listen = free_addr(&format!("127.{net}.0.1")).to_string();
     let control = free_addr("127.0.0.1").to_string();
     let config = write_config(&dir, &listen, &control, bootstrap);
@@ -145,19 +132,7 @@ fn six_processes_carry_messages_over_three_relay_circuits_and_restart() {
     for i in 0..NODES {
         let dir = scratch.path(&format!("n{i}"));
         let data = dir.join("data");
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&data)
-            .expect("data dir");
-        let key = data.join("identity.key");
-        let out = run(
-            &["keygen", "--out", key.to_str().expect("utf-8")],
-            b"",
-            SHORT,
-        );
-        assert!(out.status.success(), "{out:?}");
-        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let id = keygen_into(&data);
         let listen = free_addr(&format!("127.{}.0.1", 40 + i)).to_string();
         if i == 0 {
             bootstrap = listen.clone();

@@ -33,16 +33,15 @@
 
 mod common;
 
-use std::fs::{self, DirBuilder, File};
+use std::fs::{self, File};
 use std::io::Write;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{run, Children, Scratch, VEIL};
+use common::{keygen_into, Children, Scratch, VEIL};
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::phy::{Medium, TunTapInterface};
 use smoltcp::socket::tcp;
@@ -191,19 +190,7 @@ fn spawn_std_node(
 ) -> StdNode {
     let dir = scratch.path(&format!("n{i}"));
     let data = dir.join("data");
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&data)
-        .expect("data dir");
-    let key = data.join("identity.key");
-    let out = run(
-        &["keygen", "--out", key.to_str().expect("utf-8")],
-        b"",
-        Duration::from_secs(20),
-    );
-    assert!(out.status.success(), "{out:?}");
-    let hex_id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let hex_id = keygen_into(&data);
     let id = NodeId(
         hex::decode(&hex_id)
             .ok()

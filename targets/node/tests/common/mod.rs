@@ -128,3 +128,22 @@ pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
 pub fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_default()
 }
+
+/// Makes the data directory `data` (mode 0700) and a fresh identity key in
+/// it with `veil keygen`; returns the new node's id (hex), as printed.
+pub fn keygen_into(data: &Path) -> String {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data)
+        .expect("data dir");
+    let key = data.join("identity.key");
+    let out = run(
+        &["keygen", "--out", key.to_str().expect("utf-8")],
+        b"",
+        Duration::from_secs(20),
+    );
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
