@@ -515,13 +515,14 @@ impl QuicTransport {
         if bytes.is_empty() {
             return Ok(0);
         }
-        let written = match c.inner.send_stream(stream.0).write(bytes) {
+        // Like `write`, no `drive` here: this runs once per cell, and what
+        // the write queued goes out with the next `poll_datagram`, which
+        // drives the connection.
+        match c.inner.send_stream(stream.0).write(bytes) {
             Ok(n) => Ok(n),
             Err(quinn_proto::WriteError::Blocked) => Ok(0),
             Err(_) => Err(StreamClosed),
-        };
-        self.drive(conn);
-        written
+        }
     }
 
     /// Finishes our side of a circuit stream (the circuit ended): the peer
