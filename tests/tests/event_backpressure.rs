@@ -2,34 +2,16 @@
 //! until there is room, and a link event that does not fit is delivered
 //! later, never dropped.
 
-use veil_core::identity::Identity;
+mod common;
+
+use common::{relay_cell_on, small_node as node, SmallNode as Small};
 use veil_core::link::{CloseReason, ClosedBy, LinkRole, CELL_LEN};
-use veil_core::message::MessageSlot;
-use veil_core::node::{Event, LinkId, LinkSlot, Node, NodeConfig};
+use veil_core::node::{Event, LinkId};
 use veil_core::time::Instant;
-
-type Small = Node<[LinkSlot<4096, 16>; 2], [MessageSlot<512>; 2], 4096, 16, 8, 4, 2, 1, 512>;
-
-fn node(seed: u8) -> Small {
-    Node::new(
-        NodeConfig {
-            // Raw circuit cells go to the test.
-            link_only: true,
-            ..NodeConfig::default()
-        },
-        Identity::from_secret_bytes([seed; 32]),
-        [seed; 32],
-        [LinkSlot::new(), LinkSlot::new()],
-        [MessageSlot::new(), MessageSlot::new()],
-    )
-}
 
 /// A relay cell on one circuit whose first body byte is `n`.
 fn relay_cell(n: u8) -> [u8; CELL_LEN] {
-    let mut cell = [n; CELL_LEN];
-    cell[..4].copy_from_slice(&0x8000_0001u32.to_be_bytes());
-    cell[4] = 3; // RELAY
-    cell
+    relay_cell_on(0x8000_0001, n)
 }
 
 /// Moves every pending transmit of `from` into `wire`.

@@ -3,35 +3,13 @@
 //! time beside the link's frames and keep the queue's order, and cells that
 //! are out of place close the link.
 
-use veil_core::identity::{Identity, Transport};
+mod common;
+
+use common::{relay_cell_on as relay_cell, small_node as node, SmallNode as Small};
+use veil_core::identity::Transport;
 use veil_core::link::{CloseReason, LinkPhase, LinkRole, CELL_LEN};
-use veil_core::message::MessageSlot;
-use veil_core::node::{Event, LinkId, LinkSlot, Node, NodeConfig, StreamCellError};
+use veil_core::node::{Event, LinkId, StreamCellError};
 use veil_core::time::Instant;
-
-type Small = Node<[LinkSlot<4096, 16>; 2], [MessageSlot<512>; 2], 4096, 16, 8, 4, 2, 1, 512>;
-
-fn node(seed: u8) -> Small {
-    Node::new(
-        NodeConfig {
-            // Circuit cells go to the test as `CellReceived` events.
-            link_only: true,
-            ..NodeConfig::default()
-        },
-        Identity::from_secret_bytes([seed; 32]),
-        [seed; 32],
-        [LinkSlot::new(), LinkSlot::new()],
-        [MessageSlot::new(), MessageSlot::new()],
-    )
-}
-
-/// A relay cell on circuit `id` whose body bytes are all `n`.
-fn relay_cell(id: u32, n: u8) -> [u8; CELL_LEN] {
-    let mut cell = [n; CELL_LEN];
-    cell[..4].copy_from_slice(&id.to_be_bytes());
-    cell[4] = 3; // RELAY
-    cell
-}
 
 /// A link-level padding cell (circuit id 0).
 fn padding_cell() -> [u8; CELL_LEN] {

@@ -83,3 +83,43 @@ pub fn pair(seed: u64, config: NodeConfig, conditions: StreamConditions) -> Pair
         wire,
     }
 }
+
+/// A node with a tiny fixed capacity (2 links of 16 queued cells, 8 events)
+/// that hands circuit cells to the test (`link_only`), driven by hand
+/// rather than by the simulator.
+pub type SmallNode = veil_core::node::Node<
+    [veil_core::node::LinkSlot<4096, 16>; 2],
+    [veil_core::message::MessageSlot<512>; 2],
+    4096,
+    16,
+    8,
+    4,
+    2,
+    1,
+    512,
+>;
+
+/// A [`SmallNode`] with an identity and seed from `seed`.
+pub fn small_node(seed: u8) -> SmallNode {
+    use veil_core::message::MessageSlot;
+    use veil_core::node::LinkSlot;
+    veil_core::node::Node::new(
+        NodeConfig {
+            // Raw circuit cells go to the test.
+            link_only: true,
+            ..NodeConfig::default()
+        },
+        veil_core::identity::Identity::from_secret_bytes([seed; 32]),
+        [seed; 32],
+        [LinkSlot::new(), LinkSlot::new()],
+        [MessageSlot::new(), MessageSlot::new()],
+    )
+}
+
+/// A `RELAY` cell on circuit `id` whose body bytes are all `n`.
+pub fn relay_cell_on(id: u32, n: u8) -> Cell {
+    let mut cell = [n; CELL_LEN];
+    cell[..4].copy_from_slice(&id.to_be_bytes());
+    cell[4] = 3; // RELAY
+    cell
+}
