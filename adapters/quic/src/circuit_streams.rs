@@ -110,7 +110,14 @@ impl CircuitStreams {
         conn: ConnId,
         link: LinkId,
     ) -> Result<(), LinkGone> {
-        let streams: Vec<CircuitStream> = self.streams.keys().copied().collect();
+        // Only streams with something to do: a held cell to offer again, or
+        // bytes to read. Idle circuits cost nothing per pump.
+        let streams: Vec<CircuitStream> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.holds_cell() || (s.readable && !s.read_done))
+            .map(|(&stream, _)| stream)
+            .collect();
         for stream in streams {
             self.pump_stream_reads(transport, host, now, conn, link, stream)?;
         }
