@@ -1,6 +1,7 @@
 //! Reproduces all 94 published Counter Galois Onion vectors byte for byte,
 //! from the primitives (ET, PRF, UIV+, UPDATE) up to whole relay and client
-//! operations. Vectors are read in place from `../shared/cgo/vectors/`.
+//! operations. Vectors are published test data committed in
+//! `core/tests/vectors/cgo/` (provenance: `core/tests/vectors/PROVENANCE.md`).
 
 use serde_json::Value;
 use veil_core::cgo::et::{et, Direction, ET_TWEAK_LEN};
@@ -11,11 +12,11 @@ use veil_core::cgo::{
 
 fn load(name: &str) -> Vec<Value> {
     let path = format!(
-        "{}/../../shared/cgo/vectors/{name}.json",
+        "{}/tests/vectors/cgo/{name}.json",
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("cannot read the CGO test vectors at {path}: {e}. They live in ../shared beside the checkout.")
+        panic!("cannot read the CGO test vectors at {path}: {e}. They are committed in core/tests/vectors/ (see PROVENANCE.md there).")
     });
     serde_json::from_str::<Vec<Value>>(&text).expect("vector file is a JSON array")
 }

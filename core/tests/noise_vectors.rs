@@ -2,8 +2,8 @@
 //! byte for byte: each handshake message, the handshake hash, and every
 //! transport message after `Split()`.
 //!
-//! The vectors are read in place from `../shared/noise/vectors.json` beside
-//! the checkout.
+//! The vectors are published test data committed in
+//! `core/tests/vectors/noise/` (provenance: `core/tests/vectors/PROVENANCE.md`).
 
 use serde_json::Value;
 use veil_core::noise::{HandshakePattern, HandshakeState, Role, StaticKeypair, TransportKeys};
@@ -11,10 +11,10 @@ use veil_core::noise::{HandshakePattern, HandshakeState, Role, StaticKeypair, Tr
 fn vectors() -> Vec<Value> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/noise/vectors.json"
+        "/tests/vectors/noise/vectors.json"
     );
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
-        panic!("cannot read the Noise test vectors at {path}: {e}. They live in ../shared beside the checkout.")
+        panic!("cannot read the Noise test vectors at {path}: {e}. They are committed in core/tests/vectors/ (see PROVENANCE.md there).")
     });
     let json: Value = serde_json::from_str(&text).expect("vectors.json is valid JSON");
     json["vectors"]

@@ -1,5 +1,5 @@
 //! Counter Galois Onion (CGO): the layered encryption of relay cells, as
-//! specified in `../shared/cgo/CGO.md` (Tor proposal 359), with AES-128 from
+//! specified in `core/tests/vectors/cgo/CGO.md` (Tor proposal 359), with AES-128 from
 //! the RustCrypto `aes`, `ctr` and `polyval` crates.
 //!
 //! Every relay applies a wide-block cipher (`UIV+`) to the whole 509-byte
