@@ -18,7 +18,7 @@ use veil_core::link::{LinkConfig, LinkHello, LinkParams, LinkRole, LinkSession, 
 use veil_core::noise::StaticKeypair;
 use veil_core::time::Instant;
 
-type Session = LinkSession<4096, 8>;
+type Session = LinkSession<[u8; 4096], veil_core::heapless::Deque<[u8; CELL_LEN], 8>>;
 
 fn seed(n: u8) -> Seed {
     Seed([n; 80])
@@ -100,10 +100,10 @@ fn linked(a: &Side, b: &Side) -> (Box<Session>, Box<Session>) {
     let mut buf = [0u8; 600];
     for _ in 0..2 {
         while let Some(n) = i.poll_transmit(Instant::ZERO, &mut buf) {
-            r.handle_data(Instant::ZERO, &buf[..n], 8, |_| {});
+            feed(&mut r, Instant::ZERO, &buf[..n]);
         }
         while let Some(n) = r.poll_transmit(Instant::ZERO, &mut buf) {
-            i.handle_data(Instant::ZERO, &buf[..n], 8, |_| {});
+            feed(&mut i, Instant::ZERO, &buf[..n]);
         }
     }
     (i, r)
@@ -128,8 +128,9 @@ fn bench_relay_forward(c: &mut Criterion) {
             let n = from_prev
                 .poll_transmit(Instant::ZERO, &mut wire_in)
                 .unwrap();
-            let mut received = [0u8; CELL_LEN];
-            at_relay_in.handle_data(Instant::ZERO, &wire_in[..n], 8, |c| received = *c);
+            let mut received: [u8; CELL_LEN];
+            at_relay_in.receive(Instant::ZERO, &wire_in[..n]);
+            received = at_relay_in.take_cell().unwrap();
             let mut body_bytes = [0u8; 509];
             body_bytes.copy_from_slice(&received[5..]);
             let mut body = CellBody::from_bytes(&body_bytes);
@@ -178,3 +179,19 @@ criterion_group!(
     bench_circuit_build
 );
 criterion_main!(benches);
+
+/// Feeds `bytes` to `session` and takes every cell it yields (the node's
+/// receive path, without the node); returns how many bytes it consumed.
+fn feed(session: &mut Session, now: Instant, bytes: &[u8]) -> usize {
+    let mut consumed = 0;
+    loop {
+        consumed += session.receive(now, &bytes[consumed..]);
+        let mut took = false;
+        while session.take_cell().is_some() {
+            took = true;
+        }
+        if !took {
+            return consumed;
+        }
+    }
+}

@@ -39,9 +39,15 @@ mod logging;
 pub mod node;
 pub mod noise;
 
+pub mod capacity;
 pub mod cell;
 pub mod cgo;
 pub mod circuit;
 pub mod discovery;
 pub mod message;
-pub mod time; // STUB
+pub mod time;
+
+/// Re-exported for [`node_profile!`], whose storage types are `heapless`
+/// collections.
+#[doc(hidden)]
+pub use heapless;

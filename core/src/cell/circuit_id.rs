@@ -12,6 +12,7 @@ use crate::link::{Cell, LinkRole};
 /// A circuit id on one link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct CircuitId(pub u32);
 
 const HIGH_BIT: u32 = 0x8000_0000;

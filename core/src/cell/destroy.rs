@@ -5,6 +5,7 @@ use core::fmt;
 /// The reason in a `DESTROY` cell (first body byte; the rest is zero).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum DestroyReason {
     /// The client or the exit closed the circuit.
     Requested,

@@ -2,6 +2,7 @@
 
 use heapless::Vec;
 
+use crate::capacity::VecStore;
 use crate::cgo::{ClientLayers, MAX_HOPS};
 use crate::discovery::Path;
 use crate::time::Instant;
@@ -13,6 +14,7 @@ use super::{CircuitError, Flow, HopHandshakeClient};
 /// reused while the node runs (a 32-bit counter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct CircuitHandle(pub u32);
 
 /// A circuit built (or being built) by this node.
@@ -44,18 +46,24 @@ impl ClientCircuit {
     }
 }
 
-/// All client circuits, at most `N`.
-#[derive(Debug, Default)]
-pub struct ClientTable<const N: usize> {
-    circuits: Vec<ClientCircuit, N>,
+/// All client circuits, as many as its storage `S` holds.
+#[derive(Debug)]
+pub struct ClientTable<S> {
+    circuits: S,
     next_handle: u32,
 }
 
-impl<const N: usize> ClientTable<N> {
+impl<S: VecStore<ClientCircuit>> Default for ClientTable<S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S: VecStore<ClientCircuit>> ClientTable<S> {
     /// An empty table.
     pub fn new() -> Self {
         ClientTable {
-            circuits: Vec::new(),
+            circuits: S::EMPTY,
             next_handle: 1,
         }
     }
@@ -69,53 +77,53 @@ impl<const N: usize> ClientTable<N> {
 
     /// Whether there is room for another circuit.
     pub fn is_full(&self) -> bool {
-        self.circuits.is_full()
+        self.circuits.view().is_full()
     }
 
     /// Adds a circuit (dropped, keys wiped, if the table is full).
     pub fn insert(&mut self, circuit: ClientCircuit) -> Result<(), CircuitError> {
-        self.circuits.push(circuit).map_err(|_| CircuitError::Full)
+        self.circuits.view_mut().push(circuit).map_err(|_| CircuitError::Full)
     }
 
     /// The circuit using `end`.
     pub fn by_end(&mut self, end: CircuitEnd) -> Option<&mut ClientCircuit> {
-        self.circuits.iter_mut().find(|c| c.end == end)
+        self.circuits.view_mut().iter_mut().find(|c| c.end == end)
     }
 
     /// The circuit with `handle`.
     pub fn by_handle(&mut self, handle: CircuitHandle) -> Option<&mut ClientCircuit> {
-        self.circuits.iter_mut().find(|c| c.handle == handle)
+        self.circuits.view_mut().iter_mut().find(|c| c.handle == handle)
     }
 
     /// Whether `end` is in use.
     pub fn uses(&self, end: CircuitEnd) -> bool {
-        self.circuits.iter().any(|c| c.end == end)
+        self.circuits.view().iter().any(|c| c.end == end)
     }
 
     /// Removes the circuit using `end`.
     pub fn remove(&mut self, end: CircuitEnd) -> Option<ClientCircuit> {
-        let index = self.circuits.iter().position(|c| c.end == end)?;
-        Some(self.circuits.swap_remove(index))
+        let index = self.circuits.view().iter().position(|c| c.end == end)?;
+        Some(self.circuits.view_mut().swap_remove(index))
     }
 
     /// Removes one circuit over `link`.
-    pub fn remove_one_on_link(&mut self, link: crate::node::LinkId) -> Option<ClientCircuit> {
-        let index = self.circuits.iter().position(|c| c.end.0 == link)?;
-        Some(self.circuits.swap_remove(index))
+    pub fn remove_one_on_link(&mut self, link: crate::link::LinkId) -> Option<ClientCircuit> {
+        let index = self.circuits.view().iter().position(|c| c.end.0 == link)?;
+        Some(self.circuits.view_mut().swap_remove(index))
     }
 
     /// Circuits in the table.
     pub fn len(&self) -> usize {
-        self.circuits.len()
+        self.circuits.view().len()
     }
 
     /// Whether none.
     pub fn is_empty(&self) -> bool {
-        self.circuits.is_empty()
+        self.circuits.view().is_empty()
     }
 
     /// Every circuit.
     pub fn iter(&self) -> impl Iterator<Item = &ClientCircuit> {
-        self.circuits.iter()
+        self.circuits.view().iter()
     }
 }

@@ -12,11 +12,11 @@ use crate::cell::{
     emit_create, emit_created, parse_create, parse_created, CellCommand, CellRepr, CircuitId,
     DestroyReason, RelayCommand, RelayMessage, MAX_RELAY_EARLY, RELAY_DATA_LEN,
 };
+use crate::capacity::VecStore;
 use crate::cgo::{CellBody, ForwardOutcome, BODY_LEN};
 use crate::discovery::Path;
 use crate::identity::NodeId;
-use crate::link::{Cell, LinkRole};
-use crate::node::LinkId;
+use crate::link::{Cell, LinkId, LinkRole};
 use crate::noise::StaticKeypair;
 use crate::time::{Duration, Instant};
 
@@ -139,11 +139,12 @@ impl core::error::Error for CircuitError {}
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CircuitProtocolViolation;
 
-/// The circuits of one node: `RELAYED` as a hop, `OWN` as a client.
-#[derive(Debug, Default)]
-pub struct CircuitEngine<const RELAYED: usize, const OWN: usize> {
-    relays: RelayTable<RELAYED>,
-    clients: ClientTable<OWN>,
+/// The circuits of one node: those in `R` as a hop, those in `O` as a
+/// client.
+#[derive(Debug)]
+pub struct CircuitEngine<R, O> {
+    relays: RelayTable<R>,
+    clients: ClientTable<O>,
 }
 
 fn cell(end: CircuitEnd, command: CellCommand, body: [u8; BODY_LEN]) -> Cell {
@@ -174,7 +175,13 @@ fn relay_payload(command: RelayCommand, data: &[u8]) -> Option<[u8; crate::cgo::
     RelayMessage { command, data }.emit()
 }
 
-impl<const RELAYED: usize, const OWN: usize> CircuitEngine<RELAYED, OWN> {
+impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> Default for CircuitEngine<R, O> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> {
     /// No circuits.
     pub fn new() -> Self {
         CircuitEngine {

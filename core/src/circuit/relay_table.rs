@@ -1,12 +1,12 @@
 //! The circuits a node serves as a hop: which link and circuit id each
 //! direction uses, and the hop's CGO layer.
 
-use heapless::Vec;
 
+use crate::capacity::VecStore;
 use crate::cell::CircuitId;
 use crate::cgo::RelayLayer;
 use crate::identity::NodeId;
-use crate::node::LinkId;
+use crate::link::LinkId;
 use crate::time::Instant;
 
 use super::{CircuitError, Flow, HOP_MESSAGE_LEN};
@@ -53,38 +53,44 @@ pub enum RelayDirection {
     Backward,
 }
 
-/// All circuits this node relays, at most `N`.
-#[derive(Debug, Clone, Default)]
-pub struct RelayTable<const N: usize> {
-    circuits: Vec<RelayCircuit, N>,
+/// All circuits this node relays, as many as its storage `S` holds.
+#[derive(Debug, Clone)]
+pub struct RelayTable<S> {
+    circuits: S,
 }
 
-impl<const N: usize> RelayTable<N> {
+impl<S: VecStore<RelayCircuit>> Default for RelayTable<S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S: VecStore<RelayCircuit>> RelayTable<S> {
     /// An empty table.
     pub fn new() -> Self {
         RelayTable {
-            circuits: Vec::new(),
+            circuits: S::EMPTY,
         }
     }
 
     /// Circuits relayed.
     pub fn len(&self) -> usize {
-        self.circuits.len()
+        self.circuits.view().len()
     }
 
     /// Whether none.
     pub fn is_empty(&self) -> bool {
-        self.circuits.is_empty()
+        self.circuits.view().is_empty()
     }
 
     /// Adds a circuit (dropped, keys wiped, if the table is full).
     pub fn insert(&mut self, circuit: RelayCircuit) -> Result<(), CircuitError> {
-        self.circuits.push(circuit).map_err(|_| CircuitError::Full)
+        self.circuits.view_mut().push(circuit).map_err(|_| CircuitError::Full)
     }
 
     /// The circuit `end` belongs to, and which way a cell arriving there travels.
     pub fn find(&mut self, end: CircuitEnd) -> Option<(&mut RelayCircuit, RelayDirection)> {
-        self.circuits.iter_mut().find_map(|c| {
+        self.circuits.view_mut().iter_mut().find_map(|c| {
             if c.inbound == end {
                 Some((c, RelayDirection::Forward))
             } else if c.outbound == Some(end) {
@@ -98,17 +104,15 @@ impl<const N: usize> RelayTable<N> {
     /// Whether `end` is in use by any circuit.
     pub fn uses(&self, end: CircuitEnd) -> bool {
         self.circuits
-            .iter()
+            .view().iter()
             .any(|c| c.inbound == end || c.outbound == Some(end))
     }
 
     /// Removes the circuit `end` belongs to; returns its other end, if any.
     pub fn remove(&mut self, end: CircuitEnd) -> Option<Option<CircuitEnd>> {
-        let index = self
-            .circuits
-            .iter()
+        let index = self.circuits.view().iter()
             .position(|c| c.inbound == end || c.outbound == Some(end))?;
-        let circuit = self.circuits.swap_remove(index);
+        let circuit = self.circuits.view_mut().swap_remove(index);
         Some(if circuit.inbound == end {
             circuit.outbound
         } else {
@@ -118,18 +122,18 @@ impl<const N: usize> RelayTable<N> {
 
     /// Every circuit.
     pub fn iter(&self) -> impl Iterator<Item = &RelayCircuit> {
-        self.circuits.iter()
+        self.circuits.view().iter()
     }
 
     /// Every circuit, mutably.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut RelayCircuit> {
-        self.circuits.iter_mut()
+        self.circuits.view_mut().iter_mut()
     }
 
     /// Removes one circuit that runs over `link`; returns the end on the
     /// other side (to be destroyed), or `None` when none is left.
     pub fn remove_one_on_link(&mut self, link: LinkId) -> Option<Option<CircuitEnd>> {
-        let end = self.circuits.iter().find_map(|c| {
+        let end = self.circuits.view().iter().find_map(|c| {
             if c.inbound.0 == link {
                 Some(c.inbound)
             } else {

@@ -16,6 +16,8 @@
 use core::fmt;
 
 use heapless::Vec;
+
+use crate::capacity::VecStore;
 use rand_core::RngCore;
 
 use crate::identity::{NodeId, Transport, VerifiedDescriptor};
@@ -62,6 +64,7 @@ impl PeerEntry {
 
 /// What an insertion did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum InsertOutcome {
     /// A node we did not know.
     Added,
@@ -79,6 +82,7 @@ pub enum InsertOutcome {
 /// Why a descriptor was not stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum InsertError {
     /// We hold a newer descriptor for this node (a replay of an old one).
     OlderThanKnown,
@@ -102,44 +106,44 @@ impl fmt::Display for InsertError {
 
 impl core::error::Error for InsertError {}
 
-/// The table of known nodes, holding at most `N`.
+/// The table of known nodes, holding as many as its storage `S` does.
 #[derive(Debug, Clone)]
-pub struct NodeTable<const N: usize> {
+pub struct NodeTable<S> {
     own_id: NodeId,
-    entries: Vec<PeerEntry, N>,
+    entries: S,
 }
 
-impl<const N: usize> NodeTable<N> {
+impl<S: VecStore<PeerEntry>> NodeTable<S> {
     /// An empty table for the node `own_id` (which it never stores).
     pub fn new(own_id: NodeId) -> Self {
         NodeTable {
             own_id,
-            entries: Vec::new(),
+            entries: S::EMPTY,
         }
     }
 
     /// Known nodes.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.view().len()
     }
 
     /// Whether no node is known.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.view().is_empty()
     }
 
     /// Every entry, in no particular order.
     pub fn entries(&self) -> &[PeerEntry] {
-        &self.entries
+        self.entries.view()
     }
 
     /// The entry for `id`.
     pub fn get(&self, id: &NodeId) -> Option<&PeerEntry> {
-        self.entries.iter().find(|e| e.node_id() == *id)
+        self.entries.view().iter().find(|e| e.node_id() == *id)
     }
 
     fn get_mut(&mut self, id: &NodeId) -> Option<&mut PeerEntry> {
-        self.entries.iter_mut().find(|e| e.node_id() == *id)
+        self.entries.view_mut().iter_mut().find(|e| e.node_id() == *id)
     }
 
     /// Stores a verified descriptor learned at `now` (wall clock
@@ -174,13 +178,13 @@ impl<const N: usize> NodeTable<N> {
             failures: 0,
             transport: None,
         };
-        let victim = match self.entries.push(entry) {
+        let victim = match self.entries.view_mut().push(entry) {
             Ok(()) => return Ok(InsertOutcome::Added),
             Err(entry) => (self.eviction_victim(&entry, now_unix_secs), entry),
         };
         match victim {
             (Some(index), entry) => {
-                let slot = self.entries.get_mut(index).ok_or(InsertError::TableFull)?;
+                let slot = self.entries.view_mut().get_mut(index).ok_or(InsertError::TableFull)?;
                 let evicted = slot.node_id();
                 *slot = entry;
                 Ok(InsertOutcome::Replaced { evicted })
@@ -193,6 +197,7 @@ impl<const N: usize> NodeTable<N> {
     fn eviction_victim(&self, newcomer: &PeerEntry, now_unix_secs: u64) -> Option<usize> {
         let expired = self
             .entries
+            .view()
             .iter()
             .enumerate()
             .filter(|(_, e)| e.descriptor.repr().expires_at <= now_unix_secs)
@@ -202,7 +207,7 @@ impl<const N: usize> NodeTable<N> {
             return expired;
         }
         self.entries
-            .iter()
+            .view().iter()
             .enumerate()
             .min_by_key(|(_, e)| e.rank())
             .filter(|(_, worst)| worst.rank() < newcomer.rank())
@@ -211,10 +216,10 @@ impl<const N: usize> NodeTable<N> {
 
     /// Drops every expired entry; returns how many.
     pub fn remove_expired(&mut self, now_unix_secs: u64) -> usize {
-        let before = self.entries.len();
+        let before = self.entries.view().len();
         self.entries
-            .retain(|e| e.descriptor.repr().expires_at > now_unix_secs);
-        before.saturating_sub(self.entries.len())
+            .view_mut().retain(|e| e.descriptor.repr().expires_at > now_unix_secs);
+        before.saturating_sub(self.entries.view().len())
     }
 
     /// Records a failure to reach or use `id`.
@@ -242,28 +247,24 @@ impl<const N: usize> NodeTable<N> {
     /// Healthy nodes that relay, for path selection.
     pub fn healthy_relays(&self, now_unix_secs: u64) -> impl Iterator<Item = &PeerEntry> + Clone {
         self.entries
-            .iter()
+            .view().iter()
             .filter(move |e| e.descriptor.repr().relay && e.is_healthy(now_unix_secs))
     }
 
-    /// Up to `K` distinct entries chosen uniformly at random (a partial
-    /// Fisher–Yates shuffle over indices), for gossip.
+    /// Up to `K` distinct entries chosen uniformly at random, for gossip
+    /// (Floyd's algorithm: `K` draws, and no scratch space the size of the
+    /// table).
     pub fn sample<const K: usize>(&self, rng: &mut impl RngCore) -> Vec<&PeerEntry, K> {
-        let mut indices: Vec<usize, N> = (0..self.entries.len()).collect();
-        let mut out = Vec::new();
-        let mut remaining = indices.len();
-        while remaining > 0 && out.len() < K {
-            let pick = super::random_index(rng, remaining).unwrap_or(0);
-            remaining = remaining.saturating_sub(1);
-            if pick.max(remaining) < indices.len() {
-                indices.swap(pick, remaining);
-            }
-            if let Some(entry) = indices.get(remaining).and_then(|&i| self.entries.get(i)) {
-                if out.push(entry).is_err() {
-                    break;
-                }
+        let entries = self.entries.view();
+        let len = entries.len();
+        let mut picked: Vec<usize, K> = Vec::new();
+        for j in len.saturating_sub(K)..len {
+            let t = super::random_index(rng, j.saturating_add(1)).unwrap_or(j);
+            let choice = if picked.contains(&t) { j } else { t };
+            if picked.push(choice).is_err() {
+                break;
             }
         }
-        out
+        picked.iter().filter_map(|&i| entries.get(i)).collect()
     }
 }

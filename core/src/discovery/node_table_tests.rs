@@ -40,7 +40,7 @@ fn t(secs: u64) -> Instant {
 
 #[test]
 fn newer_descriptors_replace_older_and_replays_are_refused() {
-    let mut table = NodeTable::<4>::new(own());
+    let mut table = NodeTable::<heapless::Vec<PeerEntry, 4>>::new(own());
     assert_eq!(
         table.insert(descriptor(1, NOW, 3600, true), t(1), NOW),
         Ok(InsertOutcome::Added)
@@ -74,7 +74,7 @@ fn newer_descriptors_replace_older_and_replays_are_refused() {
 
 #[test]
 fn a_full_table_evicts_expired_first() {
-    let mut table = NodeTable::<3>::new(own());
+    let mut table = NodeTable::<heapless::Vec<PeerEntry, 3>>::new(own());
     table
         .insert(descriptor(1, NOW - 100, 200, true), t(0), NOW)
         .unwrap(); // expires NOW + 100
@@ -120,7 +120,7 @@ fn a_full_table_evicts_expired_first() {
 
 #[test]
 fn then_failing_then_stale_entries_make_way() {
-    let mut table = NodeTable::<3>::new(own());
+    let mut table = NodeTable::<heapless::Vec<PeerEntry, 3>>::new(own());
     for seed in 1..=3 {
         table
             .insert(
@@ -156,7 +156,7 @@ fn then_failing_then_stale_entries_make_way() {
 
 #[test]
 fn health_and_relay_flags_filter_paths() {
-    let mut table = NodeTable::<8>::new(own());
+    let mut table = NodeTable::<heapless::Vec<PeerEntry, 8>>::new(own());
     table
         .insert(descriptor(1, NOW, 3600, true), t(0), NOW)
         .unwrap();
@@ -185,7 +185,7 @@ fn health_and_relay_flags_filter_paths() {
 
 #[test]
 fn samples_are_distinct_bounded_and_reproducible() {
-    let mut table = NodeTable::<16>::new(own());
+    let mut table = NodeTable::<heapless::Vec<PeerEntry, 16>>::new(own());
     for seed in 1..=10 {
         table
             .insert(descriptor(seed, NOW, 3600, true), t(0), NOW)

@@ -15,6 +15,7 @@ use core::net::IpAddr;
 use heapless::Vec;
 use rand_core::RngCore;
 
+use crate::capacity::VecStore;
 use crate::cgo::MAX_HOPS;
 use crate::identity::{NodeId, MAX_ADDRESSES};
 
@@ -182,8 +183,8 @@ fn pick<'t>(
 }
 
 /// Chooses a path to `destination` from the node table.
-pub fn select_path<const N: usize>(
-    table: &NodeTable<N>,
+pub fn select_path<S: VecStore<PeerEntry>>(
+    table: &NodeTable<S>,
     destination: NodeId,
     rules: &PathRules<'_>,
     now_unix_secs: u64,

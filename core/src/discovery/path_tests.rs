@@ -45,7 +45,7 @@ fn entry(seed: u16, relay: bool, ip: Ipv4Addr) -> crate::identity::VerifiedDescr
 }
 
 /// A table of `n` nodes; node `i` is in /16 number `i % prefixes`.
-fn table(n: u16, prefixes: u16, non_relays: u16) -> NodeTable<64> {
+fn table(n: u16, prefixes: u16, non_relays: u16) -> NodeTable<heapless::Vec<PeerEntry, 64>> {
     let mut t = NodeTable::new(own());
     for i in 0..n {
         let p = (i % prefixes) as u8;
@@ -56,7 +56,7 @@ fn table(n: u16, prefixes: u16, non_relays: u16) -> NodeTable<64> {
     t
 }
 
-fn prefix_of(t: &NodeTable<64>, id: &NodeId) -> NetworkPrefix {
+fn prefix_of(t: &NodeTable<heapless::Vec<PeerEntry, 64>>, id: &NodeId) -> NetworkPrefix {
     NetworkPrefix::of(
         t.get(id).unwrap().descriptor.repr().addresses[0]
             .socket

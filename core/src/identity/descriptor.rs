@@ -63,6 +63,7 @@ mod field {
 /// Why a descriptor was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum DescriptorError {
     /// Shorter than its fields require.
     Truncated,

@@ -14,6 +14,7 @@ pub const NODE_ID_DOMAIN: &[u8] = b"veil-node-id-v1";
 /// signatures. Displayed as 64 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct NodeId(pub [u8; 32]);
 
 impl NodeId {

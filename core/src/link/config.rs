@@ -4,6 +4,7 @@ use crate::time::Duration;
 
 /// Timers and rekey limits for every link of a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LinkConfig {
     /// A link whose handshake has not finished by then is closed. Bounds how
     /// long a half-open connection can hold a slot.

@@ -8,6 +8,7 @@ mod close;
 mod config;
 mod frame;
 mod hello;
+mod id;
 mod rtt;
 mod session;
 mod stats;
@@ -19,9 +20,10 @@ pub use frame::{
     KIND_LEN, LENGTH_PREFIX_LEN, MAX_MESSAGE_LEN, MIN_MAX_MESSAGE_LEN, TAG_LEN,
 };
 pub use hello::{HelloError, LinkHello, HELLO_LEN, LINK_STATIC_DOMAIN};
+pub use id::LinkId;
 pub use rtt::RttEstimator;
 pub use session::{
-    ClosedBy, LinkParams, LinkPhase, LinkRole, LinkSession, QueueCellError, CHANNEL_BINDING_LEN,
+    is_link_level, ClosedBy, LinkParams, LinkPhase, LinkRole, LinkSession, QueueCellError, CHANNEL_BINDING_LEN,
     CLOSE_GRACE,
 };
 pub use stats::LinkStats;

@@ -11,7 +11,7 @@
 //! replayed, reordered, dropped or forged message fails authentication and
 //! closes the link.
 
-use heapless::Deque;
+use crate::capacity::{ByteStore, DequeStore};
 
 use crate::identity::NodeId;
 use crate::noise::{CipherState, HandshakePattern, HandshakeState, Role, StaticKeypair};
@@ -31,6 +31,7 @@ use super::PROLOGUE;
 /// Which end of the link this session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum LinkRole {
     /// We dialled; we send the first handshake message.
     Initiator,
@@ -55,6 +56,7 @@ pub enum LinkPhase {
 /// Who ended a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum ClosedBy {
     /// This node (a local request, a timeout, or a protocol error by the peer).
     Local,
@@ -159,15 +161,15 @@ enum State {
     Closed(CloseReason, ClosedBy),
 }
 
-/// One link's protocol state. `RX` is the receive buffer (the largest
-/// message accepted plus its prefix); `TXQ` the number of cells that can wait
+/// One link's protocol state. `B` is the receive buffer (the largest
+/// message accepted plus its prefix); `Q` the queue of cells that can wait
 /// How long a closing link waits for its `Close` frame to be taken by the
 /// transport. A peer that stops reading cannot keep a closing link (and its
 /// slot and connection) alive.
 pub const CLOSE_GRACE: crate::time::Duration = crate::time::Duration::from_secs(5);
 
 /// to be sent.
-pub struct LinkSession<const RX: usize, const TXQ: usize> {
+pub struct LinkSession<B, Q> {
     role: LinkRole,
     state: State,
     config: LinkConfig,
@@ -175,7 +177,7 @@ pub struct LinkSession<const RX: usize, const TXQ: usize> {
     peer: Option<NodeId>,
     peer_max_message_len: usize,
     local_max_message_len: usize,
-    rx_buf: [u8; RX],
+    rx_buf: B,
     rx_len: usize,
     /// Cells of the last message not yet taken (pull mode): `rx_buf[next..end]`.
     rx_cell_next: usize,
@@ -183,7 +185,7 @@ pub struct LinkSession<const RX: usize, const TXQ: usize> {
     /// When the session was first seen closing by a call that knows the
     /// time; the `Close` frame must be out by `CLOSE_GRACE` after it.
     closing_since: Option<Instant>,
-    tx_cells: Deque<Cell, TXQ>,
+    tx_cells: Q,
     created_at: Instant,
     last_received: Instant,
     next_ping_at: Instant,
@@ -200,7 +202,7 @@ pub struct LinkSession<const RX: usize, const TXQ: usize> {
     circuit_streams: bool,
 }
 
-impl<const RX: usize, const TXQ: usize> core::fmt::Debug for LinkSession<RX, TXQ> {
+impl<B: ByteStore, Q: DequeStore<Cell>> core::fmt::Debug for LinkSession<B, Q> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("LinkSession")
             .field("role", &self.role)
@@ -211,8 +213,8 @@ impl<const RX: usize, const TXQ: usize> core::fmt::Debug for LinkSession<RX, TXQ
     }
 }
 
-impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
-    /// Starts a session. The receive limit is clamped to what `RX` can hold.
+impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
+    /// Starts a session. The receive limit is clamped to what `B` can hold.
     pub fn new(now: Instant, params: LinkParams<'_>) -> Self {
         let role = match params.role {
             LinkRole::Initiator => Role::Initiator,
@@ -241,7 +243,7 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
         );
         let local_max_message_len = params
             .local_max_message_len
-            .min(RX.saturating_sub(LENGTH_PREFIX_LEN))
+            .min(B::LEN.saturating_sub(LENGTH_PREFIX_LEN))
             .min(MAX_MESSAGE_LEN);
         let state = match noise {
             Ok(noise) => State::Handshaking(Handshake {
@@ -261,12 +263,12 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
             peer: None,
             peer_max_message_len: MIN_MAX_MESSAGE_LEN,
             local_max_message_len,
-            rx_buf: [0; RX],
+            rx_buf: B::ZEROED,
             rx_len: 0,
             rx_cell_next: 0,
             rx_cell_end: 0,
             closing_since: None,
-            tx_cells: Deque::new(),
+            tx_cells: Q::EMPTY,
             created_at: now,
             last_received: now,
             next_ping_at: now,
@@ -295,11 +297,11 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
     pub fn take_stream_cell(&mut self) -> Option<Cell> {
         if !self.circuit_streams
             || !matches!(self.state, State::Established(_))
-            || self.tx_cells.front().is_none_or(is_link_level)
+            || self.tx_cells.view().front().is_none_or(is_link_level)
         {
             return None;
         }
-        let cell = self.tx_cells.pop_front()?;
+        let cell = self.tx_cells.view_mut().pop_front()?;
         self.stats.cells_sent = self.stats.cells_sent.saturating_add(1);
         self.stats.bytes_sent = self
             .stats
@@ -312,7 +314,7 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
     pub fn has_stream_cell(&self) -> bool {
         self.circuit_streams
             && matches!(self.state, State::Established(_))
-            && self.tx_cells.front().is_some_and(|c| !is_link_level(c))
+            && self.tx_cells.view().front().is_some_and(|c| !is_link_level(c))
     }
 
     /// A circuit cell arrived on one of the link's circuit streams: counts
@@ -376,7 +378,7 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
 
     /// Room left in the send queue.
     pub fn queue_room(&self) -> usize {
-        TXQ.saturating_sub(self.tx_cells.len())
+        self.tx_cells.room()
     }
 
     /// The largest number of cells one received message can carry, given our
@@ -391,7 +393,7 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
             return Err(QueueCellError::NotEstablished);
         }
         self.tx_cells
-            .push_back(*cell)
+            .view_mut().push_back(*cell)
             .map_err(|_| QueueCellError::QueueFull)
     }
 
@@ -416,7 +418,7 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
             State::Closed(r, by) => State::Closed(r, by),
             State::Handshaking(_) => State::Closed(reason, ClosedBy::Local),
         };
-        self.tx_cells.clear();
+        self.tx_cells.view_mut().clear();
     }
 
     /// The next instant at which [`handle_timeout`](Self::handle_timeout) must run.
@@ -468,7 +470,7 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
                 if now.saturating_since(since) >= CLOSE_GRACE {
                     // The peer never took the `Close` frame: give up on it.
                     self.state = State::Closed(reason, ClosedBy::Local);
-                    self.tx_cells.clear();
+                    self.tx_cells.view_mut().clear();
                 }
             }
             State::Closed(..) => {}
@@ -608,7 +610,7 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
     fn framed_cells(&self) -> usize {
         if self.circuit_streams {
             self.tx_cells
-                .iter()
+                .view().iter()
                 .take_while(|c| is_link_level(c))
                 .count()
         } else {
@@ -631,7 +633,7 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
         let (kind, cells) = body.split_first_mut()?;
         *kind = super::frame::FrameKind::Cells.to_byte();
         for slot in cells.chunks_exact_mut(CELL_LEN).take(count) {
-            let cell = self.tx_cells.pop_front()?;
+            let cell = self.tx_cells.view_mut().pop_front()?;
             slot.copy_from_slice(&cell);
         }
         let n = self.encrypt_prefixed(buf, plaintext_len)?;
@@ -682,62 +684,6 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
         LENGTH_PREFIX_LEN.checked_add(sealed)
     }
 
-    /// Feeds bytes received from the peer, in any chunking.
-    ///
-    /// Returns how many bytes were consumed. Fewer than `data.len()` means
-    /// the session is holding a complete message of cells that would not fit
-    /// in `cell_room`: deliver the pending cells elsewhere, then call again
-    /// with the rest (or with an empty slice). `deliver` is called once per
-    /// received cell, at most `cell_room` times.
-    pub fn handle_data(
-        &mut self,
-        now: Instant,
-        data: &[u8],
-        cell_room: usize,
-        mut deliver: impl FnMut(&Cell),
-    ) -> usize {
-        let mut consumed = 0usize;
-        // Room left for cells in this call; every delivered cell spends one.
-        let mut room = cell_room;
-        loop {
-            if matches!(self.state, State::Closing(..) | State::Closed(..)) {
-                // Nothing the peer sends after a close matters.
-                self.rx_len = 0;
-                return data.len();
-            }
-            let rest = data.get(consumed..).unwrap_or(&[]);
-            match self.fill_message(rest) {
-                Fill::NeedMore(taken) => return consumed.saturating_add(taken),
-                Fill::Invalid(reason) => {
-                    self.fail(reason);
-                    return data.len();
-                }
-                Fill::Complete(taken) => {
-                    let message_len = self.rx_len.saturating_sub(LENGTH_PREFIX_LEN);
-                    if matches!(self.state, State::Established(_))
-                        && cells_fitting(message_len) > room
-                    {
-                        // Hold the message until the owner has room for its cells.
-                        return consumed.saturating_add(taken);
-                    }
-                    consumed = consumed.saturating_add(taken);
-                    self.stats.messages_received = self.stats.messages_received.saturating_add(1);
-                    self.stats.bytes_received = self
-                        .stats
-                        .bytes_received
-                        .saturating_add(u64::try_from(self.rx_len).unwrap_or(u64::MAX));
-                    let mut delivered = 0usize;
-                    self.process_message(now, false, &mut |cell: &Cell| {
-                        delivered = delivered.saturating_add(1);
-                        deliver(cell);
-                    });
-                    room = room.saturating_sub(delivered);
-                    self.rx_len = 0;
-                }
-            }
-        }
-    }
-
     /// Feeds bytes received from the peer, in any chunking, leaving the
     /// cells of each message in the session to be taken one at a time with
     /// [`take_cell`](Self::take_cell).
@@ -771,7 +717,7 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
                         .stats
                         .bytes_received
                         .saturating_add(u64::try_from(self.rx_len).unwrap_or(u64::MAX));
-                    self.process_message(now, true, &mut |_| {});
+                    self.process_message(now);
                     if self.pending_cells() == 0 {
                         self.rx_len = 0;
                     }
@@ -797,7 +743,7 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
         let end = start.checked_add(CELL_LEN)?;
         let cell = self
             .rx_buf
-            .get(start..end)
+            .bytes().get(start..end)
             .and_then(|c| <Cell>::try_from(c).ok());
         self.rx_cell_next = end;
         if self.pending_cells() == 0 {
@@ -813,7 +759,7 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
     fn fill_message(&mut self, data: &[u8]) -> Fill {
         let mut taken = 0usize;
         loop {
-            let target = match read_length_prefix(self.rx_buf.get(..self.rx_len).unwrap_or(&[])) {
+            let target = match read_length_prefix(self.rx_buf.bytes().get(..self.rx_len).unwrap_or(&[])) {
                 None => LENGTH_PREFIX_LEN,
                 Some(len) => {
                     if let Err(reason) = self.check_announced_len(len) {
@@ -836,7 +782,7 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
             }
             let end = self.rx_len.saturating_add(n);
             let (Some(dst), Some(src)) =
-                (self.rx_buf.get_mut(self.rx_len..end), available.get(..n))
+                (self.rx_buf.bytes_mut().get_mut(self.rx_len..end), available.get(..n))
             else {
                 return Fill::Invalid(CloseReason::MessageTooLarge);
             };
@@ -871,12 +817,11 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
         }
     }
 
-    /// Handles one whole received message. With `pull`, cells stay in the
-    /// receive buffer for [`take_cell`](Self::take_cell); otherwise each
-    /// goes to `deliver`.
-    fn process_message(&mut self, now: Instant, pull: bool, deliver: &mut impl FnMut(&Cell)) {
+    /// Handles one whole received message. Its cells stay in the receive
+    /// buffer for [`take_cell`](Self::take_cell).
+    fn process_message(&mut self, now: Instant) {
         let end = self.rx_len;
-        let Some(message) = self.rx_buf.get_mut(LENGTH_PREFIX_LEN..end) else {
+        let Some(message) = self.rx_buf.bytes_mut().get_mut(LENGTH_PREFIX_LEN..end) else {
             return;
         };
         match &mut self.state {
@@ -924,7 +869,7 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
                 };
                 match Frame::parse(plaintext) {
                     Err(_) => self.fail(CloseReason::ProtocolViolation),
-                    Ok(Frame::Cells(cells)) if pull => {
+                    Ok(Frame::Cells(cells)) => {
                         // The cells follow the frame's kind byte.
                         let start = LENGTH_PREFIX_LEN.saturating_add(KIND_LEN);
                         let count = cells.len().checked_div(CELL_LEN).unwrap_or(0);
@@ -934,15 +879,6 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
                             .stats
                             .cells_received
                             .saturating_add(u64::try_from(count).unwrap_or(u64::MAX));
-                    }
-                    Ok(Frame::Cells(cells)) => {
-                        for cell in cells.chunks_exact(CELL_LEN) {
-                            if let Ok(cell) = <&Cell>::try_from(cell) {
-                                deliver(cell);
-                                self.stats.cells_received =
-                                    self.stats.cells_received.saturating_add(1);
-                            }
-                        }
                     }
                     Ok(Frame::Ping(id)) => self.pong_owed = Some(id),
                     Ok(Frame::Pong(id)) => {
@@ -959,7 +895,7 @@ impl<const RX: usize, const TXQ: usize> LinkSession<RX, TXQ> {
                     }
                     Ok(Frame::Close(reason)) => {
                         self.state = State::Closed(reason, ClosedBy::Peer);
-                        self.tx_cells.clear();
+                        self.tx_cells.view_mut().clear();
                     }
                     Ok(Frame::Padding(_)) => {}
                 }
@@ -992,10 +928,11 @@ fn read_hello(h: &mut Handshake, payload: &[u8]) -> Result<Option<(NodeId, usize
     Ok(Some((peer, usize::from(hello.max_message_len))))
 }
 
-/// Whether a cell belongs to the link itself (circuit id 0) rather than to
-/// a circuit.
-fn is_link_level(cell: &Cell) -> bool {
-    crate::cell::CircuitId::of(cell).is_link()
+/// Whether a cell belongs to the link itself rather than to a circuit: its
+/// first four bytes (the circuit id the cell layer reads) are zero (link
+/// spec §10). The link layer owns this one rule about the cells it carries.
+pub fn is_link_level(cell: &Cell) -> bool {
+    cell.first_chunk::<4>().is_some_and(|id| *id == [0; 4])
 }
 
 /// How many whole cells fit in a message of `message_len` bytes.

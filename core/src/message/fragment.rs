@@ -26,6 +26,7 @@ pub const MAX_FRAGMENTS: usize = 256;
 
 /// A random message id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MessageId(pub [u8; MESSAGE_ID_LEN]);
 
 /// A parsed fragment, borrowing its bytes.

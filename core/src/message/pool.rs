@@ -23,6 +23,7 @@ use core::fmt;
 
 use heapless::Deque;
 
+use crate::capacity::{BufferTooSmall, ByteStore};
 use crate::cell::RELAY_DATA_LEN;
 use crate::circuit::{CircuitEnd, CircuitHandle};
 use crate::identity::NodeId;
@@ -49,6 +50,7 @@ pub enum Target {
 
 /// Whom an incoming message came from, and how to answer it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Sender {
     /// Someone who built a circuit to this node. Their identity is not
     /// known; answer with [`Node::reply`](crate::node::Node::reply).
@@ -60,10 +62,12 @@ pub enum Sender {
 /// Names the circuit a message arrived on, so that the destination can
 /// answer without learning who sent it. Valid while that circuit lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ReplyTo(pub(crate) CircuitEnd);
 
 /// A complete message taken with [`MessagePool::take`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ReceivedMessage {
     /// The sender's random message id.
     pub id: MessageId,
@@ -125,29 +129,29 @@ pub(crate) enum SlotState {
     Incoming(Incoming),
 }
 
-/// Storage for one message of at most `LEN` bytes, in either direction.
-pub struct MessageSlot<const LEN: usize> {
+/// Storage for one message of at most `B::LEN` bytes, in either direction.
+pub struct MessageSlot<B> {
     pub(crate) state: SlotState,
-    pub(crate) bytes: [u8; LEN],
+    pub(crate) bytes: B,
 }
 
-impl<const LEN: usize> MessageSlot<LEN> {
+impl<B: ByteStore> MessageSlot<B> {
     /// An empty slot.
     pub const fn new() -> Self {
         MessageSlot {
             state: SlotState::Free,
-            bytes: [0; LEN],
+            bytes: B::ZEROED,
         }
     }
 }
 
-impl<const LEN: usize> Default for MessageSlot<LEN> {
+impl<B: ByteStore> Default for MessageSlot<B> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const LEN: usize> fmt::Debug for MessageSlot<LEN> {
+impl<B> fmt::Debug for MessageSlot<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MessageSlot")
             .field("state", &self.state)
@@ -250,15 +254,16 @@ pub enum Route {
     Reply(CircuitEnd),
 }
 
-/// The message pool over caller storage `MB` of `LEN`-byte slots.
-pub struct MessagePool<MB, const LEN: usize> {
+/// The message pool over caller storage `MB` of slots of `B::LEN` bytes.
+pub struct MessagePool<MB, B> {
     slots: MB,
     remembered: Deque<MessageId, REMEMBERED_IDS>,
+    slot: core::marker::PhantomData<B>,
 }
 
-impl<MB, const LEN: usize> fmt::Debug for MessagePool<MB, LEN>
+impl<MB, B: ByteStore> fmt::Debug for MessagePool<MB, B>
 where
-    MB: AsRef<[MessageSlot<LEN>]> + AsMut<[MessageSlot<LEN>]>,
+    MB: AsRef<[MessageSlot<B>]> + AsMut<[MessageSlot<B>]>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MessagePool")
@@ -269,13 +274,13 @@ where
     }
 }
 
-impl<MB, const LEN: usize> MessagePool<MB, LEN>
+impl<MB, B: ByteStore> MessagePool<MB, B>
 where
-    MB: AsRef<[MessageSlot<LEN>]> + AsMut<[MessageSlot<LEN>]>,
+    MB: AsRef<[MessageSlot<B>]> + AsMut<[MessageSlot<B>]>,
 {
     /// The largest message: the slot size, and at most 256 fragments.
-    pub const MAX_MESSAGE_LEN: usize = if LEN < FRAGMENT_LEN * MAX_FRAGMENTS {
-        LEN
+    pub const MAX_MESSAGE_LEN: usize = if B::LEN < FRAGMENT_LEN * MAX_FRAGMENTS {
+        B::LEN
     } else {
         FRAGMENT_LEN * MAX_FRAGMENTS
     };
@@ -288,6 +293,7 @@ where
         MessagePool {
             slots,
             remembered: Deque::new(),
+            slot: core::marker::PhantomData,
         }
     }
 
@@ -346,7 +352,7 @@ where
         }
         let index = self.free_slot().ok_or(QueueError::Full)?;
         let slot = self.slots.as_mut().get_mut(index).ok_or(QueueError::Full)?;
-        if let Some(dst) = slot.bytes.get_mut(..message.len()) {
+        if let Some(dst) = slot.bytes.bytes_mut().get_mut(..message.len()) {
             dst.copy_from_slice(message);
         }
         slot.state = SlotState::Outgoing(Outgoing {
@@ -409,7 +415,7 @@ where
             id: message.id,
             total_len: u32::try_from(message.len).ok()?,
             offset: u32::try_from(offset).ok()?,
-            bytes: slot.bytes.get(offset..end)?,
+            bytes: slot.bytes.bytes().get(offset..end)?,
         };
         // An empty message is one empty fragment; mark it sent.
         message.next_offset = end.max(1);
@@ -585,7 +591,7 @@ where
         data: &[u8],
         sender: Sender,
     ) -> Result<Received, ReassemblyError> {
-        let fragment = Fragment::parse(data, Self::MAX_MESSAGE_LEN.min(LEN))
+        let fragment = Fragment::parse(data, Self::MAX_MESSAGE_LEN.min(B::LEN))
             .map_err(ReassemblyError::Fragment)?;
         if self.remembered.iter().any(|id| *id == fragment.id) {
             return Ok(Received::Duplicate(fragment.id));
@@ -620,7 +626,7 @@ where
         let fragment_index = offset / FRAGMENT_LEN;
         if !message.has(fragment_index) {
             let end = offset.saturating_add(expected_len(total, offset));
-            if let Some(dst) = slot.bytes.get_mut(offset..end) {
+            if let Some(dst) = slot.bytes.bytes_mut().get_mut(offset..end) {
                 dst.copy_from_slice(fragment.bytes);
             }
             message.mark(fragment_index);
@@ -680,10 +686,10 @@ where
     }
 
     /// Copies the complete message that finished longest ago into `buf`
-    /// and frees its slot. A `buf` shorter than the message gets the start
-    /// of it (`len` says how much was written).
-    pub fn take(&mut self, buf: &mut [u8]) -> Option<ReceivedMessage> {
-        let slot = self
+    /// and frees its slot. A `buf` shorter than the message takes nothing:
+    /// the message stays, and the error says how many bytes it needs.
+    pub fn take(&mut self, buf: &mut [u8]) -> Result<Option<ReceivedMessage>, BufferTooSmall> {
+        let Some(slot) = self
             .slots
             .as_mut()
             .iter_mut()
@@ -691,20 +697,24 @@ where
             .min_by_key(|s| match &s.state {
                 SlotState::Incoming(m) => m.started,
                 _ => Instant::ZERO,
-            })?;
-        let SlotState::Incoming(message) = slot.state else {
-            return None;
+            })
+        else {
+            return Ok(None);
         };
-        let len = message.total.min(buf.len());
-        if let (Some(dst), Some(src)) = (buf.get_mut(..len), slot.bytes.get(..len)) {
-            dst.copy_from_slice(src);
-        }
+        let SlotState::Incoming(message) = slot.state else {
+            return Ok(None);
+        };
+        let len = message.total;
+        let (Some(dst), Some(src)) = (buf.get_mut(..len), slot.bytes.bytes().get(..len)) else {
+            return Err(BufferTooSmall { needed: len });
+        };
+        dst.copy_from_slice(src);
         slot.state = SlotState::Free;
-        Some(ReceivedMessage {
+        Ok(Some(ReceivedMessage {
             id: message.id,
             len,
             sender: message.sender,
-        })
+        }))
     }
 
     /// Drops unfinished incoming messages that started before `cutoff`.

@@ -8,11 +8,11 @@ use super::*;
 use crate::cell::{CircuitId, RELAY_DATA_LEN};
 use crate::circuit::CircuitHandle;
 use crate::identity::NodeId;
-use crate::node::LinkId;
+use crate::link::LinkId;
 use crate::time::{Duration, Instant};
 
 const M: usize = 4 * 1024;
-type Pool = MessagePool<Vec<MessageSlot<M>>, M>;
+type Pool = MessagePool<Vec<MessageSlot<[u8; M]>>, [u8; M]>;
 
 fn pool(slots: usize) -> Pool {
     MessagePool::new((0..slots).map(|_| MessageSlot::new()).collect())
@@ -48,7 +48,7 @@ fn deliver_all(rx: &mut Pool, frags: &[Vec<u8>]) -> Vec<(MessageId, Vec<u8>)> {
     let mut buf = vec![0u8; M];
     for f in frags {
         rx.accept(Instant::ZERO, f, sender()).unwrap();
-        while let Some(m) = rx.take(&mut buf) {
+        while let Some(m) = rx.take(&mut buf).unwrap() {
             got.push((m.id, buf[..m.len].to_vec()));
         }
     }
@@ -113,7 +113,7 @@ fn a_resent_message_is_delivered_once_and_acknowledged_again() {
     // A third copy (say the ack was lost) is a duplicate, not a delivery.
     let result = rx.accept(Instant::ZERO, &again[0], sender());
     assert_eq!(result, Ok(Received::Duplicate(id(1))));
-    assert!(rx.take(&mut [0u8; 8]).is_none());
+    assert_eq!(rx.take(&mut [0u8; 8]), Ok(None));
     assert!(tx.acknowledge(&id(1)));
     assert!(!tx.acknowledge(&id(1)));
     assert_eq!(tx.outgoing(), 0);
@@ -274,11 +274,33 @@ fn complete_untaken_messages_are_never_evicted() {
         Err(ReassemblyError::NoRoom)
     );
     let mut out = [0u8; 10];
-    let first = rx.take(&mut out).unwrap();
+    let first = rx.take(&mut out).unwrap().unwrap();
     assert_eq!((first.id, first.len, out), (id(0), 10, [0; 10]));
     assert!(rx.has_incoming_room());
     assert!(matches!(
         rx.accept(Instant::ZERO, &buf[..len], sender()),
         Ok(Received::Complete { .. })
     ));
+}
+
+#[test]
+fn a_short_buffer_takes_nothing_and_says_how_much_it_needs() {
+    let mut tx = pool(2);
+    let mut rx = pool(2);
+    tx.queue(Instant::ZERO, id(3), Target::Node(DEST), &[7; 1200])
+        .unwrap();
+    for f in fragments(&mut tx) {
+        rx.accept(Instant::ZERO, &f, sender()).unwrap();
+    }
+    let mut small = [0u8; 100];
+    assert_eq!(
+        rx.take(&mut small),
+        Err(crate::capacity::BufferTooSmall { needed: 1200 })
+    );
+    assert_eq!(rx.ready(), 1, "the message is still there");
+    let mut big = [0u8; 1200];
+    let message = rx.take(&mut big).unwrap().unwrap();
+    assert_eq!((message.id, message.len), (id(3), 1200));
+    assert_eq!(big, [7; 1200]);
+    assert_eq!(rx.ready(), 0);
 }

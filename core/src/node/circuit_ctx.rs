@@ -4,7 +4,7 @@
 //! messages that need an answer through the engine are kept for the node
 //! to handle once the engine call returns.
 
-use heapless::{Deque, Vec};
+use heapless::Vec;
 use rand_chacha::ChaCha20Rng;
 use rand_core::RngCore;
 
@@ -12,19 +12,20 @@ use crate::cell::DestroyReason;
 use crate::circuit::{CircuitContext, CircuitEvent};
 use crate::identity::NodeId;
 use crate::link::{Cell, LinkPhase, LinkRole};
-use crate::message::{MessagePool, MessageSlot};
+use crate::capacity::DequeStore;
+use crate::message::MessagePool;
 use crate::time::Instant;
 
 use super::dial::Dialer;
-use super::{Event, LinkId, LinkSlot, NodeStats};
+use super::{Event, LinkId, LinkSlot, NodeStats, Profile};
 use crate::discovery::NodeTable;
 
 /// Relay messages one engine call can hand back: one per cell.
 pub(crate) type Deliveries = Vec<CircuitEvent, 2>;
 
 /// The established link to `peer`, and our role on it.
-pub(crate) fn link_to<const RX: usize, const TXQ: usize>(
-    links: &[LinkSlot<RX, TXQ>],
+pub(crate) fn link_to<P: Profile>(
+    links: &[LinkSlot<P>],
     peer: &NodeId,
 ) -> Option<(LinkId, LinkRole)> {
     links.iter().enumerate().find_map(|(i, slot)| {
@@ -36,17 +37,17 @@ pub(crate) fn link_to<const RX: usize, const TXQ: usize>(
 }
 
 /// The slot of a live link.
-pub(crate) fn slot_of<const RX: usize, const TXQ: usize>(
-    links: &mut [LinkSlot<RX, TXQ>],
+pub(crate) fn slot_of<P: Profile>(
+    links: &mut [LinkSlot<P>],
     link: LinkId,
-) -> Option<&mut LinkSlot<RX, TXQ>> {
+) -> Option<&mut LinkSlot<P>> {
     let slot = links.get_mut(usize::from(link.index()))?;
     (slot.generation == link.generation() && slot.session.is_some()).then_some(slot)
 }
 
 /// Free room in an established link's send queue (0 if not established).
-pub(crate) fn queue_room<const RX: usize, const TXQ: usize>(
-    links: &mut [LinkSlot<RX, TXQ>],
+pub(crate) fn queue_room<P: Profile>(
+    links: &mut [LinkSlot<P>],
     link: LinkId,
 ) -> usize {
     slot_of(links, link)
@@ -55,56 +56,28 @@ pub(crate) fn queue_room<const RX: usize, const TXQ: usize>(
         .map_or(0, |s| s.queue_room())
 }
 
-pub(crate) struct NodeCtx<
-    'a,
-    MB,
-    const RX: usize,
-    const TXQ: usize,
-    const EVENTS: usize,
-    const PEERS: usize,
-    const MSG: usize,
-> {
-    pub(crate) links: &'a mut [LinkSlot<RX, TXQ>],
+pub(crate) struct NodeCtx<'a, P: Profile> {
+    pub(crate) links: &'a mut [LinkSlot<P>],
     pub(crate) rng: &'a mut ChaCha20Rng,
     pub(crate) now: Instant,
-    pub(crate) events: &'a mut Deque<Event, EVENTS>,
+    pub(crate) events: &'a mut P::Events,
     pub(crate) stats: &'a mut NodeStats,
-    pub(crate) messages: &'a mut MessagePool<MB, MSG>,
-    pub(crate) table: &'a mut NodeTable<PEERS>,
+    pub(crate) messages: &'a mut MessagePool<P::Messages, P::MessageBuffer>,
+    pub(crate) table: &'a mut NodeTable<P::Peers>,
     pub(crate) dialer: &'a mut Dialer,
     pub(crate) deliveries: &'a mut Deliveries,
     pub(crate) config: &'a super::NodeConfig,
 }
 
-impl<
-        MB,
-        const RX: usize,
-        const TXQ: usize,
-        const EVENTS: usize,
-        const PEERS: usize,
-        const MSG: usize,
-    > NodeCtx<'_, MB, RX, TXQ, EVENTS, PEERS, MSG>
-where
-    MB: AsRef<[MessageSlot<MSG>]> + AsMut<[MessageSlot<MSG>]>,
-{
+impl<P: Profile> NodeCtx<'_, P> {
     fn push_event(&mut self, event: Event) {
-        if self.events.push_back(event).is_err() {
+        if self.events.view_mut().push_back(event).is_err() {
             self.stats.events_dropped = self.stats.events_dropped.saturating_add(1);
         }
     }
 }
 
-impl<
-        MB,
-        const RX: usize,
-        const TXQ: usize,
-        const EVENTS: usize,
-        const PEERS: usize,
-        const MSG: usize,
-    > CircuitContext for NodeCtx<'_, MB, RX, TXQ, EVENTS, PEERS, MSG>
-where
-    MB: AsRef<[MessageSlot<MSG>]> + AsMut<[MessageSlot<MSG>]>,
-{
+impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
     fn link_to(&self, peer: &NodeId) -> Option<(LinkId, LinkRole)> {
         link_to(self.links, peer)
     }

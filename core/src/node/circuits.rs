@@ -10,20 +10,23 @@
 use heapless::Vec;
 
 use crate::cell::RELAY_DATA_LEN;
-use crate::circuit::{CircuitEngine, CircuitEvent, CircuitHandle, Flow};
+use crate::capacity::{DequeStore, VecStore};
+use crate::circuit::{
+    CircuitEngine, CircuitEvent, CircuitHandle, ClientCircuit, Flow, RelayCircuit,
+};
+use crate::link::Cell;
 use crate::discovery::{select_path, PathRules};
 use crate::identity::NodeId;
-use crate::message::{FragmentError, MessagePool};
+use crate::message::FragmentError;
 use crate::message::{
-    MessageId, MessageSlot, ReassemblyError, Received, ReplyTo, Route, Sender, MESSAGE_ID_LEN,
+    MessageId, ReassemblyError, Received, ReplyTo, Route, Sender, MESSAGE_ID_LEN,
 };
 use crate::noise::StaticKeypair;
 use crate::time::{Duration, Instant};
 use crate::{cell::RelayCommand, circuit::CircuitEnd};
 
 use super::circuit_ctx::{self, Deliveries, NodeCtx};
-use super::discovery::Discovery;
-use super::{Event, LinkSlot, MessageFailure, Node};
+use super::{DialFailed, Event, MessageFailure, Node, Profile};
 
 /// Guards a node keeps for first hops.
 pub const MAX_GUARDS: usize = 4;
@@ -103,8 +106,8 @@ enum Back {
     Own(CircuitHandle, usize),
 }
 
-fn flow_of<const RELAYED: usize, const OWN: usize>(
-    engine: &mut CircuitEngine<RELAYED, OWN>,
+fn flow_of<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>>(
+    engine: &mut CircuitEngine<R, O>,
     back: Back,
 ) -> Option<&mut Flow> {
     match back {
@@ -113,28 +116,14 @@ fn flow_of<const RELAYED: usize, const OWN: usize>(
     }
 }
 
-impl<
-        S,
-        MB,
-        const RX: usize,
-        const TXQ: usize,
-        const EVENTS: usize,
-        const PEERS: usize,
-        const RELAYED: usize,
-        const OWN: usize,
-        const MSG: usize,
-    > Node<S, MB, RX, TXQ, EVENTS, PEERS, RELAYED, OWN, MSG>
-where
-    S: AsRef<[LinkSlot<RX, TXQ>]> + AsMut<[LinkSlot<RX, TXQ>]>,
-    MB: AsRef<[MessageSlot<MSG>]> + AsMut<[MessageSlot<MSG>]>,
-{
+impl<P: Profile> Node<P> {
     /// Runs `f` on the engine with a context over the node, then handles
     /// the relay messages it delivered.
     pub(crate) fn with_engine<R>(
         &mut self,
         f: impl FnOnce(
-            &mut CircuitEngine<RELAYED, OWN>,
-            &mut NodeCtx<'_, MB, RX, TXQ, EVENTS, PEERS, MSG>,
+            &mut CircuitEngine<P::Relayed, P::Own>,
+            &mut NodeCtx<'_, P>,
             &[&StaticKeypair],
         ) -> R,
     ) -> R {
@@ -175,7 +164,7 @@ where
     }
 
     fn push_event(&mut self, event: Event) {
-        if self.events.push_back(event).is_err() {
+        if self.events.view_mut().push_back(event).is_err() {
             self.stats.events_dropped = self.stats.events_dropped.saturating_add(1);
         }
     }
@@ -219,16 +208,14 @@ where
                 id,
                 reason: MessageFailure::CircuitClosed,
             };
-            if events.push_back(event).is_err() {
+            if events.view_mut().push_back(event).is_err() {
                 stats.events_dropped = stats.events_dropped.saturating_add(1);
             }
         });
     }
 
-    /// The adapter could not connect as asked by [`poll_dial`](Self::poll_dial).
-    pub fn dial_failed(&mut self, now: Instant, request: &super::DialRequest) {
-        self.advance(now);
-        if let Some(peer) = request.peer {
+    pub(crate) fn on_dial_failed(&mut self, _now: Instant, input: DialFailed) {
+        if let Some(peer) = input.request.peer {
             // The loser of a transport race failing late means nothing when
             // a link to the peer is up; otherwise the other transport may
             // still get through.
@@ -272,7 +259,7 @@ where
                 id,
                 reason: MessageFailure::Expired,
             };
-            if events.push_back(event).is_err() {
+            if events.view_mut().push_back(event).is_err() {
                 stats.events_dropped = stats.events_dropped.saturating_add(1);
             }
         });
@@ -305,18 +292,6 @@ where
             .min()
     }
 
-    pub(crate) fn established_links(&self) -> usize {
-        self.links
-            .as_ref()
-            .iter()
-            .filter(|s| {
-                s.session
-                    .as_ref()
-                    .is_some_and(|x| x.phase() == crate::link::LinkPhase::Established)
-            })
-            .count()
-    }
-
     fn expired(&self, opened_at: Instant) -> bool {
         self.now.saturating_since(opened_at) >= self.config.circuit_lifetime
     }
@@ -340,7 +315,7 @@ where
     /// Makes every progress the current state allows: circuits for waiting
     /// messages, fragments into ready circuits, credit owed.
     pub(crate) fn pump(&mut self) {
-        if self.config.link_only {
+        if self.link_only() {
             return;
         }
         self.build_circuits();
@@ -376,10 +351,10 @@ where
     /// Chooses a path to `dest` and starts building, or dials its first
     /// hop and tries again when the link is up.
     fn open_circuit(&mut self, dest: NodeId) {
-        if self.engine.own() >= OWN {
+        if self.engine.own() >= <P::Own as VecStore<ClientCircuit>>::CAPACITY {
             self.rotate_circuits();
         }
-        if self.engine.own() >= OWN {
+        if self.engine.own() >= <P::Own as VecStore<ClientCircuit>>::CAPACITY {
             // Make room: close the oldest ready circuit with nothing in flight.
             let idle = self
                 .engine
@@ -394,7 +369,7 @@ where
                 None => return,
             }
         }
-        let unix_now = Discovery::<PEERS>::unix_now(&self.config, self.now);
+        let unix_now = super::discovery::unix_now(&self.config, self.now);
         let rules = PathRules {
             relays: self.config.path_relays,
             guards: &self.circuits.guards,
@@ -482,9 +457,10 @@ where
                 };
                 let can_send = flow_of(&mut self.engine, back).is_some_and(|f| f.can_send());
                 let room = circuit_ctx::queue_room(self.links.as_mut(), link);
-                let queued = TXQ.saturating_sub(room);
+                let capacity = <P::LinkSendQueue as DequeStore<Cell>>::CAPACITY;
+                let queued = capacity.saturating_sub(room);
                 // Small queues (firmware) keep half free instead.
-                if !can_send || room <= ORIGINATE_RESERVE.min(TXQ / 2) || queued >= ORIGINATE_AHEAD
+                if !can_send || room <= ORIGINATE_RESERVE.min(capacity / 2) || queued >= ORIGINATE_AHEAD
                 {
                     continue;
                 }
@@ -576,8 +552,9 @@ where
     ) {
         let ack = match result {
             Ok(Received::Complete { id, len }) => {
+                // The message itself goes out through `poll`.
+                let _ = len;
                 self.stats.messages_received = self.stats.messages_received.saturating_add(1);
-                self.push_event(Event::MessageReceived { id, len });
                 Some((id, ACK_DELIVERED))
             }
             Ok(Received::Duplicate(id)) => Some((id, ACK_DELIVERED)),
@@ -670,6 +647,3 @@ where
     }
 }
 
-/// Keeps `MessagePool` in this module's imports used for docs.
-#[allow(dead_code)]
-type _Pool<MB, const M: usize> = MessagePool<MB, M>;

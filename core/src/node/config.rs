@@ -6,6 +6,7 @@ use crate::time::Duration;
 /// How a node behaves. Capacities are type parameters of
 /// [`Node`](super::Node); these are the run-time knobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct NodeConfig {
     /// Timers and rekey limits for every link.
     pub link: LinkConfig,
@@ -62,8 +63,9 @@ pub struct NodeConfig {
     /// advertises both; the first link up wins.
     pub transport_race_delay: Duration,
     /// Deliver every circuit cell to the owner as `Event::CellReceived`
-    /// instead of running circuits: for link-layer conformance tests and
-    /// for owners that bring their own circuit layer.
+    /// instead of running circuits: for link-layer conformance tests (only
+    /// with the `testing` feature).
+    #[cfg(feature = "testing")]
     pub link_only: bool,
 }
 
@@ -87,6 +89,7 @@ impl Default for NodeConfig {
             bootstrap_retry: Duration::from_secs(30),
             quic_dials: false,
             transport_race_delay: Duration::from_millis(250),
+            #[cfg(feature = "testing")]
             link_only: false,
         }
     }

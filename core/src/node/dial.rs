@@ -28,6 +28,7 @@ pub const MAX_BOOTSTRAP: usize = 8;
 
 /// A connection the node wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct DialRequest {
     /// The node expected at the address; `None` for a bootstrap address,
     /// where whoever answers is welcome.
@@ -49,9 +50,9 @@ pub(crate) struct DialPolicy {
 
 impl DialPolicy {
     /// The policy for dialling `peer` under `config`.
-    pub(crate) fn for_peer<const PEERS: usize>(
+    pub(crate) fn for_peer<S: crate::capacity::VecStore<crate::discovery::PeerEntry>>(
         config: &super::NodeConfig,
-        table: &crate::discovery::NodeTable<PEERS>,
+        table: &crate::discovery::NodeTable<S>,
         peer: &NodeId,
     ) -> Self {
         DialPolicy {

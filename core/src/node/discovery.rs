@@ -4,11 +4,13 @@
 
 use core::fmt;
 
-use heapless::{Deque, Vec};
+use heapless::deque::DequeView;
+use heapless::Vec;
 use rand_core::RngCore;
 
 use crate::cell::{emit_descriptor_body, parse_descriptor_body, CellCommand, CellRepr, CircuitId};
-use crate::discovery::{InsertError, InsertOutcome, NodeTable};
+use crate::capacity::VecStore;
+use crate::discovery::{InsertError, InsertOutcome, NodeTable, PeerEntry};
 use crate::identity::{
     verify_descriptor, Address, DescriptorError, DescriptorRepr, Identity, NodeId, MAX_ADDRESSES,
     MAX_DESCRIPTOR_LEN,
@@ -28,6 +30,7 @@ pub const GOSSIP_FANOUT: usize = 3;
 
 /// Why a received descriptor was not stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum DescriptorRefusal {
     /// The cell body is not a length-prefixed descriptor.
     Malformed,
@@ -49,6 +52,13 @@ impl fmt::Display for DescriptorRefusal {
 
 impl core::error::Error for DescriptorRefusal {}
 
+/// Wall-clock Unix seconds at `now`, from the config's anchor.
+pub(crate) fn unix_now(config: &NodeConfig, now: Instant) -> u64 {
+    config
+        .unix_time_at_zero
+        .saturating_add(now.as_micros().checked_div(1_000_000).unwrap_or(0))
+}
+
 /// What the discovery timers did.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct TimerOutcome {
@@ -68,20 +78,20 @@ pub(crate) enum LinkCell {
     Violation,
 }
 
-pub(crate) struct Discovery<const PEERS: usize> {
+pub(crate) struct Discovery<S> {
     onion: StaticKeypair,
     /// The key before the last rotation, still answered so that circuits
     /// built from a descriptor fetched before the rotation do not fail.
     previous_onion: Option<StaticKeypair>,
     onion_created_at: Instant,
-    table: NodeTable<PEERS>,
+    table: NodeTable<S>,
     descriptor: Vec<u8, MAX_DESCRIPTOR_LEN>,
     issued_at: u64,
     addresses: Vec<Address, MAX_ADDRESSES>,
     next_gossip_at: Instant,
 }
 
-impl<const PEERS: usize> Discovery<PEERS> {
+impl<S: VecStore<PeerEntry>> Discovery<S> {
     pub(crate) fn new(identity: &Identity, config: &NodeConfig, rng: &mut impl RngCore) -> Self {
         let mut secret = [0u8; 32];
         rng.fill_bytes(&mut secret);
@@ -101,17 +111,17 @@ impl<const PEERS: usize> Discovery<PEERS> {
         discovery
     }
 
-    pub(crate) fn table(&self) -> &NodeTable<PEERS> {
+    pub(crate) fn table(&self) -> &NodeTable<S> {
         &self.table
     }
 
-    pub(crate) fn table_mut(&mut self) -> &mut NodeTable<PEERS> {
+    pub(crate) fn table_mut(&mut self) -> &mut NodeTable<S> {
         &mut self.table
     }
 
     /// The node table and the onion keys at once (the circuit engine
     /// answers hop handshakes while the node records peer health).
-    pub(crate) fn split(&mut self) -> (&mut NodeTable<PEERS>, Vec<&StaticKeypair, 2>) {
+    pub(crate) fn split(&mut self) -> (&mut NodeTable<S>, Vec<&StaticKeypair, 2>) {
         let mut keys = Vec::new();
         let _ = keys.push(&self.onion);
         if let Some(previous) = self.previous_onion.as_ref() {
@@ -143,16 +153,10 @@ impl<const PEERS: usize> Discovery<PEERS> {
         &self.descriptor
     }
 
-    pub(crate) fn unix_now(config: &NodeConfig, now: Instant) -> u64 {
-        config
-            .unix_time_at_zero
-            .saturating_add(now.as_micros().checked_div(1_000_000).unwrap_or(0))
-    }
-
     /// Re-signs the descriptor at `now`. `issued_at` strictly increases so
     /// that peers take the new one over the old.
     pub(crate) fn sign(&mut self, identity: &Identity, config: &NodeConfig, now: Instant) {
-        let issued_at = Self::unix_now(config, now).max(self.issued_at.saturating_add(1));
+        let issued_at = unix_now(config, now).max(self.issued_at.saturating_add(1));
         let repr = DescriptorRepr {
             identity: identity.public(),
             onion_key: self.onion.public(),
@@ -247,7 +251,7 @@ impl<const PEERS: usize> Discovery<PEERS> {
         now: Instant,
         bytes: &[u8],
     ) -> Result<(InsertOutcome, NodeId, bool), DescriptorRefusal> {
-        let unix = Self::unix_now(config, now);
+        let unix = unix_now(config, now);
         let verified = verify_descriptor(bytes, unix).map_err(DescriptorRefusal::Invalid)?;
         let (id, relay) = (verified.node_id(), verified.repr().relay);
         let outcome = self
@@ -259,13 +263,13 @@ impl<const PEERS: usize> Discovery<PEERS> {
 
     /// Handles a cell received on `link` if it is link-level, reporting
     /// what happened in `events` (one event at most per cell).
-    pub(crate) fn on_cell<const E: usize>(
+    pub(crate) fn on_cell(
         &mut self,
         config: &NodeConfig,
         now: Instant,
         link: LinkId,
         cell: &Cell,
-        events: &mut Deque<Event, E>,
+        events: &mut DequeView<Event>,
     ) -> LinkCell {
         // Circuit cells are the common case: check their header in place
         // (the same rules as `CellRepr::parse`) without copying the body.

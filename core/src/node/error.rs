@@ -4,9 +4,10 @@ use core::fmt;
 
 use super::LinkId;
 
-/// Why [`Node::open_link`](super::Node::open_link) refused a link.
+/// Why [`OpenLink`](super::OpenLink) was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum OpenLinkError {
     /// Every link slot holds an established or outbound link. Close the
     /// transport connection; build the node with more link slots if this is
@@ -27,9 +28,12 @@ impl fmt::Display for OpenLinkError {
 
 impl core::error::Error for OpenLinkError {}
 
-/// Why input for a link was refused.
+/// Why an input for a link ([`Receive`](super::Receive),
+/// [`SetWritable`](super::SetWritable), [`TransportClosed`](super::TransportClosed),
+/// [`CloseLink`](super::CloseLink)) was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum LinkInputError {
     /// No such link: it closed (see its `LinkClosed` event) or never existed.
     UnknownLink(LinkId),
@@ -48,9 +52,11 @@ impl fmt::Display for LinkInputError {
 
 impl core::error::Error for LinkInputError {}
 
-/// Why a cell could not be sent.
+/// Why [`Node::send_cell`](super::Node::send_cell) (tests only) could not
+/// queue a cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum SendCellError {
     /// No such link.
     UnknownLink(LinkId),
@@ -76,10 +82,11 @@ impl fmt::Display for SendCellError {
 
 impl core::error::Error for SendCellError {}
 
-/// Why [`Node::send_message`](super::Node::send_message) or
-/// [`Node::reply`](super::Node::reply) refused a message.
+/// Why [`SendMessage`](super::SendMessage) or [`Reply`](super::Reply)
+/// refused a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum SendMessageError {
     /// The message pool's outgoing half is full of unacknowledged messages:
     /// wait for `MessageAcknowledged` (or `MessageFailed`) and retry.
@@ -95,7 +102,7 @@ pub enum SendMessageError {
     ToSelf,
     /// The destination is not in the node table, so no circuit can end at
     /// it (its onion key is unknown). Learn its descriptor first
-    /// (`learn_descriptor`, or wait for gossip).
+    /// ([`LearnDescriptor`](super::LearnDescriptor), or wait for gossip).
     UnknownDestination,
     /// The circuit to reply on is gone; the sender must ask again.
     ReplyCircuitGone,
@@ -127,16 +134,16 @@ impl fmt::Display for SendMessageError {
 
 impl core::error::Error for SendMessageError {}
 
-/// Why [`Node::handle_stream_cell`](super::Node::handle_stream_cell) did not
-/// take a cell.
+/// Why [`ReceiveStreamCell`](super::ReceiveStreamCell) did not take a cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum StreamCellError {
     /// No such link: it closed (see its `LinkClosed` event) or never existed.
     UnknownLink(LinkId),
     /// The link was not opened with circuit streams
-    /// ([`Node::open_stream_link`](super::Node::open_stream_link)); its
-    /// cells come in its byte stream, through `handle_data`.
+    /// ([`OpenLink::circuit_streams`](super::OpenLink::circuit_streams)); its
+    /// cells come in its byte stream, through [`Receive`](super::Receive).
     NotAStreamLink(LinkId),
     /// Not now: the link's handshake is still running, or what this cell may
     /// cause does not fit (its circuit's next link or the event queue is
@@ -155,7 +162,7 @@ impl fmt::Display for StreamCellError {
             ),
             StreamCellError::NotAStreamLink(id) => write!(
                 f,
-                "{id} carries its cells in its byte stream; feed them with handle_data"
+                "{id} carries its cells in its byte stream; feed its bytes with Receive"
             ),
             StreamCellError::WouldBlock(id) => write!(
                 f,
@@ -166,3 +173,27 @@ impl fmt::Display for StreamCellError {
 }
 
 impl core::error::Error for StreamCellError {}
+
+/// Why [`AddBootstrap`](super::AddBootstrap) did not add an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum AddBootstrapError {
+    /// The node keeps [`MAX_BOOTSTRAP`](super::MAX_BOOTSTRAP) addresses and
+    /// has that many.
+    ListFull,
+}
+
+impl fmt::Display for AddBootstrapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddBootstrapError::ListFull => write!(
+                f,
+                "the bootstrap list is full ({} addresses); give fewer bootstrap nodes",
+                super::MAX_BOOTSTRAP
+            ),
+        }
+    }
+}
+
+impl core::error::Error for AddBootstrapError {}

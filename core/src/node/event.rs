@@ -3,18 +3,21 @@
 use crate::cell::DestroyReason;
 use crate::circuit::CircuitHandle;
 use crate::identity::NodeId;
-use crate::link::{Cell, CloseReason, ClosedBy, LinkRole};
+#[cfg(feature = "testing")]
+use crate::link::Cell;
+use crate::link::{CloseReason, ClosedBy, LinkRole};
 use crate::message::MessageId;
 use crate::time::Duration;
 
 use super::{DescriptorRefusal, LinkId};
 
-/// Something that happened inside the node. Pulled with
-/// [`Node::poll_event`](super::Node::poll_event).
-// Cells travel inline: there is no allocator to box them, and the event
-// queue's size is fixed by its capacity either way.
-#[allow(clippy::large_enum_variant)]
+/// Something that happened inside the node, given as
+/// [`Output::Event`](super::Output::Event).
+// With the `testing` feature cells travel inline: there is no allocator to
+// box them, and the event queue's size is fixed by its capacity either way.
+#[cfg_attr(feature = "testing", allow(clippy::large_enum_variant))]
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Event {
     /// A link finished its handshake; the peer's identity is proven.
     LinkEstablished {
@@ -73,38 +76,33 @@ pub enum Event {
         /// Why.
         reason: DestroyReason,
     },
-    /// A complete message waits: take it with
-    /// [`Node::poll_message`](super::Node::poll_message).
-    MessageReceived {
-        /// The sender's message id.
-        id: MessageId,
-        /// Its length.
-        len: usize,
-    },
     /// The destination acknowledged a message this node sent.
     MessageAcknowledged {
-        /// The id [`Node::send_message`](super::Node::send_message) returned.
+        /// The id [`SendMessage`](super::SendMessage) returned.
         id: MessageId,
     },
     /// A message this node sent will not arrive.
     MessageFailed {
-        /// The id [`Node::send_message`](super::Node::send_message) returned.
+        /// The id [`SendMessage`](super::SendMessage) returned.
         id: MessageId,
         /// Why.
         reason: MessageFailure,
     },
-    /// A cell arrived on an established link (only with
-    /// [`NodeConfig::link_only`](super::NodeConfig::link_only)).
+    /// A cell arrived on an established link (only with the `testing`
+    /// feature and [`NodeConfig::link_only`](super::NodeConfig::link_only)).
+    #[cfg(feature = "testing")]
     CellReceived {
         /// The link.
         link: LinkId,
         /// The cell, exactly as the peer queued it.
+        #[cfg_attr(feature = "serde", serde(with = "super::serde_cell"))]
         cell: Cell,
     },
 }
 
 /// Why a message was given up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum MessageFailure {
     /// Not acknowledged within `message_give_up_after`: no path to the

@@ -1,13 +1,15 @@
-//! The node's application interface for messages: send to a node id, take
-//! what arrived, answer anonymously over the circuit a message came on.
+//! The node's application inputs for messages, bootstrap addresses and
+//! guards.
 
 use rand_core::RngCore;
 
-use crate::identity::{Address, NodeId};
-use crate::message::{MessageId, MessageSlot, QueueError, ReceivedMessage, ReplyTo, Target};
+use crate::message::{MessageId, QueueError, Target};
 use crate::time::Instant;
 
-use super::{DialRequest, LinkSlot, Node, NodeStats, SendMessageError};
+use super::{
+    AddBootstrap, AddBootstrapError, Node, Profile, Reply, SendMessage, SendMessageError,
+    SetGuards,
+};
 
 fn queue_error(e: QueueError) -> SendMessageError {
     match e {
@@ -16,39 +18,21 @@ fn queue_error(e: QueueError) -> SendMessageError {
     }
 }
 
-impl<
-        S,
-        MB,
-        const RX: usize,
-        const TXQ: usize,
-        const EVENTS: usize,
-        const PEERS: usize,
-        const RELAYED: usize,
-        const OWN: usize,
-        const MSG: usize,
-    > Node<S, MB, RX, TXQ, EVENTS, PEERS, RELAYED, OWN, MSG>
-where
-    S: AsRef<[LinkSlot<RX, TXQ>]> + AsMut<[LinkSlot<RX, TXQ>]>,
-    MB: AsRef<[MessageSlot<MSG>]> + AsMut<[MessageSlot<MSG>]>,
-{
-    /// The largest message [`send_message`](Self::send_message) takes and
-    /// this node reassembles: the message slot size `MSG`, at most 119 296.
-    pub const MAX_MESSAGE: usize = crate::message::MessagePool::<MB, MSG>::MAX_MESSAGE_LEN;
+impl<P: Profile> Node<P> {
+    /// The largest message [`SendMessage`] takes and this node reassembles:
+    /// the message buffer of its profile, at most 119 296.
+    pub const MAX_MESSAGE: usize =
+        crate::message::MessagePool::<P::Messages, P::MessageBuffer>::MAX_MESSAGE_LEN;
 
-    /// Queues `message` for `destination`, which must be in the node table
-    /// (its descriptor names the onion key the circuit's last hop needs).
-    /// The node builds (or reuses) a circuit whose last hop is the
-    /// destination, sends the message in fragments, and keeps it until the
-    /// destination acknowledges it (`MessageAcknowledged`), resending it
-    /// over a new circuit if its circuit dies. The returned id names it in
-    /// those events.
-    pub fn send_message(
+    pub(crate) fn on_send_message(
         &mut self,
         now: Instant,
-        destination: NodeId,
-        message: &[u8],
+        input: SendMessage<'_>,
     ) -> Result<MessageId, SendMessageError> {
-        let now = self.advance(now);
+        let SendMessage {
+            destination,
+            message,
+        } = input;
         if destination == self.node_id() {
             return Err(SendMessageError::ToSelf);
         }
@@ -64,17 +48,12 @@ where
         Ok(id)
     }
 
-    /// Answers a message received from an anonymous sender, over the
-    /// circuit it came on. The reply is acknowledged like any message; it
-    /// fails (`MessageFailed { reason: CircuitClosed }`) if that circuit
-    /// dies first, since only the sender can build another.
-    pub fn reply(
+    pub(crate) fn on_reply(
         &mut self,
         now: Instant,
-        to: ReplyTo,
-        message: &[u8],
+        input: Reply<'_>,
     ) -> Result<MessageId, SendMessageError> {
-        let now = self.advance(now);
+        let Reply { to, message } = input;
         if self.engine.relay_flow(to.0).is_none() {
             return Err(SendMessageError::ReplyCircuitGone);
         }
@@ -93,53 +72,19 @@ where
         MessageId(id)
     }
 
-    /// Takes the oldest complete message into `buf` (`len` says how many
-    /// bytes were written; a short `buf` gets the start of the message).
-    /// Taking messages is what makes room for more: a node whose owner
-    /// stops taking them stops granting credit, and its senders stall.
-    pub fn poll_message(&mut self, buf: &mut [u8]) -> Option<ReceivedMessage> {
-        let message = self.messages.take(buf)?;
-        self.pump();
-        Some(message)
-    }
-
-    /// The next connection the node wants the adapter to make. Connect,
-    /// then call [`open_link`](Self::open_link) as initiator expecting
-    /// `peer`, or [`dial_failed`](Self::dial_failed).
-    pub fn poll_dial(&mut self) -> Option<DialRequest> {
-        self.dialer.poll()
-    }
-
-    /// Adds an address to dial while the node has no link (from the
-    /// config). Returns `false` if the bootstrap list is full.
-    pub fn add_bootstrap(&mut self, address: Address) -> bool {
-        self.dialer.add_bootstrap(address)
-    }
-
-    /// Sets the guards: every circuit's first hop is one of them. Empty
-    /// (the default) means any healthy relay. At most
-    /// [`MAX_GUARDS`](super::circuits::MAX_GUARDS) are kept.
-    pub fn set_guards(&mut self, guards: &[NodeId]) {
-        self.circuits.guards.clear();
-        for guard in guards.iter().take(super::circuits::MAX_GUARDS) {
-            let _ = self.circuits.guards.push(*guard);
+    pub(crate) fn on_add_bootstrap(
+        &mut self,
+        _now: Instant,
+        input: AddBootstrap,
+    ) -> Result<(), AddBootstrapError> {
+        if self.dialer.add_bootstrap(input.address) {
+            Ok(())
+        } else {
+            Err(AddBootstrapError::ListFull)
         }
     }
 
-    /// Counters since the node was built.
-    pub fn stats(&self) -> NodeStats {
-        self.stats
-    }
-
-    /// Circuits this node is a hop of (as relay or destination), and
-    /// circuits it built.
-    pub fn circuit_counts(&self) -> (usize, usize) {
-        (self.engine.relayed(), self.engine.own())
-    }
-
-    /// Unacknowledged outgoing messages, and incoming ones (partial or
-    /// waiting to be taken).
-    pub fn message_counts(&self) -> (usize, usize) {
-        (self.messages.outgoing(), self.messages.incoming())
+    pub(crate) fn on_set_guards(&mut self, _now: Instant, input: SetGuards) {
+        self.circuits.guards = input.guards;
     }
 }

@@ -4,12 +4,17 @@ use crate::identity::Transport;
 use crate::link::LinkSession;
 use crate::time::Instant;
 
+use super::Profile;
+
+/// The session type of a profile's links.
+pub(crate) type Session<P> = LinkSession<<P as Profile>::LinkReceive, <P as Profile>::LinkSendQueue>;
+
 /// Storage for one link. A node is built over a fixed slice of these (an
 /// array on firmware, a boxed slice on std), so the number of links and the
 /// bytes they use are fixed when the node is built.
-pub struct LinkSlot<const RX: usize, const TXQ: usize> {
+pub struct LinkSlot<P: Profile> {
     pub(crate) generation: u16,
-    pub(crate) session: Option<LinkSession<RX, TXQ>>,
+    pub(crate) session: Option<Session<P>>,
     pub(crate) opened_at: Instant,
     /// `LinkEstablished` has been queued for this link.
     pub(crate) announced: bool,
@@ -17,9 +22,13 @@ pub struct LinkSlot<const RX: usize, const TXQ: usize> {
     pub(crate) introduced: bool,
     /// What the link runs over, if the adapter said.
     pub(crate) transport: Option<Transport>,
+    /// The adapter holds bytes its transport did not take yet
+    /// ([`SetWritable`](super::SetWritable)): nothing more is polled out for
+    /// this link until it says the transport takes bytes again.
+    pub(crate) blocked: bool,
 }
 
-impl<const RX: usize, const TXQ: usize> LinkSlot<RX, TXQ> {
+impl<P: Profile> LinkSlot<P> {
     /// An empty slot.
     pub const fn new() -> Self {
         LinkSlot {
@@ -29,21 +38,23 @@ impl<const RX: usize, const TXQ: usize> LinkSlot<RX, TXQ> {
             announced: false,
             introduced: false,
             transport: None,
+            blocked: false,
         }
     }
 }
 
-impl<const RX: usize, const TXQ: usize> Default for LinkSlot<RX, TXQ> {
+impl<P: Profile> Default for LinkSlot<P> {
     fn default() -> Self {
         LinkSlot::new()
     }
 }
 
-impl<const RX: usize, const TXQ: usize> core::fmt::Debug for LinkSlot<RX, TXQ> {
+impl<P: Profile> core::fmt::Debug for LinkSlot<P> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("LinkSlot")
             .field("generation", &self.generation)
             .field("session", &self.session)
+            .field("blocked", &self.blocked)
             .finish()
     }
 }

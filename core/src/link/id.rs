@@ -7,12 +7,15 @@ use core::fmt;
 /// of reaching the wrong peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LinkId {
     index: u16,
     generation: u16,
 }
 
 impl LinkId {
+    /// An id for slot `index` in its `generation`; the node table makes
+    /// these, an adapter only copies them.
     pub(crate) fn new(index: u16, generation: u16) -> Self {
         LinkId { index, generation }
     }

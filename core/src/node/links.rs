@@ -1,0 +1,377 @@
+//! The link table: opening links into free slots, the half-open limit,
+//! closing, and publishing each slot's link events.
+
+use rand_core::RngCore;
+
+use crate::identity::NodeId;
+use crate::link::{
+    CloseReason, LinkHello, LinkParams, LinkPhase, LinkRole, MAX_MESSAGE_LEN, MIN_MAX_MESSAGE_LEN,
+};
+use crate::capacity::DequeStore;
+use crate::time::Instant;
+
+use super::slot::Session;
+use super::{
+    CloseLink, Event, LinkId, LinkInputError, LinkSlot, Node, OpenLink, OpenLinkError, Profile,
+    SetWritable, TransportClosed,
+};
+
+/// The largest message a node built with `profile`'s receive buffer and
+/// `configured` limit accepts.
+pub(crate) fn max_message_len(receive_buffer: usize, configured: usize) -> usize {
+    let upper = receive_buffer
+        .saturating_sub(crate::link::LENGTH_PREFIX_LEN)
+        .min(MAX_MESSAGE_LEN);
+    configured.clamp(MIN_MAX_MESSAGE_LEN, upper.max(MIN_MAX_MESSAGE_LEN))
+}
+
+/// The hello this node sends in every link handshake.
+pub(crate) fn hello(
+    identity: &crate::identity::Identity,
+    static_public: &[u8; 32],
+    max_message_len: usize,
+) -> [u8; crate::link::HELLO_LEN] {
+    LinkHello::new(
+        identity,
+        static_public,
+        u16::try_from(max_message_len).unwrap_or(u16::MAX),
+    )
+    .emit()
+}
+
+impl<P: Profile> Node<P> {
+    pub(crate) fn on_open_link(
+        &mut self,
+        now: Instant,
+        input: OpenLink,
+    ) -> Result<LinkId, OpenLinkError> {
+        let OpenLink {
+            role,
+            expected_peer,
+            transport,
+            circuit_streams,
+        } = input;
+        if role == LinkRole::Responder && self.half_open_inbound() >= self.config.max_half_open {
+            self.evict_oldest_half_open();
+        }
+        let index = match self.free_slot() {
+            Some(i) => i,
+            None if role == LinkRole::Responder => {
+                self.evict_oldest_half_open();
+                self.free_slot().ok_or(OpenLinkError::TableFull)?
+            }
+            None => {
+                crate::logging::log_warn!("link table full: outbound link refused");
+                return Err(OpenLinkError::TableFull);
+            }
+        };
+        let mut ephemeral = [0u8; 32];
+        self.rng.fill_bytes(&mut ephemeral);
+        let session = Session::<P>::new(
+            now,
+            LinkParams {
+                role,
+                expected_peer,
+                static_keypair: &self.static_keypair,
+                ephemeral_secret: ephemeral,
+                hello: self.hello,
+                local_max_message_len: self.max_message_len,
+                config: self.config.link,
+                channel_binding: circuit_streams,
+            },
+        );
+        zeroize::Zeroize::zeroize(&mut ephemeral);
+        let slot = self
+            .links
+            .as_mut()
+            .get_mut(index)
+            .ok_or(OpenLinkError::TableFull)?;
+        slot.session = Some(session);
+        slot.opened_at = now;
+        slot.announced = false;
+        slot.introduced = false;
+        slot.blocked = false;
+        slot.transport = transport;
+        Ok(LinkId::new(
+            u16::try_from(index).unwrap_or(u16::MAX),
+            slot.generation,
+        ))
+    }
+
+    pub(crate) fn on_set_writable(
+        &mut self,
+        _now: Instant,
+        input: SetWritable,
+    ) -> Result<(), LinkInputError> {
+        let index = self
+            .slot_index(input.link)
+            .ok_or(LinkInputError::UnknownLink(input.link))?;
+        if let Some(slot) = self.links.as_mut().get_mut(index) {
+            slot.blocked = !input.writable;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn on_transport_closed(
+        &mut self,
+        _now: Instant,
+        input: TransportClosed,
+    ) -> Result<(), LinkInputError> {
+        self.with_session(input.link, |session| session.transport_closed())
+    }
+
+    pub(crate) fn on_close_link(
+        &mut self,
+        _now: Instant,
+        input: CloseLink,
+    ) -> Result<(), LinkInputError> {
+        self.with_session(input.link, |session| session.close(input.reason))
+    }
+
+    fn free_slot(&self) -> Option<usize> {
+        self.links
+            .as_ref()
+            .iter()
+            .take(usize::from(u16::MAX))
+            .position(|s| s.session.is_none())
+    }
+
+    fn half_open_inbound(&self) -> usize {
+        self.links
+            .as_ref()
+            .iter()
+            .filter(|s| is_half_open_inbound(s))
+            .count()
+    }
+
+    fn evict_oldest_half_open(&mut self) {
+        let oldest = self
+            .links
+            .as_ref()
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| is_half_open_inbound(s))
+            .min_by_key(|(_, s)| s.opened_at)
+            .map(|(i, _)| i);
+        if let Some(i) = oldest {
+            if let Some(session) = self.session_mut(i) {
+                session.close(CloseReason::Evicted);
+            }
+            self.sync_slot(i);
+        }
+    }
+
+    /// The slot of a live link.
+    pub(crate) fn slot_index(&self, link: LinkId) -> Option<usize> {
+        let index = usize::from(link.index());
+        let slot = self.links.as_ref().get(index)?;
+        (slot.generation == link.generation() && slot.session.is_some()).then_some(index)
+    }
+
+    pub(crate) fn session_mut(&mut self, index: usize) -> Option<&mut Session<P>> {
+        self.links.as_mut().get_mut(index)?.session.as_mut()
+    }
+
+    /// The id of the link in slot `index`.
+    pub(crate) fn link_at(&self, index: usize) -> Option<LinkId> {
+        let slot = self.links.as_ref().get(index)?;
+        Some(LinkId::new(u16::try_from(index).ok()?, slot.generation))
+    }
+
+    /// Applies `f` to a link's session and publishes what it changed.
+    fn with_session(
+        &mut self,
+        link: LinkId,
+        f: impl FnOnce(&mut Session<P>),
+    ) -> Result<(), LinkInputError> {
+        let index = self
+            .slot_index(link)
+            .ok_or(LinkInputError::UnknownLink(link))?;
+        if let Some(session) = self.session_mut(index) {
+            f(session);
+        }
+        self.sync_slot(index);
+        Ok(())
+    }
+
+    /// Established links.
+    pub(crate) fn established_links(&self) -> usize {
+        self.links
+            .as_ref()
+            .iter()
+            .filter(|s| {
+                s.session
+                    .as_ref()
+                    .is_some_and(|x| x.phase() == LinkPhase::Established)
+            })
+            .count()
+    }
+
+    /// Queues the link events a slot owes, if the event queue has room, and
+    /// frees a closed slot once its `LinkClosed` is queued. Events are never
+    /// dropped: a closed link keeps its slot until its event fits.
+    pub(crate) fn sync_slot(&mut self, index: usize) {
+        let mut up = None;
+        let gone = self.sync_slot_events(index, &mut up);
+        if self.link_only() {
+            return;
+        }
+        if let Some(peer) = up {
+            if let Some(transport) = self.links.as_ref().get(index).and_then(|s| s.transport) {
+                self.discovery
+                    .table_mut()
+                    .record_transport(&peer, transport);
+            }
+            self.on_link_up(peer);
+        }
+        if let Some(link) = gone {
+            self.on_link_gone(link);
+        }
+    }
+
+    /// Publishes the events of every slot (room may have appeared).
+    pub(crate) fn sync_all_slots(&mut self) {
+        for index in 0..self.links.as_ref().len() {
+            self.sync_slot(index);
+        }
+    }
+
+    /// Whether the link in slot `index`, which we dialled and which just
+    /// came up, duplicates an announced link we dialled to the same peer.
+    fn is_duplicate(&self, index: usize) -> bool {
+        let links = self.links.as_ref();
+        let Some(peer) = links
+            .get(index)
+            .and_then(|s| s.session.as_ref())
+            .filter(|s| s.was_established() && s.role() == LinkRole::Initiator)
+            .and_then(|s| s.peer())
+        else {
+            return false;
+        };
+        links.iter().enumerate().any(|(i, s)| {
+            i != index
+                && s.announced
+                && s.session.as_ref().is_some_and(|x| {
+                    x.role() == LinkRole::Initiator
+                        && x.phase() == LinkPhase::Established
+                        && x.peer() == Some(peer)
+                })
+        })
+    }
+
+    /// Publishes a slot's link events; returns the link if its slot was
+    /// freed, and sets `up` to the peer of a link that just came up.
+    fn sync_slot_events(&mut self, index: usize, up: &mut Option<NodeId>) -> Option<LinkId> {
+        self.introduce(index);
+        let own_id = self.identity.node_id();
+        let duplicate = self
+            .links
+            .as_ref()
+            .get(index)
+            .is_some_and(|s| !s.announced)
+            && self.is_duplicate(index);
+        let slot = self.links.as_mut().get_mut(index)?;
+        let link = LinkId::new(u16::try_from(index).unwrap_or(u16::MAX), slot.generation);
+        if duplicate {
+            // A transport race: another link we dialled to this peer came
+            // up first. Keep that one.
+            if let Some(session) = slot.session.as_mut() {
+                session.close(CloseReason::Duplicate);
+            }
+            slot.announced = true;
+        }
+        if !slot.announced
+            && slot
+                .session
+                .as_ref()
+                .is_some_and(|s| s.was_established() && s.peer() == Some(own_id))
+        {
+            // A link to ourselves (our own address in a bootstrap list, or
+            // an address that leads back here) is useless and would loop
+            // circuits: close it and never announce it.
+            if let Some(session) = slot.session.as_mut() {
+                session.close(CloseReason::IdentityMismatch);
+            }
+            slot.announced = true;
+        }
+        let session = slot.session.as_ref()?;
+        if !slot.announced && session.was_established() {
+            if let Some(peer) = session.peer() {
+                crate::logging::log_info!("{} established with {}", link, peer);
+                let event = Event::LinkEstablished {
+                    link,
+                    peer,
+                    role: session.role(),
+                };
+                if self.events.view_mut().push_back(event).is_err() {
+                    self.events_deferred = true;
+                    return None;
+                }
+                *up = Some(peer);
+            }
+            slot.announced = true;
+        }
+        if let Some((reason, by)) = session.closed() {
+            let event = Event::LinkClosed {
+                link,
+                peer: session.peer(),
+                reason,
+                by,
+            };
+            if self.events.view_mut().push_back(event).is_err() {
+                self.events_deferred = true;
+            } else {
+                if reason.is_peer_fault() {
+                    crate::logging::log_warn!("{} closed: {}", link, reason);
+                } else {
+                    crate::logging::log_info!("{} closed: {}", link, reason);
+                }
+                self.stats.links_closed = self.stats.links_closed.saturating_add(1);
+                self.stats.closed_link_traffic =
+                    self.stats.closed_link_traffic.plus(session.stats());
+                *slot = LinkSlot {
+                    generation: slot.generation.wrapping_add(1),
+                    ..LinkSlot::new()
+                };
+                return Some(link);
+            }
+        }
+        None
+    }
+
+    /// Queues our descriptor on a link that just came up (and, on a new
+    /// peer, a sample of what we know, so a node that just joined through a
+    /// bootstrap node can build paths without waiting for gossip rounds).
+    fn introduce(&mut self, index: usize) {
+        let Some(slot) = self.links.as_mut().get_mut(index) else {
+            return;
+        };
+        let established = slot
+            .session
+            .as_ref()
+            .is_some_and(|s| s.phase() == LinkPhase::Established);
+        if slot.introduced || !established {
+            return;
+        }
+        if let (Some(cell), Some(session)) =
+            (self.discovery.own_descriptor_cell(), slot.session.as_mut())
+        {
+            // A fresh link's queue is empty, so this fits.
+            let _ = session.queue_cell(&cell);
+            if !slot.announced {
+                for cell in &self.discovery.gossip_cells(&mut self.rng, session.peer()) {
+                    if session.queue_cell(cell).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        slot.introduced = true;
+    }
+}
+
+fn is_half_open_inbound<P: Profile>(slot: &LinkSlot<P>) -> bool {
+    slot.session
+        .as_ref()
+        .is_some_and(|s| s.role() == LinkRole::Responder && s.phase() == LinkPhase::Handshaking)
+}

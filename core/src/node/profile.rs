@@ -1,0 +1,125 @@
+//! A node's capacities, named once.
+//!
+//! [`Node`](super::Node) has one type parameter, a [`Profile`]. The profile
+//! names the storage of every table and queue, and through it every
+//! capacity; nothing else in the node carries a number. A profile is a
+//! zero-sized type, usually declared with [`node_profile!`](crate::node_profile):
+//!
+//! ```
+//! use veil_core::node::{LinkSlot, Node};
+//! use veil_core::message::MessageSlot;
+//!
+//! veil_core::node_profile! {
+//!     /// Two links, small queues: a sensor that talks to one gateway.
+//!     pub struct Sensor {
+//!         link_receive: 2 + 4096,
+//!         link_send_queue: 8,
+//!         events: 8,
+//!         peers: 16,
+//!         relayed: 4,
+//!         own: 2,
+//!         message: 2048,
+//!         links: [LinkSlot<Sensor>; 2],
+//!         messages: [MessageSlot<[u8; 2048]>; 4],
+//!     }
+//! }
+//! // Everything the node will ever use, known at compile time:
+//! let bytes = core::mem::size_of::<Node<Sensor>>();
+//! assert!(bytes < 64 * 1024, "{bytes}");
+//! ```
+
+use crate::capacity::{ByteStore, DequeStore, VecStore};
+use crate::circuit::{ClientCircuit, RelayCircuit};
+use crate::discovery::PeerEntry;
+use crate::link::Cell;
+use crate::message::MessageSlot;
+
+use super::{Event, LinkSlot};
+
+/// The storage, and so the capacities, of a [`Node`](super::Node).
+///
+/// The link table and the message pool are caller storage (`Links`,
+/// `Messages`): an array (in a `static` on firmware, built in place) or a
+/// boxed slice on std, so that a node with hundreds of links never sits on
+/// a stack. Everything else is inline in the node.
+pub trait Profile: Sized + 'static {
+    /// Receive buffer of one link, `[u8; N]`: the largest link message the
+    /// node accepts plus its 2-byte length prefix. At least
+    /// [`MIN_TRANSMIT_BUFFER`](crate::link::MIN_TRANSMIT_BUFFER).
+    type LinkReceive: ByteStore;
+    /// Cells that can wait to be sent on one link,
+    /// `heapless::Deque<Cell, N>`.
+    type LinkSendQueue: DequeStore<Cell>;
+    /// Events waiting for the owner, `heapless::Deque<Event, N>`, at least 1.
+    type Events: DequeStore<Event>;
+    /// Nodes the node table holds, `heapless::Vec<PeerEntry, N>`.
+    type Peers: VecStore<PeerEntry>;
+    /// Circuits this node is a hop of (as a relay or as their destination),
+    /// `heapless::Vec<RelayCircuit, N>`.
+    type Relayed: VecStore<RelayCircuit>;
+    /// Circuits this node builds, `heapless::Vec<ClientCircuit, N>`.
+    type Own: VecStore<ClientCircuit>;
+    /// One message buffer, `[u8; N]`: the largest message sent or received
+    /// (at most 119 296 bytes are used).
+    type MessageBuffer: ByteStore;
+    /// The link table: one [`LinkSlot`] per link the node can hold.
+    type Links: AsRef<[LinkSlot<Self>]> + AsMut<[LinkSlot<Self>]>;
+    /// The message pool, shared by outgoing and incoming messages (each
+    /// direction may use half).
+    type Messages: AsRef<[MessageSlot<Self::MessageBuffer>]>
+        + AsMut<[MessageSlot<Self::MessageBuffer>]>;
+}
+
+/// Declares a [`Profile`]: a zero-sized type and its storage types, from
+/// the capacities. `links` and `messages` name the caller storage types,
+/// which may mention the profile itself (`Box<[LinkSlot<Me>]>`).
+#[macro_export]
+macro_rules! node_profile {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            link_receive: $receive:expr,
+            link_send_queue: $send_queue:expr,
+            events: $events:expr,
+            peers: $peers:expr,
+            relayed: $relayed:expr,
+            own: $own:expr,
+            message: $message:expr,
+            links: $links:ty,
+            messages: $messages:ty $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        $vis struct $name;
+
+        impl $crate::node::Profile for $name {
+            type LinkReceive = [u8; $receive];
+            type LinkSendQueue = $crate::heapless::Deque<$crate::link::Cell, { $send_queue }>;
+            type Events = $crate::heapless::Deque<$crate::node::Event, { $events }>;
+            type Peers = $crate::heapless::Vec<$crate::discovery::PeerEntry, { $peers }>;
+            type Relayed = $crate::heapless::Vec<$crate::circuit::RelayCircuit, { $relayed }>;
+            type Own = $crate::heapless::Vec<$crate::circuit::ClientCircuit, { $own }>;
+            type MessageBuffer = [u8; $message];
+            type Links = $links;
+            type Messages = $messages;
+        }
+    };
+}
+
+/// Checks, at compile time, what every profile must satisfy. Called from
+/// [`Node::new`](super::Node::new), so a bad profile fails the build.
+pub(crate) const fn check<P: Profile>() {
+    assert!(
+        P::LinkReceive::LEN >= crate::link::MIN_TRANSMIT_BUFFER,
+        "LinkReceive must hold at least one one-cell message and its prefix"
+    );
+    assert!(
+        <P::Events as DequeStore<Event>>::CAPACITY >= 1,
+        "the event queue needs room for one event"
+    );
+    assert!(
+        <P::LinkSendQueue as DequeStore<Cell>>::CAPACITY >= 1,
+        "a link must be able to queue one cell"
+    );
+}

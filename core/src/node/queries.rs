@@ -1,0 +1,130 @@
+//! What an owner can read of a node without changing it: for status
+//! output, metrics and persistence.
+
+use crate::discovery::NodeTable;
+use crate::identity::{Identity, NodeId, Transport};
+use crate::link::{LinkPhase, LinkRole, LinkStats, RttEstimator};
+use crate::noise::StaticKeypair;
+
+use super::slot::Session;
+use super::{LinkId, Node, NodeConfig, NodeStats, Profile};
+
+/// A snapshot of one link, for status output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// The link.
+    pub link: LinkId,
+    /// Dialled or accepted.
+    pub role: LinkRole,
+    /// Where it is in its life.
+    pub phase: LinkPhase,
+    /// The authenticated peer, once known.
+    pub peer: Option<NodeId>,
+    /// Round-trip time from keepalives.
+    pub rtt: RttEstimator,
+    /// Traffic counters.
+    pub stats: LinkStats,
+    /// Cells waiting to be sent.
+    pub queued_cells: usize,
+    /// What the link runs over, if the adapter said
+    /// ([`OpenLink::transport`](super::OpenLink::transport)).
+    pub transport: Option<Transport>,
+}
+
+impl<P: Profile> Node<P> {
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.identity.node_id()
+    }
+
+    /// This node's identity.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The settings the node was built with.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// How many link slots the node has.
+    pub fn link_capacity(&self) -> usize {
+        self.links.as_ref().len()
+    }
+
+    /// The largest link message this node accepts (advertised to peers).
+    pub fn max_message_len(&self) -> usize {
+        self.max_message_len
+    }
+
+    /// This node's current signed descriptor.
+    pub fn descriptor(&self) -> &[u8] {
+        self.discovery.descriptor()
+    }
+
+    /// This node's onion key (X25519 public), for circuit-hop handshakes.
+    pub fn onion_public_key(&self) -> [u8; 32] {
+        self.discovery.onion().public()
+    }
+
+    /// The onion keys this node answers hop handshakes with, newest first:
+    /// the current one and, after a rotation, the previous one.
+    pub fn onion_keys(&self) -> heapless::Vec<&StaticKeypair, 2> {
+        self.discovery.onion_keys()
+    }
+
+    /// The nodes this node knows.
+    pub fn node_table(&self) -> &NodeTable<P::Peers> {
+        self.discovery.table()
+    }
+
+    /// A snapshot of one link.
+    pub fn link_info(&self, link: LinkId) -> Option<LinkInfo> {
+        let index = self.slot_index(link)?;
+        let slot = self.links.as_ref().get(index)?;
+        Some(info::<P>(link, slot.session.as_ref()?, slot.transport))
+    }
+
+    /// Snapshots of every open link.
+    pub fn links(&self) -> impl Iterator<Item = LinkInfo> + '_ {
+        self.links
+            .as_ref()
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slot)| {
+                let session = slot.session.as_ref()?;
+                let link = LinkId::new(u16::try_from(index).ok()?, slot.generation);
+                Some(info::<P>(link, session, slot.transport))
+            })
+    }
+
+    /// Counters since the node was built.
+    pub fn stats(&self) -> NodeStats {
+        self.stats
+    }
+
+    /// Circuits this node is a hop of (as relay or destination), and
+    /// circuits it built.
+    pub fn circuit_counts(&self) -> (usize, usize) {
+        (self.engine.relayed(), self.engine.own())
+    }
+
+    /// Unacknowledged outgoing messages, and incoming ones (partial or
+    /// waiting to be taken).
+    pub fn message_counts(&self) -> (usize, usize) {
+        (self.messages.outgoing(), self.messages.incoming())
+    }
+}
+
+fn info<P: Profile>(link: LinkId, session: &Session<P>, transport: Option<Transport>) -> LinkInfo {
+    LinkInfo {
+        link,
+        role: session.role(),
+        phase: session.phase(),
+        peer: session.peer(),
+        rtt: *session.rtt(),
+        stats: *session.stats(),
+        queued_cells: session.queued_cells(),
+        transport,
+    }
+}

@@ -1,0 +1,84 @@
+//! Hooks for tests of the core and of whole networks, compiled only with
+//! the `testing` feature. The std node and the firmware never enable it;
+//! the simulator and the test suites do.
+//!
+//! What stays here needs the inside of a node: a relay's view of each
+//! decrypted cell (to check that it sees no plaintext, or to make it
+//! misbehave) and the link layer on its own. Fault injection on the bytes
+//! between nodes lives beside the links, in the simulator.
+
+use crate::link::{Cell, LinkId};
+#[cfg(feature = "testing")]
+use crate::{identity::NodeId, link::QueueCellError, time::Instant};
+
+#[cfg(feature = "testing")]
+use super::{Event, SendCellError};
+#[cfg(feature = "testing")]
+use crate::capacity::DequeStore;
+use super::{Node, Profile};
+
+/// A function that sees (and may change) every cell a node takes from a
+/// link, before the node handles it. See [`Node::set_cell_hook`].
+#[cfg(feature = "testing")]
+pub type CellHook = fn(&NodeId, LinkId, &mut Cell);
+
+impl<P: Profile> Node<P> {
+    /// Installs a hook called with every cell this node takes from a link,
+    /// after link decryption and before anything else: to check what a
+    /// relay can see, or to make a node misbehave (a relay that flips
+    /// bits). `None` removes it.
+    #[cfg(feature = "testing")]
+    pub fn set_cell_hook(&mut self, hook: Option<CellHook>) {
+        self.cell_hook = hook;
+    }
+
+    /// Queues a raw cell on an established link, bypassing circuits: for
+    /// link-layer tests, with [`NodeConfig::link_only`](super::NodeConfig::link_only).
+    #[cfg(feature = "testing")]
+    pub fn send_cell(
+        &mut self,
+        now: Instant,
+        link: LinkId,
+        cell: &Cell,
+    ) -> Result<(), SendCellError> {
+        self.advance(now);
+        let index = self
+            .slot_index(link)
+            .ok_or(SendCellError::UnknownLink(link))?;
+        let session = self
+            .session_mut(index)
+            .ok_or(SendCellError::UnknownLink(link))?;
+        session.queue_cell(cell).map_err(|e| match e {
+            QueueCellError::NotEstablished => SendCellError::NotEstablished(link),
+            QueueCellError::QueueFull => SendCellError::QueueFull(link),
+        })
+    }
+
+    /// Runs the test hook, if any, on a cell taken from `link`.
+    #[cfg_attr(not(feature = "testing"), allow(unused_variables))]
+    pub(crate) fn inspect_cell(&self, link: LinkId, cell: &mut Cell) {
+        #[cfg(feature = "testing")]
+        if let Some(hook) = self.cell_hook {
+            hook(&self.identity.node_id(), link, cell);
+        }
+    }
+
+    /// Whether the node runs its links only, handing circuit cells to the
+    /// owner; always `false` without the `testing` feature.
+    pub(crate) fn link_only(&self) -> bool {
+        #[cfg(feature = "testing")]
+        return self.config.link_only;
+        #[cfg(not(feature = "testing"))]
+        false
+    }
+
+    /// In link-only mode, hands a circuit cell to the owner.
+    #[cfg_attr(not(feature = "testing"), allow(unused_variables))]
+    pub(crate) fn deliver_raw_cell(&mut self, link: LinkId, cell: &Cell) {
+        #[cfg(feature = "testing")]
+        {
+            let event = Event::CellReceived { link, cell: *cell };
+            let _ = self.events.view_mut().push_back(event);
+        }
+    }
+}

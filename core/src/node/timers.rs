@@ -1,0 +1,50 @@
+//! Timers: what [`Timeout`] runs, and when the node next needs it.
+
+use crate::time::Instant;
+
+use super::{Node, Profile, Timeout};
+
+impl<P: Profile> Node<P> {
+    pub(crate) fn on_timeout(&mut self, now: Instant, _input: Timeout) {
+        if !self.link_only() {
+            self.circuit_timeout();
+        }
+        let timers = self
+            .discovery
+            .on_timeout(&self.identity, &self.config, now, &mut self.rng);
+        if timers.resigned {
+            self.reintroduce();
+        }
+        if timers.gossip {
+            self.gossip();
+        }
+        for index in 0..self.links.as_ref().len() {
+            if let Some(session) = self.session_mut(index) {
+                session.handle_timeout(now);
+            }
+            self.sync_slot(index);
+        }
+        self.pump();
+    }
+
+    /// When [`Timeout`] must next be handled: the earliest timer of any
+    /// link, of discovery, of circuits and messages, and of dials.
+    pub(crate) fn deadline(&self) -> Instant {
+        let links = self
+            .links
+            .as_ref()
+            .iter()
+            .filter_map(|s| s.session.as_ref()?.next_deadline())
+            .min();
+        let discovery = self.discovery.deadline(&self.config);
+        let circuits = if self.link_only() {
+            None
+        } else {
+            self.circuit_deadline()
+        };
+        [links, circuits]
+            .into_iter()
+            .flatten()
+            .fold(discovery, Instant::min)
+    }
+}
