@@ -416,3 +416,142 @@ impl From<ConnectionError> for ReceiveError {
         ReceiveError::Connection(e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, Write};
+    use std::net::TcpListener;
+    use std::thread::JoinHandle;
+
+    use super::*;
+
+    /// A one-connection stand-in for a node: reads one request line and
+    /// writes `answer` (lines as given), then keeps the connection open
+    /// until the client closes it. Returns the request it read.
+    fn fake_node(answer: &'static str) -> (SocketAddr, JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let thread = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut request = String::new();
+            reader.read_line(&mut request).unwrap();
+            reader.get_mut().write_all(answer.as_bytes()).unwrap();
+            let mut rest = String::new();
+            let _ = reader.read_line(&mut rest);
+            request
+        });
+        (addr, thread)
+    }
+
+    fn some_id() -> NodeId {
+        NodeId::from_hex(&"ab".repeat(32)).unwrap()
+    }
+
+    #[test]
+    fn nobody_listening_says_where_and_what_to_check() {
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let e = ControlClient::connect(addr, None).unwrap_err();
+        assert!(matches!(e, ConnectError::Unreachable { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains(&addr.to_string()) && text.contains("is `veil node` running there?"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_send_is_written_as_the_protocol_says_and_its_refusal_is_typed() {
+        let (addr, node) =
+            fake_node("{\"ok\":false,\"error\":\"node x is not in this node's table\"}\n");
+        let mut client = ControlClient::connect(addr, Some(Duration::from_secs(10))).unwrap();
+        let e = client.send(some_id(), b"hi").unwrap_err();
+        assert!(matches!(e, SendError::NotDelivered { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "not delivered: node x is not in this node's table"
+        );
+        drop(client);
+        let request: serde_json::Value = serde_json::from_str(&node.join().unwrap()).unwrap();
+        assert_eq!(
+            request,
+            serde_json::json!({"cmd":"send","to":"ab".repeat(32),"data_hex":"6869"})
+        );
+    }
+
+    #[test]
+    fn no_answer_in_time_is_a_timeout_naming_the_wait() {
+        let (addr, node) = fake_node("");
+        let mut client = ControlClient::connect(addr, Some(Duration::from_secs(1))).unwrap();
+        let e = client.send(some_id(), b"hi").unwrap_err();
+        assert!(matches!(e, SendError::TimedOut { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "timed out waiting for an acknowledgement (1 s)"
+        );
+        drop(client);
+        node.join().unwrap();
+    }
+
+    #[test]
+    fn a_closed_connection_and_a_garbled_answer_are_told_apart() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let closer = std::thread::spawn(move || drop(listener.accept().unwrap()));
+        let mut client = ControlClient::connect(addr, Some(Duration::from_secs(10))).unwrap();
+        closer.join().unwrap();
+        let e = client.status().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                StatusError::Connection(ConnectionError::Closed | ConnectionError::Io(_))
+            ),
+            "{e:?}"
+        );
+
+        let (addr, node) = fake_node("not json\n");
+        let mut client = ControlClient::connect(addr, Some(Duration::from_secs(10))).unwrap();
+        let e = client.status().unwrap_err();
+        assert!(
+            matches!(e, StatusError::Connection(ConnectionError::Unexpected(_))),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("unexpected answer from the node: "),
+            "{e}"
+        );
+        drop(client);
+        node.join().unwrap();
+    }
+
+    #[test]
+    fn a_listener_gets_messages_then_the_reason_it_was_dropped() {
+        let (addr, node) = fake_node(concat!(
+            "{\"ok\":true}\n",
+            "{\"event\":\"message\",\"from\":null,\"data_hex\":\"6869\"}\n",
+            "{\"ok\":false,\"error\":\"listener dropped: fell behind or node stopped\"}\n",
+        ));
+        let client = ControlClient::connect(addr, Some(Duration::from_secs(10))).unwrap();
+        let mut listener = client.listen(Some(2)).unwrap();
+        let message = listener.receive().unwrap();
+        assert_eq!(message.data().unwrap(), b"hi");
+        assert_eq!(message.from(), None);
+        assert_eq!(
+            message.json(),
+            b"{\"event\":\"message\",\"from\":null,\"data_hex\":\"6869\"}"
+        );
+        let e = listener.receive().unwrap_err();
+        assert!(matches!(e, ReceiveError::Ended { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "listener dropped: fell behind or node stopped"
+        );
+        drop(listener);
+        let request: serde_json::Value = serde_json::from_str(&node.join().unwrap()).unwrap();
+        assert_eq!(request, serde_json::json!({"cmd":"listen","count":2}));
+    }
+}
