@@ -364,7 +364,7 @@ fn free_port(ip: IpAddr) -> Result<SocketAddr, String> {
         .map_err(|e| format!("cannot bind a port on {ip}: {e}"))
 }
 
-/// The node id from `veil node`'s first line ("veil node <id> listening…").
+/// The node id from `veil node`'s first line (`veil node <id> listening…`).
 fn read_node_id(stdout: Option<ChildStdout>) -> Result<NodeId, String> {
     let stdout = stdout.ok_or("no stdout")?;
     let (tx, rx) = mpsc::channel();
