@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use log::LevelFilter;
 use serde::Deserialize;
 use veil_core::identity::{Address, Transport};
+use veil_node::control_protocol::DEFAULT_CONTROL;
 
 use crate::{address, logger};
 
@@ -118,7 +119,7 @@ pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
     })?;
     let control = match flags.control.or(file.control) {
         Some(c) => c,
-        None => crate::DEFAULT_CONTROL
+        None => DEFAULT_CONTROL
             .parse()
             .map_err(|_| "internal: bad default control address".to_string())?,
     };

@@ -15,8 +15,8 @@ use veil_core::time::Duration as CoreDuration;
 use veil_mio::{Runtime, RuntimeOptions};
 
 use crate::config::{self, FileConfig, Overrides, Settings};
-use crate::host::Host;
-use crate::{address, control, keyfile, logger, snapshot};
+use crate::host::{self, Host};
+use crate::{address, control_server, keyfile, logger, snapshot};
 
 /// How often the main thread looks at the node thread and the save timer.
 const WATCH: Duration = Duration::from_secs(1);
@@ -146,9 +146,9 @@ pub fn run(args: NodeArgs) -> Result<(), String> {
     .map_err(|e| format!("cannot install the SIGINT/SIGTERM handler: {e}"))?;
 
     let id = rt.node_id();
-    let listening = listening(&rt);
+    let listening = host::listening(&rt);
     let host = Host::spawn(rt, "veil-node".into())?;
-    control::serve(control_listener, host.handle())?;
+    control_server::serve(control_listener, host.handle())?;
     println!(
         "veil node {id} listening on {listening}, control on {}",
         settings.control
@@ -194,16 +194,6 @@ fn listen_quic(rt: &mut Runtime, settings: &Settings) -> Result<(), String> {
 #[cfg(not(feature = "quic"))]
 fn listen_quic(_: &mut Runtime, _: &Settings) -> Result<(), String> {
     Ok(())
-}
-
-/// The bound addresses, as `veil node` prints them.
-pub fn listening(rt: &Runtime) -> String {
-    let tcp = rt.local_addr().to_string();
-    #[cfg(feature = "quic")]
-    if let Some(quic) = rt.quic_addr() {
-        return format!("{tcp} and quic://{quic}");
-    }
-    tcp
 }
 
 fn node_config(settings: &Settings) -> NodeConfig {

@@ -1,6 +1,27 @@
 //! `veil`: run a veil node, talk to it, or run a whole local network.
 //!
 //! Every failure is one line on stderr and a non-zero exit status.
+//!
+//! # Layers
+//!
+//! Each module imports only from the layers below its own, so the crate
+//! reads from the top down:
+//!
+//! 1. this file: the command line, dispatched to one module per
+//!    subcommand;
+//! 2. the subcommands: `daemon` (`veil node`), `control_commands`
+//!    (`veil send`, `listen`, `status`), `demo`, `bench`, `replay`;
+//! 3. what they are built from: `control_server` (the control socket in
+//!    `veil node`) and `local_network` (many nodes on loopback, for `demo`
+//!    and `bench`);
+//! 4. `host`: one node on its own thread, driven by commands;
+//! 5. the bottom: `host_protocol` (the commands a host takes and the
+//!    notices it sends), `config` (over `address` and `logger`), `keyfile`,
+//!    `snapshot`.
+//!
+//! Under all of them is the crate's library, `veil_node` (`lib.rs`): the
+//! control socket's protocol, its status types and the one client, which
+//! the integration tests use too.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
@@ -15,17 +36,26 @@
     )
 )]
 
-mod address;
+// Subcommands.
 mod bench;
-mod client;
-mod config;
-mod control;
+mod control_commands;
 mod daemon;
 mod demo;
+mod replay;
+
+// What they are built from.
+mod control_server;
+mod local_network;
+
+// One node on its own thread.
 mod host;
+
+// The bottom.
+mod address;
+mod config;
+mod host_protocol;
 mod keyfile;
 mod logger;
-mod replay;
 mod snapshot;
 
 use std::net::SocketAddr;
@@ -33,10 +63,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-/// The control address `veil send`, `listen` and `status` use by default,
-/// and `veil node` listens on unless told otherwise.
-pub const DEFAULT_CONTROL: &str = "127.0.0.1:7701";
+use veil_node::control_protocol::DEFAULT_CONTROL;
 
 #[derive(Debug, Parser)]
 #[command(name = "veil", version, about = "veil: a peer-to-peer overlay network")]
@@ -174,13 +201,13 @@ fn run(command: Command) -> Result<(), String> {
             node_id,
             control,
             timeout,
-        } => client::send(control, &node_id, timeout),
+        } => control_commands::send(control, &node_id, timeout),
         Command::Listen {
             control,
             json,
             count,
-        } => client::listen(control, json, count),
-        Command::Status { control, json } => client::status(control, json),
+        } => control_commands::listen(control, json, count),
+        Command::Status { control, json } => control_commands::status(control, json),
         Command::Demo {
             nodes,
             messages,

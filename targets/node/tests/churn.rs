@@ -9,8 +9,7 @@
 mod common;
 
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,6 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{eventually, free_addr, keygen_into, wait, Children, Scratch, VEIL};
+use veil_core::identity::NodeId;
+use veil_node::control_client::ControlClient;
+use veil_node::status::Status;
 
 const NODES: usize = 7;
 const MESSAGES: usize = 40;
@@ -25,45 +27,20 @@ const KILL_AFTER: usize = 10;
 const SHORT: Duration = Duration::from_secs(30);
 
 struct Node {
-    id: String,
+    id: NodeId,
     control: SocketAddr,
     dir: PathBuf,
 }
 
-/// One control connection, used for `send` and `status`.
-struct Control {
-    writer: TcpStream,
-    reader: BufReader<TcpStream>,
+/// A control connection to `control`; answers may take 90 s (a send is
+/// answered once acknowledged).
+fn control(addr: SocketAddr) -> ControlClient {
+    ControlClient::connect(addr, Some(Duration::from_secs(90))).expect("control")
 }
 
-impl Control {
-    fn connect(addr: SocketAddr) -> Control {
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("control");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(90)))
-            .expect("read timeout");
-        Control {
-            writer: stream.try_clone().expect("clone"),
-            reader: BufReader::new(stream),
-        }
-    }
-
-    fn call(&mut self, request: serde_json::Value) -> serde_json::Value {
-        let mut line = serde_json::to_vec(&request).expect("json");
-        line.push(b'\n');
-        self.writer.write_all(&line).expect("control write");
-        let mut answer = String::new();
-        self.reader.read_line(&mut answer).expect("control answer");
-        serde_json::from_str(&answer).expect("answer JSON")
-    }
-
-    fn send(&mut self, to: &str, data: &[u8]) -> serde_json::Value {
-        self.call(serde_json::json!({"cmd":"send","to":to,"data_hex":hex::encode(data)}))
-    }
-
-    fn status(&mut self) -> serde_json::Value {
-        self.call(serde_json::json!({"cmd":"status"}))["status"].clone()
-    }
+/// The node's status.
+fn status(addr: SocketAddr) -> Status {
+    control(addr).status().expect("status")
 }
 
 fn logs(nodes: &[Node]) -> String {
@@ -83,7 +60,7 @@ fn killing_a_node_off_the_path_disturbs_nothing() {
     for i in 0..NODES {
         let dir = scratch.path(&format!("n{i}"));
         let data = dir.join("data");
-        let id = keygen_into(&data);
+        let id = NodeId::from_hex(&keygen_into(&data)).expect("node id");
         let listen = free_addr(&format!("127.{}.0.1", 70 + i)).to_string();
         if i == 0 {
             bootstrap = listen.clone();
@@ -112,9 +89,9 @@ fn killing_a_node_off_the_path_disturbs_nothing() {
     for (i, node) in nodes.iter().enumerate() {
         let known = eventually(SHORT, || {
             // The control socket comes up a moment after the process.
-            TcpStream::connect(node.control).ok()?;
-            let k = Control::connect(node.control).status()["known_nodes"].as_u64()?;
-            (k >= (NODES - 1) as u64).then_some(k)
+            let mut control = ControlClient::connect(node.control, Some(SHORT)).ok()?;
+            let k = control.status().ok()?.known_nodes;
+            (k >= NODES - 1).then_some(k)
         });
         assert!(
             known.is_some(),
@@ -136,16 +113,16 @@ fn killing_a_node_off_the_path_disturbs_nothing() {
         .spawn()
         .expect("spawn listen");
     let listener = children.push(listener);
-    let mut sender = Control::connect(nodes[src].control);
-    let answer = sender.send(&nodes[dst].id, b"churn first");
-    assert_eq!(answer["ok"], true, "{answer}\n{}", logs(&nodes));
+    let mut sender = control(nodes[src].control);
+    let answer = sender.send(nodes[dst].id, b"churn first");
+    assert!(answer.is_ok(), "{answer:?}\n{}", logs(&nodes));
 
     // The nodes the circuit does not touch: no circuit hop, no own circuit.
     let idle: Vec<usize> = (0..NODES)
         .filter(|&i| i != src && i != dst)
         .filter(|&i| {
-            let s = Control::connect(nodes[i].control).status();
-            s["circuits_relayed"].as_u64() == Some(0) && s["circuits_own"].as_u64() == Some(0)
+            let s = status(nodes[i].control);
+            s.circuits_relayed == 0 && s.circuits_own == 0
         })
         .collect();
     let on_path = (0..NODES)
@@ -156,15 +133,14 @@ fn killing_a_node_off_the_path_disturbs_nothing() {
 
     // Messages flow from a thread while the main thread kills the victim.
     let acked = Arc::new(AtomicUsize::new(0));
-    let to = nodes[dst].id.clone();
+    let to = nodes[dst].id;
     let flow = {
         let acked = Arc::clone(&acked);
         std::thread::spawn(move || -> Result<(), String> {
             for k in 0..MESSAGES {
-                let answer = sender.send(&to, format!("churn {k}").as_bytes());
-                if answer["ok"] != true {
-                    return Err(format!("message {k}: {answer}"));
-                }
+                sender
+                    .send(to, format!("churn {k}").as_bytes())
+                    .map_err(|e| format!("message {k}: {e}"))?;
                 acked.fetch_add(1, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -225,8 +201,8 @@ fn killing_a_node_off_the_path_disturbs_nothing() {
     assert_eq!(got, want);
 
     // The circuit was never replaced, and every other node is still up.
-    let s = Control::connect(nodes[src].control).status();
-    assert_eq!(s["circuits_built"].as_u64(), Some(1), "{s}");
+    let s = status(nodes[src].control);
+    assert_eq!(s.circuits_built, 1, "{s:?}");
     for (i, child) in children.0.iter_mut().enumerate().take(NODES) {
         if i != victim {
             assert!(

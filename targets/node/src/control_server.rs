@@ -1,75 +1,30 @@
-//! The control socket: line-based JSON over TCP on loopback. The protocol
-//! is in CONTROL.md beside this crate's Cargo.toml.
+//! The control socket's server in `veil node`: one thread accepts
+//! connections, one thread per connection answers its requests by giving
+//! the node thread commands. The protocol is in CONTROL.md beside this
+//! crate's Cargo.toml; its types are `veil_node::control_protocol`.
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{BufReader, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use veil_core::identity::NodeId;
 use veil_mio::StdNode;
+use veil_node::control_protocol::{
+    encode_line, read_line, MessageLine, Request, Response, MAX_LINE,
+};
 
-use crate::host::{Command, HostHandle, Notice, Status};
+use crate::host::HostHandle;
+use crate::host_protocol::{Command, Notice};
 
 /// Control connections open at once; more are answered with an error.
-pub const MAX_CLIENTS: usize = 32;
-
-/// The longest request line: a largest message in hex, and room for the
-/// rest of the request.
-pub const MAX_LINE: usize = 2 * StdNode::MAX_MESSAGE + 1024;
+const MAX_CLIENTS: usize = 32;
 
 /// Messages a `listen` client may fall behind by before it is dropped.
 const LISTEN_QUEUE: usize = 1024;
-
-/// A request, one JSON object per line.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "cmd", rename_all = "lowercase", deny_unknown_fields)]
-pub enum Request {
-    /// Send a message and answer once it is acknowledged or failed.
-    Send {
-        /// Destination node id, 64 hex digits.
-        to: String,
-        /// The message, in hex.
-        data_hex: String,
-    },
-    /// Answer with the node's status.
-    Status,
-    /// Answer `{"ok":true}`, then stream every received message, or only
-    /// the next `count`: the node then stops listening on this connection
-    /// at once, so later messages wait for the next listener.
-    Listen {
-        /// How many messages to stream; all of them if absent.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        count: Option<u64>,
-    },
-}
-
-/// An answer, one JSON object per line.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Response {
-    /// Whether the request succeeded.
-    pub ok: bool,
-    /// Why not, when `ok` is false.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// The status, for `status`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<Status>,
-}
-
-/// A received message, streamed to `listen` clients.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct MessageLine {
-    /// Always "message".
-    pub event: String,
-    /// The sender's node id when known (replies), else null.
-    pub from: Option<String>,
-    /// The message, in hex.
-    pub data_hex: String,
-}
 
 /// Accepts control connections on a thread of its own, one thread per
 /// connection.
@@ -83,7 +38,10 @@ pub fn serve(listener: TcpListener, host: HostHandle) -> Result<(), String> {
                 if clients.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
                     clients.fetch_sub(1, Ordering::SeqCst);
                     let mut stream = stream;
-                    let _ = write_line(&mut stream, &error("too many control connections"));
+                    let _ = write_line(
+                        &mut stream,
+                        &Response::error("too many control connections"),
+                    );
                     continue;
                 }
                 let host = host.clone();
@@ -91,7 +49,7 @@ pub fn serve(listener: TcpListener, host: HostHandle) -> Result<(), String> {
                 let spawned = std::thread::Builder::new()
                     .name("veil-control-client".into())
                     .spawn(move || {
-                        if let Err(e) = client(stream, &host) {
+                        if let Err(e) = serve_connection(stream, &host) {
                             log::debug!("control connection ended: {e}");
                         }
                         count.fetch_sub(1, Ordering::SeqCst);
@@ -105,54 +63,14 @@ pub fn serve(listener: TcpListener, host: HostHandle) -> Result<(), String> {
         .map_err(|e| format!("cannot start the control thread: {e}"))
 }
 
-fn error(text: impl Into<String>) -> Response {
-    Response {
-        ok: false,
-        error: Some(text.into()),
-        status: None,
-    }
-}
-
-fn ok() -> Response {
-    Response {
-        ok: true,
-        ..Response::default()
-    }
-}
-
 fn write_line<T: Serialize>(stream: &mut TcpStream, value: &T) -> std::io::Result<()> {
-    let mut line = serde_json::to_vec(value).map_err(std::io::Error::other)?;
-    line.push(b'\n');
+    let line = encode_line(value).map_err(std::io::Error::other)?;
     stream.write_all(&line)?;
     stream.flush()
 }
 
-/// Reads one line of at most `MAX_LINE` bytes; `None` at end of stream.
-pub fn read_line(reader: &mut impl BufRead) -> std::io::Result<Option<Vec<u8>>> {
-    let mut line = Vec::new();
-    let limit = u64::try_from(MAX_LINE)
-        .unwrap_or(u64::MAX)
-        .saturating_add(1);
-    reader.by_ref().take(limit).read_until(b'\n', &mut line)?;
-    if line.is_empty() {
-        return Ok(None);
-    }
-    if line.last() != Some(&b'\n') {
-        if line.len() > MAX_LINE {
-            return Err(std::io::Error::new(
-                ErrorKind::InvalidData,
-                "request line too long",
-            ));
-        }
-        // The last line may lack its newline.
-    } else {
-        line.pop();
-    }
-    Ok(Some(line))
-}
-
 /// Serves one control connection: requests in order until it closes.
-fn client(stream: TcpStream, host: &HostHandle) -> std::io::Result<()> {
+fn serve_connection(stream: TcpStream, host: &HostHandle) -> std::io::Result<()> {
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     loop {
@@ -163,7 +81,7 @@ fn client(stream: TcpStream, host: &HostHandle) -> std::io::Result<()> {
                 let max = MAX_LINE;
                 write_line(
                     &mut writer,
-                    &error(format!("request longer than {max} bytes")),
+                    &Response::error(format!("request longer than {max} bytes")),
                 )?;
                 return Ok(());
             }
@@ -175,7 +93,7 @@ fn client(stream: TcpStream, host: &HostHandle) -> std::io::Result<()> {
         let request: Request = match serde_json::from_slice(&line) {
             Ok(r) => r,
             Err(e) => {
-                write_line(&mut writer, &error(format!("bad request: {e}")))?;
+                write_line(&mut writer, &Response::error(format!("bad request: {e}")))?;
                 continue;
             }
         };
@@ -184,16 +102,16 @@ fn client(stream: TcpStream, host: &HostHandle) -> std::io::Result<()> {
                 let response = match host.status() {
                     Ok(status) => Response {
                         status: Some(status),
-                        ..ok()
+                        ..Response::ok()
                     },
-                    Err(e) => error(e),
+                    Err(e) => Response::error(e),
                 };
                 write_line(&mut writer, &response)?;
             }
             Request::Send { to, data_hex } => {
                 let response = match send(host, &to, &data_hex) {
-                    Ok(()) => ok(),
-                    Err(e) => error(e),
+                    Ok(()) => Response::ok(),
+                    Err(e) => Response::error(e),
                 };
                 write_line(&mut writer, &response)?;
             }
@@ -226,9 +144,9 @@ fn listen(
 ) -> std::io::Result<()> {
     let (tx, rx) = mpsc::sync_channel(LISTEN_QUEUE);
     if let Err(e) = host.command(Command::Subscribe { tag: 0, tx }) {
-        return write_line(&mut writer, &error(e));
+        return write_line(&mut writer, &Response::error(e));
     }
-    write_line(&mut writer, &ok())?;
+    write_line(&mut writer, &Response::ok())?;
     let mut sent = 0u64;
     while count.is_none_or(|c| sent < c) {
         match rx.recv_timeout(Duration::from_secs(1)) {
@@ -257,7 +175,7 @@ fn listen(
                 // Dropped for falling behind, or the node stopped.
                 let _ = write_line(
                     &mut writer,
-                    &error("listener dropped: fell behind or node stopped"),
+                    &Response::error("listener dropped: fell behind or node stopped"),
                 );
                 return Ok(());
             }

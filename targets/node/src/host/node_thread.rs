@@ -1,0 +1,341 @@
+//! The node thread: turn the runtime, hand received messages and circuit
+//! notices to subscribers, answer commands, until shutdown.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, TrySendError};
+use std::time::{Duration, Instant as WallInstant};
+
+use veil_core::identity::NodeId;
+use veil_core::message::{MessageId, Sender as MessageSender};
+use veil_core::node::{Event, SendMessageError};
+use veil_mio::{Runtime, StdNode};
+
+use super::status_report::{self, listening, role_name};
+use crate::host_protocol::{Command, Notice, SendResult};
+
+/// The longest a host sleeps between looks at its command channel when
+/// nothing wakes it (commands wake it at once; this only bounds the wait).
+const TICK: Duration = Duration::from_millis(250);
+
+/// Received messages kept while nobody listens; the oldest go first.
+const BACKLOG: usize = 64;
+
+/// Sends waiting for room in the node's outgoing message pool.
+const MAX_WAITING_SENDS: usize = 4096;
+
+/// How long shutdown waits for `Close` frames to reach the peers.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// A send the node could not take yet (its outgoing pool was full).
+struct Waiting {
+    to: NodeId,
+    data: Vec<u8>,
+    done: Sender<SendResult>,
+}
+
+/// What the node thread keeps besides the runtime.
+struct State {
+    started: WallInstant,
+    subscribers: Vec<(usize, SyncSender<(usize, Notice)>)>,
+    backlog: VecDeque<Notice>,
+    pending: HashMap<MessageId, Sender<SendResult>>,
+    waiting: VecDeque<Waiting>,
+    buf: Vec<u8>,
+}
+
+/// The node thread: turn, take messages, answer commands, until shutdown
+/// (or until every command sender is gone).
+pub(super) fn run(mut rt: Runtime, commands: Receiver<Command>) -> Result<Vec<Vec<u8>>, String> {
+    let mut state = State {
+        started: WallInstant::now(),
+        subscribers: Vec::new(),
+        backlog: VecDeque::new(),
+        pending: HashMap::new(),
+        waiting: VecDeque::new(),
+        buf: vec![0u8; StdNode::MAX_MESSAGE],
+    };
+    log::info!("node {} listening on {}", rt.node_id(), listening(&rt));
+    let result = loop {
+        match drain_commands(&mut rt, &mut state, &commands) {
+            Ok(true) => {}
+            Ok(false) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+        let turned = rt.turn(Some(TICK), |node, event| state.on_event(node, event));
+        if let Err(e) = turned {
+            break Err(e.to_string());
+        }
+        state.take_messages(&mut rt);
+        state.retry_waiting(&mut rt);
+    };
+    close_all(&mut rt, &mut state);
+    for (_, done) in state.pending.drain() {
+        let _ = done.send(Err("the node shut down before an acknowledgement".into()));
+    }
+    for w in state.waiting.drain(..) {
+        let _ = w.done.send(Err("the node shut down before sending".into()));
+    }
+    result.map(|()| descriptors(&rt))
+}
+
+/// Answers every queued command; `false` once the host should stop.
+fn drain_commands(
+    rt: &mut Runtime,
+    state: &mut State,
+    commands: &Receiver<Command>,
+) -> Result<bool, String> {
+    loop {
+        match commands.try_recv() {
+            Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => return Ok(false),
+            Err(TryRecvError::Empty) => return Ok(true),
+            Ok(Command::Send { to, data, done }) => state.send(rt, to, data, done),
+            Ok(Command::Status(tx)) => {
+                let _ = tx.send(status_report::status(rt, state.started));
+            }
+            Ok(Command::Descriptors(tx)) => {
+                let _ = tx.send(descriptors(rt));
+            }
+            Ok(Command::Requeue(notice)) => state.notify(notice),
+            Ok(Command::Subscribe { tag, tx }) => {
+                let mut alive = true;
+                for notice in state.backlog.drain(..) {
+                    if alive && tx.try_send((tag, notice)).is_err() {
+                        alive = false;
+                    }
+                }
+                if alive {
+                    state.subscribers.push((tag, tx));
+                }
+            }
+        }
+    }
+}
+
+impl State {
+    fn on_event(&mut self, node: &StdNode, event: Event) {
+        match event {
+            Event::MessageAcknowledged { id } => {
+                if let Some(done) = self.pending.remove(&id) {
+                    let _ = done.send(Ok(()));
+                }
+            }
+            Event::MessageFailed { id, reason } => {
+                if let Some(done) = self.pending.remove(&id) {
+                    let _ = done.send(Err(reason.to_string()));
+                }
+            }
+            Event::CircuitReady {
+                destination,
+                built_in,
+                ..
+            } => {
+                let built_in = Duration::from_micros(built_in.as_micros());
+                log::debug!("circuit to {destination} ready in {built_in:?}");
+                self.notify(Notice::CircuitReady {
+                    destination,
+                    built_in,
+                });
+            }
+            Event::CircuitClosed {
+                destination,
+                reason,
+                ..
+            } => {
+                log::debug!("circuit to {destination:?} closed: {reason:?}");
+            }
+            Event::LinkEstablished { peer, role, .. } => {
+                log::info!("link up with {peer} ({})", role_name(role));
+            }
+            Event::LinkClosed {
+                peer, reason, by, ..
+            } => {
+                log::info!("link closed with {peer:?}: {reason:?} by {by:?}");
+            }
+            Event::PeerLearned { peer, relay, .. } => {
+                log::debug!(
+                    "learned {peer} (relay: {relay}); {} nodes known",
+                    node.node_table().len()
+                );
+            }
+            Event::DescriptorRefused { reason, .. } => {
+                log::debug!("descriptor refused: {reason:?}");
+            }
+            Event::MessageReceived { .. } | Event::CellReceived { .. } => {}
+        }
+    }
+
+    /// Hands a notice to every listener. A received message that no live
+    /// listener took (none subscribed, or every one has since gone, which
+    /// is only found out by trying) is kept for the next listener, so a
+    /// message arriving just after a `veil listen --count 1` exits is not
+    /// lost.
+    fn notify(&mut self, notice: Notice) {
+        let mut taken = false;
+        self.subscribers
+            .retain(|(tag, tx)| match tx.try_send((*tag, notice.clone())) {
+                Ok(()) => {
+                    taken = true;
+                    true
+                }
+                Err(TrySendError::Full(_)) => {
+                    log::warn!("a listener fell behind and was dropped");
+                    false
+                }
+                Err(TrySendError::Disconnected(_)) => false,
+            });
+        if !taken && matches!(notice, Notice::Received { .. }) {
+            if self.backlog.len() == BACKLOG {
+                log::warn!("nobody listens: dropping the oldest received message");
+                self.backlog.pop_front();
+            }
+            self.backlog.push_back(notice);
+        }
+    }
+
+    fn send(&mut self, rt: &mut Runtime, to: NodeId, data: Vec<u8>, done: Sender<SendResult>) {
+        if rt.node().node_table().get(&to).is_none() {
+            let _ = done.send(Err(format!(
+                "node {to} is not in this node's table; wait for discovery or check the id"
+            )));
+            return;
+        }
+        if !self.waiting.is_empty() {
+            self.queue_waiting(Waiting { to, data, done });
+            return;
+        }
+        if let Some(w) = self.try_send(rt, Waiting { to, data, done }) {
+            self.queue_waiting(w);
+        }
+    }
+
+    fn queue_waiting(&mut self, w: Waiting) {
+        if self.waiting.len() >= MAX_WAITING_SENDS {
+            let _ = w.done.send(Err(
+                "too many messages waiting to be sent; retry later".into()
+            ));
+        } else {
+            self.waiting.push_back(w);
+        }
+    }
+
+    /// Hands a send to the node; gives it back if the pool is full.
+    fn try_send(&mut self, rt: &mut Runtime, w: Waiting) -> Option<Waiting> {
+        let now = rt.now();
+        match rt.node_mut().send_message(now, w.to, &w.data) {
+            Ok(id) => {
+                self.pending.insert(id, w.done);
+                None
+            }
+            Err(SendMessageError::Full) => Some(w),
+            Err(e) => {
+                let _ = w.done.send(Err(e.to_string()));
+                None
+            }
+        }
+    }
+
+    fn retry_waiting(&mut self, rt: &mut Runtime) {
+        while let Some(w) = self.waiting.pop_front() {
+            if let Some(w) = self.try_send(rt, w) {
+                self.waiting.push_front(w);
+                return;
+            }
+        }
+    }
+
+    fn take_messages(&mut self, rt: &mut Runtime) {
+        while let Some(m) = rt.node_mut().poll_message(&mut self.buf) {
+            let from = match m.sender {
+                MessageSender::Node(id) => Some(id),
+                MessageSender::Anonymous(_) => None,
+            };
+            let data = self.buf.get(..m.len).unwrap_or_default().to_vec();
+            self.notify(Notice::Received { from, data });
+        }
+    }
+}
+
+/// Closes every link and turns until the connections are gone (or the
+/// grace time runs out): circuits over them end with the links.
+fn close_all(rt: &mut Runtime, state: &mut State) {
+    rt.shutdown();
+    let start = WallInstant::now();
+    while !rt.is_shut_down() && start.elapsed() < CLOSE_GRACE {
+        let turned = rt.turn(Some(Duration::from_millis(10)), |node, event| {
+            state.on_event(node, event)
+        });
+        if turned.is_err() {
+            break;
+        }
+    }
+}
+
+fn descriptors(rt: &Runtime) -> Vec<Vec<u8>> {
+    rt.node()
+        .node_table()
+        .entries()
+        .iter()
+        .map(|e| e.descriptor.as_bytes().to_vec())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+
+    fn state() -> State {
+        State {
+            started: WallInstant::now(),
+            subscribers: Vec::new(),
+            backlog: VecDeque::new(),
+            pending: HashMap::new(),
+            waiting: VecDeque::new(),
+            buf: Vec::new(),
+        }
+    }
+
+    fn received(byte: u8) -> Notice {
+        Notice::Received {
+            from: None,
+            data: vec![byte],
+        }
+    }
+
+    fn data(notice: &Notice) -> &[u8] {
+        match notice {
+            Notice::Received { data, .. } => data,
+            _ => panic!("not a received message"),
+        }
+    }
+
+    #[test]
+    fn a_message_for_a_listener_that_has_gone_waits_for_the_next() {
+        let mut state = state();
+        let (tx, rx) = mpsc::sync_channel(4);
+        state.subscribers.push((0, tx));
+        state.notify(received(1));
+        assert_eq!(data(&rx.recv().unwrap().1), [1]);
+        // The listener quits (say `veil listen --count 1`); the node only
+        // finds out when it next tries to hand it something.
+        drop(rx);
+        state.notify(received(2));
+        assert!(state.subscribers.is_empty());
+        assert_eq!(state.backlog.len(), 1, "kept, not lost");
+        assert_eq!(data(&state.backlog[0]), [2]);
+    }
+
+    #[test]
+    fn a_live_listener_takes_the_message_and_nothing_is_kept() {
+        let mut state = state();
+        let (gone, _) = mpsc::sync_channel(4);
+        let (tx, rx) = mpsc::sync_channel(4);
+        state.subscribers.push((0, gone));
+        state.subscribers.push((1, tx));
+        state.notify(received(3));
+        assert_eq!(data(&rx.recv().unwrap().1), [3]);
+        assert!(state.backlog.is_empty());
+        assert_eq!(state.subscribers.len(), 1);
+    }
+}

@@ -1,0 +1,97 @@
+//! The [`Status`] a node thread reports: the runtime's links, circuits,
+//! node table and traffic, in the control protocol's terms.
+
+use std::time::Instant as WallInstant;
+
+use veil_core::identity::Transport;
+use veil_core::link::{LinkPhase, LinkRole};
+use veil_mio::Runtime;
+use veil_node::status::{LinkStatus, Status};
+
+/// The bound addresses, as `veil node` prints them and `status` shows
+/// them.
+pub fn listening(rt: &Runtime) -> String {
+    let tcp = rt.local_addr().to_string();
+    #[cfg(feature = "quic")]
+    if let Some(quic) = rt.quic_addr() {
+        return format!("{tcp} and quic://{quic}");
+    }
+    tcp
+}
+
+pub(super) fn role_name(role: LinkRole) -> &'static str {
+    match role {
+        LinkRole::Initiator => "initiator",
+        LinkRole::Responder => "responder",
+    }
+}
+
+fn phase_name(phase: LinkPhase) -> &'static str {
+    match phase {
+        LinkPhase::Handshaking => "handshaking",
+        LinkPhase::Established => "established",
+        LinkPhase::Closing => "closing",
+        LinkPhase::Closed => "closed",
+    }
+}
+
+fn transport_name(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Tcp => "tcp",
+        Transport::Quic => "quic",
+    }
+}
+
+pub(super) fn status(rt: &Runtime, started: WallInstant) -> Status {
+    let node = rt.node();
+    // Closed links' counters, summed by the node as each closed, plus the
+    // open links' own: everything since start.
+    let mut total = node.stats().closed_link_traffic;
+    let links: Vec<LinkStatus> = node
+        .links()
+        .map(|l| {
+            total = total.plus(&l.stats);
+            LinkStatus {
+                peer: l.peer.map(|p| p.to_string()),
+                role: role_name(l.role).into(),
+                phase: phase_name(l.phase).into(),
+                transport: l.transport.map(|t| transport_name(t).to_string()),
+                rtt_ms: l.rtt.smoothed().map(|d| d.as_micros() as f64 / 1000.0),
+                bytes_sent: l.stats.bytes_sent,
+                bytes_received: l.stats.bytes_received,
+                cells_sent: l.stats.cells_sent,
+                cells_received: l.stats.cells_received,
+            }
+        })
+        .collect();
+    let (relayed, own) = node.circuit_counts();
+    let (outgoing, incoming) = node.message_counts();
+    let table = node.node_table();
+    let stats = node.stats();
+    Status {
+        node_id: node.node_id().to_string(),
+        listen: listening(rt),
+        uptime_secs: started.elapsed().as_secs(),
+        bytes_sent: total.bytes_sent,
+        bytes_received: total.bytes_received,
+        cells_sent: total.cells_sent,
+        cells_received: total.cells_received,
+        links_closed: node.stats().links_closed,
+        links,
+        circuits_relayed: relayed,
+        circuits_own: own,
+        messages_outgoing: outgoing,
+        messages_incoming: incoming,
+        known_nodes: table.len(),
+        known_relays: table
+            .entries()
+            .iter()
+            .filter(|e| e.descriptor.repr().relay)
+            .count(),
+        circuits_built: stats.circuits_built,
+        messages_sent: stats.messages_sent,
+        messages_acknowledged: stats.messages_acknowledged,
+        messages_received: stats.messages_received,
+        cells_dropped: stats.cells_dropped,
+    }
+}

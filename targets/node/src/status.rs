@@ -1,0 +1,77 @@
+//! A node's status as the control socket's `status` answer carries it
+//! (CONTROL.md, `status`).
+//!
+//! The node thread fills it in (`host` in the binary), the control socket
+//! sends it as JSON, and every client reads it back into the same types, so
+//! a field added here is added to both ends at once.
+
+use serde::{Deserialize, Serialize};
+
+/// A snapshot of a node, as `veil status` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    /// The node's id (hex).
+    pub node_id: String,
+    /// The address it listens on.
+    pub listen: String,
+    /// Seconds since the node started.
+    pub uptime_secs: u64,
+    /// Open links.
+    pub links: Vec<LinkStatus>,
+    /// Circuits this node is a hop of (relay or destination).
+    pub circuits_relayed: usize,
+    /// Circuits this node built.
+    pub circuits_own: usize,
+    /// Unacknowledged outgoing messages.
+    pub messages_outgoing: usize,
+    /// Incoming messages, partial or waiting to be taken.
+    pub messages_incoming: usize,
+    /// Nodes in the node table.
+    pub known_nodes: usize,
+    /// Of those, how many relay.
+    pub known_relays: usize,
+    /// Bytes written to links since start, closed links included.
+    pub bytes_sent: u64,
+    /// Bytes read from links since start, closed links included.
+    pub bytes_received: u64,
+    /// Cells sent over links since start, closed links included.
+    pub cells_sent: u64,
+    /// Cells received over links since start, closed links included.
+    pub cells_received: u64,
+    /// Links that have closed since start.
+    pub links_closed: u64,
+    /// Counters since start.
+    pub circuits_built: u64,
+    /// Messages queued to send.
+    pub messages_sent: u64,
+    /// Messages acknowledged by their destination.
+    pub messages_acknowledged: u64,
+    /// Messages received whole.
+    pub messages_received: u64,
+    /// Cells dropped at a full link queue.
+    pub cells_dropped: u64,
+}
+
+/// One link in a [`Status`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkStatus {
+    /// The peer's node id (hex), once authenticated.
+    pub peer: Option<String>,
+    /// "initiator" (we dialled) or "responder" (we accepted).
+    pub role: String,
+    /// "handshaking", "established", "closing" or "closed".
+    pub phase: String,
+    /// What the link runs over: "tcp" or "quic" (`None` if the adapter
+    /// did not say).
+    pub transport: Option<String>,
+    /// Smoothed round-trip time in milliseconds, once measured.
+    pub rtt_ms: Option<f64>,
+    /// Bytes written to this link.
+    pub bytes_sent: u64,
+    /// Bytes read from this link.
+    pub bytes_received: u64,
+    /// Cells sent over this link.
+    pub cells_sent: u64,
+    /// Cells received over this link.
+    pub cells_received: u64,
+}
