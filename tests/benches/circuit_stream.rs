@@ -10,7 +10,7 @@
 //! an upper bound on the nodes' cost.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use veil_core::node::NodeConfig;
+use veil_core::node::{AddBootstrap, NodeConfig};
 use veil_core::time::Duration;
 use veil_sim::{Sim, SIM_MSG};
 
@@ -32,7 +32,13 @@ fn network() -> Sim {
         sim.add_addressed_node(config, 8);
     }
     for i in 1..NODES {
-        sim.with_node(i, |n| n.add_bootstrap(Sim::address_of(0)));
+        sim.handle(
+            i,
+            AddBootstrap {
+                address: Sim::address_of(0),
+            },
+        )
+        .unwrap();
     }
     let ready = sim.run_until_true(Duration::from_secs(120), |sim| {
         sim.node(1).core.node_table().len() == NODES - 1

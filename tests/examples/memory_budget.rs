@@ -8,7 +8,7 @@ use std::mem::size_of;
 
 use veil_core::circuit::{ClientCircuit, RelayCircuit};
 use veil_core::discovery::PeerEntry;
-use veil_core::link::LinkSession;
+use veil_core::link::{Cell, LinkSession};
 use veil_core::message::MessageSlot;
 use veil_core::node::{Event, LinkSlot, Node};
 use veil_sim::{SimNodeCore, SIM_EVENTS, SIM_PEERS, SIM_RX, SIM_TXQ};
@@ -27,7 +27,7 @@ const EMB_MSG: usize = 2_048;
 const EMB_MESSAGES: usize = 4;
 
 fn main() {
-    let std_slot = size_of::<LinkSlot<SIM_RX, SIM_TXQ>>();
+    let std_slot = size_of::<LinkSlot<veil_sim::SimProfile>>();
     let std_node = size_of::<SimNodeCore>();
     println!(
         "std profile (RX = {SIM_RX}, TXQ = {SIM_TXQ}, EVENTS = {SIM_EVENTS}, PEERS = {SIM_PEERS}):"
@@ -35,7 +35,7 @@ fn main() {
     println!("  per link slot:        {std_slot:>8} bytes");
     println!(
         "    of which session:   {:>8} bytes",
-        size_of::<LinkSession<SIM_RX, SIM_TXQ>>()
+        size_of::<LinkSession<[u8; SIM_RX], veil_core::heapless::Deque<Cell, SIM_TXQ>>>()
     );
     println!("  node without links:   {std_node:>8} bytes");
     println!(
@@ -43,23 +43,27 @@ fn main() {
         std_node + 256 * std_slot
     );
 
-    type Emb = Node<
-        [LinkSlot<EMB_RX, EMB_TXQ>; EMB_LINKS],
-        [MessageSlot<EMB_MSG>; EMB_MESSAGES],
-        EMB_RX,
-        EMB_TXQ,
-        EMB_EVENTS,
-        EMB_PEERS,
-        EMB_RELAYED,
-        EMB_OWN,
-        EMB_MSG,
-    >;
+    veil_core::node_profile! {
+        struct Embedded {
+            link_receive: EMB_RX,
+            link_send_queue: EMB_TXQ,
+            events: EMB_EVENTS,
+            peers: EMB_PEERS,
+            relayed: EMB_RELAYED,
+            own: EMB_OWN,
+            message: EMB_MSG,
+            links: [LinkSlot<Embedded>; EMB_LINKS],
+            messages: [MessageSlot<[u8; EMB_MSG]>; EMB_MESSAGES],
+        }
+    }
+    // The link table and message pool are arrays here: inline in the node.
+    let emb_total = size_of::<Node<Embedded>>();
     println!("embedded profile (RX = {EMB_RX}, TXQ = {EMB_TXQ}, EVENTS = {EMB_EVENTS}, PEERS = {EMB_PEERS}, RELAYED = {EMB_RELAYED}, OWN = {EMB_OWN}, MSG = {EMB_MSG}, {EMB_LINKS} links, {EMB_MESSAGES} message slots):");
     println!(
         "  per link slot:        {:>8} bytes",
-        size_of::<LinkSlot<EMB_RX, EMB_TXQ>>()
+        size_of::<LinkSlot<Embedded>>()
     );
-    println!("  whole node:           {:>8} bytes", size_of::<Emb>());
+    println!("  whole node:           {emb_total:>8} bytes");
     println!("  one event:            {:>8} bytes", size_of::<Event>());
     println!(
         "  one relayed circuit:  {:>8} bytes",
@@ -71,7 +75,7 @@ fn main() {
     );
     println!(
         "  one message slot:     {:>8} bytes (+ MSG = {EMB_MSG} bytes of buffer)",
-        size_of::<MessageSlot<EMB_MSG>>() - EMB_MSG
+        size_of::<MessageSlot<[u8; EMB_MSG]>>() - EMB_MSG
     );
     println!(
         "  one node-table entry: {:>8} bytes",

@@ -7,7 +7,7 @@
 //! Run: `cargo run -p veil-sim --example simulated_network`
 
 use veil_core::message::Sender;
-use veil_core::node::{Event, NodeConfig};
+use veil_core::node::{AddBootstrap, Event, NodeConfig, Reply};
 use veil_core::time::Duration;
 use veil_sim::Sim;
 
@@ -34,7 +34,7 @@ fn run() -> Result<(), String> {
     }
     let boot = Sim::address_of(0);
     for i in 1..NODES {
-        sim.with_node(i, |n| n.add_bootstrap(boot));
+        sim.handle(i, AddBootstrap { address: boot }).unwrap();
     }
     let start = sim.now();
     let booted = sim.run_until_true(Duration::from_secs(120), |sim| {
@@ -103,9 +103,15 @@ fn run() -> Result<(), String> {
     let Sender::Anonymous(reply_to) = first.sender else {
         return Err("a message arrived with a known sender".into());
     };
-    let now = sim.now();
-    sim.with_node(dest, |n| n.reply(now, reply_to, b"got it"))
-        .map_err(|e| format!("reply: {e}"))?;
+
+    sim.handle(
+        dest,
+        Reply {
+            to: reply_to,
+            message: b"got it",
+        },
+    )
+    .map_err(|e| format!("reply: {e}"))?;
     sim.run_for(Duration::from_secs(2));
     let replied = (0..NODES).find(|&i| {
         sim.node(i)

@@ -6,9 +6,12 @@
 //! compiled and exercised in CI.
 
 use veil_core::identity::{verify_descriptor, DescriptorPacket, DescriptorRepr, Identity};
-use veil_core::link::{Frame, LinkHello, LinkRole, CELL_LEN};
+use veil_core::link::{Frame, LinkHello, CELL_LEN};
 use veil_core::message::MessageSlot;
-use veil_core::node::{Event, LinkSlot, Node, NodeConfig};
+use veil_core::node::{
+    drain, Event, LinkId, LinkSlot, Node, NodeConfig, OpenLink, Output, Receive, ReceiveStreamCell,
+    Timeout,
+};
 use veil_core::noise::{HandshakePattern, HandshakeState, Role, StaticKeypair};
 use veil_core::time::{Duration, Instant};
 
@@ -82,7 +85,22 @@ pub fn noise_read(data: &[u8]) {
     }
 }
 
-type FuzzNode = Node<[LinkSlot<2050, 4>; 2], [MessageSlot<1024>; 2], 2050, 4, 8, 4, 4, 2, 1024>;
+veil_core::node_profile! {
+    /// Small capacities, so that the fuzzed node fills its tables.
+    struct FuzzProfile {
+        link_receive: 2050,
+        link_send_queue: 4,
+        events: 8,
+        peers: 4,
+        relayed: 4,
+        own: 2,
+        message: 1024,
+        links: [LinkSlot<FuzzProfile>; 2],
+        messages: [MessageSlot<[u8; 1024]>; 2],
+    }
+}
+
+type FuzzNode = Node<FuzzProfile>;
 
 fn fuzz_node(seed: u8) -> FuzzNode {
     Node::new(
@@ -94,11 +112,68 @@ fn fuzz_node(seed: u8) -> FuzzNode {
     )
 }
 
+/// Drains `node`, handing each output to `each`, and returns the bytes it
+/// transmitted.
+fn drain_all(node: &mut FuzzNode, now: Instant, mut each: impl FnMut(&Output<'_>)) -> Vec<u8> {
+    let mut buf = [0u8; 2048];
+    let mut wire = Vec::new();
+    drain(node, now, &mut buf, |_, output| {
+        if let Output::Transmit { bytes, .. } = &output {
+            wire.extend_from_slice(bytes);
+        }
+        each(&output);
+    })
+    .expect("the buffer fits every output of the fuzz profile");
+    wire
+}
+
+/// Two fuzz nodes with a link between them, handshake done.
+fn linked_pair(circuit_streams: Option<[u8; 32]>) -> (FuzzNode, LinkId, FuzzNode, LinkId) {
+    use veil_core::identity::Transport;
+    let mut a = fuzz_node(1);
+    let mut b = fuzz_node(2);
+    let now = Instant::from_millis(1);
+    let dialled = OpenLink {
+        circuit_streams,
+        ..OpenLink::dialled(Some(b.node_id()), Transport::Quic)
+    };
+    let accepted = OpenLink {
+        circuit_streams,
+        ..OpenLink::accepted(Transport::Quic)
+    };
+    let la = a.handle(now, dialled).expect("room");
+    let lb = b.handle(now, accepted).expect("room");
+    let mut up = 0;
+    for _ in 0..4 {
+        let wire = drain_all(&mut a, now, |_| {});
+        let _ = b.handle(
+            now,
+            Receive {
+                link: lb,
+                bytes: &wire,
+            },
+        );
+        let wire = drain_all(&mut b, now, |o| {
+            up += usize::from(matches!(o, Output::Event(Event::LinkEstablished { .. })));
+        });
+        let _ = a.handle(
+            now,
+            Receive {
+                link: la,
+                bytes: &wire,
+            },
+        );
+    }
+    assert_eq!(up, 1, "handshake completes");
+    (a, la, b, lb)
+}
+
 /// Arbitrary bytes, in arbitrary chunks, into a node's inbound link that is
 /// still in its handshake. The first byte of `data` picks the chunk size.
 /// The link must end up handshaking or closed, never anything else, and the
 /// node must keep working.
 pub fn link_input(data: &[u8]) {
+    use veil_core::identity::Transport;
     let Some((&chunk, data)) = data.split_first() else {
         return;
     };
@@ -106,137 +181,103 @@ pub fn link_input(data: &[u8]) {
     let mut node = fuzz_node(7);
     let mut now = Instant::from_millis(1);
     let link = node
-        .open_link(now, LinkRole::Responder, None)
+        .handle(now, OpenLink::accepted(Transport::Tcp))
         .expect("fresh node has room");
-    let mut buf = [0u8; 2048];
+    let no_cells = |o: &Output<'_>| {
+        assert!(
+            !matches!(o, Output::Event(Event::CellReceived { .. })),
+            "cells from an unauthenticated peer"
+        );
+    };
     for piece in data.chunks(chunk) {
         now = now.saturating_add(Duration::from_millis(1));
         let mut rest = piece;
         while !rest.is_empty() {
-            let Ok(n) = node.handle_data(now, link, rest) else {
+            let Ok(n) = node.handle(now, Receive { link, bytes: rest }) else {
                 break;
             };
             rest = &rest[n..];
-            while node.poll_transmit(now, &mut buf).is_some() {}
-            while node.poll_event().is_some() {}
+            drain_all(&mut node, now, no_cells);
             if n == 0 {
                 break;
             }
         }
     }
-    node.handle_timeout(now.saturating_add(Duration::from_secs(30)));
-    while node.poll_transmit(now, &mut buf).is_some() {}
+    node.handle(now.saturating_add(Duration::from_secs(30)), Timeout);
     let mut closed = false;
-    while let Some(event) = node.poll_event() {
-        closed |= matches!(event, Event::LinkClosed { .. });
-        assert!(
-            !matches!(event, Event::CellReceived { .. }),
-            "cells from an unauthenticated peer"
-        );
-    }
+    drain_all(&mut node, now, |o| {
+        no_cells(o);
+        closed |= matches!(o, Output::Event(Event::LinkClosed { .. }));
+    });
     assert!(
         closed || node.link_info(link).is_none(),
         "the link outlived its handshake timeout"
     );
     // The node is still usable.
-    assert!(node.open_link(now, LinkRole::Initiator, None).is_ok());
+    assert!(node
+        .handle(now, OpenLink::dialled(None, Transport::Tcp))
+        .is_ok());
 }
 
 /// Arbitrary bytes into an *established* link, after a real handshake
 /// between two nodes. Nothing but a close may come of it: no cell is
 /// delivered, because nothing an attacker writes authenticates.
 pub fn established_link_input(data: &[u8]) {
-    let mut a = fuzz_node(1);
-    let mut b = fuzz_node(2);
+    let (_a, _la, mut b, lb) = linked_pair(None);
     let now = Instant::from_millis(1);
-    let la = a
-        .open_link(now, LinkRole::Initiator, Some(b.node_id()))
-        .expect("room");
-    let lb = b.open_link(now, LinkRole::Responder, None).expect("room");
-    let mut buf = [0u8; 2048];
-    for _ in 0..4 {
-        while let Some(t) = a.poll_transmit(now, &mut buf) {
-            let _ = b.handle_data(now, lb, &buf[..t.len]);
-        }
-        while let Some(t) = b.poll_transmit(now, &mut buf) {
-            let _ = a.handle_data(now, la, &buf[..t.len]);
-        }
-    }
-    let mut up = 0;
-    while let Some(event) = b.poll_event() {
-        up += usize::from(matches!(event, Event::LinkEstablished { .. }));
-    }
-    assert_eq!(up, 1, "handshake completes");
-    let _ = b.handle_data(now, lb, data);
-    while b.poll_transmit(now, &mut buf).is_some() {}
-    while let Some(event) = b.poll_event() {
+    let _ = b.handle(
+        now,
+        Receive {
+            link: lb,
+            bytes: data,
+        },
+    );
+    drain_all(&mut b, now, |o| {
         assert!(
-            !matches!(event, Event::CellReceived { .. }),
+            !matches!(o, Output::Event(Event::CellReceived { .. })),
             "forged cell accepted"
         );
-    }
-    let _ = CELL_LEN;
+    });
 }
 
 /// Arbitrary cells on the circuit streams of an established stream link
 /// (QUIC's form, link spec §10), after a real bound handshake: each 514
-/// bytes of `data` is one cell, offered with `handle_stream_cell` (a
-/// refused one is offered again after polling, as an adapter does). A peer
-/// may send anything there: the node must not panic, must deliver no
-/// message (no circuit of this peer's exists), and must stay usable.
+/// bytes of `data` is one cell, offered with `ReceiveStreamCell` (a refused
+/// one is offered again after draining, as an adapter does). A peer may
+/// send anything there: the node must not panic, must deliver no message
+/// (no circuit of this peer's exists), and must stay usable.
 pub fn stream_cells(data: &[u8]) {
     use veil_core::identity::Transport;
-    let mut a = fuzz_node(1);
-    let mut b = fuzz_node(2);
+    let (_a, _la, mut b, lb) = linked_pair(Some([0x5a; 32]));
     let now = Instant::from_millis(1);
-    let binding = [0x5a; 32];
-    let la = a
-        .open_stream_link(
-            now,
-            LinkRole::Initiator,
-            Some(b.node_id()),
-            Transport::Quic,
-            binding,
-        )
-        .expect("room");
-    let lb = b
-        .open_stream_link(now, LinkRole::Responder, None, Transport::Quic, binding)
-        .expect("room");
-    let mut buf = [0u8; 2048];
-    for _ in 0..4 {
-        while let Some(n) = a.poll_link_transmit(now, la, &mut buf) {
-            let _ = b.handle_data(now, lb, &buf[..n]);
-        }
-        while let Some(n) = b.poll_link_transmit(now, lb, &mut buf) {
-            let _ = a.handle_data(now, la, &buf[..n]);
-        }
-    }
+    let no_message = |o: &Output<'_>| {
+        assert!(
+            !matches!(o, Output::Message { .. }),
+            "a message from cells on no circuit"
+        );
+    };
     for chunk in data.chunks(CELL_LEN) {
         let mut cell = [0u8; CELL_LEN];
         for (dst, src) in cell.iter_mut().zip(chunk) {
             *dst = *src;
         }
         for _ in 0..2 {
-            if b.handle_stream_cell(now, lb, &cell).is_ok() {
+            let input = ReceiveStreamCell {
+                link: lb,
+                cell: &cell,
+            };
+            if b.handle(now, input).is_ok() {
                 break;
             }
-            while b.poll_event().is_some() {}
-            while b.poll_link_transmit(now, lb, &mut buf).is_some() {}
-            while b.poll_stream_cell(now, lb).is_some() {}
+            drain_all(&mut b, now, no_message);
         }
-        while b.poll_link_transmit(now, lb, &mut buf).is_some() {}
-        while b.poll_stream_cell(now, lb).is_some() {}
-        while let Some(event) = b.poll_event() {
-            assert!(
-                !matches!(event, Event::MessageReceived { .. }),
-                "a message from cells on no circuit"
-            );
-        }
+        drain_all(&mut b, now, no_message);
     }
-    let mut out = [0u8; 64];
-    assert!(b.poll_message(&mut out).is_none(), "nothing was delivered");
-    b.handle_timeout(now.saturating_add(Duration::from_secs(1)));
-    assert!(b.open_link(now, LinkRole::Initiator, None).is_ok());
+    b.handle(now.saturating_add(Duration::from_secs(1)), Timeout);
+    drain_all(&mut b, now, no_message);
+    assert!(b
+        .handle(now, OpenLink::dialled(None, Transport::Tcp))
+        .is_ok());
 }
 
 /// Cell parser, and the parsers of every body kind inside it.
@@ -281,7 +322,7 @@ pub fn hop_handshake(data: &[u8]) {
 pub fn message_fragments(data: &[u8]) {
     use veil_core::message::{MessagePool, MessageSlot, Sender};
     const LEN: usize = 2 * 466 + 10;
-    let mut pool: MessagePool<[MessageSlot<LEN>; 4], LEN> = MessagePool::new([
+    let mut pool: MessagePool<[MessageSlot<[u8; LEN]>; 4], [u8; LEN]> = MessagePool::new([
         MessageSlot::new(),
         MessageSlot::new(),
         MessageSlot::new(),
@@ -299,7 +340,7 @@ pub fn message_fragments(data: &[u8]) {
         let from = *sender.get_or_insert(Sender::Node(veil_core::identity::NodeId([len; 32])));
         let _ = pool.accept(veil_core::time::Instant::from_millis(now), chunk, from);
         assert!(pool.incoming() <= pool.per_direction());
-        while let Some(m) = pool.take(&mut out) {
+        while let Ok(Some(m)) = pool.take(&mut out) {
             assert!(m.len <= LEN);
         }
         if len % 7 == 0 {

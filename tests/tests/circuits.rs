@@ -10,7 +10,9 @@ use veil_core::cell::DestroyReason;
 use veil_core::identity::NodeId;
 use veil_core::link::Cell;
 use veil_core::message::{MessageId, Sender};
-use veil_core::node::{Event, LinkId, NodeConfig, SendMessageError};
+use veil_core::node::{
+    AddBootstrap, Event, LinkId, NodeConfig, SendMessage, SendMessageError, SetGuards,
+};
 use veil_core::time::Duration;
 use veil_sim::{NodeIndex, Sim, StreamConditions, SIM_TXQ};
 
@@ -34,11 +36,9 @@ fn network(seed: u64, n: usize) -> Sim {
     let boot = [Sim::address_of(0), Sim::address_of(1)];
     for i in 1..n {
         let addresses: &[_] = if i == 1 { &boot[..1] } else { &boot };
-        sim.with_node(i, |node| {
-            for a in addresses {
-                assert!(node.add_bootstrap(*a));
-            }
-        });
+        for a in addresses {
+            sim.handle(i, AddBootstrap { address: *a }).unwrap();
+        }
     }
     sim
 }
@@ -235,7 +235,7 @@ fn a_relay_that_flips_a_bit_destroys_the_circuit_and_the_message_arrives_anyway(
     sim.with_node(bad, |node| node.set_cell_hook(Some(flip_a_bit)));
     // The client's circuit goes through the bad relay, which behaves
     // until the circuit is built and has carried a first message.
-    sim.with_node(client, |node| node.set_guards(&[bad_id]));
+    sim.handle(client, SetGuards::from_slice(&[bad_id]));
     let warm_up = sim.send_message(client, dest, b"warm-up").unwrap();
     assert!(sim.run_until_true(Duration::from_secs(30), |sim| {
         acknowledged(sim, client).contains(&warm_up)
@@ -257,7 +257,7 @@ fn a_relay_that_flips_a_bit_destroys_the_circuit_and_the_message_arrives_anyway(
     assert!(destroyed, "the altered cell destroyed the circuit");
     assert_eq!(TAMPERED.with(|t| t.get()), 1);
     // New paths are free to avoid the bad relay.
-    sim.with_node(client, |node| node.set_guards(&[]));
+    sim.handle(client, SetGuards::from_slice(&[]));
     let arrived = sim.run_until_true(Duration::from_secs(60), |sim| {
         acknowledged(sim, client).contains(&id)
     });
@@ -394,7 +394,13 @@ fn circuits_are_rotated_after_their_lifetime() {
         sim.add_addressed_node(cfg, 40);
     }
     for i in 1..n {
-        sim.with_node(i, |node| node.add_bootstrap(Sim::address_of(0)));
+        sim.handle(
+            i,
+            AddBootstrap {
+                address: Sim::address_of(0),
+            },
+        )
+        .unwrap();
     }
     assert!(sim.run_until_true(Duration::from_secs(120), |sim| {
         (0..n).all(|i| healthy_relays(sim, i) >= 6)
@@ -499,7 +505,7 @@ fn circuits_sharing_a_link_are_served_fairly() {
     }));
     let destinations = [6, 8, 10, 11];
     let guard_id = sim.node_id(guard);
-    sim.with_node(client, |node| node.set_guards(&[guard_id]));
+    sim.handle(client, SetGuards::from_slice(&[guard_id]));
     for &d in &destinations {
         wait_until_known(&mut sim, client, d);
         let warm_up = sim.send_message(client, d, b"warm-up").unwrap();
@@ -531,7 +537,11 @@ fn circuits_sharing_a_link_are_served_fairly() {
     sim.with_node(client, |node| {
         for id in &ids {
             for _ in 0..per_destination {
-                node.send_message(now, *id, &body).unwrap();
+                let message = SendMessage {
+                    destination: *id,
+                    message: &body,
+                };
+                node.handle(now, message).unwrap();
             }
         }
     });

@@ -9,7 +9,7 @@ use veil_core::cell::{emit_descriptor_body, CellCommand, CellRepr, CircuitId};
 use veil_core::discovery::InsertError;
 use veil_core::identity::{verify_descriptor, DescriptorError};
 use veil_core::link::{Cell, CloseReason, ClosedBy};
-use veil_core::node::{DescriptorRefusal, Event, NodeConfig};
+use veil_core::node::{DescriptorRefusal, Event, NodeConfig, SetAddresses};
 use veil_core::time::Duration;
 use veil_sim::{Sim, StreamConditions};
 
@@ -150,8 +150,8 @@ fn a_replayed_older_descriptor_cannot_roll_back_a_node() {
         transport: veil_core::identity::Transport::Tcp,
         socket: "192.0.2.7:9000".parse().unwrap(),
     };
-    let now = sim.now();
-    sim.with_node(a, |node| node.set_advertised_addresses(now, &[addr]));
+    let _ = sim.now();
+    sim.handle(a, SetAddresses::from_slice(&[addr]));
     let new = sim.node(a).core.descriptor().to_vec();
     assert!(
         verify_descriptor(&new, UNIX_AT_ZERO + 10)

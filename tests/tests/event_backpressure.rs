@@ -4,9 +4,10 @@
 
 mod common;
 
-use common::{relay_cell_on, small_node as node, SmallNode as Small};
-use veil_core::link::{CloseReason, ClosedBy, LinkRole, CELL_LEN};
-use veil_core::node::{Event, LinkId};
+use common::{events_of, outputs, relay_cell_on, small_node as node, Out, SmallNode as Small};
+use veil_core::identity::Transport;
+use veil_core::link::{CloseReason, ClosedBy, CELL_LEN};
+use veil_core::node::{CloseLink, Event, LinkId, OpenLink, Receive, SetWritable, Timeout};
 use veil_core::time::Instant;
 
 /// A relay cell on one circuit whose first body byte is `n`.
@@ -14,31 +15,38 @@ fn relay_cell(n: u8) -> [u8; CELL_LEN] {
     relay_cell_on(0x8000_0001, n)
 }
 
-/// Moves every pending transmit of `from` into `wire`.
-fn flush(from: &mut Small, wire: &mut Vec<u8>) {
-    let mut buf = [0u8; 4096];
-    while let Some(t) = from.poll_transmit(Instant::ZERO, &mut buf) {
-        wire.extend_from_slice(&buf[..t.len]);
+/// Drains `from`: its transmits go into `wire`, its events are returned.
+fn flush(from: &mut Small, wire: &mut Vec<u8>) -> Vec<Event> {
+    let out = outputs(from);
+    for o in &out {
+        if let Out::Transmit(_, bytes) = o {
+            wire.extend_from_slice(bytes);
+        }
     }
+    events_of(&out)
+}
+
+fn receive(node: &mut Small, link: LinkId, bytes: &[u8]) -> usize {
+    node.handle(Instant::ZERO, Receive { link, bytes }).unwrap()
 }
 
 fn established() -> (Small, Small, LinkId, LinkId) {
     let (mut a, mut b) = (node(1), node(2));
     let la = a
-        .open_link(Instant::ZERO, LinkRole::Initiator, None)
+        .handle(Instant::ZERO, OpenLink::dialled(None, Transport::Tcp))
         .unwrap();
     let lb = b
-        .open_link(Instant::ZERO, LinkRole::Responder, None)
+        .handle(Instant::ZERO, OpenLink::accepted(Transport::Tcp))
         .unwrap();
     for _ in 0..3 {
         let (mut ab, mut ba) = (Vec::new(), Vec::new());
         flush(&mut a, &mut ab);
-        b.handle_data(Instant::ZERO, lb, &ab).unwrap();
+        receive(&mut b, lb, &ab);
         flush(&mut b, &mut ba);
-        a.handle_data(Instant::ZERO, la, &ba).unwrap();
+        receive(&mut a, la, &ba);
     }
-    while a.poll_event().is_some() {}
-    while b.poll_event().is_some() {}
+    flush(&mut a, &mut Vec::new());
+    flush(&mut b, &mut Vec::new());
     (a, b, la, lb)
 }
 
@@ -50,12 +58,15 @@ fn cells_wait_in_the_transport_and_a_late_close_is_not_lost() {
     }
     let mut wire = Vec::new();
     flush(&mut a, &mut wire);
-    a.close_link(Instant::ZERO, la, CloseReason::Normal)
-        .unwrap();
+    let close = CloseLink {
+        link: la,
+        reason: CloseReason::Normal,
+    };
+    a.handle(Instant::ZERO, close).unwrap();
     flush(&mut a, &mut wire);
 
     // b can take at most 8 events: it consumes only what fits.
-    let consumed = b.handle_data(Instant::ZERO, lb, &wire).unwrap();
+    let consumed = receive(&mut b, lb, &wire);
     assert!(
         consumed < wire.len(),
         "b held back input it had no room for"
@@ -64,7 +75,7 @@ fn cells_wait_in_the_transport_and_a_late_close_is_not_lost() {
     let mut rest = &wire[consumed..];
     let mut closed = None;
     loop {
-        while let Some(event) = b.poll_event() {
+        for event in flush(&mut b, &mut Vec::new()) {
             match event {
                 Event::CellReceived { cell, .. } => cells.push(cell[5]),
                 Event::LinkClosed { reason, by, .. } => closed = Some((reason, by)),
@@ -74,13 +85,8 @@ fn cells_wait_in_the_transport_and_a_late_close_is_not_lost() {
         if rest.is_empty() {
             break;
         }
-        let n = b.handle_data(Instant::ZERO, lb, rest).unwrap();
+        let n = receive(&mut b, lb, rest);
         rest = &rest[n..];
-    }
-    while let Some(event) = b.poll_event() {
-        if let Event::LinkClosed { reason, by, .. } = event {
-            closed = Some((reason, by));
-        }
     }
     assert_eq!(cells, (0..12).collect::<Vec<u8>>(), "every cell, in order");
     assert_eq!(closed, Some((CloseReason::Normal, ClosedBy::Peer)));
@@ -99,16 +105,19 @@ fn a_link_event_that_does_not_fit_is_delivered_after_room_is_made() {
     }
     let mut wire = Vec::new();
     flush(&mut a, &mut wire);
-    a.close_link(Instant::ZERO, la, CloseReason::Shutdown)
-        .unwrap();
+    let close = CloseLink {
+        link: la,
+        reason: CloseReason::Shutdown,
+    };
+    a.handle(Instant::ZERO, close).unwrap();
     flush(&mut a, &mut wire);
-    assert_eq!(b.handle_data(Instant::ZERO, lb, &wire).unwrap(), wire.len());
+    assert_eq!(receive(&mut b, lb, &wire), wire.len());
     // The queue is full of cells; the close is recorded but waits.
     assert!(
         b.link_info(lb).is_some(),
         "closed slot kept until its event fits"
     );
-    let events: Vec<Event> = std::iter::from_fn(|| b.poll_event()).collect();
+    let events = flush(&mut b, &mut Vec::new());
     assert_eq!(events.len(), 9);
     assert!(matches!(
         events.last(),
@@ -125,19 +134,34 @@ fn a_link_event_that_does_not_fit_is_delivered_after_room_is_made() {
 fn a_closing_link_whose_close_frame_is_never_taken_ends_after_the_grace_period() {
     use veil_core::link::CLOSE_GRACE;
     let (mut a, _b, la, _lb) = established();
-    a.close_link(Instant::ZERO, la, CloseReason::Normal)
-        .unwrap();
-    // The transport never takes the `Close` frame (the peer stopped
-    // reading): the adapter polls no transmit, only timers.
+    // The transport takes nothing more (the peer stopped reading), so the
+    // `Close` frame never leaves: only timers run.
+    let blocked = SetWritable {
+        link: la,
+        writable: false,
+    };
+    a.handle(Instant::ZERO, blocked).unwrap();
+    let close = CloseLink {
+        link: la,
+        reason: CloseReason::Normal,
+    };
+    a.handle(Instant::ZERO, close).unwrap();
     let mut now = Instant::ZERO;
     let mut closed_at = None;
+    let mut buf = [0u8; 4096];
     for _ in 0..10 {
-        let Some(deadline) = a.poll_timeout() else {
-            break;
-        };
-        now = now.max(deadline);
-        a.handle_timeout(now);
-        while let Some(event) = a.poll_event() {
+        let mut events = Vec::new();
+        let deadline = veil_core::node::drain(&mut a, now, &mut buf, |_, o| {
+            assert!(
+                !matches!(o, veil_core::node::Output::Transmit { .. }),
+                "nothing is given for a blocked link"
+            );
+            if let veil_core::node::Output::Event(e) = o {
+                events.push(e);
+            }
+        })
+        .unwrap();
+        for event in events {
             if let Event::LinkClosed {
                 link, reason, by, ..
             } = event
@@ -152,6 +176,8 @@ fn a_closing_link_whose_close_frame_is_never_taken_ends_after_the_grace_period()
         if closed_at.is_some() {
             break;
         }
+        now = now.max(deadline);
+        a.handle(now, Timeout);
     }
     let closed_at = closed_at.expect("the closing link ended");
     assert!(closed_at.saturating_since(Instant::ZERO) >= CLOSE_GRACE);
@@ -170,17 +196,39 @@ fn held_cells_go_on_when_room_appears_without_more_input() {
     }
     let mut wire = Vec::new();
     flush(&mut a, &mut wire);
-    let consumed = b.handle_data(Instant::ZERO, lb, &wire).unwrap();
+    let consumed = receive(&mut b, lb, &wire);
     assert_eq!(consumed, wire.len(), "one message: every byte is taken");
-    let mut cells = Vec::new();
-    while let Some(event) = b.poll_event() {
-        if let Event::CellReceived { cell, .. } = event {
-            cells.push(cell[5]);
-        }
-    }
+    let cells: Vec<u8> = flush(&mut b, &mut Vec::new())
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::CellReceived { cell, .. } => Some(cell[5]),
+            _ => None,
+        })
+        .collect();
     assert_eq!(
         cells,
         (0..12).collect::<Vec<u8>>(),
         "the held cells were handled as events were taken, in order"
     );
+}
+
+#[test]
+fn a_short_buffer_is_an_error_that_names_the_size_and_loses_nothing() {
+    use veil_core::node::{Output, PollError};
+    let (mut a, _b, la, _lb) = established();
+    a.send_cell(Instant::ZERO, la, &relay_cell(1)).unwrap();
+    let mut small = [0u8; 100];
+    let needed = match a.poll(Instant::ZERO, &mut small) {
+        Err(PollError::BufferTooSmall { needed }) => needed,
+        other => panic!("expected BufferTooSmall, got {other:?}"),
+    };
+    assert_eq!(needed, veil_core::link::MIN_TRANSMIT_BUFFER);
+    let mut big = vec![0u8; needed];
+    match a.poll(Instant::ZERO, &mut big) {
+        Ok(Output::Transmit { link, bytes }) => {
+            assert_eq!(link, la);
+            assert!(bytes.len() > CELL_LEN, "the cell went out whole");
+        }
+        other => panic!("expected the transmit, got {other:?}"),
+    }
 }

@@ -14,29 +14,44 @@ fn per_link_memory_is_buffers_plus_a_small_fixed_overhead() {
     const RX: usize = 16 * 1024 + 2;
     const TXQ: usize = 64;
     let buffers = RX + TXQ * CELL_LEN;
-    let slot = size_of::<LinkSlot<RX, TXQ>>();
+    let slot = size_of::<LinkSlot<veil_sim::SimProfile>>();
+    assert_eq!((RX, TXQ), (veil_sim::SIM_RX, veil_sim::SIM_TXQ));
     assert!(slot >= buffers);
     assert!(
         slot - buffers <= 2_048,
         "per-link overhead grew to {} bytes",
         slot - buffers
     );
-    assert!(size_of::<LinkSession<RX, TXQ>>() <= slot);
+    type Session = LinkSession<[u8; RX], veil_core::heapless::Deque<[u8; CELL_LEN], TXQ>>;
+    assert!(size_of::<Session>() <= slot);
 }
 
 #[test]
 fn an_embedded_node_fits_in_a_few_kib_per_link() {
     const RX: usize = 1_100;
     const MSG: usize = 2_048;
-    type Emb = Node<[LinkSlot<RX, 4>; 4], [MessageSlot<MSG>; 4], RX, 4, 4, 8, 8, 2, MSG>;
-    let total = size_of::<Emb>();
+    veil_core::node_profile! {
+        struct Embedded {
+            link_receive: RX,
+            link_send_queue: 4,
+            events: 4,
+            peers: 8,
+            relayed: 8,
+            own: 2,
+            message: MSG,
+            links: [LinkSlot<Embedded>; 4],
+            messages: [MessageSlot<[u8; MSG]>; 4],
+        }
+    }
+    // The link table and the message pool are arrays: inline in the node.
+    let total = size_of::<Node<Embedded>>();
     let entry = size_of::<veil_core::discovery::PeerEntry>();
     assert!(entry <= 1_024, "a node-table entry is {entry} bytes");
     let relayed = size_of::<RelayCircuit>();
     assert!(relayed <= 384, "a relayed circuit is {relayed} bytes");
     let own = size_of::<ClientCircuit>();
     assert!(own <= 2_560, "an own circuit is {own} bytes");
-    let slot = size_of::<MessageSlot<MSG>>();
+    let slot = size_of::<MessageSlot<[u8; MSG]>>();
     assert!(slot <= MSG + 160, "a message slot is {slot} bytes");
     let links = 4 * (RX + 4 * CELL_LEN + 2_048);
     let events = 4 * 600;

@@ -5,10 +5,12 @@
 
 mod common;
 
-use common::{relay_cell_on as relay_cell, small_node as node, SmallNode as Small};
+use common::{
+    events_of, outputs, relay_cell_on as relay_cell, small_node as node, Out, SmallNode as Small,
+};
 use veil_core::identity::Transport;
-use veil_core::link::{CloseReason, LinkPhase, LinkRole, CELL_LEN};
-use veil_core::node::{Event, LinkId, StreamCellError};
+use veil_core::link::{CloseReason, LinkPhase, CELL_LEN};
+use veil_core::node::{Event, LinkId, OpenLink, Receive, ReceiveStreamCell, StreamCellError};
 use veil_core::time::Instant;
 
 /// A link-level padding cell (circuit id 0).
@@ -16,68 +18,87 @@ fn padding_cell() -> [u8; CELL_LEN] {
     [0; CELL_LEN]
 }
 
-/// Moves the link bytes of `from` to `to` once.
-fn exchange(from: &mut Small, from_link: LinkId, to: &mut Small, to_link: LinkId) {
-    let mut buf = [0u8; 4096];
-    while let Some(n) = from.poll_link_transmit(Instant::ZERO, from_link, &mut buf) {
-        let _ = to.handle_data(Instant::ZERO, to_link, &buf[..n]);
+/// Moves the link bytes of `from` to `to` once; returns `from`'s other
+/// outputs.
+fn exchange(from: &mut Small, to: &mut Small, to_link: LinkId) -> Vec<Out> {
+    let mut rest = Vec::new();
+    for o in outputs(from) {
+        match o {
+            Out::Transmit(_, bytes) => {
+                let _ = to.handle(
+                    Instant::ZERO,
+                    Receive {
+                        link: to_link,
+                        bytes: &bytes,
+                    },
+                );
+            }
+            other => rest.push(other),
+        }
     }
+    rest
+}
+
+/// A cell offered on a circuit stream.
+fn stream_cell(
+    node: &mut Small,
+    link: LinkId,
+    cell: &[u8; CELL_LEN],
+) -> Result<(), StreamCellError> {
+    node.handle(Instant::ZERO, ReceiveStreamCell { link, cell })
+}
+
+fn open(node: &mut Small, dialled: bool, binding: Option<[u8; 32]>) -> LinkId {
+    let how = if dialled {
+        OpenLink::dialled(None, Transport::Quic)
+    } else {
+        OpenLink::accepted(Transport::Quic)
+    };
+    let how = OpenLink {
+        circuit_streams: binding,
+        ..how
+    };
+    node.handle(Instant::ZERO, how).unwrap()
 }
 
 /// Two nodes on one link with circuit streams, bound to `binding_a` at the
 /// initiator and `binding_b` at the responder, after the handshake ran.
-fn pair(binding_a: [u8; 32], binding_b: [u8; 32]) -> (Small, Small, LinkId, LinkId) {
+fn pair(
+    binding_a: [u8; 32],
+    binding_b: [u8; 32],
+) -> (Small, Small, LinkId, LinkId, Vec<Out>, Vec<Out>) {
     let (mut a, mut b) = (node(1), node(2));
-    let la = a
-        .open_stream_link(
-            Instant::ZERO,
-            LinkRole::Initiator,
-            None,
-            Transport::Quic,
-            binding_a,
-        )
-        .unwrap();
-    let lb = b
-        .open_stream_link(
-            Instant::ZERO,
-            LinkRole::Responder,
-            None,
-            Transport::Quic,
-            binding_b,
-        )
-        .unwrap();
+    let la = open(&mut a, true, Some(binding_a));
+    let lb = open(&mut b, false, Some(binding_b));
+    let (mut a_events, mut b_events) = (Vec::new(), Vec::new());
     for _ in 0..3 {
-        exchange(&mut a, la, &mut b, lb);
-        exchange(&mut b, lb, &mut a, la);
+        a_events.extend(exchange(&mut a, &mut b, lb));
+        b_events.extend(exchange(&mut b, &mut a, la));
     }
-    (a, b, la, lb)
+    (a, b, la, lb, a_events, b_events)
 }
 
-fn closed_reason(node: &mut Small) -> Option<CloseReason> {
-    let mut reason = None;
-    while let Some(e) = node.poll_event() {
-        if let Event::LinkClosed { reason: r, .. } = e {
-            reason = Some(r);
-        }
-    }
-    reason
+fn closed_reason(outputs: &[Out]) -> Option<CloseReason> {
+    events_of(outputs).into_iter().rev().find_map(|e| match e {
+        Event::LinkClosed { reason, .. } => Some(reason),
+        _ => None,
+    })
 }
 
 #[test]
 fn the_same_binding_on_both_ends_establishes_the_link() {
-    let (a, b, la, lb) = pair([7; 32], [7; 32]);
+    let (a, b, la, lb, ..) = pair([7; 32], [7; 32]);
     assert_eq!(a.link_info(la).unwrap().phase, LinkPhase::Established);
     assert_eq!(b.link_info(lb).unwrap().phase, LinkPhase::Established);
-    assert!(a.has_circuit_streams(la) && b.has_circuit_streams(lb));
 }
 
 #[test]
 fn a_different_binding_fails_the_handshake() {
     // As when a man in the middle terminates TLS on each side: each end
     // exports a different value from its own TLS session.
-    let (mut a, mut b, _, _) = pair([7; 32], [8; 32]);
-    let b_reason = closed_reason(&mut b);
-    let a_reason = closed_reason(&mut a);
+    let (_, _, _, _, a_out, b_out) = pair([7; 32], [8; 32]);
+    let b_reason = closed_reason(&b_out);
+    let a_reason = closed_reason(&a_out);
     assert_eq!(b_reason, None, "the responder cannot tell at message 1");
     assert_eq!(
         a_reason,
@@ -88,109 +109,101 @@ fn a_different_binding_fails_the_handshake() {
 
 #[test]
 fn circuit_cells_travel_beside_the_frames_in_queue_order() {
-    let (mut a, mut b, la, lb) = pair([9; 32], [9; 32]);
-    while a.poll_event().is_some() {}
-    while b.poll_event().is_some() {}
+    let (mut a, mut b, la, lb, ..) = pair([9; 32], [9; 32]);
     // Queue order: circuit cell, link-level cell, circuit cell.
     a.send_cell(Instant::ZERO, la, &relay_cell(0x8000_0001, 1))
         .unwrap();
     a.send_cell(Instant::ZERO, la, &padding_cell()).unwrap();
     a.send_cell(Instant::ZERO, la, &relay_cell(0x8000_0002, 2))
         .unwrap();
-    let mut buf = [0u8; 4096];
-    // The head is a circuit cell: no frame may overtake it.
-    assert!(a.poll_link_transmit(Instant::ZERO, la, &mut buf).is_none());
-    let first = a.poll_stream_cell(Instant::ZERO, la).expect("first cell");
-    assert_eq!(first[5], 1);
-    // Now the padding cell heads the queue: it goes in a frame first.
-    assert!(a.poll_stream_cell(Instant::ZERO, la).is_none());
-    assert!(a.poll_link_transmit(Instant::ZERO, la, &mut buf).is_some());
-    let second = a.poll_stream_cell(Instant::ZERO, la).expect("second cell");
-    assert_eq!(second[5], 2);
-    assert!(!a.has_stream_cell(la));
+    // No frame overtakes the circuit cell at the head, and the padding
+    // cell goes in a frame before the circuit cell behind it.
+    let sent = outputs(&mut a);
+    let kinds: Vec<&str> = sent
+        .iter()
+        .map(|o| match o {
+            Out::StreamCell(..) => "cell",
+            Out::Transmit(..) => "frame",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["cell", "frame", "cell"]);
+    let cells: Vec<[u8; CELL_LEN]> = sent
+        .iter()
+        .filter_map(|o| match o {
+            Out::StreamCell(_, c) => Some(*c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!((cells[0][5], cells[1][5]), (1, 2));
 
     // The receiver takes them as circuit cells of their own circuits.
     let before = b.link_info(lb).unwrap().stats.cells_received;
-    b.handle_stream_cell(Instant::ZERO, lb, &first).unwrap();
-    b.handle_stream_cell(Instant::ZERO, lb, &second).unwrap();
-    let cells: Vec<_> = std::iter::from_fn(|| b.poll_event())
+    stream_cell(&mut b, lb, &cells[0]).unwrap();
+    stream_cell(&mut b, lb, &cells[1]).unwrap();
+    let received: Vec<_> = events_of(&outputs(&mut b))
+        .into_iter()
         .filter_map(|e| match e {
             Event::CellReceived { cell, .. } => Some(cell),
             _ => None,
         })
         .collect();
-    assert_eq!(cells, vec![first, second]);
+    assert_eq!(received, cells);
     assert_eq!(b.link_info(lb).unwrap().stats.cells_received, before + 2);
 }
 
 #[test]
 fn a_full_event_queue_holds_a_stream_cell_back() {
-    let (mut a, mut b, la, lb) = pair([3; 32], [3; 32]);
-    while a.poll_event().is_some() {}
-    while b.poll_event().is_some() {}
-    let _ = la;
+    let (_, mut b, _, lb, ..) = pair([3; 32], [3; 32]);
     // Eight events fill B's queue; the ninth cell must wait, not be lost.
     for n in 0..8u8 {
-        b.handle_stream_cell(Instant::ZERO, lb, &relay_cell(0x8000_0001, n))
-            .unwrap();
+        stream_cell(&mut b, lb, &relay_cell(0x8000_0001, n)).unwrap();
     }
     let held = relay_cell(0x8000_0001, 8);
     assert_eq!(
-        b.handle_stream_cell(Instant::ZERO, lb, &held),
+        stream_cell(&mut b, lb, &held),
         Err(StreamCellError::WouldBlock(lb))
     );
-    assert!(b.poll_event().is_some());
-    b.handle_stream_cell(Instant::ZERO, lb, &held).unwrap();
+    assert_eq!(events_of(&outputs(&mut b)).len(), 8);
+    stream_cell(&mut b, lb, &held).unwrap();
 }
 
 #[test]
 fn out_of_place_cells_close_the_link() {
     // A link-level cell on a circuit stream.
-    let (_, mut b, _, lb) = pair([4; 32], [4; 32]);
-    while b.poll_event().is_some() {}
-    b.handle_stream_cell(Instant::ZERO, lb, &padding_cell())
-        .unwrap();
+    let (_, mut b, _, lb, ..) = pair([4; 32], [4; 32]);
+    stream_cell(&mut b, lb, &padding_cell()).unwrap();
     assert_eq!(b.link_info(lb).unwrap().phase, LinkPhase::Closing);
     // The `Close` frame goes out, then the link is gone.
-    let mut buf = [0u8; 4096];
-    assert!(b.poll_link_transmit(Instant::ZERO, lb, &mut buf).is_some());
-    assert_eq!(closed_reason(&mut b), Some(CloseReason::ProtocolViolation));
+    let out = outputs(&mut b);
+    assert!(matches!(out.first(), Some(Out::Transmit(..))));
+    assert_eq!(closed_reason(&out), Some(CloseReason::ProtocolViolation));
 
     // A stream cell on a link without circuit streams is the adapter's
     // mistake: refused, the link stays.
     let (mut c, mut d) = (node(3), node(4));
-    let lc = c
-        .open_link(Instant::ZERO, LinkRole::Initiator, None)
-        .unwrap();
-    let ld = d
-        .open_link(Instant::ZERO, LinkRole::Responder, None)
-        .unwrap();
+    let lc = open(&mut c, true, None);
+    let ld = open(&mut d, false, None);
     for _ in 0..3 {
-        exchange(&mut c, lc, &mut d, ld);
-        exchange(&mut d, ld, &mut c, lc);
+        exchange(&mut c, &mut d, ld);
+        exchange(&mut d, &mut c, lc);
     }
     assert_eq!(
-        d.handle_stream_cell(Instant::ZERO, ld, &relay_cell(1, 0)),
+        stream_cell(&mut d, ld, &relay_cell(1, 0)),
         Err(StreamCellError::NotAStreamLink(ld))
     );
     assert_eq!(d.link_info(ld).unwrap().phase, LinkPhase::Established);
-    assert!(c.poll_stream_cell(Instant::ZERO, lc).is_none());
+    assert!(!outputs(&mut c)
+        .iter()
+        .any(|o| matches!(o, Out::StreamCell(..))));
 }
 
 #[test]
 fn a_stream_cell_before_the_handshake_waits() {
     let mut b = node(2);
-    let lb = b
-        .open_stream_link(
-            Instant::ZERO,
-            LinkRole::Responder,
-            None,
-            Transport::Quic,
-            [1; 32],
-        )
-        .unwrap();
+    let lb = open(&mut b, false, Some([1; 32]));
     assert_eq!(
-        b.handle_stream_cell(Instant::ZERO, lb, &relay_cell(0x8000_0001, 0)),
+        stream_cell(&mut b, lb, &relay_cell(0x8000_0001, 0)),
         Err(StreamCellError::WouldBlock(lb))
     );
 }

@@ -5,7 +5,7 @@
 
 use veil_core::identity::{NodeId, Transport};
 use veil_core::link::CloseReason;
-use veil_core::node::{Event, NodeConfig, SendMessageError};
+use veil_core::node::{AddBootstrap, Event, NodeConfig, SendMessageError};
 use veil_core::time::Duration;
 use veil_sim::{NodeIndex, Sim};
 
@@ -38,7 +38,13 @@ fn network(seed: u64, n: usize, quic: impl Fn(NodeIndex) -> bool, race: Duration
         sim.add_node_over(cfg, 32, transports);
     }
     for i in 1..n {
-        sim.with_node(i, |node| node.add_bootstrap(Sim::address_of(0)));
+        sim.handle(
+            i,
+            AddBootstrap {
+                address: Sim::address_of(0),
+            },
+        )
+        .unwrap();
     }
     let learned = sim.run_until_true(Duration::from_secs(120), |sim| {
         (0..n).all(|i| sim.node(i).core.node_table().len() == n - 1)

@@ -82,7 +82,10 @@ impl<S: VecStore<ClientCircuit>> ClientTable<S> {
 
     /// Adds a circuit (dropped, keys wiped, if the table is full).
     pub fn insert(&mut self, circuit: ClientCircuit) -> Result<(), CircuitError> {
-        self.circuits.view_mut().push(circuit).map_err(|_| CircuitError::Full)
+        self.circuits
+            .view_mut()
+            .push(circuit)
+            .map_err(|_| CircuitError::Full)
     }
 
     /// The circuit using `end`.
@@ -92,7 +95,10 @@ impl<S: VecStore<ClientCircuit>> ClientTable<S> {
 
     /// The circuit with `handle`.
     pub fn by_handle(&mut self, handle: CircuitHandle) -> Option<&mut ClientCircuit> {
-        self.circuits.view_mut().iter_mut().find(|c| c.handle == handle)
+        self.circuits
+            .view_mut()
+            .iter_mut()
+            .find(|c| c.handle == handle)
     }
 
     /// Whether `end` is in use.

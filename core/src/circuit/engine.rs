@@ -8,11 +8,11 @@ use core::fmt;
 use heapless::Vec;
 use rand_core::RngCore;
 
+use crate::capacity::VecStore;
 use crate::cell::{
     emit_create, emit_created, parse_create, parse_created, CellCommand, CellRepr, CircuitId,
     DestroyReason, RelayCommand, RelayMessage, MAX_RELAY_EARLY, RELAY_DATA_LEN,
 };
-use crate::capacity::VecStore;
 use crate::cgo::{CellBody, ForwardOutcome, BODY_LEN};
 use crate::discovery::Path;
 use crate::identity::NodeId;

@@ -10,11 +10,14 @@ use super::*;
 use crate::cell::{CellCommand, CellRepr, DestroyReason};
 use crate::discovery::Path;
 use crate::identity::{Identity, NodeId};
-use crate::link::{Cell, LinkRole};
 use crate::link::LinkId;
+use crate::link::{Cell, LinkRole};
 use crate::noise::StaticKeypair;
 
-type Engine = CircuitEngine<heapless::Vec<crate::circuit::RelayCircuit, 16>, heapless::Vec<crate::circuit::ClientCircuit, 4>>;
+type Engine = CircuitEngine<
+    heapless::Vec<crate::circuit::RelayCircuit, 16>,
+    heapless::Vec<crate::circuit::ClientCircuit, 4>,
+>;
 type Tamper = Box<dyn FnMut(usize, usize, &mut Cell)>;
 
 struct Net {

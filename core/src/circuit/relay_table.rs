@@ -1,7 +1,6 @@
 //! The circuits a node serves as a hop: which link and circuit id each
 //! direction uses, and the hop's CGO layer.
 
-
 use crate::capacity::VecStore;
 use crate::cell::CircuitId;
 use crate::cgo::RelayLayer;
@@ -68,9 +67,7 @@ impl<S: VecStore<RelayCircuit>> Default for RelayTable<S> {
 impl<S: VecStore<RelayCircuit>> RelayTable<S> {
     /// An empty table.
     pub fn new() -> Self {
-        RelayTable {
-            circuits: S::EMPTY,
-        }
+        RelayTable { circuits: S::EMPTY }
     }
 
     /// Circuits relayed.
@@ -85,7 +82,10 @@ impl<S: VecStore<RelayCircuit>> RelayTable<S> {
 
     /// Adds a circuit (dropped, keys wiped, if the table is full).
     pub fn insert(&mut self, circuit: RelayCircuit) -> Result<(), CircuitError> {
-        self.circuits.view_mut().push(circuit).map_err(|_| CircuitError::Full)
+        self.circuits
+            .view_mut()
+            .push(circuit)
+            .map_err(|_| CircuitError::Full)
     }
 
     /// The circuit `end` belongs to, and which way a cell arriving there travels.
@@ -104,13 +104,17 @@ impl<S: VecStore<RelayCircuit>> RelayTable<S> {
     /// Whether `end` is in use by any circuit.
     pub fn uses(&self, end: CircuitEnd) -> bool {
         self.circuits
-            .view().iter()
+            .view()
+            .iter()
             .any(|c| c.inbound == end || c.outbound == Some(end))
     }
 
     /// Removes the circuit `end` belongs to; returns its other end, if any.
     pub fn remove(&mut self, end: CircuitEnd) -> Option<Option<CircuitEnd>> {
-        let index = self.circuits.view().iter()
+        let index = self
+            .circuits
+            .view()
+            .iter()
             .position(|c| c.inbound == end || c.outbound == Some(end))?;
         let circuit = self.circuits.view_mut().swap_remove(index);
         Some(if circuit.inbound == end {

@@ -143,7 +143,10 @@ impl<S: VecStore<PeerEntry>> NodeTable<S> {
     }
 
     fn get_mut(&mut self, id: &NodeId) -> Option<&mut PeerEntry> {
-        self.entries.view_mut().iter_mut().find(|e| e.node_id() == *id)
+        self.entries
+            .view_mut()
+            .iter_mut()
+            .find(|e| e.node_id() == *id)
     }
 
     /// Stores a verified descriptor learned at `now` (wall clock
@@ -184,7 +187,11 @@ impl<S: VecStore<PeerEntry>> NodeTable<S> {
         };
         match victim {
             (Some(index), entry) => {
-                let slot = self.entries.view_mut().get_mut(index).ok_or(InsertError::TableFull)?;
+                let slot = self
+                    .entries
+                    .view_mut()
+                    .get_mut(index)
+                    .ok_or(InsertError::TableFull)?;
                 let evicted = slot.node_id();
                 *slot = entry;
                 Ok(InsertOutcome::Replaced { evicted })
@@ -207,7 +214,8 @@ impl<S: VecStore<PeerEntry>> NodeTable<S> {
             return expired;
         }
         self.entries
-            .view().iter()
+            .view()
+            .iter()
             .enumerate()
             .min_by_key(|(_, e)| e.rank())
             .filter(|(_, worst)| worst.rank() < newcomer.rank())
@@ -218,7 +226,8 @@ impl<S: VecStore<PeerEntry>> NodeTable<S> {
     pub fn remove_expired(&mut self, now_unix_secs: u64) -> usize {
         let before = self.entries.view().len();
         self.entries
-            .view_mut().retain(|e| e.descriptor.repr().expires_at > now_unix_secs);
+            .view_mut()
+            .retain(|e| e.descriptor.repr().expires_at > now_unix_secs);
         before.saturating_sub(self.entries.view().len())
     }
 
@@ -247,7 +256,8 @@ impl<S: VecStore<PeerEntry>> NodeTable<S> {
     /// Healthy nodes that relay, for path selection.
     pub fn healthy_relays(&self, now_unix_secs: u64) -> impl Iterator<Item = &PeerEntry> + Clone {
         self.entries
-            .view().iter()
+            .view()
+            .iter()
             .filter(move |e| e.descriptor.repr().relay && e.is_healthy(now_unix_secs))
     }
 

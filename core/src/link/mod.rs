@@ -23,8 +23,8 @@ pub use hello::{HelloError, LinkHello, HELLO_LEN, LINK_STATIC_DOMAIN};
 pub use id::LinkId;
 pub use rtt::RttEstimator;
 pub use session::{
-    is_link_level, ClosedBy, LinkParams, LinkPhase, LinkRole, LinkSession, QueueCellError, CHANNEL_BINDING_LEN,
-    CLOSE_GRACE,
+    is_link_level, ClosedBy, LinkParams, LinkPhase, LinkRole, LinkSession, QueueCellError,
+    CHANNEL_BINDING_LEN, CLOSE_GRACE,
 };
 pub use stats::LinkStats;
 

@@ -314,7 +314,11 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
     pub fn has_stream_cell(&self) -> bool {
         self.circuit_streams
             && matches!(self.state, State::Established(_))
-            && self.tx_cells.view().front().is_some_and(|c| !is_link_level(c))
+            && self
+                .tx_cells
+                .view()
+                .front()
+                .is_some_and(|c| !is_link_level(c))
     }
 
     /// A circuit cell arrived on one of the link's circuit streams: counts
@@ -393,7 +397,8 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
             return Err(QueueCellError::NotEstablished);
         }
         self.tx_cells
-            .view_mut().push_back(*cell)
+            .view_mut()
+            .push_back(*cell)
             .map_err(|_| QueueCellError::QueueFull)
     }
 
@@ -610,7 +615,8 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
     fn framed_cells(&self) -> usize {
         if self.circuit_streams {
             self.tx_cells
-                .view().iter()
+                .view()
+                .iter()
                 .take_while(|c| is_link_level(c))
                 .count()
         } else {
@@ -743,7 +749,8 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
         let end = start.checked_add(CELL_LEN)?;
         let cell = self
             .rx_buf
-            .bytes().get(start..end)
+            .bytes()
+            .get(start..end)
             .and_then(|c| <Cell>::try_from(c).ok());
         self.rx_cell_next = end;
         if self.pending_cells() == 0 {
@@ -759,18 +766,19 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
     fn fill_message(&mut self, data: &[u8]) -> Fill {
         let mut taken = 0usize;
         loop {
-            let target = match read_length_prefix(self.rx_buf.bytes().get(..self.rx_len).unwrap_or(&[])) {
-                None => LENGTH_PREFIX_LEN,
-                Some(len) => {
-                    if let Err(reason) = self.check_announced_len(len) {
-                        return Fill::Invalid(reason);
+            let target =
+                match read_length_prefix(self.rx_buf.bytes().get(..self.rx_len).unwrap_or(&[])) {
+                    None => LENGTH_PREFIX_LEN,
+                    Some(len) => {
+                        if let Err(reason) = self.check_announced_len(len) {
+                            return Fill::Invalid(reason);
+                        }
+                        match LENGTH_PREFIX_LEN.checked_add(len) {
+                            Some(t) => t,
+                            None => return Fill::Invalid(CloseReason::MessageTooLarge),
+                        }
                     }
-                    match LENGTH_PREFIX_LEN.checked_add(len) {
-                        Some(t) => t,
-                        None => return Fill::Invalid(CloseReason::MessageTooLarge),
-                    }
-                }
-            };
+                };
             if self.rx_len >= target {
                 return Fill::Complete(taken);
             }
@@ -781,9 +789,10 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
                 return Fill::NeedMore(taken);
             }
             let end = self.rx_len.saturating_add(n);
-            let (Some(dst), Some(src)) =
-                (self.rx_buf.bytes_mut().get_mut(self.rx_len..end), available.get(..n))
-            else {
+            let (Some(dst), Some(src)) = (
+                self.rx_buf.bytes_mut().get_mut(self.rx_len..end),
+                available.get(..n),
+            ) else {
                 return Fill::Invalid(CloseReason::MessageTooLarge);
             };
             dst.copy_from_slice(src);

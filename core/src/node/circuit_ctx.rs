@@ -8,11 +8,11 @@ use heapless::Vec;
 use rand_chacha::ChaCha20Rng;
 use rand_core::RngCore;
 
+use crate::capacity::DequeStore;
 use crate::cell::DestroyReason;
 use crate::circuit::{CircuitContext, CircuitEvent};
 use crate::identity::NodeId;
 use crate::link::{Cell, LinkPhase, LinkRole};
-use crate::capacity::DequeStore;
 use crate::message::MessagePool;
 use crate::time::Instant;
 
@@ -46,10 +46,7 @@ pub(crate) fn slot_of<P: Profile>(
 }
 
 /// Free room in an established link's send queue (0 if not established).
-pub(crate) fn queue_room<P: Profile>(
-    links: &mut [LinkSlot<P>],
-    link: LinkId,
-) -> usize {
+pub(crate) fn queue_room<P: Profile>(links: &mut [LinkSlot<P>], link: LinkId) -> usize {
     slot_of(links, link)
         .and_then(|s| s.session.as_ref())
         .filter(|s| s.phase() == LinkPhase::Established)

@@ -9,14 +9,14 @@
 
 use heapless::Vec;
 
-use crate::cell::RELAY_DATA_LEN;
 use crate::capacity::{DequeStore, VecStore};
+use crate::cell::RELAY_DATA_LEN;
 use crate::circuit::{
     CircuitEngine, CircuitEvent, CircuitHandle, ClientCircuit, Flow, RelayCircuit,
 };
-use crate::link::Cell;
 use crate::discovery::{select_path, PathRules};
 use crate::identity::NodeId;
+use crate::link::Cell;
 use crate::message::FragmentError;
 use crate::message::{
     MessageId, ReassemblyError, Received, ReplyTo, Route, Sender, MESSAGE_ID_LEN,
@@ -460,7 +460,9 @@ impl<P: Profile> Node<P> {
                 let capacity = <P::LinkSendQueue as DequeStore<Cell>>::CAPACITY;
                 let queued = capacity.saturating_sub(room);
                 // Small queues (firmware) keep half free instead.
-                if !can_send || room <= ORIGINATE_RESERVE.min(capacity / 2) || queued >= ORIGINATE_AHEAD
+                if !can_send
+                    || room <= ORIGINATE_RESERVE.min(capacity / 2)
+                    || queued >= ORIGINATE_AHEAD
                 {
                     continue;
                 }
@@ -646,4 +648,3 @@ impl<P: Profile> Node<P> {
         }
     }
 }
-

@@ -8,8 +8,8 @@ use heapless::deque::DequeView;
 use heapless::Vec;
 use rand_core::RngCore;
 
-use crate::cell::{emit_descriptor_body, parse_descriptor_body, CellCommand, CellRepr, CircuitId};
 use crate::capacity::VecStore;
+use crate::cell::{emit_descriptor_body, parse_descriptor_body, CellCommand, CellRepr, CircuitId};
 use crate::discovery::{InsertError, InsertOutcome, NodeTable, PeerEntry};
 use crate::identity::{
     verify_descriptor, Address, DescriptorError, DescriptorRepr, Identity, NodeId, MAX_ADDRESSES,

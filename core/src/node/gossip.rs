@@ -5,8 +5,7 @@ use crate::link::LinkPhase;
 use crate::time::Instant;
 
 use super::{
-    discovery, DescriptorRefusal, LearnDescriptor, Node, Profile, RecordPeerFailure,
-    SetAddresses,
+    discovery, DescriptorRefusal, LearnDescriptor, Node, Profile, RecordPeerFailure, SetAddresses,
 };
 
 impl<P: Profile> Node<P> {

@@ -3,11 +3,11 @@
 
 use rand_core::RngCore;
 
+use crate::capacity::DequeStore;
 use crate::identity::NodeId;
 use crate::link::{
     CloseReason, LinkHello, LinkParams, LinkPhase, LinkRole, MAX_MESSAGE_LEN, MIN_MAX_MESSAGE_LEN,
 };
-use crate::capacity::DequeStore;
 use crate::time::Instant;
 
 use super::slot::Session;
@@ -264,11 +264,7 @@ impl<P: Profile> Node<P> {
     fn sync_slot_events(&mut self, index: usize, up: &mut Option<NodeId>) -> Option<LinkId> {
         self.introduce(index);
         let own_id = self.identity.node_id();
-        let duplicate = self
-            .links
-            .as_ref()
-            .get(index)
-            .is_some_and(|s| !s.announced)
+        let duplicate = self.links.as_ref().get(index).is_some_and(|s| !s.announced)
             && self.is_duplicate(index);
         let slot = self.links.as_mut().get_mut(index)?;
         let link = LinkId::new(u16::try_from(index).unwrap_or(u16::MAX), slot.generation);

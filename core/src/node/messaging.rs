@@ -7,8 +7,7 @@ use crate::message::{MessageId, QueueError, Target};
 use crate::time::Instant;
 
 use super::{
-    AddBootstrap, AddBootstrapError, Node, Profile, Reply, SendMessage, SendMessageError,
-    SetGuards,
+    AddBootstrap, AddBootstrapError, Node, Profile, Reply, SendMessage, SendMessageError, SetGuards,
 };
 
 fn queue_error(e: QueueError) -> SendMessageError {

@@ -1,9 +1,9 @@
 //! Everything a node gives its owner, through one drained call.
 
+use crate::capacity::DequeStore;
 use crate::cell::CircuitId;
 use crate::link::{CELL_LEN, MIN_TRANSMIT_BUFFER};
 use crate::message::ReceivedMessage;
-use crate::capacity::DequeStore;
 use crate::time::Instant;
 
 use super::{DialRequest, Event, LinkId, Node, Profile};
@@ -142,7 +142,10 @@ impl<P: Profile> Node<P> {
     fn next_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Result<Option<Sent>, PollError> {
         let count = self.links.as_ref().len();
         for step in 0..count {
-            let Some(index) = self.next_transmit_index.wrapping_add(step).checked_rem(count)
+            let Some(index) = self
+                .next_transmit_index
+                .wrapping_add(step)
+                .checked_rem(count)
             else {
                 break;
             };

@@ -3,9 +3,9 @@
 //! link or a full event queue pushes back on the peer instead of growing a
 //! queue.
 
+use crate::capacity::DequeStore;
 use crate::cell::CircuitId;
 use crate::link::{is_link_level, Cell, CloseReason, LinkPhase};
-use crate::capacity::DequeStore;
 use crate::time::Instant;
 
 use super::{
@@ -153,13 +153,9 @@ impl<P: Profile> Node<P> {
     /// link must close.
     fn on_cell(&mut self, link: LinkId, cell: &Cell) -> bool {
         let now = self.now;
-        let kind = self.discovery.on_cell(
-            &self.config,
-            now,
-            link,
-            cell,
-            self.events.view_mut(),
-        );
+        let kind = self
+            .discovery
+            .on_cell(&self.config, now, link, cell, self.events.view_mut());
         match kind {
             discovery::LinkCell::Handled => true,
             discovery::LinkCell::Violation => false,

@@ -7,7 +7,8 @@ use crate::time::Instant;
 use super::Profile;
 
 /// The session type of a profile's links.
-pub(crate) type Session<P> = LinkSession<<P as Profile>::LinkReceive, <P as Profile>::LinkSendQueue>;
+pub(crate) type Session<P> =
+    LinkSession<<P as Profile>::LinkReceive, <P as Profile>::LinkSendQueue>;
 
 /// Storage for one link. A node is built over a fixed slice of these (an
 /// array on firmware, a boxed slice on std), so the number of links and the

@@ -13,9 +13,9 @@ use crate::{identity::NodeId, link::QueueCellError, time::Instant};
 
 #[cfg(feature = "testing")]
 use super::{Event, SendCellError};
+use super::{Node, Profile};
 #[cfg(feature = "testing")]
 use crate::capacity::DequeStore;
-use super::{Node, Profile};
 
 /// A function that sees (and may change) every cell a node takes from a
 /// link, before the node handles it. See [`Node::set_cell_hook`].

@@ -84,20 +84,24 @@ pub fn pair(seed: u64, config: NodeConfig, conditions: StreamConditions) -> Pair
     }
 }
 
-/// A node with a tiny fixed capacity (2 links of 16 queued cells, 8 events)
-/// that hands circuit cells to the test (`link_only`), driven by hand
-/// rather than by the simulator.
-pub type SmallNode = veil_core::node::Node<
-    [veil_core::node::LinkSlot<4096, 16>; 2],
-    [veil_core::message::MessageSlot<512>; 2],
-    4096,
-    16,
-    8,
-    4,
-    2,
-    1,
-    512,
->;
+veil_core::node_profile! {
+    /// A tiny fixed capacity: 2 links of 16 queued cells, 8 events.
+    pub struct SmallProfile {
+        link_receive: 4096,
+        link_send_queue: 16,
+        events: 8,
+        peers: 4,
+        relayed: 2,
+        own: 1,
+        message: 512,
+        links: [veil_core::node::LinkSlot<SmallProfile>; 2],
+        messages: [veil_core::message::MessageSlot<[u8; 512]>; 2],
+    }
+}
+
+/// A node of [`SmallProfile`] that hands circuit cells to the test
+/// (`link_only`), driven by hand rather than by the simulator.
+pub type SmallNode = veil_core::node::Node<SmallProfile>;
 
 /// A [`SmallNode`] with an identity and seed from `seed`.
 pub fn small_node(seed: u8) -> SmallNode {
@@ -122,4 +126,51 @@ pub fn relay_cell_on(id: u32, n: u8) -> Cell {
     cell[..4].copy_from_slice(&id.to_be_bytes());
     cell[4] = 3; // RELAY
     cell
+}
+
+/// One output of a hand-driven node, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Out {
+    /// Link bytes.
+    Transmit(LinkId, Vec<u8>),
+    /// A circuit cell for a circuit stream.
+    StreamCell(LinkId, Cell),
+    /// An event.
+    Event(Event),
+    /// A message and its bytes.
+    Message(Vec<u8>),
+    /// A dial request.
+    Dial(veil_core::node::DialRequest),
+}
+
+/// Drains a hand-driven node (at time zero) into owned outputs, in order.
+pub fn outputs(node: &mut SmallNode) -> Vec<Out> {
+    use veil_core::node::Output;
+    let mut buf = [0u8; 4096];
+    let mut out = Vec::new();
+    veil_core::node::drain(node, veil_core::time::Instant::ZERO, &mut buf, |_, o| {
+        out.push(match o {
+            Output::Transmit { link, bytes } => Out::Transmit(link, bytes.to_vec()),
+            Output::StreamCell { link, cell, .. } => {
+                Out::StreamCell(link, cell.try_into().unwrap())
+            }
+            Output::Event(e) => Out::Event(e),
+            Output::Message { bytes, .. } => Out::Message(bytes.to_vec()),
+            Output::Dial(d) => Out::Dial(d),
+            Output::Timeout(_) => unreachable!("drain keeps the timeout"),
+        })
+    })
+    .unwrap();
+    out
+}
+
+/// The events among `outputs`.
+pub fn events_of(outputs: &[Out]) -> Vec<Event> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Out::Event(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
 }
