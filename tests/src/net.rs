@@ -10,7 +10,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 use veil_core::identity::Transport;
-use veil_core::node::{DialRequest, Event, LinkId, Output, Receive, SetWritable};
+use veil_core::node::{DialRequest, Event, LinkId, Output, Receive, TransportRoom};
 use veil_core::time::{Duration, Instant};
 
 use crate::conditions::{StreamConditions, SEND_BUFFER};
@@ -228,13 +228,7 @@ impl Net {
                 if self.transmit(node, link, bytes) {
                     // The wire's send buffer is full: the node holds its
                     // cells until it drains, as behind a slow TCP socket.
-                    let _ = core.handle(
-                        now,
-                        SetWritable {
-                            link,
-                            writable: false,
-                        },
-                    );
+                    let _ = core.handle(now, TransportRoom::none(link));
                 }
             }
             Output::StreamCell { .. } => {

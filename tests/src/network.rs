@@ -430,11 +430,7 @@ impl Sim {
                 if let Some(wire) = self.net.wire_of(node, link) {
                     self.net.wires[wire.0].room_wakeup[side] = None;
                 }
-                let writable = veil_core::node::SetWritable {
-                    link,
-                    writable: true,
-                };
-                let _ = self.handle(node, writable);
+                let _ = self.handle(node, veil_core::node::TransportRoom::unlimited(link));
             }
             Happening::TransportClosed { node, link } => {
                 let _ = self.handle(node, TransportClosed { link });

@@ -7,7 +7,7 @@ mod common;
 use common::{events_of, outputs, relay_cell_on, small_node as node, Out, SmallNode as Small};
 use veil_core::identity::Transport;
 use veil_core::link::{CloseReason, ClosedBy, CELL_LEN};
-use veil_core::node::{CloseLink, Event, LinkId, OpenLink, Receive, SetWritable, Timeout};
+use veil_core::node::{CloseLink, Event, LinkId, OpenLink, Receive, Timeout, TransportRoom};
 use veil_core::time::Instant;
 
 /// A relay cell on one circuit whose first body byte is `n`.
@@ -136,11 +136,7 @@ fn a_closing_link_whose_close_frame_is_never_taken_ends_after_the_grace_period()
     let (mut a, _b, la, _lb) = established();
     // The transport takes nothing more (the peer stopped reading), so the
     // `Close` frame never leaves: only timers run.
-    let blocked = SetWritable {
-        link: la,
-        writable: false,
-    };
-    a.handle(Instant::ZERO, blocked).unwrap();
+    a.handle(Instant::ZERO, TransportRoom::none(la)).unwrap();
     let close = CloseLink {
         link: la,
         reason: CloseReason::Normal,

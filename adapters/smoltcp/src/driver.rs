@@ -7,12 +7,16 @@ use smoltcp::phy::Device;
 use smoltcp::socket::tcp;
 use smoltcp::wire::IpEndpoint;
 use veil_core::identity::{NodeId, Transport};
-use veil_core::link::{LinkRole, MIN_TRANSMIT_BUFFER};
-use veil_core::node::{DialRequest, Event, LinkId};
+#[cfg(doc)]
+use veil_core::link::MIN_TRANSMIT_BUFFER;
+use veil_core::node::{
+    drain, DialFailed, DialRequest, Drive, Event, LinkId, OpenLink, Output, PollError, Receive,
+    Timeout, TransportClosed, TransportRoom,
+};
 use veil_core::time::{Duration, Instant};
 
 use crate::logging::{log_info, log_warn};
-use crate::{from_smoltcp_instant, to_smoltcp_instant, NodeIo};
+use crate::{from_smoltcp_instant, to_smoltcp_instant};
 
 /// Run-time settings of a [`Driver`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +94,9 @@ impl defmt::Format for SocketState {
 pub struct Slot {
     handle: SocketHandle,
     state: SocketState,
+    /// What the node was last told of this socket's room
+    /// ([`TransportRoom`]), less what it wrote since.
+    room: usize,
 }
 
 impl Slot {
@@ -99,6 +106,7 @@ impl Slot {
         Slot {
             handle,
             state: SocketState::Idle,
+            room: TransportRoom::UNLIMITED,
         }
     }
 }
@@ -121,6 +129,8 @@ pub struct Driver<'a> {
     slots: &'a mut [Slot],
     config: DriverConfig,
     next_local_port: u16,
+    /// When the node next needs its timers, from the last drain.
+    node_deadline: Instant,
 }
 
 const EPHEMERAL_FIRST: u16 = 49_152;
@@ -133,7 +143,7 @@ impl<'a> Driver<'a> {
     /// A driver over `sockets`: one [`Slot`] per TCP socket in the caller's
     /// socket set (closed, each with its own receive and transmit buffers).
     /// A socket's transmit buffer must hold at least [`MIN_TRANSMIT_BUFFER`]
-    /// bytes; a larger one lets several cells go out in one message. One
+    /// bytes; a larger one lets several link messages wait in it. One
     /// socket listens while `listen_port` is set, so a node that should
     /// hold `L` links needs `L + 1` sockets.
     pub fn new(config: DriverConfig, sockets: &'a mut [Slot]) -> Self {
@@ -144,6 +154,7 @@ impl<'a> Driver<'a> {
             slots: sockets,
             config,
             next_local_port: config.first_local_port.max(EPHEMERAL_FIRST),
+            node_deadline: Instant::ZERO,
         }
     }
 
@@ -161,7 +172,7 @@ impl<'a> Driver<'a> {
     }
 
     /// Connects to `addr` for the program (the node asks for its own dials
-    /// through `poll_dial`, which [`poll`](Self::poll) serves). The link
+    /// with [`Output::Dial`], which [`poll`](Self::poll) serves). The link
     /// opens as initiator expecting `expected` once TCP is up.
     pub fn dial(
         &mut self,
@@ -212,85 +223,107 @@ impl<'a> Driver<'a> {
     }
 
     /// When [`poll`](Self::poll) must run next: the earlier of the node's
-    /// deadline and the interface's (retransmissions, delayed ACKs).
-    /// `None`: only when a packet arrives.
-    pub fn poll_at<T: NodeIo>(
-        &self,
-        now: Instant,
-        node: &T,
-        iface: &mut Interface,
-        sockets: &SocketSet<'_>,
-    ) -> Option<Instant> {
+    /// deadline (from the last poll's drain) and the interface's
+    /// (retransmissions, delayed ACKs).
+    pub fn poll_at(&self, now: Instant, iface: &mut Interface, sockets: &SocketSet<'_>) -> Instant {
         let net = iface
             .poll_at(to_smoltcp_instant(now), sockets)
             .map(from_smoltcp_instant);
-        match (net, node.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        net.map_or(self.node_deadline, |n| n.min(self.node_deadline))
     }
 
     /// Does everything due at `now`: polls the interface, runs the node's
     /// timers, accepts and connects, moves bytes between the sockets and the
-    /// node, serves the node's dial requests, and hands every event to
-    /// `on_event` (after closing the socket of a closed link). Call it when
-    /// the device has frames and at [`poll_at`](Self::poll_at).
-    pub fn poll<T, D, F>(
+    /// node, serves the node's dial requests, and hands every other output
+    /// (events, received messages) to `on_output`, after closing the socket
+    /// of a closed link. Call it when the device has frames and at
+    /// [`poll_at`](Self::poll_at).
+    ///
+    /// `buf` receives the node's outputs: at least
+    /// [`MIN_TRANSMIT_BUFFER`] bytes, and as large as the largest message
+    /// the node takes (a smaller one is reported as an error and nothing is
+    /// lost).
+    #[allow(clippy::too_many_arguments)]
+    pub fn poll<N, D, F>(
         &mut self,
         now: Instant,
-        node: &mut T,
+        node: &mut N,
         iface: &mut Interface,
         device: &mut D,
         sockets: &mut SocketSet<'_>,
-        mut on_event: F,
-    ) where
-        T: NodeIo,
+        buf: &mut [u8],
+        mut on_output: F,
+    ) -> Result<(), PollError>
+    where
+        N: Drive,
         D: Device + ?Sized,
-        F: FnMut(&mut T, Event),
+        F: FnMut(&mut N, Output<'_>),
     {
         let snow = to_smoltcp_instant(now);
         iface.poll(snow, device, sockets);
-        if node.poll_timeout().is_some_and(|t| t <= now) {
-            node.handle_timeout(now);
+        if self.node_deadline <= now {
+            node.handle(now, Timeout);
         }
         self.update_states(now, node, sockets);
         self.ensure_listener(sockets);
-        self.drain_events(node, sockets, &mut on_event);
-        for i in 0..self.slots.len() {
-            self.pump_reads(i, now, node, sockets, &mut on_event);
-        }
-        self.drain_events(node, sockets, &mut on_event);
-        while let Some(request) = node.poll_dial() {
-            let ok = request.address.transport == Transport::Tcp
-                && self
-                    .connect(
-                        iface,
-                        sockets,
-                        request.address.socket,
-                        request.peer,
-                        Some(request),
-                    )
-                    .is_ok();
-            if !ok {
-                node.dial_failed(now, &request);
+        for _ in 0..ROUNDS_PER_POLL {
+            self.update_room(now, node, sockets);
+            self.node_deadline = drain(node, now, buf, |node, output| {
+                self.on_output(now, node, iface, sockets, output, &mut on_output);
+            })?;
+            // Reading after the drain: what the node's full queues held back
+            // may fit now.
+            if !self.pump_reads(now, node, sockets) {
+                break;
             }
         }
-        for i in 0..self.slots.len() {
-            self.pump_writes(i, now, node, sockets);
-        }
-        // Writing a `Close` frame ends its link: close its socket now.
-        self.drain_events(node, sockets, &mut on_event);
         iface.poll(snow, device, sockets);
+        Ok(())
+    }
+
+    /// Acts on one output of the node.
+    fn on_output<N, F>(
+        &mut self,
+        now: Instant,
+        node: &mut N,
+        iface: &mut Interface,
+        sockets: &mut SocketSet<'_>,
+        output: Output<'_>,
+        on_output: &mut F,
+    ) where
+        N: Drive,
+        F: FnMut(&mut N, Output<'_>),
+    {
+        match output {
+            Output::Transmit { link, bytes } => self.write(now, node, sockets, link, bytes),
+            Output::Dial(request) => {
+                let ok = request.address.transport == Transport::Tcp
+                    && self
+                        .connect(
+                            iface,
+                            sockets,
+                            request.address.socket,
+                            request.peer,
+                            Some(request),
+                        )
+                        .is_ok();
+                if !ok {
+                    node.handle(now, DialFailed { request });
+                }
+            }
+            Output::Event(Event::LinkClosed { link, .. }) => {
+                self.close_link_socket(link, sockets);
+                on_output(node, output);
+            }
+            // TCP links carry their circuits in their byte stream.
+            Output::StreamCell { .. } | Output::Timeout(_) => {}
+            Output::Event(_) | Output::Message { .. } => on_output(node, output),
+        }
     }
 
     /// Follows TCP state changes: connects that finished or failed,
     /// accepted connections, and connections that ended under a link.
-    fn update_states<T: NodeIo>(
-        &mut self,
-        now: Instant,
-        node: &mut T,
-        sockets: &mut SocketSet<'_>,
-    ) {
+    fn update_states<N: Drive>(&mut self, now: Instant, node: &mut N, sockets: &mut SocketSet<'_>) {
         for slot in self.slots.iter_mut() {
             let socket = sockets.get_mut::<tcp::Socket>(slot.handle);
             let state = socket.state();
@@ -299,9 +332,10 @@ impl<'a> Driver<'a> {
                 SocketState::Listening => match state {
                     tcp::State::Listen | tcp::State::SynReceived => {}
                     tcp::State::Established => {
-                        slot.state = match node.open_link(now, LinkRole::Responder, None) {
+                        slot.state = match node.handle(now, OpenLink::accepted(Transport::Tcp)) {
                             Ok(link) => {
                                 log_info!("{}: accepted, {}", slot.handle, link);
+                                slot.room = TransportRoom::UNLIMITED;
                                 SocketState::Linked(link)
                             }
                             Err(e) => {
@@ -319,9 +353,11 @@ impl<'a> Driver<'a> {
                 SocketState::Connecting { expected, request } => match state {
                     tcp::State::SynSent | tcp::State::SynReceived => {}
                     tcp::State::Established => {
-                        slot.state = match node.open_link(now, LinkRole::Initiator, expected) {
+                        let open = OpenLink::dialled(expected, Transport::Tcp);
+                        slot.state = match node.handle(now, open) {
                             Ok(link) => {
                                 log_info!("{}: connected, {}", slot.handle, link);
+                                slot.room = TransportRoom::UNLIMITED;
                                 SocketState::Linked(link)
                             }
                             Err(e) => {
@@ -331,7 +367,7 @@ impl<'a> Driver<'a> {
                                     e
                                 );
                                 if let Some(request) = request {
-                                    node.dial_failed(now, &request);
+                                    node.handle(now, DialFailed { request });
                                 }
                                 socket.abort();
                                 SocketState::Closing
@@ -341,7 +377,7 @@ impl<'a> Driver<'a> {
                     _ => {
                         log_warn!("{}: connect failed ({})", slot.handle, state);
                         if let Some(request) = request {
-                            node.dial_failed(now, &request);
+                            node.handle(now, DialFailed { request });
                         }
                         socket.abort();
                         slot.state = SocketState::Closing;
@@ -353,7 +389,7 @@ impl<'a> Driver<'a> {
                     if state == tcp::State::Closed || !socket.may_recv() {
                         log_info!("{}: TCP ended ({}) under {}", slot.handle, state, link);
                         // The link may be gone already; nothing to tell then.
-                        let _ = node.handle_transport_closed(now, link);
+                        let _ = node.handle(now, TransportClosed { link });
                         socket.close();
                         slot.state = SocketState::Closing;
                     }
@@ -391,29 +427,6 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// Hands the node's events to the caller; closes the socket of a closed
-    /// link first. Returns how many there were.
-    fn drain_events<T, F>(
-        &mut self,
-        node: &mut T,
-        sockets: &mut SocketSet<'_>,
-        on_event: &mut F,
-    ) -> usize
-    where
-        T: NodeIo,
-        F: FnMut(&mut T, Event),
-    {
-        let mut count = 0usize;
-        while let Some(event) = node.poll_event() {
-            count = count.saturating_add(1);
-            if let Event::LinkClosed { link, .. } = &event {
-                self.close_link_socket(*link, sockets);
-            }
-            on_event(node, event);
-        }
-        count
-    }
-
     /// Closes the socket under `link` gracefully: what is queued (its
     /// `Close` frame) goes first, then a FIN.
     fn close_link_socket(&mut self, link: LinkId, sockets: &mut SocketSet<'_>) {
@@ -425,109 +438,90 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// Feeds the node what the socket holds, straight from its receive
-    /// buffer. Bytes the node does not take stay in the socket.
-    fn pump_reads<T, F>(
-        &mut self,
-        index: usize,
-        now: Instant,
-        node: &mut T,
-        sockets: &mut SocketSet<'_>,
-        on_event: &mut F,
-    ) where
-        T: NodeIo,
-        F: FnMut(&mut T, Event),
-    {
-        for _ in 0..ROUNDS_PER_POLL {
-            let Some(slot) = self.slots.get(index) else {
-                return;
-            };
+    /// Tells the node how much each link's socket takes now: its transmit
+    /// ring's free space. The node then gives no message larger, so every
+    /// message is written whole, never split or held by the driver.
+    fn update_room<N: Drive>(&mut self, now: Instant, node: &mut N, sockets: &mut SocketSet<'_>) {
+        for slot in self.slots.iter_mut() {
             let SocketState::Linked(link) = slot.state else {
-                return;
+                continue;
             };
-            let socket = sockets.get_mut::<tcp::Socket>(slot.handle);
-            if !socket.can_recv() {
-                return;
-            }
-            let result = socket.recv(|data| match node.handle_data(now, link, data) {
-                Ok(n) => (n.min(data.len()), Ok((n, data.len()))),
-                Err(e) => (0, Err(e)),
-            });
-            match result {
-                Ok(Ok((consumed, offered))) => {
-                    if consumed < offered {
-                        // The node is full: empty its event queue and go on;
-                        // if that freed nothing, try again next poll.
-                        if self.drain_events(node, sockets, on_event) == 0 && consumed == 0 {
-                            return;
-                        }
-                    }
-                }
-                Ok(Err(e)) => {
-                    log_warn!("{}: {}; aborting the socket", slot.handle, e);
-                    // The node no longer knows the link: drop the socket.
-                    sockets.get_mut::<tcp::Socket>(slot.handle).abort();
-                    if let Some(slot) = self.slots.get_mut(index) {
-                        slot.state = SocketState::Closing;
-                    }
-                    return;
-                }
-                Err(_) => return,
+            let bytes = room(sockets.get_mut::<tcp::Socket>(slot.handle));
+            if bytes != slot.room {
+                slot.room = bytes;
+                let _ = node.handle(now, TransportRoom { link, bytes });
             }
         }
     }
 
-    /// Writes whole link messages while the socket has room for one. Not
-    /// inlined: its message buffer is on the stack only while it runs, not
-    /// under every other call of `poll`.
-    #[inline(never)]
-    fn pump_writes<T: NodeIo>(
+    /// Writes one link message into its socket, which has room for it.
+    fn write<N: Drive>(
         &mut self,
-        index: usize,
         now: Instant,
-        node: &mut T,
+        node: &mut N,
         sockets: &mut SocketSet<'_>,
+        link: LinkId,
+        bytes: &[u8],
     ) {
-        let Some(slot) = self.slots.get(index) else {
-            return;
-        };
-        let SocketState::Linked(link) = slot.state else {
+        let Some(slot) = self
+            .slots
+            .iter_mut()
+            .find(|s| matches!(s.state, SocketState::Linked(l) if l == link))
+        else {
             return;
         };
         let socket = sockets.get_mut::<tcp::Socket>(slot.handle);
-        for _ in 0..ROUNDS_PER_POLL {
-            if !socket.may_send() {
-                return;
+        let written = socket.send_slice(bytes).unwrap_or(0);
+        if written < bytes.len() {
+            // More than the room the node was told: the stream is broken.
+            log_warn!("{}: a link message did not fit; aborting", slot.handle);
+            socket.abort();
+            slot.state = SocketState::Closing;
+            let _ = node.handle(now, TransportClosed { link });
+            return;
+        }
+        // The node counts down the room it was told by what it gave.
+        slot.room = slot.room.saturating_sub(written);
+    }
+
+    /// Feeds the node what each socket holds, straight from its receive
+    /// buffer; bytes the node does not take stay in the socket. Returns
+    /// whether the node took any.
+    fn pump_reads<N: Drive>(&mut self, now: Instant, node: &mut N, sockets: &mut SocketSet<'_>) -> bool {
+        let mut progressed = false;
+        for slot in self.slots.iter_mut() {
+            let SocketState::Linked(link) = slot.state else {
+                continue;
+            };
+            let socket = sockets.get_mut::<tcp::Socket>(slot.handle);
+            if !socket.can_recv() {
+                continue;
             }
-            let free = socket.send_capacity().saturating_sub(socket.send_queue());
-            if free < MIN_TRANSMIT_BUFFER {
-                return;
-            }
-            // The free space may wrap around the end of the ring: then the
-            // contiguous part is too small for a message and the rest goes
-            // through a stack buffer and a copy.
-            let direct = socket.send(|window| {
-                if window.len() < MIN_TRANSMIT_BUFFER {
-                    return (0, None);
-                }
-                match node.poll_link_transmit(now, link, window) {
-                    Some(n) => (n.min(window.len()), Some(true)),
-                    None => (0, Some(false)),
-                }
+            let result = socket.recv(|bytes| match node.handle(now, Receive { link, bytes }) {
+                Ok(n) => (n.min(bytes.len()), Ok(n)),
+                Err(e) => (0, Err(e)),
             });
-            match direct {
-                Ok(Some(true)) => continue,
-                Ok(Some(false)) | Err(_) => return,
-                Ok(None) => {
-                    let mut buf = [0u8; MIN_TRANSMIT_BUFFER];
-                    let Some(n) = node.poll_link_transmit(now, link, &mut buf) else {
-                        return;
-                    };
-                    // `free >= MIN_TRANSMIT_BUFFER >= n`: all of it fits.
-                    let _ = socket.send_slice(buf.get(..n).unwrap_or_default());
+            match result {
+                Ok(Ok(consumed)) => progressed |= consumed > 0,
+                Ok(Err(e)) => {
+                    log_warn!("{}: {}; aborting the socket", slot.handle, e);
+                    // The node no longer knows the link: drop the socket.
+                    socket.abort();
+                    slot.state = SocketState::Closing;
                 }
+                Err(_) => {}
             }
         }
+        progressed
+    }
+}
+
+/// How many bytes a socket takes now.
+fn room(socket: &tcp::Socket<'_>) -> usize {
+    if socket.may_send() {
+        socket.send_capacity().saturating_sub(socket.send_queue())
+    } else {
+        0
     }
 }
 

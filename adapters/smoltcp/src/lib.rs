@@ -7,22 +7,24 @@
 //! clock (a veil [`Instant`]) and the entropy (the node's seed and the
 //! interface's `random_seed`, from a hardware RNG on a chip).
 //!
-//! [`Driver::poll`] moves bytes both ways:
+//! [`Driver::poll`] drives any [`Drive`](veil_core::node::Drive) (a
+//! [`Node`](veil_core::node::Node) of any profile) and moves bytes both ways:
 //!
 //! - a socket the driver listens on that completes a TCP handshake becomes
-//!   a responder link ([`Node::open_link`](veil_core::node::Node::open_link));
-//! - the node's dial requests ([`poll_dial`](veil_core::node::Node::poll_dial))
-//!   become TCP connects; an established connect becomes an initiator link,
-//!   a failed one goes back with `dial_failed`;
-//! - received bytes go to `handle_data` straight out of the socket's receive
-//!   buffer; what the node does not consume stays there, so TCP flow control
-//!   pushes back on the peer and no copy is kept;
-//! - link messages are written straight into the socket's transmit buffer,
-//!   and only when the socket has room for a whole one
-//!   ([`MIN_TRANSMIT_BUFFER`] bytes), so a message is never split or held;
+//!   an accepted link ([`OpenLink`](veil_core::node::OpenLink));
+//! - the node's dial requests ([`Output::Dial`](veil_core::node::Output::Dial))
+//!   become TCP connects; an established connect becomes a dialled link, a
+//!   failed one goes back as [`DialFailed`](veil_core::node::DialFailed);
+//! - received bytes go to the node ([`Receive`](veil_core::node::Receive))
+//!   straight out of the socket's receive buffer; what the node does not
+//!   consume stays there, so TCP flow control pushes back on the peer and no
+//!   copy is kept;
+//! - the node learns each socket's free transmit space
+//!   ([`TransportRoom`](veil_core::node::TransportRoom)) and gives no link
+//!   message larger, so a message is written whole, never split or held;
 //! - `LinkClosed` closes the socket (after its `Close` frame goes out), and a
-//!   socket that ends (FIN, RST, timeout) is reported with
-//!   `handle_transport_closed`.
+//!   socket that ends (FIN, RST, timeout) is reported as
+//!   [`TransportClosed`](veil_core::node::TransportClosed).
 //!
 //! Link bytes are those of the std node: the core writes them, this crate
 //! only carries them.
@@ -50,10 +52,10 @@
 mod driver;
 mod logging;
 pub mod medium;
-mod node_io;
+mod profile;
 
 pub use driver::{DialError, Driver, DriverConfig, Slot, SocketState};
-pub use node_io::NodeIo;
+pub use profile::{EmbeddedProfile, EMBEDDED_MESSAGE};
 
 pub use smoltcp;
 pub use veil_core;
@@ -64,8 +66,8 @@ pub use veil_core::link::MIN_TRANSMIT_BUFFER;
 use veil_core::time::Instant;
 
 /// The veil address of a TCP listener at `ip:port`, for
-/// [`set_advertised_addresses`](veil_core::node::Node::set_advertised_addresses)
-/// and [`add_bootstrap`](veil_core::node::Node::add_bootstrap).
+/// [`SetAddresses`](veil_core::node::SetAddresses) and
+/// [`AddBootstrap`](veil_core::node::AddBootstrap).
 pub fn tcp_address(ip: Ipv4Addr, port: u16) -> Address {
     Address {
         transport: Transport::Tcp,

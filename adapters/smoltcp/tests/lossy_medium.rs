@@ -12,23 +12,19 @@ use smoltcp::wire::{HardwareAddress, IpCidr, Ipv4Address};
 use veil_core::identity::{Identity, NodeId};
 use veil_core::link::{CloseReason, LinkRole};
 use veil_core::message::{MessageSlot, Sender};
-use veil_core::node::{Event, LinkSlot, Node, NodeConfig};
+use veil_core::node::{
+    AddBootstrap, CloseLink, Event, LinkSlot, Node, NodeConfig, Output, Reply, SendMessage,
+    SetAddresses,
+};
 use veil_core::time::{Duration, Instant};
 use veil_smoltcp::medium::{Faults, Hub};
 use veil_smoltcp::{
-    tcp_address, to_smoltcp_instant, DialError, Driver, DriverConfig, Slot, SocketState,
+    tcp_address, to_smoltcp_instant, DialError, Driver, DriverConfig, EmbeddedProfile, Slot,
+    SocketState,
 };
 
-const RX: usize = 1_100;
-/// Cells per link queue. A node originates message cells only while more
-/// than `min(8, TXQ / 2)` of them (4 here) are free, the rest being for
-/// relayed and control cells (`ORIGINATE_RESERVE` in the core).
-const TXQ: usize = 9;
-const EVENTS: usize = 8;
-const PEERS: usize = 2;
-const RELAYED: usize = 8;
-const OWN: usize = 2;
-const MSG: usize = 2_048;
+/// The embedded profile's largest message.
+const MSG: usize = veil_smoltcp::EMBEDDED_MESSAGE;
 const LINKS: usize = 4;
 /// Sockets per node: one listener and one per link.
 const SOCKETS: usize = LINKS + 1;
@@ -40,17 +36,7 @@ const IPS: [Ipv4Addr; 3] = [
 ];
 const UNIX_AT_ZERO: u64 = 1_800_000_000;
 
-type TestNode = Node<
-    [LinkSlot<RX, TXQ>; LINKS],
-    [MessageSlot<MSG>; 4],
-    RX,
-    TXQ,
-    EVENTS,
-    PEERS,
-    RELAYED,
-    OWN,
-    MSG,
->;
+type TestNode = Node<EmbeddedProfile>;
 /// Small packets (576-byte MTU), so a link message spans several and the
 /// faults hit more of them.
 type TestHub = Hub<3, 32, 576>;
@@ -105,14 +91,16 @@ fn station(hub: &mut TestHub, index: usize, ip: Ipv4Addr, now: Instant) -> Stati
         ..NodeConfig::default()
     };
     let identity = Identity::from_secret_bytes([index as u8 + 1; 32]);
+    let links = Box::leak((0..LINKS).map(|_| LinkSlot::new()).collect::<Box<[_]>>());
+    let messages = Box::leak((0..4).map(|_| MessageSlot::new()).collect::<Box<[_]>>());
     let mut node = Box::new(Node::new(
         node_config,
         identity,
         [0x40 + index as u8; 32],
-        core::array::from_fn(|_| LinkSlot::new()),
-        core::array::from_fn(|_| MessageSlot::new()),
+        links,
+        messages,
     ));
-    node.set_advertised_addresses(now, &[tcp_address(ip, PORT)]);
+    node.handle(now, SetAddresses::from_slice(&[tcp_address(ip, PORT)]));
     Station {
         node,
         iface,
@@ -135,7 +123,11 @@ impl Net {
         let mut net = Net::unlinked(faults);
         for i in [0, 2] {
             let b = net.addr(1);
-            assert!(net.stations[i].node.add_bootstrap(b));
+            let now = net.now;
+            net.stations[i]
+                .node
+                .handle(now, AddBootstrap { address: b })
+                .unwrap();
         }
         net
     }
@@ -181,22 +173,24 @@ impl Net {
                 events,
                 received,
             } = st;
-            driver.poll(
-                now,
-                &mut **node,
-                iface,
-                &mut self.hub.port(i),
-                sockets,
-                |node, event| {
-                    if let Event::MessageReceived { .. } = event {
-                        let mut buf = vec![0u8; MSG];
-                        let m = node.poll_message(&mut buf).unwrap();
-                        buf.truncate(m.len);
-                        received.push((buf, m.sender));
-                    }
-                    events.push(event);
-                },
-            );
+            let mut buf = vec![0u8; MSG];
+            driver
+                .poll(
+                    now,
+                    &mut **node,
+                    iface,
+                    &mut self.hub.port(i),
+                    sockets,
+                    &mut buf,
+                    |_, output| match output {
+                        Output::Message { message, bytes } => {
+                            received.push((bytes.to_vec(), message.sender))
+                        }
+                        Output::Event(event) => events.push(event),
+                        _ => {}
+                    },
+                )
+                .unwrap();
         }
         let soon = now.saturating_add(Duration::from_micros(200));
         if self.hub.in_flight() > 0 {
@@ -206,10 +200,7 @@ impl Net {
         let next = self
             .stations
             .iter_mut()
-            .filter_map(|st| {
-                st.driver
-                    .poll_at(now, &*st.node, &mut st.iface, &st.sockets)
-            })
+            .map(|st| st.driver.poll_at(now, &mut st.iface, &st.sockets))
             .min()
             .unwrap_or(now.saturating_add(Duration::from_secs(1)));
         self.now = next.clamp(soon, now.saturating_add(Duration::from_secs(1)));
@@ -264,7 +255,11 @@ fn run(faults: Faults) -> Net {
     // A message over a circuit A -> B -> C, and C's answer back.
     let body = b"hello C, from A, through B, over smoltcp".repeat(20);
     let now = net.now;
-    let id = net.stations[0].node.send_message(now, c, &body).unwrap();
+    let send = SendMessage {
+        destination: c,
+        message: &body,
+    };
+    let id = net.stations[0].node.handle(now, send).unwrap();
     let ok = net.run_until(Duration::from_secs(60), |n| {
         !n.stations[2].received.is_empty()
     });
@@ -300,7 +295,11 @@ fn run(faults: Faults) -> Net {
         .iter()
         .any(|e| matches!(e, Event::CircuitReady { destination, .. } if *destination == c)));
     let now = net.now;
-    net.stations[2].node.reply(now, reply_to, b"pong").unwrap();
+    let reply = Reply {
+        to: reply_to,
+        message: b"pong",
+    };
+    net.stations[2].node.handle(now, reply).unwrap();
     assert!(
         net.run_until(Duration::from_secs(30), |n| !n.stations[0]
             .received
@@ -352,10 +351,11 @@ fn a_closed_link_closes_its_socket_and_the_peer_sees_it() {
         .unwrap()
         .link;
     let now = net.now;
-    net.stations[0]
-        .node
-        .close_link(now, link, veil_core::link::CloseReason::Shutdown)
-        .unwrap();
+    let close = CloseLink {
+        link,
+        reason: veil_core::link::CloseReason::Shutdown,
+    };
+    net.stations[0].node.handle(now, close).unwrap();
     let a = net.id(0);
     assert!(
         net.run_until(Duration::from_secs(10), |n| n.stations[1]
@@ -418,10 +418,11 @@ fn a_program_dial_opens_an_initiator_link_and_carries_a_circuit() {
         "A learned C through B"
     );
     let now = net.now;
-    net.stations[0]
-        .node
-        .send_message(now, c, b"dialled")
-        .unwrap();
+    let send = SendMessage {
+        destination: c,
+        message: b"dialled",
+    };
+    net.stations[0].node.handle(now, send).unwrap();
     assert!(
         net.run_until(Duration::from_secs(30), |n| !n.stations[2]
             .received

@@ -29,7 +29,7 @@ impl fmt::Display for OpenLinkError {
 impl core::error::Error for OpenLinkError {}
 
 /// Why an input for a link ([`Receive`](super::Receive),
-/// [`SetWritable`](super::SetWritable), [`TransportClosed`](super::TransportClosed),
+/// [`TransportRoom`](super::TransportRoom), [`TransportClosed`](super::TransportClosed),
 /// [`CloseLink`](super::CloseLink)) was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

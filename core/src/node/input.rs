@@ -113,20 +113,42 @@ pub struct ReceiveStreamCell<'a> {
     pub cell: &'a Cell,
 }
 
-/// Whether the transport under a link takes more bytes now.
+/// How many more bytes the transport under a link takes now.
 ///
-/// After an [`Output::Transmit`](super::Output::Transmit) (or a stream
-/// cell) that the transport did not take whole, the adapter keeps the rest
-/// and says `writable: false`; the node then gives nothing more for that
-/// link. Once the rest is out, `writable: true`. An adapter that always
-/// takes everything never sends this.
+/// The node gives no link message (nor stream cell) larger than what is
+/// left of the room it was last told, less what it gave since; with no
+/// room left it gives nothing for that link. An adapter over a socket
+/// whose buffer it cannot see says [`TransportRoom::UNLIMITED`] while the
+/// socket takes everything, and `0` after a write it could only take in
+/// part (it keeps the rest, and says `UNLIMITED` again once that is out).
+/// An adapter that sees its transport's free space (smoltcp's transmit
+/// ring) says exactly that, and no message is ever split or held. Every
+/// link starts unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct SetWritable {
+pub struct TransportRoom {
     /// The link.
     pub link: LinkId,
-    /// Whether its transport takes bytes.
-    pub writable: bool,
+    /// Bytes its transport takes now.
+    pub bytes: usize,
+}
+
+impl TransportRoom {
+    /// The room of a transport that takes everything it is given.
+    pub const UNLIMITED: usize = usize::MAX;
+
+    /// The transport takes everything again.
+    pub fn unlimited(link: LinkId) -> Self {
+        TransportRoom {
+            link,
+            bytes: Self::UNLIMITED,
+        }
+    }
+
+    /// The transport takes nothing more for now.
+    pub fn none(link: LinkId) -> Self {
+        TransportRoom { link, bytes: 0 }
+    }
 }
 
 /// The transport connection under a link closed or failed.
@@ -349,8 +371,8 @@ inputs! {
     Receive(Receive<'a>) borrow -> Result<usize, LinkInputError> = on_receive;
     /// [`ReceiveStreamCell`].
     ReceiveStreamCell(ReceiveStreamCell<'a>) borrow -> Result<(), StreamCellError> = on_stream_cell;
-    /// [`SetWritable`].
-    SetWritable(SetWritable) -> Result<(), LinkInputError> = on_set_writable;
+    /// [`TransportRoom`].
+    TransportRoom(TransportRoom) -> Result<(), LinkInputError> = on_transport_room;
     /// [`TransportClosed`].
     TransportClosed(TransportClosed) -> Result<(), LinkInputError> = on_transport_closed;
     /// [`DialFailed`].

@@ -13,7 +13,7 @@ use crate::time::Instant;
 use super::slot::Session;
 use super::{
     CloseLink, Event, LinkId, LinkInputError, LinkSlot, Node, OpenLink, OpenLinkError, Profile,
-    SetWritable, TransportClosed,
+    TransportClosed, TransportRoom,
 };
 
 /// The largest message a node built with `profile`'s receive buffer and
@@ -90,7 +90,7 @@ impl<P: Profile> Node<P> {
         slot.opened_at = now;
         slot.announced = false;
         slot.introduced = false;
-        slot.blocked = false;
+        slot.room = TransportRoom::UNLIMITED;
         slot.transport = transport;
         Ok(LinkId::new(
             u16::try_from(index).unwrap_or(u16::MAX),
@@ -98,16 +98,16 @@ impl<P: Profile> Node<P> {
         ))
     }
 
-    pub(crate) fn on_set_writable(
+    pub(crate) fn on_transport_room(
         &mut self,
         _now: Instant,
-        input: SetWritable,
+        input: TransportRoom,
     ) -> Result<(), LinkInputError> {
         let index = self
             .slot_index(input.link)
             .ok_or(LinkInputError::UnknownLink(input.link))?;
         if let Some(slot) = self.links.as_mut().get_mut(index) {
-            slot.blocked = !input.writable;
+            slot.room = input.bytes;
         }
         Ok(())
     }

@@ -120,7 +120,7 @@ pub use event::{Event, MessageFailure};
 pub use input::{
     AddBootstrap, CloseLink, DialFailed, Input, LearnDescriptor, NodeInput, OpenLink, Outcome,
     Receive, ReceiveStreamCell, RecordPeerFailure, Reply, SendMessage, SetAddresses, SetGuards,
-    SetWritable, Timeout, TransportClosed,
+    Timeout, TransportClosed, TransportRoom,
 };
 pub use output::{Output, PollError};
 pub use profile::Profile;

@@ -15,9 +15,9 @@ use super::{DialRequest, Event, LinkId, Node, Profile};
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum Output<'b> {
     /// Write these bytes to the link's transport, after everything written
-    /// for it before. If the transport does not take them all, keep the
-    /// rest and send [`SetWritable`](super::SetWritable) `false` until it
-    /// has.
+    /// for it before. They are never more than the link's
+    /// [`TransportRoom`](super::TransportRoom). If the transport does not
+    /// take them all, keep the rest and say the room is 0 until it has.
     Transmit {
         /// The link.
         link: LinkId,
@@ -153,7 +153,8 @@ impl<P: Profile> Node<P> {
                 continue;
             };
             let generation = slot.generation;
-            let (false, Some(session)) = (slot.blocked, slot.session.as_mut()) else {
+            let room = slot.room;
+            let Some(session) = slot.session.as_mut() else {
                 continue;
             };
             let link = LinkId::new(u16::try_from(index).unwrap_or(u16::MAX), generation);
@@ -161,12 +162,13 @@ impl<P: Profile> Node<P> {
                 let dst = buf
                     .get_mut(..CELL_LEN)
                     .ok_or(PollError::BufferTooSmall { needed: CELL_LEN })?;
-                match session.take_stream_cell() {
-                    Some(cell) => {
+                if room < CELL_LEN {
+                    None
+                } else {
+                    session.take_stream_cell().map(|cell| {
                         dst.copy_from_slice(&cell);
-                        Some(Sent::Cell(link))
-                    }
-                    None => None,
+                        Sent::Cell(link)
+                    })
                 }
             } else if session.wants_transmit(now) {
                 if buf.len() < MIN_TRANSMIT_BUFFER {
@@ -174,12 +176,21 @@ impl<P: Profile> Node<P> {
                         needed: MIN_TRANSMIT_BUFFER,
                     });
                 }
-                session
-                    .poll_transmit(now, buf)
+                // The session writes nothing that does not fit the window.
+                let window = buf.len().min(room);
+                buf.get_mut(..window)
+                    .and_then(|window| session.poll_transmit(now, window))
                     .map(|len| Sent::Frame(link, len))
             } else {
                 None
             };
+            if let (Some(slot), Some(sent)) = (self.links.as_mut().get_mut(index), &sent) {
+                let len = match sent {
+                    Sent::Frame(_, len) => *len,
+                    Sent::Cell(_) => CELL_LEN,
+                };
+                slot.room = slot.room.saturating_sub(len);
+            }
             self.sync_slot(index);
             if let Some(sent) = sent {
                 self.next_transmit_index = index.wrapping_add(1);

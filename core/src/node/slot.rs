@@ -23,10 +23,9 @@ pub struct LinkSlot<P: Profile> {
     pub(crate) introduced: bool,
     /// What the link runs over, if the adapter said.
     pub(crate) transport: Option<Transport>,
-    /// The adapter holds bytes its transport did not take yet
-    /// ([`SetWritable`](super::SetWritable)): nothing more is polled out for
-    /// this link until it says the transport takes bytes again.
-    pub(crate) blocked: bool,
+    /// Bytes the transport takes now ([`TransportRoom`](super::TransportRoom)),
+    /// less what was given since.
+    pub(crate) room: usize,
 }
 
 impl<P: Profile> LinkSlot<P> {
@@ -39,7 +38,7 @@ impl<P: Profile> LinkSlot<P> {
             announced: false,
             introduced: false,
             transport: None,
-            blocked: false,
+            room: usize::MAX,
         }
     }
 }
@@ -55,7 +54,7 @@ impl<P: Profile> core::fmt::Debug for LinkSlot<P> {
         f.debug_struct("LinkSlot")
             .field("generation", &self.generation)
             .field("session", &self.session)
-            .field("blocked", &self.blocked)
+            .field("room", &self.room)
             .finish()
     }
 }
