@@ -7,24 +7,23 @@
 //! cells read and not yet taken by the node (while they are held the stream
 //! is not read further, so QUIC flow control holds back that circuit's
 //! sender, and only it), and per link at most one cell the streams did not
-//! take (while it is held, no more circuit cells are taken from the node
-//! for the link).
+//! take (while it is held, the node is told the link has no room, so it
+//! gives no more circuit cells for it).
 
 use std::collections::HashMap;
 
 use veil_core::cell::{CellCommand, CircuitId};
 use veil_core::link::{Cell, CELL_LEN};
-use veil_core::node::{LinkId, StreamCellError};
+use veil_core::node::{Drive, LinkId, ReceiveStreamCell, StreamCellError};
 use veil_core::time::Instant;
 
-use crate::link::LinkHost;
 use crate::transport::{CircuitStream, ConnId, QuicTransport, ReadOutcome};
 
 /// Whole cells read ahead of the node on one stream.
 pub const READ_AHEAD_CELLS: usize = 8;
 
-/// Cells taken from or given to the node per stream per pump, so one busy
-/// circuit cannot starve the others of the loop's time.
+/// Cells given to the node per stream per pump, so one busy circuit cannot
+/// starve the others of the loop's time.
 const CELLS_PER_PUMP: usize = 64;
 
 /// The node no longer knows the link: its connection must go.
@@ -59,8 +58,8 @@ impl StreamState {
 pub(crate) struct CircuitStreams {
     streams: HashMap<CircuitStream, StreamState>,
     by_circuit: HashMap<CircuitId, CircuitStream>,
-    /// A stream that did not take all of a cell: no more cells are taken
-    /// from the node for this link until it has.
+    /// A stream that did not take all of a cell: the link has no room until
+    /// it has.
     blocked: Option<CircuitStream>,
     /// A cell for a new circuit whose stream could not be opened yet (the
     /// peer's stream limit): tried again on every pump.
@@ -102,7 +101,7 @@ impl CircuitStreams {
     }
 
     /// Feeds held and newly read cells to the node, stream by stream.
-    pub(crate) fn pump_reads<H: LinkHost + ?Sized>(
+    pub(crate) fn pump_reads<H: Drive>(
         &mut self,
         transport: &mut QuicTransport,
         host: &mut H,
@@ -124,7 +123,7 @@ impl CircuitStreams {
         Ok(())
     }
 
-    fn pump_stream_reads<H: LinkHost + ?Sized>(
+    fn pump_stream_reads<H: Drive>(
         &mut self,
         transport: &mut QuicTransport,
         host: &mut H,
@@ -142,7 +141,7 @@ impl CircuitStreams {
                 return Ok(());
             }
             if let Some(cell) = state.rx.first_chunk::<CELL_LEN>().copied() {
-                match host.handle_stream_cell(now, link, &cell) {
+                match host.handle(now, ReceiveStreamCell { link, cell: &cell }) {
                     Ok(()) => {}
                     // Held: only this circuit waits.
                     Err(StreamCellError::WouldBlock(_)) => return Ok(()),
@@ -183,63 +182,65 @@ impl CircuitStreams {
         Ok(())
     }
 
-    /// Takes the node's circuit cells for `link` and writes each to its
-    /// circuit's stream, opening streams for new circuits. Returns whether
-    /// any cell was taken.
-    pub(crate) fn pump_writes<H: LinkHost + ?Sized>(
+    /// Writes a circuit cell the node gave for this link to its circuit's
+    /// stream, opening the stream on the circuit's first cell. Returns
+    /// `false` if the cell is held (the stream or the peer's stream limit
+    /// did not take it): the link has no room until [`flush`](Self::flush)
+    /// gets it out.
+    pub(crate) fn write_cell(
         &mut self,
         transport: &mut QuicTransport,
-        host: &mut H,
-        now: Instant,
         conn: ConnId,
-        link: LinkId,
+        cell: &Cell,
     ) -> bool {
+        let circuit = CircuitId::of(cell);
+        let stream = match self.by_circuit.get(&circuit) {
+            Some(&stream) => stream,
+            None => {
+                let Some(stream) = transport.open_circuit(conn) else {
+                    self.unopened = Some(*cell);
+                    return false;
+                };
+                self.by_circuit.insert(circuit, stream);
+                let state = self.streams.entry(stream).or_default();
+                state.circuit = Some(circuit);
+                stream
+            }
+        };
+        let state = self.streams.entry(stream).or_default();
+        state.tx.extend_from_slice(cell);
+        if is_destroy(cell) {
+            state.finish_pending = true;
+            self.by_circuit.remove(&circuit);
+        }
+        if !self.flush_stream(transport, conn, stream) {
+            self.blocked = Some(stream);
+            return false;
+        }
+        true
+    }
+
+    /// Retries the cell the link holds, if any; `true` once none is held.
+    pub(crate) fn flush(&mut self, transport: &mut QuicTransport, conn: ConnId) -> bool {
         if let Some(stream) = self.blocked {
-            if !self.flush(transport, conn, stream) {
+            if !self.flush_stream(transport, conn, stream) {
                 return false;
             }
             self.blocked = None;
         }
-        let mut taken = false;
-        for _ in 0..CELLS_PER_PUMP {
-            let cell = match self.unopened.take() {
-                Some(cell) => cell,
-                None => match host.poll_stream_cell(now, link) {
-                    Some(cell) => cell,
-                    None => return taken,
-                },
-            };
-            taken = true;
-            let circuit = CircuitId::of(&cell);
-            let stream = match self.by_circuit.get(&circuit) {
-                Some(&stream) => stream,
-                None => {
-                    let Some(stream) = transport.open_circuit(conn) else {
-                        self.unopened = Some(cell);
-                        return taken;
-                    };
-                    self.by_circuit.insert(circuit, stream);
-                    let state = self.streams.entry(stream).or_default();
-                    state.circuit = Some(circuit);
-                    stream
-                }
-            };
-            let state = self.streams.entry(stream).or_default();
-            state.tx.extend_from_slice(&cell);
-            if is_destroy(&cell) {
-                state.finish_pending = true;
-                self.by_circuit.remove(&circuit);
-            }
-            if !self.flush(transport, conn, stream) {
-                self.blocked = Some(stream);
-                return taken;
-            }
+        match self.unopened.take() {
+            Some(cell) => self.write_cell(transport, conn, &cell),
+            None => true,
         }
-        taken
+    }
+
+    /// Whether a cell is held for lack of room.
+    pub(crate) fn holds_outgoing(&self) -> bool {
+        self.blocked.is_some() || self.unopened.is_some()
     }
 
     /// Writes what `stream` holds; `true` once all of it is out.
-    fn flush(
+    fn flush_stream(
         &mut self,
         transport: &mut QuicTransport,
         conn: ConnId,
@@ -279,7 +280,7 @@ impl CircuitStreams {
             }
             state.finish_pending = true;
         }
-        self.flush(transport, conn, stream);
+        self.flush_stream(transport, conn, stream);
     }
 
     /// Forgets a stream that is over both ways. A peer that finishes its

@@ -8,9 +8,9 @@
 //! sans-IO (datagrams in and out, time passed in), so it runs in any loop.
 //! [`QuicSocket`] is the std driver: one mio UDP socket under one
 //! transport, for a mio event loop such as veil-mio's. [`QuicLinks`] moves
-//! bytes between a transport and a veil [`Node`](veil_core::node::Node)
-//! (through the small [`LinkHost`] trait, so a wrapper like veil-mio's
-//! tracing node can stand in).
+//! bytes between a transport and a veil node: anything that
+//! [`Drive`](veil_core::node::Drive)s, the [`Node`](veil_core::node::Node)
+//! itself or a wrapper such as veil-mio's trace recorder.
 //!
 //! TLS 1.3 (rustls, ring) encrypts each connection; every node makes its own
 //! throw-away self-signed certificate, and the certificate is deliberately
@@ -44,7 +44,7 @@ mod transport;
 pub use circuit_streams::READ_AHEAD_CELLS;
 pub use config::{QuicConfig, DEFAULT_ALPN, MAX_DATAGRAM};
 pub use error::{CloseCause, ConnectError, SetupError};
-pub use link::{LinkHost, QuicLinks};
+pub use link::{QuicLinks, DEFAULT_READ_CHUNK};
 pub use socket::QuicSocket;
 pub use transport::{
     CircuitStream, ConnId, HandshakeInfo, QuicEvent, QuicTransport, ReadOutcome, Role,

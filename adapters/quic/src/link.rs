@@ -1,132 +1,39 @@
 //! [`QuicLinks`]: veil links over the connections of a [`QuicTransport`].
 //!
 //! Each link is opened with circuit streams
-//! ([`Node::open_stream_link`]): its own frames run on the link stream,
+//! ([`OpenLink::circuit_streams`]): its own frames run on the link stream,
 //! each circuit's cells on a stream of its own
 //! ([`circuit_streams`](crate::circuit_streams)). On the link stream, the
 //! same bounded buffering as veil-mio's TCP connections: at most one read's
 //! worth of bytes the node has not consumed (while any are held, the stream
 //! is not read and QUIC flow control holds the peer back) and at most one
-//! message the stream has not taken (while it is held, the node is not
-//! asked for more).
+//! message, or one circuit cell, the streams have not taken (while it is
+//! held, the node is told the link has no room, so it gives no more).
+//!
+//! The node is anything that [`Drive`]s: a [`Node`](veil_core::node::Node),
+//! or veil-mio's recording wrapper. Its outputs for QUIC links come back
+//! here through [`QuicLinks::on_output`]; a program that runs only QUIC
+//! lets [`QuicLinks::drive`] run the whole drain.
 
 use std::collections::HashMap;
 
 use veil_core::identity::{NodeId, Transport};
-use veil_core::link::{Cell, LinkRole, CHANNEL_BINDING_LEN};
-use veil_core::message::MessageSlot;
-use veil_core::node::{DialRequest, LinkId, LinkSlot, Node, StreamCellError};
+use veil_core::link::{Cell, LinkRole};
+use veil_core::node::{
+    drain, DialFailed, DialRequest, Drive, LinkId, OpenLink, Output, PollError, Receive,
+    TransportClosed, TransportRoom,
+};
 use veil_core::time::{Duration, Instant};
 
 use crate::circuit_streams::CircuitStreams;
 use crate::transport::{ConnId, QuicEvent, QuicTransport, ReadOutcome, Role};
 
-/// Reads per link per [`pump`](QuicLinks::pump), so one busy peer cannot
-/// starve the rest.
+/// Reads per link per [`pump_reads`](QuicLinks::pump_reads), so one busy
+/// peer cannot starve the rest.
 const READS_PER_PUMP: usize = 16;
-
-/// Messages written per link per [`pump`](QuicLinks::pump).
-const WRITES_PER_PUMP: usize = 16;
 
 /// Default bytes read from a stream at once (as veil-mio's `READ_CHUNK`).
 pub const DEFAULT_READ_CHUNK: usize = 16 * 1024;
-
-/// Default size of the buffer the node writes a message into (as
-/// veil-mio's `TRANSMIT_BUFFER`: a full 16 KiB message and room to spare).
-pub const DEFAULT_TRANSMIT_BUFFER: usize = 16 * 1024 + 64;
-
-/// What [`QuicLinks`] needs of a node. Implemented for the core's
-/// [`Node`]; a wrapper (veil-mio's `TracedNode`, which records every call)
-/// implements it by forwarding.
-pub trait LinkHost {
-    /// A QUIC connection is up: open a link with circuit streams over it
-    /// ([`Node::open_stream_link`] with [`Transport::Quic`] and the
-    /// connection's channel binding). `None` if the node cannot take
-    /// another link.
-    fn open_quic_link(
-        &mut self,
-        now: Instant,
-        role: LinkRole,
-        expected: Option<NodeId>,
-        channel_binding: [u8; CHANNEL_BINDING_LEN],
-    ) -> Option<LinkId>;
-    /// A whole cell arrived on one of `link`'s circuit streams
-    /// ([`Node::handle_stream_cell`]).
-    fn handle_stream_cell(
-        &mut self,
-        now: Instant,
-        link: LinkId,
-        cell: &Cell,
-    ) -> Result<(), StreamCellError>;
-    /// The next circuit cell of `link` ([`Node::poll_stream_cell`]).
-    fn poll_stream_cell(&mut self, now: Instant, link: LinkId) -> Option<Cell>;
-    /// Bytes arrived on `link`; how many were consumed, `None` if the link
-    /// is unknown ([`Node::handle_data`]).
-    fn handle_data(&mut self, now: Instant, link: LinkId, data: &[u8]) -> Option<usize>;
-    /// The connection under `link` ended ([`Node::handle_transport_closed`]).
-    fn transport_closed(&mut self, now: Instant, link: LinkId);
-    /// The next message of `link` ([`Node::poll_link_transmit`]).
-    fn poll_link_transmit(&mut self, now: Instant, link: LinkId, buf: &mut [u8]) -> Option<usize>;
-    /// A dial the node asked for failed ([`Node::dial_failed`]).
-    fn dial_failed(&mut self, now: Instant, request: &DialRequest);
-}
-
-impl<
-        S,
-        MB,
-        const RX: usize,
-        const TXQ: usize,
-        const EVENTS: usize,
-        const PEERS: usize,
-        const RELAYED: usize,
-        const OWN: usize,
-        const MSG: usize,
-    > LinkHost for Node<S, MB, RX, TXQ, EVENTS, PEERS, RELAYED, OWN, MSG>
-where
-    S: AsRef<[LinkSlot<RX, TXQ>]> + AsMut<[LinkSlot<RX, TXQ>]>,
-    MB: AsRef<[MessageSlot<MSG>]> + AsMut<[MessageSlot<MSG>]>,
-{
-    fn open_quic_link(
-        &mut self,
-        now: Instant,
-        role: LinkRole,
-        expected: Option<NodeId>,
-        channel_binding: [u8; CHANNEL_BINDING_LEN],
-    ) -> Option<LinkId> {
-        self.open_stream_link(now, role, expected, Transport::Quic, channel_binding)
-            .ok()
-    }
-
-    fn handle_stream_cell(
-        &mut self,
-        now: Instant,
-        link: LinkId,
-        cell: &Cell,
-    ) -> Result<(), StreamCellError> {
-        Node::handle_stream_cell(self, now, link, cell)
-    }
-
-    fn poll_stream_cell(&mut self, now: Instant, link: LinkId) -> Option<Cell> {
-        Node::poll_stream_cell(self, now, link)
-    }
-
-    fn handle_data(&mut self, now: Instant, link: LinkId, data: &[u8]) -> Option<usize> {
-        Node::handle_data(self, now, link, data).ok()
-    }
-
-    fn transport_closed(&mut self, now: Instant, link: LinkId) {
-        // An unknown link was closed by the node already: nothing to tell.
-        let _ = self.handle_transport_closed(now, link);
-    }
-
-    fn poll_link_transmit(&mut self, now: Instant, link: LinkId, buf: &mut [u8]) -> Option<usize> {
-        Node::poll_link_transmit(self, now, link, buf)
-    }
-
-    fn dial_failed(&mut self, now: Instant, request: &DialRequest) {
-        Node::dial_failed(self, now, request);
-    }
-}
 
 /// A dial in progress.
 #[derive(Debug, Clone, Copy)]
@@ -157,47 +64,46 @@ struct Entry {
     lost: bool,
     /// The link's circuit streams.
     circuits: CircuitStreams,
+    /// The node was told this link has no room (something is held).
+    told_full: bool,
 }
 
 impl Entry {
     fn unsent(&self) -> &[u8] {
         self.tx.get(self.tx_sent..).unwrap_or_default()
     }
+
+    fn holds_outgoing(&self) -> bool {
+        !self.unsent().is_empty() || self.circuits.holds_outgoing()
+    }
 }
 
-/// Links over QUIC connections: dials, link opening, and the byte pump
-/// between a [`QuicTransport`] and a [`LinkHost`].
+/// Links over QUIC connections: dials, link opening, and moving bytes
+/// between a [`QuicTransport`] and a node.
 #[derive(Debug)]
 pub struct QuicLinks {
     links: HashMap<ConnId, Entry>,
     by_link: HashMap<LinkId, ConnId>,
     dials: HashMap<ConnId, PendingDial>,
     dial_timeout: Duration,
-    transmit_buf: Box<[u8]>,
     read_buf: Box<[u8]>,
 }
 
 impl Default for QuicLinks {
     fn default() -> Self {
-        QuicLinks::new(
-            Duration::from_secs(5),
-            DEFAULT_READ_CHUNK,
-            DEFAULT_TRANSMIT_BUFFER,
-        )
+        QuicLinks::new(Duration::from_secs(5), DEFAULT_READ_CHUNK)
     }
 }
 
 impl QuicLinks {
     /// Links whose dials give up after `dial_timeout`, reading `read_chunk`
-    /// bytes at once and asking the node for messages of up to
-    /// `transmit_buffer` bytes.
-    pub fn new(dial_timeout: Duration, read_chunk: usize, transmit_buffer: usize) -> Self {
+    /// bytes at once.
+    pub fn new(dial_timeout: Duration, read_chunk: usize) -> Self {
         QuicLinks {
             links: HashMap::new(),
             by_link: HashMap::new(),
             dials: HashMap::new(),
             dial_timeout,
-            transmit_buf: vec![0u8; transmit_buffer.max(1)].into_boxed_slice(),
             read_buf: vec![0u8; read_chunk.max(1)].into_boxed_slice(),
         }
     }
@@ -205,7 +111,7 @@ impl QuicLinks {
     /// Answers a dial request of the node: connects, or reports the failure
     /// at once. Returns whether a connect is under way. Requests for another
     /// transport fail.
-    pub fn dial<H: LinkHost + ?Sized>(
+    pub fn dial<H: Drive>(
         &mut self,
         transport: &mut QuicTransport,
         host: &mut H,
@@ -213,7 +119,7 @@ impl QuicLinks {
         request: DialRequest,
     ) -> bool {
         if request.address.transport != Transport::Quic {
-            host.dial_failed(now, &request);
+            host.handle(now, DialFailed { request });
             return false;
         }
         match transport.connect(now, request.address.socket) {
@@ -229,7 +135,7 @@ impl QuicLinks {
                 true
             }
             Err(_) => {
-                host.dial_failed(now, &request);
+                host.handle(now, DialFailed { request });
                 false
             }
         }
@@ -258,7 +164,7 @@ impl QuicLinks {
 
     /// Acts on one transport event. Call for every event
     /// [`QuicTransport::poll_event`] gives.
-    pub fn handle_event<H: LinkHost + ?Sized>(
+    pub fn handle_event<H: Drive>(
         &mut self,
         transport: &mut QuicTransport,
         host: &mut H,
@@ -272,9 +178,15 @@ impl QuicLinks {
                     Role::Listener => (LinkRole::Responder, None),
                 };
                 let expected = dial.and_then(|d| d.expected);
-                let opened = transport
-                    .channel_binding(conn)
-                    .and_then(|binding| host.open_quic_link(now, link_role, expected, binding));
+                let opened = transport.channel_binding(conn).and_then(|binding| {
+                    let open = OpenLink {
+                        role: link_role,
+                        expected_peer: expected,
+                        transport: Some(Transport::Quic),
+                        circuit_streams: Some(binding),
+                    };
+                    host.handle(now, open).ok()
+                });
                 match opened {
                     Some(link) => {
                         self.by_link.insert(link, conn);
@@ -290,13 +202,14 @@ impl QuicLinks {
                                 read_closed: false,
                                 lost: false,
                                 circuits: CircuitStreams::default(),
+                                told_full: false,
                             },
                         );
                     }
                     None => {
                         transport.abort(now, conn);
                         if let Some(request) = dial.and_then(|d| d.request) {
-                            host.dial_failed(now, &request);
+                            host.handle(now, DialFailed { request });
                         }
                     }
                 }
@@ -310,18 +223,18 @@ impl QuicLinks {
                 if let Some(entry) = self.links.get_mut(&conn) {
                     entry.writable = true;
                 }
+                self.flush(transport, host, now, conn);
             }
             QuicEvent::CircuitReadable(conn, stream) => {
                 if let Some(entry) = self.links.get_mut(&conn) {
                     entry.circuits.on_readable(stream);
                 }
             }
-            // The next pump retries a stream that did not take all of a cell.
-            QuicEvent::CircuitWritable(..) => {}
+            QuicEvent::CircuitWritable(conn, _) => self.flush(transport, host, now, conn),
             QuicEvent::Closed { conn, .. } => {
                 if let Some(dial) = self.dials.remove(&conn) {
                     if let Some(request) = dial.request {
-                        host.dial_failed(now, &request);
+                        host.handle(now, DialFailed { request });
                     }
                 }
                 if let Some(entry) = self.links.get_mut(&conn) {
@@ -335,37 +248,89 @@ impl QuicLinks {
         }
     }
 
-    /// Moves bytes both ways for every link: feeds held and newly read bytes
-    /// to the node, and writes the node's messages while the streams take
-    /// them. Drain the node's events afterwards (a full event queue is the
-    /// usual reason bytes stay held) and call again while
+    /// Feeds every link's held and newly read bytes to the node, and its
+    /// circuit streams' cells. Drain the node afterwards (a full node is
+    /// the usual reason bytes stay held) and call again while
     /// [`has_work`](Self::has_work).
-    pub fn pump<H: LinkHost + ?Sized>(
+    pub fn pump_reads<H: Drive>(&mut self, transport: &mut QuicTransport, host: &mut H, now: Instant) {
+        let conns: Vec<ConnId> = self.links.keys().copied().collect();
+        for &conn in &conns {
+            self.pump_link_reads(transport, host, now, conn);
+            self.pump_circuit_reads(transport, host, now, conn);
+        }
+    }
+
+    /// Takes the node outputs that belong to QUIC links: link bytes, circuit
+    /// cells, dials to QUIC addresses, and `LinkClosed` of a QUIC link
+    /// (whose connection then closes gracefully). Returns every other
+    /// output, and those too after acting on them when the caller must see
+    /// them (`LinkClosed`).
+    pub fn on_output<'b, H: Drive>(
         &mut self,
         transport: &mut QuicTransport,
         host: &mut H,
         now: Instant,
-    ) {
-        let conns: Vec<ConnId> = self.links.keys().copied().collect();
-        for &conn in &conns {
-            self.pump_reads(transport, host, now, conn);
-            self.pump_circuit_reads(transport, host, now, conn);
-        }
-        for &conn in &conns {
-            // The node's queue keeps one order: a link-level cell at its
-            // head goes out in a frame before the circuit cells behind it,
-            // so alternate until neither side gives anything.
-            for _ in 0..WRITES_PER_PUMP {
-                let framed = self.pump_writes(transport, host, now, conn);
-                let streamed = self.pump_circuit_writes(transport, host, now, conn);
-                if !framed && !streamed {
-                    break;
-                }
+        output: Output<'b>,
+    ) -> Option<Output<'b>> {
+        match output {
+            Output::Transmit { link, bytes } if self.by_link.contains_key(&link) => {
+                self.write_link(transport, host, now, link, bytes);
+                None
             }
+            Output::StreamCell { link, cell, .. } => {
+                if let Ok(cell) = <&Cell>::try_from(cell) {
+                    self.write_cell(transport, host, now, link, cell);
+                }
+                None
+            }
+            Output::Dial(request) if request.address.transport == Transport::Quic => {
+                self.dial(transport, host, now, request);
+                None
+            }
+            Output::Event(veil_core::node::Event::LinkClosed { link, .. }) => {
+                self.link_closed(transport, now, link);
+                Some(output)
+            }
+            other => Some(other),
         }
     }
 
-    fn pump_circuit_reads<H: LinkHost + ?Sized>(
+    /// Runs a node that has only QUIC links: transport events in, reads,
+    /// one drain (QUIC outputs handled here, the rest handed to `on_output`),
+    /// held bytes retried. Returns when the node next needs its timers
+    /// (handle [`Timeout`](veil_core::node::Timeout) then, or at the next
+    /// event). A program with TCP links too (veil-mio) calls the parts
+    /// itself inside its own drain.
+    pub fn drive<H: Drive>(
+        &mut self,
+        transport: &mut QuicTransport,
+        host: &mut H,
+        now: Instant,
+        buf: &mut [u8],
+        mut on_output: impl FnMut(&mut H, Output<'_>),
+    ) -> Result<Instant, PollError> {
+        while let Some(event) = transport.poll_event() {
+            self.handle_event(transport, host, now, event);
+        }
+        self.expire_dials(transport, host, now);
+        let mut deadline;
+        let mut rounds = 0;
+        loop {
+            self.pump_reads(transport, host, now);
+            deadline = drain(host, now, buf, |host, output| {
+                if let Some(output) = self.on_output(transport, host, now, output) {
+                    on_output(host, output);
+                }
+            })?;
+            rounds += 1;
+            if !self.has_work() || rounds == 4 {
+                break;
+            }
+        }
+        Ok(deadline)
+    }
+
+    fn pump_circuit_reads<H: Drive>(
         &mut self,
         transport: &mut QuicTransport,
         host: &mut H,
@@ -386,22 +351,7 @@ impl QuicLinks {
         }
     }
 
-    /// Whether circuit cells went out (or the node has more for the link).
-    fn pump_circuit_writes<H: LinkHost + ?Sized>(
-        &mut self,
-        transport: &mut QuicTransport,
-        host: &mut H,
-        now: Instant,
-        conn: ConnId,
-    ) -> bool {
-        let Some(entry) = self.links.get_mut(&conn) else {
-            return false;
-        };
-        let link = entry.link;
-        entry.circuits.pump_writes(transport, host, now, conn, link)
-    }
-
-    fn pump_reads<H: LinkHost + ?Sized>(
+    fn pump_link_reads<H: Drive>(
         &mut self,
         transport: &mut QuicTransport,
         host: &mut H,
@@ -415,7 +365,13 @@ impl QuicLinks {
             };
             let link = entry.link;
             if !entry.rx.is_empty() {
-                let Some(consumed) = host.handle_data(now, link, &entry.rx) else {
+                let Ok(consumed) = host.handle(
+                    now,
+                    Receive {
+                        link,
+                        bytes: &entry.rx,
+                    },
+                ) else {
                     // The node dropped the link already.
                     transport.abort(now, conn);
                     self.forget(conn);
@@ -424,7 +380,7 @@ impl QuicLinks {
                 let consumed = consumed.min(entry.rx.len());
                 entry.rx.drain(..consumed);
                 if !entry.rx.is_empty() {
-                    // The node is full: its owner drains events, we retry.
+                    // The node is full: its owner drains it, we retry.
                     break;
                 }
                 continue;
@@ -436,7 +392,7 @@ impl QuicLinks {
             match transport.read(conn, &mut self.read_buf) {
                 ReadOutcome::Data(n) => {
                     let data = self.read_buf.get(..n).unwrap_or_default();
-                    let Some(consumed) = host.handle_data(now, link, data) else {
+                    let Ok(consumed) = host.handle(now, Receive { link, bytes: data }) else {
                         transport.abort(now, conn);
                         self.forget(conn);
                         return;
@@ -461,73 +417,127 @@ impl QuicLinks {
             // The peer finished its side: the link's transport is over.
             transport.close(now, conn);
             self.forget(conn);
-            host.transport_closed(now, link);
+            let _ = host.handle(now, TransportClosed { link });
         }
     }
 
-    /// Writes the link's messages while the link stream takes them;
-    /// whether any went out.
-    fn pump_writes<H: LinkHost + ?Sized>(
+    /// Writes one link message to its link stream; what the stream does
+    /// not take is kept, and the node told the link has no room.
+    fn write_link<H: Drive>(
+        &mut self,
+        transport: &mut QuicTransport,
+        host: &mut H,
+        now: Instant,
+        link: LinkId,
+        bytes: &[u8],
+    ) {
+        let Some(&conn) = self.by_link.get(&link) else {
+            return;
+        };
+        let Some(entry) = self.links.get_mut(&conn) else {
+            return;
+        };
+        let written = if entry.writable && entry.unsent().is_empty() {
+            match transport.write(conn, bytes) {
+                Ok(n) => n,
+                Err(_) => {
+                    transport.abort(now, conn);
+                    self.forget(conn);
+                    let _ = host.handle(now, TransportClosed { link });
+                    return;
+                }
+            }
+        } else {
+            0
+        };
+        if written < bytes.len() {
+            entry
+                .tx
+                .extend_from_slice(bytes.get(written..).unwrap_or_default());
+            entry.writable = false;
+        }
+        self.update_room(host, now, conn);
+    }
+
+    /// Writes one circuit cell to its circuit's stream.
+    fn write_cell<H: Drive>(
+        &mut self,
+        transport: &mut QuicTransport,
+        host: &mut H,
+        now: Instant,
+        link: LinkId,
+        cell: &Cell,
+    ) {
+        let Some(&conn) = self.by_link.get(&link) else {
+            return;
+        };
+        let Some(entry) = self.links.get_mut(&conn) else {
+            return;
+        };
+        if !entry.circuits.holds_outgoing() {
+            entry.circuits.write_cell(transport, conn, cell);
+        } else {
+            // The node gave a cell despite no room: it cannot, by the
+            // room it was told; keep the order safe by refusing the link.
+            transport.abort(now, conn);
+            self.forget(conn);
+            let _ = host.handle(now, TransportClosed { link });
+            return;
+        }
+        self.update_room(host, now, conn);
+    }
+
+    /// Retries what `conn`'s link holds (link bytes, a circuit cell), and
+    /// tells the node the link has room again once it is all out.
+    pub fn flush<H: Drive>(
         &mut self,
         transport: &mut QuicTransport,
         host: &mut H,
         now: Instant,
         conn: ConnId,
-    ) -> bool {
+    ) {
         let Some(entry) = self.links.get_mut(&conn) else {
-            return false;
+            return;
         };
-        let link = entry.link;
-        let mut messages = 0usize;
-        let mut failed = false;
-        while entry.writable && messages < WRITES_PER_PUMP {
-            if !entry.unsent().is_empty() {
-                match transport.write(conn, entry.unsent()) {
-                    Ok(n) => {
-                        entry.tx_sent = entry.tx_sent.saturating_add(n);
-                        if entry.unsent().is_empty() {
-                            entry.tx.clear();
-                            entry.tx_sent = 0;
-                        } else {
-                            entry.writable = false;
-                            break;
-                        }
-                    }
-                    Err(_) => {
-                        failed = true;
-                        break;
-                    }
-                }
-            }
-            let Some(len) = host.poll_link_transmit(now, link, &mut self.transmit_buf) else {
-                break;
-            };
-            messages = messages.saturating_add(1);
-            let message = self.transmit_buf.get(..len).unwrap_or_default();
-            match transport.write(conn, message) {
-                Ok(n) if n == message.len() => {}
+        if !entry.unsent().is_empty() && entry.writable {
+            match transport.write(conn, entry.unsent()) {
                 Ok(n) => {
-                    entry.tx.clear();
-                    entry.tx_sent = 0;
-                    entry
-                        .tx
-                        .extend_from_slice(message.get(n..).unwrap_or_default());
-                    entry.writable = false;
-                    break;
+                    entry.tx_sent = entry.tx_sent.saturating_add(n);
+                    if entry.unsent().is_empty() {
+                        entry.tx.clear();
+                        entry.tx_sent = 0;
+                    } else {
+                        entry.writable = false;
+                    }
                 }
                 Err(_) => {
-                    failed = true;
-                    break;
+                    let link = entry.link;
+                    transport.abort(now, conn);
+                    self.forget(conn);
+                    let _ = host.handle(now, TransportClosed { link });
+                    return;
                 }
             }
         }
-        if failed {
-            transport.abort(now, conn);
-            self.forget(conn);
-            host.transport_closed(now, link);
-            return false;
+        entry.circuits.flush(transport, conn);
+        self.update_room(host, now, conn);
+    }
+
+    /// Tells the node whether `conn`'s link has room, when that changed.
+    fn update_room<H: Drive>(&mut self, host: &mut H, now: Instant, conn: ConnId) {
+        let Some(entry) = self.links.get_mut(&conn) else {
+            return;
+        };
+        let full = entry.holds_outgoing();
+        if full != entry.told_full {
+            entry.told_full = full;
+            let room = if full {
+                TransportRoom::none(entry.link)
+            } else {
+                TransportRoom::unlimited(entry.link)
+            };
+            let _ = host.handle(now, room);
         }
-        messages > 0
     }
 
     /// The node closed `link` (`Event::LinkClosed`): what is held for it
@@ -547,7 +557,7 @@ impl QuicLinks {
     }
 
     /// Gives up on dials past their deadline (the node is told of its own).
-    pub fn expire_dials<H: LinkHost + ?Sized>(
+    pub fn expire_dials<H: Drive>(
         &mut self,
         transport: &mut QuicTransport,
         host: &mut H,
@@ -563,7 +573,7 @@ impl QuicLinks {
             if let Some(dial) = self.dials.remove(&conn) {
                 transport.abort(now, conn);
                 if let Some(request) = dial.request {
-                    host.dial_failed(now, &request);
+                    host.handle(now, DialFailed { request });
                 }
             }
         }
@@ -574,12 +584,17 @@ impl QuicLinks {
         self.dials.values().map(|d| d.deadline).min()
     }
 
-    /// Whether a pump left work undone (bytes the node did not take, or a
-    /// budget ran out), so the loop must not sleep.
+    /// Whether reading left work undone (bytes the node did not take, or
+    /// a budget ran out), so the loop must not sleep.
     pub fn has_work(&self) -> bool {
         self.links
             .values()
             .any(|e| !e.rx.is_empty() || (e.readable && !e.read_closed) || e.circuits.has_work())
+    }
+
+    /// Whether `link` runs over one of these connections.
+    pub fn carries(&self, link: LinkId) -> bool {
+        self.by_link.contains_key(&link)
     }
 
     /// The link over `conn`.

@@ -7,7 +7,10 @@ use mio::{Events, Poll, Token};
 use veil_core::identity::{Address, Identity, NodeId, Transport};
 use veil_core::link::{CloseReason, ClosedBy};
 use veil_core::message::MessageSlot;
-use veil_core::node::{Event, LinkId, LinkSlot, Node, NodeConfig};
+use veil_core::node::{
+    AddBootstrap, CloseLink, Event, LinkId, LinkSlot, Node, NodeConfig, Output, SetAddresses,
+    Timeout,
+};
 use veil_core::time::Instant;
 use veil_quic::{
     CloseCause, ConnId, QuicConfig, QuicEvent, QuicLinks, QuicSocket, QuicTransport, ReadOutcome,
@@ -402,25 +405,24 @@ fn a_dial_to_nobody_fails() {
 
 // ---------------------------------------------------------------- nodes
 
-const RX: usize = 16 * 1024 + 2;
-const TXQ: usize = 64;
-const EVENTS: usize = 64;
-const PEERS: usize = 64;
-const RELAYED: usize = 64;
-const OWN: usize = 8;
 const MSG: usize = 16 * 1024;
 
-type TestNode = Node<
-    Box<[LinkSlot<RX, TXQ>]>,
-    Box<[MessageSlot<MSG>]>,
-    RX,
-    TXQ,
-    EVENTS,
-    PEERS,
-    RELAYED,
-    OWN,
-    MSG,
->;
+veil_core::node_profile! {
+    /// std-like capacities on the heap.
+    struct TestProfile {
+        link_receive: 16 * 1024 + 2,
+        link_send_queue: 64,
+        events: 64,
+        peers: 64,
+        relayed: 64,
+        own: 8,
+        message: MSG,
+        links: Box<[LinkSlot<TestProfile>]>,
+        messages: Box<[MessageSlot<[u8; MSG]>]>,
+    }
+}
+
+type TestNode = Node<TestProfile>;
 
 fn build_node(secret: u8, clock: &Clock) -> Box<TestNode> {
     let mut config = NodeConfig {
@@ -432,8 +434,8 @@ fn build_node(secret: u8, clock: &Clock) -> Box<TestNode> {
         .unwrap()
         .as_secs();
     config.unix_time_at_zero = unix_now - clock.0.elapsed().as_secs();
-    let links: Box<[LinkSlot<RX, TXQ>]> = (0..8).map(|_| LinkSlot::new()).collect();
-    let messages: Box<[MessageSlot<MSG>]> = (0..8).map(|_| MessageSlot::new()).collect();
+    let links: Box<[LinkSlot<TestProfile>]> = (0..8).map(|_| LinkSlot::new()).collect();
+    let messages: Box<[MessageSlot<[u8; MSG]>]> = (0..8).map(|_| MessageSlot::new()).collect();
     let identity = Identity::from_secret_bytes([secret; 32]);
     Box::new(Node::new(
         config,
@@ -449,6 +451,7 @@ struct Cluster {
     net: Net,
     nodes: [Box<TestNode>; 2],
     links: [QuicLinks; 2],
+    deadlines: [Instant; 2],
 }
 
 impl Cluster {
@@ -461,52 +464,40 @@ impl Cluster {
                 transport: Transport::Quic,
                 socket: net.addr(i),
             };
-            node.set_advertised_addresses(now, &[address]);
+            node.handle(now, SetAddresses::from_slice(&[address]));
         }
         Cluster {
             net,
             nodes,
             links: [QuicLinks::default(), QuicLinks::default()],
+            deadlines: [now; 2],
         }
     }
 
-    /// One turn of an event loop, as veil-mio would run it: node timers and
-    /// dials, transport events, the byte pump, node events, then a wait.
+    /// One turn of an event loop: node timers, then QUIC events, reads and
+    /// one drain of the node (`QuicLinks::drive`), then a wait.
     fn turn(&mut self, mut on_event: impl FnMut(usize, &Event)) {
         let now = self.net.clock.now();
+        let mut buf = vec![0u8; MSG + 64];
         for i in 0..2 {
             let node = &mut *self.nodes[i];
             let links = &mut self.links[i];
             let transport = self.net.sockets[i].transport_mut();
-            if node.poll_timeout().is_some_and(|t| t <= now) {
-                node.handle_timeout(now);
+            if self.deadlines[i] <= now {
+                node.handle(now, Timeout);
             }
-            while let Some(request) = node.poll_dial() {
-                assert_eq!(request.address.transport, Transport::Quic);
-                links.dial(transport, node, now, request);
-            }
-            links.expire_dials(transport, node, now);
-            while let Some(ev) = transport.poll_event() {
-                links.handle_event(transport, node, now, ev);
-            }
-            // Pump, drain node events, again while bytes wait.
-            for _ in 0..4 {
-                links.pump(transport, node, now);
-                while let Some(event) = node.poll_event() {
-                    if let Event::LinkClosed { link, .. } = event {
-                        links.link_closed(transport, now, link);
+            self.deadlines[i] = links
+                .drive(transport, node, now, &mut buf, |_, output| {
+                    if let Output::Event(event) = output {
+                        on_event(i, &event);
                     }
-                    on_event(i, &event);
-                }
-                if !links.has_work() {
-                    break;
-                }
-            }
+                })
+                .unwrap();
         }
         let deadline = self
-            .nodes
+            .deadlines
             .iter()
-            .filter_map(|n| n.poll_timeout())
+            .copied()
             .chain(self.links.iter().filter_map(QuicLinks::next_deadline))
             .min();
         let cap = if self.links.iter().any(QuicLinks::has_work) {
@@ -530,10 +521,14 @@ fn two_nodes_link_over_quic_and_exchange_descriptors() {
     let mut c = Cluster::new();
     let ids = [c.nodes[0].node_id(), c.nodes[1].node_id()];
     // Node 0 boots from node 1's QUIC address: the node asks for the dial.
-    assert!(c.nodes[0].add_bootstrap(Address {
-        transport: Transport::Quic,
-        socket: c.net.addr(1),
-    }));
+    let now = c.net.clock.now();
+    let bootstrap = AddBootstrap {
+        address: Address {
+            transport: Transport::Quic,
+            socket: c.net.addr(1),
+        },
+    };
+    c.nodes[0].handle(now, bootstrap).unwrap();
     let mut seen = [Seen::default(), Seen::default()];
     let record = |seen: &mut [Seen; 2], i: usize, event: &Event| match *event {
         Event::LinkEstablished { link, peer, .. } => seen[i].established.push((link, peer)),
@@ -566,9 +561,11 @@ fn two_nodes_link_over_quic_and_exchange_descriptors() {
     // QUIC close lingers until it is delivered), then both connections go.
     let link = seen[0].established[0].0;
     let now = c.net.clock.now();
-    c.nodes[0]
-        .close_link(now, link, CloseReason::Shutdown)
-        .unwrap();
+    let close = CloseLink {
+        link,
+        reason: CloseReason::Shutdown,
+    };
+    c.nodes[0].handle(now, close).unwrap();
     while seen[1].closed.is_empty()
         || c.net
             .sockets
