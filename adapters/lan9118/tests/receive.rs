@@ -80,9 +80,8 @@ fn a_token_dropped_unused_leaves_its_frame_for_the_next_receive() {
     assert!(driver.registers().receive_frame(&first));
     assert!(driver.registers().receive_frame(&second));
     for _ in 0..3 {
-        let tokens = driver.receive(Instant::ZERO);
-        assert!(tokens.is_some());
-        drop(tokens);
+        // smoltcp may take the tokens and not consume them.
+        assert!(driver.receive(Instant::ZERO).is_some());
     }
     // 104 and 105 bytes with their CRCs: 26 and 27 words.
     assert_eq!(
