@@ -11,9 +11,10 @@ pub const MPS2_BASE_ADDRESS: usize = 0x4020_0000;
 
 /// A LAN9118 whose registers are mapped at a fixed address.
 ///
-/// Not `Send` or `Sync` (it holds a raw pointer): the chip's FIFOs and its
+/// `Send` but not `Sync`: the one owner may move it (into a static, an
+/// interrupt handler's or a task's state), but the chip's FIFOs and its
 /// indirect MAC interface are sequences of accesses that must not
-/// interleave, so one owner drives it.
+/// interleave, so it is never shared between contexts.
 #[derive(Debug)]
 pub struct Mmio {
     base: NonNull<u32>,
@@ -41,6 +42,12 @@ impl Mmio {
         self.base.as_ptr().wrapping_byte_add(register.offset())
     }
 }
+
+// SAFETY: `Mmio` is the only handle to its register window (the contract of
+// `Mmio::new`) and holds nothing tied to the context that made it, so moving
+// it to another context moves that exclusive access along. It stays `!Sync`
+// (from the raw pointer), so two contexts never reach the window at once.
+unsafe impl Send for Mmio {}
 
 impl Registers for Mmio {
     fn read(&self, register: Register) -> u32 {
