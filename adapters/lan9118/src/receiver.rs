@@ -41,11 +41,20 @@ pub struct RxCounters {
     pub flush_failures: u32,
 }
 
-#[derive(Debug)]
 pub(crate) struct Receiver {
     buffer: [u8; RX_BUFFER_LEN],
     pending: Option<PendingFrame>,
     pub(crate) counters: RxCounters,
+}
+
+impl core::fmt::Debug for Receiver {
+    /// Without the frame buffer's 1.5 KiB.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("pending", &self.pending)
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Receiver {

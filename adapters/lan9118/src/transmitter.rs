@@ -19,11 +19,20 @@ pub struct TxCounters {
     pub too_long: u32,
 }
 
-#[derive(Debug)]
 pub(crate) struct Transmitter {
     buffer: [u8; MAX_FRAME_LEN],
     next_tag: u16,
     pub(crate) counters: TxCounters,
+}
+
+impl core::fmt::Debug for Transmitter {
+    /// Without the frame buffer's 1.5 KiB.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Transmitter")
+            .field("next_tag", &self.next_tag)
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Transmitter {
