@@ -27,7 +27,9 @@
 //! empty FIFO (underflows) and protocol errors.
 
 mod fifo;
+mod mac;
 mod phy;
+mod rx;
 mod tx;
 
 use crate::register::{Register, Registers};
@@ -450,98 +452,6 @@ impl State {
         }
     }
 
-    fn start_csr(&mut self, command: u32) {
-        if self.csr_busy_reads > 0 {
-            self.misuse.protocol_errors += 1;
-            return;
-        }
-        self.csr_cmd = command & !CSR_BUSY;
-        if command & CSR_BUSY == 0 {
-            return;
-        }
-        let index = command & 0xff;
-        if command & CSR_READ != 0 {
-            self.csr_result = Some(self.mac_read(index));
-        } else {
-            self.mac_write(index, self.csr_data);
-        }
-        self.csr_busy_reads = self.options.busy_reads;
-        if self.csr_busy_reads == 0 {
-            self.finish_csr();
-        }
-    }
-
-    fn finish_csr(&mut self) {
-        if let Some(value) = self.csr_result.take() {
-            self.csr_data = value;
-        }
-    }
-
-    fn mac_read(&mut self, index: u32) -> u32 {
-        match index {
-            1 => self.mac_cr,
-            2 => self.addr_high,
-            3 => self.addr_low,
-            6 if self.mii_busy_reads > 0 => {
-                self.mii_busy_reads -= 1;
-                if self.mii_busy_reads == 0 {
-                    if let Some(value) = self.mii_result.take() {
-                        self.mii_data = u32::from(value);
-                    }
-                }
-                self.mii_acc | MII_BUSY
-            }
-            6 => self.mii_acc,
-            7 => self.mii_data,
-            _ => 0,
-        }
-    }
-
-    fn mac_write(&mut self, index: u32, value: u32) {
-        match index {
-            1 => {
-                if self.mac_cr & MAC_CR_RXEN != 0 && value & MAC_CR_RXEN == 0 {
-                    self.int_sts |= INT_RXSTOP;
-                }
-                self.mac_cr = value;
-            }
-            2 => self.addr_high = value & 0xffff,
-            3 => self.addr_low = value,
-            6 => self.start_mii(value),
-            7 if self.mii_busy_reads > 0 => self.misuse.protocol_errors += 1,
-            7 => self.mii_data = value & 0xffff,
-            _ => {}
-        }
-    }
-
-    fn start_mii(&mut self, command: u32) {
-        if self.mii_busy_reads > 0 || command & MII_BUSY == 0 {
-            self.misuse.protocol_errors += 1;
-            return;
-        }
-        self.mii_acc = command & !MII_BUSY;
-        let phy = (command >> 11) & 0x1f;
-        let register = (command >> 6) & 0x1f;
-        if command & MII_WRITE != 0 {
-            if phy == INTERNAL_PHY {
-                self.phy.write(register, (self.mii_data & 0xffff) as u16);
-            }
-        } else {
-            // No PHY at another address: the bus floats high.
-            self.mii_result = Some(if phy == INTERNAL_PHY {
-                self.phy.read(register)
-            } else {
-                0xffff
-            });
-        }
-        self.mii_busy_reads = self.options.busy_reads;
-        if self.mii_busy_reads == 0 {
-            if let Some(value) = self.mii_result.take() {
-                self.mii_data = u32::from(value);
-            }
-        }
-    }
-
     fn push_tx(&mut self, word: u32) {
         if self.tx_free() < 4 {
             self.misuse.tx_data_overflows += 1;
@@ -575,67 +485,4 @@ impl State {
         // here the status is lost and the driver's count will show it.
         self.tx_status.push(frame.command.b & 0xffff_0000);
     }
-
-    fn accepts(&self, destination: [u8; 6]) -> bool {
-        let [a0, a1, a2, a3, a4, a5] = destination;
-        let own = u32::from_le_bytes([a0, a1, a2, a3]) == self.addr_low
-            && u32::from(u16::from_le_bytes([a4, a5])) == self.addr_high;
-        let broadcast = destination == [0xff; 6];
-        self.mac_cr & MAC_CR_PRMS != 0 || own || (broadcast && self.mac_cr & MAC_CR_BCAST == 0)
-    }
-
-    fn receive(&mut self, frame: &[u8], error_bits: u32) -> bool {
-        if self.mac_cr & MAC_CR_RXEN == 0 || frame.len() > MAX_ASSEMBLED {
-            return false;
-        }
-        let mut destination = [0u8; 6];
-        for (to, from) in destination.iter_mut().zip(frame) {
-            *to = *from;
-        }
-        let mut status = error_bits;
-        if !self.accepts(destination) {
-            if self.mac_cr & MAC_CR_RXALL == 0 {
-                return false;
-            }
-            status |= RX_STATUS_FILTER_FAIL;
-        }
-        let [first, ..] = destination;
-        if destination == [0xff; 6] {
-            status |= RX_STATUS_BROADCAST;
-        } else if first & 1 != 0 {
-            status |= RX_STATUS_MULTICAST;
-        }
-        let with_crc = frame.len() + 4;
-        if self.rx_data.free() < with_crc.div_ceil(4) || self.rx_status.free() == 0 {
-            return false;
-        }
-        let crc = crc32(frame).to_le_bytes();
-        let mut bytes = frame.iter().chain(crc.iter()).copied();
-        for _ in 0..with_crc.div_ceil(4) {
-            let mut word = [0u8; 4];
-            for (to, from) in word.iter_mut().zip(bytes.by_ref()) {
-                *to = from;
-            }
-            self.rx_data.push(u32::from_le_bytes(word));
-        }
-        self.rx_status.push((with_crc as u32) << 16 | status);
-        true
-    }
-}
-
-/// The Ethernet frame check sequence (CRC-32, reflected, as sent: the
-/// first byte on the wire is the low byte).
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = u32::MAX;
-    for byte in bytes {
-        crc ^= u32::from(*byte);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
