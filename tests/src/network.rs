@@ -304,8 +304,7 @@ impl Sim {
         link: LinkId,
         cell: &Cell,
     ) -> Result<(), SendCellError> {
-        let now = self.net.now;
-        self.with_node(node, |core| core.send_cell(now, link, cell))
+        self.handle(node, veil_core::node::SendCell { link, cell })
     }
 
     /// Closes a node's link (it sends a `Close` frame if established).

@@ -7,7 +7,9 @@ mod common;
 use common::{events_of, outputs, relay_cell_on, small_node as node, Out, SmallNode as Small};
 use veil_core::identity::Transport;
 use veil_core::link::{CloseReason, ClosedBy, CELL_LEN};
-use veil_core::node::{CloseLink, Event, LinkId, OpenLink, Receive, Timeout, TransportRoom};
+use veil_core::node::{
+    CloseLink, Event, LinkId, OpenLink, Receive, SendCell, Timeout, TransportRoom,
+};
 use veil_core::time::Instant;
 
 /// A relay cell on one circuit whose first body byte is `n`.
@@ -54,7 +56,14 @@ fn established() -> (Small, Small, LinkId, LinkId) {
 fn cells_wait_in_the_transport_and_a_late_close_is_not_lost() {
     let (mut a, mut b, la, lb) = established();
     for n in 0..12u8 {
-        a.send_cell(Instant::ZERO, la, &relay_cell(n)).unwrap();
+        a.handle(
+            Instant::ZERO,
+            SendCell {
+                link: la,
+                cell: &relay_cell(n),
+            },
+        )
+        .unwrap();
     }
     let mut wire = Vec::new();
     flush(&mut a, &mut wire);
@@ -101,7 +110,14 @@ fn a_link_event_that_does_not_fit_is_delivered_after_room_is_made() {
     let (mut a, mut b, la, lb) = established();
     // Fill b's event queue with exactly 8 cells, then close from a's side.
     for n in 0..8u8 {
-        a.send_cell(Instant::ZERO, la, &relay_cell(n)).unwrap();
+        a.handle(
+            Instant::ZERO,
+            SendCell {
+                link: la,
+                cell: &relay_cell(n),
+            },
+        )
+        .unwrap();
     }
     let mut wire = Vec::new();
     flush(&mut a, &mut wire);
@@ -188,7 +204,14 @@ fn held_cells_go_on_when_room_appears_without_more_input() {
     // events must be enough for them to go on.
     let (mut a, mut b, la, lb) = established();
     for n in 0..12u8 {
-        a.send_cell(Instant::ZERO, la, &relay_cell(n)).unwrap();
+        a.handle(
+            Instant::ZERO,
+            SendCell {
+                link: la,
+                cell: &relay_cell(n),
+            },
+        )
+        .unwrap();
     }
     let mut wire = Vec::new();
     flush(&mut a, &mut wire);
@@ -212,7 +235,14 @@ fn held_cells_go_on_when_room_appears_without_more_input() {
 fn a_short_buffer_is_an_error_that_names_the_size_and_loses_nothing() {
     use veil_core::node::{Output, PollError};
     let (mut a, _b, la, _lb) = established();
-    a.send_cell(Instant::ZERO, la, &relay_cell(1)).unwrap();
+    a.handle(
+        Instant::ZERO,
+        SendCell {
+            link: la,
+            cell: &relay_cell(1),
+        },
+    )
+    .unwrap();
     let mut small = [0u8; 100];
     let needed = match a.poll(Instant::ZERO, &mut small) {
         Err(PollError::BufferTooSmall { needed }) => needed,

@@ -10,7 +10,9 @@ use common::{
 };
 use veil_core::identity::Transport;
 use veil_core::link::{CloseReason, LinkPhase, CELL_LEN};
-use veil_core::node::{Event, LinkId, OpenLink, Receive, ReceiveStreamCell, StreamCellError};
+use veil_core::node::{
+    Event, LinkId, OpenLink, Receive, ReceiveStreamCell, SendCell, StreamCellError,
+};
 use veil_core::time::Instant;
 
 /// A link-level padding cell (circuit id 0).
@@ -111,11 +113,30 @@ fn a_different_binding_fails_the_handshake() {
 fn circuit_cells_travel_beside_the_frames_in_queue_order() {
     let (mut a, mut b, la, lb, ..) = pair([9; 32], [9; 32]);
     // Queue order: circuit cell, link-level cell, circuit cell.
-    a.send_cell(Instant::ZERO, la, &relay_cell(0x8000_0001, 1))
-        .unwrap();
-    a.send_cell(Instant::ZERO, la, &padding_cell()).unwrap();
-    a.send_cell(Instant::ZERO, la, &relay_cell(0x8000_0002, 2))
-        .unwrap();
+    a.handle(
+        Instant::ZERO,
+        SendCell {
+            link: la,
+            cell: &relay_cell(0x8000_0001, 1),
+        },
+    )
+    .unwrap();
+    a.handle(
+        Instant::ZERO,
+        SendCell {
+            link: la,
+            cell: &padding_cell(),
+        },
+    )
+    .unwrap();
+    a.handle(
+        Instant::ZERO,
+        SendCell {
+            link: la,
+            cell: &relay_cell(0x8000_0002, 2),
+        },
+    )
+    .unwrap();
     // No frame overtakes the circuit cell at the head, and the padding
     // cell goes in a frame before the circuit cell behind it.
     let sent = outputs(&mut a);

@@ -76,8 +76,8 @@ pub(crate) struct Connection {
     pub(crate) read_closed: bool,
     /// The write side failed; the link is told at once.
     pub(crate) write_failed: bool,
-    /// The node may have more to send but this turn's write budget ran out.
-    pub(crate) more_to_send: bool,
+    /// The node was told the link has no room (part of a message is held).
+    pub(crate) told_full: bool,
 }
 
 impl Connection {
@@ -96,7 +96,7 @@ impl Connection {
             writable: true,
             read_closed: false,
             write_failed: false,
-            more_to_send: false,
+            told_full: false,
         }
     }
 

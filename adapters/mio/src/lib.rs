@@ -71,7 +71,10 @@ pub use connection::ConnectionInfo;
 pub use dial::DialFailure;
 pub use error::{BindError, DialError, TurnError};
 pub use runtime::{Runtime, RuntimeOptions};
-pub use std_node::{build_node, StdNode, EVENTS, PEERS, READ_CHUNK, RX, TRANSMIT_BUFFER, TXQ};
+pub use std_node::{
+    build_node, StdNode, StdProfile, EVENTS, MESSAGES, MSG, OUTPUT_BUFFER, OWN, PEERS, READ_CHUNK,
+    RELAYED, RX, TXQ,
+};
 pub use trace::TracedNode;
 
 /// The core this crate drives, re-exported so an embedding program names

@@ -1,8 +1,4 @@
-//! The node type a std host runs, and the one place it is built.
-//!
-//! The core's `Node` is generic over its storage and capacities; a std host
-//! fixes them once here. Keeping the alias and the constructor together
-//! means a change to `Node`'s parameters is a change to this file only.
+//! The profile a std host runs, and the one place its node is built.
 
 use veil_core::identity::Identity;
 use veil_core::message::MessageSlot;
@@ -12,7 +8,7 @@ use veil_core::node::{LinkSlot, Node, NodeConfig};
 pub const RX: usize = 16 * 1024 + 2;
 /// Cells that can wait to be sent per link.
 pub const TXQ: usize = 64;
-/// Events that can wait to be polled.
+/// Events that can wait to be taken.
 pub const EVENTS: usize = 64;
 /// Nodes the node table can hold.
 pub const PEERS: usize = 256;
@@ -25,43 +21,51 @@ pub const MSG: usize = 64 * 1024;
 /// Message slots (half for sending, half for receiving).
 pub const MESSAGES: usize = 64;
 
-/// Largest message the runtime asks the node for at once: a full 16 KiB
-/// message with room to spare. This is also the most a connection ever
-/// holds unsent.
-pub const TRANSMIT_BUFFER: usize = 16 * 1024 + 64;
+/// The buffer the runtime drains the node into: the largest message, or a
+/// link message of 16 KiB with room to spare (the node never makes a link
+/// message larger than its peer's receive buffer, 16 KiB for std peers).
+/// This is also the most a TCP connection ever holds unsent.
+pub const OUTPUT_BUFFER: usize = MSG + 64;
 
 /// Bytes read from a socket in one call. This is also the most a connection
 /// ever holds read but not yet consumed by the node.
 pub const READ_CHUNK: usize = 16 * 1024;
 
-/// The node a std host runs: its link table lives on the heap, sized at run
-/// time.
-pub type StdNode = Node<
-    Box<[LinkSlot<RX, TXQ>]>,
-    Box<[MessageSlot<MSG>]>,
-    RX,
-    TXQ,
-    EVENTS,
-    PEERS,
-    RELAYED,
-    OWN,
-    MSG,
->;
+veil_core::node_profile! {
+    /// The capacities of a std node: 16 KiB link messages, 64 queued cells
+    /// per link, 256 known nodes, 512 relayed and 32 own circuits, 64 KiB
+    /// messages. Its link table and message pool are on the heap, sized at
+    /// run time.
+    pub struct StdProfile {
+        link_receive: RX,
+        link_send_queue: TXQ,
+        events: EVENTS,
+        peers: PEERS,
+        relayed: RELAYED,
+        own: OWN,
+        message: MSG,
+        links: Box<[LinkSlot<StdProfile>]>,
+        messages: Box<[MessageSlot<[u8; MSG]>]>,
+    }
+}
+
+/// The node a std host runs.
+pub type StdNode = Node<StdProfile>;
 
 /// Builds a [`StdNode`] with `links` link slots.
 ///
 /// The table is built one slot at a time on the heap: a slot holds a whole
-/// receive buffer, so a large table must never sit on the stack.
-///
-/// The node itself (about half a MiB: circuit tables and the node table are
-/// inline) is boxed too, so that a runtime moves a pointer, not the node.
+/// receive buffer, so a large table must never sit on the stack. The node
+/// itself (about half a MiB: circuit tables and the node table are inline)
+/// is boxed too, so that a runtime moves a pointer, not the node.
 pub fn build_node(
     config: NodeConfig,
     identity: Identity,
     seed: [u8; 32],
     links: usize,
 ) -> Box<StdNode> {
-    let table: Box<[LinkSlot<RX, TXQ>]> = (0..links).map(|_| LinkSlot::new()).collect();
-    let messages: Box<[MessageSlot<MSG>]> = (0..MESSAGES).map(|_| MessageSlot::new()).collect();
+    let table: Box<[LinkSlot<StdProfile>]> = (0..links).map(|_| LinkSlot::new()).collect();
+    let messages: Box<[MessageSlot<[u8; MSG]>]> =
+        (0..MESSAGES).map(|_| MessageSlot::new()).collect();
     Box::new(Node::new(config, identity, seed, table, messages))
 }

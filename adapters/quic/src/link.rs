@@ -252,7 +252,12 @@ impl QuicLinks {
     /// circuit streams' cells. Drain the node afterwards (a full node is
     /// the usual reason bytes stay held) and call again while
     /// [`has_work`](Self::has_work).
-    pub fn pump_reads<H: Drive>(&mut self, transport: &mut QuicTransport, host: &mut H, now: Instant) {
+    pub fn pump_reads<H: Drive>(
+        &mut self,
+        transport: &mut QuicTransport,
+        host: &mut H,
+        now: Instant,
+    ) {
         let conns: Vec<ConnId> = self.links.keys().copied().collect();
         for &conn in &conns {
             self.pump_link_reads(transport, host, now, conn);
@@ -590,6 +595,11 @@ impl QuicLinks {
         self.links
             .values()
             .any(|e| !e.rx.is_empty() || (e.readable && !e.read_closed) || e.circuits.has_work())
+    }
+
+    /// The connections carrying links.
+    pub fn connections(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.links.keys().copied()
     }
 
     /// Whether `link` runs over one of these connections.

@@ -487,7 +487,12 @@ impl<'a> Driver<'a> {
     /// Feeds the node what each socket holds, straight from its receive
     /// buffer; bytes the node does not take stay in the socket. Returns
     /// whether the node took any.
-    fn pump_reads<N: Drive>(&mut self, now: Instant, node: &mut N, sockets: &mut SocketSet<'_>) -> bool {
+    fn pump_reads<N: Drive>(
+        &mut self,
+        now: Instant,
+        node: &mut N,
+        sockets: &mut SocketSet<'_>,
+    ) -> bool {
         let mut progressed = false;
         for slot in self.slots.iter_mut() {
             let SocketState::Linked(link) = slot.state else {

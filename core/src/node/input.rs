@@ -313,32 +313,44 @@ impl<P: Profile> Node<P> {
 /// that borrows bytes is marked `borrow`, so that decoding it (a trace)
 /// borrows them too.
 macro_rules! inputs {
-    ($( $(#[$doc:meta])* $variant:ident($ty:ty) $($borrow:ident)? -> $outcome:ty = $handler:ident; )*) => {
+    ($(
+        $(#[$doc:meta])*
+        $([$cfg:meta])?
+        $variant:ident($ty:ty) $($borrow:ident)? -> $outcome:ty = $handler:ident;
+    )*) => {
         /// Every input a node takes, as one value: for owners that forward
         /// inputs they did not make (trace replay, middleware). Code that
         /// makes an input calls [`Node::handle`] with its own type.
         #[derive(Debug, Clone, PartialEq, Eq)]
         #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
         pub enum Input<'a> {
-            $( $(#[$doc])* $(#[cfg_attr(feature = "serde", serde($borrow))])? $variant($ty), )*
+            $(
+                $(#[$doc])*
+                $(#[cfg($cfg)])?
+                $(#[cfg_attr(feature = "serde", serde($borrow))])?
+                $variant($ty),
+            )*
         }
 
         /// What an input returned, as one value (for trace digests).
         #[derive(Debug, Clone, PartialEq, Eq)]
         #[cfg_attr(feature = "serde", derive(serde::Serialize))]
         pub enum Outcome {
-            $( $(#[$doc])* $variant($outcome), )*
+            $( $(#[$doc])* $(#[cfg($cfg)])? $variant($outcome), )*
         }
 
         $(
+            $(#[cfg($cfg)])?
             impl<'a> From<$ty> for Input<'a> {
                 fn from(input: $ty) -> Self {
                     Input::$variant(input)
                 }
             }
 
+            $(#[cfg($cfg)])?
             impl<'a> sealed::Sealed<'a> for $ty {}
 
+            $(#[cfg($cfg)])?
             impl<'a> NodeInput<'a> for $ty {
                 type Outcome = $outcome;
 
@@ -352,12 +364,25 @@ macro_rules! inputs {
             }
         )*
 
+        impl Input<'_> {
+            /// The input's kind, as its type is named (`"Receive"`,
+            /// `"Timeout"`, …), for logs and reports.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( $(#[cfg($cfg)])? Input::$variant(_) => stringify!($variant), )*
+                }
+            }
+        }
+
         impl<P: Profile> Node<P> {
             /// Takes an input given as an [`Input`] value; the same as
             /// [`handle`](Self::handle) with the input's own type.
             pub fn handle_input(&mut self, now: Instant, input: Input<'_>) -> Outcome {
                 match input {
-                    $( Input::$variant(input) => Outcome::$variant(self.handle(now, input)), )*
+                    $(
+                        $(#[cfg($cfg)])?
+                        Input::$variant(input) => Outcome::$variant(self.handle(now, input)),
+                    )*
                 }
             }
         }
@@ -395,4 +420,9 @@ inputs! {
     SetGuards(SetGuards) -> () = on_set_guards;
     /// [`RecordPeerFailure`].
     RecordPeerFailure(RecordPeerFailure) -> () = on_record_peer_failure;
+    // Test-only inputs come last, so that the others keep their place in
+    // encodings (traces) with or without the feature.
+    /// [`SendCell`](super::SendCell), with the `testing` feature only.
+    [feature = "testing"]
+    SendCell(super::SendCell<'a>) borrow -> Result<(), super::SendCellError> = on_send_cell;
 }

@@ -128,7 +128,7 @@ pub use queries::LinkInfo;
 pub use slot::LinkSlot;
 pub use stats::NodeStats;
 #[cfg(feature = "testing")]
-pub use testing::CellHook;
+pub use testing::{CellHook, SendCell};
 
 pub use crate::link::LinkId;
 

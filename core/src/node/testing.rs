@@ -17,6 +17,20 @@ use super::{Node, Profile};
 #[cfg(feature = "testing")]
 use crate::capacity::DequeStore;
 
+/// Queue a raw cell on an established link, bypassing circuits: for
+/// link-layer tests, with [`NodeConfig::link_only`](super::NodeConfig::link_only)
+/// (only with the `testing` feature).
+#[cfg(feature = "testing")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct SendCell<'a> {
+    /// The link.
+    pub link: LinkId,
+    /// The cell.
+    #[cfg_attr(feature = "serde", serde(borrow, with = "super::serde_cell::borrowed"))]
+    pub cell: &'a Cell,
+}
+
 /// A function that sees (and may change) every cell a node takes from a
 /// link, before the node handles it. See [`Node::set_cell_hook`].
 #[cfg(feature = "testing")]
@@ -32,16 +46,13 @@ impl<P: Profile> Node<P> {
         self.cell_hook = hook;
     }
 
-    /// Queues a raw cell on an established link, bypassing circuits: for
-    /// link-layer tests, with [`NodeConfig::link_only`](super::NodeConfig::link_only).
     #[cfg(feature = "testing")]
-    pub fn send_cell(
+    pub(crate) fn on_send_cell(
         &mut self,
-        now: Instant,
-        link: LinkId,
-        cell: &Cell,
+        _now: Instant,
+        input: SendCell<'_>,
     ) -> Result<(), SendCellError> {
-        self.advance(now);
+        let SendCell { link, cell } = input;
         let index = self
             .slot_index(link)
             .ok_or(SendCellError::UnknownLink(link))?;

@@ -1,31 +1,22 @@
 //! QUIC beside TCP: one UDP socket in the same poll, its connections
 //! carrying veil links with a stream per circuit (veil-quic).
 //!
-//! The runtime turns QUIC exactly as it turns TCP: readiness in, bytes
-//! moved both ways within budgets, events drained through the one
-//! `drain_events` (which closes a `LinkClosed` link's connection, QUIC or
-//! TCP), and the wait bounded by QUIC's own timers.
+//! The runtime turns QUIC exactly as it turns TCP: readiness in, reads fed
+//! to the node before each drain, the node's outputs for QUIC links handed
+//! to [`QuicLinks`] inside the same drain, and the wait bounded by QUIC's
+//! own timers.
 
 use std::net::SocketAddr;
 
-use mio::Token;
-use veil_core::identity::{Address, NodeId, Transport};
-use veil_core::node::{DialRequest, Event, LinkId};
+use veil_core::identity::{NodeId, Transport};
+use veil_core::node::{DialFailed, Drive, LinkId, Output};
 use veil_core::time::Instant;
 use veil_quic::{QuicConfig, QuicLinks, QuicSocket};
 
-use super::Runtime;
+use super::io::Io;
+use super::{Runtime, QUIC_SOCKET};
 use crate::connection::ConnectionInfo;
 use crate::error::{BindError, DialError};
-use crate::trace::TracedNode;
-
-/// The UDP socket's token; TCP tokens never reach it.
-const QUIC_SOCKET: Token = Token(usize::MAX - 1);
-
-/// Pumps of QUIC links per turn while they have work left (bytes the node
-/// did not take, a budget that ran out), between which node events are
-/// drained.
-const PUMPS_PER_TURN: usize = 4;
 
 /// The QUIC socket and the links over its connections.
 #[derive(Debug)]
@@ -48,20 +39,20 @@ impl Runtime {
         let mut socket =
             QuicSocket::bind(addr, config).map_err(|source| BindError::Quic { addr, source })?;
         socket
-            .register(self.poll.registry(), QUIC_SOCKET)
+            .register(self.io.poll.registry(), QUIC_SOCKET)
             .map_err(BindError::Register)?;
         let local = socket.local_addr();
-        self.quic = Some(QuicSide {
+        self.io.quic = Some(QuicSide {
             socket,
             links: QuicLinks::default(),
         });
-        self.advertise(self.clock.now());
+        self.advertise();
         Ok(local)
     }
 
     /// The QUIC address, if [`listen_quic`](Self::listen_quic) was called.
     pub fn quic_addr(&self) -> Option<SocketAddr> {
-        self.quic.as_ref().map(|q| q.socket.local_addr())
+        self.io.quic.as_ref().map(|q| q.socket.local_addr())
     }
 
     /// Connects to a QUIC address for the program (as [`dial`](Self::dial)
@@ -71,11 +62,11 @@ impl Runtime {
         addr: SocketAddr,
         expected: Option<NodeId>,
     ) -> Result<(), DialError> {
-        if self.closing {
+        if self.io.closing {
             return Err(DialError::ShuttingDown);
         }
-        let now = self.clock.now();
-        let Some(q) = &mut self.quic else {
+        let now = self.io.clock.now();
+        let Some(q) = &mut self.io.quic else {
             return Err(DialError::UnsupportedTransport(Transport::Quic));
         };
         q.links
@@ -83,54 +74,34 @@ impl Runtime {
             .map(|_| ())
             .map_err(|e| DialError::Quic(e.to_string()))
     }
+}
 
-    /// Re-advertises the listening addresses (TCP, and QUIC if listening)
-    /// when they are specific IPs.
-    pub(super) fn advertise(&mut self, now: Instant) {
-        let mut addresses = Vec::new();
-        if !self.local_addr.ip().is_unspecified() {
-            addresses.push(Address {
-                transport: Transport::Tcp,
-                socket: self.local_addr,
-            });
-        }
-        if let Some(quic) = self.quic_addr().filter(|a| !a.ip().is_unspecified()) {
-            addresses.push(Address {
-                transport: Transport::Quic,
-                socket: quic,
-            });
-        }
-        if !addresses.is_empty() {
-            self.node.set_advertised_addresses(now, &addresses);
-        }
-    }
-
-    /// Answers a core dial request for QUIC. Without a QUIC socket it fails
-    /// at once, so the core falls back to TCP.
-    pub(super) fn dial_quic_for_core(&mut self, now: Instant, request: DialRequest) {
-        match &mut self.quic {
-            Some(q) => {
-                q.links
-                    .dial(q.socket.transport_mut(), &mut self.node, now, request);
+impl Io {
+    /// Takes the outputs that belong to QUIC (its links' bytes and cells,
+    /// dials to QUIC addresses; a QUIC link's close) and returns the rest.
+    /// Without a QUIC socket a QUIC dial fails at once, so the node falls
+    /// back to TCP.
+    pub(super) fn quic_output<'b, N: Drive>(
+        &mut self,
+        node: &mut N,
+        now: Instant,
+        output: Output<'b>,
+    ) -> Option<Output<'b>> {
+        match (&mut self.quic, output) {
+            (Some(q), output) => q
+                .links
+                .on_output(q.socket.transport_mut(), node, now, output),
+            (None, Output::Dial(request)) if request.address.transport == Transport::Quic => {
+                node.handle(now, DialFailed { request });
+                None
             }
-            None => self.node.dial_failed(now, &request),
+            (None, output) => Some(output),
         }
     }
 
-    /// Readiness of the UDP socket.
-    pub(super) fn quic_ready(&mut self, readable: bool, writable: bool) {
-        if let Some(q) = &mut self.quic {
-            q.socket.on_ready(readable, writable);
-        }
-    }
-
-    /// Everything a turn does for QUIC besides waiting: datagrams in,
-    /// timers, connection events, bytes both ways, node events out,
-    /// datagrams out.
-    pub(super) fn service_quic<F>(&mut self, now: Instant, on_event: &mut F)
-    where
-        F: FnMut(&mut TracedNode, Event),
-    {
+    /// Datagrams in, QUIC timers, and connection events (links open and
+    /// close here).
+    pub(super) fn service_quic_in<N: Drive>(&mut self, node: &mut N, now: Instant) {
         let Some(q) = &mut self.quic else {
             return;
         };
@@ -138,38 +109,36 @@ impl Runtime {
         q.socket.handle_timeout(now);
         while let Some(event) = q.socket.transport_mut().poll_event() {
             q.links
-                .handle_event(q.socket.transport_mut(), &mut self.node, now, event);
+                .handle_event(q.socket.transport_mut(), node, now, event);
         }
-        q.links
-            .expire_dials(q.socket.transport_mut(), &mut self.node, now);
-        for _ in 0..PUMPS_PER_TURN {
-            let Some(q) = &mut self.quic else {
-                return;
-            };
-            q.links.pump(q.socket.transport_mut(), &mut self.node, now);
-            let more = q.links.has_work();
-            let drained = self.drain_events(on_event);
-            if !more && drained == 0 {
-                break;
-            }
-        }
+    }
+
+    /// Datagrams out.
+    pub(super) fn service_quic_out(&mut self, now: Instant) {
         if let Some(q) = &mut self.quic {
             q.socket.transmit(now);
         }
     }
 
-    /// The node closed `link`: if it runs over QUIC, close its connection
-    /// gracefully (the peer gets what was written, the `Close` frame last).
-    /// Returns whether it did.
-    pub(super) fn close_quic_link(&mut self, now: Instant, link: LinkId) -> bool {
+    /// QUIC links' reads into the node; whether anything moved.
+    pub(super) fn read_quic<N: Drive>(&mut self, node: &mut N, now: Instant) -> bool {
         let Some(q) = &mut self.quic else {
             return false;
         };
-        if q.links.conn_of(link).is_none() {
-            return false;
+        let before = q.links.buffered_bytes();
+        q.links.pump_reads(q.socket.transport_mut(), node, now);
+        q.links.has_work() || q.links.buffered_bytes() != before
+    }
+
+    /// Retries what QUIC links hold for lack of room.
+    pub(super) fn flush_quic<N: Drive>(&mut self, node: &mut N, now: Instant) {
+        let Some(q) = &mut self.quic else {
+            return;
+        };
+        let conns: Vec<_> = q.links.connections().collect();
+        for conn in conns {
+            q.links.flush(q.socket.transport_mut(), node, now, conn);
         }
-        q.links.link_closed(q.socket.transport_mut(), now, link);
-        true
     }
 
     /// Whether QUIC has work the loop must not sleep on.
@@ -187,26 +156,6 @@ impl Runtime {
         [transport, dials].into_iter().flatten().min()
     }
 
-    /// Closes every QUIC connection gracefully (at shutdown, after the node
-    /// closed its links).
-    pub(super) fn close_all_quic(&mut self, now: Instant) {
-        if let Some(q) = &mut self.quic {
-            q.socket.transport_mut().close_all(now);
-        }
-    }
-
-    /// QUIC connections still open or closing.
-    pub(super) fn quic_connections(&self) -> usize {
-        self.quic
-            .as_ref()
-            .map_or(0, |q| q.socket.transport().connection_count())
-    }
-
-    /// Bytes QUIC links hold, both directions.
-    pub(super) fn quic_buffered(&self) -> usize {
-        self.quic.as_ref().map_or(0, |q| q.links.buffered_bytes())
-    }
-
     /// The QUIC connection under `link`, if it has one.
     pub(super) fn quic_connection(&self, link: LinkId) -> Option<ConnectionInfo> {
         let q = self.quic.as_ref()?;
@@ -220,23 +169,5 @@ impl Runtime {
             write_blocked: false,
             circuit_streams: q.links.circuit_streams(link),
         })
-    }
-
-    /// Every QUIC connection carrying a link.
-    pub(super) fn quic_connection_infos(&self) -> Vec<ConnectionInfo> {
-        let links: Vec<LinkId> = self
-            .node
-            .links()
-            .map(|l| l.link)
-            .filter(|&l| {
-                self.quic
-                    .as_ref()
-                    .is_some_and(|q| q.links.conn_of(l).is_some())
-            })
-            .collect();
-        links
-            .into_iter()
-            .filter_map(|l| self.quic_connection(l))
-            .collect()
     }
 }

@@ -3,12 +3,15 @@
 //! A runtime built with [`Runtime::bind_recording`](crate::Runtime::bind_recording)
 //! writes a trace: a header with everything the node was built from (the
 //! format version, the configuration, the identity's secret key, the seed,
-//! the capacities), then one record per call into the node with its time
-//! and arguments. Every output (transmitted bytes, events, dial requests,
-//! messages, return values, the next deadline) is folded into a running
-//! SHA-256 digest, written every [`CHECKPOINT_EVERY`] inputs and at the end.
-//! [`replay`] builds a fresh node from the header, makes every call again
-//! and checks the digests, so it says where a replay first diverged.
+//! the capacities), then one record per input handed to the node (the
+//! core's own `Input` value and its time) and per poll (its time and
+//! buffer length). Every outcome and output (return values, transmitted
+//! bytes, events, dial requests, messages, the next deadline) is folded
+//! into a running SHA-256 digest, written every [`CHECKPOINT_EVERY`]
+//! records and at the end. [`replay`] builds a fresh node from the header,
+//! hands it every input and poll again and checks the digests, so it says
+//! where a replay first diverged. Records are the postcard encoding of the
+//! core's serde derives: this module encodes no input or output by hand.
 //!
 //! **A trace holds the node's secret identity key and its seed.** Anyone
 //! with the file can impersonate the node and decrypt what it recorded.
@@ -16,9 +19,8 @@
 //!
 //! The byte format is in `docs/trace_format.md`.
 
+mod digest;
 mod format;
-#[cfg(feature = "quic")]
-mod link_host;
 mod node;
 mod recorder;
 mod replay;
@@ -29,8 +31,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 pub use format::{
-    decode_input, tag, tag_name, Capacities, DecodeError, Input, TraceHeader, CHECKPOINT_EVERY,
-    FIXED_CAPACITY_NAMES, MAGIC, MAX_HEADER_LEN, VERSION,
+    Capacities, DecodeError, Record, TraceHeader, CHECKPOINT_EVERY, MAGIC, MAX_HEADER_LEN,
+    MAX_RECORD_LEN, VERSION,
 };
 pub use node::TracedNode;
 pub use recorder::Recorder;

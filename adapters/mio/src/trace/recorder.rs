@@ -1,63 +1,14 @@
-//! Writing a trace: the header, one record per call, checkpoints, the end.
+//! Writing a trace: the header, one record per input and poll, checkpoints,
+//! the end.
 
 use std::io::{self, BufWriter, Write};
 
-use sha2::{Digest as _, Sha256};
-use veil_core::message::ReplyTo;
+use serde::Serialize;
+use veil_core::node::Input;
+use veil_core::time::Instant;
 
-use super::format::{encode_output, tag, Input, Output, Senders, TraceHeader, CHECKPOINT_EVERY};
-use crate::std_node::StdNode;
-
-/// The running digest of a node's outputs, shared by recording and replay
-/// so that both fold exactly the same bytes.
-#[derive(Debug, Default)]
-pub(crate) struct OutputDigest {
-    hasher: Sha256,
-    inputs: u64,
-    senders: Senders,
-    scratch: Vec<u8>,
-}
-
-impl OutputDigest {
-    /// Folds the outputs of one input record into the digest.
-    pub(crate) fn fold(&mut self, t: u8, node: &StdNode, output: &Output<'_>) {
-        self.scratch.clear();
-        encode_output(node, output, &mut self.senders, &mut self.scratch);
-        let len = u32::try_from(self.scratch.len()).unwrap_or(u32::MAX);
-        self.hasher.update([t]);
-        self.hasher.update(len.to_le_bytes());
-        self.hasher.update(&self.scratch);
-        self.inputs = self.inputs.saturating_add(1);
-    }
-
-    /// Input records folded so far.
-    pub(crate) fn inputs(&self) -> u64 {
-        self.inputs
-    }
-
-    /// The digest of everything folded so far.
-    pub(crate) fn current(&self) -> [u8; 32] {
-        self.hasher.clone().finalize().into()
-    }
-
-    /// Whether a checkpoint follows the record just folded.
-    pub(crate) fn checkpoint_due(&self) -> bool {
-        self.inputs.is_multiple_of(CHECKPOINT_EVERY)
-    }
-
-    /// The anonymous senders seen so far.
-    pub(crate) fn senders(&self) -> &Senders {
-        &self.senders
-    }
-}
-
-/// Appends a checkpoint or end record.
-pub(crate) fn encode_mark(t: u8, inputs: u64, digest: &[u8; 32], out: &mut Vec<u8>) {
-    out.push(t);
-    out.extend_from_slice(&40u32.to_le_bytes());
-    out.extend_from_slice(&inputs.to_le_bytes());
-    out.extend_from_slice(digest);
-}
+use super::digest::OutputDigest;
+use super::format::{Record, TraceHeader};
 
 /// Writes a trace. Records go through a buffer that the runtime flushes
 /// before every wait, so a killed process leaves a prefix that replays up
@@ -75,7 +26,7 @@ pub struct Recorder {
 impl std::fmt::Debug for Recorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Recorder")
-            .field("inputs", &self.digest.inputs)
+            .field("records", &self.digest.records())
             .field("finished", &self.finished)
             .finish_non_exhaustive()
     }
@@ -85,8 +36,9 @@ impl Recorder {
     /// Writes the header to `sink`.
     pub(crate) fn start(sink: Box<dyn Write + Send>, header: &TraceHeader) -> io::Result<Self> {
         let mut sink = BufWriter::with_capacity(64 * 1024, sink);
-        let mut bytes = Vec::new();
-        header.encode(&mut bytes);
+        let bytes = header
+            .encode()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         sink.write_all(&bytes)?;
         sink.flush()?;
         Ok(Recorder {
@@ -98,36 +50,38 @@ impl Recorder {
         })
     }
 
-    /// The number a `reply` record gives `to`.
-    pub(crate) fn sender_number(&self, to: &ReplyTo) -> Option<u64> {
-        self.digest.senders().number(to)
+    /// Records one input and folds its outcome into the digest.
+    pub(crate) fn input<T: Serialize>(&mut self, at: Instant, input: Input<'_>, outcome: &T) {
+        self.write(&Record::Input { at, input }, outcome);
     }
 
-    /// Records one call and folds its outputs into the digest.
-    pub(crate) fn input(&mut self, node: &StdNode, input: &Input<'_>, output: &Output<'_>) {
+    /// Records one poll and folds its result into the digest.
+    pub(crate) fn poll<T: Serialize>(&mut self, at: Instant, buf_len: usize, result: &T) {
+        let buf_len = u32::try_from(buf_len).unwrap_or(u32::MAX);
+        self.write(&Record::Poll { at, buf_len }, result);
+    }
+
+    fn write<T: Serialize>(&mut self, record: &Record<'_>, result: &T) {
         if self.finished {
             return;
         }
         self.record.clear();
-        input.encode_record(&mut self.record);
-        self.digest.fold(input.tag(), node, output);
-        if self.digest.checkpoint_due() {
-            let digest = self.digest.current();
-            encode_mark(
-                tag::CHECKPOINT,
-                self.digest.inputs(),
-                &digest,
-                &mut self.record,
-            );
+        let encoded = record.encode(&mut self.record).map_err(io::Error::other);
+        self.digest.fold(result);
+        let checkpoint = self.digest.checkpoint_due().then(|| Record::Checkpoint {
+            records: self.digest.records(),
+            digest: self.digest.current(),
+        });
+        let written = encoded
+            .and_then(|()| match checkpoint {
+                Some(c) => c.encode(&mut self.record).map_err(io::Error::other),
+                None => Ok(()),
+            })
+            .and_then(|()| self.sink.write_all(&self.record));
+        if let Err(e) = written {
+            self.error = Some(e);
+            self.finished = true;
         }
-        if let Err(e) = self.sink.write_all(&self.record) {
-            self.fail(e);
-        }
-    }
-
-    fn fail(&mut self, e: io::Error) {
-        self.error = Some(e);
-        self.finished = true;
     }
 
     /// Writes buffered records out. Returns a write error once, after
@@ -156,15 +110,18 @@ impl Recorder {
         }
         self.finished = true;
         self.record.clear();
-        let digest = self.digest.current();
-        encode_mark(tag::END, self.digest.inputs(), &digest, &mut self.record);
+        let end = Record::End {
+            records: self.digest.records(),
+            digest: self.digest.current(),
+        };
+        end.encode(&mut self.record).map_err(io::Error::other)?;
         self.sink.write_all(&self.record)?;
         self.sink.flush()
     }
 
-    /// Input records written so far.
-    pub fn inputs(&self) -> u64 {
-        self.digest.inputs()
+    /// Input and poll records written so far.
+    pub fn records(&self) -> u64 {
+        self.digest.records()
     }
 }
 

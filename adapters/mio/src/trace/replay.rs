@@ -8,20 +8,19 @@ use std::io::{self, Read};
 use veil_core::identity::{Identity, NodeId};
 use veil_core::time::Instant;
 
+use super::digest::OutputDigest;
 use super::format::{
-    decode_input, tag, tag_name, Capacities, Input, Output, TraceHeader, FIXED_CAPACITY_NAMES,
-    MAGIC, MAX_HEADER_LEN, MAX_RECORD_LEN, VERSION,
+    Capacities, Record, TraceHeader, MAGIC, MAX_HEADER_LEN, MAX_RECORD_LEN, VERSION,
 };
-use super::recorder::OutputDigest;
-use crate::std_node::{build_node, StdNode};
+use crate::std_node::build_node;
 
 /// What a replay that matched found.
 #[derive(Debug, Clone)]
 pub struct ReplayReport {
     /// The recorded node.
     pub node_id: NodeId,
-    /// Input records replayed.
-    pub inputs: u64,
+    /// Input and poll records replayed.
+    pub records: u64,
     /// Checkpoints passed (the end record not counted).
     pub checkpoints: u64,
     /// The digest of all outputs, as recorded and as replayed.
@@ -30,9 +29,8 @@ pub struct ReplayReport {
     pub last_time: Instant,
     /// Bytes of the trace.
     pub bytes: u64,
-    /// Input records replayed, by record tag ([`tag_name`](super::tag_name)
-    /// names them).
-    pub by_tag: BTreeMap<u8, u64>,
+    /// Records replayed, by kind (the input's name, or `Poll`).
+    pub by_kind: BTreeMap<&'static str, u64>,
 }
 
 /// Why a replay failed.
@@ -235,7 +233,7 @@ fn read_header<R: Read>(r: &mut Counting<R>) -> Result<TraceHeader, ReplayError>
         return Err(ReplayError::TruncatedHeader);
     }
     let len = u32::from_le_bytes(len);
-    if len > MAX_HEADER_LEN {
+    if usize::try_from(len).unwrap_or(usize::MAX) > MAX_HEADER_LEN {
         return Err(ReplayError::BadHeader(format!(
             "a {len}-byte header exceeds the {MAX_HEADER_LEN}-byte limit"
         )));
@@ -264,14 +262,8 @@ pub fn replay<R: Read>(reader: R) -> Result<ReplayReport, ReplayError> {
     let header = read_header(&mut r)?;
     let links = usize::try_from(header.capacities.links).unwrap_or(usize::MAX);
     let build = Capacities::of_this_build(links);
-    for ((name, trace), build) in FIXED_CAPACITY_NAMES
-        .iter()
-        .zip(header.capacities.fixed)
-        .zip(build.fixed)
-    {
-        if trace != build {
-            return Err(ReplayError::Capacity { name, trace, build });
-        }
+    if let Some((name, trace, build)) = header.capacities.first_difference(&build) {
+        return Err(ReplayError::Capacity { name, trace, build });
     }
     if links == 0 || links > usize::from(u16::MAX) {
         return Err(ReplayError::BadHeader(format!(
@@ -286,33 +278,31 @@ pub fn replay<R: Read>(reader: R) -> Result<ReplayReport, ReplayError> {
     let mut body = Vec::new();
     let mut verified = 0u64;
     let mut checkpoints = 0u64;
-    let mut window: BTreeMap<u8, u64> = BTreeMap::new();
-    let mut by_tag: BTreeMap<u8, u64> = BTreeMap::new();
+    let mut window: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut expect_checkpoint = false;
     let mut last_time = Instant::ZERO;
     loop {
         let offset = r.offset;
-        let inputs_so_far = digest.inputs();
+        let records_so_far = digest.records();
         let truncated = ReplayError::Truncated {
-            inputs: inputs_so_far,
+            inputs: records_so_far,
             offset,
             verified,
         };
         let corrupt = |what: String| ReplayError::Corrupt {
-            inputs: inputs_so_far,
+            inputs: records_so_far,
             offset,
             what,
         };
-        let mut head = [0u8; 5];
+        let mut head = [0u8; 4];
         if let Fill::Short(_) = r.fill(&mut head)? {
             return Err(truncated);
         }
-        let [t, l0, l1, l2, l3] = head;
-        let len = u32::from_le_bytes([l0, l1, l2, l3]);
-        if len > MAX_RECORD_LEN {
+        let len = u32::from_le_bytes(head);
+        if usize::try_from(len).unwrap_or(usize::MAX) > MAX_RECORD_LEN {
             return Err(corrupt(format!(
-                "a {len}-byte {} record exceeds the {MAX_RECORD_LEN}-byte limit",
-                tag_name(t)
+                "a {len}-byte record exceeds the {MAX_RECORD_LEN}-byte limit"
             )));
         }
         body.clear();
@@ -320,225 +310,83 @@ pub fn replay<R: Read>(reader: R) -> Result<ReplayReport, ReplayError> {
         if let Fill::Short(_) = r.fill(&mut body)? {
             return Err(truncated);
         }
-        if t == tag::CHECKPOINT || t == tag::END {
-            let (inputs, recorded) = decode_mark(&body).map_err(|w| corrupt(w.into()))?;
-            if inputs != digest.inputs() {
+        let record = Record::decode(&body).map_err(|e| corrupt(format!("record: {e}")))?;
+        let (records, recorded, end) = match record {
+            Record::Checkpoint { records, digest } => (records, digest, false),
+            Record::End { records, digest } => (records, digest, true),
+            Record::Input { .. } | Record::Poll { .. } if expect_checkpoint => {
                 return Err(corrupt(format!(
-                    "{} record counts {inputs} inputs, {} were read",
-                    tag_name(t),
-                    digest.inputs()
+                    "a checkpoint is missing after record {}",
+                    digest.records()
                 )));
             }
-            let replayed = digest.current();
-            if recorded != replayed {
-                return Err(ReplayError::Mismatch {
-                    verified,
-                    at: inputs,
-                    offset,
-                    recorded,
-                    replayed,
-                    kinds: describe(&window),
-                });
+            Record::Input { at, input } => {
+                last_time = last_time.max(at);
+                let kind = input.name();
+                let outcome = node.handle_input(at, input);
+                digest.fold(&outcome);
+                *window.entry(kind).or_insert(0) += 1;
+                *by_kind.entry(kind).or_insert(0) += 1;
+                expect_checkpoint = digest.checkpoint_due();
+                continue;
             }
-            verified = inputs;
-            window.clear();
-            expect_checkpoint = false;
-            if t == tag::END {
-                let mut extra = [0u8; 1];
-                if let Fill::Full = r.fill(&mut extra)? {
-                    return Err(corrupt("bytes follow the end record".into()));
-                }
-                return Ok(ReplayReport {
-                    node_id,
-                    inputs,
-                    checkpoints,
-                    digest: replayed,
-                    last_time,
-                    bytes: r.offset,
-                    by_tag,
-                });
+            Record::Poll { at, buf_len } => {
+                last_time = last_time.max(at);
+                buf.clear();
+                buf.resize(usize::try_from(buf_len).unwrap_or(0), 0);
+                let result = node.poll(at, &mut buf);
+                digest.fold(&result);
+                *window.entry("Poll").or_insert(0) += 1;
+                *by_kind.entry("Poll").or_insert(0) += 1;
+                expect_checkpoint = digest.checkpoint_due();
+                continue;
             }
-            checkpoints = checkpoints.saturating_add(1);
-            continue;
-        }
-        if expect_checkpoint {
+        };
+        if records != digest.records() {
             return Err(corrupt(format!(
-                "a checkpoint is missing after input {}",
-                digest.inputs()
+                "{} record counts {records} records, {} were read",
+                if end { "end" } else { "checkpoint" },
+                digest.records()
             )));
         }
-        let input = match decode_input(t, &body) {
-            Ok(Some(input)) => input,
-            Ok(None) => return Err(corrupt(format!("record tag {t:#04x} is unknown"))),
-            Err(e) => return Err(corrupt(format!("{} record: {}", tag_name(t), e.0))),
-        };
-        if let Some(now) = input.now() {
-            last_time = last_time.max(now);
+        let replayed = digest.current();
+        if recorded != replayed {
+            return Err(ReplayError::Mismatch {
+                verified,
+                at: records,
+                offset,
+                recorded,
+                replayed,
+                kinds: describe(&window),
+            });
         }
-        apply(&mut node, &input, &mut digest, &mut buf).map_err(corrupt)?;
-        *window.entry(t).or_insert(0) += 1;
-        *by_tag.entry(t).or_insert(0) += 1;
-        expect_checkpoint = digest.checkpoint_due();
+        verified = records;
+        window.clear();
+        expect_checkpoint = false;
+        if end {
+            let mut extra = [0u8; 1];
+            if let Fill::Full = r.fill(&mut extra)? {
+                return Err(corrupt("bytes follow the end record".into()));
+            }
+            return Ok(ReplayReport {
+                node_id,
+                records,
+                checkpoints,
+                digest: replayed,
+                last_time,
+                bytes: r.offset,
+                by_kind,
+            });
+        }
+        checkpoints = checkpoints.saturating_add(1);
     }
 }
 
-fn decode_mark(body: &[u8]) -> Result<(u64, [u8; 32]), &'static str> {
-    let (inputs, digest) = body
-        .split_first_chunk::<8>()
-        .ok_or("checkpoint record is too short")?;
-    let digest: [u8; 32] = digest
-        .try_into()
-        .map_err(|_| "checkpoint record is not 40 bytes")?;
-    Ok((u64::from_le_bytes(*inputs), digest))
-}
-
-fn describe(window: &BTreeMap<u8, u64>) -> String {
-    let parts: Vec<String> = window
-        .iter()
-        .map(|(t, n)| format!("{n}× {}", tag_name(*t)))
-        .collect();
+fn describe(window: &BTreeMap<&'static str, u64>) -> String {
+    let parts: Vec<String> = window.iter().map(|(k, n)| format!("{n}× {k}")).collect();
     if parts.is_empty() {
-        "no inputs".into()
+        "no records".into()
     } else {
         parts.join(", ")
     }
-}
-
-/// A zeroed buffer of `len` bytes.
-fn buffer(buf: &mut Vec<u8>, len: u32) -> &mut [u8] {
-    buf.clear();
-    buf.resize(usize::try_from(len).unwrap_or(0), 0);
-    buf.as_mut_slice()
-}
-
-/// Makes one recorded call on `node` and folds its outputs.
-fn apply(
-    node: &mut StdNode,
-    input: &Input<'_>,
-    digest: &mut OutputDigest,
-    buf: &mut Vec<u8>,
-) -> Result<(), String> {
-    let t = input.tag();
-    match input {
-        Input::OpenLink {
-            now,
-            role,
-            expected,
-            transport,
-        } => {
-            let r = match transport {
-                None => node.open_link(*now, *role, *expected),
-                Some(t) => node.open_link_over(*now, *role, *expected, *t),
-            };
-            digest.fold(t, node, &Output::OpenLink(r));
-        }
-        Input::HandleData { now, link, data } => {
-            let r = node.handle_data(*now, *link, data);
-            digest.fold(t, node, &Output::Data(r));
-        }
-        Input::TransportClosed { now, link } => {
-            let r = node.handle_transport_closed(*now, *link);
-            digest.fold(t, node, &Output::Link(r));
-        }
-        Input::Timeout { now } => {
-            node.handle_timeout(*now);
-            digest.fold(t, node, &Output::Nothing);
-        }
-        Input::DialFailed { now, request } => {
-            node.dial_failed(*now, request);
-            digest.fold(t, node, &Output::Nothing);
-        }
-        Input::CloseLink { now, link, reason } => {
-            let r = node.close_link(*now, *link, *reason);
-            digest.fold(t, node, &Output::Link(r));
-        }
-        Input::SendCell { now, link, cell } => {
-            let r = node.send_cell(*now, *link, cell);
-            digest.fold(t, node, &Output::SendCell(r));
-        }
-        Input::SendMessage {
-            now,
-            destination,
-            message,
-        } => {
-            let r = node.send_message(*now, *destination, message);
-            digest.fold(t, node, &Output::Queued(r));
-        }
-        Input::Reply {
-            now,
-            sender,
-            message,
-        } => {
-            let to = digest.senders().get(*sender).ok_or_else(|| {
-                format!("reply record names sender {sender}, which no polled message had")
-            })?;
-            let r = node.reply(*now, to, message);
-            digest.fold(t, node, &Output::Queued(r));
-        }
-        Input::PollMessage { buf_len } => {
-            let buf = buffer(buf, *buf_len);
-            let r = node.poll_message(buf);
-            let output = r.map(|m| (m, buf.get(..m.len).unwrap_or_default()));
-            digest.fold(t, node, &Output::Message(output));
-        }
-        Input::PollTransmit { now, buf_len } => {
-            let buf = buffer(buf, *buf_len);
-            let r = node.poll_transmit(*now, buf);
-            let output = r.map(|x| (x, buf.get(..x.len).unwrap_or_default()));
-            digest.fold(t, node, &Output::Transmit(output));
-        }
-        Input::PollLinkTransmit { now, link, buf_len } => {
-            let buf = buffer(buf, *buf_len);
-            let r = node.poll_link_transmit(*now, *link, buf);
-            let output = r.map(|len| buf.get(..len).unwrap_or_default());
-            digest.fold(t, node, &Output::LinkTransmit(output));
-        }
-        Input::PollEvent => {
-            let r = node.poll_event();
-            digest.fold(t, node, &Output::Event(r.as_ref()));
-        }
-        Input::PollDial => {
-            let r = node.poll_dial();
-            digest.fold(t, node, &Output::Dial(r));
-        }
-        Input::SetAdvertised { now, addresses } => {
-            node.set_advertised_addresses(*now, addresses);
-            digest.fold(t, node, &Output::Nothing);
-        }
-        Input::AddBootstrap { address } => {
-            let r = node.add_bootstrap(*address);
-            digest.fold(t, node, &Output::Bool(r));
-        }
-        Input::LearnDescriptor { now, descriptor } => {
-            let r = node.learn_descriptor(*now, descriptor);
-            digest.fold(t, node, &Output::Learned(r));
-        }
-        Input::PeerFailure { peer } => {
-            node.record_peer_failure(peer);
-            digest.fold(t, node, &Output::Nothing);
-        }
-        Input::SetGuards { guards } => {
-            node.set_guards(guards);
-            digest.fold(t, node, &Output::Nothing);
-        }
-        Input::OpenStreamLink {
-            now,
-            role,
-            expected,
-            transport,
-            binding,
-        } => {
-            let r = node.open_stream_link(*now, *role, *expected, *transport, *binding);
-            digest.fold(t, node, &Output::OpenLink(r));
-        }
-        Input::HandleStreamCell { now, link, cell } => {
-            let r = node.handle_stream_cell(*now, *link, cell);
-            digest.fold(t, node, &Output::StreamCell(r));
-        }
-        Input::PollStreamCell { now, link } => {
-            let r = node.poll_stream_cell(*now, *link);
-            digest.fold(t, node, &Output::Cell(r.as_ref()));
-        }
-    }
-    Ok(())
 }

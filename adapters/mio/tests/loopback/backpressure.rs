@@ -3,8 +3,8 @@
 use std::time::Instant as WallInstant;
 
 use veil_core::link::CELL_LEN;
-use veil_core::node::SendCellError;
-use veil_mio::TRANSMIT_BUFFER;
+use veil_core::node::{SendCell, SendCellError};
+use veil_mio::OUTPUT_BUFFER;
 
 use crate::support::{link_up, Peer, MAX_TURNS, WALL_CAP};
 
@@ -22,8 +22,7 @@ fn a_stalled_reader_holds_at_most_one_message() {
     let mut max_buffered = 0;
     for _ in 0..MAX_TURNS {
         loop {
-            let now = a.rt.now();
-            match a.rt.node_mut().send_cell(now, link, &cell) {
+            match a.rt.handle(SendCell { link, cell: &cell }) {
                 Ok(()) => {}
                 Err(SendCellError::QueueFull(_)) => break,
                 Err(e) => panic!("send_cell: {e}"),
@@ -33,7 +32,7 @@ fn a_stalled_reader_holds_at_most_one_message() {
         let buffered = a.rt.buffered_bytes();
         max_buffered = max_buffered.max(buffered);
         assert!(
-            buffered <= TRANSMIT_BUFFER,
+            buffered <= OUTPUT_BUFFER,
             "{buffered} bytes buffered, more than one message"
         );
         let conn =
@@ -59,5 +58,5 @@ fn a_stalled_reader_holds_at_most_one_message() {
     // What could not be written waits in the node's bounded queue.
     let info = a.rt.node().link_info(link).expect("link open");
     assert!(info.queued_cells > 0);
-    assert!(max_buffered <= TRANSMIT_BUFFER);
+    assert!(max_buffered <= OUTPUT_BUFFER);
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant as WallInstant};
 
 use veil_core::identity::{Address, NodeId, Transport};
 use veil_core::message::MessageId;
-use veil_core::node::{Event, NodeConfig};
+use veil_core::node::{Event, NodeConfig, SendMessage, SetGuards};
 use veil_core::time::Duration as CoreDuration;
 use veil_mio::veil_quic::QuicConfig;
 use veil_mio::{RuntimeOptions, TXQ};
@@ -87,8 +87,8 @@ fn turn_all(peers: &mut [&mut Peer]) {
     }
 }
 
-fn drain_messages(peer: &mut Peer, buf: &mut [u8]) {
-    while peer.rt.node_mut().poll_message(buf).is_some() {}
+fn drain_messages(peer: &mut Peer) {
+    peer.received.clear();
 }
 
 /// Queued cells on R's link to `peer`.
@@ -147,24 +147,28 @@ fn run(over_quic: bool, base: u8) -> Outcome {
             socket: r.rt.local_addr(),
         },
     };
-    assert!(c.rt.add_bootstrap_address(c_bootstrap));
-    assert!(d1.rt.add_bootstrap(r.rt.local_addr()));
-    assert!(d2.rt.add_bootstrap(r.rt.local_addr()));
-    c.rt.node_mut().set_guards(&[r_id]);
-    let mut buf = vec![0u8; 128 * 1024];
+    c.rt.add_bootstrap_address(c_bootstrap).unwrap();
+    d1.rt.add_bootstrap(r.rt.local_addr()).unwrap();
+    d2.rt.add_bootstrap(r.rt.local_addr()).unwrap();
+    c.rt.handle(SetGuards::from_slice(&[r_id]));
 
     // Warm up: both circuits built and used once.
     let start = WallInstant::now();
     let mut warm = Vec::new();
     while start.elapsed() < CAP && acked(&c, &warm) < 2 {
         turn_all(&mut [&mut r, &mut c, &mut d1, &mut d2]);
-        drain_messages(&mut d1, &mut buf);
-        drain_messages(&mut d2, &mut buf);
+        drain_messages(&mut d1);
+        drain_messages(&mut d2);
         let table = c.rt.node().node_table();
         if warm.is_empty() && table.get(&d1_id).is_some() && table.get(&d2_id).is_some() {
-            let now = c.rt.now();
             for d in [d1_id, d2_id] {
-                warm.push(c.rt.node_mut().send_message(now, d, b"warm up").unwrap());
+                warm.push(
+                    c.rt.handle(SendMessage {
+                        destination: d,
+                        message: b"warm up",
+                    })
+                    .unwrap(),
+                );
             }
         }
     }
@@ -179,11 +183,16 @@ fn run(over_quic: bool, base: u8) -> Outcome {
     assert_eq!(c_link[0].transport, expected);
 
     // D1 stalls; C streams bulk to it until R's link to D1 is full.
-    let now = c.rt.now();
     let mut bulk = Vec::new();
     for i in 0..BULK {
         let body = vec![u8::try_from(i).unwrap(); BULK_LEN];
-        bulk.push(c.rt.node_mut().send_message(now, d1_id, &body).unwrap());
+        bulk.push(
+            c.rt.handle(SendMessage {
+                destination: d1_id,
+                message: &body,
+            })
+            .unwrap(),
+        );
     }
     let start = WallInstant::now();
     while start.elapsed() < CAP && queued_towards(&r, d1_id) < TXQ {
@@ -201,16 +210,21 @@ fn run(over_quic: bool, base: u8) -> Outcome {
     }
 
     // Now C sends to D2, over the same link to R.
-    let now = c.rt.now();
     let mut probes = Vec::new();
     for i in 0..PROBES {
         let body = vec![0x80 | u8::try_from(i).unwrap(); PROBE_LEN];
-        probes.push(c.rt.node_mut().send_message(now, d2_id, &body).unwrap());
+        probes.push(
+            c.rt.handle(SendMessage {
+                destination: d2_id,
+                message: &body,
+            })
+            .unwrap(),
+        );
     }
     let start = WallInstant::now();
     while start.elapsed() < STALL && acked(&c, &probes) < PROBES {
         turn_all(&mut [&mut r, &mut c, &mut d2]);
-        drain_messages(&mut d2, &mut buf);
+        drain_messages(&mut d2);
     }
     let probe_time = start.elapsed();
     let probes_during_stall = acked(&c, &probes);
@@ -224,8 +238,8 @@ fn run(over_quic: bool, base: u8) -> Outcome {
     let start = WallInstant::now();
     while start.elapsed() < CAP && (acked(&c, &bulk) < BULK || acked(&c, &probes) < PROBES) {
         turn_all(&mut [&mut r, &mut c, &mut d1, &mut d2]);
-        drain_messages(&mut d1, &mut buf);
-        drain_messages(&mut d2, &mut buf);
+        drain_messages(&mut d1);
+        drain_messages(&mut d2);
     }
     Outcome {
         probes_during_stall,

@@ -28,8 +28,8 @@ fn message_and_reply_over_a_circuit_the_core_dialled() {
     let mut b = Peer::with_config(12, config(), "127.12.0.1:0");
     let mut c = Peer::with_config(13, config(), "127.13.0.1:0");
     let bootstrap = a.rt.local_addr();
-    assert!(b.rt.add_bootstrap(bootstrap));
-    assert!(c.rt.add_bootstrap(bootstrap));
+    b.rt.add_bootstrap(bootstrap).unwrap();
+    c.rt.add_bootstrap(bootstrap).unwrap();
     let (a_id, b_id, c_id) = (a.id(), b.id(), c.id());
 
     message_and_reply(

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant as WallInstant};
 
 use veil_core::identity::{Address, Transport};
-use veil_core::node::{Event, NodeConfig};
+use veil_core::node::{Event, NodeConfig, SendMessage, SetAddresses, SetGuards};
 use veil_core::time::Duration as CoreDuration;
 use veil_mio::veil_quic::QuicConfig;
 
@@ -47,6 +47,7 @@ fn quic_peer_recording(secret: u8, ip: &str, trace: Option<&std::path::Path>) ->
             Peer {
                 rt,
                 events: Vec::new(),
+                received: Vec::new(),
             }
         }
     };
@@ -73,8 +74,8 @@ fn a_circuit_over_quic_links_carries_a_message_and_its_reply() {
         transport: Transport::Quic,
         socket: a.rt.quic_addr().expect("A listens for QUIC"),
     };
-    assert!(b.rt.add_bootstrap_address(bootstrap));
-    assert!(c.rt.add_bootstrap_address(bootstrap));
+    b.rt.add_bootstrap_address(bootstrap).unwrap();
+    c.rt.add_bootstrap_address(bootstrap).unwrap();
     message_and_reply(
         &mut a,
         &mut b,
@@ -122,19 +123,14 @@ fn a_circuit_over_quic_links_carries_a_message_and_its_reply() {
         let report = veil_mio::trace::replay_file(path)
             .unwrap_or_else(|e| panic!("{} does not replay: {e}", path.display()));
         assert_eq!(report.node_id, peer.id());
-        assert!(report.inputs > 100, "a real run: {report:?}");
+        assert!(report.records > 100, "a real run: {report:?}");
         relay_report.get_or_insert(report);
     }
-    let tags = relay_report.expect("the relay's report").by_tag;
-    for tag in [
-        veil_mio::trace::tag::OPEN_STREAM_LINK,
-        veil_mio::trace::tag::HANDLE_STREAM_CELL,
-        veil_mio::trace::tag::POLL_STREAM_CELL,
-    ] {
+    let kinds = relay_report.expect("the relay's report").by_kind;
+    for kind in ["OpenLink", "ReceiveStreamCell", "Poll"] {
         assert!(
-            tags.get(&tag).is_some_and(|&n| n > 0),
-            "the relay's trace has no {} record",
-            veil_mio::trace::tag_name(tag)
+            kinds.get(kind).is_some_and(|&n| n > 0),
+            "the relay's trace has no {kind} record: {kinds:?}"
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -186,7 +182,7 @@ fn one_circuit_crosses_a_quic_link_and_a_tcp_link() {
     // Everyone bootstraps from C, over TCP, the transport every node speaks.
     let bootstrap = c.rt.local_addr();
     for p in [&mut a, &mut b, &mut d] {
-        assert!(p.rt.add_bootstrap(bootstrap));
+        p.rt.add_bootstrap(bootstrap).unwrap();
     }
     let d_id = d.id();
     let (b_id, c_id) = (b.id(), c.id());
@@ -197,17 +193,17 @@ fn one_circuit_crosses_a_quic_link_and_a_tcp_link() {
         }),
         "A never learned everyone"
     );
-    let now = a.rt.now();
     let id =
-        a.rt.node_mut()
-            .send_message(now, d_id, b"across both transports")
-            .expect("queued");
-    let mut buf = vec![0u8; 4096];
+        a.rt.handle(SendMessage {
+            destination: d_id,
+            message: b"across both transports",
+        })
+        .expect("queued");
     let mut got = None;
     assert!(
         drive_until(&mut [&mut a, &mut b, &mut c, &mut d], |p| {
-            if let Some(m) = p[3].rt.node_mut().poll_message(&mut buf) {
-                got = Some(buf[..m.len].to_vec());
+            if let Some((_, bytes)) = p[3].received.pop() {
+                got = Some(bytes);
             }
             acknowledged(p[0], id)
         }),
@@ -249,7 +245,6 @@ fn a_peer_whose_udp_is_blocked_is_reached_over_tcp_and_remembered() {
     let mut a = quic_peer(41, "127.41.0.1");
     let mut b = Peer::with_config(42, config(), "127.42.0.1:0");
     let black_hole = std::net::UdpSocket::bind("127.42.0.1:0").expect("UDP socket");
-    let now = b.rt.now();
     let advertised = [
         Address {
             transport: Transport::Tcp,
@@ -260,11 +255,11 @@ fn a_peer_whose_udp_is_blocked_is_reached_over_tcp_and_remembered() {
             socket: black_hole.local_addr().unwrap(),
         },
     ];
-    b.rt.node_mut().set_advertised_addresses(now, &advertised);
+    b.rt.handle(SetAddresses::from_slice(&advertised));
     // A learns B's descriptor from a third node both bootstrap from.
     let mut m = quic_peer(43, "127.43.0.1");
-    assert!(a.rt.add_bootstrap(m.rt.local_addr()));
-    assert!(b.rt.add_bootstrap(m.rt.local_addr()));
+    a.rt.add_bootstrap(m.rt.local_addr()).unwrap();
+    b.rt.add_bootstrap(m.rt.local_addr()).unwrap();
     let b_id = b.id();
     assert!(
         drive_until(&mut [&mut a, &mut b, &mut m], |p| p[0]
@@ -278,17 +273,17 @@ fn a_peer_whose_udp_is_blocked_is_reached_over_tcp_and_remembered() {
     // A builds a circuit with B as its first hop (its guard) to M: A has
     // no link to B yet, so it dials B, QUIC first by preference.
     assert!(a.rt.node().links().all(|l| l.peer != Some(b_id)));
-    a.rt.node_mut().set_guards(&[b_id]);
+    a.rt.handle(SetGuards::from_slice(&[b_id]));
     let m_id = m.id();
-    let now = a.rt.now();
     let id =
-        a.rt.node_mut()
-            .send_message(now, m_id, b"over tcp, since udp is blocked")
-            .expect("queued");
-    let mut buf = vec![0u8; 4096];
+        a.rt.handle(SendMessage {
+            destination: m_id,
+            message: b"over tcp, since udp is blocked",
+        })
+        .expect("queued");
     assert!(
         drive_until(&mut [&mut a, &mut b, &mut m], |p| {
-            while p[2].rt.node_mut().poll_message(&mut buf).is_some() {}
+            p[2].received.clear();
             acknowledged(p[0], id)
         }),
         "the message through B was not acknowledged; A saw {:?}",

@@ -4,7 +4,8 @@ use std::time::{Duration, Instant as WallInstant};
 
 use veil_core::identity::{Identity, NodeId};
 use veil_core::link::LinkRole;
-use veil_core::node::{Event, LinkId, NodeConfig};
+use veil_core::message::Sender;
+use veil_core::node::{Event, LinkId, NodeConfig, Output, Reply, SendMessage};
 use veil_mio::{Runtime, RuntimeOptions};
 
 /// How long one turn may wait for readiness.
@@ -14,10 +15,12 @@ pub const MAX_TURNS: usize = 20_000;
 /// Wall-clock time before a test gives up, whatever the turn count.
 pub const WALL_CAP: Duration = Duration::from_secs(10);
 
-/// A runtime and every event it reported.
+/// A runtime, every event it reported, and the messages it received not
+/// yet taken by the test.
 pub struct Peer {
     pub rt: Runtime,
     pub events: Vec<Event>,
+    pub received: Vec<(Sender, Vec<u8>)>,
 }
 
 impl Peer {
@@ -51,6 +54,7 @@ impl Peer {
         Peer {
             rt,
             events: Vec::new(),
+            received: Vec::new(),
         }
     }
 
@@ -58,11 +62,17 @@ impl Peer {
         self.rt.node_id()
     }
 
-    /// One turn, recording events.
+    /// One turn, recording events and received messages.
     pub fn turn(&mut self) {
-        let events = &mut self.events;
+        let (events, received) = (&mut self.events, &mut self.received);
         self.rt
-            .turn(Some(TURN), |_, event| events.push(event))
+            .turn(Some(TURN), |_, output| match output {
+                Output::Event(event) => events.push(event),
+                Output::Message { message, bytes } => {
+                    received.push((message.sender, bytes.to_vec()))
+                }
+                _ => {}
+            })
             .expect("turn");
     }
 
@@ -155,13 +165,11 @@ pub fn message_and_reply(
     answer: &[u8],
     cap: Duration,
 ) {
-    use veil_core::message::Sender;
     let c_id = c.id();
     let start = WallInstant::now();
     let mut sent = None;
     let mut c_got: Option<Vec<u8>> = None;
     let mut b_got: Option<Vec<u8>> = None;
-    let mut buf = vec![0u8; 64 * 1024];
     let acked = |b: &Peer, sent: Option<veil_core::message::MessageId>| {
         sent.is_some_and(|id| {
             b.events
@@ -175,29 +183,31 @@ pub fn message_and_reply(
         }
         // B sends once it knows C (gossiped by A).
         if sent.is_none() && b.rt.node().node_table().get(&c_id).is_some() {
-            let now = b.rt.now();
             sent = Some(
-                b.rt.node_mut()
-                    .send_message(now, c_id, request)
-                    .expect("message queued"),
+                b.rt.handle(SendMessage {
+                    destination: c_id,
+                    message: request,
+                })
+                .expect("message queued"),
             );
         }
         // C takes the message and answers over the circuit it came on.
-        while let Some(m) = c.rt.node_mut().poll_message(&mut buf) {
-            let Sender::Anonymous(to) = m.sender else {
-                panic!("a message over a circuit must be anonymous: {m:?}");
+        for (sender, bytes) in std::mem::take(&mut c.received) {
+            let Sender::Anonymous(to) = sender else {
+                panic!("a message over a circuit must be anonymous: {sender:?}");
             };
             assert!(c_got.is_none(), "delivered twice");
-            c_got = Some(buf[..m.len].to_vec());
-            let now = c.rt.now();
-            c.rt.node_mut()
-                .reply(now, to, answer)
-                .expect("reply queued");
+            c_got = Some(bytes);
+            c.rt.handle(Reply {
+                to: to,
+                message: answer,
+            })
+            .expect("reply queued");
         }
-        while let Some(m) = b.rt.node_mut().poll_message(&mut buf) {
-            assert_eq!(m.sender, Sender::Node(c_id), "the reply names C");
+        for (sender, bytes) in std::mem::take(&mut b.received) {
+            assert_eq!(sender, Sender::Node(c_id), "the reply names C");
             assert!(b_got.is_none(), "reply delivered twice");
-            b_got = Some(buf[..m.len].to_vec());
+            b_got = Some(bytes);
         }
         if acked(b, sent) && b_got.is_some() {
             break;
