@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use veil_core::identity::{Address, Transport};
-use veil_core::node::{NodeConfig, MAX_BOOTSTRAP};
+use veil_core::node::{LearnDescriptor, NodeConfig, SetAddresses, MAX_BOOTSTRAP};
 use veil_core::time::Duration as CoreDuration;
 use veil_mio::{Runtime, RuntimeOptions};
 
@@ -128,9 +128,7 @@ pub fn run(args: NodeArgs) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     listen_quic(&mut rt, &settings)?;
     if !settings.advertise.is_empty() {
-        let now = rt.now();
-        rt.node_mut()
-            .set_advertised_addresses(now, &settings.advertise);
+        rt.handle(SetAddresses::from_slice(&settings.advertise));
     } else if settings.listen_tcp.ip().is_unspecified() {
         log::warn!(
             "listening on a wildcard address with nothing to advertise: other nodes cannot \
@@ -212,10 +210,9 @@ fn node_config(settings: &Settings) -> NodeConfig {
 /// Learns the saved node table and sets the bootstrap addresses: the
 /// configured ones, or else relays from the saved table.
 fn restore(rt: &mut Runtime, known: &[Vec<u8>], settings: &Settings) {
-    let now = rt.now();
     let mut learned = 0usize;
     for descriptor in known {
-        match rt.node_mut().learn_descriptor(now, descriptor) {
+        match rt.handle(LearnDescriptor { descriptor }) {
             Ok(_) => learned = learned.saturating_add(1),
             Err(e) => log::debug!("saved descriptor not restored: {e:?}"),
         }
@@ -228,7 +225,9 @@ fn restore(rt: &mut Runtime, known: &[Vec<u8>], settings: &Settings) {
         );
     }
     for &address in &settings.bootstrap {
-        rt.add_bootstrap_address(address);
+        if let Err(e) = rt.add_bootstrap_address(address) {
+            log::warn!("bootstrap address {} not used: {e}", address.socket);
+        }
     }
     if settings.bootstrap.is_empty() {
         // TCP addresses of saved relays: every node speaks TCP.
@@ -244,7 +243,8 @@ fn restore(rt: &mut Runtime, known: &[Vec<u8>], settings: &Settings) {
             .take(MAX_BOOTSTRAP)
             .collect();
         for addr in addresses {
-            rt.add_bootstrap(addr);
+            // The list holds `MAX_BOOTSTRAP`, and no more are taken.
+            let _ = rt.add_bootstrap(addr);
         }
     }
 }

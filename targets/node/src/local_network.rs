@@ -145,9 +145,9 @@ pub fn start_in_process(spec: &NetworkSpec) -> Result<InProcessNetwork, String> 
         };
         match bootstrap {
             None => bootstrap = Some(own),
-            Some(b) => {
-                rt.add_bootstrap_address(b);
-            }
+            Some(b) => rt
+                .add_bootstrap_address(b)
+                .map_err(|e| format!("node {i}: {e}"))?,
         }
         hosts.push(Host::spawn(rt, format!("veil-node-{i}"))?);
     }

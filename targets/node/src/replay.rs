@@ -11,9 +11,9 @@ pub fn run(path: &Path, allow_truncated: bool) -> Result<(), String> {
     match trace::replay_file(path) {
         Ok(report) => {
             println!(
-                "replayed {} inputs of node {} ({:.1} s of node time, {} checkpoints, {} bytes), \
+                "replayed {} records of node {} ({:.1} s of node time, {} checkpoints, {} bytes), \
                  all outputs match (digest {})",
-                report.inputs,
+                report.records,
                 report.node_id,
                 report.last_time.as_micros() as f64 / 1e6,
                 report.checkpoints,

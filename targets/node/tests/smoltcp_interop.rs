@@ -49,7 +49,10 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address};
 use veil_core::identity::{Identity, NodeId};
 use veil_core::link::LinkRole;
 use veil_core::message::{MessageSlot, Sender};
-use veil_core::node::{Event, LinkSlot, Node, NodeConfig};
+use veil_core::node::{
+    AddBootstrap, Event, LinkSlot, Node, NodeConfig, Output as NodeOutput, Reply, SendMessage,
+    SetAddresses,
+};
 use veil_smoltcp::{tcp_address, to_smoltcp_instant, Driver, DriverConfig, Slot};
 
 /// Std nodes: three relays and one destination, so the 3-relay circuit
@@ -65,29 +68,27 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 // The smoltcp node's sizes: small, as on a device, but room for the std
 // nodes' larger link messages and a few multi-cell messages.
-const RX: usize = 4_096 + 2;
-const TXQ: usize = 16;
-const EVENTS: usize = 16;
-const PEERS: usize = 8;
-const RELAYED: usize = 4;
-const OWN: usize = 2;
 const MSG: usize = 2_048;
 const LINKS: usize = 6;
 /// One listener and one socket per link.
 const SOCKETS: usize = LINKS + 1;
 const TCP_BUFFER: usize = 8_192;
 
-type TapNode = Node<
-    [LinkSlot<RX, TXQ>; LINKS],
-    [MessageSlot<MSG>; 4],
-    RX,
-    TXQ,
-    EVENTS,
-    PEERS,
-    RELAYED,
-    OWN,
-    MSG,
->;
+veil_core::node_profile! {
+    struct TapProfile {
+        link_receive: 4_096 + 2,
+        link_send_queue: 16,
+        events: 16,
+        peers: 8,
+        relayed: 4,
+        own: 2,
+        message: MSG,
+        links: [LinkSlot<TapProfile>; LINKS],
+        messages: [MessageSlot<[u8; MSG]>; 4],
+    }
+}
+
+type TapNode = Node<TapProfile>;
 
 /// Runs `ip args…` and panics with its stderr if it fails.
 fn ip(args: &[&str]) {
@@ -304,8 +305,15 @@ impl Station {
             core::array::from_fn(|_| MessageSlot::new()),
         ));
         let zero = veil_core::time::Instant::ZERO;
-        node.set_advertised_addresses(zero, &[tcp_address(TAP_IP.into(), PORT)]);
-        assert!(node.add_bootstrap(tcp_address([10, 1, 0, 1].into(), PORT)));
+        node.handle(
+            zero,
+            SetAddresses::from_slice(&[tcp_address(TAP_IP.into(), PORT)]),
+        );
+        let bootstrap = AddBootstrap {
+            address: tcp_address([10, 1, 0, 1].into(), PORT),
+        };
+        node.handle(zero, bootstrap)
+            .expect("room for a bootstrap address");
         Station {
             device,
             iface,
@@ -337,19 +345,26 @@ impl Station {
             received,
             ..
         } = self;
-        driver.poll(now, &mut **node, iface, device, sockets, |node, event| {
-            if let Event::MessageReceived { .. } = event {
-                let mut buf = vec![0u8; MSG];
-                let m = node.poll_message(&mut buf).expect("a waiting message");
-                buf.truncate(m.len);
-                received.push((buf, m.sender));
-            }
-            events.push(event);
-        });
+        let mut buf = vec![0u8; MSG];
+        driver
+            .poll(
+                now,
+                &mut **node,
+                iface,
+                device,
+                sockets,
+                &mut buf,
+                |_, output| match output {
+                    NodeOutput::Message { message, bytes } => {
+                        received.push((bytes.to_vec(), message.sender))
+                    }
+                    NodeOutput::Event(event) => events.push(event),
+                    _ => {}
+                },
+            )
+            .expect("the buffer fits the node's messages");
         let cap = now.saturating_add(veil_core::time::Duration::from_millis(20));
-        let next = driver
-            .poll_at(now, &**node, iface, sockets)
-            .map_or(cap, |t| t.min(cap));
+        let next = driver.poll_at(now, iface, sockets).min(cap);
         let wait = smoltcp::time::Duration::from_micros(next.saturating_since(now).as_micros());
         smoltcp::phy::wait(self.device.as_raw_fd(), Some(wait)).expect("wait on the TAP device");
     }
@@ -570,10 +585,11 @@ fn a_smoltcp_node_on_a_tap_device_builds_circuits_with_linux_nodes() {
     // std node, printed there by `veil listen`, acknowledged end to end.
     let body = b"from smoltcp on a TAP device, through three Linux relays. ".repeat(20);
     let now = station.now();
-    let id = station
-        .node
-        .send_message(now, destination.id, &body)
-        .expect("send_message");
+    let send = SendMessage {
+        destination: destination.id,
+        message: &body,
+    };
+    let id = station.node.handle(now, send).expect("send_message");
     let ok = station.poll_until(LIMIT, |st| st.acknowledged(id));
     assert!(
         ok,
@@ -654,10 +670,11 @@ fn a_smoltcp_node_on_a_tap_device_builds_circuits_with_linux_nodes() {
     // The smoltcp node answers over that circuit; the destination sees the
     // answer come from the smoltcp node, and `veil listen` is done.
     let now = station.now();
-    let reply = station
-        .node
-        .reply(now, reply_to, b"pong from smoltcp")
-        .expect("reply");
+    let answer = Reply {
+        to: reply_to,
+        message: b"pong from smoltcp",
+    };
+    let reply = station.node.handle(now, answer).expect("reply");
     assert!(
         station.poll_until(LIMIT, |st| st.acknowledged(reply)),
         "reply not acknowledged\n{}{}",

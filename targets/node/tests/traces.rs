@@ -129,23 +129,21 @@ fn corrupt_trace_gets_a_clear_error() {
 
     let header_len = u32::from_le_bytes(bytes[10..14].try_into().expect("4 bytes")) as usize;
     let first = 14 + header_len;
+    // The first record's kind (its enum variant) set to one no build has.
     let mut record = bytes.clone();
-    record[first] = 0x66;
+    record[first + 4] = 0x66;
     fs::write(&bad, &record).expect("write");
     assert_one_line_failure(&replay(&bad, &[]), "corrupt trace: record after input 0");
 
-    // A byte changed inside recorded data replays into different outputs.
-    // The first `handle_data` record is after the start-up records; find it
-    // by walking the records.
-    let mut at = first;
-    let data = loop {
-        let tag = bytes[at];
-        let len = u32::from_le_bytes(bytes[at + 1..at + 5].try_into().expect("4")) as usize;
-        if tag == 0x02 && len > 20 {
-            break at + 5 + 12 + 4;
-        }
-        at += 5 + len;
-    };
+    // A byte changed inside received data replays into different outputs.
+    // The first sizeable `Receive` record comes after the start-up
+    // records; find it by walking the records. Its received bytes end the
+    // record, so its last byte is one of them.
+    let data = records(&bytes)
+        .into_iter()
+        .find(|(kind, _, len)| *kind == "Receive" && *len > 20)
+        .map(|(_, at, len)| at + 4 + len - 1)
+        .expect("a Receive record");
     let mut payload = bytes.clone();
     payload[data] ^= 0x01;
     fs::write(&bad, &payload).expect("write");
@@ -173,22 +171,28 @@ fn fresh_capture_replays_exactly() {
         assert!(text(&out.stdout).contains("all outputs match"));
     }
     // The recording sender queued its message, and data came over links.
-    let counts = record_counts(&fs::read(&traces[1]).expect("read trace"));
-    assert!(counts.get(&0x08).is_some_and(|&n| n >= 1), "{counts:?}");
-    assert!(counts.get(&0x02).is_some_and(|&n| n >= 10), "{counts:?}");
+    let mut counts = std::collections::BTreeMap::new();
+    for (kind, ..) in records(&fs::read(&traces[1]).expect("read trace")) {
+        *counts.entry(kind).or_insert(0usize) += 1;
+    }
+    assert!(counts.get("SendMessage").is_some_and(|&n| n >= 1), "{counts:?}");
+    assert!(counts.get("Receive").is_some_and(|&n| n >= 10), "{counts:?}");
 }
 
-/// Records per tag, walking the file's record framing.
-fn record_counts(bytes: &[u8]) -> std::collections::BTreeMap<u8, usize> {
+/// Every record of a trace: its kind, its offset and its body length,
+/// walking the file's record framing (`len:u32 ‖ body`).
+fn records(bytes: &[u8]) -> Vec<(&'static str, usize, usize)> {
     let header_len = u32::from_le_bytes(bytes[10..14].try_into().expect("4 bytes")) as usize;
     let mut at = 14 + header_len;
-    let mut counts = std::collections::BTreeMap::new();
-    while at + 5 <= bytes.len() {
-        let len = u32::from_le_bytes(bytes[at + 1..at + 5].try_into().expect("4")) as usize;
-        *counts.entry(bytes[at]).or_insert(0) += 1;
-        at += 5 + len;
+    let mut out = Vec::new();
+    while at + 4 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4")) as usize;
+        let body = &bytes[at + 4..at + 4 + len];
+        let record = veil_mio::trace::Record::decode(body).expect("a record");
+        out.push((record.kind(), at, len));
+        at += 4 + len;
     }
-    counts
+    out
 }
 
 /// A node killed with SIGKILL leaves a trace that replays up to where it

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant as WallInstant};
 
 use veil_core::identity::NodeId;
 use veil_core::message::{MessageId, Sender as MessageSender};
-use veil_core::node::{Event, SendMessageError};
+use veil_core::node::{Event, Output, SendMessage, SendMessageError};
 use veil_mio::{Runtime, StdNode};
 
 use super::status_report::{self, listening, role_name};
@@ -40,7 +40,6 @@ struct State {
     backlog: VecDeque<Notice>,
     pending: HashMap<MessageId, Sender<SendResult>>,
     waiting: VecDeque<Waiting>,
-    buf: Vec<u8>,
 }
 
 /// The node thread: turn, take messages, answer commands, until shutdown
@@ -52,7 +51,6 @@ pub(super) fn run(mut rt: Runtime, commands: Receiver<Command>) -> Result<Vec<Ve
         backlog: VecDeque::new(),
         pending: HashMap::new(),
         waiting: VecDeque::new(),
-        buf: vec![0u8; StdNode::MAX_MESSAGE],
     };
     log::info!("node {} listening on {}", rt.node_id(), listening(&rt));
     let result = loop {
@@ -61,11 +59,10 @@ pub(super) fn run(mut rt: Runtime, commands: Receiver<Command>) -> Result<Vec<Ve
             Ok(false) => break Ok(()),
             Err(e) => break Err(e),
         }
-        let turned = rt.turn(Some(TICK), |node, event| state.on_event(node, event));
+        let turned = rt.turn(Some(TICK), |node, output| state.on_output(node, output));
         if let Err(e) = turned {
             break Err(e.to_string());
         }
-        state.take_messages(&mut rt);
         state.retry_waiting(&mut rt);
     };
     close_all(&mut rt, &mut state);
@@ -112,6 +109,25 @@ fn drain_commands(
 }
 
 impl State {
+    /// What the runtime hands out of the node: events, and messages that
+    /// go to listeners.
+    fn on_output(&mut self, node: &StdNode, output: Output<'_>) {
+        match output {
+            Output::Event(event) => self.on_event(node, event),
+            Output::Message { message, bytes } => {
+                let from = match message.sender {
+                    MessageSender::Node(id) => Some(id),
+                    MessageSender::Anonymous(_) => None,
+                };
+                self.notify(Notice::Received {
+                    from,
+                    data: bytes.to_vec(),
+                });
+            }
+            _ => {}
+        }
+    }
+
     fn on_event(&mut self, node: &StdNode, event: Event) {
         match event {
             Event::MessageAcknowledged { id } => {
@@ -160,7 +176,8 @@ impl State {
             Event::DescriptorRefused { reason, .. } => {
                 log::debug!("descriptor refused: {reason:?}");
             }
-            Event::MessageReceived { .. } | Event::CellReceived { .. } => {}
+            #[allow(unreachable_patterns)]
+            _ => {}
         }
     }
 
@@ -220,8 +237,11 @@ impl State {
 
     /// Hands a send to the node; gives it back if the pool is full.
     fn try_send(&mut self, rt: &mut Runtime, w: Waiting) -> Option<Waiting> {
-        let now = rt.now();
-        match rt.node_mut().send_message(now, w.to, &w.data) {
+        let send = SendMessage {
+            destination: w.to,
+            message: &w.data,
+        };
+        match rt.handle(send) {
             Ok(id) => {
                 self.pending.insert(id, w.done);
                 None
@@ -242,17 +262,6 @@ impl State {
             }
         }
     }
-
-    fn take_messages(&mut self, rt: &mut Runtime) {
-        while let Some(m) = rt.node_mut().poll_message(&mut self.buf) {
-            let from = match m.sender {
-                MessageSender::Node(id) => Some(id),
-                MessageSender::Anonymous(_) => None,
-            };
-            let data = self.buf.get(..m.len).unwrap_or_default().to_vec();
-            self.notify(Notice::Received { from, data });
-        }
-    }
 }
 
 /// Closes every link and turns until the connections are gone (or the
@@ -261,8 +270,8 @@ fn close_all(rt: &mut Runtime, state: &mut State) {
     rt.shutdown();
     let start = WallInstant::now();
     while !rt.is_shut_down() && start.elapsed() < CLOSE_GRACE {
-        let turned = rt.turn(Some(Duration::from_millis(10)), |node, event| {
-            state.on_event(node, event)
+        let turned = rt.turn(Some(Duration::from_millis(10)), |node, output| {
+            state.on_output(node, output)
         });
         if turned.is_err() {
             break;
@@ -292,7 +301,6 @@ mod tests {
             backlog: VecDeque::new(),
             pending: HashMap::new(),
             waiting: VecDeque::new(),
-            buf: Vec::new(),
         }
     }
 
