@@ -46,15 +46,28 @@ pub const MTU: usize = 320;
 /// Packets queued per port of the medium.
 pub const FRAMES: usize = 2;
 
+veil_core::node_profile! {
+    /// The capacities of every node of the image.
+    pub struct FirmwareProfile {
+        link_receive: RX,
+        link_send_queue: TXQ,
+        events: EVENTS,
+        peers: PEERS,
+        relayed: RELAYED,
+        own: OWN,
+        message: MSG,
+        links: &'static mut [LinkSlot<FirmwareProfile>],
+        messages: &'static mut [MessageSlot<[u8; MSG]>],
+    }
+}
+
 /// The node type of the image.
-pub type VeilNode = Node<
-    &'static mut [LinkSlot<RX, TXQ>],
-    &'static mut [MessageSlot<MSG>],
-    RX,
-    TXQ,
-    EVENTS,
-    PEERS,
-    RELAYED,
-    OWN,
-    MSG,
->;
+pub type VeilNode = Node<FirmwareProfile>;
+
+/// The buffer the stations drain their nodes into: a whole link message
+/// (one cell) or a whole message, whichever is larger.
+pub const DRAIN_BUFFER: usize = if MSG > veil_core::link::MIN_TRANSMIT_BUFFER {
+    MSG
+} else {
+    veil_core::link::MIN_TRANSMIT_BUFFER
+};

@@ -11,7 +11,9 @@ use smoltcp::wire::{HardwareAddress, IpCidr, Ipv4Address};
 use static_cell::{ConstStaticCell, StaticCell};
 use veil_core::identity::{Identity, NodeId};
 use veil_core::message::{MessageSlot, Sender};
-use veil_core::node::{Event, LinkSlot, Node, NodeConfig};
+use veil_core::node::{
+    AddBootstrap, Event, LinkSlot, Node, NodeConfig, Output, Reply, SendMessage, SetAddresses,
+};
 use veil_core::time::{Duration, Instant};
 use veil_smoltcp::medium::{Faults, Hub};
 use veil_smoltcp::{tcp_address, to_smoltcp_instant, Driver, DriverConfig, Slot};
@@ -47,9 +49,12 @@ pub struct Report {
 // zero, .bss) filled one element at a time, and each node is built by
 // `place`, whose frame is gone before the main loop runs.
 const ALL_LINKS: usize = 2 * ENDPOINT_LINKS + RELAY_LINKS;
-static LINKS: ConstStaticCell<Vec<LinkSlot<RX, TXQ>, ALL_LINKS>> = ConstStaticCell::new(Vec::new());
-static MESSAGE_POOLS: ConstStaticCell<[MessageSlot<MSG>; 3 * MESSAGES]> =
+static LINKS: ConstStaticCell<Vec<LinkSlot<FirmwareProfile>, ALL_LINKS>> =
+    ConstStaticCell::new(Vec::new());
+static MESSAGE_POOLS: ConstStaticCell<[MessageSlot<[u8; MSG]>; 3 * MESSAGES]> =
     ConstStaticCell::new([const { MessageSlot::new() }; 3 * MESSAGES]);
+/// The one buffer every station drains its node into (they run in turn).
+static DRAIN: ConstStaticCell<[u8; DRAIN_BUFFER]> = ConstStaticCell::new([0; DRAIN_BUFFER]);
 static NODE_A: StaticCell<VeilNode> = StaticCell::new();
 static NODE_B: StaticCell<VeilNode> = StaticCell::new();
 static NODE_C: StaticCell<VeilNode> = StaticCell::new();
@@ -147,8 +152,8 @@ struct Setup {
     /// Accept links on `PORT` (B), or only dial (A, C).
     listen: bool,
     cell: &'static StaticCell<VeilNode>,
-    links: &'static mut [LinkSlot<RX, TXQ>],
-    pool: &'static mut [MessageSlot<MSG>],
+    links: &'static mut [LinkSlot<FirmwareProfile>],
+    pool: &'static mut [MessageSlot<[u8; MSG]>],
     storage: &'static mut [SocketStorage<'static>],
     slots: &'static mut [Slot],
 }
@@ -186,7 +191,10 @@ impl Station {
                 pool,
             )
         });
-        node.set_advertised_addresses(Instant::ZERO, &[tcp_address(addr, PORT)]);
+        node.handle(
+            Instant::ZERO,
+            SetAddresses::from_slice(&[tcp_address(addr, PORT)]),
+        );
         let mut sockets = SocketSet::new(storage);
         add_sockets(&mut sockets, slots, &mut buffers.0, &mut buffers.1)?;
         let config = DriverConfig {
@@ -205,36 +213,44 @@ impl Station {
         })
     }
 
-    fn poll(&mut self, now: Instant, medium: &mut Medium, port: usize) {
+    /// Drains the node into `drain` (a static buffer, not the stack,
+    /// which is deepest here).
+    fn poll(
+        &mut self,
+        now: Instant,
+        medium: &mut Medium,
+        port: usize,
+        drain: &mut [u8],
+    ) -> Result<(), &'static str> {
         crate::logger::set_node(self.name);
         let log = &mut self.log;
-        self.driver.poll(
+        let polled = self.driver.poll(
             now,
             &mut *self.node,
             &mut self.iface,
             &mut medium.port(port),
             &mut self.sockets,
-            |node, event| match event {
-                Event::LinkEstablished { .. } => log.links += 1,
-                Event::CircuitReady { .. } => log.circuit_ready = true,
-                Event::MessageAcknowledged { .. } => log.acknowledged = true,
-                Event::MessageFailed { .. } => log.failed = true,
-                Event::MessageReceived { .. } => {
-                    // Straight into the log: no message-sized buffer on
-                    // the stack, which is deepest here.
-                    if let Some(m) = node.poll_message(&mut log.message) {
-                        log.received = Some((m.len, m.sender));
+            drain,
+            |_, output| match output {
+                Output::Event(Event::LinkEstablished { .. }) => log.links += 1,
+                Output::Event(Event::CircuitReady { .. }) => log.circuit_ready = true,
+                Output::Event(Event::MessageAcknowledged { .. }) => log.acknowledged = true,
+                Output::Event(Event::MessageFailed { .. }) => log.failed = true,
+                Output::Message { message, bytes } => {
+                    if let Some(dst) = log.message.get_mut(..bytes.len()) {
+                        dst.copy_from_slice(bytes);
+                        log.received = Some((bytes.len(), message.sender));
                     }
                 }
                 _ => {}
             },
         );
         crate::logger::set_node(b'-');
+        polled.map_err(|_| "the drain buffer is smaller than the node's outputs")
     }
 
-    fn poll_at(&mut self, now: Instant) -> Option<Instant> {
-        self.driver
-            .poll_at(now, &*self.node, &mut self.iface, &self.sockets)
+    fn poll_at(&mut self, now: Instant) -> Instant {
+        self.driver.poll_at(now, &mut self.iface, &self.sockets)
     }
 }
 
@@ -357,11 +373,13 @@ pub fn run() -> Result<Report, &'static str> {
         medium,
         &mut buffers,
     )?;
-    if !a.node.add_bootstrap(tcp_address(ADDR_B, PORT))
-        || !c.node.add_bootstrap(tcp_address(ADDR_B, PORT))
-    {
+    let bootstrap = AddBootstrap {
+        address: tcp_address(ADDR_B, PORT),
+    };
+    if a.node.handle(now, bootstrap).is_err() || c.node.handle(now, bootstrap).is_err() {
         return Err("bootstrap list refused B");
     }
+    let drain = DRAIN.take();
     let (a_id, c_id): (NodeId, NodeId) = (a.node.node_id(), c.node.node_id());
 
     let mut now = now;
@@ -372,9 +390,9 @@ pub fn run() -> Result<Report, &'static str> {
     defmt::info!("three nodes built; A and C dial B");
     while now < Instant::ZERO.saturating_add(LIMIT) {
         crate::logger::set_time_ms(u32::try_from(ms(now)).unwrap_or(u32::MAX));
-        a.poll(now, medium, 0);
-        b.poll(now, medium, 1);
-        c.poll(now, medium, 2);
+        a.poll(now, medium, 0, drain)?;
+        b.poll(now, medium, 1, drain)?;
+        c.poll(now, medium, 2, drain)?;
         polls += 3;
 
         if links_ms.is_none() && a.log.links >= 1 && b.log.links >= 2 && c.log.links >= 1 {
@@ -386,8 +404,12 @@ pub fn run() -> Result<Report, &'static str> {
             defmt::info!("A's circuit to C through B is ready");
         }
         if !sent && a.node.node_table().get(&c_id).is_some() {
+            let send = SendMessage {
+                destination: c_id,
+                message: MESSAGE,
+            };
             a.node
-                .send_message(now, c_id, MESSAGE)
+                .handle(now, send)
                 .map_err(|_| "A could not queue the message")?;
             defmt::info!(
                 "A learned C's descriptor and sent C {=usize} bytes",
@@ -403,8 +425,12 @@ pub fn run() -> Result<Report, &'static str> {
                 let Sender::Anonymous(to) = sender else {
                     return Err("C learned who sent the message");
                 };
+                let reply = Reply {
+                    to,
+                    message: REPLY,
+                };
                 c.node
-                    .reply(now, to, REPLY)
+                    .handle(now, reply)
                     .map_err(|_| "C could not queue the reply")?;
                 defmt::info!("C got the message from an anonymous sender and replied");
                 replied = true;
@@ -444,7 +470,6 @@ pub fn run() -> Result<Report, &'static str> {
         } else {
             [a.poll_at(now), b.poll_at(now), c.poll_at(now)]
                 .into_iter()
-                .flatten()
                 .min()
                 .unwrap_or(now)
                 .clamp(soon, now.saturating_add(Duration::from_secs(1)))

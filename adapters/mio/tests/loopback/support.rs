@@ -199,7 +199,7 @@ pub fn message_and_reply(
             assert!(c_got.is_none(), "delivered twice");
             c_got = Some(bytes);
             c.rt.handle(Reply {
-                to: to,
+                to,
                 message: answer,
             })
             .expect("reply queued");

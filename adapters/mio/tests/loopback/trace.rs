@@ -95,7 +95,7 @@ fn record(dir: &Path) -> (PathBuf, PathBuf) {
                 panic!("anonymous sender expected");
             };
             c.rt.handle(Reply {
-                to: to,
+                to,
                 message: b"recorded pong",
             })
             .expect("reply queued");
