@@ -99,7 +99,7 @@ fn forged_expired_and_oversized_descriptors_are_refused() {
     let mut oversized = good.clone();
     oversized.resize(MAX_DESCRIPTOR_LEN + 1, 0);
     for bad in [&forged, &altered, &expired, &oversized] {
-        let outcome = sim.handle(node, LearnDescriptor { descriptor: &bad });
+        let outcome = sim.handle(node, LearnDescriptor { descriptor: bad });
         assert!(
             matches!(outcome, Err(DescriptorRefusal::Invalid(_))),
             "{outcome:?}"
