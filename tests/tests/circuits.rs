@@ -11,7 +11,7 @@ use veil_core::identity::NodeId;
 use veil_core::link::Cell;
 use veil_core::message::{MessageId, Sender};
 use veil_core::node::{
-    AddBootstrap, Event, LinkId, NodeConfig, SendMessage, SendMessageError, SetGuards,
+    AddBootstrap, Event, LinkId, NodeConfig, SendMessage, SendMessageError, SetGuards, SetReceiving,
 };
 use veil_core::time::Duration;
 use veil_sim::{NodeIndex, Sim, StreamConditions, SIM_TXQ};
@@ -292,7 +292,7 @@ fn a_stalled_receiver_stalls_its_sender_and_nothing_grows() {
     let mut sim = booted(5, n);
     let (sender, receiver) = (4, 7);
     wait_until_known(&mut sim, sender, receiver);
-    sim.node_mut(receiver).takes_messages = false;
+    sim.handle(receiver, SetReceiving { receiving: false });
     let body = message_body(0, 8_000);
     // The sender keeps offering messages: the receiver's node takes what
     // its pool holds, then refuses fragments and stops granting credit.
@@ -337,7 +337,7 @@ fn a_stalled_receiver_stalls_its_sender_and_nothing_grows() {
     assert!(incoming <= veil_sim::SIM_MESSAGES / 2);
     assert_eq!(sim.node(receiver).delivered.len(), 0);
     // The application reads again: everything arrives, once.
-    sim.resume_taking(receiver);
+    sim.handle(receiver, SetReceiving { receiving: true });
     let done = sim.run_until_true(Duration::from_secs(120), |sim| {
         sim.node(receiver).delivered.len() >= queued
     });

@@ -281,6 +281,20 @@ pub struct RecordPeerFailure {
     pub peer: NodeId,
 }
 
+/// Whether the owner takes received messages now.
+///
+/// While it does not, whole messages stay in the node's pool and no
+/// [`Output::Message`](super::Output::Message) is given; once the pool's
+/// incoming half is full the node stops granting credit, so senders stall
+/// and nothing grows. `true` again hands out what waits. A node starts
+/// receiving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct SetReceiving {
+    /// Whether messages are taken.
+    pub receiving: bool,
+}
+
 mod sealed {
     pub trait Sealed<'a> {}
 }
@@ -420,6 +434,8 @@ inputs! {
     SetGuards(SetGuards) -> () = on_set_guards;
     /// [`RecordPeerFailure`].
     RecordPeerFailure(RecordPeerFailure) -> () = on_record_peer_failure;
+    /// [`SetReceiving`].
+    SetReceiving(SetReceiving) -> () = on_set_receiving;
     // Test-only inputs come last, so that the others keep their place in
     // encodings (traces) with or without the feature.
     /// [`SendCell`](super::SendCell), with the `testing` feature only.

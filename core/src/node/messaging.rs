@@ -7,7 +7,8 @@ use crate::message::{MessageId, QueueError, Target};
 use crate::time::Instant;
 
 use super::{
-    AddBootstrap, AddBootstrapError, Node, Profile, Reply, SendMessage, SendMessageError, SetGuards,
+    AddBootstrap, AddBootstrapError, Node, Profile, Reply, SendMessage, SendMessageError,
+    SetGuards, SetReceiving,
 };
 
 fn queue_error(e: QueueError) -> SendMessageError {
@@ -85,5 +86,9 @@ impl<P: Profile> Node<P> {
 
     pub(crate) fn on_set_guards(&mut self, _now: Instant, input: SetGuards) {
         self.circuits.guards = input.guards;
+    }
+
+    pub(crate) fn on_set_receiving(&mut self, _now: Instant, input: SetReceiving) {
+        self.receiving = input.receiving;
     }
 }

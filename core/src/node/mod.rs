@@ -120,7 +120,7 @@ pub use event::{Event, MessageFailure};
 pub use input::{
     AddBootstrap, CloseLink, DialFailed, Input, LearnDescriptor, NodeInput, OpenLink, Outcome,
     Receive, ReceiveStreamCell, RecordPeerFailure, Reply, SendMessage, SetAddresses, SetGuards,
-    Timeout, TransportClosed, TransportRoom,
+    SetReceiving, Timeout, TransportClosed, TransportRoom,
 };
 pub use output::{Output, PollError};
 pub use profile::Profile;
@@ -158,6 +158,8 @@ pub struct Node<P: Profile> {
     /// Some link holds received cells that found no room; retry them when
     /// room may have appeared.
     cells_held: bool,
+    /// The owner takes received messages ([`SetReceiving`]).
+    receiving: bool,
     next_transmit_index: usize,
     now: Instant,
     discovery: discovery::Discovery<P::Peers>,
@@ -216,6 +218,7 @@ impl<P: Profile> Node<P> {
             events: P::Events::EMPTY,
             events_deferred: false,
             cells_held: false,
+            receiving: true,
             next_transmit_index: 0,
             now: Instant::ZERO,
             discovery,

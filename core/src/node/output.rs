@@ -93,7 +93,7 @@ impl<P: Profile> Node<P> {
         if let Some(event) = self.take_event() {
             return Ok(Output::Event(event));
         }
-        match self.messages.take(buf) {
+        match self.take_message(buf) {
             Ok(Some(message)) => {
                 self.pump();
                 let bytes = buf.get(..message.len).unwrap_or_default();
@@ -123,6 +123,17 @@ impl<P: Profile> Node<P> {
             }
             None => Ok(Output::Timeout(self.deadline())),
         }
+    }
+
+    /// The oldest whole message, while the owner takes messages.
+    fn take_message(
+        &mut self,
+        buf: &mut [u8],
+    ) -> Result<Option<crate::message::ReceivedMessage>, crate::capacity::BufferTooSmall> {
+        if !self.receiving {
+            return Ok(None);
+        }
+        self.messages.take(buf)
     }
 
     /// The next event, publishing link events that waited for room and
