@@ -175,8 +175,14 @@ fn fresh_capture_replays_exactly() {
     for (kind, ..) in records(&fs::read(&traces[1]).expect("read trace")) {
         *counts.entry(kind).or_insert(0usize) += 1;
     }
-    assert!(counts.get("SendMessage").is_some_and(|&n| n >= 1), "{counts:?}");
-    assert!(counts.get("Receive").is_some_and(|&n| n >= 10), "{counts:?}");
+    assert!(
+        counts.get("SendMessage").is_some_and(|&n| n >= 1),
+        "{counts:?}"
+    );
+    assert!(
+        counts.get("Receive").is_some_and(|&n| n >= 10),
+        "{counts:?}"
+    );
 }
 
 /// Every record of a trace: its kind, its offset and its body length,
