@@ -19,14 +19,20 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use quinn_proto::crypto::rustls::{HandshakeData, QuicClientConfig, QuicServerConfig};
 use quinn_proto::{
-    ClientConfig, ConnectionHandle, DatagramEvent, Dir, Endpoint, EndpointConfig, IdleTimeout,
-    NoneTokenStore, ServerConfig, Side, StreamEvent, StreamId, TransportConfig, VarInt,
+    ClientConfig, ConnectionHandle, DatagramEvent, Dir, Endpoint, EndpointConfig, NoneTokenStore,
+    ServerConfig, StreamId, VarInt,
 };
 use veil_core::time::Instant;
 
 use crate::config::QuicConfig;
 use crate::error::{CloseCause, ConnectError, SetupError};
 use crate::tls;
+
+mod conn_events;
+mod parameters;
+
+use conn_events::{on_event, read_stream};
+use parameters::transport_config;
 
 /// Datagrams the endpoint itself answered with (version negotiation,
 /// refusals, stateless resets) kept for sending; more are dropped, so a
@@ -713,173 +719,4 @@ impl QuicTransport {
         };
         Instant::from_micros(rounded)
     }
-}
-
-/// Reads what `stream` has, in order, into `buf`.
-fn read_stream(
-    inner: &mut quinn_proto::Connection,
-    stream: StreamId,
-    buf: &mut [u8],
-) -> ReadOutcome {
-    let mut recv = inner.recv_stream(stream);
-    let mut chunks = match recv.read(true) {
-        Ok(chunks) => chunks,
-        Err(_) => return ReadOutcome::Closed,
-    };
-    let mut filled = 0usize;
-    let mut end = None;
-    while let Some(room) = buf.get_mut(filled..).filter(|r| !r.is_empty()) {
-        match chunks.next(room.len()) {
-            Ok(Some(chunk)) => {
-                let n = chunk.bytes.len().min(room.len());
-                if let (Some(to), Some(from)) = (room.get_mut(..n), chunk.bytes.get(..n)) {
-                    to.copy_from_slice(from);
-                }
-                filled = filled.saturating_add(n);
-            }
-            Ok(None) => {
-                end = Some(ReadOutcome::Finished);
-                break;
-            }
-            Err(quinn_proto::ReadError::Blocked) => break,
-            Err(quinn_proto::ReadError::Reset(_)) => {
-                end = Some(ReadOutcome::Closed);
-                break;
-            }
-        }
-    }
-    // Frees the credit; the MAX_STREAM_DATA frame goes out with the next
-    // `poll_datagram`.
-    let _ = chunks.finalize();
-    match (filled, end) {
-        (0, Some(outcome)) => outcome,
-        (0, None) => ReadOutcome::WouldBlock,
-        (n, _) => ReadOutcome::Data(n),
-    }
-}
-
-/// Turns one quinn-proto event of `conn` into what the caller needs.
-fn on_event(
-    at: std::time::Instant,
-    conn: &mut Conn,
-    id: ConnId,
-    event: quinn_proto::Event,
-    events: &mut VecDeque<QuicEvent>,
-) {
-    use quinn_proto::Event as E;
-    match event {
-        E::Connected => {
-            if conn.role == Role::Dialler {
-                conn.stream = conn.inner.streams().open(Dir::Bi);
-            }
-            if !conn.ended {
-                events.push_back(QuicEvent::Connected {
-                    conn: id,
-                    remote: conn.remote,
-                    role: conn.role,
-                });
-            }
-        }
-        E::ConnectionLost { reason } => {
-            if !conn.ended {
-                conn.ended = true;
-                events.push_back(QuicEvent::Closed {
-                    conn: id,
-                    cause: CloseCause::from_quinn(&reason),
-                });
-            }
-        }
-        E::Stream(StreamEvent::Opened { dir }) => {
-            while let Some(stream) = conn.inner.streams().accept(dir) {
-                let link_stream = stream.initiator() == Side::Client && stream.index() == 0;
-                if dir == Dir::Bi && conn.role == Role::Listener && link_stream {
-                    conn.stream = Some(stream);
-                    if !conn.ended {
-                        events.push_back(QuicEvent::Readable(id));
-                        events.push_back(QuicEvent::Writable(id));
-                    }
-                } else if dir == Dir::Bi && !link_stream {
-                    // A circuit the peer creates on the link.
-                    if !conn.ended {
-                        events.push_back(QuicEvent::CircuitReadable(id, CircuitStream(stream)));
-                    }
-                } else {
-                    // Stream limits forbid this; refuse it all the same.
-                    let _ = conn.inner.recv_stream(stream).stop(CLOSE_CODE);
-                    if dir == Dir::Bi {
-                        let _ = conn.inner.send_stream(stream).reset(CLOSE_CODE);
-                    }
-                }
-            }
-        }
-        E::Stream(StreamEvent::Readable { id: stream }) => {
-            if !conn.ended {
-                events.push_back(if conn.stream == Some(stream) {
-                    QuicEvent::Readable(id)
-                } else {
-                    QuicEvent::CircuitReadable(id, CircuitStream(stream))
-                });
-            }
-        }
-        E::Stream(StreamEvent::Writable { id: stream }) => {
-            if !conn.ended {
-                events.push_back(if conn.stream == Some(stream) {
-                    QuicEvent::Writable(id)
-                } else {
-                    QuicEvent::CircuitWritable(id, CircuitStream(stream))
-                });
-            }
-        }
-        E::Stream(StreamEvent::Finished { id: stream }) => {
-            // Everything we wrote was acknowledged: a lingering close can
-            // finish now.
-            if conn.stream == Some(stream) && conn.linger_until.take().is_some() {
-                conn.inner.close(at, CLOSE_CODE, Bytes::new());
-            }
-        }
-        E::Stream(StreamEvent::Stopped { id: stream, .. }) => {
-            if conn.stream == Some(stream) && !conn.ended {
-                conn.ended = true;
-                events.push_back(QuicEvent::Closed {
-                    conn: id,
-                    cause: CloseCause::StreamReset,
-                });
-            }
-        }
-        E::Stream(StreamEvent::Available { .. })
-        | E::HandshakeDataReady
-        | E::DatagramReceived
-        | E::DatagramsUnblocked => {}
-    }
-}
-
-/// The transport parameters of one role. Stream limits: each end accepts
-/// `max_circuit_streams` bidirectional streams from the other (circuit
-/// streams; a server one more, for the link stream) and no unidirectional
-/// ones.
-fn transport_config(config: &QuicConfig, role: Role) -> Result<TransportConfig, SetupError> {
-    let mut transport = TransportConfig::default();
-    let idle = IdleTimeout::try_from(config.idle_timeout)
-        .map_err(|e| SetupError::Quic(format!("idle timeout: {e}")))?;
-    let bidi = match role {
-        Role::Listener => config.max_circuit_streams.saturating_add(1),
-        Role::Dialler => config.max_circuit_streams,
-    };
-    transport
-        .max_concurrent_bidi_streams(VarInt::from_u32(bidi))
-        .max_concurrent_uni_streams(VarInt::from_u32(0))
-        .max_idle_timeout(Some(idle))
-        .stream_receive_window(VarInt::from_u32(config.stream_window))
-        .receive_window(VarInt::from_u32(
-            config.connection_window.max(config.stream_window),
-        ))
-        .send_window(config.send_window)
-        // The veil link pings on its own schedule; QUIC adds none.
-        .keep_alive_interval(None)
-        // No unreliable datagrams: the link needs an ordered stream.
-        .datagram_receive_buffer_size(None)
-        // The spin bit would let any on-path observer measure the RTT.
-        .allow_spin(false)
-        .mtu_discovery_config(None);
-    Ok(transport)
 }

@@ -1,0 +1,449 @@
+//! The engine's receiving side: what each circuit cell does, as a relay
+//! (`CREATE`, relaying, `EXTEND`, `DESTROY`) and as a client (`CREATED`,
+//! relay messages from its hops).
+
+use heapless::Vec;
+
+use crate::capacity::VecStore;
+use crate::cell::{
+    emit_create, emit_created, parse_create, parse_created, CellCommand, CellRepr, DestroyReason,
+    RelayCommand, RelayMessage, MAX_RELAY_EARLY,
+};
+use crate::cgo::{CellBody, ForwardOutcome, BODY_LEN};
+use crate::identity::NodeId;
+use crate::link::{Cell, LinkId};
+use crate::noise::StaticKeypair;
+
+use super::super::client_table::{CircuitHandle, ClientCircuit};
+use super::super::relay_table::{AwaitingLink, CircuitEnd, RelayCircuit, RelayDirection};
+use super::super::{respond, HOP_MESSAGE_LEN};
+use super::*;
+
+impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> {
+    /// Handles a circuit cell received on `link`. `onion_keys` are this
+    /// node's onion keys, newest first. An error means the peer broke the
+    /// protocol and the link should close.
+    pub fn handle_cell(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        link: LinkId,
+        cell_bytes: &Cell,
+        onion_keys: &[&StaticKeypair],
+    ) -> Result<(), CircuitProtocolViolation> {
+        let repr = CellRepr::parse(cell_bytes).map_err(|_| CircuitProtocolViolation)?;
+        let end = (link, repr.circuit_id);
+        match repr.command {
+            CellCommand::Create => self.on_create(ctx, end, &repr.body, onion_keys),
+            CellCommand::Created => {
+                self.on_created(ctx, end, &repr.body);
+                Ok(())
+            }
+            CellCommand::Relay | CellCommand::RelayEarly => {
+                self.on_relay(ctx, end, repr.command, &repr.body);
+                Ok(())
+            }
+            CellCommand::Destroy => {
+                let reason = DestroyReason::from_code(repr.body.first().copied().unwrap_or(1));
+                self.on_destroy(ctx, end, reason);
+                Ok(())
+            }
+            CellCommand::Padding | CellCommand::Descriptor => Err(CircuitProtocolViolation),
+        }
+    }
+
+    fn on_create(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        end: CircuitEnd,
+        body: &[u8; BODY_LEN],
+        onion_keys: &[&StaticKeypair],
+    ) -> Result<(), CircuitProtocolViolation> {
+        let role = ctx.role_on(end.0).ok_or(CircuitProtocolViolation)?;
+        // The peer allocates ids from its own half of the space.
+        if !end.1.allocated_by(other_role(role)) || self.in_use(end) {
+            return Err(CircuitProtocolViolation);
+        }
+        match respond(onion_keys, Self::ephemeral(ctx), body) {
+            Ok((layer, created)) => {
+                let circuit = RelayCircuit {
+                    inbound: end,
+                    outbound: None,
+                    layer,
+                    early_cells: 0,
+                    extending: false,
+                    awaiting_link: None,
+                    flow: Flow::new(),
+                };
+                if self.relays.insert(circuit).is_err() {
+                    ctx.send(end.0, &destroy_cell(end, DestroyReason::ResourceLimit));
+                } else {
+                    ctx.send(end.0, &cell(end, CellCommand::Created, created));
+                }
+            }
+            Err(_) => {
+                ctx.send(end.0, &destroy_cell(end, DestroyReason::Protocol));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_created(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        end: CircuitEnd,
+        body: &[u8; BODY_LEN],
+    ) {
+        // Our own circuit's first hop answered.
+        if let Some(circuit) = self.clients.by_end(end) {
+            if circuit.layers.is_empty() {
+                if let Some(pending) = circuit.pending.take() {
+                    let handle = circuit.handle;
+                    let added = pending
+                        .finish(body)
+                        .ok()
+                        .is_some_and(|hop| circuit.layers.push(hop).is_ok());
+                    if added {
+                        self.advance(ctx, handle);
+                    } else {
+                        self.fail_client(ctx, end, DestroyReason::Protocol);
+                    }
+                    return;
+                }
+            }
+            self.fail_client(ctx, end, DestroyReason::Protocol);
+            return;
+        }
+        // The next hop answered an EXTEND we made: send EXTENDED back.
+        if let Some((circuit, RelayDirection::Backward)) = self.relays.find(end) {
+            if circuit.extending {
+                circuit.extending = false;
+                let inbound = circuit.inbound;
+                let message = parse_created(body).ok();
+                let payload = message
+                    .as_deref()
+                    .and_then(|m| relay_payload(RelayCommand::Extended, m));
+                if let Some(payload) = payload {
+                    let reply = circuit
+                        .layer
+                        .originate_backward(CellCommand::Relay.code(), &payload);
+                    ctx.send(
+                        inbound.0,
+                        &cell(inbound, CellCommand::Relay, reply.to_bytes()),
+                    );
+                    return;
+                }
+            }
+        }
+        self.destroy_relay(ctx, end, DestroyReason::Protocol);
+    }
+
+    /// Builds the next hop of a client circuit, or reports it ready.
+    pub(super) fn advance(&mut self, ctx: &mut impl CircuitContext, handle: CircuitHandle) {
+        let Some(circuit) = self.clients.by_handle(handle) else {
+            return;
+        };
+        let built = circuit.layers.len();
+        if built == circuit.path.hops().len() {
+            let destination = circuit.path.destination();
+            let built_in = ctx.now().saturating_since(circuit.opened_at);
+            if let Some(destination) = destination {
+                ctx.event(CircuitEvent::Ready {
+                    circuit: handle,
+                    destination,
+                    built_in,
+                });
+            }
+            return;
+        }
+        let end = circuit.end;
+        let (Some(target), Some(onion)) = (
+            circuit.path.hops().get(built).copied(),
+            circuit.onion_keys.get(built).copied(),
+        ) else {
+            return;
+        };
+        let mut ephemeral = [0u8; 32];
+        ctx.rng().fill_bytes(&mut ephemeral);
+        let Some(circuit) = self.clients.by_handle(handle) else {
+            return;
+        };
+        let Ok((pending, create)) = HopHandshakeClient::start(&onion, ephemeral) else {
+            self.fail_client(ctx, end, DestroyReason::Protocol);
+            return;
+        };
+        // EXTEND data: target id ‖ the CREATE body's type, length and message.
+        let mut data = [0u8; EXTEND_LEN];
+        for (dst, src) in data
+            .iter_mut()
+            .zip(target.as_bytes().iter().chain(create.iter()))
+        {
+            *dst = *src;
+        }
+        let ad = CellCommand::RelayEarly.code();
+        let last = built.saturating_sub(1);
+        let body = relay_payload(RelayCommand::Extend, &data)
+            .and_then(|payload| circuit.layers.originate_forward(last, ad, &payload).ok());
+        circuit.pending = Some(pending);
+        match body {
+            Some(body) if ctx.send(end.0, &cell(end, CellCommand::RelayEarly, body.to_bytes())) => {
+            }
+            _ => self.fail_client(ctx, end, DestroyReason::ResourceLimit),
+        }
+    }
+
+    fn on_relay(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        end: CircuitEnd,
+        command: CellCommand,
+        body: &[u8; BODY_LEN],
+    ) {
+        let ad = command.code();
+        let mut cgo = CellBody::from_bytes(body);
+        if let Some((circuit, direction)) = self.relays.find(end) {
+            match direction {
+                RelayDirection::Backward => {
+                    // Towards the client: add our layer. Always plain RELAY.
+                    if command != CellCommand::Relay {
+                        self.destroy_relay(ctx, end, DestroyReason::Protocol);
+                        return;
+                    }
+                    circuit.layer.forward_backward(ad, &mut cgo);
+                    let inbound = circuit.inbound;
+                    ctx.send(
+                        inbound.0,
+                        &cell(inbound, CellCommand::Relay, cgo.to_bytes()),
+                    );
+                }
+                RelayDirection::Forward => {
+                    if command == CellCommand::RelayEarly {
+                        circuit.early_cells = circuit.early_cells.saturating_add(1);
+                        if circuit.early_cells > MAX_RELAY_EARLY {
+                            self.destroy_relay(ctx, end, DestroyReason::TooLong);
+                            return;
+                        }
+                    }
+                    match circuit.layer.receive_forward(ad, &mut cgo) {
+                        ForwardOutcome::Recognised => self.at_this_hop(ctx, end, command, &cgo),
+                        ForwardOutcome::Forward => match circuit.outbound {
+                            Some(out) if !circuit.extending => {
+                                ctx.send(out.0, &cell(out, command, cgo.to_bytes()));
+                            }
+                            // Nobody further on: the cell was altered.
+                            _ => self.destroy_relay(ctx, end, DestroyReason::Unrecognised),
+                        },
+                    }
+                }
+            }
+            return;
+        }
+        let Some(circuit) = self.clients.by_end(end) else {
+            // A late cell for a circuit already gone.
+            return;
+        };
+        if command != CellCommand::Relay {
+            self.fail_client(ctx, end, DestroyReason::Protocol);
+            return;
+        }
+        let Some(hop) = circuit.layers.receive_backward(ad, &mut cgo) else {
+            self.fail_client(ctx, end, DestroyReason::Unrecognised);
+            return;
+        };
+        let handle = circuit.handle;
+        let message = RelayMessage::parse(&cgo.payload);
+        match message {
+            Ok(RelayMessage {
+                command: command @ (RelayCommand::Data | RelayCommand::Ack | RelayCommand::Credit),
+                data,
+            }) => {
+                if let Ok(data) = Vec::from_slice(data) {
+                    ctx.event(CircuitEvent::Data {
+                        circuit: handle,
+                        hop,
+                        command,
+                        data,
+                    });
+                }
+            }
+            Ok(RelayMessage {
+                command: RelayCommand::Extended,
+                data,
+            }) if hop.saturating_add(1) == circuit.layers.len() && circuit.pending.is_some() => {
+                let created = emit_created(data);
+                let finished = circuit
+                    .pending
+                    .take()
+                    .zip(created)
+                    .and_then(|(pending, created)| pending.finish(&created).ok());
+                let added = finished.is_some_and(|layer| circuit.layers.push(layer).is_ok());
+                if added {
+                    self.advance(ctx, handle);
+                } else {
+                    self.fail_client(ctx, end, DestroyReason::ExtendFailed);
+                }
+            }
+            Ok(RelayMessage {
+                command: RelayCommand::Padding,
+                ..
+            }) => {}
+            _ => self.fail_client(ctx, end, DestroyReason::Protocol),
+        }
+    }
+
+    /// A forward cell recognised at this hop.
+    fn at_this_hop(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        end: CircuitEnd,
+        command: CellCommand,
+        cgo: &CellBody,
+    ) {
+        match RelayMessage::parse(&cgo.payload) {
+            Ok(RelayMessage {
+                command: relay @ (RelayCommand::Data | RelayCommand::Ack | RelayCommand::Credit),
+                data,
+            }) => {
+                if let Ok(data) = Vec::from_slice(data) {
+                    ctx.event(CircuitEvent::Delivered {
+                        at: end,
+                        command: relay,
+                        data,
+                    });
+                }
+            }
+            Ok(RelayMessage {
+                command: RelayCommand::Extend,
+                data,
+            }) if command == CellCommand::RelayEarly => {
+                self.extend(ctx, end, data);
+            }
+            Ok(RelayMessage {
+                command: RelayCommand::Padding,
+                ..
+            }) => {}
+            _ => self.destroy_relay(ctx, end, DestroyReason::Protocol),
+        }
+    }
+
+    /// Extends a relayed circuit to the node named in `data`.
+    fn extend(&mut self, ctx: &mut impl CircuitContext, inbound: CircuitEnd, data: &[u8]) {
+        let target = data.first_chunk::<32>().map(|id| NodeId(*id));
+        let message = data.get(32..).and_then(|rest| {
+            let mut body = [0u8; BODY_LEN];
+            for (dst, src) in body.iter_mut().zip(rest) {
+                *dst = *src;
+            }
+            let message = parse_create(&body).ok()?;
+            <[u8; HOP_MESSAGE_LEN]>::try_from(message.as_slice()).ok()
+        });
+        let already = self
+            .relays
+            .find(inbound)
+            .is_some_and(|(c, _)| c.outbound.is_some() || c.extending);
+        let (Some(target), Some(message), false) = (target, message, already) else {
+            self.destroy_relay(ctx, inbound, DestroyReason::Protocol);
+            return;
+        };
+        if ctx.link_to(&target).is_none() {
+            // Park the EXTEND until the node has connected to the target.
+            let now = ctx.now();
+            if !ctx.dial(&target) {
+                self.destroy_relay(ctx, inbound, DestroyReason::ExtendFailed);
+                return;
+            }
+            if let Some((circuit, _)) = self.relays.find(inbound) {
+                circuit.extending = true;
+                circuit.awaiting_link = Some(AwaitingLink {
+                    target,
+                    message,
+                    since: now,
+                });
+            }
+            return;
+        }
+        self.send_create(ctx, inbound, target, &message);
+    }
+
+    /// Sends the `CREATE` of an `EXTEND` to `target` over an established link.
+    pub(super) fn send_create(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        inbound: CircuitEnd,
+        target: NodeId,
+        message: &[u8; HOP_MESSAGE_LEN],
+    ) {
+        let Some(create) = emit_create(message) else {
+            self.destroy_relay(ctx, inbound, DestroyReason::Protocol);
+            return;
+        };
+        let Some((link, role)) = ctx.link_to(&target) else {
+            self.destroy_relay(ctx, inbound, DestroyReason::ExtendFailed);
+            return;
+        };
+        let Some(id) = self.allocate(ctx, link, role) else {
+            self.destroy_relay(ctx, inbound, DestroyReason::ResourceLimit);
+            return;
+        };
+        let out = (link, id);
+        if !ctx.send(link, &cell(out, CellCommand::Create, create)) {
+            self.destroy_relay(ctx, inbound, DestroyReason::ResourceLimit);
+            return;
+        }
+        if let Some((circuit, _)) = self.relays.find(inbound) {
+            circuit.outbound = Some(out);
+            circuit.extending = true;
+            circuit.awaiting_link = None;
+        }
+    }
+
+    fn on_destroy(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        end: CircuitEnd,
+        reason: DestroyReason,
+    ) {
+        if let Some(other) = self.relays.remove(end) {
+            if let Some(other) = other {
+                ctx.send(other.0, &destroy_cell(other, reason));
+            }
+            return;
+        }
+        if let Some(c) = self.clients.remove(end) {
+            ctx.event(CircuitEvent::Closed {
+                circuit: c.handle,
+                path: c.path,
+                reason,
+            });
+        }
+    }
+
+    /// Destroys a relayed circuit in both directions.
+    pub(super) fn destroy_relay(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        end: CircuitEnd,
+        reason: DestroyReason,
+    ) {
+        ctx.send(end.0, &destroy_cell(end, reason));
+        if let Some(Some(other)) = self.relays.remove(end) {
+            ctx.send(other.0, &destroy_cell(other, reason));
+        }
+    }
+
+    /// Destroys a client circuit: tells the first hop and reports it.
+    pub(super) fn fail_client(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        end: CircuitEnd,
+        reason: DestroyReason,
+    ) {
+        ctx.send(end.0, &destroy_cell(end, reason));
+        if let Some(c) = self.clients.remove(end) {
+            ctx.event(CircuitEvent::Closed {
+                circuit: c.handle,
+                path: c.path,
+                reason,
+            });
+        }
+    }
+}

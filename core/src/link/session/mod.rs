@@ -1,0 +1,503 @@
+//! The sans-IO link session: a Noise `XX` handshake with identity binding,
+//! then encrypted, length-delimited frames over an ordered byte stream.
+//!
+//! A session never sees a socket. The owner feeds it received bytes in any
+//! chunking ([`LinkSession::receive`], then [`LinkSession::take_cell`]),
+//! asks it for the next message to write ([`LinkSession::poll_transmit`])
+//! and calls [`LinkSession::handle_timeout`] at
+//! [`LinkSession::next_deadline`]. This file holds the session's state and
+//! its life; `receive.rs` and `transmit.rs` the two directions.
+//!
+//! Replay and reordering protection come from Noise's implicit nonces: the
+//! stream is ordered, so the receiver always knows the next nonce, and any
+//! replayed, reordered, dropped or forged message fails authentication and
+//! closes the link.
+
+use crate::capacity::{ByteStore, DequeStore};
+
+use crate::identity::NodeId;
+use crate::noise::{CipherState, HandshakePattern, HandshakeState, Role, StaticKeypair};
+use crate::time::Instant;
+
+use super::close::CloseReason;
+use super::config::LinkConfig;
+use super::frame::{
+    Cell, CELL_LEN, KIND_LEN, LENGTH_PREFIX_LEN, MAX_MESSAGE_LEN, MIN_MAX_MESSAGE_LEN, TAG_LEN,
+};
+use super::hello::HELLO_LEN;
+use super::rtt::RttEstimator;
+use super::stats::LinkStats;
+use super::PROLOGUE;
+
+mod receive;
+mod transmit;
+
+/// Which end of the link this session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum LinkRole {
+    /// We dialled; we send the first handshake message.
+    Initiator,
+    /// We accepted.
+    Responder,
+}
+
+/// Where the session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum LinkPhase {
+    /// Handshake under way.
+    Handshaking,
+    /// Keys established; frames flow.
+    Established,
+    /// A `Close` frame is waiting to be sent.
+    Closing,
+    /// Finished; nothing more is sent or accepted.
+    Closed,
+}
+
+/// Who ended a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum ClosedBy {
+    /// This node (a local request, a timeout, or a protocol error by the peer).
+    Local,
+    /// The peer sent a `Close` frame.
+    Peer,
+}
+
+/// Why a cell could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum QueueCellError {
+    /// The link is not established yet, or is closing.
+    NotEstablished,
+    /// The link's send queue is full: wait for transmits to drain it.
+    QueueFull,
+}
+
+impl core::fmt::Display for QueueCellError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            QueueCellError::NotEstablished => {
+                write!(
+                    f,
+                    "link is not established; wait for the LinkEstablished event"
+                )
+            }
+            QueueCellError::QueueFull => {
+                write!(
+                    f,
+                    "link send queue is full; poll transmits before queueing more"
+                )
+            }
+        }
+    }
+}
+
+impl core::error::Error for QueueCellError {}
+
+/// Everything a session needs from its node to start.
+#[derive(Debug)]
+pub struct LinkParams<'a> {
+    /// Our end.
+    pub role: LinkRole,
+    /// The identity the peer must prove, when we dialled a known node.
+    pub expected_peer: Option<NodeId>,
+    /// The node's Noise static key pair (signed by its identity in `hello`).
+    pub static_keypair: &'a StaticKeypair,
+    /// 32 fresh bytes from the node's CSPRNG for the Noise ephemeral key.
+    pub ephemeral_secret: [u8; 32],
+    /// The node's encoded hello.
+    pub hello: [u8; HELLO_LEN],
+    /// The largest message we accept (advertised in `hello`).
+    pub local_max_message_len: usize,
+    /// Timers and rekey limits.
+    pub config: LinkConfig,
+    /// Set when the transport carries each circuit on a stream of its own
+    /// (QUIC): the transport's channel binding (a TLS exporter value, link
+    /// spec §10), mixed into the handshake after [`PROLOGUE`]. Circuit cells
+    /// then leave the session with
+    /// [`take_stream_cell`](LinkSession::take_stream_cell) and arrive with
+    /// [`note_stream_cell`](LinkSession::note_stream_cell); only link-level
+    /// cells and the session's own frames use the link's byte stream.
+    pub channel_binding: Option<[u8; CHANNEL_BINDING_LEN]>,
+}
+
+/// Bytes of a transport's channel binding ([`LinkParams::channel_binding`]).
+pub const CHANNEL_BINDING_LEN: usize = 32;
+
+struct Handshake {
+    noise: HandshakeState,
+    hello: [u8; HELLO_LEN],
+    /// How many of the three `XX` messages have been written or read.
+    step: u8,
+    /// Set once the peer's hello has verified.
+    peer_max_message_len: usize,
+}
+
+impl Handshake {
+    /// Message 1 carries no payload (Noise would send it in clear); messages
+    /// 2 and 3 carry the sender's hello, encrypted.
+    fn payload_len(&self) -> usize {
+        if self.step == 0 {
+            0
+        } else {
+            HELLO_LEN
+        }
+    }
+}
+
+struct Transport {
+    send: CipherState,
+    receive: CipherState,
+}
+
+// The handshake variant is the largest; the state lives inline in a fixed
+// link slot either way, so boxing (impossible without alloc) would save nothing.
+#[allow(clippy::large_enum_variant)]
+enum State {
+    Handshaking(Handshake),
+    Established(Transport),
+    Closing(Transport, CloseReason),
+    Closed(CloseReason, ClosedBy),
+}
+
+/// One link's protocol state. `B` is the receive buffer (the largest
+/// message accepted plus its prefix); `Q` the queue of cells that can wait
+/// How long a closing link waits for its `Close` frame to be taken by the
+/// transport. A peer that stops reading cannot keep a closing link (and its
+/// slot and connection) alive.
+pub const CLOSE_GRACE: crate::time::Duration = crate::time::Duration::from_secs(5);
+
+/// to be sent.
+pub struct LinkSession<B, Q> {
+    role: LinkRole,
+    state: State,
+    config: LinkConfig,
+    expected_peer: Option<NodeId>,
+    peer: Option<NodeId>,
+    peer_max_message_len: usize,
+    local_max_message_len: usize,
+    rx_buf: B,
+    rx_len: usize,
+    /// Cells of the last message not yet taken (pull mode): `rx_buf[next..end]`.
+    rx_cell_next: usize,
+    rx_cell_end: usize,
+    /// When the session was first seen closing by a call that knows the
+    /// time; the `Close` frame must be out by `CLOSE_GRACE` after it.
+    closing_since: Option<Instant>,
+    tx_cells: Q,
+    created_at: Instant,
+    last_received: Instant,
+    next_ping_at: Instant,
+    ping_sequence: u64,
+    outstanding_ping: Option<(u64, Instant)>,
+    pong_owed: Option<u64>,
+    sent_since_rekey: u64,
+    last_send_rekey: Instant,
+    rtt: RttEstimator,
+    stats: LinkStats,
+    was_established: bool,
+    /// Circuit cells go over streams of their own (see
+    /// [`LinkParams::channel_binding`]).
+    circuit_streams: bool,
+}
+
+impl<B: ByteStore, Q: DequeStore<Cell>> core::fmt::Debug for LinkSession<B, Q> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LinkSession")
+            .field("role", &self.role)
+            .field("phase", &self.phase())
+            .field("peer", &self.peer)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
+    /// Starts a session. The receive limit is clamped to what `B` can hold.
+    pub fn new(now: Instant, params: LinkParams<'_>) -> Self {
+        let role = match params.role {
+            LinkRole::Initiator => Role::Initiator,
+            LinkRole::Responder => Role::Responder,
+        };
+        // A bound link mixes the binding in after the prologue, so two ends
+        // that disagree on it (a man in the middle of TLS, or a TCP and a
+        // QUIC end) fail the handshake at message 2.
+        let mut prologue = [0u8; PROLOGUE.len() + CHANNEL_BINDING_LEN];
+        let (head, tail) = prologue.split_at_mut(PROLOGUE.len());
+        head.copy_from_slice(PROLOGUE);
+        let prologue_len = match &params.channel_binding {
+            Some(binding) => {
+                tail.copy_from_slice(binding);
+                prologue.len()
+            }
+            None => PROLOGUE.len(),
+        };
+        let noise = HandshakeState::new(
+            HandshakePattern::XX,
+            role,
+            prologue.get(..prologue_len).unwrap_or(PROLOGUE),
+            Some(params.static_keypair),
+            params.ephemeral_secret,
+            None,
+        );
+        let local_max_message_len = params
+            .local_max_message_len
+            .min(B::LEN.saturating_sub(LENGTH_PREFIX_LEN))
+            .min(MAX_MESSAGE_LEN);
+        let state = match noise {
+            Ok(noise) => State::Handshaking(Handshake {
+                noise,
+                hello: params.hello,
+                step: 0,
+                peer_max_message_len: MIN_MAX_MESSAGE_LEN,
+            }),
+            // Only reachable if the node passed inconsistent keys; refuse the link.
+            Err(_) => State::Closed(CloseReason::ProtocolViolation, ClosedBy::Local),
+        };
+        LinkSession {
+            role: params.role,
+            state,
+            config: params.config,
+            expected_peer: params.expected_peer,
+            peer: None,
+            peer_max_message_len: MIN_MAX_MESSAGE_LEN,
+            local_max_message_len,
+            rx_buf: B::ZEROED,
+            rx_len: 0,
+            rx_cell_next: 0,
+            rx_cell_end: 0,
+            closing_since: None,
+            tx_cells: Q::EMPTY,
+            created_at: now,
+            last_received: now,
+            next_ping_at: now,
+            ping_sequence: 0,
+            outstanding_ping: None,
+            pong_owed: None,
+            sent_since_rekey: 0,
+            last_send_rekey: now,
+            rtt: RttEstimator::default(),
+            stats: LinkStats::default(),
+            was_established: false,
+            circuit_streams: params.channel_binding.is_some(),
+        }
+    }
+
+    /// Whether circuit cells travel on streams of their own rather than in
+    /// the link's frames ([`LinkParams::channel_binding`]).
+    pub fn circuit_streams(&self) -> bool {
+        self.circuit_streams
+    }
+
+    /// The next queued circuit cell, for its circuit's stream; `None` if the
+    /// link does not use circuit streams, is not established, or the next
+    /// queued cell is a link-level one (it goes out in a frame first: the
+    /// queue keeps its order).
+    pub fn take_stream_cell(&mut self) -> Option<Cell> {
+        if !self.circuit_streams
+            || !matches!(self.state, State::Established(_))
+            || self.tx_cells.view().front().is_none_or(is_link_level)
+        {
+            return None;
+        }
+        let cell = self.tx_cells.view_mut().pop_front()?;
+        self.stats.cells_sent = self.stats.cells_sent.saturating_add(1);
+        self.stats.bytes_sent = self
+            .stats
+            .bytes_sent
+            .saturating_add(u64::try_from(CELL_LEN).unwrap_or(u64::MAX));
+        Some(cell)
+    }
+
+    /// Whether [`take_stream_cell`](Self::take_stream_cell) would give a cell.
+    pub fn has_stream_cell(&self) -> bool {
+        self.circuit_streams
+            && matches!(self.state, State::Established(_))
+            && self
+                .tx_cells
+                .view()
+                .front()
+                .is_some_and(|c| !is_link_level(c))
+    }
+
+    /// A circuit cell arrived on one of the link's circuit streams: counts
+    /// it, and it proves the peer alive as any message does.
+    pub fn note_stream_cell(&mut self, now: Instant) {
+        self.last_received = now;
+        self.stats.cells_received = self.stats.cells_received.saturating_add(1);
+        self.stats.bytes_received = self
+            .stats
+            .bytes_received
+            .saturating_add(u64::try_from(CELL_LEN).unwrap_or(u64::MAX));
+    }
+
+    /// Our end of the link.
+    pub fn role(&self) -> LinkRole {
+        self.role
+    }
+
+    /// The phase the session is in.
+    pub fn phase(&self) -> LinkPhase {
+        match self.state {
+            State::Handshaking(_) => LinkPhase::Handshaking,
+            State::Established(_) => LinkPhase::Established,
+            State::Closing(..) => LinkPhase::Closing,
+            State::Closed(..) => LinkPhase::Closed,
+        }
+    }
+
+    /// The authenticated peer, once its hello has verified.
+    pub fn peer(&self) -> Option<NodeId> {
+        self.peer
+    }
+
+    /// Whether the handshake ever completed (stays true after a close).
+    pub fn was_established(&self) -> bool {
+        self.was_established
+    }
+
+    /// Why and by whom the session closed, once it has.
+    pub fn closed(&self) -> Option<(CloseReason, ClosedBy)> {
+        match self.state {
+            State::Closed(reason, by) => Some((reason, by)),
+            _ => None,
+        }
+    }
+
+    /// Round-trip time measured by keepalives.
+    pub fn rtt(&self) -> &RttEstimator {
+        &self.rtt
+    }
+
+    /// Traffic counters.
+    pub fn stats(&self) -> &LinkStats {
+        &self.stats
+    }
+
+    /// Cells waiting to be sent.
+    pub fn queued_cells(&self) -> usize {
+        self.tx_cells.len()
+    }
+
+    /// Room left in the send queue.
+    pub fn queue_room(&self) -> usize {
+        self.tx_cells.room()
+    }
+
+    /// The largest number of cells one received message can carry, given our
+    /// advertised limit. The owner must have this much room before feeding data.
+    pub fn max_cells_per_message(&self) -> usize {
+        cells_fitting(self.local_max_message_len)
+    }
+
+    /// Queues a cell for sending.
+    pub fn queue_cell(&mut self, cell: &Cell) -> Result<(), QueueCellError> {
+        if !matches!(self.state, State::Established(_)) {
+            return Err(QueueCellError::NotEstablished);
+        }
+        self.tx_cells
+            .view_mut()
+            .push_back(*cell)
+            .map_err(|_| QueueCellError::QueueFull)
+    }
+
+    /// Closes the link: an established link sends a `Close` frame first.
+    pub fn close(&mut self, reason: CloseReason) {
+        self.fail(reason);
+    }
+
+    /// The transport under the link went away; nothing more can be sent.
+    pub fn transport_closed(&mut self) {
+        if !matches!(self.state, State::Closed(..)) {
+            self.state = State::Closed(CloseReason::TransportClosed, ClosedBy::Local);
+        }
+    }
+
+    /// Ends the session for `reason`, sending a `Close` frame if keys exist.
+    fn fail(&mut self, reason: CloseReason) {
+        let state = core::mem::replace(&mut self.state, State::Closed(reason, ClosedBy::Local));
+        self.state = match state {
+            State::Established(t) => State::Closing(t, reason),
+            State::Closing(t, r) => State::Closing(t, r),
+            State::Closed(r, by) => State::Closed(r, by),
+            State::Handshaking(_) => State::Closed(reason, ClosedBy::Local),
+        };
+        self.tx_cells.view_mut().clear();
+    }
+
+    /// The next instant at which [`handle_timeout`](Self::handle_timeout) must run.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match self.state {
+            State::Handshaking(_) => Some(
+                self.created_at
+                    .saturating_add(self.config.handshake_timeout),
+            ),
+            State::Established(_) => {
+                let idle = self.last_received.saturating_add(self.config.idle_timeout);
+                let rekey = self.last_send_rekey.saturating_add(self.config.rekey_after);
+                // While a ping is unanswered no new one is due; the idle
+                // timeout covers a peer that never answers. Reporting the
+                // past ping time here would make the owner spin.
+                let ping = match self.outstanding_ping {
+                    None => self.next_ping_at,
+                    Some(_) => idle,
+                };
+                Some(idle.min(rekey).min(ping))
+            }
+            // Until a timed call has noted when closing began, ask for one
+            // at once; then allow the grace period for the `Close` frame.
+            State::Closing(..) => Some(
+                self.closing_since
+                    .map_or(Instant::ZERO, |since| since.saturating_add(CLOSE_GRACE)),
+            ),
+            State::Closed(..) => None,
+        }
+    }
+
+    /// Runs timers: handshake timeout and idle detection. Pings and
+    /// time-based rekeys are due from here on and go out with the next
+    /// [`poll_transmit`](Self::poll_transmit).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.state {
+            State::Handshaking(_) => {
+                if now.saturating_since(self.created_at) >= self.config.handshake_timeout {
+                    self.fail(CloseReason::HandshakeTimeout);
+                }
+            }
+            State::Established(_) => {
+                if now.saturating_since(self.last_received) >= self.config.idle_timeout {
+                    self.fail(CloseReason::PeerSilent);
+                }
+            }
+            State::Closing(_, reason) => {
+                let since = *self.closing_since.get_or_insert(now);
+                if now.saturating_since(since) >= CLOSE_GRACE {
+                    // The peer never took the `Close` frame: give up on it.
+                    self.state = State::Closed(reason, ClosedBy::Local);
+                    self.tx_cells.view_mut().clear();
+                }
+            }
+            State::Closed(..) => {}
+        }
+    }
+}
+
+/// Whether a cell belongs to the link itself rather than to a circuit: its
+/// first four bytes (the circuit id the cell layer reads) are zero (link
+/// spec §10). The link layer owns this one rule about the cells it carries.
+pub fn is_link_level(cell: &Cell) -> bool {
+    cell.first_chunk::<4>().is_some_and(|id| *id == [0; 4])
+}
+
+/// How many whole cells fit in a message of `message_len` bytes.
+fn cells_fitting(message_len: usize) -> usize {
+    message_len
+        .saturating_sub(KIND_LEN.saturating_add(TAG_LEN))
+        .checked_div(CELL_LEN)
+        .unwrap_or(0)
+}
