@@ -53,7 +53,7 @@ pub enum Target {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Sender {
     /// Someone who built a circuit to this node. Their identity is not
-    /// known; answer with [`Node::reply`](crate::node::Node::reply).
+    /// known; answer with a `Reply` input of the node.
     Anonymous(ReplyTo),
     /// The destination of one of this node's circuits, replying.
     Node(NodeId),

@@ -64,8 +64,10 @@ pub struct NodeConfig {
     pub transport_race_delay: Duration,
     /// Deliver every circuit cell to the owner as `Event::CellReceived`
     /// instead of running circuits: for link-layer conformance tests (only
-    /// with the `testing` feature).
+    /// with the `testing` feature). Never encoded: a trace header reads the
+    /// same with or without the feature.
     #[cfg(feature = "testing")]
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub link_only: bool,
 }
 

@@ -52,8 +52,8 @@ impl fmt::Display for LinkInputError {
 
 impl core::error::Error for LinkInputError {}
 
-/// Why [`Node::send_cell`](super::Node::send_cell) (tests only) could not
-/// queue a cell.
+/// Why the test-only `SendCell` input (with the `testing` feature) could
+/// not queue a cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

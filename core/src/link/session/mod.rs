@@ -165,13 +165,13 @@ enum State {
     Closed(CloseReason, ClosedBy),
 }
 
-/// One link's protocol state. `B` is the receive buffer (the largest
-/// message accepted plus its prefix); `Q` the queue of cells that can wait
 /// How long a closing link waits for its `Close` frame to be taken by the
 /// transport. A peer that stops reading cannot keep a closing link (and its
 /// slot and connection) alive.
 pub const CLOSE_GRACE: crate::time::Duration = crate::time::Duration::from_secs(5);
 
+/// One link's protocol state. `B` is the receive buffer (the largest
+/// message accepted plus its prefix); `Q` the queue of cells that can wait
 /// to be sent.
 pub struct LinkSession<B, Q> {
     role: LinkRole,
@@ -183,7 +183,7 @@ pub struct LinkSession<B, Q> {
     local_max_message_len: usize,
     rx_buf: B,
     rx_len: usize,
-    /// Cells of the last message not yet taken (pull mode): `rx_buf[next..end]`.
+    /// Cells of the last message not yet taken: `rx_buf[next..end]`.
     rx_cell_next: usize,
     rx_cell_end: usize,
     /// When the session was first seen closing by a call that knows the

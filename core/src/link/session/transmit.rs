@@ -39,7 +39,7 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
     /// Writes the next message for the peer (length prefix included) into
     /// `buf` and returns its length, or `None` if there is nothing to send or
     /// `buf` cannot hold the next message. A buffer of
-    /// [`MIN_TRANSMIT_BUFFER`](super::MIN_TRANSMIT_BUFFER) bytes always suffices.
+    /// [`MIN_TRANSMIT_BUFFER`](crate::link::MIN_TRANSMIT_BUFFER) bytes always suffices.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         let written = match &mut self.state {
             State::Handshaking(_) => self.transmit_handshake(now, buf),
