@@ -161,6 +161,8 @@ pub enum TurnError {
     Poll(io::Error),
     /// Writing the trace failed; recording has stopped.
     Trace(io::Error),
+    /// Writing the link capture failed; capturing has stopped.
+    Capture(io::Error),
 }
 
 impl fmt::Display for TurnError {
@@ -175,6 +177,11 @@ impl fmt::Display for TurnError {
                 f,
                 "writing the trace failed ({e}); recording stopped, the trace is truncated \
                  there; check free space"
+            ),
+            TurnError::Capture(e) => write!(
+                f,
+                "writing the link capture failed ({e}); capturing stopped, the node goes on; \
+                 check free space"
             ),
         }
     }

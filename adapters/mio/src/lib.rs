@@ -57,6 +57,7 @@
     )
 )]
 
+pub mod capture;
 mod clock;
 mod connection;
 mod dial;
@@ -66,6 +67,7 @@ mod std_node;
 mod tcp_socket;
 pub mod trace;
 
+pub use capture::CaptureError;
 pub use clock::Clock;
 pub use connection::ConnectionInfo;
 pub use dial::DialFailure;

@@ -56,6 +56,11 @@ pub struct NodeArgs {
     /// mean to share.
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
+    /// Capture the bytes of every TCP link into FILE (pcap, opens in
+    /// Wireshark), for a bug report. It holds what the wire carries (link
+    /// frames are encrypted) and no secret.
+    #[arg(long, value_name = "FILE")]
+    capture: Option<PathBuf>,
 }
 
 /// Runs the node until a signal; `Err` is one line saying what failed.
@@ -126,6 +131,11 @@ pub fn run(args: NodeArgs) -> Result<(), String> {
         }
     }
     .map_err(|e| e.to_string())?;
+    if let Some(path) = &args.capture {
+        rt.capture_links(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        log::info!("capturing TCP link bytes into {}", path.display());
+    }
     listen_quic(&mut rt, &settings)?;
     if !settings.advertise.is_empty() {
         rt.handle(SetAddresses::from_slice(&settings.advertise));

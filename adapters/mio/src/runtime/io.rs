@@ -53,6 +53,8 @@ pub(super) struct Io {
     pub(super) read_buf: Box<[u8]>,
     /// When the node next needs its timers, from the last drain.
     pub(super) node_deadline: Instant,
+    /// A capture of TCP link bytes, when the operator turned it on.
+    pub(super) capture: Option<crate::capture::Capture>,
     /// The QUIC socket and its links, once
     /// [`listen_quic`](super::Runtime::listen_quic) was called.
     #[cfg(feature = "quic")]
@@ -96,6 +98,7 @@ impl Io {
             waker: None,
             read_buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
             node_deadline: Instant::ZERO,
+            capture: None,
             #[cfg(feature = "quic")]
             quic: None,
         }

@@ -222,6 +222,14 @@ impl Runtime {
         veil_core::node::Drive::handle(&mut self.node, now, input)
     }
 
+    /// Starts capturing the bytes of TCP links opened from now on into a
+    /// pcap file at `path` (see [`crate::capture`]): for a bug report. It
+    /// holds what the wire carries and no secret.
+    pub fn capture_links(&mut self, path: &std::path::Path) -> Result<(), crate::CaptureError> {
+        self.io.capture = Some(crate::capture::Capture::create(path)?);
+        Ok(())
+    }
+
     /// Whether a trace is being recorded.
     pub fn is_recording(&self) -> bool {
         self.node.is_recording()
@@ -374,6 +382,12 @@ impl Runtime {
         // What was recorded is on disk before the wait: a node killed now
         // leaves a trace that replays up to here.
         self.node.flush_trace().map_err(TurnError::Trace)?;
+        if let Some(capture) = &mut self.io.capture {
+            if let Err(e) = capture.flush() {
+                self.io.capture = None;
+                return Err(TurnError::Capture(e));
+            }
+        }
         let wait = self.wait_time(now, timeout);
         self.io.wait(wait)?;
         let now = self.io.clock.now();

@@ -176,6 +176,9 @@ impl Io {
         // Links carry small messages that should not wait for Nagle; an
         // error only costs latency.
         let _ = stream.set_nodelay(true);
+        if let (Some(capture), Ok(local)) = (&mut self.capture, stream.local_addr()) {
+            capture.link_opened(link, local, addr);
+        }
         self.by_link.insert(link, token);
         self.connections
             .insert(token, Connection::new(stream, link, addr));
@@ -288,6 +291,9 @@ impl Io {
             self.transport_closed(node, token, link, now);
             return;
         }
+        if let Some(capture) = &mut self.capture {
+            capture.sent(link, bytes);
+        }
         match conn.send(bytes) {
             WriteOutcome::Drained => {}
             WriteOutcome::Blocked => {
@@ -372,6 +378,9 @@ impl Io {
             match conn.read(&mut self.read_buf) {
                 ReadOutcome::Data(n) => {
                     let bytes = self.read_buf.get(..n).unwrap_or_default();
+                    if let Some(capture) = &mut self.capture {
+                        capture.received(link, bytes);
+                    }
                     let Ok(consumed) = node.handle(now, Receive { link, bytes }) else {
                         self.drop_connection(token);
                         return progressed;
@@ -426,6 +435,9 @@ impl Io {
     pub(super) fn drop_connection(&mut self, token: Token) {
         if let Some(mut conn) = self.connections.remove(&token) {
             self.by_link.remove(&conn.link);
+            if let Some(capture) = &mut self.capture {
+                capture.link_closed(conn.link);
+            }
             // Closing the socket deregisters it too; this just says so early.
             let _ = self.poll.registry().deregister(&mut conn.stream);
         }

@@ -4,6 +4,7 @@
 //! generous wall-clock cap and asserts on outcomes only, never on timing.
 
 mod backpressure;
+mod capture;
 mod garbage;
 mod handshake;
 #[cfg(feature = "quic")]
