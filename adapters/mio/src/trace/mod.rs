@@ -58,3 +58,21 @@ pub fn replay_file(path: &Path) -> Result<ReplayReport, ReplayError> {
     let file = File::open(path)?;
     replay(file)
 }
+
+/// Fuzz entry point: `bytes` as a whole trace file, and the same bytes as
+/// one record body. Neither may panic, whatever the bytes; a valid trace
+/// replays. Used by the `trace` fuzz target and by this crate's tests.
+pub fn fuzz_trace(bytes: &[u8]) {
+    let _ = replay(bytes);
+    if let Ok(record) = Record::decode(bytes) {
+        let mut again = Vec::new();
+        if record.encode(&mut again).is_ok() {
+            let body = again.get(4..).unwrap_or_default();
+            assert_eq!(
+                Record::decode(body).ok(),
+                Some(record),
+                "decode, encode, decode"
+            );
+        }
+    }
+}
