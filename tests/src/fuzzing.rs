@@ -85,6 +85,9 @@ pub fn noise_read(data: &[u8]) {
     }
 }
 
+/// Where the fuzzed node's peer connects from.
+const PEER: core::net::IpAddr = core::net::IpAddr::V4(core::net::Ipv4Addr::new(192, 0, 2, 9));
+
 veil_core::node_profile! {
     /// Small capacities, so that the fuzzed node fills its tables.
     struct FuzzProfile {
@@ -135,11 +138,11 @@ fn linked_pair(circuit_streams: Option<[u8; 32]>) -> (FuzzNode, LinkId, FuzzNode
     let now = Instant::from_millis(1);
     let dialled = OpenLink {
         circuit_streams,
-        ..OpenLink::dialled(Some(b.node_id()), Transport::Quic)
+        ..OpenLink::dialled(Some(b.node_id()), Transport::Quic, PEER)
     };
     let accepted = OpenLink {
         circuit_streams,
-        ..OpenLink::accepted(Transport::Quic)
+        ..OpenLink::accepted(Transport::Quic, PEER)
     };
     let la = a.handle(now, dialled).expect("room");
     let lb = b.handle(now, accepted).expect("room");
@@ -181,7 +184,7 @@ pub fn link_input(data: &[u8]) {
     let mut node = fuzz_node(7);
     let mut now = Instant::from_millis(1);
     let link = node
-        .handle(now, OpenLink::accepted(Transport::Tcp))
+        .handle(now, OpenLink::accepted(Transport::Tcp, PEER))
         .expect("fresh node has room");
     let no_cells = |o: &Output<'_>| {
         assert!(
@@ -215,7 +218,7 @@ pub fn link_input(data: &[u8]) {
     );
     // The node is still usable.
     assert!(node
-        .handle(now, OpenLink::dialled(None, Transport::Tcp))
+        .handle(now, OpenLink::dialled(None, Transport::Tcp, PEER))
         .is_ok());
 }
 
@@ -276,7 +279,7 @@ pub fn stream_cells(data: &[u8]) {
     b.handle(now.saturating_add(Duration::from_secs(1)), Timeout);
     drain_all(&mut b, now, no_message);
     assert!(b
-        .handle(now, OpenLink::dialled(None, Transport::Tcp))
+        .handle(now, OpenLink::dialled(None, Transport::Tcp, PEER))
         .is_ok());
 }
 

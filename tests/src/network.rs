@@ -3,6 +3,7 @@
 //! simulator's public face; [`crate::net`] moves the bytes.
 
 use std::cmp::Reverse;
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use rand_core::RngCore;
@@ -30,6 +31,9 @@ pub struct Sim {
     net: Net,
     /// The buffer every node's outputs are drained into.
     buf: Vec<u8>,
+    /// Nodes whose connections come from another address than their own
+    /// ([`Sim::set_source_address`]).
+    sources: HashMap<NodeIndex, IpAddr>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -42,6 +46,10 @@ impl std::fmt::Debug for Sim {
     }
 }
 
+/// An address in a /16 no simulated node has ([`Sim::address_of`] uses
+/// 100.0.0.0 and up): where flooding attackers connect from.
+pub const ATTACKER_NETWORK: Ipv4Addr = Ipv4Addr::new(66, 66, 0, 1);
+
 /// Largest single output the simulator takes from a node: a 16 KiB link
 /// message, or a whole message.
 const OUTPUT_BUFFER: usize = 16 * 1024 + 64;
@@ -53,6 +61,7 @@ impl Sim {
             nodes: Vec::new(),
             net: Net::new(seed),
             buf: vec![0u8; OUTPUT_BUFFER.max(crate::profile::SIM_MSG)],
+            sources: HashMap::new(),
         }
     }
 
@@ -69,6 +78,21 @@ impl Sim {
             transport: Transport::Tcp,
             socket: SocketAddr::new(IpAddr::V4(ip), 7000),
         }
+    }
+
+    /// Makes every connection `index` makes appear to come from `ip` (it
+    /// still listens at [`address_of`](Self::address_of)): for many nodes
+    /// in one network, as an attacker's throwaway identities are.
+    pub fn set_source_address(&mut self, index: NodeIndex, ip: IpAddr) {
+        self.sources.insert(index, ip);
+    }
+
+    /// Where connections from `index` come from.
+    fn source_ip(&self, index: NodeIndex) -> IpAddr {
+        self.sources
+            .get(&index)
+            .copied()
+            .unwrap_or_else(|| Self::address_of(index).socket.ip())
     }
 
     /// The simulated QUIC address of node `index` (same IP, port 7001).
@@ -244,27 +268,53 @@ impl Sim {
         conditions: StreamConditions,
         transport: Option<Transport>,
     ) -> WireId {
+        self.try_connect_over(from, to, expected, conditions, transport)
+            .expect("both nodes admit the link")
+    }
+
+    /// `from` dials `to`, which may refuse the connection (its table is
+    /// full, or `from`'s network holds its share): then `from` sees its
+    /// transport close, as after a TCP reset.
+    pub fn try_connect(
+        &mut self,
+        from: NodeIndex,
+        to: NodeIndex,
+        conditions: StreamConditions,
+    ) -> Result<WireId, OpenLinkError> {
+        let expected = self.node_id(to);
+        self.try_connect_over(from, to, Some(expected), conditions, None)
+    }
+
+    fn try_connect_over(
+        &mut self,
+        from: NodeIndex,
+        to: NodeIndex,
+        expected: Option<NodeId>,
+        conditions: StreamConditions,
+        transport: Option<Transport>,
+    ) -> Result<WireId, OpenLinkError> {
         let now = self.net.now;
         let dialled = OpenLink {
             transport,
-            ..OpenLink::dialled(expected, Transport::Tcp)
+            ..OpenLink::dialled(expected, Transport::Tcp, Self::address_of(to).socket.ip())
         };
         let accepted = OpenLink {
             transport,
-            ..OpenLink::accepted(Transport::Tcp)
+            ..OpenLink::accepted(Transport::Tcp, self.source_ip(from))
         };
-        let a = self.nodes[from]
-            .core
-            .handle(now, dialled)
-            .expect("dialling node has a free link slot");
-        let b = self.nodes[to]
-            .core
-            .handle(now, accepted)
-            .expect("accepting node has a free link slot");
+        let a = self.nodes[from].core.handle(now, dialled)?;
+        let b = match self.nodes[to].core.handle(now, accepted) {
+            Ok(b) => b,
+            Err(refused) => {
+                let _ = self.handle(from, TransportClosed { link: a });
+                self.pump(to);
+                return Err(refused);
+            }
+        };
         let id = self.net.add_wire([(from, a), (to, b)], conditions);
         self.pump(from);
         self.pump(to);
-        id
+        Ok(id)
     }
 
     /// The node and link at one end of a wire (`Forward` = the dialler's).
@@ -272,15 +322,23 @@ impl Sim {
         self.net.wires[wire.0].ends[dir.index()]
     }
 
-    /// Opens an inbound link on `node` with nobody behind it: a half-open
-    /// connection as a flooding attacker makes.
+    /// Opens an inbound link on `node` from `from` with nobody behind it:
+    /// a half-open connection as a flooding attacker makes.
+    pub fn open_half_open_from(&mut self, node: NodeIndex, from: IpAddr) -> Option<LinkId> {
+        self.handle(node, OpenLink::accepted(Transport::Tcp, from))
+            .ok()
+    }
+
+    /// [`open_half_open_from`](Self::open_half_open_from) an address of
+    /// [`ATTACKER_NETWORK`].
     pub fn open_half_open(&mut self, node: NodeIndex) -> Option<LinkId> {
-        self.handle(node, OpenLink::accepted(Transport::Tcp)).ok()
+        self.open_half_open_from(node, IpAddr::V4(ATTACKER_NETWORK))
     }
 
     /// Opens an outbound link on `node` to nobody, to probe the link table.
     pub fn try_dial(&mut self, node: NodeIndex) -> Result<LinkId, OpenLinkError> {
-        self.handle(node, OpenLink::dialled(None, Transport::Tcp))
+        let nobody = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        self.handle(node, OpenLink::dialled(None, Transport::Tcp, nobody))
     }
 
     /// Takes what `node` wrote on a link that has no wire (one made with
@@ -408,7 +466,8 @@ impl Sim {
                 Ok(Some(to)) if self.has_room(to) && self.has_room(node) => {
                     let conditions = self.net.dial_conditions;
                     let transport = Some(request.address.transport);
-                    self.connect_over(node, to, request.peer, conditions, transport);
+                    // A refusal reaches the dialler as a closed transport.
+                    let _ = self.try_connect_over(node, to, request.peer, conditions, transport);
                 }
                 Ok(_) => {
                     self.handle(node, veil_core::node::DialFailed { request });
@@ -447,7 +506,9 @@ impl Sim {
     /// wires hold back for it, and schedules its timer.
     fn pump(&mut self, node: NodeIndex) {
         loop {
-            let Sim { nodes, net, buf } = self;
+            let Sim {
+                nodes, net, buf, ..
+            } = self;
             let SimNode {
                 core,
                 events,

@@ -184,6 +184,7 @@ impl QuicLinks {
                         expected_peer: expected,
                         transport: Some(Transport::Quic),
                         circuit_streams: Some(binding),
+                        remote: transport.remote(conn).map(|a| a.ip()),
                     };
                     host.handle(now, open).ok()
                 });

@@ -4,11 +4,11 @@
 
 mod node_table;
 mod path;
+mod prefix;
 
 pub use node_table::{InsertError, InsertOutcome, NodeTable, PeerEntry, MAX_HEALTHY_FAILURES};
-pub use path::{
-    select_path, NetworkPrefix, Path, PathError, PathRules, DEFAULT_PATH_RELAYS, MAX_PATH_RELAYS,
-};
+pub use path::{select_path, Path, PathError, PathRules, DEFAULT_PATH_RELAYS, MAX_PATH_RELAYS};
+pub use prefix::NetworkPrefix;
 
 /// A uniformly random index below `n` (`None` if `n` is 0).
 ///

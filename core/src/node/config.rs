@@ -10,11 +10,24 @@ use crate::time::Duration;
 pub struct NodeConfig {
     /// Timers and rekey limits for every link.
     pub link: LinkConfig,
-    /// The most links that may be in their handshake at once. When a new
-    /// inbound link would exceed it, the oldest half-open inbound link is
-    /// evicted, so a flood of half-open connections can never push out an
-    /// established link and a real peer's handshake (one RTT) still gets in.
+    /// The most inbound links that may be in their handshake at once. When
+    /// a new one would exceed it, a half-open link of the network prefix
+    /// with the most half-open links gives way (one that has not sent
+    /// anything before one that has, then the oldest), so a flood from one
+    /// network evicts only its own connections and never an established
+    /// link.
     pub max_half_open: usize,
+    /// The most inbound links in their handshake from one network prefix
+    /// (IPv4 /16, IPv6 /32). A further one from that prefix replaces the
+    /// prefix's own weakest half-open link.
+    pub max_half_open_per_prefix: usize,
+    /// The most inbound links, half-open or established, from one network
+    /// prefix; a further one is refused. Never more than half of the slots
+    /// inbound links may use (a quarter of the table is kept for links this
+    /// node dials). Nodes sharing one host each listen on an address of
+    /// their own (`127.N.0.1` on loopback) and connect from it, so they
+    /// count as different networks.
+    pub max_inbound_per_prefix: usize,
     /// The largest message this node accepts, advertised to peers. It is
     /// further clamped to the receive buffer and to what the event queue can
     /// take in one message.
@@ -76,6 +89,8 @@ impl Default for NodeConfig {
         NodeConfig {
             link: LinkConfig::default(),
             max_half_open: 16,
+            max_half_open_per_prefix: 4,
+            max_inbound_per_prefix: 8,
             max_message_len: MAX_MESSAGE_LEN,
             unix_time_at_zero: 0,
             relay: true,

@@ -9,6 +9,8 @@
 //! Adding an input is: its type, its handler, one line in the list. No
 //! adapter restates it.
 
+use core::net::IpAddr;
+
 use heapless::Vec;
 
 use crate::discovery::InsertOutcome;
@@ -47,33 +49,45 @@ pub struct OpenLink {
     /// [`Output::StreamCell`](super::Output::StreamCell)). `None` for a plain
     /// byte stream, which carries everything.
     pub circuit_streams: Option<[u8; CHANNEL_BINDING_LEN]>,
+    /// The peer's IP address as the transport sees it (the source of an
+    /// accepted connection, the address we dialled). The node counts
+    /// inbound links per network prefix of it, so one network cannot take
+    /// the link table ([`NodeConfig::max_inbound_per_prefix`](super::NodeConfig::max_inbound_per_prefix)).
+    /// `None` if unknown; all such links count as one network.
+    pub remote: Option<IpAddr>,
 }
 
 impl OpenLink {
-    /// A connection we accepted over `transport`.
-    pub fn accepted(transport: Transport) -> Self {
+    /// A connection we accepted over `transport` from `remote`.
+    pub fn accepted(transport: Transport, remote: IpAddr) -> Self {
         OpenLink {
             role: LinkRole::Responder,
             expected_peer: None,
             transport: Some(transport),
             circuit_streams: None,
+            remote: Some(remote),
         }
     }
 
     /// A connection we made to `expected_peer` (`None`: whoever answers)
-    /// over `transport`.
-    pub fn dialled(expected_peer: Option<NodeId>, transport: Transport) -> Self {
+    /// over `transport`, to `remote`.
+    pub fn dialled(expected_peer: Option<NodeId>, transport: Transport, remote: IpAddr) -> Self {
         OpenLink {
             role: LinkRole::Initiator,
             expected_peer,
             transport: Some(transport),
             circuit_streams: None,
+            remote: Some(remote),
         }
     }
 
     /// A connection we made as the node asked in `request`.
     pub fn for_request(request: &DialRequest) -> Self {
-        OpenLink::dialled(request.peer, request.address.transport)
+        OpenLink::dialled(
+            request.peer,
+            request.address.transport,
+            request.address.socket.ip(),
+        )
     }
 }
 

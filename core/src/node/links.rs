@@ -4,6 +4,7 @@
 use rand_core::RngCore;
 
 use crate::capacity::DequeStore;
+use crate::discovery::NetworkPrefix;
 use crate::identity::NodeId;
 use crate::link::{
     CloseReason, LinkHello, LinkParams, LinkPhase, LinkRole, MAX_MESSAGE_LEN, MIN_MAX_MESSAGE_LEN,
@@ -50,20 +51,15 @@ impl<P: Profile> Node<P> {
             expected_peer,
             transport,
             circuit_streams,
+            remote,
         } = input;
-        if role == LinkRole::Responder && self.half_open_inbound() >= self.config.max_half_open {
-            self.evict_oldest_half_open();
+        let prefix = remote.map(NetworkPrefix::of);
+        if role == LinkRole::Responder {
+            self.admit_inbound(prefix)?;
         }
-        let index = match self.free_slot() {
-            Some(i) => i,
-            None if role == LinkRole::Responder => {
-                self.evict_oldest_half_open();
-                self.free_slot().ok_or(OpenLinkError::TableFull)?
-            }
-            None => {
-                crate::logging::log_warn!("link table full: outbound link refused");
-                return Err(OpenLinkError::TableFull);
-            }
+        let Some(index) = self.free_slot() else {
+            crate::logging::log_warn!("link table full: link refused");
+            return Err(OpenLinkError::TableFull);
         };
         let mut ephemeral = [0u8; 32];
         self.rng.fill_bytes(&mut ephemeral);
@@ -92,6 +88,7 @@ impl<P: Profile> Node<P> {
         slot.introduced = false;
         slot.room = TransportRoom::UNLIMITED;
         slot.transport = transport;
+        slot.prefix = prefix;
         Ok(LinkId::new(
             u16::try_from(index).unwrap_or(u16::MAX),
             slot.generation,
@@ -134,31 +131,6 @@ impl<P: Profile> Node<P> {
             .iter()
             .take(usize::from(u16::MAX))
             .position(|s| s.session.is_none())
-    }
-
-    fn half_open_inbound(&self) -> usize {
-        self.links
-            .as_ref()
-            .iter()
-            .filter(|s| is_half_open_inbound(s))
-            .count()
-    }
-
-    fn evict_oldest_half_open(&mut self) {
-        let oldest = self
-            .links
-            .as_ref()
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| is_half_open_inbound(s))
-            .min_by_key(|(_, s)| s.opened_at)
-            .map(|(i, _)| i);
-        if let Some(i) = oldest {
-            if let Some(session) = self.session_mut(i) {
-                session.close(CloseReason::Evicted);
-            }
-            self.sync_slot(i);
-        }
     }
 
     /// The slot of a live link.
@@ -364,10 +336,4 @@ impl<P: Profile> Node<P> {
         }
         slot.introduced = true;
     }
-}
-
-fn is_half_open_inbound<P: Profile>(slot: &LinkSlot<P>) -> bool {
-    slot.session
-        .as_ref()
-        .is_some_and(|s| s.role() == LinkRole::Responder && s.phase() == LinkPhase::Handshaking)
 }

@@ -61,8 +61,9 @@
 //! }
 //! let (mut a, mut b) = (node(1), node(2));
 //! let now = Instant::ZERO;
-//! let link_a = a.handle(now, OpenLink::dialled(None, Transport::Tcp)).unwrap();
-//! let link_b = b.handle(now, OpenLink::accepted(Transport::Tcp)).unwrap();
+//! let (addr_a, addr_b) = ("192.0.2.1".parse().unwrap(), "198.51.100.1".parse().unwrap());
+//! let link_a = a.handle(now, OpenLink::dialled(None, Transport::Tcp, addr_b)).unwrap();
+//! let link_b = b.handle(now, OpenLink::accepted(Transport::Tcp, addr_a)).unwrap();
 //! let mut buf = vec![0u8; 16 * 1024];
 //! let mut up = 0;
 //! // Drains `from`: what it transmits goes to `to`, every event is seen.
@@ -84,6 +85,7 @@
 //! assert_eq!(up, 2, "both ends saw the link come up");
 //! ```
 
+mod admission;
 mod circuit_ctx;
 mod circuits;
 mod config;

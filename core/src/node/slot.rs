@@ -1,5 +1,6 @@
 //! One entry of the node's link table.
 
+use crate::discovery::NetworkPrefix;
 use crate::identity::Transport;
 use crate::link::LinkSession;
 use crate::time::Instant;
@@ -23,6 +24,8 @@ pub struct LinkSlot<P: Profile> {
     pub(crate) introduced: bool,
     /// What the link runs over, if the adapter said.
     pub(crate) transport: Option<Transport>,
+    /// The network prefix of the peer's address, if the adapter gave it.
+    pub(crate) prefix: Option<NetworkPrefix>,
     /// Bytes the transport takes now ([`TransportRoom`](super::TransportRoom)),
     /// less what was given since.
     pub(crate) room: usize,
@@ -38,6 +41,7 @@ impl<P: Profile> LinkSlot<P> {
             announced: false,
             introduced: false,
             transport: None,
+            prefix: None,
             room: usize::MAX,
         }
     }

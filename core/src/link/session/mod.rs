@@ -356,6 +356,16 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
         self.peer
     }
 
+    /// How many of the three handshake messages have been written or read
+    /// (3 once established). A peer that has sent nothing is the cheapest
+    /// kind of half-open connection, and the first to give way.
+    pub fn handshake_progress(&self) -> u8 {
+        match &self.state {
+            State::Handshaking(h) => h.step,
+            _ => 3,
+        }
+    }
+
     /// Whether the handshake ever completed (stays true after a close).
     pub fn was_established(&self) -> bool {
         self.was_established
