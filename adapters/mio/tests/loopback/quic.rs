@@ -123,7 +123,7 @@ fn a_circuit_over_quic_links_carries_a_message_and_its_reply() {
         let report = veil_mio::trace::replay_file(path)
             .unwrap_or_else(|e| panic!("{} does not replay: {e}", path.display()));
         assert_eq!(report.node_id, peer.id());
-        assert!(report.records > 100, "a real run: {report:?}");
+        assert!(report.records > 20, "a real run: {report:?}");
         relay_report.get_or_insert(report);
     }
     let kinds = relay_report.expect("the relay's report").by_kind;
