@@ -36,7 +36,10 @@ fn every_vector_file_is_listed_with_its_published_hash() {
     on_disk.sort();
     let mut names: Vec<String> = listed.iter().map(|(f, _)| f.clone()).collect();
     names.sort();
-    assert_eq!(names, on_disk, "PROVENANCE.md lists exactly the files present");
+    assert_eq!(
+        names, on_disk,
+        "PROVENANCE.md lists exactly the files present"
+    );
     for (file, hash) in &listed {
         let bytes = std::fs::read(format!("{dir}/{file}")).unwrap();
         let actual = hex::encode(Sha256::digest(&bytes));

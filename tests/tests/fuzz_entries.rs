@@ -2,7 +2,7 @@
 //! so that the fuzz targets are compiled and exercised in every CI run.
 
 use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::{Rng, SeedableRng};
 use veil_sim::fuzzing;
 
 fn inputs(seed: u64, count: usize, max_len: usize, seeds: &[&[u8]]) -> Vec<Vec<u8>> {

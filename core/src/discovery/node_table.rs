@@ -16,7 +16,7 @@
 use core::fmt;
 
 use heapless::Vec;
-use rand_core::RngCore;
+use rand_core::Rng;
 
 use crate::identity::{NodeId, Transport, VerifiedDescriptor};
 use crate::time::Instant;
@@ -248,7 +248,7 @@ impl<const N: usize> NodeTable<N> {
 
     /// Up to `K` distinct entries chosen uniformly at random (a partial
     /// Fisher–Yates shuffle over indices), for gossip.
-    pub fn sample<const K: usize>(&self, rng: &mut impl RngCore) -> Vec<&PeerEntry, K> {
+    pub fn sample<const K: usize>(&self, rng: &mut impl Rng) -> Vec<&PeerEntry, K> {
         let mut indices: Vec<usize, N> = (0..self.entries.len()).collect();
         let mut out = Vec::new();
         let mut remaining = indices.len();

@@ -13,7 +13,7 @@ use core::fmt;
 use core::net::IpAddr;
 
 use heapless::Vec;
-use rand_core::RngCore;
+use rand_core::Rng;
 
 use crate::cgo::MAX_HOPS;
 use crate::identity::{NodeId, MAX_ADDRESSES};
@@ -174,7 +174,7 @@ fn compatible(candidate: &PeerEntry, chosen: &[&PeerEntry]) -> bool {
 fn pick<'t>(
     entries: impl Iterator<Item = &'t PeerEntry> + Clone,
     ok: impl Fn(&PeerEntry) -> bool,
-    rng: &mut impl RngCore,
+    rng: &mut impl Rng,
 ) -> Option<&'t PeerEntry> {
     let count = entries.clone().filter(|e| ok(e)).count();
     let index = super::random_index(rng, count)?;
@@ -187,7 +187,7 @@ pub fn select_path<const N: usize>(
     destination: NodeId,
     rules: &PathRules<'_>,
     now_unix_secs: u64,
-    rng: &mut impl RngCore,
+    rng: &mut impl Rng,
 ) -> Result<Path, PathError> {
     if rules.relays > MAX_PATH_RELAYS {
         return Err(PathError::TooLong(rules.relays));

@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::{Rng, SeedableRng};
 
 use super::*;
 use crate::cell::{CircuitId, RELAY_DATA_LEN};

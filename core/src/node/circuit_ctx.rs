@@ -6,7 +6,7 @@
 
 use heapless::{Deque, Vec};
 use rand_chacha::ChaCha20Rng;
-use rand_core::RngCore;
+use rand_core::Rng;
 
 use crate::cell::DestroyReason;
 use crate::circuit::{CircuitContext, CircuitEvent};
@@ -126,7 +126,7 @@ where
         sent
     }
 
-    fn rng(&mut self) -> &mut dyn RngCore {
+    fn rng(&mut self) -> &mut dyn Rng {
         self.rng
     }
 

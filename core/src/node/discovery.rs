@@ -5,7 +5,7 @@
 use core::fmt;
 
 use heapless::{Deque, Vec};
-use rand_core::RngCore;
+use rand_core::Rng;
 
 use crate::cell::{emit_descriptor_body, parse_descriptor_body, CellCommand, CellRepr, CircuitId};
 use crate::discovery::{InsertError, InsertOutcome, NodeTable};
@@ -82,7 +82,7 @@ pub(crate) struct Discovery<const PEERS: usize> {
 }
 
 impl<const PEERS: usize> Discovery<PEERS> {
-    pub(crate) fn new(identity: &Identity, config: &NodeConfig, rng: &mut impl RngCore) -> Self {
+    pub(crate) fn new(identity: &Identity, config: &NodeConfig, rng: &mut impl Rng) -> Self {
         let mut secret = [0u8; 32];
         rng.fill_bytes(&mut secret);
         let onion = StaticKeypair::from_secret_bytes(secret);
@@ -197,7 +197,7 @@ impl<const PEERS: usize> Discovery<PEERS> {
         identity: &Identity,
         config: &NodeConfig,
         now: Instant,
-        rng: &mut impl RngCore,
+        rng: &mut impl Rng,
     ) -> TimerOutcome {
         let mut outcome = TimerOutcome::default();
         if now >= self.rotate_at(config) {
@@ -313,7 +313,7 @@ impl<const PEERS: usize> Discovery<PEERS> {
     /// out the recipient's own (it knows itself).
     pub(crate) fn gossip_cells(
         &self,
-        rng: &mut impl RngCore,
+        rng: &mut impl Rng,
         recipient: Option<NodeId>,
     ) -> Vec<Cell, GOSSIP_SAMPLE> {
         self.table

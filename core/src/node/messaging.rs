@@ -1,7 +1,7 @@
 //! The node's application interface for messages: send to a node id, take
 //! what arrived, answer anonymously over the circuit a message came on.
 
-use rand_core::RngCore;
+use rand_core::Rng;
 
 use crate::identity::{Address, NodeId};
 use crate::message::{MessageId, MessageSlot, QueueError, ReceivedMessage, ReplyTo, Target};

@@ -39,7 +39,7 @@ pub use stats::NodeStats;
 
 use heapless::Deque;
 use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::{Rng, SeedableRng};
 
 use crate::circuit::CircuitEngine;
 use crate::discovery::{InsertOutcome, NodeTable};
