@@ -6,8 +6,8 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::net::SocketAddr;
 
-use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use chacha20::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 use veil_core::identity::Transport;
 use veil_core::node::{DialRequest, Event, LinkId, Output, Receive, TransportRoom};

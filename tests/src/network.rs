@@ -6,7 +6,7 @@ use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use rand_core::RngCore;
+use rand_core::Rng;
 use veil_core::identity::{Address, Identity, NodeId, Transport};
 use veil_core::link::{Cell, CloseReason};
 use veil_core::message::MessageId;

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use chacha20::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
 
 use super::*;
 use crate::cell::{CellCommand, CellRepr, DestroyReason};
@@ -69,7 +69,7 @@ impl CircuitContext for Ctx<'_> {
         }
         true
     }
-    fn rng(&mut self) -> &mut dyn RngCore {
+    fn rng(&mut self) -> &mut dyn Rng {
         self.rng
     }
     fn event(&mut self, event: CircuitEvent) {

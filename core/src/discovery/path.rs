@@ -11,7 +11,7 @@
 
 use core::fmt;
 use heapless::Vec;
-use rand_core::RngCore;
+use rand_core::Rng;
 
 use crate::capacity::VecStore;
 use crate::cgo::MAX_HOPS;
@@ -144,7 +144,7 @@ fn compatible(candidate: &PeerEntry, chosen: &[&PeerEntry]) -> bool {
 fn pick<'t>(
     entries: impl Iterator<Item = &'t PeerEntry> + Clone,
     ok: impl Fn(&PeerEntry) -> bool,
-    rng: &mut impl RngCore,
+    rng: &mut impl Rng,
 ) -> Option<&'t PeerEntry> {
     let count = entries.clone().filter(|e| ok(e)).count();
     let index = super::random_index(rng, count)?;
@@ -157,7 +157,7 @@ pub fn select_path<S: VecStore<PeerEntry>>(
     destination: NodeId,
     rules: &PathRules<'_>,
     now_unix_secs: u64,
-    rng: &mut impl RngCore,
+    rng: &mut impl Rng,
 ) -> Result<Path, PathError> {
     if rules.relays > MAX_PATH_RELAYS {
         return Err(PathError::TooLong(rules.relays));

@@ -1,8 +1,8 @@
 //! Fragmentation, reassembly and resending, on the message pool.
 
+use chacha20::ChaCha20Rng;
 use proptest::prelude::*;
-use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::{Rng, SeedableRng};
 
 use super::*;
 use crate::cell::{CircuitId, RELAY_DATA_LEN};

@@ -4,9 +4,9 @@
 //! messages that need an answer through the engine are kept for the node
 //! to handle once the engine call returns.
 
+use chacha20::ChaCha20Rng;
 use heapless::Vec;
-use rand_chacha::ChaCha20Rng;
-use rand_core::RngCore;
+use rand_core::Rng;
 
 use crate::capacity::DequeStore;
 use crate::cell::DestroyReason;
@@ -96,7 +96,7 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
         sent
     }
 
-    fn rng(&mut self) -> &mut dyn RngCore {
+    fn rng(&mut self) -> &mut dyn Rng {
         self.rng
     }
 

@@ -1,7 +1,7 @@
 //! The link table: opening links into free slots, the half-open limit,
 //! closing, and publishing each slot's link events.
 
-use rand_core::RngCore;
+use rand_core::Rng;
 
 use crate::capacity::DequeStore;
 use crate::discovery::NetworkPrefix;

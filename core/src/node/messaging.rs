@@ -1,7 +1,7 @@
 //! The node's application inputs for messages, bootstrap addresses and
 //! guards.
 
-use rand_core::RngCore;
+use rand_core::Rng;
 
 use crate::message::{MessageId, QueueError, Target};
 use crate::time::Instant;

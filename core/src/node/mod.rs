@@ -134,8 +134,8 @@ pub use testing::{CellHook, SendCell};
 
 pub use crate::link::LinkId;
 
-use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use chacha20::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
 
 use crate::capacity::DequeStore;
 use crate::circuit::CircuitEngine;

@@ -6,7 +6,7 @@
 use core::fmt;
 
 use heapless::Vec;
-use rand_core::RngCore;
+use rand_core::Rng;
 
 use crate::capacity::VecStore;
 use crate::cell::{
@@ -37,7 +37,7 @@ pub trait CircuitContext {
     /// Queues `cell` on `link`; `false` if it could not be queued.
     fn send(&mut self, link: LinkId, cell: &Cell) -> bool;
     /// The node's CSPRNG.
-    fn rng(&mut self) -> &mut dyn RngCore;
+    fn rng(&mut self) -> &mut dyn Rng;
     /// Reports something that happened.
     fn event(&mut self, event: CircuitEvent);
     /// The current time.
