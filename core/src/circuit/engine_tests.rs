@@ -30,10 +30,19 @@ struct Net {
     cut: BTreeSet<(usize, usize)>,
     tamper: Option<Tamper>,
     delivered: usize,
+    now: crate::time::Instant,
+}
+
+/// The network prefix of node `j`: its own, except nodes 5 and 6, which
+/// share node 0's (for the per-network quota).
+fn network(j: usize) -> crate::discovery::NetworkPrefix {
+    let n = if j == 5 || j == 6 { 0 } else { j as u8 };
+    crate::discovery::NetworkPrefix::V4([10, n])
 }
 
 struct Ctx<'a> {
     me: usize,
+    now: crate::time::Instant,
     ids: &'a [NodeId],
     cut: &'a BTreeSet<(usize, usize)>,
     queue: &'a mut VecDeque<(usize, usize, Cell)>,
@@ -76,7 +85,13 @@ impl CircuitContext for Ctx<'_> {
         self.events.push((self.me, event));
     }
     fn now(&self) -> crate::time::Instant {
-        crate::time::Instant::ZERO
+        self.now
+    }
+    fn network_of(&self, link: LinkId) -> Option<crate::discovery::NetworkPrefix> {
+        Some(network(usize::from(link.index())))
+    }
+    fn take_create_token(&mut self, _link: LinkId) -> bool {
+        true
     }
     fn dial(&mut self, _peer: &NodeId) -> bool {
         // This mesh has no dialler: an EXTEND over a cut link fails.
@@ -112,12 +127,14 @@ impl Net {
             cut: BTreeSet::new(),
             tamper: None,
             delivered: 0,
+            now: crate::time::Instant::ZERO,
         }
     }
 
     fn with<R>(&mut self, me: usize, f: impl FnOnce(&mut Engine, &mut Ctx<'_>) -> R) -> R {
         let mut ctx = Ctx {
             me,
+            now: self.now,
             ids: &self.ids,
             cut: &self.cut,
             queue: &mut self.queue,
@@ -382,4 +399,110 @@ fn the_same_seed_gives_the_same_cells() {
     };
     assert_eq!(run(9), run(9));
     assert_ne!(run(9), run(10));
+}
+
+/// A `CREATE` from `from` to `to` whose handshake is garbage; returns the
+/// reason of the `DESTROY` that answers it.
+fn answer_to_garbage_create(net: &mut Net, from: usize, to: usize) -> DestroyReason {
+    let role = role(from, to);
+    let id = crate::cell::CircuitId::allocate(role, &mut net.rng, |_| false).unwrap();
+    let create = CellRepr {
+        circuit_id: id,
+        command: CellCommand::Create,
+        body: [0xEE; 509],
+    }
+    .emit();
+    let key = StaticKeypair::from_secret_bytes([to as u8 + 100; 32]);
+    net.with(to, |e, ctx| {
+        e.handle_cell(ctx, LinkId::new(from as u16, 0), &create, &[&key])
+    })
+    .unwrap();
+    let (_, _, reply) = net.queue.pop_back().expect("an answer");
+    let reply = CellRepr::parse(&reply).unwrap();
+    assert_eq!(reply.command, CellCommand::Destroy);
+    DestroyReason::from_code(reply.body[0])
+}
+
+#[test]
+fn creates_over_the_per_link_quota_are_refused_before_any_handshake_work() {
+    let mut net = Net::new(3, 11);
+    let quota = net.engines[1].quotas().per_link;
+    // Under quota, a garbage handshake is found out by the handshake.
+    assert_eq!(
+        answer_to_garbage_create(&mut net, 0, 1),
+        DestroyReason::Protocol
+    );
+    for _ in 0..quota {
+        net.open(0, &[1]).unwrap();
+        net.run();
+    }
+    assert_eq!(net.engines[1].relayed(), quota);
+    // Over quota the answer comes before the handshake is even tried.
+    assert_eq!(
+        answer_to_garbage_create(&mut net, 0, 1),
+        DestroyReason::ResourceLimit
+    );
+    // Another link still gets its circuits.
+    let other = net.open(2, &[1]).unwrap();
+    net.run();
+    assert!(is_ready(&net.events_of(2), other));
+}
+
+#[test]
+fn creates_over_the_per_network_quota_are_refused() {
+    let mut net = Net::new(7, 12);
+    let quotas = net.engines[1].quotas();
+    assert!(quotas.per_network < 3 * quotas.per_link);
+    // Nodes 0, 5 and 6 share a network: together they hold its quota.
+    let mut held = 0;
+    'fill: for node in [0, 5, 6] {
+        for _ in 0..quotas.per_link {
+            if held == quotas.per_network {
+                break 'fill;
+            }
+            net.open(node, &[1]).unwrap();
+            net.run();
+            held += 1;
+        }
+    }
+    assert_eq!(net.engines[1].relayed(), quotas.per_network);
+    assert_eq!(
+        answer_to_garbage_create(&mut net, 6, 1),
+        DestroyReason::ResourceLimit
+    );
+    // A node of another network is not affected.
+    let other = net.open(2, &[1]).unwrap();
+    net.run();
+    assert!(is_ready(&net.events_of(2), other));
+}
+
+#[test]
+fn an_idle_relayed_circuit_is_destroyed_and_a_used_one_is_not() {
+    let timeouts = CircuitTimeouts {
+        build: crate::time::Duration::from_secs(10),
+        relay_idle: crate::time::Duration::from_secs(60),
+    };
+    let mut net = Net::new(4, 13);
+    let idle = net.open(0, &[1, 2]).unwrap();
+    let busy = net.open(3, &[1, 2]).unwrap();
+    net.run();
+    assert_eq!(net.engines[1].relayed(), 2);
+    net.now = crate::time::Instant::from_millis(40_000);
+    net.with(3, |e, ctx| e.send(ctx, busy, 1, b"still here"))
+        .unwrap();
+    net.run();
+    net.now = crate::time::Instant::from_millis(60_000);
+    assert_eq!(
+        net.engines[1].next_deadline(timeouts),
+        Some(crate::time::Instant::from_millis(60_000))
+    );
+    net.with(1, |e, ctx| e.handle_timeout(ctx, timeouts));
+    net.run();
+    assert!(closed_with(&net.events_of(0), idle, DestroyReason::Idle));
+    assert!(!net
+        .events_of(3)
+        .iter()
+        .any(|e| matches!(e, CircuitEvent::Closed { .. })));
+    assert_eq!(net.engines[1].relayed(), 1, "the busy circuit is kept");
+    assert_eq!(net.engines[2].relayed(), 1, "the next hop was told");
 }

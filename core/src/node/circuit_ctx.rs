@@ -18,7 +18,7 @@ use crate::time::Instant;
 
 use super::dial::Dialer;
 use super::{Event, LinkId, LinkSlot, NodeStats, Profile};
-use crate::discovery::NodeTable;
+use crate::discovery::{NetworkPrefix, NodeTable};
 
 /// Relay messages one engine call can hand back: one per cell.
 pub(crate) type Deliveries = Vec<CircuitEvent, 2>;
@@ -151,6 +151,18 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
 
     fn now(&self) -> Instant {
         self.now
+    }
+
+    fn network_of(&self, link: LinkId) -> Option<NetworkPrefix> {
+        let slot = self.links.get(usize::from(link.index()))?;
+        (slot.generation == link.generation())
+            .then_some(slot.prefix)
+            .flatten()
+    }
+
+    fn take_create_token(&mut self, link: LinkId) -> bool {
+        let (limit, now) = (self.config.creates_per_link, self.now);
+        slot_of(self.links, link).is_some_and(|s| s.creates.take(limit, now))
     }
 
     fn dial(&mut self, peer: &NodeId) -> bool {

@@ -12,7 +12,7 @@ use heapless::Vec;
 use crate::capacity::{DequeStore, VecStore};
 use crate::cell::RELAY_DATA_LEN;
 use crate::circuit::{
-    CircuitEngine, CircuitEvent, CircuitHandle, ClientCircuit, Flow, RelayCircuit,
+    CircuitEngine, CircuitEvent, CircuitHandle, CircuitTimeouts, ClientCircuit, Flow, RelayCircuit,
 };
 use crate::discovery::{select_path, PathRules};
 use crate::identity::NodeId;
@@ -236,8 +236,8 @@ impl<P: Profile> Node<P> {
     /// Circuit and message timers.
     pub(crate) fn circuit_timeout(&mut self) {
         let now = self.now;
-        let timeout = self.config.circuit_build_timeout;
-        self.with_engine(|engine, ctx, _| engine.handle_timeout(ctx, timeout));
+        let timeouts = self.circuit_timeouts();
+        self.with_engine(|engine, ctx, _| engine.handle_timeout(ctx, timeouts));
         while let Some(peer) = self.dialer.take_timed_out(now, self.config.dial_timeout) {
             self.peer_unreachable(peer);
         }
@@ -272,7 +272,7 @@ impl<P: Profile> Node<P> {
     /// When the circuit and message timers next have work.
     pub(crate) fn circuit_deadline(&self) -> Option<Instant> {
         let config = &self.config;
-        let engine = self.engine.next_deadline(config.circuit_build_timeout);
+        let engine = self.engine.next_deadline(self.circuit_timeouts());
         let messages = self
             .messages
             .next_deadline(config.message_resend_after, config.message_give_up_after);
@@ -290,6 +290,13 @@ impl<P: Profile> Node<P> {
             .into_iter()
             .flatten()
             .min()
+    }
+
+    fn circuit_timeouts(&self) -> CircuitTimeouts {
+        CircuitTimeouts {
+            build: self.config.circuit_build_timeout,
+            relay_idle: self.config.relay_idle_timeout,
+        }
     }
 
     fn expired(&self, opened_at: Instant) -> bool {

@@ -1,6 +1,7 @@
 //! Settings of a node, fixed when it is built.
 
 use crate::link::{LinkConfig, MAX_MESSAGE_LEN};
+use crate::rate::RateLimit;
 use crate::time::Duration;
 
 /// How a node behaves. Capacities are type parameters of
@@ -28,6 +29,16 @@ pub struct NodeConfig {
     /// their own (`127.N.0.1` on loopback) and connect from it, so they
     /// count as different networks.
     pub max_inbound_per_prefix: usize,
+    /// How many `CREATE`s one link may send: each costs the node two
+    /// X25519 operations, so a peer streaming them could otherwise take its
+    /// CPU. Over the limit, `DESTROY(ResourceLimit)` answers at once. How
+    /// many relayed circuits one link or network may hold at a time is set
+    /// by the relay table's size ([`RelayQuotas`](crate::circuit::RelayQuotas)).
+    pub creates_per_link: RateLimit,
+    /// A relayed circuit (or one ending here) that carried no cell either
+    /// way for this long is destroyed (`DESTROY(Idle)`). Clients use a
+    /// circuit for [`circuit_lifetime`](Self::circuit_lifetime) at most.
+    pub relay_idle_timeout: Duration,
     /// The largest message this node accepts, advertised to peers. It is
     /// further clamped to the receive buffer and to what the event queue can
     /// take in one message.
@@ -91,6 +102,11 @@ impl Default for NodeConfig {
             max_half_open: 16,
             max_half_open_per_prefix: 4,
             max_inbound_per_prefix: 8,
+            creates_per_link: RateLimit {
+                burst: 64,
+                per_second: 64,
+            },
+            relay_idle_timeout: Duration::from_secs(15 * 60),
             max_message_len: MAX_MESSAGE_LEN,
             unix_time_at_zero: 0,
             relay: true,

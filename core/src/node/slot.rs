@@ -3,6 +3,7 @@
 use crate::discovery::NetworkPrefix;
 use crate::identity::Transport;
 use crate::link::LinkSession;
+use crate::rate::TokenBucket;
 use crate::time::Instant;
 
 use super::Profile;
@@ -26,6 +27,8 @@ pub struct LinkSlot<P: Profile> {
     pub(crate) transport: Option<Transport>,
     /// The network prefix of the peer's address, if the adapter gave it.
     pub(crate) prefix: Option<NetworkPrefix>,
+    /// The link's budget of `CREATE`s ([`NodeConfig::creates_per_link`](super::NodeConfig::creates_per_link)).
+    pub(crate) creates: TokenBucket,
     /// Bytes the transport takes now ([`TransportRoom`](super::TransportRoom)),
     /// less what was given since.
     pub(crate) room: usize,
@@ -42,6 +45,7 @@ impl<P: Profile> LinkSlot<P> {
             introduced: false,
             transport: None,
             prefix: None,
+            creates: TokenBucket::EMPTY,
             room: usize::MAX,
         }
     }

@@ -63,6 +63,12 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         if !end.1.allocated_by(other_role(role)) || self.in_use(end) {
             return Err(CircuitProtocolViolation);
         }
+        // Room and quotas first: they cost a few comparisons, the hop
+        // handshake two X25519 operations.
+        if let Err(reason) = self.admit_create(ctx, end.0) {
+            ctx.send(end.0, &destroy_cell(end, reason));
+            return Ok(());
+        }
         match respond(onion_keys, Self::ephemeral(ctx), body) {
             Ok((layer, created)) => {
                 let circuit = RelayCircuit {
@@ -73,6 +79,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
                     extending: false,
                     awaiting_link: None,
                     flow: Flow::new(),
+                    last_active: ctx.now(),
                 };
                 if self.relays.insert(circuit).is_err() {
                     ctx.send(end.0, &destroy_cell(end, DestroyReason::ResourceLimit));
@@ -201,6 +208,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         let ad = command.code();
         let mut cgo = CellBody::from_bytes(body);
         if let Some((circuit, direction)) = self.relays.find(end) {
+            circuit.last_active = ctx.now();
             match direction {
                 RelayDirection::Backward => {
                     // Towards the client: add our layer. Always plain RELAY.

@@ -13,7 +13,7 @@ use crate::cell::{
     CellCommand, CellRepr, CircuitId, DestroyReason, RelayCommand, RelayMessage, RELAY_DATA_LEN,
 };
 use crate::cgo::BODY_LEN;
-use crate::discovery::Path;
+use crate::discovery::{NetworkPrefix, Path};
 use crate::identity::NodeId;
 use crate::link::{Cell, LinkId, LinkRole};
 use crate::time::{Duration, Instant};
@@ -42,6 +42,11 @@ pub trait CircuitContext {
     fn event(&mut self, event: CircuitEvent);
     /// The current time.
     fn now(&self) -> Instant;
+    /// The network the peer of `link` is in, as far as the node knows
+    /// (`None`: unknown, and all unknown ones count as one network).
+    fn network_of(&self, link: LinkId) -> Option<NetworkPrefix>;
+    /// Takes one `CREATE` from `link`'s rate budget; `false` if it is spent.
+    fn take_create_token(&mut self, link: LinkId) -> bool;
     /// Asks the node to connect to `peer` (an `EXTEND` needs a link to it);
     /// `false` if it cannot (no known address, no room). The engine is told
     /// how it went through [`CircuitEngine::link_up`] or
@@ -134,6 +139,42 @@ impl fmt::Display for CircuitError {
 
 impl core::error::Error for CircuitError {}
 
+/// How long circuits may take or sit idle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CircuitTimeouts {
+    /// A circuit this node opens that is not ready after this long is
+    /// given up, and so is an `EXTEND` still waiting for a link.
+    pub build: Duration,
+    /// A circuit this node relays (or ends) that carried no cell either way
+    /// for this long is destroyed: a hostile client cannot hold relay slots
+    /// with circuits it never uses.
+    pub relay_idle: Duration,
+}
+
+/// How many relayed circuits one source may hold in a table of `capacity`:
+/// one link an eighth, one network prefix a quarter (at least 2 each). A
+/// `CREATE` over quota is refused with `DESTROY(ResourceLimit)` before any
+/// public-key work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayQuotas {
+    /// Circuits whose client side is one link.
+    pub per_link: usize,
+    /// Circuits whose client side is a link from one network prefix.
+    pub per_network: usize,
+}
+
+impl RelayQuotas {
+    /// The quotas of a relay table holding `capacity` circuits.
+    pub const fn for_capacity(capacity: usize) -> Self {
+        let per_link = capacity / 8;
+        let per_network = capacity / 4;
+        RelayQuotas {
+            per_link: if per_link < 2 { 2 } else { per_link },
+            per_network: if per_network < 2 { 2 } else { per_network },
+        }
+    }
+}
+
 /// A cell the engine refuses outright: the link must close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -193,6 +234,35 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
     /// Circuits this node relays.
     pub fn relayed(&self) -> usize {
         self.relays.len()
+    }
+
+    /// The quotas `CREATE`s are held to.
+    pub fn quotas(&self) -> RelayQuotas {
+        RelayQuotas::for_capacity(R::CAPACITY)
+    }
+
+    /// Whether a `CREATE` from `link` fits the table and the quotas of its
+    /// link and its network; the reason to refuse it if not. Cheap: counts
+    /// and a token, no public-key work.
+    fn admit_create(
+        &self,
+        ctx: &mut impl CircuitContext,
+        link: LinkId,
+    ) -> Result<(), DestroyReason> {
+        let quotas = self.quotas();
+        if self.relays.is_full() || self.relays.from_link(link) >= quotas.per_link {
+            return Err(DestroyReason::ResourceLimit);
+        }
+        let network = ctx.network_of(link);
+        let from_network = self
+            .relays
+            .iter()
+            .filter(|c| ctx.network_of(c.inbound.0) == network)
+            .count();
+        if from_network >= quotas.per_network || !ctx.take_create_token(link) {
+            return Err(DestroyReason::ResourceLimit);
+        }
+        Ok(())
     }
 
     /// Circuits this node opened.
@@ -423,9 +493,11 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
     }
 
     /// Fails circuits still being built, and `EXTEND`s still waiting for a
-    /// link, that started `timeout` or more ago.
-    pub fn handle_timeout(&mut self, ctx: &mut impl CircuitContext, timeout: Duration) {
+    /// link, that started `timeouts.build` or more ago, and destroys relayed
+    /// circuits idle for `timeouts.relay_idle`.
+    pub fn handle_timeout(&mut self, ctx: &mut impl CircuitContext, timeouts: CircuitTimeouts) {
         let now = ctx.now();
+        let timeout = timeouts.build;
         loop {
             let next = self
                 .clients
@@ -452,10 +524,22 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             };
             self.destroy_relay(ctx, inbound, DestroyReason::ExtendFailed);
         }
+        loop {
+            let idle = self
+                .relays
+                .iter()
+                .find(|c| now.saturating_since(c.last_active) >= timeouts.relay_idle)
+                .map(|c| c.inbound);
+            let Some(inbound) = idle else {
+                break;
+            };
+            self.destroy_relay(ctx, inbound, DestroyReason::Idle);
+        }
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) next has work.
-    pub fn next_deadline(&self, timeout: Duration) -> Option<Instant> {
+    pub fn next_deadline(&self, timeouts: CircuitTimeouts) -> Option<Instant> {
+        let timeout = timeouts.build;
         let building = self
             .clients
             .iter()
@@ -466,7 +550,11 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             .iter()
             .filter_map(|c| c.awaiting_link.as_ref())
             .map(|w| w.since.saturating_add(timeout));
-        building.chain(waiting).min()
+        let idle = self
+            .relays
+            .iter()
+            .map(|c| c.last_active.saturating_add(timeouts.relay_idle));
+        building.chain(waiting).chain(idle).min()
     }
 
     /// Closes a circuit this node opened.
