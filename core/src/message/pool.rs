@@ -13,11 +13,20 @@
 //! once. A message completes when its last missing fragment arrives; it then
 //! waits in its slot until polled, and its id goes into a bounded ring of
 //! recently completed ids, so a late or resent copy is recognised as a
-//! duplicate (and acknowledged again) instead of being delivered twice. When
-//! the incoming half is full, a fragment of a new message takes the slot of
-//! the *unfinished* message that started longest ago (its sender resends);
-//! complete messages are never evicted — the fragment is refused instead,
-//! which is how a stalled application stalls its senders.
+//! duplicate (and acknowledged again) instead of being delivered twice.
+//!
+//! Unfinished messages are charged to their sender (the circuit they came
+//! over, or the replying destination): one sender may hold at most a quarter
+//! of the incoming half unfinished ([`MessagePool::per_sender`]); past that,
+//! its new message takes the slot of its own weakest unfinished one. When
+//! the incoming half is full, a new message takes the slot of the weakest
+//! unfinished message of the sender holding the most — weakest meaning the
+//! fewest fragments received, then the most recently started — and its
+//! sender resends. So a sender that opens message after message with one
+//! fragment each only ever displaces its own, and a message that is
+//! arriving is not pushed out by ones that never will. Complete messages are
+//! never evicted: the fragment is refused instead, which is how a stalled
+//! application stalls its senders.
 
 use core::fmt;
 
@@ -107,6 +116,11 @@ pub(crate) struct Incoming {
 }
 
 impl Incoming {
+    /// Fragments received so far.
+    fn received_count(&self) -> u32 {
+        self.received.iter().map(|w| w.count_ones()).sum()
+    }
+
     fn has(&self, index: usize) -> bool {
         let (word, bit) = (index / 64, index % 64);
         self.received
@@ -571,6 +585,40 @@ where
         let _ = self.remembered.push_back(id);
     }
 
+    /// How many unfinished incoming messages one sender may hold.
+    pub fn per_sender(&self) -> usize {
+        (self.per_direction() / 4).max(1)
+    }
+
+    /// Unfinished incoming messages from `sender`.
+    fn unfinished_from(&self, sender: Sender) -> usize {
+        self.count(|s| matches!(s, SlotState::Incoming(m) if m.missing > 0 && m.sender == sender))
+    }
+
+    /// The slot of the unfinished message to give way: `sender`'s weakest
+    /// when given, else the weakest of the senders holding the most. The
+    /// weakest has the fewest fragments received, then the latest start.
+    fn weakest_unfinished(&self, sender: Option<Sender>) -> Option<usize> {
+        self.slots
+            .as_ref()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match &s.state {
+                SlotState::Incoming(m) if m.missing > 0 && sender.is_none_or(|x| x == m.sender) => {
+                    Some((i, m))
+                }
+                _ => None,
+            })
+            .min_by_key(|(_, m)| {
+                (
+                    core::cmp::Reverse(self.unfinished_from(m.sender)),
+                    m.received_count(),
+                    core::cmp::Reverse(m.started),
+                )
+            })
+            .map(|(i, _)| i)
+    }
+
     /// Whether a fragment of a new message would find a slot now.
     pub fn has_incoming_room(&self) -> bool {
         let incoming = self.incoming();
@@ -640,8 +688,8 @@ where
         Ok(Received::Complete { id, len: total })
     }
 
-    /// A slot for a new incoming message: a free one within the incoming
-    /// half, else the unfinished message that started longest ago.
+    /// A slot for a new incoming message from `sender`, by the rules in the
+    /// [module docs](self).
     fn open_incoming(
         &mut self,
         id: MessageId,
@@ -649,26 +697,14 @@ where
         now: Instant,
         sender: Sender,
     ) -> Result<usize, ReassemblyError> {
-        let free = if self.incoming() < self.per_direction() {
+        let index = if self.unfinished_from(sender) >= self.per_sender() {
+            self.weakest_unfinished(Some(sender))
+        } else if self.incoming() < self.per_direction() {
             self.free_slot()
         } else {
-            None
-        };
-        let index = match free {
-            Some(i) => i,
-            None => self
-                .slots
-                .as_ref()
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| match &s.state {
-                    SlotState::Incoming(m) if m.missing > 0 => Some((i, m.started)),
-                    _ => None,
-                })
-                .min_by_key(|(_, started)| *started)
-                .map(|(i, _)| i)
-                .ok_or(ReassemblyError::NoRoom)?,
-        };
+            self.weakest_unfinished(None)
+        }
+        .ok_or(ReassemblyError::NoRoom)?;
         let slot = self
             .slots
             .as_mut()
