@@ -14,6 +14,11 @@ use veil_core::node::{DialRequest, Event, LinkId, Output, Receive, TransportRoom
 use veil_core::time::{Duration, Instant};
 
 use crate::conditions::{StreamConditions, SEND_BUFFER};
+
+/// Bytes a receiver that stopped reading lets its peer send before the
+/// peer's transport is full (a TCP window plus a send buffer).
+const UNREAD_WINDOW: u64 = 16 * 1024;
+
 use crate::profile::SimNodeCore;
 use crate::sim_node::{Delivered, NodeIndex};
 use crate::wire::{Direction, Wire, WireId};
@@ -194,7 +199,10 @@ impl Net {
             .iter()
             .filter(|((n, _), _)| *n == node)
             .map(|(_, &(wire, side))| (wire, Direction::sent_by(1 - side)))
-            .filter(|(wire, dir)| !self.wires[wire.0].backlog[dir.index()].is_empty())
+            .filter(|(wire, dir)| {
+                let w = &self.wires[wire.0];
+                !w.backlog[dir.index()].is_empty() && !w.unread[dir.index()]
+            })
             .collect();
         let mut progressed = false;
         for (wire, dir) in waiting {
@@ -206,6 +214,7 @@ impl Net {
                 .handle(self.now, Receive { link, bytes })
                 .unwrap_or(bytes.len());
             backlog.drain(..consumed);
+            w.consumed[dir.index()] += consumed as u64;
             progressed |= consumed > 0;
         }
         progressed
@@ -294,6 +303,12 @@ impl Net {
             None => now,
         };
         self.send_chunks(wire, dir, departs, &bytes);
+        let w = &self.wires[wire.0];
+        if w.unread[dir.index()] && w.sent[dir.index()] - w.consumed[dir.index()] >= UNREAD_WINDOW {
+            // The receiver stopped reading: its window and our send buffer
+            // are full, as with TCP. Reading again wakes us.
+            return true;
+        }
         self.buffer_full(node, link, wire, side)
     }
 

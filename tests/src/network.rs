@@ -379,6 +379,17 @@ impl Sim {
         w.layers[dir.index()].push(Box::new(BlackHole));
     }
 
+    /// `node` stops reading its link `link`, as a process that stops
+    /// calling `read` on a socket: bytes wait at its end, and once a window
+    /// of them is waiting the sender's transport is full.
+    pub fn stop_reading(&mut self, node: NodeIndex, link: LinkId) {
+        if let Some(&(wire, side)) = self.net.by_link.get(&(node, link)) {
+            // The direction `node` receives is the one its peer sends.
+            let dir = Direction::sent_by(1 - side);
+            self.net.wires[wire.0].unread[dir.index()] = true;
+        }
+    }
+
     /// Mutates bytes in flight in one direction.
     pub fn tamper(&mut self, wire: WireId, dir: Direction, f: Tamper) {
         self.add_layer(wire, dir, Box::new(f));

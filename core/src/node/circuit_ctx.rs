@@ -9,7 +9,7 @@ use heapless::Vec;
 use rand_core::Rng;
 
 use crate::capacity::DequeStore;
-use crate::cell::DestroyReason;
+use crate::cell::{CellCommand, DestroyReason};
 use crate::circuit::{CircuitContext, CircuitEvent};
 use crate::identity::NodeId;
 use crate::link::{Cell, LinkPhase, LinkRole};
@@ -53,6 +53,28 @@ pub(crate) fn queue_room<P: Profile>(links: &mut [LinkSlot<P>], link: LinkId) ->
         .map_or(0, |s| s.queue_room())
 }
 
+/// Cells of every link's send queue that `RELAY` cells may not take, kept
+/// for control cells (`DESTROY`, `CREATE`, `CREATED`): an eighth of the
+/// queue, 1 to 4 cells. However full relayed traffic keeps a link, the
+/// cell that tears a circuit down still fits.
+pub(crate) fn control_reserve<P: Profile>() -> usize {
+    (<P::LinkSendQueue as DequeStore<Cell>>::CAPACITY / 8).clamp(1, 4)
+}
+
+/// Room in `link`'s send queue for one more cell with `command`.
+pub(crate) fn room_for<P: Profile>(
+    links: &mut [LinkSlot<P>],
+    link: LinkId,
+    command: Option<CellCommand>,
+) -> bool {
+    let room = queue_room(links, link);
+    if command.is_some_and(CellCommand::is_relay) {
+        room > control_reserve::<P>()
+    } else {
+        room > 0
+    }
+}
+
 pub(crate) struct NodeCtx<'a, P: Profile> {
     pub(crate) links: &'a mut [LinkSlot<P>],
     pub(crate) rng: &'a mut ChaCha20Rng,
@@ -87,9 +109,10 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
     }
 
     fn send(&mut self, link: LinkId, cell: &Cell) -> bool {
-        let sent = slot_of(self.links, link)
-            .and_then(|s| s.session.as_mut())
-            .is_some_and(|s| s.queue_cell(cell).is_ok());
+        let sent = room_for(self.links, link, CellCommand::of(cell))
+            && slot_of(self.links, link)
+                .and_then(|s| s.session.as_mut())
+                .is_some_and(|s| s.queue_cell(cell).is_ok());
         if !sent {
             self.stats.cells_dropped = self.stats.cells_dropped.saturating_add(1);
         }

@@ -39,6 +39,13 @@ pub struct NodeConfig {
     /// way for this long is destroyed (`DESTROY(Idle)`). Clients use a
     /// circuit for [`circuit_lifetime`](Self::circuit_lifetime) at most.
     pub relay_idle_timeout: Duration,
+    /// A received cell that has waited this long for room on its circuit's
+    /// next link (whose reader is slow or has stopped) gets its circuit
+    /// destroyed both ways (`DESTROY(ResourceLimit)`), so the link it came
+    /// over, and every other circuit on it, moves again. Shorter than the
+    /// link idle timeout, so a stalled circuit never costs its peers their
+    /// link.
+    pub cell_hold_timeout: Duration,
     /// The largest message this node accepts, advertised to peers. It is
     /// further clamped to the receive buffer and to what the event queue can
     /// take in one message.
@@ -107,6 +114,7 @@ impl Default for NodeConfig {
                 per_second: 64,
             },
             relay_idle_timeout: Duration::from_secs(15 * 60),
+            cell_hold_timeout: Duration::from_secs(10),
             max_message_len: MAX_MESSAGE_LEN,
             unix_time_at_zero: 0,
             relay: true,

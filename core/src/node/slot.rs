@@ -29,6 +29,9 @@ pub struct LinkSlot<P: Profile> {
     pub(crate) prefix: Option<NetworkPrefix>,
     /// The link's budget of `CREATE`s ([`NodeConfig::creates_per_link`](super::NodeConfig::creates_per_link)).
     pub(crate) creates: TokenBucket,
+    /// Since when the link's next received cell has waited for room
+    /// ([`NodeConfig::cell_hold_timeout`](super::NodeConfig::cell_hold_timeout)).
+    pub(crate) held_since: Option<Instant>,
     /// Bytes the transport takes now ([`TransportRoom`](super::TransportRoom)),
     /// less what was given since.
     pub(crate) room: usize,
@@ -46,6 +49,7 @@ impl<P: Profile> LinkSlot<P> {
             transport: None,
             prefix: None,
             creates: TokenBucket::EMPTY,
+            held_since: None,
             room: usize::MAX,
         }
     }

@@ -557,6 +557,21 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         building.chain(waiting).chain(idle).min()
     }
 
+    /// Destroys the relayed circuit `end` belongs to, both ways, with
+    /// `reason`; `false` if no relayed circuit has that end.
+    pub fn destroy_relayed(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        end: CircuitEnd,
+        reason: DestroyReason,
+    ) -> bool {
+        let Some(inbound) = self.relays.find(end).map(|(c, _)| c.inbound) else {
+            return false;
+        };
+        self.destroy_relay(ctx, inbound, reason);
+        true
+    }
+
     /// Closes a circuit this node opened.
     pub fn close(
         &mut self,

@@ -442,6 +442,15 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
 
     /// The next instant at which [`handle_timeout`](Self::handle_timeout) must run.
     pub fn next_deadline(&self) -> Option<Instant> {
+        self.next_deadline_while(true)
+    }
+
+    /// [`next_deadline`](Self::next_deadline) when the transport can take
+    /// bytes (`writable`) or not: a ping or rekey that is due cannot go out
+    /// while the transport is full, so then only the timers that end the
+    /// session count (asking to be woken for a due ping would wake the
+    /// owner at once, again and again).
+    pub fn next_deadline_while(&self, writable: bool) -> Option<Instant> {
         match self.state {
             State::Handshaking(_) => Some(
                 self.created_at
@@ -454,9 +463,12 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
                 // timeout covers a peer that never answers. Reporting the
                 // past ping time here would make the owner spin.
                 let ping = match self.outstanding_ping {
-                    None => self.next_ping_at,
-                    Some(_) => idle,
+                    Some(_) if self.pending_cells() == 0 => idle,
+                    _ => self.next_ping_at,
                 };
+                if !writable {
+                    return Some(idle);
+                }
                 Some(idle.min(rekey).min(ping))
             }
             // Until a timed call has noted when closing began, ask for one
@@ -480,6 +492,13 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
                 }
             }
             State::Established(_) => {
+                // While received cells wait for the owner (it has no room
+                // for them), this end is not reading, so the peer's frames
+                // behind them, keepalives included, cannot arrive: the
+                // silence is ours, not the peer's.
+                if self.pending_cells() > 0 {
+                    self.last_received = now;
+                }
                 if now.saturating_since(self.last_received) >= self.config.idle_timeout {
                     self.fail(CloseReason::PeerSilent);
                 }
