@@ -93,7 +93,7 @@ impl CircuitContext for Ctx<'_> {
     fn take_create_token(&mut self, _link: LinkId) -> bool {
         true
     }
-    fn dial(&mut self, _peer: &NodeId) -> bool {
+    fn dial_for_extend(&mut self, _peer: &NodeId) -> bool {
         // This mesh has no dialler: an EXTEND over a cut link fails.
         false
     }

@@ -10,7 +10,8 @@ mod relay_table;
 pub use client_table::{CircuitHandle, ClientCircuit, ClientTable};
 pub use engine::{
     CircuitContext, CircuitEngine, CircuitError, CircuitEvent, CircuitProtocolViolation,
-    CircuitTimeouts, RelayData, RelayQuotas, EXTEND_LEN,
+    CircuitTimeouts, RelayData, RelayQuotas, EXTEND_LEN, MAX_PARKED_EXTENDS,
+    MAX_PARKED_EXTENDS_PER_LINK,
 };
 pub use flow::{Flow, CIRCUIT_WINDOW, CREDIT_BATCH};
 pub use hop_handshake::{

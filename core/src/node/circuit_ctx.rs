@@ -188,13 +188,19 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
         slot_of(self.links, link).is_some_and(|s| s.creates.take(limit, now))
     }
 
-    fn dial(&mut self, peer: &NodeId) -> bool {
+    fn dial_for_extend(&mut self, peer: &NodeId) -> bool {
         let Some(entry) = self.table.get(peer) else {
             return false;
         };
-        let addresses = entry.descriptor.repr().addresses.clone();
+        let allow_private = self.config.extend_to_private_addresses;
+        let addresses = entry
+            .descriptor
+            .repr()
+            .addresses
+            .clone()
+            .into_iter()
+            .filter(move |a| allow_private || crate::identity::is_public(a.socket.ip()));
         let policy = super::dial::DialPolicy::for_peer(self.config, self.table, peer);
-        self.dialer
-            .request(self.now, *peer, addresses.into_iter(), policy)
+        self.dialer.request(self.now, *peer, addresses, policy)
     }
 }

@@ -46,6 +46,12 @@ pub struct NodeConfig {
     /// link idle timeout, so a stalled circuit never costs its peers their
     /// link.
     pub cell_hold_timeout: Duration,
+    /// Whether an `EXTEND` may make this relay connect to a loopback,
+    /// private, link-local or multicast address
+    /// ([`is_public`](crate::identity::is_public)). Off: a stranger's
+    /// circuit cannot turn the relay into a scanner of its own host or
+    /// network. A test network on one host (all on `127.N.0.1`) turns it on.
+    pub extend_to_private_addresses: bool,
     /// The largest message this node accepts, advertised to peers. It is
     /// further clamped to the receive buffer and to what the event queue can
     /// take in one message.
@@ -115,6 +121,7 @@ impl Default for NodeConfig {
             },
             relay_idle_timeout: Duration::from_secs(15 * 60),
             cell_hold_timeout: Duration::from_secs(10),
+            extend_to_private_addresses: false,
             max_message_len: MAX_MESSAGE_LEN,
             unix_time_at_zero: 0,
             relay: true,

@@ -353,9 +353,19 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             return;
         };
         if ctx.link_to(&target).is_none() {
-            // Park the EXTEND until the node has connected to the target.
+            // Park the EXTEND until the node has connected to the target,
+            // within the bounds on parked EXTENDs.
+            let parked = self.relays.iter().filter(|c| c.awaiting_link.is_some());
+            let (all, from_link) = parked.fold((0usize, 0usize), |(all, mine), c| {
+                let same = usize::from(c.inbound.0 == inbound.0);
+                (all.saturating_add(1), mine.saturating_add(same))
+            });
+            if all >= MAX_PARKED_EXTENDS || from_link >= MAX_PARKED_EXTENDS_PER_LINK {
+                self.destroy_relay(ctx, inbound, DestroyReason::ResourceLimit);
+                return;
+            }
             let now = ctx.now();
-            if !ctx.dial(&target) {
+            if !ctx.dial_for_extend(&target) {
                 self.destroy_relay(ctx, inbound, DestroyReason::ExtendFailed);
                 return;
             }

@@ -24,6 +24,13 @@ use super::{Flow, HopHandshakeClient, HOP_MESSAGE_LEN};
 
 mod cells;
 
+/// `EXTEND`s that may wait for a dial at once: half of the node's dial
+/// slots (the rest stay free for its own circuits), and two per link they
+/// came over, so one peer cannot hold the dialler.
+pub const MAX_PARKED_EXTENDS: usize = 4;
+/// `EXTEND`s from one link that may wait for a dial at once.
+pub const MAX_PARKED_EXTENDS_PER_LINK: usize = 2;
+
 /// Bytes of `EXTEND` data: target node id, then the `CREATE` handshake
 /// (type u16, length u16, message).
 pub const EXTEND_LEN: usize = 32 + 4 + HOP_MESSAGE_LEN;
@@ -47,11 +54,11 @@ pub trait CircuitContext {
     fn network_of(&self, link: LinkId) -> Option<NetworkPrefix>;
     /// Takes one `CREATE` from `link`'s rate budget; `false` if it is spent.
     fn take_create_token(&mut self, link: LinkId) -> bool;
-    /// Asks the node to connect to `peer` (an `EXTEND` needs a link to it);
-    /// `false` if it cannot (no known address, no room). The engine is told
-    /// how it went through [`CircuitEngine::link_up`] or
-    /// [`CircuitEngine::peer_unreachable`].
-    fn dial(&mut self, peer: &NodeId) -> bool;
+    /// Asks the node to connect to `peer` for an `EXTEND`; `false` if it
+    /// will not (no known address it may dial on a stranger's behalf, no
+    /// room). The engine is told how it went through
+    /// [`CircuitEngine::link_up`] or [`CircuitEngine::peer_unreachable`].
+    fn dial_for_extend(&mut self, peer: &NodeId) -> bool;
 }
 
 /// Data carried by one relay cell.
