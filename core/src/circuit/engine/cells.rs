@@ -63,7 +63,10 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         if !end.1.allocated_by(other_role(role)) || self.in_use(end) {
             return Err(CircuitProtocolViolation);
         }
-        match respond(onion_keys, Self::ephemeral(ctx), body) {
+        let mut ephemeral = Self::ephemeral(ctx);
+        let answered = respond(onion_keys, ephemeral, body);
+        ephemeral.zeroize();
+        match answered {
             Ok((layer, created)) => {
                 let circuit = RelayCircuit {
                     inbound: end,
@@ -167,7 +170,9 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         let Some(circuit) = self.clients.by_handle(handle) else {
             return;
         };
-        let Ok((pending, create)) = HopHandshakeClient::start(&onion, ephemeral) else {
+        let started = HopHandshakeClient::start(&onion, ephemeral);
+        ephemeral.zeroize();
+        let Ok((pending, create)) = started else {
             self.fail_client(ctx, end, DestroyReason::Protocol);
             return;
         };
