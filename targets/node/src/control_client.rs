@@ -9,17 +9,25 @@
 //! they are.
 
 use std::fmt;
-use std::io::{self, BufReader, ErrorKind, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{self, BufReader, ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use veil_core::identity::NodeId;
+use zeroize::Zeroizing;
 
-use crate::control_protocol::{encode_line, read_line, MessageLine, Request, Response};
+use crate::control_address::{Endpoint, COOKIE_LEN};
+use crate::control_protocol::{
+    auth_line, encode_line, read_line, MessageLine, Request, Response, MAX_LINE,
+};
+use crate::control_stream::ControlStream;
 use crate::status::Status;
 
-/// How long connecting to a control socket may take.
+/// How long connecting to a control socket, and presenting its cookie,
+/// may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One connection to a node's control socket. Requests on it are answered
@@ -28,27 +36,42 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct ControlClient {
     /// Reads answers; its inner stream also takes the requests (a
     /// `BufReader` buffers reads only).
-    stream: BufReader<TcpStream>,
+    stream: BufReader<ControlStream>,
     /// How long an answer may take, `None` for ever.
     answer_timeout: Option<Duration>,
 }
 
 impl ControlClient {
-    /// Connects to the control socket at `addr`. Every answer may then take
-    /// up to `answer_timeout` (`None`: wait for ever; zero is refused). A
-    /// `send` is answered once the destination acknowledged the message,
-    /// which the node waits up to 120 s for.
+    /// Connects to the control socket at `endpoint`; over TCP, presents
+    /// the cookie from the endpoint's cookie file first. Every answer may
+    /// then take up to `answer_timeout` (`None`: wait for ever; zero is
+    /// refused). A `send` is answered once the destination acknowledged the
+    /// message, which the node waits up to 120 s for.
     pub fn connect(
-        addr: SocketAddr,
+        endpoint: &Endpoint,
         answer_timeout: Option<Duration>,
     ) -> Result<ControlClient, ConnectError> {
-        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)
-            .map_err(|source| ConnectError::Unreachable { addr, source })?;
+        let unreachable = |source| ConnectError::Unreachable {
+            endpoint: endpoint.clone(),
+            source,
+        };
+        let stream = match endpoint {
+            Endpoint::Unix(path) => BufReader::new(ControlStream::Unix(
+                UnixStream::connect(path).map_err(unreachable)?,
+            )),
+            Endpoint::Tcp { addr, cookie_file } => {
+                let cookie = read_cookie(cookie_file)?;
+                let stream =
+                    TcpStream::connect_timeout(addr, CONNECT_TIMEOUT).map_err(unreachable)?;
+                present_cookie(ControlStream::Tcp(stream), &cookie, endpoint)?
+            }
+        };
         stream
+            .get_ref()
             .set_read_timeout(answer_timeout)
             .map_err(ConnectError::Setup)?;
         Ok(ControlClient {
-            stream: BufReader::new(stream),
+            stream,
             answer_timeout,
         })
     }
@@ -76,7 +99,7 @@ impl ControlClient {
 
     /// The node's status.
     pub fn status(&mut self) -> Result<Status, StatusError> {
-        let answer: Response = self.exchange(&Request::Status).map_err(|e| match e {
+        let answer: Response = self.exchange(&Request::Status {}).map_err(|e| match e {
             Failure::TimedOut => StatusError::TimedOut,
             Failure::Connection(e) => StatusError::Connection(e),
         })?;
@@ -117,7 +140,7 @@ impl ControlClient {
             .get_mut()
             .write_all(&line)
             .map_err(ConnectionError::Io)?;
-        let line = match read_line(&mut self.stream) {
+        let line = match read_line(&mut self.stream, MAX_LINE) {
             Ok(Some(line)) => line,
             Ok(None) => return Err(ConnectionError::Closed.into()),
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
@@ -133,13 +156,13 @@ impl ControlClient {
 /// messages on it until it closes.
 #[derive(Debug)]
 pub struct Listener {
-    stream: BufReader<TcpStream>,
+    stream: BufReader<ControlStream>,
 }
 
 impl Listener {
     /// Waits for the next message.
     pub fn receive(&mut self) -> Result<Received, ReceiveError> {
-        let line = match read_line(&mut self.stream) {
+        let line = match read_line(&mut self.stream, MAX_LINE) {
             Ok(Some(line)) => line,
             Ok(None) => return Err(ConnectionError::Closed.into()),
             Err(e) => return Err(ConnectionError::Io(e).into()),
@@ -231,27 +254,106 @@ impl From<ConnectionError> for Failure {
     }
 }
 
+/// The node's cookie, from the file it wrote at start-up.
+fn read_cookie(path: &Path) -> Result<Zeroizing<[u8; COOKIE_LEN]>, ConnectError> {
+    let unreadable = |source| ConnectError::Cookie {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut cookie = Zeroizing::new([0u8; COOKIE_LEN]);
+    file.read_exact(cookie.as_mut_slice()).map_err(unreadable)?;
+    let mut more = [0u8; 1];
+    if file.read(&mut more).map_err(unreadable)? != 0 {
+        return Err(unreadable(io::Error::new(
+            ErrorKind::InvalidData,
+            format!("longer than {COOKIE_LEN} bytes"),
+        )));
+    }
+    Ok(cookie)
+}
+
+/// Sends the cookie line and waits for the node's `{"ok":true}`; a node
+/// that refuses the cookie closes the connection without a word.
+fn present_cookie(
+    mut stream: ControlStream,
+    cookie: &[u8; COOKIE_LEN],
+    endpoint: &Endpoint,
+) -> Result<BufReader<ControlStream>, ConnectError> {
+    let refused = || ConnectError::CookieRefused {
+        endpoint: endpoint.clone(),
+    };
+    stream
+        .set_read_timeout(Some(CONNECT_TIMEOUT))
+        .map_err(ConnectError::Setup)?;
+    let line = auth_line(cookie);
+    stream
+        .write_all(line.as_slice())
+        .map_err(ConnectError::Setup)?;
+    let mut reader = BufReader::new(stream);
+    let answer = match read_line(&mut reader, MAX_LINE) {
+        Ok(Some(answer)) => answer,
+        Ok(None) => return Err(refused()),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            return Err(ConnectError::Setup(e))
+        }
+        Err(_) => return Err(refused()),
+    };
+    match serde_json::from_slice::<Response>(&answer) {
+        Ok(Response { ok: true, .. }) => Ok(reader),
+        _ => Err(refused()),
+    }
+}
+
 /// Why [`ControlClient::connect`] failed.
 #[derive(Debug)]
 pub enum ConnectError {
-    /// Nothing answered at the address.
+    /// Nothing answered at the endpoint.
     Unreachable {
-        /// The control address tried.
-        addr: SocketAddr,
+        /// The control socket tried.
+        endpoint: Endpoint,
         /// Why the connect failed.
         source: io::Error,
     },
-    /// Connected, but the answer timeout could not be set.
+    /// The cookie file of a TCP control socket could not be read.
+    Cookie {
+        /// The cookie file.
+        path: PathBuf,
+        /// Why not.
+        source: io::Error,
+    },
+    /// The node closed the connection instead of accepting the cookie.
+    CookieRefused {
+        /// The control socket.
+        endpoint: Endpoint,
+    },
+    /// Connected, but the connection could not be set up (a timeout could
+    /// not be set, or the cookie not written or answered in time).
     Setup(io::Error),
 }
 
 impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConnectError::Unreachable { addr, source } => write!(
+            ConnectError::Unreachable { endpoint, source } => write!(
                 f,
-                "cannot reach a node's control socket at {addr} ({source}); is `veil node` running there?"
+                "cannot reach a node's control socket at {endpoint} ({source}); is `veil node` running there?"
             ),
+            ConnectError::Cookie { path, source } => write!(
+                f,
+                "cannot read the control cookie {} ({source}); pass the node's --data-dir",
+                path.display()
+            ),
+            ConnectError::CookieRefused { endpoint } => {
+                let file = match endpoint {
+                    Endpoint::Tcp { cookie_file, .. } => cookie_file.display().to_string(),
+                    Endpoint::Unix(_) => "the cookie file".into(),
+                };
+                write!(
+                    f,
+                    "the node at {endpoint} refused the cookie from {file}; pass the --data-dir of                      the node that listens there"
+                )
+            }
             ConnectError::Setup(e) => write!(f, "control connection failed: {e}"),
         }
     }
@@ -260,8 +362,11 @@ impl fmt::Display for ConnectError {
 impl std::error::Error for ConnectError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ConnectError::Unreachable { source, .. } => Some(source),
+            ConnectError::Unreachable { source, .. } | ConnectError::Cookie { source, .. } => {
+                Some(source)
+            }
             ConnectError::Setup(e) => Some(e),
+            ConnectError::CookieRefused { .. } => None,
         }
     }
 }
@@ -421,18 +526,35 @@ impl From<ConnectionError> for ReceiveError {
 mod tests {
     use std::io::{BufRead, Write};
     use std::net::TcpListener;
+    use std::os::unix::net::UnixListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::thread::JoinHandle;
 
     use super::*;
 
-    /// A one-connection stand-in for a node: reads one request line and
-    /// writes `answer` (lines as given), then keeps the connection open
-    /// until the client closes it. Returns the request it read.
-    fn fake_node(answer: &'static str) -> (SocketAddr, JoinHandle<String>) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
+    /// A fresh socket path under the temporary directory.
+    fn socket_path() -> PathBuf {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "veil-client-test-{}-{}.sock",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_file(&path);
+        path
+    }
+
+    /// A one-connection stand-in for a node on a Unix socket: reads one
+    /// request line and writes `answer` (lines as given), then keeps the
+    /// connection open until the client closes it. Returns the request it
+    /// read.
+    fn fake_node(answer: &'static str) -> (Endpoint, JoinHandle<String>) {
+        let path = socket_path();
+        let listener = UnixListener::bind(&path).unwrap();
+        let endpoint = Endpoint::Unix(path.clone());
         let thread = std::thread::spawn(move || {
             let (stream, _) = listener.accept().unwrap();
+            let _ = std::fs::remove_file(&path);
             let mut reader = BufReader::new(stream);
             let mut request = String::new();
             reader.read_line(&mut request).unwrap();
@@ -441,7 +563,7 @@ mod tests {
             let _ = reader.read_line(&mut rest);
             request
         });
-        (addr, thread)
+        (endpoint, thread)
     }
 
     fn some_id() -> NodeId {
@@ -450,24 +572,68 @@ mod tests {
 
     #[test]
     fn nobody_listening_says_where_and_what_to_check() {
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let e = ControlClient::connect(addr, None).unwrap_err();
+        let endpoint = Endpoint::Unix(socket_path());
+        let e = ControlClient::connect(&endpoint, None).unwrap_err();
         assert!(matches!(e, ConnectError::Unreachable { .. }), "{e:?}");
         let text = e.to_string();
         assert!(
-            text.contains(&addr.to_string()) && text.contains("is `veil node` running there?"),
+            text.contains(&endpoint.to_string()) && text.contains("is `veil node` running there?"),
             "{text}"
         );
     }
 
     #[test]
+    fn over_tcp_the_cookie_goes_first_and_a_refusal_is_named() {
+        let cookie_file = socket_path().with_extension("cookie");
+        std::fs::write(&cookie_file, [0x11u8; COOKIE_LEN]).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = Endpoint::Tcp {
+            addr: listener.local_addr().unwrap(),
+            cookie_file: cookie_file.clone(),
+        };
+        let node = std::thread::spawn(move || {
+            // The first connection is accepted, the second refused.
+            let mut lines = Vec::new();
+            for accept in [true, false] {
+                let (stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                lines.push(line);
+                if accept {
+                    reader.get_mut().write_all(b"{\"ok\":true}\n").unwrap();
+                    let mut request = String::new();
+                    reader.read_line(&mut request).unwrap();
+                    reader
+                        .get_mut()
+                        .write_all(b"{\"ok\":false,\"error\":\"no\"}\n")
+                        .unwrap();
+                }
+            }
+            lines
+        });
+        let mut client = ControlClient::connect(&endpoint, Some(Duration::from_secs(10))).unwrap();
+        let e = client.send(some_id(), b"hi").unwrap_err();
+        assert!(matches!(e, SendError::NotDelivered { .. }), "{e:?}");
+        let e = ControlClient::connect(&endpoint, None).unwrap_err();
+        assert!(matches!(e, ConnectError::CookieRefused { .. }), "{e:?}");
+        assert!(e.to_string().contains("refused the cookie"), "{e}");
+        let lines = node.join().unwrap();
+        let expected = format!("{{\"cookie\":\"{}\"}}\n", "11".repeat(COOKIE_LEN));
+        assert_eq!(lines, vec![expected.clone(), expected]);
+
+        std::fs::write(&cookie_file, [0x11u8; 5]).unwrap();
+        let e = ControlClient::connect(&endpoint, None).unwrap_err();
+        assert!(matches!(e, ConnectError::Cookie { .. }), "{e:?}");
+        assert!(e.to_string().contains("pass the node's --data-dir"), "{e}");
+        let _ = std::fs::remove_file(&cookie_file);
+    }
+
+    #[test]
     fn a_send_is_written_as_the_protocol_says_and_its_refusal_is_typed() {
-        let (addr, node) =
+        let (endpoint, node) =
             fake_node("{\"ok\":false,\"error\":\"node x is not in this node's table\"}\n");
-        let mut client = ControlClient::connect(addr, Some(Duration::from_secs(10))).unwrap();
+        let mut client = ControlClient::connect(&endpoint, Some(Duration::from_secs(10))).unwrap();
         let e = client.send(some_id(), b"hi").unwrap_err();
         assert!(matches!(e, SendError::NotDelivered { .. }), "{e:?}");
         assert_eq!(
@@ -484,8 +650,8 @@ mod tests {
 
     #[test]
     fn no_answer_in_time_is_a_timeout_naming_the_wait() {
-        let (addr, node) = fake_node("");
-        let mut client = ControlClient::connect(addr, Some(Duration::from_secs(1))).unwrap();
+        let (endpoint, node) = fake_node("");
+        let mut client = ControlClient::connect(&endpoint, Some(Duration::from_secs(1))).unwrap();
         let e = client.send(some_id(), b"hi").unwrap_err();
         assert!(matches!(e, SendError::TimedOut { .. }), "{e:?}");
         assert_eq!(
@@ -498,11 +664,13 @@ mod tests {
 
     #[test]
     fn a_closed_connection_and_a_garbled_answer_are_told_apart() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
+        let path = socket_path();
+        let listener = UnixListener::bind(&path).unwrap();
+        let endpoint = Endpoint::Unix(path.clone());
         let closer = std::thread::spawn(move || drop(listener.accept().unwrap()));
-        let mut client = ControlClient::connect(addr, Some(Duration::from_secs(10))).unwrap();
+        let mut client = ControlClient::connect(&endpoint, Some(Duration::from_secs(10))).unwrap();
         closer.join().unwrap();
+        let _ = std::fs::remove_file(&path);
         let e = client.status().unwrap_err();
         assert!(
             matches!(
@@ -512,8 +680,8 @@ mod tests {
             "{e:?}"
         );
 
-        let (addr, node) = fake_node("not json\n");
-        let mut client = ControlClient::connect(addr, Some(Duration::from_secs(10))).unwrap();
+        let (endpoint, node) = fake_node("not json\n");
+        let mut client = ControlClient::connect(&endpoint, Some(Duration::from_secs(10))).unwrap();
         let e = client.status().unwrap_err();
         assert!(
             matches!(e, StatusError::Connection(ConnectionError::Unexpected(_))),
@@ -530,12 +698,12 @@ mod tests {
 
     #[test]
     fn a_listener_gets_messages_then_the_reason_it_was_dropped() {
-        let (addr, node) = fake_node(concat!(
+        let (endpoint, node) = fake_node(concat!(
             "{\"ok\":true}\n",
             "{\"event\":\"message\",\"from\":null,\"data_hex\":\"6869\"}\n",
             "{\"ok\":false,\"error\":\"listener dropped: fell behind or node stopped\"}\n",
         ));
-        let client = ControlClient::connect(addr, Some(Duration::from_secs(10))).unwrap();
+        let client = ControlClient::connect(&endpoint, Some(Duration::from_secs(10))).unwrap();
         let mut listener = client.listen(Some(2)).unwrap();
         let message = listener.receive().unwrap();
         assert_eq!(message.data().unwrap(), b"hi");
