@@ -177,8 +177,11 @@ pub fn run(args: NodeArgs) -> Result<(), String> {
     }
     log::info!("shutting down: closing links and saving the node table");
     let descriptors = host.shutdown()?;
-    snapshot::save(dir, &descriptors)?;
-    log::info!("saved {} nodes; stopped", descriptors.len());
+    if snapshot::save(dir, &descriptors)? {
+        log::info!("saved {} nodes; stopped", descriptors.len());
+    } else {
+        log::info!("knows no node: kept the saved node table; stopped");
+    }
     Ok(())
 }
 

@@ -36,20 +36,29 @@ struct Snapshot {
 }
 
 /// Writes `descriptors` to `dir/nodes.json` atomically, through a new
-/// `nodes.json.tmp` of mode 0600 (see `atomic_file::replace`).
-pub fn save(dir: &Path, descriptors: &[Vec<u8>]) -> Result<(), String> {
+/// `nodes.json.tmp` of mode 0600 (see `atomic_file::replace`). An empty
+/// table is not written: a node that has learned nothing yet (its saved
+/// descriptors expired, its peers not reached) keeps the table it started
+/// from, whose addresses are its way back into the network at the next
+/// start (`saved_bootstrap`). Returns whether it wrote.
+pub fn save(dir: &Path, descriptors: &[Vec<u8>]) -> Result<bool, String> {
+    if descriptors.is_empty() {
+        return Ok(false);
+    }
     let snapshot = Snapshot {
         version: VERSION,
         descriptors: descriptors.iter().map(hex::encode).collect(),
     };
     let text =
         serde_json::to_vec(&snapshot).map_err(|e| format!("cannot encode the node table: {e}"))?;
-    atomic_file::replace(dir, FILE, &text).map_err(|e| {
-        format!(
-            "cannot save the node table to {}: {e}",
-            dir.join(FILE).display()
-        )
-    })
+    atomic_file::replace(dir, FILE, &text)
+        .map(|()| true)
+        .map_err(|e| {
+            format!(
+                "cannot save the node table to {}: {e}",
+                dir.join(FILE).display()
+            )
+        })
 }
 
 /// Reads `dir/nodes.json`: the descriptors, or none if there is no file.
@@ -114,9 +123,19 @@ mod tests {
         let dir = Dir::new("roundtrip");
         assert_eq!(load(&dir.0), Ok(Vec::new()));
         let descriptors = vec![vec![1u8, 2, 3], vec![0xff; 40]];
-        save(&dir.0, &descriptors).expect("save");
+        assert_eq!(save(&dir.0, &descriptors), Ok(true));
         assert_eq!(load(&dir.0), Ok(descriptors));
         assert!(!dir.0.join(format!("{FILE}.tmp")).exists());
+    }
+
+    #[test]
+    fn an_empty_table_does_not_replace_a_saved_one() {
+        let dir = Dir::new("empty");
+        assert_eq!(save(&dir.0, &[]), Ok(false));
+        assert!(!dir.0.join(FILE).exists());
+        assert_eq!(save(&dir.0, &[vec![5u8; 3]]), Ok(true));
+        assert_eq!(save(&dir.0, &[]), Ok(false));
+        assert_eq!(load(&dir.0), Ok(vec![vec![5u8; 3]]));
     }
 
     #[test]

@@ -430,7 +430,9 @@ fn a_leftover_temp_file_from_a_crashed_save_does_not_break_a_restart() {
 /// descriptor lives (3 h) restarts with a saved table whose descriptors
 /// have all expired: the node table refuses them, and yet the node dials
 /// the addresses in them, links, and learns its peer's fresh descriptor
-/// over the link.
+/// over the link. While it reaches nobody, its saves (every second here)
+/// keep that saved table rather than replacing it with an empty one, so a
+/// second restart still has the addresses.
 #[test]
 fn a_restart_with_only_expired_descriptors_still_links() {
     use veil_core::identity::{Address, DescriptorRepr, Identity, Transport, MAX_DESCRIPTOR_LEN};
@@ -468,7 +470,27 @@ fn a_restart_with_only_expired_descriptors_still_links() {
     let n = repr.emit_signed(&identity, &mut descriptor).expect("sign");
     descriptor.truncate(n);
     let snapshot = serde_json::json!({"version": 1, "descriptors": [hex::encode(&descriptor)]});
-    fs::write(b.dir.join("data/nodes.json"), snapshot.to_string()).expect("b's saved table");
+    let saved = b.dir.join("data/nodes.json");
+    fs::write(&saved, snapshot.to_string()).expect("b's saved table");
+    let mut config = fs::read_to_string(&b.config).expect("b's config");
+    config.push_str("snapshot_interval_secs = 1\n");
+    fs::write(&b.config, config).expect("b's config");
+
+    // a is down: b reaches nobody, saves a few times, and stops.
+    let first = spawn_node(&b, &mut children);
+    assert!(
+        eventually(SHORT, || status(&b.control)).is_some(),
+        "b does not answer"
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    sigterm(&children.0[first]);
+    let exited = wait(&mut children.0[first], SHORT);
+    assert!(exited.is_some_and(|s| s.success()), "b: {exited:?}");
+    assert_eq!(
+        fs::read_to_string(&saved).expect("b's saved table"),
+        snapshot.to_string(),
+        "b replaced its saved table while it knew nobody"
+    );
 
     spawn_node(&a, &mut children);
     spawn_node(&b, &mut children);
