@@ -123,7 +123,10 @@ fn a_circuit_over_quic_links_carries_a_message_and_its_reply() {
         let report = veil_mio::trace::replay_file(path)
             .unwrap_or_else(|e| panic!("{} does not replay: {e}", path.display()));
         assert_eq!(report.node_id, peer.id());
-        assert!(report.records > 100, "a real run: {report:?}");
+        // How many records depends on how soon B can build its circuit to
+        // C: runs that finish before A's first gossip round (1 s) record
+        // about 60, runs that wait for it over 100.
+        assert!(report.records > 40, "a real run: {report:?}");
         relay_report.get_or_insert(report);
     }
     let kinds = relay_report.expect("the relay's report").by_kind;
