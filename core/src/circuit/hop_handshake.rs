@@ -95,18 +95,16 @@ impl HopHandshakeClient {
     /// returns the state and the `CREATE` body to send.
     pub fn start(
         onion_key: &[u8; 32],
-        mut ephemeral_secret: [u8; 32],
+        ephemeral_secret: [u8; 32],
     ) -> Result<(Self, [u8; BODY_LEN]), HopHandshakeError> {
-        let noise = HandshakeState::new(
+        let mut noise = HandshakeState::new(
             HandshakePattern::NK,
             Role::Initiator,
             HOP_PROLOGUE,
             None,
             ephemeral_secret,
             Some(*onion_key),
-        );
-        ephemeral_secret.zeroize();
-        let mut noise = noise?;
+        )?;
         let mut message = [0u8; HOP_MESSAGE_LEN];
         let n = noise.write_message(&[], &mut message)?;
         let body = message
@@ -135,17 +133,7 @@ impl HopHandshakeClient {
 /// during rotation). Returns the hop's CGO layer and the `CREATED` body.
 pub fn respond(
     onion_keys: &[&StaticKeypair],
-    mut ephemeral_secret: [u8; 32],
-    create: &[u8; BODY_LEN],
-) -> Result<(RelayLayer, [u8; BODY_LEN]), HopHandshakeError> {
-    let answered = respond_with(onion_keys, &ephemeral_secret, create);
-    ephemeral_secret.zeroize();
-    answered
-}
-
-fn respond_with(
-    onion_keys: &[&StaticKeypair],
-    ephemeral_secret: &[u8; 32],
+    ephemeral_secret: [u8; 32],
     create: &[u8; BODY_LEN],
 ) -> Result<(RelayLayer, [u8; BODY_LEN]), HopHandshakeError> {
     let message = parse_create(create)?;
@@ -160,7 +148,7 @@ fn respond_with(
                 Role::Responder,
                 HOP_PROLOGUE,
                 Some(key),
-                *ephemeral_secret,
+                ephemeral_secret,
                 None,
             )?;
             let mut payload = [0u8; HOP_MESSAGE_LEN];

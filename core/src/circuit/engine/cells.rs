@@ -63,10 +63,8 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         if !end.1.allocated_by(other_role(role)) || self.in_use(end) {
             return Err(CircuitProtocolViolation);
         }
-        let mut ephemeral = Self::ephemeral(ctx);
-        let answered = respond(onion_keys, ephemeral, body);
-        ephemeral.zeroize();
-        match answered {
+        let ephemeral = Self::ephemeral(ctx);
+        match respond(onion_keys, *ephemeral, body) {
             Ok((layer, created)) => {
                 let circuit = RelayCircuit {
                     inbound: end,
@@ -165,14 +163,11 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         ) else {
             return;
         };
-        let mut ephemeral = [0u8; 32];
-        ctx.rng().fill_bytes(&mut ephemeral);
+        let ephemeral = Self::ephemeral(ctx);
         let Some(circuit) = self.clients.by_handle(handle) else {
             return;
         };
-        let started = HopHandshakeClient::start(&onion, ephemeral);
-        ephemeral.zeroize();
-        let Ok((pending, create)) = started else {
+        let Ok((pending, create)) = HopHandshakeClient::start(&onion, *ephemeral) else {
             self.fail_client(ctx, end, DestroyReason::Protocol);
             return;
         };

@@ -236,7 +236,7 @@ impl<B: ByteStore, Q: DequeStore<Cell>> core::fmt::Debug for LinkSession<B, Q> {
 
 impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
     /// Starts a session. The receive limit is clamped to what `B` can hold.
-    pub fn new(now: Instant, mut params: LinkParams<'_>) -> Self {
+    pub fn new(now: Instant, params: LinkParams<'_>) -> Self {
         let role = match params.role {
             LinkRole::Initiator => Role::Initiator,
             LinkRole::Responder => Role::Responder,
@@ -262,8 +262,6 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
             params.ephemeral_secret,
             None,
         );
-        // This copy of the secret is spent; Noise keeps its own key pair.
-        zeroize::Zeroize::zeroize(&mut params.ephemeral_secret);
         let local_max_message_len = params
             .local_max_message_len
             .min(B::LEN.saturating_sub(LENGTH_PREFIX_LEN))
