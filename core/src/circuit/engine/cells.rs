@@ -69,7 +69,8 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             ctx.send(end.0, &destroy_cell(end, reason));
             return Ok(());
         }
-        match respond(onion_keys, Self::ephemeral(ctx), body) {
+        let ephemeral = Self::ephemeral(ctx);
+        match respond(onion_keys, *ephemeral, body) {
             Ok((layer, created)) => {
                 let circuit = RelayCircuit {
                     inbound: end,
@@ -169,12 +170,11 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         ) else {
             return;
         };
-        let mut ephemeral = [0u8; 32];
-        ctx.rng().fill_bytes(&mut ephemeral);
+        let ephemeral = Self::ephemeral(ctx);
         let Some(circuit) = self.clients.by_handle(handle) else {
             return;
         };
-        let Ok((pending, create)) = HopHandshakeClient::start(&onion, ephemeral) else {
+        let Ok((pending, create)) = HopHandshakeClient::start(&onion, *ephemeral) else {
             self.fail_client(ctx, end, DestroyReason::Protocol);
             return;
         };

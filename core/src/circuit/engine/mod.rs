@@ -7,6 +7,7 @@ use core::fmt;
 
 use heapless::Vec;
 use rand_core::Rng;
+use zeroize::Zeroizing;
 
 use crate::capacity::VecStore;
 use crate::cell::{
@@ -291,9 +292,10 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         CircuitId::allocate(role, &mut rng, |id| self.in_use((link, id)))
     }
 
-    fn ephemeral(ctx: &mut impl CircuitContext) -> [u8; 32] {
-        let mut e = [0u8; 32];
-        ctx.rng().fill_bytes(&mut e);
+    /// A fresh hop handshake ephemeral secret, wiped when dropped.
+    fn ephemeral(ctx: &mut impl CircuitContext) -> Zeroizing<[u8; 32]> {
+        let mut e = Zeroizing::new([0u8; 32]);
+        ctx.rng().fill_bytes(e.as_mut_slice());
         e
     }
 
@@ -315,7 +317,8 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         let (link, role) = ctx.link_to(first).ok_or(CircuitError::NoLinkToFirstHop)?;
         let id = self.allocate(ctx, link, role).ok_or(CircuitError::Full)?;
         let onion = onion_keys.first().ok_or(CircuitError::OnionKeysMismatch)?;
-        let (pending, create) = HopHandshakeClient::start(onion, Self::ephemeral(ctx))
+        let ephemeral = Self::ephemeral(ctx);
+        let (pending, create) = HopHandshakeClient::start(onion, *ephemeral)
             .map_err(|_| CircuitError::OnionKeysMismatch)?;
         let end = (link, id);
         if !ctx.send(link, &cell(end, CellCommand::Create, create)) {
