@@ -112,6 +112,28 @@ impl Sim {
         self.add_node_over(config, links, &[Transport::Tcp])
     }
 
+    /// Adds a node that listens on (and advertises) `address`, whatever
+    /// its range: a node at a private or loopback address, say.
+    pub fn add_node_at(&mut self, config: NodeConfig, links: usize, address: Address) -> NodeIndex {
+        let index = self.add_node(config, links);
+        self.net
+            .addresses
+            .insert((address.transport, address.socket), index);
+        self.set_source_address(index, address.socket.ip());
+        self.handle(index, SetAddresses::from_slice(&[address]));
+        index
+    }
+
+    /// Every address `node` asked to dial, in order.
+    pub fn dialled_by(&self, node: NodeIndex) -> Vec<SocketAddr> {
+        self.net
+            .dialled
+            .iter()
+            .filter(|(n, _)| *n == node)
+            .map(|(_, a)| *a)
+            .collect()
+    }
+
     /// Adds a node that listens on (and advertises) an address per
     /// transport in `transports`. Set `config.quic_dials` for it to dial
     /// QUIC too.
