@@ -152,12 +152,11 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         };
         let built = circuit.layers.len();
         if built == circuit.path.hops().len() {
-            let destination = circuit.path.destination();
             let built_in = ctx.now().saturating_since(circuit.opened_at);
-            if let Some(destination) = destination {
+            if circuit.path.destination().is_some() {
                 ctx.event(CircuitEvent::Ready {
                     circuit: handle,
-                    destination,
+                    path: circuit.path.clone(),
                     built_in,
                 });
             }
@@ -427,11 +426,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             return;
         }
         if let Some(c) = self.clients.remove(end) {
-            ctx.event(CircuitEvent::Closed {
-                circuit: c.handle,
-                path: c.path,
-                reason,
-            });
+            ctx.event(closed_event(c, reason));
         }
     }
 
@@ -457,11 +452,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
     ) {
         ctx.send(end.0, &destroy_cell(end, reason));
         if let Some(c) = self.clients.remove(end) {
-            ctx.event(CircuitEvent::Closed {
-                circuit: c.handle,
-                path: c.path,
-                reason,
-            });
+            ctx.event(closed_event(c, reason));
         }
     }
 }

@@ -62,6 +62,16 @@ pub trait CircuitContext {
     fn dial_for_extend(&mut self, peer: &NodeId) -> bool;
 }
 
+/// The event for client circuit `c`, gone for `reason`.
+fn closed_event(c: ClientCircuit, reason: DestroyReason) -> CircuitEvent {
+    CircuitEvent::Closed {
+        circuit: c.handle,
+        failed_hop: c.hop_being_added(),
+        path: c.path,
+        reason,
+    }
+}
+
 /// Data carried by one relay cell.
 pub type RelayData = Vec<u8, RELAY_DATA_LEN>;
 
@@ -72,8 +82,8 @@ pub enum CircuitEvent {
     Ready {
         /// The circuit.
         circuit: CircuitHandle,
-        /// Its last hop.
-        destination: NodeId,
+        /// Its hops, destination last: each of them did its part.
+        path: Path,
         /// From `CREATE` to the last hop's answer.
         built_in: Duration,
     },
@@ -83,8 +93,12 @@ pub enum CircuitEvent {
         circuit: CircuitHandle,
         /// The hops it had, destination last.
         path: Path,
-        /// Why.
+        /// Why. Any hop can make up a `DESTROY` reason, so the reason alone
+        /// never blames a relay.
         reason: DestroyReason,
+        /// The hop being added when a circuit still being built failed
+        /// ([`ClientCircuit::hop_being_added`]); `None` once it was ready.
+        failed_hop: Option<NodeId>,
     },
     /// A `DATA`, `ACK` or `CREDIT` relay message arrived from hop `hop`
     /// (0-based) of a circuit this node opened.
@@ -595,11 +609,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             .ok_or(CircuitError::UnknownCircuit)?;
         ctx.send(end.0, &destroy_cell(end, DestroyReason::Requested));
         if let Some(c) = self.clients.remove(end) {
-            ctx.event(CircuitEvent::Closed {
-                circuit,
-                path: c.path,
-                reason: DestroyReason::Requested,
-            });
+            ctx.event(closed_event(c, DestroyReason::Requested));
         }
         Ok(())
     }
@@ -613,11 +623,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             }
         }
         while let Some(c) = self.clients.remove_one_on_link(link) {
-            ctx.event(CircuitEvent::Closed {
-                circuit: c.handle,
-                path: c.path,
-                reason: DestroyReason::LinkClosed,
-            });
+            ctx.event(closed_event(c, DestroyReason::LinkClosed));
         }
     }
 }
