@@ -165,7 +165,13 @@ impl State {
             Event::LinkClosed {
                 peer, reason, by, ..
             } => {
-                log::info!("link closed with {peer:?}: {reason:?} by {by:?}");
+                // Unauthenticated connections (a connect flood) at debug.
+                match peer {
+                    Some(peer) => log::info!("link closed with {peer}: {reason:?} by {by:?}"),
+                    None => {
+                        log::debug!("connection closed before its handshake: {reason:?} by {by:?}")
+                    }
+                }
             }
             Event::PeerLearned { peer, relay, .. } => {
                 log::debug!(
