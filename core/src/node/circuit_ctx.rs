@@ -41,6 +41,16 @@ pub(crate) fn anonymous_link_to<P: Profile>(
     established_to(links, peer, true)
 }
 
+/// The link our own circuits to first hop `peer` start over: the
+/// anonymous one, unless `config` turned those off.
+pub(crate) fn first_hop_link<P: Profile>(
+    links: &[LinkSlot<P>],
+    config: &super::NodeConfig,
+    peer: &NodeId,
+) -> Option<(LinkId, LinkRole)> {
+    established_to(links, peer, config.anonymous_first_hops)
+}
+
 fn established_to<P: Profile>(
     links: &[LinkSlot<P>],
     peer: &NodeId,
@@ -122,7 +132,7 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
     }
 
     fn first_hop_link(&self, peer: &NodeId) -> Option<(LinkId, LinkRole)> {
-        anonymous_link_to(self.links, peer)
+        first_hop_link(self.links, self.config, peer)
     }
 
     fn accepts_create(&self, link: LinkId) -> bool {

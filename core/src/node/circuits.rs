@@ -420,8 +420,9 @@ impl<P: Profile> Node<P> {
         };
         // Our own circuits start over an anonymous link only, never over a
         // link that shows the first hop who we are (relay spec §11).
-        if circuit_ctx::anonymous_link_to(self.links.as_ref(), &first).is_none() {
-            if !self.dialer.is_pending(&first, true) {
+        let anonymous = self.config.anonymous_first_hops;
+        if circuit_ctx::first_hop_link(self.links.as_ref(), &self.config, &first).is_none() {
+            if !self.dialer.is_pending(&first, anonymous) {
                 let addresses = self
                     .discovery
                     .table()
@@ -432,7 +433,7 @@ impl<P: Profile> Node<P> {
                     super::dial::DialPolicy::for_peer(&self.config, self.discovery.table(), &first);
                 if !self
                     .dialer
-                    .request(self.now, first, true, addresses.into_iter(), policy)
+                    .request(self.now, first, anonymous, addresses.into_iter(), policy)
                 {
                     self.discovery.table_mut().record_failure(&first);
                 }
