@@ -107,6 +107,8 @@ pub(crate) struct Net {
     pub(crate) udp_blocked: HashSet<NodeIndex>,
     /// Conditions of wires made for dial requests.
     pub(crate) dial_conditions: StreamConditions,
+    /// Every address a node asked to dial, in order.
+    pub(crate) dialled: Vec<(NodeIndex, SocketAddr)>,
 }
 
 impl Net {
@@ -126,6 +128,7 @@ impl Net {
             addresses: HashMap::new(),
             udp_blocked: HashSet::new(),
             dial_conditions: StreamConditions::LAN,
+            dialled: Vec::new(),
         }
     }
 
@@ -255,6 +258,7 @@ impl Net {
                 bytes: bytes.to_vec(),
             }),
             Output::Dial(request) => {
+                self.dialled.push((node, request.address.socket));
                 let at = now.saturating_add(self.dial_conditions.latency);
                 self.schedule(at, Happening::Dial { node, request });
             }

@@ -15,7 +15,7 @@ use crate::link::{Cell, LinkRole};
 use crate::noise::StaticKeypair;
 
 type Engine = CircuitEngine<
-    heapless::Vec<crate::circuit::RelayCircuit, 16>,
+    heapless::Vec<crate::circuit::RelayCircuit, 32>,
     heapless::Vec<crate::circuit::ClientCircuit, 4>,
 >;
 type Tamper = Box<dyn FnMut(usize, usize, &mut Cell)>;
@@ -34,6 +34,9 @@ struct Net {
     tamper: Option<Tamper>,
     delivered: usize,
     now: crate::time::Instant,
+    /// Whether `dial_for_extend` accepts (a dial that then never
+    /// completes), instead of failing at once.
+    dials_hang: bool,
 }
 
 /// The network prefix of node `j`: its own, except nodes 5 and 6, which
@@ -52,6 +55,7 @@ struct Ctx<'a> {
     queue: &'a mut VecDeque<(usize, usize, Cell)>,
     events: &'a mut Vec<(usize, CircuitEvent)>,
     rng: &'a mut ChaCha20Rng,
+    dials_hang: bool,
 }
 
 fn linked(cut: &BTreeSet<(usize, usize)>, a: usize, b: usize) -> bool {
@@ -103,8 +107,9 @@ impl CircuitContext for Ctx<'_> {
             .contains(&(self.me, usize::from(link.index())))
     }
     fn dial_for_extend(&mut self, _peer: &NodeId) -> bool {
-        // This mesh has no dialler: an EXTEND over a cut link fails.
-        false
+        // This mesh has no dialler: an EXTEND over a cut link fails at
+        // once, or (dials_hang) waits for a link that never comes.
+        self.dials_hang
     }
 }
 
@@ -138,6 +143,7 @@ impl Net {
             tamper: None,
             delivered: 0,
             now: crate::time::Instant::ZERO,
+            dials_hang: false,
         }
     }
 
@@ -151,6 +157,7 @@ impl Net {
             queue: &mut self.queue,
             events: &mut self.events,
             rng: &mut self.rng,
+            dials_hang: self.dials_hang,
         };
         f(&mut self.engines[me], &mut ctx)
     }
@@ -321,6 +328,52 @@ fn extending_to_an_unreachable_node_fails_cleanly() {
     assert_eq!(events.len(), 1);
     assert!(closed_with(&events, circuit, DestroyReason::ExtendFailed));
     assert_eq!(net.engines[1].relayed(), 0);
+}
+
+/// Issue 16, attack 7: `EXTEND`s waiting for a dial are bounded per inbound
+/// link and in all, so one client cannot take every dial slot of a relay.
+#[test]
+fn parked_extends_are_bounded_per_link_and_in_all() {
+    let mut net = Net::new(8, 7);
+    net.dials_hang = true;
+    // Over the per-link parked bound, under the per-link circuit quota: the
+    // refusals below are the parked bounds', not the quotas'.
+    assert!(net.engines[1].quotas().per_link > MAX_PARKED_EXTENDS_PER_LINK);
+    for target in [2, 3, 4, 7] {
+        net.cut.insert((1, target));
+    }
+    let parked_from = |net: &mut Net, client: usize, targets: &[usize]| -> Vec<CircuitHandle> {
+        let circuits = targets
+            .iter()
+            .map(|&t| net.open(client, &[1, t]).unwrap())
+            .collect();
+        net.run();
+        circuits
+    };
+    let closed = |net: &Net, client: usize, circuit: CircuitHandle| {
+        net.events_of(client)
+            .iter()
+            .any(|e| matches!(e, CircuitEvent::Closed { circuit: c, .. } if *c == circuit))
+    };
+    // Client 0 parks two EXTENDs at relay 1; its third is refused.
+    let from_0 = parked_from(&mut net, 0, &[2, 3, 4]);
+    assert!(!closed(&net, 0, from_0[0]) && !closed(&net, 0, from_0[1]));
+    assert!(closed_with(
+        &net.events_of(0),
+        from_0[2],
+        DestroyReason::ResourceLimit
+    ));
+    // Client 5 parks two more: four in all, the relay's bound. Then even a
+    // client with nothing parked is refused.
+    let from_5 = parked_from(&mut net, 5, &[2, 3]);
+    assert!(!closed(&net, 5, from_5[0]) && !closed(&net, 5, from_5[1]));
+    let from_6 = parked_from(&mut net, 6, &[7]);
+    assert!(closed_with(
+        &net.events_of(6),
+        from_6[0],
+        DestroyReason::ResourceLimit
+    ));
+    assert_eq!(net.engines[1].relayed(), MAX_PARKED_EXTENDS);
 }
 
 /// Builds 0 -> 1 -> 2 (one EXTEND, so one RELAY_EARLY seen by hop 1), then

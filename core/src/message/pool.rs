@@ -88,7 +88,11 @@ pub struct ReceivedMessage {
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Outgoing {
+    /// The id the application knows the message by.
     id: MessageId,
+    /// The id its fragments carry: `id` until a circuit dies with the
+    /// message partly sent, then a fresh one (see [`MessagePool::circuit_closed`]).
+    wire_id: MessageId,
     target: Target,
     len: usize,
     next_offset: usize,
@@ -371,6 +375,7 @@ where
         }
         slot.state = SlotState::Outgoing(Outgoing {
             id,
+            wire_id: id,
             target,
             len: message.len(),
             next_offset: 0,
@@ -426,7 +431,7 @@ where
         let offset = message.next_offset;
         let end = offset.saturating_add(expected_len(message.len, offset));
         let fragment = Fragment {
-            id: message.id,
+            id: message.wire_id,
             total_len: u32::try_from(message.len).ok()?,
             offset: u32::try_from(offset).ok()?,
             bytes: slot.bytes.bytes().get(offset..end)?,
@@ -439,24 +444,43 @@ where
         fragment.emit(out)
     }
 
-    /// The destination acknowledged `id`: forget it. Returns whether an
-    /// outgoing message had that id.
-    pub fn acknowledge(&mut self, id: &MessageId) -> bool {
+    /// The destination acknowledged the message whose fragments carried
+    /// `wire_id`: forget it. Returns the id the application knows it by, if
+    /// an outgoing message had that wire id.
+    pub fn acknowledge(&mut self, wire_id: &MessageId) -> Option<MessageId> {
         for slot in self.slots.as_mut() {
-            if matches!(&slot.state, SlotState::Outgoing(m) if m.id == *id) {
-                slot.state = SlotState::Free;
-                return true;
+            if let SlotState::Outgoing(m) = &slot.state {
+                if m.wire_id == *wire_id {
+                    let id = m.id;
+                    slot.state = SlotState::Free;
+                    return Some(id);
+                }
             }
         }
-        false
+        None
     }
 
     /// An own circuit died: its messages go again, whole, on whatever
     /// circuit to their destination comes next.
-    pub fn circuit_closed(&mut self, circuit: CircuitHandle) {
+    ///
+    /// A message not yet fully sent goes under a fresh wire id from
+    /// `fresh_id`, so the destination cannot link the new circuit to the
+    /// old one by it: it never held the message whole, so it cannot deliver
+    /// it twice (its part under the old id is abandoned). A message sent
+    /// whole but not acknowledged keeps its wire id: the destination may
+    /// have delivered it, and only the same id lets it recognise the copy
+    /// as a duplicate, which exactly-once delivery needs.
+    pub fn circuit_closed(
+        &mut self,
+        circuit: CircuitHandle,
+        mut fresh_id: impl FnMut() -> MessageId,
+    ) {
         for slot in self.slots.as_mut() {
             if let SlotState::Outgoing(m) = &mut slot.state {
                 if m.circuit == Some(circuit) {
+                    if m.next_offset > 0 && !m.all_sent() {
+                        m.wire_id = fresh_id();
+                    }
                     m.circuit = None;
                     m.next_offset = 0;
                     m.completed_at = None;

@@ -117,9 +117,10 @@ fn a_resent_message_is_delivered_once_and_acknowledged_again() {
     assert_eq!(first.len(), 1500usize.div_ceil(FRAGMENT_LEN));
     assert!(tx.circuit_busy(CIRCUIT));
     let mut rx = pool(2);
-    // Only part arrives before the circuit dies.
+    // Only part arrives before the circuit dies. It was sent whole, so it
+    // keeps its id: the destination may hold it complete.
     assert!(deliver_all(&mut rx, &first[..2]).is_empty());
-    tx.circuit_closed(CIRCUIT);
+    tx.circuit_closed(CIRCUIT, || id(99));
     assert!(!tx.circuit_busy(CIRCUIT));
     let again = fragments(&mut tx);
     assert_eq!(again, first, "the whole message goes again");
@@ -129,8 +130,43 @@ fn a_resent_message_is_delivered_once_and_acknowledged_again() {
     let result = rx.accept(Instant::ZERO, &again[0], sender());
     assert_eq!(result, Ok(Received::Duplicate(id(1))));
     assert_eq!(rx.take(&mut [0u8; 8]), Ok(None));
-    assert!(tx.acknowledge(&id(1)));
-    assert!(!tx.acknowledge(&id(1)));
+    assert_eq!(tx.acknowledge(&id(1)), Some(id(1)));
+    assert_eq!(tx.acknowledge(&id(1)), None);
+    assert_eq!(tx.outgoing(), 0);
+}
+
+/// Issue 16, attack 8: a message cut off part-way by a dying circuit goes
+/// again under a fresh wire id, so the destination cannot link the new
+/// circuit to the old by it, and is still delivered once.
+#[test]
+fn a_message_cut_off_part_way_goes_again_under_a_fresh_wire_id() {
+    let mut tx = pool(2);
+    tx.queue(Instant::ZERO, id(1), Target::Node(DEST), &[5; 1500])
+        .unwrap();
+    let mut buf = [0u8; RELAY_DATA_LEN];
+    let first: Vec<Vec<u8>> = (0..2)
+        .map(|_| {
+            let n = tx.next_fragment(Instant::ZERO, ROUTE, &mut buf).unwrap();
+            buf[..n].to_vec()
+        })
+        .collect();
+    let mut rx = pool(2);
+    assert!(deliver_all(&mut rx, &first).is_empty());
+    tx.circuit_closed(CIRCUIT, || id(2));
+    let again = fragments(&mut tx);
+    assert_eq!(again.len(), 1500usize.div_ceil(FRAGMENT_LEN), "whole again");
+    assert!(
+        again
+            .iter()
+            .all(|f| !f.windows(MESSAGE_ID_LEN).any(|w| w == id(1).0)),
+        "the old id is not on the wire"
+    );
+    let got = deliver_all(&mut rx, &again);
+    assert_eq!(got, vec![(id(2), vec![5; 1500])], "delivered once");
+    // The destination acknowledges the wire id; the application hears of
+    // the id it was given.
+    assert_eq!(tx.acknowledge(&id(1)), None);
+    assert_eq!(tx.acknowledge(&id(2)), Some(id(1)));
     assert_eq!(tx.outgoing(), 0);
 }
 

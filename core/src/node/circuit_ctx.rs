@@ -116,6 +116,7 @@ pub(crate) struct NodeCtx<'a, P: Profile> {
     pub(crate) dialer: &'a mut Dialer,
     pub(crate) deliveries: &'a mut Deliveries,
     pub(crate) config: &'a super::NodeConfig,
+    pub(crate) circuits: &'a mut super::circuits::CircuitState,
 }
 
 impl<P: Profile> NodeCtx<'_, P> {
@@ -169,36 +170,52 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
         match event {
             CircuitEvent::Ready {
                 circuit,
-                destination,
+                path,
                 built_in,
             } => {
                 self.stats.circuits_built = self.stats.circuits_built.saturating_add(1);
-                self.push_event(Event::CircuitReady {
-                    circuit,
-                    destination,
-                    built_in,
-                });
+                // Every relay of a working circuit did its part: earlier
+                // failures pinned on it (perhaps by a lying hop) are
+                // forgiven, so no relay is kept out of paths for good.
+                for relay in path.relays() {
+                    self.table.record_success(relay, self.now);
+                }
+                if let Some(destination) = path.destination() {
+                    self.push_event(Event::CircuitReady {
+                        circuit,
+                        destination,
+                        built_in,
+                    });
+                }
             }
             CircuitEvent::Closed {
                 circuit,
                 path,
                 reason,
+                failed_hop,
             } => {
-                self.messages.circuit_closed(circuit);
-                // A circuit that failed in the network counts against every
-                // relay on it: failing relays drop out of new paths, and a
-                // later success clears the count of the innocent ones.
-                let blame = matches!(
-                    reason,
-                    DestroyReason::Unrecognised
-                        | DestroyReason::ExtendFailed
-                        | DestroyReason::Timeout
-                        | DestroyReason::Protocol
-                );
-                if blame {
-                    for relay in path.relays() {
-                        self.table.record_failure(relay);
+                let rng = &mut *self.rng;
+                self.messages.circuit_closed(circuit, || {
+                    let mut id = [0u8; crate::message::MESSAGE_ID_LEN];
+                    rng.fill_bytes(&mut id);
+                    crate::message::MessageId(id)
+                });
+                // Blame only what can be pinned: a build that could not
+                // reach, or got no answer from, the hop being added. A
+                // DESTROY's reason is whatever some hop wrote: a lying hop
+                // can pin a failure on the one relay being added (which a
+                // working circuit or link through it forgives), never on the
+                // whole path. Garbled cells (Unrecognised, Protocol) and
+                // circuits lost after they were ready blame nobody; a dead
+                // link to the first hop is counted by the link.
+                let build_failure =
+                    matches!(reason, DestroyReason::ExtendFailed | DestroyReason::Timeout);
+                match (failed_hop, path.destination()) {
+                    (Some(hop), _) if build_failure => self.table.record_failure(&hop),
+                    (None, Some(destination)) if reason != DestroyReason::Requested => {
+                        self.circuits.circuit_lost(destination, self.now);
                     }
+                    _ => {}
                 }
                 self.push_event(Event::CircuitClosed {
                     circuit,

@@ -62,7 +62,7 @@ impl<P: Profile> Node<P> {
             let taken: Vec<NetworkPrefix, { AUTO_GUARDS * MAX_ADDRESSES }> = guards
                 .iter()
                 .filter_map(|g| table.get(g))
-                .flat_map(|e| prefixes(e))
+                .flat_map(prefixes)
                 .collect();
             let fits = |e: &&PeerEntry| {
                 let mine = prefixes(e);

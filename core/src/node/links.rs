@@ -79,7 +79,9 @@ impl<P: Profile> Node<P> {
             self.admit_inbound(prefix)?;
         }
         let Some(index) = self.free_slot() else {
-            crate::logging::log_warn!("link table full: link refused");
+            if role == LinkRole::Responder {
+                self.stats.inbound_refused = self.stats.inbound_refused.saturating_add(1);
+            }
             return Err(OpenLinkError::TableFull);
         };
         let throwaway = anonymous.then(|| throwaway_keys(&mut self.rng, self.max_message_len));
@@ -328,9 +330,13 @@ impl<P: Profile> Node<P> {
             if self.events.view_mut().push_back(event).is_err() {
                 self.events_deferred = true;
             } else {
-                if reason.is_peer_fault() {
+                // A link that never authenticated is anyone's connection:
+                // not worth a line each (a connect flood would flood the
+                // log); NodeStats counts them.
+                let authenticated = session.peer().is_some();
+                if authenticated && reason.is_peer_fault() {
                     crate::logging::log_warn!("{} closed: {}", link, reason);
-                } else {
+                } else if authenticated {
                     crate::logging::log_info!("{} closed: {}", link, reason);
                 }
                 self.stats.links_closed = self.stats.links_closed.saturating_add(1);

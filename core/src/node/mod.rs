@@ -110,7 +110,7 @@ mod stats;
 mod testing;
 mod timers;
 
-pub use circuits::MAX_GUARDS;
+pub use circuits::{FORCED_REBUILD_WINDOW, MAX_FORCED_REBUILDS, MAX_GUARDS};
 pub use config::NodeConfig;
 pub use dial::{DialRequest, MAX_BOOTSTRAP, MAX_PENDING_DIALS};
 pub use discovery::DescriptorRefusal;

@@ -69,7 +69,8 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             ctx.send(end.0, &destroy_cell(end, reason));
             return Ok(());
         }
-        match respond(onion_keys, Self::ephemeral(ctx), body) {
+        let ephemeral = Self::ephemeral(ctx);
+        match respond(onion_keys, *ephemeral, body) {
             Ok((layer, created)) => {
                 let circuit = RelayCircuit {
                     inbound: end,
@@ -151,12 +152,11 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         };
         let built = circuit.layers.len();
         if built == circuit.path.hops().len() {
-            let destination = circuit.path.destination();
             let built_in = ctx.now().saturating_since(circuit.opened_at);
-            if let Some(destination) = destination {
+            if circuit.path.destination().is_some() {
                 ctx.event(CircuitEvent::Ready {
                     circuit: handle,
-                    destination,
+                    path: circuit.path.clone(),
                     built_in,
                 });
             }
@@ -169,12 +169,11 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         ) else {
             return;
         };
-        let mut ephemeral = [0u8; 32];
-        ctx.rng().fill_bytes(&mut ephemeral);
+        let ephemeral = Self::ephemeral(ctx);
         let Some(circuit) = self.clients.by_handle(handle) else {
             return;
         };
-        let Ok((pending, create)) = HopHandshakeClient::start(&onion, ephemeral) else {
+        let Ok((pending, create)) = HopHandshakeClient::start(&onion, *ephemeral) else {
             self.fail_client(ctx, end, DestroyReason::Protocol);
             return;
         };
@@ -427,11 +426,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             return;
         }
         if let Some(c) = self.clients.remove(end) {
-            ctx.event(CircuitEvent::Closed {
-                circuit: c.handle,
-                path: c.path,
-                reason,
-            });
+            ctx.event(closed_event(c, reason));
         }
     }
 
@@ -457,11 +452,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
     ) {
         ctx.send(end.0, &destroy_cell(end, reason));
         if let Some(c) = self.clients.remove(end) {
-            ctx.event(CircuitEvent::Closed {
-                circuit: c.handle,
-                path: c.path,
-                reason,
-            });
+            ctx.event(closed_event(c, reason));
         }
     }
 }

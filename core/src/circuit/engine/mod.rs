@@ -7,6 +7,7 @@ use core::fmt;
 
 use heapless::Vec;
 use rand_core::Rng;
+use zeroize::Zeroizing;
 
 use crate::capacity::VecStore;
 use crate::cell::{
@@ -73,6 +74,16 @@ pub trait CircuitContext {
     fn dial_for_extend(&mut self, peer: &NodeId) -> bool;
 }
 
+/// The event for client circuit `c`, gone for `reason`.
+fn closed_event(c: ClientCircuit, reason: DestroyReason) -> CircuitEvent {
+    CircuitEvent::Closed {
+        circuit: c.handle,
+        failed_hop: c.hop_being_added(),
+        path: c.path,
+        reason,
+    }
+}
+
 /// Data carried by one relay cell.
 pub type RelayData = Vec<u8, RELAY_DATA_LEN>;
 
@@ -83,8 +94,8 @@ pub enum CircuitEvent {
     Ready {
         /// The circuit.
         circuit: CircuitHandle,
-        /// Its last hop.
-        destination: NodeId,
+        /// Its hops, destination last: each of them did its part.
+        path: Path,
         /// From `CREATE` to the last hop's answer.
         built_in: Duration,
     },
@@ -94,8 +105,12 @@ pub enum CircuitEvent {
         circuit: CircuitHandle,
         /// The hops it had, destination last.
         path: Path,
-        /// Why.
+        /// Why. Any hop can make up a `DESTROY` reason, so the reason alone
+        /// never blames a relay.
         reason: DestroyReason,
+        /// The hop being added when a circuit still being built failed
+        /// ([`ClientCircuit::hop_being_added`]); `None` once it was ready.
+        failed_hop: Option<NodeId>,
     },
     /// A `DATA`, `ACK` or `CREDIT` relay message arrived from hop `hop`
     /// (0-based) of a circuit this node opened.
@@ -306,9 +321,10 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         CircuitId::allocate(role, &mut rng, |id| self.in_use((link, id)))
     }
 
-    fn ephemeral(ctx: &mut impl CircuitContext) -> [u8; 32] {
-        let mut e = [0u8; 32];
-        ctx.rng().fill_bytes(&mut e);
+    /// A fresh hop handshake ephemeral secret, wiped when dropped.
+    fn ephemeral(ctx: &mut impl CircuitContext) -> Zeroizing<[u8; 32]> {
+        let mut e = Zeroizing::new([0u8; 32]);
+        ctx.rng().fill_bytes(e.as_mut_slice());
         e
     }
 
@@ -332,7 +348,8 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             .ok_or(CircuitError::NoLinkToFirstHop)?;
         let id = self.allocate(ctx, link, role).ok_or(CircuitError::Full)?;
         let onion = onion_keys.first().ok_or(CircuitError::OnionKeysMismatch)?;
-        let (pending, create) = HopHandshakeClient::start(onion, Self::ephemeral(ctx))
+        let ephemeral = Self::ephemeral(ctx);
+        let (pending, create) = HopHandshakeClient::start(onion, *ephemeral)
             .map_err(|_| CircuitError::OnionKeysMismatch)?;
         let end = (link, id);
         if !ctx.send(link, &cell(end, CellCommand::Create, create)) {
@@ -609,11 +626,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             .ok_or(CircuitError::UnknownCircuit)?;
         ctx.send(end.0, &destroy_cell(end, DestroyReason::Requested));
         if let Some(c) = self.clients.remove(end) {
-            ctx.event(CircuitEvent::Closed {
-                circuit,
-                path: c.path,
-                reason: DestroyReason::Requested,
-            });
+            ctx.event(closed_event(c, DestroyReason::Requested));
         }
         Ok(())
     }
@@ -627,11 +640,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             }
         }
         while let Some(c) = self.clients.remove_one_on_link(link) {
-            ctx.event(CircuitEvent::Closed {
-                circuit: c.handle,
-                path: c.path,
-                reason: DestroyReason::LinkClosed,
-            });
+            ctx.event(closed_event(c, DestroyReason::LinkClosed));
         }
     }
 }

@@ -99,8 +99,8 @@ impl core::fmt::Display for QueueCellError {
 
 impl core::error::Error for QueueCellError {}
 
-/// Everything a session needs from its node to start.
-#[derive(Debug)]
+/// Everything a session needs from its node to start. Its `Debug` leaves
+/// out the ephemeral secret and the channel binding.
 pub struct LinkParams<'a> {
     /// Our end.
     pub role: LinkRole,
@@ -124,6 +124,23 @@ pub struct LinkParams<'a> {
     /// [`note_stream_cell`](LinkSession::note_stream_cell); only link-level
     /// cells and the session's own frames use the link's byte stream.
     pub channel_binding: Option<[u8; CHANNEL_BINDING_LEN]>,
+}
+
+impl core::fmt::Debug for LinkParams<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LinkParams")
+            .field("role", &self.role)
+            .field("expected_peer", &self.expected_peer)
+            .field("static_keypair", self.static_keypair)
+            .field("ephemeral_secret", &"<redacted>")
+            .field("local_max_message_len", &self.local_max_message_len)
+            .field("config", &self.config)
+            .field(
+                "channel_binding",
+                &self.channel_binding.map(|_| "<redacted>"),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 /// Bytes of a transport's channel binding ([`LinkParams::channel_binding`]).
@@ -529,4 +546,30 @@ fn cells_fitting(message_len: usize) -> usize {
         .saturating_sub(KIND_LEN.saturating_add(TAG_LEN))
         .checked_div(CELL_LEN)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_link_params_leaves_out_the_ephemeral_secret_and_binding() {
+        let keypair = StaticKeypair::from_secret_bytes([1; 32]);
+        let params = LinkParams {
+            role: LinkRole::Initiator,
+            expected_peer: None,
+            static_keypair: &keypair,
+            ephemeral_secret: [0x5a; 32],
+            hello: [0; HELLO_LEN],
+            local_max_message_len: MIN_MAX_MESSAGE_LEN,
+            config: LinkConfig::default(),
+            channel_binding: Some([0x6b; CHANNEL_BINDING_LEN]),
+        };
+        let text = std::format!("{params:?}");
+        // 0x5a and 0x6b in decimal, as a derived Debug prints arrays.
+        assert!(!text.contains("90"), "{text}");
+        assert!(!text.contains("107"), "{text}");
+        assert!(text.contains("ephemeral_secret: \"<redacted>\""), "{text}");
+        assert!(text.contains("role: Initiator"), "{text}");
+    }
 }

@@ -183,7 +183,13 @@ impl State {
             Event::LinkClosed {
                 peer, reason, by, ..
             } => {
-                log::info!("link closed with {peer:?}: {reason:?} by {by:?}");
+                // Unauthenticated connections (a connect flood) at debug.
+                match peer {
+                    Some(peer) => log::info!("link closed with {peer}: {reason:?} by {by:?}"),
+                    None => {
+                        log::debug!("connection closed before its handshake: {reason:?} by {by:?}")
+                    }
+                }
             }
             Event::PeerLearned { peer, relay, .. } => {
                 log::debug!(
@@ -319,6 +325,7 @@ mod tests {
             backlog: VecDeque::new(),
             pending: HashMap::new(),
             waiting: VecDeque::new(),
+            guards: Vec::new(),
         }
     }
 
