@@ -95,6 +95,7 @@ mod drive;
 mod error;
 mod event;
 mod gossip;
+mod guards;
 mod input;
 mod links;
 mod messaging;
@@ -119,6 +120,7 @@ pub use error::{
     StreamCellError,
 };
 pub use event::{Event, MessageFailure};
+pub use guards::AUTO_GUARDS;
 pub use input::{
     AddBootstrap, CloseLink, DialFailed, Input, LearnDescriptor, NodeInput, OpenLink, Outcome,
     Receive, ReceiveStreamCell, RecordPeerFailure, Reply, SendMessage, SetAddresses, SetGuards,
