@@ -41,7 +41,14 @@ pub(crate) struct InboundLimits {
 impl InboundLimits {
     pub(crate) fn new(slots: usize, config: &super::NodeConfig) -> Self {
         let total = slots.saturating_sub(slots / 4).max(1);
-        let per_prefix = config.max_inbound_per_prefix.min((total / 2).max(1)).max(1);
+        // At least 2 (where the inbound share allows): one peer may hold
+        // two links, one under its identity and one anonymous for its own
+        // circuits (link spec §3.1), from the same address.
+        let per_prefix = config
+            .max_inbound_per_prefix
+            .min((total / 2).max(2))
+            .min(total)
+            .max(1);
         InboundLimits { total, per_prefix }
     }
 }
