@@ -5,6 +5,7 @@ use crate::identity::Transport;
 use crate::link::LinkSession;
 use crate::time::Instant;
 
+use super::descriptor_cells::GossipQuota;
 use super::Profile;
 
 /// The session type of a profile's links.
@@ -29,6 +30,8 @@ pub struct LinkSlot<P: Profile> {
     /// Bytes the transport takes now ([`TransportRoom`](super::TransportRoom)),
     /// less what was given since.
     pub(crate) room: usize,
+    /// The peer's descriptor quota and strikes.
+    pub(crate) gossip: GossipQuota,
 }
 
 impl<P: Profile> LinkSlot<P> {
@@ -43,6 +46,7 @@ impl<P: Profile> LinkSlot<P> {
             transport: None,
             prefix: None,
             room: usize::MAX,
+            gossip: GossipQuota::new(),
         }
     }
 }

@@ -18,6 +18,7 @@ impl<P: Profile> Node<P> {
         if timers.gossip {
             self.gossip();
         }
+        self.run_feelers(now);
         for index in 0..self.links.as_ref().len() {
             if let Some(session) = self.session_mut(index) {
                 session.handle_timeout(now);
@@ -42,7 +43,7 @@ impl<P: Profile> Node<P> {
         } else {
             self.circuit_deadline()
         };
-        [links, circuits]
+        [links, circuits, self.feeler_deadline()]
             .into_iter()
             .flatten()
             .fold(discovery, Instant::min)
