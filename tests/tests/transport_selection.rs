@@ -17,6 +17,9 @@ fn config(quic: bool) -> NodeConfig {
         gossip_interval: Duration::from_secs(1),
         quic_dials: quic,
         path_relays: 1,
+        // Gossip from one link fills only a share of the new table; nodes
+        // learn the rest from peers they reach with feeler dials.
+        feeler_interval: Duration::from_secs(1),
         ..NodeConfig::default()
     }
 }

@@ -204,6 +204,7 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
         match repr.command {
             CellCommand::Padding => LinkCell::Handled,
             CellCommand::Descriptor => {
+                stats.descriptors_received = stats.descriptors_received.saturating_add(1);
                 if !link.quota.take(now, config.gossip_interval) {
                     // Unread: a flood costs one comparison per cell.
                     stats.descriptors_over_quota = stats.descriptors_over_quota.saturating_add(1);

@@ -28,6 +28,8 @@ pub struct NodeStats {
     /// slot was freed, so nothing a link carried is lost with it: add the
     /// open links' own counters for the node's traffic since it was built.
     pub closed_link_traffic: LinkStats,
+    /// `DESCRIPTOR` cells received over links, before any check.
+    pub descriptors_received: u64,
     /// Descriptor signatures verified (~65 µs each). Descriptors the node
     /// table would refuse, the stored bytes again, and malformed, expired
     /// or stale ones are refused before this point and not counted.
