@@ -47,7 +47,7 @@ impl std::fmt::Debug for Sim {
 }
 
 /// An address in a /16 no simulated node has ([`Sim::address_of`] uses
-/// 100.0.0.0 and up): where flooding attackers connect from.
+/// 101.0.0.0 and up): where flooding attackers connect from.
 pub const ATTACKER_NETWORK: Ipv4Addr = Ipv4Addr::new(66, 66, 0, 1);
 
 /// Largest single output the simulator takes from a node: a 16 KiB link
@@ -72,8 +72,10 @@ impl Sim {
 
     /// The simulated address of node `index`: every node has its own /16,
     /// so path selection's prefix rule never rules two nodes out together.
+    /// The addresses are public (101.0.0.0 and up, clear of the shared
+    /// 100.64.0.0/10), so relays extend to them on the default dial policy.
     pub fn address_of(index: NodeIndex) -> Address {
-        let ip = Ipv4Addr::new(100 + (index / 250) as u8, (index % 250) as u8, 0, 1);
+        let ip = Ipv4Addr::new(101 + (index / 250) as u8, (index % 250) as u8, 0, 1);
         Address {
             transport: Transport::Tcp,
             socket: SocketAddr::new(IpAddr::V4(ip), 7000),
@@ -108,6 +110,28 @@ impl Sim {
     /// can dial it when their circuits need a link to it.
     pub fn add_addressed_node(&mut self, config: NodeConfig, links: usize) -> NodeIndex {
         self.add_node_over(config, links, &[Transport::Tcp])
+    }
+
+    /// Adds a node that listens on (and advertises) `address`, whatever
+    /// its range: a node at a private or loopback address, say.
+    pub fn add_node_at(&mut self, config: NodeConfig, links: usize, address: Address) -> NodeIndex {
+        let index = self.add_node(config, links);
+        self.net
+            .addresses
+            .insert((address.transport, address.socket), index);
+        self.set_source_address(index, address.socket.ip());
+        self.handle(index, SetAddresses::from_slice(&[address]));
+        index
+    }
+
+    /// Every address `node` asked to dial, in order.
+    pub fn dialled_by(&self, node: NodeIndex) -> Vec<SocketAddr> {
+        self.net
+            .dialled
+            .iter()
+            .filter(|(n, _)| *n == node)
+            .map(|(_, a)| *a)
+            .collect()
     }
 
     /// Adds a node that listens on (and advertises) an address per
@@ -377,6 +401,17 @@ impl Sim {
         let w = &mut self.net.wires[wire.0];
         w.dark[dir.index()] = true;
         w.layers[dir.index()].push(Box::new(BlackHole));
+    }
+
+    /// `node` stops reading its link `link`, as a process that stops
+    /// calling `read` on a socket: bytes wait at its end, and once a window
+    /// of them is waiting the sender's transport is full.
+    pub fn stop_reading(&mut self, node: NodeIndex, link: LinkId) {
+        if let Some(&(wire, side)) = self.net.by_link.get(&(node, link)) {
+            // The direction `node` receives is the one its peer sends.
+            let dir = Direction::sent_by(1 - side);
+            self.net.wires[wire.0].unread[dir.index()] = true;
+        }
     }
 
     /// Mutates bytes in flight in one direction.

@@ -62,6 +62,7 @@ mod clock;
 mod connection;
 mod dial;
 mod error;
+mod private_file;
 mod runtime;
 mod std_node;
 mod tcp_socket;

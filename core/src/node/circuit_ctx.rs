@@ -9,7 +9,7 @@ use heapless::Vec;
 use rand_core::Rng;
 
 use crate::capacity::DequeStore;
-use crate::cell::DestroyReason;
+use crate::cell::{CellCommand, DestroyReason};
 use crate::circuit::{CircuitContext, CircuitEvent};
 use crate::identity::NodeId;
 use crate::link::{Cell, LinkPhase, LinkRole};
@@ -18,7 +18,7 @@ use crate::time::Instant;
 
 use super::dial::Dialer;
 use super::{Event, LinkId, LinkSlot, NodeStats, Profile};
-use crate::discovery::NodeTable;
+use crate::discovery::{NetworkPrefix, NodeTable};
 
 /// Relay messages one engine call can hand back: one per cell.
 pub(crate) type Deliveries = Vec<CircuitEvent, 2>;
@@ -53,6 +53,28 @@ pub(crate) fn queue_room<P: Profile>(links: &mut [LinkSlot<P>], link: LinkId) ->
         .map_or(0, |s| s.queue_room())
 }
 
+/// Cells of every link's send queue that `RELAY` cells may not take, kept
+/// for control cells (`DESTROY`, `CREATE`, `CREATED`): an eighth of the
+/// queue, 1 to 4 cells. However full relayed traffic keeps a link, the
+/// cell that tears a circuit down still fits.
+pub(crate) fn control_reserve<P: Profile>() -> usize {
+    (<P::LinkSendQueue as DequeStore<Cell>>::CAPACITY / 8).clamp(1, 4)
+}
+
+/// Room in `link`'s send queue for one more cell with `command`.
+pub(crate) fn room_for<P: Profile>(
+    links: &mut [LinkSlot<P>],
+    link: LinkId,
+    command: Option<CellCommand>,
+) -> bool {
+    let room = queue_room(links, link);
+    if command.is_some_and(CellCommand::is_relay) {
+        room > control_reserve::<P>()
+    } else {
+        room > 0
+    }
+}
+
 pub(crate) struct NodeCtx<'a, P: Profile> {
     pub(crate) links: &'a mut [LinkSlot<P>],
     pub(crate) rng: &'a mut ChaCha20Rng,
@@ -64,6 +86,7 @@ pub(crate) struct NodeCtx<'a, P: Profile> {
     pub(crate) dialer: &'a mut Dialer,
     pub(crate) deliveries: &'a mut Deliveries,
     pub(crate) config: &'a super::NodeConfig,
+    pub(crate) circuits: &'a mut super::circuits::CircuitState,
 }
 
 impl<P: Profile> NodeCtx<'_, P> {
@@ -87,9 +110,10 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
     }
 
     fn send(&mut self, link: LinkId, cell: &Cell) -> bool {
-        let sent = slot_of(self.links, link)
-            .and_then(|s| s.session.as_mut())
-            .is_some_and(|s| s.queue_cell(cell).is_ok());
+        let sent = room_for(self.links, link, CellCommand::of(cell))
+            && slot_of(self.links, link)
+                .and_then(|s| s.session.as_mut())
+                .is_some_and(|s| s.queue_cell(cell).is_ok());
         if !sent {
             self.stats.cells_dropped = self.stats.cells_dropped.saturating_add(1);
         }
@@ -104,36 +128,52 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
         match event {
             CircuitEvent::Ready {
                 circuit,
-                destination,
+                path,
                 built_in,
             } => {
                 self.stats.circuits_built = self.stats.circuits_built.saturating_add(1);
-                self.push_event(Event::CircuitReady {
-                    circuit,
-                    destination,
-                    built_in,
-                });
+                // Every relay of a working circuit did its part: earlier
+                // failures pinned on it (perhaps by a lying hop) are
+                // forgiven, so no relay is kept out of paths for good.
+                for relay in path.relays() {
+                    self.table.record_success(relay, self.now);
+                }
+                if let Some(destination) = path.destination() {
+                    self.push_event(Event::CircuitReady {
+                        circuit,
+                        destination,
+                        built_in,
+                    });
+                }
             }
             CircuitEvent::Closed {
                 circuit,
                 path,
                 reason,
+                failed_hop,
             } => {
-                self.messages.circuit_closed(circuit);
-                // A circuit that failed in the network counts against every
-                // relay on it: failing relays drop out of new paths, and a
-                // later success clears the count of the innocent ones.
-                let blame = matches!(
-                    reason,
-                    DestroyReason::Unrecognised
-                        | DestroyReason::ExtendFailed
-                        | DestroyReason::Timeout
-                        | DestroyReason::Protocol
-                );
-                if blame {
-                    for relay in path.relays() {
-                        self.table.record_failure(relay);
+                let rng = &mut *self.rng;
+                self.messages.circuit_closed(circuit, || {
+                    let mut id = [0u8; crate::message::MESSAGE_ID_LEN];
+                    rng.fill_bytes(&mut id);
+                    crate::message::MessageId(id)
+                });
+                // Blame only what can be pinned: a build that could not
+                // reach, or got no answer from, the hop being added. A
+                // DESTROY's reason is whatever some hop wrote: a lying hop
+                // can pin a failure on the one relay being added (which a
+                // working circuit or link through it forgives), never on the
+                // whole path. Garbled cells (Unrecognised, Protocol) and
+                // circuits lost after they were ready blame nobody; a dead
+                // link to the first hop is counted by the link.
+                let build_failure =
+                    matches!(reason, DestroyReason::ExtendFailed | DestroyReason::Timeout);
+                match (failed_hop, path.destination()) {
+                    (Some(hop), _) if build_failure => self.table.record_failure(&hop),
+                    (None, Some(destination)) if reason != DestroyReason::Requested => {
+                        self.circuits.circuit_lost(destination, self.now);
                     }
+                    _ => {}
                 }
                 self.push_event(Event::CircuitClosed {
                     circuit,
@@ -153,13 +193,31 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
         self.now
     }
 
-    fn dial(&mut self, peer: &NodeId) -> bool {
+    fn network_of(&self, link: LinkId) -> Option<NetworkPrefix> {
+        let slot = self.links.get(usize::from(link.index()))?;
+        (slot.generation == link.generation())
+            .then_some(slot.prefix)
+            .flatten()
+    }
+
+    fn take_create_token(&mut self, link: LinkId) -> bool {
+        let (limit, now) = (self.config.creates_per_link, self.now);
+        slot_of(self.links, link).is_some_and(|s| s.creates.take(limit, now))
+    }
+
+    fn dial_for_extend(&mut self, peer: &NodeId) -> bool {
         let Some(entry) = self.table.get(peer) else {
             return false;
         };
-        let addresses = entry.descriptor.repr().addresses.clone();
+        let allow_private = self.config.extend_to_private_addresses;
+        let addresses = entry
+            .descriptor
+            .repr()
+            .addresses
+            .clone()
+            .into_iter()
+            .filter(move |a| allow_private || crate::identity::is_public(a.socket.ip()));
         let policy = super::dial::DialPolicy::for_peer(self.config, self.table, peer);
-        self.dialer
-            .request(self.now, *peer, addresses.into_iter(), policy)
+        self.dialer.request(self.now, *peer, addresses, policy)
     }
 }

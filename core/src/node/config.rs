@@ -1,6 +1,7 @@
 //! Settings of a node, fixed when it is built.
 
 use crate::link::{LinkConfig, MAX_MESSAGE_LEN};
+use crate::rate::RateLimit;
 use crate::time::Duration;
 
 /// How a node behaves. Capacities are type parameters of
@@ -28,6 +29,29 @@ pub struct NodeConfig {
     /// their own (`127.N.0.1` on loopback) and connect from it, so they
     /// count as different networks.
     pub max_inbound_per_prefix: usize,
+    /// How many `CREATE`s one link may send: each costs the node two
+    /// X25519 operations, so a peer streaming them could otherwise take its
+    /// CPU. Over the limit, `DESTROY(ResourceLimit)` answers at once. How
+    /// many relayed circuits one link or network may hold at a time is set
+    /// by the relay table's size ([`RelayQuotas`](crate::circuit::RelayQuotas)).
+    pub creates_per_link: RateLimit,
+    /// A relayed circuit (or one ending here) that carried no cell either
+    /// way for this long is destroyed (`DESTROY(Idle)`). Clients use a
+    /// circuit for [`circuit_lifetime`](Self::circuit_lifetime) at most.
+    pub relay_idle_timeout: Duration,
+    /// A received cell that has waited this long for room on its circuit's
+    /// next link (whose reader is slow or has stopped) gets its circuit
+    /// destroyed both ways (`DESTROY(ResourceLimit)`), so the link it came
+    /// over, and every other circuit on it, moves again. Shorter than the
+    /// link idle timeout, so a stalled circuit never costs its peers their
+    /// link.
+    pub cell_hold_timeout: Duration,
+    /// Whether an `EXTEND` may make this relay connect to a loopback,
+    /// private, link-local or multicast address
+    /// ([`is_public`](crate::identity::is_public)). Off: a stranger's
+    /// circuit cannot turn the relay into a scanner of its own host or
+    /// network. A test network on one host (all on `127.N.0.1`) turns it on.
+    pub extend_to_private_addresses: bool,
     /// The largest message this node accepts, advertised to peers. It is
     /// further clamped to the receive buffer and to what the event queue can
     /// take in one message.
@@ -97,6 +121,13 @@ impl Default for NodeConfig {
             max_half_open: 16,
             max_half_open_per_prefix: 4,
             max_inbound_per_prefix: 8,
+            creates_per_link: RateLimit {
+                burst: 64,
+                per_second: 64,
+            },
+            relay_idle_timeout: Duration::from_secs(15 * 60),
+            cell_hold_timeout: Duration::from_secs(10),
+            extend_to_private_addresses: false,
             max_message_len: MAX_MESSAGE_LEN,
             unix_time_at_zero: 0,
             relay: true,

@@ -1,5 +1,6 @@
 //! Feeler dials: every `feeler_interval` the node dials one node it has
-//! only heard of, to learn whether it is really there, and promotes it to
+//! only heard of (at public addresses only, unless
+//! `extend_to_private_addresses`), to learn whether it is really there, and promotes it to
 //! the tried table if it proves its identity. The link closes again soon
 //! after the handshake unless a circuit took it up. When a promotion waits
 //! for a full tried bucket, the bucket's incumbent is tested first
@@ -10,7 +11,7 @@
 //! hop, the next hop of an `EXTEND`, or a feeler.
 
 use crate::discovery::Tables;
-use crate::identity::NodeId;
+use crate::identity::{is_public, Address, NodeId};
 use crate::link::{CloseReason, LinkRole};
 use crate::time::{Duration, Instant};
 
@@ -106,6 +107,10 @@ impl<P: Profile> Node<P> {
             ..
         } = self;
         let busy = |id: &NodeId| link_to(links.as_ref(), id).is_some() || dialer.is_pending(id);
+        // Feeler targets come from gossip, as an `EXTEND`'s do from a
+        // stranger: the same policy keeps them off private addresses.
+        let allow_private = config.extend_to_private_addresses;
+        let dialable = move |a: &Address| allow_private || is_public(a.socket.ip());
         if let Some(target) = discovery.feelers.target {
             if dialer.is_pending(&target) {
                 return;
@@ -120,15 +125,16 @@ impl<P: Profile> Node<P> {
         }
         let table = discovery.table();
         let target = match table.collision_to_test() {
-            Some(incumbent) if busy(&incumbent) => {
-                // It is linked (it answers), or a dial to it is out already.
-                let answered = !dialer.is_pending(&incumbent);
-                discovery.table_mut().tested(&incumbent, answered, unix);
+            Some(incumbent) if link_to(links.as_ref(), &incumbent).is_some() => {
+                // It is linked: it answers.
+                discovery.table_mut().tested(&incumbent, true, unix);
                 return;
             }
+            // A dial to it is out already: judge it at a later run.
+            Some(incumbent) if dialer.is_pending(&incumbent) => return,
             Some(incumbent) => incumbent,
             None => match table.draw(Tables::New, rng, |e| {
-                !e.descriptor.repr().addresses.is_empty()
+                e.descriptor.repr().addresses.iter().any(dialable)
                     && e.is_healthy(unix)
                     && !busy(&e.node_id())
             }) {
@@ -140,9 +146,14 @@ impl<P: Profile> Node<P> {
             return;
         };
         let addresses = entry.descriptor.repr().addresses.clone();
+        let addresses = addresses.into_iter().filter(dialable);
         let policy = DialPolicy::for_peer(config, table, &target);
-        if dialer.request(now, target, addresses.into_iter(), policy) {
+        if dialer.request(now, target, addresses, policy) {
             discovery.feelers.target = Some(target);
+        } else if table.collision_to_test() == Some(target) {
+            // Nothing to dial it at (or no room for a dial): it keeps its
+            // place, and the newcomer can be reached again later.
+            discovery.table_mut().tested(&target, true, unix);
         }
     }
 

@@ -9,6 +9,7 @@ use crate::identity::NodeId;
 use crate::link::{
     CloseReason, LinkHello, LinkParams, LinkPhase, LinkRole, MAX_MESSAGE_LEN, MIN_MAX_MESSAGE_LEN,
 };
+use crate::rate::TokenBucket;
 use crate::time::Instant;
 
 use super::slot::Session;
@@ -89,6 +90,7 @@ impl<P: Profile> Node<P> {
         slot.room = TransportRoom::UNLIMITED;
         slot.transport = transport;
         slot.prefix = prefix;
+        slot.creates = TokenBucket::full(self.config.creates_per_link, now);
         Ok(LinkId::new(
             u16::try_from(index).unwrap_or(u16::MAX),
             slot.generation,

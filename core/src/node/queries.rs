@@ -103,6 +103,11 @@ impl<P: Profile> Node<P> {
         self.stats
     }
 
+    /// How many relayed circuits one link, or one network, may hold here.
+    pub fn relay_quotas(&self) -> crate::circuit::RelayQuotas {
+        self.engine.quotas()
+    }
+
     /// Circuits this node is a hop of (as relay or destination), and
     /// circuits it built.
     pub fn circuit_counts(&self) -> (usize, usize) {

@@ -3,6 +3,7 @@
 use crate::discovery::NetworkPrefix;
 use crate::identity::Transport;
 use crate::link::LinkSession;
+use crate::rate::TokenBucket;
 use crate::time::Instant;
 
 use super::descriptor_cells::GossipQuota;
@@ -27,6 +28,11 @@ pub struct LinkSlot<P: Profile> {
     pub(crate) transport: Option<Transport>,
     /// The network prefix of the peer's address, if the adapter gave it.
     pub(crate) prefix: Option<NetworkPrefix>,
+    /// The link's budget of `CREATE`s ([`NodeConfig::creates_per_link`](super::NodeConfig::creates_per_link)).
+    pub(crate) creates: TokenBucket,
+    /// Since when the link's next received cell has waited for room
+    /// ([`NodeConfig::cell_hold_timeout`](super::NodeConfig::cell_hold_timeout)).
+    pub(crate) held_since: Option<Instant>,
     /// Bytes the transport takes now ([`TransportRoom`](super::TransportRoom)),
     /// less what was given since.
     pub(crate) room: usize,
@@ -45,6 +51,8 @@ impl<P: Profile> LinkSlot<P> {
             introduced: false,
             transport: None,
             prefix: None,
+            creates: TokenBucket::EMPTY,
+            held_since: None,
             room: usize::MAX,
             gossip: GossipQuota::new(),
         }

@@ -19,6 +19,8 @@ impl<P: Profile> Node<P> {
             self.gossip();
         }
         self.run_feelers(now);
+        self.release_stalled_links();
+        self.retry_held_cells();
         for index in 0..self.links.as_ref().len() {
             if let Some(session) = self.session_mut(index) {
                 session.handle_timeout(now);
@@ -35,7 +37,7 @@ impl<P: Profile> Node<P> {
             .links
             .as_ref()
             .iter()
-            .filter_map(|s| s.session.as_ref()?.next_deadline())
+            .filter_map(|s| s.session.as_ref()?.next_deadline_while(s.room > 0))
             .min();
         let discovery = self.discovery.deadline(&self.config);
         let circuits = if self.link_only() {
@@ -43,7 +45,7 @@ impl<P: Profile> Node<P> {
         } else {
             self.circuit_deadline()
         };
-        [links, circuits, self.feeler_deadline()]
+        [links, circuits, self.feeler_deadline(), self.hold_deadline()]
             .into_iter()
             .flatten()
             .fold(discovery, Instant::min)

@@ -49,6 +49,7 @@ fn config(quic_dials: bool) -> NodeConfig {
         // The stall is the test: no resends over new circuits meanwhile.
         message_resend_after: CoreDuration::from_secs(120),
         message_give_up_after: CoreDuration::from_secs(240),
+        extend_to_private_addresses: true,
         ..NodeConfig::default()
     }
 }
