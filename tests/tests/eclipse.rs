@@ -158,7 +158,10 @@ fn sybil_descriptors_dated_in_the_future_do_not_take_over_the_table() {
     let honest_ids: Vec<NodeId> = honest.iter().map(|&h| sim.node_id(h)).collect();
     let known = |sim: &Sim| {
         let table = sim.node(victim).core.node_table();
-        honest_ids.iter().filter(|id| table.get(id).is_some()).count()
+        honest_ids
+            .iter()
+            .filter(|id| table.get(id).is_some())
+            .count()
     };
     assert_eq!(known(&sim), 8, "the victim knows every honest relay");
 
@@ -186,7 +189,10 @@ fn sybil_descriptors_dated_in_the_future_do_not_take_over_the_table() {
     assert_eq!(known(&sim), 8, "every honest relay is still known");
     let (bad, all) = attacker_draws(&sim, victim, honest_ids[0], &sybils, 1000);
     println!("sybil: {bad} of {all} relays drawn are the attacker's");
-    assert!(4 * bad <= all, "{bad} of {all} relays drawn are the attacker's");
+    assert!(
+        4 * bad <= all,
+        "{bad} of {all} relays drawn are the attacker's"
+    );
 }
 
 /// The measurement of issue 16, item 1: twelve attacker links from two
@@ -273,6 +279,13 @@ fn an_attacker_supplying_90_percent_of_gossip_for_an_hour_holds_at_most_a_quarte
     for &(evil, _) in &links {
         assert_eq!(sim.node(evil).core.links().count(), 1);
     }
-    assert!(10 * sent >= 9 * received, "the attacker supplied 90% of gossip");
-    assert!(worst <= 0.25, "attacker relays drawn: {:.1}%", 100.0 * worst);
+    assert!(
+        10 * sent >= 9 * received,
+        "the attacker supplied 90% of gossip"
+    );
+    assert!(
+        worst <= 0.25,
+        "attacker relays drawn: {:.1}%",
+        100.0 * worst
+    );
 }

@@ -61,12 +61,15 @@ fn feelers_promote_nodes_that_answer_and_mark_those_that_do_not() {
     sim.connect(node, boot, StreamConditions::LAN);
     let phantoms: Vec<Vec<u8>> = (0..3).map(phantom).collect();
     for bytes in &phantoms {
-        sim.handle(node, LearnDescriptor { descriptor: bytes }).unwrap();
+        sim.handle(node, LearnDescriptor { descriptor: bytes })
+            .unwrap();
     }
     sim.run_for(Duration::from_secs(2));
     let table = sim.node(node).core.node_table();
     let heard: Vec<_> = others.iter().map(|&o| sim.node_id(o)).collect();
-    assert!(heard.iter().any(|id| table.get(id).is_some_and(|e| !e.is_tried())));
+    assert!(heard
+        .iter()
+        .any(|id| table.get(id).is_some_and(|e| !e.is_tried())));
     sim.run_for(Duration::from_secs(120));
     let table = sim.node(node).core.node_table();
     let tried = heard
@@ -86,8 +89,16 @@ fn feelers_promote_nodes_that_answer_and_mark_those_that_do_not() {
     // The phantoms were dialled in turn, answered nobody, and are failing.
     let failing = phantoms
         .iter()
-        .map(|b| veil_core::identity::verify_descriptor(b, UNIX_AT_ZERO).unwrap().node_id())
-        .filter(|id| table.get(id).is_none_or(|e| !e.is_healthy(UNIX_AT_ZERO + 200)))
+        .map(|b| {
+            veil_core::identity::verify_descriptor(b, UNIX_AT_ZERO)
+                .unwrap()
+                .node_id()
+        })
+        .filter(|id| {
+            table
+                .get(id)
+                .is_none_or(|e| !e.is_healthy(UNIX_AT_ZERO + 200))
+        })
         .count();
     assert!(failing >= 1, "{failing} of 3 phantoms marked failing");
 }

@@ -74,7 +74,12 @@ fn verified(sim: &Sim, node: usize) -> u64 {
 #[test]
 fn identical_stale_and_expired_descriptors_are_not_verified() {
     let Pair {
-        mut sim, a, b, la, lb, ..
+        mut sim,
+        a,
+        b,
+        la,
+        lb,
+        ..
     } = pair(50, config(), StreamConditions::LAN);
     sim.run_for(Duration::from_millis(200));
     let start = verified(&sim, b);
@@ -122,7 +127,12 @@ fn identical_stale_and_expired_descriptors_are_not_verified() {
 #[test]
 fn a_link_that_keeps_sending_forgeries_is_closed() {
     let Pair {
-        mut sim, a, b, la, lb, ..
+        mut sim,
+        a,
+        b,
+        la,
+        lb,
+        ..
     } = pair(51, config(), StreamConditions::LAN);
     sim.run_for(Duration::from_millis(200));
     let now = UNIX_AT_ZERO;
@@ -155,7 +165,12 @@ fn a_link_that_keeps_sending_forgeries_is_closed() {
 #[test]
 fn a_descriptor_flood_over_the_link_quota_is_dropped_unread_and_closes_the_link() {
     let Pair {
-        mut sim, a, b, la, lb, ..
+        mut sim,
+        a,
+        b,
+        la,
+        lb,
+        ..
     } = pair(52, config(), StreamConditions::LAN);
     sim.run_for(Duration::from_millis(200));
     let start = verified(&sim, b);

@@ -66,7 +66,7 @@ fn a_full_bucket_keeps_healthy_entries_whatever_the_newcomers_issue_time() {
         unix_time_at_zero: UNIX_AT_ZERO,
         ..NodeConfig::default()
     };
-    let node = sim.add_node(config.clone(), 2);
+    let node = sim.add_node(config, 2);
     let (seed, held) = fill_a_bucket(&mut sim, node, UNIX_AT_ZERO + 10_000);
     // The same node again, dated as far ahead as the clock skew allows.
     let (newcomer, future) = descriptor(
@@ -74,7 +74,12 @@ fn a_full_bucket_keeps_healthy_entries_whatever_the_newcomers_issue_time() {
         UNIX_AT_ZERO + MAX_CLOCK_SKEW_SECS,
         UNIX_AT_ZERO + 10_000,
     );
-    let outcome = sim.handle(node, LearnDescriptor { descriptor: &future });
+    let outcome = sim.handle(
+        node,
+        LearnDescriptor {
+            descriptor: &future,
+        },
+    );
     assert_eq!(
         outcome,
         Err(DescriptorRefusal::Table(InsertError::BucketFull))
@@ -89,7 +94,12 @@ fn a_full_bucket_keeps_healthy_entries_whatever_the_newcomers_issue_time() {
             sim.handle(node, RecordPeerFailure { peer: *id });
         }
     }
-    let outcome = sim.handle(node, LearnDescriptor { descriptor: &future });
+    let outcome = sim.handle(
+        node,
+        LearnDescriptor {
+            descriptor: &future,
+        },
+    );
     let Ok(InsertOutcome::Replaced { evicted }) = outcome else {
         panic!("{outcome:?}");
     };
@@ -107,7 +117,13 @@ fn a_full_bucket_keeps_healthy_entries_whatever_the_newcomers_issue_time() {
     let Ok(InsertOutcome::Replaced { evicted }) = outcome else {
         panic!("{outcome:?}");
     };
-    let place = sim.node(node).core.node_table().get(&newcomer).unwrap().place();
+    let place = sim
+        .node(node)
+        .core
+        .node_table()
+        .get(&newcomer)
+        .unwrap()
+        .place();
     assert_eq!(held.get(&evicted), Some(&place), "evicted from its bucket");
 }
 

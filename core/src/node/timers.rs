@@ -45,9 +45,14 @@ impl<P: Profile> Node<P> {
         } else {
             self.circuit_deadline()
         };
-        [links, circuits, self.feeler_deadline(), self.hold_deadline()]
-            .into_iter()
-            .flatten()
-            .fold(discovery, Instant::min)
+        [
+            links,
+            circuits,
+            self.feeler_deadline(),
+            self.hold_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(discovery, Instant::min)
     }
 }
