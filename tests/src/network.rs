@@ -292,7 +292,20 @@ impl Sim {
         conditions: StreamConditions,
         transport: Option<Transport>,
     ) -> WireId {
-        self.try_connect_over(from, to, expected, conditions, transport)
+        self.try_connect_over(from, to, expected, conditions, transport, false)
+            .expect("both nodes admit the link")
+    }
+
+    /// `from` dials `to` as an anonymous initiator (link spec §3.1), as it
+    /// does for its own circuits' first hops.
+    pub fn connect_anonymously(
+        &mut self,
+        from: NodeIndex,
+        to: NodeIndex,
+        conditions: StreamConditions,
+    ) -> WireId {
+        let expected = self.node_id(to);
+        self.try_connect_over(from, to, Some(expected), conditions, None, true)
             .expect("both nodes admit the link")
     }
 
@@ -306,7 +319,7 @@ impl Sim {
         conditions: StreamConditions,
     ) -> Result<WireId, OpenLinkError> {
         let expected = self.node_id(to);
-        self.try_connect_over(from, to, Some(expected), conditions, None)
+        self.try_connect_over(from, to, Some(expected), conditions, None, false)
     }
 
     fn try_connect_over(
@@ -316,10 +329,12 @@ impl Sim {
         expected: Option<NodeId>,
         conditions: StreamConditions,
         transport: Option<Transport>,
+        anonymous: bool,
     ) -> Result<WireId, OpenLinkError> {
         let now = self.net.now;
         let dialled = OpenLink {
             transport,
+            anonymous,
             ..OpenLink::dialled(expected, Transport::Tcp, Self::address_of(to).socket.ip())
         };
         let accepted = OpenLink {
@@ -502,7 +517,14 @@ impl Sim {
                     let conditions = self.net.dial_conditions;
                     let transport = Some(request.address.transport);
                     // A refusal reaches the dialler as a closed transport.
-                    let _ = self.try_connect_over(node, to, request.peer, conditions, transport);
+                    let _ = self.try_connect_over(
+                        node,
+                        to,
+                        request.peer,
+                        conditions,
+                        transport,
+                        request.anonymous,
+                    );
                 }
                 Ok(_) => {
                     self.handle(node, veil_core::node::DialFailed { request });

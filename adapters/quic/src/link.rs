@@ -178,6 +178,7 @@ impl QuicLinks {
                     Role::Listener => (LinkRole::Responder, None),
                 };
                 let expected = dial.and_then(|d| d.expected);
+                let anonymous = dial.and_then(|d| d.request).is_some_and(|r| r.anonymous);
                 let opened = transport.channel_binding(conn).and_then(|binding| {
                     let open = OpenLink {
                         role: link_role,
@@ -185,6 +186,7 @@ impl QuicLinks {
                         transport: Some(Transport::Quic),
                         circuit_streams: Some(binding),
                         remote: transport.remote(conn).map(|a| a.ip()),
+                        anonymous,
                     };
                     host.handle(now, open).ok()
                 });

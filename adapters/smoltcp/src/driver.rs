@@ -365,7 +365,10 @@ impl<'a> Driver<'a> {
                             slot.state = SocketState::Closing;
                             continue;
                         };
-                        let open = OpenLink::dialled(expected, Transport::Tcp, peer.addr.into());
+                        let open = OpenLink {
+                            anonymous: request.is_some_and(|r| r.anonymous),
+                            ..OpenLink::dialled(expected, Transport::Tcp, peer.addr.into())
+                        };
                         slot.state = match node.handle(now, open) {
                             Ok(link) => {
                                 log_info!("{}: connected, {}", slot.handle, link);

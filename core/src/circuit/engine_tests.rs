@@ -28,6 +28,9 @@ struct Net {
     events: Vec<(usize, CircuitEvent)>,
     rng: ChaCha20Rng,
     cut: BTreeSet<(usize, usize)>,
+    /// `(node, peer)`: `node` takes no `CREATE` from `peer` (its
+    /// anonymous link to it).
+    client_links: BTreeSet<(usize, usize)>,
     tamper: Option<Tamper>,
     delivered: usize,
     now: crate::time::Instant,
@@ -48,6 +51,7 @@ struct Ctx<'a> {
     now: crate::time::Instant,
     ids: &'a [NodeId],
     cut: &'a BTreeSet<(usize, usize)>,
+    client_links: &'a BTreeSet<(usize, usize)>,
     queue: &'a mut VecDeque<(usize, usize, Cell)>,
     events: &'a mut Vec<(usize, CircuitEvent)>,
     rng: &'a mut ChaCha20Rng,
@@ -97,6 +101,11 @@ impl CircuitContext for Ctx<'_> {
     fn take_create_token(&mut self, _link: LinkId) -> bool {
         true
     }
+    fn accepts_create(&self, link: LinkId) -> bool {
+        !self
+            .client_links
+            .contains(&(self.me, usize::from(link.index())))
+    }
     fn dial_for_extend(&mut self, _peer: &NodeId) -> bool {
         // This mesh has no dialler: an EXTEND over a cut link fails at
         // once, or (dials_hang) waits for a link that never comes.
@@ -130,6 +139,7 @@ impl Net {
             events: Vec::new(),
             rng: ChaCha20Rng::seed_from_u64(seed),
             cut: BTreeSet::new(),
+            client_links: BTreeSet::new(),
             tamper: None,
             delivered: 0,
             now: crate::time::Instant::ZERO,
@@ -143,6 +153,7 @@ impl Net {
             now: self.now,
             ids: &self.ids,
             cut: &self.cut,
+            client_links: &self.client_links,
             queue: &mut self.queue,
             events: &mut self.events,
             rng: &mut self.rng,
@@ -474,6 +485,29 @@ fn answer_to_garbage_create(net: &mut Net, from: usize, to: usize) -> DestroyRea
     let reply = CellRepr::parse(&reply).unwrap();
     assert_eq!(reply.command, CellCommand::Destroy);
     DestroyReason::from_code(reply.body[0])
+}
+
+#[test]
+fn a_create_over_a_link_that_takes_none_is_refused_as_a_protocol_violation() {
+    let mut net = Net::new(3, 12);
+    // Node 1's anonymous link to node 0: node 0 may not build through it.
+    net.client_links.insert((1, 0));
+    let refused = net.open(0, &[1]).unwrap();
+    net.run();
+    assert!(closed_with(
+        &net.events_of(0),
+        refused,
+        DestroyReason::Protocol
+    ));
+    assert_eq!(
+        net.engines[1].relayed(),
+        0,
+        "no circuit, no handshake state"
+    );
+    // Over other links it relays as before.
+    let other = net.open(2, &[1]).unwrap();
+    net.run();
+    assert!(is_ready(&net.events_of(2), other));
 }
 
 #[test]

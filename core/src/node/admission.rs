@@ -114,7 +114,7 @@ impl<P: Profile> Node<P> {
             // The prefix makes room for itself, out of its own half-open
             // links, or not at all.
             if !self.evict_half_open(prefix) {
-                crate::logging::log_warn!("inbound link refused: its network holds its share");
+                self.stats.inbound_refused = self.stats.inbound_refused.saturating_add(1);
                 return Err(OpenLinkError::NetworkFull);
             }
         }
@@ -130,7 +130,7 @@ impl<P: Profile> Node<P> {
             && !self.evict_crowded_half_open()
             && !self.evict_established_inbound(prefix)
         {
-            crate::logging::log_warn!("inbound link refused: link table full");
+            self.stats.inbound_refused = self.stats.inbound_refused.saturating_add(1);
             return Err(OpenLinkError::TableFull);
         }
         Ok(())

@@ -59,7 +59,7 @@ impl core::error::Error for AddAnchorError {}
 impl<P: Profile> Node<P> {
     /// The peers worth reconnecting to first after a restart: those of this
     /// node's established outbound links (not a feeler link about to
-    /// close), longest-standing first, at most [`MAX_ANCHORS`]. Save their
+    /// close, nor an anonymous link), longest-standing first, at most [`MAX_ANCHORS`]. Save their
     /// descriptors ([`node_table`](Self::node_table)) and hand them back
     /// with [`AddAnchor`].
     pub fn anchors(&self) -> Vec<NodeId, MAX_ANCHORS> {
@@ -72,6 +72,9 @@ impl<P: Profile> Node<P> {
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| self.link_at(*i) != closing)
+                // An anonymous link hides this node's identity from its
+                // guard; dialling the guard as an anchor would show it.
+                .filter(|(_, slot)| !slot.anonymous)
                 .filter_map(|(_, slot)| {
                     let session = slot.session.as_ref()?;
                     let peer = session.peer()?;
@@ -122,7 +125,10 @@ impl<P: Profile> Node<P> {
             return Err(AddAnchorError::NoAddress);
         }
         let policy = DialPolicy::for_peer(&self.config, table, &id);
-        if self.dialer.request(now, id, addresses.into_iter(), policy) {
+        if self
+            .dialer
+            .request(now, id, false, addresses.into_iter(), policy)
+        {
             Ok(())
         } else {
             Err(AddAnchorError::DialsFull)

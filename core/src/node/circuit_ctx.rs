@@ -23,16 +23,46 @@ use crate::discovery::{NetworkPrefix, NodeTable};
 /// Relay messages one engine call can hand back: one per cell.
 pub(crate) type Deliveries = Vec<CircuitEvent, 2>;
 
-/// The established link to `peer`, and our role on it.
+/// The established link to `peer` under our identity, and our role on it.
+/// Anonymous links are not: they carry only circuits this node originates.
 pub(crate) fn link_to<P: Profile>(
     links: &[LinkSlot<P>],
     peer: &NodeId,
 ) -> Option<(LinkId, LinkRole)> {
+    established_to(links, peer, false)
+}
+
+/// The established anonymous link we dialled to `peer`: the only kind a
+/// circuit this node originates starts over (relay spec §11).
+pub(crate) fn anonymous_link_to<P: Profile>(
+    links: &[LinkSlot<P>],
+    peer: &NodeId,
+) -> Option<(LinkId, LinkRole)> {
+    established_to(links, peer, true)
+}
+
+/// The link our own circuits to first hop `peer` start over: the
+/// anonymous one, unless `config` turned those off.
+pub(crate) fn first_hop_link<P: Profile>(
+    links: &[LinkSlot<P>],
+    config: &super::NodeConfig,
+    peer: &NodeId,
+) -> Option<(LinkId, LinkRole)> {
+    established_to(links, peer, config.anonymous_first_hops)
+}
+
+fn established_to<P: Profile>(
+    links: &[LinkSlot<P>],
+    peer: &NodeId,
+    anonymous: bool,
+) -> Option<(LinkId, LinkRole)> {
     links.iter().enumerate().find_map(|(i, slot)| {
         let session = slot.session.as_ref()?;
         let index = u16::try_from(i).ok()?;
-        (session.phase() == LinkPhase::Established && session.peer().as_ref() == Some(peer))
-            .then(|| (LinkId::new(index, slot.generation), session.role()))
+        (slot.anonymous == anonymous
+            && session.phase() == LinkPhase::Established
+            && session.peer().as_ref() == Some(peer))
+        .then(|| (LinkId::new(index, slot.generation), session.role()))
     })
 }
 
@@ -100,6 +130,18 @@ impl<P: Profile> NodeCtx<'_, P> {
 impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
     fn link_to(&self, peer: &NodeId) -> Option<(LinkId, LinkRole)> {
         link_to(self.links, peer)
+    }
+
+    fn first_hop_link(&self, peer: &NodeId) -> Option<(LinkId, LinkRole)> {
+        first_hop_link(self.links, self.config, peer)
+    }
+
+    fn accepts_create(&self, link: LinkId) -> bool {
+        // Our anonymous links are client links: relaying over one would
+        // make us a relay the peer can probe and extend through.
+        self.links
+            .get(usize::from(link.index()))
+            .is_some_and(|s| s.generation == link.generation() && !s.anonymous)
     }
 
     fn role_on(&self, link: LinkId) -> Option<LinkRole> {
@@ -218,6 +260,7 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
             .into_iter()
             .filter(move |a| allow_private || crate::identity::is_public(a.socket.ip()));
         let policy = super::dial::DialPolicy::for_peer(self.config, self.table, peer);
-        self.dialer.request(self.now, *peer, addresses, policy)
+        self.dialer
+            .request(self.now, *peer, false, addresses, policy)
     }
 }

@@ -65,6 +65,9 @@ const ACK_REFUSED: u8 = 1;
 #[derive(Debug)]
 pub(crate) struct CircuitState {
     pub(crate) guards: Vec<NodeId, MAX_GUARDS>,
+    /// The owner set the guards ([`SetGuards`](super::SetGuards)); otherwise
+    /// the node keeps its own (`guards.rs`).
+    pub(crate) guards_set: bool,
     attempts: Vec<BuildRecord, BUILD_MEMORY>,
     /// Some circuit end withheld credit for lack of room.
     credit_owed: bool,
@@ -76,6 +79,7 @@ impl CircuitState {
     pub(crate) const fn new() -> Self {
         CircuitState {
             guards: Vec::new(),
+            guards_set: false,
             attempts: Vec::new(),
             credit_owed: false,
             next_turn: 0,
@@ -243,13 +247,17 @@ impl<P: Profile> Node<P> {
         }
     }
 
-    /// A link to `peer` is established.
-    pub(crate) fn on_link_up(&mut self, peer: NodeId) {
-        self.dialer.finished(&peer);
+    /// A link to `peer` is established (an `anonymous` one, for our own
+    /// circuits, or one under our identity).
+    pub(crate) fn on_link_up(&mut self, peer: NodeId, anonymous: bool) {
+        self.dialer.finished(&peer, anonymous);
         self.discovery.table_mut().record_success(&peer, self.now);
         // A first hop may have just become reachable.
         self.circuits.retry_now();
-        self.with_engine(|engine, ctx, _| engine.link_up(ctx, &peer));
+        if !anonymous {
+            // `EXTEND`s go on over links under our identity only.
+            self.with_engine(|engine, ctx, _| engine.link_up(ctx, &peer));
+        }
     }
 
     /// A link is gone: its circuits are destroyed.
@@ -293,18 +301,26 @@ impl<P: Profile> Node<P> {
             // The loser of a transport race failing late means nothing when
             // a link to the peer is up; otherwise the other transport may
             // still get through.
-            let linked = circuit_ctx::link_to(self.links.as_ref(), &peer).is_some();
-            if !linked && !self.dialer.failed(&peer) {
-                self.peer_unreachable(peer);
+            let anonymous = input.request.anonymous;
+            let links = self.links.as_ref();
+            let linked = if anonymous {
+                circuit_ctx::anonymous_link_to(links, &peer).is_some()
+            } else {
+                circuit_ctx::link_to(links, &peer).is_some()
+            };
+            if !linked && !self.dialer.failed(&peer, anonymous) {
+                self.peer_unreachable(peer, anonymous);
             }
         }
         self.pump();
     }
 
-    fn peer_unreachable(&mut self, peer: NodeId) {
-        self.dialer.finished(&peer);
+    fn peer_unreachable(&mut self, peer: NodeId, anonymous: bool) {
+        self.dialer.finished(&peer, anonymous);
         self.discovery.table_mut().record_failure(&peer);
-        self.with_engine(|engine, ctx, _| engine.peer_unreachable(ctx, &peer));
+        if !anonymous {
+            self.with_engine(|engine, ctx, _| engine.peer_unreachable(ctx, &peer));
+        }
     }
 
     /// Circuit and message timers.
@@ -312,8 +328,10 @@ impl<P: Profile> Node<P> {
         let now = self.now;
         let timeouts = self.circuit_timeouts();
         self.with_engine(|engine, ctx, _| engine.handle_timeout(ctx, timeouts));
-        while let Some(peer) = self.dialer.take_timed_out(now, self.config.dial_timeout) {
-            self.peer_unreachable(peer);
+        while let Some((peer, anonymous)) =
+            self.dialer.take_timed_out(now, self.config.dial_timeout)
+        {
+            self.peer_unreachable(peer, anonymous);
         }
         let linked = self.established_links() > 0;
         self.dialer
@@ -450,6 +468,7 @@ impl<P: Profile> Node<P> {
                 None => return,
             }
         }
+        self.maintain_guards();
         let unix_now = super::discovery::unix_now(&self.config, self.now);
         let rules = PathRules {
             relays: self.config.path_relays,
@@ -473,8 +492,11 @@ impl<P: Profile> Node<P> {
         let Some(first) = path.hops().first().copied() else {
             return;
         };
-        if circuit_ctx::link_to(self.links.as_ref(), &first).is_none() {
-            if !self.dialer.is_pending(&first) {
+        // Our own circuits start over an anonymous link only, never over a
+        // link that shows the first hop who we are (relay spec §11).
+        let anonymous = self.config.anonymous_first_hops;
+        if circuit_ctx::first_hop_link(self.links.as_ref(), &self.config, &first).is_none() {
+            if !self.dialer.is_pending(&first, anonymous) {
                 let addresses = self
                     .discovery
                     .table()
@@ -485,7 +507,7 @@ impl<P: Profile> Node<P> {
                     super::dial::DialPolicy::for_peer(&self.config, self.discovery.table(), &first);
                 if !self
                     .dialer
-                    .request(self.now, first, addresses.into_iter(), policy)
+                    .request(self.now, first, anonymous, addresses.into_iter(), policy)
                 {
                     self.discovery.table_mut().record_failure(&first);
                 }

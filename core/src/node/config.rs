@@ -99,6 +99,13 @@ pub struct NodeConfig {
     /// Head start QUIC gets before TCP is dialled too, when a peer
     /// advertises both; the first link up wins.
     pub transport_race_delay: Duration,
+    /// Whether the circuits this node originates start over anonymous
+    /// links only (relay spec §11, link spec §3.1), so that their first hop
+    /// never learns this node's long-term id. Off, they start over any link
+    /// to the first hop, under this node's identity, and the first hop
+    /// learns who the client is: only for a node that cannot hold a second
+    /// link to its first hop (a firmware endpoint with one link slot).
+    pub anonymous_first_hops: bool,
     /// Deliver every circuit cell to the owner as `Event::CellReceived`
     /// instead of running circuits: for link-layer conformance tests (only
     /// with the `testing` feature). Never encoded: a trace header reads the
@@ -143,6 +150,7 @@ impl Default for NodeConfig {
             bootstrap_retry: Duration::from_secs(30),
             quic_dials: false,
             transport_race_delay: Duration::from_millis(250),
+            anonymous_first_hops: true,
             #[cfg(feature = "testing")]
             link_only: false,
             feeler_interval: Duration::from_secs(120),

@@ -80,8 +80,16 @@ impl<P: Profile> Node<P> {
 
     /// Runs the feeler timer: closes a feeler link whose time is up, judges
     /// the last test, and starts the next.
+    /// Whether this node dials feelers: not a client that hides behind
+    /// its guards (no relaying, anonymous first hops), whose links to
+    /// random relays would show its address to many of them (relay spec
+    /// §11).
+    fn feels(&self) -> bool {
+        !self.link_only() && (self.config.relay || !self.config.anonymous_first_hops)
+    }
+
     pub(crate) fn run_feelers(&mut self, now: Instant) {
-        if self.link_only() {
+        if !self.feels() {
             return;
         }
         if let Some((link, at)) = self.discovery.feelers.close {
@@ -106,13 +114,14 @@ impl<P: Profile> Node<P> {
             config,
             ..
         } = self;
-        let busy = |id: &NodeId| link_to(links.as_ref(), id).is_some() || dialer.is_pending(id);
+        let busy =
+            |id: &NodeId| link_to(links.as_ref(), id).is_some() || dialer.is_pending(id, false);
         // Feeler targets come from gossip, as an `EXTEND`'s do from a
         // stranger: the same policy keeps them off private addresses.
         let allow_private = config.extend_to_private_addresses;
         let dialable = move |a: &Address| allow_private || is_public(a.socket.ip());
         if let Some(target) = discovery.feelers.target {
-            if dialer.is_pending(&target) {
+            if dialer.is_pending(&target, false) {
                 return;
             }
             discovery.feelers.target = None;
@@ -131,7 +140,7 @@ impl<P: Profile> Node<P> {
                 return;
             }
             // A dial to it is out already: judge it at a later run.
-            Some(incumbent) if dialer.is_pending(&incumbent) => return,
+            Some(incumbent) if dialer.is_pending(&incumbent, false) => return,
             Some(incumbent) => incumbent,
             None => match table.draw(Tables::New, rng, |e| {
                 e.descriptor.repr().addresses.iter().any(dialable)
@@ -148,7 +157,7 @@ impl<P: Profile> Node<P> {
         let addresses = entry.descriptor.repr().addresses.clone();
         let addresses = addresses.into_iter().filter(dialable);
         let policy = DialPolicy::for_peer(config, table, &target);
-        if dialer.request(now, target, addresses, policy) {
+        if dialer.request(now, target, false, addresses, policy) {
             discovery.feelers.target = Some(target);
         } else if table.collision_to_test() == Some(target) {
             // Nothing to dial it at (or no room for a dial): it keeps its
@@ -159,7 +168,7 @@ impl<P: Profile> Node<P> {
 
     /// When the feeler timer next has work.
     pub(crate) fn feeler_deadline(&self) -> Option<Instant> {
-        if self.link_only() {
+        if !self.feels() {
             return None;
         }
         let feelers = &self.discovery.feelers;

@@ -55,6 +55,14 @@ pub struct OpenLink {
     /// the link table ([`NodeConfig::max_inbound_per_prefix`](super::NodeConfig::max_inbound_per_prefix)).
     /// `None` if unknown; all such links count as one network.
     pub remote: Option<IpAddr>,
+    /// Open the link as an *anonymous initiator* (link spec §3.1): the node
+    /// shows a throwaway identity, made for this link alone from its CSPRNG,
+    /// sends no descriptor and no gossip over it, and takes no circuits
+    /// from it. Set when the node's [`DialRequest::anonymous`] asked for it:
+    /// the node builds the circuits it originates only over such links, so
+    /// that their first hop never learns its long-term id. Ignored for an
+    /// accepted connection.
+    pub anonymous: bool,
 }
 
 impl OpenLink {
@@ -66,6 +74,7 @@ impl OpenLink {
             transport: Some(transport),
             circuit_streams: None,
             remote: Some(remote),
+            anonymous: false,
         }
     }
 
@@ -78,16 +87,21 @@ impl OpenLink {
             transport: Some(transport),
             circuit_streams: None,
             remote: Some(remote),
+            anonymous: false,
         }
     }
 
-    /// A connection we made as the node asked in `request`.
+    /// A connection we made as the node asked in `request` (anonymous if it
+    /// asked for that).
     pub fn for_request(request: &DialRequest) -> Self {
-        OpenLink::dialled(
-            request.peer,
-            request.address.transport,
-            request.address.socket.ip(),
-        )
+        OpenLink {
+            anonymous: request.anonymous,
+            ..OpenLink::dialled(
+                request.peer,
+                request.address.transport,
+                request.address.socket.ip(),
+            )
+        }
     }
 }
 
@@ -269,7 +283,9 @@ pub struct AddBootstrap {
 }
 
 /// The guards: every circuit's first hop is one of them. Empty (the
-/// default) means any healthy relay.
+/// default) lets the node choose its own ([`Node::guards`]): two healthy
+/// relays with an address, in distinct networks, kept while they stay
+/// healthy (relay spec §11).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SetGuards {

@@ -9,6 +9,7 @@ use crate::identity::NodeId;
 use crate::link::{
     CloseReason, LinkHello, LinkParams, LinkPhase, LinkRole, MAX_MESSAGE_LEN, MIN_MAX_MESSAGE_LEN,
 };
+use crate::noise::StaticKeypair;
 use crate::rate::TokenBucket;
 use crate::time::Instant;
 
@@ -41,6 +42,23 @@ pub(crate) fn hello(
     .emit()
 }
 
+/// A throwaway identity for one anonymous link (link spec §3.1): an
+/// Ed25519 key and a Noise static key drawn from `rng`, and the hello that
+/// binds them. Nothing of it is kept once the handshake is over.
+fn throwaway_keys(
+    rng: &mut impl Rng,
+    max_message_len: usize,
+) -> (StaticKeypair, [u8; crate::link::HELLO_LEN]) {
+    let mut secret = [0u8; 32];
+    rng.fill_bytes(&mut secret);
+    let identity = crate::identity::Identity::from_secret_bytes(secret);
+    rng.fill_bytes(&mut secret);
+    let keypair = StaticKeypair::from_secret_bytes(secret);
+    zeroize::Zeroize::zeroize(&mut secret);
+    let hello = hello(&identity, &keypair.public(), max_message_len);
+    (keypair, hello)
+}
+
 impl<P: Profile> Node<P> {
     pub(crate) fn on_open_link(
         &mut self,
@@ -53,14 +71,23 @@ impl<P: Profile> Node<P> {
             transport,
             circuit_streams,
             remote,
+            anonymous,
         } = input;
+        let anonymous = anonymous && role == LinkRole::Initiator;
         let prefix = remote.map(NetworkPrefix::of);
         if role == LinkRole::Responder {
             self.admit_inbound(prefix)?;
         }
         let Some(index) = self.free_slot() else {
-            crate::logging::log_warn!("link table full: link refused");
+            if role == LinkRole::Responder {
+                self.stats.inbound_refused = self.stats.inbound_refused.saturating_add(1);
+            }
             return Err(OpenLinkError::TableFull);
+        };
+        let throwaway = anonymous.then(|| throwaway_keys(&mut self.rng, self.max_message_len));
+        let (static_keypair, hello) = match &throwaway {
+            Some((keypair, hello)) => (keypair, *hello),
+            None => (&self.static_keypair, self.hello),
         };
         let mut ephemeral = [0u8; 32];
         self.rng.fill_bytes(&mut ephemeral);
@@ -69,9 +96,9 @@ impl<P: Profile> Node<P> {
             LinkParams {
                 role,
                 expected_peer,
-                static_keypair: &self.static_keypair,
+                static_keypair,
                 ephemeral_secret: ephemeral,
-                hello: self.hello,
+                hello,
                 local_max_message_len: self.max_message_len,
                 config: self.config.link,
                 channel_binding: circuit_streams,
@@ -90,6 +117,7 @@ impl<P: Profile> Node<P> {
         slot.room = TransportRoom::UNLIMITED;
         slot.transport = transport;
         slot.prefix = prefix;
+        slot.anonymous = anonymous;
         slot.creates = TokenBucket::full(self.config.creates_per_link, now);
         Ok(LinkId::new(
             u16::try_from(index).unwrap_or(u16::MAX),
@@ -168,6 +196,13 @@ impl<P: Profile> Node<P> {
         Ok(())
     }
 
+    /// Whether `link` is one we dialled anonymously.
+    pub(crate) fn is_anonymous(&self, link: LinkId) -> bool {
+        self.slot_index(link)
+            .and_then(|i| self.links.as_ref().get(i))
+            .is_some_and(|s| s.anonymous)
+    }
+
     /// Established links.
     pub(crate) fn established_links(&self) -> usize {
         self.links
@@ -191,12 +226,14 @@ impl<P: Profile> Node<P> {
             return;
         }
         if let Some(peer) = up {
-            if let Some(transport) = self.links.as_ref().get(index).and_then(|s| s.transport) {
+            let slot = self.links.as_ref().get(index);
+            let anonymous = slot.is_some_and(|s| s.anonymous);
+            if let Some(transport) = slot.and_then(|s| s.transport) {
                 self.discovery
                     .table_mut()
                     .record_transport(&peer, transport);
             }
-            self.on_link_up(peer);
+            self.on_link_up(peer, anonymous);
             self.on_peer_reached(index, peer);
         }
         if let Some(link) = gone {
@@ -215,6 +252,7 @@ impl<P: Profile> Node<P> {
     /// came up, duplicates an announced link we dialled to the same peer.
     fn is_duplicate(&self, index: usize) -> bool {
         let links = self.links.as_ref();
+        let anonymous = links.get(index).is_some_and(|s| s.anonymous);
         let Some(peer) = links
             .get(index)
             .and_then(|s| s.session.as_ref())
@@ -226,6 +264,7 @@ impl<P: Profile> Node<P> {
         links.iter().enumerate().any(|(i, s)| {
             i != index
                 && s.announced
+                && s.anonymous == anonymous
                 && s.session.as_ref().is_some_and(|x| {
                     x.role() == LinkRole::Initiator
                         && x.phase() == LinkPhase::Established
@@ -292,9 +331,13 @@ impl<P: Profile> Node<P> {
             if self.events.view_mut().push_back(event).is_err() {
                 self.events_deferred = true;
             } else {
-                if reason.is_peer_fault() {
+                // A link that never authenticated is anyone's connection:
+                // not worth a line each (a connect flood would flood the
+                // log); NodeStats counts them.
+                let authenticated = session.peer().is_some();
+                if authenticated && reason.is_peer_fault() {
                     crate::logging::log_warn!("{} closed: {}", link, reason);
-                } else {
+                } else if authenticated {
                     crate::logging::log_info!("{} closed: {}", link, reason);
                 }
                 self.stats.links_closed = self.stats.links_closed.saturating_add(1);
@@ -313,10 +356,16 @@ impl<P: Profile> Node<P> {
     /// Queues our descriptor on a link that just came up (and, on a new
     /// peer, a sample of what we know, so a node that just joined through a
     /// bootstrap node can build paths without waiting for gossip rounds).
+    /// An anonymous link gets neither: either would name us (link spec
+    /// §3.1).
     fn introduce(&mut self, index: usize) {
         let Some(slot) = self.links.as_mut().get_mut(index) else {
             return;
         };
+        if slot.anonymous {
+            slot.introduced = true;
+            return;
+        }
         let established = slot
             .session
             .as_ref()

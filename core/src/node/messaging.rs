@@ -85,6 +85,8 @@ impl<P: Profile> Node<P> {
     }
 
     pub(crate) fn on_set_guards(&mut self, _now: Instant, input: SetGuards) {
+        // An empty list hands the choice back to the node.
+        self.circuits.guards_set = !input.guards.is_empty();
         self.circuits.guards = input.guards;
     }
 

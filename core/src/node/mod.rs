@@ -98,6 +98,7 @@ mod error;
 mod event;
 mod feelers;
 mod gossip;
+mod guards;
 mod input;
 mod links;
 mod messaging;
@@ -125,6 +126,7 @@ pub use error::{
 };
 pub use event::{Event, MessageFailure};
 pub use feelers::FEELER_LINGER;
+pub use guards::AUTO_GUARDS;
 pub use input::{
     AddBootstrap, CloseLink, DialFailed, Input, LearnDescriptor, NodeInput, OpenLink, Outcome,
     Receive, ReceiveStreamCell, RecordPeerFailure, Reply, SendMessage, SetAddresses, SetGuards,

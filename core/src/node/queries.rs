@@ -7,7 +7,7 @@ use crate::link::{LinkPhase, LinkRole, LinkStats, RttEstimator};
 use crate::noise::StaticKeypair;
 
 use super::slot::Session;
-use super::{LinkId, Node, NodeConfig, NodeStats, Profile};
+use super::{LinkId, LinkSlot, Node, NodeConfig, NodeStats, Profile};
 
 /// A snapshot of one link, for status output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,9 @@ pub struct LinkInfo {
     /// What the link runs over, if the adapter said
     /// ([`OpenLink::transport`](super::OpenLink::transport)).
     pub transport: Option<Transport>,
+    /// We dialled it under a throwaway identity, for our own circuits
+    /// ([`OpenLink::anonymous`](super::OpenLink::anonymous)).
+    pub anonymous: bool,
 }
 
 impl<P: Profile> Node<P> {
@@ -82,7 +85,7 @@ impl<P: Profile> Node<P> {
     pub fn link_info(&self, link: LinkId) -> Option<LinkInfo> {
         let index = self.slot_index(link)?;
         let slot = self.links.as_ref().get(index)?;
-        Some(info::<P>(link, slot.session.as_ref()?, slot.transport))
+        info::<P>(link, slot)
     }
 
     /// Snapshots of every open link.
@@ -92,9 +95,8 @@ impl<P: Profile> Node<P> {
             .iter()
             .enumerate()
             .filter_map(|(index, slot)| {
-                let session = slot.session.as_ref()?;
                 let link = LinkId::new(u16::try_from(index).ok()?, slot.generation);
-                Some(info::<P>(link, session, slot.transport))
+                info::<P>(link, slot)
             })
     }
 
@@ -121,8 +123,9 @@ impl<P: Profile> Node<P> {
     }
 }
 
-fn info<P: Profile>(link: LinkId, session: &Session<P>, transport: Option<Transport>) -> LinkInfo {
-    LinkInfo {
+fn info<P: Profile>(link: LinkId, slot: &LinkSlot<P>) -> Option<LinkInfo> {
+    let session: &Session<P> = slot.session.as_ref()?;
+    Some(LinkInfo {
         link,
         role: session.role(),
         phase: session.phase(),
@@ -130,6 +133,7 @@ fn info<P: Profile>(link: LinkId, session: &Session<P>, transport: Option<Transp
         rtt: *session.rtt(),
         stats: *session.stats(),
         queued_cells: session.queued_cells(),
-        transport,
-    }
+        transport: slot.transport,
+        anonymous: slot.anonymous,
+    })
 }

@@ -211,6 +211,15 @@ impl<P: Profile> Node<P> {
     /// link must close.
     fn on_cell(&mut self, link: LinkId, cell: &Cell) -> bool {
         let now = self.now;
+        if self.is_anonymous(link)
+            && CircuitId::of(cell) == CircuitId::LINK
+            && CellCommand::of(cell) == Some(CellCommand::Descriptor)
+        {
+            // Descriptors pushed to us over an anonymous link are not
+            // learned: a first hop could otherwise feed its client alone
+            // relays to recognise it by (link spec §3.1).
+            return true;
+        }
         let Some(slot) = self
             .slot_index(link)
             .and_then(|index| self.links.as_mut().get_mut(index))

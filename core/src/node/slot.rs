@@ -28,6 +28,9 @@ pub struct LinkSlot<P: Profile> {
     pub(crate) transport: Option<Transport>,
     /// The network prefix of the peer's address, if the adapter gave it.
     pub(crate) prefix: Option<NetworkPrefix>,
+    /// We dialled this link under a throwaway identity, for our own
+    /// circuits ([`OpenLink::anonymous`](super::OpenLink::anonymous)).
+    pub(crate) anonymous: bool,
     /// The link's budget of `CREATE`s ([`NodeConfig::creates_per_link`](super::NodeConfig::creates_per_link)).
     pub(crate) creates: TokenBucket,
     /// Since when the link's next received cell has waited for room
@@ -51,6 +54,7 @@ impl<P: Profile> LinkSlot<P> {
             introduced: false,
             transport: None,
             prefix: None,
+            anonymous: false,
             creates: TokenBucket::EMPTY,
             held_since: None,
             room: usize::MAX,

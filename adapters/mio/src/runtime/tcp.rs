@@ -218,7 +218,11 @@ impl Io {
             Err(e) => self.fail_dial(node, dial, DialError::Connect(e), now),
             Ok(()) => match node.handle(
                 now,
-                OpenLink::dialled(dial.expected, Transport::Tcp, dial.addr.ip()),
+                OpenLink {
+                    // The node's own circuits go over anonymous links.
+                    anonymous: matches!(dial.origin, DialOrigin::Node(r) if r.anonymous),
+                    ..OpenLink::dialled(dial.expected, Transport::Tcp, dial.addr.ip())
+                },
             ) {
                 Ok(link) => {
                     let PendingDial { stream, addr, .. } = dial;

@@ -20,8 +20,9 @@ pub const MAGIC: [u8; 8] = *b"VEILTRCE";
 /// The format version this build writes and reads. Version 1 had a
 /// hand-written record per call; version 2 records the node's inputs and
 /// polls as postcard-encoded values; version 3 is version 2 with the inputs
-/// and configuration of issue 16 (`OpenLink::remote`, the admission and
-/// quota settings of `NodeConfig`); version 4 adds the node table's
+/// and configuration of issue 16 (`OpenLink::remote` and `::anonymous`,
+/// `DialRequest::anonymous`, the admission and quota settings of
+/// `NodeConfig`); version 4 adds the node table's
 /// `NodeConfig::feeler_interval` and the `AddAnchor` input.
 pub const VERSION: u16 = 4;
 
@@ -288,16 +289,37 @@ mod tests {
             )),
         };
         // Input::OpenLink (0) ‖ role Responder (1) ‖ expected_peer None ‖
-        // transport Some(Tcp) ‖ circuit_streams None ‖ remote Some(V4 ‖ 4 bytes)
+        // transport Some(Tcp) ‖ circuit_streams None ‖ remote Some(V4 ‖ 4
+        // bytes) ‖ anonymous false
         assert_eq!(
             encoded(&open),
-            [14, 0, 0, 0, 0, 2, 0, 1, 0, 1, 0, 0, 1, 0, 192, 0, 2, 1]
+            [15, 0, 0, 0, 0, 2, 0, 1, 0, 1, 0, 0, 1, 0, 192, 0, 2, 1, 0]
+        );
+        let dial_failed = Record::Input {
+            at: Instant::from_micros(3),
+            input: Input::DialFailed(veil_core::node::DialFailed {
+                request: veil_core::node::DialRequest {
+                    peer: None,
+                    address: veil_core::identity::Address {
+                        transport: veil_core::identity::Transport::Tcp,
+                        socket: "192.0.2.1:7".parse().unwrap(),
+                    },
+                    anonymous: true,
+                },
+            }),
+        };
+        // Input::DialFailed (5) ‖ peer None ‖ address { transport Tcp (0) ‖
+        // socket V4 (0) ‖ 4 bytes ‖ port 7 } ‖ anonymous true
+        assert_eq!(
+            encoded(&dial_failed),
+            [13, 0, 0, 0, 0, 3, 5, 0, 0, 0, 192, 0, 2, 1, 7, 1]
         );
         for bytes in [
             encoded(&timeout),
             encoded(&poll),
             encoded(&receive),
             encoded(&open),
+            encoded(&dial_failed),
         ] {
             let record = Record::decode(&bytes[4..]).unwrap();
             assert_eq!(

@@ -38,8 +38,20 @@ pub const EXTEND_LEN: usize = 32 + 4 + HOP_MESSAGE_LEN;
 
 /// What the engine needs from the node around it.
 pub trait CircuitContext {
-    /// The established link to `peer`, and our role on it.
+    /// The established link to `peer`, and our role on it: the link an
+    /// `EXTEND` to `peer` continues over.
     fn link_to(&self, peer: &NodeId) -> Option<(LinkId, LinkRole)>;
+    /// The established link to `peer` that a circuit this node opens with
+    /// `peer` as its first hop starts over. The node answers with its
+    /// anonymous link (relay spec §11); by default, [`link_to`](Self::link_to).
+    fn first_hop_link(&self, peer: &NodeId) -> Option<(LinkId, LinkRole)> {
+        self.link_to(peer)
+    }
+    /// Whether the peer of `link` may create circuits through us; a
+    /// `CREATE` over a link that may not is answered `DESTROY(Protocol)`.
+    fn accepts_create(&self, _link: LinkId) -> bool {
+        true
+    }
     /// Our role on `link`, if it is established.
     fn role_on(&self, link: LinkId) -> Option<LinkRole>;
     /// Queues `cell` on `link`; `false` if it could not be queued.
@@ -271,6 +283,9 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         ctx: &mut impl CircuitContext,
         link: LinkId,
     ) -> Result<(), DestroyReason> {
+        if !ctx.accepts_create(link) {
+            return Err(DestroyReason::Protocol);
+        }
         let quotas = self.quotas();
         if self.relays.is_full() || self.relays.from_link(link) >= quotas.per_link {
             return Err(DestroyReason::ResourceLimit);
@@ -328,7 +343,9 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             return Err(CircuitError::Full);
         }
         let first = path.hops().first().ok_or(CircuitError::OnionKeysMismatch)?;
-        let (link, role) = ctx.link_to(first).ok_or(CircuitError::NoLinkToFirstHop)?;
+        let (link, role) = ctx
+            .first_hop_link(first)
+            .ok_or(CircuitError::NoLinkToFirstHop)?;
         let id = self.allocate(ctx, link, role).ok_or(CircuitError::Full)?;
         let onion = onion_keys.first().ok_or(CircuitError::OnionKeysMismatch)?;
         let ephemeral = Self::ephemeral(ctx);

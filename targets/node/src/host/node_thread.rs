@@ -41,6 +41,8 @@ struct State {
     backlog: VecDeque<Notice>,
     pending: HashMap<MessageId, Sender<SendResult>>,
     waiting: VecDeque<Waiting>,
+    /// The guards last logged (relay spec §11).
+    guards: Vec<NodeId>,
 }
 
 /// The node thread: turn, take messages, answer commands, until shutdown
@@ -52,6 +54,7 @@ pub(super) fn run(mut rt: Runtime, commands: Receiver<Command>) -> Result<SavedT
         backlog: VecDeque::new(),
         pending: HashMap::new(),
         waiting: VecDeque::new(),
+        guards: Vec::new(),
     };
     log::info!("node {} listening on {}", rt.node_id(), listening(&rt));
     let result = loop {
@@ -65,6 +68,7 @@ pub(super) fn run(mut rt: Runtime, commands: Receiver<Command>) -> Result<SavedT
             break Err(e.to_string());
         }
         state.retry_waiting(&mut rt);
+        log_guards(&rt, &mut state.guards);
     };
     // The anchors are the peers of outbound links: take them while the
     // links are up.
@@ -80,6 +84,20 @@ pub(super) fn run(mut rt: Runtime, commands: Receiver<Command>) -> Result<SavedT
         descriptors: descriptors(&rt),
         anchors,
     })
+}
+
+/// Logs the node's guards when they change (it picks them itself when the
+/// config names none).
+fn log_guards(rt: &Runtime, logged: &mut Vec<NodeId>) {
+    let guards = rt.node().guards();
+    if guards != logged.as_slice() {
+        let list: Vec<String> = guards.iter().map(ToString::to_string).collect();
+        log::info!(
+            "guards (first hops of this node's circuits): {}",
+            list.join(", ")
+        );
+        *logged = guards.to_vec();
+    }
 }
 
 /// Answers every queued command; `false` once the host should stop.
@@ -175,7 +193,13 @@ impl State {
             Event::LinkClosed {
                 peer, reason, by, ..
             } => {
-                log::info!("link closed with {peer:?}: {reason:?} by {by:?}");
+                // Unauthenticated connections (a connect flood) at debug.
+                match peer {
+                    Some(peer) => log::info!("link closed with {peer}: {reason:?} by {by:?}"),
+                    None => {
+                        log::debug!("connection closed before its handshake: {reason:?} by {by:?}")
+                    }
+                }
             }
             Event::PeerLearned { peer, relay, .. } => {
                 log::debug!(
@@ -322,6 +346,7 @@ mod tests {
             backlog: VecDeque::new(),
             pending: HashMap::new(),
             waiting: VecDeque::new(),
+            guards: Vec::new(),
         }
     }
 
