@@ -1,9 +1,13 @@
-//! A node's table of known nodes, at node level: full tables evict by the
-//! stated rule (expired first, then failing, then the stalest), and forged
-//! descriptors never get in.
+//! A node's table of known nodes, at node level: a full bucket keeps its
+//! healthy entries whatever a newcomer claims, failing and expired entries
+//! give way, and forged descriptors never get in.
 
-use veil_core::discovery::{InsertError, InsertOutcome};
-use veil_core::identity::{DescriptorRepr, Identity, NodeId, MAX_DESCRIPTOR_LEN};
+use std::collections::HashMap;
+
+use veil_core::discovery::{InsertError, InsertOutcome, Place, MAX_HEALTHY_FAILURES};
+use veil_core::identity::{
+    DescriptorRepr, Identity, NodeId, MAX_CLOCK_SKEW_SECS, MAX_DESCRIPTOR_LEN,
+};
 use veil_core::node::{DescriptorRefusal, LearnDescriptor, NodeConfig, RecordPeerFailure};
 use veil_core::time::Duration;
 use veil_sim::{Sim, SIM_PEERS};
@@ -27,55 +31,100 @@ fn descriptor(seed: u32, issued_at: u64, expires_at: u64) -> (NodeId, Vec<u8>) {
     (identity.node_id(), buf[..len].to_vec())
 }
 
-#[test]
-fn a_full_node_table_evicts_expired_then_failing_then_stalest_entries() {
-    let mut sim = Sim::new(40);
-    let node = sim.add_node(
-        NodeConfig {
-            unix_time_at_zero: UNIX_AT_ZERO,
-            ..NodeConfig::default()
-        },
-        2,
-    );
-    let _ = sim.now();
-    let mut ids = Vec::new();
-    // Entry i was issued at second i; entry 5 expires in 100 s.
-    for i in 0..SIM_PEERS as u32 {
-        let expires = if i == 5 { 100 } else { 10_000 };
-        let (id, bytes) = descriptor(i, UNIX_AT_ZERO + u64::from(i), UNIX_AT_ZERO + expires);
-        let outcome = sim.handle(node, LearnDescriptor { descriptor: &bytes });
-        assert_eq!(outcome, Ok(InsertOutcome::Added));
-        ids.push(id);
+/// Learns descriptors of fresh nodes (valid until `expires_at`) until one
+/// is refused because its bucket is full; returns the seed refused and
+/// where every entry held then sits.
+fn fill_a_bucket(sim: &mut Sim, node: usize, expires_at: u64) -> (u32, HashMap<NodeId, Place>) {
+    for seed in 0..10 * SIM_PEERS as u32 {
+        let (_, bytes) = descriptor(seed, UNIX_AT_ZERO, expires_at);
+        match sim.handle(node, LearnDescriptor { descriptor: &bytes }) {
+            Ok(InsertOutcome::Added) => {}
+            Err(DescriptorRefusal::Table(InsertError::BucketFull)) => {
+                let table = sim.node(node).core.node_table();
+                assert!(table.len() < SIM_PEERS, "a bucket fills before the table");
+                let places = table
+                    .entries()
+                    .iter()
+                    .map(|e| (e.node_id(), e.place()))
+                    .collect();
+                return (seed, places);
+            }
+            other => panic!("descriptor {seed}: {other:?}"),
+        }
     }
-    assert_eq!(sim.node(node).core.node_table().len(), SIM_PEERS);
-    sim.run_for(Duration::from_secs(200));
-    let _ = sim.now();
-    let fresh = UNIX_AT_ZERO + 150;
+    panic!("no bucket filled");
+}
 
-    // 1. The expired entry goes first.
-    let (_, bytes) = descriptor(1_000, fresh, fresh + 10_000);
-    let outcome = sim.handle(node, LearnDescriptor { descriptor: &bytes });
-    assert_eq!(outcome, Ok(InsertOutcome::Replaced { evicted: ids[5] }));
-
-    // 2. Then a failing one, even though it is not the stalest.
-    sim.handle(node, RecordPeerFailure { peer: ids[40] });
-    let (_, bytes) = descriptor(1_001, fresh, fresh + 10_000);
-    let outcome = sim.handle(node, LearnDescriptor { descriptor: &bytes });
-    assert_eq!(outcome, Ok(InsertOutcome::Replaced { evicted: ids[40] }));
-
-    // 3. Then the stalest: the earliest issued.
-    let (_, bytes) = descriptor(1_002, fresh, fresh + 10_000);
-    let outcome = sim.handle(node, LearnDescriptor { descriptor: &bytes });
-    assert_eq!(outcome, Ok(InsertOutcome::Replaced { evicted: ids[0] }));
-
-    // A newcomer staler than everything held is refused, not inserted.
-    let (_, bytes) = descriptor(1_003, UNIX_AT_ZERO, fresh + 10_000);
-    let outcome = sim.handle(node, LearnDescriptor { descriptor: &bytes });
+/// Issue 16, item 1: the old table ranked entries by issue time, so
+/// descriptors dated "now + 300 s" evicted every honest entry. Now a full
+/// bucket keeps its healthy entries whatever a newcomer's issue time, and
+/// gives way only to failing or expired ones, in the newcomer's bucket.
+#[test]
+fn a_full_bucket_keeps_healthy_entries_whatever_the_newcomers_issue_time() {
+    let mut sim = Sim::new(40);
+    let config = NodeConfig {
+        unix_time_at_zero: UNIX_AT_ZERO,
+        ..NodeConfig::default()
+    };
+    let node = sim.add_node(config, 2);
+    let (seed, held) = fill_a_bucket(&mut sim, node, UNIX_AT_ZERO + 10_000);
+    // The same node again, dated as far ahead as the clock skew allows.
+    let (newcomer, future) = descriptor(
+        seed,
+        UNIX_AT_ZERO + MAX_CLOCK_SKEW_SECS,
+        UNIX_AT_ZERO + 10_000,
+    );
+    let outcome = sim.handle(
+        node,
+        LearnDescriptor {
+            descriptor: &future,
+        },
+    );
     assert_eq!(
         outcome,
-        Err(DescriptorRefusal::Table(InsertError::TableFull))
+        Err(DescriptorRefusal::Table(InsertError::BucketFull))
     );
-    assert_eq!(sim.node(node).core.node_table().len(), SIM_PEERS);
+    let table = sim.node(node).core.node_table();
+    assert_eq!(table.len(), held.len());
+    assert!(held.keys().all(|id| table.get(id).is_some()));
+
+    // Failing entries give way: the newcomer replaces one of its bucket.
+    for id in held.keys() {
+        for _ in 0..MAX_HEALTHY_FAILURES {
+            sim.handle(node, RecordPeerFailure { peer: *id });
+        }
+    }
+    let outcome = sim.handle(
+        node,
+        LearnDescriptor {
+            descriptor: &future,
+        },
+    );
+    let Ok(InsertOutcome::Replaced { evicted }) = outcome else {
+        panic!("{outcome:?}");
+    };
+    let table = sim.node(node).core.node_table();
+    let place = table.get(&newcomer).expect("stored").place();
+    assert_eq!(held.get(&evicted), Some(&place), "evicted from its bucket");
+    assert_eq!(table.len(), held.len());
+
+    // Expired entries give way too.
+    let node = sim.add_node(config, 2);
+    let (seed, held) = fill_a_bucket(&mut sim, node, UNIX_AT_ZERO + 100);
+    let (newcomer, bytes) = descriptor(seed, UNIX_AT_ZERO + 150, UNIX_AT_ZERO + 10_000);
+    sim.run_for(Duration::from_secs(200));
+    let outcome = sim.handle(node, LearnDescriptor { descriptor: &bytes });
+    let Ok(InsertOutcome::Replaced { evicted }) = outcome else {
+        panic!("{outcome:?}");
+    };
+    let place = sim
+        .node(node)
+        .core
+        .node_table()
+        .get(&newcomer)
+        .unwrap()
+        .place();
+    assert_eq!(held.get(&evicted), Some(&place), "evicted from its bucket");
 }
 
 #[test]

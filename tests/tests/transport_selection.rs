@@ -17,6 +17,9 @@ fn config(quic: bool) -> NodeConfig {
         gossip_interval: Duration::from_secs(1),
         quic_dials: quic,
         path_relays: 1,
+        // Gossip from one link fills only a share of the new table; nodes
+        // learn the rest from peers they reach with feeler dials.
+        feeler_interval: Duration::from_secs(1),
         ..NodeConfig::default()
     }
 }
@@ -24,6 +27,17 @@ fn config(quic: bool) -> NodeConfig {
 /// `n` nodes; `quic(i)` says whether node `i` listens and dials over QUIC
 /// too. Everyone bootstraps from node 0's TCP address.
 fn network(seed: u64, n: usize, quic: impl Fn(NodeIndex) -> bool, race: Duration) -> Sim {
+    network_blocking(seed, n, quic, race, None)
+}
+
+/// [`network`], with UDP blocked for `blocked` from the start.
+fn network_blocking(
+    seed: u64,
+    n: usize,
+    quic: impl Fn(NodeIndex) -> bool,
+    race: Duration,
+    blocked: Option<NodeIndex>,
+) -> Sim {
     let mut sim = Sim::new(seed);
     for i in 0..n {
         let transports: &[Transport] = if quic(i) {
@@ -36,6 +50,9 @@ fn network(seed: u64, n: usize, quic: impl Fn(NodeIndex) -> bool, race: Duration
             ..config(quic(i))
         };
         sim.add_node_over(cfg, 32, transports);
+    }
+    if let Some(blocked) = blocked {
+        sim.set_udp_blocked(blocked, true);
     }
     for i in 1..n {
         sim.handle(
@@ -123,9 +140,9 @@ fn quic_is_preferred_when_both_ends_speak_it() {
 
 #[test]
 fn a_node_whose_udp_is_blocked_still_joins_and_works_over_tcp() {
-    let mut sim = network(2, 6, |_| true, Duration::from_millis(250));
+    // Blocked from the start: feeler dials reach it while the network forms.
     let blocked = 4;
-    sim.set_udp_blocked(blocked, true);
+    let mut sim = network_blocking(2, 6, |_| true, Duration::from_millis(250), Some(blocked));
     let blocked_id = sim.node_id(blocked);
     // Others reach it: their QUIC dial goes unanswered, TCP wins the race.
     send(&mut sim, 2, blocked, b"to the blocked node");

@@ -1,14 +1,17 @@
 //! Discovery and node management: what this node knows about others.
-//! The bounded node table and path selection; the node's descriptor
-//! exchange and gossip live in `node::discovery`.
+//! The bounded, eclipse-resistant node table and path selection; the
+//! node's descriptor exchange and gossip live in `node::discovery`.
 
-mod node_table;
 mod path;
 mod prefix;
+mod table;
 
-pub use node_table::{InsertError, InsertOutcome, NodeTable, PeerEntry, MAX_HEALTHY_FAILURES};
 pub use path::{select_path, Path, PathError, PathRules, DEFAULT_PATH_RELAYS, MAX_PATH_RELAYS};
 pub use prefix::NetworkPrefix;
+pub use table::{
+    Collision, InsertError, InsertOutcome, Known, Layout, NodeTable, PeerEntry, Place, Source,
+    Tables, BUCKET_LEN, MAX_COLLISIONS, MAX_HEALTHY_FAILURES, TRIED_PERCENT,
+};
 
 /// A uniformly random index below `n` (`None` if `n` is 0).
 ///
@@ -21,7 +24,5 @@ pub(crate) fn random_index(rng: &mut impl rand_core::Rng, n: usize) -> Option<us
     usize::try_from(rng.next_u64().checked_rem(n)?).ok()
 }
 
-#[cfg(test)]
-mod node_table_tests;
 #[cfg(test)]
 mod path_tests;

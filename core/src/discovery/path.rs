@@ -1,12 +1,18 @@
 //! Path selection: which relays a circuit to a destination goes through.
 //!
 //! Rules (`docs/relay_protocol_spec.md` §7):
-//! - relays are drawn uniformly at random, one position at a time, from
-//!   the healthy relays in the node table;
+//! - relays are drawn one position at a time from the healthy relays *with
+//!   an address* in the node table, by bucket ([`NodeTable::draw`]): a
+//!   table (tried or new), a bucket holding a candidate, a candidate in it.
+//!   An attacker's share of draws is its share of buckets, which the table
+//!   bounds by the networks it gossips from, not by how much it gossips;
 //! - all hops are distinct nodes, and the destination is only ever last;
 //! - no two hops, destination included, share a network prefix (IPv4 /16,
-//!   IPv6 /32) of any advertised address, so one network operator cannot
-//!   see both ends of a path from its own address space;
+//!   IPv6 /32) of any advertised address, or of the address a tried entry
+//!   was reached at, so one network operator cannot see both ends of a
+//!   path from its own address space;
+//! - a relay with no address is never drawn: it could not be dialled, and
+//!   would pass the prefix rule for free. It may still be a destination;
 //! - with guards, the first hop is drawn from the usable guards only.
 
 use core::fmt;
@@ -17,7 +23,7 @@ use crate::capacity::VecStore;
 use crate::cgo::MAX_HOPS;
 use crate::identity::{NodeId, MAX_ADDRESSES};
 
-use super::{NetworkPrefix, NodeTable, PeerEntry};
+use super::{NetworkPrefix, NodeTable, PeerEntry, Place, Tables};
 
 /// Relays before the destination unless configured otherwise.
 pub const DEFAULT_PATH_RELAYS: usize = 3;
@@ -25,14 +31,24 @@ pub const DEFAULT_PATH_RELAYS: usize = 3;
 /// included).
 pub const MAX_PATH_RELAYS: usize = MAX_HOPS - 1;
 
-fn prefixes(entry: &PeerEntry) -> Vec<NetworkPrefix, MAX_ADDRESSES> {
-    entry
+/// The networks of an entry: of every advertised address, and the one a
+/// tried entry was reached in.
+fn prefixes(entry: &PeerEntry) -> Vec<NetworkPrefix, { MAX_ADDRESSES + 1 }> {
+    let mut networks: Vec<NetworkPrefix, { MAX_ADDRESSES + 1 }> = entry
         .descriptor
         .repr()
         .addresses
         .iter()
         .map(|a| NetworkPrefix::of(a.socket.ip()))
-        .collect()
+        .collect();
+    if let Place::Tried {
+        network: Some(reached),
+        ..
+    } = entry.place()
+    {
+        let _ = networks.push(reached);
+    }
+    networks
 }
 
 /// A chosen path: relays in order from the client, then the destination.
@@ -140,17 +156,6 @@ fn compatible(candidate: &PeerEntry, chosen: &[&PeerEntry]) -> bool {
     })
 }
 
-/// Picks the `index`-th entry (modulo the count) satisfying `ok`.
-fn pick<'t>(
-    entries: impl Iterator<Item = &'t PeerEntry> + Clone,
-    ok: impl Fn(&PeerEntry) -> bool,
-    rng: &mut impl Rng,
-) -> Option<&'t PeerEntry> {
-    let count = entries.clone().filter(|e| ok(e)).count();
-    let index = super::random_index(rng, count)?;
-    entries.filter(|e| ok(e)).nth(index)
-}
-
 /// Chooses a path to `destination` from the node table.
 pub fn select_path<S: VecStore<PeerEntry>>(
     table: &NodeTable<S>,
@@ -171,13 +176,12 @@ pub fn select_path<S: VecStore<PeerEntry>>(
         .push(dest)
         .map_err(|_| PathError::TooLong(rules.relays))?;
     for position in 0..rules.relays {
-        let relays = table.healthy_relays(now_unix_secs);
         let guard_only = position == 0 && !rules.guards.is_empty();
-        let next = pick(
-            relays,
-            |e| compatible(e, &chosen) && (!guard_only || rules.guards.contains(&e.node_id())),
-            rng,
-        );
+        let next = table.draw(Tables::Both, rng, |e| {
+            e.is_path_relay(now_unix_secs)
+                && compatible(e, &chosen)
+                && (!guard_only || rules.guards.contains(&e.node_id()))
+        });
         match next {
             Some(entry) => {
                 chosen

@@ -8,10 +8,10 @@ mod node_id;
 
 pub use address::{is_public, Address, AddressError, Transport};
 pub use descriptor::{
-    verify_descriptor, DescriptorError, DescriptorPacket, DescriptorRepr, VerifiedDescriptor,
-    DESCRIPTOR_DOMAIN, DESCRIPTOR_VERSION, HEADER_LEN, MAX_ADDRESSES, MAX_ADDRESSES_PER_TRANSPORT,
-    MAX_CLOCK_SKEW_SECS, MAX_DESCRIPTOR_LEN, MAX_DESCRIPTOR_LIFETIME_SECS, MIN_DESCRIPTOR_LEN,
-    SIGNATURE_LEN,
+    precheck_descriptor, verify_descriptor, DescriptorError, DescriptorPacket, DescriptorRepr,
+    VerifiedDescriptor, DESCRIPTOR_DOMAIN, DESCRIPTOR_VERSION, HEADER_LEN, MAX_ADDRESSES,
+    MAX_ADDRESSES_PER_TRANSPORT, MAX_CLOCK_SKEW_SECS, MAX_DESCRIPTOR_LEN,
+    MAX_DESCRIPTOR_LIFETIME_SECS, MIN_DESCRIPTOR_LEN, SIGNATURE_LEN,
 };
 pub use keys::{Identity, IdentityKeyError, PublicIdentity, SignatureError, MAX_SIGNED_LEN};
 pub use node_id::{NodeId, ParseNodeIdError, NODE_ID_DOMAIN};

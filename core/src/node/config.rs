@@ -113,6 +113,12 @@ pub struct NodeConfig {
     #[cfg(feature = "testing")]
     #[cfg_attr(feature = "serde", serde(skip))]
     pub link_only: bool,
+    /// How often the node dials one node it has only heard of (a feeler),
+    /// to promote it to the tried table if it is really there; the link
+    /// closes again after the handshake. Tried entries are what an
+    /// attacker's gossip cannot fake, so this is how the table fills with
+    /// them (`docs/node_table.md`).
+    pub feeler_interval: Duration,
 }
 
 impl Default for NodeConfig {
@@ -147,6 +153,7 @@ impl Default for NodeConfig {
             anonymous_first_hops: true,
             #[cfg(feature = "testing")]
             link_only: false,
+            feeler_interval: Duration::from_secs(120),
         }
     }
 }

@@ -1,25 +1,25 @@
 //! The node's side of discovery: its onion key and signed descriptor,
-//! descriptor exchange when a link comes up, verification into the node
-//! table, and periodic gossip of random samples.
+//! the node table and its timers, and the samples it gossips. Descriptor
+//! cells coming in are checked in `descriptor_cells`; feeler dials and
+//! anchors are in `feelers` and `anchors`.
 
 use core::fmt;
 
-use heapless::deque::DequeView;
 use heapless::Vec;
 use rand_core::Rng;
 
 use crate::capacity::VecStore;
-use crate::cell::{emit_descriptor_body, parse_descriptor_body, CellCommand, CellRepr, CircuitId};
-use crate::discovery::{InsertError, InsertOutcome, NodeTable, PeerEntry};
+use crate::cell::{emit_descriptor_body, CellCommand, CellRepr, CircuitId};
+use crate::discovery::{InsertError, NodeTable, PeerEntry};
 use crate::identity::{
-    verify_descriptor, Address, DescriptorError, DescriptorRepr, Identity, NodeId, MAX_ADDRESSES,
-    MAX_DESCRIPTOR_LEN,
+    Address, DescriptorError, DescriptorRepr, Identity, NodeId, MAX_ADDRESSES, MAX_DESCRIPTOR_LEN,
 };
 use crate::link::Cell;
 use crate::noise::StaticKeypair;
 use crate::time::{Duration, Instant};
 
-use super::{Event, LinkId, NodeConfig};
+use super::feelers::Feelers;
+use super::NodeConfig;
 
 /// Descriptors sent per gossip round.
 pub const GOSSIP_SAMPLE: usize = 8;
@@ -68,16 +68,6 @@ pub(crate) struct TimerOutcome {
     pub(crate) gossip: bool,
 }
 
-/// What a link-level cell turned out to be.
-pub(crate) enum LinkCell {
-    /// Not link-level: it belongs to a circuit.
-    Circuit,
-    /// Handled here.
-    Handled,
-    /// Not a valid cell at all; the link must close.
-    Violation,
-}
-
 pub(crate) struct Discovery<S> {
     onion: StaticKeypair,
     /// The key before the last rotation, still answered so that circuits
@@ -89,6 +79,8 @@ pub(crate) struct Discovery<S> {
     issued_at: u64,
     addresses: Vec<Address, MAX_ADDRESSES>,
     next_gossip_at: Instant,
+    /// Feeler dials: their timer, the node being tested, the link to close.
+    pub(crate) feelers: Feelers,
 }
 
 impl<S: VecStore<PeerEntry>> Discovery<S> {
@@ -96,16 +88,21 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
         let mut secret = [0u8; 32];
         rng.fill_bytes(&mut secret);
         let onion = StaticKeypair::from_secret_bytes(secret);
+        // The node table's bucket key: secret, so that nobody can tell
+        // which networks share a bucket.
+        rng.fill_bytes(&mut secret);
+        let table = NodeTable::new(identity.node_id(), secret);
         zeroize::Zeroize::zeroize(&mut secret);
         let mut discovery = Discovery {
             onion,
             previous_onion: None,
             onion_created_at: Instant::ZERO,
-            table: NodeTable::new(identity.node_id()),
+            table,
             descriptor: Vec::new(),
             issued_at: 0,
             addresses: Vec::new(),
             next_gossip_at: Instant::ZERO.saturating_add(config.gossip_interval),
+            feelers: Feelers::new(config),
         };
         discovery.sign(identity, config, Instant::ZERO);
         discovery
@@ -241,76 +238,6 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
     /// Our own descriptor as a cell.
     pub(crate) fn own_descriptor_cell(&self) -> Option<Cell> {
         Self::descriptor_cell(&self.descriptor)
-    }
-
-    /// Verifies and stores a descriptor; returns what the table did, the
-    /// node it describes and whether that node relays.
-    pub(crate) fn learn(
-        &mut self,
-        config: &NodeConfig,
-        now: Instant,
-        bytes: &[u8],
-    ) -> Result<(InsertOutcome, NodeId, bool), DescriptorRefusal> {
-        let unix = unix_now(config, now);
-        let verified = verify_descriptor(bytes, unix).map_err(DescriptorRefusal::Invalid)?;
-        let (id, relay) = (verified.node_id(), verified.repr().relay);
-        let outcome = self
-            .table
-            .insert(verified, now, unix)
-            .map_err(DescriptorRefusal::Table)?;
-        Ok((outcome, id, relay))
-    }
-
-    /// Handles a cell received on `link` if it is link-level, reporting
-    /// what happened in `events` (one event at most per cell).
-    pub(crate) fn on_cell(
-        &mut self,
-        config: &NodeConfig,
-        now: Instant,
-        link: LinkId,
-        cell: &Cell,
-        events: &mut DequeView<Event>,
-    ) -> LinkCell {
-        // Circuit cells are the common case: check their header in place
-        // (the same rules as `CellRepr::parse`) without copying the body.
-        let (id, rest) = cell.split_first_chunk::<4>().unwrap_or((&[0; 4], &[]));
-        if CircuitId(u32::from_be_bytes(*id)) != CircuitId::LINK {
-            return match rest.first().copied().and_then(CellCommand::from_code) {
-                Some(command) if !command.is_link_level() => LinkCell::Circuit,
-                _ => LinkCell::Violation,
-            };
-        }
-        let Ok(repr) = CellRepr::parse(cell) else {
-            return LinkCell::Violation;
-        };
-        match repr.command {
-            CellCommand::Padding => LinkCell::Handled,
-            CellCommand::Descriptor => {
-                let result = match parse_descriptor_body(&repr.body) {
-                    Ok(bytes) => self.learn(config, now, &bytes),
-                    Err(_) => Err(DescriptorRefusal::Malformed),
-                };
-                let event = match result {
-                    Ok((InsertOutcome::Added | InsertOutcome::Replaced { .. }, peer, relay)) => {
-                        Some(Event::PeerLearned {
-                            peer,
-                            relay,
-                            via: link,
-                        })
-                    }
-                    Ok((InsertOutcome::Updated | InsertOutcome::Refreshed, ..)) => None,
-                    // Our own descriptor coming back through gossip is harmless.
-                    Err(DescriptorRefusal::Table(InsertError::OwnDescriptor)) => None,
-                    Err(reason) => Some(Event::DescriptorRefused { link, reason }),
-                };
-                if let Some(event) = event {
-                    // Room is reserved: the session delivers at most one cell per free slot.
-                    let _ = events.push_back(event);
-                }
-                LinkCell::Handled
-            }
-            _ => LinkCell::Circuit,
-        }
     }
 
     /// Up to [`GOSSIP_SAMPLE`] random known descriptors, as cells, leaving

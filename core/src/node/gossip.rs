@@ -1,9 +1,10 @@
 //! The node's descriptor inputs, and gossip over its links.
 
-use crate::discovery::InsertOutcome;
+use crate::discovery::{InsertOutcome, Source};
 use crate::link::LinkPhase;
 use crate::time::Instant;
 
+use super::descriptor_cells::Arrival;
 use super::{
     discovery, DescriptorRefusal, LearnDescriptor, Node, Profile, RecordPeerFailure, SetAddresses,
 };
@@ -21,7 +22,13 @@ impl<P: Profile> Node<P> {
         input: LearnDescriptor<'_>,
     ) -> Result<InsertOutcome, DescriptorRefusal> {
         self.discovery
-            .learn(&self.config, now, input.descriptor)
+            .learn(
+                &self.config,
+                now,
+                input.descriptor,
+                Arrival::From(Source::Local),
+                &mut self.stats,
+            )
             .map(|(outcome, ..)| outcome)
     }
 

@@ -466,6 +466,8 @@ inputs! {
     RecordPeerFailure(RecordPeerFailure) -> () = on_record_peer_failure;
     /// [`SetReceiving`].
     SetReceiving(SetReceiving) -> () = on_set_receiving;
+    /// [`AddAnchor`](super::AddAnchor).
+    AddAnchor(super::AddAnchor<'a>) borrow -> Result<(), super::AddAnchorError> = on_add_anchor;
     // Test-only inputs come last, so that the others keep their place in
     // encodings (traces) with or without the feature.
     /// [`SendCell`](super::SendCell), with the `testing` feature only.

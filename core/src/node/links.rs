@@ -234,6 +234,7 @@ impl<P: Profile> Node<P> {
                     .record_transport(&peer, transport);
             }
             self.on_link_up(peer, anonymous);
+            self.on_peer_reached(index, peer);
         }
         if let Some(link) = gone {
             self.on_link_gone(link);

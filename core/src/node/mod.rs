@@ -86,14 +86,17 @@
 //! ```
 
 mod admission;
+mod anchors;
 mod circuit_ctx;
 mod circuits;
 mod config;
+mod descriptor_cells;
 mod dial;
 mod discovery;
 mod drive;
 mod error;
 mod event;
+mod feelers;
 mod gossip;
 mod guards;
 mod input;
@@ -110,16 +113,19 @@ mod stats;
 mod testing;
 mod timers;
 
+pub use anchors::{AddAnchor, AddAnchorError, MAX_ANCHORS};
 pub use circuits::{FORCED_REBUILD_WINDOW, MAX_FORCED_REBUILDS, MAX_GUARDS};
 pub use config::NodeConfig;
+pub use descriptor_cells::{DESCRIPTORS_PER_INTERVAL, DESCRIPTOR_BURST, MAX_STRIKES};
 pub use dial::{DialRequest, MAX_BOOTSTRAP, MAX_PENDING_DIALS};
-pub use discovery::DescriptorRefusal;
+pub use discovery::{DescriptorRefusal, GOSSIP_FANOUT, GOSSIP_SAMPLE};
 pub use drive::{drain, Drive};
 pub use error::{
     AddBootstrapError, LinkInputError, OpenLinkError, SendCellError, SendMessageError,
     StreamCellError,
 };
 pub use event::{Event, MessageFailure};
+pub use feelers::FEELER_LINGER;
 pub use guards::AUTO_GUARDS;
 pub use input::{
     AddBootstrap, CloseLink, DialFailed, Input, LearnDescriptor, NodeInput, OpenLink, Outcome,

@@ -5,12 +5,12 @@
 
 use crate::capacity::DequeStore;
 use crate::cell::{CellCommand, CircuitId, DestroyReason};
-use crate::link::{is_link_level, Cell, CloseReason, LinkPhase};
+use crate::link::{is_link_level, Cell, CloseReason, LinkPhase, LinkRole};
 use crate::time::Instant;
 
+use super::descriptor_cells::{LinkCell, LinkCtx};
 use super::{
-    circuit_ctx, discovery, LinkId, LinkInputError, Node, Profile, Receive, ReceiveStreamCell,
-    StreamCellError,
+    circuit_ctx, LinkId, LinkInputError, Node, Profile, Receive, ReceiveStreamCell, StreamCellError,
 };
 
 impl<P: Profile> Node<P> {
@@ -220,17 +220,36 @@ impl<P: Profile> Node<P> {
             // relays to recognise it by (link spec §3.1).
             return true;
         }
-        let kind = self
-            .discovery
-            .on_cell(&self.config, now, link, cell, self.events.view_mut());
+        let Some(slot) = self
+            .slot_index(link)
+            .and_then(|index| self.links.as_mut().get_mut(index))
+        else {
+            return false;
+        };
+        let session = slot.session.as_ref();
+        let ctx = LinkCtx {
+            link,
+            peer: session.and_then(|s| s.peer()),
+            dialled: session.is_some_and(|s| s.role() == LinkRole::Initiator),
+            network: slot.prefix,
+            quota: &mut slot.gossip,
+        };
+        let kind = self.discovery.on_cell(
+            &self.config,
+            now,
+            ctx,
+            cell,
+            self.events.view_mut(),
+            &mut self.stats,
+        );
         match kind {
-            discovery::LinkCell::Handled => true,
-            discovery::LinkCell::Violation => false,
-            discovery::LinkCell::Circuit if self.link_only() => {
+            LinkCell::Handled => true,
+            LinkCell::Violation => false,
+            LinkCell::Circuit if self.link_only() => {
                 self.deliver_raw_cell(link, cell);
                 true
             }
-            discovery::LinkCell::Circuit => self
+            LinkCell::Circuit => self
                 .with_engine(|engine, ctx, onion| engine.handle_cell(ctx, link, cell, onion))
                 .is_ok(),
         }

@@ -6,6 +6,7 @@ use crate::link::LinkSession;
 use crate::rate::TokenBucket;
 use crate::time::Instant;
 
+use super::descriptor_cells::GossipQuota;
 use super::Profile;
 
 /// The session type of a profile's links.
@@ -38,6 +39,8 @@ pub struct LinkSlot<P: Profile> {
     /// Bytes the transport takes now ([`TransportRoom`](super::TransportRoom)),
     /// less what was given since.
     pub(crate) room: usize,
+    /// The peer's descriptor quota and strikes.
+    pub(crate) gossip: GossipQuota,
 }
 
 impl<P: Profile> LinkSlot<P> {
@@ -55,6 +58,7 @@ impl<P: Profile> LinkSlot<P> {
             creates: TokenBucket::EMPTY,
             held_since: None,
             room: usize::MAX,
+            gossip: GossipQuota::new(),
         }
     }
 }

@@ -32,4 +32,13 @@ pub struct NodeStats {
     /// slot was freed, so nothing a link carried is lost with it: add the
     /// open links' own counters for the node's traffic since it was built.
     pub closed_link_traffic: LinkStats,
+    /// `DESCRIPTOR` cells received over links, before any check.
+    pub descriptors_received: u64,
+    /// Descriptor signatures verified (~65 µs each). Descriptors the node
+    /// table would refuse, the stored bytes again, and malformed, expired
+    /// or stale ones are refused before this point and not counted.
+    pub descriptors_verified: u64,
+    /// `DESCRIPTOR` cells dropped unread because their link had used its
+    /// quota (each one a strike against that link).
+    pub descriptors_over_quota: u64,
 }

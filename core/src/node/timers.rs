@@ -18,6 +18,7 @@ impl<P: Profile> Node<P> {
         if timers.gossip {
             self.gossip();
         }
+        self.run_feelers(now);
         self.release_stalled_links();
         self.retry_held_cells();
         for index in 0..self.links.as_ref().len() {
@@ -44,9 +45,14 @@ impl<P: Profile> Node<P> {
         } else {
             self.circuit_deadline()
         };
-        [links, circuits, self.hold_deadline()]
-            .into_iter()
-            .flatten()
-            .fold(discovery, Instant::min)
+        [
+            links,
+            circuits,
+            self.feeler_deadline(),
+            self.hold_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(discovery, Instant::min)
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use veil_core::identity::Address;
-use veil_core::node::{LearnDescriptor, NodeConfig, SetAddresses};
+use veil_core::node::{AddAnchor, LearnDescriptor, NodeConfig, SetAddresses};
 use veil_core::time::Duration as CoreDuration;
 use veil_mio::{Runtime, RuntimeOptions};
 use veil_node::control_address::ControlAddress;
@@ -169,16 +169,20 @@ pub fn run(args: NodeArgs) -> Result<(), String> {
         }
         if last_save.elapsed() >= interval {
             last_save = Instant::now();
-            let descriptors = host.handle().descriptors()?;
-            if let Err(e) = snapshot::save(dir, &descriptors) {
+            let saved = host.handle().descriptors()?;
+            if let Err(e) = snapshot::save(dir, &saved) {
                 log::warn!("{e}");
             }
         }
     }
     log::info!("shutting down: closing links and saving the node table");
-    let descriptors = host.shutdown()?;
-    if snapshot::save(dir, &descriptors)? {
-        log::info!("saved {} nodes; stopped", descriptors.len());
+    let saved = host.shutdown()?;
+    if snapshot::save(dir, &saved)? {
+        log::info!(
+            "saved {} nodes and {} anchors; stopped",
+            saved.descriptors.len(),
+            saved.anchors.len()
+        );
     } else {
         log::info!("knows no node: kept the saved node table; stopped");
     }
@@ -216,10 +220,28 @@ fn node_config(settings: &Settings) -> NodeConfig {
     }
 }
 
-/// Learns the saved node table and sets the bootstrap addresses: the
-/// configured ones, or else relays from the saved table, expired ones
-/// included (`saved_bootstrap`).
-fn restore(rt: &mut Runtime, known: &[Vec<u8>], settings: &Settings) {
+/// Dials the saved anchors (the peers of the node's outbound links when it
+/// saved) ahead of everything else; returns how many were dialled.
+fn restore_anchors(rt: &mut Runtime, anchors: &[Vec<u8>]) -> usize {
+    let mut dialled = 0usize;
+    for descriptor in anchors {
+        match rt.handle(AddAnchor { descriptor }) {
+            Ok(()) => dialled = dialled.saturating_add(1),
+            Err(e) => log::info!("saved anchor not dialled: {e}"),
+        }
+    }
+    dialled
+}
+
+/// Dials the saved anchors, learns the saved node table and sets the
+/// bootstrap addresses: the configured ones, or else relays from the saved
+/// table, expired ones included (`saved_bootstrap`).
+fn restore(rt: &mut Runtime, saved: &snapshot::SavedTable, settings: &Settings) {
+    let anchors = restore_anchors(rt, &saved.anchors);
+    if anchors > 0 {
+        log::info!("dialling {anchors} saved anchors");
+    }
+    let known = &saved.descriptors;
     let mut learned = 0usize;
     for descriptor in known {
         match rt.handle(LearnDescriptor { descriptor }) {
@@ -243,6 +265,69 @@ fn restore(rt: &mut Runtime, known: &[Vec<u8>], settings: &Settings) {
         for addr in saved_bootstrap::relay_addresses(known) {
             // The list holds `MAX_BOOTSTRAP`, and no more are given.
             let _ = rt.add_bootstrap(addr);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{SocketAddr, TcpListener};
+    use std::time::SystemTime;
+
+    use veil_core::identity::{DescriptorRepr, Identity, Transport, MAX_DESCRIPTOR_LEN};
+
+    use super::*;
+
+    /// A descriptor of a relay listening at `at`, valid from `from` (unix
+    /// seconds) for `secs`.
+    fn descriptor(at: SocketAddr, from: u64, secs: u64) -> Vec<u8> {
+        let identity = Identity::from_secret_bytes([9; 32]);
+        let mut repr = DescriptorRepr {
+            identity: identity.public(),
+            onion_key: [1; 32],
+            relay: true,
+            issued_at: from,
+            expires_at: from + secs,
+            addresses: Default::default(),
+        };
+        repr.addresses
+            .push(Address {
+                transport: Transport::Tcp,
+                socket: at,
+            })
+            .expect("room for one address");
+        let mut buf = [0u8; MAX_DESCRIPTOR_LEN];
+        let len = repr.emit_signed(&identity, &mut buf).expect("emit");
+        buf[..len].to_vec()
+    }
+
+    #[test]
+    fn saved_anchors_are_dialled_at_start() {
+        let anchor = TcpListener::bind("127.0.0.1:0").expect("bind");
+        anchor.set_nonblocking(true).expect("nonblocking");
+        let at = anchor.local_addr().expect("address");
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let mut rt = Runtime::bind_with(
+            NodeConfig::default(),
+            Identity::from_secret_bytes([3; 32]),
+            "127.0.0.1:0".parse().expect("address"),
+            RuntimeOptions::default(),
+        )
+        .expect("runtime");
+        // An anchor whose descriptor expired while the node was down is
+        // not dialled; a valid one is, at once.
+        let expired = descriptor(at, now - 7200, 3600);
+        assert_eq!(restore_anchors(&mut rt, &[expired]), 0);
+        assert_eq!(restore_anchors(&mut rt, &[descriptor(at, now, 3600)]), 1);
+        // Generous: the dial is made on the node's next turns.
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while anchor.accept().is_err() {
+            assert!(Instant::now() < give_up, "the anchor was never dialled");
+            rt.turn(Some(Duration::from_millis(10)), |_, _| {})
+                .expect("turn");
         }
     }
 }

@@ -61,7 +61,7 @@ pub enum Command {
     /// client had gone): kept for the next listener.
     Requeue(Notice),
     /// The signed descriptor of every node in the table.
-    Descriptors(Sender<Vec<Vec<u8>>>),
+    Descriptors(Sender<crate::snapshot::SavedTable>),
     /// Close every link and stop.
     Shutdown,
 }

@@ -22,8 +22,9 @@ pub const MAGIC: [u8; 8] = *b"VEILTRCE";
 /// polls as postcard-encoded values; version 3 is version 2 with the inputs
 /// and configuration of issue 16 (`OpenLink::remote` and `::anonymous`,
 /// `DialRequest::anonymous`, the admission and quota settings of
-/// `NodeConfig`).
-pub const VERSION: u16 = 3;
+/// `NodeConfig`); version 4 adds the node table's
+/// `NodeConfig::feeler_interval` and the `AddAnchor` input.
+pub const VERSION: u16 = 4;
 
 /// A checkpoint record follows every this many input and poll records.
 pub const CHECKPOINT_EVERY: u64 = 64;

@@ -23,6 +23,7 @@ use veil_mio::Runtime;
 use veil_node::status::Status;
 
 use crate::host_protocol::{Command, SendResult};
+use crate::snapshot::SavedTable;
 
 pub use status_report::listening;
 
@@ -31,7 +32,7 @@ pub use status_report::listening;
 pub struct Host {
     id: NodeId,
     handle: HostHandle,
-    thread: Option<JoinHandle<Result<Vec<Vec<u8>>, String>>>,
+    thread: Option<JoinHandle<Result<SavedTable, String>>>,
 }
 
 /// What other threads hold to give a host commands.
@@ -67,8 +68,8 @@ impl HostHandle {
             .map_err(|_| "the node thread did not answer".to_string())
     }
 
-    /// The descriptors of every known node.
-    pub fn descriptors(&self) -> Result<Vec<Vec<u8>>, String> {
+    /// The descriptors of every known node and of the node's anchors.
+    pub fn descriptors(&self) -> Result<SavedTable, String> {
         let (tx, rx) = mpsc::channel();
         self.command(Command::Descriptors(tx))?;
         rx.recv_timeout(Duration::from_secs(10))
@@ -128,17 +129,17 @@ impl Host {
 
     /// Closes every link, stops the thread, and returns the descriptors of
     /// every node it knew at the end.
-    pub fn shutdown(mut self) -> Result<Vec<Vec<u8>>, String> {
+    pub fn shutdown(mut self) -> Result<SavedTable, String> {
         let _ = self.command(Command::Shutdown);
         self.join()
     }
 
-    fn join(&mut self) -> Result<Vec<Vec<u8>>, String> {
+    fn join(&mut self) -> Result<SavedTable, String> {
         match self.thread.take() {
             Some(thread) => thread
                 .join()
                 .map_err(|_| "the node thread panicked".to_string())?,
-            None => Ok(Vec::new()),
+            None => Ok(SavedTable::default()),
         }
     }
 }

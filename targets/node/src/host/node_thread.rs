@@ -12,6 +12,7 @@ use veil_mio::{Runtime, StdNode};
 
 use super::status_report::{self, listening, role_name};
 use crate::host_protocol::{Command, Notice, SendResult};
+use crate::snapshot::SavedTable;
 
 /// The longest a host sleeps between looks at its command channel when
 /// nothing wakes it (commands wake it at once; this only bounds the wait).
@@ -46,7 +47,7 @@ struct State {
 
 /// The node thread: turn, take messages, answer commands, until shutdown
 /// (or until every command sender is gone).
-pub(super) fn run(mut rt: Runtime, commands: Receiver<Command>) -> Result<Vec<Vec<u8>>, String> {
+pub(super) fn run(mut rt: Runtime, commands: Receiver<Command>) -> Result<SavedTable, String> {
     let mut state = State {
         started: WallInstant::now(),
         subscribers: Vec::new(),
@@ -69,6 +70,9 @@ pub(super) fn run(mut rt: Runtime, commands: Receiver<Command>) -> Result<Vec<Ve
         state.retry_waiting(&mut rt);
         log_guards(&rt, &mut state.guards);
     };
+    // The anchors are the peers of outbound links: take them while the
+    // links are up.
+    let anchors = anchors(&rt);
     close_all(&mut rt, &mut state);
     for (_, done) in state.pending.drain() {
         let _ = done.send(Err("the node shut down before an acknowledgement".into()));
@@ -76,7 +80,10 @@ pub(super) fn run(mut rt: Runtime, commands: Receiver<Command>) -> Result<Vec<Ve
     for w in state.waiting.drain(..) {
         let _ = w.done.send(Err("the node shut down before sending".into()));
     }
-    result.map(|()| descriptors(&rt))
+    result.map(|()| SavedTable {
+        descriptors: descriptors(&rt),
+        anchors,
+    })
 }
 
 /// Logs the node's guards when they change (it picks them itself when the
@@ -108,7 +115,10 @@ fn drain_commands(
                 let _ = tx.send(status_report::status(rt, state.started));
             }
             Ok(Command::Descriptors(tx)) => {
-                let _ = tx.send(descriptors(rt));
+                let _ = tx.send(SavedTable {
+                    descriptors: descriptors(rt),
+                    anchors: anchors(rt),
+                });
             }
             Ok(Command::Requeue(notice)) => state.notify(notice),
             Ok(Command::Subscribe { tag, tx }) => {
@@ -301,6 +311,17 @@ fn close_all(rt: &mut Runtime, state: &mut State) {
             break;
         }
     }
+}
+
+/// The descriptors of the node's anchors (`Node::anchors`), to dial first
+/// after a restart.
+fn anchors(rt: &Runtime) -> Vec<Vec<u8>> {
+    let node = rt.node();
+    node.anchors()
+        .iter()
+        .filter_map(|id| node.node_table().get(id))
+        .map(|e| e.descriptor.as_bytes().to_vec())
+        .collect()
 }
 
 fn descriptors(rt: &Runtime) -> Vec<Vec<u8>> {
