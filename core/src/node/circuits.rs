@@ -53,6 +53,7 @@ const ACK_REFUSED: u8 = 1;
 
 /// The node's bookkeeping around the engine.
 #[derive(Debug)]
+#[cfg_attr(feature = "testing", derive(Clone))]
 pub(crate) struct CircuitState {
     pub(crate) guards: Vec<NodeId, MAX_GUARDS>,
     attempts: Vec<(NodeId, Instant), BUILD_MEMORY>,

@@ -64,6 +64,7 @@ impl DialPolicy {
 }
 
 #[derive(Debug)]
+#[cfg_attr(feature = "testing", derive(Clone))]
 struct Pending {
     peer: NodeId,
     started: Instant,
@@ -75,6 +76,7 @@ struct Pending {
 }
 
 #[derive(Debug)]
+#[cfg_attr(feature = "testing", derive(Clone))]
 pub(crate) struct Dialer {
     queue: Deque<DialRequest, { 2 * MAX_PENDING_DIALS + MAX_BOOTSTRAP }>,
     pending: Vec<Pending, MAX_PENDING_DIALS>,

@@ -78,6 +78,7 @@ pub(crate) enum LinkCell {
     Violation,
 }
 
+#[cfg_attr(feature = "testing", derive(Clone))]
 pub(crate) struct Discovery<S> {
     onion: StaticKeypair,
     /// The key before the last rotation, still answered so that circuits

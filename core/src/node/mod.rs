@@ -144,6 +144,7 @@ use crate::time::Instant;
 
 /// A veil node, with the capacities its [`Profile`] names. See the
 /// [module docs](self) for how to drive it.
+#[cfg_attr(feature = "testing", derive(Clone))]
 pub struct Node<P: Profile> {
     identity: Identity,
     static_keypair: StaticKeypair,
