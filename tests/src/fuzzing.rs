@@ -377,8 +377,9 @@ pub fn stream_cell(piece: &[u8], layers: &mut ClientLayers) -> ([u8; CELL_LEN], 
 /// offered with `ReceiveStreamCell` (a refused one is offered again after
 /// draining, as an adapter does). A peer may send anything there: the node
 /// must not panic, must deliver a message only if the peer sealed cells on
-/// its circuit, must send back on that circuit only cells the client
-/// recognises (it is an honest hop), and must stay usable.
+/// its circuit, must originate on that circuit only cells the client
+/// recognises (it is an honest hop; what it relays from the circuit's far
+/// side is the far side's), and must stay usable.
 pub fn stream_cells(data: &[u8]) {
     stream_cells_run(data);
 }
@@ -392,6 +393,8 @@ pub struct StreamRun {
     /// Relay cells `b` sent back on [`STREAM_CIRCUIT`], each recognised by
     /// its client.
     pub recognised: usize,
+    /// Relay cells `b` passed on to the client from the circuit's far side.
+    pub relayed: usize,
     /// Cells `b` sent on links or streams other than the circuit's way
     /// back (a `CREATE` for an `EXTEND`, `DESTROY`s, …).
     pub other_cells: usize,
@@ -407,14 +410,19 @@ pub fn stream_cells_run(data: &[u8]) -> StreamRun {
     let now = Instant::from_millis(1);
     let mut sealed_any = false;
     let mut run = StreamRun::default();
-    let mut backward: Vec<[u8; CELL_LEN]> = Vec::new();
-    let mut check = |o: &Output<'_>, sealed_any: bool| match o {
+    // What `b` sends back on the circuit, and whether it only relayed it:
+    // a relay cell the peer sent on a circuit `b` extended over the same
+    // link comes from the circuit's far side, and `b` passes it on towards
+    // the client with its layer added, as an honest hop does (relay spec
+    // §6.1). Only what `b` itself originates must be recognised.
+    let mut backward: Vec<([u8; CELL_LEN], bool)> = Vec::new();
+    let mut check = |o: &Output<'_>, sealed_any: bool, relaying: bool| match o {
         Output::Message { .. } => {
             assert!(sealed_any, "a message from cells no client sealed");
             run.messages += 1;
         }
         Output::StreamCell { circuit, cell, .. } if *circuit == STREAM_CIRCUIT => {
-            backward.push((*cell).try_into().expect("a whole cell"));
+            backward.push(((*cell).try_into().expect("a whole cell"), relaying));
         }
         Output::StreamCell { .. } | Output::Transmit { .. } => run.other_cells += 1,
         _ => {}
@@ -422,6 +430,9 @@ pub fn stream_cells_run(data: &[u8]) -> StreamRun {
     for piece in data.chunks(CELL_LEN) {
         let (cell, sealed) = stream_cell(piece, &mut layers);
         sealed_any |= sealed;
+        let relaying = !sealed
+            && CircuitId::of(&cell) != STREAM_CIRCUIT
+            && CellCommand::from_code(cell[4]).is_some_and(CellCommand::is_relay);
         for _ in 0..2 {
             let input = ReceiveStreamCell {
                 link: lb,
@@ -430,22 +441,29 @@ pub fn stream_cells_run(data: &[u8]) -> StreamRun {
             if b.handle(now, input).is_ok() {
                 break;
             }
-            drain_all(&mut b, now, |o| check(o, sealed_any));
+            drain_all(&mut b, now, |o| check(o, sealed_any, relaying));
         }
-        drain_all(&mut b, now, |o| check(o, sealed_any));
+        drain_all(&mut b, now, |o| check(o, sealed_any, relaying));
     }
     b.handle(now.saturating_add(Duration::from_secs(1)), Timeout);
-    drain_all(&mut b, now, |o| check(o, sealed_any));
-    for cell in &backward {
+    drain_all(&mut b, now, |o| check(o, sealed_any, false));
+    // The client takes every cell in order (each one chains the layer's
+    // tweak, recognised or not).
+    for (cell, relayed) in &backward {
         let repr = CellRepr::parse(cell).expect("b sends valid cells");
         if repr.command == CellCommand::Relay {
             let mut body = CellBody::from_bytes(&repr.body);
-            assert_eq!(
-                layers.receive_backward(CellCommand::Relay.code(), &mut body),
-                Some(0),
-                "the circuit's only hop sent a cell its client cannot recognise"
-            );
-            run.recognised += 1;
+            let hop = layers.receive_backward(CellCommand::Relay.code(), &mut body);
+            if *relayed {
+                run.relayed += 1;
+            } else {
+                assert_eq!(
+                    hop,
+                    Some(0),
+                    "the circuit's only hop sent a cell its client cannot recognise"
+                );
+                run.recognised += 1;
+            }
         }
     }
     assert_room_for_a_link(&b);
@@ -720,7 +738,7 @@ pub fn stream_cells_seeds() -> Vec<(&'static str, Vec<u8>)> {
     let peer = Identity::from_secret_bytes([1; 32]).node_id().0;
     let mut stranger = raw(0x8000_0007, CellCommand::Relay.code(), &[]);
     stranger[5..].fill(0x6b);
-    let seeds: [(&str, Vec<[u8; CELL_LEN]>); 10] = [
+    let seeds: [(&str, Vec<[u8; CELL_LEN]>); 11] = [
         (
             "raw-create-relay-descriptor",
             vec![
@@ -739,6 +757,16 @@ pub fn stream_cells_seeds() -> Vec<(&'static str, Vec<u8>)> {
             vec![extend_to([0x42; 32]), hello],
         ),
         ("sealed-padding", vec![sealed(early, padding, &[])]),
+        // The peer, as the next hop of the circuit b extended to it, sends
+        // a relay cell back before its CREATED: b relays it to the client.
+        (
+            "extend-then-far-side-relay",
+            vec![
+                extend_to(peer),
+                raw(0x466d_3c6f, CellCommand::Relay.code(), &[]),
+                raw(STREAM_CIRCUIT.0, CellCommand::RelayEarly.code(), &[]),
+            ],
+        ),
         (
             "destroy-then-message",
             vec![raw(STREAM_CIRCUIT.0, 5, &[2]), hello],

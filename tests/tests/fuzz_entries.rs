@@ -169,6 +169,9 @@ fn sealed_stream_cells_reach_messages_and_extends() {
     assert_eq!(run.messages, 1, "{run:?}");
     let run = fuzzing::stream_cells_run(&seeds["sealed-extend-to-peer"]);
     assert!(run.other_cells >= 1, "{run:?}");
+    // The seed names the circuit id b's generator picks for the EXTEND.
+    let run = fuzzing::stream_cells_run(&seeds["extend-then-far-side-relay"]);
+    assert_eq!(run.relayed, 1, "{run:?}");
     let mut unsealed = seeds["sealed-message"].clone();
     unsealed[4] &= !fuzzing::SEALED;
     let run = fuzzing::stream_cells_run(&unsealed);
