@@ -28,6 +28,14 @@ pub const CHECKPOINT_EVERY: u64 = 64;
 /// The largest header.
 pub const MAX_HEADER_LEN: usize = 64 * 1024;
 
+/// The most link slots a trace may name. A replay builds the recorded
+/// node's link table before the first record, about 50 KiB a slot, so a
+/// header is refused above this (200 MiB of slots) rather than believed:
+/// before the bound, a 477-byte file found by the `trace` fuzz target made
+/// a replay allocate 3 GiB (65,535 slots). A traced runtime keeps to it
+/// ([`BindError::TooManyLinksToTrace`](crate::BindError::TooManyLinksToTrace)).
+pub const MAX_TRACE_LINKS: usize = 4096;
+
 /// The largest record (a `Receive` carries at most one socket read, a
 /// `SendMessage` at most one message).
 pub const MAX_RECORD_LEN: usize = 16 * 1024 * 1024;

@@ -10,7 +10,8 @@ use veil_core::time::Instant;
 
 use super::digest::OutputDigest;
 use super::format::{
-    Capacities, Record, TraceHeader, MAGIC, MAX_HEADER_LEN, MAX_RECORD_LEN, VERSION,
+    Capacities, Record, TraceHeader, MAGIC, MAX_HEADER_LEN, MAX_RECORD_LEN, MAX_TRACE_LINKS,
+    VERSION,
 };
 use crate::std_node::build_node;
 
@@ -265,9 +266,9 @@ pub fn replay<R: Read>(reader: R) -> Result<ReplayReport, ReplayError> {
     if let Some((name, trace, build)) = header.capacities.first_difference(&build) {
         return Err(ReplayError::Capacity { name, trace, build });
     }
-    if links == 0 || links > usize::from(u16::MAX) {
+    if links == 0 || links > MAX_TRACE_LINKS {
         return Err(ReplayError::BadHeader(format!(
-            "{links} link slots is out of range"
+            "{links} link slots is out of range (1 to {MAX_TRACE_LINKS})"
         )));
     }
     let identity = Identity::from_secret_bytes(header.secret);
@@ -388,5 +389,50 @@ fn describe(window: &BTreeMap<&'static str, u64>) -> String {
         "no records".into()
     } else {
         parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use veil_core::node::NodeConfig;
+
+    /// A header naming `links` link slots, and nothing after it.
+    fn header_only(links: usize) -> Vec<u8> {
+        TraceHeader {
+            secret: [3; 32],
+            seed: [4; 32],
+            capacities: Capacities::of_this_build(links),
+            config: NodeConfig::default(),
+        }
+        .encode()
+        .expect("a header encodes")
+    }
+
+    /// A header is not believed about the link table it asks for: above
+    /// `MAX_TRACE_LINKS` the replay refuses it before building anything.
+    /// The `trace` fuzz target found a 477-byte file naming 65,535 slots,
+    /// which made the replay allocate 3 GiB.
+    #[test]
+    fn a_header_with_too_many_links_is_refused_before_the_node_is_built() {
+        for links in [MAX_TRACE_LINKS + 1, usize::from(u16::MAX), 1 << 20] {
+            match replay(&header_only(links)[..]) {
+                Err(ReplayError::BadHeader(what)) => {
+                    assert!(what.contains("link slots"), "{what}")
+                }
+                other => panic!("{links} links: {other:?}"),
+            }
+        }
+        // At the bound and below, the header is taken and the node built;
+        // the trace then ends too early.
+        for links in [1, MAX_TRACE_LINKS] {
+            assert!(
+                matches!(
+                    replay(&header_only(links)[..]),
+                    Err(ReplayError::Truncated { inputs: 0, .. })
+                ),
+                "{links} links"
+            );
+        }
     }
 }
