@@ -10,8 +10,8 @@ use veil_core::time::Instant;
 
 use super::digest::OutputDigest;
 use super::format::{
-    Capacities, Record, TraceHeader, MAGIC, MAX_HEADER_LEN, MAX_RECORD_LEN, MAX_TRACE_LINKS,
-    VERSION,
+    Capacities, Record, TraceHeader, MAGIC, MAX_HEADER_LEN, MAX_POLL_BUFFER, MAX_RECORD_LEN,
+    MAX_TRACE_LINKS, VERSION,
 };
 use crate::std_node::build_node;
 
@@ -333,8 +333,14 @@ pub fn replay<R: Read>(reader: R) -> Result<ReplayReport, ReplayError> {
             }
             Record::Poll { at, buf_len } => {
                 last_time = last_time.max(at);
+                let buf_len = usize::try_from(buf_len).unwrap_or(usize::MAX);
+                if buf_len > MAX_POLL_BUFFER {
+                    return Err(corrupt(format!(
+                        "a poll buffer of {buf_len} bytes exceeds the {MAX_POLL_BUFFER}-byte limit"
+                    )));
+                }
                 buf.clear();
-                buf.resize(usize::try_from(buf_len).unwrap_or(0), 0);
+                buf.resize(buf_len, 0);
                 let result = node.poll(at, &mut buf);
                 digest.fold(&result);
                 *window.entry("Poll").or_insert(0) += 1;
@@ -434,5 +440,38 @@ mod tests {
                 "{links} links"
             );
         }
+    }
+
+    /// A poll record is not believed about the buffer it asks for: above
+    /// `MAX_POLL_BUFFER` the replay refuses it as corrupt instead of
+    /// allocating it. The `trace` fuzz target found a 477-byte file whose
+    /// poll made the replay allocate 4 GiB.
+    #[test]
+    fn a_poll_record_with_a_huge_buffer_is_refused() {
+        let with_poll = |buf_len: u32| {
+            let mut bytes = header_only(4);
+            Record::Poll {
+                at: Instant::from_micros(1),
+                buf_len,
+            }
+            .encode(&mut bytes)
+            .expect("a record encodes");
+            replay(&bytes[..])
+        };
+        for buf_len in [u32::MAX, 1 << 31, MAX_POLL_BUFFER as u32 + 1] {
+            match with_poll(buf_len) {
+                Err(ReplayError::Corrupt {
+                    what, inputs: 0, ..
+                }) => {
+                    assert!(what.contains("poll buffer"), "{what}")
+                }
+                other => panic!("a {buf_len}-byte poll: {other:?}"),
+            }
+        }
+        // Up to the bound the poll is replayed; the trace then ends.
+        assert!(matches!(
+            with_poll(MAX_POLL_BUFFER as u32),
+            Err(ReplayError::Truncated { .. })
+        ));
     }
 }
