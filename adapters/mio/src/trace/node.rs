@@ -105,7 +105,7 @@ impl Drive for TracedNode {
         // What a replay allocates is bounded: the first MAX_POLL_BUFFER
         // bytes hold any output.
         let buf_len = buf.len().min(MAX_POLL_BUFFER);
-        let buf = &mut buf[..buf_len];
+        let buf = buf.split_at_mut(buf_len).0;
         let result = self.node.poll(now, buf);
         recorder.poll(now, buf_len, &result);
         result
