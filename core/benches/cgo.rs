@@ -7,7 +7,7 @@
 //!
 //! Run: `cargo bench -p veil-core --bench cgo`
 
-use aes::cipher::{BlockEncrypt, KeyInit, KeyIvInit, StreamCipher};
+use aes::cipher::{BlockCipherEncrypt, KeyInit, KeyIvInit, StreamCipher};
 use aes::Aes128;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use polyval::universal_hash::UniversalHash;

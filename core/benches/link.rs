@@ -5,7 +5,7 @@
 //!
 //! Run: `cargo bench -p veil-core --bench link`
 
-use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use veil_core::identity::Identity;
@@ -97,7 +97,7 @@ fn bench_frames(c: &mut Criterion) {
                     nonce += 1;
                     let mut n = [0u8; 12];
                     n[4..].copy_from_slice(&nonce.to_le_bytes());
-                    aead.encrypt_in_place_detached(&n.into(), &[], &mut raw)
+                    aead.encrypt_inout_detached(&n.into(), &[], raw.as_mut_slice().into())
                         .unwrap()
                 })
             },
@@ -151,9 +151,9 @@ fn bench_frames(c: &mut Criterion) {
                     let mut n = [0u8; 12];
                     n[4..].copy_from_slice(&nonce2.to_le_bytes());
                     let tag = aead
-                        .encrypt_in_place_detached(&n.into(), &[], &mut raw2)
+                        .encrypt_inout_detached(&n.into(), &[], raw2.as_mut_slice().into())
                         .unwrap();
-                    aead.decrypt_in_place_detached(&n.into(), &[], &mut raw2, &tag)
+                    aead.decrypt_inout_detached(&n.into(), &[], raw2.as_mut_slice().into(), &tag)
                         .unwrap();
                 })
             },

@@ -14,6 +14,7 @@
 //! Modules, bottom up (each uses only those above it in this list):
 //! - [`time`]: the monotonic microsecond clock the caller passes in.
 //! - [`capacity`]: fixed-capacity storage, named once in a profile.
+//! - [`rate`]: token buckets, the per-source rate limits.
 //! - [`noise`]: the Noise `XX` (links) and `NK` (circuit hops) handshakes.
 //! - [`cgo`]: Counter Galois Onion, the relay-cell encryption of circuits.
 //! - [`identity`]: Ed25519 identities, node ids, addresses and signed
@@ -66,6 +67,7 @@ mod logging;
 pub mod message;
 pub mod node;
 pub mod noise;
+pub mod rate;
 pub mod time;
 
 /// Re-exported for [`node_profile!`], whose storage types are `heapless`

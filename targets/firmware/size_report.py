@@ -58,6 +58,8 @@ CRYPTO = {
     "rand_core", "ppv_lite86", "subtle", "zeroize", "generic_array",
     "block_buffer", "aead", "crypto_common", "signature", "cpufeatures",
     "inout", "opaque_debug", "zerocopy", "typenum",
+    # Since the RustCrypto 0.11/0.13 releases (issue 15):
+    "hybrid_array", "ctutils", "cmov", "cpubits", "fiat_crypto",
 }
 # Crates whose generic code counts for the crate that inlined it.
 LIBRARY = {"core", "alloc"}

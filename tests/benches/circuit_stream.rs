@@ -25,6 +25,7 @@ fn network() -> Sim {
     let config = NodeConfig {
         unix_time_at_zero: 1_800_000_000,
         gossip_interval: Duration::from_secs(1),
+        extend_to_private_addresses: true,
         ..NodeConfig::default()
     };
     let mut sim = Sim::new(11);

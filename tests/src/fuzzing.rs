@@ -92,6 +92,9 @@ pub fn noise_read(data: &[u8]) {
     }
 }
 
+/// Where the fuzzed node's peer connects from.
+const PEER: core::net::IpAddr = core::net::IpAddr::V4(core::net::Ipv4Addr::new(192, 0, 2, 9));
+
 veil_core::node_profile! {
     /// Small capacities, so that the fuzzed node fills its tables.
     struct FuzzProfile {
@@ -142,11 +145,11 @@ fn linked_pair(circuit_streams: Option<[u8; 32]>) -> (FuzzNode, LinkId, FuzzNode
     let now = Instant::from_millis(1);
     let dialled = OpenLink {
         circuit_streams,
-        ..OpenLink::dialled(Some(b.node_id()), Transport::Quic)
+        ..OpenLink::dialled(Some(b.node_id()), Transport::Quic, PEER)
     };
     let accepted = OpenLink {
         circuit_streams,
-        ..OpenLink::accepted(Transport::Quic)
+        ..OpenLink::accepted(Transport::Quic, PEER)
     };
     let la = a.handle(now, dialled).expect("room");
     let lb = b.handle(now, accepted).expect("room");
@@ -202,7 +205,10 @@ pub fn link_input(data: &[u8]) {
     let (node, link) = FRESH.get_or_init(|| {
         let mut node = fuzz_node(7);
         let link = node
-            .handle(Instant::from_millis(1), OpenLink::accepted(Transport::Tcp))
+            .handle(
+                Instant::from_millis(1),
+                OpenLink::accepted(Transport::Tcp, PEER),
+            )
             .expect("fresh node has room");
         (node, link)
     });

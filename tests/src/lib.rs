@@ -19,7 +19,7 @@ mod sim_node;
 mod wire;
 
 pub use conditions::{StreamConditions, SEND_BUFFER};
-pub use network::{Sim, Tamper};
+pub use network::{Sim, Tamper, ATTACKER_NETWORK};
 pub use profile::{
     link_storage, message_storage, SimNodeCore, SimProfile, SIM_EVENTS, SIM_MESSAGES, SIM_MSG,
     SIM_OWN, SIM_PEERS, SIM_RELAYED, SIM_RX, SIM_TXQ,

@@ -6,14 +6,19 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::net::SocketAddr;
 
-use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use chacha20::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 use veil_core::identity::Transport;
 use veil_core::node::{DialRequest, Event, LinkId, Output, Receive, TransportRoom};
 use veil_core::time::{Duration, Instant};
 
 use crate::conditions::{StreamConditions, SEND_BUFFER};
+
+/// Bytes a receiver that stopped reading lets its peer send before the
+/// peer's transport is full (a TCP window plus a send buffer).
+const UNREAD_WINDOW: u64 = 16 * 1024;
+
 use crate::profile::SimNodeCore;
 use crate::sim_node::{Delivered, NodeIndex};
 use crate::wire::{Direction, Wire, WireId};
@@ -102,6 +107,8 @@ pub(crate) struct Net {
     pub(crate) udp_blocked: HashSet<NodeIndex>,
     /// Conditions of wires made for dial requests.
     pub(crate) dial_conditions: StreamConditions,
+    /// Every address a node asked to dial, in order.
+    pub(crate) dialled: Vec<(NodeIndex, SocketAddr)>,
 }
 
 impl Net {
@@ -121,6 +128,7 @@ impl Net {
             addresses: HashMap::new(),
             udp_blocked: HashSet::new(),
             dial_conditions: StreamConditions::LAN,
+            dialled: Vec::new(),
         }
     }
 
@@ -194,7 +202,10 @@ impl Net {
             .iter()
             .filter(|((n, _), _)| *n == node)
             .map(|(_, &(wire, side))| (wire, Direction::sent_by(1 - side)))
-            .filter(|(wire, dir)| !self.wires[wire.0].backlog[dir.index()].is_empty())
+            .filter(|(wire, dir)| {
+                let w = &self.wires[wire.0];
+                !w.backlog[dir.index()].is_empty() && !w.unread[dir.index()]
+            })
             .collect();
         let mut progressed = false;
         for (wire, dir) in waiting {
@@ -206,6 +217,7 @@ impl Net {
                 .handle(self.now, Receive { link, bytes })
                 .unwrap_or(bytes.len());
             backlog.drain(..consumed);
+            w.consumed[dir.index()] += consumed as u64;
             progressed |= consumed > 0;
         }
         progressed
@@ -246,6 +258,7 @@ impl Net {
                 bytes: bytes.to_vec(),
             }),
             Output::Dial(request) => {
+                self.dialled.push((node, request.address.socket));
                 let at = now.saturating_add(self.dial_conditions.latency);
                 self.schedule(at, Happening::Dial { node, request });
             }
@@ -294,6 +307,12 @@ impl Net {
             None => now,
         };
         self.send_chunks(wire, dir, departs, &bytes);
+        let w = &self.wires[wire.0];
+        if w.unread[dir.index()] && w.sent[dir.index()] - w.consumed[dir.index()] >= UNREAD_WINDOW {
+            // The receiver stopped reading: its window and our send buffer
+            // are full, as with TCP. Reading again wakes us.
+            return true;
+        }
         self.buffer_full(node, link, wire, side)
     }
 

@@ -3,9 +3,10 @@
 //! simulator's public face; [`crate::net`] moves the bytes.
 
 use std::cmp::Reverse;
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use rand_core::RngCore;
+use rand_core::Rng;
 use veil_core::identity::{Address, Identity, NodeId, Transport};
 use veil_core::link::{Cell, CloseReason};
 use veil_core::message::MessageId;
@@ -30,6 +31,9 @@ pub struct Sim {
     net: Net,
     /// The buffer every node's outputs are drained into.
     buf: Vec<u8>,
+    /// Nodes whose connections come from another address than their own
+    /// ([`Sim::set_source_address`]).
+    sources: HashMap<NodeIndex, IpAddr>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -42,6 +46,10 @@ impl std::fmt::Debug for Sim {
     }
 }
 
+/// An address in a /16 no simulated node has ([`Sim::address_of`] uses
+/// 101.0.0.0 and up): where flooding attackers connect from.
+pub const ATTACKER_NETWORK: Ipv4Addr = Ipv4Addr::new(66, 66, 0, 1);
+
 /// Largest single output the simulator takes from a node: a 16 KiB link
 /// message, or a whole message.
 const OUTPUT_BUFFER: usize = 16 * 1024 + 64;
@@ -53,6 +61,7 @@ impl Sim {
             nodes: Vec::new(),
             net: Net::new(seed),
             buf: vec![0u8; OUTPUT_BUFFER.max(crate::profile::SIM_MSG)],
+            sources: HashMap::new(),
         }
     }
 
@@ -63,12 +72,29 @@ impl Sim {
 
     /// The simulated address of node `index`: every node has its own /16,
     /// so path selection's prefix rule never rules two nodes out together.
+    /// The addresses are public (101.0.0.0 and up, clear of the shared
+    /// 100.64.0.0/10), so relays extend to them on the default dial policy.
     pub fn address_of(index: NodeIndex) -> Address {
-        let ip = Ipv4Addr::new(100 + (index / 250) as u8, (index % 250) as u8, 0, 1);
+        let ip = Ipv4Addr::new(101 + (index / 250) as u8, (index % 250) as u8, 0, 1);
         Address {
             transport: Transport::Tcp,
             socket: SocketAddr::new(IpAddr::V4(ip), 7000),
         }
+    }
+
+    /// Makes every connection `index` makes appear to come from `ip` (it
+    /// still listens at [`address_of`](Self::address_of)): for many nodes
+    /// in one network, as an attacker's throwaway identities are.
+    pub fn set_source_address(&mut self, index: NodeIndex, ip: IpAddr) {
+        self.sources.insert(index, ip);
+    }
+
+    /// Where connections from `index` come from.
+    fn source_ip(&self, index: NodeIndex) -> IpAddr {
+        self.sources
+            .get(&index)
+            .copied()
+            .unwrap_or_else(|| Self::address_of(index).socket.ip())
     }
 
     /// The simulated QUIC address of node `index` (same IP, port 7001).
@@ -84,6 +110,28 @@ impl Sim {
     /// can dial it when their circuits need a link to it.
     pub fn add_addressed_node(&mut self, config: NodeConfig, links: usize) -> NodeIndex {
         self.add_node_over(config, links, &[Transport::Tcp])
+    }
+
+    /// Adds a node that listens on (and advertises) `address`, whatever
+    /// its range: a node at a private or loopback address, say.
+    pub fn add_node_at(&mut self, config: NodeConfig, links: usize, address: Address) -> NodeIndex {
+        let index = self.add_node(config, links);
+        self.net
+            .addresses
+            .insert((address.transport, address.socket), index);
+        self.set_source_address(index, address.socket.ip());
+        self.handle(index, SetAddresses::from_slice(&[address]));
+        index
+    }
+
+    /// Every address `node` asked to dial, in order.
+    pub fn dialled_by(&self, node: NodeIndex) -> Vec<SocketAddr> {
+        self.net
+            .dialled
+            .iter()
+            .filter(|(n, _)| *n == node)
+            .map(|(_, a)| *a)
+            .collect()
     }
 
     /// Adds a node that listens on (and advertises) an address per
@@ -244,27 +292,68 @@ impl Sim {
         conditions: StreamConditions,
         transport: Option<Transport>,
     ) -> WireId {
+        self.try_connect_over(from, to, expected, conditions, transport, false)
+            .expect("both nodes admit the link")
+    }
+
+    /// `from` dials `to` as an anonymous initiator (link spec §3.1), as it
+    /// does for its own circuits' first hops.
+    pub fn connect_anonymously(
+        &mut self,
+        from: NodeIndex,
+        to: NodeIndex,
+        conditions: StreamConditions,
+    ) -> WireId {
+        let expected = self.node_id(to);
+        self.try_connect_over(from, to, Some(expected), conditions, None, true)
+            .expect("both nodes admit the link")
+    }
+
+    /// `from` dials `to`, which may refuse the connection (its table is
+    /// full, or `from`'s network holds its share): then `from` sees its
+    /// transport close, as after a TCP reset.
+    pub fn try_connect(
+        &mut self,
+        from: NodeIndex,
+        to: NodeIndex,
+        conditions: StreamConditions,
+    ) -> Result<WireId, OpenLinkError> {
+        let expected = self.node_id(to);
+        self.try_connect_over(from, to, Some(expected), conditions, None, false)
+    }
+
+    fn try_connect_over(
+        &mut self,
+        from: NodeIndex,
+        to: NodeIndex,
+        expected: Option<NodeId>,
+        conditions: StreamConditions,
+        transport: Option<Transport>,
+        anonymous: bool,
+    ) -> Result<WireId, OpenLinkError> {
         let now = self.net.now;
         let dialled = OpenLink {
             transport,
-            ..OpenLink::dialled(expected, Transport::Tcp)
+            anonymous,
+            ..OpenLink::dialled(expected, Transport::Tcp, Self::address_of(to).socket.ip())
         };
         let accepted = OpenLink {
             transport,
-            ..OpenLink::accepted(Transport::Tcp)
+            ..OpenLink::accepted(Transport::Tcp, self.source_ip(from))
         };
-        let a = self.nodes[from]
-            .core
-            .handle(now, dialled)
-            .expect("dialling node has a free link slot");
-        let b = self.nodes[to]
-            .core
-            .handle(now, accepted)
-            .expect("accepting node has a free link slot");
+        let a = self.nodes[from].core.handle(now, dialled)?;
+        let b = match self.nodes[to].core.handle(now, accepted) {
+            Ok(b) => b,
+            Err(refused) => {
+                let _ = self.handle(from, TransportClosed { link: a });
+                self.pump(to);
+                return Err(refused);
+            }
+        };
         let id = self.net.add_wire([(from, a), (to, b)], conditions);
         self.pump(from);
         self.pump(to);
-        id
+        Ok(id)
     }
 
     /// The node and link at one end of a wire (`Forward` = the dialler's).
@@ -272,15 +361,23 @@ impl Sim {
         self.net.wires[wire.0].ends[dir.index()]
     }
 
-    /// Opens an inbound link on `node` with nobody behind it: a half-open
-    /// connection as a flooding attacker makes.
+    /// Opens an inbound link on `node` from `from` with nobody behind it:
+    /// a half-open connection as a flooding attacker makes.
+    pub fn open_half_open_from(&mut self, node: NodeIndex, from: IpAddr) -> Option<LinkId> {
+        self.handle(node, OpenLink::accepted(Transport::Tcp, from))
+            .ok()
+    }
+
+    /// [`open_half_open_from`](Self::open_half_open_from) an address of
+    /// [`ATTACKER_NETWORK`].
     pub fn open_half_open(&mut self, node: NodeIndex) -> Option<LinkId> {
-        self.handle(node, OpenLink::accepted(Transport::Tcp)).ok()
+        self.open_half_open_from(node, IpAddr::V4(ATTACKER_NETWORK))
     }
 
     /// Opens an outbound link on `node` to nobody, to probe the link table.
     pub fn try_dial(&mut self, node: NodeIndex) -> Result<LinkId, OpenLinkError> {
-        self.handle(node, OpenLink::dialled(None, Transport::Tcp))
+        let nobody = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        self.handle(node, OpenLink::dialled(None, Transport::Tcp, nobody))
     }
 
     /// Takes what `node` wrote on a link that has no wire (one made with
@@ -319,6 +416,17 @@ impl Sim {
         let w = &mut self.net.wires[wire.0];
         w.dark[dir.index()] = true;
         w.layers[dir.index()].push(Box::new(BlackHole));
+    }
+
+    /// `node` stops reading its link `link`, as a process that stops
+    /// calling `read` on a socket: bytes wait at its end, and once a window
+    /// of them is waiting the sender's transport is full.
+    pub fn stop_reading(&mut self, node: NodeIndex, link: LinkId) {
+        if let Some(&(wire, side)) = self.net.by_link.get(&(node, link)) {
+            // The direction `node` receives is the one its peer sends.
+            let dir = Direction::sent_by(1 - side);
+            self.net.wires[wire.0].unread[dir.index()] = true;
+        }
     }
 
     /// Mutates bytes in flight in one direction.
@@ -408,7 +516,15 @@ impl Sim {
                 Ok(Some(to)) if self.has_room(to) && self.has_room(node) => {
                     let conditions = self.net.dial_conditions;
                     let transport = Some(request.address.transport);
-                    self.connect_over(node, to, request.peer, conditions, transport);
+                    // A refusal reaches the dialler as a closed transport.
+                    let _ = self.try_connect_over(
+                        node,
+                        to,
+                        request.peer,
+                        conditions,
+                        transport,
+                        request.anonymous,
+                    );
                 }
                 Ok(_) => {
                     self.handle(node, veil_core::node::DialFailed { request });
@@ -447,7 +563,9 @@ impl Sim {
     /// wires hold back for it, and schedules its timer.
     fn pump(&mut self, node: NodeIndex) {
         loop {
-            let Sim { nodes, net, buf } = self;
+            let Sim {
+                nodes, net, buf, ..
+            } = self;
             let SimNode {
                 core,
                 events,

@@ -84,6 +84,11 @@ pub(crate) struct Wire {
     /// Bytes that reached the receiver but that it has not consumed yet.
     pub(crate) backlog: [VecDeque<u8>; 2],
     pub(crate) sent: [u64; 2],
+    /// Bytes of each direction the receiver consumed.
+    pub(crate) consumed: [u64; 2],
+    /// The receiver of each direction has stopped reading
+    /// ([`Sim::stop_reading`](crate::Sim::stop_reading)).
+    pub(crate) unread: [bool; 2],
     /// A wake-up is scheduled for the sender of each direction, at which
     /// its send buffer has room again.
     pub(crate) room_wakeup: [Option<Instant>; 2],
@@ -105,6 +110,8 @@ impl Wire {
             busy_until: [now, now],
             backlog: [VecDeque::new(), VecDeque::new()],
             sent: [0, 0],
+            consumed: [0, 0],
+            unread: [false, false],
             room_wakeup: [None, None],
         }
     }

@@ -14,7 +14,7 @@ use veil_core::node::{
     AddBootstrap, Event, LinkId, NodeConfig, SendMessage, SendMessageError, SetGuards, SetReceiving,
 };
 use veil_core::time::Duration;
-use veil_sim::{NodeIndex, Sim, StreamConditions, SIM_TXQ};
+use veil_sim::{Direction, NodeIndex, Sim, StreamConditions, SIM_TXQ};
 
 const UNIX_AT_ZERO: u64 = 1_800_000_000;
 
@@ -499,7 +499,9 @@ fn circuits_sharing_a_link_are_served_fairly() {
     // node's scheduler alone decides whose cell goes next.
     let (client, guard) = (4, 2);
     let mut sim = network(6, n);
-    sim.connect(client, guard, StreamConditions::SLOW);
+    // The client's own circuits start over an anonymous link (relay spec
+    // §11): that is the slow one.
+    let wire = sim.connect_anonymously(client, guard, StreamConditions::SLOW);
     assert!(sim.run_until_true(Duration::from_secs(120), |sim| {
         (0..n).all(|i| healthy_relays(sim, i) >= 8)
     }));
@@ -516,14 +518,7 @@ fn circuits_sharing_a_link_are_served_fairly() {
             "a circuit to node {d} through the guard carried a first message"
         );
     }
-    let client_id = sim.node_id(client);
-    let guard_link = sim
-        .node(guard)
-        .core
-        .links()
-        .find(|l| l.peer == Some(client_id))
-        .expect("the guard has a link to the client")
-        .link;
+    let (_, guard_link) = sim.end(wire, Direction::Backward);
     WATCHED.with(|w| w.set(Some((guard_id, guard_link))));
     sim.with_node(guard, |node| node.set_cell_hook(Some(record_client_cells)));
 

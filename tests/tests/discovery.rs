@@ -77,9 +77,10 @@ fn linked_nodes_exchange_verified_descriptors() {
 #[test]
 fn thirty_nodes_boot_from_two_bootstrap_nodes_by_gossip() {
     let mut sim = Sim::new(31);
-    // Bootstrap nodes need a link slot for everyone; the others need two.
+    // Bootstrap nodes need an inbound link slot for everyone (a quarter of
+    // a table is kept for dialling out); the others need two.
     let nodes: Vec<usize> = (0..30)
-        .map(|i| sim.add_node(config(), if i < 2 { 32 } else { 8 }))
+        .map(|i| sim.add_node(config(), if i < 2 { 40 } else { 8 }))
         .collect();
     let (boot_a, boot_b) = (nodes[0], nodes[1]);
     sim.connect(boot_a, boot_b, StreamConditions::LAN);

@@ -12,6 +12,9 @@ use veil_core::node::{
 };
 use veil_core::time::Instant;
 
+/// Where the other end connects from.
+const PEER: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 9));
+
 /// A relay cell on one circuit whose first body byte is `n`.
 fn relay_cell(n: u8) -> [u8; CELL_LEN] {
     relay_cell_on(0x8000_0001, n)
@@ -35,10 +38,10 @@ fn receive(node: &mut Small, link: LinkId, bytes: &[u8]) -> usize {
 fn established() -> (Small, Small, LinkId, LinkId) {
     let (mut a, mut b) = (node(1), node(2));
     let la = a
-        .handle(Instant::ZERO, OpenLink::dialled(None, Transport::Tcp))
+        .handle(Instant::ZERO, OpenLink::dialled(None, Transport::Tcp, PEER))
         .unwrap();
     let lb = b
-        .handle(Instant::ZERO, OpenLink::accepted(Transport::Tcp))
+        .handle(Instant::ZERO, OpenLink::accepted(Transport::Tcp, PEER))
         .unwrap();
     for _ in 0..3 {
         let (mut ab, mut ba) = (Vec::new(), Vec::new());

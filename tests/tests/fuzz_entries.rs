@@ -1,8 +1,8 @@
 //! Runs every fuzz entry point over thousands of random and mutated inputs,
 //! so that the fuzz targets are compiled and exercised in every CI run.
 
-use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use chacha20::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
 
 use veil_sim::fuzzing;

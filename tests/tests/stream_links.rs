@@ -15,6 +15,9 @@ use veil_core::node::{
 };
 use veil_core::time::Instant;
 
+/// Where the other end connects from.
+const PEER: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 9));
+
 /// A link-level padding cell (circuit id 0).
 fn padding_cell() -> [u8; CELL_LEN] {
     [0; CELL_LEN]
@@ -52,9 +55,9 @@ fn stream_cell(
 
 fn open(node: &mut Small, dialled: bool, binding: Option<[u8; 32]>) -> LinkId {
     let how = if dialled {
-        OpenLink::dialled(None, Transport::Quic)
+        OpenLink::dialled(None, Transport::Quic, PEER)
     } else {
-        OpenLink::accepted(Transport::Quic)
+        OpenLink::accepted(Transport::Quic, PEER)
     };
     let how = OpenLink {
         circuit_streams: binding,

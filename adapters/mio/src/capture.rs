@@ -10,10 +10,9 @@
 //! protected by QUIC and standard tools capture them as they are.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant as WallInstant;
@@ -103,16 +102,11 @@ impl std::fmt::Display for CaptureError {
 impl std::error::Error for CaptureError {}
 
 impl Capture {
-    /// Creates (or truncates) `path`, mode 0600, and writes the pcap header
+    /// Creates `path` (or empties the file there once its mode is 0600),
+    /// mode 0600, never through a symbolic link, and writes the pcap header
     /// (raw IP packets, microsecond timestamps).
     pub fn create(path: &Path) -> Result<Self, CaptureError> {
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(CaptureError::Create)?;
+        let file = crate::private_file::create_private(path).map_err(CaptureError::Create)?;
         let header = PcapHeader {
             datalink: DataLink::RAW,
             ..PcapHeader::default()

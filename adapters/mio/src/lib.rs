@@ -24,7 +24,7 @@
 //!
 //! ```no_run
 //! use veil_core::identity::Identity;
-//! use veil_core::node::{Event, NodeConfig};
+//! use veil_core::node::{Event, NodeConfig, Output};
 //! use veil_mio::Runtime;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -32,8 +32,8 @@
 //! let mut rt = Runtime::bind(NodeConfig::default(), identity, "127.0.0.1:0".parse()?)?;
 //! println!("listening on {}", rt.local_addr());
 //! loop {
-//!     rt.turn(None, |_node, event| {
-//!         if let Event::LinkEstablished { peer, .. } = event {
+//!     rt.turn(None, |_node, output| {
+//!         if let Output::Event(Event::LinkEstablished { peer, .. }) = output {
 //!             println!("linked with {peer}");
 //!         }
 //!     })?;
@@ -62,6 +62,7 @@ mod clock;
 mod connection;
 mod dial;
 mod error;
+mod private_file;
 mod runtime;
 mod std_node;
 mod tcp_socket;

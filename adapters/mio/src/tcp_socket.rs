@@ -10,7 +10,7 @@
 //! the first segment.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use mio::net::{TcpListener, TcpStream};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -41,12 +41,21 @@ pub(crate) fn listen(addr: SocketAddr, buffer: Option<usize>) -> io::Result<TcpL
     Ok(TcpListener::from_std(socket.into()))
 }
 
-/// A non-blocking connect to `addr` (finishing shows as writable).
-pub(crate) fn connect(addr: SocketAddr, buffer: Option<usize>) -> io::Result<TcpStream> {
-    if buffer.is_none() {
+/// A non-blocking connect to `addr` (finishing shows as writable), from
+/// `source` when given and of the same address family.
+pub(crate) fn connect(
+    addr: SocketAddr,
+    buffer: Option<usize>,
+    source: Option<IpAddr>,
+) -> io::Result<TcpStream> {
+    let source = source.filter(|ip| ip.is_ipv4() == addr.is_ipv4());
+    if buffer.is_none() && source.is_none() {
         return TcpStream::connect(addr);
     }
     let socket = socket(addr, buffer)?;
+    if let Some(ip) = source {
+        socket.bind(&SocketAddr::new(ip, 0).into())?;
+    }
     match socket.connect(&addr.into()) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc_einprogress()) => {}

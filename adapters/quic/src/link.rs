@@ -178,12 +178,15 @@ impl QuicLinks {
                     Role::Listener => (LinkRole::Responder, None),
                 };
                 let expected = dial.and_then(|d| d.expected);
+                let anonymous = dial.and_then(|d| d.request).is_some_and(|r| r.anonymous);
                 let opened = transport.channel_binding(conn).and_then(|binding| {
                     let open = OpenLink {
                         role: link_role,
                         expected_peer: expected,
                         transport: Some(Transport::Quic),
                         circuit_streams: Some(binding),
+                        remote: transport.remote(conn).map(|a| a.ip()),
+                        anonymous,
                     };
                     host.handle(now, open).ok()
                 });

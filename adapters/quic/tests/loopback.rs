@@ -427,6 +427,7 @@ type TestNode = Node<TestProfile>;
 fn build_node(secret: u8, clock: &Clock) -> Box<TestNode> {
     let mut config = NodeConfig {
         quic_dials: true,
+        extend_to_private_addresses: true,
         ..NodeConfig::default()
     };
     let unix_now = SystemTime::now()

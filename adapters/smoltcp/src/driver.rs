@@ -332,7 +332,14 @@ impl<'a> Driver<'a> {
                 SocketState::Listening => match state {
                     tcp::State::Listen | tcp::State::SynReceived => {}
                     tcp::State::Established => {
-                        slot.state = match node.handle(now, OpenLink::accepted(Transport::Tcp)) {
+                        // An established socket always knows its peer.
+                        let Some(peer) = socket.remote_endpoint() else {
+                            socket.abort();
+                            slot.state = SocketState::Closing;
+                            continue;
+                        };
+                        let open = OpenLink::accepted(Transport::Tcp, peer.addr.into());
+                        slot.state = match node.handle(now, open) {
                             Ok(link) => {
                                 log_info!("{}: accepted, {}", slot.handle, link);
                                 slot.room = TransportRoom::UNLIMITED;
@@ -353,7 +360,15 @@ impl<'a> Driver<'a> {
                 SocketState::Connecting { expected, request } => match state {
                     tcp::State::SynSent | tcp::State::SynReceived => {}
                     tcp::State::Established => {
-                        let open = OpenLink::dialled(expected, Transport::Tcp);
+                        let Some(peer) = socket.remote_endpoint() else {
+                            socket.abort();
+                            slot.state = SocketState::Closing;
+                            continue;
+                        };
+                        let open = OpenLink {
+                            anonymous: request.is_some_and(|r| r.anonymous),
+                            ..OpenLink::dialled(expected, Transport::Tcp, peer.addr.into())
+                        };
                         slot.state = match node.handle(now, open) {
                             Ok(link) => {
                                 log_info!("{}: connected, {}", slot.handle, link);

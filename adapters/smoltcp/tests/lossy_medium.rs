@@ -88,6 +88,7 @@ fn station(hub: &mut TestHub, index: usize, ip: Ipv4Addr, now: Instant) -> Stati
         unix_time_at_zero: UNIX_AT_ZERO,
         path_relays: 1,
         gossip_interval: Duration::from_secs(1),
+        extend_to_private_addresses: true,
         ..NodeConfig::default()
     };
     let identity = Identity::from_secret_bytes([index as u8 + 1; 32]);

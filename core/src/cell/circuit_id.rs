@@ -5,7 +5,7 @@
 //! itself (padding). Both ends can therefore open circuits at the same time
 //! without ever choosing the same id, with no coordination.
 
-use rand_core::RngCore;
+use rand_core::Rng;
 
 use crate::link::{Cell, LinkRole};
 
@@ -52,7 +52,7 @@ impl CircuitId {
     /// if `ALLOCATION_ATTEMPTS` candidates in a row were taken.
     pub fn allocate(
         role: LinkRole,
-        rng: &mut impl RngCore,
+        rng: &mut impl Rng,
         in_use: impl Fn(CircuitId) -> bool,
     ) -> Option<CircuitId> {
         (0..ALLOCATION_ATTEMPTS).find_map(|_| {
@@ -69,7 +69,7 @@ impl CircuitId {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand_chacha::ChaCha20Rng;
+    use chacha20::ChaCha20Rng;
     use rand_core::SeedableRng;
 
     #[test]

@@ -52,6 +52,12 @@ impl CellCommand {
         })
     }
 
+    /// The command of a whole cell (its fifth byte, after the circuit id),
+    /// read without parsing the rest.
+    pub fn of(cell: &crate::link::Cell) -> Option<Self> {
+        cell.get(4).copied().and_then(Self::from_code)
+    }
+
     /// Whether the command belongs on circuit id 0 (the link itself).
     pub fn is_link_level(self) -> bool {
         matches!(self, CellCommand::Padding | CellCommand::Descriptor)

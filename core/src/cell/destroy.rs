@@ -23,11 +23,14 @@ pub enum DestroyReason {
     TooLong,
     /// The circuit timed out.
     Timeout,
+    /// A hop destroyed the circuit because no cell went through it for its
+    /// idle timeout. Nobody failed: build a fresh circuit when needed.
+    Idle,
 }
 
 impl DestroyReason {
     /// Every reason, in code order.
-    pub const ALL: [DestroyReason; 8] = [
+    pub const ALL: [DestroyReason; 9] = [
         DestroyReason::Requested,
         DestroyReason::Protocol,
         DestroyReason::Unrecognised,
@@ -36,6 +39,7 @@ impl DestroyReason {
         DestroyReason::ResourceLimit,
         DestroyReason::TooLong,
         DestroyReason::Timeout,
+        DestroyReason::Idle,
     ];
 
     /// The wire code.
@@ -49,6 +53,7 @@ impl DestroyReason {
             DestroyReason::ResourceLimit => 5,
             DestroyReason::TooLong => 6,
             DestroyReason::Timeout => 7,
+            DestroyReason::Idle => 8,
         }
     }
 
@@ -74,6 +79,7 @@ impl fmt::Display for DestroyReason {
             DestroyReason::ResourceLimit => "a hop ran out of room",
             DestroyReason::TooLong => "the circuit exceeded its maximum length",
             DestroyReason::Timeout => "the circuit timed out",
+            DestroyReason::Idle => "the circuit was idle too long; build a fresh one",
         })
     }
 }

@@ -5,7 +5,7 @@
 //! with AES decryption. Because the tweak covers the whole rest of the cell,
 //! changing any byte of the payload changes the tag part unpredictably.
 
-use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
+use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 use aes::Aes128;
 
 use super::uh::uh;
@@ -28,7 +28,7 @@ pub fn et(key: &[u8; 32], tweak: &[u8; ET_TWEAK_LEN], block: &mut [u8; 16], dire
     let mask = uh(ku, tweak);
     xor16(block, &mask);
     let aes = Aes128::new(kb.into());
-    let b = aes::Block::from_mut_slice(block);
+    let b: &mut aes::Block = block.into();
     match direction {
         Direction::Encrypt => aes.encrypt_block(b),
         Direction::Decrypt => aes.decrypt_block(b),

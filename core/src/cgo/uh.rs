@@ -1,7 +1,7 @@
 //! `UH`: the universal hash CGO builds on, POLYVAL (RFC 8452) over the input
 //! zero-padded to whole 16-byte blocks.
 
-use polyval::universal_hash::{KeyInit, UniversalHash};
+use polyval::universal_hash::UniversalHash;
 use polyval::Polyval;
 
 /// `UH(key, bytes)`.

@@ -1,5 +1,6 @@
 //! The circuits this node built as a client.
 
+use crate::identity::NodeId;
 use heapless::Vec;
 
 use crate::capacity::VecStore;
@@ -44,6 +45,17 @@ impl ClientCircuit {
     /// Whether every hop is built.
     pub fn is_ready(&self) -> bool {
         self.pending.is_none() && self.layers.len() == self.path.hops().len()
+    }
+
+    /// The hop being added while the circuit is still being built: the one
+    /// relay a build failure (`ExtendFailed`, `Timeout`) can be pinned on.
+    /// The hops before it answered; which of them forwarded faithfully the
+    /// client cannot tell, so they are not blamed.
+    pub fn hop_being_added(&self) -> Option<NodeId> {
+        if self.is_ready() {
+            return None;
+        }
+        self.path.hops().get(self.layers.len()).copied()
     }
 }
 

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use chacha20::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
 
 use super::*;
 use crate::cell::{CellCommand, CellRepr, DestroyReason};
@@ -15,7 +15,7 @@ use crate::link::{Cell, LinkRole};
 use crate::noise::StaticKeypair;
 
 type Engine = CircuitEngine<
-    heapless::Vec<crate::circuit::RelayCircuit, 16>,
+    heapless::Vec<crate::circuit::RelayCircuit, 32>,
     heapless::Vec<crate::circuit::ClientCircuit, 4>,
 >;
 type Tamper = Box<dyn FnMut(usize, usize, &mut Cell)>;
@@ -28,17 +28,34 @@ struct Net {
     events: Vec<(usize, CircuitEvent)>,
     rng: ChaCha20Rng,
     cut: BTreeSet<(usize, usize)>,
+    /// `(node, peer)`: `node` takes no `CREATE` from `peer` (its
+    /// anonymous link to it).
+    client_links: BTreeSet<(usize, usize)>,
     tamper: Option<Tamper>,
     delivered: usize,
+    now: crate::time::Instant,
+    /// Whether `dial_for_extend` accepts (a dial that then never
+    /// completes), instead of failing at once.
+    dials_hang: bool,
+}
+
+/// The network prefix of node `j`: its own, except nodes 5 and 6, which
+/// share node 0's (for the per-network quota).
+fn network(j: usize) -> crate::discovery::NetworkPrefix {
+    let n = if j == 5 || j == 6 { 0 } else { j as u8 };
+    crate::discovery::NetworkPrefix::V4([10, n])
 }
 
 struct Ctx<'a> {
     me: usize,
+    now: crate::time::Instant,
     ids: &'a [NodeId],
     cut: &'a BTreeSet<(usize, usize)>,
+    client_links: &'a BTreeSet<(usize, usize)>,
     queue: &'a mut VecDeque<(usize, usize, Cell)>,
     events: &'a mut Vec<(usize, CircuitEvent)>,
     rng: &'a mut ChaCha20Rng,
+    dials_hang: bool,
 }
 
 fn linked(cut: &BTreeSet<(usize, usize)>, a: usize, b: usize) -> bool {
@@ -69,18 +86,30 @@ impl CircuitContext for Ctx<'_> {
         }
         true
     }
-    fn rng(&mut self) -> &mut dyn RngCore {
+    fn rng(&mut self) -> &mut dyn Rng {
         self.rng
     }
     fn event(&mut self, event: CircuitEvent) {
         self.events.push((self.me, event));
     }
     fn now(&self) -> crate::time::Instant {
-        crate::time::Instant::ZERO
+        self.now
     }
-    fn dial(&mut self, _peer: &NodeId) -> bool {
-        // This mesh has no dialler: an EXTEND over a cut link fails.
-        false
+    fn network_of(&self, link: LinkId) -> Option<crate::discovery::NetworkPrefix> {
+        Some(network(usize::from(link.index())))
+    }
+    fn take_create_token(&mut self, _link: LinkId) -> bool {
+        true
+    }
+    fn accepts_create(&self, link: LinkId) -> bool {
+        !self
+            .client_links
+            .contains(&(self.me, usize::from(link.index())))
+    }
+    fn dial_for_extend(&mut self, _peer: &NodeId) -> bool {
+        // This mesh has no dialler: an EXTEND over a cut link fails at
+        // once, or (dials_hang) waits for a link that never comes.
+        self.dials_hang
     }
 }
 
@@ -110,19 +139,25 @@ impl Net {
             events: Vec::new(),
             rng: ChaCha20Rng::seed_from_u64(seed),
             cut: BTreeSet::new(),
+            client_links: BTreeSet::new(),
             tamper: None,
             delivered: 0,
+            now: crate::time::Instant::ZERO,
+            dials_hang: false,
         }
     }
 
     fn with<R>(&mut self, me: usize, f: impl FnOnce(&mut Engine, &mut Ctx<'_>) -> R) -> R {
         let mut ctx = Ctx {
             me,
+            now: self.now,
             ids: &self.ids,
             cut: &self.cut,
+            client_links: &self.client_links,
             queue: &mut self.queue,
             events: &mut self.events,
             rng: &mut self.rng,
+            dials_hang: self.dials_hang,
         };
         f(&mut self.engines[me], &mut ctx)
     }
@@ -295,6 +330,52 @@ fn extending_to_an_unreachable_node_fails_cleanly() {
     assert_eq!(net.engines[1].relayed(), 0);
 }
 
+/// Issue 16, attack 7: `EXTEND`s waiting for a dial are bounded per inbound
+/// link and in all, so one client cannot take every dial slot of a relay.
+#[test]
+fn parked_extends_are_bounded_per_link_and_in_all() {
+    let mut net = Net::new(8, 7);
+    net.dials_hang = true;
+    // Over the per-link parked bound, under the per-link circuit quota: the
+    // refusals below are the parked bounds', not the quotas'.
+    assert!(net.engines[1].quotas().per_link > MAX_PARKED_EXTENDS_PER_LINK);
+    for target in [2, 3, 4, 7] {
+        net.cut.insert((1, target));
+    }
+    let parked_from = |net: &mut Net, client: usize, targets: &[usize]| -> Vec<CircuitHandle> {
+        let circuits = targets
+            .iter()
+            .map(|&t| net.open(client, &[1, t]).unwrap())
+            .collect();
+        net.run();
+        circuits
+    };
+    let closed = |net: &Net, client: usize, circuit: CircuitHandle| {
+        net.events_of(client)
+            .iter()
+            .any(|e| matches!(e, CircuitEvent::Closed { circuit: c, .. } if *c == circuit))
+    };
+    // Client 0 parks two EXTENDs at relay 1; its third is refused.
+    let from_0 = parked_from(&mut net, 0, &[2, 3, 4]);
+    assert!(!closed(&net, 0, from_0[0]) && !closed(&net, 0, from_0[1]));
+    assert!(closed_with(
+        &net.events_of(0),
+        from_0[2],
+        DestroyReason::ResourceLimit
+    ));
+    // Client 5 parks two more: four in all, the relay's bound. Then even a
+    // client with nothing parked is refused.
+    let from_5 = parked_from(&mut net, 5, &[2, 3]);
+    assert!(!closed(&net, 5, from_5[0]) && !closed(&net, 5, from_5[1]));
+    let from_6 = parked_from(&mut net, 6, &[7]);
+    assert!(closed_with(
+        &net.events_of(6),
+        from_6[0],
+        DestroyReason::ResourceLimit
+    ));
+    assert_eq!(net.engines[1].relayed(), MAX_PARKED_EXTENDS);
+}
+
 /// Builds 0 -> 1 -> 2 (one EXTEND, so one RELAY_EARLY seen by hop 1), then
 /// injects `extra` garbage RELAY_EARLY cells at hop 1; returns how the
 /// client's circuit ended.
@@ -382,4 +463,133 @@ fn the_same_seed_gives_the_same_cells() {
     };
     assert_eq!(run(9), run(9));
     assert_ne!(run(9), run(10));
+}
+
+/// A `CREATE` from `from` to `to` whose handshake is garbage; returns the
+/// reason of the `DESTROY` that answers it.
+fn answer_to_garbage_create(net: &mut Net, from: usize, to: usize) -> DestroyReason {
+    let role = role(from, to);
+    let id = crate::cell::CircuitId::allocate(role, &mut net.rng, |_| false).unwrap();
+    let create = CellRepr {
+        circuit_id: id,
+        command: CellCommand::Create,
+        body: [0xEE; 509],
+    }
+    .emit();
+    let key = StaticKeypair::from_secret_bytes([to as u8 + 100; 32]);
+    net.with(to, |e, ctx| {
+        e.handle_cell(ctx, LinkId::new(from as u16, 0), &create, &[&key])
+    })
+    .unwrap();
+    let (_, _, reply) = net.queue.pop_back().expect("an answer");
+    let reply = CellRepr::parse(&reply).unwrap();
+    assert_eq!(reply.command, CellCommand::Destroy);
+    DestroyReason::from_code(reply.body[0])
+}
+
+#[test]
+fn a_create_over_a_link_that_takes_none_is_refused_as_a_protocol_violation() {
+    let mut net = Net::new(3, 12);
+    // Node 1's anonymous link to node 0: node 0 may not build through it.
+    net.client_links.insert((1, 0));
+    let refused = net.open(0, &[1]).unwrap();
+    net.run();
+    assert!(closed_with(
+        &net.events_of(0),
+        refused,
+        DestroyReason::Protocol
+    ));
+    assert_eq!(
+        net.engines[1].relayed(),
+        0,
+        "no circuit, no handshake state"
+    );
+    // Over other links it relays as before.
+    let other = net.open(2, &[1]).unwrap();
+    net.run();
+    assert!(is_ready(&net.events_of(2), other));
+}
+
+#[test]
+fn creates_over_the_per_link_quota_are_refused_before_any_handshake_work() {
+    let mut net = Net::new(3, 11);
+    let quota = net.engines[1].quotas().per_link;
+    // Under quota, a garbage handshake is found out by the handshake.
+    assert_eq!(
+        answer_to_garbage_create(&mut net, 0, 1),
+        DestroyReason::Protocol
+    );
+    for _ in 0..quota {
+        net.open(0, &[1]).unwrap();
+        net.run();
+    }
+    assert_eq!(net.engines[1].relayed(), quota);
+    // Over quota the answer comes before the handshake is even tried.
+    assert_eq!(
+        answer_to_garbage_create(&mut net, 0, 1),
+        DestroyReason::ResourceLimit
+    );
+    // Another link still gets its circuits.
+    let other = net.open(2, &[1]).unwrap();
+    net.run();
+    assert!(is_ready(&net.events_of(2), other));
+}
+
+#[test]
+fn creates_over_the_per_network_quota_are_refused() {
+    let mut net = Net::new(7, 12);
+    let quotas = net.engines[1].quotas();
+    assert!(quotas.per_network < 3 * quotas.per_link);
+    // Nodes 0, 5 and 6 share a network: together they hold its quota.
+    let mut held = 0;
+    'fill: for node in [0, 5, 6] {
+        for _ in 0..quotas.per_link {
+            if held == quotas.per_network {
+                break 'fill;
+            }
+            net.open(node, &[1]).unwrap();
+            net.run();
+            held += 1;
+        }
+    }
+    assert_eq!(net.engines[1].relayed(), quotas.per_network);
+    assert_eq!(
+        answer_to_garbage_create(&mut net, 6, 1),
+        DestroyReason::ResourceLimit
+    );
+    // A node of another network is not affected.
+    let other = net.open(2, &[1]).unwrap();
+    net.run();
+    assert!(is_ready(&net.events_of(2), other));
+}
+
+#[test]
+fn an_idle_relayed_circuit_is_destroyed_and_a_used_one_is_not() {
+    let timeouts = CircuitTimeouts {
+        build: crate::time::Duration::from_secs(10),
+        relay_idle: crate::time::Duration::from_secs(60),
+    };
+    let mut net = Net::new(4, 13);
+    let idle = net.open(0, &[1, 2]).unwrap();
+    let busy = net.open(3, &[1, 2]).unwrap();
+    net.run();
+    assert_eq!(net.engines[1].relayed(), 2);
+    net.now = crate::time::Instant::from_millis(40_000);
+    net.with(3, |e, ctx| e.send(ctx, busy, 1, b"still here"))
+        .unwrap();
+    net.run();
+    net.now = crate::time::Instant::from_millis(60_000);
+    assert_eq!(
+        net.engines[1].next_deadline(timeouts),
+        Some(crate::time::Instant::from_millis(60_000))
+    );
+    net.with(1, |e, ctx| e.handle_timeout(ctx, timeouts));
+    net.run();
+    assert!(closed_with(&net.events_of(0), idle, DestroyReason::Idle));
+    assert!(!net
+        .events_of(3)
+        .iter()
+        .any(|e| matches!(e, CircuitEvent::Closed { .. })));
+    assert_eq!(net.engines[1].relayed(), 1, "the busy circuit is kept");
+    assert_eq!(net.engines[2].relayed(), 1, "the next hop was told");
 }

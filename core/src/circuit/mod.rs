@@ -9,8 +9,9 @@ mod relay_table;
 
 pub use client_table::{CircuitHandle, ClientCircuit, ClientTable};
 pub use engine::{
-    CircuitContext, CircuitEngine, CircuitError, CircuitEvent, CircuitProtocolViolation, RelayData,
-    EXTEND_LEN,
+    CircuitContext, CircuitEngine, CircuitError, CircuitEvent, CircuitProtocolViolation,
+    CircuitTimeouts, RelayData, RelayQuotas, EXTEND_LEN, MAX_PARKED_EXTENDS,
+    MAX_PARKED_EXTENDS_PER_LINK,
 };
 pub use flow::{Flow, CIRCUIT_WINDOW, CREDIT_BATCH};
 pub use hop_handshake::{

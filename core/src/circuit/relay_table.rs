@@ -30,6 +30,10 @@ pub struct RelayCircuit {
     pub awaiting_link: Option<AwaitingLink>,
     /// Flow control when this hop is the one `DATA` is addressed to.
     pub flow: Flow,
+    /// When a cell last went through it, either way. A circuit idle for
+    /// [`CircuitTimeouts::relay_idle`](super::CircuitTimeouts::relay_idle)
+    /// is destroyed, so slots cannot be held by circuits nobody uses.
+    pub last_active: Instant,
 }
 
 /// An `EXTEND` parked until the node has dialled its target.
@@ -99,6 +103,20 @@ impl<S: VecStore<RelayCircuit>> RelayTable<S> {
                 None
             }
         })
+    }
+
+    /// Whether the table is full.
+    pub fn is_full(&self) -> bool {
+        self.len() >= S::CAPACITY
+    }
+
+    /// Circuits that came in over `link` (their client side is on it).
+    pub fn from_link(&self, link: LinkId) -> usize {
+        self.circuits
+            .view()
+            .iter()
+            .filter(|c| c.inbound.0 == link)
+            .count()
     }
 
     /// Whether `end` is in use by any circuit.

@@ -4,11 +4,11 @@
 
 mod node_table;
 mod path;
+mod prefix;
 
 pub use node_table::{InsertError, InsertOutcome, NodeTable, PeerEntry, MAX_HEALTHY_FAILURES};
-pub use path::{
-    select_path, NetworkPrefix, Path, PathError, PathRules, DEFAULT_PATH_RELAYS, MAX_PATH_RELAYS,
-};
+pub use path::{select_path, Path, PathError, PathRules, DEFAULT_PATH_RELAYS, MAX_PATH_RELAYS};
+pub use prefix::NetworkPrefix;
 
 /// A uniformly random index below `n` (`None` if `n` is 0).
 ///
@@ -16,7 +16,7 @@ pub use path::{
 /// narrowing a raw 64-bit draw first fails on 32-bit targets whenever its
 /// high half is non-zero, i.e. almost always. The modulo bias is below
 /// `n / 2^64`, negligible for table sizes.
-pub(crate) fn random_index(rng: &mut impl rand_core::RngCore, n: usize) -> Option<usize> {
+pub(crate) fn random_index(rng: &mut impl rand_core::Rng, n: usize) -> Option<usize> {
     let n = u64::try_from(n).ok()?;
     usize::try_from(rng.next_u64().checked_rem(n)?).ok()
 }

@@ -18,7 +18,7 @@ use core::fmt;
 use heapless::Vec;
 
 use crate::capacity::VecStore;
-use rand_core::RngCore;
+use rand_core::Rng;
 
 use crate::identity::{NodeId, Transport, VerifiedDescriptor};
 use crate::time::Instant;
@@ -264,7 +264,7 @@ impl<S: VecStore<PeerEntry>> NodeTable<S> {
     /// Up to `K` distinct entries chosen uniformly at random, for gossip
     /// (Floyd's algorithm: `K` draws, and no scratch space the size of the
     /// table).
-    pub fn sample<const K: usize>(&self, rng: &mut impl RngCore) -> Vec<&PeerEntry, K> {
+    pub fn sample<const K: usize>(&self, rng: &mut impl Rng) -> Vec<&PeerEntry, K> {
         let entries = self.entries.view();
         let len = entries.len();
         let mut picked: Vec<usize, K> = Vec::new();

@@ -1,6 +1,6 @@
 //! Tests of the node table's bounds and eviction rule.
 
-use rand_chacha::ChaCha20Rng;
+use chacha20::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 use super::*;

@@ -10,51 +10,20 @@
 //! - with guards, the first hop is drawn from the usable guards only.
 
 use core::fmt;
-use core::net::IpAddr;
-
 use heapless::Vec;
-use rand_core::RngCore;
+use rand_core::Rng;
 
 use crate::capacity::VecStore;
 use crate::cgo::MAX_HOPS;
 use crate::identity::{NodeId, MAX_ADDRESSES};
 
-use super::{NodeTable, PeerEntry};
+use super::{NetworkPrefix, NodeTable, PeerEntry};
 
 /// Relays before the destination unless configured otherwise.
 pub const DEFAULT_PATH_RELAYS: usize = 3;
 /// The most relays a path may have (one CGO layer per hop, the destination
 /// included).
 pub const MAX_PATH_RELAYS: usize = MAX_HOPS - 1;
-
-/// A network prefix: IPv4 /16 or IPv6 /32.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum NetworkPrefix {
-    /// The first two octets of an IPv4 address.
-    V4([u8; 2]),
-    /// The first four octets of an IPv6 address.
-    V6([u8; 4]),
-}
-
-impl NetworkPrefix {
-    /// The prefix an address belongs to.
-    pub fn of(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(v4) => {
-                let [a, b, _, _] = v4.octets();
-                NetworkPrefix::V4([a, b])
-            }
-            IpAddr::V6(v6) => {
-                let o = v6.octets();
-                let mut p = [0u8; 4];
-                for (dst, src) in p.iter_mut().zip(o.iter()) {
-                    *dst = *src;
-                }
-                NetworkPrefix::V6(p)
-            }
-        }
-    }
-}
 
 fn prefixes(entry: &PeerEntry) -> Vec<NetworkPrefix, MAX_ADDRESSES> {
     entry
@@ -175,7 +144,7 @@ fn compatible(candidate: &PeerEntry, chosen: &[&PeerEntry]) -> bool {
 fn pick<'t>(
     entries: impl Iterator<Item = &'t PeerEntry> + Clone,
     ok: impl Fn(&PeerEntry) -> bool,
-    rng: &mut impl RngCore,
+    rng: &mut impl Rng,
 ) -> Option<&'t PeerEntry> {
     let count = entries.clone().filter(|e| ok(e)).count();
     let index = super::random_index(rng, count)?;
@@ -188,7 +157,7 @@ pub fn select_path<S: VecStore<PeerEntry>>(
     destination: NodeId,
     rules: &PathRules<'_>,
     now_unix_secs: u64,
-    rng: &mut impl RngCore,
+    rng: &mut impl Rng,
 ) -> Result<Path, PathError> {
     if rules.relays > MAX_PATH_RELAYS {
         return Err(PathError::TooLong(rules.relays));

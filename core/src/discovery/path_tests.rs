@@ -2,8 +2,8 @@
 
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use chacha20::ChaCha20Rng;
 use proptest::prelude::*;
-use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 use super::*;

@@ -127,3 +127,78 @@ impl core::fmt::Display for AddressError {
 }
 
 impl core::error::Error for AddressError {}
+
+/// Whether `ip` is an address a relay may be asked to connect to by others:
+/// not loopback, private (RFC 1918, IPv6 unique local), link-local,
+/// multicast, broadcast or unspecified. An `EXTEND` to such an address
+/// would make a relay probe its own host or network on a stranger's
+/// behalf (server-side request forgery), so relays refuse it unless their
+/// operator allows it (a test network on one host).
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_unspecified()
+                || v4.octets()[0] == 0)
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                // fc00::/7 unique local, fe80::/10 link-local
+                || first & 0xfe00 == 0xfc00
+                || first & 0xffc0 == 0xfe80)
+        }
+    }
+}
+
+#[cfg(test)]
+mod scope_tests {
+    use super::*;
+
+    #[test]
+    fn local_and_special_addresses_are_not_public() {
+        for ip in [
+            "127.0.0.1",
+            "127.5.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "0.0.0.0",
+            "0.1.2.3",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn global_addresses_are_public() {
+        for ip in [
+            "8.8.8.8",
+            "100.1.0.1",
+            "172.32.0.1",
+            "192.0.2.1",
+            "2001:db8::1",
+            "::ffff:8.8.4.4",
+        ] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+}

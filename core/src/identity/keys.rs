@@ -225,6 +225,55 @@ mod tests {
     }
 
     #[test]
+    fn a_signature_with_a_small_order_r_is_refused() {
+        // With the secret scalar `a`, a signer can make `R` the identity
+        // point (order 1) and `S = k·a`: then `[S]B = R + [k]A` holds, so a
+        // lax RFC 8032 verifier accepts it, but it is malleable. Strict
+        // verification (`verify_strict`) must refuse it.
+        use curve25519_dalek::scalar::Scalar;
+        use ed25519_dalek::Verifier;
+        use sha2::{Digest, Sha512};
+
+        let secret = [9u8; 32];
+        let public = Identity::from_secret_bytes(secret).public();
+        let expanded = Sha512::digest(secret);
+        let mut a = [0u8; 32];
+        a.copy_from_slice(&expanded[..32]);
+        a[0] &= 248;
+        a[31] &= 127;
+        a[31] |= 64;
+        let a = Scalar::from_bytes_mod_order(a);
+
+        let (domain, message) = (&b"domain-a\0"[..], &b"message"[..]);
+        let mut buf = [0u8; MAX_SIGNED_LEN];
+        let signed = concat(&mut buf, domain, message).unwrap();
+        let mut r = [0u8; 32];
+        r[0] = 1; // the identity point
+        let k: [u8; 64] = Sha512::new()
+            .chain_update(r)
+            .chain_update(public.to_bytes())
+            .chain_update(signed)
+            .finalize()
+            .into();
+        let s = Scalar::from_bytes_mod_order_wide(&k) * a;
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&r);
+        sig[32..].copy_from_slice(s.as_bytes());
+
+        assert!(
+            public
+                .key
+                .verify(signed, &Signature::from_bytes(&sig))
+                .is_ok(),
+            "the lax check accepts it, so the test signature is well formed"
+        );
+        assert_eq!(
+            public.verify(domain, message, &sig),
+            Err(SignatureError::Invalid)
+        );
+    }
+
+    #[test]
     fn over_long_messages_are_an_error() {
         let id = Identity::from_secret_bytes([9; 32]);
         assert_eq!(

@@ -6,7 +6,7 @@ mod descriptor;
 mod keys;
 mod node_id;
 
-pub use address::{Address, AddressError, Transport};
+pub use address::{is_public, Address, AddressError, Transport};
 pub use descriptor::{
     verify_descriptor, DescriptorError, DescriptorPacket, DescriptorRepr, VerifiedDescriptor,
     DESCRIPTOR_DOMAIN, DESCRIPTOR_VERSION, HEADER_LEN, MAX_ADDRESSES, MAX_ADDRESSES_PER_TRANSPORT,

@@ -13,11 +13,20 @@
 //! once. A message completes when its last missing fragment arrives; it then
 //! waits in its slot until polled, and its id goes into a bounded ring of
 //! recently completed ids, so a late or resent copy is recognised as a
-//! duplicate (and acknowledged again) instead of being delivered twice. When
-//! the incoming half is full, a fragment of a new message takes the slot of
-//! the *unfinished* message that started longest ago (its sender resends);
-//! complete messages are never evicted — the fragment is refused instead,
-//! which is how a stalled application stalls its senders.
+//! duplicate (and acknowledged again) instead of being delivered twice.
+//!
+//! Unfinished messages are charged to their sender (the circuit they came
+//! over, or the replying destination): one sender may hold at most a quarter
+//! of the incoming half unfinished ([`MessagePool::per_sender`]); past that,
+//! its new message takes the slot of its own weakest unfinished one. When
+//! the incoming half is full, a new message takes the slot of the weakest
+//! unfinished message of the sender holding the most — weakest meaning the
+//! fewest fragments received, then the most recently started — and its
+//! sender resends. So a sender that opens message after message with one
+//! fragment each only ever displaces its own, and a message that is
+//! arriving is not pushed out by ones that never will. Complete messages are
+//! never evicted: the fragment is refused instead, which is how a stalled
+//! application stalls its senders.
 
 use core::fmt;
 
@@ -79,7 +88,11 @@ pub struct ReceivedMessage {
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Outgoing {
+    /// The id the application knows the message by.
     id: MessageId,
+    /// The id its fragments carry: `id` until a circuit dies with the
+    /// message partly sent, then a fresh one (see [`MessagePool::circuit_closed`]).
+    wire_id: MessageId,
     target: Target,
     len: usize,
     next_offset: usize,
@@ -107,6 +120,11 @@ pub(crate) struct Incoming {
 }
 
 impl Incoming {
+    /// Fragments received so far.
+    fn received_count(&self) -> u32 {
+        self.received.iter().map(|w| w.count_ones()).sum()
+    }
+
     fn has(&self, index: usize) -> bool {
         let (word, bit) = (index / 64, index % 64);
         self.received
@@ -359,6 +377,7 @@ where
         }
         slot.state = SlotState::Outgoing(Outgoing {
             id,
+            wire_id: id,
             target,
             len: message.len(),
             next_offset: 0,
@@ -414,7 +433,7 @@ where
         let offset = message.next_offset;
         let end = offset.saturating_add(expected_len(message.len, offset));
         let fragment = Fragment {
-            id: message.id,
+            id: message.wire_id,
             total_len: u32::try_from(message.len).ok()?,
             offset: u32::try_from(offset).ok()?,
             bytes: slot.bytes.bytes().get(offset..end)?,
@@ -427,24 +446,43 @@ where
         fragment.emit(out)
     }
 
-    /// The destination acknowledged `id`: forget it. Returns whether an
-    /// outgoing message had that id.
-    pub fn acknowledge(&mut self, id: &MessageId) -> bool {
+    /// The destination acknowledged the message whose fragments carried
+    /// `wire_id`: forget it. Returns the id the application knows it by, if
+    /// an outgoing message had that wire id.
+    pub fn acknowledge(&mut self, wire_id: &MessageId) -> Option<MessageId> {
         for slot in self.slots.as_mut() {
-            if matches!(&slot.state, SlotState::Outgoing(m) if m.id == *id) {
-                slot.state = SlotState::Free;
-                return true;
+            if let SlotState::Outgoing(m) = &slot.state {
+                if m.wire_id == *wire_id {
+                    let id = m.id;
+                    slot.state = SlotState::Free;
+                    return Some(id);
+                }
             }
         }
-        false
+        None
     }
 
     /// An own circuit died: its messages go again, whole, on whatever
     /// circuit to their destination comes next.
-    pub fn circuit_closed(&mut self, circuit: CircuitHandle) {
+    ///
+    /// A message not yet fully sent goes under a fresh wire id from
+    /// `fresh_id`, so the destination cannot link the new circuit to the
+    /// old one by it: it never held the message whole, so it cannot deliver
+    /// it twice (its part under the old id is abandoned). A message sent
+    /// whole but not acknowledged keeps its wire id: the destination may
+    /// have delivered it, and only the same id lets it recognise the copy
+    /// as a duplicate, which exactly-once delivery needs.
+    pub fn circuit_closed(
+        &mut self,
+        circuit: CircuitHandle,
+        mut fresh_id: impl FnMut() -> MessageId,
+    ) {
         for slot in self.slots.as_mut() {
             if let SlotState::Outgoing(m) = &mut slot.state {
                 if m.circuit == Some(circuit) {
+                    if m.next_offset > 0 && !m.all_sent() {
+                        m.wire_id = fresh_id();
+                    }
                     m.circuit = None;
                     m.next_offset = 0;
                     m.completed_at = None;
@@ -573,6 +611,40 @@ where
         let _ = self.remembered.push_back(id);
     }
 
+    /// How many unfinished incoming messages one sender may hold.
+    pub fn per_sender(&self) -> usize {
+        (self.per_direction() / 4).max(1)
+    }
+
+    /// Unfinished incoming messages from `sender`.
+    fn unfinished_from(&self, sender: Sender) -> usize {
+        self.count(|s| matches!(s, SlotState::Incoming(m) if m.missing > 0 && m.sender == sender))
+    }
+
+    /// The slot of the unfinished message to give way: `sender`'s weakest
+    /// when given, else the weakest of the senders holding the most. The
+    /// weakest has the fewest fragments received, then the latest start.
+    fn weakest_unfinished(&self, sender: Option<Sender>) -> Option<usize> {
+        self.slots
+            .as_ref()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match &s.state {
+                SlotState::Incoming(m) if m.missing > 0 && sender.is_none_or(|x| x == m.sender) => {
+                    Some((i, m))
+                }
+                _ => None,
+            })
+            .min_by_key(|(_, m)| {
+                (
+                    core::cmp::Reverse(self.unfinished_from(m.sender)),
+                    m.received_count(),
+                    core::cmp::Reverse(m.started),
+                )
+            })
+            .map(|(i, _)| i)
+    }
+
     /// Whether a fragment of a new message would find a slot now.
     pub fn has_incoming_room(&self) -> bool {
         let incoming = self.incoming();
@@ -642,8 +714,8 @@ where
         Ok(Received::Complete { id, len: total })
     }
 
-    /// A slot for a new incoming message: a free one within the incoming
-    /// half, else the unfinished message that started longest ago.
+    /// A slot for a new incoming message from `sender`, by the rules in the
+    /// [module docs](self).
     fn open_incoming(
         &mut self,
         id: MessageId,
@@ -651,26 +723,14 @@ where
         now: Instant,
         sender: Sender,
     ) -> Result<usize, ReassemblyError> {
-        let free = if self.incoming() < self.per_direction() {
+        let index = if self.unfinished_from(sender) >= self.per_sender() {
+            self.weakest_unfinished(Some(sender))
+        } else if self.incoming() < self.per_direction() {
             self.free_slot()
         } else {
-            None
-        };
-        let index = match free {
-            Some(i) => i,
-            None => self
-                .slots
-                .as_ref()
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| match &s.state {
-                    SlotState::Incoming(m) if m.missing > 0 => Some((i, m.started)),
-                    _ => None,
-                })
-                .min_by_key(|(_, started)| *started)
-                .map(|(i, _)| i)
-                .ok_or(ReassemblyError::NoRoom)?,
-        };
+            self.weakest_unfinished(None)
+        }
+        .ok_or(ReassemblyError::NoRoom)?;
         let slot = self
             .slots
             .as_mut()

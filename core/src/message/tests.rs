@@ -1,8 +1,8 @@
 //! Fragmentation, reassembly and resending, on the message pool.
 
+use chacha20::ChaCha20Rng;
 use proptest::prelude::*;
-use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::{Rng, SeedableRng};
 
 use super::*;
 use crate::cell::{CircuitId, RELAY_DATA_LEN};
@@ -30,7 +30,20 @@ const ROUTE: Route = Route::Circuit {
 };
 
 fn sender() -> Sender {
-    Sender::Anonymous(ReplyTo((LinkId::new(0, 0), CircuitId(5))))
+    sender_on(5)
+}
+
+/// The sender at the other end of circuit `id`.
+fn sender_on(id: u32) -> Sender {
+    Sender::Anonymous(ReplyTo((LinkId::new(0, 0), CircuitId(id))))
+}
+
+/// The fragments of a `len`-byte message `id`.
+fn message_fragments(id: MessageId, len: usize) -> Vec<Vec<u8>> {
+    let mut tx = pool(2);
+    tx.queue(Instant::ZERO, id, Target::Node(DEST), &vec![id.0[0]; len])
+        .unwrap();
+    fragments(&mut tx)
 }
 
 fn fragments(tx: &mut Pool) -> Vec<Vec<u8>> {
@@ -77,7 +90,9 @@ proptest! {
         for i in (1..frags.len()).rev() {
             frags.swap(i, rng.next_u32() as usize % (i + 1));
         }
-        let mut rx = pool(8);
+        // 16 incoming slots: one sender may hold 4 unfinished messages,
+        // more than the 3 interleaved here.
+        let mut rx = pool(32);
         let got = deliver_all(&mut rx, &frags);
         prop_assert_eq!(got.len(), messages.len(), "each message exactly once");
         for (i, m) in messages.iter().enumerate() {
@@ -102,9 +117,10 @@ fn a_resent_message_is_delivered_once_and_acknowledged_again() {
     assert_eq!(first.len(), 1500usize.div_ceil(FRAGMENT_LEN));
     assert!(tx.circuit_busy(CIRCUIT));
     let mut rx = pool(2);
-    // Only part arrives before the circuit dies.
+    // Only part arrives before the circuit dies. It was sent whole, so it
+    // keeps its id: the destination may hold it complete.
     assert!(deliver_all(&mut rx, &first[..2]).is_empty());
-    tx.circuit_closed(CIRCUIT);
+    tx.circuit_closed(CIRCUIT, || id(99));
     assert!(!tx.circuit_busy(CIRCUIT));
     let again = fragments(&mut tx);
     assert_eq!(again, first, "the whole message goes again");
@@ -114,8 +130,43 @@ fn a_resent_message_is_delivered_once_and_acknowledged_again() {
     let result = rx.accept(Instant::ZERO, &again[0], sender());
     assert_eq!(result, Ok(Received::Duplicate(id(1))));
     assert_eq!(rx.take(&mut [0u8; 8]), Ok(None));
-    assert!(tx.acknowledge(&id(1)));
-    assert!(!tx.acknowledge(&id(1)));
+    assert_eq!(tx.acknowledge(&id(1)), Some(id(1)));
+    assert_eq!(tx.acknowledge(&id(1)), None);
+    assert_eq!(tx.outgoing(), 0);
+}
+
+/// Issue 16, attack 8: a message cut off part-way by a dying circuit goes
+/// again under a fresh wire id, so the destination cannot link the new
+/// circuit to the old by it, and is still delivered once.
+#[test]
+fn a_message_cut_off_part_way_goes_again_under_a_fresh_wire_id() {
+    let mut tx = pool(2);
+    tx.queue(Instant::ZERO, id(1), Target::Node(DEST), &[5; 1500])
+        .unwrap();
+    let mut buf = [0u8; RELAY_DATA_LEN];
+    let first: Vec<Vec<u8>> = (0..2)
+        .map(|_| {
+            let n = tx.next_fragment(Instant::ZERO, ROUTE, &mut buf).unwrap();
+            buf[..n].to_vec()
+        })
+        .collect();
+    let mut rx = pool(2);
+    assert!(deliver_all(&mut rx, &first).is_empty());
+    tx.circuit_closed(CIRCUIT, || id(2));
+    let again = fragments(&mut tx);
+    assert_eq!(again.len(), 1500usize.div_ceil(FRAGMENT_LEN), "whole again");
+    assert!(
+        again
+            .iter()
+            .all(|f| !f.windows(MESSAGE_ID_LEN).any(|w| w == id(1).0)),
+        "the old id is not on the wire"
+    );
+    let got = deliver_all(&mut rx, &again);
+    assert_eq!(got, vec![(id(2), vec![5; 1500])], "delivered once");
+    // The destination acknowledges the wire id; the application hears of
+    // the id it was given.
+    assert_eq!(tx.acknowledge(&id(1)), None);
+    assert_eq!(tx.acknowledge(&id(2)), Some(id(1)));
     assert_eq!(tx.outgoing(), 0);
 }
 
@@ -219,17 +270,19 @@ fn hostile_fragments_are_refused() {
 fn unfinished_messages_cannot_block_reassembly() {
     // Eight slots: four for incoming messages.
     let mut rx = pool(8);
-    // An attacker starts four messages and never finishes them.
+    // An attacker starts four messages over four circuits and never
+    // finishes them.
     for n in 0..4u8 {
         let mut tx = pool(2);
         tx.queue(Instant::ZERO, id(100 + n), Target::Node(DEST), &[n; 2000])
             .unwrap();
         let frags = fragments(&mut tx);
-        rx.accept(Instant::from_millis(u64::from(n)), &frags[0], sender())
+        let on = sender_on(100 + u32::from(n));
+        rx.accept(Instant::from_millis(u64::from(n)), &frags[0], on)
             .unwrap();
     }
     assert_eq!(rx.incoming(), 4);
-    // A real message still gets through: it takes the oldest slot.
+    // A real message still gets through: it takes the latest one's slot.
     let mut tx = pool(2);
     tx.queue(Instant::ZERO, id(1), Target::Node(DEST), &[9; 1000])
         .unwrap();
@@ -244,8 +297,8 @@ fn unfinished_messages_cannot_block_reassembly() {
             len: 1000
         }
     );
-    assert_eq!(rx.incoming(), 4, "the oldest unfinished one was dropped");
-    assert_eq!(rx.expire_incoming(Instant::from_millis(3)), 2);
+    assert_eq!(rx.incoming(), 4, "the latest unfinished one was dropped");
+    assert_eq!(rx.expire_incoming(Instant::from_millis(3)), 3);
     // Incoming messages never take the outgoing half.
     assert!(rx
         .queue(Instant::ZERO, id(50), Target::Node(DEST), b"out")
@@ -303,4 +356,98 @@ fn a_short_buffer_takes_nothing_and_says_how_much_it_needs() {
     assert_eq!((message.id, message.len), (id(3), 1200));
     assert_eq!(big, [7; 1200]);
     assert_eq!(rx.ready(), 0);
+}
+
+#[test]
+fn a_sender_opening_message_after_message_only_displaces_its_own() {
+    // 16 slots: 8 incoming, at most 2 unfinished per sender.
+    let mut rx = pool(16);
+    assert_eq!(rx.per_sender(), 2);
+    // An honest 3-fragment message has its first fragment in...
+    let honest = message_fragments(id(1), 1200);
+    assert_eq!(honest.len(), 3);
+    rx.accept(Instant::ZERO, &honest[0], sender_on(1)).unwrap();
+    // ...when one circuit sends a fragment of a new message, 500 times.
+    for n in 0..500u32 {
+        let fresh = MessageId([
+            (n % 250) as u8 + 2,
+            (n / 250) as u8,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+        ]);
+        let frags = message_fragments(fresh, 2000);
+        let at = Instant::from_millis(1 + u64::from(n));
+        rx.accept(at, &frags[0], sender_on(2)).unwrap();
+        assert!(rx.incoming() <= 1 + rx.per_sender());
+    }
+    // The honest message completes.
+    let later = Instant::from_millis(600);
+    assert_eq!(
+        rx.accept(later, &honest[1], sender_on(1)).unwrap(),
+        Received::Partial
+    );
+    assert_eq!(
+        rx.accept(later, &honest[2], sender_on(1)).unwrap(),
+        Received::Complete {
+            id: id(1),
+            len: 1200
+        }
+    );
+}
+
+#[test]
+fn a_message_that_is_arriving_is_not_pushed_out_by_ones_that_never_will() {
+    // 8 incoming slots, many attacking circuits with one fragment each.
+    let mut rx = pool(16);
+    let honest = message_fragments(id(1), 1500);
+    rx.accept(Instant::ZERO, &honest[0], sender_on(1)).unwrap();
+    rx.accept(Instant::ZERO, &honest[1], sender_on(1)).unwrap();
+    for n in 0..200u32 {
+        let fresh = MessageId([
+            (n % 250) as u8 + 2,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+        ]);
+        let frags = message_fragments(fresh, 2000);
+        let at = Instant::from_millis(1 + u64::from(n));
+        rx.accept(at, &frags[0], sender_on(1000 + n)).unwrap();
+    }
+    assert_eq!(rx.incoming(), 8);
+    let later = Instant::from_millis(300);
+    let mut last = Received::Partial;
+    for f in &honest[2..] {
+        last = rx.accept(later, f, sender_on(1)).unwrap();
+    }
+    assert_eq!(
+        last,
+        Received::Complete {
+            id: id(1),
+            len: 1500
+        }
+    );
 }

@@ -4,12 +4,12 @@
 //! messages that need an answer through the engine are kept for the node
 //! to handle once the engine call returns.
 
+use chacha20::ChaCha20Rng;
 use heapless::Vec;
-use rand_chacha::ChaCha20Rng;
-use rand_core::RngCore;
+use rand_core::Rng;
 
 use crate::capacity::DequeStore;
-use crate::cell::DestroyReason;
+use crate::cell::{CellCommand, DestroyReason};
 use crate::circuit::{CircuitContext, CircuitEvent};
 use crate::identity::NodeId;
 use crate::link::{Cell, LinkPhase, LinkRole};
@@ -18,21 +18,51 @@ use crate::time::Instant;
 
 use super::dial::Dialer;
 use super::{Event, LinkId, LinkSlot, NodeStats, Profile};
-use crate::discovery::NodeTable;
+use crate::discovery::{NetworkPrefix, NodeTable};
 
 /// Relay messages one engine call can hand back: one per cell.
 pub(crate) type Deliveries = Vec<CircuitEvent, 2>;
 
-/// The established link to `peer`, and our role on it.
+/// The established link to `peer` under our identity, and our role on it.
+/// Anonymous links are not: they carry only circuits this node originates.
 pub(crate) fn link_to<P: Profile>(
     links: &[LinkSlot<P>],
     peer: &NodeId,
 ) -> Option<(LinkId, LinkRole)> {
+    established_to(links, peer, false)
+}
+
+/// The established anonymous link we dialled to `peer`: the only kind a
+/// circuit this node originates starts over (relay spec §11).
+pub(crate) fn anonymous_link_to<P: Profile>(
+    links: &[LinkSlot<P>],
+    peer: &NodeId,
+) -> Option<(LinkId, LinkRole)> {
+    established_to(links, peer, true)
+}
+
+/// The link our own circuits to first hop `peer` start over: the
+/// anonymous one, unless `config` turned those off.
+pub(crate) fn first_hop_link<P: Profile>(
+    links: &[LinkSlot<P>],
+    config: &super::NodeConfig,
+    peer: &NodeId,
+) -> Option<(LinkId, LinkRole)> {
+    established_to(links, peer, config.anonymous_first_hops)
+}
+
+fn established_to<P: Profile>(
+    links: &[LinkSlot<P>],
+    peer: &NodeId,
+    anonymous: bool,
+) -> Option<(LinkId, LinkRole)> {
     links.iter().enumerate().find_map(|(i, slot)| {
         let session = slot.session.as_ref()?;
         let index = u16::try_from(i).ok()?;
-        (session.phase() == LinkPhase::Established && session.peer().as_ref() == Some(peer))
-            .then(|| (LinkId::new(index, slot.generation), session.role()))
+        (slot.anonymous == anonymous
+            && session.phase() == LinkPhase::Established
+            && session.peer().as_ref() == Some(peer))
+        .then(|| (LinkId::new(index, slot.generation), session.role()))
     })
 }
 
@@ -53,6 +83,28 @@ pub(crate) fn queue_room<P: Profile>(links: &mut [LinkSlot<P>], link: LinkId) ->
         .map_or(0, |s| s.queue_room())
 }
 
+/// Cells of every link's send queue that `RELAY` cells may not take, kept
+/// for control cells (`DESTROY`, `CREATE`, `CREATED`): an eighth of the
+/// queue, 1 to 4 cells. However full relayed traffic keeps a link, the
+/// cell that tears a circuit down still fits.
+pub(crate) fn control_reserve<P: Profile>() -> usize {
+    (<P::LinkSendQueue as DequeStore<Cell>>::CAPACITY / 8).clamp(1, 4)
+}
+
+/// Room in `link`'s send queue for one more cell with `command`.
+pub(crate) fn room_for<P: Profile>(
+    links: &mut [LinkSlot<P>],
+    link: LinkId,
+    command: Option<CellCommand>,
+) -> bool {
+    let room = queue_room(links, link);
+    if command.is_some_and(CellCommand::is_relay) {
+        room > control_reserve::<P>()
+    } else {
+        room > 0
+    }
+}
+
 pub(crate) struct NodeCtx<'a, P: Profile> {
     pub(crate) links: &'a mut [LinkSlot<P>],
     pub(crate) rng: &'a mut ChaCha20Rng,
@@ -64,6 +116,7 @@ pub(crate) struct NodeCtx<'a, P: Profile> {
     pub(crate) dialer: &'a mut Dialer,
     pub(crate) deliveries: &'a mut Deliveries,
     pub(crate) config: &'a super::NodeConfig,
+    pub(crate) circuits: &'a mut super::circuits::CircuitState,
 }
 
 impl<P: Profile> NodeCtx<'_, P> {
@@ -79,6 +132,18 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
         link_to(self.links, peer)
     }
 
+    fn first_hop_link(&self, peer: &NodeId) -> Option<(LinkId, LinkRole)> {
+        first_hop_link(self.links, self.config, peer)
+    }
+
+    fn accepts_create(&self, link: LinkId) -> bool {
+        // Our anonymous links are client links: relaying over one would
+        // make us a relay the peer can probe and extend through.
+        self.links
+            .get(usize::from(link.index()))
+            .is_some_and(|s| s.generation == link.generation() && !s.anonymous)
+    }
+
     fn role_on(&self, link: LinkId) -> Option<LinkRole> {
         let slot = self.links.get(usize::from(link.index()))?;
         let session = slot.session.as_ref()?;
@@ -87,16 +152,17 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
     }
 
     fn send(&mut self, link: LinkId, cell: &Cell) -> bool {
-        let sent = slot_of(self.links, link)
-            .and_then(|s| s.session.as_mut())
-            .is_some_and(|s| s.queue_cell(cell).is_ok());
+        let sent = room_for(self.links, link, CellCommand::of(cell))
+            && slot_of(self.links, link)
+                .and_then(|s| s.session.as_mut())
+                .is_some_and(|s| s.queue_cell(cell).is_ok());
         if !sent {
             self.stats.cells_dropped = self.stats.cells_dropped.saturating_add(1);
         }
         sent
     }
 
-    fn rng(&mut self) -> &mut dyn RngCore {
+    fn rng(&mut self) -> &mut dyn Rng {
         self.rng
     }
 
@@ -104,36 +170,52 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
         match event {
             CircuitEvent::Ready {
                 circuit,
-                destination,
+                path,
                 built_in,
             } => {
                 self.stats.circuits_built = self.stats.circuits_built.saturating_add(1);
-                self.push_event(Event::CircuitReady {
-                    circuit,
-                    destination,
-                    built_in,
-                });
+                // Every relay of a working circuit did its part: earlier
+                // failures pinned on it (perhaps by a lying hop) are
+                // forgiven, so no relay is kept out of paths for good.
+                for relay in path.relays() {
+                    self.table.record_success(relay, self.now);
+                }
+                if let Some(destination) = path.destination() {
+                    self.push_event(Event::CircuitReady {
+                        circuit,
+                        destination,
+                        built_in,
+                    });
+                }
             }
             CircuitEvent::Closed {
                 circuit,
                 path,
                 reason,
+                failed_hop,
             } => {
-                self.messages.circuit_closed(circuit);
-                // A circuit that failed in the network counts against every
-                // relay on it: failing relays drop out of new paths, and a
-                // later success clears the count of the innocent ones.
-                let blame = matches!(
-                    reason,
-                    DestroyReason::Unrecognised
-                        | DestroyReason::ExtendFailed
-                        | DestroyReason::Timeout
-                        | DestroyReason::Protocol
-                );
-                if blame {
-                    for relay in path.relays() {
-                        self.table.record_failure(relay);
+                let rng = &mut *self.rng;
+                self.messages.circuit_closed(circuit, || {
+                    let mut id = [0u8; crate::message::MESSAGE_ID_LEN];
+                    rng.fill_bytes(&mut id);
+                    crate::message::MessageId(id)
+                });
+                // Blame only what can be pinned: a build that could not
+                // reach, or got no answer from, the hop being added. A
+                // DESTROY's reason is whatever some hop wrote: a lying hop
+                // can pin a failure on the one relay being added (which a
+                // working circuit or link through it forgives), never on the
+                // whole path. Garbled cells (Unrecognised, Protocol) and
+                // circuits lost after they were ready blame nobody; a dead
+                // link to the first hop is counted by the link.
+                let build_failure =
+                    matches!(reason, DestroyReason::ExtendFailed | DestroyReason::Timeout);
+                match (failed_hop, path.destination()) {
+                    (Some(hop), _) if build_failure => self.table.record_failure(&hop),
+                    (None, Some(destination)) if reason != DestroyReason::Requested => {
+                        self.circuits.circuit_lost(destination, self.now);
                     }
+                    _ => {}
                 }
                 self.push_event(Event::CircuitClosed {
                     circuit,
@@ -153,13 +235,32 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
         self.now
     }
 
-    fn dial(&mut self, peer: &NodeId) -> bool {
+    fn network_of(&self, link: LinkId) -> Option<NetworkPrefix> {
+        let slot = self.links.get(usize::from(link.index()))?;
+        (slot.generation == link.generation())
+            .then_some(slot.prefix)
+            .flatten()
+    }
+
+    fn take_create_token(&mut self, link: LinkId) -> bool {
+        let (limit, now) = (self.config.creates_per_link, self.now);
+        slot_of(self.links, link).is_some_and(|s| s.creates.take(limit, now))
+    }
+
+    fn dial_for_extend(&mut self, peer: &NodeId) -> bool {
         let Some(entry) = self.table.get(peer) else {
             return false;
         };
-        let addresses = entry.descriptor.repr().addresses.clone();
+        let allow_private = self.config.extend_to_private_addresses;
+        let addresses = entry
+            .descriptor
+            .repr()
+            .addresses
+            .clone()
+            .into_iter()
+            .filter(move |a| allow_private || crate::identity::is_public(a.socket.ip()));
         let policy = super::dial::DialPolicy::for_peer(self.config, self.table, peer);
         self.dialer
-            .request(self.now, *peer, addresses.into_iter(), policy)
+            .request(self.now, *peer, false, addresses, policy)
     }
 }

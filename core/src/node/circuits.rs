@@ -12,7 +12,7 @@ use heapless::Vec;
 use crate::capacity::{DequeStore, VecStore};
 use crate::cell::RELAY_DATA_LEN;
 use crate::circuit::{
-    CircuitEngine, CircuitEvent, CircuitHandle, ClientCircuit, Flow, RelayCircuit,
+    CircuitEngine, CircuitEvent, CircuitHandle, CircuitTimeouts, ClientCircuit, Flow, RelayCircuit,
 };
 use crate::discovery::{select_path, PathRules};
 use crate::identity::NodeId;
@@ -35,6 +35,16 @@ const BUILD_MEMORY: usize = 8;
 /// A destination gets at most one new circuit attempt per this long,
 /// unless a link comes up in between.
 const BUILD_RETRY: Duration = Duration::from_millis(500);
+/// Ready circuits to one destination that may be lost within
+/// [`FORCED_REBUILD_WINDOW`] before the node stops rebuilding to it until
+/// the window has passed. A destination (or a hop) that tears circuits
+/// down to make the client rebuild over fresh relays gets this many
+/// fresh samples, not one per `DESTROY`. Relays that die under churn cost
+/// a circuit each; a few lost in ten minutes is normal, more is an attack
+/// or a destination not worth the path exposure.
+pub const MAX_FORCED_REBUILDS: u8 = 6;
+/// See [`MAX_FORCED_REBUILDS`].
+pub const FORCED_REBUILD_WINDOW: Duration = Duration::from_secs(600);
 /// Link-queue cells kept free of originated `DATA`, for relayed traffic and
 /// control cells (`ACK`, `CREDIT`, `DESTROY`, handshakes); at most half
 /// the queue, so that a node with a small queue can still send.
@@ -56,7 +66,10 @@ const ACK_REFUSED: u8 = 1;
 #[cfg_attr(feature = "testing", derive(Clone))]
 pub(crate) struct CircuitState {
     pub(crate) guards: Vec<NodeId, MAX_GUARDS>,
-    attempts: Vec<(NodeId, Instant), BUILD_MEMORY>,
+    /// The owner set the guards ([`SetGuards`](super::SetGuards)); otherwise
+    /// the node keeps its own (`guards.rs`).
+    pub(crate) guards_set: bool,
+    attempts: Vec<BuildRecord, BUILD_MEMORY>,
     /// Some circuit end withheld credit for lack of room.
     credit_owed: bool,
     /// Where the next round of fragment sending starts, for fairness.
@@ -67,6 +80,7 @@ impl CircuitState {
     pub(crate) const fn new() -> Self {
         CircuitState {
             guards: Vec::new(),
+            guards_set: false,
             attempts: Vec::new(),
             credit_owed: false,
             next_turn: 0,
@@ -74,27 +88,89 @@ impl CircuitState {
     }
 
     /// Whether a build to `dest` may be attempted now; records it if so.
+    /// Not within [`BUILD_RETRY`] of the last, and not while `dest` is
+    /// over its forced-rebuild cap.
     fn may_attempt(&mut self, dest: NodeId, now: Instant) -> bool {
-        if let Some(entry) = self.attempts.iter_mut().find(|(d, _)| *d == dest) {
-            if now.saturating_since(entry.1) < BUILD_RETRY {
+        if let Some(entry) = self.attempts.iter_mut().find(|r| r.dest == dest) {
+            if now.saturating_since(entry.last) < BUILD_RETRY || entry.rebuilds_capped(now) {
                 return false;
             }
-            entry.1 = now;
+            entry.last = now;
             return true;
         }
+        let record = BuildRecord {
+            dest,
+            last: now,
+            lost: 0,
+            lost_since: now,
+        };
+        self.remember(record);
+        true
+    }
+
+    /// A ready circuit to `dest` was torn down by someone else: one more
+    /// forced rebuild counted against `dest`.
+    pub(crate) fn circuit_lost(&mut self, dest: NodeId, now: Instant) {
+        let Some(entry) = self.attempts.iter_mut().find(|r| r.dest == dest) else {
+            self.remember(BuildRecord {
+                dest,
+                last: Instant::ZERO,
+                lost: 1,
+                lost_since: now,
+            });
+            return;
+        };
+        if now.saturating_since(entry.lost_since) >= FORCED_REBUILD_WINDOW {
+            entry.lost = 0;
+            entry.lost_since = now;
+        }
+        entry.lost = entry.lost.saturating_add(1);
+    }
+
+    /// Keeps `record`, forgetting the least recently tried destination if
+    /// the memory is full (but never one held back by the cap while
+    /// another is not).
+    fn remember(&mut self, record: BuildRecord) {
         if self.attempts.is_full() {
+            let now = record.last.max(record.lost_since);
             if let Some(oldest) = self
                 .attempts
                 .iter()
                 .enumerate()
-                .min_by_key(|(_, (_, at))| *at)
+                .min_by_key(|(_, r)| (r.rebuilds_capped(now), r.last))
                 .map(|(i, _)| i)
             {
                 self.attempts.swap_remove(oldest);
             }
         }
-        let _ = self.attempts.push((dest, now));
-        true
+        let _ = self.attempts.push(record);
+    }
+
+    /// Forgets when builds were last tried (a first hop may have become
+    /// reachable), but not the forced-rebuild counts.
+    fn retry_now(&mut self) {
+        for record in self.attempts.iter_mut() {
+            record.last = Instant::ZERO;
+        }
+    }
+}
+
+/// Circuit builds to one destination.
+#[derive(Debug, Clone, Copy)]
+struct BuildRecord {
+    dest: NodeId,
+    /// When a build was last started.
+    last: Instant,
+    /// Ready circuits to `dest` lost (a `DESTROY` from the path or the
+    /// destination, or the first link gone) since `lost_since`.
+    lost: u8,
+    lost_since: Instant,
+}
+
+impl BuildRecord {
+    fn rebuilds_capped(&self, now: Instant) -> bool {
+        self.lost >= MAX_FORCED_REBUILDS
+            && now.saturating_since(self.lost_since) < FORCED_REBUILD_WINDOW
     }
 }
 
@@ -141,6 +217,7 @@ impl<P: Profile> Node<P> {
                 dialer,
                 engine,
                 config,
+                circuits,
                 ..
             } = self;
             let (table, onion) = discovery.split();
@@ -155,6 +232,7 @@ impl<P: Profile> Node<P> {
                 dialer,
                 deliveries: &mut deliveries,
                 config,
+                circuits,
             };
             f(engine, &mut ctx, &onion)
         };
@@ -170,13 +248,17 @@ impl<P: Profile> Node<P> {
         }
     }
 
-    /// A link to `peer` is established.
-    pub(crate) fn on_link_up(&mut self, peer: NodeId) {
-        self.dialer.finished(&peer);
+    /// A link to `peer` is established (an `anonymous` one, for our own
+    /// circuits, or one under our identity).
+    pub(crate) fn on_link_up(&mut self, peer: NodeId, anonymous: bool) {
+        self.dialer.finished(&peer, anonymous);
         self.discovery.table_mut().record_success(&peer, self.now);
         // A first hop may have just become reachable.
-        self.circuits.attempts.clear();
-        self.with_engine(|engine, ctx, _| engine.link_up(ctx, &peer));
+        self.circuits.retry_now();
+        if !anonymous {
+            // `EXTEND`s go on over links under our identity only.
+            self.with_engine(|engine, ctx, _| engine.link_up(ctx, &peer));
+        }
     }
 
     /// A link is gone: its circuits are destroyed.
@@ -220,27 +302,37 @@ impl<P: Profile> Node<P> {
             // The loser of a transport race failing late means nothing when
             // a link to the peer is up; otherwise the other transport may
             // still get through.
-            let linked = circuit_ctx::link_to(self.links.as_ref(), &peer).is_some();
-            if !linked && !self.dialer.failed(&peer) {
-                self.peer_unreachable(peer);
+            let anonymous = input.request.anonymous;
+            let links = self.links.as_ref();
+            let linked = if anonymous {
+                circuit_ctx::anonymous_link_to(links, &peer).is_some()
+            } else {
+                circuit_ctx::link_to(links, &peer).is_some()
+            };
+            if !linked && !self.dialer.failed(&peer, anonymous) {
+                self.peer_unreachable(peer, anonymous);
             }
         }
         self.pump();
     }
 
-    fn peer_unreachable(&mut self, peer: NodeId) {
-        self.dialer.finished(&peer);
+    fn peer_unreachable(&mut self, peer: NodeId, anonymous: bool) {
+        self.dialer.finished(&peer, anonymous);
         self.discovery.table_mut().record_failure(&peer);
-        self.with_engine(|engine, ctx, _| engine.peer_unreachable(ctx, &peer));
+        if !anonymous {
+            self.with_engine(|engine, ctx, _| engine.peer_unreachable(ctx, &peer));
+        }
     }
 
     /// Circuit and message timers.
     pub(crate) fn circuit_timeout(&mut self) {
         let now = self.now;
-        let timeout = self.config.circuit_build_timeout;
-        self.with_engine(|engine, ctx, _| engine.handle_timeout(ctx, timeout));
-        while let Some(peer) = self.dialer.take_timed_out(now, self.config.dial_timeout) {
-            self.peer_unreachable(peer);
+        let timeouts = self.circuit_timeouts();
+        self.with_engine(|engine, ctx, _| engine.handle_timeout(ctx, timeouts));
+        while let Some((peer, anonymous)) =
+            self.dialer.take_timed_out(now, self.config.dial_timeout)
+        {
+            self.peer_unreachable(peer, anonymous);
         }
         let linked = self.established_links() > 0;
         self.dialer
@@ -273,7 +365,7 @@ impl<P: Profile> Node<P> {
     /// When the circuit and message timers next have work.
     pub(crate) fn circuit_deadline(&self) -> Option<Instant> {
         let config = &self.config;
-        let engine = self.engine.next_deadline(config.circuit_build_timeout);
+        let engine = self.engine.next_deadline(self.circuit_timeouts());
         let messages = self
             .messages
             .next_deadline(config.message_resend_after, config.message_give_up_after);
@@ -291,6 +383,13 @@ impl<P: Profile> Node<P> {
             .into_iter()
             .flatten()
             .min()
+    }
+
+    fn circuit_timeouts(&self) -> CircuitTimeouts {
+        CircuitTimeouts {
+            build: self.config.circuit_build_timeout,
+            relay_idle: self.config.relay_idle_timeout,
+        }
     }
 
     fn expired(&self, opened_at: Instant) -> bool {
@@ -370,6 +469,7 @@ impl<P: Profile> Node<P> {
                 None => return,
             }
         }
+        self.maintain_guards();
         let unix_now = super::discovery::unix_now(&self.config, self.now);
         let rules = PathRules {
             relays: self.config.path_relays,
@@ -393,8 +493,11 @@ impl<P: Profile> Node<P> {
         let Some(first) = path.hops().first().copied() else {
             return;
         };
-        if circuit_ctx::link_to(self.links.as_ref(), &first).is_none() {
-            if !self.dialer.is_pending(&first) {
+        // Our own circuits start over an anonymous link only, never over a
+        // link that shows the first hop who we are (relay spec §11).
+        let anonymous = self.config.anonymous_first_hops;
+        if circuit_ctx::first_hop_link(self.links.as_ref(), &self.config, &first).is_none() {
+            if !self.dialer.is_pending(&first, anonymous) {
                 let addresses = self
                     .discovery
                     .table()
@@ -405,7 +508,7 @@ impl<P: Profile> Node<P> {
                     super::dial::DialPolicy::for_peer(&self.config, self.discovery.table(), &first);
                 if !self
                     .dialer
-                    .request(self.now, first, addresses.into_iter(), policy)
+                    .request(self.now, first, anonymous, addresses.into_iter(), policy)
                 {
                     self.discovery.table_mut().record_failure(&first);
                 }
@@ -586,9 +689,9 @@ impl<P: Profile> Node<P> {
             return;
         };
         let status = data.get(MESSAGE_ID_LEN).copied().unwrap_or(ACK_DELIVERED);
-        if !self.messages.acknowledge(&id) {
+        let Some(id) = self.messages.acknowledge(&id) else {
             return;
-        }
+        };
         if status == ACK_REFUSED {
             self.push_event(Event::MessageFailed {
                 id,

@@ -1,6 +1,7 @@
 //! Settings of a node, fixed when it is built.
 
 use crate::link::{LinkConfig, MAX_MESSAGE_LEN};
+use crate::rate::RateLimit;
 use crate::time::Duration;
 
 /// How a node behaves. Capacities are type parameters of
@@ -10,11 +11,47 @@ use crate::time::Duration;
 pub struct NodeConfig {
     /// Timers and rekey limits for every link.
     pub link: LinkConfig,
-    /// The most links that may be in their handshake at once. When a new
-    /// inbound link would exceed it, the oldest half-open inbound link is
-    /// evicted, so a flood of half-open connections can never push out an
-    /// established link and a real peer's handshake (one RTT) still gets in.
+    /// The most inbound links that may be in their handshake at once. When
+    /// a new one would exceed it, a half-open link of the network prefix
+    /// with the most half-open links gives way (one that has not sent
+    /// anything before one that has, then the oldest), so a flood from one
+    /// network evicts only its own connections and never an established
+    /// link.
     pub max_half_open: usize,
+    /// The most inbound links in their handshake from one network prefix
+    /// (IPv4 /16, IPv6 /32). A further one from that prefix replaces the
+    /// prefix's own weakest half-open link.
+    pub max_half_open_per_prefix: usize,
+    /// The most inbound links, half-open or established, from one network
+    /// prefix; a further one is refused. Never more than half of the slots
+    /// inbound links may use (a quarter of the table is kept for links this
+    /// node dials). Nodes sharing one host each listen on an address of
+    /// their own (`127.N.0.1` on loopback) and connect from it, so they
+    /// count as different networks.
+    pub max_inbound_per_prefix: usize,
+    /// How many `CREATE`s one link may send: each costs the node two
+    /// X25519 operations, so a peer streaming them could otherwise take its
+    /// CPU. Over the limit, `DESTROY(ResourceLimit)` answers at once. How
+    /// many relayed circuits one link or network may hold at a time is set
+    /// by the relay table's size ([`RelayQuotas`](crate::circuit::RelayQuotas)).
+    pub creates_per_link: RateLimit,
+    /// A relayed circuit (or one ending here) that carried no cell either
+    /// way for this long is destroyed (`DESTROY(Idle)`). Clients use a
+    /// circuit for [`circuit_lifetime`](Self::circuit_lifetime) at most.
+    pub relay_idle_timeout: Duration,
+    /// A received cell that has waited this long for room on its circuit's
+    /// next link (whose reader is slow or has stopped) gets its circuit
+    /// destroyed both ways (`DESTROY(ResourceLimit)`), so the link it came
+    /// over, and every other circuit on it, moves again. Shorter than the
+    /// link idle timeout, so a stalled circuit never costs its peers their
+    /// link.
+    pub cell_hold_timeout: Duration,
+    /// Whether an `EXTEND` may make this relay connect to a loopback,
+    /// private, link-local or multicast address
+    /// ([`is_public`](crate::identity::is_public)). Off: a stranger's
+    /// circuit cannot turn the relay into a scanner of its own host or
+    /// network. A test network on one host (all on `127.N.0.1`) turns it on.
+    pub extend_to_private_addresses: bool,
     /// The largest message this node accepts, advertised to peers. It is
     /// further clamped to the receive buffer and to what the event queue can
     /// take in one message.
@@ -62,6 +99,13 @@ pub struct NodeConfig {
     /// Head start QUIC gets before TCP is dialled too, when a peer
     /// advertises both; the first link up wins.
     pub transport_race_delay: Duration,
+    /// Whether the circuits this node originates start over anonymous
+    /// links only (relay spec §11, link spec §3.1), so that their first hop
+    /// never learns this node's long-term id. Off, they start over any link
+    /// to the first hop, under this node's identity, and the first hop
+    /// learns who the client is: only for a node that cannot hold a second
+    /// link to its first hop (a firmware endpoint with one link slot).
+    pub anonymous_first_hops: bool,
     /// Deliver every circuit cell to the owner as `Event::CellReceived`
     /// instead of running circuits: for link-layer conformance tests (only
     /// with the `testing` feature). Never encoded: a trace header reads the
@@ -76,6 +120,15 @@ impl Default for NodeConfig {
         NodeConfig {
             link: LinkConfig::default(),
             max_half_open: 16,
+            max_half_open_per_prefix: 4,
+            max_inbound_per_prefix: 8,
+            creates_per_link: RateLimit {
+                burst: 64,
+                per_second: 64,
+            },
+            relay_idle_timeout: Duration::from_secs(15 * 60),
+            cell_hold_timeout: Duration::from_secs(10),
+            extend_to_private_addresses: false,
             max_message_len: MAX_MESSAGE_LEN,
             unix_time_at_zero: 0,
             relay: true,
@@ -91,6 +144,7 @@ impl Default for NodeConfig {
             bootstrap_retry: Duration::from_secs(30),
             quic_dials: false,
             transport_race_delay: Duration::from_millis(250),
+            anonymous_first_hops: true,
             #[cfg(feature = "testing")]
             link_only: false,
         }

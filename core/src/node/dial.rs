@@ -35,6 +35,11 @@ pub struct DialRequest {
     pub peer: Option<NodeId>,
     /// Where to connect.
     pub address: Address,
+    /// Open the link as an anonymous initiator (link spec §3.1): under a
+    /// throwaway identity, for circuits this node originates. Carried into
+    /// [`OpenLink::anonymous`](super::OpenLink::anonymous) by
+    /// [`OpenLink::for_request`](super::OpenLink::for_request).
+    pub anonymous: bool,
 }
 
 /// How to dial one peer.
@@ -67,6 +72,9 @@ impl DialPolicy {
 #[cfg_attr(feature = "testing", derive(Clone))]
 struct Pending {
     peer: NodeId,
+    /// A dial for an anonymous link: tracked apart from a dial to the same
+    /// peer under our identity.
+    anonymous: bool,
     started: Instant,
     /// Dials handed to the adapter and not yet answered.
     outstanding: u8,
@@ -100,17 +108,18 @@ impl Dialer {
         }
     }
 
-    /// Asks for a connection to `peer`, choosing among `addresses` by
-    /// `policy`. Returns whether a dial is now outstanding (it may already
-    /// have been).
+    /// Asks for a connection to `peer` (an `anonymous` one or not),
+    /// choosing among `addresses` by `policy`. Returns whether a dial is
+    /// now outstanding (it may already have been).
     pub(crate) fn request(
         &mut self,
         now: Instant,
         peer: NodeId,
+        anonymous: bool,
         addresses: impl Iterator<Item = Address>,
         policy: DialPolicy,
     ) -> bool {
-        if self.is_pending(&peer) {
+        if self.is_pending(&peer, anonymous) {
             return true;
         }
         let (mut tcp, mut quic) = (None, None);
@@ -132,6 +141,7 @@ impl Dialer {
         };
         let pending = Pending {
             peer,
+            anonymous,
             started: now,
             outstanding: 1,
             fallback,
@@ -142,6 +152,7 @@ impl Dialer {
         let request = DialRequest {
             peer: Some(peer),
             address: first,
+            anonymous,
         };
         if self.queue.push_back(request).is_err() {
             self.pending.pop();
@@ -159,6 +170,7 @@ impl Dialer {
             let request = DialRequest {
                 peer: Some(entry.peer),
                 address,
+                anonymous: entry.anonymous,
             };
             if self.queue.push_back(request).is_ok() {
                 entry.outstanding = entry.outstanding.saturating_add(1);
@@ -166,10 +178,18 @@ impl Dialer {
         }
     }
 
-    /// A dial to `peer` failed. Returns `true` if another transport is
-    /// still being (or now) tried, `false` if the peer is unreachable.
-    pub(crate) fn failed(&mut self, peer: &NodeId) -> bool {
-        let Some(index) = self.pending.iter().position(|p| p.peer == *peer) else {
+    /// The pending dial to `peer` of the `anonymous` kind.
+    fn position(&self, peer: &NodeId, anonymous: bool) -> Option<usize> {
+        self.pending
+            .iter()
+            .position(|p| p.peer == *peer && p.anonymous == anonymous)
+    }
+
+    /// A dial to `peer` (of the `anonymous` kind) failed. Returns `true` if
+    /// another transport is still being (or now) tried, `false` if the peer
+    /// is unreachable.
+    pub(crate) fn failed(&mut self, peer: &NodeId, anonymous: bool) -> bool {
+        let Some(index) = self.position(peer, anonymous) else {
             return false;
         };
         self.start_fallback(index);
@@ -188,14 +208,14 @@ impl Dialer {
         self.queue.pop_front()
     }
 
-    /// Whether a dial to `peer` is outstanding.
-    pub(crate) fn is_pending(&self, peer: &NodeId) -> bool {
-        self.pending.iter().any(|p| p.peer == *peer)
+    /// Whether a dial to `peer` (of the `anonymous` kind) is outstanding.
+    pub(crate) fn is_pending(&self, peer: &NodeId, anonymous: bool) -> bool {
+        self.position(peer, anonymous).is_some()
     }
 
-    /// A link to `peer` came up: its dial is over.
-    pub(crate) fn finished(&mut self, peer: &NodeId) -> bool {
-        match self.pending.iter().position(|p| p.peer == *peer) {
+    /// A link to `peer` (of the `anonymous` kind) came up: its dial is over.
+    pub(crate) fn finished(&mut self, peer: &NodeId, anonymous: bool) -> bool {
+        match self.position(peer, anonymous) {
             Some(i) => {
                 self.pending.swap_remove(i);
                 true
@@ -204,13 +224,19 @@ impl Dialer {
         }
     }
 
-    /// Removes one dial older than `timeout`, returning its peer.
-    pub(crate) fn take_timed_out(&mut self, now: Instant, timeout: Duration) -> Option<NodeId> {
+    /// Removes one dial older than `timeout`, returning its peer and
+    /// whether it was anonymous.
+    pub(crate) fn take_timed_out(
+        &mut self,
+        now: Instant,
+        timeout: Duration,
+    ) -> Option<(NodeId, bool)> {
         let i = self
             .pending
             .iter()
             .position(|p| now.saturating_since(p.started) >= timeout)?;
-        Some(self.pending.swap_remove(i).peer)
+        let pending = self.pending.swap_remove(i);
+        Some((pending.peer, pending.anonymous))
     }
 
     /// Starts the raced second transport of dials whose head start is over.
@@ -255,6 +281,7 @@ impl Dialer {
             let request = DialRequest {
                 peer: None,
                 address: *address,
+                anonymous: false,
             };
             if !self.queue.iter().any(|r| *r == request) {
                 let _ = self.queue.push_back(request);
@@ -321,7 +348,13 @@ mod tests {
     #[test]
     fn quic_goes_first_and_tcp_is_raced_after_the_head_start() {
         let mut d = Dialer::new();
-        assert!(d.request(Instant::ZERO, peer(), addresses().into_iter(), policy(None)));
+        assert!(d.request(
+            Instant::ZERO,
+            peer(),
+            false,
+            addresses().into_iter(),
+            policy(None)
+        ));
         assert_eq!(transports(&mut d), [Transport::Quic]);
         d.on_timeout(Instant::from_micros(249_000), true, Duration::from_secs(30));
         assert!(transports(&mut d).is_empty(), "not before the head start");
@@ -333,7 +366,13 @@ mod tests {
     fn a_peer_last_reached_over_tcp_is_dialled_over_tcp_first_with_quic_only_on_failure() {
         let mut d = Dialer::new();
         let tcp = Some(Transport::Tcp);
-        assert!(d.request(Instant::ZERO, peer(), addresses().into_iter(), policy(tcp)));
+        assert!(d.request(
+            Instant::ZERO,
+            peer(),
+            false,
+            addresses().into_iter(),
+            policy(tcp)
+        ));
         assert_eq!(transports(&mut d), [Transport::Tcp]);
         // No race: QUIC waits for TCP to fail.
         d.on_timeout(
@@ -342,24 +381,33 @@ mod tests {
             Duration::from_secs(30),
         );
         assert!(transports(&mut d).is_empty());
-        assert!(d.failed(&peer()), "QUIC is still to be tried");
+        assert!(d.failed(&peer(), false), "QUIC is still to be tried");
         assert_eq!(transports(&mut d), [Transport::Quic]);
-        assert!(!d.failed(&peer()), "both failed: the peer is unreachable");
-        assert!(!d.is_pending(&peer()));
+        assert!(
+            !d.failed(&peer(), false),
+            "both failed: the peer is unreachable"
+        );
+        assert!(!d.is_pending(&peer(), false));
     }
 
     #[test]
     fn a_failed_quic_dial_falls_back_to_tcp_at_once() {
         let mut d = Dialer::new();
-        assert!(d.request(Instant::ZERO, peer(), addresses().into_iter(), policy(None)));
+        assert!(d.request(
+            Instant::ZERO,
+            peer(),
+            false,
+            addresses().into_iter(),
+            policy(None)
+        ));
         assert_eq!(transports(&mut d), [Transport::Quic]);
         // Refused well inside the head start: TCP now, not at 250 ms.
-        assert!(d.failed(&peer()));
+        assert!(d.failed(&peer(), false));
         assert_eq!(transports(&mut d), [Transport::Tcp]);
         // The race timer has nothing left to start.
         d.on_timeout(Instant::from_micros(250_000), true, Duration::from_secs(30));
         assert!(transports(&mut d).is_empty());
-        assert!(d.finished(&peer()));
+        assert!(d.finished(&peer(), false));
     }
 
     #[test]
@@ -369,8 +417,73 @@ mod tests {
             quic: false,
             ..policy(None)
         };
-        assert!(d.request(Instant::ZERO, peer(), addresses().into_iter(), no_quic));
+        assert!(d.request(
+            Instant::ZERO,
+            peer(),
+            false,
+            addresses().into_iter(),
+            no_quic
+        ));
         assert_eq!(transports(&mut d), [Transport::Tcp]);
-        assert!(!d.failed(&peer()), "no other transport to try");
+        assert!(!d.failed(&peer(), false), "no other transport to try");
+    }
+
+    #[test]
+    fn an_anonymous_dial_and_a_dial_under_our_identity_to_one_peer_are_apart() {
+        let mut d = Dialer::new();
+        let no_quic = DialPolicy {
+            quic: false,
+            ..policy(None)
+        };
+        assert!(d.request(
+            Instant::ZERO,
+            peer(),
+            false,
+            addresses().into_iter(),
+            no_quic
+        ));
+        // The anonymous dial is not swallowed by the other one.
+        assert!(!d.is_pending(&peer(), true));
+        assert!(d.request(
+            Instant::ZERO,
+            peer(),
+            true,
+            addresses().into_iter(),
+            no_quic
+        ));
+        let requests: std::vec::Vec<DialRequest> = core::iter::from_fn(|| d.poll()).collect();
+        assert_eq!(
+            requests
+                .iter()
+                .map(|r| r.anonymous)
+                .collect::<std::vec::Vec<_>>(),
+            [false, true]
+        );
+        // Each one ends on its own.
+        assert!(d.finished(&peer(), true));
+        assert!(d.is_pending(&peer(), false));
+        assert!(!d.is_pending(&peer(), true));
+        assert!(!d.failed(&peer(), false));
+        assert!(!d.is_pending(&peer(), false));
+    }
+
+    #[test]
+    fn the_raced_transport_of_an_anonymous_dial_is_anonymous_too() {
+        let mut d = Dialer::new();
+        assert!(d.request(
+            Instant::ZERO,
+            peer(),
+            true,
+            addresses().into_iter(),
+            policy(None)
+        ));
+        d.on_timeout(Instant::from_micros(250_000), true, Duration::from_secs(30));
+        let requests: std::vec::Vec<DialRequest> = core::iter::from_fn(|| d.poll()).collect();
+        assert_eq!(requests.len(), 2);
+        assert!(requests.iter().all(|r| r.anonymous));
+        assert_eq!(
+            d.take_timed_out(Instant::from_micros(10_000_000), Duration::from_secs(10)),
+            Some((peer(), true))
+        );
     }
 }

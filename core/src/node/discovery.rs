@@ -6,7 +6,7 @@ use core::fmt;
 
 use heapless::deque::DequeView;
 use heapless::Vec;
-use rand_core::RngCore;
+use rand_core::Rng;
 
 use crate::capacity::VecStore;
 use crate::cell::{emit_descriptor_body, parse_descriptor_body, CellCommand, CellRepr, CircuitId};
@@ -93,7 +93,7 @@ pub(crate) struct Discovery<S> {
 }
 
 impl<S: VecStore<PeerEntry>> Discovery<S> {
-    pub(crate) fn new(identity: &Identity, config: &NodeConfig, rng: &mut impl RngCore) -> Self {
+    pub(crate) fn new(identity: &Identity, config: &NodeConfig, rng: &mut impl Rng) -> Self {
         let mut secret = [0u8; 32];
         rng.fill_bytes(&mut secret);
         let onion = StaticKeypair::from_secret_bytes(secret);
@@ -202,7 +202,7 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
         identity: &Identity,
         config: &NodeConfig,
         now: Instant,
-        rng: &mut impl RngCore,
+        rng: &mut impl Rng,
     ) -> TimerOutcome {
         let mut outcome = TimerOutcome::default();
         if now >= self.rotate_at(config) {
@@ -318,7 +318,7 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
     /// out the recipient's own (it knows itself).
     pub(crate) fn gossip_cells(
         &self,
-        rng: &mut impl RngCore,
+        rng: &mut impl Rng,
         recipient: Option<NodeId>,
     ) -> Vec<Cell, GOSSIP_SAMPLE> {
         self.table

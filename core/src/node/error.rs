@@ -13,6 +13,10 @@ pub enum OpenLinkError {
     /// transport connection; build the node with more link slots if this is
     /// routine.
     TableFull,
+    /// The peer's network prefix already holds its share of this node's
+    /// inbound links ([`NodeConfig::max_inbound_per_prefix`](super::NodeConfig::max_inbound_per_prefix)).
+    /// Close the transport connection.
+    NetworkFull,
 }
 
 impl fmt::Display for OpenLinkError {
@@ -21,6 +25,10 @@ impl fmt::Display for OpenLinkError {
             OpenLinkError::TableFull => write!(
                 f,
                 "link table full; drop the connection or build the node with more link slots"
+            ),
+            OpenLinkError::NetworkFull => write!(
+                f,
+                "the peer's network already holds its share of inbound links; drop the connection"
             ),
         }
     }

@@ -50,7 +50,14 @@ impl<P: Profile> Node<P> {
     /// Sends a random sample of known descriptors over one random
     /// established link.
     fn gossip_once(&mut self) {
-        let established = self.established_links();
+        // Not over our anonymous links: what we know would single us out.
+        let gossiped = |s: &&mut super::LinkSlot<P>| {
+            !s.anonymous
+                && s.session
+                    .as_ref()
+                    .is_some_and(|x| x.phase() == LinkPhase::Established)
+        };
+        let established = self.links.as_mut().iter_mut().filter(gossiped).count();
         if established == 0 || self.discovery.table().is_empty() {
             return;
         }
@@ -59,9 +66,9 @@ impl<P: Profile> Node<P> {
             .links
             .as_mut()
             .iter_mut()
-            .filter_map(|s| s.session.as_mut())
-            .filter(|x| x.phase() == LinkPhase::Established)
-            .nth(pick);
+            .filter(gossiped)
+            .nth(pick)
+            .and_then(|s| s.session.as_mut());
         if let Some(session) = session {
             let cells = self.discovery.gossip_cells(&mut self.rng, session.peer());
             for cell in &cells {

@@ -9,6 +9,8 @@
 //! Adding an input is: its type, its handler, one line in the list. No
 //! adapter restates it.
 
+use core::net::IpAddr;
+
 use heapless::Vec;
 
 use crate::discovery::InsertOutcome;
@@ -47,33 +49,59 @@ pub struct OpenLink {
     /// [`Output::StreamCell`](super::Output::StreamCell)). `None` for a plain
     /// byte stream, which carries everything.
     pub circuit_streams: Option<[u8; CHANNEL_BINDING_LEN]>,
+    /// The peer's IP address as the transport sees it (the source of an
+    /// accepted connection, the address we dialled). The node counts
+    /// inbound links per network prefix of it, so one network cannot take
+    /// the link table ([`NodeConfig::max_inbound_per_prefix`](super::NodeConfig::max_inbound_per_prefix)).
+    /// `None` if unknown; all such links count as one network.
+    pub remote: Option<IpAddr>,
+    /// Open the link as an *anonymous initiator* (link spec §3.1): the node
+    /// shows a throwaway identity, made for this link alone from its CSPRNG,
+    /// sends no descriptor and no gossip over it, and takes no circuits
+    /// from it. Set when the node's [`DialRequest::anonymous`] asked for it:
+    /// the node builds the circuits it originates only over such links, so
+    /// that their first hop never learns its long-term id. Ignored for an
+    /// accepted connection.
+    pub anonymous: bool,
 }
 
 impl OpenLink {
-    /// A connection we accepted over `transport`.
-    pub fn accepted(transport: Transport) -> Self {
+    /// A connection we accepted over `transport` from `remote`.
+    pub fn accepted(transport: Transport, remote: IpAddr) -> Self {
         OpenLink {
             role: LinkRole::Responder,
             expected_peer: None,
             transport: Some(transport),
             circuit_streams: None,
+            remote: Some(remote),
+            anonymous: false,
         }
     }
 
     /// A connection we made to `expected_peer` (`None`: whoever answers)
-    /// over `transport`.
-    pub fn dialled(expected_peer: Option<NodeId>, transport: Transport) -> Self {
+    /// over `transport`, to `remote`.
+    pub fn dialled(expected_peer: Option<NodeId>, transport: Transport, remote: IpAddr) -> Self {
         OpenLink {
             role: LinkRole::Initiator,
             expected_peer,
             transport: Some(transport),
             circuit_streams: None,
+            remote: Some(remote),
+            anonymous: false,
         }
     }
 
-    /// A connection we made as the node asked in `request`.
+    /// A connection we made as the node asked in `request` (anonymous if it
+    /// asked for that).
     pub fn for_request(request: &DialRequest) -> Self {
-        OpenLink::dialled(request.peer, request.address.transport)
+        OpenLink {
+            anonymous: request.anonymous,
+            ..OpenLink::dialled(
+                request.peer,
+                request.address.transport,
+                request.address.socket.ip(),
+            )
+        }
     }
 }
 
@@ -255,7 +283,9 @@ pub struct AddBootstrap {
 }
 
 /// The guards: every circuit's first hop is one of them. Empty (the
-/// default) means any healthy relay.
+/// default) lets the node choose its own ([`Node::guards`]): two healthy
+/// relays with an address, in distinct networks, kept while they stay
+/// healthy (relay spec §11).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SetGuards {

@@ -1,13 +1,16 @@
 //! The link table: opening links into free slots, the half-open limit,
 //! closing, and publishing each slot's link events.
 
-use rand_core::RngCore;
+use rand_core::Rng;
 
 use crate::capacity::DequeStore;
+use crate::discovery::NetworkPrefix;
 use crate::identity::NodeId;
 use crate::link::{
     CloseReason, LinkHello, LinkParams, LinkPhase, LinkRole, MAX_MESSAGE_LEN, MIN_MAX_MESSAGE_LEN,
 };
+use crate::noise::StaticKeypair;
+use crate::rate::TokenBucket;
 use crate::time::Instant;
 
 use super::slot::Session;
@@ -39,6 +42,23 @@ pub(crate) fn hello(
     .emit()
 }
 
+/// A throwaway identity for one anonymous link (link spec §3.1): an
+/// Ed25519 key and a Noise static key drawn from `rng`, and the hello that
+/// binds them. Nothing of it is kept once the handshake is over.
+fn throwaway_keys(
+    rng: &mut impl Rng,
+    max_message_len: usize,
+) -> (StaticKeypair, [u8; crate::link::HELLO_LEN]) {
+    let mut secret = [0u8; 32];
+    rng.fill_bytes(&mut secret);
+    let identity = crate::identity::Identity::from_secret_bytes(secret);
+    rng.fill_bytes(&mut secret);
+    let keypair = StaticKeypair::from_secret_bytes(secret);
+    zeroize::Zeroize::zeroize(&mut secret);
+    let hello = hello(&identity, &keypair.public(), max_message_len);
+    (keypair, hello)
+}
+
 impl<P: Profile> Node<P> {
     pub(crate) fn on_open_link(
         &mut self,
@@ -50,20 +70,24 @@ impl<P: Profile> Node<P> {
             expected_peer,
             transport,
             circuit_streams,
+            remote,
+            anonymous,
         } = input;
-        if role == LinkRole::Responder && self.half_open_inbound() >= self.config.max_half_open {
-            self.evict_oldest_half_open();
+        let anonymous = anonymous && role == LinkRole::Initiator;
+        let prefix = remote.map(NetworkPrefix::of);
+        if role == LinkRole::Responder {
+            self.admit_inbound(prefix)?;
         }
-        let index = match self.free_slot() {
-            Some(i) => i,
-            None if role == LinkRole::Responder => {
-                self.evict_oldest_half_open();
-                self.free_slot().ok_or(OpenLinkError::TableFull)?
+        let Some(index) = self.free_slot() else {
+            if role == LinkRole::Responder {
+                self.stats.inbound_refused = self.stats.inbound_refused.saturating_add(1);
             }
-            None => {
-                crate::logging::log_warn!("link table full: outbound link refused");
-                return Err(OpenLinkError::TableFull);
-            }
+            return Err(OpenLinkError::TableFull);
+        };
+        let throwaway = anonymous.then(|| throwaway_keys(&mut self.rng, self.max_message_len));
+        let (static_keypair, hello) = match &throwaway {
+            Some((keypair, hello)) => (keypair, *hello),
+            None => (&self.static_keypair, self.hello),
         };
         let mut ephemeral = [0u8; 32];
         self.rng.fill_bytes(&mut ephemeral);
@@ -72,9 +96,9 @@ impl<P: Profile> Node<P> {
             LinkParams {
                 role,
                 expected_peer,
-                static_keypair: &self.static_keypair,
+                static_keypair,
                 ephemeral_secret: ephemeral,
-                hello: self.hello,
+                hello,
                 local_max_message_len: self.max_message_len,
                 config: self.config.link,
                 channel_binding: circuit_streams,
@@ -92,6 +116,9 @@ impl<P: Profile> Node<P> {
         slot.introduced = false;
         slot.room = TransportRoom::UNLIMITED;
         slot.transport = transport;
+        slot.prefix = prefix;
+        slot.anonymous = anonymous;
+        slot.creates = TokenBucket::full(self.config.creates_per_link, now);
         Ok(LinkId::new(
             u16::try_from(index).unwrap_or(u16::MAX),
             slot.generation,
@@ -136,31 +163,6 @@ impl<P: Profile> Node<P> {
             .position(|s| s.session.is_none())
     }
 
-    fn half_open_inbound(&self) -> usize {
-        self.links
-            .as_ref()
-            .iter()
-            .filter(|s| is_half_open_inbound(s))
-            .count()
-    }
-
-    fn evict_oldest_half_open(&mut self) {
-        let oldest = self
-            .links
-            .as_ref()
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| is_half_open_inbound(s))
-            .min_by_key(|(_, s)| s.opened_at)
-            .map(|(i, _)| i);
-        if let Some(i) = oldest {
-            if let Some(session) = self.session_mut(i) {
-                session.close(CloseReason::Evicted);
-            }
-            self.sync_slot(i);
-        }
-    }
-
     /// The slot of a live link.
     pub(crate) fn slot_index(&self, link: LinkId) -> Option<usize> {
         let index = usize::from(link.index());
@@ -194,6 +196,13 @@ impl<P: Profile> Node<P> {
         Ok(())
     }
 
+    /// Whether `link` is one we dialled anonymously.
+    pub(crate) fn is_anonymous(&self, link: LinkId) -> bool {
+        self.slot_index(link)
+            .and_then(|i| self.links.as_ref().get(i))
+            .is_some_and(|s| s.anonymous)
+    }
+
     /// Established links.
     pub(crate) fn established_links(&self) -> usize {
         self.links
@@ -217,12 +226,14 @@ impl<P: Profile> Node<P> {
             return;
         }
         if let Some(peer) = up {
-            if let Some(transport) = self.links.as_ref().get(index).and_then(|s| s.transport) {
+            let slot = self.links.as_ref().get(index);
+            let anonymous = slot.is_some_and(|s| s.anonymous);
+            if let Some(transport) = slot.and_then(|s| s.transport) {
                 self.discovery
                     .table_mut()
                     .record_transport(&peer, transport);
             }
-            self.on_link_up(peer);
+            self.on_link_up(peer, anonymous);
         }
         if let Some(link) = gone {
             self.on_link_gone(link);
@@ -240,6 +251,7 @@ impl<P: Profile> Node<P> {
     /// came up, duplicates an announced link we dialled to the same peer.
     fn is_duplicate(&self, index: usize) -> bool {
         let links = self.links.as_ref();
+        let anonymous = links.get(index).is_some_and(|s| s.anonymous);
         let Some(peer) = links
             .get(index)
             .and_then(|s| s.session.as_ref())
@@ -251,6 +263,7 @@ impl<P: Profile> Node<P> {
         links.iter().enumerate().any(|(i, s)| {
             i != index
                 && s.announced
+                && s.anonymous == anonymous
                 && s.session.as_ref().is_some_and(|x| {
                     x.role() == LinkRole::Initiator
                         && x.phase() == LinkPhase::Established
@@ -317,9 +330,13 @@ impl<P: Profile> Node<P> {
             if self.events.view_mut().push_back(event).is_err() {
                 self.events_deferred = true;
             } else {
-                if reason.is_peer_fault() {
+                // A link that never authenticated is anyone's connection:
+                // not worth a line each (a connect flood would flood the
+                // log); NodeStats counts them.
+                let authenticated = session.peer().is_some();
+                if authenticated && reason.is_peer_fault() {
                     crate::logging::log_warn!("{} closed: {}", link, reason);
-                } else {
+                } else if authenticated {
                     crate::logging::log_info!("{} closed: {}", link, reason);
                 }
                 self.stats.links_closed = self.stats.links_closed.saturating_add(1);
@@ -338,10 +355,16 @@ impl<P: Profile> Node<P> {
     /// Queues our descriptor on a link that just came up (and, on a new
     /// peer, a sample of what we know, so a node that just joined through a
     /// bootstrap node can build paths without waiting for gossip rounds).
+    /// An anonymous link gets neither: either would name us (link spec
+    /// §3.1).
     fn introduce(&mut self, index: usize) {
         let Some(slot) = self.links.as_mut().get_mut(index) else {
             return;
         };
+        if slot.anonymous {
+            slot.introduced = true;
+            return;
+        }
         let established = slot
             .session
             .as_ref()
@@ -364,10 +387,4 @@ impl<P: Profile> Node<P> {
         }
         slot.introduced = true;
     }
-}
-
-fn is_half_open_inbound<P: Profile>(slot: &LinkSlot<P>) -> bool {
-    slot.session
-        .as_ref()
-        .is_some_and(|s| s.role() == LinkRole::Responder && s.phase() == LinkPhase::Handshaking)
 }

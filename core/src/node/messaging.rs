@@ -1,7 +1,7 @@
 //! The node's application inputs for messages, bootstrap addresses and
 //! guards.
 
-use rand_core::RngCore;
+use rand_core::Rng;
 
 use crate::message::{MessageId, QueueError, Target};
 use crate::time::Instant;
@@ -85,6 +85,8 @@ impl<P: Profile> Node<P> {
     }
 
     pub(crate) fn on_set_guards(&mut self, _now: Instant, input: SetGuards) {
+        // An empty list hands the choice back to the node.
+        self.circuits.guards_set = !input.guards.is_empty();
         self.circuits.guards = input.guards;
     }
 

@@ -61,8 +61,9 @@
 //! }
 //! let (mut a, mut b) = (node(1), node(2));
 //! let now = Instant::ZERO;
-//! let link_a = a.handle(now, OpenLink::dialled(None, Transport::Tcp)).unwrap();
-//! let link_b = b.handle(now, OpenLink::accepted(Transport::Tcp)).unwrap();
+//! let (addr_a, addr_b) = ("192.0.2.1".parse().unwrap(), "198.51.100.1".parse().unwrap());
+//! let link_a = a.handle(now, OpenLink::dialled(None, Transport::Tcp, addr_b)).unwrap();
+//! let link_b = b.handle(now, OpenLink::accepted(Transport::Tcp, addr_a)).unwrap();
 //! let mut buf = vec![0u8; 16 * 1024];
 //! let mut up = 0;
 //! // Drains `from`: what it transmits goes to `to`, every event is seen.
@@ -84,6 +85,7 @@
 //! assert_eq!(up, 2, "both ends saw the link come up");
 //! ```
 
+mod admission;
 mod circuit_ctx;
 mod circuits;
 mod config;
@@ -93,6 +95,7 @@ mod drive;
 mod error;
 mod event;
 mod gossip;
+mod guards;
 mod input;
 mod links;
 mod messaging;
@@ -107,7 +110,7 @@ mod stats;
 mod testing;
 mod timers;
 
-pub use circuits::MAX_GUARDS;
+pub use circuits::{FORCED_REBUILD_WINDOW, MAX_FORCED_REBUILDS, MAX_GUARDS};
 pub use config::NodeConfig;
 pub use dial::{DialRequest, MAX_BOOTSTRAP, MAX_PENDING_DIALS};
 pub use discovery::DescriptorRefusal;
@@ -117,6 +120,7 @@ pub use error::{
     StreamCellError,
 };
 pub use event::{Event, MessageFailure};
+pub use guards::AUTO_GUARDS;
 pub use input::{
     AddBootstrap, CloseLink, DialFailed, Input, LearnDescriptor, NodeInput, OpenLink, Outcome,
     Receive, ReceiveStreamCell, RecordPeerFailure, Reply, SendMessage, SetAddresses, SetGuards,
@@ -132,8 +136,8 @@ pub use testing::{CellHook, SendCell};
 
 pub use crate::link::LinkId;
 
-use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use chacha20::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
 
 use crate::capacity::DequeStore;
 use crate::circuit::CircuitEngine;
@@ -141,6 +145,37 @@ use crate::identity::Identity;
 use crate::message::MessagePool;
 use crate::noise::StaticKeypair;
 use crate::time::Instant;
+
+/// The node's CSPRNG: chacha20's generator, and with the `testing` feature
+/// a copy of it (the generator itself is not `Clone`) for tests and fuzz
+/// targets that restore a node to a saved state.
+struct NodeRng(ChaCha20Rng);
+
+impl core::ops::Deref for NodeRng {
+    type Target = ChaCha20Rng;
+
+    fn deref(&self) -> &ChaCha20Rng {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for NodeRng {
+    fn deref_mut(&mut self) -> &mut ChaCha20Rng {
+        &mut self.0
+    }
+}
+
+/// The same key, stream and position: the copy yields what the original
+/// yields next.
+#[cfg(feature = "testing")]
+impl Clone for NodeRng {
+    fn clone(&self) -> Self {
+        let mut rng = ChaCha20Rng::from_seed(self.0.get_seed());
+        rng.set_stream(self.0.get_stream());
+        rng.set_word_pos(self.0.get_word_pos());
+        NodeRng(rng)
+    }
+}
 
 /// A veil node, with the capacities its [`Profile`] names. See the
 /// [module docs](self) for how to drive it.
@@ -150,7 +185,7 @@ pub struct Node<P: Profile> {
     static_keypair: StaticKeypair,
     hello: [u8; crate::link::HELLO_LEN],
     max_message_len: usize,
-    rng: ChaCha20Rng,
+    rng: NodeRng,
     config: NodeConfig,
     links: P::Links,
     events: P::Events,
@@ -213,7 +248,7 @@ impl<P: Profile> Node<P> {
             static_keypair,
             hello,
             max_message_len,
-            rng,
+            rng: NodeRng(rng),
             config,
             links,
             events: P::Events::EMPTY,
@@ -244,5 +279,25 @@ impl<P: Profile> Node<P> {
     /// Room in the event queue.
     fn event_room(&self) -> usize {
         self.events.room()
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod node_rng_tests {
+    use super::*;
+
+    /// A copy made mid-stream (not on a block boundary) yields what the
+    /// original yields next, and not the start of the stream again.
+    #[test]
+    fn a_copied_rng_continues_the_same_stream() {
+        let mut original = NodeRng(ChaCha20Rng::from_seed([7; 32]));
+        let mut start = [0u8; 40];
+        original.fill_bytes(&mut start);
+        let mut copy = original.clone();
+        let (mut a, mut b) = ([0u8; 300], [0u8; 300]);
+        original.fill_bytes(&mut a);
+        copy.fill_bytes(&mut b);
+        assert_eq!(a, b);
+        assert_ne!(a[..40], start);
     }
 }

@@ -7,7 +7,7 @@ use crate::link::{LinkPhase, LinkRole, LinkStats, RttEstimator};
 use crate::noise::StaticKeypair;
 
 use super::slot::Session;
-use super::{LinkId, Node, NodeConfig, NodeStats, Profile};
+use super::{LinkId, LinkSlot, Node, NodeConfig, NodeStats, Profile};
 
 /// A snapshot of one link, for status output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,9 @@ pub struct LinkInfo {
     /// What the link runs over, if the adapter said
     /// ([`OpenLink::transport`](super::OpenLink::transport)).
     pub transport: Option<Transport>,
+    /// We dialled it under a throwaway identity, for our own circuits
+    /// ([`OpenLink::anonymous`](super::OpenLink::anonymous)).
+    pub anonymous: bool,
 }
 
 impl<P: Profile> Node<P> {
@@ -82,7 +85,7 @@ impl<P: Profile> Node<P> {
     pub fn link_info(&self, link: LinkId) -> Option<LinkInfo> {
         let index = self.slot_index(link)?;
         let slot = self.links.as_ref().get(index)?;
-        Some(info::<P>(link, slot.session.as_ref()?, slot.transport))
+        info::<P>(link, slot)
     }
 
     /// Snapshots of every open link.
@@ -92,15 +95,19 @@ impl<P: Profile> Node<P> {
             .iter()
             .enumerate()
             .filter_map(|(index, slot)| {
-                let session = slot.session.as_ref()?;
                 let link = LinkId::new(u16::try_from(index).ok()?, slot.generation);
-                Some(info::<P>(link, session, slot.transport))
+                info::<P>(link, slot)
             })
     }
 
     /// Counters since the node was built.
     pub fn stats(&self) -> NodeStats {
         self.stats
+    }
+
+    /// How many relayed circuits one link, or one network, may hold here.
+    pub fn relay_quotas(&self) -> crate::circuit::RelayQuotas {
+        self.engine.quotas()
     }
 
     /// Circuits this node is a hop of (as relay or destination), and
@@ -116,8 +123,9 @@ impl<P: Profile> Node<P> {
     }
 }
 
-fn info<P: Profile>(link: LinkId, session: &Session<P>, transport: Option<Transport>) -> LinkInfo {
-    LinkInfo {
+fn info<P: Profile>(link: LinkId, slot: &LinkSlot<P>) -> Option<LinkInfo> {
+    let session: &Session<P> = slot.session.as_ref()?;
+    Some(LinkInfo {
         link,
         role: session.role(),
         phase: session.phase(),
@@ -125,6 +133,7 @@ fn info<P: Profile>(link: LinkId, session: &Session<P>, transport: Option<Transp
         rtt: *session.rtt(),
         stats: *session.stats(),
         queued_cells: session.queued_cells(),
-        transport,
-    }
+        transport: slot.transport,
+        anonymous: slot.anonymous,
+    })
 }

@@ -4,7 +4,7 @@
 //! queue.
 
 use crate::capacity::DequeStore;
-use crate::cell::CircuitId;
+use crate::cell::{CellCommand, CircuitId, DestroyReason};
 use crate::link::{is_link_level, Cell, CloseReason, LinkPhase};
 use crate::time::Instant;
 
@@ -70,7 +70,7 @@ impl<P: Profile> Node<P> {
             self.sync_slot(index);
             return Ok(());
         }
-        if self.circuit_cell_room(link, CircuitId::of(&cell)) == 0 {
+        if !self.cell_fits(link, &cell) {
             return Err(StreamCellError::WouldBlock(link));
         }
         if let Some(session) = self.session_mut(index) {
@@ -91,13 +91,15 @@ impl<P: Profile> Node<P> {
     /// may cause. Returns `false` if some are left for lack of room.
     fn take_cells(&mut self, index: usize, link: LinkId) -> bool {
         loop {
-            let pending = self.session_mut(index).map_or(0, |s| s.pending_cells());
-            if pending == 0 {
+            let Some(next) = self.session_mut(index).and_then(|s| s.peek_cell()) else {
+                self.set_held(index, false);
                 return true;
-            }
-            if self.cell_room(link) == 0 {
+            };
+            if !self.cell_fits(link, &next) {
+                self.set_held(index, true);
                 return false;
             }
+            self.set_held(index, false);
             let Some(mut cell) = self.session_mut(index).and_then(|s| s.take_cell()) else {
                 return true;
             };
@@ -114,45 +116,110 @@ impl<P: Profile> Node<P> {
         }
     }
 
-    /// Whether one more cell from `link` can be handled now: each cell may
-    /// raise one event, and may put cells on `link` itself and on every
-    /// link its circuits lead to.
-    fn cell_room(&mut self, link: LinkId) -> usize {
-        let mut room = self.event_room();
-        if self.link_only() {
-            return room;
+    /// Notes whether the link in slot `index` holds a cell for lack of
+    /// room, keeping the time it started to.
+    fn set_held(&mut self, index: usize, held: bool) {
+        let now = self.now;
+        if let Some(slot) = self.links.as_mut().get_mut(index) {
+            if !held {
+                slot.held_since = None;
+            } else if slot.held_since.is_none() {
+                slot.held_since = Some(now);
+            }
         }
-        let links = self.links.as_mut();
-        room = room.min(circuit_ctx::queue_room(links, link));
-        self.engine.linked_links(link, |other| {
-            room = room.min(circuit_ctx::queue_room(links, other));
-        });
-        room
     }
 
-    /// Whether one more cell of `circuit` on `link` can be handled now: it
-    /// may raise one event, put a cell on `link` itself (`CREATED`,
-    /// `CREDIT`, `DESTROY`), and be relayed to its circuit's other link.
-    /// Unlike the room check for a shared byte stream, the other circuits
-    /// of `link` do not count.
-    fn circuit_cell_room(&mut self, link: LinkId, circuit: CircuitId) -> usize {
-        let room = self.event_room();
-        if self.link_only() {
-            return room;
+    /// Whether `cell`, received on `link`, can be handled now. It may raise
+    /// one event, answer on `link` itself (`CREATED`, `ACK`, `CREDIT`,
+    /// `DESTROY`) and go on to its circuit's other link. A `RELAY` cell
+    /// needs room beyond the control reserve on both links; a control cell
+    /// (`DESTROY`, `CREATE`) only some room, so teardown always gets
+    /// through. Only the cell's own circuit counts: a full link holds up
+    /// the cells of the circuits that lead to it, not the others.
+    fn cell_fits(&mut self, link: LinkId, cell: &Cell) -> bool {
+        if self.event_room() == 0 {
+            return false;
         }
-        let far = self.engine.far_link((link, circuit));
+        let command = CellCommand::of(cell);
+        if self.link_only() || command.is_some_and(CellCommand::is_link_level) {
+            return true;
+        }
+        let far = self.engine.far_link((link, CircuitId::of(cell)));
         let links = self.links.as_mut();
-        let mut room = room.min(circuit_ctx::queue_room(links, link));
-        if let Some(far) = far {
-            room = room.min(circuit_ctx::queue_room(links, far));
+        circuit_ctx::room_for(links, link, command)
+            && far.is_none_or(|far| circuit_ctx::room_for(links, far, command))
+    }
+
+    /// Destroys the circuits whose cells have waited
+    /// [`cell_hold_timeout`](super::NodeConfig::cell_hold_timeout) for room
+    /// on their next link, and drops those cells, so the links they came
+    /// over move again. A cell held for another reason (a full event queue,
+    /// its own link full) is not a circuit's doing: its timer starts over.
+    pub(crate) fn release_stalled_links(&mut self) {
+        let now = self.now;
+        let hold = self.config.cell_hold_timeout;
+        for index in 0..self.links.as_ref().len() {
+            let due = self
+                .links
+                .as_ref()
+                .get(index)
+                .and_then(|s| s.held_since)
+                .is_some_and(|since| now.saturating_since(since) >= hold);
+            let Some(link) = self.link_at(index).filter(|_| due) else {
+                continue;
+            };
+            let Some(cell) = self.session_mut(index).and_then(|s| s.peek_cell()) else {
+                self.set_held(index, false);
+                continue;
+            };
+            let end = (link, CircuitId::of(&cell));
+            let command = CellCommand::of(&cell);
+            let stalled_far = self
+                .engine
+                .far_link(end)
+                .is_some_and(|far| !circuit_ctx::room_for(self.links.as_mut(), far, command));
+            if !stalled_far || self.link_only() {
+                if let Some(slot) = self.links.as_mut().get_mut(index) {
+                    slot.held_since = Some(now);
+                }
+                continue;
+            }
+            crate::logging::log_warn!("{}: a circuit stalled it; destroying the circuit", link);
+            self.with_engine(|engine, ctx, _| {
+                engine.destroy_relayed(ctx, end, DestroyReason::ResourceLimit)
+            });
+            // The cell's circuit is gone, so is the cell.
+            let _ = self.session_mut(index).and_then(|s| s.take_cell());
+            self.stats.cells_dropped = self.stats.cells_dropped.saturating_add(1);
+            self.set_held(index, false);
+            self.cells_held = true;
         }
-        room
+    }
+
+    /// When the oldest held cell's hold time runs out.
+    pub(crate) fn hold_deadline(&self) -> Option<Instant> {
+        let hold = self.config.cell_hold_timeout;
+        self.links
+            .as_ref()
+            .iter()
+            .filter_map(|s| s.held_since)
+            .map(|since| since.saturating_add(hold))
+            .min()
     }
 
     /// One received cell. Returns `false` if it breaks the protocol and the
     /// link must close.
     fn on_cell(&mut self, link: LinkId, cell: &Cell) -> bool {
         let now = self.now;
+        if self.is_anonymous(link)
+            && CircuitId::of(cell) == CircuitId::LINK
+            && CellCommand::of(cell) == Some(CellCommand::Descriptor)
+        {
+            // Descriptors pushed to us over an anonymous link are not
+            // learned: a first hop could otherwise feed its client alone
+            // relays to recognise it by (link spec §3.1).
+            return true;
+        }
         let kind = self
             .discovery
             .on_cell(&self.config, now, link, cell, self.events.view_mut());

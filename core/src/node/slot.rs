@@ -1,7 +1,9 @@
 //! One entry of the node's link table.
 
+use crate::discovery::NetworkPrefix;
 use crate::identity::Transport;
 use crate::link::LinkSession;
+use crate::rate::TokenBucket;
 use crate::time::Instant;
 
 use super::Profile;
@@ -23,6 +25,16 @@ pub struct LinkSlot<P: Profile> {
     pub(crate) introduced: bool,
     /// What the link runs over, if the adapter said.
     pub(crate) transport: Option<Transport>,
+    /// The network prefix of the peer's address, if the adapter gave it.
+    pub(crate) prefix: Option<NetworkPrefix>,
+    /// We dialled this link under a throwaway identity, for our own
+    /// circuits ([`OpenLink::anonymous`](super::OpenLink::anonymous)).
+    pub(crate) anonymous: bool,
+    /// The link's budget of `CREATE`s ([`NodeConfig::creates_per_link`](super::NodeConfig::creates_per_link)).
+    pub(crate) creates: TokenBucket,
+    /// Since when the link's next received cell has waited for room
+    /// ([`NodeConfig::cell_hold_timeout`](super::NodeConfig::cell_hold_timeout)).
+    pub(crate) held_since: Option<Instant>,
     /// Bytes the transport takes now ([`TransportRoom`](super::TransportRoom)),
     /// less what was given since.
     pub(crate) room: usize,
@@ -38,6 +50,10 @@ impl<P: Profile> LinkSlot<P> {
             announced: false,
             introduced: false,
             transport: None,
+            prefix: None,
+            anonymous: false,
+            creates: TokenBucket::EMPTY,
+            held_since: None,
             room: usize::MAX,
         }
     }
@@ -75,6 +91,10 @@ where
             announced: self.announced,
             introduced: self.introduced,
             transport: self.transport,
+            prefix: self.prefix,
+            anonymous: self.anonymous,
+            creates: self.creates,
+            held_since: self.held_since,
             room: self.room,
         }
     }

@@ -24,6 +24,10 @@ pub struct NodeStats {
     pub events_dropped: u64,
     /// Links that have closed (their slots freed).
     pub links_closed: u64,
+    /// Inbound connections refused: the link table was full, or their
+    /// network held its share. Counted, not logged one by one: whoever
+    /// floods the node with connections would flood its log too.
+    pub inbound_refused: u64,
     /// The traffic counters of every closed link, summed at the moment its
     /// slot was freed, so nothing a link carried is lost with it: add the
     /// open links' own counters for the node's traffic since it was built.

@@ -113,7 +113,8 @@ mod clone_tests {
     /// Opens a dialled link and returns every byte the node transmits.
     fn dial(node: &mut Node<P>) -> std::vec::Vec<u8> {
         let now = Instant::from_millis(1);
-        node.handle(now, OpenLink::dialled(None, Transport::Tcp))
+        let peer = core::net::IpAddr::V4(core::net::Ipv4Addr::new(192, 0, 2, 9));
+        node.handle(now, OpenLink::dialled(None, Transport::Tcp, peer))
             .unwrap();
         let mut buf = [0u8; 2048];
         let mut wire = std::vec::Vec::new();

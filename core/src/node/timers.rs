@@ -18,6 +18,8 @@ impl<P: Profile> Node<P> {
         if timers.gossip {
             self.gossip();
         }
+        self.release_stalled_links();
+        self.retry_held_cells();
         for index in 0..self.links.as_ref().len() {
             if let Some(session) = self.session_mut(index) {
                 session.handle_timeout(now);
@@ -34,7 +36,7 @@ impl<P: Profile> Node<P> {
             .links
             .as_ref()
             .iter()
-            .filter_map(|s| s.session.as_ref()?.next_deadline())
+            .filter_map(|s| s.session.as_ref()?.next_deadline_while(s.room > 0))
             .min();
         let discovery = self.discovery.deadline(&self.config);
         let circuits = if self.link_only() {
@@ -42,7 +44,7 @@ impl<P: Profile> Node<P> {
         } else {
             self.circuit_deadline()
         };
-        [links, circuits]
+        [links, circuits, self.hold_deadline()]
             .into_iter()
             .flatten()
             .fold(discovery, Instant::min)

@@ -1,6 +1,6 @@
 //! Noise `CipherState`: a ChaCha20-Poly1305 key and a 64-bit nonce counter.
 
-use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -68,7 +68,7 @@ impl CipherState {
             .ok_or(NoiseError::BufferTooSmall)?;
         let tag = self
             .aead()
-            .encrypt_in_place_detached(&nonce_bytes(self.nonce), ad, plaintext)
+            .encrypt_inout_detached(&nonce_bytes(self.nonce), ad, plaintext.into())
             .map_err(|_| NoiseError::MessageTooLarge)?;
         tag_out.copy_from_slice(&tag);
         self.nonce = self.nonce.wrapping_add(1);
@@ -89,9 +89,9 @@ impl CipherState {
         let (ciphertext, tag) = buf
             .split_at_mut_checked(plaintext_len)
             .ok_or(NoiseError::BadMessageLength)?;
-        let tag = Tag::from_slice(tag);
+        let tag = Tag::try_from(&*tag).map_err(|_| NoiseError::BadMessageLength)?;
         self.aead()
-            .decrypt_in_place_detached(&nonce_bytes(self.nonce), ad, ciphertext, tag)
+            .decrypt_inout_detached(&nonce_bytes(self.nonce), ad, ciphertext.into(), &tag)
             .map_err(|_| NoiseError::DecryptFailed)?;
         self.nonce = self.nonce.wrapping_add(1);
         Ok(plaintext_len)
@@ -102,10 +102,11 @@ impl CipherState {
     /// (key, nonce) pair repeats across rekeys.
     pub fn rekey(&mut self) {
         let mut block = [0u8; 32];
-        if let Ok(_tag) =
-            self.aead()
-                .encrypt_in_place_detached(&nonce_bytes(u64::MAX), &[], &mut block)
-        {
+        if let Ok(_tag) = self.aead().encrypt_inout_detached(
+            &nonce_bytes(u64::MAX),
+            &[],
+            block.as_mut_slice().into(),
+        ) {
             self.key = block;
         }
         block.zeroize();

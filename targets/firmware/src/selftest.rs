@@ -259,6 +259,10 @@ fn node_config() -> NodeConfig {
         unix_time_at_zero: UNIX_AT_ZERO,
         path_relays: 1,
         gossip_interval: Duration::from_secs(1),
+        // A has one link slot, taken by its link to B: its circuit starts
+        // over that link, under A's identity, not over a second, anonymous
+        // one (relay spec §11; a board with room for two links keeps this on).
+        anonymous_first_hops: false,
         ..NodeConfig::default()
     }
 }

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use log::LevelFilter;
 use serde::Deserialize;
 use veil_core::identity::{Address, Transport};
-use veil_node::control_protocol::DEFAULT_CONTROL;
+use veil_node::control_address::{ControlAddress, SOCKET_FILE};
 
-use crate::{address, logger};
+use crate::{address, data_dir, logger};
 
 /// The default listen port, for TCP and (when built with QUIC) UDP.
 const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
@@ -37,10 +37,12 @@ pub struct FileConfig {
     /// How long a QUIC dial runs alone before TCP is tried too, in
     /// milliseconds.
     pub transport_race_delay_ms: Option<u64>,
-    /// Where the identity key and node table live.
+    /// Where the identity key, node table and control socket live.
     pub data_dir: Option<PathBuf>,
-    /// The control socket (loopback only).
-    pub control: Option<SocketAddr>,
+    /// The control socket: a Unix socket's path (default: `control.sock`
+    /// in the data directory), or a loopback `IP:PORT` for TCP with a
+    /// cookie.
+    pub control: Option<ControlAddress>,
     /// off, error, warn, info, debug, trace.
     pub log_level: Option<String>,
     /// Whether this node relays for others.
@@ -59,6 +61,11 @@ pub struct FileConfig {
     pub bootstrap_retry_ms: Option<u64>,
     /// How often the node table is saved, in seconds.
     pub snapshot_interval_secs: Option<u64>,
+    /// Whether a stranger's `EXTEND` may make this relay connect to a
+    /// loopback, private, link-local or multicast address. Off by default,
+    /// so the relay cannot be made to scan its own host or network; a test
+    /// network whose nodes all listen on `127.N.0.1` turns it on.
+    pub extend_to_private_addresses: Option<bool>,
 }
 
 /// Everything `veil node` runs with.
@@ -71,7 +78,7 @@ pub struct Settings {
     pub quic_dials: bool,
     pub transport_race_delay_ms: u64,
     pub data_dir: PathBuf,
-    pub control: SocketAddr,
+    pub control: ControlAddress,
     pub log_level: LevelFilter,
     pub relay: bool,
     pub links: usize,
@@ -81,6 +88,7 @@ pub struct Settings {
     pub gossip_interval_ms: u64,
     pub bootstrap_retry_ms: u64,
     pub snapshot_interval_secs: u64,
+    pub extend_to_private_addresses: bool,
 }
 
 /// Flags that override the file.
@@ -89,7 +97,7 @@ pub struct Overrides {
     pub listen: Vec<Address>,
     pub bootstrap: Vec<Address>,
     pub data_dir: Option<PathBuf>,
-    pub control: Option<SocketAddr>,
+    pub control: Option<ControlAddress>,
     pub log_level: Option<String>,
     pub links: Option<usize>,
 }
@@ -114,20 +122,25 @@ pub fn read_file(path: &Path) -> Result<FileConfig, String> {
 
 /// Flags over file over defaults, checked.
 pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
-    let data_dir = flags.data_dir.or(file.data_dir).ok_or_else(|| {
-        "no data directory: pass --data-dir DIR or set data_dir in the config".to_string()
-    })?;
-    let control = match flags.control.or(file.control) {
-        Some(c) => c,
-        None => DEFAULT_CONTROL
-            .parse()
-            .map_err(|_| "internal: bad default control address".to_string())?,
-    };
-    if !control.ip().is_loopback() {
-        return Err(format!(
-            "control address {control} is not a loopback address; the control socket has no \
-             authentication, so it only listens on 127.0.0.1 or ::1"
-        ));
+    let data_dir = flags
+        .data_dir
+        .or(file.data_dir)
+        .or_else(data_dir::default_dir)
+        .ok_or_else(|| {
+            "no data directory: pass --data-dir DIR or set data_dir in the config (or HOME)"
+                .to_string()
+        })?;
+    let control = flags
+        .control
+        .or(file.control)
+        .unwrap_or_else(|| ControlAddress::Unix(data_dir.join(SOCKET_FILE)));
+    if let ControlAddress::Tcp(addr) = control {
+        if !addr.ip().is_loopback() {
+            return Err(format!(
+                "control address {addr} is not a loopback address; a TCP control socket only \
+                 listens on 127.0.0.1 or ::1 (its cookie would cross the network in clear)"
+            ));
+        }
     }
     let level_name = flags
         .log_level
@@ -179,6 +192,7 @@ pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
         gossip_interval_ms: file.gossip_interval_ms.unwrap_or(30_000),
         bootstrap_retry_ms: file.bootstrap_retry_ms.unwrap_or(30_000),
         snapshot_interval_secs: file.snapshot_interval_secs.unwrap_or(60),
+        extend_to_private_addresses: file.extend_to_private_addresses.unwrap_or(false),
     };
     if !(1..=4096).contains(&settings.links) {
         return Err(format!("links = {}: use 1 to 4096", settings.links));
@@ -303,6 +317,26 @@ mod tests {
         let file: FileConfig = toml::from_str("quic_dials = true").unwrap();
         let e = resolve(file, flags(&["127.0.0.1:7800"])).unwrap_err();
         assert!(e.contains("quic://"), "{e}");
+    }
+
+    #[test]
+    fn the_control_socket_is_in_the_data_directory_unless_configured() {
+        let s = resolve(FileConfig::default(), flags(&[])).unwrap();
+        assert_eq!(
+            s.control,
+            ControlAddress::Unix("/tmp/veil-test/control.sock".into())
+        );
+        let file: FileConfig = toml::from_str(r#"control = "127.0.0.1:7701""#).unwrap();
+        let s = resolve(file, flags(&[])).unwrap();
+        assert_eq!(
+            s.control,
+            ControlAddress::Tcp("127.0.0.1:7701".parse().unwrap())
+        );
+        let file: FileConfig = toml::from_str(r#"control = "192.0.2.1:7701""#).unwrap();
+        let e = resolve(file, flags(&[])).unwrap_err();
+        assert!(e.contains("not a loopback address"), "{e}");
+        let e = toml::from_str::<FileConfig>(r#"control = "localhost:7701""#).unwrap_err();
+        assert!(e.to_string().contains("neither IP:PORT nor a path"), "{e}");
     }
 
     #[test]

@@ -1,22 +1,85 @@
 //! `veil send`, `veil listen` and `veil status`: the command-line clients
 //! of a running node's control socket. They speak to it through
-//! `veil_node::control_client`; what is theirs is reading stdin and
-//! printing.
+//! `veil_node::control_client`; what is theirs is finding the socket,
+//! reading stdin and printing.
 
-use std::io::{Read, Write};
-use std::net::SocketAddr;
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::Args;
 use veil_core::identity::NodeId;
 use veil_mio::StdNode;
+use veil_node::control_address::{ControlAddress, Endpoint};
 use veil_node::control_client::ControlClient;
 use veil_node::status::Status;
+
+use crate::{data_dir, terminal_text};
 
 /// How long `veil status` waits for the answer.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How a client finds the node's control socket.
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    /// The node's control socket: a Unix socket's PATH, or the IP:PORT of
+    /// a TCP one (whose cookie is read from the data directory)
+    /// [default: DATA_DIR/control.sock].
+    #[arg(long, value_name = "PATH|ADDR")]
+    control: Option<ControlAddress>,
+    /// The node's data directory [default: $XDG_DATA_HOME/veil or
+    /// ~/.local/share/veil, as for `veil node`].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+impl ControlArgs {
+    /// The socket to connect to.
+    fn endpoint(&self) -> Result<Endpoint, String> {
+        if let Some(ControlAddress::Unix(path)) = &self.control {
+            return Ok(Endpoint::Unix(path.clone()));
+        }
+        let dir = self
+            .data_dir
+            .clone()
+            .or_else(data_dir::default_dir)
+            .ok_or("no data directory: pass --data-dir DIR (or set HOME)")?;
+        Ok(Endpoint::of_node(&dir, self.control.as_ref()))
+    }
+
+    fn connect(&self, answer_timeout: Option<Duration>) -> Result<ControlClient, String> {
+        ControlClient::connect(&self.endpoint()?, answer_timeout).map_err(|e| e.to_string())
+    }
+}
+
+/// How `veil listen` writes a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// The control socket's JSON line.
+    Json,
+    /// The message's bytes, unchanged.
+    Raw,
+    /// The message's bytes, with controls and invalid UTF-8 escaped
+    /// (`terminal_text`).
+    Escaped,
+}
+
+impl Output {
+    /// JSON with `json`; else bytes, escaped when stdout is a terminal
+    /// and `raw` is not given.
+    pub fn new(json: bool, raw: bool) -> Output {
+        if json {
+            Output::Json
+        } else if raw || !std::io::stdout().is_terminal() {
+            Output::Raw
+        } else {
+            Output::Escaped
+        }
+    }
+}
+
 /// Sends stdin as one message; `Ok` once acknowledged.
-pub fn send(control: SocketAddr, to: &str, timeout_secs: u64) -> Result<(), String> {
+pub fn send(control: &ControlArgs, to: &str, timeout_secs: u64) -> Result<(), String> {
     let to = NodeId::from_hex(to).map_err(|e| format!("bad node id: {e}"))?;
     let mut data = Vec::new();
     let limit = u64::try_from(StdNode::MAX_MESSAGE)
@@ -35,27 +98,29 @@ pub fn send(control: SocketAddr, to: &str, timeout_secs: u64) -> Result<(), Stri
     }
     // A zero read timeout is no timeout to the OS: wait at least 1 s.
     let timeout = Duration::from_secs(timeout_secs.max(1));
-    let mut client = ControlClient::connect(control, Some(timeout)).map_err(|e| e.to_string())?;
+    let mut client = control.connect(Some(timeout))?;
     client.send(to, &data).map_err(|e| e.to_string())
 }
 
-/// Prints received messages: raw bytes and a newline each, or the JSON
-/// lines as they come with `json`.
-pub fn listen(control: SocketAddr, json: bool, count: Option<u64>) -> Result<(), String> {
-    let client = ControlClient::connect(control, None).map_err(|e| e.to_string())?;
+/// Prints received messages as `output` says, each followed by a newline.
+pub fn listen(control: &ControlArgs, output: Output, count: Option<u64>) -> Result<(), String> {
+    let client = control.connect(None)?;
     let mut listener = client.listen(count).map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
     let mut seen = 0u64;
+    let mut line = Vec::new();
     while count.is_none_or(|c| seen < c) {
         let message = listener.receive().map_err(|e| e.to_string())?;
-        let written = if json {
-            out.write_all(message.json())
-                .and_then(|()| out.write_all(b"\n"))
-        } else {
-            let data = message.data().map_err(|e| e.to_string())?;
-            out.write_all(&data).and_then(|()| out.write_all(b"\n"))
-        };
-        written
+        line.clear();
+        match output {
+            Output::Json => line.extend_from_slice(message.json()),
+            Output::Raw => line.extend_from_slice(&message.data().map_err(|e| e.to_string())?),
+            Output::Escaped => {
+                terminal_text::escape(&message.data().map_err(|e| e.to_string())?, &mut line);
+            }
+        }
+        line.push(b'\n');
+        out.write_all(&line)
             .and_then(|()| out.flush())
             .map_err(|e| format!("cannot write to stdout: {e}"))?;
         seen = seen.saturating_add(1);
@@ -64,9 +129,8 @@ pub fn listen(control: SocketAddr, json: bool, count: Option<u64>) -> Result<(),
 }
 
 /// Prints the node's status, readable or as JSON.
-pub fn status(control: SocketAddr, json: bool) -> Result<(), String> {
-    let mut client =
-        ControlClient::connect(control, Some(STATUS_TIMEOUT)).map_err(|e| e.to_string())?;
+pub fn status(control: &ControlArgs, json: bool) -> Result<(), String> {
+    let mut client = control.connect(Some(STATUS_TIMEOUT))?;
     let status = client.status().map_err(|e| e.to_string())?;
     if json {
         let text = serde_json::to_string_pretty(&status)

@@ -1,5 +1,6 @@
 //! The control socket's wire format, shared by the server in `veil node`
-//! and every client: line-based JSON over TCP on loopback. The protocol is
+//! and every client: line-based JSON over a Unix domain socket or over TCP
+//! on loopback (where a cookie line comes first). The protocol is
 //! described in CONTROL.md beside this crate's Cargo.toml; these types are
 //! its one definition in code.
 
@@ -7,16 +8,53 @@ use std::io::{BufRead, ErrorKind, Read};
 
 use serde::{Deserialize, Serialize};
 use veil_mio::StdNode;
+use zeroize::Zeroizing;
 
+use crate::control_address::COOKIE_LEN;
 use crate::status::Status;
-
-/// The control address `veil send`, `listen` and `status` use by default,
-/// and `veil node` listens on unless told otherwise.
-pub const DEFAULT_CONTROL: &str = "127.0.0.1:7701";
 
 /// The longest line: a largest message in hex, and room for the rest of
 /// the request.
 pub const MAX_LINE: usize = 2 * StdNode::MAX_MESSAGE + 1024;
+
+/// The longest first line of a TCP control connection: the cookie line is
+/// 78 bytes; a longer first line closes the connection at once.
+pub const MAX_AUTH_LINE: usize = 256;
+
+/// The first line of a TCP control connection: `{"cookie":"<64 hex
+/// digits>"}`, the bytes of the node's cookie file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Auth<'a> {
+    cookie: &'a str,
+}
+
+/// Bytes of a cookie line, its `\n` included.
+pub const AUTH_LINE_LEN: usize = AUTH_PREFIX.len() + 2 * COOKIE_LEN + AUTH_SUFFIX.len();
+const AUTH_PREFIX: &[u8] = b"{\"cookie\":\"";
+const AUTH_SUFFIX: &[u8] = b"\"}\n";
+// A cookie line always fits the first line's limit.
+const _: () = assert!(AUTH_LINE_LEN <= MAX_AUTH_LINE);
+
+/// The cookie line for `cookie`, with its `\n`; wiped when dropped.
+pub fn auth_line(cookie: &[u8; COOKIE_LEN]) -> Zeroizing<[u8; AUTH_LINE_LEN]> {
+    let mut line = Zeroizing::new([0u8; AUTH_LINE_LEN]);
+    let (prefix, rest) = line.split_at_mut(AUTH_PREFIX.len());
+    prefix.copy_from_slice(AUTH_PREFIX);
+    let (digits, suffix) = rest.split_at_mut(2 * COOKIE_LEN);
+    // `digits` is exactly twice the cookie, so encoding cannot fail.
+    let _ = hex::encode_to_slice(cookie, digits);
+    suffix.copy_from_slice(AUTH_SUFFIX);
+    line
+}
+
+/// The cookie a first line presents, if it is a cookie line.
+pub fn parse_auth_line(line: &[u8]) -> Option<Zeroizing<[u8; COOKIE_LEN]>> {
+    let auth: Auth<'_> = serde_json::from_slice(line).ok()?;
+    let mut cookie = Zeroizing::new([0u8; COOKIE_LEN]);
+    hex::decode_to_slice(auth.cookie, cookie.as_mut_slice()).ok()?;
+    Some(cookie)
+}
 
 /// A request, one JSON object per line.
 #[derive(Debug, Serialize, Deserialize)]
@@ -29,8 +67,10 @@ pub enum Request {
         /// The message, in hex.
         data_hex: String,
     },
-    /// Answer with the node's status.
-    Status,
+    /// Answer with the node's status. (A struct variant: serde checks
+    /// unknown fields only there, and `{"cmd":"status","x":1}` is not a
+    /// valid request.)
+    Status {},
     /// Answer `{"ok":true}`, then stream every received message, or only
     /// the next `count`: the node then stops listening on this connection
     /// at once, so later messages wait for the next listener.
@@ -91,27 +131,75 @@ pub fn encode_line<T: Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
     Ok(line)
 }
 
-/// Reads one line of at most [`MAX_LINE`] bytes, without its `\n`; `None`
-/// at end of stream. A longer line is an `InvalidData` error.
-pub fn read_line(reader: &mut impl BufRead) -> std::io::Result<Option<Vec<u8>>> {
+/// Reads one line of at most `limit` bytes, without its `\n`; `None` at
+/// end of stream. A longer line is an `InvalidData` error.
+pub fn read_line(reader: &mut impl BufRead, limit: usize) -> std::io::Result<Option<Vec<u8>>> {
     let mut line = Vec::new();
-    let limit = u64::try_from(MAX_LINE)
-        .unwrap_or(u64::MAX)
-        .saturating_add(1);
-    reader.by_ref().take(limit).read_until(b'\n', &mut line)?;
+    let take = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    reader.by_ref().take(take).read_until(b'\n', &mut line)?;
     if line.is_empty() {
         return Ok(None);
     }
     if line.last() != Some(&b'\n') {
-        if line.len() > MAX_LINE {
-            return Err(std::io::Error::new(
-                ErrorKind::InvalidData,
-                "request line too long",
-            ));
+        if line.len() > limit {
+            return Err(std::io::Error::new(ErrorKind::InvalidData, "line too long"));
         }
         // The last line may lack its newline.
     } else {
         line.pop();
     }
     Ok(Some(line))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cookie_line_round_trips_and_nothing_else_is_one() {
+        let cookie = [0xa5u8; COOKIE_LEN];
+        let line = auth_line(&cookie);
+        assert_eq!(AUTH_LINE_LEN, 78);
+        let parsed = parse_auth_line(line.strip_suffix(b"\n").unwrap()).unwrap();
+        assert_eq!(*parsed, cookie);
+        for bad in [
+            &b"POST / HTTP/1.1"[..],
+            b"{\"cmd\":\"status\"}",
+            b"{\"cookie\":\"abcd\"}",
+            b"{\"cookie\":\"zz\"}",
+            b"",
+        ] {
+            assert!(parse_auth_line(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn requests_with_unknown_fields_do_not_parse() {
+        for bad in [
+            r#"{"cmd":"status","x":1}"#,
+            r#"{"cmd":"listen","count":1,"x":1}"#,
+            r#"{"cmd":"send","to":"00","data_hex":"00","x":1}"#,
+            r#"{"cmd":"nope"}"#,
+        ] {
+            assert!(serde_json::from_str::<Request>(bad).is_err(), "{bad}");
+        }
+        let status: Request = serde_json::from_str(r#"{"cmd":"status"}"#).unwrap();
+        assert!(matches!(status, Request::Status {}));
+        assert_eq!(
+            serde_json::to_string(&Request::Status {}).unwrap(),
+            r#"{"cmd":"status"}"#
+        );
+    }
+
+    #[test]
+    fn lines_longer_than_the_limit_are_refused() {
+        let mut fits = &b"12345\nrest"[..];
+        assert_eq!(read_line(&mut fits, 5).unwrap(), Some(b"12345".to_vec()));
+        let mut long = &b"123456\n"[..];
+        let e = read_line(&mut long, 5).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidData);
+        let mut last = &b"abc"[..];
+        assert_eq!(read_line(&mut last, 5).unwrap(), Some(b"abc".to_vec()));
+        assert_eq!(read_line(&mut last, 5).unwrap(), None);
+    }
 }

@@ -2,9 +2,14 @@
 //! connections, one thread per connection answers its requests by giving
 //! the node thread commands. The protocol is in CONTROL.md beside this
 //! crate's Cargo.toml; its types are `veil_node::control_protocol`.
+//!
+//! Nothing that is not a request gets an answer: a TCP connection whose
+//! first line is not the cookie, a line that is not a valid request, and a
+//! line longer than the limit all close the connection without a word, so
+//! a web page's cross-protocol POST to a loopback port can neither run a
+//! command nor read anything back.
 
 use std::io::{BufReader, ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
@@ -14,75 +19,128 @@ use serde::Serialize;
 use veil_core::identity::NodeId;
 use veil_mio::StdNode;
 use veil_node::control_protocol::{
-    encode_line, read_line, MessageLine, Request, Response, MAX_LINE,
+    encode_line, read_line, MessageLine, Request, Response, MAX_AUTH_LINE, MAX_LINE,
 };
+use veil_node::control_stream::ControlStream;
 
+use crate::control_cookie::Cookie;
+use crate::control_listener::ControlListener;
 use crate::host::HostHandle;
 use crate::host_protocol::{Command, Notice};
 
-/// Control connections open at once; more are answered with an error.
+/// Control connections open at once; more are closed at once (over a Unix
+/// socket, with an error answer first).
 const MAX_CLIENTS: usize = 32;
 
 /// Messages a `listen` client may fall behind by before it is dropped.
 const LISTEN_QUEUE: usize = 1024;
 
+/// How long a TCP connection may take to send its cookie line.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A request whose fields have been decoded: what a valid line asks.
+enum Valid {
+    Status,
+    Send { to: NodeId, data: Vec<u8> },
+    Listen { count: Option<u64> },
+}
+
+/// The request on `line`, if it is a valid one: JSON of a known command
+/// with its fields, hex that decodes, a node id of the right length.
+fn parse(line: &[u8]) -> Option<Valid> {
+    Some(match serde_json::from_slice(line).ok()? {
+        Request::Status {} => Valid::Status,
+        Request::Send { to, data_hex } => Valid::Send {
+            to: NodeId::from_hex(&to).ok()?,
+            data: hex::decode(data_hex).ok()?,
+        },
+        Request::Listen { count } => Valid::Listen { count },
+    })
+}
+
 /// Accepts control connections on a thread of its own, one thread per
 /// connection.
-pub fn serve(listener: TcpListener, host: HostHandle) -> Result<(), String> {
+pub fn serve(listener: ControlListener, host: HostHandle) -> Result<(), String> {
     let clients = Arc::new(AtomicUsize::new(0));
+    let listener = Arc::new(listener);
     std::thread::Builder::new()
         .name("veil-control".into())
-        .spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                if clients.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
-                    clients.fetch_sub(1, Ordering::SeqCst);
-                    let mut stream = stream;
+        .spawn(move || loop {
+            let Ok(mut stream) = listener.accept() else {
+                continue;
+            };
+            if clients.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+                clients.fetch_sub(1, Ordering::SeqCst);
+                // Only a peer the socket file let in gets a reason; an
+                // unauthenticated TCP peer gets nothing.
+                if listener.cookie().is_none() {
                     let _ = write_line(
                         &mut stream,
                         &Response::error("too many control connections"),
                     );
-                    continue;
                 }
-                let host = host.clone();
-                let count = Arc::clone(&clients);
-                let spawned = std::thread::Builder::new()
-                    .name("veil-control-client".into())
-                    .spawn(move || {
-                        if let Err(e) = serve_connection(stream, &host) {
-                            log::debug!("control connection ended: {e}");
-                        }
-                        count.fetch_sub(1, Ordering::SeqCst);
-                    });
-                if spawned.is_err() {
-                    clients.fetch_sub(1, Ordering::SeqCst);
-                }
+                continue;
+            }
+            let host = host.clone();
+            let count = Arc::clone(&clients);
+            let listener = Arc::clone(&listener);
+            let spawned = std::thread::Builder::new()
+                .name("veil-control-client".into())
+                .spawn(move || {
+                    if let Err(e) = serve_connection(stream, &host, listener.cookie()) {
+                        log::debug!("control connection ended: {e}");
+                    }
+                    count.fetch_sub(1, Ordering::SeqCst);
+                });
+            if spawned.is_err() {
+                clients.fetch_sub(1, Ordering::SeqCst);
             }
         })
         .map(|_| ())
         .map_err(|e| format!("cannot start the control thread: {e}"))
 }
 
-fn write_line<T: Serialize>(stream: &mut TcpStream, value: &T) -> std::io::Result<()> {
+fn write_line<T: Serialize>(stream: &mut ControlStream, value: &T) -> std::io::Result<()> {
     let line = encode_line(value).map_err(std::io::Error::other)?;
     stream.write_all(&line)?;
     stream.flush()
 }
 
-/// Serves one control connection: requests in order until it closes.
-fn serve_connection(stream: TcpStream, host: &HostHandle) -> std::io::Result<()> {
+/// Whether the connection's first line is the cookie line (within
+/// [`AUTH_TIMEOUT`] and [`MAX_AUTH_LINE`]). The line is wiped once read.
+fn authenticated(reader: &mut BufReader<ControlStream>, cookie: &Cookie) -> std::io::Result<bool> {
+    reader.get_ref().set_read_timeout(Some(AUTH_TIMEOUT))?;
+    let Ok(Some(mut line)) = read_line(reader, MAX_AUTH_LINE) else {
+        return Ok(false);
+    };
+    let accepted = cookie.accepts(&line);
+    zeroize::Zeroize::zeroize(line.as_mut_slice());
+    reader.get_ref().set_read_timeout(None)?;
+    Ok(accepted)
+}
+
+/// Serves one control connection: the cookie first over TCP, then
+/// requests in order until it closes or sends something that is not one.
+fn serve_connection(
+    stream: ControlStream,
+    host: &HostHandle,
+    cookie: Option<&Cookie>,
+) -> std::io::Result<()> {
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
+    if let Some(cookie) = cookie {
+        if !authenticated(&mut reader, cookie)? {
+            log::debug!("control connection closed: no valid cookie");
+            return Ok(());
+        }
+        write_line(&mut writer, &Response::ok())?;
+    }
     loop {
-        let line = match read_line(&mut reader) {
+        let line = match read_line(&mut reader, MAX_LINE) {
             Ok(Some(line)) => line,
             Ok(None) => return Ok(()),
             Err(e) if e.kind() == ErrorKind::InvalidData => {
-                let max = MAX_LINE;
-                write_line(
-                    &mut writer,
-                    &Response::error(format!("request longer than {max} bytes")),
-                )?;
+                log::debug!("control connection closed: a line longer than {MAX_LINE} bytes");
                 return Ok(());
             }
             Err(e) => return Err(e),
@@ -90,15 +148,12 @@ fn serve_connection(stream: TcpStream, host: &HostHandle) -> std::io::Result<()>
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let request: Request = match serde_json::from_slice(&line) {
-            Ok(r) => r,
-            Err(e) => {
-                write_line(&mut writer, &Response::error(format!("bad request: {e}")))?;
-                continue;
-            }
+        let Some(request) = parse(&line) else {
+            log::debug!("control connection closed: a line that is not a valid request");
+            return Ok(());
         };
         match request {
-            Request::Status => {
+            Valid::Status => {
                 let response = match host.status() {
                     Ok(status) => Response {
                         status: Some(status),
@@ -108,21 +163,19 @@ fn serve_connection(stream: TcpStream, host: &HostHandle) -> std::io::Result<()>
                 };
                 write_line(&mut writer, &response)?;
             }
-            Request::Send { to, data_hex } => {
-                let response = match send(host, &to, &data_hex) {
+            Valid::Send { to, data } => {
+                let response = match send(host, to, data) {
                     Ok(()) => Response::ok(),
                     Err(e) => Response::error(e),
                 };
                 write_line(&mut writer, &response)?;
             }
-            Request::Listen { count } => return listen(reader, writer, host, count),
+            Valid::Listen { count } => return listen(reader, writer, host, count),
         }
     }
 }
 
-fn send(host: &HostHandle, to: &str, data_hex: &str) -> Result<(), String> {
-    let to = NodeId::from_hex(to).map_err(|e| format!("bad destination: {e}"))?;
-    let data = hex::decode(data_hex).map_err(|e| format!("bad data_hex: {e}"))?;
+fn send(host: &HostHandle, to: NodeId, data: Vec<u8>) -> Result<(), String> {
     if data.len() > StdNode::MAX_MESSAGE {
         return Err(format!(
             "the message is {} bytes; the limit is {}",
@@ -137,8 +190,8 @@ fn send(host: &HostHandle, to: &str, data_hex: &str) -> Result<(), String> {
 
 /// Streams received messages until the client goes away.
 fn listen(
-    mut reader: BufReader<TcpStream>,
-    mut writer: TcpStream,
+    mut reader: BufReader<ControlStream>,
+    mut writer: ControlStream,
     host: &HostHandle,
     count: Option<u64>,
 ) -> std::io::Result<()> {
@@ -201,7 +254,7 @@ fn requeue_rest(rx: mpsc::Receiver<(usize, Notice)>, host: &HostHandle) -> std::
 
 /// Whether a listening client closed its end (anything it sends while
 /// listening is ignored).
-fn client_gone(reader: &mut BufReader<TcpStream>) -> std::io::Result<bool> {
+fn client_gone(reader: &mut BufReader<ControlStream>) -> std::io::Result<bool> {
     reader.get_ref().set_nonblocking(true)?;
     let mut scratch = [0u8; 256];
     let gone = loop {

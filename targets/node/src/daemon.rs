@@ -1,22 +1,21 @@
 //! `veil node`: one node, its control socket, its state on disk, until
 //! SIGINT or SIGTERM.
 
-use std::fs::DirBuilder;
-use std::net::{SocketAddr, TcpListener};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use veil_core::identity::{Address, Transport};
-use veil_core::node::{LearnDescriptor, NodeConfig, SetAddresses, MAX_BOOTSTRAP};
+use veil_core::identity::Address;
+use veil_core::node::{LearnDescriptor, NodeConfig, SetAddresses};
 use veil_core::time::Duration as CoreDuration;
 use veil_mio::{Runtime, RuntimeOptions};
+use veil_node::control_address::ControlAddress;
 
 use crate::config::{self, FileConfig, Overrides, Settings};
+use crate::control_listener::ControlListener;
 use crate::host::{self, Host};
-use crate::{address, control_server, keyfile, logger, snapshot};
+use crate::{address, control_server, data_dir, keyfile, logger, saved_bootstrap, snapshot};
 
 /// How often the main thread looks at the node thread and the save timer.
 const WATCH: Duration = Duration::from_secs(1);
@@ -38,12 +37,16 @@ pub struct NodeArgs {
     /// (repeatable; replaces the config's list).
     #[arg(long, value_parser = address::parse)]
     bootstrap: Vec<Address>,
-    /// Directory for the identity key and the node table.
+    /// Directory for the identity key, the node table and the control
+    /// socket; only its owner may access it [default:
+    /// $XDG_DATA_HOME/veil or ~/.local/share/veil].
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Control socket address, loopback only [default: 127.0.0.1:7701].
-    #[arg(long)]
-    control: Option<SocketAddr>,
+    /// Control socket: a Unix socket's PATH (with a '/'), or a loopback
+    /// IP:PORT for TCP, where clients present the cookie from the data
+    /// directory [default: DATA_DIR/control.sock].
+    #[arg(long, value_name = "PATH|ADDR")]
+    control: Option<ControlAddress>,
     /// off, error, warn, info, debug or trace [default: info].
     #[arg(long)]
     log_level: Option<String>,
@@ -82,11 +85,7 @@ pub fn run(args: NodeArgs) -> Result<(), String> {
     )?;
     logger::init(settings.log_level);
     let dir = &settings.data_dir;
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+    data_dir::prepare(dir)?;
     let (identity, created) = keyfile::load_or_create(&dir.join(KEY_FILE))?;
     if created {
         log::info!("created identity key {}", dir.join(KEY_FILE).display());
@@ -95,12 +94,8 @@ pub fn run(args: NodeArgs) -> Result<(), String> {
     // before it touches the network.
     let known = snapshot::load(dir)?;
 
-    let control_listener = TcpListener::bind(settings.control).map_err(|e| {
-        format!(
-            "cannot listen for control connections on {} ({e}); pick another --control address",
-            settings.control
-        )
-    })?;
+    // Removes the socket file when `run` returns, a clean shutdown or not.
+    let (control_listener, _socket_file) = ControlListener::bind(&settings.control, dir)?;
     let options = RuntimeOptions {
         links: settings.links,
         max_pending_dials: settings.max_pending_dials,
@@ -182,8 +177,11 @@ pub fn run(args: NodeArgs) -> Result<(), String> {
     }
     log::info!("shutting down: closing links and saving the node table");
     let descriptors = host.shutdown()?;
-    snapshot::save(dir, &descriptors)?;
-    log::info!("saved {} nodes; stopped", descriptors.len());
+    if snapshot::save(dir, &descriptors)? {
+        log::info!("saved {} nodes; stopped", descriptors.len());
+    } else {
+        log::info!("knows no node: kept the saved node table; stopped");
+    }
     Ok(())
 }
 
@@ -213,12 +211,14 @@ fn node_config(settings: &Settings) -> NodeConfig {
         path_relays: settings.path_relays,
         gossip_interval: CoreDuration::from_millis(settings.gossip_interval_ms),
         bootstrap_retry: CoreDuration::from_millis(settings.bootstrap_retry_ms),
+        extend_to_private_addresses: settings.extend_to_private_addresses,
         ..NodeConfig::default()
     }
 }
 
 /// Learns the saved node table and sets the bootstrap addresses: the
-/// configured ones, or else relays from the saved table.
+/// configured ones, or else relays from the saved table, expired ones
+/// included (`saved_bootstrap`).
 fn restore(rt: &mut Runtime, known: &[Vec<u8>], settings: &Settings) {
     let mut learned = 0usize;
     for descriptor in known {
@@ -240,20 +240,8 @@ fn restore(rt: &mut Runtime, known: &[Vec<u8>], settings: &Settings) {
         }
     }
     if settings.bootstrap.is_empty() {
-        // TCP addresses of saved relays: every node speaks TCP.
-        let addresses: Vec<SocketAddr> = rt
-            .node()
-            .node_table()
-            .entries()
-            .iter()
-            .filter(|e| e.descriptor.repr().relay)
-            .flat_map(|e| e.descriptor.repr().addresses.clone())
-            .filter(|a| a.transport == Transport::Tcp)
-            .map(|a| a.socket)
-            .take(MAX_BOOTSTRAP)
-            .collect();
-        for addr in addresses {
-            // The list holds `MAX_BOOTSTRAP`, and no more are taken.
+        for addr in saved_bootstrap::relay_addresses(known) {
+            // The list holds `MAX_BOOTSTRAP`, and no more are given.
             let _ = rt.add_bootstrap(addr);
         }
     }

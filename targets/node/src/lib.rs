@@ -17,11 +17,16 @@
 //!
 //! Imports go one way, each module using only those listed after it:
 //!
-//! 1. [`control_client`]: connects, sends typed requests, reads typed
-//!    answers, with one error type per operation;
-//! 2. [`control_protocol`]: the request and answer lines, their framing and
-//!    limits, the default control address;
-//! 3. [`status`]: the types of the `status` answer.
+//! 1. [`control_client`]: connects (presenting the cookie over TCP),
+//!    sends typed requests, reads typed answers, with one error type per
+//!    operation;
+//! 2. [`control_protocol`]: the request and answer lines, the cookie
+//!    line, their framing and limits;
+//! 3. [`control_stream`]: one connection, over a Unix domain socket or
+//!    TCP;
+//! 4. [`control_address`]: where a node's control socket is (the socket
+//!    and cookie files in its data directory, or a configured address);
+//! 5. [`status`]: the types of the `status` answer.
 //!
 //! The binary's modules all sit above these (see `main.rs`).
 #![forbid(unsafe_code)]
@@ -38,6 +43,8 @@
     )
 )]
 
+pub mod control_address;
 pub mod control_client;
 pub mod control_protocol;
+pub mod control_stream;
 pub mod status;

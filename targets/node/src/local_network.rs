@@ -23,6 +23,7 @@ use veil_core::identity::{Address, Identity, NodeId, Transport};
 use veil_core::node::NodeConfig;
 use veil_core::time::Duration as CoreDuration;
 use veil_mio::{Runtime, RuntimeOptions};
+use veil_node::control_address::Endpoint;
 use veil_node::control_client::ControlClient;
 
 use crate::host::Host;
@@ -120,6 +121,8 @@ pub fn start_in_process(spec: &NetworkSpec) -> Result<InProcessNetwork, String> 
             bootstrap_retry: CoreDuration::from_millis(BOOTSTRAP_RETRY_MS),
             path_relays: PATH_RELAYS,
             quic_dials: quic,
+            // Every node of this network listens on loopback.
+            extend_to_private_addresses: true,
             ..NodeConfig::default()
         };
         let mut secret = [0u8; 32];
@@ -235,12 +238,12 @@ pub struct ProcessNetwork {
 }
 
 /// One `veil node` process.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct NodeProcess {
     /// Its node id.
     pub id: NodeId,
-    /// Its control socket.
-    pub control: SocketAddr,
+    /// Its control socket (in its data directory).
+    pub control: Endpoint,
     /// Its process id.
     pub pid: u32,
 }
@@ -273,12 +276,12 @@ pub fn start_processes(spec: &NetworkSpec, veil: &Path) -> Result<ProcessNetwork
             .create(&data)
             .map_err(|e| format!("cannot create {}: {e}", data.display()))?;
         let listen = free_port(spec.ip(i)?)?;
-        let control = free_port(IpAddr::V4(Ipv4Addr::LOCALHOST))?;
+        let control = Endpoint::of_node(&data, None);
         let boot = bootstrap.map_or(String::new(), |b| format!("bootstrap = [\"{b}\"]\n"));
         let config = format!(
-            "listen = \"{listen}\"\ncontrol = \"{control}\"\ndata_dir = \"{}\"\n{boot}\
+            "listen = \"{listen}\"\ndata_dir = \"{}\"\n{boot}\
              gossip_interval_ms = {GOSSIP_INTERVAL_MS}\nbootstrap_retry_ms = {BOOTSTRAP_RETRY_MS}\n\
-             log_level = \"warn\"\nlinks = {}\n",
+             log_level = \"warn\"\nlinks = {}\nextend_to_private_addresses = true\n",
             data.display(),
             spec.links
         );
@@ -322,7 +325,7 @@ impl ProcessNetwork {
         let start = Instant::now();
         let others = self.nodes.len().saturating_sub(1);
         for (i, node) in self.nodes.iter().enumerate() {
-            let mut control = ControlClient::connect(node.control, Some(STATUS_TIMEOUT))
+            let mut control = ControlClient::connect(&node.control, Some(STATUS_TIMEOUT))
                 .map_err(|e| format!("process node {i}: {e}"))?;
             loop {
                 let known = control

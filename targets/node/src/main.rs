@@ -12,12 +12,14 @@
 //! 2. the subcommands: `daemon` (`veil node`), `control_commands`
 //!    (`veil send`, `listen`, `status`), `demo`, `bench`, `replay`;
 //! 3. what they are built from: `control_server` (the control socket in
-//!    `veil node`) and `local_network` (many nodes on loopback, for `demo`
-//!    and `bench`);
+//!    `veil node`, over `control_listener` and `control_cookie`),
+//!    `local_network` (many nodes on loopback, for `demo` and `bench`),
+//!    `saved_bootstrap` (where a restarted node dials) and `terminal_text`
+//!    (received messages made safe for a terminal);
 //! 4. `host`: one node on its own thread, driven by commands;
 //! 5. the bottom: `host_protocol` (the commands a host takes and the
-//!    notices it sends), `config` (over `address` and `logger`), `keyfile`,
-//!    `snapshot`.
+//!    notices it sends), `config` (over `address`, `data_dir` and
+//!    `logger`), `keyfile`, `snapshot` (both over `atomic_file`).
 //!
 //! Under all of them is the crate's library, `veil_node` (`lib.rs`): the
 //! control socket's protocol, its status types and the one client, which
@@ -44,26 +46,31 @@ mod demo;
 mod replay;
 
 // What they are built from.
+mod control_cookie;
+mod control_listener;
 mod control_server;
 mod local_network;
+mod saved_bootstrap;
+mod terminal_text;
 
 // One node on its own thread.
 mod host;
 
 // The bottom.
 mod address;
+mod atomic_file;
 mod config;
+mod data_dir;
 mod host_protocol;
 mod keyfile;
 mod logger;
 mod snapshot;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use veil_node::control_protocol::DEFAULT_CONTROL;
+use control_commands::ControlArgs;
 
 #[derive(Debug, Parser)]
 #[command(name = "veil", version, about = "veil: a peer-to-peer overlay network")]
@@ -89,31 +96,34 @@ enum Command {
     Send {
         /// The destination's node id (64 hex digits).
         node_id: String,
-        /// The local node's control address.
-        #[arg(long, default_value = DEFAULT_CONTROL)]
-        control: SocketAddr,
+        #[command(flatten)]
+        control: ControlArgs,
         /// Give up after this many seconds without an acknowledgement.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
-    /// Print every message the local node receives.
+    /// Print every message the local node receives. On a terminal, control
+    /// characters, escape sequences and invalid UTF-8 are shown escaped
+    /// (\xNN) unless --raw is given.
     Listen {
-        /// The local node's control address.
-        #[arg(long, default_value = DEFAULT_CONTROL)]
-        control: SocketAddr,
+        #[command(flatten)]
+        control: ControlArgs,
         /// Print each message as the control socket's JSON line instead of
-        /// its raw bytes.
+        /// its bytes.
         #[arg(long)]
         json: bool,
+        /// Write each message's bytes unchanged even to a terminal (they
+        /// come from anonymous senders and may hold escape sequences).
+        #[arg(long, conflicts_with = "json")]
+        raw: bool,
         /// Exit after this many messages.
         #[arg(long)]
         count: Option<u64>,
     },
     /// Show the local node's links, circuits, known nodes and traffic.
     Status {
-        /// The local node's control address.
-        #[arg(long, default_value = DEFAULT_CONTROL)]
-        control: SocketAddr,
+        #[command(flatten)]
+        control: ControlArgs,
         /// Print the control socket's JSON answer as is.
         #[arg(long)]
         json: bool,
@@ -201,13 +211,14 @@ fn run(command: Command) -> Result<(), String> {
             node_id,
             control,
             timeout,
-        } => control_commands::send(control, &node_id, timeout),
+        } => control_commands::send(&control, &node_id, timeout),
         Command::Listen {
             control,
             json,
+            raw,
             count,
-        } => control_commands::listen(control, json, count),
-        Command::Status { control, json } => control_commands::status(control, json),
+        } => control_commands::listen(&control, control_commands::Output::new(json, raw), count),
+        Command::Status { control, json } => control_commands::status(&control, json),
         Command::Demo {
             nodes,
             messages,

@@ -3,9 +3,10 @@
 //!
 //! Format: JSON, `{"version":1,"descriptors":["<hex>", ...]}`. Descriptors
 //! are signed, so a tampered file can only lose entries, never add forged
-//! ones. Writes go to a temporary file that is synced and renamed over the
-//! old one: a crash mid-write leaves the old snapshot whole, and the torn
-//! temporary file is never read and is truncated by the next save.
+//! ones. Writes go to a new temporary file (mode 0600 from its creation,
+//! never opened through a symbolic link) that is synced and renamed over
+//! the old one: a crash mid-write leaves the old snapshot whole, and the
+//! torn temporary file is never read and is removed by the next save.
 //!
 //! A `nodes.json` that cannot be parsed is refused (the node does not
 //! start), not ignored. Atomic writes mean it cannot come from our own
@@ -16,12 +17,13 @@
 //! inspection, and the one-line error says what to do. Entries that parse
 //! but fail verification are only skipped, when the node restores them.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io::ErrorKind;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use crate::atomic_file;
 
 /// The snapshot's file name in the data directory.
 pub const FILE: &str = "nodes.json";
@@ -33,30 +35,30 @@ struct Snapshot {
     descriptors: Vec<String>,
 }
 
-/// Writes `descriptors` to `dir/nodes.json` atomically.
-pub fn save(dir: &Path, descriptors: &[Vec<u8>]) -> Result<(), String> {
+/// Writes `descriptors` to `dir/nodes.json` atomically, through a new
+/// `nodes.json.tmp` of mode 0600 (see `atomic_file::replace`). An empty
+/// table is not written: a node that has learned nothing yet (its saved
+/// descriptors expired, its peers not reached) keeps the table it started
+/// from, whose addresses are its way back into the network at the next
+/// start (`saved_bootstrap`). Returns whether it wrote.
+pub fn save(dir: &Path, descriptors: &[Vec<u8>]) -> Result<bool, String> {
+    if descriptors.is_empty() {
+        return Ok(false);
+    }
     let snapshot = Snapshot {
         version: VERSION,
         descriptors: descriptors.iter().map(hex::encode).collect(),
     };
     let text =
         serde_json::to_vec(&snapshot).map_err(|e| format!("cannot encode the node table: {e}"))?;
-    let path = dir.join(FILE);
-    let tmp = dir.join(format!("{FILE}.tmp"));
-    let write = || -> std::io::Result<()> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(&text)?;
-        file.sync_all()?;
-        fs::rename(&tmp, &path)?;
-        // The rename itself is durable once the directory is synced.
-        File::open(dir)?.sync_all()
-    };
-    write().map_err(|e| format!("cannot save the node table to {}: {e}", path.display()))
+    atomic_file::replace(dir, FILE, &text)
+        .map(|()| true)
+        .map_err(|e| {
+            format!(
+                "cannot save the node table to {}: {e}",
+                dir.join(FILE).display()
+            )
+        })
 }
 
 /// Reads `dir/nodes.json`: the descriptors, or none if there is no file.
@@ -121,9 +123,19 @@ mod tests {
         let dir = Dir::new("roundtrip");
         assert_eq!(load(&dir.0), Ok(Vec::new()));
         let descriptors = vec![vec![1u8, 2, 3], vec![0xff; 40]];
-        save(&dir.0, &descriptors).expect("save");
+        assert_eq!(save(&dir.0, &descriptors), Ok(true));
         assert_eq!(load(&dir.0), Ok(descriptors));
         assert!(!dir.0.join(format!("{FILE}.tmp")).exists());
+    }
+
+    #[test]
+    fn an_empty_table_does_not_replace_a_saved_one() {
+        let dir = Dir::new("empty");
+        assert_eq!(save(&dir.0, &[]), Ok(false));
+        assert!(!dir.0.join(FILE).exists());
+        assert_eq!(save(&dir.0, &[vec![5u8; 3]]), Ok(true));
+        assert_eq!(save(&dir.0, &[]), Ok(false));
+        assert_eq!(load(&dir.0), Ok(vec![vec![5u8; 3]]));
     }
 
     #[test]
@@ -131,12 +143,40 @@ mod tests {
         let dir = Dir::new("torn");
         save(&dir.0, &[vec![7u8; 10]]).expect("save");
         let tmp = dir.0.join(format!("{FILE}.tmp"));
-        // Longer than the next snapshot: the save must truncate it.
+        // Longer than the next snapshot: the save must not keep its tail.
         fs::write(&tmp, vec![b'{'; 4096]).expect("torn temp file");
         assert_eq!(load(&dir.0), Ok(vec![vec![7u8; 10]]));
         save(&dir.0, &[vec![8u8; 2]]).expect("save over a leftover");
         assert!(!tmp.exists());
         assert_eq!(load(&dir.0), Ok(vec![vec![8u8; 2]]));
+    }
+
+    #[test]
+    fn a_symlink_at_the_temp_path_is_replaced_not_followed() {
+        let dir = Dir::new("symlink");
+        let victim = dir.0.join("victim");
+        fs::write(&victim, b"someone else's file").expect("victim");
+        let tmp = dir.0.join(format!("{FILE}.tmp"));
+        std::os::unix::fs::symlink(&victim, &tmp).expect("symlink");
+        save(&dir.0, &[vec![9u8; 4]]).expect("save");
+        assert_eq!(fs::read(&victim).expect("victim"), b"someone else's file");
+        assert_eq!(load(&dir.0), Ok(vec![vec![9u8; 4]]));
+        assert!(fs::symlink_metadata(&tmp).is_err(), "no temp file left");
+    }
+
+    #[test]
+    fn the_snapshot_is_0600_even_over_a_leftover_temp_file_others_could_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = Dir::new("modes");
+        let tmp = dir.0.join(format!("{FILE}.tmp"));
+        fs::write(&tmp, b"torn").expect("leftover");
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).expect("chmod");
+        save(&dir.0, &[vec![1u8; 3]]).expect("save");
+        let mode = fs::metadata(dir.0.join(FILE))
+            .expect("snapshot")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

@@ -9,7 +9,6 @@
 mod common;
 
 use std::fs::{self, File};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::{eventually, free_addr, keygen_into, wait, Children, Scratch, VEIL};
 use veil_core::identity::NodeId;
+use veil_node::control_address::Endpoint;
 use veil_node::control_client::ControlClient;
 use veil_node::status::Status;
 
@@ -28,19 +28,19 @@ const SHORT: Duration = Duration::from_secs(30);
 
 struct Node {
     id: NodeId,
-    control: SocketAddr,
+    control: Endpoint,
     dir: PathBuf,
 }
 
 /// A control connection to `control`; answers may take 90 s (a send is
 /// answered once acknowledged).
-fn control(addr: SocketAddr) -> ControlClient {
-    ControlClient::connect(addr, Some(Duration::from_secs(90))).expect("control")
+fn control(endpoint: &Endpoint) -> ControlClient {
+    ControlClient::connect(endpoint, Some(Duration::from_secs(90))).expect("control")
 }
 
 /// The node's status.
-fn status(addr: SocketAddr) -> Status {
-    control(addr).status().expect("status")
+fn status(endpoint: &Endpoint) -> Status {
+    control(endpoint).status().expect("status")
 }
 
 fn logs(nodes: &[Node]) -> String {
@@ -65,10 +65,10 @@ fn killing_a_node_off_the_path_disturbs_nothing() {
         if i == 0 {
             bootstrap = listen.clone();
         }
-        let control = free_addr("127.0.0.1");
+        let control = Endpoint::of_node(&data, None);
         let config = format!(
-            "listen = \"{listen}\"\ncontrol = \"{control}\"\ndata_dir = \"{}\"\n\
-             bootstrap = [\"{bootstrap}\"]\ngossip_interval_ms = 200\n\
+            "listen = \"{listen}\"\ndata_dir = \"{}\"\n\
+             bootstrap = [\"{bootstrap}\"]\ngossip_interval_ms = 200\nextend_to_private_addresses = true\n\
              bootstrap_retry_ms = 300\nlog_level = \"info\"\n",
             data.display()
         );
@@ -89,7 +89,7 @@ fn killing_a_node_off_the_path_disturbs_nothing() {
     for (i, node) in nodes.iter().enumerate() {
         let known = eventually(SHORT, || {
             // The control socket comes up a moment after the process.
-            let mut control = ControlClient::connect(node.control, Some(SHORT)).ok()?;
+            let mut control = ControlClient::connect(&node.control, Some(SHORT)).ok()?;
             let k = control.status().ok()?.known_nodes;
             (k >= NODES - 1).then_some(k)
         });
@@ -113,7 +113,7 @@ fn killing_a_node_off_the_path_disturbs_nothing() {
         .spawn()
         .expect("spawn listen");
     let listener = children.push(listener);
-    let mut sender = control(nodes[src].control);
+    let mut sender = control(&nodes[src].control);
     let answer = sender.send(nodes[dst].id, b"churn first");
     assert!(answer.is_ok(), "{answer:?}\n{}", logs(&nodes));
 
@@ -121,7 +121,7 @@ fn killing_a_node_off_the_path_disturbs_nothing() {
     let idle: Vec<usize> = (0..NODES)
         .filter(|&i| i != src && i != dst)
         .filter(|&i| {
-            let s = status(nodes[i].control);
+            let s = status(&nodes[i].control);
             s.circuits_relayed == 0 && s.circuits_own == 0
         })
         .collect();
@@ -201,7 +201,7 @@ fn killing_a_node_off_the_path_disturbs_nothing() {
     assert_eq!(got, want);
 
     // The circuit was never replaced, and every other node is still up.
-    let s = status(nodes[src].control);
+    let s = status(&nodes[src].control);
     assert_eq!(s.circuits_built, 1, "{s:?}");
     for (i, child) in children.0.iter_mut().enumerate().take(NODES) {
         if i != victim {

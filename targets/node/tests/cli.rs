@@ -4,10 +4,19 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
 use std::time::Duration;
 
 use common::{run, Scratch};
+
+/// A data directory as `veil node` wants it: mode 0700.
+fn private_dir(path: &Path) {
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(path)
+        .expect("data dir");
+}
 
 #[test]
 fn demo_runs_a_network_and_prints_the_summary() {
@@ -63,7 +72,7 @@ fn keygen_writes_a_private_key_and_never_overwrites() {
 fn node_refuses_a_key_others_can_read_or_of_the_wrong_length() {
     let dir = Scratch::new("badkey");
     let data = dir.path("data");
-    fs::create_dir(&data).expect("data dir");
+    private_dir(&data);
     let key = data.join("identity.key");
     let key_arg = key.to_str().expect("utf-8 path");
     let data_arg = data.to_str().expect("utf-8 path");
@@ -73,17 +82,8 @@ fn node_refuses_a_key_others_can_read_or_of_the_wrong_length() {
             .success()
     );
     fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).expect("chmod");
-    let control = common::free_addr("127.0.0.1").to_string();
     let listen = common::free_addr("127.0.0.1").to_string();
-    let args = [
-        "node",
-        "--data-dir",
-        data_arg,
-        "--control",
-        &control,
-        "--listen",
-        &listen,
-    ];
+    let args = ["node", "--data-dir", data_arg, "--listen", &listen];
     let out = run(&args, b"", Duration::from_secs(30));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -103,7 +103,7 @@ fn node_refuses_a_key_others_can_read_or_of_the_wrong_length() {
 fn node_refuses_a_corrupt_node_table_in_one_line_and_keeps_it() {
     let dir = Scratch::new("badsnapshot");
     let data = dir.path("data");
-    fs::create_dir(&data).expect("data dir");
+    private_dir(&data);
     let snapshot = data.join("nodes.json");
     let data_arg = data.to_str().expect("utf-8 path");
     // A key made beforehand, so the node logs nothing about creating one.
@@ -114,17 +114,8 @@ fn node_refuses_a_corrupt_node_table_in_one_line_and_keeps_it() {
         Duration::from_secs(30),
     );
     assert!(made.status.success(), "{made:?}");
-    let control = common::free_addr("127.0.0.1").to_string();
     let listen = common::free_addr("127.0.0.1").to_string();
-    let args = [
-        "node",
-        "--data-dir",
-        data_arg,
-        "--control",
-        &control,
-        "--listen",
-        &listen,
-    ];
+    let args = ["node", "--data-dir", data_arg, "--listen", &listen];
     for (text, says) in [
         // Torn (which atomic saves never leave), garbage, empty.
         (
@@ -150,13 +141,57 @@ fn node_refuses_a_corrupt_node_table_in_one_line_and_keeps_it() {
     }
 }
 
+/// As ssh does for `~/.ssh`: a data directory that group or others can
+/// enter is refused before anything is read or created in it, in one line
+/// that says how to fix it; a new one is created 0700.
+#[test]
+fn node_refuses_a_data_directory_others_can_access() {
+    let dir = Scratch::new("opendir");
+    let data = dir.path("data");
+    private_dir(&data);
+    fs::set_permissions(&data, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let data_arg = data.to_str().expect("utf-8 path");
+    let listen = common::free_addr("127.0.0.1").to_string();
+    let args = ["node", "--data-dir", data_arg, "--listen", &listen];
+    let out = run(&args, b"", Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started in an open data directory");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("mode 0755"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("chmod 700 {data_arg}")),
+        "{stderr}"
+    );
+    assert!(!data.join("identity.key").exists(), "no key made there");
+
+    // A data directory the node creates itself is private.
+    let fresh = dir.path("fresh/data");
+    let fresh_arg = fresh.to_str().expect("utf-8 path");
+    let out = run(
+        &["node", "--data-dir", fresh_arg, "--listen", "192.0.2.1:1"],
+        b"",
+        Duration::from_secs(30),
+    );
+    assert!(!out.status.success(), "cannot listen on 192.0.2.1");
+    let mode = fs::metadata(&fresh).expect("created").permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+}
+
 #[test]
 fn errors_are_one_line_and_non_zero() {
     for args in [
         &["frobnicate"][..],
         &["send", "not-an-id"],
-        &["status", "--control", "127.0.0.1:1"],
-        &["node"],
+        &[
+            "status",
+            "--control",
+            "127.0.0.1:1",
+            "--data-dir",
+            "/nonexistent",
+        ],
+        &["status", "--control", "/nonexistent/control.sock"],
+        &["listen", "--control", "localhost:7701"],
+        &["node", "--control", "control.sock"],
         &[
             "node",
             "--data-dir",

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use common::{eventually, free_addr, keygen_into, run, Children, Scratch, VEIL};
 use veil_core::identity::NodeId;
+use veil_node::control_address::Endpoint;
 use veil_node::control_client::ControlClient;
 use veil_node::status::Status;
 
@@ -47,23 +48,23 @@ const SHORT: Duration = Duration::from_secs(30);
 
 struct Node {
     id: NodeId,
-    control: SocketAddr,
+    control: Endpoint,
     listen: SocketAddr,
     dir: PathBuf,
 }
 
 /// A control connection to `addr`, if it answers; answers may take 90 s
 /// (a send is answered once acknowledged).
-fn control(addr: SocketAddr) -> Option<ControlClient> {
-    ControlClient::connect(addr, Some(Duration::from_secs(90))).ok()
+fn control(endpoint: &Endpoint) -> Option<ControlClient> {
+    ControlClient::connect(endpoint, Some(Duration::from_secs(90))).ok()
 }
 
-fn status(addr: SocketAddr) -> Option<Status> {
-    control(addr)?.status().ok()
+fn status(endpoint: &Endpoint) -> Option<Status> {
+    control(endpoint)?.status().ok()
 }
 
-fn known_nodes(addr: SocketAddr) -> usize {
-    status(addr).map_or(0, |s| s.known_nodes)
+fn known_nodes(endpoint: &Endpoint) -> usize {
+    status(endpoint).map_or(0, |s| s.known_nodes)
 }
 
 /// Resident and peak-resident memory of a process, KiB.
@@ -98,11 +99,11 @@ fn make_node(
     let data = dir.join("data");
     let id = NodeId::from_hex(&keygen_into(&data)).expect("node id");
     let listen = free_addr(&format!("127.{}.0.1", 80 + i));
-    let control = free_addr("127.0.0.1");
+    let control = Endpoint::of_node(&data, None);
     let boot = bootstrap.map_or(String::new(), |b| format!("bootstrap = [\"{b}\"]\n"));
     let config = format!(
-        "listen = \"{listen}\"\ncontrol = \"{control}\"\ndata_dir = \"{}\"\n{boot}\
-         gossip_interval_ms = 200\nbootstrap_retry_ms = 300\nlog_level = \"info\"\n{extra}",
+        "listen = \"{listen}\"\ndata_dir = \"{}\"\n{boot}\
+         gossip_interval_ms = 200\nextend_to_private_addresses = true\nbootstrap_retry_ms = 300\nlog_level = \"info\"\n{extra}",
         data.display()
     );
     fs::write(dir.join("veil.toml"), config).expect("config");
@@ -239,7 +240,7 @@ fn hostile_peers_get_nowhere_and_memory_stays_flat() {
     }
     for (i, node) in nodes.iter().enumerate() {
         let known = eventually(SHORT, || {
-            let k = known_nodes(node.control);
+            let k = known_nodes(&node.control);
             (k >= GOOD).then_some(k)
         });
         assert!(
@@ -252,11 +253,11 @@ fn hostile_peers_get_nowhere_and_memory_stays_flat() {
     // Warm up: messages both ways, so the buffers real traffic uses are
     // touched before the baseline is taken.
     let big: Vec<u8> = (0..60_000u32).map(|i| (i % 251) as u8).collect();
-    let mut from_target = control(nodes[0].control).expect("control");
+    let mut from_target = control(&nodes[0].control).expect("control");
     for k in 1..=GOOD {
         let answer = from_target.send(nodes[k].id, &big);
         assert!(answer.is_ok(), "{answer:?}\n{}", logs(&nodes));
-        let mut c = control(nodes[k].control).expect("control");
+        let mut c = control(&nodes[k].control).expect("control");
         let answer = c.send(nodes[0].id, &big);
         assert!(answer.is_ok(), "{answer:?}\n{}", logs(&nodes));
     }
@@ -299,7 +300,7 @@ fn hostile_peers_get_nowhere_and_memory_stays_flat() {
         "status failed under attack: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let s = status(nodes[0].control).expect("status under attack");
+    let s = status(&nodes[0].control).expect("status under attack");
     let links = s.links.len();
     assert!(links <= LINKS, "{links} links in a {LINKS}-slot table");
 
@@ -308,7 +309,7 @@ fn hostile_peers_get_nowhere_and_memory_stays_flat() {
     nodes.push(newcomer);
     let newcomer = nodes.len() - 1;
     let known = eventually(Duration::from_secs(60), || {
-        let k = known_nodes(nodes[newcomer].control);
+        let k = known_nodes(&nodes[newcomer].control);
         (k > GOOD).then_some(k)
     });
     assert!(
@@ -318,7 +319,7 @@ fn hostile_peers_get_nowhere_and_memory_stays_flat() {
     );
     // Everyone learns the newcomer (the target passes its descriptor on).
     let learned = eventually(Duration::from_secs(60), || {
-        (known_nodes(nodes[0].control) > GOOD).then_some(())
+        (known_nodes(&nodes[0].control) > GOOD).then_some(())
     });
     assert!(learned.is_some(), "the target did not learn the newcomer");
 
@@ -328,7 +329,7 @@ fn hostile_peers_get_nowhere_and_memory_stays_flat() {
     let answer = from_target.send(nodes[1].id, &big);
     assert!(answer.is_ok(), "{answer:?}\n{}", logs(&nodes));
     for k in [2, newcomer] {
-        let mut c = control(nodes[k].control).expect("control");
+        let mut c = control(&nodes[k].control).expect("control");
         let answer = c.send(nodes[0].id, &big);
         assert!(answer.is_ok(), "{answer:?}\n{}", logs(&nodes));
     }
@@ -352,7 +353,10 @@ fn hostile_peers_get_nowhere_and_memory_stays_flat() {
         "the target died\n{}",
         logs(&nodes)
     );
-    assert!(status(nodes[0].control).is_some(), "no status after attack");
+    assert!(
+        status(&nodes[0].control).is_some(),
+        "no status after attack"
+    );
     let (rss_after, hwm_after) = rss_kib(target_pid);
     eprintln!(
         "target RSS: {rss_before} KiB before, {rss_during} during, {rss_after} after \

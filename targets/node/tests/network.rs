@@ -60,12 +60,22 @@ fn known_nodes(control: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn write_config(node_dir: &Path, listen: &str, control: &str, bootstrap: Option<&str>) -> String {
+/// The control socket of the node in `node_dir`: the default one, in its
+/// data directory.
+fn control_of(node_dir: &Path) -> String {
+    node_dir
+        .join("data/control.sock")
+        .to_str()
+        .expect("utf-8 path")
+        .to_string()
+}
+
+fn write_config(node_dir: &Path, listen: &str, bootstrap: Option<&str>) -> String {
     let data = node_dir.join("data");
     let bootstrap = bootstrap.map_or(String::new(), |b| format!("bootstrap = [\"{b}\"]\n"));
     let text = format!(
-        "listen = \"{listen}\"\ncontrol = \"{control}\"\ndata_dir = \"{}\"\n{bootstrap}\
-         gossip_interval_ms = 200\nbootstrap_retry_ms = 300\nlog_level = \"info\"\n",
+        "listen = \"{listen}\"\ndata_dir = \"{}\"\n{bootstrap}\
+         gossip_interval_ms = 200\nextend_to_private_addresses = true\nbootstrap_retry_ms = 300\nlog_level = \"info\"\n",
         data.display()
     );
     let path = node_dir.join("veil.toml");
@@ -80,8 +90,8 @@ fn make_node(scratch: &Scratch, name: &str, net: u8, bootstrap: Option<&str>) ->
     let data = dir.join("data");
     let id = keygen_into(&data);
     let listen = free_addr(&format!("127.{net}.0.1")).to_string();
-    let control = free_addr("127.0.0.1").to_string();
-    let config = write_config(&dir, &listen, &control, bootstrap);
+    let control = control_of(&dir);
+    let config = write_config(&dir, &listen, bootstrap);
     (
         Node {
             id,
@@ -137,8 +147,8 @@ fn six_processes_carry_messages_over_three_relay_circuits_and_restart() {
         if i == 0 {
             bootstrap = listen.clone();
         }
-        let control = free_addr("127.0.0.1").to_string();
-        let config = write_config(&dir, &listen, &control, Some(&bootstrap));
+        let control = control_of(&dir);
+        let config = write_config(&dir, &listen, Some(&bootstrap));
         nodes.push(Node {
             id,
             control,
@@ -271,8 +281,8 @@ fn six_processes_carry_messages_over_three_relay_circuits_and_restart() {
     // table back before it has any link.
     let restarted = &nodes[3];
     let listen = free_addr("127.43.0.1").to_string();
-    let control = free_addr("127.0.0.1").to_string();
-    let config = write_config(&restarted.dir, &listen, &control, None);
+    let control = control_of(&restarted.dir);
+    let config = write_config(&restarted.dir, &listen, None);
     let again = Node {
         id: restarted.id.clone(),
         control: control.clone(),
@@ -390,11 +400,11 @@ fn a_leftover_temp_file_from_a_crashed_save_does_not_break_a_restart() {
     // Restarted without bootstrap, b gets its table from nodes.json and
     // ignores the torn file.
     let listen = free_addr("127.63.0.1").to_string();
-    let control = free_addr("127.0.0.1").to_string();
+    let control = control_of(&b.dir);
     let again = Node {
         id: b.id.clone(),
         control: control.clone(),
-        config: write_config(&b.dir, &listen, &control, None),
+        config: write_config(&b.dir, &listen, None),
         dir: b.dir.clone(),
     };
     let child = spawn_node(&again, &mut children);
@@ -414,4 +424,87 @@ fn a_leftover_temp_file_from_a_crashed_save_does_not_break_a_restart() {
     let whole: serde_json::Value =
         serde_json::from_slice(&fs::read(&snapshot).expect("snapshot")).expect("whole JSON");
     assert_eq!(whole["descriptors"].as_array().map(Vec::len), Some(1));
+}
+
+/// A node without bootstrap nodes that was offline longer than a
+/// descriptor lives (3 h) restarts with a saved table whose descriptors
+/// have all expired: the node table refuses them, and yet the node dials
+/// the addresses in them, links, and learns its peer's fresh descriptor
+/// over the link. While it reaches nobody, its saves (every second here)
+/// keep that saved table rather than replacing it with an empty one, so a
+/// second restart still has the addresses.
+#[test]
+fn a_restart_with_only_expired_descriptors_still_links() {
+    use veil_core::identity::{Address, DescriptorRepr, Identity, Transport, MAX_DESCRIPTOR_LEN};
+
+    let scratch = Scratch::new("expired");
+    let mut children = Children::default();
+    let (a, a_listen) = make_node(&scratch, "a", 64, None);
+    let (b, _) = make_node(&scratch, "b", 65, None);
+
+    // a's descriptor as b saved it five hours ago: expired two hours ago.
+    let secret: [u8; 32] = fs::read(a.dir.join("data/identity.key"))
+        .expect("a's key")
+        .try_into()
+        .expect("32 bytes");
+    let identity = Identity::from_secret_bytes(secret);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let mut repr = DescriptorRepr {
+        identity: identity.public(),
+        onion_key: [9; 32],
+        relay: true,
+        issued_at: now - 5 * 3600,
+        expires_at: now - 2 * 3600,
+        addresses: Default::default(),
+    };
+    repr.addresses
+        .push(Address {
+            transport: Transport::Tcp,
+            socket: a_listen.parse().expect("a's address"),
+        })
+        .expect("room");
+    let mut descriptor = vec![0u8; MAX_DESCRIPTOR_LEN];
+    let n = repr.emit_signed(&identity, &mut descriptor).expect("sign");
+    descriptor.truncate(n);
+    let snapshot = serde_json::json!({"version": 1, "descriptors": [hex::encode(&descriptor)]});
+    let saved = b.dir.join("data/nodes.json");
+    fs::write(&saved, snapshot.to_string()).expect("b's saved table");
+    let mut config = fs::read_to_string(&b.config).expect("b's config");
+    config.push_str("snapshot_interval_secs = 1\n");
+    fs::write(&b.config, config).expect("b's config");
+
+    // a is down: b reaches nobody, saves a few times, and stops.
+    let first = spawn_node(&b, &mut children);
+    assert!(
+        eventually(SHORT, || status(&b.control)).is_some(),
+        "b does not answer"
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    sigterm(&children.0[first]);
+    let exited = wait(&mut children.0[first], SHORT);
+    assert!(exited.is_some_and(|s| s.success()), "b: {exited:?}");
+    assert_eq!(
+        fs::read_to_string(&saved).expect("b's saved table"),
+        snapshot.to_string(),
+        "b replaced its saved table while it knew nobody"
+    );
+
+    spawn_node(&a, &mut children);
+    spawn_node(&b, &mut children);
+    let nodes = [a, b];
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let linked = eventually(SHORT, || {
+        let s = status(&b.control)?;
+        let link = link_to(&s, &a.id)?;
+        (link["phase"] == "established" && s["known_nodes"].as_u64()? >= 1).then_some(())
+    });
+    assert!(linked.is_some(), "b never linked to a\n{}", logs(&nodes));
+    assert!(
+        common::read(&b.dir.join("stderr.log")).contains("restored 0 of 1 saved nodes"),
+        "the saved descriptor was not expired after all\n{}",
+        logs(&nodes)
+    );
 }

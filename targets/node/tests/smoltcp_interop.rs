@@ -11,7 +11,7 @@
 //!  smoltcp 10.200.0.2/24 ── TAP vtap<pid> (Ethernet) ── 10.200.0.1/24 (kernel)
 //!  MAC 02:00:5e:00:02:02                          lo: 10.1.0.1 … 10.4.0.1
 //!                                                 `veil node` i on 10.(i+1).0.1:7000,
-//!                                                 control on 127.0.0.1:770(i+1)
+//!                                                 control on n<i>/data/control.sock
 //! ```
 //!
 //! The TAP device is opened here and then moved into the namespace; its
@@ -20,8 +20,9 @@
 //! address with ARP, as the kernel resolves its; the test checks that the
 //! device is a TAP and that the kernel learned the smoltcp MAC. Every std node has an address in its own
 //! /16, because path selection never puts two hops of a circuit in one.
-//! The `veil` clients (`status`, `listen`, `send`) reach the loopback-only
-//! control sockets by running under `ip netns exec`, while the test thread
+//! The `veil` clients (`status`, `listen`, `send`) run under `ip netns
+//! exec` beside their nodes (the control sockets are Unix sockets in the
+//! data directories, so any namespace would do), while the test thread
 //! keeps polling the smoltcp node.
 //!
 //! What it proves: smoltcp TCP carries link handshakes with the kernel's
@@ -200,10 +201,16 @@ fn spawn_std_node(
     );
     let ip = format!("10.{}.0.1", i + 1);
     ns.ip(&["addr", "add", &format!("{ip}/32"), "dev", "lo"]);
-    let control = format!("127.0.0.1:{}", 7_701 + i);
+    // The control socket is a Unix socket in the data directory: the
+    // file system is shared with the namespace.
+    let control = data
+        .join("control.sock")
+        .to_str()
+        .expect("utf-8")
+        .to_string();
     let config = format!(
-        "listen = \"{ip}:{PORT}\"\ncontrol = \"{control}\"\ndata_dir = \"{}\"\n\
-         bootstrap = [\"{bootstrap}\"]\ngossip_interval_ms = 200\n\
+        "listen = \"{ip}:{PORT}\"\ndata_dir = \"{}\"\n\
+         bootstrap = [\"{bootstrap}\"]\ngossip_interval_ms = 200\nextend_to_private_addresses = true\n\
          bootstrap_retry_ms = 300\nlog_level = \"info\"\n",
         data.display()
     );
@@ -295,6 +302,7 @@ impl Station {
             bootstrap_retry: veil_core::time::Duration::from_millis(500),
             // An endpoint, like a device: std nodes never route through it.
             relay: false,
+            extend_to_private_addresses: true,
             ..NodeConfig::default()
         };
         let mut node = Box::new(Node::new(

@@ -221,13 +221,15 @@ fn killed_node_leaves_a_replayable_prefix() {
         if i == 0 {
             bootstrap = listen.clone();
         }
-        let control = free_addr("127.0.0.1").to_string();
+        let control = data
+            .join("control.sock")
+            .to_str()
+            .expect("utf-8")
+            .to_string();
         let mut args = vec![
             "node".to_string(),
             "--listen".into(),
             listen,
-            "--control".into(),
-            control.clone(),
             "--data-dir".into(),
             data.to_str().expect("utf-8").into(),
             "--bootstrap".into(),
@@ -323,10 +325,14 @@ fn capture(scratch: &Scratch, base: usize) -> Vec<PathBuf> {
         if i == 0 {
             bootstrap = listen.clone();
         }
-        let control = free_addr("127.0.0.1").to_string();
+        let control = data
+            .join("control.sock")
+            .to_str()
+            .expect("utf-8")
+            .to_string();
         let config = format!(
-            "listen = \"{listen}\"\ncontrol = \"{control}\"\ndata_dir = \"{}\"\n\
-             bootstrap = [\"{bootstrap}\"]\ngossip_interval_ms = 500\n\
+            "listen = \"{listen}\"\ndata_dir = \"{}\"\n\
+             bootstrap = [\"{bootstrap}\"]\ngossip_interval_ms = 500\nextend_to_private_addresses = true\n\
              bootstrap_retry_ms = 300\nlog_level = \"info\"\n",
             data.display()
         );

@@ -76,6 +76,13 @@ pub struct RuntimeOptions {
     /// once (as Tor's KIST keeps socket buffers short), at some cost in
     /// throughput on links with a large bandwidth-delay product.
     pub tcp_buffer: Option<usize>,
+    /// Make outgoing TCP connections from the listener's IP address, when
+    /// it listens on one (not on `0.0.0.0` or `::`). Peers then see the
+    /// address the node advertises, and a host with several addresses (or
+    /// several nodes on one host's loopback, each on its own `127.N.0.1`)
+    /// keeps its nodes apart: a node counts inbound links per network of
+    /// their source address.
+    pub bind_outgoing: bool,
 }
 
 impl Default for RuntimeOptions {
@@ -85,6 +92,7 @@ impl Default for RuntimeOptions {
             max_pending_dials: 16,
             dial_timeout: Duration::from_secs(5),
             tcp_buffer: None,
+            bind_outgoing: true,
         }
     }
 }

@@ -99,7 +99,13 @@ impl Io {
                 limit: self.options.max_pending_dials,
             });
         }
-        let mut stream = crate::tcp_socket::connect(addr, self.options.tcp_buffer)
+        let source = self
+            .listener
+            .local_addr()
+            .ok()
+            .map(|a| a.ip())
+            .filter(|ip| self.options.bind_outgoing && !ip.is_unspecified());
+        let mut stream = crate::tcp_socket::connect(addr, self.options.tcp_buffer, source)
             .map_err(DialError::Connect)?;
         let token = self.take_token();
         self.poll
@@ -148,9 +154,9 @@ impl Io {
         addr: SocketAddr,
         now: Instant,
     ) {
-        // A full table (after evicting the oldest half-open link) refuses
+        // A full table, or a network that holds its share of it, refuses
         // the connection: dropping the stream closes it.
-        let Ok(link) = node.handle(now, OpenLink::accepted(Transport::Tcp)) else {
+        let Ok(link) = node.handle(now, OpenLink::accepted(Transport::Tcp, addr.ip())) else {
             return;
         };
         let token = self.take_token();
@@ -210,7 +216,14 @@ impl Io {
         };
         match result {
             Err(e) => self.fail_dial(node, dial, DialError::Connect(e), now),
-            Ok(()) => match node.handle(now, OpenLink::dialled(dial.expected, Transport::Tcp)) {
+            Ok(()) => match node.handle(
+                now,
+                OpenLink {
+                    // The node's own circuits go over anonymous links.
+                    anonymous: matches!(dial.origin, DialOrigin::Node(r) if r.anonymous),
+                    ..OpenLink::dialled(dial.expected, Transport::Tcp, dial.addr.ip())
+                },
+            ) {
                 Ok(link) => {
                     let PendingDial { stream, addr, .. } = dial;
                     self.insert_connection(token, stream, addr, link);

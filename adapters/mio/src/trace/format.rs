@@ -19,8 +19,11 @@ pub const MAGIC: [u8; 8] = *b"VEILTRCE";
 
 /// The format version this build writes and reads. Version 1 had a
 /// hand-written record per call; version 2 records the node's inputs and
-/// polls as postcard-encoded values.
-pub const VERSION: u16 = 2;
+/// polls as postcard-encoded values; version 3 is version 2 with the inputs
+/// and configuration of issue 16 (`OpenLink::remote` and `::anonymous`,
+/// `DialRequest::anonymous`, the admission and quota settings of
+/// `NodeConfig`).
+pub const VERSION: u16 = 3;
 
 /// A checkpoint record follows every this many input and poll records.
 pub const CHECKPOINT_EVERY: u64 = 64;
@@ -256,7 +259,7 @@ impl Record<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use veil_core::node::{LinkId, Receive, Timeout};
+    use veil_core::node::{LinkId, OpenLink, Receive, Timeout};
 
     fn encoded(record: &Record<'_>) -> Vec<u8> {
         let mut out = Vec::new();
@@ -292,7 +295,46 @@ mod tests {
             encoded(&receive),
             [8, 0, 0, 0, 0, 1, 1, 2, 1, 2, b'a', b'b']
         );
-        for bytes in [encoded(&timeout), encoded(&poll), encoded(&receive)] {
+        let open = Record::Input {
+            at: Instant::from_micros(2),
+            input: Input::OpenLink(OpenLink::accepted(
+                veil_core::identity::Transport::Tcp,
+                std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1)),
+            )),
+        };
+        // Input::OpenLink (0) ‖ role Responder (1) ‖ expected_peer None ‖
+        // transport Some(Tcp) ‖ circuit_streams None ‖ remote Some(V4 ‖ 4
+        // bytes) ‖ anonymous false
+        assert_eq!(
+            encoded(&open),
+            [15, 0, 0, 0, 0, 2, 0, 1, 0, 1, 0, 0, 1, 0, 192, 0, 2, 1, 0]
+        );
+        let dial_failed = Record::Input {
+            at: Instant::from_micros(3),
+            input: Input::DialFailed(veil_core::node::DialFailed {
+                request: veil_core::node::DialRequest {
+                    peer: None,
+                    address: veil_core::identity::Address {
+                        transport: veil_core::identity::Transport::Tcp,
+                        socket: "192.0.2.1:7".parse().unwrap(),
+                    },
+                    anonymous: true,
+                },
+            }),
+        };
+        // Input::DialFailed (5) ‖ peer None ‖ address { transport Tcp (0) ‖
+        // socket V4 (0) ‖ 4 bytes ‖ port 7 } ‖ anonymous true
+        assert_eq!(
+            encoded(&dial_failed),
+            [12, 0, 0, 0, 0, 3, 5, 0, 0, 0, 192, 0, 2, 1, 7, 1]
+        );
+        for bytes in [
+            encoded(&timeout),
+            encoded(&poll),
+            encoded(&receive),
+            encoded(&open),
+            encoded(&dial_failed),
+        ] {
             let record = Record::decode(&bytes[4..]).unwrap();
             assert_eq!(
                 encoded(&record),

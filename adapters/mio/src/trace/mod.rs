@@ -25,9 +25,8 @@ mod node;
 mod recorder;
 mod replay;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 pub use format::{
@@ -38,19 +37,12 @@ pub use node::TracedNode;
 pub use recorder::Recorder;
 pub use replay::{hex, read_trace_header, replay, ReplayError, ReplayReport};
 
-/// Creates (or truncates) a trace file readable by its owner only (mode
-/// 0600): it will hold the node's secret key.
+/// Creates a trace file readable by its owner only (mode 0600): it will
+/// hold the node's secret key. An existing file at `path` is emptied, but
+/// only after its mode is 0600; a symbolic link there is refused, not
+/// followed.
 pub fn create_trace_file(path: &Path) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    // An existing file keeps its mode on open: tighten it.
-    use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    Ok(file)
+    crate::private_file::create_private(path)
 }
 
 /// Replays the trace file at `path`.

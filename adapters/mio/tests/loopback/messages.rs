@@ -17,6 +17,7 @@ fn config() -> NodeConfig {
         gossip_interval: CoreDuration::from_secs(1),
         bootstrap_retry: CoreDuration::from_secs(1),
         path_relays: 1,
+        extend_to_private_addresses: true,
         ..NodeConfig::default()
     }
 }

@@ -22,6 +22,7 @@ fn config() -> NodeConfig {
         bootstrap_retry: CoreDuration::from_secs(1),
         path_relays: 1,
         quic_dials: true,
+        extend_to_private_addresses: true,
         ..NodeConfig::default()
     }
 }
@@ -123,7 +124,11 @@ fn a_circuit_over_quic_links_carries_a_message_and_its_reply() {
         let report = veil_mio::trace::replay_file(path)
             .unwrap_or_else(|e| panic!("{} does not replay: {e}", path.display()));
         assert_eq!(report.node_id, peer.id());
-        assert!(report.records > 100, "a real run: {report:?}");
+        // How many records depends on how soon B can build its circuit to
+        // C: runs that finish before A's first gossip round (1 s) record
+        // about 60, runs that wait for it over 100; scheduling can make
+        // it fewer still, so the floor only rules out an empty run.
+        assert!(report.records > 20, "a real run: {report:?}");
         relay_report.get_or_insert(report);
     }
     let kinds = relay_report.expect("the relay's report").by_kind;

@@ -15,6 +15,15 @@ pub const MAX_TURNS: usize = 20_000;
 /// Wall-clock time before a test gives up, whatever the turn count.
 pub const WALL_CAP: Duration = Duration::from_secs(10);
 
+/// The default configuration, allowed to extend circuits to the loopback
+/// addresses every peer of these tests listens on.
+pub fn loopback_config() -> NodeConfig {
+    NodeConfig {
+        extend_to_private_addresses: true,
+        ..NodeConfig::default()
+    }
+}
+
 /// A runtime, every event it reported, and the messages it received not
 /// yet taken by the test.
 pub struct Peer {
@@ -26,7 +35,7 @@ pub struct Peer {
 impl Peer {
     /// A runtime on 127.0.0.1 with an identity from `secret`.
     pub fn new(secret: u8) -> Self {
-        Peer::with_config(secret, NodeConfig::default(), "127.0.0.1:0")
+        Peer::with_config(secret, loopback_config(), "127.0.0.1:0")
     }
 
     /// A runtime listening on `addr` with `config`. Path selection keeps

@@ -22,6 +22,7 @@ fn config() -> NodeConfig {
         gossip_interval: CoreDuration::from_secs(1),
         bootstrap_retry: CoreDuration::from_secs(1),
         path_relays: 1,
+        extend_to_private_addresses: true,
         ..NodeConfig::default()
     }
 }
@@ -199,4 +200,29 @@ fn recorded_traces_replay_exactly_and_damage_is_reported() {
         bad[at] ^= 1 << (x % 8);
         let _ = trace::replay(&bad[..]);
     }
+}
+
+/// A trace holds the node's secret key: its file never goes through a
+/// symbolic link planted at its path (which could point at a file the
+/// node's user may write), and an older file there is 0600 before any
+/// byte is written to it.
+#[test]
+fn a_trace_file_is_never_opened_through_a_symlink_and_is_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("trace-symlink");
+    let victim = dir.0.join("victim");
+    std::fs::write(&victim, b"not a trace").expect("victim");
+    let link = dir.0.join("node.trace");
+    std::os::unix::fs::symlink(&victim, &link).expect("symlink");
+    let e = trace::create_trace_file(&link).expect_err("symlink refused");
+    assert!(e.to_string().contains("symbolic link"), "{e}");
+    assert_eq!(std::fs::read(&victim).expect("victim"), b"not a trace");
+
+    let old = dir.0.join("old.trace");
+    std::fs::write(&old, b"an older trace").expect("old trace");
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    drop(trace::create_trace_file(&old).expect("reuse"));
+    let meta = std::fs::metadata(&old).expect("meta");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.len(), 0);
 }

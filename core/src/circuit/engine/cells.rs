@@ -63,7 +63,14 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         if !end.1.allocated_by(other_role(role)) || self.in_use(end) {
             return Err(CircuitProtocolViolation);
         }
-        match respond(onion_keys, Self::ephemeral(ctx), body) {
+        // Room and quotas first: they cost a few comparisons, the hop
+        // handshake two X25519 operations.
+        if let Err(reason) = self.admit_create(ctx, end.0) {
+            ctx.send(end.0, &destroy_cell(end, reason));
+            return Ok(());
+        }
+        let ephemeral = Self::ephemeral(ctx);
+        match respond(onion_keys, *ephemeral, body) {
             Ok((layer, created)) => {
                 let circuit = RelayCircuit {
                     inbound: end,
@@ -73,6 +80,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
                     extending: false,
                     awaiting_link: None,
                     flow: Flow::new(),
+                    last_active: ctx.now(),
                 };
                 if self.relays.insert(circuit).is_err() {
                     ctx.send(end.0, &destroy_cell(end, DestroyReason::ResourceLimit));
@@ -144,12 +152,11 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         };
         let built = circuit.layers.len();
         if built == circuit.path.hops().len() {
-            let destination = circuit.path.destination();
             let built_in = ctx.now().saturating_since(circuit.opened_at);
-            if let Some(destination) = destination {
+            if circuit.path.destination().is_some() {
                 ctx.event(CircuitEvent::Ready {
                     circuit: handle,
-                    destination,
+                    path: circuit.path.clone(),
                     built_in,
                 });
             }
@@ -162,12 +169,11 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         ) else {
             return;
         };
-        let mut ephemeral = [0u8; 32];
-        ctx.rng().fill_bytes(&mut ephemeral);
+        let ephemeral = Self::ephemeral(ctx);
         let Some(circuit) = self.clients.by_handle(handle) else {
             return;
         };
-        let Ok((pending, create)) = HopHandshakeClient::start(&onion, ephemeral) else {
+        let Ok((pending, create)) = HopHandshakeClient::start(&onion, *ephemeral) else {
             self.fail_client(ctx, end, DestroyReason::Protocol);
             return;
         };
@@ -201,6 +207,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         let ad = command.code();
         let mut cgo = CellBody::from_bytes(body);
         if let Some((circuit, direction)) = self.relays.find(end) {
+            circuit.last_active = ctx.now();
             match direction {
                 RelayDirection::Backward => {
                     // Towards the client: add our layer. Always plain RELAY.
@@ -345,9 +352,19 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             return;
         };
         if ctx.link_to(&target).is_none() {
-            // Park the EXTEND until the node has connected to the target.
+            // Park the EXTEND until the node has connected to the target,
+            // within the bounds on parked EXTENDs.
+            let parked = self.relays.iter().filter(|c| c.awaiting_link.is_some());
+            let (all, from_link) = parked.fold((0usize, 0usize), |(all, mine), c| {
+                let same = usize::from(c.inbound.0 == inbound.0);
+                (all.saturating_add(1), mine.saturating_add(same))
+            });
+            if all >= MAX_PARKED_EXTENDS || from_link >= MAX_PARKED_EXTENDS_PER_LINK {
+                self.destroy_relay(ctx, inbound, DestroyReason::ResourceLimit);
+                return;
+            }
             let now = ctx.now();
-            if !ctx.dial(&target) {
+            if !ctx.dial_for_extend(&target) {
                 self.destroy_relay(ctx, inbound, DestroyReason::ExtendFailed);
                 return;
             }
@@ -409,11 +426,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             return;
         }
         if let Some(c) = self.clients.remove(end) {
-            ctx.event(CircuitEvent::Closed {
-                circuit: c.handle,
-                path: c.path,
-                reason,
-            });
+            ctx.event(closed_event(c, reason));
         }
     }
 
@@ -439,11 +452,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
     ) {
         ctx.send(end.0, &destroy_cell(end, reason));
         if let Some(c) = self.clients.remove(end) {
-            ctx.event(CircuitEvent::Closed {
-                circuit: c.handle,
-                path: c.path,
-                reason,
-            });
+            ctx.event(closed_event(c, reason));
         }
     }
 }

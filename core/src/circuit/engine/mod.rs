@@ -6,14 +6,15 @@
 use core::fmt;
 
 use heapless::Vec;
-use rand_core::RngCore;
+use rand_core::Rng;
+use zeroize::Zeroizing;
 
 use crate::capacity::VecStore;
 use crate::cell::{
     CellCommand, CellRepr, CircuitId, DestroyReason, RelayCommand, RelayMessage, RELAY_DATA_LEN,
 };
 use crate::cgo::BODY_LEN;
-use crate::discovery::Path;
+use crate::discovery::{NetworkPrefix, Path};
 use crate::identity::NodeId;
 use crate::link::{Cell, LinkId, LinkRole};
 use crate::time::{Duration, Instant};
@@ -24,29 +25,63 @@ use super::{Flow, HopHandshakeClient, HOP_MESSAGE_LEN};
 
 mod cells;
 
+/// `EXTEND`s that may wait for a dial at once: half of the node's dial
+/// slots (the rest stay free for its own circuits), and two per link they
+/// came over, so one peer cannot hold the dialler.
+pub const MAX_PARKED_EXTENDS: usize = 4;
+/// `EXTEND`s from one link that may wait for a dial at once.
+pub const MAX_PARKED_EXTENDS_PER_LINK: usize = 2;
+
 /// Bytes of `EXTEND` data: target node id, then the `CREATE` handshake
 /// (type u16, length u16, message).
 pub const EXTEND_LEN: usize = 32 + 4 + HOP_MESSAGE_LEN;
 
 /// What the engine needs from the node around it.
 pub trait CircuitContext {
-    /// The established link to `peer`, and our role on it.
+    /// The established link to `peer`, and our role on it: the link an
+    /// `EXTEND` to `peer` continues over.
     fn link_to(&self, peer: &NodeId) -> Option<(LinkId, LinkRole)>;
+    /// The established link to `peer` that a circuit this node opens with
+    /// `peer` as its first hop starts over. The node answers with its
+    /// anonymous link (relay spec §11); by default, [`link_to`](Self::link_to).
+    fn first_hop_link(&self, peer: &NodeId) -> Option<(LinkId, LinkRole)> {
+        self.link_to(peer)
+    }
+    /// Whether the peer of `link` may create circuits through us; a
+    /// `CREATE` over a link that may not is answered `DESTROY(Protocol)`.
+    fn accepts_create(&self, _link: LinkId) -> bool {
+        true
+    }
     /// Our role on `link`, if it is established.
     fn role_on(&self, link: LinkId) -> Option<LinkRole>;
     /// Queues `cell` on `link`; `false` if it could not be queued.
     fn send(&mut self, link: LinkId, cell: &Cell) -> bool;
     /// The node's CSPRNG.
-    fn rng(&mut self) -> &mut dyn RngCore;
+    fn rng(&mut self) -> &mut dyn Rng;
     /// Reports something that happened.
     fn event(&mut self, event: CircuitEvent);
     /// The current time.
     fn now(&self) -> Instant;
-    /// Asks the node to connect to `peer` (an `EXTEND` needs a link to it);
-    /// `false` if it cannot (no known address, no room). The engine is told
-    /// how it went through [`CircuitEngine::link_up`] or
-    /// [`CircuitEngine::peer_unreachable`].
-    fn dial(&mut self, peer: &NodeId) -> bool;
+    /// The network the peer of `link` is in, as far as the node knows
+    /// (`None`: unknown, and all unknown ones count as one network).
+    fn network_of(&self, link: LinkId) -> Option<NetworkPrefix>;
+    /// Takes one `CREATE` from `link`'s rate budget; `false` if it is spent.
+    fn take_create_token(&mut self, link: LinkId) -> bool;
+    /// Asks the node to connect to `peer` for an `EXTEND`; `false` if it
+    /// will not (no known address it may dial on a stranger's behalf, no
+    /// room). The engine is told how it went through
+    /// [`CircuitEngine::link_up`] or [`CircuitEngine::peer_unreachable`].
+    fn dial_for_extend(&mut self, peer: &NodeId) -> bool;
+}
+
+/// The event for client circuit `c`, gone for `reason`.
+fn closed_event(c: ClientCircuit, reason: DestroyReason) -> CircuitEvent {
+    CircuitEvent::Closed {
+        circuit: c.handle,
+        failed_hop: c.hop_being_added(),
+        path: c.path,
+        reason,
+    }
 }
 
 /// Data carried by one relay cell.
@@ -59,8 +94,8 @@ pub enum CircuitEvent {
     Ready {
         /// The circuit.
         circuit: CircuitHandle,
-        /// Its last hop.
-        destination: NodeId,
+        /// Its hops, destination last: each of them did its part.
+        path: Path,
         /// From `CREATE` to the last hop's answer.
         built_in: Duration,
     },
@@ -70,8 +105,12 @@ pub enum CircuitEvent {
         circuit: CircuitHandle,
         /// The hops it had, destination last.
         path: Path,
-        /// Why.
+        /// Why. Any hop can make up a `DESTROY` reason, so the reason alone
+        /// never blames a relay.
         reason: DestroyReason,
+        /// The hop being added when a circuit still being built failed
+        /// ([`ClientCircuit::hop_being_added`]); `None` once it was ready.
+        failed_hop: Option<NodeId>,
     },
     /// A `DATA`, `ACK` or `CREDIT` relay message arrived from hop `hop`
     /// (0-based) of a circuit this node opened.
@@ -133,6 +172,42 @@ impl fmt::Display for CircuitError {
 }
 
 impl core::error::Error for CircuitError {}
+
+/// How long circuits may take or sit idle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CircuitTimeouts {
+    /// A circuit this node opens that is not ready after this long is
+    /// given up, and so is an `EXTEND` still waiting for a link.
+    pub build: Duration,
+    /// A circuit this node relays (or ends) that carried no cell either way
+    /// for this long is destroyed: a hostile client cannot hold relay slots
+    /// with circuits it never uses.
+    pub relay_idle: Duration,
+}
+
+/// How many relayed circuits one source may hold in a table of `capacity`:
+/// one link an eighth, one network prefix a quarter (at least 2 each). A
+/// `CREATE` over quota is refused with `DESTROY(ResourceLimit)` before any
+/// public-key work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayQuotas {
+    /// Circuits whose client side is one link.
+    pub per_link: usize,
+    /// Circuits whose client side is a link from one network prefix.
+    pub per_network: usize,
+}
+
+impl RelayQuotas {
+    /// The quotas of a relay table holding `capacity` circuits.
+    pub const fn for_capacity(capacity: usize) -> Self {
+        let per_link = capacity / 8;
+        let per_network = capacity / 4;
+        RelayQuotas {
+            per_link: if per_link < 2 { 2 } else { per_link },
+            per_network: if per_network < 2 { 2 } else { per_network },
+        }
+    }
+}
 
 /// A cell the engine refuses outright: the link must close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +271,38 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         self.relays.len()
     }
 
+    /// The quotas `CREATE`s are held to.
+    pub fn quotas(&self) -> RelayQuotas {
+        RelayQuotas::for_capacity(R::CAPACITY)
+    }
+
+    /// Whether a `CREATE` from `link` fits the table and the quotas of its
+    /// link and its network; the reason to refuse it if not. Cheap: counts
+    /// and a token, no public-key work.
+    fn admit_create(
+        &self,
+        ctx: &mut impl CircuitContext,
+        link: LinkId,
+    ) -> Result<(), DestroyReason> {
+        if !ctx.accepts_create(link) {
+            return Err(DestroyReason::Protocol);
+        }
+        let quotas = self.quotas();
+        if self.relays.is_full() || self.relays.from_link(link) >= quotas.per_link {
+            return Err(DestroyReason::ResourceLimit);
+        }
+        let network = ctx.network_of(link);
+        let from_network = self
+            .relays
+            .iter()
+            .filter(|c| ctx.network_of(c.inbound.0) == network)
+            .count();
+        if from_network >= quotas.per_network || !ctx.take_create_token(link) {
+            return Err(DestroyReason::ResourceLimit);
+        }
+        Ok(())
+    }
+
     /// Circuits this node opened.
     pub fn own(&self) -> usize {
         self.clients.len()
@@ -215,9 +322,10 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         CircuitId::allocate(role, &mut rng, |id| self.in_use((link, id)))
     }
 
-    fn ephemeral(ctx: &mut impl CircuitContext) -> [u8; 32] {
-        let mut e = [0u8; 32];
-        ctx.rng().fill_bytes(&mut e);
+    /// A fresh hop handshake ephemeral secret, wiped when dropped.
+    fn ephemeral(ctx: &mut impl CircuitContext) -> Zeroizing<[u8; 32]> {
+        let mut e = Zeroizing::new([0u8; 32]);
+        ctx.rng().fill_bytes(e.as_mut_slice());
         e
     }
 
@@ -236,10 +344,13 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             return Err(CircuitError::Full);
         }
         let first = path.hops().first().ok_or(CircuitError::OnionKeysMismatch)?;
-        let (link, role) = ctx.link_to(first).ok_or(CircuitError::NoLinkToFirstHop)?;
+        let (link, role) = ctx
+            .first_hop_link(first)
+            .ok_or(CircuitError::NoLinkToFirstHop)?;
         let id = self.allocate(ctx, link, role).ok_or(CircuitError::Full)?;
         let onion = onion_keys.first().ok_or(CircuitError::OnionKeysMismatch)?;
-        let (pending, create) = HopHandshakeClient::start(onion, Self::ephemeral(ctx))
+        let ephemeral = Self::ephemeral(ctx);
+        let (pending, create) = HopHandshakeClient::start(onion, *ephemeral)
             .map_err(|_| CircuitError::OnionKeysMismatch)?;
         let end = (link, id);
         if !ctx.send(link, &cell(end, CellCommand::Create, create)) {
@@ -424,9 +535,11 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
     }
 
     /// Fails circuits still being built, and `EXTEND`s still waiting for a
-    /// link, that started `timeout` or more ago.
-    pub fn handle_timeout(&mut self, ctx: &mut impl CircuitContext, timeout: Duration) {
+    /// link, that started `timeouts.build` or more ago, and destroys relayed
+    /// circuits idle for `timeouts.relay_idle`.
+    pub fn handle_timeout(&mut self, ctx: &mut impl CircuitContext, timeouts: CircuitTimeouts) {
         let now = ctx.now();
+        let timeout = timeouts.build;
         loop {
             let next = self
                 .clients
@@ -453,10 +566,22 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             };
             self.destroy_relay(ctx, inbound, DestroyReason::ExtendFailed);
         }
+        loop {
+            let idle = self
+                .relays
+                .iter()
+                .find(|c| now.saturating_since(c.last_active) >= timeouts.relay_idle)
+                .map(|c| c.inbound);
+            let Some(inbound) = idle else {
+                break;
+            };
+            self.destroy_relay(ctx, inbound, DestroyReason::Idle);
+        }
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) next has work.
-    pub fn next_deadline(&self, timeout: Duration) -> Option<Instant> {
+    pub fn next_deadline(&self, timeouts: CircuitTimeouts) -> Option<Instant> {
+        let timeout = timeouts.build;
         let building = self
             .clients
             .iter()
@@ -467,7 +592,26 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             .iter()
             .filter_map(|c| c.awaiting_link.as_ref())
             .map(|w| w.since.saturating_add(timeout));
-        building.chain(waiting).min()
+        let idle = self
+            .relays
+            .iter()
+            .map(|c| c.last_active.saturating_add(timeouts.relay_idle));
+        building.chain(waiting).chain(idle).min()
+    }
+
+    /// Destroys the relayed circuit `end` belongs to, both ways, with
+    /// `reason`; `false` if no relayed circuit has that end.
+    pub fn destroy_relayed(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        end: CircuitEnd,
+        reason: DestroyReason,
+    ) -> bool {
+        let Some(inbound) = self.relays.find(end).map(|(c, _)| c.inbound) else {
+            return false;
+        };
+        self.destroy_relay(ctx, inbound, reason);
+        true
     }
 
     /// Closes a circuit this node opened.
@@ -483,11 +627,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             .ok_or(CircuitError::UnknownCircuit)?;
         ctx.send(end.0, &destroy_cell(end, DestroyReason::Requested));
         if let Some(c) = self.clients.remove(end) {
-            ctx.event(CircuitEvent::Closed {
-                circuit,
-                path: c.path,
-                reason: DestroyReason::Requested,
-            });
+            ctx.event(closed_event(c, DestroyReason::Requested));
         }
         Ok(())
     }
@@ -501,11 +641,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             }
         }
         while let Some(c) = self.clients.remove_one_on_link(link) {
-            ctx.event(CircuitEvent::Closed {
-                circuit: c.handle,
-                path: c.path,
-                reason: DestroyReason::LinkClosed,
-            });
+            ctx.event(closed_event(c, DestroyReason::LinkClosed));
         }
     }
 }

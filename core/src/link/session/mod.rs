@@ -99,8 +99,8 @@ impl core::fmt::Display for QueueCellError {
 
 impl core::error::Error for QueueCellError {}
 
-/// Everything a session needs from its node to start.
-#[derive(Debug)]
+/// Everything a session needs from its node to start. Its `Debug` leaves
+/// out the ephemeral secret and the channel binding.
 pub struct LinkParams<'a> {
     /// Our end.
     pub role: LinkRole,
@@ -124,6 +124,23 @@ pub struct LinkParams<'a> {
     /// [`note_stream_cell`](LinkSession::note_stream_cell); only link-level
     /// cells and the session's own frames use the link's byte stream.
     pub channel_binding: Option<[u8; CHANNEL_BINDING_LEN]>,
+}
+
+impl core::fmt::Debug for LinkParams<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LinkParams")
+            .field("role", &self.role)
+            .field("expected_peer", &self.expected_peer)
+            .field("static_keypair", self.static_keypair)
+            .field("ephemeral_secret", &"<redacted>")
+            .field("local_max_message_len", &self.local_max_message_len)
+            .field("config", &self.config)
+            .field(
+                "channel_binding",
+                &self.channel_binding.map(|_| "<redacted>"),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 /// Bytes of a transport's channel binding ([`LinkParams::channel_binding`]).
@@ -360,6 +377,16 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
         self.peer
     }
 
+    /// How many of the three handshake messages have been written or read
+    /// (3 once established). A peer that has sent nothing is the cheapest
+    /// kind of half-open connection, and the first to give way.
+    pub fn handshake_progress(&self) -> u8 {
+        match &self.state {
+            State::Handshaking(h) => h.step,
+            _ => 3,
+        }
+    }
+
     /// Whether the handshake ever completed (stays true after a close).
     pub fn was_established(&self) -> bool {
         self.was_established
@@ -436,6 +463,15 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
 
     /// The next instant at which [`handle_timeout`](Self::handle_timeout) must run.
     pub fn next_deadline(&self) -> Option<Instant> {
+        self.next_deadline_while(true)
+    }
+
+    /// [`next_deadline`](Self::next_deadline) when the transport can take
+    /// bytes (`writable`) or not: a ping or rekey that is due cannot go out
+    /// while the transport is full, so then only the timers that end the
+    /// session count (asking to be woken for a due ping would wake the
+    /// owner at once, again and again).
+    pub fn next_deadline_while(&self, writable: bool) -> Option<Instant> {
         match self.state {
             State::Handshaking(_) => Some(
                 self.created_at
@@ -448,9 +484,12 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
                 // timeout covers a peer that never answers. Reporting the
                 // past ping time here would make the owner spin.
                 let ping = match self.outstanding_ping {
-                    None => self.next_ping_at,
-                    Some(_) => idle,
+                    Some(_) if self.pending_cells() == 0 => idle,
+                    _ => self.next_ping_at,
                 };
+                if !writable {
+                    return Some(idle);
+                }
                 Some(idle.min(rekey).min(ping))
             }
             // Until a timed call has noted when closing began, ask for one
@@ -474,6 +513,13 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
                 }
             }
             State::Established(_) => {
+                // While received cells wait for the owner (it has no room
+                // for them), this end is not reading, so the peer's frames
+                // behind them, keepalives included, cannot arrive: the
+                // silence is ours, not the peer's.
+                if self.pending_cells() > 0 {
+                    self.last_received = now;
+                }
                 if now.saturating_since(self.last_received) >= self.config.idle_timeout {
                     self.fail(CloseReason::PeerSilent);
                 }
@@ -504,4 +550,30 @@ fn cells_fitting(message_len: usize) -> usize {
         .saturating_sub(KIND_LEN.saturating_add(TAG_LEN))
         .checked_div(CELL_LEN)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_link_params_leaves_out_the_ephemeral_secret_and_binding() {
+        let keypair = StaticKeypair::from_secret_bytes([1; 32]);
+        let params = LinkParams {
+            role: LinkRole::Initiator,
+            expected_peer: None,
+            static_keypair: &keypair,
+            ephemeral_secret: [0x5a; 32],
+            hello: [0; HELLO_LEN],
+            local_max_message_len: MIN_MAX_MESSAGE_LEN,
+            config: LinkConfig::default(),
+            channel_binding: Some([0x6b; CHANNEL_BINDING_LEN]),
+        };
+        let text = std::format!("{params:?}");
+        // 0x5a and 0x6b in decimal, as a derived Debug prints arrays.
+        assert!(!text.contains("90"), "{text}");
+        assert!(!text.contains("107"), "{text}");
+        assert!(text.contains("ephemeral_secret: \"<redacted>\""), "{text}");
+        assert!(text.contains("role: Initiator"), "{text}");
+    }
 }

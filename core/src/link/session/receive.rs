@@ -64,6 +64,20 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
             .unwrap_or(0)
     }
 
+    /// The next received cell, left in place: what the owner checks for
+    /// room before it takes the cell.
+    pub fn peek_cell(&self) -> Option<Cell> {
+        if self.pending_cells() == 0 {
+            return None;
+        }
+        let start = self.rx_cell_next;
+        let end = start.checked_add(CELL_LEN)?;
+        self.rx_buf
+            .bytes()
+            .get(start..end)
+            .and_then(|c| <Cell>::try_from(c).ok())
+    }
+
     /// The next received cell, in order (see [`receive`](Self::receive)).
     pub fn take_cell(&mut self) -> Option<Cell> {
         if self.pending_cells() == 0 {

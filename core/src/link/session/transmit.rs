@@ -27,8 +27,12 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
         }
     }
 
+    /// One ping is in flight at a time, except while received cells wait
+    /// for the owner: then the peer's answer cannot be read, and pings go
+    /// on at the keepalive interval regardless, so that the peer keeps
+    /// hearing from us (it must not take our stalled reading for death).
     fn ping_due(&self, now: Instant) -> bool {
-        self.outstanding_ping.is_none() && now >= self.next_ping_at
+        (self.outstanding_ping.is_none() || self.pending_cells() > 0) && now >= self.next_ping_at
     }
 
     fn rekey_due(&self, now: Instant) -> bool {

@@ -3,10 +3,10 @@
 //! sockets and reads each process's own `VmHWM`: the real peak RSS per
 //! node.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use veil_mio::StdNode;
+use veil_node::control_address::Endpoint;
 use veil_node::control_client::ControlClient;
 
 use super::bulk::{mib, Bulk};
@@ -64,7 +64,7 @@ pub(super) fn run(sizes: Sizes) -> Result<Processes, String> {
             .map(|(i, node)| {
                 let ids = &ids;
                 scope.spawn(move || -> Result<usize, String> {
-                    let mut control = connect(node.control)?;
+                    let mut control = connect(&node.control)?;
                     let mut sent = 0usize;
                     for (j, &id) in ids.iter().enumerate() {
                         if j != i {
@@ -119,12 +119,12 @@ pub(super) fn run(sizes: Sizes) -> Result<Processes, String> {
 }
 
 /// A control connection to `control`.
-fn connect(control: SocketAddr) -> Result<ControlClient, String> {
+fn connect(control: &Endpoint) -> Result<ControlClient, String> {
     ControlClient::connect(control, Some(ANSWER_TIMEOUT)).map_err(|e| e.to_string())
 }
 
 /// The node's `circuits_built` counter.
-fn circuits_built(control: SocketAddr) -> Result<u64, String> {
+fn circuits_built(control: &Endpoint) -> Result<u64, String> {
     let status = connect(control)?.status().map_err(|e| e.to_string())?;
     Ok(status.circuits_built)
 }
@@ -138,14 +138,14 @@ pub(super) fn between_processes(nodes: &[NodeProcess], bulk_mib: usize) -> Resul
     let chunk = StdNode::MAX_MESSAGE;
     let total = bulk_mib.saturating_mul(1024 * 1024).div_ceil(chunk);
     let message = vec![0u8; chunk];
-    let built_before = circuits_built(from.control)?;
+    let built_before = circuits_built(&from.control)?;
     let start = Instant::now();
     let results: Vec<Result<usize, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..CONTROL_STREAMS)
             .map(|k| {
                 let message = &message;
                 scope.spawn(move || -> Result<usize, String> {
-                    let mut control = connect(from.control)?;
+                    let mut control = connect(&from.control)?;
                     let mut sent = 0usize;
                     for _ in (k..total).step_by(CONTROL_STREAMS) {
                         control.send(to.id, message).map_err(|e| e.to_string())?;
@@ -165,7 +165,7 @@ pub(super) fn between_processes(nodes: &[NodeProcess], bulk_mib: usize) -> Resul
     for r in results {
         messages = messages.saturating_add(r.map_err(|e| format!("bulk between processes: {e}"))?);
     }
-    let built_after = circuits_built(from.control)?;
+    let built_after = circuits_built(&from.control)?;
     Ok(Bulk {
         bytes: u64::try_from(messages.saturating_mul(chunk)).unwrap_or(u64::MAX),
         messages,

@@ -40,6 +40,8 @@ struct State {
     backlog: VecDeque<Notice>,
     pending: HashMap<MessageId, Sender<SendResult>>,
     waiting: VecDeque<Waiting>,
+    /// The guards last logged (relay spec §11).
+    guards: Vec<NodeId>,
 }
 
 /// The node thread: turn, take messages, answer commands, until shutdown
@@ -51,6 +53,7 @@ pub(super) fn run(mut rt: Runtime, commands: Receiver<Command>) -> Result<Vec<Ve
         backlog: VecDeque::new(),
         pending: HashMap::new(),
         waiting: VecDeque::new(),
+        guards: Vec::new(),
     };
     log::info!("node {} listening on {}", rt.node_id(), listening(&rt));
     let result = loop {
@@ -64,6 +67,7 @@ pub(super) fn run(mut rt: Runtime, commands: Receiver<Command>) -> Result<Vec<Ve
             break Err(e.to_string());
         }
         state.retry_waiting(&mut rt);
+        log_guards(&rt, &mut state.guards);
     };
     close_all(&mut rt, &mut state);
     for (_, done) in state.pending.drain() {
@@ -73,6 +77,20 @@ pub(super) fn run(mut rt: Runtime, commands: Receiver<Command>) -> Result<Vec<Ve
         let _ = w.done.send(Err("the node shut down before sending".into()));
     }
     result.map(|()| descriptors(&rt))
+}
+
+/// Logs the node's guards when they change (it picks them itself when the
+/// config names none).
+fn log_guards(rt: &Runtime, logged: &mut Vec<NodeId>) {
+    let guards = rt.node().guards();
+    if guards != logged.as_slice() {
+        let list: Vec<String> = guards.iter().map(ToString::to_string).collect();
+        log::info!(
+            "guards (first hops of this node's circuits): {}",
+            list.join(", ")
+        );
+        *logged = guards.to_vec();
+    }
 }
 
 /// Answers every queued command; `false` once the host should stop.
@@ -165,7 +183,13 @@ impl State {
             Event::LinkClosed {
                 peer, reason, by, ..
             } => {
-                log::info!("link closed with {peer:?}: {reason:?} by {by:?}");
+                // Unauthenticated connections (a connect flood) at debug.
+                match peer {
+                    Some(peer) => log::info!("link closed with {peer}: {reason:?} by {by:?}"),
+                    None => {
+                        log::debug!("connection closed before its handshake: {reason:?} by {by:?}")
+                    }
+                }
             }
             Event::PeerLearned { peer, relay, .. } => {
                 log::debug!(
@@ -301,6 +325,7 @@ mod tests {
             backlog: VecDeque::new(),
             pending: HashMap::new(),
             waiting: VecDeque::new(),
+            guards: Vec::new(),
         }
     }
 

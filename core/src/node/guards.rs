@@ -1,0 +1,219 @@
+//! Guards: the few relays every circuit this node originates starts at
+//! (relay spec §11).
+//!
+//! A client that takes a fresh random first hop for every circuit sooner
+//! or later takes one that an adversary runs, and that adversary then sees
+//! its address and its traffic. With a small fixed set of first hops it is
+//! either exposed from the start or (most likely) never. The owner may name
+//! the guards ([`SetGuards`](super::SetGuards), for guards persisted across
+//! a restart); when it names none the node keeps its own:
+//!
+//! - [`AUTO_GUARDS`] of them, drawn uniformly at random from the healthy
+//!   relays of the node table that advertise an address, no two sharing a
+//!   network prefix of any advertised address;
+//! - a guard is kept for as long as it stays a healthy relay in the table
+//!   (known, not expired, fewer than `MAX_HEALTHY_FAILURES` failures in a
+//!   row); one that is not is replaced by a fresh draw, and only then.
+//!
+//! The node reaches its guards over anonymous links only (link spec §3.1),
+//! so a guard learns the client's address but never its long-term id.
+
+use heapless::Vec;
+
+use crate::discovery::{NetworkPrefix, PeerEntry};
+use crate::identity::{NodeId, MAX_ADDRESSES};
+
+use super::{Node, Profile};
+
+/// Guards a node picks for itself when its owner names none.
+pub const AUTO_GUARDS: usize = 2;
+
+fn prefixes(entry: &PeerEntry) -> Vec<NetworkPrefix, MAX_ADDRESSES> {
+    entry
+        .descriptor
+        .repr()
+        .addresses
+        .iter()
+        .map(|a| NetworkPrefix::of(a.socket.ip()))
+        .collect()
+}
+
+impl<P: Profile> Node<P> {
+    /// The guards: every circuit this node originates starts at one of
+    /// them (if any is usable for its destination). Either those the owner
+    /// set ([`SetGuards`](super::SetGuards)) or, if it set none, those the
+    /// node chose itself, once it has built a circuit; persist them to keep
+    /// them across a restart.
+    pub fn guards(&self) -> &[NodeId] {
+        &self.circuits.guards
+    }
+
+    /// Drops own-chosen guards that are no longer healthy relays and draws
+    /// new ones up to [`AUTO_GUARDS`]. Guards the owner set are left alone.
+    pub(crate) fn maintain_guards(&mut self) {
+        if self.circuits.guards_set {
+            return;
+        }
+        let unix = super::discovery::unix_now(&self.config, self.now);
+        let table = self.discovery.table();
+        let guards = &mut self.circuits.guards;
+        guards.retain(|g| table.healthy_relays(unix).any(|e| e.node_id() == *g));
+        while guards.len() < AUTO_GUARDS {
+            let taken: Vec<NetworkPrefix, { AUTO_GUARDS * MAX_ADDRESSES }> = guards
+                .iter()
+                .filter_map(|g| table.get(g))
+                .flat_map(prefixes)
+                .collect();
+            let fits = |e: &&PeerEntry| {
+                let mine = prefixes(e);
+                !mine.is_empty()
+                    && !guards.contains(&e.node_id())
+                    && !mine.iter().any(|p| taken.contains(p))
+            };
+            let count = table.healthy_relays(unix).filter(fits).count();
+            let Some(index) = crate::discovery::random_index(&mut self.rng, count) else {
+                break;
+            };
+            let Some(entry) = table.healthy_relays(unix).filter(fits).nth(index) else {
+                break;
+            };
+            if guards.push(entry.node_id()).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discovery::MAX_HEALTHY_FAILURES;
+    use crate::identity::{Address, DescriptorRepr, Identity, Transport};
+    use crate::node::{LearnDescriptor, LinkSlot, NodeConfig, RecordPeerFailure, SetGuards};
+    use crate::time::Instant;
+
+    crate::node_profile! {
+        struct Small {
+            link_receive: 2 + 4096, link_send_queue: 8, events: 8, peers: 16,
+            relayed: 4, own: 2, message: 1024,
+            links: [LinkSlot<Small>; 2],
+            messages: [crate::message::MessageSlot<[u8; 1024]>; 2],
+        }
+    }
+
+    const UNIX: u64 = 1_800_000_000;
+
+    fn node() -> Node<Small> {
+        let config = NodeConfig {
+            unix_time_at_zero: UNIX,
+            ..NodeConfig::default()
+        };
+        let links = core::array::from_fn(|_| LinkSlot::new());
+        let messages = core::array::from_fn(|_| crate::message::MessageSlot::new());
+        Node::new(
+            config,
+            Identity::from_secret_bytes([1; 32]),
+            [1; 32],
+            links,
+            messages,
+        )
+    }
+
+    /// A relay's descriptor, listening at `ip` (none: no address).
+    fn relay(seed: u8, ip: Option<[u8; 4]>) -> (NodeId, std::vec::Vec<u8>) {
+        let identity = Identity::from_secret_bytes([seed; 32]);
+        let addresses = ip
+            .map(|ip| Address {
+                transport: Transport::Tcp,
+                socket: (ip, 7000).into(),
+            })
+            .into_iter()
+            .collect();
+        let repr = DescriptorRepr {
+            identity: identity.public(),
+            onion_key: [seed; 32],
+            relay: true,
+            issued_at: UNIX,
+            expires_at: UNIX + 3600,
+            addresses,
+        };
+        let mut buf = [0u8; crate::identity::MAX_DESCRIPTOR_LEN];
+        let n = repr.emit_signed(&identity, &mut buf).unwrap();
+        (identity.node_id(), buf[..n].to_vec())
+    }
+
+    fn learn(node: &mut Node<Small>, descriptor: &[u8]) {
+        node.handle(Instant::ZERO, LearnDescriptor { descriptor })
+            .unwrap();
+    }
+
+    #[test]
+    fn a_node_picks_two_guards_with_addresses_in_distinct_networks_and_keeps_them() {
+        let mut n = node();
+        // Four relays: two in one /16, one without an address, one apart.
+        let (a, da) = relay(10, Some([10, 1, 0, 1]));
+        let (b, db) = relay(11, Some([10, 1, 0, 2]));
+        let (c, dc) = relay(12, None);
+        let (d, dd) = relay(13, Some([10, 2, 0, 1]));
+        for desc in [&da, &db, &dc, &dd] {
+            learn(&mut n, desc);
+        }
+        assert!(n.guards().is_empty(), "none until the node needs them");
+        n.maintain_guards();
+        let guards = n.guards().to_vec();
+        assert_eq!(guards.len(), AUTO_GUARDS);
+        assert!(
+            !guards.contains(&c),
+            "a relay without an address is no guard"
+        );
+        assert!(guards.contains(&d), "the only relay outside 10.1/16");
+        assert!(
+            guards.contains(&a) != guards.contains(&b),
+            "one of the two relays of 10.1/16, not both"
+        );
+        // Kept while they work, whatever the draws.
+        for _ in 0..10 {
+            n.maintain_guards();
+            assert_eq!(n.guards(), &guards[..]);
+        }
+    }
+
+    #[test]
+    fn a_failing_guard_is_replaced_and_the_healthy_one_kept() {
+        let mut n = node();
+        let relays: std::vec::Vec<_> = (0..6u8)
+            .map(|i| relay(20 + i, Some([10, 10 + i, 0, 1])))
+            .collect();
+        for (_, desc) in &relays {
+            learn(&mut n, desc);
+        }
+        n.maintain_guards();
+        let before = n.guards().to_vec();
+        let (failing, kept) = (before[0], before[1]);
+        for _ in 0..MAX_HEALTHY_FAILURES {
+            n.handle(Instant::ZERO, RecordPeerFailure { peer: failing });
+        }
+        n.maintain_guards();
+        let after = n.guards();
+        assert_eq!(after.len(), AUTO_GUARDS);
+        assert!(after.contains(&kept));
+        assert!(!after.contains(&failing));
+    }
+
+    #[test]
+    fn guards_the_owner_sets_are_used_as_given_and_an_empty_set_hands_the_choice_back() {
+        let mut n = node();
+        let (a, da) = relay(30, Some([10, 30, 0, 1]));
+        let (_, db) = relay(31, Some([10, 31, 0, 1]));
+        let (_, dc) = relay(32, Some([10, 32, 0, 1]));
+        for desc in [&da, &db, &dc] {
+            learn(&mut n, desc);
+        }
+        n.handle(Instant::ZERO, SetGuards::from_slice(&[a]));
+        n.maintain_guards();
+        assert_eq!(n.guards(), &[a], "one guard, as the owner said");
+        n.handle(Instant::ZERO, SetGuards::from_slice(&[]));
+        n.maintain_guards();
+        assert_eq!(n.guards().len(), AUTO_GUARDS);
+    }
+}

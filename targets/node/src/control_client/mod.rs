@@ -1,0 +1,225 @@
+//! A client of a running node's control socket: typed requests and
+//! answers, and one error type per operation.
+//!
+//! `veil send`, `veil listen`, `veil status`, `veil bench` (for its
+//! `veil node` processes) and the integration tests all talk to nodes
+//! through this, so the protocol of CONTROL.md is spoken from one place.
+//! Each error's message says what went wrong and, where there is
+//! something to do, what; `veil send`, `listen` and `status` print them as
+//! they are.
+
+use std::io::{BufReader, ErrorKind, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use veil_core::identity::NodeId;
+
+use crate::control_address::Endpoint;
+use crate::control_protocol::{encode_line, read_line, MessageLine, Request, Response, MAX_LINE};
+use crate::control_stream::ControlStream;
+use crate::status::Status;
+
+mod cookie;
+mod errors;
+#[cfg(test)]
+mod tests;
+
+pub use errors::{
+    ConnectError, ConnectionError, ListenError, ReceiveError, SendError, StatusError,
+};
+
+/// How long connecting to a control socket, and presenting its cookie,
+/// may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One connection to a node's control socket. Requests on it are answered
+/// in order, one at a time.
+#[derive(Debug)]
+pub struct ControlClient {
+    /// Reads answers; its inner stream also takes the requests (a
+    /// `BufReader` buffers reads only).
+    stream: BufReader<ControlStream>,
+    /// How long an answer may take, `None` for ever.
+    answer_timeout: Option<Duration>,
+}
+
+impl ControlClient {
+    /// Connects to the control socket at `endpoint`; over TCP, presents
+    /// the cookie from the endpoint's cookie file first. Every answer may
+    /// then take up to `answer_timeout` (`None`: wait for ever; zero is
+    /// refused). A `send` is answered once the destination acknowledged the
+    /// message, which the node waits up to 120 s for.
+    pub fn connect(
+        endpoint: &Endpoint,
+        answer_timeout: Option<Duration>,
+    ) -> Result<ControlClient, ConnectError> {
+        let unreachable = |source| ConnectError::Unreachable {
+            endpoint: endpoint.clone(),
+            source,
+        };
+        let stream = match endpoint {
+            Endpoint::Unix(path) => BufReader::new(ControlStream::Unix(
+                UnixStream::connect(path).map_err(unreachable)?,
+            )),
+            Endpoint::Tcp { addr, cookie_file } => {
+                let cookie = cookie::read(cookie_file)?;
+                let stream =
+                    TcpStream::connect_timeout(addr, CONNECT_TIMEOUT).map_err(unreachable)?;
+                cookie::present(ControlStream::Tcp(stream), &cookie, endpoint)?
+            }
+        };
+        stream
+            .get_ref()
+            .set_read_timeout(answer_timeout)
+            .map_err(ConnectError::Setup)?;
+        Ok(ControlClient {
+            stream,
+            answer_timeout,
+        })
+    }
+
+    /// Sends `data` (at most `StdNode::MAX_MESSAGE` bytes) to the node
+    /// `to`; `Ok` once the destination acknowledged it.
+    pub fn send(&mut self, to: NodeId, data: &[u8]) -> Result<(), SendError> {
+        let request = Request::Send {
+            to: to.to_string(),
+            data_hex: hex::encode(data),
+        };
+        let waited = self.answer_timeout.unwrap_or_default();
+        let answer: Response = self.exchange(&request).map_err(|e| match e {
+            Failure::TimedOut => SendError::TimedOut { waited },
+            Failure::Connection(e) => SendError::Connection(e),
+        })?;
+        if answer.ok {
+            Ok(())
+        } else {
+            Err(SendError::NotDelivered {
+                reason: answer.error.unwrap_or_else(|| "no reason given".into()),
+            })
+        }
+    }
+
+    /// The node's status.
+    pub fn status(&mut self) -> Result<Status, StatusError> {
+        let answer: Response = self.exchange(&Request::Status {}).map_err(|e| match e {
+            Failure::TimedOut => StatusError::TimedOut,
+            Failure::Connection(e) => StatusError::Connection(e),
+        })?;
+        match (answer.ok, answer.status) {
+            (true, Some(status)) => Ok(status),
+            _ => Err(StatusError::Refused {
+                reason: answer
+                    .error
+                    .unwrap_or_else(|| "no status in the answer".into()),
+            }),
+        }
+    }
+
+    /// Turns this connection into a listener: every message the node
+    /// receives from now on, or only the next `count`.
+    pub fn listen(mut self, count: Option<u64>) -> Result<Listener, ListenError> {
+        let answer: Response = self
+            .exchange(&Request::Listen { count })
+            .map_err(|e| match e {
+                Failure::TimedOut => ListenError::TimedOut,
+                Failure::Connection(e) => ListenError::Connection(e),
+            })?;
+        if answer.ok {
+            Ok(Listener {
+                stream: self.stream,
+            })
+        } else {
+            Err(ListenError::Refused {
+                reason: answer.error.unwrap_or_else(|| "listen refused".into()),
+            })
+        }
+    }
+
+    /// Writes `request` and reads its answer.
+    fn exchange<T: DeserializeOwned>(&mut self, request: &Request) -> Result<T, Failure> {
+        let line = encode_line(request).map_err(ConnectionError::Encode)?;
+        self.stream
+            .get_mut()
+            .write_all(&line)
+            .map_err(ConnectionError::Io)?;
+        let line = match read_line(&mut self.stream, MAX_LINE) {
+            Ok(Some(line)) => line,
+            Ok(None) => return Err(ConnectionError::Closed.into()),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(Failure::TimedOut)
+            }
+            Err(e) => return Err(ConnectionError::Io(e).into()),
+        };
+        serde_json::from_slice(&line).map_err(|e| ConnectionError::Unexpected(e).into())
+    }
+}
+
+/// A connection after a successful `listen`: the node streams received
+/// messages on it until it closes.
+#[derive(Debug)]
+pub struct Listener {
+    stream: BufReader<ControlStream>,
+}
+
+impl Listener {
+    /// Waits for the next message.
+    pub fn receive(&mut self) -> Result<Received, ReceiveError> {
+        let line = match read_line(&mut self.stream, MAX_LINE) {
+            Ok(Some(line)) => line,
+            Ok(None) => return Err(ConnectionError::Closed.into()),
+            Err(e) => return Err(ConnectionError::Io(e).into()),
+        };
+        match serde_json::from_slice::<MessageLine>(&line) {
+            Ok(message) => Ok(Received { line, message }),
+            // Not a message: the node's last word, saying why it stopped.
+            Err(_) => {
+                let last: Response =
+                    serde_json::from_slice(&line).map_err(ReceiveError::UnexpectedLine)?;
+                Err(ReceiveError::Ended {
+                    reason: last.error.unwrap_or_else(|| "listening ended".into()),
+                })
+            }
+        }
+    }
+}
+
+/// One message a [`Listener`] received.
+#[derive(Debug)]
+pub struct Received {
+    line: Vec<u8>,
+    message: MessageLine,
+}
+
+impl Received {
+    /// The message line exactly as the node sent it, without its `\n`.
+    pub fn json(&self) -> &[u8] {
+        &self.line
+    }
+
+    /// The sender's node id (hex) for replies to this node's own circuits;
+    /// `None` for messages over circuits others built (the sender is
+    /// anonymous).
+    pub fn from(&self) -> Option<&str> {
+        self.message.from.as_deref()
+    }
+
+    /// The message's bytes.
+    pub fn data(&self) -> Result<Vec<u8>, ReceiveError> {
+        hex::decode(&self.message.data_hex).map_err(ReceiveError::BadData)
+    }
+}
+
+/// How an exchange failed before its answer was looked at; each operation
+/// turns it into its own error.
+enum Failure {
+    TimedOut,
+    Connection(ConnectionError),
+}
+
+impl From<ConnectionError> for Failure {
+    fn from(e: ConnectionError) -> Self {
+        Failure::Connection(e)
+    }
+}
