@@ -5,6 +5,11 @@
 //! thousands of random inputs in the normal test suite so that they are
 //! compiled and exercised in CI.
 
+use std::sync::OnceLock;
+
+use veil_core::cell::RELAY_DATA_LEN;
+use veil_core::cell::{CellCommand, CellRepr, CircuitId};
+use veil_core::cgo::{CellBody, ClientLayers, PAYLOAD_LEN};
 use veil_core::identity::{verify_descriptor, DescriptorPacket, DescriptorRepr, Identity};
 use veil_core::link::{Frame, LinkHello, CELL_LEN};
 use veil_core::message::MessageSlot;
@@ -47,41 +52,43 @@ pub fn descriptor(data: &[u8]) {
 /// A Noise responder reading an arbitrary first message, and an initiator
 /// reading an arbitrary second message: errors only, never a panic.
 pub fn noise_read(data: &[u8]) {
-    let keys = StaticKeypair::from_secret_bytes([1; 32]);
-    let mut payload = [0u8; 1024];
-    if let Ok(mut responder) = HandshakeState::new(
-        HandshakePattern::XX,
-        Role::Responder,
-        b"fuzz",
-        Some(&keys),
-        [2; 32],
-        None,
-    ) {
-        let _ = responder.read_message(data, &mut payload);
-    }
-    if let Ok(mut initiator) = HandshakeState::new(
-        HandshakePattern::XX,
-        Role::Initiator,
-        b"fuzz",
-        Some(&keys),
-        [3; 32],
-        None,
-    ) {
+    // The three readers, each built once per process (their ephemeral keys
+    // cost a scalar multiplication each) and copied per input.
+    static READERS: OnceLock<[HandshakeState; 3]> = OnceLock::new();
+    let readers = READERS.get_or_init(|| {
+        let keys = StaticKeypair::from_secret_bytes([1; 32]);
+        let xx = |role, ephemeral| {
+            HandshakeState::new(
+                HandshakePattern::XX,
+                role,
+                b"fuzz",
+                Some(&keys),
+                ephemeral,
+                None,
+            )
+            .expect("a valid XX state")
+        };
+        let responder = xx(Role::Responder, [2; 32]);
+        let mut initiator = xx(Role::Initiator, [3; 32]);
         let mut out = [0u8; 64];
-        if initiator.write_message(&[], &mut out).is_ok() {
-            let _ = initiator.read_message(data, &mut payload);
-        }
-    }
-    let nk = StaticKeypair::from_secret_bytes([4; 32]);
-    if let Ok(mut responder) = HandshakeState::new(
-        HandshakePattern::NK,
-        Role::Responder,
-        b"",
-        Some(&nk),
-        [5; 32],
-        None,
-    ) {
-        let _ = responder.read_message(data, &mut payload);
+        initiator
+            .write_message(&[], &mut out)
+            .expect("the initiator writes message 1");
+        let nk = StaticKeypair::from_secret_bytes([4; 32]);
+        let nk_responder = HandshakeState::new(
+            HandshakePattern::NK,
+            Role::Responder,
+            b"",
+            Some(&nk),
+            [5; 32],
+            None,
+        )
+        .expect("a valid NK state");
+        [responder, initiator, nk_responder]
+    });
+    let mut payload = [0u8; 1024];
+    for reader in readers {
+        let _ = reader.clone().read_message(data, &mut payload);
     }
 }
 
@@ -171,6 +178,16 @@ fn linked_pair(circuit_streams: Option<[u8; 32]>) -> (FuzzNode, LinkId, FuzzNode
     (a, la, b, lb)
 }
 
+/// The node is still usable: an outbound [`OpenLink`] would succeed (it
+/// fails only on a full link table). Checked on the table rather than by
+/// opening a link, whose ephemeral key would cost more than the input.
+fn assert_room_for_a_link(node: &FuzzNode) {
+    assert!(
+        node.links().count() < node.link_capacity(),
+        "the peer filled the node's link table"
+    );
+}
+
 /// Arbitrary bytes, in arbitrary chunks, into a node's inbound link that is
 /// still in its handshake. The first byte of `data` picks the chunk size.
 /// The link must end up handshaking or closed, never anything else, and the
@@ -181,11 +198,22 @@ pub fn link_input(data: &[u8]) {
         return;
     };
     let chunk = usize::from(chunk).max(1);
-    let mut node = fuzz_node(7);
+    // A fresh node with a fresh inbound link, built once per process (key
+    // derivation, the signed descriptor and the link's ephemeral key cost
+    // more than most inputs) and copied per input.
+    static FRESH: OnceLock<(FuzzNode, LinkId)> = OnceLock::new();
+    let (node, link) = FRESH.get_or_init(|| {
+        let mut node = fuzz_node(7);
+        let link = node
+            .handle(
+                Instant::from_millis(1),
+                OpenLink::accepted(Transport::Tcp, PEER),
+            )
+            .expect("fresh node has room");
+        (node, link)
+    });
+    let (mut node, link) = (node.clone(), *link);
     let mut now = Instant::from_millis(1);
-    let link = node
-        .handle(now, OpenLink::accepted(Transport::Tcp, PEER))
-        .expect("fresh node has room");
     let no_cells = |o: &Output<'_>| {
         assert!(
             !matches!(o, Output::Event(Event::CellReceived { .. })),
@@ -216,17 +244,28 @@ pub fn link_input(data: &[u8]) {
         closed || node.link_info(link).is_none(),
         "the link outlived its handshake timeout"
     );
-    // The node is still usable.
-    assert!(node
-        .handle(now, OpenLink::dialled(None, Transport::Tcp, PEER))
-        .is_ok());
+    assert_room_for_a_link(&node);
+}
+
+/// Node `b` of a [`linked_pair`] and its end of the link, built once per
+/// process: the handshake (X25519, Ed25519) costs far more than anything a
+/// fuzz input does, so every input starts from a copy of this state. The
+/// state is a pure function of fixed seeds, so a copy is the same node an
+/// input would have met after a fresh handshake.
+fn established_node() -> (FuzzNode, LinkId) {
+    static PAIR: OnceLock<(FuzzNode, LinkId)> = OnceLock::new();
+    let (node, link) = PAIR.get_or_init(|| {
+        let (_a, _la, b, lb) = linked_pair(None);
+        (b, lb)
+    });
+    (node.clone(), *link)
 }
 
 /// Arbitrary bytes into an *established* link, after a real handshake
 /// between two nodes. Nothing but a close may come of it: no cell is
 /// delivered, because nothing an attacker writes authenticates.
 pub fn established_link_input(data: &[u8]) {
-    let (_a, _la, mut b, lb) = linked_pair(None);
+    let (mut b, lb) = established_node();
     let now = Instant::from_millis(1);
     let _ = b.handle(
         now,
@@ -243,27 +282,163 @@ pub fn established_link_input(data: &[u8]) {
     });
 }
 
+/// The circuit the [`stream_cells`] harness built through node `b`, as the
+/// peer's client: `b` is its one hop.
+pub const STREAM_CIRCUIT: CircuitId = CircuitId(0x8000_0001);
+
+/// A command byte with this bit set marks a *sealed* cell in
+/// [`stream_cells`] input: the harness encrypts it as the client of
+/// [`STREAM_CIRCUIT`] before `b` sees it.
+pub const SEALED: u8 = 0x80;
+
+/// The state every [`stream_cells`] input starts from: node `b` of a pair
+/// linked with circuit streams (QUIC's form), its link, and the client
+/// layers of [`STREAM_CIRCUIT`], a one-hop circuit the harness built
+/// through `b` with a real `CREATE`/`CREATED` hop handshake. Built once per
+/// process, deterministic from fixed seeds, copied per input.
+#[derive(Clone)]
+struct StreamState {
+    node: FuzzNode,
+    link: LinkId,
+    layers: ClientLayers,
+}
+
+fn stream_state() -> StreamState {
+    static STATE: OnceLock<StreamState> = OnceLock::new();
+    STATE
+        .get_or_init(|| {
+            use veil_core::circuit::HopHandshakeClient;
+            let (_a, _la, mut b, lb) = linked_pair(Some([0x5a; 32]));
+            let now = Instant::from_millis(1);
+            let (client, create) = HopHandshakeClient::start(&b.onion_public_key(), [0x33; 32])
+                .expect("b's onion key is a valid key");
+            let mut cell = [0u8; CELL_LEN];
+            cell[..4].copy_from_slice(&STREAM_CIRCUIT.0.to_be_bytes());
+            cell[4] = CellCommand::Create.code();
+            cell[5..].copy_from_slice(&create);
+            b.handle(
+                now,
+                ReceiveStreamCell {
+                    link: lb,
+                    cell: &cell,
+                },
+            )
+            .expect("b takes the CREATE");
+            let mut created = None;
+            drain_all(&mut b, now, |o| {
+                if let Output::StreamCell { circuit, cell, .. } = o {
+                    let repr = CellRepr::parse((*cell).try_into().expect("a whole cell"))
+                        .expect("b sends valid cells");
+                    if *circuit == STREAM_CIRCUIT && repr.command == CellCommand::Created {
+                        created = Some(repr.body);
+                    }
+                }
+            });
+            let hop = client
+                .finish(&created.expect("b answers CREATED"))
+                .expect("the hop handshake completes");
+            let mut layers = ClientLayers::new();
+            layers.push(hop).expect("one hop fits");
+            StreamState {
+                node: b,
+                link: lb,
+                layers,
+            }
+        })
+        .clone()
+}
+
+/// The cell `stream_cells` offers for one 514-byte piece of its input
+/// (zero-padded if short). A piece whose command byte (byte 4) is
+/// `SEALED | RELAY` or `SEALED | RELAY_EARLY` is sealed: its bytes 5..498
+/// are the plaintext relay payload (relay command, length, data), which the
+/// harness encrypts as the client of [`STREAM_CIRCUIT`] (whatever its first
+/// four bytes say), so `b` recognises it and acts on the message inside.
+/// Any other piece is offered as it is.
+pub fn stream_cell(piece: &[u8], layers: &mut ClientLayers) -> ([u8; CELL_LEN], bool) {
+    let mut cell = [0u8; CELL_LEN];
+    for (dst, src) in cell.iter_mut().zip(piece) {
+        *dst = *src;
+    }
+    let command = cell[4] & !SEALED;
+    let sealed = cell[4] & SEALED != 0
+        && (command == CellCommand::Relay.code() || command == CellCommand::RelayEarly.code());
+    if sealed {
+        let mut payload = [0u8; PAYLOAD_LEN];
+        payload.copy_from_slice(&cell[5..5 + PAYLOAD_LEN]);
+        let body = layers
+            .originate_forward(0, command, &payload)
+            .expect("the circuit has hop 0");
+        cell[..4].copy_from_slice(&STREAM_CIRCUIT.0.to_be_bytes());
+        cell[4] = command;
+        cell[5..].copy_from_slice(&body.to_bytes());
+    }
+    (cell, sealed)
+}
+
 /// Arbitrary cells on the circuit streams of an established stream link
-/// (QUIC's form, link spec §10), after a real bound handshake: each 514
-/// bytes of `data` is one cell, offered with `ReceiveStreamCell` (a refused
-/// one is offered again after draining, as an adapter does). A peer may
-/// send anything there: the node must not panic, must deliver no message
-/// (no circuit of this peer's exists), and must stay usable.
+/// (QUIC's form, link spec §10), after a real bound handshake and a real
+/// one-hop circuit: each 514 bytes of `data` is one cell (see
+/// [`stream_cell`]: raw, or sealed by the harness as the circuit's client),
+/// offered with `ReceiveStreamCell` (a refused one is offered again after
+/// draining, as an adapter does). A peer may send anything there: the node
+/// must not panic, must deliver a message only if the peer sealed cells on
+/// its circuit, must originate on that circuit only cells the client
+/// recognises (it is an honest hop; what it relays from the circuit's far
+/// side is the far side's), and must stay usable.
 pub fn stream_cells(data: &[u8]) {
-    use veil_core::identity::Transport;
-    let (_a, _la, mut b, lb) = linked_pair(Some([0x5a; 32]));
+    stream_cells_run(data);
+}
+
+/// What one [`stream_cells`] input did: for the tests that show the harness
+/// reaches past the circuit layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StreamRun {
+    /// Whole messages `b` delivered to its owner.
+    pub messages: usize,
+    /// Relay cells `b` sent back on [`STREAM_CIRCUIT`], each recognised by
+    /// its client.
+    pub recognised: usize,
+    /// Relay cells `b` passed on to the client from the circuit's far side.
+    pub relayed: usize,
+    /// Cells `b` sent on links or streams other than the circuit's way
+    /// back (a `CREATE` for an `EXTEND`, `DESTROY`s, …).
+    pub other_cells: usize,
+}
+
+/// [`stream_cells`], saying what the input did.
+pub fn stream_cells_run(data: &[u8]) -> StreamRun {
+    let StreamState {
+        node: mut b,
+        link: lb,
+        mut layers,
+    } = stream_state();
     let now = Instant::from_millis(1);
-    let no_message = |o: &Output<'_>| {
-        assert!(
-            !matches!(o, Output::Message { .. }),
-            "a message from cells on no circuit"
-        );
-    };
-    for chunk in data.chunks(CELL_LEN) {
-        let mut cell = [0u8; CELL_LEN];
-        for (dst, src) in cell.iter_mut().zip(chunk) {
-            *dst = *src;
+    let mut sealed_any = false;
+    let mut run = StreamRun::default();
+    // What `b` sends back on the circuit, and whether it only relayed it:
+    // a relay cell the peer sent on a circuit `b` extended over the same
+    // link comes from the circuit's far side, and `b` passes it on towards
+    // the client with its layer added, as an honest hop does (relay spec
+    // §6.1). Only what `b` itself originates must be recognised.
+    let mut backward: Vec<([u8; CELL_LEN], bool)> = Vec::new();
+    let mut check = |o: &Output<'_>, sealed_any: bool, relaying: bool| match o {
+        Output::Message { .. } => {
+            assert!(sealed_any, "a message from cells no client sealed");
+            run.messages += 1;
         }
+        Output::StreamCell { circuit, cell, .. } if *circuit == STREAM_CIRCUIT => {
+            backward.push(((*cell).try_into().expect("a whole cell"), relaying));
+        }
+        Output::StreamCell { .. } | Output::Transmit { .. } => run.other_cells += 1,
+        _ => {}
+    };
+    for piece in data.chunks(CELL_LEN) {
+        let (cell, sealed) = stream_cell(piece, &mut layers);
+        sealed_any |= sealed;
+        let relaying = !sealed
+            && CircuitId::of(&cell) != STREAM_CIRCUIT
+            && CellCommand::from_code(cell[4]).is_some_and(CellCommand::is_relay);
         for _ in 0..2 {
             let input = ReceiveStreamCell {
                 link: lb,
@@ -272,15 +447,33 @@ pub fn stream_cells(data: &[u8]) {
             if b.handle(now, input).is_ok() {
                 break;
             }
-            drain_all(&mut b, now, no_message);
+            drain_all(&mut b, now, |o| check(o, sealed_any, relaying));
         }
-        drain_all(&mut b, now, no_message);
+        drain_all(&mut b, now, |o| check(o, sealed_any, relaying));
     }
     b.handle(now.saturating_add(Duration::from_secs(1)), Timeout);
-    drain_all(&mut b, now, no_message);
-    assert!(b
-        .handle(now, OpenLink::dialled(None, Transport::Tcp, PEER))
-        .is_ok());
+    drain_all(&mut b, now, |o| check(o, sealed_any, false));
+    // The client takes every cell in order (each one chains the layer's
+    // tweak, recognised or not).
+    for (cell, relayed) in &backward {
+        let repr = CellRepr::parse(cell).expect("b sends valid cells");
+        if repr.command == CellCommand::Relay {
+            let mut body = CellBody::from_bytes(&repr.body);
+            let hop = layers.receive_backward(CellCommand::Relay.code(), &mut body);
+            if *relayed {
+                run.relayed += 1;
+            } else {
+                assert_eq!(
+                    hop,
+                    Some(0),
+                    "the circuit's only hop sent a cell its client cannot recognise"
+                );
+                run.recognised += 1;
+            }
+        }
+    }
+    assert_room_for_a_link(&b);
+    run
 }
 
 /// Cell parser, and the parsers of every body kind inside it.
@@ -310,11 +503,17 @@ pub fn hop_handshake(data: &[u8]) {
     for (dst, src) in body.iter_mut().zip(data) {
         *dst = *src;
     }
-    let onion = StaticKeypair::from_secret_bytes([3; 32]);
-    let _ = respond(&[&onion], [4; 32], &body);
-    if let Ok((client, _)) = HopHandshakeClient::start(&onion.public(), [5; 32]) {
-        let _ = client.finish(&body);
-    }
+    // The relay's onion key and the client's started handshake, built once
+    // per process and copied per input.
+    static KEYS: OnceLock<(StaticKeypair, HopHandshakeClient)> = OnceLock::new();
+    let (onion, client) = KEYS.get_or_init(|| {
+        let onion = StaticKeypair::from_secret_bytes([3; 32]);
+        let (client, _) =
+            HopHandshakeClient::start(&onion.public(), [5; 32]).expect("a valid onion key");
+        (onion, client)
+    });
+    let _ = respond(&[onion], [4; 32], &body);
+    let _ = client.clone().finish(&body);
 }
 
 /// Arbitrary bytes as a stream of message fragments into a small message
@@ -350,4 +549,251 @@ pub fn message_fragments(data: &[u8]) {
             pool.expire_incoming(veil_core::time::Instant::from_millis(now));
         }
     }
+}
+
+/// A small deterministic generator for the structure-aware mutators.
+struct Pick(u64);
+
+impl Pick {
+    fn new(seed: u32) -> Self {
+        Pick(u64::from(seed) ^ 0x9e37_79b9_7f4a_7c15)
+    }
+
+    /// splitmix64.
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number below `n` (0 if `n` is 0).
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+}
+
+/// Command bytes worth trying at byte 4 of a [`stream_cells`] cell: every
+/// cell command, and the two sealed ones.
+const CELL_COMMANDS: [u8; 9] = [0, 1, 2, 3, 4, 5, 6, SEALED | 3, SEALED | 4];
+
+/// Circuit ids worth trying: the link's own, the harness circuit, another
+/// of the peer's half, one of `b`'s half.
+const CIRCUIT_IDS: [u32; 4] = [0, STREAM_CIRCUIT.0, 0x8000_0002, 0x0000_0001];
+
+/// The structure-aware mutator of the `stream_cells` target: it keeps the
+/// input a whole number of 514-byte cells (once `max_size` allows one), and
+/// mutates one cell's bytes (with `mutate`, libFuzzer's own byte mutator),
+/// its header (command, circuit id, relay command and length of a sealed
+/// cell), or the sequence of cells (duplicate, drop, swap, copy over).
+/// Returns the new size, at most `max_size`.
+pub fn mutate_cells(
+    data: &mut [u8],
+    size: usize,
+    max_size: usize,
+    seed: u32,
+    mutate: &mut dyn FnMut(&mut [u8], usize, usize) -> usize,
+) -> usize {
+    let max_size = max_size.min(data.len());
+    let max_cells = max_size / CELL_LEN;
+    if max_cells == 0 {
+        // Not even one cell fits: plain byte mutation.
+        let size = size.min(max_size);
+        return mutate(&mut data[..max_size], size, max_size);
+    }
+    let mut pick = Pick::new(seed);
+    // Whole cells: a partial last cell is zero-padded, as the target reads it.
+    let mut cells = size.div_ceil(CELL_LEN).clamp(1, max_cells);
+    let used = size.min(cells * CELL_LEN);
+    data[used..cells * CELL_LEN].fill(0);
+    let at = pick.below(cells);
+    let cell = at * CELL_LEN..(at + 1) * CELL_LEN;
+    match pick.below(16) {
+        // Bytes of one cell, most often its first bytes (header, relay
+        // command and length, fragment header).
+        0..=4 => {
+            let len = [8, 32, 64, CELL_LEN][pick.below(4)];
+            let part = &mut data[cell.start..cell.start + len];
+            let _ = mutate(part, len, len);
+        }
+        5..=7 => {
+            let _ = mutate(&mut data[cell], CELL_LEN, CELL_LEN);
+        }
+        8 => data[cell.start + 4] = CELL_COMMANDS[pick.below(CELL_COMMANDS.len())],
+        9 => {
+            let id = CIRCUIT_IDS[pick.below(CIRCUIT_IDS.len())];
+            data[cell.start..cell.start + 4].copy_from_slice(&id.to_be_bytes());
+        }
+        10 => {
+            // A sealed relay message: its relay command and a length.
+            data[cell.start + 4] = SEALED | [3, 4][pick.below(2)];
+            data[cell.start + 5] = 1 + pick.below(6) as u8;
+            let len = pick.below(RELAY_DATA_LEN + 1) as u16;
+            data[cell.start + 6..cell.start + 8].copy_from_slice(&len.to_be_bytes());
+        }
+        11 if cells < max_cells => {
+            // Duplicate a cell in place.
+            let end = cells * CELL_LEN;
+            data.copy_within(cell.start..end, cell.end);
+            cells += 1;
+        }
+        12 if cells > 1 => {
+            // Drop a cell.
+            data.copy_within(cell.end..cells * CELL_LEN, cell.start);
+            cells -= 1;
+        }
+        13 if cells > 1 => {
+            // Swap two cells.
+            let other = pick.below(cells) * CELL_LEN;
+            let mut tmp = [0u8; CELL_LEN];
+            tmp.copy_from_slice(&data[cell.clone()]);
+            data.copy_within(other..other + CELL_LEN, cell.start);
+            data[other..other + CELL_LEN].copy_from_slice(&tmp);
+        }
+        14 if cells > 1 => {
+            // Copy one cell over another.
+            let other = pick.below(cells) * CELL_LEN;
+            data.copy_within(other..other + CELL_LEN, cell.start);
+        }
+        _ if cells < max_cells => {
+            // Append a fresh cell: a header from the lists, zero body.
+            let start = cells * CELL_LEN;
+            data[start..start + CELL_LEN].fill(0);
+            let id = CIRCUIT_IDS[pick.below(CIRCUIT_IDS.len())];
+            data[start..start + 4].copy_from_slice(&id.to_be_bytes());
+            data[start + 4] = CELL_COMMANDS[pick.below(CELL_COMMANDS.len())];
+            cells += 1;
+        }
+        _ => {
+            let _ = mutate(&mut data[cell], CELL_LEN, CELL_LEN);
+        }
+    }
+    cells * CELL_LEN
+}
+
+/// The crossover of the `stream_cells` target: the first cells of one
+/// input, then the last cells of the other, cut on cell boundaries.
+pub fn cross_cells(one: &[u8], two: &[u8], out: &mut [u8], seed: u32) -> usize {
+    let mut pick = Pick::new(seed);
+    let max_cells = out.len() / CELL_LEN;
+    let (n1, n2) = (one.len() / CELL_LEN, two.len() / CELL_LEN);
+    if max_cells == 0 || n1 + n2 == 0 {
+        let n = one.len().min(out.len());
+        out[..n].copy_from_slice(&one[..n]);
+        return n;
+    }
+    let head = pick.below(n1 + 1).min(max_cells);
+    let tail_start = pick.below(n2 + 1);
+    let tail = (n2 - tail_start).min(max_cells - head);
+    out[..head * CELL_LEN].copy_from_slice(&one[..head * CELL_LEN]);
+    out[head * CELL_LEN..(head + tail) * CELL_LEN]
+        .copy_from_slice(&two[tail_start * CELL_LEN..(tail_start + tail) * CELL_LEN]);
+    if head + tail == 0 {
+        let src = if n1 > 0 { one } else { two };
+        out[..CELL_LEN].copy_from_slice(&src[..CELL_LEN]);
+        return CELL_LEN;
+    }
+    (head + tail) * CELL_LEN
+}
+
+/// Inputs for [`stream_cells`] that reach past the circuit layer: complete
+/// and partial messages, acknowledgements, credit, `EXTEND` to the linked
+/// peer and to an unknown node, tampering and `DESTROY` on the harness
+/// circuit, and the raw cells of a stranger. The seed corpus of the target
+/// (`fuzz/corpus/stream_cells/`) starts from these.
+pub fn stream_cells_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    use veil_core::cell::emit_create;
+    fn raw(id: u32, command: u8, body: &[u8]) -> [u8; CELL_LEN] {
+        let mut cell = [0u8; CELL_LEN];
+        cell[..4].copy_from_slice(&id.to_be_bytes());
+        cell[4] = command;
+        cell[5..5 + body.len()].copy_from_slice(body);
+        cell
+    }
+    fn sealed(command: CellCommand, relay: u8, data: &[u8]) -> [u8; CELL_LEN] {
+        let mut payload = vec![relay];
+        payload.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        payload.extend_from_slice(data);
+        raw(STREAM_CIRCUIT.0, SEALED | command.code(), &payload)
+    }
+    fn fragment(id: u8, total: u32, offset: u32, bytes: &[u8]) -> Vec<u8> {
+        let mut data = vec![id; 16];
+        data.extend_from_slice(&total.to_be_bytes());
+        data.extend_from_slice(&offset.to_be_bytes());
+        data.extend_from_slice(bytes);
+        data
+    }
+    let relay = CellCommand::Relay;
+    let early = CellCommand::RelayEarly;
+    let (data, ack, extend, credit, padding) = (1, 2, 3, 5, 6);
+    let hello = sealed(relay, data, &fragment(9, 5, 0, b"hello"));
+    let long: Vec<u8> = (0..600u32).map(|i| i as u8).collect();
+    let first = sealed(relay, data, &fragment(8, 600, 0, &long[..466]));
+    let second = sealed(relay, data, &fragment(8, 600, 466, &long[466..]));
+    let create = emit_create(&[7; 48]).expect("48 bytes fit a CREATE");
+    let extend_to = |id: [u8; 32]| {
+        let mut data = id.to_vec();
+        data.extend_from_slice(&create[..52]);
+        sealed(early, extend, &data)
+    };
+    let peer = Identity::from_secret_bytes([1; 32]).node_id().0;
+    let mut stranger = raw(0x8000_0007, CellCommand::Relay.code(), &[]);
+    stranger[5..].fill(0x6b);
+    let seeds: [(&str, Vec<[u8; CELL_LEN]>); 11] = [
+        (
+            "raw-create-relay-descriptor",
+            vec![
+                raw(0x8000_0007, 1, &[]),
+                raw(0x8000_0007, 3, &[]),
+                raw(0, 6, &[]),
+            ],
+        ),
+        ("sealed-message", vec![hello]),
+        ("sealed-two-fragments", vec![first, second]),
+        ("sealed-ack", vec![sealed(relay, ack, &[9; 16])]),
+        ("sealed-credit", vec![sealed(relay, credit, &[0, 40])]),
+        ("sealed-extend-to-peer", vec![extend_to(peer)]),
+        (
+            "sealed-extend-to-stranger",
+            vec![extend_to([0x42; 32]), hello],
+        ),
+        ("sealed-padding", vec![sealed(early, padding, &[])]),
+        // The peer, as the next hop of the circuit b extended to it, sends
+        // a relay cell back before its CREATED: b relays it to the client.
+        (
+            "extend-then-far-side-relay",
+            vec![
+                extend_to(peer),
+                raw(0x466d_3c6f, CellCommand::Relay.code(), &[]),
+                raw(STREAM_CIRCUIT.0, CellCommand::RelayEarly.code(), &[]),
+            ],
+        ),
+        (
+            "destroy-then-message",
+            vec![raw(STREAM_CIRCUIT.0, 5, &[2]), hello],
+        ),
+        (
+            "message-then-tampered",
+            vec![hello, stranger, {
+                let mut c = stranger;
+                c[..4].copy_from_slice(&STREAM_CIRCUIT.0.to_be_bytes());
+                c
+            }],
+        ),
+    ];
+    seeds
+        .into_iter()
+        .map(|(name, cells)| (name, cells.concat()))
+        .collect()
+}
+
+/// A valid signed descriptor (of a fuzz node), the seed of the
+/// `descriptor` target.
+pub fn descriptor_seed() -> Vec<u8> {
+    fuzz_node(3).descriptor().to_vec()
 }

@@ -25,6 +25,12 @@ pub enum BindError {
     Register(io::Error),
     /// The options ask for a node with no link slots.
     NoLinkSlots,
+    /// A traced node would have more link slots than a replay builds
+    /// ([`MAX_TRACE_LINKS`](crate::trace::MAX_TRACE_LINKS)).
+    TooManyLinksToTrace {
+        /// The link slots asked for.
+        links: usize,
+    },
     /// The trace header could not be written.
     Trace(io::Error),
     /// The QUIC socket could not be set up.
@@ -63,6 +69,12 @@ impl fmt::Display for BindError {
             BindError::NoLinkSlots => write!(
                 f,
                 "a node needs at least one link slot; set RuntimeOptions::links to 1 or more"
+            ),
+            BindError::TooManyLinksToTrace { links } => write!(
+                f,
+                "a traced node has at most {} link slots, not {links} (a replay builds \
+                 the whole link table); lower RuntimeOptions::links or do not trace",
+                crate::trace::MAX_TRACE_LINKS
             ),
             BindError::Trace(e) => write!(
                 f,

@@ -20,6 +20,7 @@ pub struct CircuitHandle(pub u32);
 
 /// A circuit built (or being built) by this node.
 #[derive(Debug)]
+#[cfg_attr(feature = "testing", derive(Clone))]
 pub struct ClientCircuit {
     /// Its handle.
     pub handle: CircuitHandle,
@@ -60,6 +61,7 @@ impl ClientCircuit {
 
 /// All client circuits, as many as its storage `S` holds.
 #[derive(Debug)]
+#[cfg_attr(feature = "testing", derive(Clone))]
 pub struct ClientTable<S> {
     circuits: S,
     next_handle: u32,

@@ -86,6 +86,7 @@ fn seeds(noise: &HandshakeState) -> Result<(Seed, Seed), HopHandshakeError> {
 
 /// The client's side of one hop handshake, between `CREATE` and `CREATED`.
 #[derive(Debug)]
+#[cfg_attr(feature = "testing", derive(Clone))]
 pub struct HopHandshakeClient {
     noise: HandshakeState,
 }

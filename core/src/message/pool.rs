@@ -148,6 +148,7 @@ pub(crate) enum SlotState {
 }
 
 /// Storage for one message of at most `B::LEN` bytes, in either direction.
+#[cfg_attr(feature = "testing", derive(Clone))]
 pub struct MessageSlot<B> {
     pub(crate) state: SlotState,
     pub(crate) bytes: B,
@@ -273,6 +274,7 @@ pub enum Route {
 }
 
 /// The message pool over caller storage `MB` of slots of `B::LEN` bytes.
+#[cfg_attr(feature = "testing", derive(Clone))]
 pub struct MessagePool<MB, B> {
     slots: MB,
     remembered: Deque<MessageId, REMEMBERED_IDS>,

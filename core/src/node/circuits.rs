@@ -63,6 +63,7 @@ const ACK_REFUSED: u8 = 1;
 
 /// The node's bookkeeping around the engine.
 #[derive(Debug)]
+#[cfg_attr(feature = "testing", derive(Clone))]
 pub(crate) struct CircuitState {
     pub(crate) guards: Vec<NodeId, MAX_GUARDS>,
     /// The owner set the guards ([`SetGuards`](super::SetGuards)); otherwise

@@ -69,6 +69,7 @@ impl DialPolicy {
 }
 
 #[derive(Debug)]
+#[cfg_attr(feature = "testing", derive(Clone))]
 struct Pending {
     peer: NodeId,
     /// A dial for an anonymous link: tracked apart from a dial to the same
@@ -83,6 +84,7 @@ struct Pending {
 }
 
 #[derive(Debug)]
+#[cfg_attr(feature = "testing", derive(Clone))]
 pub(crate) struct Dialer {
     queue: Deque<DialRequest, { 2 * MAX_PENDING_DIALS + MAX_BOOTSTRAP }>,
     pending: Vec<Pending, MAX_PENDING_DIALS>,

@@ -68,6 +68,7 @@ pub(crate) struct TimerOutcome {
     pub(crate) gossip: bool,
 }
 
+#[cfg_attr(feature = "testing", derive(Clone))]
 pub(crate) struct Discovery<S> {
     onion: StaticKeypair,
     /// The key before the last rotation, still answered so that circuits

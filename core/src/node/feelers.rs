@@ -25,7 +25,7 @@ use super::{CloseLink, LinkId, Node, NodeConfig, Profile};
 pub const FEELER_LINGER: Duration = Duration::from_secs(2);
 
 /// The feeler timer and the test in progress.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Feelers {
     next_at: Instant,
     /// The node being tested: a new entry, or a collision's incumbent.

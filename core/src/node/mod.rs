@@ -152,14 +152,46 @@ use crate::message::MessagePool;
 use crate::noise::StaticKeypair;
 use crate::time::Instant;
 
+/// The node's CSPRNG: chacha20's generator, and with the `testing` feature
+/// a copy of it (the generator itself is not `Clone`) for tests and fuzz
+/// targets that restore a node to a saved state.
+struct NodeRng(ChaCha20Rng);
+
+impl core::ops::Deref for NodeRng {
+    type Target = ChaCha20Rng;
+
+    fn deref(&self) -> &ChaCha20Rng {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for NodeRng {
+    fn deref_mut(&mut self) -> &mut ChaCha20Rng {
+        &mut self.0
+    }
+}
+
+/// The same key, stream and position: the copy yields what the original
+/// yields next.
+#[cfg(feature = "testing")]
+impl Clone for NodeRng {
+    fn clone(&self) -> Self {
+        let mut rng = ChaCha20Rng::from_seed(self.0.get_seed());
+        rng.set_stream(self.0.get_stream());
+        rng.set_word_pos(self.0.get_word_pos());
+        NodeRng(rng)
+    }
+}
+
 /// A veil node, with the capacities its [`Profile`] names. See the
 /// [module docs](self) for how to drive it.
+#[cfg_attr(feature = "testing", derive(Clone))]
 pub struct Node<P: Profile> {
     identity: Identity,
     static_keypair: StaticKeypair,
     hello: [u8; crate::link::HELLO_LEN],
     max_message_len: usize,
-    rng: ChaCha20Rng,
+    rng: NodeRng,
     config: NodeConfig,
     links: P::Links,
     events: P::Events,
@@ -222,7 +254,7 @@ impl<P: Profile> Node<P> {
             static_keypair,
             hello,
             max_message_len,
-            rng,
+            rng: NodeRng(rng),
             config,
             links,
             events: P::Events::EMPTY,
@@ -253,5 +285,25 @@ impl<P: Profile> Node<P> {
     /// Room in the event queue.
     fn event_room(&self) -> usize {
         self.events.room()
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod node_rng_tests {
+    use super::*;
+
+    /// A copy made mid-stream (not on a block boundary) yields what the
+    /// original yields next, and not the start of the stream again.
+    #[test]
+    fn a_copied_rng_continues_the_same_stream() {
+        let mut original = NodeRng(ChaCha20Rng::from_seed([7; 32]));
+        let mut start = [0u8; 40];
+        original.fill_bytes(&mut start);
+        let mut copy = original.clone();
+        let (mut a, mut b) = ([0u8; 300], [0u8; 300]);
+        original.fill_bytes(&mut a);
+        copy.fill_bytes(&mut b);
+        assert_eq!(a, b);
+        assert_ne!(a[..40], start);
     }
 }

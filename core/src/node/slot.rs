@@ -78,3 +78,29 @@ impl<P: Profile> core::fmt::Debug for LinkSlot<P> {
             .finish()
     }
 }
+
+/// A copy of a link slot and its session (keys included): for tests that
+/// restore a node to a saved state, only with the `testing` feature.
+#[cfg(feature = "testing")]
+impl<P: Profile> Clone for LinkSlot<P>
+where
+    P::LinkReceive: Clone,
+    P::LinkSendQueue: Clone,
+{
+    fn clone(&self) -> Self {
+        LinkSlot {
+            generation: self.generation,
+            session: self.session.clone(),
+            opened_at: self.opened_at,
+            announced: self.announced,
+            introduced: self.introduced,
+            transport: self.transport,
+            prefix: self.prefix,
+            anonymous: self.anonymous,
+            creates: self.creates,
+            held_since: self.held_since,
+            room: self.room,
+            gossip: self.gossip,
+        }
+    }
+}

@@ -10,6 +10,7 @@ use super::{NoiseError, TAGLEN};
 /// successful operation and never repeats; `2^64 − 1` is reserved (for
 /// `rekey`) and never used to encrypt a message.
 #[derive(Zeroize, ZeroizeOnDrop)]
+#[cfg_attr(feature = "testing", derive(Clone))]
 pub struct CipherState {
     key: [u8; 32],
     nonce: u64,

@@ -80,6 +80,7 @@ pub struct TransportKeys {
 
 /// A Noise handshake in progress. Allocation-free: messages are written to
 /// and read from caller buffers.
+#[cfg_attr(feature = "testing", derive(Clone))]
 pub struct HandshakeState {
     pattern: HandshakePattern,
     role: Role,

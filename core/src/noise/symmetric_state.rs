@@ -24,6 +24,7 @@ pub(crate) fn hkdf2(chaining_key: &[u8; HASHLEN], ikm: &[u8]) -> ([u8; 32], [u8;
 }
 
 #[derive(Zeroize, ZeroizeOnDrop)]
+#[cfg_attr(feature = "testing", derive(Clone))]
 pub(crate) struct SymmetricState {
     chaining_key: [u8; HASHLEN],
     hash: [u8; HASHLEN],

@@ -169,6 +169,11 @@ impl Runtime {
         if options.links == 0 {
             return Err(BindError::NoLinkSlots);
         }
+        if trace.is_some() && options.links > crate::trace::MAX_TRACE_LINKS {
+            return Err(BindError::TooManyLinksToTrace {
+                links: options.links,
+            });
+        }
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(BindError::Entropy)?;
         let poll = Poll::new().map_err(BindError::Poll)?;

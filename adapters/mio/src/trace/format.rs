@@ -32,6 +32,21 @@ pub const CHECKPOINT_EVERY: u64 = 64;
 /// The largest header.
 pub const MAX_HEADER_LEN: usize = 64 * 1024;
 
+/// The most link slots a trace may name. A replay builds the recorded
+/// node's link table before the first record, about 50 KiB a slot, so a
+/// header is refused above this (200 MiB of slots) rather than believed: a
+/// header of 65,535 slots, all a `u16` allowed before, made a replay
+/// allocate 3 GiB. A traced runtime keeps to it
+/// ([`BindError::TooManyLinksToTrace`](crate::BindError::TooManyLinksToTrace)).
+pub const MAX_TRACE_LINKS: usize = 4096;
+
+/// The largest poll buffer a trace records and a replay allocates. No
+/// output of a node is larger than a message (64 KiB for the std profile);
+/// a traced node polled with a larger buffer is polled with its first
+/// 16 MiB. Before the bound a `Poll` record of the `trace` fuzz target
+/// (a 477-byte file) made a replay allocate 4 GiB.
+pub const MAX_POLL_BUFFER: usize = 16 * 1024 * 1024;
+
 /// The largest record (a `Receive` carries at most one socket read, a
 /// `SendMessage` at most one message).
 pub const MAX_RECORD_LEN: usize = 16 * 1024 * 1024;

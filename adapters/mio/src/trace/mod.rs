@@ -31,7 +31,7 @@ use std::path::Path;
 
 pub use format::{
     Capacities, DecodeError, Record, TraceHeader, CHECKPOINT_EVERY, MAGIC, MAX_HEADER_LEN,
-    MAX_RECORD_LEN, VERSION,
+    MAX_POLL_BUFFER, MAX_RECORD_LEN, MAX_TRACE_LINKS, VERSION,
 };
 pub use node::TracedNode;
 pub use recorder::Recorder;

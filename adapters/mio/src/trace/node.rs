@@ -7,6 +7,7 @@ use std::ops::Deref;
 use veil_core::node::{Drive, Input, NodeInput, Output, PollError};
 use veil_core::time::Instant;
 
+use super::format::MAX_POLL_BUFFER;
 use super::recorder::Recorder;
 use crate::std_node::StdNode;
 
@@ -98,11 +99,15 @@ impl Drive for TracedNode {
     }
 
     fn poll<'b>(&mut self, now: Instant, buf: &'b mut [u8]) -> Result<Output<'b>, PollError> {
-        let buf_len = buf.len();
+        let Some(recorder) = &mut self.recorder else {
+            return self.node.poll(now, buf);
+        };
+        // What a replay allocates is bounded: the first MAX_POLL_BUFFER
+        // bytes hold any output.
+        let buf_len = buf.len().min(MAX_POLL_BUFFER);
+        let buf = buf.split_at_mut(buf_len).0;
         let result = self.node.poll(now, buf);
-        if let Some(recorder) = &mut self.recorder {
-            recorder.poll(now, buf_len, &result);
-        }
+        recorder.poll(now, buf_len, &result);
         result
     }
 }

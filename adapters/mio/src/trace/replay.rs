@@ -10,7 +10,8 @@ use veil_core::time::Instant;
 
 use super::digest::OutputDigest;
 use super::format::{
-    Capacities, Record, TraceHeader, MAGIC, MAX_HEADER_LEN, MAX_RECORD_LEN, VERSION,
+    Capacities, Record, TraceHeader, MAGIC, MAX_HEADER_LEN, MAX_POLL_BUFFER, MAX_RECORD_LEN,
+    MAX_TRACE_LINKS, VERSION,
 };
 use crate::std_node::build_node;
 
@@ -265,9 +266,9 @@ pub fn replay<R: Read>(reader: R) -> Result<ReplayReport, ReplayError> {
     if let Some((name, trace, build)) = header.capacities.first_difference(&build) {
         return Err(ReplayError::Capacity { name, trace, build });
     }
-    if links == 0 || links > usize::from(u16::MAX) {
+    if links == 0 || links > MAX_TRACE_LINKS {
         return Err(ReplayError::BadHeader(format!(
-            "{links} link slots is out of range"
+            "{links} link slots is out of range (1 to {MAX_TRACE_LINKS})"
         )));
     }
     let identity = Identity::from_secret_bytes(header.secret);
@@ -332,8 +333,14 @@ pub fn replay<R: Read>(reader: R) -> Result<ReplayReport, ReplayError> {
             }
             Record::Poll { at, buf_len } => {
                 last_time = last_time.max(at);
+                let buf_len = usize::try_from(buf_len).unwrap_or(usize::MAX);
+                if buf_len > MAX_POLL_BUFFER {
+                    return Err(corrupt(format!(
+                        "a poll buffer of {buf_len} bytes exceeds the {MAX_POLL_BUFFER}-byte limit"
+                    )));
+                }
                 buf.clear();
-                buf.resize(usize::try_from(buf_len).unwrap_or(0), 0);
+                buf.resize(buf_len, 0);
                 let result = node.poll(at, &mut buf);
                 digest.fold(&result);
                 *window.entry("Poll").or_insert(0) += 1;
@@ -388,5 +395,83 @@ fn describe(window: &BTreeMap<&'static str, u64>) -> String {
         "no records".into()
     } else {
         parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use veil_core::node::NodeConfig;
+
+    /// A header naming `links` link slots, and nothing after it.
+    fn header_only(links: usize) -> Vec<u8> {
+        TraceHeader {
+            secret: [3; 32],
+            seed: [4; 32],
+            capacities: Capacities::of_this_build(links),
+            config: NodeConfig::default(),
+        }
+        .encode()
+        .expect("a header encodes")
+    }
+
+    /// A header is not believed about the link table it asks for: above
+    /// `MAX_TRACE_LINKS` the replay refuses it before building anything.
+    /// The `trace` fuzz target found a 477-byte file naming 65,535 slots,
+    /// which made the replay allocate 3 GiB.
+    #[test]
+    fn a_header_with_too_many_links_is_refused_before_the_node_is_built() {
+        for links in [MAX_TRACE_LINKS + 1, usize::from(u16::MAX), 1 << 20] {
+            match replay(&header_only(links)[..]) {
+                Err(ReplayError::BadHeader(what)) => {
+                    assert!(what.contains("link slots"), "{what}")
+                }
+                other => panic!("{links} links: {other:?}"),
+            }
+        }
+        // At the bound and below, the header is taken and the node built;
+        // the trace then ends too early.
+        for links in [1, MAX_TRACE_LINKS] {
+            assert!(
+                matches!(
+                    replay(&header_only(links)[..]),
+                    Err(ReplayError::Truncated { inputs: 0, .. })
+                ),
+                "{links} links"
+            );
+        }
+    }
+
+    /// A poll record is not believed about the buffer it asks for: above
+    /// `MAX_POLL_BUFFER` the replay refuses it as corrupt instead of
+    /// allocating it. The `trace` fuzz target found a 477-byte file whose
+    /// poll made the replay allocate 4 GiB.
+    #[test]
+    fn a_poll_record_with_a_huge_buffer_is_refused() {
+        let with_poll = |buf_len: u32| {
+            let mut bytes = header_only(4);
+            Record::Poll {
+                at: Instant::from_micros(1),
+                buf_len,
+            }
+            .encode(&mut bytes)
+            .expect("a record encodes");
+            replay(&bytes[..])
+        };
+        for buf_len in [u32::MAX, 1 << 31, MAX_POLL_BUFFER as u32 + 1] {
+            match with_poll(buf_len) {
+                Err(ReplayError::Corrupt {
+                    what, inputs: 0, ..
+                }) => {
+                    assert!(what.contains("poll buffer"), "{what}")
+                }
+                other => panic!("a {buf_len}-byte poll: {other:?}"),
+            }
+        }
+        // Up to the bound the poll is replayed; the trace then ends.
+        assert!(matches!(
+            with_poll(MAX_POLL_BUFFER as u32),
+            Err(ReplayError::Truncated { .. })
+        ));
     }
 }

@@ -217,6 +217,7 @@ pub struct CircuitProtocolViolation;
 /// The circuits of one node: those in `R` as a hop, those in `O` as a
 /// client.
 #[derive(Debug)]
+#[cfg_attr(feature = "testing", derive(Clone))]
 pub struct CircuitEngine<R, O> {
     relays: RelayTable<R>,
     clients: ClientTable<O>,

@@ -146,6 +146,7 @@ impl core::fmt::Debug for LinkParams<'_> {
 /// Bytes of a transport's channel binding ([`LinkParams::channel_binding`]).
 pub const CHANNEL_BINDING_LEN: usize = 32;
 
+#[cfg_attr(feature = "testing", derive(Clone))]
 struct Handshake {
     noise: HandshakeState,
     hello: [u8; HELLO_LEN],
@@ -167,6 +168,7 @@ impl Handshake {
     }
 }
 
+#[cfg_attr(feature = "testing", derive(Clone))]
 struct Transport {
     send: CipherState,
     receive: CipherState,
@@ -175,6 +177,7 @@ struct Transport {
 // The handshake variant is the largest; the state lives inline in a fixed
 // link slot either way, so boxing (impossible without alloc) would save nothing.
 #[allow(clippy::large_enum_variant)]
+#[cfg_attr(feature = "testing", derive(Clone))]
 enum State {
     Handshaking(Handshake),
     Established(Transport),
@@ -190,6 +193,7 @@ pub const CLOSE_GRACE: crate::time::Duration = crate::time::Duration::from_secs(
 /// One link's protocol state. `B` is the receive buffer (the largest
 /// message accepted plus its prefix); `Q` the queue of cells that can wait
 /// to be sent.
+#[cfg_attr(feature = "testing", derive(Clone))]
 pub struct LinkSession<B, Q> {
     role: LinkRole,
     state: State,
