@@ -312,7 +312,7 @@ mod tests {
         // socket V4 (0) ‖ 4 bytes ‖ port 7 } ‖ anonymous true
         assert_eq!(
             encoded(&dial_failed),
-            [13, 0, 0, 0, 0, 3, 5, 0, 0, 0, 192, 0, 2, 1, 7, 1]
+            [12, 0, 0, 0, 0, 3, 5, 0, 0, 0, 192, 0, 2, 1, 7, 1]
         );
         for bytes in [
             encoded(&timeout),

@@ -50,6 +50,10 @@ fn config(quic_dials: bool) -> NodeConfig {
         message_resend_after: CoreDuration::from_secs(120),
         message_give_up_after: CoreDuration::from_secs(240),
         extend_to_private_addresses: true,
+        // One link from C to R, the one it bootstrapped over, carries both
+        // circuits: the test measures that link (an anonymous second link
+        // for C's own circuits would be a separate connection).
+        anonymous_first_hops: false,
         ..NodeConfig::default()
     }
 }
