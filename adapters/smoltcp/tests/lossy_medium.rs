@@ -89,6 +89,12 @@ fn station(hub: &mut TestHub, index: usize, ip: Ipv4Addr, now: Instant) -> Stati
         path_relays: 1,
         gossip_interval: Duration::from_secs(1),
         extend_to_private_addresses: true,
+        // With 4 link slots a station admits one inbound link per network
+        // (half of its 3 inbound slots, rounded down): a client's anonymous
+        // second link to a guard it already links to is refused, so its
+        // circuits start over its one link, as on the firmware (relay spec
+        // §11). Whether that guard was linked already depends on the draw.
+        anonymous_first_hops: false,
         ..NodeConfig::default()
     };
     let identity = Identity::from_secret_bytes([index as u8 + 1; 32]);
