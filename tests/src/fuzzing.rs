@@ -769,7 +769,9 @@ pub fn stream_cells_seeds() -> Vec<(&'static str, Vec<u8>)> {
             "extend-then-far-side-relay",
             vec![
                 extend_to(peer),
-                raw(0x466d_3c6f, CellCommand::Relay.code(), &[]),
+                // The id b draws for the EXTEND from its CSPRNG stream (after
+                // the node table key took its 32 bytes).
+                raw(0x1664_5284, CellCommand::Relay.code(), &[]),
                 raw(STREAM_CIRCUIT.0, CellCommand::RelayEarly.code(), &[]),
             ],
         ),
