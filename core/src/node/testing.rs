@@ -94,7 +94,8 @@ impl<P: Profile> Node<P> {
     }
 }
 
-#[cfg(all(test, feature = "testing"))]
+#[cfg(test)]
+#[cfg(feature = "testing")]
 mod clone_tests {
     use crate::identity::{Identity, Transport};
     use crate::message::MessageSlot;
