@@ -251,14 +251,14 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
         let Some(entry) = self.table.get(peer) else {
             return false;
         };
-        let allow_private = self.config.extend_to_private_addresses;
+        let config = self.config;
         let addresses = entry
             .descriptor
             .repr()
             .addresses
             .clone()
             .into_iter()
-            .filter(move |a| allow_private || crate::identity::is_public(a.socket.ip()));
+            .filter(move |a| config.may_dial_for_strangers(a));
         let policy = super::dial::DialPolicy::for_peer(self.config, self.table, peer);
         self.dialer
             .request(self.now, *peer, false, addresses, policy)

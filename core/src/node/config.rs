@@ -1,5 +1,6 @@
 //! Settings of a node, fixed when it is built.
 
+use crate::identity::Address;
 use crate::link::{LinkConfig, MAX_MESSAGE_LEN};
 use crate::rate::RateLimit;
 use crate::time::Duration;
@@ -119,6 +120,15 @@ pub struct NodeConfig {
     /// attacker's gossip cannot fake, so this is how the table fills with
     /// them (`docs/node_table.md`).
     pub feeler_interval: Duration,
+}
+
+impl NodeConfig {
+    /// Whether this node may dial `address` on a stranger's word (an
+    /// `EXTEND`'s target, a feeler to a gossiped node): public addresses
+    /// only, unless [`extend_to_private_addresses`](Self::extend_to_private_addresses).
+    pub fn may_dial_for_strangers(&self, address: &Address) -> bool {
+        self.extend_to_private_addresses || crate::identity::is_public(address.socket.ip())
+    }
 }
 
 impl Default for NodeConfig {

@@ -11,7 +11,7 @@
 //! hop, the next hop of an `EXTEND`, or a feeler.
 
 use crate::discovery::Tables;
-use crate::identity::{is_public, Address, NodeId};
+use crate::identity::{Address, NodeId};
 use crate::link::{CloseReason, LinkRole};
 use crate::time::{Duration, Instant};
 
@@ -118,8 +118,7 @@ impl<P: Profile> Node<P> {
             |id: &NodeId| link_to(links.as_ref(), id).is_some() || dialer.is_pending(id, false);
         // Feeler targets come from gossip, as an `EXTEND`'s do from a
         // stranger: the same policy keeps them off private addresses.
-        let allow_private = config.extend_to_private_addresses;
-        let dialable = move |a: &Address| allow_private || is_public(a.socket.ip());
+        let dialable = |a: &Address| config.may_dial_for_strangers(a);
         if let Some(target) = discovery.feelers.target {
             if dialer.is_pending(&target, false) {
                 return;
