@@ -26,7 +26,7 @@ use veil_core::node::NodeConfig;
 use veil_core::time::Duration as CoreDuration;
 use veil_mio::{Runtime, RuntimeOptions};
 use veil_node::control_address::Endpoint;
-use veil_node::control_client::ControlClient;
+use veil_node::control_client::{ControlClient, SendError};
 use veil_node::status::Status;
 
 const SYBILS: usize = 64;
@@ -194,13 +194,28 @@ fn sixty_four_sybils_from_one_network_cannot_take_a_nodes_links() {
         "no honest node linked to the attacked node"
     );
 
-    // Messages both ways with the attacked node, under attack.
-    let mut from_target = control(&nodes[0].control).expect("control");
+    // Messages both ways with the attacked node, under attack. A node the
+    // sender has not learned yet (its descriptor is on its way) is waited
+    // for, within SHORT; any other answer counts.
+    let send = |from: &Endpoint, to: NodeId, data: &[u8]| {
+        let mut last = None;
+        let answered = eventually(SHORT, || {
+            let answer = control(from)?.send(to, data);
+            let unknown = matches!(&answer,
+                Err(SendError::NotDelivered { reason }) if reason.contains("not in this node's table"));
+            last = Some(format!("{answer:?}"));
+            (!unknown).then_some(answer)
+        });
+        answered.unwrap_or_else(|| panic!("{to} never known: {last:?}\n{}", logs(&nodes)))
+    };
     for k in 1..=HONEST {
-        let answer = from_target.send(nodes[k].id, format!("to {k}").as_bytes());
+        let answer = send(&nodes[0].control, nodes[k].id, format!("to {k}").as_bytes());
         assert!(answer.is_ok(), "{answer:?}\n{}", logs(&nodes));
-        let mut c = control(&nodes[k].control).expect("control");
-        let answer = c.send(nodes[0].id, format!("from {k}").as_bytes());
+        let answer = send(
+            &nodes[k].control,
+            nodes[0].id,
+            format!("from {k}").as_bytes(),
+        );
         assert!(answer.is_ok(), "{answer:?}\n{}", logs(&nodes));
     }
 
