@@ -109,6 +109,9 @@ pub(crate) struct Net {
     pub(crate) dial_conditions: StreamConditions,
     /// Every address a node asked to dial, in order.
     pub(crate) dialled: Vec<(NodeIndex, SocketAddr)>,
+    /// Extra delay before a node's bytes leave it: a fixed part and a
+    /// random part up to the second (a slow or overloaded node).
+    pub(crate) node_delay: HashMap<NodeIndex, (Duration, Duration)>,
 }
 
 impl Net {
@@ -129,6 +132,7 @@ impl Net {
             udp_blocked: HashSet::new(),
             dial_conditions: StreamConditions::LAN,
             dialled: Vec::new(),
+            node_delay: HashMap::new(),
         }
     }
 
@@ -353,6 +357,18 @@ impl Net {
                 0 => 0,
                 j => self.rng.next_u64() % j,
             };
+            let sender = self.wires[wire.0].ends[dir.index()].0;
+            let slowness = match self.node_delay.get(&sender).copied() {
+                None => 0,
+                Some((fixed, random)) => {
+                    fixed.as_micros()
+                        + match random.as_micros() {
+                            0 => 0,
+                            r => self.rng.next_u64() % r,
+                        }
+                }
+            };
+            let jitter = jitter + slowness;
             let w = &mut self.wires[wire.0];
             let at = departs
                 .saturating_add(conditions.latency)

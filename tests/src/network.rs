@@ -191,6 +191,28 @@ impl Sim {
         }
     }
 
+    /// Freezes a node, as `SIGSTOP` does a process: its connections stay
+    /// open, but it reads nothing, sends nothing, runs no timer and answers
+    /// no dial, until [`thaw`](Self::thaw). What reaches it meanwhile is lost
+    /// (a frozen peer's TCP window closes; the simulator drops instead).
+    pub fn freeze(&mut self, index: NodeIndex) {
+        self.nodes[index].alive = false;
+    }
+
+    /// Lets a frozen node run again.
+    pub fn thaw(&mut self, index: NodeIndex) {
+        self.nodes[index].alive = true;
+        let now = self.net.now;
+        self.nodes[index].core.handle(now, veil_core::node::Timeout);
+        self.pump(index);
+    }
+
+    /// Delays every byte `index` sends by `fixed` plus a random part up to
+    /// `random` (order kept): a slow or overloaded node, alive but late.
+    pub fn set_node_delay(&mut self, index: NodeIndex, fixed: Duration, random: Duration) {
+        self.net.node_delay.insert(index, (fixed, random));
+    }
+
     /// `from` queues a message to `to` (by node id).
     pub fn send_message(
         &mut self,
@@ -510,6 +532,8 @@ impl Sim {
         }
         match what {
             Happening::Dial { node, request } => match self.net.dial_target(node, &request) {
+                // A frozen node answers no dial; the dialler's timeout decides.
+                Ok(Some(to)) if !self.nodes[to].alive => {}
                 // Dropped UDP: no answer at all; the dialler's timeout (or a
                 // raced TCP dial) decides.
                 Err(crate::net::Unanswered) => {}

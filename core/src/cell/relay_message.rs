@@ -29,6 +29,11 @@ pub enum RelayCommand {
     Credit,
     /// Long-range padding; dropped by the hop that recognises it.
     Padding,
+    /// Asks the hop that recognises it to answer with `ProbeReply` and the
+    /// same data: whether each hop of a quiet circuit is still there.
+    Probe,
+    /// The answer to `Probe`.
+    ProbeReply,
 }
 
 impl RelayCommand {
@@ -41,6 +46,8 @@ impl RelayCommand {
             RelayCommand::Extended => 4,
             RelayCommand::Credit => 5,
             RelayCommand::Padding => 6,
+            RelayCommand::Probe => 7,
+            RelayCommand::ProbeReply => 8,
         }
     }
 
@@ -53,6 +60,8 @@ impl RelayCommand {
             4 => RelayCommand::Extended,
             5 => RelayCommand::Credit,
             6 => RelayCommand::Padding,
+            7 => RelayCommand::Probe,
+            8 => RelayCommand::ProbeReply,
             _ => return None,
         })
     }

@@ -9,7 +9,7 @@ use crate::discovery::Path;
 use crate::time::Instant;
 
 use super::relay_table::CircuitEnd;
-use super::{CircuitError, Flow, HopHandshakeClient};
+use super::{CircuitError, Flow, HopHandshakeClient, Liveness};
 
 /// Names a circuit this node built; stable for the circuit's life and never
 /// reused while the node runs (a 32-bit counter).
@@ -37,8 +37,13 @@ pub struct ClientCircuit {
     /// When the client sent `CREATE`: for build timeouts, build-time
     /// figures and rotation.
     pub opened_at: Instant,
+    /// When the last `CREATE` or `EXTEND` went: the last hop's answer to it
+    /// is the circuit's first round-trip sample.
+    pub step_sent_at: Instant,
     /// Flow control towards the destination (the last hop).
     pub flow: Flow,
+    /// Whether the circuit still answers ([`Liveness`]).
+    pub liveness: Liveness,
 }
 
 impl ClientCircuit {

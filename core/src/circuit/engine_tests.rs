@@ -593,3 +593,65 @@ fn an_idle_relayed_circuit_is_destroyed_and_a_used_one_is_not() {
     assert_eq!(net.engines[1].relayed(), 1, "the busy circuit is kept");
     assert_eq!(net.engines[2].relayed(), 1, "the next hop was told");
 }
+
+#[test]
+fn every_hop_answers_a_probe_itself_and_a_cut_path_silences_the_hops_behind_it() {
+    let mut net = Net::new(6, 3);
+    let circuit = net.open(0, &[1, 2, 3, 4]).unwrap();
+    net.run();
+    assert!(is_ready(&net.events_of(0), circuit));
+    let replies = |net: &Net| -> Vec<usize> {
+        net.events_of(0)
+            .into_iter()
+            .filter_map(|e| match e {
+                CircuitEvent::Data {
+                    hop,
+                    command: crate::cell::RelayCommand::ProbeReply,
+                    data,
+                    ..
+                } if data.as_slice() == b"nonce-01" => Some(hop),
+                _ => None,
+            })
+            .collect()
+    };
+    for hop in 0..4 {
+        net.with(0, |e, ctx| {
+            e.send_relay(
+                ctx,
+                circuit,
+                hop,
+                crate::cell::RelayCommand::Probe,
+                b"nonce-01",
+            )
+        })
+        .unwrap();
+    }
+    net.run();
+    let mut answered = replies(&net);
+    answered.sort();
+    assert_eq!(answered, [0, 1, 2, 3], "each hop answers once");
+    // Nothing reached the hops' owners: a probe is the engine's business.
+    for hop in 1..=4 {
+        assert!(net.events_of(hop).is_empty(), "node {hop} saw the probe");
+    }
+    // The link between hops 1 and 2 (nodes 2 and 3) goes dark: hops 2 and
+    // 3 fall silent, hops 0 and 1 still answer.
+    net.events.clear();
+    net.cut.insert((2, 3));
+    for hop in 0..4 {
+        net.with(0, |e, ctx| {
+            e.send_relay(
+                ctx,
+                circuit,
+                hop,
+                crate::cell::RelayCommand::Probe,
+                b"nonce-01",
+            )
+        })
+        .unwrap();
+    }
+    net.run();
+    let mut answered = replies(&net);
+    answered.sort();
+    assert_eq!(answered, [0, 1]);
+}

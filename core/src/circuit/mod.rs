@@ -5,6 +5,7 @@ mod client_table;
 mod engine;
 mod flow;
 mod hop_handshake;
+mod liveness;
 mod relay_table;
 
 pub use client_table::{CircuitHandle, ClientCircuit, ClientTable};
@@ -16,6 +17,9 @@ pub use engine::{
 pub use flow::{Flow, CIRCUIT_WINDOW, CREDIT_BATCH};
 pub use hop_handshake::{
     respond, HopHandshakeClient, HopHandshakeError, HOP_MESSAGE_LEN, HOP_PROLOGUE, SEED_LABEL,
+};
+pub use liveness::{
+    Liveness, Verdict, MAX_BACKOFF, MAX_RTO, MIN_PROBE_WAIT, MIN_RTO, PROBE_NONCE_LEN,
 };
 pub use relay_table::{AwaitingLink, CircuitEnd, RelayCircuit, RelayDirection, RelayTable};
 

@@ -2,10 +2,12 @@
 //! The bounded, eclipse-resistant node table and path selection; the
 //! node's descriptor exchange and gossip live in `node::discovery`.
 
+mod health;
 mod path;
 mod prefix;
 mod table;
 
+pub use health::{HealthCounts, RelayHealth, BACKOFF_BASE, BACKOFF_MAX, HALF_LIFE};
 pub use path::{select_path, Path, PathError, PathRules, DEFAULT_PATH_RELAYS, MAX_PATH_RELAYS};
 pub use prefix::NetworkPrefix;
 pub use table::{

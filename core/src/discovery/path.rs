@@ -13,7 +13,9 @@
 //!   path from its own address space;
 //! - a relay with no address is never drawn: it could not be dialled, and
 //!   would pass the prefix rule for free. It may still be a destination;
-//! - with guards, the first hop is drawn from the usable guards only.
+//! - with guards, the first hop is drawn from the usable guards only;
+//! - a relay in back-off after a failure pinned on it, or one the caller
+//!   asks to avoid (the relays of a circuit just lost), is not drawn.
 
 use core::fmt;
 use heapless::Vec;
@@ -22,6 +24,7 @@ use rand_core::Rng;
 use crate::capacity::VecStore;
 use crate::cgo::MAX_HOPS;
 use crate::identity::{NodeId, MAX_ADDRESSES};
+use crate::time::Instant;
 
 use super::{NetworkPrefix, NodeTable, PeerEntry, Place, Tables};
 
@@ -95,6 +98,11 @@ pub struct PathRules<'a> {
     pub relays: usize,
     /// If not empty, the first hop must be one of these.
     pub guards: &'a [NodeId],
+    /// Relays not to use (the relays of a circuit just lost, which the
+    /// replacement avoids).
+    pub avoid: &'a [NodeId],
+    /// Now, for relays' back-offs ([`RelayHealth`](super::RelayHealth)).
+    pub now: Instant,
 }
 
 impl Default for PathRules<'_> {
@@ -102,6 +110,8 @@ impl Default for PathRules<'_> {
         PathRules {
             relays: DEFAULT_PATH_RELAYS,
             guards: &[],
+            avoid: &[],
+            now: Instant::ZERO,
         }
     }
 }
@@ -179,6 +189,8 @@ pub fn select_path<S: VecStore<PeerEntry>>(
         let guard_only = position == 0 && !rules.guards.is_empty();
         let next = table.draw(Tables::Both, rng, |e| {
             e.is_path_relay(now_unix_secs)
+                && e.health.available(rules.now)
+                && !rules.avoid.contains(&e.node_id())
                 && compatible(e, &chosen)
                 && (!guard_only || rules.guards.contains(&e.node_id()))
         });

@@ -77,7 +77,7 @@ proptest! {
         let t = table(nodes, prefixes, 2);
         let dest = t.entries()[0].node_id();
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let rules = PathRules { relays, guards: &[] };
+        let rules = PathRules { relays, ..PathRules::default() };
         match select_path(&t, dest, &rules, NOW, &mut rng) {
             Ok(path) => {
                 prop_assert_eq!(path.hops().len(), relays + 1);
@@ -121,7 +121,7 @@ proptest! {
         let t = table(30, 30, 0);
         let guards = [t.entries()[5].node_id(), t.entries()[6].node_id()];
         let dest = t.entries()[0].node_id();
-        let path = select_path(&t, dest, &PathRules { relays: 3, guards: &guards }, NOW, &mut ChaCha20Rng::seed_from_u64(seed)).unwrap();
+        let path = select_path(&t, dest, &PathRules { relays: 3, guards: &guards, ..PathRules::default() }, NOW, &mut ChaCha20Rng::seed_from_u64(seed)).unwrap();
         prop_assert!(guards.contains(&path.hops()[0]));
     }
 }
@@ -171,7 +171,7 @@ fn errors_name_the_problem() {
             dest,
             &PathRules {
                 relays: 8,
-                guards: &[]
+                ..PathRules::default()
             },
             NOW,
             &mut rng
@@ -185,7 +185,8 @@ fn errors_name_the_problem() {
             dest,
             &PathRules {
                 relays: 3,
-                guards: &not_relays
+                guards: &not_relays,
+                ..PathRules::default()
             },
             NOW,
             &mut rng
@@ -217,4 +218,41 @@ fn errors_name_the_problem() {
         select_path(&t, dest, &PathRules::default(), NOW + 3600, &mut rng),
         Err(PathError::NotEnoughRelays { .. })
     ));
+}
+
+#[test]
+fn relays_in_back_off_or_to_avoid_are_not_drawn_until_it_ends() {
+    use crate::time::{Duration, Instant};
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let mut t = table(12, 12, 0);
+    let dest = t.entries()[0].node_id();
+    let suspect = t.entries()[1].node_id();
+    let lost = t.entries()[2].node_id();
+    let now = Instant::from_micros(1_000_000_000);
+    let backoff = t.health_mut(&suspect).unwrap().on_failed(now, &mut rng);
+    let avoid = [lost];
+    let rules = PathRules {
+        avoid: &avoid,
+        now,
+        ..PathRules::default()
+    };
+    for _ in 0..200 {
+        let path = select_path(&t, dest, &rules, NOW, &mut rng).unwrap();
+        assert!(!path.hops().contains(&suspect), "drawn in back-off");
+        assert!(!path.hops().contains(&lost), "drawn though to be avoided");
+    }
+    // Once the back-off ends, it is drawn again.
+    let later = PathRules {
+        now: now
+            .saturating_add(backoff)
+            .saturating_add(Duration::from_micros(1)),
+        ..PathRules::default()
+    };
+    let drawn = (0..200).any(|_| {
+        select_path(&t, dest, &later, NOW, &mut rng)
+            .unwrap()
+            .hops()
+            .contains(&suspect)
+    });
+    assert!(drawn, "never drawn after its back-off");
 }

@@ -12,6 +12,16 @@ pub struct RttEstimator {
 }
 
 impl RttEstimator {
+    /// No sample yet (a `const`, for state built in place).
+    pub const fn new() -> Self {
+        RttEstimator {
+            latest: None,
+            smoothed: None,
+            variance: Duration::ZERO,
+            min: None,
+        }
+    }
+
     /// Folds in one sample: `srtt = 7/8 srtt + 1/8 sample`,
     /// `rttvar = 3/4 rttvar + 1/4 |srtt - sample|`.
     pub fn update(&mut self, sample: Duration) {

@@ -446,6 +446,15 @@ where
         fragment.emit(out)
     }
 
+    /// When the outgoing message whose fragments carry `wire_id` had its
+    /// last fragment sent, if it has (for a round-trip sample at its `ACK`).
+    pub fn sent_whole_at(&self, wire_id: &MessageId) -> Option<Instant> {
+        self.slots.as_ref().iter().find_map(|s| match &s.state {
+            SlotState::Outgoing(m) if m.wire_id == *wire_id => m.completed_at,
+            _ => None,
+        })
+    }
+
     /// The destination acknowledged the message whose fragments carried
     /// `wire_id`: forget it. Returns the id the application knows it by, if
     /// an outgoing message had that wire id.

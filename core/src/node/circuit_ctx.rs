@@ -119,10 +119,38 @@ pub(crate) struct NodeCtx<'a, P: Profile> {
     pub(crate) circuits: &'a mut super::circuits::CircuitState,
 }
 
+/// A guard whose circuits succeed less often than this, in percent, is
+/// reported ([`Event::GuardUnreliable`]); Tor's path-bias warning uses 70%.
+pub(crate) const GUARD_SUCCESS_WARN_PERCENT: u32 = 70;
+/// Circuits through a guard (decayed) before its success rate counts.
+pub(crate) const GUARD_SUCCESS_MIN_TRIED: u32 = 10;
+
 impl<P: Profile> NodeCtx<'_, P> {
     fn push_event(&mut self, event: Event) {
         if self.events.view_mut().push_back(event).is_err() {
             self.stats.events_dropped = self.stats.events_dropped.saturating_add(1);
+        }
+    }
+
+    /// After a failed build: warns if its first hop is a guard whose
+    /// circuits now succeed less than [`GUARD_SUCCESS_WARN_PERCENT`] of
+    /// the time.
+    fn warn_if_guard_unreliable(&mut self, path: &crate::discovery::Path) {
+        let Some(first) = path.relays().first().copied() else {
+            return;
+        };
+        if !self.circuits.guards.contains(&first) {
+            return;
+        }
+        let rate = self
+            .table
+            .get(&first)
+            .and_then(|e| e.health.success_percent(GUARD_SUCCESS_MIN_TRIED));
+        if let Some(success_percent) = rate.filter(|r| *r < GUARD_SUCCESS_WARN_PERCENT) {
+            self.push_event(Event::GuardUnreliable {
+                guard: first,
+                success_percent,
+            });
         }
     }
 }
@@ -179,6 +207,9 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
                 // forgiven, so no relay is kept out of paths for good.
                 for relay in path.relays() {
                     self.table.record_success(relay, self.now);
+                    if let Some(health) = self.table.health_mut(relay) {
+                        health.on_built(self.now);
+                    }
                 }
                 if let Some(destination) = path.destination() {
                     self.push_event(Event::CircuitReady {
@@ -208,12 +239,29 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
                 // whole path. Garbled cells (Unrecognised, Protocol) and
                 // circuits lost after they were ready blame nobody; a dead
                 // link to the first hop is counted by the link.
+                //
+                // A circuit lost after it was ready counts against each of
+                // its relays (`RelayHealth::on_lost`, no back-off), and the
+                // replacement avoids them all once; a relay the client's
+                // probes found silent was blamed before it was torn down.
                 let build_failure =
                     matches!(reason, DestroyReason::ExtendFailed | DestroyReason::Timeout);
+                let now = self.now;
                 match (failed_hop, path.destination()) {
-                    (Some(hop), _) if build_failure => self.table.record_failure(&hop),
+                    (Some(hop), _) if build_failure => {
+                        self.table.record_failure(&hop);
+                        if let Some(health) = self.table.health_mut(&hop) {
+                            let _ = health.on_failed(now, &mut *self.rng);
+                        }
+                        self.warn_if_guard_unreliable(&path);
+                    }
                     (None, Some(destination)) if reason != DestroyReason::Requested => {
-                        self.circuits.circuit_lost(destination, self.now);
+                        for relay in path.relays() {
+                            if let Some(health) = self.table.health_mut(relay) {
+                                health.on_lost(now);
+                            }
+                        }
+                        self.circuits.circuit_lost(destination, now, path.relays());
                     }
                     _ => {}
                 }

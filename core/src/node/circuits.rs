@@ -13,8 +13,9 @@ use crate::capacity::{DequeStore, VecStore};
 use crate::cell::RELAY_DATA_LEN;
 use crate::circuit::{
     CircuitEngine, CircuitEvent, CircuitHandle, CircuitTimeouts, ClientCircuit, Flow, RelayCircuit,
+    Verdict, PROBE_NONCE_LEN,
 };
-use crate::discovery::{select_path, PathRules};
+use crate::discovery::{select_path, PathRules, MAX_PATH_RELAYS};
 use crate::identity::NodeId;
 use crate::link::Cell;
 use crate::message::FragmentError;
@@ -103,6 +104,7 @@ impl CircuitState {
             last: now,
             lost: 0,
             lost_since: now,
+            avoid: Vec::new(),
         };
         self.remember(record);
         true
@@ -110,13 +112,16 @@ impl CircuitState {
 
     /// A ready circuit to `dest` was torn down by someone else: one more
     /// forced rebuild counted against `dest`.
-    pub(crate) fn circuit_lost(&mut self, dest: NodeId, now: Instant) {
+    /// `relays` were its relays: the replacement avoids them, once.
+    pub(crate) fn circuit_lost(&mut self, dest: NodeId, now: Instant, relays: &[NodeId]) {
+        let avoid = Vec::from_slice(relays).unwrap_or_default();
         let Some(entry) = self.attempts.iter_mut().find(|r| r.dest == dest) else {
             self.remember(BuildRecord {
                 dest,
                 last: Instant::ZERO,
                 lost: 1,
                 lost_since: now,
+                avoid,
             });
             return;
         };
@@ -125,6 +130,17 @@ impl CircuitState {
             entry.lost_since = now;
         }
         entry.lost = entry.lost.saturating_add(1);
+        entry.avoid = avoid;
+    }
+
+    /// The relays the next path to `dest` avoids (those of its circuit
+    /// lost last), forgotten once taken.
+    fn take_avoid(&mut self, dest: NodeId) -> Vec<NodeId, MAX_PATH_RELAYS> {
+        self.attempts
+            .iter_mut()
+            .find(|r| r.dest == dest)
+            .map(|r| core::mem::take(&mut r.avoid))
+            .unwrap_or_default()
     }
 
     /// Keeps `record`, forgetting the least recently tried destination if
@@ -156,7 +172,7 @@ impl CircuitState {
 }
 
 /// Circuit builds to one destination.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct BuildRecord {
     dest: NodeId,
     /// When a build was last started.
@@ -165,6 +181,10 @@ struct BuildRecord {
     /// destination, or the first link gone) since `lost_since`.
     lost: u8,
     lost_since: Instant,
+    /// The relays of the circuit to `dest` lost last, which the next path
+    /// avoids: which of them failed is unknown, and the replacement should
+    /// not run into the same failure.
+    avoid: Vec<NodeId, MAX_PATH_RELAYS>,
 }
 
 impl BuildRecord {
@@ -329,6 +349,7 @@ impl<P: Profile> Node<P> {
         let now = self.now;
         let timeouts = self.circuit_timeouts();
         self.with_engine(|engine, ctx, _| engine.handle_timeout(ctx, timeouts));
+        self.check_liveness();
         while let Some((peer, anonymous)) =
             self.dialer.take_timed_out(now, self.config.dial_timeout)
         {
@@ -379,10 +400,85 @@ impl<P: Profile> Node<P> {
             .map(|c| c.opened_at.saturating_add(config.circuit_lifetime))
             .filter(|at| *at > self.now)
             .min();
-        [engine, messages, dials, rotation]
+        let liveness = self
+            .engine
+            .clients()
+            .filter(|c| c.is_ready())
+            .filter_map(|c| c.liveness.deadline())
+            .min();
+        [engine, messages, dials, rotation, liveness]
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// Runs every ready own circuit's liveness timer: probes the hops of
+    /// a circuit that went quiet, and gives up on one whose probes went
+    /// unanswered, blaming the first silent hop.
+    fn check_liveness(&mut self) {
+        let now = self.now;
+        let ready: Vec<(CircuitHandle, usize), 16> = self
+            .engine
+            .clients()
+            .filter(|c| c.is_ready() && c.liveness.deadline().is_some_and(|at| at <= now))
+            .map(|c| (c.handle, c.path.hops().len()))
+            .take(16)
+            .collect();
+        for (circuit, hops) in ready {
+            let mut nonce = [0u8; PROBE_NONCE_LEN];
+            rand_core::Rng::fill_bytes(&mut self.rng, &mut nonce);
+            let verdict = match self.engine.client_liveness(circuit) {
+                Some(liveness) => liveness.on_timeout(now, hops, nonce),
+                None => continue,
+            };
+            match verdict {
+                Verdict::Wait => {}
+                Verdict::Probe(nonce) => {
+                    self.stats.probe_rounds = self.stats.probe_rounds.saturating_add(1);
+                    for hop in 0..hops {
+                        // A probe that finds no room goes unanswered, which
+                        // is what the round measures.
+                        self.send_back(Back::Own(circuit, hop), RelayCommand::Probe, &nonce);
+                    }
+                }
+                Verdict::Suspect(hop) => self.give_up_on(circuit, hop),
+            }
+        }
+    }
+
+    /// Hop `hop` of `circuit` left its probe unanswered while every hop
+    /// before it answered: blame it, and tear the circuit down (its
+    /// messages go again on a new path, which avoids it).
+    fn give_up_on(&mut self, circuit: CircuitHandle, hop: usize) {
+        let Some(c) = self.engine.client(circuit) else {
+            return;
+        };
+        let silent = c.path.hops().get(hop).copied();
+        let is_relay = hop.saturating_add(1) < c.path.hops().len();
+        self.stats.circuits_abandoned = self.stats.circuits_abandoned.saturating_add(1);
+        let now = self.now;
+        match silent {
+            Some(relay) if is_relay => {
+                self.discovery.table_mut().record_failure(&relay);
+                let backoff = self
+                    .discovery
+                    .table_mut()
+                    .health_mut(&relay)
+                    .map(|h| h.on_failed(now, &mut self.rng))
+                    .unwrap_or_default();
+                self.push_event(Event::RelaySuspected {
+                    relay,
+                    circuit,
+                    backoff,
+                });
+            }
+            Some(destination) => self.push_event(Event::DestinationSilent {
+                destination,
+                circuit,
+            }),
+            None => {}
+        }
+        let _ = self.with_engine(|engine, ctx, _| engine.abandon(ctx, circuit));
     }
 
     fn circuit_timeouts(&self) -> CircuitTimeouts {
@@ -471,17 +567,32 @@ impl<P: Profile> Node<P> {
         }
         self.maintain_guards();
         let unix_now = super::discovery::unix_now(&self.config, self.now);
-        let rules = PathRules {
+        let avoid = self.circuits.take_avoid(dest);
+        let mut rules = PathRules {
             relays: self.config.path_relays,
             guards: &self.circuits.guards,
+            avoid: &avoid,
+            now: self.now,
         };
-        let Ok(path) = select_path(
+        let mut chosen = select_path(
             self.discovery.table(),
             dest,
             &rules,
             unix_now,
             &mut self.rng,
-        ) else {
+        );
+        if chosen.is_err() && !avoid.is_empty() {
+            // Too few relays without them: a path through one beats none.
+            rules.avoid = &[];
+            chosen = select_path(
+                self.discovery.table(),
+                dest,
+                &rules,
+                unix_now,
+                &mut self.rng,
+            );
+        }
+        let Ok(path) = chosen else {
             return;
         };
         let table = self.discovery.table();
@@ -515,7 +626,17 @@ impl<P: Profile> Node<P> {
             }
             return;
         }
-        let _ = self.with_engine(|engine, ctx, _| engine.open(ctx, path, &keys));
+        let relays: Vec<NodeId, MAX_PATH_RELAYS> =
+            Vec::from_slice(path.relays()).unwrap_or_default();
+        let opened = self.with_engine(|engine, ctx, _| engine.open(ctx, path, &keys));
+        if opened.is_ok() {
+            let (now, table) = (self.now, self.discovery.table_mut());
+            for relay in &relays {
+                if let Some(health) = table.health_mut(relay) {
+                    health.on_tried(now);
+                }
+            }
+        }
     }
 
     /// Sends message fragments round-robin over every circuit that has
@@ -578,6 +699,11 @@ impl<P: Profile> Node<P> {
                     if let Some(flow) = flow_of(&mut self.engine, back) {
                         flow.on_sent();
                     }
+                    if let Back::Own(circuit, _) = back {
+                        if let Some(liveness) = self.engine.client_liveness(circuit) {
+                            liveness.on_sent(self.now);
+                        }
+                    }
                     self.stats.data_cells_sent = self.stats.data_cells_sent.saturating_add(1);
                     progressed = true;
                 }
@@ -614,10 +740,18 @@ impl<P: Profile> Node<P> {
                 command,
                 data,
             } => {
-                // End-to-end traffic comes from the destination only.
                 let Some(c) = self.engine.client(circuit) else {
                     return;
                 };
+                if command == RelayCommand::ProbeReply {
+                    let hops = c.path.hops().len();
+                    let outstanding = self.messages.circuit_busy(circuit);
+                    if let Some(liveness) = self.engine.client_liveness(circuit) {
+                        liveness.on_probe_reply(self.now, hop, hops, &data, outstanding);
+                    }
+                    return;
+                }
+                // End-to-end traffic comes from the destination only.
                 let (Some(dest), true) = (
                     c.path.destination(),
                     hop.saturating_add(1) == c.path.hops().len(),
@@ -628,16 +762,36 @@ impl<P: Profile> Node<P> {
             }
             _ => return,
         };
+        if let (Back::Own(circuit, _), RelayCommand::Ack) = (back, command) {
+            // The round trip of the message's last fragment.
+            let sent = data
+                .first_chunk::<MESSAGE_ID_LEN>()
+                .and_then(|id| self.messages.sent_whole_at(&MessageId(*id)));
+            if let (Some(sent), Some(liveness)) = (sent, self.engine.client_liveness(circuit)) {
+                liveness.on_sample(self.now.saturating_since(sent));
+            }
+        }
+        self.on_relay_message(back, command, &data, sender);
+        if let Back::Own(circuit, _) = back {
+            // The destination answered: the circuit works.
+            let outstanding = self.messages.circuit_busy(circuit);
+            if let Some(liveness) = self.engine.client_liveness(circuit) {
+                liveness.on_progress(self.now, outstanding);
+            }
+        }
+    }
+
+    fn on_relay_message(&mut self, back: Back, command: RelayCommand, data: &[u8], sender: Sender) {
         match command {
             RelayCommand::Data => {
                 if let Some(flow) = flow_of(&mut self.engine, back) {
                     flow.on_received();
                 }
-                let result = self.messages.accept(self.now, &data, sender);
-                self.after_fragment(back, &data, result);
+                let result = self.messages.accept(self.now, data, sender);
+                self.after_fragment(back, data, result);
                 self.return_credit(back);
             }
-            RelayCommand::Ack => self.on_ack(&data),
+            RelayCommand::Ack => self.on_ack(data),
             RelayCommand::Credit => {
                 let cells = data
                     .first_chunk::<2>()

@@ -76,6 +76,36 @@ pub enum Event {
         /// Why.
         reason: DestroyReason,
     },
+    /// A relay on one of this node's ready circuits stopped answering while
+    /// the hops before it answered (relay spec §10, "Liveness"): the
+    /// circuit was torn down, its messages go again on a path without the
+    /// relay, and the relay is kept out of new paths for `backoff`.
+    RelaySuspected {
+        /// The relay.
+        relay: NodeId,
+        /// The circuit it was on.
+        circuit: CircuitHandle,
+        /// How long new paths avoid it.
+        backoff: Duration,
+    },
+    /// The destination of one of this node's ready circuits stopped
+    /// answering while every relay before it answered: the circuit was torn
+    /// down, and its messages go again once a new circuit reaches it.
+    DestinationSilent {
+        /// The destination.
+        destination: NodeId,
+        /// The circuit.
+        circuit: CircuitHandle,
+    },
+    /// Fewer than 70% of the circuits recently started through a guard
+    /// became ready (Tor's path-bias warning): the guard, or the network
+    /// behind it, may be failing circuits it cannot use.
+    GuardUnreliable {
+        /// The guard.
+        guard: NodeId,
+        /// Circuits through it that became ready, in percent (decayed counts).
+        success_percent: u32,
+    },
     /// The destination acknowledged a message this node sent.
     MessageAcknowledged {
         /// The id [`SendMessage`](super::SendMessage) returned.

@@ -134,7 +134,7 @@ pub use input::{
 };
 pub use output::{Output, PollError};
 pub use profile::Profile;
-pub use queries::LinkInfo;
+pub use queries::{LinkInfo, OwnCircuitInfo};
 pub use slot::LinkSlot;
 pub use stats::NodeStats;
 #[cfg(feature = "testing")]

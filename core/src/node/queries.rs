@@ -34,7 +34,36 @@ pub struct LinkInfo {
     pub anonymous: bool,
 }
 
+/// A snapshot of one circuit this node built, for status output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnCircuitInfo {
+    /// The circuit.
+    pub circuit: crate::circuit::CircuitHandle,
+    /// Its hops, destination last.
+    pub path: crate::discovery::Path,
+    /// Every hop built.
+    pub ready: bool,
+    /// When it was opened.
+    pub opened_at: crate::time::Instant,
+    /// Its round-trip time, from its build and its answers.
+    pub rtt: RttEstimator,
+    /// When its liveness timer next fires (`None`: nothing outstanding).
+    pub liveness_deadline: Option<crate::time::Instant>,
+}
+
 impl<P: Profile> Node<P> {
+    /// Every circuit this node built (or is building).
+    pub fn own_circuits(&self) -> impl Iterator<Item = OwnCircuitInfo> + '_ {
+        self.engine.clients().map(|c| OwnCircuitInfo {
+            circuit: c.handle,
+            path: c.path.clone(),
+            ready: c.is_ready(),
+            opened_at: c.opened_at,
+            rtt: *c.liveness.rtt(),
+            liveness_deadline: c.liveness.deadline(),
+        })
+    }
+
     /// This node's id.
     pub fn node_id(&self) -> NodeId {
         self.identity.node_id()

@@ -8,6 +8,10 @@ use crate::link::LinkStats;
 pub struct NodeStats {
     /// Circuits this node built that became ready.
     pub circuits_built: u64,
+    /// Probe rounds sent over own circuits that went quiet.
+    pub probe_rounds: u64,
+    /// Own ready circuits torn down because a hop stopped answering.
+    pub circuits_abandoned: u64,
     /// Messages this node queued to send.
     pub messages_sent: u64,
     /// Messages acknowledged by their destination.

@@ -153,6 +153,9 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         let built = circuit.layers.len();
         if built == circuit.path.hops().len() {
             let built_in = ctx.now().saturating_since(circuit.opened_at);
+            // The last hop's handshake crossed the whole path.
+            let last_step = ctx.now().saturating_since(circuit.step_sent_at);
+            circuit.liveness.on_sample(last_step);
             if circuit.path.destination().is_some() {
                 ctx.event(CircuitEvent::Ready {
                     circuit: handle,
@@ -190,6 +193,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         let body = relay_payload(RelayCommand::Extend, &data)
             .and_then(|payload| circuit.layers.originate_forward(last, ad, &payload).ok());
         circuit.pending = Some(pending);
+        circuit.step_sent_at = ctx.now();
         match body {
             Some(body) if ctx.send(end.0, &cell(end, CellCommand::RelayEarly, body.to_bytes())) => {
             }
@@ -260,7 +264,11 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         let message = RelayMessage::parse(&cgo.payload);
         match message {
             Ok(RelayMessage {
-                command: command @ (RelayCommand::Data | RelayCommand::Ack | RelayCommand::Credit),
+                command:
+                    command @ (RelayCommand::Data
+                    | RelayCommand::Ack
+                    | RelayCommand::Credit
+                    | RelayCommand::ProbeReply),
                 data,
             }) => {
                 if let Ok(data) = Vec::from_slice(data) {
@@ -323,6 +331,15 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
                 data,
             }) if command == CellCommand::RelayEarly => {
                 self.extend(ctx, end, data);
+            }
+            // Every hop answers a probe itself, with the same data (relay
+            // spec §6); if its way back is full, the client hears nothing,
+            // which is what a probe is for.
+            Ok(RelayMessage {
+                command: RelayCommand::Probe,
+                data,
+            }) => {
+                let _ = self.reply_relay(ctx, end, RelayCommand::ProbeReply, data);
             }
             Ok(RelayMessage {
                 command: RelayCommand::Padding,

@@ -21,7 +21,7 @@ use crate::time::{Duration, Instant};
 
 use super::client_table::{CircuitHandle, ClientCircuit, ClientTable};
 use super::relay_table::{CircuitEnd, RelayCircuit, RelayDirection, RelayTable};
-use super::{Flow, HopHandshakeClient, HOP_MESSAGE_LEN};
+use super::{Flow, HopHandshakeClient, Liveness, HOP_MESSAGE_LEN};
 
 mod cells;
 
@@ -365,7 +365,9 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             layers: crate::cgo::ClientLayers::new(),
             pending: Some(pending),
             opened_at: ctx.now(),
+            step_sent_at: ctx.now(),
             flow: Flow::new(),
+            liveness: Liveness::new(),
         };
         self.clients.insert(circuit)?;
         Ok(handle)
@@ -630,6 +632,27 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             ctx.event(closed_event(c, DestroyReason::Requested));
         }
         Ok(())
+    }
+
+    /// Gives up on an own circuit that stopped answering ([`Liveness`]):
+    /// `DESTROY(Timeout)` to the first hop, and `Closed` with that reason.
+    pub fn abandon(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        circuit: CircuitHandle,
+    ) -> Result<(), CircuitError> {
+        let end = self
+            .clients
+            .by_handle(circuit)
+            .map(|c| c.end)
+            .ok_or(CircuitError::UnknownCircuit)?;
+        self.fail_client(ctx, end, DestroyReason::Timeout);
+        Ok(())
+    }
+
+    /// The liveness state of own circuit `circuit`.
+    pub fn client_liveness(&mut self, circuit: CircuitHandle) -> Option<&mut Liveness> {
+        self.clients.by_handle(circuit).map(|c| &mut c.liveness)
     }
 
     /// A link closed: every circuit over it is destroyed, and the other

@@ -4,6 +4,8 @@
 use crate::identity::{NodeId, Transport, VerifiedDescriptor};
 use crate::time::Instant;
 
+use super::super::health::RelayHealth;
+
 use super::super::NetworkPrefix;
 
 /// Failures after which a node no longer counts as healthy for paths, and
@@ -61,6 +63,8 @@ pub struct PeerEntry {
     /// The transport of the last link to it that came up, preferred for
     /// the next dial.
     pub transport: Option<Transport>,
+    /// How it did on this node's own circuits.
+    pub health: RelayHealth,
     /// Its node id, kept so that lookups do not hash every key.
     pub(super) id: NodeId,
     /// Where it sits.
@@ -76,6 +80,7 @@ impl PeerEntry {
             last_seen: now,
             failures: 0,
             transport: None,
+            health: RelayHealth::new(),
             place,
         }
     }

@@ -271,7 +271,13 @@ impl<S: VecStore<PeerEntry>> NodeTable<S> {
         if let Some(entry) = self.get_mut(id) {
             entry.failures = 0;
             entry.last_seen = now;
+            entry.health.on_reached();
         }
+    }
+
+    /// The health record of `id`, to count what its circuits did.
+    pub fn health_mut(&mut self, id: &NodeId) -> Option<&mut super::RelayHealth> {
+        self.get_mut(id).map(|e| &mut e.health)
     }
 
     /// Records that a link to `id` came up over `transport`.
