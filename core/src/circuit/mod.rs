@@ -1,12 +1,14 @@
 //! Circuits: paths of relays built hop by hop, each hop keyed by its own
 //! handshake and encrypted with its own CGO layer.
 
+mod build_timeout;
 mod client_table;
 mod engine;
 mod flow;
 mod hop_handshake;
 mod relay_table;
 
+pub use build_timeout::{BuildTimeDecodeError, BuildTimeEstimator};
 pub use client_table::{CircuitHandle, ClientCircuit, ClientTable};
 pub use engine::{
     CircuitContext, CircuitEngine, CircuitError, CircuitEvent, CircuitProtocolViolation,
