@@ -25,7 +25,7 @@
 //!   the bodies of each command.
 //! - [`discovery`]: the node table and path selection.
 //! - [`circuit`]: circuits as a client and as a hop: hop handshakes, CGO
-//!   layers, flow control.
+//!   layers, flow control, the learned build timeout.
 //! - [`message`]: end-to-end messages over circuits: fragments,
 //!   reassembly, acknowledgement and resending.
 //! - [`node`]: the state machine that owns all of it, and its one surface.

@@ -1,6 +1,7 @@
 //! Circuits: paths of relays built hop by hop, each hop keyed by its own
 //! handshake and encrypted with its own CGO layer.
 
+mod build_timeout;
 mod client_table;
 mod engine;
 mod flow;
@@ -8,6 +9,7 @@ mod hop_handshake;
 mod liveness;
 mod relay_table;
 
+pub use build_timeout::{BuildTimeDecodeError, BuildTimeEstimator};
 pub use client_table::{CircuitHandle, ClientCircuit, ClientTable};
 pub use engine::{
     CircuitContext, CircuitEngine, CircuitError, CircuitEvent, CircuitProtocolViolation,
