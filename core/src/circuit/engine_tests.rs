@@ -567,6 +567,7 @@ fn creates_over_the_per_network_quota_are_refused() {
 fn an_idle_relayed_circuit_is_destroyed_and_a_used_one_is_not() {
     let timeouts = CircuitTimeouts {
         build: crate::time::Duration::from_secs(10),
+        extend_wait: crate::time::Duration::from_secs(10),
         relay_idle: crate::time::Duration::from_secs(60),
     };
     let mut net = Net::new(4, 13);

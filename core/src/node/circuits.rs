@@ -12,8 +12,8 @@ use heapless::Vec;
 use crate::capacity::{DequeStore, VecStore};
 use crate::cell::RELAY_DATA_LEN;
 use crate::circuit::{
-    CircuitEngine, CircuitEvent, CircuitHandle, CircuitTimeouts, ClientCircuit, Flow, RelayCircuit,
-    Verdict, PROBE_NONCE_LEN,
+    BuildTimeEstimator, CircuitEngine, CircuitEvent, CircuitHandle, CircuitTimeouts, ClientCircuit,
+    Flow, RelayCircuit, Verdict, PROBE_NONCE_LEN,
 };
 use crate::discovery::{select_path, PathRules, MAX_PATH_RELAYS};
 use crate::identity::NodeId;
@@ -75,16 +75,21 @@ pub(crate) struct CircuitState {
     credit_owed: bool,
     /// Where the next round of fragment sending starts, for fairness.
     next_turn: usize,
+    /// How long own circuits may take to build, learned from how long they
+    /// took (Tor's estimator, `docs/build_timeout.md`).
+    pub(crate) build_times: BuildTimeEstimator,
 }
 
 impl CircuitState {
-    pub(crate) const fn new() -> Self {
+    /// `build_timeout`: the configured default, until builds are measured.
+    pub(crate) const fn new(build_timeout: Duration) -> Self {
         CircuitState {
             guards: Vec::new(),
             guards_set: false,
             attempts: Vec::new(),
             credit_owed: false,
             next_turn: 0,
+            build_times: BuildTimeEstimator::new(build_timeout),
         }
     }
 
@@ -348,6 +353,16 @@ impl<P: Profile> Node<P> {
     pub(crate) fn circuit_timeout(&mut self) {
         let now = self.now;
         let timeouts = self.circuit_timeouts();
+        // Builds about to be given up on are kept by the estimator as
+        // lasting at least the timeout (right-censored).
+        let timed_out = self
+            .engine
+            .clients()
+            .filter(|c| !c.is_ready() && now.saturating_since(c.opened_at) >= timeouts.build)
+            .count();
+        for _ in 0..timed_out {
+            self.circuits.build_times.record_timed_out();
+        }
         self.with_engine(|engine, ctx, _| engine.handle_timeout(ctx, timeouts));
         self.check_liveness();
         while let Some((peer, anonymous)) =
@@ -483,7 +498,8 @@ impl<P: Profile> Node<P> {
 
     fn circuit_timeouts(&self) -> CircuitTimeouts {
         CircuitTimeouts {
-            build: self.config.circuit_build_timeout,
+            build: self.circuits.build_times.timeout(),
+            extend_wait: self.config.circuit_build_timeout,
             relay_idle: self.config.relay_idle_timeout,
         }
     }

@@ -74,7 +74,8 @@ pub(crate) struct Discovery<S> {
     /// The key before the last rotation, still answered so that circuits
     /// built from a descriptor fetched before the rotation do not fail.
     previous_onion: Option<StaticKeypair>,
-    onion_created_at: Instant,
+    /// When the onion key is next rotated.
+    onion_rotate_at: Instant,
     table: NodeTable<S>,
     descriptor: Vec<u8, MAX_DESCRIPTOR_LEN>,
     issued_at: u64,
@@ -97,7 +98,7 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
         let mut discovery = Discovery {
             onion,
             previous_onion: None,
-            onion_created_at: Instant::ZERO,
+            onion_rotate_at: Instant::ZERO.saturating_add(config.onion_key_lifetime),
             table,
             descriptor: Vec::new(),
             issued_at: 0,
@@ -142,9 +143,40 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
         keys
     }
 
-    fn rotate_at(&self, config: &NodeConfig) -> Instant {
-        self.onion_created_at
-            .saturating_add(config.onion_key_lifetime)
+    fn rotate_at(&self, _config: &NodeConfig) -> Instant {
+        self.onion_rotate_at
+    }
+
+    /// The onion keys (current, previous) and when the current one is due
+    /// for rotation, in Unix seconds: what a restart must keep so that
+    /// descriptors of this node held elsewhere still work.
+    pub(crate) fn onion_state(
+        &self,
+        config: &NodeConfig,
+    ) -> (&StaticKeypair, Option<&StaticKeypair>, u64) {
+        (
+            &self.onion,
+            self.previous_onion.as_ref(),
+            unix_now(config, self.onion_rotate_at),
+        )
+    }
+
+    /// Takes back saved onion keys, and re-signs the descriptor with them.
+    pub(crate) fn restore_onion(
+        &mut self,
+        identity: &Identity,
+        config: &NodeConfig,
+        now: Instant,
+        current: StaticKeypair,
+        previous: Option<StaticKeypair>,
+        rotate_at_unix: u64,
+    ) {
+        self.onion = current;
+        self.previous_onion = previous;
+        // Due before this run began: rotate at the next timer.
+        let secs = rotate_at_unix.saturating_sub(config.unix_time_at_zero);
+        self.onion_rotate_at = Instant::ZERO.saturating_add(Duration::from_secs(secs));
+        self.sign(identity, config, now);
     }
 
     pub(crate) fn descriptor(&self) -> &[u8] {
@@ -210,7 +242,7 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
             let fresh = StaticKeypair::from_secret_bytes(secret);
             zeroize::Zeroize::zeroize(&mut secret);
             self.previous_onion = Some(core::mem::replace(&mut self.onion, fresh));
-            self.onion_created_at = now;
+            self.onion_rotate_at = now.saturating_add(config.onion_key_lifetime);
             self.sign(identity, config, now);
             outcome.resigned = true;
         } else if now >= self.refresh_at(config) {

@@ -23,6 +23,7 @@ use heapless::Vec;
 use crate::discovery::{NetworkPrefix, PeerEntry};
 use crate::identity::{NodeId, MAX_ADDRESSES};
 
+use super::circuits::MAX_GUARDS;
 use super::{Node, Profile};
 
 /// Guards a node picks for itself when its owner names none.
@@ -58,7 +59,16 @@ impl<P: Profile> Node<P> {
         let table = self.discovery.table();
         let guards = &mut self.circuits.guards;
         guards.retain(|g| table.healthy_relays(unix).any(|e| e.node_id() == *g));
-        while guards.len() < AUTO_GUARDS {
+        let now = self.now;
+        let available = |guards: &Vec<NodeId, MAX_GUARDS>| {
+            guards
+                .iter()
+                .any(|g| table.get(g).is_some_and(|e| e.health.available(now)))
+        };
+        // Every guard in back-off (a failure pinned on each): one more, up
+        // to MAX_GUARDS, rather than no circuit at all until one is back.
+        // The ones in back-off stay, and are used again once it ends.
+        while guards.len() < AUTO_GUARDS || (!available(guards) && guards.len() < MAX_GUARDS) {
             let taken: Vec<NetworkPrefix, { AUTO_GUARDS * MAX_ADDRESSES }> = guards
                 .iter()
                 .filter_map(|g| table.get(g))
@@ -67,6 +77,7 @@ impl<P: Profile> Node<P> {
             let fits = |e: &&PeerEntry| {
                 let mine = prefixes(e);
                 !mine.is_empty()
+                    && e.health.available(now)
                     && !guards.contains(&e.node_id())
                     && !mine.iter().any(|p| taken.contains(p))
             };

@@ -468,6 +468,8 @@ inputs! {
     SetReceiving(SetReceiving) -> () = on_set_receiving;
     /// [`AddAnchor`](super::AddAnchor).
     AddAnchor(super::AddAnchor<'a>) borrow -> Result<(), super::AddAnchorError> = on_add_anchor;
+    /// [`RestoreState`](super::RestoreState).
+    RestoreState(super::RestoreState<'a>) borrow -> Result<super::RestoredState, super::RestoreStateError> = on_restore_state;
     // Test-only inputs come last, so that the others keep their place in
     // encodings (traces) with or without the feature.
     /// [`SendCell`](super::SendCell), with the `testing` feature only.

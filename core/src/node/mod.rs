@@ -109,6 +109,7 @@ mod receive;
 #[cfg(feature = "serde")]
 mod serde_cell;
 mod slot;
+mod state;
 mod stats;
 mod testing;
 mod timers;
@@ -136,6 +137,9 @@ pub use output::{Output, PollError};
 pub use profile::Profile;
 pub use queries::{LinkInfo, OwnCircuitInfo};
 pub use slot::LinkSlot;
+pub use state::{
+    RestoreState, RestoreStateError, RestoredState, StateBufferTooSmall, STATE_VERSION,
+};
 pub use stats::NodeStats;
 #[cfg(feature = "testing")]
 pub use testing::{CellHook, SendCell};
@@ -268,7 +272,7 @@ impl<P: Profile> Node<P> {
             messages: MessagePool::new(messages),
             dialer: dial::Dialer::new(),
             stats: NodeStats::default(),
-            circuits: circuits::CircuitState::new(),
+            circuits: circuits::CircuitState::new(config.circuit_build_timeout),
             #[cfg(feature = "testing")]
             cell_hook: None,
         }

@@ -30,6 +30,11 @@ impl StaticKeypair {
         StaticKeypair { secret, public }
     }
 
+    /// The secret, for saving the key pair (wiped when dropped).
+    pub fn secret_bytes(&self) -> zeroize::Zeroizing<[u8; DHLEN]> {
+        zeroize::Zeroizing::new(self.secret.to_bytes())
+    }
+
     /// The public key.
     pub fn public(&self) -> [u8; DHLEN] {
         self.public

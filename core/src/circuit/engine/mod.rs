@@ -177,8 +177,10 @@ impl core::error::Error for CircuitError {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CircuitTimeouts {
     /// A circuit this node opens that is not ready after this long is
-    /// given up, and so is an `EXTEND` still waiting for a link.
+    /// given up.
     pub build: Duration,
+    /// An `EXTEND` still waiting for a link after this long is refused.
+    pub extend_wait: Duration,
     /// A circuit this node relays (or ends) that carried no cell either way
     /// for this long is destroyed: a hostile client cannot hold relay slots
     /// with circuits it never uses.
@@ -553,6 +555,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             };
             self.fail_client(ctx, end, DestroyReason::Timeout);
         }
+        let extend_wait = timeouts.extend_wait;
         loop {
             let next = self
                 .relays
@@ -560,7 +563,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
                 .find(|c| {
                     c.awaiting_link
                         .as_ref()
-                        .is_some_and(|w| now.saturating_since(w.since) >= timeout)
+                        .is_some_and(|w| now.saturating_since(w.since) >= extend_wait)
                 })
                 .map(|c| c.inbound);
             let Some(inbound) = next else {
@@ -593,7 +596,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             .relays
             .iter()
             .filter_map(|c| c.awaiting_link.as_ref())
-            .map(|w| w.since.saturating_add(timeout));
+            .map(|w| w.since.saturating_add(timeouts.extend_wait));
         let idle = self
             .relays
             .iter()
