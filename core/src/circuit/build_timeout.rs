@@ -402,6 +402,7 @@ fn f32_to_ms(ms: f32) -> u16 {
 /// (the history is relearned in [`BuildTimeEstimator::MIN_OBSERVED`]
 /// builds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum BuildTimeDecodeError {
     /// Shorter than [`BuildTimeEstimator::ENCODED_LEN`]: a write cut short.
     Truncated {

@@ -52,6 +52,12 @@ pub struct OwnCircuitInfo {
 }
 
 impl<P: Profile> Node<P> {
+    /// How long an own circuit may take to build now: the configured
+    /// default until enough builds were timed, then Tor's estimate.
+    pub fn build_timeout(&self) -> crate::time::Duration {
+        self.circuits.build_times.timeout()
+    }
+
     /// Every circuit this node built (or is building).
     pub fn own_circuits(&self) -> impl Iterator<Item = OwnCircuitInfo> + '_ {
         self.engine.clients().map(|c| OwnCircuitInfo {

@@ -63,7 +63,7 @@ pub struct RestoreState<'a> {
 
 /// What a restore took back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RestoredState {
     /// Guards taken back.
     pub guards: usize,
@@ -75,7 +75,7 @@ pub struct RestoredState {
 
 /// Why saved state was refused; nothing of it was applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum RestoreStateError {
     /// The bytes end early.
     Truncated,

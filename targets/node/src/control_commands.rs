@@ -177,6 +177,36 @@ fn render(s: &Status) -> String {
         s.links_closed,
         s.cells_dropped
     );
+    let _ = writeln!(
+        out,
+        "liveness  build timeout {} ms; {} probe rounds, {} circuits given up on a silent hop",
+        s.build_timeout_ms, s.probe_rounds, s.circuits_abandoned
+    );
+    for c in &s.own_circuits {
+        let rtt = c
+            .rtt_ms
+            .map_or_else(|| "-".to_string(), |r| format!("{r:.2} ms"));
+        let path: Vec<&str> = c.path.iter().map(|h| h.get(..8).unwrap_or(h)).collect();
+        let _ = writeln!(
+            out,
+            "  circuit  {:<8}  {} s  rtt {rtt}  {}",
+            c.state,
+            c.age_secs,
+            path.join(" > ")
+        );
+    }
+    for r in &s.relay_health {
+        let backoff = if r.backoff_secs > 0 {
+            format!("  backed off {} s", r.backoff_secs)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "  relay    {}  tried {:.1}  built {:.1}  lost {:.1}  failed {:.1}{backoff}",
+            r.relay, r.tried, r.built, r.lost, r.failed
+        );
+    }
     let _ = writeln!(out, "links     {} open", s.links.len());
     for l in &s.links {
         let rtt = l

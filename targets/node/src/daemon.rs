@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use veil_core::identity::Address;
-use veil_core::node::{AddAnchor, LearnDescriptor, NodeConfig, SetAddresses};
+use veil_core::node::{AddAnchor, LearnDescriptor, NodeConfig, RestoreState, SetAddresses};
 use veil_core::time::Duration as CoreDuration;
 use veil_mio::{Runtime, RuntimeOptions};
 use veil_node::control_address::ControlAddress;
@@ -15,7 +15,9 @@ use veil_node::control_address::ControlAddress;
 use crate::config::{self, FileConfig, Overrides, Settings};
 use crate::control_listener::ControlListener;
 use crate::host::{self, Host};
-use crate::{address, control_server, data_dir, keyfile, logger, saved_bootstrap, snapshot};
+use crate::{
+    address, control_server, data_dir, keyfile, logger, node_state, saved_bootstrap, snapshot,
+};
 
 /// How often the main thread looks at the node thread and the save timer.
 const WATCH: Duration = Duration::from_secs(1);
@@ -93,6 +95,7 @@ pub fn run(args: NodeArgs) -> Result<(), String> {
     // Load the snapshot before binding: a corrupt one stops the node
     // before it touches the network.
     let known = snapshot::load(dir)?;
+    let state = node_state::load(dir)?;
 
     // Removes the socket file when `run` returns, a clean shutdown or not.
     let (control_listener, _socket_file) = ControlListener::bind(&settings.control, dir)?;
@@ -141,6 +144,19 @@ pub fn run(args: NodeArgs) -> Result<(), String> {
         );
     }
     restore(&mut rt, &known, &settings);
+    if let Some(bytes) = state {
+        let path = dir.join(node_state::FILE);
+        let restored = rt
+            .handle(RestoreState { bytes: &bytes })
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        log::info!(
+            "restored the onion keys, {} guards, {} relay health records and {} build times from {}",
+            restored.guards,
+            restored.health_records,
+            restored.build_times,
+            path.display()
+        );
+    }
 
     let (signals, signalled) = mpsc::channel();
     ctrlc::set_handler(move || {
@@ -173,10 +189,14 @@ pub fn run(args: NodeArgs) -> Result<(), String> {
             if let Err(e) = snapshot::save(dir, &saved) {
                 log::warn!("{e}");
             }
+            if let Err(e) = node_state::save(dir, &saved.state) {
+                log::warn!("{e}");
+            }
         }
     }
     log::info!("shutting down: closing links and saving the node table");
     let saved = host.shutdown()?;
+    node_state::save(dir, &saved.state)?;
     if snapshot::save(dir, &saved)? {
         log::info!(
             "saved {} nodes and {} anchors; stopped",
@@ -261,10 +281,16 @@ fn restore(rt: &mut Runtime, saved: &snapshot::SavedTable, settings: &Settings) 
             log::warn!("bootstrap address {} not used: {e}", address.socket);
         }
     }
-    if settings.bootstrap.is_empty() {
-        for addr in saved_bootstrap::relay_addresses(known) {
-            // The list holds `MAX_BOOTSTRAP`, and no more are given.
-            let _ = rt.add_bootstrap(addr);
+    // Relays of the saved table fill the bootstrap list after the
+    // configured addresses: a node whose configured bootstrap nodes are
+    // down or hung links up from what it knew (issue 11). The list holds
+    // `MAX_BOOTSTRAP`; what does not fit is not given.
+    for addr in saved_bootstrap::relay_addresses(known) {
+        if settings.bootstrap.iter().any(|a| a.socket == addr) {
+            continue;
+        }
+        if rt.add_bootstrap(addr).is_err() {
+            break;
         }
     }
 }

@@ -64,6 +64,7 @@ mod data_dir;
 mod host_protocol;
 mod keyfile;
 mod logger;
+mod node_state;
 mod snapshot;
 
 use std::path::PathBuf;

@@ -46,6 +46,9 @@ pub struct SavedTable {
     pub descriptors: Vec<Vec<u8>>,
     /// The descriptors of the node's anchors, to dial first after a restart.
     pub anchors: Vec<Vec<u8>>,
+    /// The node's state (`Node::save_state`): onion keys, guards, relay
+    /// health, build times. Saved apart, to `state.bin` (`node_state`).
+    pub state: zeroize::Zeroizing<Vec<u8>>,
 }
 
 fn decode(path: &Path, hex_strings: &[String]) -> Result<Vec<Vec<u8>>, String> {
@@ -113,6 +116,7 @@ pub fn load(dir: &Path) -> Result<SavedTable, String> {
     Ok(SavedTable {
         descriptors: decode(&path, &snapshot.descriptors)?,
         anchors: decode(&path, &snapshot.anchors)?,
+        state: Default::default(),
     })
 }
 
@@ -141,7 +145,7 @@ mod tests {
     fn table(descriptors: &[Vec<u8>]) -> SavedTable {
         SavedTable {
             descriptors: descriptors.to_vec(),
-            anchors: Vec::new(),
+            ..SavedTable::default()
         }
     }
 
@@ -152,6 +156,7 @@ mod tests {
         let saved = SavedTable {
             descriptors: vec![vec![1u8, 2, 3], vec![0xff; 40]],
             anchors: vec![vec![0xff; 40]],
+            ..SavedTable::default()
         };
         assert_eq!(save(&dir.0, &saved), Ok(true));
         assert_eq!(load(&dir.0), Ok(saved));

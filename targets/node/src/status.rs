@@ -50,6 +50,54 @@ pub struct Status {
     pub messages_received: u64,
     /// Cells dropped at a full link queue.
     pub cells_dropped: u64,
+    /// The circuit build timeout now in use (learned from build times), ms.
+    #[serde(default)]
+    pub build_timeout_ms: u64,
+    /// Probe rounds sent over own circuits that went quiet.
+    #[serde(default)]
+    pub probe_rounds: u64,
+    /// Own circuits torn down because a hop stopped answering.
+    #[serde(default)]
+    pub circuits_abandoned: u64,
+    /// Each own circuit: its path and state. Local to the operator; never
+    /// sent to any peer.
+    #[serde(default)]
+    pub own_circuits: Vec<OwnCircuitStatus>,
+    /// Each known relay this node has used or tried, with its health.
+    /// Local to the operator; never sent to any peer.
+    #[serde(default)]
+    pub relay_health: Vec<RelayHealthStatus>,
+}
+
+/// One circuit this node built, in a [`Status`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OwnCircuitStatus {
+    /// Its hops' node ids (hex), destination last.
+    pub path: Vec<String>,
+    /// "building" or "ready".
+    pub state: String,
+    /// Seconds since it was opened.
+    pub age_secs: u64,
+    /// Its smoothed round-trip time in milliseconds, once measured.
+    pub rtt_ms: Option<f64>,
+}
+
+/// One relay's health, in a [`Status`]: decayed counts (halved every 30
+/// minutes) of this node's own circuits through it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RelayHealthStatus {
+    /// The relay's node id (hex).
+    pub relay: String,
+    /// Circuits started through it.
+    pub tried: f64,
+    /// Of those, circuits that became ready.
+    pub built: f64,
+    /// Ready circuits through it lost, for any reason.
+    pub lost: f64,
+    /// Failures pinned on it (builds stopped at it, probes unanswered).
+    pub failed: f64,
+    /// Seconds until new paths may use it again (0: available).
+    pub backoff_secs: u64,
 }
 
 /// One link in a [`Status`].

@@ -83,6 +83,7 @@ pub(super) fn run(mut rt: Runtime, commands: Receiver<Command>) -> Result<SavedT
     result.map(|()| SavedTable {
         descriptors: descriptors(&rt),
         anchors,
+        state: node_state(&rt),
     })
 }
 
@@ -118,6 +119,7 @@ fn drain_commands(
                 let _ = tx.send(SavedTable {
                     descriptors: descriptors(rt),
                     anchors: anchors(rt),
+                    state: node_state(rt),
                 });
             }
             Ok(Command::Requeue(notice)) => state.notify(notice),
@@ -186,6 +188,28 @@ impl State {
                 ..
             } => {
                 log::debug!("circuit to {destination:?} closed: {reason:?}");
+            }
+            Event::RelaySuspected { relay, backoff, .. } => {
+                let backoff = Duration::from_micros(backoff.as_micros());
+                log::warn!(
+                    "relay {relay} stopped answering on one of this node's circuits; \
+                     its messages go on another path, and new paths avoid it for {backoff:?}"
+                );
+            }
+            Event::DestinationSilent { destination, .. } => {
+                log::info!(
+                    "destination {destination} stopped answering while its path did; \
+                     its messages wait for a new circuit"
+                );
+            }
+            Event::GuardUnreliable {
+                guard,
+                success_percent,
+            } => {
+                log::warn!(
+                    "only {success_percent}% of recent circuits through guard {guard} were built \
+                     (under 70%): the guard or the network behind it may be failing circuits"
+                );
             }
             Event::LinkEstablished { peer, role, .. } => {
                 log::info!("link up with {peer} ({})", role_name(role));
@@ -322,6 +346,20 @@ fn anchors(rt: &Runtime) -> Vec<Vec<u8>> {
         .filter_map(|id| node.node_table().get(id))
         .map(|e| e.descriptor.as_bytes().to_vec())
         .collect()
+}
+
+/// The node's state for `state.bin` (onion secrets: wiped when dropped).
+fn node_state(rt: &Runtime) -> zeroize::Zeroizing<Vec<u8>> {
+    let node = rt.node();
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; node.state_len()]);
+    match node.save_state(&mut buf) {
+        Ok(n) => buf.truncate(n),
+        Err(e) => {
+            log::warn!("node state not saved: {e}");
+            buf.clear();
+        }
+    }
+    buf
 }
 
 fn descriptors(rt: &Runtime) -> Vec<Vec<u8>> {

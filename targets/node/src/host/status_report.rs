@@ -3,10 +3,11 @@
 
 use std::time::Instant as WallInstant;
 
+use veil_core::discovery::HealthCounts;
 use veil_core::identity::Transport;
 use veil_core::link::{LinkPhase, LinkRole};
 use veil_mio::Runtime;
-use veil_node::status::{LinkStatus, Status};
+use veil_node::status::{LinkStatus, OwnCircuitStatus, RelayHealthStatus, Status};
 
 /// The bound addresses, as `veil node` prints them and `status` shows
 /// them.
@@ -64,6 +65,33 @@ pub(super) fn status(rt: &Runtime, started: WallInstant) -> Status {
             }
         })
         .collect();
+    let now = rt.now();
+    let own_circuits = node
+        .own_circuits()
+        .map(|c| OwnCircuitStatus {
+            path: c.path.hops().iter().map(ToString::to_string).collect(),
+            state: if c.ready { "ready" } else { "building" }.into(),
+            age_secs: now.saturating_since(c.opened_at).as_micros() / 1_000_000,
+            rtt_ms: c.rtt.smoothed().map(|d| d.as_micros() as f64 / 1000.0),
+        })
+        .collect();
+    let relay_health = node
+        .node_table()
+        .entries()
+        .iter()
+        .filter(|e| e.health.counts() != HealthCounts::default())
+        .map(|e| {
+            let c = e.health.counts();
+            RelayHealthStatus {
+                relay: e.node_id().to_string(),
+                tried: f64::from(c.tried) / 16.0,
+                built: f64::from(c.built) / 16.0,
+                lost: f64::from(c.lost) / 16.0,
+                failed: f64::from(c.failed) / 16.0,
+                backoff_secs: e.health.retry_at().saturating_since(now).as_micros() / 1_000_000,
+            }
+        })
+        .collect();
     let (relayed, own) = node.circuit_counts();
     let (outgoing, incoming) = node.message_counts();
     let table = node.node_table();
@@ -93,5 +121,10 @@ pub(super) fn status(rt: &Runtime, started: WallInstant) -> Status {
         messages_acknowledged: stats.messages_acknowledged,
         messages_received: stats.messages_received,
         cells_dropped: stats.cells_dropped,
+        build_timeout_ms: node.build_timeout().as_micros() / 1000,
+        probe_rounds: stats.probe_rounds,
+        circuits_abandoned: stats.circuits_abandoned,
+        own_circuits,
+        relay_health,
     }
 }
