@@ -78,6 +78,12 @@ pub(crate) struct CircuitState {
     /// How long own circuits may take to build, learned from how long they
     /// took (Tor's estimator, `docs/build_timeout.md`).
     pub(crate) build_times: BuildTimeEstimator,
+    /// The destination of the circuit lost last and its relays, which the
+    /// next path to it avoids: which of them failed is unknown, and the
+    /// replacement should not run into the same failure. One set, not one
+    /// per destination: a replacement is built at once, and the memory is
+    /// a firmware node's.
+    avoid: Option<(NodeId, Vec<NodeId, MAX_PATH_RELAYS>)>,
 }
 
 impl CircuitState {
@@ -90,6 +96,7 @@ impl CircuitState {
             credit_owed: false,
             next_turn: 0,
             build_times: BuildTimeEstimator::new(build_timeout),
+            avoid: None,
         }
     }
 
@@ -109,7 +116,6 @@ impl CircuitState {
             last: now,
             lost: 0,
             lost_since: now,
-            avoid: Vec::new(),
         };
         self.remember(record);
         true
@@ -117,16 +123,15 @@ impl CircuitState {
 
     /// A ready circuit to `dest` was torn down by someone else: one more
     /// forced rebuild counted against `dest`.
-    /// `relays` were its relays: the replacement avoids them, once.
+    /// `relays` were its relays: the next path to `dest` avoids them.
     pub(crate) fn circuit_lost(&mut self, dest: NodeId, now: Instant, relays: &[NodeId]) {
-        let avoid = Vec::from_slice(relays).unwrap_or_default();
+        self.avoid = Some((dest, Vec::from_slice(relays).unwrap_or_default()));
         let Some(entry) = self.attempts.iter_mut().find(|r| r.dest == dest) else {
             self.remember(BuildRecord {
                 dest,
                 last: Instant::ZERO,
                 lost: 1,
                 lost_since: now,
-                avoid,
             });
             return;
         };
@@ -135,17 +140,19 @@ impl CircuitState {
             entry.lost_since = now;
         }
         entry.lost = entry.lost.saturating_add(1);
-        entry.avoid = avoid;
     }
 
-    /// The relays the next path to `dest` avoids (those of its circuit
-    /// lost last), forgotten once taken.
+    /// The relays the next path to `dest` avoids (those of the circuit to
+    /// it lost last, if that was the last circuit lost), forgotten once
+    /// taken.
     fn take_avoid(&mut self, dest: NodeId) -> Vec<NodeId, MAX_PATH_RELAYS> {
-        self.attempts
-            .iter_mut()
-            .find(|r| r.dest == dest)
-            .map(|r| core::mem::take(&mut r.avoid))
-            .unwrap_or_default()
+        match self.avoid.take() {
+            Some((d, relays)) if d == dest => relays,
+            other => {
+                self.avoid = other;
+                Vec::new()
+            }
+        }
     }
 
     /// Keeps `record`, forgetting the least recently tried destination if
@@ -177,7 +184,7 @@ impl CircuitState {
 }
 
 /// Circuit builds to one destination.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct BuildRecord {
     dest: NodeId,
     /// When a build was last started.
@@ -186,10 +193,6 @@ struct BuildRecord {
     /// destination, or the first link gone) since `lost_since`.
     lost: u8,
     lost_since: Instant,
-    /// The relays of the circuit to `dest` lost last, which the next path
-    /// avoids: which of them failed is unknown, and the replacement should
-    /// not run into the same failure.
-    avoid: Vec<NodeId, MAX_PATH_RELAYS>,
 }
 
 impl BuildRecord {
