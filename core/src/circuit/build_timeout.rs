@@ -13,6 +13,7 @@
 //!
 //! What differs from Tor, and why, is in `docs/build_timeout.md`.
 
+#[cfg(feature = "learned-build-timeout")]
 use core::cmp::Reverse;
 use core::fmt;
 
@@ -20,16 +21,19 @@ use crate::time::Duration;
 
 /// Build times are grouped into bins this wide (milliseconds) to find the
 /// modes that give the Pareto `Xm` (Tor's `CBT_BIN_WIDTH`).
+#[cfg(feature = "learned-build-timeout")]
 const BIN_WIDTH_MS: u16 = 10;
 
 /// `Xm` is the average of the midpoints of this many most frequent bins,
 /// weighted by their counts (Tor's `cbtnummodes`, 10). One mode would do
 /// for a single guard; averaging several keeps `Xm` from jumping between
 /// the peaks that paths through different first relays make.
+#[cfg(feature = "learned-build-timeout")]
 const XM_MODES: usize = 10;
 
 /// The fraction of builds that complete within the timeout (Tor's
 /// `cbtquantile`, 80 %).
+#[cfg(feature = "learned-build-timeout")]
 const QUANTILE: f32 = 0.8;
 
 /// How many of the most recent builds are looked at for a change of
@@ -299,6 +303,7 @@ impl BuildTimeEstimator {
     }
 
     /// The slots in use: (milliseconds, timed out).
+    #[cfg(feature = "learned-build-timeout")]
     fn records(&self) -> impl Iterator<Item = (u16, bool)> + '_ {
         self.times
             .iter()
@@ -308,6 +313,7 @@ impl BuildTimeEstimator {
     }
 
     /// The bins of the builds that completed.
+    #[cfg(feature = "learned-build-timeout")]
     fn built_bins(&self) -> impl Iterator<Item = u16> + '_ {
         self.records()
             .filter(|&(_, timed_out)| !timed_out)
@@ -319,6 +325,14 @@ impl BuildTimeEstimator {
     /// no build completed (nothing to fit). In `f32`: the Cortex-M4F has a
     /// single-precision FPU and `f64` would be software, and seven digits
     /// are plenty for a timeout in milliseconds.
+    #[cfg(not(feature = "learned-build-timeout"))]
+    fn estimate(&self) -> Option<u16> {
+        // Built without the fit: the timeout stays the configured one
+        // (and doubles on a network change, as with it).
+        None
+    }
+
+    #[cfg(feature = "learned-build-timeout")]
     fn estimate(&self) -> Option<u16> {
         // Xm: the count-weighted midpoint of the most frequent bins, ties
         // to the faster bin. Each completed build is tagged with the count
@@ -390,6 +404,7 @@ const fn clamp_ms(d: Duration) -> u16 {
 /// the fit cannot produce, would give the floor).
 // Clamped to the u16 range first; a float-to-int `as` saturates and never
 // panics, and core has no `TryFrom<f32>`.
+#[cfg(feature = "learned-build-timeout")]
 #[allow(clippy::as_conversions)]
 fn f32_to_ms(ms: f32) -> u16 {
     ms.max(f32::from(MIN_TIMEOUT_MS))
@@ -467,7 +482,7 @@ impl fmt::Display for BuildTimeDecodeError {
 
 impl core::error::Error for BuildTimeDecodeError {}
 
-#[cfg(test)]
+#[cfg(all(test, feature = "learned-build-timeout"))]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -26,6 +26,12 @@ use rand_core::Rng;
 
 use crate::time::{Duration, Instant};
 
+/// Whether records are kept: the `relay-health` feature (default). Without
+/// it (the firmware image, docs/firmware.md) every method below does
+/// nothing, every relay is available, and a relay leaves paths only by the
+/// node table's consecutive-failure count.
+const KEPT: bool = cfg!(feature = "relay-health");
+
 /// Counters halve this often.
 pub const HALF_LIFE: Duration = Duration::from_secs(30 * 60);
 /// The shortest back-off, and the low end of every draw.
@@ -117,6 +123,9 @@ impl RelayHealth {
 
     /// A circuit through it was started.
     pub fn on_tried(&mut self, now: Instant) {
+        if !KEPT {
+            return;
+        }
         self.decay(now);
         Self::bump(&mut self.tried);
     }
@@ -124,6 +133,9 @@ impl RelayHealth {
     /// A circuit through it became ready: it works, whatever was pinned on
     /// it before (perhaps by a lying hop) is forgiven.
     pub fn on_built(&mut self, now: Instant) {
+        if !KEPT {
+            return;
+        }
         self.decay(now);
         Self::bump(&mut self.built);
         self.backoff = Duration::ZERO;
@@ -133,12 +145,18 @@ impl RelayHealth {
     /// A link with it came up: it is there. Its back-off ends (the counters
     /// stay).
     pub fn on_reached(&mut self) {
+        if !KEPT {
+            return;
+        }
         self.backoff = Duration::ZERO;
         self.retry_at = Instant::ZERO;
     }
 
     /// A ready circuit through it was lost, blame unknown.
     pub fn on_lost(&mut self, now: Instant) {
+        if !KEPT {
+            return;
+        }
         self.decay(now);
         Self::bump(&mut self.lost);
     }
@@ -146,6 +164,9 @@ impl RelayHealth {
     /// A failure was pinned on it: count it and back off, with
     /// decorrelated jitter. Returns the back-off drawn.
     pub fn on_failed(&mut self, now: Instant, rng: &mut dyn Rng) -> Duration {
+        if !KEPT {
+            return Duration::ZERO;
+        }
         self.decay(now);
         Self::bump(&mut self.failed);
         let base = BACKOFF_BASE.as_micros();
@@ -160,7 +181,7 @@ impl RelayHealth {
 
     /// Whether new paths may use it at `now`.
     pub fn available(&self, now: Instant) -> bool {
-        now >= self.retry_at
+        !KEPT || now >= self.retry_at
     }
 
     /// When its back-off ends (`Instant::ZERO`: none).
@@ -171,6 +192,9 @@ impl RelayHealth {
     /// Circuits through it that became ready, of those started, in percent,
     /// once at least `min_tried` were started (decayed); `None` before.
     pub fn success_percent(&self, min_tried: u32) -> Option<u32> {
+        if !KEPT {
+            return None;
+        }
         if self.tried < min_tried.saturating_mul(SCALE) || self.tried == 0 {
             return None;
         }
@@ -210,7 +234,7 @@ impl RelayHealth {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "relay-health"))]
 mod tests {
     use super::*;
     use chacha20::ChaCha20Rng;

@@ -221,6 +221,7 @@ fn errors_name_the_problem() {
 }
 
 #[test]
+#[cfg(feature = "relay-health")]
 fn relays_in_back_off_or_to_avoid_are_not_drawn_until_it_ends() {
     use crate::time::{Duration, Instant};
     let mut rng = ChaCha20Rng::seed_from_u64(9);

@@ -202,7 +202,9 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
                 built_in,
             } => {
                 self.stats.circuits_built = self.stats.circuits_built.saturating_add(1);
-                self.circuits.build_times.record_built(built_in);
+                if cfg!(feature = "learned-build-timeout") {
+                    self.circuits.build_times.record_built(built_in);
+                }
                 // Every relay of a working circuit did its part: earlier
                 // failures pinned on it (perhaps by a lying hop) are
                 // forgiven, so no relay is kept out of paths for good.

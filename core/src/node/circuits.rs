@@ -358,13 +358,15 @@ impl<P: Profile> Node<P> {
         let timeouts = self.circuit_timeouts();
         // Builds about to be given up on are kept by the estimator as
         // lasting at least the timeout (right-censored).
-        let timed_out = self
-            .engine
-            .clients()
-            .filter(|c| !c.is_ready() && now.saturating_since(c.opened_at) >= timeouts.build)
-            .count();
-        for _ in 0..timed_out {
-            self.circuits.build_times.record_timed_out();
+        if cfg!(feature = "learned-build-timeout") {
+            let timed_out = self
+                .engine
+                .clients()
+                .filter(|c| !c.is_ready() && now.saturating_since(c.opened_at) >= timeouts.build)
+                .count();
+            for _ in 0..timed_out {
+                self.circuits.build_times.record_timed_out();
+            }
         }
         self.with_engine(|engine, ctx, _| engine.handle_timeout(ctx, timeouts));
         self.check_liveness();
@@ -435,20 +437,26 @@ impl<P: Profile> Node<P> {
     /// unanswered, blaming the first silent hop.
     fn check_liveness(&mut self) {
         let now = self.now;
-        let ready: Vec<(CircuitHandle, usize), 16> = self
-            .engine
-            .clients()
-            .filter(|c| c.is_ready() && c.liveness.deadline().is_some_and(|at| at <= now))
-            .map(|c| (c.handle, c.path.hops().len()))
-            .take(16)
-            .collect();
-        for (circuit, hops) in ready {
+        // One due circuit at a time: each is due no more once handled (a
+        // probe round moves its deadline on, a verdict ends the circuit).
+        loop {
+            let due = self
+                .engine
+                .clients()
+                .find(|c| c.is_ready() && c.liveness.deadline().is_some_and(|at| at <= now))
+                .map(|c| (c.handle, c.path.hops().len()));
+            let Some((circuit, hops)) = due else {
+                break;
+            };
             let mut nonce = [0u8; PROBE_NONCE_LEN];
             rand_core::Rng::fill_bytes(&mut self.rng, &mut nonce);
             let verdict = match self.engine.client_liveness(circuit) {
                 Some(liveness) => liveness.on_timeout(now, hops, nonce),
-                None => continue,
+                None => break,
             };
+            if verdict == Verdict::Wait {
+                break;
+            }
             match verdict {
                 Verdict::Wait => {}
                 Verdict::Probe(nonce) => {
@@ -587,31 +595,30 @@ impl<P: Profile> Node<P> {
         self.maintain_guards();
         let unix_now = super::discovery::unix_now(&self.config, self.now);
         let avoid = self.circuits.take_avoid(dest);
-        let mut rules = PathRules {
-            relays: self.config.path_relays,
-            guards: &self.circuits.guards,
-            avoid: &avoid,
-            now: self.now,
-        };
-        let mut chosen = select_path(
-            self.discovery.table(),
-            dest,
-            &rules,
-            unix_now,
-            &mut self.rng,
-        );
-        if chosen.is_err() && !avoid.is_empty() {
-            // Too few relays without them: a path through one beats none.
-            rules.avoid = &[];
+        // Without the relays to avoid first; if too few relays are left
+        // without them, a path through one beats none. (One call site in a
+        // loop: `select_path` is inlined, and flash is short on firmware.)
+        let mut chosen = None;
+        for avoid in [avoid.as_slice(), &[]] {
+            let rules = PathRules {
+                relays: self.config.path_relays,
+                guards: &self.circuits.guards,
+                avoid,
+                now: self.now,
+            };
             chosen = select_path(
                 self.discovery.table(),
                 dest,
                 &rules,
                 unix_now,
                 &mut self.rng,
-            );
+            )
+            .ok();
+            if chosen.is_some() || avoid.is_empty() {
+                break;
+            }
         }
-        let Ok(path) = chosen else {
+        let Some(path) = chosen else {
             return;
         };
         let table = self.discovery.table();
@@ -645,17 +652,15 @@ impl<P: Profile> Node<P> {
             }
             return;
         }
-        let relays: Vec<NodeId, MAX_PATH_RELAYS> =
-            Vec::from_slice(path.relays()).unwrap_or_default();
-        let opened = self.with_engine(|engine, ctx, _| engine.open(ctx, path, &keys));
-        if opened.is_ok() {
+        if cfg!(feature = "relay-health") {
             let (now, table) = (self.now, self.discovery.table_mut());
-            for relay in &relays {
+            for relay in path.relays() {
                 if let Some(health) = table.health_mut(relay) {
                     health.on_tried(now);
                 }
             }
         }
+        let _ = self.with_engine(|engine, ctx, _| engine.open(ctx, path, &keys));
     }
 
     /// Sends message fragments round-robin over every circuit that has
@@ -733,7 +738,10 @@ impl<P: Profile> Node<P> {
         }
     }
 
-    /// Sends a relay message towards `back`; whether it was queued.
+    /// Sends a relay message towards `back`; whether it was queued. Not
+    /// inlined: it is called from several places, each copy would carry
+    /// the CGO layering, and flash is short on firmware.
+    #[inline(never)]
     fn send_back(&mut self, back: Back, command: RelayCommand, data: &[u8]) -> bool {
         self.with_engine(|engine, ctx, _| match back {
             Back::Reply(at) => engine.reply_relay(ctx, at, command, data),

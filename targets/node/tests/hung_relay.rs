@@ -1,6 +1,7 @@
-//! The middle relay of a live circuit hangs (`SIGSTOP`: its sockets stay
-//! open and nothing answers) while messages flow over the circuit (issue
-//! 11). The sender finds the silent relay by itself and sends on over a new
+//! The middle relay of a live circuit fails while messages flow over the
+//! circuit (issue 11): it hangs (`SIGSTOP`: its sockets stay open and
+//! nothing answers), it is killed (`SIGKILL`), or it is killed and started
+//! again 2 s later from its data directory. The sender goes on over a new
 //! path: every message is acknowledged and delivered exactly once. The
 //! assertions are on counts only; the longest gap between acknowledgements
 //! is printed (`--nocapture`) for `docs/performance.md`, never asserted.
@@ -52,9 +53,48 @@ fn logs(nodes: &[Node]) -> String {
         .collect()
 }
 
+/// What happens to the middle relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    Stop,
+    Kill,
+    KillAndRestart,
+}
+
 #[test]
 fn a_hung_relay_on_the_path_loses_and_duplicates_nothing() {
-    let scratch = Scratch::new("hung-relay");
+    run(Fault::Stop, 90);
+}
+
+#[test]
+fn a_killed_relay_on_the_path_loses_and_duplicates_nothing() {
+    run(Fault::Kill, 100);
+}
+
+#[test]
+fn a_relay_killed_and_restarted_on_the_path_loses_and_duplicates_nothing() {
+    run(Fault::KillAndRestart, 110);
+}
+
+fn spawn_node(dir: &std::path::Path) -> std::process::Child {
+    Command::new(VEIL)
+        .args(["node", "--config"])
+        .arg(dir.join("veil.toml"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(
+            fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("stderr.log"))
+                .expect("log"),
+        )
+        .spawn()
+        .expect("spawn veil node")
+}
+
+fn run(fault: Fault, net: usize) {
+    let scratch = Scratch::new(&format!("path-fault-{net}"));
     let mut children = Children::default();
     let mut nodes = Vec::new();
     let mut bootstrap = String::new();
@@ -62,7 +102,7 @@ fn a_hung_relay_on_the_path_loses_and_duplicates_nothing() {
         let dir = scratch.path(&format!("n{i}"));
         let data = dir.join("data");
         let id = NodeId::from_hex(&keygen_into(&data)).expect("node id");
-        let listen = free_addr(&format!("127.{}.0.1", 90 + i)).to_string();
+        let listen = free_addr(&format!("127.{}.0.1", net + i)).to_string();
         if i == 0 {
             bootstrap = listen.clone();
         }
@@ -70,19 +110,11 @@ fn a_hung_relay_on_the_path_loses_and_duplicates_nothing() {
         let config = format!(
             "listen = \"{listen}\"\ndata_dir = \"{}\"\n\
              bootstrap = [\"{bootstrap}\"]\ngossip_interval_ms = 200\nextend_to_private_addresses = true\n\
-             bootstrap_retry_ms = 300\nlog_level = \"info\"\n",
+             bootstrap_retry_ms = 300\nsnapshot_interval_secs = 1\nlog_level = \"info\"\n",
             data.display()
         );
         fs::write(dir.join("veil.toml"), config).expect("config");
-        let child = Command::new(VEIL)
-            .args(["node", "--config"])
-            .arg(dir.join("veil.toml"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(dir.join("stderr.log")).expect("log"))
-            .spawn()
-            .expect("spawn veil node");
-        children.push(child);
+        children.push(spawn_node(&dir));
         nodes.push(Node { id, control, dir });
     }
     for (i, node) in nodes.iter().enumerate() {
@@ -152,10 +184,22 @@ fn a_hung_relay_on_the_path_loses_and_duplicates_nothing() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let pid = children.0[middle].id().to_string();
-    let stopped = Command::new("kill").args(["-STOP", &pid]).status();
-    assert!(stopped.is_ok_and(|s| s.success()), "SIGSTOP");
+    let signal = if fault == Fault::Stop {
+        "-STOP"
+    } else {
+        "-KILL"
+    };
+    let signalled = Command::new("kill").args([signal, &pid]).status();
+    assert!(signalled.is_ok_and(|s| s.success()), "kill {signal}");
     let stopped_at = Instant::now();
     let acked_before = acks.lock().expect("acks").len();
+    if fault != Fault::Stop {
+        assert!(wait(&mut children.0[middle], SHORT).is_some(), "not killed");
+    }
+    if fault == Fault::KillAndRestart {
+        std::thread::sleep(Duration::from_secs(2));
+        children.0[middle] = spawn_node(&nodes[middle].dir);
+    }
 
     let start = Instant::now();
     while !flow.is_finished() {
@@ -207,13 +251,24 @@ fn a_hung_relay_on_the_path_loses_and_duplicates_nothing() {
         .map(|t| t.duration_since(stopped_at))
         .unwrap_or_default();
     eprintln!(
-        "hung relay: longest gap between acknowledgements {gap:?}; \
-         first acknowledgement {first_after:?} after SIGSTOP"
+        "{fault:?}: longest gap between acknowledgements {gap:?}; \
+         first acknowledgement {first_after:?} after the fault"
     );
     let s = status(&nodes[src].control);
     eprintln!(
         "sender: {} circuits built, {} probe rounds, {} circuits given up",
         s.circuits_built, s.probe_rounds, s.circuits_abandoned
     );
-    let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    if fault == Fault::Stop {
+        let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    }
+    if fault == Fault::KillAndRestart {
+        // The restarted relay came back with the onion key it had: its
+        // log says it restored its state.
+        let log = common::read(&nodes[middle].dir.join("stderr.log"));
+        assert!(
+            log.contains("restored the onion keys"),
+            "the restarted relay did not restore its state\n{log}"
+        );
+    }
 }
