@@ -265,10 +265,16 @@ fn run(fault: Fault, net: usize) {
     if fault == Fault::KillAndRestart {
         // The restarted relay came back with the onion key it had: its
         // log says it restored its state.
-        let log = common::read(&nodes[middle].dir.join("stderr.log"));
+        let log_path = nodes[middle].dir.join("stderr.log");
+        let restored = eventually(SHORT, || {
+            common::read(&log_path)
+                .contains("restored the onion keys")
+                .then_some(())
+        });
         assert!(
-            log.contains("restored the onion keys"),
-            "the restarted relay did not restore its state\n{log}"
+            restored.is_some(),
+            "the restarted relay did not restore its state\n{}",
+            common::read(&log_path)
         );
     }
 }
