@@ -90,7 +90,7 @@ fn join_through_one_bootstrap(seed: u64, n: usize, links: usize, every: Duration
         }
     }
     let ids: Vec<_> = joined.iter().map(|&(n, _)| sim.node_id(n)).collect();
-    let min_known_by = joined
+    let known_by: Vec<usize> = joined
         .iter()
         .map(|&(node, _)| {
             let id = sim.node_id(node);
@@ -99,8 +99,20 @@ fn join_through_one_bootstrap(seed: u64, n: usize, links: usize, every: Duration
                 .filter(|&o| o != node && sim.node(o).core.node_table().get(&id).is_some())
                 .count()
         })
-        .min()
-        .unwrap_or(0);
+        .collect();
+    let min_known_by = known_by.iter().copied().min().unwrap_or(0);
+    if std::env::var("JOINING_DEBUG").is_ok() {
+        let unknown: Vec<usize> = (0..n).filter(|&i| known_by[i] == 0).collect();
+        println!("known by nobody: {unknown:?}");
+        for &i in unknown.iter().take(3) {
+            let (node, _) = joined[i];
+            let links: Vec<_> = sim.node(node).core.links().map(|l| (l.role, l.phase, l.peer.map(|p| ids.iter().position(|x| *x == p)))).collect();
+            println!("node {i}: links {links:?}");
+        }
+        let mut sorted = known_by.clone();
+        sorted.sort();
+        println!("known_by percentiles: {:?}", [0, n / 10, n / 2, n - 1].map(|i| sorted[i]));
+    }
     drop(ids);
     let bootstrap_links = sim.node(boot).core.links().count();
     let result = Joined {

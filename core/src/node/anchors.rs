@@ -75,6 +75,9 @@ impl<P: Profile> Node<P> {
                 // An anonymous link hides this node's identity from its
                 // guard; dialling the guard as an anchor would show it.
                 .filter(|(_, slot)| !slot.anonymous)
+                // A bootstrap link is handed off once the node is linked
+                // elsewhere; the bootstrap address is in the config anyway.
+                .filter(|(_, slot)| !slot.bootstrap)
                 .filter_map(|(_, slot)| {
                     let session = slot.session.as_ref()?;
                     let peer = session.peer()?;

@@ -231,6 +231,8 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
                 };
                 let event = match result {
                     Ok((InsertOutcome::Added | InsertOutcome::Replaced { .. }, peer, relay)) => {
+                        // Someone new to dial, if outbound links are short.
+                        self.feelers.wake_outbound(now);
                         Some(Event::PeerLearned {
                             peer,
                             relay,
