@@ -59,7 +59,8 @@ impl core::error::Error for AddAnchorError {}
 impl<P: Profile> Node<P> {
     /// The peers worth reconnecting to first after a restart: those of this
     /// node's established outbound links (not a feeler link about to
-    /// close, nor an anonymous link), longest-standing first, at most [`MAX_ANCHORS`]. Save their
+    /// close, nor an anonymous link, nor a bootstrap link, which is handed
+    /// off), longest-standing first, at most [`MAX_ANCHORS`]. Save their
     /// descriptors ([`node_table`](Self::node_table)) and hand them back
     /// with [`AddAnchor`].
     pub fn anchors(&self) -> Vec<NodeId, MAX_ANCHORS> {

@@ -191,3 +191,99 @@ impl<P: Profile> Node<P> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{DescriptorRepr, Identity, Transport};
+    use crate::node::{drain, AddBootstrap, LearnDescriptor, LinkSlot, NodeConfig, Output, Timeout};
+
+    crate::node_profile! {
+        struct Small {
+            link_receive: 2 + 4096, link_send_queue: 8, events: 8, peers: 16,
+            relayed: 4, own: 2, message: 1024,
+            links: [LinkSlot<Small>; 16],
+            messages: [crate::message::MessageSlot<[u8; 1024]>; 2],
+        }
+    }
+
+    const UNIX: u64 = 1_800_000_000;
+
+    fn node() -> Node<Small> {
+        let config = NodeConfig {
+            unix_time_at_zero: UNIX,
+            ..NodeConfig::default()
+        };
+        let links = core::array::from_fn(|_| LinkSlot::new());
+        let messages = core::array::from_fn(|_| crate::message::MessageSlot::new());
+        Node::new(config, Identity::from_secret_bytes([1; 32]), [1; 32], links, messages)
+    }
+
+    fn address(i: u8) -> Address {
+        Address {
+            transport: Transport::Tcp,
+            socket: ([101, i, 0, 1], 7000).into(),
+        }
+    }
+
+    /// Learns a relay listening at [`address`]`(i)`; returns its id.
+    fn learn_relay(node: &mut Node<Small>, i: u8) -> NodeId {
+        let identity = Identity::from_secret_bytes([i; 32]);
+        let repr = DescriptorRepr {
+            identity: identity.public(),
+            onion_key: [i; 32],
+            relay: true,
+            issued_at: UNIX,
+            expires_at: UNIX + 3600,
+            addresses: [address(i)].into_iter().collect(),
+        };
+        let mut buf = [0u8; crate::identity::MAX_DESCRIPTOR_LEN];
+        let n = repr.emit_signed(&identity, &mut buf).unwrap();
+        let descriptor = &buf[..n];
+        node.handle(Instant::ZERO, LearnDescriptor { descriptor })
+            .unwrap();
+        identity.node_id()
+    }
+
+    /// The peers the node asks to dial after a timeout (`None`: whoever
+    /// answers at a bootstrap address).
+    fn dials(node: &mut Node<Small>) -> std::vec::Vec<Option<NodeId>> {
+        node.handle(Instant::ZERO, Timeout);
+        let mut buf = [0u8; 8192];
+        let mut peers = std::vec::Vec::new();
+        drain(node, Instant::ZERO, &mut buf, |_, output| {
+            if let Output::Dial(request) = output {
+                peers.push(request.peer);
+            }
+        })
+        .unwrap();
+        peers
+    }
+
+    #[test]
+    fn a_joining_node_dials_relays_up_to_its_target_and_not_its_bootstrap_node() {
+        let mut n = node();
+        let bootstrap = learn_relay(&mut n, 10);
+        n.handle(Instant::ZERO, AddBootstrap { address: address(10) })
+            .unwrap();
+        let relays: std::vec::Vec<NodeId> = (11..15).map(|i| learn_relay(&mut n, i)).collect();
+        let peers = dials(&mut n);
+        assert_eq!(n.outbound_target(), 2, "an eighth of 16 slots");
+        assert!(peers.contains(&None), "the bootstrap address");
+        let named: std::vec::Vec<NodeId> = peers.into_iter().flatten().collect();
+        assert_eq!(named.len(), 2);
+        assert!(named.iter().all(|p| relays.contains(p) && *p != bootstrap));
+        // Both are being dialled: nothing more until one ends.
+        assert!(dials(&mut n).is_empty());
+    }
+
+    #[test]
+    fn a_node_without_bootstrap_addresses_dials_only_what_it_needs() {
+        let mut n = node();
+        for i in 11..15 {
+            learn_relay(&mut n, i);
+        }
+        assert!(dials(&mut n).is_empty());
+        assert_eq!(n.outbound_deadline(), None);
+    }
+}
