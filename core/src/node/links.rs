@@ -156,7 +156,7 @@ impl<P: Profile> Node<P> {
         self.with_session(input.link, |session| session.close(input.reason))
     }
 
-    fn free_slot(&self) -> Option<usize> {
+    pub(crate) fn free_slot(&self) -> Option<usize> {
         self.links
             .as_ref()
             .iter()

@@ -81,7 +81,9 @@ impl<P: Profile> Node<P> {
             .count();
         let target = self.outbound_target();
         let mut short = target.saturating_sub(outbound.saturating_add(self.dialer.pending_named()));
-        while short > 0 && self.dial_outbound(now) {
+        // Only into a free slot: a node with one slot keeps its bootstrap
+        // link rather than dial past a full table.
+        while short > 0 && self.free_slot().is_some() && self.dial_outbound(now) {
             short = short.saturating_sub(1);
         }
         let mut kept = false;
