@@ -132,6 +132,7 @@ fn two_hundred_nodes_join_through_one_bootstrap_address() {
     let r = join_through_one_bootstrap(51, 200, 32, Duration::from_millis(50));
     assert_eq!(r.unlinked, 0, "{r:?}");
     assert!(r.min_known >= 8, "{r:?}");
+    assert!(r.min_known_by >= 1, "{r:?}");
 }
 
 /// The same at 1,000 nodes: about a minute of wall time in a debug build,
@@ -143,6 +144,7 @@ fn a_thousand_nodes_join_through_one_bootstrap_address() {
     let r = join_through_one_bootstrap(52, 1000, 32, Duration::from_millis(50));
     assert_eq!(r.unlinked, 0, "{r:?}");
     assert!(r.min_known >= 8, "{r:?}");
+    assert!(r.min_known_by >= 1, "{r:?}");
 }
 
 /// Closes of `node`'s links to `peer`, with their reasons.
