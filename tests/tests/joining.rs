@@ -103,12 +103,26 @@ fn join_through_one_bootstrap(seed: u64, n: usize, links: usize, every: Duration
         println!("known by nobody: {unknown:?}");
         for &i in unknown.iter().take(3) {
             let (node, _) = joined[i];
-            let links: Vec<_> = sim.node(node).core.links().map(|l| (l.role, l.phase, l.peer.map(|p| ids.iter().position(|x| *x == p)))).collect();
+            let links: Vec<_> = sim
+                .node(node)
+                .core
+                .links()
+                .map(|l| {
+                    (
+                        l.role,
+                        l.phase,
+                        l.peer.map(|p| ids.iter().position(|x| *x == p)),
+                    )
+                })
+                .collect();
             println!("node {i}: links {links:?}");
         }
         let mut sorted = known_by.clone();
         sorted.sort();
-        println!("known_by percentiles: {:?}", [0, n / 10, n / 2, n - 1].map(|i| sorted[i]));
+        println!(
+            "known_by percentiles: {:?}",
+            [0, n / 10, n / 2, n - 1].map(|i| sorted[i])
+        );
     }
     drop(ids);
     let bootstrap_links = sim.node(boot).core.links().count();
@@ -275,7 +289,9 @@ fn a_bootstrap_link_that_carries_a_circuit_is_not_handed_off() {
     let r_id = sim.node_id(r);
     for n in [j, j2] {
         let linked_out = sim.node(n).core.links().any(|l| {
-            l.role == LinkRole::Initiator && l.phase == LinkPhase::Established && l.peer != Some(r_id)
+            l.role == LinkRole::Initiator
+                && l.phase == LinkPhase::Established
+                && l.peer != Some(r_id)
         });
         assert!(linked_out, "node {n} linked out");
     }

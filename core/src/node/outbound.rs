@@ -60,8 +60,7 @@ impl<P: Profile> Node<P> {
     /// closing feeler) than its target, and hands its bootstrap links off
     /// once one of them is up.
     pub(crate) fn run_outbound(&mut self, now: Instant) {
-        if !self.keeps_outbound() || self.discovery.feelers.outbound_at.is_none_or(|at| now < at)
-        {
+        if !self.keeps_outbound() || self.discovery.feelers.outbound_at.is_none_or(|at| now < at) {
             return;
         }
         let feeler = self.discovery.feelers.closing();
@@ -92,7 +91,10 @@ impl<P: Profile> Node<P> {
                 continue;
             };
             let bootstrap = self.links.as_ref().get(index).is_some_and(|s| {
-                s.bootstrap && s.session.as_ref().is_some_and(|x| x.phase() == LinkPhase::Established)
+                s.bootstrap
+                    && s.session
+                        .as_ref()
+                        .is_some_and(|x| x.phase() == LinkPhase::Established)
             });
             if !bootstrap {
                 continue;
@@ -122,9 +124,8 @@ impl<P: Profile> Node<P> {
         // As for a feeler: the node was named by gossip. A bootstrap node
         // is dialled as one, not kept as an outbound link.
         let dialable = |a: &Address| config.may_dial_for_strangers(a);
-        let free = |id: &NodeId| {
-            link_to(links.as_ref(), id).is_none() && !dialer.is_pending(id, false)
-        };
+        let free =
+            |id: &NodeId| link_to(links.as_ref(), id).is_none() && !dialer.is_pending(id, false);
         let table = discovery.table();
         let Some(entry) = table.draw(Tables::Both, rng, |e| {
             let addresses = &e.descriptor.repr().addresses;
@@ -177,10 +178,16 @@ impl<P: Profile> Node<P> {
                 && session.phase() == LinkPhase::Established
                 && now.saturating_since(slot.opened_at) >= PRUNE_GRACE
                 && youngest.is_none_or(|(at, _)| slot.opened_at > at)
-                && session.peer().is_none_or(|p| !self.circuits.guards.contains(&p))
+                && session
+                    .peer()
+                    .is_none_or(|p| !self.circuits.guards.contains(&p))
                 && !is_protected(slots, slot);
             let opened_at = slot.opened_at;
-            if candidate && self.link_at(index).is_some_and(|l| !self.carries_circuits(l)) {
+            if candidate
+                && self
+                    .link_at(index)
+                    .is_some_and(|l| !self.carries_circuits(l))
+            {
                 youngest = Some((opened_at, index));
             }
         }
@@ -198,7 +205,9 @@ impl<P: Profile> Node<P> {
 mod tests {
     use super::*;
     use crate::identity::{DescriptorRepr, Identity, Transport};
-    use crate::node::{drain, AddBootstrap, LearnDescriptor, LinkSlot, NodeConfig, Output, Timeout};
+    use crate::node::{
+        drain, AddBootstrap, LearnDescriptor, LinkSlot, NodeConfig, Output, Timeout,
+    };
 
     crate::node_profile! {
         struct Small {
@@ -218,7 +227,13 @@ mod tests {
         };
         let links = core::array::from_fn(|_| LinkSlot::new());
         let messages = core::array::from_fn(|_| crate::message::MessageSlot::new());
-        Node::new(config, Identity::from_secret_bytes([1; 32]), [1; 32], links, messages)
+        Node::new(
+            config,
+            Identity::from_secret_bytes([1; 32]),
+            [1; 32],
+            links,
+            messages,
+        )
     }
 
     fn address(i: u8) -> Address {
@@ -266,8 +281,13 @@ mod tests {
     fn a_joining_node_dials_relays_up_to_its_target_and_not_its_bootstrap_node() {
         let mut n = node();
         let bootstrap = learn_relay(&mut n, 10);
-        n.handle(Instant::ZERO, AddBootstrap { address: address(10) })
-            .unwrap();
+        n.handle(
+            Instant::ZERO,
+            AddBootstrap {
+                address: address(10),
+            },
+        )
+        .unwrap();
         let relays: std::vec::Vec<NodeId> = (11..15).map(|i| learn_relay(&mut n, i)).collect();
         let peers = dials(&mut n);
         assert_eq!(n.outbound_target(), 2, "an eighth of 16 slots");
