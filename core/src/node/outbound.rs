@@ -26,10 +26,9 @@ use super::dial::DialPolicy;
 use super::discovery::unix_now;
 use super::{Node, Profile};
 
-/// The most outbound links a node that joins by itself keeps (a quarter of
-/// those Bitcoin Core keeps: veil's circuits dial what they need, these
-/// only keep the node in the network and its table fresh). Never more than
-/// an eighth of the link table, and at least one.
+/// The default of [`NodeConfig::outbound_links`](super::NodeConfig::outbound_links):
+/// half of Bitcoin Core's 8, as veil's circuits dial what they need and
+/// these only keep the node in the network and its table fresh.
 pub const OUTBOUND_LINKS: usize = 4;
 
 /// How long an inbound link is safe from pruning after it opened: long
@@ -46,13 +45,15 @@ impl<P: Profile> Node<P> {
     /// links by hand, dials only what its circuits need) and may show its
     /// address to random relays, as a feeler does.
     fn keeps_outbound(&self) -> bool {
-        self.dialer.has_bootstrap() && self.feels()
+        self.dialer.has_bootstrap() && self.feels() && self.config.outbound_links > 0
     }
 
     /// The outbound links this node keeps: an eighth of its table, at
-    /// least one, at most [`OUTBOUND_LINKS`].
+    /// least one, at most [`NodeConfig::outbound_links`](super::NodeConfig::outbound_links).
     fn outbound_target(&self) -> usize {
-        (self.links.as_ref().len() / 8).clamp(1, OUTBOUND_LINKS)
+        (self.links.as_ref().len() / 8)
+            .max(1)
+            .min(self.config.outbound_links)
     }
 
     /// Dials relays while this node has fewer outbound links (established
