@@ -39,11 +39,16 @@ pub enum CloseReason {
     /// transport, was established first (a transport race); this one is
     /// not needed.
     Duplicate = 11,
+    /// The link carried no circuit and was closed to keep room in a link
+    /// table: a bootstrap link handed off once its dialler linked
+    /// elsewhere, or an idle link pruned for a newcomer (relay spec §10).
+    /// Not a fault; the closing side wants no new link from the peer soon.
+    Pruned = 12,
 }
 
 impl CloseReason {
     /// Every reason, in code order.
-    pub const ALL: [CloseReason; 12] = [
+    pub const ALL: [CloseReason; 13] = [
         CloseReason::Normal,
         CloseReason::Shutdown,
         CloseReason::ProtocolViolation,
@@ -56,6 +61,7 @@ impl CloseReason {
         CloseReason::NonceExhausted,
         CloseReason::TransportClosed,
         CloseReason::Duplicate,
+        CloseReason::Pruned,
     ];
 
     /// The wire code of this reason.
@@ -100,6 +106,7 @@ impl fmt::Display for CloseReason {
             CloseReason::NonceExhausted => "nonce space exhausted",
             CloseReason::TransportClosed => "transport connection closed",
             CloseReason::Duplicate => "another link to the same peer won the transport race",
+            CloseReason::Pruned => "idle, closed to keep room",
         })
     }
 }

@@ -85,6 +85,18 @@ fn count<P: Profile>(
         .count()
 }
 
+/// Whether `slot` is among the longest-standing quarter (at least one) of
+/// the established inbound links in `slots`, which are never evicted nor
+/// pruned: an attacker cannot make its links old.
+pub(crate) fn is_protected<P: Profile>(slots: &[LinkSlot<P>], slot: &LinkSlot<P>) -> bool {
+    let established = slots.iter().filter(|s| is_established_inbound(s)).count();
+    let older = slots
+        .iter()
+        .filter(|o| is_established_inbound(o) && o.opened_at < slot.opened_at)
+        .count();
+    older < (established / 4).max(1)
+}
+
 /// Of the prefixes of slots satisfying `candidate`, the one with the most
 /// slots satisfying `counted`, and that count. Ties go to the prefix seen
 /// first in the table, which is as good as any: the count, not the order,
@@ -136,6 +148,7 @@ impl<P: Profile> Node<P> {
         if (inbound >= limits.total || !free)
             && !self.evict_crowded_half_open()
             && !self.evict_established_inbound(prefix)
+            && !self.prune_inbound()
         {
             self.stats.inbound_refused = self.stats.inbound_refused.saturating_add(1);
             return Err(OpenLinkError::TableFull);
@@ -177,18 +190,7 @@ impl<P: Profile> Node<P> {
     /// The longest-standing quarter of established inbound links is exempt.
     fn evict_established_inbound(&mut self, arriving: Option<NetworkPrefix>) -> bool {
         let slots = self.links.as_ref();
-        let established = slots.iter().filter(|s| is_established_inbound(s)).count();
-        let protected = (established / 4).max(1);
-        // A link is exempt while fewer than `protected` established inbound
-        // links are older than it.
-        let exempt = |s: &LinkSlot<P>| {
-            slots
-                .iter()
-                .filter(|o| is_established_inbound(o) && o.opened_at < s.opened_at)
-                .count()
-                < protected
-        };
-        let evictable = |s: &LinkSlot<P>| is_established_inbound(s) && !exempt(s);
+        let evictable = |s: &LinkSlot<P>| is_established_inbound(s) && !is_protected(slots, s);
         let Some((crowded, n)) = most_crowded(slots, evictable, is_inbound) else {
             return false;
         };

@@ -59,7 +59,8 @@ impl core::error::Error for AddAnchorError {}
 impl<P: Profile> Node<P> {
     /// The peers worth reconnecting to first after a restart: those of this
     /// node's established outbound links (not a feeler link about to
-    /// close, nor an anonymous link), longest-standing first, at most [`MAX_ANCHORS`]. Save their
+    /// close, nor an anonymous link, nor a bootstrap link, which is handed
+    /// off), longest-standing first, at most [`MAX_ANCHORS`]. Save their
     /// descriptors ([`node_table`](Self::node_table)) and hand them back
     /// with [`AddAnchor`].
     pub fn anchors(&self) -> Vec<NodeId, MAX_ANCHORS> {
@@ -75,6 +76,9 @@ impl<P: Profile> Node<P> {
                 // An anonymous link hides this node's identity from its
                 // guard; dialling the guard as an anchor would show it.
                 .filter(|(_, slot)| !slot.anonymous)
+                // A bootstrap link is handed off once the node is linked
+                // elsewhere; the bootstrap address is in the config anyway.
+                .filter(|(_, slot)| !slot.bootstrap)
                 .filter_map(|(_, slot)| {
                     let session = slot.session.as_ref()?;
                     let peer = session.peer()?;

@@ -120,6 +120,12 @@ pub struct NodeConfig {
     /// attacker's gossip cannot fake, so this is how the table fills with
     /// them (`docs/node_table.md`).
     pub feeler_interval: Duration,
+    /// How many outbound links a node with bootstrap addresses keeps to
+    /// relays of its own choosing (at most an eighth of its link table, at
+    /// least one), so that it can hand its bootstrap links off (relay spec
+    /// §10). 0 keeps none and keeps the bootstrap links instead: for a
+    /// node that must hold exactly the links it was given.
+    pub outbound_links: usize,
 }
 
 impl NodeConfig {
@@ -164,6 +170,7 @@ impl Default for NodeConfig {
             #[cfg(feature = "testing")]
             link_only: false,
             feeler_interval: Duration::from_secs(120),
+            outbound_links: super::OUTBOUND_LINKS,
         }
     }
 }

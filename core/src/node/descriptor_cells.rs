@@ -110,6 +110,9 @@ pub(crate) enum Arrival {
     /// The node's own descriptor, over a link this node dialled to it in
     /// this network: the node was reached.
     Reached(Option<NetworkPrefix>),
+    /// The node's own descriptor, over a link it dialled from this
+    /// network: fresher than anything heard of in its bucket.
+    Peer(Source),
 }
 
 /// What a link-level cell turned out to be.
@@ -157,14 +160,17 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
                 table.refresh(&id, now);
                 return Ok((InsertOutcome::Refreshed, id, false));
             }
-            (Known::Unknown, Arrival::From(source)) => {
+            (Known::Unknown, Arrival::From(source) | Arrival::Peer(source)) => {
                 let network = packet
                     .addresses()
                     .next()
                     .map(|a| NetworkPrefix::of(a.socket.ip()));
-                table
-                    .admits(&id, source, network, unix)
-                    .map_err(DescriptorRefusal::Table)?;
+                let admits = if matches!(arrival, Arrival::Peer(_)) {
+                    table.admits_from_peer(&id, source, network, unix)
+                } else {
+                    table.admits(&id, source, network, unix)
+                };
+                admits.map_err(DescriptorRefusal::Table)?;
             }
             _ => {}
         }
@@ -174,6 +180,7 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
         let outcome = match arrival {
             Arrival::From(source) => table.insert(verified, source, now, unix),
             Arrival::Reached(network) => table.insert_reached(verified, network, now, unix),
+            Arrival::Peer(source) => table.insert_from_peer(verified, source, now, unix),
         };
         Ok((outcome.map_err(DescriptorRefusal::Table)?, id, relay))
     }
@@ -223,6 +230,11 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
                             {
                                 Arrival::Reached(link.network)
                             }
+                            Some(peer)
+                                if peer == NodeId::from_identity_key(&identity_key(&bytes)) =>
+                            {
+                                Arrival::Peer(Source::Link(link.network))
+                            }
                             _ => Arrival::From(Source::Link(link.network)),
                         };
                         self.learn(config, now, &bytes, arrival, stats)
@@ -231,6 +243,8 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
                 };
                 let event = match result {
                     Ok((InsertOutcome::Added | InsertOutcome::Replaced { .. }, peer, relay)) => {
+                        // Someone new to dial, if outbound links are short.
+                        self.feelers.wake_outbound(now);
                         Some(Event::PeerLearned {
                             peer,
                             relay,

@@ -254,6 +254,22 @@ impl Dialer {
         }
     }
 
+    /// Whether the owner gave bootstrap addresses: the node joins a
+    /// network by itself, and keeps its own outbound links.
+    pub(crate) fn has_bootstrap(&self) -> bool {
+        !self.bootstrap.is_empty()
+    }
+
+    /// Whether `address` is a bootstrap address.
+    pub(crate) fn is_bootstrap(&self, address: &Address) -> bool {
+        self.bootstrap.contains(address)
+    }
+
+    /// Dials outstanding to known peers under our identity.
+    pub(crate) fn pending_named(&self) -> usize {
+        self.pending.iter().filter(|p| !p.anonymous).count()
+    }
+
     /// Adds a bootstrap address; `false` if the list is full.
     pub(crate) fn add_bootstrap(&mut self, address: Address) -> bool {
         self.bootstrap.contains(&address) || self.bootstrap.push(address).is_ok()

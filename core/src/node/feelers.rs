@@ -32,6 +32,8 @@ pub(crate) struct Feelers {
     target: Option<NodeId>,
     /// A feeler link that came up, and when to close it.
     close: Option<(LinkId, Instant)>,
+    /// When to look at the outbound links next (`outbound.rs`).
+    pub(crate) outbound_at: Option<Instant>,
 }
 
 impl Feelers {
@@ -40,7 +42,14 @@ impl Feelers {
             next_at: Instant::ZERO.saturating_add(config.feeler_interval),
             target: None,
             close: None,
+            outbound_at: Some(Instant::ZERO),
         }
+    }
+
+    /// Looks at the outbound links at `now` (a link came or went, a node
+    /// was learned), or sooner if that was due already.
+    pub(crate) fn wake_outbound(&mut self, now: Instant) {
+        self.outbound_at = Some(self.outbound_at.map_or(now, |at| at.min(now)));
     }
 
     /// The feeler link about to close, which is no anchor.
@@ -84,7 +93,7 @@ impl<P: Profile> Node<P> {
     /// its guards (no relaying, anonymous first hops), whose links to
     /// random relays would show its address to many of them (relay spec
     /// §11).
-    fn feels(&self) -> bool {
+    pub(crate) fn feels(&self) -> bool {
         !self.link_only() && (self.config.relay || !self.config.anonymous_first_hops)
     }
 
@@ -176,7 +185,7 @@ impl<P: Profile> Node<P> {
     }
 
     /// Whether any circuit runs over `link`.
-    fn carries_circuits(&mut self, link: LinkId) -> bool {
+    pub(crate) fn carries_circuits(&mut self, link: LinkId) -> bool {
         let mut used = self.engine.clients().any(|c| c.end.0 == link);
         self.engine.linked_links(link, |_| used = true);
         used || self.engine.ends_mut().any(|(end, _)| end.0 == link)

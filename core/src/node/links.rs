@@ -118,6 +118,7 @@ impl<P: Profile> Node<P> {
         slot.transport = transport;
         slot.prefix = prefix;
         slot.anonymous = anonymous;
+        slot.bootstrap = role == LinkRole::Initiator && expected_peer.is_none() && !anonymous;
         slot.creates = TokenBucket::full(self.config.creates_per_link, now);
         Ok(LinkId::new(
             u16::try_from(index).unwrap_or(u16::MAX),
@@ -155,7 +156,7 @@ impl<P: Profile> Node<P> {
         self.with_session(input.link, |session| session.close(input.reason))
     }
 
-    fn free_slot(&self) -> Option<usize> {
+    pub(crate) fn free_slot(&self) -> Option<usize> {
         self.links
             .as_ref()
             .iter()
@@ -224,6 +225,9 @@ impl<P: Profile> Node<P> {
         let gone = self.sync_slot_events(index, &mut up);
         if self.link_only() {
             return;
+        }
+        if up.is_some() || gone.is_some() {
+            self.discovery.feelers.wake_outbound(self.now);
         }
         if let Some(peer) = up {
             let slot = self.links.as_ref().get(index);

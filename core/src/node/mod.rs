@@ -102,6 +102,7 @@ mod guards;
 mod input;
 mod links;
 mod messaging;
+mod outbound;
 mod output;
 mod profile;
 mod queries;
@@ -133,6 +134,7 @@ pub use input::{
     Receive, ReceiveStreamCell, RecordPeerFailure, Reply, SendMessage, SetAddresses, SetGuards,
     SetReceiving, Timeout, TransportClosed, TransportRoom,
 };
+pub use outbound::{OUTBOUND_LINKS, PRUNE_GRACE};
 pub use output::{Output, PollError};
 pub use profile::Profile;
 pub use queries::{LinkInfo, OwnCircuitInfo};

@@ -31,6 +31,9 @@ pub struct LinkSlot<P: Profile> {
     /// We dialled this link under a throwaway identity, for our own
     /// circuits ([`OpenLink::anonymous`](super::OpenLink::anonymous)).
     pub(crate) anonymous: bool,
+    /// We dialled this link to a bootstrap address (whoever answers): it
+    /// is handed off once we are linked elsewhere (relay spec §10).
+    pub(crate) bootstrap: bool,
     /// The link's budget of `CREATE`s ([`NodeConfig::creates_per_link`](super::NodeConfig::creates_per_link)).
     pub(crate) creates: TokenBucket,
     /// Since when the link's next received cell has waited for room
@@ -55,6 +58,7 @@ impl<P: Profile> LinkSlot<P> {
             transport: None,
             prefix: None,
             anonymous: false,
+            bootstrap: false,
             creates: TokenBucket::EMPTY,
             held_since: None,
             room: usize::MAX,
@@ -97,6 +101,7 @@ where
             transport: self.transport,
             prefix: self.prefix,
             anonymous: self.anonymous,
+            bootstrap: self.bootstrap,
             creates: self.creates,
             held_since: self.held_since,
             room: self.room,

@@ -19,6 +19,7 @@ impl<P: Profile> Node<P> {
             self.gossip();
         }
         self.run_feelers(now);
+        self.run_outbound(now);
         self.release_stalled_links();
         self.retry_held_cells();
         for index in 0..self.links.as_ref().len() {
@@ -49,6 +50,7 @@ impl<P: Profile> Node<P> {
             links,
             circuits,
             self.feeler_deadline(),
+            self.outbound_deadline(),
             self.hold_deadline(),
         ]
         .into_iter()

@@ -54,6 +54,9 @@ fn config(quic_dials: bool) -> NodeConfig {
         // circuits: the test measures that link (an anonymous second link
         // for C's own circuits would be a separate connection).
         anonymous_first_hops: false,
+        // ...and C links to nobody else: it keeps its bootstrap link rather
+        // than dial relays of its own (relay spec §10).
+        outbound_links: 0,
         ..NodeConfig::default()
     }
 }

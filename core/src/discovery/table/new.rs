@@ -27,8 +27,45 @@ impl<S: VecStore<PeerEntry>> NodeTable<S> {
         now_unix_secs: u64,
     ) -> Result<(), InsertError> {
         let bucket = self.key.new_bucket(&self.layout, source, id, network);
-        self.room_in_new(Place::New { bucket }, now_unix_secs)
+        self.room_in_new(Place::New { bucket }, now_unix_secs, false)
             .map(|_| ())
+    }
+
+    /// [`admits`](Self::admits) for a node's own descriptor, sent by that
+    /// node over a link from `source` that it proved its identity on: in a
+    /// full bucket, the entry heard of least recently gives way to it.
+    pub fn admits_from_peer(
+        &self,
+        id: &NodeId,
+        source: Source,
+        network: Option<NetworkPrefix>,
+        now_unix_secs: u64,
+    ) -> Result<(), InsertError> {
+        let bucket = self.key.new_bucket(&self.layout, source, id, network);
+        self.room_in_new(Place::New { bucket }, now_unix_secs, true)
+            .map(|_| ())
+    }
+
+    /// Stores a node's own descriptor, received from that node over a link
+    /// from `source` ([`admits_from_peer`](Self::admits_from_peer)). A
+    /// node already known is updated as by [`insert`](Self::insert).
+    pub fn insert_from_peer(
+        &mut self,
+        descriptor: VerifiedDescriptor,
+        source: Source,
+        now: Instant,
+        now_unix_secs: u64,
+    ) -> Result<InsertOutcome, InsertError> {
+        let id = descriptor.node_id();
+        if self.get(&id).is_some() {
+            return self.insert(descriptor, source, now, now_unix_secs);
+        }
+        let bucket = self
+            .key
+            .new_bucket(&self.layout, source, &id, first_network(&descriptor));
+        let place = Place::New { bucket };
+        let room = self.room_in_new(place, now_unix_secs, true)?;
+        self.put(PeerEntry::new(descriptor, place, now), room)
     }
 
     pub(super) fn insert_new(
@@ -43,14 +80,16 @@ impl<S: VecStore<PeerEntry>> NodeTable<S> {
             .key
             .new_bucket(&self.layout, source, &id, first_network(&descriptor));
         let place = Place::New { bucket };
-        let room = self.room_in_new(place, now_unix_secs)?;
+        let room = self.room_in_new(place, now_unix_secs, false)?;
         self.put(PeerEntry::new(descriptor, place, now), room)
     }
 
     /// Room for a newcomer to the new bucket `place`:
     /// 1. its bucket is full: the bucket's worst failing or expired entry
-    ///    gives way, else the newcomer is refused (`BucketFull`). A healthy
-    ///    incumbent is never displaced by gossip, however much arrives;
+    ///    gives way, else (for a node's own descriptor from that node,
+    ///    `from_peer`) the entry heard of least recently, else the
+    ///    newcomer is refused (`BucketFull`). A healthy incumbent is never
+    ///    displaced by gossip, however much arrives;
     /// 2. the storage has room: it is pushed;
     /// 3. the storage is full (other buckets and the tried table use it):
     ///    the worst failing or expired entry anywhere gives way, else the
@@ -62,11 +101,19 @@ impl<S: VecStore<PeerEntry>> NodeTable<S> {
         &self,
         place: Place,
         now_unix_secs: u64,
+        from_peer: bool,
     ) -> Result<Room, InsertError> {
         let mine = self.bucket_len(place);
         if mine >= self.layout.new_bucket_len {
+            let in_bucket = |e: &PeerEntry| same_bucket(e.place, place);
+            let stalest = || {
+                let entries = self.entries.view();
+                let stalest = entries.iter().enumerate().filter(|(_, e)| in_bucket(e));
+                stalest.min_by_key(|(_, e)| e.last_seen).map(|(i, _)| i)
+            };
             return self
-                .worst(|e| same_bucket(e.place, place), now_unix_secs)
+                .worst(in_bucket, now_unix_secs)
+                .or_else(|| from_peer.then(stalest).flatten())
                 .map(Some)
                 .ok_or(InsertError::BucketFull);
         }

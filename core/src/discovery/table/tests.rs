@@ -486,3 +486,38 @@ fn samples_are_distinct_bounded_reproducible_and_mix_both_tables() {
     }
     assert_eq!(seen.len(), 10, "every node shows up");
 }
+
+#[test]
+fn a_nodes_own_descriptor_over_its_link_displaces_the_stalest_entry_of_a_full_bucket() {
+    let mut table = Table::<64>::new(own(), KEY);
+    let same = |seed: u32| node(seed, 7, NOW, 3600);
+    let len = table.layout().new_bucket_len as u32;
+    for seed in 0..len {
+        assert_eq!(
+            table.insert(same(seed), link(3), t(u64::from(seed)), NOW),
+            Ok(InsertOutcome::Added)
+        );
+    }
+    // Entry 0 is heard of again: entry 1 is now the stalest.
+    table.refresh(&same(0).node_id(), t(10));
+    assert_eq!(
+        table.insert(same(100), link(3), t(11), NOW),
+        Err(InsertError::BucketFull),
+        "gossip never displaces a healthy entry"
+    );
+    assert_eq!(
+        table.admits_from_peer(&same(100).node_id(), link(3), net(7), NOW),
+        Ok(())
+    );
+    assert_eq!(
+        table.insert_from_peer(same(100), link(3), t(12), NOW),
+        Ok(InsertOutcome::Replaced {
+            evicted: same(1).node_id()
+        })
+    );
+    // Known already: updated as any descriptor, nothing displaced.
+    assert_eq!(
+        table.insert_from_peer(same(100), link(3), t(13), NOW),
+        Ok(InsertOutcome::Refreshed)
+    );
+}
