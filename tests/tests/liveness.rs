@@ -252,8 +252,11 @@ fn the_same_seed_gives_the_same_recovery() {
 fn a_relay_that_is_slow_but_alive_is_never_declared_dead() {
     // 20 ms ± 10 ms per wire: a 3-relay circuit's round trip is about
     // 200 ms. One relay of the live circuit then delays everything it sends
-    // by 200 ms plus up to 1.2 s more: up to several times the circuit's
-    // round trip, jittered, and never silent.
+    // by 100 ms plus up to 400 ms more, each way: a round trip through it
+    // takes up to 1 s longer, five times the circuit's own, jittered, and
+    // never silent. Its answers (and its probe answers) come late; a
+    // detector that gave up at the first RTO, without probing, takes it
+    // for dead.
     let conditions = StreamConditions {
         latency: Duration::from_millis(20),
         jitter: Duration::from_millis(10),
@@ -268,8 +271,8 @@ fn a_relay_that_is_slow_but_alive_is_never_declared_dead() {
             let slow = index_of(sim, N, relays[1]);
             sim.set_node_delay(
                 slow,
-                Duration::from_millis(200),
-                Duration::from_millis(1_200),
+                Duration::from_millis(100),
+                Duration::from_millis(400),
             );
         }
     });

@@ -93,8 +93,14 @@ impl<P: Profile> Node<P> {
     /// its guards (no relaying, anonymous first hops), whose links to
     /// random relays would show its address to many of them (relay spec
     /// §11).
+    /// Without the `feelers` feature (default on; the firmware image,
+    /// whose node has 8 table entries and 4 link slots, leaves it out for
+    /// flash: docs/firmware.md) never: entries reach the tried table only
+    /// by the node's other dials.
     pub(crate) fn feels(&self) -> bool {
-        !self.link_only() && (self.config.relay || !self.config.anonymous_first_hops)
+        cfg!(feature = "feelers")
+            && !self.link_only()
+            && (self.config.relay || !self.config.anonymous_first_hops)
     }
 
     pub(crate) fn run_feelers(&mut self, now: Instant) {

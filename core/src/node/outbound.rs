@@ -39,13 +39,19 @@ pub const PRUNE_GRACE: Duration = Duration::from_secs(15);
 /// While a node is short of outbound links, how often it looks again.
 const OUTBOUND_RETRY: Duration = Duration::from_secs(5);
 
+/// Whether this build keeps outbound links and prunes idle inbound ones:
+/// the `outbound-links` feature (default). The firmware image, whose node
+/// has 4 link slots and joins a network it is configured into, leaves it
+/// out for about 3.5 KiB of flash (docs/firmware.md).
+const KEPT: bool = cfg!(feature = "outbound-links");
+
 impl<P: Profile> Node<P> {
     /// Whether this node keeps outbound links of its own: one that joins
     /// by itself (it has bootstrap addresses; a seed, or a node its owner
     /// links by hand, dials only what its circuits need) and may show its
     /// address to random relays, as a feeler does.
     fn keeps_outbound(&self) -> bool {
-        self.dialer.has_bootstrap() && self.feels() && self.config.outbound_links > 0
+        KEPT && self.dialer.has_bootstrap() && self.feels() && self.config.outbound_links > 0
     }
 
     /// The outbound links this node keeps: an eighth of its table, at
@@ -165,6 +171,9 @@ impl<P: Profile> Node<P> {
     /// longest-standing quarter of inbound links (admission's protected
     /// ones). Whether one was closed.
     pub(crate) fn prune_inbound(&mut self) -> bool {
+        if !KEPT {
+            return false;
+        }
         let now = self.now;
         let mut youngest: Option<(Instant, usize)> = None;
         for index in 0..self.links.as_ref().len() {
@@ -202,7 +211,7 @@ impl<P: Profile> Node<P> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "outbound-links"))]
 mod tests {
     use super::*;
     use crate::identity::{DescriptorRepr, Identity, Transport};

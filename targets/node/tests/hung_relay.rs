@@ -183,6 +183,14 @@ fn run(fault: Fault, net: usize) {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+    if fault == Fault::KillAndRestart {
+        // The relay saves its state every second: let it have saved once.
+        let state = nodes[middle].dir.join("data").join("state.bin");
+        assert!(
+            eventually(SHORT, || state.exists().then_some(())).is_some(),
+            "the relay never saved its state"
+        );
+    }
     let pid = children.0[middle].id().to_string();
     let signal = if fault == Fault::Stop {
         "-STOP"
