@@ -32,7 +32,10 @@ fn main() {
     let mut senders_given = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| usage(&format!("{arg} needs a value")));
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{arg} needs a value")))
+        };
         match arg.as_str() {
             "--nodes" => config.nodes = parse(&value()),
             "--minutes" => {
@@ -49,8 +52,7 @@ fn main() {
             }
             "--shape" => config.session_shape = parse(&value()),
             "--scale-min" => {
-                config.session_scale =
-                    Duration::from_micros((parse::<f64>(&value()) * 60e6) as u64)
+                config.session_scale = Duration::from_micros((parse::<f64>(&value()) * 60e6) as u64)
             }
             "--silent" => config.silent_fraction = parse(&value()),
             "--warmup" => {

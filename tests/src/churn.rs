@@ -247,6 +247,9 @@ pub struct ChurnReport {
     pub steps: u64,
     /// Wall-clock seconds of the run (warm-up included).
     pub wall_secs: f64,
+    /// CPU seconds the process ran (Linux `/proc/self/schedstat`), if
+    /// known: on a shared machine, the wall time also counts waiting.
+    pub cpu_secs: Option<f64>,
     /// Fixed memory per node, in bytes: the node plus its link slots and
     /// message slots (what `memory_budget` counts).
     pub bytes_per_node: usize,
@@ -373,6 +376,12 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+fn cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/schedstat").ok()?;
+    let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 / 1e9)
+}
+
 const MESSAGE_TAG: &[u8] = b"churn ";
 
 impl Driver {
@@ -413,6 +422,7 @@ impl Driver {
             nodes_built: 0,
             steps: 0,
             wall_secs: 0.0,
+            cpu_secs: None,
             bytes_per_node: bytes_per_node(cfg.links),
             peak_rss_kib: None,
         };
@@ -450,7 +460,8 @@ impl Driver {
         let index = self
             .sim
             .add_addressed_node(self.cfg.node_config(), self.cfg.links);
-        let access = (uniform(&mut self.rng) * self.cfg.access_latency_max.as_micros() as f64) as u64;
+        let access =
+            (uniform(&mut self.rng) * self.cfg.access_latency_max.as_micros() as f64) as u64;
         self.sim
             .set_access_latency(index, Duration::from_micros(access));
         let mut chosen: Vec<NodeIndex> = Vec::new();
@@ -517,16 +528,25 @@ impl Driver {
         self.sample(false);
         for node in 0..self.cfg.nodes {
             let rest = self.residual();
-            self.schedule(start.saturating_add(from_secs_f64(rest)), Action::Depart(node));
+            self.schedule(
+                start.saturating_add(from_secs_f64(rest)),
+                Action::Depart(node),
+            );
         }
         let rate_mean = self.cfg.mean_session_secs() / self.cfg.nodes as f64;
         let first = exponential(&mut self.rng, rate_mean);
         self.schedule(start.saturating_add(from_secs_f64(first)), Action::Arrive);
         for slot in 0..self.cfg.senders {
             let first = exponential(&mut self.rng, secs(self.cfg.send_interval));
-            self.schedule(start.saturating_add(from_secs_f64(first)), Action::Send(slot));
+            self.schedule(
+                start.saturating_add(from_secs_f64(first)),
+                Action::Send(slot),
+            );
         }
-        self.schedule(start.saturating_add(self.cfg.sample_interval), Action::Sample);
+        self.schedule(
+            start.saturating_add(self.cfg.sample_interval),
+            Action::Sample,
+        );
         let mut next_progress = start.saturating_add(Duration::from_secs(60));
         while let Some(Reverse((at, _, action))) = self.queue.pop() {
             if at > end {
@@ -548,7 +568,10 @@ impl Driver {
                         leave: None,
                     });
                     let session = self.weibull();
-                    self.schedule(at.saturating_add(from_secs_f64(session)), Action::Depart(node));
+                    self.schedule(
+                        at.saturating_add(from_secs_f64(session)),
+                        Action::Depart(node),
+                    );
                     let gap = exponential(&mut self.rng, rate_mean);
                     self.schedule(at.saturating_add(from_secs_f64(gap)), Action::Arrive);
                 }
@@ -849,6 +872,7 @@ impl Driver {
         self.report.steps = self.sim.steps();
         self.report.wall_secs = wall_secs;
         self.report.peak_rss_kib = peak_rss_kib();
+        self.report.cpu_secs = cpu_secs();
         self.report
     }
 }
@@ -1120,9 +1144,13 @@ impl ChurnReport {
         );
         let _ = writeln!(
             out,
-            "  simulator: {:.0} simulated s in {:.1} s wall = {:.2} simulated s per wall s; {} steps",
+            "  simulator: {:.0} simulated s in {:.1} s wall ({}) = {:.2} simulated s per wall s; {} steps",
             secs(Duration::from_micros(self.end.as_micros())),
             self.wall_secs,
+            match self.cpu_secs {
+                Some(c) => format!("{c:.1} s of CPU"),
+                None => "CPU time unknown".into(),
+            },
             s.speed,
             self.steps
         );
@@ -1138,7 +1166,10 @@ impl ChurnReport {
     /// - `suspicion,t,seconds since the relay left (-1: it was up),1 if false,client,relay`
     /// - `population,t,count,,,`
     pub fn csv(&self) -> String {
-        let t = |at: Instant| secs(Duration::from_micros(at.as_micros())) - secs(Duration::from_micros(self.start.as_micros()));
+        let t = |at: Instant| {
+            secs(Duration::from_micros(at.as_micros()))
+                - secs(Duration::from_micros(self.start.as_micros()))
+        };
         let mut out = String::from("kind,t_s,value,flag,a,b\n");
         let window = self.config.delivery_window;
         for m in &self.messages {
@@ -1213,7 +1244,7 @@ impl ChurnReport {
                 "  \"silent_with_circuits\": {}, \"silent_suspected\": {}, \"suspicions_after_clean\": {},\n",
                 "  \"false_suspicions\": {}, \"circuit_minutes\": {}, \"false_per_circuit_hour\": {}, \"false_per_10k_circuit_minutes\": {},\n",
                 "  \"bytes_per_node\": {}, \"peak_rss_kib\": {},\n",
-                "  \"wall_s\": {}, \"sim_s_per_wall_s\": {}, \"steps\": {},\n",
+                "  \"wall_s\": {}, \"cpu_s\": {}, \"sim_s_per_wall_s\": {}, \"steps\": {},\n",
                 "  \"digest\": \"{}\"\n",
                 "}}\n"
             ),
@@ -1260,6 +1291,7 @@ impl ChurnReport {
             self.peak_rss_kib
                 .map_or_else(|| "null".to_string(), |k| k.to_string()),
             num(self.wall_secs),
+            self.cpu_secs.map_or_else(|| "null".to_string(), num),
             num(s.speed),
             self.steps,
             self.digest_hex(),

@@ -173,7 +173,12 @@ impl Sim {
         // In wire order, so that the peers learn in the same order on
         // every run (a pass over a `HashMap` here made the order, and so
         // the transcript, differ from run to run).
-        let wires: Vec<WireId> = self.net.wires_of(index).into_iter().map(|(w, _)| w).collect();
+        let wires: Vec<WireId> = self
+            .net
+            .wires_of(index)
+            .into_iter()
+            .map(|(w, _)| w)
+            .collect();
         self.nodes[index].alive = false;
         self.nodes[index].killed = true;
         for wire in wires {
@@ -561,7 +566,9 @@ impl Sim {
                 // Dropped UDP: no answer at all; the dialler's timeout (or a
                 // raced TCP dial) decides.
                 Err(crate::net::Unanswered) => self.net.dials.unanswered += 1,
-                Ok(Some(to)) if self.nodes[to].alive && self.has_room(to) && self.has_room(node) => {
+                Ok(Some(to))
+                    if self.nodes[to].alive && self.has_room(to) && self.has_room(node) =>
+                {
                     let mut conditions = self.net.dial_conditions;
                     conditions.latency = conditions
                         .latency
