@@ -247,7 +247,7 @@ pub struct ChurnReport {
     pub steps: u64,
     /// Wall-clock seconds of the run (warm-up included).
     pub wall_secs: f64,
-    /// CPU seconds the process ran (Linux `/proc/self/schedstat`), if
+    /// CPU seconds the process ran (Linux `/proc/self/stat`), if
     /// known: on a shared machine, the wall time also counts waiting.
     pub cpu_secs: Option<f64>,
     /// Fixed memory per node, in bytes: the node plus its link slots and
@@ -376,10 +376,16 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// User plus system CPU time of the process, from `/proc/self/stat`
+/// (in clock ticks of 1/100 s, as on every Linux x86-64 kernel).
 fn cpu_secs() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/schedstat").ok()?;
-    let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
-    Some(ns as f64 / 1e9)
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces), from field 3.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
 }
 
 const MESSAGE_TAG: &[u8] = b"churn ";
