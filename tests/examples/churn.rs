@@ -4,7 +4,7 @@
 //! (CSV, read by `scripts/plot_churn.py`) and the headline figures (JSON,
 //! beside it). Model and figures: `docs/churn.md`.
 //!
-//! The full run (about 10 minutes of wall time on 2 cores):
+//! The full run (about 12.5 minutes of one core, projected; see `docs/churn.md`):
 //!
 //! ```text
 //! cargo run --release -p veil-sim --example churn -- --nodes 1000 --minutes 30 --seed 1 --out target/churn.csv
