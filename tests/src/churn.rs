@@ -597,6 +597,31 @@ impl Driver {
                     .iter()
                     .filter(|m| m.delivered_at.is_some())
                     .count();
+                let mut top: Vec<(u64, NodeIndex)> = (0..self.states.len())
+                    .map(|i| (self.sim.node(i).timers, i))
+                    .collect();
+                top.sort_unstable_by(|a, b| b.cmp(a));
+                top.truncate(5);
+                let top: Vec<String> = top
+                    .iter()
+                    .map(|&(t, i)| {
+                        let n = self.sim.node(i);
+                        let (relayed, own) = n.core.circuit_counts();
+                        format!(
+                            "node {i} timers {t} up {} sender {} links {} circuits {relayed}/{own} msgs {:?}",
+                            self.is_up(i),
+                            self.sending.contains(&i),
+                            n.core.links().count(),
+                            n.core.message_counts()
+                        )
+                    })
+                    .collect();
+                eprintln!("  top timers: {}", top.join("; "));
+                let h = self.sim.happening_counts();
+                eprintln!(
+                    "  happenings: deliver {}, timer {}, transport closed {}, dial {}, writable {}, to stopped nodes {}; dials {:?}",
+                    h[0], h[1], h[2], h[3], h[4], h[5], self.sim.dial_stats()
+                );
                 eprintln!(
                     "t = {:>5.0} s: {} up, {} built, {} messages ({} delivered), {} suspicions, {:.0} s wall, {} steps",
                     secs(at.saturating_since(start)),

@@ -141,6 +141,7 @@ pub(crate) struct Net {
     /// ([`Sim::set_access_latency`](crate::Sim::set_access_latency)).
     pub(crate) access_latency: HashMap<NodeIndex, Duration>,
     pub(crate) dials: DialStats,
+    pub(crate) happenings: [u64; 6],
 }
 
 impl Net {
@@ -165,6 +166,7 @@ impl Net {
             node_delay: HashMap::new(),
             access_latency: HashMap::new(),
             dials: DialStats::default(),
+            happenings: [0; 6],
         }
     }
 

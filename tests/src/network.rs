@@ -230,6 +230,13 @@ impl Sim {
         self.net.dials
     }
 
+    /// Happenings processed so far, by kind: deliveries, timers, closed
+    /// transports, dials, writable wake-ups, and any kind for a node that
+    /// was not running (dropped).
+    pub fn happening_counts(&self) -> [u64; 6] {
+        self.net.happenings
+    }
+
     /// Simulation steps (happenings processed) so far.
     pub fn steps(&self) -> u64 {
         self.net.steps
@@ -554,9 +561,18 @@ impl Sim {
 
     fn process(&mut self, what: Happening) {
         let node = what.node(&self.net.wires);
+        let kind = match what {
+            Happening::Deliver { .. } => 0,
+            Happening::Timer { .. } => 1,
+            Happening::TransportClosed { .. } => 2,
+            Happening::Dial { .. } => 3,
+            Happening::Writable { .. } => 4,
+        };
         if !self.nodes[node].alive {
+            self.net.happenings[5] += 1;
             return;
         }
+        self.net.happenings[kind] += 1;
         match what {
             Happening::Dial { node, request } => match self.net.dial_target(node, &request) {
                 // A frozen node answers no dial; the dialler's timeout decides.
@@ -605,6 +621,7 @@ impl Sim {
                 }
             }
             Happening::Timer { node } => {
+                self.nodes[node].timers += 1;
                 self.nodes[node].scheduled_timeout = None;
                 let now = self.net.now;
                 self.nodes[node].core.handle(now, veil_core::node::Timeout);

@@ -36,6 +36,8 @@ pub struct SimNode {
     /// It was killed (not frozen): dials to it are reset, not left
     /// unanswered.
     pub(crate) killed: bool,
+    /// Times its timer fired.
+    pub timers: u64,
     pub(crate) scheduled_timeout: Option<Instant>,
 }
 
@@ -48,6 +50,7 @@ impl SimNode {
             delivered: Vec::new(),
             alive: true,
             killed: false,
+            timers: 0,
             scheduled_timeout: None,
         }
     }
