@@ -10,6 +10,7 @@
 //! The cross-crate tests in `tests/` are built on this crate, and so is the
 //! `in_memory_network` example.
 
+pub mod churn;
 mod conditions;
 pub mod fuzzing;
 mod net;
@@ -19,6 +20,7 @@ mod sim_node;
 mod wire;
 
 pub use conditions::{StreamConditions, SEND_BUFFER};
+pub use net::DialStats;
 pub use network::{Sim, Tamper, ATTACKER_NETWORK};
 pub use profile::{
     link_storage, message_storage, SimNodeCore, SimProfile, SIM_EVENTS, SIM_MESSAGES, SIM_MSG,

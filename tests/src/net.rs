@@ -86,6 +86,26 @@ impl Ord for Scheduled {
     }
 }
 
+/// What became of the dials nodes asked for (each counted when it reaches
+/// its target, one latency after the request).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DialStats {
+    /// A wire was made.
+    pub connected: u64,
+    /// The target's node refused the link (its table, or its network's
+    /// share of it, was full): the dialler sees its transport close.
+    pub refused_by_node: u64,
+    /// The dialler or the target had no free link slot: the dial fails.
+    pub no_room: u64,
+    /// The target had left cleanly: its host resets the connection.
+    pub to_departed: u64,
+    /// No node has the address.
+    pub no_such_address: u64,
+    /// Nobody answered (a frozen target, or blocked UDP): the dialler's
+    /// timeout decides.
+    pub unanswered: u64,
+}
+
 /// A QUIC dial into blocked UDP: nobody answers.
 pub(crate) struct Unanswered;
 
@@ -99,6 +119,11 @@ pub(crate) struct Net {
     pub(crate) steps: u64,
     pub(crate) wires: Vec<Wire>,
     pub(crate) by_link: HashMap<(NodeIndex, LinkId), (WireId, usize)>,
+    /// The same as [`by_link`](Self::by_link), per node and in wire order:
+    /// a node's own wires are found without a pass over every link of the
+    /// network (which made each step cost O(all links) at 1,000 nodes),
+    /// and always in the same order.
+    pub(crate) node_wires: HashMap<NodeIndex, BTreeSet<(WireId, usize)>>,
     /// What nodes wrote on links with no wire (opened by a test).
     pub(crate) unwired_output: HashMap<(NodeIndex, LinkId), Vec<u8>>,
     /// Simulated addresses, for dial requests, with their transport.
@@ -112,6 +137,11 @@ pub(crate) struct Net {
     /// Extra delay before a node's bytes leave it: a fixed part and a
     /// random part up to the second (a slow or overloaded node).
     pub(crate) node_delay: HashMap<NodeIndex, (Duration, Duration)>,
+    /// Extra one-way latency of every dialled wire to or from a node
+    /// ([`Sim::set_access_latency`](crate::Sim::set_access_latency)).
+    pub(crate) access_latency: HashMap<NodeIndex, Duration>,
+    pub(crate) dials: DialStats,
+    pub(crate) happenings: [u64; 6],
 }
 
 impl Net {
@@ -127,12 +157,16 @@ impl Net {
             steps: 0,
             wires: Vec::new(),
             by_link: HashMap::new(),
+            node_wires: HashMap::new(),
             unwired_output: HashMap::new(),
             addresses: HashMap::new(),
             udp_blocked: HashSet::new(),
             dial_conditions: StreamConditions::LAN,
             dialled: Vec::new(),
             node_delay: HashMap::new(),
+            access_latency: HashMap::new(),
+            dials: DialStats::default(),
+            happenings: [0; 6],
         }
     }
 
@@ -143,6 +177,13 @@ impl Net {
             seq: self.seq,
             what,
         }));
+    }
+
+    pub(crate) fn access_latency(&self, node: NodeIndex) -> Duration {
+        self.access_latency
+            .get(&node)
+            .copied()
+            .unwrap_or(Duration::ZERO)
     }
 
     pub(crate) fn transcript_digest(&self) -> [u8; 32] {
@@ -158,7 +199,28 @@ impl Net {
         self.wires.push(Wire::new(ends, conditions, self.now));
         self.by_link.insert(ends[0], (id, 0));
         self.by_link.insert(ends[1], (id, 1));
+        for (side, (node, _)) in ends.into_iter().enumerate() {
+            self.node_wires.entry(node).or_default().insert((id, side));
+        }
         id
+    }
+
+    /// Forgets the link `(node, link)`: its wire, if any, and the side of
+    /// it `node` holds.
+    pub(crate) fn unlink(&mut self, node: NodeIndex, link: LinkId) -> Option<(WireId, usize)> {
+        let found = self.by_link.remove(&(node, link))?;
+        if let Some(set) = self.node_wires.get_mut(&node) {
+            set.remove(&found);
+        }
+        Some(found)
+    }
+
+    /// The wires `node` holds an open link on, with its side, in wire order.
+    pub(crate) fn wires_of(&self, node: NodeIndex) -> Vec<(WireId, usize)> {
+        self.node_wires
+            .get(&node)
+            .map(|set| set.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     pub(crate) fn wire_of(&self, node: NodeIndex, link: LinkId) -> Option<WireId> {
@@ -201,11 +263,13 @@ impl Net {
     /// Offers `node` everything waiting for it on its wires; whether it
     /// consumed anything.
     pub(crate) fn feed_backlogs(&mut self, node: NodeIndex, core: &mut SimNodeCore) -> bool {
-        let waiting: BTreeSet<(WireId, Direction)> = self
-            .by_link
+        let Some(set) = self.node_wires.get(&node) else {
+            return false;
+        };
+        // In wire order; a node holds one side of each of its wires.
+        let waiting: Vec<(WireId, Direction)> = set
             .iter()
-            .filter(|((n, _), _)| *n == node)
-            .map(|(_, &(wire, side))| (wire, Direction::sent_by(1 - side)))
+            .map(|&(wire, side)| (wire, Direction::sent_by(1 - side)))
             .filter(|(wire, dir)| {
                 let w = &self.wires[wire.0];
                 !w.backlog[dir.index()].is_empty() && !w.unread[dir.index()]
@@ -387,7 +451,7 @@ impl Net {
     }
 
     fn on_link_closed(&mut self, node: NodeIndex, link: LinkId) {
-        let Some((wire, side)) = self.by_link.remove(&(node, link)) else {
+        let Some((wire, side)) = self.unlink(node, link) else {
             return;
         };
         let w = &mut self.wires[wire.0];

@@ -17,7 +17,7 @@ use veil_core::node::{
 use veil_core::time::{Duration, Instant};
 
 use crate::conditions::StreamConditions;
-use crate::net::{Happening, Net};
+use crate::net::{DialStats, Happening, Net};
 use crate::profile::{link_storage, message_storage, SimNodeCore};
 use crate::sim_node::{NodeIndex, SimNode};
 use crate::wire::{BlackHole, Direction, WireId, WireLayer};
@@ -170,20 +170,23 @@ impl Sim {
 
     /// Kills a node: its wires are cut and it never runs again.
     pub fn kill(&mut self, index: NodeIndex) {
+        // In wire order, so that the peers learn in the same order on
+        // every run (a pass over a `HashMap` here made the order, and so
+        // the transcript, differ from run to run).
         let wires: Vec<WireId> = self
             .net
-            .by_link
-            .iter()
-            .filter(|((n, _), _)| *n == index)
-            .map(|(_, (w, _))| *w)
+            .wires_of(index)
+            .into_iter()
+            .map(|(w, _)| w)
             .collect();
         self.nodes[index].alive = false;
+        self.nodes[index].killed = true;
         for wire in wires {
             let w = &mut self.net.wires[wire.0];
             let ends = w.ends;
             w.open = [false, false];
             for (node, link) in ends {
-                self.net.by_link.remove(&(node, link));
+                self.net.unlink(node, link);
                 if node != index {
                     let _ = self.handle(node, TransportClosed { link });
                 }
@@ -211,6 +214,37 @@ impl Sim {
     /// `random` (order kept): a slow or overloaded node, alive but late.
     pub fn set_node_delay(&mut self, index: NodeIndex, fixed: Duration, random: Duration) {
         self.net.node_delay.insert(index, (fixed, random));
+    }
+
+    /// Gives node `index` an access latency: added to the one-way latency
+    /// of every wire made for a dial to or from it (on top of
+    /// [`set_dial_conditions`](Self::set_dial_conditions)'s), so that
+    /// wires differ as paths across the Internet do. A wire between two
+    /// nodes carries both nodes' access latencies.
+    pub fn set_access_latency(&mut self, index: NodeIndex, latency: Duration) {
+        self.net.access_latency.insert(index, latency);
+    }
+
+    /// What became of the dials nodes asked for.
+    pub fn dial_stats(&self) -> DialStats {
+        self.net.dials
+    }
+
+    /// Happenings processed so far, by kind: deliveries, timers, closed
+    /// transports, dials, writable wake-ups, and any kind for a node that
+    /// was not running (dropped).
+    pub fn happening_counts(&self) -> [u64; 6] {
+        self.net.happenings
+    }
+
+    /// Simulation steps (happenings processed) so far.
+    pub fn steps(&self) -> u64 {
+        self.net.steps
+    }
+
+    /// Happenings waiting in the schedule.
+    pub fn pending(&self) -> usize {
+        self.net.queue.len()
     }
 
     /// `from` queues a message to `to` (by node id).
@@ -527,30 +561,57 @@ impl Sim {
 
     fn process(&mut self, what: Happening) {
         let node = what.node(&self.net.wires);
+        let kind = match what {
+            Happening::Deliver { .. } => 0,
+            Happening::Timer { .. } => 1,
+            Happening::TransportClosed { .. } => 2,
+            Happening::Dial { .. } => 3,
+            Happening::Writable { .. } => 4,
+        };
         if !self.nodes[node].alive {
+            self.net.happenings[5] += 1;
             return;
         }
+        self.net.happenings[kind] += 1;
         match what {
             Happening::Dial { node, request } => match self.net.dial_target(node, &request) {
                 // A frozen node answers no dial; the dialler's timeout decides.
-                Ok(Some(to)) if !self.nodes[to].alive => {}
+                Ok(Some(to)) if !self.nodes[to].alive && !self.nodes[to].killed => {
+                    self.net.dials.unanswered += 1;
+                }
                 // Dropped UDP: no answer at all; the dialler's timeout (or a
                 // raced TCP dial) decides.
-                Err(crate::net::Unanswered) => {}
-                Ok(Some(to)) if self.has_room(to) && self.has_room(node) => {
-                    let conditions = self.net.dial_conditions;
+                Err(crate::net::Unanswered) => self.net.dials.unanswered += 1,
+                Ok(Some(to))
+                    if self.nodes[to].alive && self.has_room(to) && self.has_room(node) =>
+                {
+                    let mut conditions = self.net.dial_conditions;
+                    conditions.latency = conditions
+                        .latency
+                        .saturating_add(self.net.access_latency(node))
+                        .saturating_add(self.net.access_latency(to));
                     let transport = Some(request.address.transport);
                     // A refusal reaches the dialler as a closed transport.
-                    let _ = self.try_connect_over(
+                    match self.try_connect_over(
                         node,
                         to,
                         request.peer,
                         conditions,
                         transport,
                         request.anonymous,
-                    );
+                    ) {
+                        Ok(_) => self.net.dials.connected += 1,
+                        Err(_) => self.net.dials.refused_by_node += 1,
+                    }
                 }
-                Ok(_) => {
+                // Nobody there (a killed node's host answers with a reset),
+                // or a link table without a free slot.
+                Ok(target) => {
+                    match target {
+                        None => self.net.dials.no_such_address += 1,
+                        Some(to) if self.nodes[to].killed => self.net.dials.to_departed += 1,
+                        Some(_) => self.net.dials.no_room += 1,
+                    }
                     self.handle(node, veil_core::node::DialFailed { request });
                 }
             },
@@ -560,6 +621,7 @@ impl Sim {
                 }
             }
             Happening::Timer { node } => {
+                self.nodes[node].timers += 1;
                 self.nodes[node].scheduled_timeout = None;
                 let now = self.net.now;
                 self.nodes[node].core.handle(now, veil_core::node::Timeout);

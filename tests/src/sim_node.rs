@@ -33,6 +33,11 @@ pub struct SimNode {
     pub delivered: Vec<Delivered>,
     /// Whether it is running (a killed node ignores everything).
     pub alive: bool,
+    /// It was killed (not frozen): dials to it are reset, not left
+    /// unanswered.
+    pub(crate) killed: bool,
+    /// Times its timer fired.
+    pub timers: u64,
     pub(crate) scheduled_timeout: Option<Instant>,
 }
 
@@ -44,6 +49,8 @@ impl SimNode {
             bytes_sent: 0,
             delivered: Vec::new(),
             alive: true,
+            killed: false,
+            timers: 0,
             scheduled_timeout: None,
         }
     }

@@ -417,7 +417,7 @@ fn f32_to_ms(ms: f32) -> u16 {
 /// (the history is relearned in [`BuildTimeEstimator::MIN_OBSERVED`]
 /// builds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum BuildTimeDecodeError {
     /// Shorter than [`BuildTimeEstimator::ENCODED_LEN`]: a write cut short.
     Truncated {
@@ -840,6 +840,23 @@ mod tests {
                 bytes[at] = value;
             }
             check_decoded(&bytes);
+        }
+    }
+
+    /// The node's `RestoreStateError` (serialisable with the `serde`
+    /// feature, as the trace codec needs) embeds this error, so it must
+    /// serialise too: without the derive, `veil-core` did not build with
+    /// `serde` on.
+    #[cfg(feature = "serde")]
+    #[test]
+    fn decode_errors_round_trip_through_serde() {
+        for e in [
+            BuildTimeDecodeError::Truncated { len: 3 },
+            BuildTimeDecodeError::UnknownVersion(9),
+        ] {
+            let json = serde_json::to_string(&e).expect("serialises");
+            let back: BuildTimeDecodeError = serde_json::from_str(&json).expect("deserialises");
+            assert_eq!(back, e);
         }
     }
 }
