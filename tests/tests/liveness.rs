@@ -269,11 +269,7 @@ fn a_relay_that_is_slow_but_alive_is_never_declared_dead() {
         if i == 5 {
             let relays = live_relays(sim, client, dest);
             let slow = index_of(sim, N, relays[1]);
-            sim.set_node_delay(
-                slow,
-                Duration::from_millis(100),
-                Duration::from_millis(400),
-            );
+            sim.set_node_delay(slow, Duration::from_millis(100), Duration::from_millis(400));
         }
     });
     assert_exactly_once(&run, MESSAGES);
