@@ -482,7 +482,8 @@ impl fmt::Display for BuildTimeDecodeError {
 
 impl core::error::Error for BuildTimeDecodeError {}
 
-#[cfg(all(test, feature = "learned-build-timeout"))]
+#[cfg(test)]
+#[cfg(feature = "learned-build-timeout")]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -234,7 +234,8 @@ impl RelayHealth {
     }
 }
 
-#[cfg(all(test, feature = "relay-health"))]
+#[cfg(test)]
+#[cfg(feature = "relay-health")]
 mod tests {
     use super::*;
     use chacha20::ChaCha20Rng;

@@ -211,7 +211,8 @@ impl<P: Profile> Node<P> {
     }
 }
 
-#[cfg(all(test, feature = "outbound-links"))]
+#[cfg(test)]
+#[cfg(feature = "outbound-links")]
 mod tests {
     use super::*;
     use crate::identity::{DescriptorRepr, Identity, Transport};
