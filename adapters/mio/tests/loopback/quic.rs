@@ -16,8 +16,12 @@ use crate::support::{message_and_reply, Peer};
 /// Wall-clock cap for the whole exchange.
 const CAP: Duration = Duration::from_secs(20);
 
+/// These tests decide which links exist (a first hop dialled for a
+/// circuit, over the transport under test), so the nodes keep no outbound
+/// links of their own (relay spec §10).
 fn config() -> NodeConfig {
     NodeConfig {
+        outbound_links: 0,
         gossip_interval: CoreDuration::from_secs(1),
         bootstrap_retry: CoreDuration::from_secs(1),
         path_relays: 1,
