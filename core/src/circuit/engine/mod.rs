@@ -625,16 +625,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         ctx: &mut impl CircuitContext,
         circuit: CircuitHandle,
     ) -> Result<(), CircuitError> {
-        let end = self
-            .clients
-            .by_handle(circuit)
-            .map(|c| c.end)
-            .ok_or(CircuitError::UnknownCircuit)?;
-        ctx.send(end.0, &destroy_cell(end, DestroyReason::Requested));
-        if let Some(c) = self.clients.remove(end) {
-            ctx.event(closed_event(c, DestroyReason::Requested));
-        }
-        Ok(())
+        self.end_own(ctx, circuit, DestroyReason::Requested)
     }
 
     /// Gives up on an own circuit that stopped answering ([`Liveness`]):
@@ -644,12 +635,23 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         ctx: &mut impl CircuitContext,
         circuit: CircuitHandle,
     ) -> Result<(), CircuitError> {
+        self.end_own(ctx, circuit, DestroyReason::Timeout)
+    }
+
+    /// Ends own circuit `circuit` with `reason`: `DESTROY` to its first hop
+    /// and `Closed`.
+    fn end_own(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        circuit: CircuitHandle,
+        reason: DestroyReason,
+    ) -> Result<(), CircuitError> {
         let end = self
             .clients
             .by_handle(circuit)
             .map(|c| c.end)
             .ok_or(CircuitError::UnknownCircuit)?;
-        self.fail_client(ctx, end, DestroyReason::Timeout);
+        self.fail_client(ctx, end, reason);
         Ok(())
     }
 
