@@ -29,8 +29,11 @@ pub(crate) enum Happening {
         dir: Direction,
         bytes: Vec<u8>,
     },
+    /// The node's timer, set for `due`. Superseded (and skipped) if the
+    /// node has asked for another deadline since.
     Timer {
         node: NodeIndex,
+        due: Instant,
     },
     TransportClosed {
         node: NodeIndex,
@@ -55,7 +58,7 @@ impl Happening {
     pub(crate) fn node(&self, wires: &[Wire]) -> NodeIndex {
         match self {
             Happening::Deliver { wire, dir, .. } => wires[wire.0].ends[1 - dir.index()].0,
-            Happening::Timer { node }
+            Happening::Timer { node, .. }
             | Happening::TransportClosed { node, .. }
             | Happening::Dial { node, .. }
             | Happening::Writable { node, .. } => *node,

@@ -205,6 +205,7 @@ impl Sim {
     /// Lets a frozen node run again.
     pub fn thaw(&mut self, index: NodeIndex) {
         self.nodes[index].alive = true;
+        self.nodes[index].scheduled_timeout = None;
         let now = self.net.now;
         self.nodes[index].core.handle(now, veil_core::node::Timeout);
         self.pump(index);
@@ -526,6 +527,9 @@ impl Sim {
             let Some(Reverse(next)) = self.net.queue.pop() else {
                 break;
             };
+            if self.superseded(&next.what) {
+                continue;
+            }
             self.net.steps += 1;
             assert!(
                 self.net.steps < 50_000_000,
@@ -552,11 +556,27 @@ impl Sim {
             let Some(Reverse(next)) = self.net.queue.pop() else {
                 return false;
             };
+            if self.superseded(&next.what) {
+                continue;
+            }
             self.net.steps += 1;
             self.net.now = next.at.max(self.net.now);
             self.process(next.what);
         }
         true
+    }
+
+    /// Whether `what` is a timer the node no longer wants: it has asked
+    /// for another deadline since this one was set. The queue cannot take
+    /// a timer back, so a moved deadline leaves the old one in it; firing
+    /// each would wake a busy node once per change of its deadline (every
+    /// cell moves a link's keepalive), which was most of the simulator's
+    /// work at 300 nodes.
+    fn superseded(&self, what: &Happening) -> bool {
+        match what {
+            Happening::Timer { node, due } => self.nodes[*node].scheduled_timeout != Some(*due),
+            _ => false,
+        }
     }
 
     fn process(&mut self, what: Happening) {
@@ -569,6 +589,10 @@ impl Sim {
             Happening::Writable { .. } => 4,
         };
         if !self.nodes[node].alive {
+            if kind == 1 {
+                // Dropped while frozen: a thawed node must be given a new one.
+                self.nodes[node].scheduled_timeout = None;
+            }
             self.net.happenings[5] += 1;
             return;
         }
@@ -582,9 +606,11 @@ impl Sim {
                 // Dropped UDP: no answer at all; the dialler's timeout (or a
                 // raced TCP dial) decides.
                 Err(crate::net::Unanswered) => self.net.dials.unanswered += 1,
-                Ok(Some(to))
-                    if self.nodes[to].alive && self.has_room(to) && self.has_room(node) =>
-                {
+                // The target's own admission rules decide whether it takes
+                // the link (a full table may evict or prune to make room,
+                // as the std node's does); a refusal reaches the dialler
+                // as a closed transport.
+                Ok(Some(to)) if self.nodes[to].alive && self.has_room(node) => {
                     let mut conditions = self.net.dial_conditions;
                     conditions.latency = conditions
                         .latency
@@ -605,7 +631,7 @@ impl Sim {
                     }
                 }
                 // Nobody there (a killed node's host answers with a reset),
-                // or a link table without a free slot.
+                // or the dialler's own link table without a free slot.
                 Ok(target) => {
                     match target {
                         None => self.net.dials.no_such_address += 1,
@@ -620,7 +646,7 @@ impl Sim {
                     self.pump(node);
                 }
             }
-            Happening::Timer { node } => {
+            Happening::Timer { node, .. } => {
                 self.nodes[node].timers += 1;
                 self.nodes[node].scheduled_timeout = None;
                 let now = self.net.now;
@@ -675,8 +701,9 @@ impl Sim {
     fn schedule_timer(&mut self, node: NodeIndex, at: Instant) {
         if self.nodes[node].scheduled_timeout != Some(at) {
             self.nodes[node].scheduled_timeout = Some(at);
+            let due = at;
             let at = at.max(self.net.now);
-            self.net.schedule(at, Happening::Timer { node });
+            self.net.schedule(at, Happening::Timer { node, due });
         }
     }
 }
