@@ -478,7 +478,7 @@ pub fn stream_cells_run(data: &[u8]) -> StreamRun {
 
 /// Cell parser, and the parsers of every body kind inside it.
 pub fn cell(data: &[u8]) {
-    use veil_core::cell::{parse_create, parse_created, CellRepr, RelayMessage};
+    use veil_core::cell::{parse_create, parse_created, CellRepr, ExtendRepr, RelayMessage};
     let mut bytes = [0u8; veil_core::link::CELL_LEN];
     for (dst, src) in bytes.iter_mut().zip(data) {
         *dst = *src;
@@ -491,6 +491,14 @@ pub fn cell(data: &[u8]) {
         if let Ok(message) = RelayMessage::parse(&body.payload) {
             let again = message.emit().expect("a parsed message fits a cell");
             assert_eq!(RelayMessage::parse(&again), Ok(message));
+            // Any relay message's data read as an EXTEND's.
+            if let Ok(extend) = ExtendRepr::parse(message.data) {
+                // One byte more than relay data: data that ends right after
+                // the handshake gains an address count.
+                let mut data = [0u8; veil_core::cell::RELAY_DATA_LEN + 1];
+                let len = extend.emit(&mut data).expect("a parsed EXTEND fits");
+                assert_eq!(ExtendRepr::parse(&data[..len]), Ok(extend));
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ use rand_core::{Rng, SeedableRng};
 use super::*;
 use crate::cell::{CellCommand, CellRepr, DestroyReason};
 use crate::discovery::Path;
-use crate::identity::{Identity, NodeId};
+use crate::identity::{Address, Identity, NodeId};
 use crate::link::LinkId;
 use crate::link::{Cell, LinkRole};
 use crate::noise::StaticKeypair;
@@ -106,7 +106,7 @@ impl CircuitContext for Ctx<'_> {
             .client_links
             .contains(&(self.me, usize::from(link.index())))
     }
-    fn dial_for_extend(&mut self, _peer: &NodeId) -> bool {
+    fn dial_for_extend(&mut self, _peer: &NodeId, _addresses: &[Address]) -> bool {
         // This mesh has no dialler: an EXTEND over a cut link fails at
         // once, or (dials_hang) waits for a link that never comes.
         self.dials_hang

@@ -13,8 +13,7 @@ pub use build_timeout::{BuildTimeDecodeError, BuildTimeEstimator};
 pub use client_table::{CircuitHandle, ClientCircuit, ClientTable};
 pub use engine::{
     CircuitContext, CircuitEngine, CircuitError, CircuitEvent, CircuitProtocolViolation,
-    CircuitTimeouts, RelayData, RelayQuotas, EXTEND_LEN, MAX_PARKED_EXTENDS,
-    MAX_PARKED_EXTENDS_PER_LINK,
+    CircuitTimeouts, RelayData, RelayQuotas, MAX_PARKED_EXTENDS, MAX_PARKED_EXTENDS_PER_LINK,
 };
 pub use flow::{Flow, CIRCUIT_WINDOW, CREDIT_BATCH};
 pub use hop_handshake::{

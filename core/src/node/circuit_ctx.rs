@@ -9,9 +9,9 @@ use heapless::Vec;
 use rand_core::Rng;
 
 use crate::capacity::DequeStore;
-use crate::cell::{CellCommand, DestroyReason};
+use crate::cell::{CellCommand, DestroyReason, ExtendAddresses, MAX_EXTEND_ADDRESSES};
 use crate::circuit::{CircuitContext, CircuitEvent};
-use crate::identity::NodeId;
+use crate::identity::{Address, NodeId};
 use crate::link::{Cell, LinkPhase, LinkRole};
 use crate::message::MessagePool;
 use crate::time::Instant;
@@ -298,20 +298,39 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
         slot_of(self.links, link).is_some_and(|s| s.creates.take(limit, now))
     }
 
-    fn dial_for_extend(&mut self, peer: &NodeId) -> bool {
-        let Some(entry) = self.table.get(peer) else {
-            return false;
-        };
+    fn dial_for_extend(&mut self, peer: &NodeId, given: &[Address]) -> bool {
+        // The target's signed descriptor, when this node holds it, comes
+        // first; the client's addresses let it reach a node it has never
+        // heard of (relay spec §6.1). Either way only addresses it may dial
+        // for a stranger, and the link handshake checks the target's id.
+        let known = self
+            .table
+            .get(peer)
+            .map(|entry| entry.descriptor.repr().addresses.clone())
+            .unwrap_or_default();
         let config = self.config;
-        let addresses = entry
-            .descriptor
-            .repr()
-            .addresses
-            .clone()
+        let addresses = known
             .into_iter()
+            .chain(given.iter().copied())
             .filter(move |a| config.may_dial_for_strangers(a));
         let policy = super::dial::DialPolicy::for_peer(self.config, self.table, peer);
         self.dialer
             .request(self.now, *peer, false, addresses, policy)
+    }
+
+    fn extend_addresses(&self, peer: &NodeId) -> ExtendAddresses {
+        self.table
+            .get(peer)
+            .map(|entry| {
+                entry
+                    .descriptor
+                    .repr()
+                    .addresses
+                    .iter()
+                    .copied()
+                    .take(MAX_EXTEND_ADDRESSES)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }

@@ -7,7 +7,7 @@ use heapless::Vec;
 use crate::capacity::VecStore;
 use crate::cell::{
     emit_create, emit_created, parse_create, parse_created, CellCommand, CellRepr, DestroyReason,
-    RelayCommand, RelayMessage, MAX_RELAY_EARLY,
+    ExtendRepr, RelayCommand, RelayMessage, MAX_RELAY_EARLY, RELAY_DATA_LEN,
 };
 use crate::cgo::{CellBody, ForwardOutcome, BODY_LEN};
 use crate::identity::NodeId;
@@ -180,17 +180,21 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             self.fail_client(ctx, end, DestroyReason::Protocol);
             return;
         };
-        // EXTEND data: target id ‖ the CREATE body's type, length and message.
-        let mut data = [0u8; EXTEND_LEN];
-        for (dst, src) in data
-            .iter_mut()
-            .zip(target.as_bytes().iter().chain(create.iter()))
-        {
-            *dst = *src;
-        }
+        // EXTEND data: target id, the CREATE body's handshake, and where
+        // the client knows the target to be (relay spec §6).
+        let extend = parse_create(&create).ok().map(|handshake| ExtendRepr {
+            target,
+            handshake,
+            addresses: ctx.extend_addresses(&target),
+        });
+        let mut data = [0u8; RELAY_DATA_LEN];
+        let data = extend
+            .and_then(|extend| extend.emit(&mut data))
+            .and_then(|len| data.get(..len));
         let ad = CellCommand::RelayEarly.code();
         let last = built.saturating_sub(1);
-        let body = relay_payload(RelayCommand::Extend, &data)
+        let body = data
+            .and_then(|data| relay_payload(RelayCommand::Extend, data))
             .and_then(|payload| circuit.layers.originate_forward(last, ad, &payload).ok());
         circuit.pending = Some(pending);
         circuit.step_sent_at = ctx.now();
@@ -351,20 +355,15 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
 
     /// Extends a relayed circuit to the node named in `data`.
     fn extend(&mut self, ctx: &mut impl CircuitContext, inbound: CircuitEnd, data: &[u8]) {
-        let target = data.first_chunk::<32>().map(|id| NodeId(*id));
-        let message = data.get(32..).and_then(|rest| {
-            let mut body = [0u8; BODY_LEN];
-            for (dst, src) in body.iter_mut().zip(rest) {
-                *dst = *src;
-            }
-            let message = parse_create(&body).ok()?;
-            <[u8; HOP_MESSAGE_LEN]>::try_from(message.as_slice()).ok()
+        let extend = ExtendRepr::parse(data).ok().and_then(|extend| {
+            let message = <[u8; HOP_MESSAGE_LEN]>::try_from(extend.handshake.as_slice()).ok()?;
+            Some((extend.target, message, extend.addresses))
         });
         let already = self
             .relays
             .find(inbound)
             .is_some_and(|(c, _)| c.outbound.is_some() || c.extending);
-        let (Some(target), Some(message), false) = (target, message, already) else {
+        let (Some((target, message, addresses)), false) = (extend, already) else {
             self.destroy_relay(ctx, inbound, DestroyReason::Protocol);
             return;
         };
@@ -381,7 +380,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
                 return;
             }
             let now = ctx.now();
-            if !ctx.dial_for_extend(&target) {
+            if !ctx.dial_for_extend(&target, &addresses) {
                 self.destroy_relay(ctx, inbound, DestroyReason::ExtendFailed);
                 return;
             }

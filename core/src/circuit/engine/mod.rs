@@ -11,17 +11,18 @@ use zeroize::Zeroizing;
 
 use crate::capacity::VecStore;
 use crate::cell::{
-    CellCommand, CellRepr, CircuitId, DestroyReason, RelayCommand, RelayMessage, RELAY_DATA_LEN,
+    CellCommand, CellRepr, CircuitId, DestroyReason, ExtendAddresses, RelayCommand, RelayMessage,
+    RELAY_DATA_LEN,
 };
 use crate::cgo::BODY_LEN;
 use crate::discovery::{NetworkPrefix, Path};
-use crate::identity::NodeId;
+use crate::identity::{Address, NodeId};
 use crate::link::{Cell, LinkId, LinkRole};
 use crate::time::{Duration, Instant};
 
 use super::client_table::{CircuitHandle, ClientCircuit, ClientTable};
 use super::relay_table::{CircuitEnd, RelayCircuit, RelayDirection, RelayTable};
-use super::{Flow, HopHandshakeClient, Liveness, HOP_MESSAGE_LEN};
+use super::{Flow, HopHandshakeClient, Liveness};
 
 mod cells;
 
@@ -31,10 +32,6 @@ mod cells;
 pub const MAX_PARKED_EXTENDS: usize = 4;
 /// `EXTEND`s from one link that may wait for a dial at once.
 pub const MAX_PARKED_EXTENDS_PER_LINK: usize = 2;
-
-/// Bytes of `EXTEND` data: target node id, then the `CREATE` handshake
-/// (type u16, length u16, message).
-pub const EXTEND_LEN: usize = 32 + 4 + HOP_MESSAGE_LEN;
 
 /// What the engine needs from the node around it.
 pub trait CircuitContext {
@@ -67,11 +64,18 @@ pub trait CircuitContext {
     fn network_of(&self, link: LinkId) -> Option<NetworkPrefix>;
     /// Takes one `CREATE` from `link`'s rate budget; `false` if it is spent.
     fn take_create_token(&mut self, link: LinkId) -> bool;
-    /// Asks the node to connect to `peer` for an `EXTEND`; `false` if it
-    /// will not (no known address it may dial on a stranger's behalf, no
-    /// room). The engine is told how it went through
-    /// [`CircuitEngine::link_up`] or [`CircuitEngine::peer_unreachable`].
-    fn dial_for_extend(&mut self, peer: &NodeId) -> bool;
+    /// Asks the node to connect to `peer` for an `EXTEND` that gave
+    /// `addresses` for it; `false` if it will not (no address it may dial
+    /// on a stranger's behalf, no room). The engine is told how it went
+    /// through [`CircuitEngine::link_up`] or
+    /// [`CircuitEngine::peer_unreachable`].
+    fn dial_for_extend(&mut self, peer: &NodeId, addresses: &[Address]) -> bool;
+    /// Where this node knows `peer` to listen: the addresses its `EXTEND`
+    /// to `peer` carries, so that a relay that does not know `peer` can
+    /// still reach it. By default none.
+    fn extend_addresses(&self, _peer: &NodeId) -> ExtendAddresses {
+        ExtendAddresses::new()
+    }
 }
 
 /// The event for client circuit `c`, gone for `reason`.
