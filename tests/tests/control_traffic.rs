@@ -154,8 +154,10 @@ fn a_stall_longer_than_the_idle_timeout_is_not_taken_for_the_peers_silence() {
         cell_hold_timeout: Duration::from_secs(3600),
         ..NodeConfig::default()
     };
-    // A does not mind hearing nothing.
+    // A does not mind hearing nothing: it sends no pings whose answers it
+    // would miss, and has no idle timeout to speak of.
     let mut deaf = client_config();
+    deaf.link.keepalive_interval = Duration::from_secs(3000);
     deaf.link.idle_timeout = Duration::from_secs(3600);
     let Stall {
         mut sim,

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use veil_core::link::{CloseReason, ClosedBy, LinkPhase};
 use veil_core::node::NodeConfig;
-use veil_core::time::Duration;
+use veil_core::time::{Duration, Instant};
 use veil_sim::{Direction, Sim, StreamConditions};
 
 /// Link-level tests: circuit cells go to the test, not to circuits.
@@ -231,6 +231,76 @@ fn keepalives_measure_rtt_and_detect_a_silent_peer() {
         detected_after <= Duration::from_secs(4),
         "took {detected_after}"
     );
+}
+
+/// `a`'s `LinkClosed` of `la`: when, and why.
+fn silent_peer_closed(
+    sim: &Sim,
+    a: usize,
+    la: veil_core::link::LinkId,
+) -> Option<(Instant, CloseReason)> {
+    sim.node(a).events.iter().find_map(|(t, e)| match e {
+        veil_core::node::Event::LinkClosed { link, reason, .. } if *link == la => {
+            Some((*t, *reason))
+        }
+        _ => None,
+    })
+}
+
+/// On the default timers, a peer that goes silent is found by its
+/// unanswered ping: within one keepalive interval (15 s) plus the ping
+/// timeout (here the 5 s floor, 4 RTOs of a 50 ms path being less), not
+/// after the 60 s idle timeout the detector replaced.
+#[test]
+fn an_unanswered_ping_finds_a_silent_peer_long_before_the_idle_timeout() {
+    let mut sim = Sim::new(16);
+    let a = sim.add_node(config(), 4);
+    let b = sim.add_node(config(), 4);
+    let conditions = StreamConditions {
+        latency: Duration::from_millis(25),
+        jitter: Duration::ZERO,
+        max_chunk: usize::MAX,
+        bandwidth: None,
+    };
+    let wire = sim.connect(a, b, conditions);
+    let (_, la) = sim.end(wire, Direction::Forward);
+    sim.run_for(Duration::from_secs(40));
+    assert_eq!(closed(&sim, a, la), None, "a healthy idle link stays up");
+    sim.silence(wire, Direction::Backward);
+    let silenced_at = sim.now();
+    sim.run_for(Duration::from_secs(70));
+    let (at, reason) = silent_peer_closed(&sim, a, la).expect("silent peer detected");
+    assert_eq!(reason, CloseReason::PeerSilent);
+    let detected_after = at.saturating_since(silenced_at);
+    assert!(
+        detected_after <= Duration::from_millis(20_100),
+        "took {detected_after}"
+    );
+}
+
+/// A slow path is not a silent peer: with 2.8 s each way (5.6 s round
+/// trips, every pong later than the 5 s floor), the ping timeout follows the
+/// measured RTO (the handshake gives the first sample) and the link stays
+/// up.
+#[test]
+fn a_slow_path_is_not_taken_for_a_silent_peer() {
+    let mut sim = Sim::new(17);
+    let a = sim.add_node(config(), 4);
+    let b = sim.add_node(config(), 4);
+    let conditions = StreamConditions {
+        latency: Duration::from_millis(2800),
+        jitter: Duration::from_millis(100),
+        max_chunk: usize::MAX,
+        bandwidth: None,
+    };
+    let wire = sim.connect(a, b, conditions);
+    let (_, la) = sim.end(wire, Direction::Forward);
+    let (_, lb) = sim.end(wire, Direction::Backward);
+    sim.run_for(Duration::from_secs(300));
+    assert_eq!(closed(&sim, a, la), None, "the slow link stays up at a");
+    assert_eq!(closed(&sim, b, lb), None, "and at b");
+    let rtt = sim.node(a).core.link_info(la).unwrap().rtt;
+    assert!(rtt.smoothed().unwrap() >= Duration::from_millis(5600));
 }
 
 #[test]

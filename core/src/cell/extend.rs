@@ -129,10 +129,10 @@ impl ExtendRepr {
     pub fn wire_len(&self) -> usize {
         // Target, handshake type and length, then the address count.
         const FIXED: usize = 32 + 2 + 2 + 1;
-        self.addresses
-            .iter()
-            .map(Address::wire_len)
-            .fold(FIXED.saturating_add(self.handshake.len()), usize::saturating_add)
+        self.addresses.iter().map(Address::wire_len).fold(
+            FIXED.saturating_add(self.handshake.len()),
+            usize::saturating_add,
+        )
     }
 
     /// Writes the data into `buf`; the bytes written, or `None` if `buf` is

@@ -99,7 +99,7 @@ impl fmt::Display for CloseReason {
                 "a message failed authentication (tampered, replayed or reordered)"
             }
             CloseReason::IdentityMismatch => "peer identity did not match or did not verify",
-            CloseReason::PeerSilent => "peer silent past the idle timeout",
+            CloseReason::PeerSilent => "peer silent: a ping went unanswered past its timeout, or nothing arrived for the idle timeout",
             CloseReason::HandshakeTimeout => "handshake did not finish in time",
             CloseReason::MessageTooLarge => "peer sent a message larger than advertised",
             CloseReason::Evicted => "evicted to make room for other links",

@@ -68,11 +68,35 @@ impl RttEstimator {
     pub fn variance(&self) -> Duration {
         self.variance
     }
+
+    /// The retransmission timeout of RFC 6298 §2, `srtt + 4·rttvar`, or
+    /// its initial 1 s before any sample: how long an answer may take
+    /// before it counts as late.
+    pub fn rto(&self) -> Duration {
+        match self.smoothed {
+            Some(srtt) => srtt.saturating_add(Duration::from_micros(
+                self.variance.as_micros().saturating_mul(4),
+            )),
+            None => INITIAL_RTO,
+        }
+    }
 }
+
+/// RFC 6298 §2.1's initial RTO.
+const INITIAL_RTO: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rto_is_srtt_plus_four_rttvar_and_one_second_before_a_sample() {
+        let mut rtt = RttEstimator::default();
+        assert_eq!(rtt.rto(), Duration::from_secs(1));
+        rtt.update(Duration::from_millis(100));
+        // srtt 100 ms, rttvar 50 ms.
+        assert_eq!(rtt.rto(), Duration::from_millis(300));
+    }
 
     #[test]
     fn smoothing_follows_rfc6298() {

@@ -190,6 +190,21 @@ enum State {
 /// slot and connection) alive.
 pub const CLOSE_GRACE: crate::time::Duration = crate::time::Duration::from_secs(5);
 
+/// The shortest time a ping may go unanswered, with nothing else heard from
+/// the peer, before the link is declared silent (transport spec §6). A floor
+/// well above what a loaded but live host takes to answer (a scheduler
+/// hiccup, a pause of its process), so that load is never taken for death.
+pub const PING_TIMEOUT_FLOOR: crate::time::Duration = crate::time::Duration::from_secs(5);
+/// A ping is given this many RTOs (`srtt + 4·rttvar`) before the peer is
+/// declared silent, if that is longer than the floor: on a slow path the
+/// timeout follows the path.
+pub const PING_TIMEOUT_RTOS: u64 = 4;
+/// How often a side that has stopped reading (received cells wait for the
+/// owner) pings: its peer's pings cannot be read, so are not answered, and
+/// the peer must go on hearing something well within
+/// [`PING_TIMEOUT_FLOOR`].
+pub const STALLED_PING_INTERVAL: crate::time::Duration = crate::time::Duration::from_secs(1);
+
 /// One link's protocol state. `B` is the receive buffer (the largest
 /// message accepted plus its prefix); `Q` the queue of cells that can wait
 /// to be sent.
@@ -214,6 +229,8 @@ pub struct LinkSession<B, Q> {
     created_at: Instant,
     last_received: Instant,
     next_ping_at: Instant,
+    /// When the last ping went out (paces pings while this end is stalled).
+    last_ping_at: Instant,
     ping_sequence: u64,
     outstanding_ping: Option<(u64, Instant)>,
     pong_owed: Option<u64>,
@@ -297,6 +314,7 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
             created_at: now,
             last_received: now,
             next_ping_at: now,
+            last_ping_at: now,
             ping_sequence: 0,
             outstanding_ping: None,
             pong_owed: None,
@@ -479,18 +497,22 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
             ),
             State::Established(_) => {
                 let idle = self.last_received.saturating_add(self.config.idle_timeout);
+                let silent = self.silent_at().map_or(idle, |at| at.min(idle));
                 let rekey = self.last_send_rekey.saturating_add(self.config.rekey_after);
-                // While a ping is unanswered no new one is due; the idle
-                // timeout covers a peer that never answers. Reporting the
+                // While a ping is unanswered no new one is due; the silence
+                // timer covers a peer that never answers. Reporting the
                 // past ping time here would make the owner spin.
-                let ping = match self.outstanding_ping {
-                    Some(_) if self.pending_cells() == 0 => idle,
-                    _ => self.next_ping_at,
+                let ping = if self.pending_cells() > 0 {
+                    self.stalled_ping_at()
+                } else if self.outstanding_ping.is_some() {
+                    silent
+                } else {
+                    self.next_ping_at
                 };
                 if !writable {
-                    return Some(idle);
+                    return Some(silent);
                 }
-                Some(idle.min(rekey).min(ping))
+                Some(silent.min(rekey).min(ping))
             }
             // Until a timed call has noted when closing began, ask for one
             // at once; then allow the grace period for the `Close` frame.
@@ -500,6 +522,36 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
             ),
             State::Closed(..) => None,
         }
+    }
+
+    /// How long the outstanding ping may go unanswered, with nothing else
+    /// heard, before the peer counts as silent: [`PING_TIMEOUT_RTOS`] RTOs
+    /// of this link, at least [`PING_TIMEOUT_FLOOR`], at most the idle
+    /// timeout.
+    pub fn ping_timeout(&self) -> crate::time::Duration {
+        let rtos = crate::time::Duration::from_micros(
+            self.rtt.rto().as_micros().saturating_mul(PING_TIMEOUT_RTOS),
+        );
+        rtos.max(PING_TIMEOUT_FLOOR).min(self.config.idle_timeout)
+    }
+
+    /// When the peer counts as silent: the outstanding ping's timeout,
+    /// counted from the later of the ping and the last message heard (a
+    /// peer that is heard from is alive, even if its answer is late).
+    /// `None` without a ping outstanding.
+    fn silent_at(&self) -> Option<Instant> {
+        let (_, sent_at) = self.outstanding_ping?;
+        Some(
+            sent_at
+                .max(self.last_received)
+                .saturating_add(self.ping_timeout()),
+        )
+    }
+
+    /// When this end, stalled, sends its next ping.
+    fn stalled_ping_at(&self) -> Instant {
+        self.next_ping_at
+            .min(self.last_ping_at.saturating_add(STALLED_PING_INTERVAL))
     }
 
     /// Runs timers: handshake timeout and idle detection. Pings and
@@ -520,7 +572,8 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
                 if self.pending_cells() > 0 {
                     self.last_received = now;
                 }
-                if now.saturating_since(self.last_received) >= self.config.idle_timeout {
+                let silent = self.silent_at().is_some_and(|at| now >= at);
+                if silent || now.saturating_since(self.last_received) >= self.config.idle_timeout {
                     self.fail(CloseReason::PeerSilent);
                 }
             }

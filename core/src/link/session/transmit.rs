@@ -28,11 +28,15 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
     }
 
     /// One ping is in flight at a time, except while received cells wait
-    /// for the owner: then the peer's answer cannot be read, and pings go
-    /// on at the keepalive interval regardless, so that the peer keeps
-    /// hearing from us (it must not take our stalled reading for death).
+    /// for the owner: then this end reads nothing, the peer's pings go
+    /// unanswered, and pings go out every `STALLED_PING_INTERVAL`
+    /// regardless, so that the peer keeps hearing from us well within its
+    /// ping timeout (it must not take our stalled reading for death).
     fn ping_due(&self, now: Instant) -> bool {
-        (self.outstanding_ping.is_none() || self.pending_cells() > 0) && now >= self.next_ping_at
+        if self.pending_cells() > 0 {
+            return now >= self.stalled_ping_at();
+        }
+        self.outstanding_ping.is_none() && now >= self.next_ping_at
     }
 
     fn rekey_due(&self, now: Instant) -> bool {
@@ -108,6 +112,11 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
         self.peer_max_message_len = peer_max;
         self.state = State::Established(Transport { send, receive });
         self.was_established = true;
+        // The handshake took at least one round trip (the initiator's
+        // first message to the second, the responder's accept to the
+        // third): the first RTT sample, an overestimate, so that the ping
+        // timeout fits a slow path before the first pong.
+        self.rtt.update(now.saturating_since(self.created_at));
         self.last_received = now;
         self.last_send_rekey = now;
         self.next_ping_at = now.saturating_add(self.config.keepalive_interval);
@@ -133,7 +142,13 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
             let id = self.ping_sequence;
             let n = self.seal(buf, &Frame::Ping(id))?;
             self.ping_sequence = self.ping_sequence.wrapping_add(1);
-            self.outstanding_ping = Some((id, now));
+            // While stalled, a ping goes out every STALLED_PING_INTERVAL,
+            // but the one whose answer is awaited stays the first: the
+            // answers to the later ones cannot be read before it.
+            if self.outstanding_ping.is_none() || self.pending_cells() == 0 {
+                self.outstanding_ping = Some((id, now));
+            }
+            self.last_ping_at = now;
             self.next_ping_at = now.saturating_add(self.config.keepalive_interval);
             return Some(n);
         }
