@@ -165,6 +165,62 @@ impl<P: Profile> Node<P> {
         self.sync_slot(index);
     }
 
+    /// Makes room for a dial this node is about to hand its adapter, when
+    /// no slot is free (a relay's `EXTEND` to a node it has no link to, a
+    /// circuit's first hop): closes an idle inbound link as
+    /// [`prune_inbound`](Self::prune_inbound) picks it, else the youngest
+    /// outbound link that has been open for [`PRUNE_GRACE`], carries no
+    /// circuit, does not lead to a guard, and is not needed for the
+    /// outbound links this node keeps. Without it, links dialled for
+    /// circuits long gone, held open by keepalives, fill a relay's table
+    /// and every later dial fails. Whether one was closed.
+    pub(crate) fn prune_for_dial(&mut self) -> bool {
+        if !KEPT || self.free_slot().is_some() {
+            return false;
+        }
+        if self.prune_inbound() {
+            return true;
+        }
+        let now = self.now;
+        let mut outbound = 0usize;
+        let mut youngest: Option<(Instant, usize)> = None;
+        for index in 0..self.links.as_ref().len() {
+            let Some(slot) = self.links.as_ref().get(index) else {
+                continue;
+            };
+            let Some(session) = slot.session.as_ref() else {
+                continue;
+            };
+            if slot.anonymous
+                || session.role() != LinkRole::Initiator
+                || session.phase() != LinkPhase::Established
+            {
+                continue;
+            }
+            outbound = outbound.saturating_add(1);
+            let opened_at = slot.opened_at;
+            let candidate = now.saturating_since(opened_at) >= PRUNE_GRACE
+                && youngest.is_none_or(|(at, _)| opened_at > at)
+                && session
+                    .peer()
+                    .is_none_or(|p| !self.circuits.guards.contains(&p));
+            if candidate
+                && self
+                    .link_at(index)
+                    .is_some_and(|l| !self.carries_circuits(l))
+            {
+                youngest = Some((opened_at, index));
+            }
+        }
+        match youngest {
+            Some((_, index)) if outbound > self.outbound_target() => {
+                self.close_for_room(index);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Makes room for a newcomer in a full inbound share: closes the
     /// youngest inbound link that has been open for [`PRUNE_GRACE`], carries
     /// no circuit, does not lead to a guard, and is not among the

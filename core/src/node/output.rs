@@ -103,6 +103,8 @@ impl<P: Profile> Node<P> {
             Err(e) => return Err(PollError::BufferTooSmall { needed: e.needed }),
         }
         if let Some(request) = self.dialer.poll() {
+            // The link the dial makes needs a slot when it comes up.
+            self.prune_for_dial();
             return Ok(Output::Dial(request));
         }
         match self.next_transmit(now, buf)? {
