@@ -2,7 +2,9 @@
 //! circuit (issue 11): it hangs (`SIGSTOP`: its sockets stay open and
 //! nothing answers), it is killed (`SIGKILL`), or it is killed and started
 //! again 2 s later from its data directory. The sender goes on over a new
-//! path: every message is acknowledged and delivered exactly once. The
+//! path: every message is acknowledged and delivered exactly once. Or it
+//! is slowed, not stopped: pinned to one CPU with busy processes at the
+//! lowest priority, and the sender must not give up on it. The
 //! assertions are on counts only; the longest gap between acknowledgements
 //! is printed (`--nocapture`) for `docs/performance.md`, never asserted.
 //!
@@ -59,7 +61,16 @@ enum Fault {
     Stop,
     Kill,
     KillAndRestart,
+    /// Slow but alive: the relay shares one CPU with busy processes.
+    Load,
 }
+
+/// Busy processes pinned to the CPU the loaded relay is pinned to.
+const HOGS: usize = 3;
+/// The loaded relay's nice value, the lowest priority: its threads weigh
+/// 15 against the busy processes' 1024 each, so it gets about 0.5 % of the
+/// CPU while they run, and each message waits 0.2–0.3 s at it (measured).
+const RELAY_NICE: i32 = 19;
 
 #[test]
 fn a_hung_relay_on_the_path_loses_and_duplicates_nothing() {
@@ -74,6 +85,14 @@ fn a_killed_relay_on_the_path_loses_and_duplicates_nothing() {
 #[test]
 fn a_relay_killed_and_restarted_on_the_path_loses_and_duplicates_nothing() {
     run(Fault::KillAndRestart, 110);
+}
+
+/// A relay under real CPU load is slow, not dead: the sender never gives
+/// up on a circuit through it (no probe round goes unanswered), and
+/// nothing is lost or duplicated.
+#[test]
+fn a_relay_under_cpu_load_on_the_path_is_not_declared_dead() {
+    run(Fault::Load, 120);
 }
 
 fn spawn_node(dir: &std::path::Path) -> std::process::Child {
@@ -192,16 +211,46 @@ fn run(fault: Fault, net: usize) {
         );
     }
     let pid = children.0[middle].id().to_string();
-    let signal = if fault == Fault::Stop {
-        "-STOP"
+    if fault == Fault::Load {
+        let pinned = Command::new("taskset")
+            .args(["-a", "-p", "-c", "0", &pid])
+            .stdout(Stdio::null())
+            .status();
+        assert!(
+            pinned.is_ok_and(|s| s.success()),
+            "taskset (util-linux) could not pin the relay to CPU 0"
+        );
+        // And below them in priority, every thread of it (a nice value is
+        // per thread on Linux): it runs only in what they leave.
+        let tasks = fs::read_dir(format!("/proc/{pid}/task")).expect("the relay's threads");
+        for task in tasks.flatten() {
+            let tid = task.file_name().to_string_lossy().into_owned();
+            let reniced = Command::new("renice")
+                .args(["-n", &RELAY_NICE.to_string(), "-p", &tid])
+                .stdout(Stdio::null())
+                .status();
+            assert!(reniced.is_ok_and(|s| s.success()), "renice {tid}");
+        }
+        for _ in 0..HOGS {
+            let hog = Command::new("taskset")
+                .args(["-c", "0", "sh", "-c", "while :; do :; done"])
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("spawn a busy process");
+            children.push(hog);
+        }
     } else {
-        "-KILL"
-    };
-    let signalled = Command::new("kill").args([signal, &pid]).status();
-    assert!(signalled.is_ok_and(|s| s.success()), "kill {signal}");
+        let signal = if fault == Fault::Stop {
+            "-STOP"
+        } else {
+            "-KILL"
+        };
+        let signalled = Command::new("kill").args([signal, &pid]).status();
+        assert!(signalled.is_ok_and(|s| s.success()), "kill {signal}");
+    }
     let stopped_at = Instant::now();
     let acked_before = acks.lock().expect("acks").len();
-    if fault != Fault::Stop {
+    if fault == Fault::Kill || fault == Fault::KillAndRestart {
         assert!(wait(&mut children.0[middle], SHORT).is_some(), "not killed");
     }
     if fault == Fault::KillAndRestart {
@@ -267,6 +316,14 @@ fn run(fault: Fault, net: usize) {
         "sender: {} circuits built, {} probe rounds, {} circuits given up",
         s.circuits_built, s.probe_rounds, s.circuits_abandoned
     );
+    if fault == Fault::Load {
+        assert_eq!(
+            s.circuits_abandoned,
+            0,
+            "the sender gave up on a circuit through a slow but live relay\n{}",
+            logs(&nodes)
+        );
+    }
     if fault == Fault::Stop {
         let _ = Command::new("kill").args(["-CONT", &pid]).status();
     }
