@@ -24,7 +24,7 @@ pub use id::LinkId;
 pub use rtt::RttEstimator;
 pub use session::{
     is_link_level, ClosedBy, LinkParams, LinkPhase, LinkRole, LinkSession, QueueCellError,
-    CHANNEL_BINDING_LEN, CLOSE_GRACE,
+    CHANNEL_BINDING_LEN, CLOSE_GRACE, PING_TIMEOUT_FLOOR, PING_TIMEOUT_RTOS, STALLED_PING_INTERVAL,
 };
 pub use stats::LinkStats;
 
