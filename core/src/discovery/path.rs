@@ -15,7 +15,11 @@
 //!   would pass the prefix rule for free. It may still be a destination;
 //! - with guards, the first hop is drawn from the usable guards only;
 //! - a relay in back-off after a failure pinned on it, or one the caller
-//!   asks to avoid (the relays of a circuit just lost), is not drawn.
+//!   asks to avoid (the relays of a circuit just lost), is not drawn;
+//!   except that a guard to avoid is still drawn for the first hop when no
+//!   other guard is usable: guards are few on purpose, and a node with one
+//!   usable guard would otherwise give up the avoid set whole and draw the
+//!   lost circuit's other relays again (the dead one among them).
 
 use core::fmt;
 use heapless::Vec;
@@ -187,12 +191,17 @@ pub fn select_path<S: VecStore<PeerEntry>>(
         .map_err(|_| PathError::TooLong(rules.relays))?;
     for position in 0..rules.relays {
         let guard_only = position == 0 && !rules.guards.is_empty();
-        let next = table.draw(Tables::Both, rng, |e| {
-            e.is_path_relay(now_unix_secs)
-                && e.health.available(rules.now)
-                && !rules.avoid.contains(&e.node_id())
-                && compatible(e, &chosen)
-                && (!guard_only || rules.guards.contains(&e.node_id()))
+        // The avoid set holds on the first pass; a guard gets a second
+        // pass without it.
+        let passes = if guard_only { 2 } else { 1 };
+        let next = (0..passes).find_map(|pass| {
+            table.draw(Tables::Both, rng, |e| {
+                e.is_path_relay(now_unix_secs)
+                    && e.health.available(rules.now)
+                    && (pass > 0 || !rules.avoid.contains(&e.node_id()))
+                    && compatible(e, &chosen)
+                    && (!guard_only || rules.guards.contains(&e.node_id()))
+            })
         });
         match next {
             Some(entry) => {

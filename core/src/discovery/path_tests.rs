@@ -257,3 +257,30 @@ fn relays_in_back_off_or_to_avoid_are_not_drawn_until_it_ends() {
     });
     assert!(drawn, "never drawn after its back-off");
 }
+
+/// The lost circuit's guard is the only usable guard: it is drawn again,
+/// and the lost circuit's other relays still are not. (Before, the node
+/// dropped the whole avoid set when the guard position failed, and could
+/// draw the relay that had just died.)
+#[test]
+fn an_only_guard_is_kept_while_the_other_relays_stay_avoided() {
+    let mut rng = ChaCha20Rng::seed_from_u64(10);
+    let t = table(12, 12, 0);
+    let dest = t.entries()[0].node_id();
+    let guard = t.entries()[1].node_id();
+    let middle = t.entries()[2].node_id();
+    let exit = t.entries()[3].node_id();
+    let guards = [guard];
+    let avoid = [guard, middle, exit];
+    let rules = PathRules {
+        guards: &guards,
+        avoid: &avoid,
+        ..PathRules::default()
+    };
+    for _ in 0..200 {
+        let path = select_path(&t, dest, &rules, NOW, &mut rng).unwrap();
+        assert_eq!(path.hops().first(), Some(&guard));
+        assert!(!path.hops().contains(&middle), "drawn though to be avoided");
+        assert!(!path.hops().contains(&exit), "drawn though to be avoided");
+    }
+}

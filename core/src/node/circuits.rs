@@ -140,6 +140,10 @@ impl CircuitState {
             entry.lost_since = now;
         }
         entry.lost = entry.lost.saturating_add(1);
+        // The replacement goes at once, not BUILD_RETRY after the lost
+        // circuit's build: the pacing is for builds that fail, and the
+        // forced-rebuild cap bounds how often this can happen.
+        entry.last = Instant::ZERO;
     }
 
     /// The relays the next path to `dest` avoids (those of the circuit to
