@@ -241,6 +241,9 @@ pub struct ChurnReport {
     pub dials: crate::DialStats,
     /// Links open per up node at the end: mean and max.
     pub links_in_use: (f64, usize),
+    /// Circuit build timeouts of the up nodes at the end, in seconds,
+    /// sorted, with how many builds each estimate rests on.
+    pub build_timeouts: Vec<(f64, usize)>,
     /// Nodes ever built.
     pub nodes_built: usize,
     /// Simulator steps.
@@ -422,6 +425,7 @@ impl Driver {
             circuits_ready: 0,
             circuits_closed: 0,
             close_reasons: Default::default(),
+            build_timeouts: Vec::new(),
             failures: Default::default(),
             dials: crate::DialStats::default(),
             links_in_use: (0.0, 0),
@@ -897,6 +901,16 @@ impl Driver {
             links.iter().sum::<usize>() as f64 / links.len().max(1) as f64,
             links.iter().copied().max().unwrap_or(0),
         );
+        let mut timeouts: Vec<(f64, usize)> = self
+            .up
+            .iter()
+            .map(|&n| {
+                let core = &self.sim.node(n).core;
+                (secs(core.build_timeout()), core.build_times_observed())
+            })
+            .collect();
+        timeouts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        self.report.build_timeouts = timeouts;
         self.report.dials = self.sim.dial_stats();
         self.report.digest = self.sim.transcript_digest();
         self.report.nodes_built = self.states.len();
@@ -1161,6 +1175,22 @@ impl ChurnReport {
             out,
             "  dials: {} connected, {} refused by the target node, {} without a free slot, {} to departed nodes, {} unanswered; links per up node at the end: mean {:.1}, max {} of {}",
             d.connected, d.refused_by_node, d.no_room, d.to_departed, d.unanswered, self.links_in_use.0, self.links_in_use.1, c.links
+        );
+        let bt = &self.build_timeouts;
+        let at = |q: f64| {
+            let i = ((bt.len() as f64 * q) as usize).min(bt.len().saturating_sub(1));
+            bt.get(i).map_or(0.0, |t| t.0)
+        };
+        let _ = writeln!(
+            out,
+            "  build timeouts of up nodes at the end: min {:.2} s, p50 {:.2} s, p90 {:.2} s, max {:.2} s; {} of {} estimates rest on {}+ builds",
+            at(0.0),
+            at(0.5),
+            at(0.9),
+            at(1.0),
+            bt.iter().filter(|t| t.1 >= veil_core::circuit::BuildTimeEstimator::MIN_OBSERVED).count(),
+            bt.len(),
+            veil_core::circuit::BuildTimeEstimator::MIN_OBSERVED,
         );
         let _ = writeln!(
             out,

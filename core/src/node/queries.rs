@@ -58,6 +58,11 @@ impl<P: Profile> Node<P> {
         self.circuits.build_times.timeout()
     }
 
+    /// How many builds [`build_timeout`](Self::build_timeout) rests on.
+    pub fn build_times_observed(&self) -> usize {
+        self.circuits.build_times.observed()
+    }
+
     /// Every circuit this node built (or is building).
     pub fn own_circuits(&self) -> impl Iterator<Item = OwnCircuitInfo> + '_ {
         self.engine.clients().map(|c| OwnCircuitInfo {
