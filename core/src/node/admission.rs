@@ -18,7 +18,11 @@
 //!   of the prefix holding the most inbound links gives way, if that prefix
 //!   holds at least two more than the newcomer's (so the swap lowers the
 //!   largest share); the longest-standing quarter of inbound links is never
-//!   evicted.
+//!   evicted;
+//! - when the table is full but the inbound share is not, the links this
+//!   node dialled hold more than their quarter: the youngest idle one
+//!   (open for `PRUNE_GRACE`, carrying no circuit, not to a guard, not one
+//!   of the outbound links the node keeps) gives way.
 //!
 //! [`max_inbound_per_prefix`]: super::NodeConfig::max_inbound_per_prefix
 //! [`max_half_open`]: super::NodeConfig::max_half_open
@@ -145,10 +149,17 @@ impl<P: Profile> Node<P> {
         let slots = self.links.as_ref();
         let inbound = slots.iter().filter(|s| is_inbound(s)).count();
         let free = slots.iter().any(|s| s.session.is_none());
-        if (inbound >= limits.total || !free)
+        // Links this node dialled beyond their quarter (for `EXTEND`s
+        // long served, held open by keepalives) give way to a newcomer
+        // before the inbound share is full: otherwise a busy relay's table
+        // fills with them and it refuses every node that wants to reach
+        // it, its destinations' circuits included.
+        let share_full = inbound >= limits.total;
+        if (share_full || !free)
             && !self.evict_crowded_half_open()
             && !self.evict_established_inbound(prefix)
             && !self.prune_inbound()
+            && (share_full || !self.prune_idle_outbound())
         {
             self.stats.inbound_refused = self.stats.inbound_refused.saturating_add(1);
             return Err(OpenLinkError::TableFull);

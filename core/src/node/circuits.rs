@@ -331,21 +331,29 @@ impl<P: Profile> Node<P> {
 
     pub(crate) fn on_dial_failed(&mut self, _now: Instant, input: DialFailed) {
         if let Some(peer) = input.request.peer {
-            // The loser of a transport race failing late means nothing when
-            // a link to the peer is up; otherwise the other transport may
-            // still get through.
-            let anonymous = input.request.anonymous;
-            let links = self.links.as_ref();
-            let linked = if anonymous {
-                circuit_ctx::anonymous_link_to(links, &peer).is_some()
-            } else {
-                circuit_ctx::link_to(links, &peer).is_some()
-            };
-            if !linked && !self.dialer.failed(&peer, anonymous) {
-                self.peer_unreachable(peer, anonymous);
-            }
+            self.dial_attempt_failed(peer, input.request.anonymous);
         }
         self.pump();
+    }
+
+    /// One dial to `peer` failed: the adapter could not connect, or the
+    /// link it made closed before its handshake finished (the peer refused
+    /// it, or never answered). A dial no longer outstanding (given up on
+    /// at its timeout, or a link to the peer came up) was accounted for
+    /// then.
+    pub(crate) fn dial_attempt_failed(&mut self, peer: NodeId, anonymous: bool) {
+        // The loser of a transport race failing late means nothing when a
+        // link to the peer is up; otherwise the other transport may still
+        // get through.
+        let links = self.links.as_ref();
+        let linked = if anonymous {
+            circuit_ctx::anonymous_link_to(links, &peer).is_some()
+        } else {
+            circuit_ctx::link_to(links, &peer).is_some()
+        };
+        if !linked && self.dialer.failed(&peer, anonymous) {
+            self.peer_unreachable(peer, anonymous);
+        }
     }
 
     fn peer_unreachable(&mut self, peer: NodeId, anonymous: bool) {

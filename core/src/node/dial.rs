@@ -186,8 +186,9 @@ impl Dialer {
     }
 
     /// A dial to `peer` (of the `anonymous` kind) failed. Returns `true` if
-    /// another transport is still being (or now) tried, `false` if the peer
-    /// is unreachable.
+    /// that was its last attempt, so the peer is now unreachable; `false`
+    /// if another transport is still being (or now) tried, or no dial to
+    /// it was outstanding.
     pub(crate) fn failed(&mut self, peer: &NodeId, anonymous: bool) -> bool {
         let Some(index) = self.position(peer, anonymous) else {
             return false;
@@ -198,10 +199,10 @@ impl Dialer {
         };
         entry.outstanding = entry.outstanding.saturating_sub(1);
         if entry.outstanding > 0 {
-            return true;
+            return false;
         }
         self.pending.swap_remove(index);
-        false
+        true
     }
 
     pub(crate) fn poll(&mut self) -> Option<DialRequest> {
@@ -397,10 +398,10 @@ mod tests {
             Duration::from_secs(30),
         );
         assert!(transports(&mut d).is_empty());
-        assert!(d.failed(&peer(), false), "QUIC is still to be tried");
+        assert!(!d.failed(&peer(), false), "QUIC is still to be tried");
         assert_eq!(transports(&mut d), [Transport::Quic]);
         assert!(
-            !d.failed(&peer(), false),
+            d.failed(&peer(), false),
             "both failed: the peer is unreachable"
         );
         assert!(!d.is_pending(&peer(), false));
@@ -418,7 +419,7 @@ mod tests {
         ));
         assert_eq!(transports(&mut d), [Transport::Quic]);
         // Refused well inside the head start: TCP now, not at 250 ms.
-        assert!(d.failed(&peer(), false));
+        assert!(!d.failed(&peer(), false), "TCP is still to be tried");
         assert_eq!(transports(&mut d), [Transport::Tcp]);
         // The race timer has nothing left to start.
         d.on_timeout(Instant::from_micros(250_000), true, Duration::from_secs(30));
@@ -441,7 +442,7 @@ mod tests {
             no_quic
         ));
         assert_eq!(transports(&mut d), [Transport::Tcp]);
-        assert!(!d.failed(&peer(), false), "no other transport to try");
+        assert!(d.failed(&peer(), false), "no other transport to try");
     }
 
     #[test]
@@ -479,7 +480,7 @@ mod tests {
         assert!(d.finished(&peer(), true));
         assert!(d.is_pending(&peer(), false));
         assert!(!d.is_pending(&peer(), true));
-        assert!(!d.failed(&peer(), false));
+        assert!(d.failed(&peer(), false), "its only transport failed");
         assert!(!d.is_pending(&peer(), false));
     }
 

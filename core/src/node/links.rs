@@ -222,9 +222,13 @@ impl<P: Profile> Node<P> {
     /// dropped: a closed link keeps its slot until its event fits.
     pub(crate) fn sync_slot(&mut self, index: usize) {
         let mut up = None;
-        let gone = self.sync_slot_events(index, &mut up);
+        let mut dial_failed = None;
+        let gone = self.sync_slot_events(index, &mut up, &mut dial_failed);
         if self.link_only() {
             return;
+        }
+        if let Some((peer, anonymous)) = dial_failed {
+            self.dial_attempt_failed(peer, anonymous);
         }
         if up.is_some() || gone.is_some() {
             self.discovery.feelers.wake_outbound(self.now);
@@ -278,8 +282,15 @@ impl<P: Profile> Node<P> {
     }
 
     /// Publishes a slot's link events; returns the link if its slot was
-    /// freed, and sets `up` to the peer of a link that just came up.
-    fn sync_slot_events(&mut self, index: usize, up: &mut Option<NodeId>) -> Option<LinkId> {
+    /// freed, sets `up` to the peer of a link that just came up, and
+    /// `dial_failed` to the peer (and whether the link was anonymous) of a
+    /// link this node dialled that closed before its handshake finished.
+    fn sync_slot_events(
+        &mut self,
+        index: usize,
+        up: &mut Option<NodeId>,
+        dial_failed: &mut Option<(NodeId, bool)>,
+    ) -> Option<LinkId> {
         self.introduce(index);
         let own_id = self.identity.node_id();
         let duplicate = self.links.as_ref().get(index).is_some_and(|s| !s.announced)
@@ -347,6 +358,19 @@ impl<P: Profile> Node<P> {
                 self.stats.links_closed = self.stats.links_closed.saturating_add(1);
                 self.stats.closed_link_traffic =
                     self.stats.closed_link_traffic.plus(session.stats());
+                // A connection that was made but refused, or that never
+                // finished its handshake, is a failed dial: waiting out the
+                // dial timeout would hold up whatever waits for the peer
+                // (parked `EXTEND`s, whose clients would time out instead
+                // of hearing `ExtendFailed` and trying another path).
+                // Part of `outbound-links` (joining at any size, where
+                // full tables refuse): the firmware leaves it out for flash.
+                if cfg!(feature = "outbound-links")
+                    && session.role() == LinkRole::Initiator
+                    && !session.was_established()
+                {
+                    *dial_failed = session.expected_peer().map(|peer| (peer, slot.anonymous));
+                }
                 *slot = LinkSlot {
                     generation: slot.generation.wrapping_add(1),
                     ..LinkSlot::new()

@@ -165,6 +165,17 @@ impl<P: Profile> Node<P> {
         self.sync_slot(index);
     }
 
+    /// Keeps one link slot free for a newcomer, as far as idle links allow:
+    /// when the table is full, closes one idle link as
+    /// [`prune_for_dial`](Self::prune_for_dial) picks it. An established
+    /// link closes only once its `Close` frame is out, so a slot freed while
+    /// a newcomer's connection waits comes too late for it: the node that
+    /// wanted to reach this one (a relay extending a circuit to it) would be
+    /// refused once, and its client would have to build again.
+    pub(crate) fn keep_room_for_newcomers(&mut self) {
+        self.prune_for_dial();
+    }
+
     /// Makes room for a dial this node is about to hand its adapter, when
     /// no slot is free (a relay's `EXTEND` to a node it has no link to, a
     /// circuit's first hop): closes an idle inbound link as
@@ -178,8 +189,16 @@ impl<P: Profile> Node<P> {
         if !KEPT || self.free_slot().is_some() {
             return false;
         }
-        if self.prune_inbound() {
-            return true;
+        self.prune_inbound() || self.prune_idle_outbound()
+    }
+
+    /// Closes the youngest outbound link that has been open for
+    /// [`PRUNE_GRACE`], carries no circuit, does not lead to a guard, and
+    /// is not needed for the outbound links this node keeps. Whether one
+    /// was closed.
+    pub(crate) fn prune_idle_outbound(&mut self) -> bool {
+        if !KEPT {
+            return false;
         }
         let now = self.now;
         let mut outbound = 0usize;

@@ -20,6 +20,7 @@ impl<P: Profile> Node<P> {
         }
         self.run_feelers(now);
         self.run_outbound(now);
+        self.keep_room_for_newcomers();
         self.release_stalled_links();
         self.retry_held_cells();
         for index in 0..self.links.as_ref().len() {

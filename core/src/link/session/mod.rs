@@ -395,6 +395,12 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
         self.peer
     }
 
+    /// The node this initiator dialled, if it named one: who the peer must
+    /// turn out to be.
+    pub fn expected_peer(&self) -> Option<NodeId> {
+        self.expected_peer
+    }
+
     /// How many of the three handshake messages have been written or read
     /// (3 once established). A peer that has sent nothing is the cheapest
     /// kind of half-open connection, and the first to give way.
