@@ -147,15 +147,21 @@ impl CircuitState {
     }
 
     /// The relays the next path to `dest` avoids (those of the circuit to
-    /// it lost last, if that was the last circuit lost), forgotten once
-    /// taken.
-    fn take_avoid(&mut self, dest: NodeId) -> Vec<NodeId, MAX_PATH_RELAYS> {
-        match self.avoid.take() {
-            Some((d, relays)) if d == dest => relays,
-            other => {
-                self.avoid = other;
-                Vec::new()
-            }
+    /// it lost last, if that was the last circuit lost). Kept until a
+    /// build to `dest` starts ([`avoided`](Self::avoided)): a path drawn
+    /// while the link to its first hop is still being dialled is drawn
+    /// again once the link is up, and must avoid them too.
+    fn avoid_for(&self, dest: NodeId) -> &[NodeId] {
+        match &self.avoid {
+            Some((d, relays)) if *d == dest => relays,
+            _ => &[],
+        }
+    }
+
+    /// A build to `dest` started: the relays it avoided are forgotten.
+    fn avoided(&mut self, dest: NodeId) {
+        if self.avoid.as_ref().is_some_and(|(d, _)| *d == dest) {
+            self.avoid = None;
         }
     }
 
@@ -606,12 +612,12 @@ impl<P: Profile> Node<P> {
         }
         self.maintain_guards();
         let unix_now = super::discovery::unix_now(&self.config, self.now);
-        let avoid = self.circuits.take_avoid(dest);
+        let avoid = self.circuits.avoid_for(dest);
         // Without the relays to avoid first; if too few relays are left
         // without them, a path through one beats none. (One call site in a
         // loop: `select_path` is inlined, and flash is short on firmware.)
         let mut chosen = None;
-        for avoid in [avoid.as_slice(), &[]] {
+        for avoid in [avoid, &[]] {
             let rules = PathRules {
                 relays: self.config.path_relays,
                 guards: &self.circuits.guards,
@@ -662,8 +668,11 @@ impl<P: Profile> Node<P> {
                     self.discovery.table_mut().record_failure(&first);
                 }
             }
+            // The path is drawn again once the link is up: keep the relays
+            // it must avoid for that draw.
             return;
         }
+        self.circuits.avoided(dest);
         if cfg!(feature = "relay-health") {
             let (now, table) = (self.now, self.discovery.table_mut());
             for relay in path.relays() {
