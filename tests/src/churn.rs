@@ -1177,17 +1177,15 @@ impl ChurnReport {
             d.connected, d.refused_by_node, d.no_room, d.to_departed, d.unanswered, self.links_in_use.0, self.links_in_use.1, c.links
         );
         let bt = &self.build_timeouts;
-        let at = |q: f64| {
-            let i = ((bt.len() as f64 * q) as usize).min(bt.len().saturating_sub(1));
-            bt.get(i).map_or(0.0, |t| t.0)
-        };
+        let timeouts: Vec<f64> = bt.iter().map(|t| t.0).collect();
+        let at = |p: f64| percentile(&timeouts, p).unwrap_or(f64::NAN);
         let _ = writeln!(
             out,
             "  build timeouts of up nodes at the end: min {:.2} s, p50 {:.2} s, p90 {:.2} s, max {:.2} s; {} of {} estimates rest on {}+ builds",
             at(0.0),
-            at(0.5),
-            at(0.9),
-            at(1.0),
+            at(50.0),
+            at(90.0),
+            at(100.0),
             bt.iter().filter(|t| t.1 >= veil_core::circuit::BuildTimeEstimator::MIN_OBSERVED).count(),
             bt.len(),
             veil_core::circuit::BuildTimeEstimator::MIN_OBSERVED,

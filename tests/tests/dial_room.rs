@@ -80,6 +80,23 @@ fn network() -> Net {
     }
 }
 
+/// The links `node` closed to make room.
+fn pruned(sim: &Sim, node: NodeIndex) -> usize {
+    sim.node(node)
+        .events
+        .iter()
+        .filter(|(_, e)| {
+            matches!(
+                e,
+                Event::LinkClosed {
+                    reason: CloseReason::Pruned,
+                    ..
+                }
+            )
+        })
+        .count()
+}
+
 #[test]
 fn a_relay_with_a_full_table_prunes_an_idle_link_to_extend() {
     let Net {
@@ -94,21 +111,11 @@ fn a_relay_with_a_full_table_prunes_an_idle_link_to_extend() {
         !sim.node(destination).delivered.is_empty()
     });
     assert!(delivered, "the message arrived through the relay");
-    let pruned = sim
-        .node(relay)
-        .events
-        .iter()
-        .filter(|(_, e)| {
-            matches!(
-                e,
-                Event::LinkClosed {
-                    reason: CloseReason::Pruned,
-                    ..
-                }
-            )
-        })
-        .count();
-    assert_eq!(pruned, 1, "one idle link made room, and only one");
+    assert_eq!(
+        pruned(&sim, relay),
+        1,
+        "one idle link made room, and only one"
+    );
     assert_eq!(sim.node(relay).core.links().count(), RELAY_SLOTS);
 }
 
@@ -192,21 +199,10 @@ fn a_node_whose_table_fills_with_idle_links_it_dialled_keeps_room_for_a_newcomer
     );
     // Refused once, the client would have heard `ExtendFailed` and built
     // again.
-    let pruned = sim
-        .node(destination)
-        .events
-        .iter()
-        .filter(|(_, e)| {
-            matches!(
-                e,
-                Event::LinkClosed {
-                    reason: CloseReason::Pruned,
-                    ..
-                }
-            )
-        })
-        .count();
-    assert!(pruned >= 1, "idle links it dialled made room");
+    assert!(
+        pruned(&sim, destination) >= 1,
+        "idle links it dialled made room"
+    );
     assert_eq!(closes(&sim, client, DestroyReason::ExtendFailed), 0);
 }
 

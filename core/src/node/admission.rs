@@ -22,7 +22,10 @@
 //! - when the table is full but the inbound share is not, the links this
 //!   node dialled hold more than their quarter: the youngest idle one
 //!   (open for `PRUNE_GRACE`, carrying no circuit, not to a guard, not one
-//!   of the outbound links the node keeps) gives way.
+//!   of the outbound links the node keeps) gives way. An established link
+//!   frees its slot only once its `Close` frame is out, so this makes room
+//!   for the connections that follow, not for the one refused now (the
+//!   node's timer keeps a slot free ahead of them, `outbound.rs`).
 //!
 //! [`max_inbound_per_prefix`]: super::NodeConfig::max_inbound_per_prefix
 //! [`max_half_open`]: super::NodeConfig::max_half_open
@@ -150,10 +153,10 @@ impl<P: Profile> Node<P> {
         let inbound = slots.iter().filter(|s| is_inbound(s)).count();
         let free = slots.iter().any(|s| s.session.is_none());
         // Links this node dialled beyond their quarter (for `EXTEND`s
-        // long served, held open by keepalives) give way to a newcomer
-        // before the inbound share is full: otherwise a busy relay's table
-        // fills with them and it refuses every node that wants to reach
-        // it, its destinations' circuits included.
+        // long served, held open by keepalives) give way before the
+        // inbound share is full: otherwise a busy relay's table fills with
+        // them and it refuses every node that wants to reach it. The slot
+        // frees once the link's `Close` frame is out, for the next comer.
         let share_full = inbound >= limits.total;
         if (share_full || !free)
             && !self.evict_crowded_half_open()
