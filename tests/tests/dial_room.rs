@@ -231,3 +231,36 @@ fn an_extend_to_a_node_that_refuses_the_link_fails_at_once() {
         "the refused link is gone from the relay"
     );
 }
+
+#[test]
+fn a_destination_that_refuses_the_relays_link_is_not_counted_as_failing() {
+    // A busy destination whose every slot is taken refuses the last
+    // relay's link: the build fails with `ExtendFailed` at the destination.
+    // That is no reason to drop it from the table (a failing entry is the
+    // first any newcomer displaces, and its messages could then never
+    // leave); the relays it is reached through are blamed as before.
+    let Net {
+        mut sim,
+        client,
+        destination,
+        ..
+    } = full_destination(Duration::from_secs(1));
+    sim.send_message(client, destination, b"to a busy node")
+        .expect("sent");
+    let refused = sim.run_until_true(Duration::from_secs(9), |sim| {
+        closes(sim, client, DestroyReason::ExtendFailed) > 0
+    });
+    assert!(refused, "the destination refused the relay");
+    let known = sim.node_id(destination);
+    let entry = sim.node(client).core.node_table().get(&known).cloned();
+    assert_eq!(entry.map(|e| e.failures), Some(0));
+    // Once its links are past the grace period, one gives way, and the
+    // message the client kept building for arrives.
+    let delivered = sim.run_until_true(Duration::from_secs(60), |sim| {
+        !sim.node(destination).delivered.is_empty()
+    });
+    assert!(
+        delivered,
+        "the message arrived once the destination had room"
+    );
+}

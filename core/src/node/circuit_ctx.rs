@@ -247,12 +247,21 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
                 // its relays (`RelayHealth::on_lost`, no back-off), and the
                 // replacement avoids them all once; a relay the client's
                 // probes found silent was blamed before it was torn down.
+                //
+                // A destination that could not be reached is not marked
+                // failing in the table: a busy one refuses links while its
+                // slots are taken, and a failing entry is the first any
+                // newcomer displaces, which would strand the messages
+                // waiting for it (its health record still backs it off as
+                // a relay).
                 let build_failure =
                     matches!(reason, DestroyReason::ExtendFailed | DestroyReason::Timeout);
                 let now = self.now;
                 match (failed_hop, path.destination()) {
-                    (Some(hop), _) if build_failure => {
-                        self.table.record_failure(&hop);
+                    (Some(hop), destination) if build_failure => {
+                        if destination != Some(hop) {
+                            self.table.record_failure(&hop);
+                        }
                         if let Some(health) = self.table.health_mut(&hop) {
                             let _ = health.on_failed(now, &mut *self.rng);
                         }

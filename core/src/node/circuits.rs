@@ -577,6 +577,9 @@ impl<P: Profile> Node<P> {
             }
             !wanted.is_full()
         });
+        self.discovery
+            .table_mut()
+            .mark_in_use(|id| wanted.contains(id));
         for dest in wanted {
             let usable = self
                 .engine

@@ -69,6 +69,9 @@ pub struct PeerEntry {
     pub(super) id: NodeId,
     /// Where it sits.
     pub(super) place: Place,
+    /// The node has messages waiting for it ([`NodeTable::mark_in_use`]):
+    /// no newcomer displaces it, or the messages could never leave.
+    pub(super) in_use: bool,
 }
 
 impl PeerEntry {
@@ -82,6 +85,7 @@ impl PeerEntry {
             transport: None,
             health: RelayHealth::new(),
             place,
+            in_use: false,
         }
     }
 

@@ -275,6 +275,17 @@ impl<S: VecStore<PeerEntry>> NodeTable<S> {
         }
     }
 
+    /// Marks the entries `wanted` says the node has messages waiting for,
+    /// and only those, as in use: until marked otherwise, no newcomer takes
+    /// their place (an entry still goes when its descriptor expires).
+    /// Otherwise gossip could push out a destination while its messages
+    /// wait, and they could never leave.
+    pub fn mark_in_use(&mut self, wanted: impl Fn(&NodeId) -> bool) {
+        for entry in self.entries.view_mut().iter_mut() {
+            entry.in_use = wanted(&entry.id);
+        }
+    }
+
     /// The health record of `id`, to count what its circuits did.
     pub fn health_mut(&mut self, id: &NodeId) -> Option<&mut super::RelayHealth> {
         self.get_mut(id).map(|e| &mut e.health)

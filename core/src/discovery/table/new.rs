@@ -105,14 +105,16 @@ impl<S: VecStore<PeerEntry>> NodeTable<S> {
     ) -> Result<Room, InsertError> {
         let mine = self.bucket_len(place);
         if mine >= self.layout.new_bucket_len {
-            let in_bucket = |e: &PeerEntry| same_bucket(e.place, place);
             let stalest = || {
                 let entries = self.entries.view();
-                let stalest = entries.iter().enumerate().filter(|(_, e)| in_bucket(e));
+                let stalest = entries
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| same_bucket(e.place, place) && !e.in_use);
                 stalest.min_by_key(|(_, e)| e.last_seen).map(|(i, _)| i)
             };
             return self
-                .worst(in_bucket, now_unix_secs)
+                .worst(Some(place), now_unix_secs)
                 .or_else(|| from_peer.then(stalest).flatten())
                 .map(Some)
                 .ok_or(InsertError::BucketFull);
@@ -130,7 +132,7 @@ impl<S: VecStore<PeerEntry>> NodeTable<S> {
         if self.entries.view().len() < S::CAPACITY {
             return Ok(None);
         }
-        if let Some(worst) = self.worst(|_| true, now_unix_secs) {
+        if let Some(worst) = self.worst(None, now_unix_secs) {
             return Ok(Some(worst));
         }
         self.newest_of_crowded(more_than)
@@ -138,18 +140,17 @@ impl<S: VecStore<PeerEntry>> NodeTable<S> {
             .ok_or(InsertError::TableFull)
     }
 
-    /// The entry satisfying `filter` that most deserves to go
-    /// ([`PeerEntry::badness`]), if any is failing or expired.
-    pub(super) fn worst(
-        &self,
-        filter: impl Fn(&PeerEntry) -> bool,
-        now_unix_secs: u64,
-    ) -> Option<usize> {
+    /// The entry of the bucket of `place` (`None`: of any bucket) that
+    /// most deserves to go ([`PeerEntry::badness`]), if any is failing or
+    /// expired and not in use. (A place, not a filter closure: one copy of
+    /// the code for its three callers, and flash is short on firmware.)
+    #[inline(never)]
+    pub(super) fn worst(&self, place: Option<Place>, now_unix_secs: u64) -> Option<usize> {
         self.entries
             .view()
             .iter()
             .enumerate()
-            .filter(|(_, e)| filter(e))
+            .filter(|(_, e)| place.is_none_or(|p| same_bucket(e.place, p)) && !e.in_use)
             .filter_map(|(i, e)| Some((i, e.badness(now_unix_secs)?)))
             .max_by_key(|(_, badness)| *badness)
             .map(|(i, _)| i)
@@ -181,7 +182,7 @@ impl<S: VecStore<PeerEntry>> NodeTable<S> {
             .view()
             .iter()
             .enumerate()
-            .filter(|(_, e)| count(e) == most)
+            .filter(|(_, e)| count(e) == most && !e.in_use)
             .max_by_key(|(_, e)| (new_bucket(e), e.learned_at))
             .map(|(i, _)| i)
     }

@@ -521,3 +521,40 @@ fn a_nodes_own_descriptor_over_its_link_displaces_the_stalest_entry_of_a_full_bu
         Ok(InsertOutcome::Refreshed)
     );
 }
+
+#[test]
+fn an_entry_with_messages_waiting_is_never_displaced() {
+    let mut table = Table::<64>::new(own(), KEY);
+    let same = |seed: u32| node(seed, 7, NOW, 3600);
+    let len = table.layout().new_bucket_len as u32;
+    for seed in 0..len {
+        assert_eq!(
+            table.insert(same(seed), link(3), t(u64::from(seed)), NOW),
+            Ok(InsertOutcome::Added)
+        );
+    }
+    // Entry 0 is both the stalest and failing: the first to give way.
+    let waited_for = same(0).node_id();
+    for _ in 0..MAX_HEALTHY_FAILURES {
+        table.record_failure(&waited_for);
+    }
+    table.mark_in_use(|id| *id == waited_for);
+    let gossiped = table.insert(same(100), link(3), t(20), NOW);
+    assert_eq!(gossiped, Err(InsertError::BucketFull));
+    assert_eq!(
+        table.insert_from_peer(same(101), link(3), t(21), NOW),
+        Ok(InsertOutcome::Replaced {
+            evicted: same(1).node_id()
+        }),
+        "the stalest entry not in use gives way"
+    );
+    assert!(table.get(&waited_for).is_some());
+    // The messages left: it is an ordinary failing entry again.
+    table.mark_in_use(|_| false);
+    assert_eq!(
+        table.insert(same(102), link(3), t(22), NOW),
+        Ok(InsertOutcome::Replaced {
+            evicted: waited_for
+        })
+    );
+}

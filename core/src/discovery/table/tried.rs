@@ -53,14 +53,14 @@ impl<S: VecStore<PeerEntry>> NodeTable<S> {
         if self.bucket_len(place) < self.layout.tried_bucket_len {
             return TriedRoom::Free(place);
         }
-        if let Some(index) = self.worst(|e| same_bucket(e.place, place), now_unix_secs) {
+        if let Some(index) = self.worst(Some(place), now_unix_secs) {
             return TriedRoom::Replace(index, place);
         }
         // The incumbent heard of least recently is the likeliest to be gone.
         self.entries
             .view()
             .iter()
-            .filter(|e| same_bucket(e.place, place))
+            .filter(|e| same_bucket(e.place, place) && !e.in_use)
             .min_by_key(|e| e.last_seen)
             .map_or(TriedRoom::None, |e| TriedRoom::Collide(e.id))
     }
