@@ -41,8 +41,11 @@ pub fn hello(data: &[u8]) {
 
 /// Descriptor parsing and verification; whatever verifies re-parses equal.
 pub fn descriptor(data: &[u8]) {
-    let _ = verify_descriptor(data, 1_700_000_000);
+    if let Ok(verified) = verify_descriptor(data, 1_700_000_000) {
+        let _ = verified.introducers().count();
+    }
     if let Ok(packet) = DescriptorPacket::new_checked(data) {
+        let _ = packet.introducers().count();
         if let Ok(repr) = DescriptorRepr::parse(&packet) {
             let _ = repr.buffer_len();
         }
@@ -806,4 +809,40 @@ pub fn stream_cells_seeds() -> Vec<(&'static str, Vec<u8>)> {
 /// `descriptor` target.
 pub fn descriptor_seed() -> Vec<u8> {
     fuzz_node(3).descriptor().to_vec()
+}
+
+/// A valid signed descriptor of a node reached through two introducers
+/// (relay spec §2), the second seed of the `descriptor` target.
+pub fn introduced_descriptor_seed() -> Vec<u8> {
+    use veil_core::identity::{Address, Introducer, NodeId, Transport, MAX_DESCRIPTOR_LEN};
+    let identity = Identity::from_secret_bytes([3; 32]);
+    let at = |text: &str| Address {
+        transport: Transport::Tcp,
+        socket: text.parse().expect("an address"),
+    };
+    let repr = DescriptorRepr {
+        identity: identity.public(),
+        onion_key: [4; 32],
+        relay: true,
+        issued_at: 1_700_000_000,
+        expires_at: 1_700_000_000 + 3 * 3600,
+        addresses: veil_core::heapless::Vec::new(),
+    };
+    let introducers = [
+        Introducer {
+            node_id: NodeId([5; 32]),
+            onion_key: [6; 32],
+            address: at("198.51.100.7:9001"),
+        },
+        Introducer {
+            node_id: NodeId([7; 32]),
+            onion_key: [8; 32],
+            address: at("[2001:db8::7]:9001"),
+        },
+    ];
+    let mut buf = [0u8; MAX_DESCRIPTOR_LEN];
+    let n = repr
+        .emit_signed_introduced(&introducers, &identity, &mut buf)
+        .expect("a valid descriptor");
+    buf[..n].to_vec()
 }

@@ -59,7 +59,10 @@ fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
                 .emit()
                 .to_vec()])
         }
-        "descriptor" => named(vec![fuzzing::descriptor_seed()]),
+        "descriptor" => named(vec![
+            fuzzing::descriptor_seed(),
+            fuzzing::introduced_descriptor_seed(),
+        ]),
         "link_input" => named(vec![
             [&[3u8, 0, 32][..], &[7; 32], &[0, 164], &[9; 164]].concat()
         ]),

@@ -79,6 +79,16 @@ impl Path {
         distinct.then_some(Path { hops })
     }
 
+    /// This path with `relay` inserted before the destination: the path to
+    /// a destination reached through an introducer (relay spec §7). `None`
+    /// if too long or `relay` is already on it.
+    pub fn through_last_relay(&self, relay: NodeId) -> Option<Self> {
+        let mut hops = self.hops.clone();
+        let before_destination = hops.len().checked_sub(1)?;
+        hops.insert(before_destination, relay).ok()?;
+        Path::from_hops(&hops)
+    }
+
     /// Every hop, the destination last.
     pub fn hops(&self) -> &[NodeId] {
         &self.hops

@@ -4,13 +4,16 @@
 //!
 //! ```text
 //! version      u8     1
-//! flags        u8     bit 0: relay; other bits must be 0
+//! flags        u8     bit 0: relay; bit 1: introduced; other bits must be 0
 //! identity     [32]   Ed25519 public key
 //! onion_key    [32]   X25519 public key for circuit handshakes (Noise NK)
 //! issued_at    u64    seconds on the network's wall clock (unix time)
 //! expires_at   u64
 //! count        u8     number of addresses, at most MAX_ADDRESSES
 //! addresses    count × (transport u8, family u8, ip 4|16, port u16)
+//! (introduced only)
+//! icount       u8     number of introducers, 1..=MAX_INTRODUCERS
+//! introducers  icount × (node_id [32], onion_key [32], address)
 //! signature    [64]   Ed25519 over DESCRIPTOR_DOMAIN ‖ every byte above
 //! ```
 //!
@@ -23,6 +26,7 @@ use core::fmt;
 use heapless::Vec;
 
 use super::address::{Address, AddressError, Transport};
+use super::introducer::{Introducer, MAX_INTRODUCERS, MAX_INTRODUCER_LEN};
 use super::keys::{Identity, PublicIdentity};
 use super::NodeId;
 
@@ -38,8 +42,15 @@ pub const MAX_ADDRESSES: usize = 4;
 pub const HEADER_LEN: usize = 1 + 1 + 32 + 32 + 8 + 8 + 1;
 /// Bytes of the signature.
 pub const SIGNATURE_LEN: usize = 64;
-/// The largest valid descriptor.
-pub const MAX_DESCRIPTOR_LEN: usize = HEADER_LEN + MAX_ADDRESSES * 20 + SIGNATURE_LEN;
+/// The largest valid descriptor: addresses and introducers together are
+/// at most [`MAX_ADDRESSES`], so the longest has [`MAX_INTRODUCERS`]
+/// introducers and one address, all IPv6 (without introducers the
+/// longest is 227 bytes).
+pub const MAX_DESCRIPTOR_LEN: usize = HEADER_LEN
+    + (MAX_ADDRESSES - MAX_INTRODUCERS) * 20
+    + 1
+    + MAX_INTRODUCERS * MAX_INTRODUCER_LEN
+    + SIGNATURE_LEN;
 /// The smallest valid descriptor (no addresses).
 pub const MIN_DESCRIPTOR_LEN: usize = HEADER_LEN + SIGNATURE_LEN;
 /// How far in the future `issued_at` may be, for clock skew between nodes.
@@ -48,6 +59,8 @@ pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
 pub const MAX_DESCRIPTOR_LIFETIME_SECS: u64 = 24 * 3600;
 
 const FLAG_RELAY: u8 = 0x01;
+const FLAG_INTRODUCED: u8 = 0x02;
+const KNOWN_FLAGS: u8 = FLAG_RELAY | FLAG_INTRODUCED;
 
 mod field {
     use core::ops::Range;
@@ -79,6 +92,10 @@ pub enum DescriptorError {
     TooManyAddresses,
     /// An address could not be read.
     BadAddress(AddressError),
+    /// The introduced flag with no introducers or more than
+    /// [`MAX_INTRODUCERS`], or with addresses and introducers together
+    /// more than [`MAX_ADDRESSES`].
+    BadIntroducers,
     /// The identity key is invalid or weak.
     BadIdentityKey,
     /// The signature does not verify.
@@ -108,6 +125,10 @@ impl fmt::Display for DescriptorError {
                 "descriptor lists more than {MAX_ADDRESSES} addresses or {MAX_ADDRESSES_PER_TRANSPORT} per transport"
             ),
             DescriptorError::BadAddress(e) => write!(f, "descriptor address is malformed: {e}"),
+            DescriptorError::BadIntroducers => write!(
+                f,
+                "descriptor must list 1 to {MAX_INTRODUCERS} introducers when introduced, and at most {MAX_ADDRESSES} addresses and introducers together"
+            ),
             DescriptorError::BadIdentityKey => write!(f, "descriptor identity key is invalid"),
             DescriptorError::BadSignature => write!(f, "descriptor signature does not verify; it is forged or altered"),
             DescriptorError::NotYetValid => write!(f, "descriptor is issued in the future; check the clocks"),
@@ -130,6 +151,9 @@ impl core::error::Error for DescriptorError {}
 pub struct DescriptorPacket<T: AsRef<[u8]>> {
     buffer: T,
     addresses_len: usize,
+    /// The introducer section, its count byte included (0 if not
+    /// introduced).
+    introducers_len: usize,
 }
 
 impl<T: AsRef<[u8]>> DescriptorPacket<T> {
@@ -145,14 +169,36 @@ impl<T: AsRef<[u8]>> DescriptorPacket<T> {
             return Err(DescriptorError::TooManyAddresses);
         }
         let mut rest = bytes.get(HEADER_LEN..).ok_or(DescriptorError::Truncated)?;
+        let bad = |e| match e {
+            AddressError::Truncated => DescriptorError::Truncated,
+            other => DescriptorError::BadAddress(other),
+        };
         let mut addresses_len = 0usize;
         for _ in 0..count {
-            let (_, len) = Address::parse(rest).map_err(|e| match e {
-                AddressError::Truncated => DescriptorError::Truncated,
-                other => DescriptorError::BadAddress(other),
-            })?;
+            let (_, len) = Address::parse(rest).map_err(bad)?;
             rest = rest.get(len..).ok_or(DescriptorError::Truncated)?;
             addresses_len = addresses_len.saturating_add(len);
+        }
+        let mut introducers_len = 0usize;
+        let introduced = bytes
+            .get(field::FLAGS)
+            .is_some_and(|f| f & FLAG_INTRODUCED != 0);
+        if introduced {
+            let (&icount, after) = rest.split_first().ok_or(DescriptorError::Truncated)?;
+            let icount = usize::from(icount);
+            if icount == 0
+                || icount > MAX_INTRODUCERS
+                || icount.saturating_add(usize::from(count)) > MAX_ADDRESSES
+            {
+                return Err(DescriptorError::BadIntroducers);
+            }
+            rest = after;
+            introducers_len = 1;
+            for _ in 0..icount {
+                let (_, len) = Introducer::parse(rest).map_err(bad)?;
+                rest = rest.get(len..).ok_or(DescriptorError::Truncated)?;
+                introducers_len = introducers_len.saturating_add(len);
+            }
         }
         match rest.len().cmp(&SIGNATURE_LEN) {
             core::cmp::Ordering::Less => return Err(DescriptorError::Truncated),
@@ -162,6 +208,7 @@ impl<T: AsRef<[u8]>> DescriptorPacket<T> {
         Ok(DescriptorPacket {
             buffer,
             addresses_len,
+            introducers_len,
         })
     }
 
@@ -221,15 +268,32 @@ impl<T: AsRef<[u8]>> DescriptorPacket<T> {
         })
     }
 
+    /// The introducers, in order (none unless the introduced flag is set).
+    pub fn introducers(&self) -> impl Iterator<Item = Introducer> + '_ {
+        let start = HEADER_LEN.saturating_add(self.addresses_len);
+        let section = self.bytes().get(start..self.signed_len()).unwrap_or(&[]);
+        let (count, mut rest) = section.split_first().unwrap_or((&0, &[]));
+        (0..*count).map_while(move |_| {
+            let (introducer, len) = Introducer::parse(rest).ok()?;
+            rest = rest.get(len..)?;
+            Some(introducer)
+        })
+    }
+
+    fn signed_len(&self) -> usize {
+        HEADER_LEN
+            .saturating_add(self.addresses_len)
+            .saturating_add(self.introducers_len)
+    }
+
     /// The bytes the signature covers (after the domain).
     pub fn signed_bytes(&self) -> &[u8] {
-        let end = HEADER_LEN.saturating_add(self.addresses_len);
-        self.bytes().get(..end).unwrap_or(&[])
+        self.bytes().get(..self.signed_len()).unwrap_or(&[])
     }
 
     /// The signature.
     pub fn signature(&self) -> [u8; 64] {
-        let start = HEADER_LEN.saturating_add(self.addresses_len);
+        let start = self.signed_len();
         self.array(start..start.saturating_add(SIGNATURE_LEN))
     }
 
@@ -262,7 +326,7 @@ impl DescriptorRepr {
         if packet.version() != DESCRIPTOR_VERSION {
             return Err(DescriptorError::UnknownVersion(packet.version()));
         }
-        if packet.flags() & !FLAG_RELAY != 0 {
+        if packet.flags() & !KNOWN_FLAGS != 0 {
             return Err(DescriptorError::UnknownFlags(packet.flags()));
         }
         let identity = PublicIdentity::from_bytes(&packet.identity_key())
@@ -304,7 +368,8 @@ impl DescriptorRepr {
         self.identity.node_id()
     }
 
-    /// Bytes of the encoded descriptor, signature included.
+    /// Bytes of the encoded descriptor, signature included (without
+    /// introducers).
     pub fn buffer_len(&self) -> usize {
         self.addresses
             .iter()
@@ -312,14 +377,26 @@ impl DescriptorRepr {
     }
 
     /// Writes the unsigned part; returns its length.
-    fn emit_unsigned(&self, buf: &mut [u8]) -> Result<usize, DescriptorError> {
+    fn emit_unsigned(
+        &self,
+        introducers: &[Introducer],
+        buf: &mut [u8],
+    ) -> Result<usize, DescriptorError> {
         self.check_address_limits()?;
+        if introducers.len() > MAX_INTRODUCERS
+            || introducers.len().saturating_add(self.addresses.len()) > MAX_ADDRESSES
+        {
+            return Err(DescriptorError::BadIntroducers);
+        }
         let header = buf
             .first_chunk_mut::<HEADER_LEN>()
             .ok_or(DescriptorError::BufferTooSmall)?;
         let (version_flags, rest) = header.split_at_mut(2);
-        version_flags
-            .copy_from_slice(&[DESCRIPTOR_VERSION, if self.relay { FLAG_RELAY } else { 0 }]);
+        let mut flags = if self.relay { FLAG_RELAY } else { 0 };
+        if !introducers.is_empty() {
+            flags |= FLAG_INTRODUCED;
+        }
+        version_flags.copy_from_slice(&[DESCRIPTOR_VERSION, flags]);
         let (identity, rest) = rest.split_at_mut(32);
         identity.copy_from_slice(&self.identity.to_bytes());
         let (onion, rest) = rest.split_at_mut(32);
@@ -337,6 +414,19 @@ impl DescriptorRepr {
             let n = address.emit(dst).ok_or(DescriptorError::BufferTooSmall)?;
             at = at.saturating_add(n);
         }
+        if let Ok(count) = u8::try_from(introducers.len()) {
+            if count > 0 {
+                *buf.get_mut(at).ok_or(DescriptorError::BufferTooSmall)? = count;
+                at = at.saturating_add(1);
+            }
+        }
+        for introducer in introducers {
+            let dst = buf.get_mut(at..).ok_or(DescriptorError::BufferTooSmall)?;
+            let n = introducer
+                .emit(dst)
+                .ok_or(DescriptorError::BufferTooSmall)?;
+            at = at.saturating_add(n);
+        }
         Ok(at)
     }
 
@@ -347,10 +437,24 @@ impl DescriptorRepr {
         identity: &Identity,
         buf: &mut [u8],
     ) -> Result<usize, DescriptorError> {
+        self.emit_signed_introduced(&[], identity, buf)
+    }
+
+    /// [`emit_signed`](Self::emit_signed) for a node reached through
+    /// `introducers` (none: not introduced). They are not part of the
+    /// parsed form, which every node-table entry holds: a verified
+    /// descriptor reads them from its bytes
+    /// ([`VerifiedDescriptor::introducers`]).
+    pub fn emit_signed_introduced(
+        &self,
+        introducers: &[Introducer],
+        identity: &Identity,
+        buf: &mut [u8],
+    ) -> Result<usize, DescriptorError> {
         if identity.public() != self.identity {
             return Err(DescriptorError::WrongSigner);
         }
-        let unsigned = self.emit_unsigned(buf)?;
+        let unsigned = self.emit_unsigned(introducers, buf)?;
         let signature = identity
             .sign(
                 DESCRIPTOR_DOMAIN,
@@ -388,6 +492,25 @@ impl VerifiedDescriptor {
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
     }
+
+    /// Whether the node is reached through introducers.
+    pub fn is_introduced(&self) -> bool {
+        self.bytes
+            .get(field::FLAGS)
+            .is_some_and(|f| f & FLAG_INTRODUCED != 0)
+    }
+
+    /// The relays the node is reached through, read from the bytes.
+    pub fn introducers(&self) -> impl Iterator<Item = Introducer> + '_ {
+        let packet = DescriptorPacket::new_checked(self.bytes.as_slice()).ok();
+        packet.into_iter().flat_map(|p| {
+            let mut all: Vec<Introducer, MAX_INTRODUCERS> = Vec::new();
+            for introducer in p.introducers() {
+                let _ = all.push(introducer);
+            }
+            all
+        })
+    }
 }
 
 /// The checks a descriptor can fail without any public-key arithmetic,
@@ -404,7 +527,7 @@ pub fn precheck_descriptor(
     if packet.version() != DESCRIPTOR_VERSION {
         return Err(DescriptorError::UnknownVersion(packet.version()));
     }
-    if packet.flags() & !FLAG_RELAY != 0 {
+    if packet.flags() & !KNOWN_FLAGS != 0 {
         return Err(DescriptorError::UnknownFlags(packet.flags()));
     }
     let (issued_at, expires_at) = (packet.issued_at(), packet.expires_at());

@@ -247,6 +247,7 @@ proptest! {
         lifetime in 1u64..MAX_DESCRIPTOR_LIFETIME_SECS,
         tcp in proptest::collection::vec(arb_address(), 0..=2),
         quic in proptest::collection::vec(arb_address(), 0..=2),
+        introduced in proptest::collection::vec(arb_address(), 0..=3),
     ) {
         let mut addresses = heapless::Vec::new();
         for (mut a, t) in tcp.into_iter().map(|a| (a, Transport::Tcp)).chain(quic.into_iter().map(|a| (a, Transport::Quic))) {
@@ -266,14 +267,138 @@ proptest! {
         prop_assert_eq!(&DescriptorRepr::parse(&packet).unwrap(), &repr);
         let verified = verify_descriptor(&bytes, issued).unwrap();
         prop_assert_eq!(verified.repr(), &repr);
+        let room = (MAX_ADDRESSES - repr.addresses.len()).min(MAX_INTRODUCERS);
+        let introducers: Vec<Introducer> = introduced
+            .into_iter()
+            .take(room)
+            .enumerate()
+            .map(|(i, a)| introducer(i as u8, a))
+            .collect();
+        let bytes = signed_introduced(&repr, &introducers);
+        let verified = verify_descriptor(&bytes, issued).unwrap();
+        prop_assert_eq!(verified.repr(), &repr);
+        prop_assert_eq!(verified.introducers().collect::<Vec<_>>(), introducers);
     }
 
     #[test]
-    fn parsing_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+    fn parsing_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..500)) {
         let _ = verify_descriptor(&bytes, NOW);
         if let Ok(packet) = DescriptorPacket::new_checked(&bytes[..]) {
             let _ = packet.addresses().count();
+            let _ = packet.introducers().count();
             let _ = DescriptorRepr::parse(&packet);
         }
     }
+}
+
+fn introducer(seed: u8, address: Address) -> Introducer {
+    Introducer {
+        node_id: NodeId([seed; 32]),
+        onion_key: [seed.wrapping_add(1); 32],
+        address,
+    }
+}
+
+fn signed_introduced(repr: &DescriptorRepr, introducers: &[Introducer]) -> Vec<u8> {
+    let mut buf = vec![0u8; MAX_DESCRIPTOR_LEN];
+    let n = repr
+        .emit_signed_introduced(introducers, &identity(), &mut buf)
+        .unwrap();
+    buf.truncate(n);
+    buf
+}
+
+#[test]
+fn an_introduced_descriptor_round_trips_and_signs_its_introducers() {
+    let repr = sample();
+    let introducers = [
+        introducer(1, address(Transport::Tcp, "198.51.100.7:9001")),
+        introducer(2, address(Transport::Quic, "[2001:db8::7]:9002")),
+    ];
+    let bytes = signed_introduced(&repr, &introducers);
+    assert_eq!(
+        bytes.len(),
+        MIN_DESCRIPTOR_LEN + 8 + 20 + 1 + (64 + 8) + (64 + 20)
+    );
+    let verified = verify_descriptor(&bytes, NOW).unwrap();
+    assert_eq!(verified.repr(), &repr);
+    assert!(verified.is_introduced());
+    assert_eq!(verified.introducers().collect::<Vec<_>>(), introducers);
+    // A plain descriptor lists none, and its bytes are as before.
+    let plain = verify_descriptor(&signed(&repr), NOW).unwrap();
+    assert!(!plain.is_introduced());
+    assert_eq!(plain.introducers().count(), 0);
+    assert_eq!(signed_introduced(&repr, &[]), signed(&repr));
+    // Every introducer byte is signed.
+    let first_onion_key = HEADER_LEN + 8 + 20 + 1 + 32;
+    let mut altered = bytes.clone();
+    altered[first_onion_key] ^= 1;
+    assert_eq!(
+        verify_descriptor(&altered, NOW).unwrap_err(),
+        DescriptorError::BadSignature
+    );
+}
+
+#[test]
+fn the_longest_descriptor_is_max_descriptor_len() {
+    let mut repr = sample();
+    repr.addresses.truncate(0);
+    repr.addresses
+        .push(address(Transport::Tcp, "[2001:db8::1]:9001"))
+        .unwrap();
+    let v6 = |n: u8| address(Transport::Tcp, &format!("[2001:db8::{n}]:9001"));
+    let introducers = [
+        introducer(1, v6(2)),
+        introducer(2, v6(3)),
+        introducer(3, v6(4)),
+    ];
+    let bytes = signed_introduced(&repr, &introducers);
+    assert_eq!(bytes.len(), MAX_DESCRIPTOR_LEN);
+    assert!(verify_descriptor(&bytes, NOW).is_ok());
+}
+
+#[test]
+fn introducer_limits_are_enforced() {
+    let repr = sample();
+    let v4 = |n: u8| address(Transport::Tcp, &format!("198.51.100.{n}:9001"));
+    let three = [
+        introducer(1, v4(1)),
+        introducer(2, v4(2)),
+        introducer(3, v4(3)),
+    ];
+    let mut buf = vec![0u8; 1024];
+    // Two addresses and three introducers: five in all.
+    assert_eq!(
+        repr.emit_signed_introduced(&three, &identity(), &mut buf),
+        Err(DescriptorError::BadIntroducers)
+    );
+    let bytes = signed_introduced(&repr, &three[..2]);
+    let icount_at = HEADER_LEN + 8 + 20;
+    for (icount, why) in [(0, "none"), (3, "five in all"), (4, "over the maximum")] {
+        let mut wrong = bytes.clone();
+        wrong[icount_at] = icount;
+        assert_eq!(
+            verify_descriptor(&resign(wrong), NOW).unwrap_err(),
+            DescriptorError::BadIntroducers,
+            "{why}"
+        );
+    }
+    for len in 0..bytes.len() {
+        let err = verify_descriptor(&bytes[..len], NOW).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DescriptorError::Truncated
+                    | DescriptorError::BadSignature
+                    | DescriptorError::BadIntroducers
+            ),
+            "truncated to {len}: {err:?}"
+        );
+    }
+    let mut bad_address = bytes.clone();
+    bad_address[icount_at + 1 + 64] = 9;
+    assert_eq!(
+        verify_descriptor(&bad_address, NOW).unwrap_err(),
+        DescriptorError::BadAddress(AddressError::UnknownTransport(9))
+    );
 }

@@ -204,7 +204,9 @@ impl<P: Profile> Node<P> {
     /// The longest-standing quarter of established inbound links is exempt.
     fn evict_established_inbound(&mut self, arriving: Option<NetworkPrefix>) -> bool {
         let slots = self.links.as_ref();
-        let evictable = |s: &LinkSlot<P>| is_established_inbound(s) && !is_protected(slots, s);
+        let evictable = |s: &LinkSlot<P>| {
+            is_established_inbound(s) && !is_protected(slots, s) && !s.introduces_peer
+        };
         let Some((crowded, n)) = most_crowded(slots, evictable, is_inbound) else {
             return false;
         };

@@ -328,18 +328,28 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
     }
 
     fn extend_addresses(&self, peer: &NodeId) -> ExtendAddresses {
+        if let Some(entry) = self.table.get(peer) {
+            return entry
+                .descriptor
+                .repr()
+                .addresses
+                .iter()
+                .copied()
+                .take(MAX_EXTEND_ADDRESSES)
+                .collect();
+        }
+        // An introducer this node knows only from the descriptor of the
+        // node it introduces (relay spec §7).
+        if !super::introducers::INTRODUCERS {
+            return ExtendAddresses::new();
+        }
         self.table
-            .get(peer)
-            .map(|entry| {
-                entry
-                    .descriptor
-                    .repr()
-                    .addresses
-                    .iter()
-                    .copied()
-                    .take(MAX_EXTEND_ADDRESSES)
-                    .collect()
-            })
-            .unwrap_or_default()
+            .entries()
+            .iter()
+            .filter(|e| e.descriptor.is_introduced())
+            .find_map(|e| e.descriptor.introducers().find(|i| i.node_id == *peer))
+            .map(|i| i.address)
+            .into_iter()
+            .collect()
     }
 }

@@ -559,6 +559,7 @@ impl<P: Profile> Node<P> {
         if self.link_only() {
             return;
         }
+        self.maintain_introducers();
         self.build_circuits();
         self.send_fragments();
         if self.circuits.credit_owed && self.messages.has_incoming_room() {
@@ -615,14 +616,30 @@ impl<P: Profile> Node<P> {
         }
         self.maintain_guards();
         let unix_now = super::discovery::unix_now(&self.config, self.now);
-        let avoid = self.circuits.avoid_for(dest);
+        // A destination that cannot be dialled is reached through one of
+        // its introducers, the last relay (`introducers.rs`); the relays
+        // drawn before it leave it out.
+        let mut avoid: Vec<NodeId, { MAX_PATH_RELAYS + 1 }> =
+            self.circuits.avoid_for(dest).iter().copied().collect();
+        let introducer = self
+            .introducer_for(&dest, &avoid)
+            .or_else(|| self.introducer_for(&dest, &[]));
+        let mut relays = self.config.path_relays;
+        if let Some(i) = introducer {
+            relays = relays.saturating_sub(1);
+            let _ = avoid.push(i.node_id);
+        }
+        let only_introducer: &[NodeId] = match &introducer {
+            Some(i) => core::slice::from_ref(&i.node_id),
+            None => &[],
+        };
         // Without the relays to avoid first; if too few relays are left
         // without them, a path through one beats none. (One call site in a
         // loop: `select_path` is inlined, and flash is short on firmware.)
         let mut chosen = None;
-        for avoid in [avoid, &[]] {
+        for avoid in [&avoid[..], only_introducer] {
             let rules = PathRules {
-                relays: self.config.path_relays,
+                relays,
                 guards: &self.circuits.guards,
                 avoid,
                 now: self.now,
@@ -639,14 +656,26 @@ impl<P: Profile> Node<P> {
                 break;
             }
         }
-        let Some(path) = chosen else {
+        let Some(mut path) = chosen else {
             return;
         };
+        if let Some(i) = &introducer {
+            let Some(through) = path.through_last_relay(i.node_id) else {
+                return;
+            };
+            path = through;
+        }
         let table = self.discovery.table();
+        // An introducer this node does not know: its key and address are
+        // the ones the destination listed.
+        let listed = |hop: &NodeId| introducer.filter(|i| i.node_id == *hop);
         let keys: Vec<[u8; 32], { crate::cgo::MAX_HOPS }> = path
             .hops()
             .iter()
-            .filter_map(|hop| table.get(hop).map(|e| e.descriptor.repr().onion_key))
+            .filter_map(|hop| match table.get(hop) {
+                Some(e) => Some(e.descriptor.repr().onion_key),
+                None => listed(hop).map(|i| i.onion_key),
+            })
             .collect();
         let Some(first) = path.hops().first().copied() else {
             return;
@@ -656,12 +685,10 @@ impl<P: Profile> Node<P> {
         let anonymous = self.config.anonymous_first_hops;
         if circuit_ctx::first_hop_link(self.links.as_ref(), &self.config, &first).is_none() {
             if !self.dialer.is_pending(&first, anonymous) {
-                let addresses = self
-                    .discovery
-                    .table()
-                    .get(&first)
-                    .map(|e| e.descriptor.repr().addresses.clone())
-                    .unwrap_or_default();
+                let addresses = match self.discovery.table().get(&first) {
+                    Some(e) => e.descriptor.repr().addresses.clone(),
+                    None => listed(&first).map(|i| i.address).into_iter().collect(),
+                };
                 let policy =
                     super::dial::DialPolicy::for_peer(&self.config, self.discovery.table(), &first);
                 if !self

@@ -126,6 +126,15 @@ pub struct NodeConfig {
     /// §10). 0 keeps none and keeps the bootstrap links instead: for a
     /// node that must hold exactly the links it was given.
     pub outbound_links: usize,
+    /// How many relays this node is reached through (relay spec §2,
+    /// "Introducers"; §10): 0 for a node that can be dialled. A node behind
+    /// NAT or a firewall sets 1 to 3: it picks that many of the relays its
+    /// outbound links go to (in distinct networks), lists them in its
+    /// descriptor, and replaces one whose link drops. Senders then reach it
+    /// over circuits whose last relay is one of them. Needs the
+    /// `introducers` feature.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub introducers: usize,
 }
 
 impl NodeConfig {
@@ -171,6 +180,7 @@ impl Default for NodeConfig {
             link_only: false,
             feeler_interval: Duration::from_secs(120),
             outbound_links: super::OUTBOUND_LINKS,
+            introducers: 0,
         }
     }
 }

@@ -26,7 +26,9 @@ use heapless::deque::DequeView;
 use crate::capacity::VecStore;
 use crate::cell::{parse_descriptor_body, CellCommand, CellRepr, CircuitId};
 use crate::discovery::{InsertError, InsertOutcome, Known, NetworkPrefix, PeerEntry, Source};
-use crate::identity::{precheck_descriptor, verify_descriptor, DescriptorError, NodeId};
+use crate::identity::{
+    precheck_descriptor, verify_descriptor, DescriptorError, DescriptorPacket, NodeId,
+};
 use crate::link::Cell;
 use crate::time::{Duration, Instant};
 
@@ -100,6 +102,9 @@ pub(crate) struct LinkCtx<'a> {
     /// The network of the peer's address, as the transport saw it.
     pub(crate) network: Option<NetworkPrefix>,
     pub(crate) quota: &'a mut GossipQuota,
+    /// Set when the peer sends its own descriptor: whether it lists this
+    /// node as an introducer.
+    pub(crate) lists_us: &'a mut Option<bool>,
 }
 
 /// How a descriptor reached this node.
@@ -223,6 +228,18 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
                 }
                 let result = match parse_descriptor_body(&repr.body) {
                     Ok(bytes) => {
+                        let own = link
+                            .peer
+                            .is_some_and(|p| p == NodeId::from_identity_key(&identity_key(&bytes)));
+                        if own && super::introducers::INTRODUCERS {
+                            // The link proved the peer's identity: what it
+                            // says of itself needs no signature to count.
+                            let me = self.table().own_id();
+                            *link.lists_us = Some(
+                                DescriptorPacket::new_checked(bytes.as_slice())
+                                    .is_ok_and(|p| p.introducers().any(|i| i.node_id == me)),
+                            );
+                        }
                         let arrival = match link.peer {
                             Some(peer)
                                 if link.dialled

@@ -12,7 +12,8 @@ use crate::capacity::VecStore;
 use crate::cell::{emit_descriptor_body, CellCommand, CellRepr, CircuitId};
 use crate::discovery::{InsertError, NodeTable, PeerEntry};
 use crate::identity::{
-    Address, DescriptorError, DescriptorRepr, Identity, NodeId, MAX_ADDRESSES, MAX_DESCRIPTOR_LEN,
+    Address, DescriptorError, DescriptorRepr, Identity, Introducer, NodeId, MAX_ADDRESSES,
+    MAX_DESCRIPTOR_LEN, MAX_INTRODUCERS,
 };
 use crate::link::Cell;
 use crate::noise::StaticKeypair;
@@ -80,6 +81,9 @@ pub(crate) struct Discovery<S> {
     descriptor: Vec<u8, MAX_DESCRIPTOR_LEN>,
     issued_at: u64,
     addresses: Vec<Address, MAX_ADDRESSES>,
+    /// The relays this node is reached through (`introducers.rs`), listed
+    /// in its descriptor with their keys and addresses from the table.
+    introducers: Vec<NodeId, MAX_INTRODUCERS>,
     next_gossip_at: Instant,
     /// Feeler dials: their timer, the node being tested, the link to close.
     pub(crate) feelers: Feelers,
@@ -103,6 +107,7 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
             descriptor: Vec::new(),
             issued_at: 0,
             addresses: Vec::new(),
+            introducers: Vec::new(),
             next_gossip_at: Instant::ZERO.saturating_add(config.gossip_interval),
             feelers: Feelers::new(config),
         };
@@ -195,8 +200,26 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
             expires_at: issued_at.saturating_add(config.descriptor_lifetime_secs.max(1)),
             addresses: self.addresses.clone(),
         };
+        let listed: Vec<Introducer, MAX_INTRODUCERS> = self
+            .introducers
+            .iter()
+            .filter_map(|id| {
+                let entry = self.table.get(id)?;
+                let repr = entry.descriptor.repr();
+                Some(Introducer {
+                    node_id: *id,
+                    onion_key: repr.onion_key,
+                    address: *repr.addresses.first()?,
+                })
+            })
+            .collect();
         let mut buf = [0u8; MAX_DESCRIPTOR_LEN];
-        if let Ok(n) = repr.emit_signed(identity, &mut buf) {
+        let signed = if super::introducers::INTRODUCERS {
+            repr.emit_signed_introduced(&listed, identity, &mut buf)
+        } else {
+            repr.emit_signed(identity, &mut buf)
+        };
+        if let Ok(n) = signed {
             if let Some(bytes) = buf.get(..n) {
                 if let Ok(v) = Vec::from_slice(bytes) {
                     self.descriptor = v;
@@ -208,6 +231,22 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
 
     pub(crate) fn set_addresses(&mut self, addresses: &[Address]) {
         self.addresses = addresses.iter().copied().take(MAX_ADDRESSES).collect();
+    }
+
+    /// The relays this node is reached through.
+    pub(crate) fn introducers(&self) -> &[NodeId] {
+        &self.introducers
+    }
+
+    /// Lists `introducers` from now on (at most as many as fit beside the
+    /// addresses); the caller re-signs.
+    pub(crate) fn set_introducers(&mut self, introducers: &[NodeId]) {
+        let room = MAX_ADDRESSES.saturating_sub(self.addresses.len());
+        self.introducers = introducers
+            .iter()
+            .copied()
+            .take(room.min(MAX_INTRODUCERS))
+            .collect();
     }
 
     /// When the descriptor must be re-signed: halfway through its life.

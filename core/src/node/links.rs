@@ -114,6 +114,7 @@ impl<P: Profile> Node<P> {
         slot.opened_at = now;
         slot.announced = false;
         slot.introduced = false;
+        slot.introduces_peer = false;
         slot.room = TransportRoom::UNLIMITED;
         slot.transport = transport;
         slot.prefix = prefix;

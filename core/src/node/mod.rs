@@ -100,6 +100,7 @@ mod feelers;
 mod gossip;
 mod guards;
 mod input;
+mod introducers;
 mod links;
 mod messaging;
 mod outbound;

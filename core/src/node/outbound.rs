@@ -13,7 +13,8 @@
 //! manager prunes idle connections past their grace period.
 //!
 //! Links that carry a circuit (relayed, ending here, or our own), links to
-//! guards and anchor links are never closed for room.
+//! guards, anchor links and introduction links (`introducers.rs`) are never
+//! closed for room.
 
 use crate::discovery::Tables;
 use crate::identity::{Address, NodeId};
@@ -55,11 +56,23 @@ impl<P: Profile> Node<P> {
     }
 
     /// The outbound links this node keeps: an eighth of its table, at
-    /// least one, at most [`NodeConfig::outbound_links`](super::NodeConfig::outbound_links).
+    /// least one, at most [`NodeConfig::outbound_links`](super::NodeConfig::outbound_links);
+    /// and for a node reached through introducers, one per introducer and
+    /// a spare, so that a lost introducer is replaced at once.
     fn outbound_target(&self) -> usize {
+        let wanted = self
+            .config
+            .introducers
+            .min(crate::identity::MAX_INTRODUCERS);
+        let introducers = if super::introducers::INTRODUCERS && wanted > 0 {
+            wanted.saturating_add(1)
+        } else {
+            0
+        };
         (self.links.as_ref().len() / 8)
             .max(1)
             .min(self.config.outbound_links)
+            .max(introducers)
     }
 
     /// Dials relays while this node has fewer outbound links (established
@@ -224,6 +237,7 @@ impl<P: Profile> Node<P> {
                     .peer()
                     .is_none_or(|p| !self.circuits.guards.contains(&p));
             if candidate
+                && !self.introduction_link(index)
                 && self
                     .link_at(index)
                     .is_some_and(|l| !self.carries_circuits(l))
@@ -266,7 +280,8 @@ impl<P: Profile> Node<P> {
                 && session
                     .peer()
                     .is_none_or(|p| !self.circuits.guards.contains(&p))
-                && !is_protected(slots, slot);
+                && !is_protected(slots, slot)
+                && !slot.introduces_peer;
             let opened_at = slot.opened_at;
             if candidate
                 && self

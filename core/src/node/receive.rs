@@ -227,12 +227,14 @@ impl<P: Profile> Node<P> {
             return false;
         };
         let session = slot.session.as_ref();
+        let mut lists_us = None;
         let ctx = LinkCtx {
             link,
             peer: session.and_then(|s| s.peer()),
             dialled: session.is_some_and(|s| s.role() == LinkRole::Initiator),
             network: slot.prefix,
             quota: &mut slot.gossip,
+            lists_us: &mut lists_us,
         };
         let kind = self.discovery.on_cell(
             &self.config,
@@ -242,6 +244,9 @@ impl<P: Profile> Node<P> {
             self.events.view_mut(),
             &mut self.stats,
         );
+        if let (Some(lists_us), Some(index)) = (lists_us, self.slot_index(link)) {
+            self.peer_listed_us(index, lists_us);
+        }
         match kind {
             LinkCell::Handled => true,
             LinkCell::Violation => false,

@@ -24,6 +24,10 @@ pub struct LinkSlot<P: Profile> {
     pub(crate) announced: bool,
     /// Our descriptor has been queued on this link.
     pub(crate) introduced: bool,
+    /// The peer is reached through this node: its own descriptor, sent
+    /// over this link, lists this node as an introducer
+    /// (`introducers.rs`). The link is not pruned or evicted.
+    pub(crate) introduces_peer: bool,
     /// What the link runs over, if the adapter said.
     pub(crate) transport: Option<Transport>,
     /// The network prefix of the peer's address, if the adapter gave it.
@@ -55,6 +59,7 @@ impl<P: Profile> LinkSlot<P> {
             opened_at: Instant::ZERO,
             announced: false,
             introduced: false,
+            introduces_peer: false,
             transport: None,
             prefix: None,
             anonymous: false,
@@ -98,6 +103,7 @@ where
             opened_at: self.opened_at,
             announced: self.announced,
             introduced: self.introduced,
+            introduces_peer: self.introduces_peer,
             transport: self.transport,
             prefix: self.prefix,
             anonymous: self.anonymous,

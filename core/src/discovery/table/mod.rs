@@ -286,6 +286,11 @@ impl<S: VecStore<PeerEntry>> NodeTable<S> {
         }
     }
 
+    /// The node this table belongs to.
+    pub fn own_id(&self) -> NodeId {
+        self.own_id
+    }
+
     /// The health record of `id`, to count what its circuits did.
     pub fn health_mut(&mut self, id: &NodeId) -> Option<&mut super::RelayHealth> {
         self.get_mut(id).map(|e| &mut e.health)

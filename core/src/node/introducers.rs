@@ -1,0 +1,160 @@
+//! Reaching a node that cannot be dialled (relay spec §2 "Introducers",
+//! §7, §10 "Introducers").
+//!
+//! A node behind NAT or a firewall can dial out but nobody can dial it, and
+//! a circuit's last relay must reach its destination. So such a node
+//! ([`NodeConfig::introducers`](super::NodeConfig::introducers) > 0) lists in
+//! its descriptor a few relays it holds links to, as Tor's onion services
+//! list introduction points and I2P's firewalled routers list introducers.
+//! A sender makes one of them the last relay of its circuit; that relay
+//! extends to the node over the node's own link and never dials it.
+//!
+//! Three roles, one file:
+//! - the introduced node picks relays its outbound links go to, in
+//!   distinct networks, and replaces one whose link drops at once, re-signing
+//!   and pushing its descriptor on every link;
+//! - an introducer keeps the link of a node that lists it (learned from the
+//!   node's own descriptor over that link) out of pruning and eviction, for
+//!   at most [`max_introduced`] nodes;
+//! - a sender ([`Node::introducer_for`]) picks one listed introducer that
+//!   its back-offs and avoid set allow.
+
+use heapless::Vec;
+
+use crate::discovery::NetworkPrefix;
+use crate::identity::{Introducer, NodeId, MAX_INTRODUCERS};
+use crate::link::{LinkPhase, LinkRole};
+
+use super::{Node, Profile};
+
+/// Whether this build reaches and serves introduced nodes: the
+/// `introducers` feature (default).
+pub(crate) const INTRODUCERS: bool = cfg!(feature = "introducers");
+
+/// The most nodes a relay with `slots` link slots introduces at once: an
+/// eighth of its table, at least one. Each holds a slot the relay never
+/// prunes; the rest stay for everyone else.
+pub(crate) fn max_introduced(slots: usize) -> usize {
+    (slots / 8).max(1)
+}
+
+impl<P: Profile> Node<P> {
+    /// The introduced node's side: keeps
+    /// [`introducers`](super::NodeConfig::introducers) relays listed, each
+    /// one reached by an established link this node dialled under its
+    /// identity, no two in one network. Drops those whose link is gone,
+    /// adds peers of other such links, and re-signs and pushes the
+    /// descriptor when the list changed.
+    pub(crate) fn maintain_introducers(&mut self) {
+        let wanted = self.config.introducers.min(MAX_INTRODUCERS);
+        if !INTRODUCERS || wanted == 0 {
+            return;
+        }
+        let unix = super::discovery::unix_now(&self.config, self.now);
+        let mut chosen: Vec<(NodeId, Option<NetworkPrefix>), MAX_INTRODUCERS> = Vec::new();
+        let listed: Vec<NodeId, MAX_INTRODUCERS> =
+            self.discovery.introducers().iter().copied().collect();
+        // Those still linked first, so that a working introducer stays.
+        for keep_listed in [true, false] {
+            for slot in self.links.as_ref() {
+                let Some(session) = slot.session.as_ref() else {
+                    continue;
+                };
+                let Some(peer) = session.peer() else {
+                    continue;
+                };
+                let usable = !slot.anonymous
+                    && !slot.bootstrap
+                    && session.role() == LinkRole::Initiator
+                    && session.phase() == LinkPhase::Established
+                    && listed.contains(&peer) == keep_listed
+                    && self
+                        .discovery
+                        .table()
+                        .get(&peer)
+                        .is_some_and(|e| e.is_path_relay(unix))
+                    && chosen
+                        .iter()
+                        .all(|(id, prefix)| *id != peer && *prefix != slot.prefix);
+                if usable && chosen.len() < wanted {
+                    let _ = chosen.push((peer, slot.prefix));
+                }
+            }
+        }
+        let ids: Vec<NodeId, MAX_INTRODUCERS> = chosen.iter().map(|(id, _)| *id).collect();
+        let same = ids.len() == listed.len() && ids.iter().all(|id| listed.contains(id));
+        if same {
+            return;
+        }
+        if ids.len() < wanted {
+            // One was lost and no spare link is up: dial a relay now, not
+            // at the next outbound round (once per change, so no loop).
+            self.discovery.feelers.wake_outbound(self.now);
+        }
+        self.discovery.set_introducers(&ids);
+        self.discovery.sign(&self.identity, &self.config, self.now);
+        self.reintroduce();
+    }
+
+    /// Whether this node keeps the link to `peer` because `peer` is reached
+    /// through it, or because it is reached through `peer`: such a link is
+    /// never pruned or evicted for room.
+    pub(crate) fn introduction_link(&self, index: usize) -> bool {
+        let Some(slot) = self.links.as_ref().get(index) else {
+            return false;
+        };
+        slot.introduces_peer
+            || slot
+                .session
+                .as_ref()
+                .and_then(|s| s.peer())
+                .is_some_and(|p| self.discovery.introducers().contains(&p))
+    }
+
+    /// The introducer's side: the peer of the link in slot `index` sent its
+    /// own descriptor, which does (`lists_us`) or does not list this node.
+    /// The link is kept for it while there is room among the
+    /// [`max_introduced`] links kept so.
+    pub(crate) fn peer_listed_us(&mut self, index: usize, lists_us: bool) {
+        if !INTRODUCERS {
+            return;
+        }
+        let slots = self.links.as_ref();
+        let kept = slots.iter().filter(|s| s.introduces_peer).count();
+        let already = slots.get(index).is_some_and(|s| s.introduces_peer);
+        let room = already || kept < max_introduced(slots.len());
+        if let Some(slot) = self.links.as_mut().get_mut(index) {
+            slot.introduces_peer = lists_us && room;
+        }
+    }
+
+    /// The sender's side: for a destination reached through introducers,
+    /// one of them drawn at random, leaving out this node, the relays in
+    /// `avoid`, and relays this node's table has backed off or marked
+    /// failing. `None` for a destination that lists none (or none usable).
+    pub(crate) fn introducer_for(&mut self, dest: &NodeId, avoid: &[NodeId]) -> Option<Introducer> {
+        if !INTRODUCERS {
+            return None;
+        }
+        let unix = super::discovery::unix_now(&self.config, self.now);
+        let table = self.discovery.table();
+        let entry = table.get(dest)?;
+        if !entry.descriptor.is_introduced() {
+            return None;
+        }
+        let own = self.identity.node_id();
+        let now = self.now;
+        let usable: Vec<Introducer, MAX_INTRODUCERS> = entry
+            .descriptor
+            .introducers()
+            .filter(|i| i.node_id != own && !avoid.contains(&i.node_id))
+            .filter(|i| {
+                table
+                    .get(&i.node_id)
+                    .is_none_or(|e| e.is_healthy(unix) && e.health.available(now))
+            })
+            .collect();
+        let pick = crate::discovery::random_index(&mut self.rng, usable.len())?;
+        usable.get(pick).copied()
+    }
+}

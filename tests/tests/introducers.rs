@@ -1,0 +1,321 @@
+//! A node nobody can dial (behind NAT or a firewall) is reached through the
+//! relays it lists as introducers (issue 19, point 2; relay spec §2
+//! "Introducers", §7, §10 "Introducers").
+//!
+//! The destination advertises no address and listens on none: the only
+//! way to it is over the links it dialled itself. Without introducers no
+//! circuit can end at it (the last relay cannot dial it), and a message to
+//! it expires.
+
+use veil_core::identity::{verify_descriptor, NodeId};
+use veil_core::node::{AddBootstrap, Event, NodeConfig};
+use veil_core::time::Duration;
+use veil_sim::{NodeIndex, Sim, StreamConditions};
+
+const UNIX_AT_ZERO: u64 = 1_800_000_000;
+const RELAYS: usize = 10;
+
+fn config() -> NodeConfig {
+    NodeConfig {
+        unix_time_at_zero: UNIX_AT_ZERO,
+        gossip_interval: Duration::from_secs(5),
+        ..NodeConfig::default()
+    }
+}
+
+struct Net {
+    sim: Sim,
+    relays: Vec<NodeIndex>,
+    sender: NodeIndex,
+    hidden: NodeIndex,
+}
+
+/// `RELAYS` addressed relays joined through the first; a sender among
+/// them; and a node with no address that joins through the first relay
+/// and lists `introducers` introducers. Run until the sender knows it.
+fn network(seed: u64, introducers: usize) -> Net {
+    let mut sim = Sim::new(seed);
+    sim.set_dial_conditions(StreamConditions {
+        latency: Duration::from_millis(5),
+        ..StreamConditions::LAN
+    });
+    let first = sim.add_addressed_node(config(), 32);
+    let mut relays = vec![first];
+    for _ in 1..RELAYS {
+        let relay = sim.add_addressed_node(config(), 32);
+        let address = Sim::address_of(first);
+        sim.handle(relay, AddBootstrap { address }).unwrap();
+        relays.push(relay);
+    }
+    sim.run_for(Duration::from_secs(30));
+    let hidden = sim.add_node(
+        NodeConfig {
+            introducers,
+            ..config()
+        },
+        16,
+    );
+    let address = Sim::address_of(first);
+    sim.handle(hidden, AddBootstrap { address }).unwrap();
+    let sender = relays[RELAYS - 1];
+    let id = sim.node_id(hidden);
+    let known = sim.run_until_true(Duration::from_secs(120), |sim| {
+        sim.node(sender).core.node_table().get(&id).is_some()
+            && (introducers == 0 || listed(sim, hidden).len() == introducers)
+    });
+    assert!(known, "the sender learned of the hidden node");
+    Net {
+        sim,
+        relays,
+        sender,
+        hidden,
+    }
+}
+
+/// The introducers `node`'s current descriptor lists.
+fn listed(sim: &Sim, node: NodeIndex) -> Vec<NodeId> {
+    let unix = UNIX_AT_ZERO + sim.now().as_micros() / 1_000_000;
+    let descriptor = verify_descriptor(sim.node(node).core.descriptor(), unix).unwrap();
+    descriptor.introducers().map(|i| i.node_id).collect()
+}
+
+fn deliveries(sim: &Sim, node: NodeIndex, text: &[u8]) -> usize {
+    sim.node(node)
+        .delivered
+        .iter()
+        .filter(|d| d.bytes == text)
+        .count()
+}
+
+/// Records the last relay of every circuit `sender` has to `dest`.
+fn note_last_relays(sim: &Sim, sender: NodeIndex, dest: NodeId, seen: &mut Vec<NodeId>) {
+    for c in sim.node(sender).core.own_circuits() {
+        let hops = c.path.hops();
+        if hops.last() == Some(&dest) && hops.len() >= 2 {
+            let last = hops[hops.len() - 2];
+            if !seen.contains(&last) {
+                seen.push(last);
+            }
+        }
+    }
+}
+
+/// Builds of `sender` to `dest` that failed with `ExtendFailed`.
+fn failed_builds(sim: &Sim, sender: NodeIndex, dest: NodeId) -> usize {
+    sim.node(sender)
+        .events
+        .iter()
+        .filter(|(_, e)| {
+            matches!(e, Event::CircuitClosed { destination: Some(d), reason: veil_core::cell::DestroyReason::ExtendFailed, .. } if *d == dest)
+        })
+        .count()
+}
+
+fn index_of(sim: &Sim, relays: &[NodeIndex], id: NodeId) -> NodeIndex {
+    *relays.iter().find(|&&r| sim.node_id(r) == id).unwrap()
+}
+
+#[test]
+fn a_node_nobody_can_dial_is_reached_through_its_introducers() {
+    let Net {
+        mut sim,
+        relays,
+        sender,
+        hidden,
+    } = network(61, 2);
+    let introducers = listed(&sim, hidden);
+    assert_eq!(introducers.len(), 2);
+    let unix = UNIX_AT_ZERO + sim.now().as_micros() / 1_000_000;
+    let own = verify_descriptor(sim.node(hidden).core.descriptor(), unix).unwrap();
+    assert!(own.repr().addresses.is_empty(), "it advertises no address");
+    let networks: Vec<_> = own
+        .introducers()
+        .map(|i| veil_core::discovery::NetworkPrefix::of(i.address.socket.ip()))
+        .collect();
+    assert_ne!(networks[0], networks[1], "introducers in distinct networks");
+
+    let hidden_id = sim.node_id(hidden);
+    let mut last_relays = Vec::new();
+    let sent = sim.now();
+    sim.send_message(sender, hidden, b"to a node behind NAT")
+        .unwrap();
+    let arrived = sim.run_until_true(Duration::from_secs(30), |sim| {
+        note_last_relays(sim, sender, hidden_id, &mut last_relays);
+        deliveries(sim, hidden, b"to a node behind NAT") > 0
+    });
+    assert!(arrived, "the message arrived through an introducer");
+    println!(
+        "first message to the node behind NAT: {} ms",
+        sim.now().saturating_since(sent).as_micros() / 1000
+    );
+    assert_eq!(
+        failed_builds(&sim, sender, hidden_id),
+        0,
+        "the first circuit reached it"
+    );
+    // The answer goes the ordinary way: the sender can be dialled.
+    sim.send_message(hidden, sender, b"and back").unwrap();
+    let answered = sim.run_until_true(Duration::from_secs(30), |sim| {
+        deliveries(sim, sender, b"and back") > 0
+    });
+    assert!(answered);
+
+    // An introducer dies: the node lists another at once, and messages
+    // still arrive.
+    // The one the sender's live circuit runs through.
+    let live = sim
+        .node(sender)
+        .core
+        .own_circuits()
+        .find(|c| c.ready && c.path.destination() == Some(hidden_id))
+        .map(|c| c.path.hops()[c.path.hops().len() - 2])
+        .expect("a ready circuit to the node");
+    assert!(introducers.contains(&live));
+    let dead = index_of(&sim, &relays, live);
+    assert_ne!(dead, sender);
+    sim.kill(dead);
+    let killed_at = sim.now();
+    // A message sent the moment it died: the circuit it takes breaks, and
+    // it goes again over a circuit through the other introducer.
+    sim.send_message(sender, hidden, b"as it died").unwrap();
+    let replaced = sim.run_until_true(Duration::from_secs(10), |sim| {
+        let now = listed(sim, hidden);
+        now.len() == 2 && !now.contains(&live)
+    });
+    assert!(replaced, "the dead introducer was replaced");
+    println!(
+        "introducer replaced in the descriptor after {} ms",
+        sim.now().saturating_since(killed_at).as_micros() / 1000
+    );
+    let arrived = sim.run_until_true(Duration::from_secs(60), |sim| {
+        deliveries(sim, hidden, b"as it died") > 0
+    });
+    assert!(arrived);
+    println!(
+        "message sent as its introducer died: delivered after {} ms",
+        sim.now().saturating_since(killed_at).as_micros() / 1000
+    );
+    for n in 0..5u8 {
+        let text = [b'm', n];
+        let sent = sim.now();
+        sim.send_message(sender, hidden, &text).unwrap();
+        let arrived = sim.run_until_true(Duration::from_secs(60), |sim| {
+            note_last_relays(sim, sender, hidden_id, &mut last_relays);
+            deliveries(sim, hidden, &text) > 0
+        });
+        assert!(arrived, "message {n} after the introducer died");
+        println!(
+            "message {n} after the introducer died: {} ms",
+            sim.now().saturating_since(sent).as_micros() / 1000
+        );
+    }
+    // Every circuit to it ended at an introducer (the dead one, the two
+    // it listed before, or the one after).
+    let ever_listed: Vec<NodeId> = introducers
+        .iter()
+        .copied()
+        .chain(listed(&sim, hidden))
+        .collect();
+    assert!(
+        last_relays.iter().all(|r| ever_listed.contains(r)),
+        "last relays {last_relays:?}, introducers {ever_listed:?}"
+    );
+    sim.run_for(Duration::from_secs(30));
+    for n in 0..5u8 {
+        assert_eq!(deliveries(&sim, hidden, &[b'm', n]), 1, "exactly once");
+    }
+    assert_eq!(deliveries(&sim, hidden, b"to a node behind NAT"), 1);
+    assert_eq!(deliveries(&sim, hidden, b"as it died"), 1);
+}
+
+#[test]
+fn without_introducers_builds_to_a_node_nobody_can_dial_fail() {
+    // The control: the same network, the node lists no introducers. A
+    // circuit reaches it only if its random last relay happens to hold
+    // one of the node's own links; every other build fails at the node.
+    let Net {
+        mut sim,
+        sender,
+        hidden,
+        ..
+    } = network(61, 0);
+    let hidden_id = sim.node_id(hidden);
+    sim.send_message(sender, hidden, b"by luck").unwrap();
+    sim.run_for(Duration::from_secs(30));
+    assert!(failed_builds(&sim, sender, hidden_id) > 0);
+}
+
+fn linked(sim: &Sim, a: NodeIndex, b: NodeIndex) -> bool {
+    let peer = sim.node_id(b);
+    sim.node(a)
+        .core
+        .links()
+        .any(|l| l.peer == Some(peer) && l.phase == veil_core::link::LinkPhase::Established)
+}
+
+#[test]
+fn an_introducer_keeps_the_link_of_the_node_it_introduces() {
+    // A relay whose inbound share is full prunes idle inbound links for
+    // newcomers, the youngest first. The link of a node that lists it as
+    // its introducer carries no circuit and is the youngest, but it is
+    // the node's only way in: it stays, and another gives way.
+    let mut sim = Sim::new(71);
+    let lan = StreamConditions::LAN;
+    let introducer = sim.add_addressed_node(config(), 8);
+    // Not relays, so none of them is one of the relay's guards, whose
+    // links are never pruned either.
+    let client = NodeConfig {
+        relay: false,
+        ..config()
+    };
+    for _ in 0..5 {
+        let other = sim.add_addressed_node(client, 8);
+        sim.connect(other, introducer, lan);
+        // One after another: links opened at the same instant would all
+        // count among the longest-standing, which are never pruned.
+        sim.run_for(Duration::from_millis(100));
+    }
+    sim.run_for(Duration::from_secs(1));
+    let hidden = sim.add_node(
+        NodeConfig {
+            introducers: 1,
+            ..config()
+        },
+        8,
+    );
+    sim.connect(hidden, introducer, lan);
+    let id = sim.node_id(introducer);
+    let listing = sim.run_until_true(Duration::from_secs(5), |sim| listed(sim, hidden) == [id]);
+    assert!(listing, "the node lists the relay");
+    // Past the grace period in which no link is pruned.
+    sim.run_for(Duration::from_secs(20));
+    for _ in 0..3 {
+        let newcomer = sim.add_addressed_node(client, 8);
+        // Refused while the pruned link's Close is on its way, taken after.
+        let r = sim.try_connect(newcomer, introducer, lan);
+        if r.is_err() {
+            sim.run_for(Duration::from_millis(100));
+            let _ = sim.try_connect(newcomer, introducer, lan);
+        }
+        sim.run_for(Duration::from_secs(1));
+    }
+    assert!(
+        linked(&sim, hidden, introducer),
+        "the introduced node's link was kept"
+    );
+    let pruned = sim
+        .node(introducer)
+        .events
+        .iter()
+        .filter(|(_, e)| {
+            matches!(
+                e,
+                Event::LinkClosed {
+                    reason: veil_core::link::CloseReason::Pruned,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert!(pruned >= 1, "other idle links gave way");
+}
