@@ -644,6 +644,9 @@ impl<P: Profile> Node<P> {
                 avoid,
                 now: self.now,
             };
+            // A guard may be drawn without the avoid set (when every
+            // guard is in it), and so be the introducer: that path is no
+            // path, and the next pass avoids only the introducer.
             chosen = select_path(
                 self.discovery.table(),
                 dest,
@@ -651,20 +654,18 @@ impl<P: Profile> Node<P> {
                 unix_now,
                 &mut self.rng,
             )
-            .ok();
+            .ok()
+            .and_then(|p| match &introducer {
+                Some(i) => p.through_last_relay(i.node_id),
+                None => Some(p),
+            });
             if chosen.is_some() || avoid.is_empty() {
                 break;
             }
         }
-        let Some(mut path) = chosen else {
+        let Some(path) = chosen else {
             return;
         };
-        if let Some(i) = &introducer {
-            let Some(through) = path.through_last_relay(i.node_id) else {
-                return;
-            };
-            path = through;
-        }
         let table = self.discovery.table();
         // An introducer this node does not know: its key and address are
         // the ones the destination listed.

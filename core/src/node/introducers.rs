@@ -144,7 +144,7 @@ impl<P: Profile> Node<P> {
         }
         let own = self.identity.node_id();
         let now = self.now;
-        let usable: Vec<Introducer, MAX_INTRODUCERS> = entry
+        let mut usable: Vec<Introducer, MAX_INTRODUCERS> = entry
             .descriptor
             .introducers()
             .filter(|i| i.node_id != own && !avoid.contains(&i.node_id))
@@ -154,6 +154,12 @@ impl<P: Profile> Node<P> {
                     .is_none_or(|e| e.is_healthy(unix) && e.health.available(now))
             })
             .collect();
+        // Not one of this node's guards if it can be helped: a guard is
+        // the first hop, and the same relay cannot be the last one too.
+        let guards = &self.circuits.guards;
+        if usable.iter().any(|i| !guards.contains(&i.node_id)) {
+            usable.retain(|i| !guards.contains(&i.node_id));
+        }
         let pick = crate::discovery::random_index(&mut self.rng, usable.len())?;
         usable.get(pick).copied()
     }

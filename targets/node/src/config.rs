@@ -66,6 +66,11 @@ pub struct FileConfig {
     /// so the relay cannot be made to scan its own host or network; a test
     /// network whose nodes all listen on `127.N.0.1` turns it on.
     pub extend_to_private_addresses: Option<bool>,
+    /// How many relays this node is reached through, 0 to 3: for a node
+    /// behind NAT or a firewall, which nobody can dial. It lists that many
+    /// relays its own links go to in its descriptor, and senders reach it
+    /// through them (relay spec §10, "Introducers"). Default 0.
+    pub introducers: Option<usize>,
 }
 
 /// Everything `veil node` runs with.
@@ -89,6 +94,7 @@ pub struct Settings {
     pub bootstrap_retry_ms: u64,
     pub snapshot_interval_secs: u64,
     pub extend_to_private_addresses: bool,
+    pub introducers: usize,
 }
 
 /// Flags that override the file.
@@ -193,7 +199,15 @@ pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
         bootstrap_retry_ms: file.bootstrap_retry_ms.unwrap_or(30_000),
         snapshot_interval_secs: file.snapshot_interval_secs.unwrap_or(60),
         extend_to_private_addresses: file.extend_to_private_addresses.unwrap_or(false),
+        introducers: file.introducers.unwrap_or(0),
     };
+    if settings.introducers > veil_core::identity::MAX_INTRODUCERS {
+        return Err(format!(
+            "introducers = {}: use 0 (this node can be dialled) to {}",
+            settings.introducers,
+            veil_core::identity::MAX_INTRODUCERS
+        ));
+    }
     if !(1..=4096).contains(&settings.links) {
         return Err(format!("links = {}: use 1 to 4096", settings.links));
     }

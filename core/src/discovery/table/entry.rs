@@ -110,11 +110,16 @@ impl PeerEntry {
     }
 
     /// Whether path selection may draw it as a relay: healthy, relaying,
-    /// and with an address. A relay with no address cannot be dialled, and
-    /// would pass the path prefix rule for free.
+    /// and with an address, and not reached through introducers. A relay
+    /// with no address cannot be dialled, and would pass the path prefix
+    /// rule for free; one reached through introducers cannot be dialled
+    /// either, whatever addresses it lists (relay spec §2).
     pub fn is_path_relay(&self, now_unix_secs: u64) -> bool {
         let repr = self.descriptor.repr();
-        repr.relay && !repr.addresses.is_empty() && self.is_healthy(now_unix_secs)
+        repr.relay
+            && !repr.addresses.is_empty()
+            && !self.descriptor.is_introduced()
+            && self.is_healthy(now_unix_secs)
     }
 
     /// How badly it deserves its place: `Some` for an entry any newcomer of

@@ -558,3 +558,43 @@ fn an_entry_with_messages_waiting_is_never_displaced() {
         })
     );
 }
+
+#[test]
+fn a_node_reached_through_introducers_is_no_path_relay() {
+    // It lists an address (behind NAT, its private one), but nobody can
+    // dial it: drawing it as a relay or guard would make paths that fail.
+    let identity = Identity::from_secret_bytes([0x22; 32]);
+    let mut addresses = heapless::Vec::new();
+    let address = crate::identity::Address {
+        transport: crate::identity::Transport::Tcp,
+        socket: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 9, 0, 1)), 7000),
+    };
+    addresses.push(address).unwrap();
+    let repr = DescriptorRepr {
+        identity: identity.public(),
+        onion_key: [1; 32],
+        relay: true,
+        issued_at: NOW,
+        expires_at: NOW + 3600,
+        addresses,
+    };
+    let introducer = crate::identity::Introducer {
+        node_id: id(5),
+        onion_key: [5; 32],
+        address,
+    };
+    let mut buf = [0u8; MAX_DESCRIPTOR_LEN];
+    let n = repr
+        .emit_signed_introduced(&[introducer], &identity, &mut buf)
+        .unwrap();
+    let introduced = verify_descriptor(&buf[..n], NOW).unwrap();
+    let n = repr.emit_signed(&identity, &mut buf).unwrap();
+    let plain = verify_descriptor(&buf[..n], NOW).unwrap();
+    let mut table = Table::<8>::new(own(), KEY);
+    table.insert(plain, link(3), t(0), NOW).unwrap();
+    assert_eq!(table.healthy_relays(NOW).count(), 1);
+    // Its next descriptor lists an introducer.
+    let mut table = Table::<8>::new(own(), KEY);
+    table.insert(introduced, link(3), t(0), NOW).unwrap();
+    assert_eq!(table.healthy_relays(NOW).count(), 0);
+}
