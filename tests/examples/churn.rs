@@ -55,6 +55,7 @@ fn main() {
                 config.session_scale = Duration::from_micros((parse::<f64>(&value()) * 60e6) as u64)
             }
             "--silent" => config.silent_fraction = parse(&value()),
+            "--unreachable" => config.unreachable_fraction = parse(&value()),
             "--warmup" => {
                 config.warmup = Duration::from_micros((parse::<f64>(&value()) * 1e6) as u64)
             }
@@ -86,6 +87,6 @@ fn parse<T: std::str::FromStr>(s: &str) -> T {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: churn [--nodes N] [--minutes M] [--seed S] [--out PATH.csv] [--senders K] [--interval SECS] [--shape K] [--scale-min MIN] [--silent FRACTION] [--warmup SECS] [--links L] [--quiet]");
+    eprintln!("{problem}\nusage: churn [--nodes N] [--minutes M] [--seed S] [--out PATH.csv] [--senders K] [--interval SECS] [--shape K] [--scale-min MIN] [--silent FRACTION] [--unreachable FRACTION] [--warmup SECS] [--links L] [--quiet]");
     std::process::exit(2)
 }

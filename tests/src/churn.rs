@@ -60,6 +60,9 @@ pub struct ChurnConfig {
     pub session_scale: Duration,
     /// Fraction of departures that are silent (frozen) rather than clean.
     pub silent_fraction: f64,
+    /// Fraction of nodes nobody can dial (behind NAT): they advertise no
+    /// address and are reached through 2 introducers (relay spec §10).
+    pub unreachable_fraction: f64,
     /// Nodes sending messages at any time.
     pub senders: usize,
     /// Mean time between one sender's messages (Poisson).
@@ -101,6 +104,7 @@ impl Default for ChurnConfig {
             session_shape: 0.5,
             session_scale: Duration::from_secs(21 * 60),
             silent_fraction: 0.5,
+            unreachable_fraction: 0.0,
             senders: 100,
             send_interval: Duration::from_secs(5),
             message_len: 256,
@@ -171,6 +175,8 @@ pub struct MessageRecord {
     /// Whether it counts in the delivery ratio (both ends stayed up for
     /// its delivery window, or until it was delivered).
     pub eligible: bool,
+    /// Whether its destination is one nobody can dial.
+    pub to_unreachable: bool,
 }
 
 /// A `RelaySuspected` a client raised.
@@ -273,6 +279,8 @@ enum Action {
 struct NodeState {
     joined: Instant,
     left: Option<(Instant, Leave)>,
+    /// Nobody can dial it: it is reached through introducers.
+    unreachable: bool,
 }
 
 struct Driver {
@@ -467,17 +475,35 @@ impl Driver {
 
     /// Adds a node, bootstrapped from up to `bootstrap_peers` random up nodes.
     fn add_node(&mut self) -> NodeIndex {
-        let index = self
-            .sim
-            .add_addressed_node(self.cfg.node_config(), self.cfg.links);
+        // Drawn only when some nodes are unreachable, so that runs without
+        // them keep their random stream (and digest).
+        let unreachable = self.cfg.unreachable_fraction > 0.0
+            && uniform(&mut self.rng) < self.cfg.unreachable_fraction;
+        let index = if unreachable {
+            let config = NodeConfig {
+                introducers: 2,
+                ..self.cfg.node_config()
+            };
+            self.sim.add_node(config, self.cfg.links)
+        } else {
+            self.sim
+                .add_addressed_node(self.cfg.node_config(), self.cfg.links)
+        };
         let access =
             (uniform(&mut self.rng) * self.cfg.access_latency_max.as_micros() as f64) as u64;
         self.sim
             .set_access_latency(index, Duration::from_micros(access));
         let mut chosen: Vec<NodeIndex> = Vec::new();
-        let want = self.cfg.bootstrap_peers.min(self.up.len());
+        // Only nodes that can be dialled serve as bootstrap nodes.
+        let dialable: Vec<NodeIndex> = self
+            .up
+            .iter()
+            .copied()
+            .filter(|&n| !self.states[n].unreachable)
+            .collect();
+        let want = self.cfg.bootstrap_peers.min(dialable.len());
         while chosen.len() < want {
-            let peer = self.up[below(&mut self.rng, self.up.len())];
+            let peer = dialable[below(&mut self.rng, dialable.len())];
             if !chosen.contains(&peer) {
                 chosen.push(peer);
             }
@@ -494,6 +520,7 @@ impl Driver {
         self.states.push(NodeState {
             joined: now,
             left: None,
+            unreachable,
         });
         self.up_pos.insert(index, self.up.len());
         self.up.push(index);
@@ -758,6 +785,7 @@ impl Driver {
                     acked_at: None,
                     failed: false,
                     eligible: false,
+                    to_unreachable: self.states[dest].unreachable,
                 });
             }
             Err(SendMessageError::UnknownDestination) => self.report.no_destination += 1,
@@ -947,6 +975,8 @@ pub struct Summary {
     pub delivered: usize,
     /// `delivered / eligible`.
     pub delivery_ratio: f64,
+    /// Of those, to destinations nobody can dial: eligible, delivered.
+    pub to_unreachable: (usize, usize),
     /// Messages delivered more than once (and the extra copies).
     pub duplicates: (usize, u64),
     /// Delivery latency of eligible delivered messages, ms: p50, p99, max.
@@ -1016,10 +1046,19 @@ impl ChurnReport {
         let circuit_minutes = self.circuit_seconds / 60.0;
         let pop: Vec<usize> = self.population.iter().map(|&(_, n)| n).collect();
         let simulated = secs(Duration::from_micros(self.end.as_micros()));
+        let window_end = |m: &&MessageRecord| m.sent_at.saturating_add(window);
+        let to_unreachable = (
+            eligible.iter().filter(|m| m.to_unreachable).count(),
+            eligible
+                .iter()
+                .filter(|m| m.to_unreachable && m.delivered_at.is_some_and(|d| d <= window_end(m)))
+                .count(),
+        );
         Summary {
             sent: self.messages.len(),
             eligible: eligible.len(),
             delivered,
+            to_unreachable,
             delivery_ratio: if eligible.is_empty() {
                 0.0
             } else {
@@ -1123,6 +1162,15 @@ impl ChurnReport {
             s.eligible,
             s.delivery_ratio
         );
+        if c.unreachable_fraction > 0.0 {
+            let _ = writeln!(
+                out,
+                "  of which to nodes nobody can dial ({:.0}% of nodes, reached through 2 introducers): {}/{}",
+                c.unreachable_fraction * 100.0,
+                s.to_unreachable.1,
+                s.to_unreachable.0
+            );
+        }
         let _ = writeln!(
             out,
             "  duplicates: {} messages delivered more than once ({} extra copies)",

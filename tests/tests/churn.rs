@@ -69,3 +69,25 @@ fn churn_is_reproducible_and_loses_nothing_to_live_destinations() {
     );
     assert_eq!(first.summary().delivered, second.summary().delivered);
 }
+
+/// Issue 19, point 5: half the nodes cannot be dialled (no address; 2
+/// introducers each). Every destination, reachable or not, gets its
+/// messages.
+#[test]
+fn under_churn_nodes_nobody_can_dial_get_their_messages_too() {
+    let report = churn::run(ChurnConfig {
+        unreachable_fraction: 0.5,
+        ..small(9)
+    });
+    check(&report);
+    let s = report.summary();
+    let (eligible, delivered) = s.to_unreachable;
+    assert!(
+        eligible >= 10,
+        "messages went to unreachable nodes: {eligible}"
+    );
+    assert!(
+        delivered as f64 >= DELIVERY_FLOOR * eligible as f64,
+        "to unreachable nodes: {delivered}/{eligible}"
+    );
+}

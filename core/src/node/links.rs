@@ -402,11 +402,19 @@ impl<P: Profile> Node<P> {
         if slot.introduced || !established {
             return;
         }
+        // A node reached through introducers sends no descriptor before it
+        // lists one: nobody could reach it by that descriptor, and gossip
+        // would spread it faster than the next (`introducers.rs`).
+        let withheld = super::introducers::INTRODUCERS
+            && self.config.introducers > 0
+            && self.discovery.introducers().is_empty();
         if let (Some(cell), Some(session)) =
             (self.discovery.own_descriptor_cell(), slot.session.as_mut())
         {
             // A fresh link's queue is empty, so this fits.
-            let _ = session.queue_cell(&cell);
+            if !withheld {
+                let _ = session.queue_cell(&cell);
+            }
             if !slot.announced {
                 for cell in &self.discovery.gossip_cells(&mut self.rng, session.peer()) {
                     if session.queue_cell(cell).is_err() {
