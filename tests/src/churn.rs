@@ -35,7 +35,9 @@ use rand_core::{Rng, SeedableRng};
 use veil_core::circuit::CircuitHandle;
 use veil_core::identity::NodeId;
 use veil_core::message::{MessageId, MessageSlot};
-use veil_core::node::{AddBootstrap, Event, LinkSlot, NodeConfig, SendMessageError};
+use veil_core::node::{
+    AddBootstrap, Event, LinkSlot, NodeConfig, Reachability, SendMessageError,
+};
 use veil_core::time::{Duration, Instant};
 
 use crate::{NodeIndex, Sim, SimNodeCore, SimProfile, StreamConditions, SIM_MESSAGES, SIM_MSG};
@@ -480,11 +482,13 @@ impl Driver {
         let unreachable = self.cfg.unreachable_fraction > 0.0
             && uniform(&mut self.rng) < self.cfg.unreachable_fraction;
         let index = if unreachable {
+            // Behind NAT: it finds out by asking its peers to dial it back.
             let config = NodeConfig {
+                reachability: Reachability::Detect,
                 introducers: 2,
                 ..self.cfg.node_config()
             };
-            self.sim.add_node(config, self.cfg.links)
+            self.sim.add_node_behind_nat(config, self.cfg.links)
         } else {
             self.sim
                 .add_addressed_node(self.cfg.node_config(), self.cfg.links)

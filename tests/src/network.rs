@@ -124,6 +124,23 @@ impl Sim {
         index
     }
 
+    /// Adds a node behind NAT: it is given a private address (10.x.y.1)
+    /// that nobody can dial, while its own connections come from its
+    /// public one ([`address_of`](Self::address_of), the NAT's), as a home
+    /// node's do.
+    pub fn add_node_behind_nat(&mut self, config: NodeConfig, links: usize) -> NodeIndex {
+        let index = self.add_node(config, links);
+        let private = Address {
+            transport: Transport::Tcp,
+            socket: SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::new(10, (index / 250) as u8, (index % 250) as u8, 1)),
+                7000,
+            ),
+        };
+        self.handle(index, SetAddresses::from_slice(&[private]));
+        index
+    }
+
     /// Every address `node` asked to dial, in order.
     pub fn dialled_by(&self, node: NodeIndex) -> Vec<SocketAddr> {
         self.net

@@ -8,7 +8,7 @@
 //! it expires.
 
 use veil_core::identity::{verify_descriptor, NodeId};
-use veil_core::node::{AddBootstrap, Event, NodeConfig};
+use veil_core::node::{AddBootstrap, Event, NodeConfig, Reachability};
 use veil_core::time::Duration;
 use veil_sim::{NodeIndex, Sim, StreamConditions};
 
@@ -50,7 +50,12 @@ fn network(seed: u64, introducers: usize) -> Net {
     sim.run_for(Duration::from_secs(30));
     let hidden = sim.add_node(
         NodeConfig {
-            introducers,
+            reachability: if introducers == 0 {
+                Reachability::Public
+            } else {
+                Reachability::Private
+            },
+            introducers: introducers.max(1),
             ..config()
         },
         16,
@@ -278,6 +283,7 @@ fn an_introducer_keeps_the_link_of_the_node_it_introduces() {
     sim.run_for(Duration::from_secs(1));
     let hidden = sim.add_node(
         NodeConfig {
+            reachability: Reachability::Private,
             introducers: 1,
             ..config()
         },
@@ -333,6 +339,7 @@ fn a_node_reached_through_introducers_sends_no_descriptor_before_it_lists_one() 
     let relay = sim.add_addressed_node(config(), 8);
     let hidden = sim.add_node(
         NodeConfig {
+            reachability: Reachability::Private,
             introducers: 1,
             outbound_links: 0,
             ..config()

@@ -22,6 +22,9 @@ pub enum CellCommand {
     Destroy,
     /// Link-level (circuit id 0): one signed node descriptor, for discovery.
     Descriptor,
+    /// Link-level (circuit id 0): a reachability check, its proof or its
+    /// answer ([`DialBack`](super::DialBack)).
+    DialBack,
 }
 
 impl CellCommand {
@@ -35,6 +38,7 @@ impl CellCommand {
             CellCommand::RelayEarly => 4,
             CellCommand::Destroy => 5,
             CellCommand::Descriptor => 6,
+            CellCommand::DialBack => 7,
         }
     }
 
@@ -48,6 +52,7 @@ impl CellCommand {
             4 => CellCommand::RelayEarly,
             5 => CellCommand::Destroy,
             6 => CellCommand::Descriptor,
+            7 => CellCommand::DialBack,
             _ => return None,
         })
     }
@@ -60,7 +65,10 @@ impl CellCommand {
 
     /// Whether the command belongs on circuit id 0 (the link itself).
     pub fn is_link_level(self) -> bool {
-        matches!(self, CellCommand::Padding | CellCommand::Descriptor)
+        matches!(
+            self,
+            CellCommand::Padding | CellCommand::Descriptor | CellCommand::DialBack
+        )
     }
 
     /// Whether the body is CGO-encrypted.

@@ -5,6 +5,7 @@
 mod circuit_id;
 mod command;
 mod destroy;
+mod dial_back;
 mod extend;
 mod handshake_body;
 mod packet;
@@ -13,6 +14,7 @@ mod relay_message;
 pub use circuit_id::CircuitId;
 pub use command::CellCommand;
 pub use destroy::DestroyReason;
+pub use dial_back::{DialBack, DialBackError, DialBackOutcome};
 pub use extend::{ExtendAddresses, ExtendError, ExtendRepr, MAX_EXTEND_ADDRESSES};
 pub use handshake_body::{
     emit_create, emit_created, emit_descriptor_body, parse_create, parse_created,

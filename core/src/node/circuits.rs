@@ -364,6 +364,10 @@ impl<P: Profile> Node<P> {
 
     fn peer_unreachable(&mut self, peer: NodeId, anonymous: bool) {
         self.dialer.finished(&peer, anonymous);
+        if anonymous && self.dial_back_failed(&peer) {
+            // A peer's reachability check: its answer, not our failure.
+            return;
+        }
         self.discovery.table_mut().record_failure(&peer);
         if !anonymous {
             self.with_engine(|engine, ctx, _| engine.peer_unreachable(ctx, &peer));
@@ -559,6 +563,7 @@ impl<P: Profile> Node<P> {
         if self.link_only() {
             return;
         }
+        self.run_reachability(self.now);
         self.maintain_introducers();
         self.build_circuits();
         self.send_fragments();

@@ -126,15 +126,45 @@ pub struct NodeConfig {
     /// §10). 0 keeps none and keeps the bootstrap links instead: for a
     /// node that must hold exactly the links it was given.
     pub outbound_links: usize,
-    /// How many relays this node is reached through (relay spec §2,
-    /// "Introducers"; §10): 0 for a node that can be dialled. A node behind
-    /// NAT or a firewall sets 1 to 3: it picks that many of the relays its
-    /// outbound links go to (in distinct networks), lists them in its
-    /// descriptor, and replaces one whose link drops. Senders then reach it
-    /// over circuits whose last relay is one of them. Needs the
-    /// `introducers` feature.
+    /// Whether others can dial this node at its addresses: taken as given,
+    /// found out by asking peers to dial it back, or known not to be
+    /// (relay spec §10, "Reachability"). A node that cannot be dialled is
+    /// reached through [`introducers`](Self::introducers) relays instead.
     #[cfg_attr(feature = "serde", serde(default))]
+    pub reachability: Reachability,
+    /// How many relays a node that cannot be dialled is reached through
+    /// (relay spec §2, "Introducers"; §10), 1 to 3: it picks that many of
+    /// the relays its outbound links go to (in distinct networks), lists
+    /// them in its descriptor, and replaces one whose link drops. Senders
+    /// then reach it over circuits whose last relay is one of them. Needs
+    /// the `introducers` feature.
+    #[cfg_attr(feature = "serde", serde(default = "default_introducers"))]
     pub introducers: usize,
+}
+
+/// Whether a node can be dialled at the addresses it is given
+/// ([`NodeConfig::reachability`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum Reachability {
+    /// It can: every address given is advertised as it is (a relay whose
+    /// operator opened its port, a node in a test network).
+    #[default]
+    Public,
+    /// Ask linked peers, in distinct networks, to dial each address back;
+    /// advertise those that were reached, and use introducers if none was
+    /// (the `introducers` feature; without it, as `Public`).
+    Detect,
+    /// It cannot (behind NAT or a firewall, on purpose or not): advertise
+    /// no address and be reached through introducers only.
+    Private,
+}
+
+#[cfg(feature = "serde")]
+fn default_introducers() -> usize {
+    2
 }
 
 impl NodeConfig {
@@ -180,7 +210,8 @@ impl Default for NodeConfig {
             link_only: false,
             feeler_interval: Duration::from_secs(120),
             outbound_links: super::OUTBOUND_LINKS,
-            introducers: 0,
+            reachability: Reachability::Public,
+            introducers: 2,
         }
     }
 }

@@ -11,7 +11,7 @@ use super::{
 
 impl<P: Profile> Node<P> {
     pub(crate) fn on_set_addresses(&mut self, now: Instant, input: SetAddresses) {
-        self.discovery.set_addresses(&input.addresses);
+        self.reach_addresses_changed(&input.addresses);
         self.discovery.sign(&self.identity, &self.config, now);
         self.reintroduce();
     }

@@ -39,6 +39,17 @@ pub(crate) fn max_introduced(slots: usize) -> usize {
 }
 
 impl<P: Profile> Node<P> {
+    /// How many introducers this node lists when it cannot be dialled
+    /// ([`NodeConfig::introducers`](super::NodeConfig::introducers), 1 to
+    /// 3); 0 without the `introducers` feature.
+    pub(crate) fn introducers_wanted_if_unreachable(&self) -> usize {
+        if INTRODUCERS {
+            self.config.introducers.clamp(1, MAX_INTRODUCERS)
+        } else {
+            0
+        }
+    }
+
     /// The introduced node's side: keeps
     /// [`introducers`](super::NodeConfig::introducers) relays listed, each
     /// one reached by an established link this node dialled under its
@@ -46,8 +57,18 @@ impl<P: Profile> Node<P> {
     /// adds peers of other such links, and re-signs and pushes the
     /// descriptor when the list changed.
     pub(crate) fn maintain_introducers(&mut self) {
-        let wanted = self.config.introducers.min(MAX_INTRODUCERS);
-        if !INTRODUCERS || wanted == 0 {
+        let wanted = if self.is_introduced() {
+            self.introducers_wanted_if_unreachable()
+        } else {
+            0
+        };
+        if wanted == 0 {
+            if !self.discovery.introducers().is_empty() {
+                // Reachable again: nobody needs to be listed.
+                self.discovery.set_introducers(&[]);
+                self.discovery.sign(&self.identity, &self.config, self.now);
+                self.reintroduce();
+            }
             return;
         }
         let unix = super::discovery::unix_now(&self.config, self.now);

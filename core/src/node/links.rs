@@ -115,6 +115,7 @@ impl<P: Profile> Node<P> {
         slot.announced = false;
         slot.introduced = false;
         slot.introduces_peer = false;
+        slot.dial_back = false;
         slot.room = TransportRoom::UNLIMITED;
         slot.transport = transport;
         slot.prefix = prefix;
@@ -224,6 +225,7 @@ impl<P: Profile> Node<P> {
     pub(crate) fn sync_slot(&mut self, index: usize) {
         let mut up = None;
         let mut dial_failed = None;
+        self.claim_dial_back(index);
         let gone = self.sync_slot_events(index, &mut up, &mut dial_failed);
         if self.link_only() {
             return;
@@ -262,6 +264,9 @@ impl<P: Profile> Node<P> {
     fn is_duplicate(&self, index: usize) -> bool {
         let links = self.links.as_ref();
         let anonymous = links.get(index).is_some_and(|s| s.anonymous);
+        if links.get(index).is_some_and(|s| s.dial_back) {
+            return false;
+        }
         let Some(peer) = links
             .get(index)
             .and_then(|s| s.session.as_ref())
@@ -274,6 +279,7 @@ impl<P: Profile> Node<P> {
             i != index
                 && s.announced
                 && s.anonymous == anonymous
+                && !s.dial_back
                 && s.session.as_ref().is_some_and(|x| {
                     x.role() == LinkRole::Initiator
                         && x.phase() == LinkPhase::Established
@@ -388,6 +394,11 @@ impl<P: Profile> Node<P> {
     /// An anonymous link gets neither: either would name us (link spec
     /// §3.1).
     fn introduce(&mut self, index: usize) {
+        // A node reached through introducers sends no descriptor before it
+        // lists one, nor a node still asking whether it can be dialled:
+        // nobody could reach it by that descriptor, and gossip would spread
+        // it faster than the next (`introducers.rs`, `reachability.rs`).
+        let withheld = self.withholds_descriptor();
         let Some(slot) = self.links.as_mut().get_mut(index) else {
             return;
         };
@@ -402,12 +413,6 @@ impl<P: Profile> Node<P> {
         if slot.introduced || !established {
             return;
         }
-        // A node reached through introducers sends no descriptor before it
-        // lists one: nobody could reach it by that descriptor, and gossip
-        // would spread it faster than the next (`introducers.rs`).
-        let withheld = super::introducers::INTRODUCERS
-            && self.config.introducers > 0
-            && self.discovery.introducers().is_empty();
         if let (Some(cell), Some(session)) =
             (self.discovery.own_descriptor_cell(), slot.session.as_mut())
         {

@@ -107,6 +107,7 @@ mod outbound;
 mod output;
 mod profile;
 mod queries;
+mod reachability;
 mod receive;
 #[cfg(feature = "serde")]
 mod serde_cell;
@@ -118,7 +119,7 @@ mod timers;
 
 pub use anchors::{AddAnchor, AddAnchorError, MAX_ANCHORS};
 pub use circuits::{FORCED_REBUILD_WINDOW, MAX_FORCED_REBUILDS, MAX_GUARDS};
-pub use config::NodeConfig;
+pub use config::{NodeConfig, Reachability};
 pub use descriptor_cells::{DESCRIPTORS_PER_INTERVAL, DESCRIPTOR_BURST, MAX_STRIKES};
 pub use dial::{DialRequest, MAX_BOOTSTRAP, MAX_PENDING_DIALS};
 pub use discovery::{DescriptorRefusal, GOSSIP_FANOUT, GOSSIP_SAMPLE};
@@ -139,6 +140,10 @@ pub use outbound::{OUTBOUND_LINKS, PRUNE_GRACE};
 pub use output::{Output, PollError};
 pub use profile::Profile;
 pub use queries::{LinkInfo, OwnCircuitInfo};
+pub use reachability::{
+    ReachabilityStatus, DIAL_BACK_PEERS, DIAL_BACK_QUORUM, MAX_DIAL_BACKS, RECHECK_INTERVAL,
+    RETRY_INTERVAL,
+};
 pub use slot::LinkSlot;
 pub use state::{
     RestoreState, RestoreStateError, RestoredState, StateBufferTooSmall, STATE_VERSION,
@@ -217,6 +222,8 @@ pub struct Node<P: Profile> {
     dialer: dial::Dialer,
     stats: NodeStats,
     circuits: circuits::CircuitState,
+    /// Whether others can dial this node, and the dial-backs it makes.
+    reach: reachability::Reach,
     #[cfg(feature = "testing")]
     cell_hook: Option<CellHook>,
 }
@@ -276,6 +283,7 @@ impl<P: Profile> Node<P> {
             dialer: dial::Dialer::new(),
             stats: NodeStats::default(),
             circuits: circuits::CircuitState::new(config.circuit_build_timeout),
+            reach: reachability::Reach::new(config.reachability),
             #[cfg(feature = "testing")]
             cell_hook: None,
         }

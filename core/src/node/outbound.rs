@@ -57,17 +57,14 @@ impl<P: Profile> Node<P> {
 
     /// The outbound links this node keeps: an eighth of its table, at
     /// least one, at most [`NodeConfig::outbound_links`](super::NodeConfig::outbound_links);
-    /// and for a node reached through introducers, one per introducer and
+    /// and for a node that is (or may be) reached through introducers, one per introducer and
     /// a spare, so that a lost introducer is replaced at once.
     fn outbound_target(&self) -> usize {
-        let wanted = self
-            .config
-            .introducers
-            .min(crate::identity::MAX_INTRODUCERS);
-        let introducers = if super::introducers::INTRODUCERS && wanted > 0 {
-            wanted.saturating_add(1)
-        } else {
+        // A node that may turn out not to be dialled keeps them too.
+        let introducers = if self.config.reachability == super::Reachability::Public {
             0
+        } else {
+            self.introducers_wanted_if_unreachable().saturating_add(1)
         };
         (self.links.as_ref().len() / 8)
             .max(1)

@@ -220,6 +220,11 @@ impl<P: Profile> Node<P> {
             // relays to recognise it by (link spec §3.1).
             return true;
         }
+        if CircuitId::of(cell) == CircuitId::LINK
+            && CellCommand::of(cell) == Some(CellCommand::DialBack)
+        {
+            return self.on_dial_back(link, cell);
+        }
         let Some(slot) = self
             .slot_index(link)
             .and_then(|index| self.links.as_mut().get_mut(index))

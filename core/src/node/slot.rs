@@ -28,6 +28,10 @@ pub struct LinkSlot<P: Profile> {
     /// over this link, lists this node as an introducer
     /// (`introducers.rs`). The link is not pruned or evicted.
     pub(crate) introduces_peer: bool,
+    /// We dialled this link for a peer's reachability check
+    /// (`reachability.rs`): it carries the proof and closes, and nothing
+    /// else uses it.
+    pub(crate) dial_back: bool,
     /// What the link runs over, if the adapter said.
     pub(crate) transport: Option<Transport>,
     /// The network prefix of the peer's address, if the adapter gave it.
@@ -60,6 +64,7 @@ impl<P: Profile> LinkSlot<P> {
             announced: false,
             introduced: false,
             introduces_peer: false,
+            dial_back: false,
             transport: None,
             prefix: None,
             anonymous: false,
@@ -104,6 +109,7 @@ where
             announced: self.announced,
             introduced: self.introduced,
             introduces_peer: self.introduces_peer,
+            dial_back: self.dial_back,
             transport: self.transport,
             prefix: self.prefix,
             anonymous: self.anonymous,

@@ -19,6 +19,7 @@ impl<P: Profile> Node<P> {
             self.gossip();
         }
         self.run_feelers(now);
+        self.run_reachability(now);
         self.run_outbound(now);
         self.keep_room_for_newcomers();
         self.release_stalled_links();
@@ -53,6 +54,7 @@ impl<P: Profile> Node<P> {
             self.feeler_deadline(),
             self.outbound_deadline(),
             self.hold_deadline(),
+            self.reach.deadline(),
         ]
         .into_iter()
         .flatten()

@@ -69,8 +69,15 @@ pub struct FileConfig {
     /// How many relays this node is reached through, 0 to 3: for a node
     /// behind NAT or a firewall, which nobody can dial. It lists that many
     /// relays its own links go to in its descriptor, and senders reach it
-    /// through them (relay spec §10, "Introducers"). Default 0.
+    /// through them (relay spec §10, "Introducers"). 0 means it can be
+    /// dialled. Default 0, or 2 with `reachability = "detect"`.
     pub introducers: Option<usize>,
+    /// Whether others can dial this node: "public" (its addresses are
+    /// advertised as given), "detect" (peers are asked to dial each one
+    /// back, and only those reached are advertised; introducers if none
+    /// was) or "private" (introducers only). Default "public", or
+    /// "private" when `introducers` is above 0.
+    pub reachability: Option<String>,
 }
 
 /// Everything `veil node` runs with.
@@ -95,6 +102,7 @@ pub struct Settings {
     pub snapshot_interval_secs: u64,
     pub extend_to_private_addresses: bool,
     pub introducers: usize,
+    pub reachability: veil_core::node::Reachability,
 }
 
 /// Flags that override the file.
@@ -200,6 +208,18 @@ pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
         snapshot_interval_secs: file.snapshot_interval_secs.unwrap_or(60),
         extend_to_private_addresses: file.extend_to_private_addresses.unwrap_or(false),
         introducers: file.introducers.unwrap_or(0),
+        reachability: match (file.reachability.as_deref(), file.introducers) {
+            (Some("public"), _) => veil_core::node::Reachability::Public,
+            (Some("detect"), _) => veil_core::node::Reachability::Detect,
+            (Some("private"), _) => veil_core::node::Reachability::Private,
+            (Some(other), _) => {
+                return Err(format!(
+                    "reachability = \"{other}\": use \"public\", \"detect\" or \"private\""
+                ))
+            }
+            (None, Some(n)) if n > 0 => veil_core::node::Reachability::Private,
+            (None, _) => veil_core::node::Reachability::Public,
+        },
     };
     if settings.introducers > veil_core::identity::MAX_INTRODUCERS {
         return Err(format!(

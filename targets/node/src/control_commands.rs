@@ -148,6 +148,7 @@ fn render(s: &Status) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "node      {}", s.node_id);
     let _ = writeln!(out, "listen    {}   up {} s", s.listen, s.uptime_secs);
+    let _ = writeln!(out, "reach     {}", s.reachability);
     let _ = writeln!(
         out,
         "known     {} nodes ({} relays)",

@@ -236,7 +236,12 @@ fn node_config(settings: &Settings) -> NodeConfig {
         gossip_interval: CoreDuration::from_millis(settings.gossip_interval_ms),
         bootstrap_retry: CoreDuration::from_millis(settings.bootstrap_retry_ms),
         extend_to_private_addresses: settings.extend_to_private_addresses,
-        introducers: settings.introducers,
+        introducers: if settings.introducers == 0 {
+            NodeConfig::default().introducers
+        } else {
+            settings.introducers
+        },
+        reachability: settings.reachability,
         ..NodeConfig::default()
     }
 }

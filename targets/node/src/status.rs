@@ -59,6 +59,10 @@ pub struct Status {
     /// Own circuits torn down because a hop stopped answering.
     #[serde(default)]
     pub circuits_abandoned: u64,
+    /// Whether others can dial this node: "reachable at …", "not
+    /// reachable: using introduction relays …" or "checking: …".
+    #[serde(default)]
+    pub reachability: String,
     /// Each own circuit: its path and state. Local to the operator; never
     /// sent to any peer.
     #[serde(default)]

@@ -122,9 +122,36 @@ pub(super) fn status(rt: &Runtime, started: WallInstant) -> Status {
         messages_received: stats.messages_received,
         cells_dropped: stats.cells_dropped,
         build_timeout_ms: node.build_timeout().as_micros() / 1000,
+        reachability: reachability_line(node),
         probe_rounds: stats.probe_rounds,
         circuits_abandoned: stats.circuits_abandoned,
         own_circuits,
         relay_health,
+    }
+}
+
+/// "reachable at …", "not reachable: using introduction relays …" or
+/// "checking …", as `veil status` prints it (issue 19).
+fn reachability_line<P: veil_core::node::Profile>(node: &veil_core::node::Node<P>) -> String {
+    use veil_core::node::ReachabilityStatus;
+    let addresses = || {
+        node.advertised_addresses()
+            .iter()
+            .map(|a| a.socket.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match node.reachability() {
+        ReachabilityStatus::Reachable => format!("reachable at {} (peers dialled it back)", addresses()),
+        ReachabilityStatus::Assumed => format!("reachable at {} (as configured, not checked)", addresses()),
+        ReachabilityStatus::Checking => "checking: peers are dialling it back".to_string(),
+        ReachabilityStatus::Unreachable => format!(
+            "not reachable: using introduction relays {}",
+            node.introducers()
+                .iter()
+                .map(|id| id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
