@@ -35,9 +35,7 @@ use rand_core::{Rng, SeedableRng};
 use veil_core::circuit::CircuitHandle;
 use veil_core::identity::NodeId;
 use veil_core::message::{MessageId, MessageSlot};
-use veil_core::node::{
-    AddBootstrap, Event, LinkSlot, NodeConfig, Reachability, SendMessageError,
-};
+use veil_core::node::{AddBootstrap, Event, LinkSlot, NodeConfig, Reachability, SendMessageError};
 use veil_core::time::{Duration, Instant};
 
 use crate::{NodeIndex, Sim, SimNodeCore, SimProfile, StreamConditions, SIM_MESSAGES, SIM_MSG};

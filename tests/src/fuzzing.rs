@@ -490,6 +490,11 @@ pub fn cell(data: &[u8]) {
         assert_eq!(repr.emit(), bytes, "cell parse/emit is not an identity");
         let _ = parse_create(&repr.body);
         let _ = parse_created(&repr.body);
+        // Any body read as a DIAL_BACK's: what parses emits back the same.
+        if let Ok(dial_back) = veil_core::cell::DialBack::parse(&repr.body) {
+            let again = CellRepr::parse(&dial_back.emit()).expect("an emitted cell parses");
+            assert_eq!(veil_core::cell::DialBack::parse(&again.body), Ok(dial_back));
+        }
         let body = veil_core::cgo::CellBody::from_bytes(&repr.body);
         if let Ok(message) = RelayMessage::parse(&body.payload) {
             let again = message.emit().expect("a parsed message fits a cell");

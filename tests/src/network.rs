@@ -133,7 +133,12 @@ impl Sim {
         let private = Address {
             transport: Transport::Tcp,
             socket: SocketAddr::new(
-                IpAddr::V4(Ipv4Addr::new(10, (index / 250) as u8, (index % 250) as u8, 1)),
+                IpAddr::V4(Ipv4Addr::new(
+                    10,
+                    (index / 250) as u8,
+                    (index % 250) as u8,
+                    1,
+                )),
                 7000,
             ),
         };

@@ -60,7 +60,7 @@ fn established_to<P: Profile>(
         let session = slot.session.as_ref()?;
         let index = u16::try_from(i).ok()?;
         (slot.anonymous == anonymous
-            && !slot.dial_back
+            && !(super::introducers::INTRODUCERS && slot.dial_back)
             && session.phase() == LinkPhase::Established
             && session.peer().as_ref() == Some(peer))
         .then(|| (LinkId::new(index, slot.generation), session.role()))

@@ -364,7 +364,7 @@ impl<P: Profile> Node<P> {
 
     fn peer_unreachable(&mut self, peer: NodeId, anonymous: bool) {
         self.dialer.finished(&peer, anonymous);
-        if anonymous && self.dial_back_failed(&peer) {
+        if super::introducers::INTRODUCERS && anonymous && self.dial_back_failed(&peer) {
             // A peer's reachability check: its answer, not our failure.
             return;
         }

@@ -126,6 +126,8 @@ pub(crate) enum LinkCell {
     Circuit,
     /// Handled here.
     Handled,
+    /// A `DIAL_BACK` cell, for the node (`reachability.rs`).
+    DialBack,
     /// Not a valid cell at all, or one strike too many; the link must close.
     Violation,
 }
@@ -215,6 +217,7 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
         };
         match repr.command {
             CellCommand::Padding => LinkCell::Handled,
+            CellCommand::DialBack => LinkCell::DialBack,
             CellCommand::Descriptor => {
                 stats.descriptors_received = stats.descriptors_received.saturating_add(1);
                 if !link.quota.take(now, config.gossip_interval) {

@@ -233,6 +233,11 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
         self.addresses = addresses.iter().copied().take(MAX_ADDRESSES).collect();
     }
 
+    /// The addresses the descriptor advertises.
+    pub(crate) fn addresses(&self) -> &[Address] {
+        &self.addresses
+    }
+
     /// The relays this node is reached through.
     pub(crate) fn introducers(&self) -> &[NodeId] {
         &self.introducers

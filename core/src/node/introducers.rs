@@ -57,6 +57,9 @@ impl<P: Profile> Node<P> {
     /// adds peers of other such links, and re-signs and pushes the
     /// descriptor when the list changed.
     pub(crate) fn maintain_introducers(&mut self) {
+        if !INTRODUCERS {
+            return;
+        }
         let wanted = if self.is_introduced() {
             self.introducers_wanted_if_unreachable()
         } else {

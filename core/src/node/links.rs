@@ -264,7 +264,7 @@ impl<P: Profile> Node<P> {
     fn is_duplicate(&self, index: usize) -> bool {
         let links = self.links.as_ref();
         let anonymous = links.get(index).is_some_and(|s| s.anonymous);
-        if links.get(index).is_some_and(|s| s.dial_back) {
+        if super::introducers::INTRODUCERS && links.get(index).is_some_and(|s| s.dial_back) {
             return false;
         }
         let Some(peer) = links
@@ -279,7 +279,7 @@ impl<P: Profile> Node<P> {
             i != index
                 && s.announced
                 && s.anonymous == anonymous
-                && !s.dial_back
+                && !(super::introducers::INTRODUCERS && s.dial_back)
                 && s.session.as_ref().is_some_and(|x| {
                     x.role() == LinkRole::Initiator
                         && x.phase() == LinkPhase::Established

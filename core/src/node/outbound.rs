@@ -61,7 +61,9 @@ impl<P: Profile> Node<P> {
     /// a spare, so that a lost introducer is replaced at once.
     fn outbound_target(&self) -> usize {
         // A node that may turn out not to be dialled keeps them too.
-        let introducers = if self.config.reachability == super::Reachability::Public {
+        let introducers = if !super::introducers::INTRODUCERS
+            || self.config.reachability == super::Reachability::Public
+        {
             0
         } else {
             self.introducers_wanted_if_unreachable().saturating_add(1)

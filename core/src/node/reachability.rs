@@ -50,6 +50,16 @@ const ROUND_SLACK: Duration = Duration::from_secs(5);
 /// asker does not close it first.
 const DIAL_BACK_LINGER: Duration = Duration::from_secs(2);
 
+/// Capacities of the checks' state: none without the `introducers`
+/// feature, so that the firmware node's RAM does not pay for it.
+const ADDRESSES: usize = if INTRODUCERS { MAX_ADDRESSES } else { 0 };
+const ASKS: usize = if INTRODUCERS {
+    DIAL_BACK_PEERS * MAX_ADDRESSES
+} else {
+    0
+};
+const SERVING: usize = if INTRODUCERS { MAX_DIAL_BACKS } else { 0 };
+
 /// What a node knows of its own reachability ([`Node::reachability`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -111,19 +121,19 @@ struct Serving {
 pub(crate) struct Reach {
     mode: Reachability,
     /// The addresses the owner gave ([`SetAddresses`](super::SetAddresses)).
-    given: Vec<Address, MAX_ADDRESSES>,
+    given: Vec<Address, ADDRESSES>,
     /// Each given address's tally, in the same order.
-    tallies: Vec<Tally, MAX_ADDRESSES>,
+    tallies: Vec<Tally, ADDRESSES>,
     /// Which given addresses were reached at the last verdict.
-    reached: Vec<bool, MAX_ADDRESSES>,
+    reached: Vec<bool, ADDRESSES>,
     status: ReachabilityStatus,
-    asks: Vec<Ask, { DIAL_BACK_PEERS * MAX_ADDRESSES }>,
+    asks: Vec<Ask, ASKS>,
     /// How many peers must agree this round.
     quorum: u8,
     /// The round in progress ends then.
     round_ends: Option<Instant>,
     next_round_at: Instant,
-    serving: Vec<Serving, MAX_DIAL_BACKS>,
+    serving: Vec<Serving, SERVING>,
 }
 
 impl Reach {
@@ -148,10 +158,11 @@ impl Reach {
         }
     }
 
-    /// The given addresses to advertise now.
-    pub(crate) fn advertised(&self) -> Vec<Address, MAX_ADDRESSES> {
+    /// The given addresses to advertise now, once checked (`Assumed`
+    /// addresses are advertised as given: `reach_addresses_changed`).
+    fn advertised(&self) -> Vec<Address, ADDRESSES> {
         match self.status {
-            ReachabilityStatus::Assumed => self.given.clone(),
+            ReachabilityStatus::Assumed => Vec::new(),
             ReachabilityStatus::Reachable => self
                 .given
                 .iter()
@@ -169,6 +180,9 @@ impl Reach {
 
     /// When the reachability timers next have work.
     pub(crate) fn deadline(&self) -> Option<Instant> {
+        if !INTRODUCERS {
+            return None;
+        }
         let serving = self
             .serving
             .iter()
@@ -192,6 +206,9 @@ impl<P: Profile> Node<P> {
     /// Whether this node keeps its descriptor to itself for now: it does
     /// not know yet where it can be reached.
     pub(crate) fn withholds_descriptor(&self) -> bool {
+        if !INTRODUCERS {
+            return false;
+        }
         match self.reach.status {
             ReachabilityStatus::Checking => self.reach.detecting(),
             ReachabilityStatus::Unreachable => self.discovery.introducers().is_empty(),
@@ -202,8 +219,12 @@ impl<P: Profile> Node<P> {
     /// The owner gave new addresses: advertise them as the mode says, and
     /// check them again if detecting.
     pub(crate) fn reach_addresses_changed(&mut self, addresses: &[Address]) {
+        if !INTRODUCERS {
+            self.discovery.set_addresses(addresses);
+            return;
+        }
         let reach = &mut self.reach;
-        reach.given = addresses.iter().copied().take(MAX_ADDRESSES).collect();
+        reach.given = addresses.iter().copied().take(ADDRESSES).collect();
         if reach.detecting() {
             reach.status = ReachabilityStatus::Checking;
             reach.reached.clear();
@@ -213,8 +234,12 @@ impl<P: Profile> Node<P> {
         } else if INTRODUCERS && reach.mode == Reachability::Detect {
             reach.status = ReachabilityStatus::Unreachable;
         }
-        let advertised = self.reach.advertised();
-        self.discovery.set_addresses(&advertised);
+        if self.reach.status == ReachabilityStatus::Assumed {
+            self.discovery.set_addresses(addresses);
+        } else {
+            let advertised = self.reach.advertised();
+            self.discovery.set_addresses(&advertised);
+        }
     }
 
     /// Runs the reachability timers and starts a round when one is due.
@@ -245,7 +270,7 @@ impl<P: Profile> Node<P> {
         let start = crate::discovery::random_index(&mut self.rng, slots).unwrap_or(0);
         for distinct_only in [true, false] {
             for offset in 0..slots {
-                let index = (start + offset) % slots.max(1);
+                let index = start.wrapping_add(offset).checked_rem(slots).unwrap_or(0);
                 let Some(slot) = self.links.as_ref().get(index) else {
                     continue;
                 };
@@ -307,15 +332,16 @@ impl<P: Profile> Node<P> {
     /// A `DIAL_BACK` cell arrived over `link` from `peer` (`None` until
     /// the handshake named it). Returns `false` if it cannot be read.
     pub(crate) fn on_dial_back(&mut self, link: LinkId, cell: &crate::link::Cell) -> bool {
+        if !INTRODUCERS {
+            // Without the feature nothing is asked or answered: ignored.
+            return true;
+        }
         let Ok(repr) = crate::cell::CellRepr::parse(cell) else {
             return false;
         };
         let Ok(message) = DialBack::parse(&repr.body) else {
             return false;
         };
-        if !INTRODUCERS {
-            return true;
-        }
         match message {
             DialBack::Request { nonce, address } => self.serve_dial_back(link, nonce, address),
             DialBack::Proof { nonce } => {
@@ -411,14 +437,15 @@ impl<P: Profile> Node<P> {
     /// if what it says changed. Whether a verdict was reached.
     fn publish_verdict(&mut self) -> bool {
         let reach = &mut self.reach;
-        let reached: Vec<bool, MAX_ADDRESSES> = reach
+        let reached: Vec<bool, ADDRESSES> = reach
             .tallies
             .iter()
             .map(|t| t.decided == Some(true))
             .collect();
         let status = if reached.iter().any(|r| *r) {
             ReachabilityStatus::Reachable
-        } else if !reach.tallies.is_empty() && reach.tallies.iter().all(|t| t.decided == Some(false))
+        } else if !reach.tallies.is_empty()
+            && reach.tallies.iter().all(|t| t.decided == Some(false))
         {
             ReachabilityStatus::Unreachable
         } else {
@@ -572,7 +599,7 @@ impl<P: Profile> Node<P> {
                     self.dialer.finished(&serving.asker, true);
                     let _ = self.dial_back_failed(&serving.asker);
                 }
-                _ => index += 1,
+                _ => index = index.saturating_add(1),
             }
         }
     }
@@ -607,8 +634,8 @@ impl<P: Profile> Node<P> {
     }
 
     /// The addresses this node's descriptor advertises now.
-    pub fn advertised_addresses(&self) -> Vec<Address, MAX_ADDRESSES> {
-        self.reach.advertised()
+    pub fn advertised_addresses(&self) -> &[Address] {
+        self.discovery.addresses()
     }
 
     /// The relays this node's descriptor lists as its introducers.
@@ -625,5 +652,17 @@ impl core::fmt::Display for ReachabilityStatus {
             ReachabilityStatus::Reachable => "reachable",
             ReachabilityStatus::Unreachable => "not reachable: using introduction relays",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_is_fixed_and_small() {
+        // docs/memory.md: what reachability adds to every node.
+        let size = core::mem::size_of::<Reach>();
+        assert!(size <= 1_100, "Reach is {size} bytes");
     }
 }

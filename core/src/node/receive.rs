@@ -220,11 +220,6 @@ impl<P: Profile> Node<P> {
             // relays to recognise it by (link spec §3.1).
             return true;
         }
-        if CircuitId::of(cell) == CircuitId::LINK
-            && CellCommand::of(cell) == Some(CellCommand::DialBack)
-        {
-            return self.on_dial_back(link, cell);
-        }
         let Some(slot) = self
             .slot_index(link)
             .and_then(|index| self.links.as_mut().get_mut(index))
@@ -254,6 +249,8 @@ impl<P: Profile> Node<P> {
         }
         match kind {
             LinkCell::Handled => true,
+            // Without the `introducers` feature: ignored, never a violation.
+            LinkCell::DialBack => !super::introducers::INTRODUCERS || self.on_dial_back(link, cell),
             LinkCell::Violation => false,
             LinkCell::Circuit if self.link_only() => {
                 self.deliver_raw_cell(link, cell);

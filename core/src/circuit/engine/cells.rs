@@ -47,7 +47,9 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
                 self.on_destroy(ctx, end, reason);
                 Ok(())
             }
-            CellCommand::Padding | CellCommand::Descriptor | CellCommand::DialBack => Err(CircuitProtocolViolation),
+            CellCommand::Padding | CellCommand::Descriptor | CellCommand::DialBack => {
+                Err(CircuitProtocolViolation)
+            }
         }
     }
 

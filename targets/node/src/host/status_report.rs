@@ -142,8 +142,12 @@ fn reachability_line<P: veil_core::node::Profile>(node: &veil_core::node::Node<P
             .join(", ")
     };
     match node.reachability() {
-        ReachabilityStatus::Reachable => format!("reachable at {} (peers dialled it back)", addresses()),
-        ReachabilityStatus::Assumed => format!("reachable at {} (as configured, not checked)", addresses()),
+        ReachabilityStatus::Reachable => {
+            format!("reachable at {} (peers dialled it back)", addresses())
+        }
+        ReachabilityStatus::Assumed => {
+            format!("reachable at {} (as configured, not checked)", addresses())
+        }
         ReachabilityStatus::Checking => "checking: peers are dialling it back".to_string(),
         ReachabilityStatus::Unreachable => format!(
             "not reachable: using introduction relays {}",
