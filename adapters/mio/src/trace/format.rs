@@ -24,8 +24,9 @@ pub const MAGIC: [u8; 8] = *b"VEILTRCE";
 /// `DialRequest::anonymous`, the admission and quota settings of
 /// `NodeConfig`); version 4 adds the node table's
 /// `NodeConfig::feeler_interval` and the `AddAnchor` input; version 5
-/// adds `NodeConfig::introducers`.
-pub const VERSION: u16 = 5;
+/// adds `NodeConfig::introducers`; version 6 adds
+/// `NodeConfig::reachability` (before `introducers`).
+pub const VERSION: u16 = 6;
 
 /// A checkpoint record follows every this many input and poll records.
 pub const CHECKPOINT_EVERY: u64 = 64;
