@@ -10,6 +10,7 @@ mod extend;
 mod handshake_body;
 mod packet;
 mod relay_message;
+mod rendezvous;
 
 pub use circuit_id::CircuitId;
 pub use command::CellCommand;
@@ -23,6 +24,10 @@ pub use handshake_body::{
 };
 pub use packet::{CellError, CellRepr};
 pub use relay_message::{RelayCommand, RelayMessage, RelayMessageError, RELAY_DATA_LEN};
+pub use rendezvous::{
+    parse_introduce1, parse_rendezvous1, Cookie, IntroductionPayload, RendezvousDataError,
+    COOKIE_LEN, MAX_INTRODUCTION_PAYLOAD, RENDEZVOUS_HANDSHAKE_LEN,
+};
 
 /// The most `RELAY_EARLY` cells a circuit may carry. `EXTEND` is only
 /// accepted in `RELAY_EARLY` cells, so no circuit can have more hops than

@@ -34,6 +34,26 @@ pub enum RelayCommand {
     Probe,
     /// The answer to `Probe`.
     ProbeReply,
+    /// A service asks the last hop of its circuit to be one of its
+    /// introduction points (relay spec §13).
+    EstablishIntro,
+    /// The introduction point's answer to `EstablishIntro`.
+    IntroEstablished,
+    /// A sender's introduction, for the service an introduction point serves.
+    Introduce1,
+    /// The introduction, passed on to the service over its own circuit.
+    Introduce2,
+    /// The introduction point's answer to `Introduce1`.
+    IntroduceAck,
+    /// A sender asks the last hop of its circuit to wait for a service
+    /// with a one-time cookie.
+    EstablishRendezvous,
+    /// The rendezvous point's answer to `EstablishRendezvous`.
+    RendezvousEstablished,
+    /// The service answers at the rendezvous point: the two circuits join.
+    Rendezvous1,
+    /// The service's handshake answer, passed on to the sender.
+    Rendezvous2,
 }
 
 impl RelayCommand {
@@ -48,6 +68,15 @@ impl RelayCommand {
             RelayCommand::Padding => 6,
             RelayCommand::Probe => 7,
             RelayCommand::ProbeReply => 8,
+            RelayCommand::EstablishIntro => 9,
+            RelayCommand::IntroEstablished => 10,
+            RelayCommand::Introduce1 => 11,
+            RelayCommand::Introduce2 => 12,
+            RelayCommand::IntroduceAck => 13,
+            RelayCommand::EstablishRendezvous => 14,
+            RelayCommand::RendezvousEstablished => 15,
+            RelayCommand::Rendezvous1 => 16,
+            RelayCommand::Rendezvous2 => 17,
         }
     }
 
@@ -62,6 +91,15 @@ impl RelayCommand {
             6 => RelayCommand::Padding,
             7 => RelayCommand::Probe,
             8 => RelayCommand::ProbeReply,
+            9 => RelayCommand::EstablishIntro,
+            10 => RelayCommand::IntroEstablished,
+            11 => RelayCommand::Introduce1,
+            12 => RelayCommand::Introduce2,
+            13 => RelayCommand::IntroduceAck,
+            14 => RelayCommand::EstablishRendezvous,
+            15 => RelayCommand::RendezvousEstablished,
+            16 => RelayCommand::Rendezvous1,
+            17 => RelayCommand::Rendezvous2,
             _ => return None,
         })
     }
@@ -161,7 +199,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn parse_of_emit_is_identity(code in 1u8..=6, data in proptest::collection::vec(any::<u8>(), 0..=RELAY_DATA_LEN)) {
+        fn parse_of_emit_is_identity(code in 1u8..=17, data in proptest::collection::vec(any::<u8>(), 0..=RELAY_DATA_LEN)) {
             let message = RelayMessage { command: RelayCommand::from_code(code).unwrap(), data: &data };
             let payload = message.emit().unwrap();
             prop_assert_eq!(RelayMessage::parse(&payload).unwrap(), message);

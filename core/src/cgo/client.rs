@@ -116,6 +116,17 @@ impl ClientLayers {
         Ok(body)
     }
 
+    /// Wraps a cell that was originated beyond the last hop (by a
+    /// rendezvous service's hop, relay spec §13) in every layer, so that
+    /// each hop passes it on without recognising it: what
+    /// [`originate_forward`](Self::originate_forward) does to the hops
+    /// before its target.
+    pub fn wrap_forward(&mut self, ad: u8, body: &mut CellBody) {
+        for hop in self.hops.iter_mut().rev() {
+            hop.forward.decrypt(ad, body);
+        }
+    }
+
     /// Peels a cell arriving from the circuit, hop by hop, until one hop
     /// recognises it. Returns that hop's index (its keys are ratcheted and
     /// `body.payload` is the plaintext), or `None` if no hop does: the cell

@@ -656,3 +656,6 @@ fn every_hop_answers_a_probe_itself_and_a_cut_path_silences_the_hops_behind_it()
     answered.sort();
     assert_eq!(answered, [0, 1]);
 }
+
+#[path = "rendezvous_tests.rs"]
+mod rendezvous;

@@ -25,6 +25,10 @@ use crate::noise::{HandshakePattern, HandshakeState, NoiseError, Role, StaticKey
 
 /// Noise prologue of every hop handshake.
 pub const HOP_PROLOGUE: &[u8] = b"veil hop v1";
+/// Noise prologue of the end-to-end handshake between a sender and a
+/// rendezvous service (relay spec §13): a different prologue, so an
+/// introduction can never pass for a hop handshake or the reverse.
+pub const RENDEZVOUS_PROLOGUE: &[u8] = b"veil rendezvous v1";
 /// Exporter label for the two CGO seeds.
 pub const SEED_LABEL: &[u8] = b"veil cgo seeds v1";
 /// Bytes of each NK message (32-byte key + 16-byte tag of the empty payload).
@@ -117,16 +121,73 @@ impl HopHandshakeClient {
 
     /// Completes the handshake with the relay's `CREATED` body; returns the
     /// hop's CGO layer.
-    pub fn finish(mut self, created: &[u8; BODY_LEN]) -> Result<ClientHop, HopHandshakeError> {
+    pub fn finish(self, created: &[u8; BODY_LEN]) -> Result<ClientHop, HopHandshakeError> {
         let message = parse_created(created)?;
+        self.finish_message(&message)
+    }
+
+    /// Completes the handshake with the answer itself (NK message 2).
+    pub fn finish_message(mut self, message: &[u8]) -> Result<ClientHop, HopHandshakeError> {
         if message.len() != HOP_MESSAGE_LEN {
             return Err(HopHandshakeError::BadLength(message.len()));
         }
         let mut payload = [0u8; HOP_MESSAGE_LEN];
-        self.noise.read_message(&message, &mut payload)?;
+        self.noise.read_message(message, &mut payload)?;
         let (forward, backward) = seeds(&self.noise)?;
         Ok(ClientHop::new(&forward, &backward))
     }
+
+    /// Starts the end-to-end handshake with a rendezvous service whose
+    /// onion key is `service_key`: NK message 1 carrying `payload`
+    /// (encrypted to the service), written to `out`. Returns the state and
+    /// the message's length. The service's answer comes back through the
+    /// rendezvous point ([`finish_message`](Self::finish_message)), and its
+    /// layer becomes the last of the sender's circuit.
+    pub fn start_introduction(
+        service_key: &[u8; 32],
+        ephemeral_secret: [u8; 32],
+        payload: &[u8],
+        out: &mut [u8],
+    ) -> Result<(Self, usize), HopHandshakeError> {
+        let mut noise = HandshakeState::new(
+            HandshakePattern::NK,
+            Role::Initiator,
+            RENDEZVOUS_PROLOGUE,
+            None,
+            ephemeral_secret,
+            Some(*service_key),
+        )?;
+        let n = noise.write_message(payload, out)?;
+        Ok((HopHandshakeClient { noise }, n))
+    }
+}
+
+/// The service's side of the end-to-end handshake: reads an introduction
+/// with its onion key, writes the payload it carried to `payload`, and
+/// returns the service's layer on the sender's circuit, the answer for the
+/// rendezvous point, and the payload's length.
+pub fn respond_introduction(
+    service_key: &StaticKeypair,
+    ephemeral_secret: [u8; 32],
+    introduction: &[u8],
+    payload: &mut [u8],
+) -> Result<(RelayLayer, [u8; HOP_MESSAGE_LEN], usize), HopHandshakeError> {
+    let mut noise = HandshakeState::new(
+        HandshakePattern::NK,
+        Role::Responder,
+        RENDEZVOUS_PROLOGUE,
+        Some(service_key),
+        ephemeral_secret,
+        None,
+    )?;
+    let len = noise.read_message(introduction, payload)?;
+    let mut answer = [0u8; HOP_MESSAGE_LEN];
+    let n = noise.write_message(&[], &mut answer)?;
+    if n != HOP_MESSAGE_LEN {
+        return Err(HopHandshakeError::BadLength(n));
+    }
+    let (forward, backward) = seeds(&noise)?;
+    Ok((RelayLayer::new(&forward, &backward), answer, len))
 }
 
 /// The relay's side: answers a `CREATE` body with its onion keys, trying

@@ -13,11 +13,14 @@ pub use build_timeout::{BuildTimeDecodeError, BuildTimeEstimator};
 pub use client_table::{CircuitHandle, ClientCircuit, ClientTable};
 pub use engine::{
     CircuitContext, CircuitEngine, CircuitError, CircuitEvent, CircuitProtocolViolation,
-    CircuitTimeouts, RelayData, RelayQuotas, MAX_PARKED_EXTENDS, MAX_PARKED_EXTENDS_PER_LINK,
+    CircuitTimeouts, RelayData, RelayQuotas, RendezvousTables, MAX_INTRO_ROLES,
+    MAX_PARKED_EXTENDS, MAX_PARKED_EXTENDS_PER_LINK, MAX_RENDEZVOUS_ROLES, MAX_SERVICE_HOPS,
+    STATUS_OK, STATUS_REFUSED,
 };
 pub use flow::{Flow, CIRCUIT_WINDOW, CREDIT_BATCH};
 pub use hop_handshake::{
-    respond, HopHandshakeClient, HopHandshakeError, HOP_MESSAGE_LEN, HOP_PROLOGUE, SEED_LABEL,
+    respond, respond_introduction, HopHandshakeClient, HopHandshakeError, HOP_MESSAGE_LEN,
+    HOP_PROLOGUE, RENDEZVOUS_PROLOGUE, SEED_LABEL,
 };
 pub use liveness::{
     Liveness, Verdict, MAX_BACKOFF, MAX_RTO, MIN_PROBE_WAIT, MIN_RTO, PROBE_NONCE_LEN,

@@ -168,6 +168,13 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             return;
         }
         let end = circuit.end;
+        if circuit.rendezvous && built.saturating_add(1) == circuit.path.hops().len() {
+            // At the rendezvous point: the service's hop is added by its
+            // answer, which the node's introduction brings about.
+            circuit.step_sent_at = ctx.now();
+            ctx.event(CircuitEvent::AtRendezvousPoint { circuit: handle });
+            return;
+        }
         let (Some(target), Some(onion)) = (
             circuit.path.hops().get(built).copied(),
             circuit.onion_keys.get(built).copied(),
@@ -246,8 +253,14 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
                             Some(out) if !circuit.extending => {
                                 ctx.send(out.0, &cell(out, command, cgo.to_bytes()));
                             }
-                            // Nobody further on: the cell was altered.
-                            _ => self.destroy_relay(ctx, end, DestroyReason::Unrecognised),
+                            // A rendezvous point passes it to the circuit
+                            // it joined; otherwise nobody is further on:
+                            // the cell was altered.
+                            _ => {
+                                if !self.forward_joined(ctx, end, command, &mut cgo) {
+                                    self.destroy_relay(ctx, end, DestroyReason::Unrecognised);
+                                }
+                            }
                         },
                     }
                 }
@@ -263,7 +276,9 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             return;
         }
         let Some(hop) = circuit.layers.receive_backward(ad, &mut cgo) else {
-            self.fail_client(ctx, end, DestroyReason::Unrecognised);
+            // From a sender beyond the rendezvous point, if this circuit
+            // carries a service hop.
+            self.at_service_hop(ctx, end, ad, &mut cgo);
             return;
         };
         let handle = circuit.handle;
@@ -274,7 +289,11 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
                     command @ (RelayCommand::Data
                     | RelayCommand::Ack
                     | RelayCommand::Credit
-                    | RelayCommand::ProbeReply),
+                    | RelayCommand::ProbeReply
+                    | RelayCommand::IntroEstablished
+                    | RelayCommand::Introduce2
+                    | RelayCommand::IntroduceAck
+                    | RelayCommand::RendezvousEstablished),
                 data,
             }) => {
                 if let Ok(data) = Vec::from_slice(data) {
@@ -303,12 +322,62 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
                     self.fail_client(ctx, end, DestroyReason::ExtendFailed);
                 }
             }
+            // The service's answer through the rendezvous point: its layer
+            // becomes the circuit's last.
+            Ok(RelayMessage {
+                command: RelayCommand::Rendezvous2,
+                data,
+            }) if circuit.rendezvous
+                && hop.saturating_add(1) == circuit.layers.len()
+                && circuit.pending.is_some() =>
+            {
+                let finished = circuit
+                    .pending
+                    .take()
+                    .and_then(|pending| pending.finish_message(data.get(..HOP_MESSAGE_LEN)?).ok());
+                let added = finished.is_some_and(|layer| circuit.layers.push(layer).is_ok());
+                if added {
+                    self.advance(ctx, handle);
+                } else {
+                    self.fail_client(ctx, end, DestroyReason::Protocol);
+                }
+            }
             Ok(RelayMessage {
                 command: RelayCommand::Padding,
                 ..
             }) => {}
             _ => self.fail_client(ctx, end, DestroyReason::Protocol),
         }
+    }
+
+    /// Starts the end-to-end handshake of rendezvous circuit `circuit`,
+    /// which has reached its rendezvous point: NK message 1 to the
+    /// service's onion key carrying `payload`, written to `out` for the
+    /// node's `INTRODUCE1`. Returns its length.
+    pub fn start_introduction(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        circuit: CircuitHandle,
+        payload: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, CircuitError> {
+        let ephemeral = Self::ephemeral(ctx);
+        let c = self
+            .clients
+            .by_handle(circuit)
+            .ok_or(CircuitError::UnknownCircuit)?;
+        let waiting = c.rendezvous
+            && c.pending.is_none()
+            && c.layers.len().saturating_add(1) == c.path.hops().len();
+        let service_key = c.onion_keys.last().copied();
+        let (true, Some(service_key)) = (waiting, service_key) else {
+            return Err(CircuitError::NotReady);
+        };
+        let (pending, len) =
+            HopHandshakeClient::start_introduction(&service_key, *ephemeral, payload, out)
+                .map_err(|_| CircuitError::TooLong)?;
+        c.pending = Some(pending);
+        Ok(len)
     }
 
     /// A forward cell recognised at this hop.
@@ -335,9 +404,10 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             Ok(RelayMessage {
                 command: RelayCommand::Extend,
                 data,
-            }) if command == CellCommand::RelayEarly => {
+            }) if command == CellCommand::RelayEarly && !self.rendezvous.has_role(end) => {
                 self.extend(ctx, end, data);
             }
+            Ok(RelayMessage { command, data }) if self.role_request(ctx, end, command, data) => {}
             // Every hop answers a probe itself, with the same data (relay
             // spec §6); if its way back is full, the client hears nothing,
             // which is what a probe is for.
@@ -441,9 +511,11 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             if let Some(other) = other {
                 ctx.send(other.0, &destroy_cell(other, reason));
             }
+            self.relay_gone(ctx, end, reason);
             return;
         }
         if let Some(c) = self.clients.remove(end) {
+            self.rendezvous.drop_service_hop(end);
             ctx.event(closed_event(c, reason));
         }
     }
@@ -459,6 +531,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         if let Some(Some(other)) = self.relays.remove(end) {
             ctx.send(other.0, &destroy_cell(other, reason));
         }
+        self.relay_gone(ctx, end, reason);
     }
 
     /// Destroys a client circuit: tells the first hop and reports it.
@@ -469,6 +542,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         reason: DestroyReason,
     ) {
         ctx.send(end.0, &destroy_cell(end, reason));
+        self.rendezvous.drop_service_hop(end);
         if let Some(c) = self.clients.remove(end) {
             ctx.event(closed_event(c, reason));
         }

@@ -25,6 +25,12 @@ use super::relay_table::{CircuitEnd, RelayCircuit, RelayDirection, RelayTable};
 use super::{Flow, HopHandshakeClient, Liveness};
 
 mod cells;
+mod rendezvous;
+
+pub use rendezvous::{
+    RendezvousTables, MAX_INTRO_ROLES, MAX_RENDEZVOUS_ROLES, MAX_SERVICE_HOPS, STATUS_OK,
+    STATUS_REFUSED,
+};
 
 /// `EXTEND`s that may wait for a dial at once: half of the node's dial
 /// slots (the rest stay free for its own circuits), and two per link they
@@ -128,6 +134,12 @@ pub enum CircuitEvent {
         /// The data.
         data: RelayData,
     },
+    /// A rendezvous circuit reached its rendezvous point: the node sends
+    /// `ESTABLISH_RENDEZVOUS` and then its introduction.
+    AtRendezvousPoint {
+        /// The circuit.
+        circuit: CircuitHandle,
+    },
     /// A `DATA`, `ACK` or `CREDIT` relay message for this node arrived over
     /// a circuit it is a hop of. Answer with [`CircuitEngine::reply`] to
     /// `at`; the sender stays unknown.
@@ -227,6 +239,7 @@ pub struct CircuitProtocolViolation;
 pub struct CircuitEngine<R, O> {
     relays: RelayTable<R>,
     clients: ClientTable<O>,
+    rendezvous: RendezvousTables,
 }
 
 fn cell(end: CircuitEnd, command: CellCommand, body: [u8; BODY_LEN]) -> Cell {
@@ -269,6 +282,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         CircuitEngine {
             relays: RelayTable::new(),
             clients: ClientTable::new(),
+            rendezvous: RendezvousTables::default(),
         }
     }
 
@@ -343,6 +357,35 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         path: Path,
         onion_keys: &[[u8; 32]],
     ) -> Result<CircuitHandle, CircuitError> {
+        self.open_with(ctx, path, onion_keys, false)
+    }
+
+    /// Opens a circuit to a rendezvous service: `path` ends with the
+    /// rendezvous point and then the service's id, `onion_keys` with the
+    /// rendezvous point's key and the service's onion key. The circuit is
+    /// built to the rendezvous point, then
+    /// [`CircuitEvent::AtRendezvousPoint`] tells the node to introduce
+    /// itself ([`start_introduction`](Self::start_introduction)); `Ready`
+    /// follows the service's `RENDEZVOUS2`.
+    pub fn open_rendezvous(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        path: Path,
+        onion_keys: &[[u8; 32]],
+    ) -> Result<CircuitHandle, CircuitError> {
+        if path.hops().len() < 2 {
+            return Err(CircuitError::OnionKeysMismatch);
+        }
+        self.open_with(ctx, path, onion_keys, true)
+    }
+
+    fn open_with(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        path: Path,
+        onion_keys: &[[u8; 32]],
+        rendezvous: bool,
+    ) -> Result<CircuitHandle, CircuitError> {
         if onion_keys.len() != path.hops().len() {
             return Err(CircuitError::OnionKeysMismatch);
         }
@@ -374,6 +417,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             step_sent_at: ctx.now(),
             flow: Flow::new(),
             liveness: Liveness::new(),
+            rendezvous,
         };
         self.clients.insert(circuit)?;
         Ok(handle)
@@ -404,7 +448,9 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             .clients
             .by_handle(circuit)
             .ok_or(CircuitError::UnknownCircuit)?;
-        if !c.is_ready() {
+        // A built hop may be addressed before the circuit is ready: a
+        // rendezvous circuit talks to its rendezvous point first.
+        if hop >= c.layers.len() {
             return Err(CircuitError::NotReady);
         }
         let payload = relay_payload(command, data).ok_or(CircuitError::TooLong)?;
@@ -440,6 +486,9 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         command: RelayCommand,
         data: &[u8],
     ) -> Result<(), CircuitError> {
+        if self.rendezvous.serves(at) {
+            return self.reply_from_service_hop(ctx, at, command, data);
+        }
         let payload = relay_payload(command, data).ok_or(CircuitError::TooLong)?;
         let (circuit, direction) = self.relays.find(at).ok_or(CircuitError::UnknownCircuit)?;
         if direction != RelayDirection::Forward {
@@ -472,6 +521,9 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
 
     /// Flow control of a circuit this node is the last hop of.
     pub fn relay_flow(&mut self, at: CircuitEnd) -> Option<&mut Flow> {
+        if self.rendezvous.serves(at) {
+            return self.rendezvous.service_flow(at);
+        }
         match self.relays.find(at) {
             Some((c, RelayDirection::Forward)) if c.outbound.is_none() && !c.extending => {
                 Some(&mut c.flow)
@@ -486,6 +538,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             .iter_mut()
             .filter(|c| c.outbound.is_none() && !c.extending)
             .map(|c| (c.inbound, &mut c.flow))
+            .chain(self.rendezvous.service_flows())
     }
 
     /// Calls `f` with every link that a cell arriving on `link` may be
@@ -552,7 +605,16 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             let next = self
                 .clients
                 .iter()
-                .find(|c| !c.is_ready() && now.saturating_since(c.opened_at) >= timeout)
+                .find(|c| {
+                    // A rendezvous takes three builds: the sender's, its
+                    // introduction circuit's and the service's.
+                    let allowed = if c.rendezvous {
+                        timeout.saturating_mul(3)
+                    } else {
+                        timeout
+                    };
+                    !c.is_ready() && now.saturating_since(c.opened_at) >= allowed
+                })
                 .map(|c| c.end);
             let Some(end) = next else {
                 break;
@@ -591,11 +653,14 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
     /// When [`handle_timeout`](Self::handle_timeout) next has work.
     pub fn next_deadline(&self, timeouts: CircuitTimeouts) -> Option<Instant> {
         let timeout = timeouts.build;
-        let building = self
-            .clients
-            .iter()
-            .filter(|c| !c.is_ready())
-            .map(|c| c.opened_at.saturating_add(timeout));
+        let building = self.clients.iter().filter(|c| !c.is_ready()).map(|c| {
+            let allowed = if c.rendezvous {
+                timeout.saturating_mul(3)
+            } else {
+                timeout
+            };
+            c.opened_at.saturating_add(allowed)
+        });
         let waiting = self
             .relays
             .iter()
@@ -667,12 +732,26 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
     /// A link closed: every circuit over it is destroyed, and the other
     /// side of each relayed one is told.
     pub fn link_closed(&mut self, ctx: &mut impl CircuitContext, link: LinkId) {
+        // Circuits joined at a rendezvous to one over this link go too.
+        loop {
+            let on_link = self
+                .relays
+                .iter()
+                .map(|c| c.inbound)
+                .find(|end| end.0 == link && self.rendezvous.has_role(*end));
+            let Some(end) = on_link else {
+                break;
+            };
+            self.relay_gone(ctx, end, DestroyReason::LinkClosed);
+            let _ = self.relays.remove(end);
+        }
         while let Some(other) = self.relays.remove_one_on_link(link) {
             if let Some(end) = other {
                 ctx.send(end.0, &destroy_cell(end, DestroyReason::LinkClosed));
             }
         }
         while let Some(c) = self.clients.remove_one_on_link(link) {
+            self.rendezvous.drop_service_hop(c.end);
             ctx.event(closed_event(c, DestroyReason::LinkClosed));
         }
     }
