@@ -10,7 +10,9 @@ use std::sync::OnceLock;
 use veil_core::cell::RELAY_DATA_LEN;
 use veil_core::cell::{CellCommand, CellRepr, CircuitId};
 use veil_core::cgo::{CellBody, ClientLayers, PAYLOAD_LEN};
-use veil_core::identity::{verify_descriptor, DescriptorPacket, DescriptorRepr, Identity};
+use veil_core::identity::{
+    verify_descriptor, DescriptorPacket, DescriptorRepr, Identity, ServiceDescriptor, ServiceKeys,
+};
 use veil_core::link::{Frame, LinkHello, CELL_LEN};
 use veil_core::message::MessageSlot;
 use veil_core::node::{
@@ -48,6 +50,30 @@ pub fn descriptor(data: &[u8]) {
         let _ = packet.introducers().count();
         if let Ok(repr) = DescriptorRepr::parse(&packet) {
             let _ = repr.buffer_len();
+        }
+    }
+}
+
+/// The keys of the service whose descriptors seed the
+/// `service_descriptor` target.
+fn fuzz_service_keys() -> &'static ServiceKeys {
+    static KEYS: OnceLock<ServiceKeys> = OnceLock::new();
+    KEYS.get_or_init(|| ServiceKeys::from_secrets([11; 32], [12; 32]))
+}
+
+/// Service descriptor parsing and verification (relay spec §13). Only the
+/// seed service can sign, so whatever verifies under its key is its own
+/// descriptor, and signing the parsed form again gives the same bytes
+/// (Ed25519 signatures are deterministic): anything else is a forgery.
+pub fn service_descriptor(data: &[u8]) {
+    if let Ok(descriptor) = ServiceDescriptor::parse_verified(data) {
+        assert_eq!(descriptor.wire_len(), data.len(), "wire_len disagrees");
+        let keys = fuzz_service_keys();
+        if descriptor.service_key == keys.service_key() {
+            let mut out = vec![0u8; descriptor.wire_len()];
+            let n = descriptor.emit_signed(keys, &mut out);
+            assert_eq!(n, Ok(data.len()), "a forged service descriptor verified");
+            assert_eq!(&out[..], data, "a forged service descriptor verified");
         }
     }
 }
@@ -507,6 +533,18 @@ pub fn cell(data: &[u8]) {
                 let len = extend.emit(&mut data).expect("a parsed EXTEND fits");
                 assert_eq!(ExtendRepr::parse(&data[..len]), Ok(extend));
             }
+            // ... and as the data of the rendezvous messages (relay spec
+            // §13), and as a decrypted introduction.
+            let _ = veil_core::cell::parse_introduce1(message.data);
+            let _ = veil_core::cell::parse_rendezvous1(message.data);
+            if let Ok(payload) = veil_core::cell::IntroductionPayload::parse(message.data) {
+                let mut data = [0u8; veil_core::cell::MAX_INTRODUCTION_PAYLOAD];
+                let len = payload.emit(&mut data).expect("a parsed introduction fits");
+                assert_eq!(
+                    veil_core::cell::IntroductionPayload::parse(&data[..len]),
+                    Ok(payload)
+                );
+            }
         }
     }
 }
@@ -850,4 +888,53 @@ pub fn introduced_descriptor_seed() -> Vec<u8> {
         .emit_signed_introduced(&introducers, &identity, &mut buf)
         .expect("a valid descriptor");
     buf[..n].to_vec()
+}
+
+/// A valid signed service descriptor with one introduction point and one
+/// address, the seed of the `service_descriptor` target.
+pub fn service_descriptor_seed() -> Vec<u8> {
+    signed_service_descriptor(&[vec!["198.51.100.7:9001".to_string()]])
+}
+
+/// The largest valid service descriptor: three introduction points of four
+/// IPv6 addresses each, the second seed of the `service_descriptor` target.
+pub fn largest_service_descriptor_seed() -> Vec<u8> {
+    let point = |first: u16| -> Vec<String> {
+        (first..first + 4)
+            .map(|i| format!("[2001:db8::{i:x}]:{i}"))
+            .collect()
+    };
+    signed_service_descriptor(&[point(1), point(5), point(9)])
+}
+
+/// A service descriptor of the fuzz service with one introduction point
+/// per entry of `points`, each with those (TCP) addresses.
+fn signed_service_descriptor(points: &[Vec<String>]) -> Vec<u8> {
+    use veil_core::identity::{Address, IntroPoint, NodeId, Transport};
+    let keys = fuzz_service_keys();
+    let mut intro_points = veil_core::heapless::Vec::new();
+    for (i, addresses) in (0u8..).zip(points) {
+        let addresses = addresses.iter().map(|text| Address {
+            transport: Transport::Tcp,
+            socket: text.parse().expect("an address"),
+        });
+        let point = IntroPoint {
+            node_id: NodeId([i + 1; 32]),
+            onion_key: [i + 101; 32],
+            addresses: addresses.collect(),
+        };
+        intro_points.push(point).expect("at most three points");
+    }
+    let descriptor = ServiceDescriptor {
+        service_key: keys.service_key(),
+        onion_key: keys.onion_public(),
+        issued_at: 1_700_000_000,
+        intro_points,
+    };
+    let mut out = vec![0u8; descriptor.wire_len()];
+    let n = descriptor
+        .emit_signed(keys, &mut out)
+        .expect("a valid service descriptor");
+    out.truncate(n);
+    out
 }

@@ -63,6 +63,10 @@ fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
             fuzzing::descriptor_seed(),
             fuzzing::introduced_descriptor_seed(),
         ]),
+        "service_descriptor" => named(vec![
+            fuzzing::service_descriptor_seed(),
+            fuzzing::largest_service_descriptor_seed(),
+        ]),
         "link_input" => named(vec![
             [&[3u8, 0, 32][..], &[7; 32], &[0, 164], &[9; 164]].concat()
         ]),
@@ -123,6 +127,14 @@ fn descriptor_verifier_survives_random_input() {
     let valid = seed_bytes("descriptor");
     for input in inputs(3, 3_000, 400, &as_slices(&valid)) {
         fuzzing::descriptor(&input);
+    }
+}
+
+#[test]
+fn service_descriptor_verifier_survives_random_input() {
+    let valid = seed_bytes("service_descriptor");
+    for input in inputs(11, 3_000, 700, &as_slices(&valid)) {
+        fuzzing::service_descriptor(&input);
     }
 }
 
@@ -263,6 +275,7 @@ const TARGETS: &[(&str, Entry)] = &[
     ("frame", fuzzing::frame),
     ("hello", fuzzing::hello),
     ("descriptor", fuzzing::descriptor),
+    ("service_descriptor", fuzzing::service_descriptor),
     ("noise_read", fuzzing::noise_read),
     ("link_input", fuzzing::link_input),
     ("established_link_input", fuzzing::established_link_input),
@@ -378,6 +391,7 @@ replay_tests! {
     corpus_frame => "frame",
     corpus_hello => "hello",
     corpus_descriptor => "descriptor",
+    corpus_service_descriptor => "service_descriptor",
     corpus_noise_read => "noise_read",
     corpus_link_input => "link_input",
     corpus_established_link_input => "established_link_input",

@@ -44,10 +44,6 @@ pub struct ClientCircuit {
     pub flow: Flow,
     /// Whether the circuit still answers ([`Liveness`]).
     pub liveness: Liveness,
-    /// The last hop is a rendezvous service (relay spec §13): the circuit
-    /// is built to the rendezvous point before it, and the service's layer
-    /// is added by the service's answer, not by an `EXTEND`.
-    pub rendezvous: bool,
 }
 
 impl ClientCircuit {

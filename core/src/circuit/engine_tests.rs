@@ -14,29 +14,29 @@ use crate::link::LinkId;
 use crate::link::{Cell, LinkRole};
 use crate::noise::StaticKeypair;
 
-type Engine = CircuitEngine<
+pub(super) type Engine = CircuitEngine<
     heapless::Vec<crate::circuit::RelayCircuit, 32>,
     heapless::Vec<crate::circuit::ClientCircuit, 4>,
 >;
-type Tamper = Box<dyn FnMut(usize, usize, &mut Cell)>;
+pub(super) type Tamper = Box<dyn FnMut(usize, usize, &mut Cell)>;
 
-struct Net {
-    engines: Vec<Engine>,
-    onion: Vec<StaticKeypair>,
-    ids: Vec<NodeId>,
-    queue: VecDeque<(usize, usize, Cell)>,
-    events: Vec<(usize, CircuitEvent)>,
-    rng: ChaCha20Rng,
-    cut: BTreeSet<(usize, usize)>,
+pub(super) struct Net {
+    pub(super) engines: Vec<Engine>,
+    pub(super) onion: Vec<StaticKeypair>,
+    pub(super) ids: Vec<NodeId>,
+    pub(super) queue: VecDeque<(usize, usize, Cell)>,
+    pub(super) events: Vec<(usize, CircuitEvent)>,
+    pub(super) rng: ChaCha20Rng,
+    pub(super) cut: BTreeSet<(usize, usize)>,
     /// `(node, peer)`: `node` takes no `CREATE` from `peer` (its
     /// anonymous link to it).
-    client_links: BTreeSet<(usize, usize)>,
-    tamper: Option<Tamper>,
-    delivered: usize,
-    now: crate::time::Instant,
+    pub(super) client_links: BTreeSet<(usize, usize)>,
+    pub(super) tamper: Option<Tamper>,
+    pub(super) delivered: usize,
+    pub(super) now: crate::time::Instant,
     /// Whether `dial_for_extend` accepts (a dial that then never
     /// completes), instead of failing at once.
-    dials_hang: bool,
+    pub(super) dials_hang: bool,
 }
 
 /// The network prefix of node `j`: its own, except nodes 5 and 6, which
@@ -46,7 +46,7 @@ fn network(j: usize) -> crate::discovery::NetworkPrefix {
     crate::discovery::NetworkPrefix::V4([10, n])
 }
 
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     me: usize,
     now: crate::time::Instant,
     ids: &'a [NodeId],
@@ -113,20 +113,24 @@ impl CircuitContext for Ctx<'_> {
     }
 }
 
-fn is_ready(events: &[CircuitEvent], circuit: CircuitHandle) -> bool {
+pub(super) fn is_ready(events: &[CircuitEvent], circuit: CircuitHandle) -> bool {
     events
         .iter()
         .any(|e| matches!(e, CircuitEvent::Ready { circuit: c, .. } if *c == circuit))
 }
 
-fn closed_with(events: &[CircuitEvent], circuit: CircuitHandle, reason: DestroyReason) -> bool {
+pub(super) fn closed_with(
+    events: &[CircuitEvent],
+    circuit: CircuitHandle,
+    reason: DestroyReason,
+) -> bool {
     events.iter().any(|e| {
         matches!(e, CircuitEvent::Closed { circuit: c, reason: r, .. } if *c == circuit && *r == reason)
     })
 }
 
 impl Net {
-    fn new(n: usize, seed: u64) -> Self {
+    pub(super) fn new(n: usize, seed: u64) -> Self {
         Net {
             engines: (0..n).map(|_| Engine::new()).collect(),
             onion: (0..n)
@@ -147,7 +151,11 @@ impl Net {
         }
     }
 
-    fn with<R>(&mut self, me: usize, f: impl FnOnce(&mut Engine, &mut Ctx<'_>) -> R) -> R {
+    pub(super) fn with<R>(
+        &mut self,
+        me: usize,
+        f: impl FnOnce(&mut Engine, &mut Ctx<'_>) -> R,
+    ) -> R {
         let mut ctx = Ctx {
             me,
             now: self.now,
@@ -162,7 +170,7 @@ impl Net {
         f(&mut self.engines[me], &mut ctx)
     }
 
-    fn run(&mut self) {
+    pub(super) fn run(&mut self) {
         while let Some((from, to, mut cell)) = self.queue.pop_front() {
             if !linked(&self.cut, from, to) {
                 continue;
@@ -179,13 +187,17 @@ impl Net {
         }
     }
 
-    fn open(&mut self, client: usize, hops: &[usize]) -> Result<CircuitHandle, CircuitError> {
+    pub(super) fn open(
+        &mut self,
+        client: usize,
+        hops: &[usize],
+    ) -> Result<CircuitHandle, CircuitError> {
         let path = Path::from_hops(&hops.iter().map(|&h| self.ids[h]).collect::<Vec<_>>()).unwrap();
         let keys: Vec<[u8; 32]> = hops.iter().map(|&h| self.onion[h].public()).collect();
         self.with(client, |e, ctx| e.open(ctx, path, &keys))
     }
 
-    fn events_of(&self, node: usize) -> Vec<CircuitEvent> {
+    pub(super) fn events_of(&self, node: usize) -> Vec<CircuitEvent> {
         self.events
             .iter()
             .filter(|(n, _)| *n == node)
@@ -656,6 +668,3 @@ fn every_hop_answers_a_probe_itself_and_a_cut_path_silences_the_hops_behind_it()
     answered.sort();
     assert_eq!(answered, [0, 1]);
 }
-
-#[path = "rendezvous_tests.rs"]
-mod rendezvous;

@@ -121,9 +121,15 @@ impl HopHandshakeClient {
 
     /// Completes the handshake with the relay's `CREATED` body; returns the
     /// hop's CGO layer.
-    pub fn finish(self, created: &[u8; BODY_LEN]) -> Result<ClientHop, HopHandshakeError> {
+    pub fn finish(mut self, created: &[u8; BODY_LEN]) -> Result<ClientHop, HopHandshakeError> {
         let message = parse_created(created)?;
-        self.finish_message(&message)
+        if message.len() != HOP_MESSAGE_LEN {
+            return Err(HopHandshakeError::BadLength(message.len()));
+        }
+        let mut payload = [0u8; HOP_MESSAGE_LEN];
+        self.noise.read_message(&message, &mut payload)?;
+        let (forward, backward) = seeds(&self.noise)?;
+        Ok(ClientHop::new(&forward, &backward))
     }
 
     /// Completes the handshake with the answer itself (NK message 2).

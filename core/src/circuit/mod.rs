@@ -13,9 +13,8 @@ pub use build_timeout::{BuildTimeDecodeError, BuildTimeEstimator};
 pub use client_table::{CircuitHandle, ClientCircuit, ClientTable};
 pub use engine::{
     CircuitContext, CircuitEngine, CircuitError, CircuitEvent, CircuitProtocolViolation,
-    CircuitTimeouts, RelayData, RelayQuotas, RendezvousTables, MAX_INTRO_ROLES,
-    MAX_PARKED_EXTENDS, MAX_PARKED_EXTENDS_PER_LINK, MAX_RENDEZVOUS_ROLES, MAX_SERVICE_HOPS,
-    STATUS_OK, STATUS_REFUSED,
+    CircuitTimeouts, RelayData, RelayQuotas, RendezvousTables, MAX_INTRO_ROLES, MAX_PARKED_EXTENDS,
+    MAX_PARKED_EXTENDS_PER_LINK, MAX_RENDEZVOUS_ROLES, MAX_SERVICE_HOPS, STATUS_OK, STATUS_REFUSED,
 };
 pub use flow::{Flow, CIRCUIT_WINDOW, CREDIT_BATCH};
 pub use hop_handshake::{
@@ -29,3 +28,5 @@ pub use relay_table::{AwaitingLink, CircuitEnd, RelayCircuit, RelayDirection, Re
 
 #[cfg(test)]
 mod engine_tests;
+#[cfg(test)]
+mod rendezvous_tests;

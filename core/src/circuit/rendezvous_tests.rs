@@ -2,9 +2,16 @@
 //! service through the service's introduction point and a rendezvous
 //! point of its own choosing, and neither relay learns what is said.
 
+#![cfg(feature = "rendezvous")]
+
+use super::engine_tests::{closed_with, is_ready, Net};
 use super::*;
+use crate::cell::DestroyReason;
 use crate::cell::{IntroductionPayload, RelayCommand, COOKIE_LEN};
 use crate::circuit::{respond_introduction, STATUS_OK, STATUS_REFUSED};
+use crate::discovery::Path;
+use crate::identity::NodeId;
+use crate::noise::StaticKeypair;
 
 const SERVICE: usize = 0;
 const INTRO: usize = 3;
@@ -349,4 +356,76 @@ fn a_middle_hop_takes_no_role() {
         DestroyReason::Protocol
     ));
     assert_eq!(net.engines[6].rendezvous_tables().rendezvous(), (0, 0));
+}
+
+#[test]
+fn rendezvous_roles_are_bounded_and_freed_when_their_circuits_close() {
+    let mut net = Net::new(14, 15);
+    let point = 13;
+    let mut circuits = Vec::new();
+    // Nine clients, over four relays' links into the point.
+    for client in 0..9 {
+        let first = 9 + client % 4;
+        let circuit = net.open(client, &[first, point]).unwrap();
+        net.run();
+        net.with(client, |e, ctx| {
+            e.send_relay(
+                ctx,
+                circuit,
+                1,
+                RelayCommand::EstablishRendezvous,
+                &[client as u8 + 1; COOKIE_LEN],
+            )
+        })
+        .unwrap();
+        net.run();
+        circuits.push((client, circuit));
+    }
+    let statuses: Vec<_> = circuits
+        .iter()
+        .map(|&(client, c)| data_of(&net, client, c, RelayCommand::RendezvousEstablished))
+        .collect();
+    assert_eq!(statuses[..8], vec![Some(vec![STATUS_OK]); 8][..]);
+    assert_eq!(statuses[8], Some(vec![STATUS_REFUSED]), "the table is full");
+    assert_eq!(net.engines[point].rendezvous_tables().rendezvous(), (8, 0));
+    // A closed circuit frees its role: the table never leaks.
+    let (client, first) = circuits[0];
+    net.with(client, |e, ctx| e.close(ctx, first)).unwrap();
+    net.run();
+    assert_eq!(net.engines[point].rendezvous_tables().rendezvous(), (7, 0));
+    let again = net.open(client, &[10, point]).unwrap();
+    net.run();
+    net.with(client, |e, ctx| {
+        e.send_relay(
+            ctx,
+            again,
+            1,
+            RelayCommand::EstablishRendezvous,
+            &[99; COOKIE_LEN],
+        )
+    })
+    .unwrap();
+    net.run();
+    assert_eq!(
+        data_of(&net, client, again, RelayCommand::RendezvousEstablished),
+        Some(vec![STATUS_OK])
+    );
+    // A cookie already waiting is refused for another circuit.
+    let twin = net.open(1, &[11, point]).unwrap();
+    net.run();
+    net.with(1, |e, ctx| {
+        e.send_relay(
+            ctx,
+            twin,
+            1,
+            RelayCommand::EstablishRendezvous,
+            &[99; COOKIE_LEN],
+        )
+    })
+    .unwrap();
+    net.run();
+    assert_eq!(
+        data_of(&net, 1, twin, RelayCommand::RendezvousEstablished),
+        Some(vec![STATUS_REFUSED])
+    );
 }

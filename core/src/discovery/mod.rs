@@ -8,7 +8,9 @@ mod prefix;
 mod table;
 
 pub use health::{HealthCounts, RelayHealth, BACKOFF_BASE, BACKOFF_MAX, HALF_LIFE};
-pub use path::{select_path, Path, PathError, PathRules, DEFAULT_PATH_RELAYS, MAX_PATH_RELAYS};
+pub use path::{
+    prefixes, select_path, Path, PathError, PathRules, DEFAULT_PATH_RELAYS, MAX_PATH_RELAYS,
+};
 pub use prefix::NetworkPrefix;
 pub use table::{
     Collision, InsertError, InsertOutcome, Known, Layout, NodeTable, PeerEntry, Place, Source,

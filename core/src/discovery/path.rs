@@ -40,7 +40,7 @@ pub const MAX_PATH_RELAYS: usize = MAX_HOPS - 1;
 
 /// The networks of an entry: of every advertised address, and the one a
 /// tried entry was reached in.
-fn prefixes(entry: &PeerEntry) -> Vec<NetworkPrefix, { MAX_ADDRESSES + 1 }> {
+pub fn prefixes(entry: &PeerEntry) -> Vec<NetworkPrefix, { MAX_ADDRESSES + 1 }> {
     let mut networks: Vec<NetworkPrefix, { MAX_ADDRESSES + 1 }> = entry
         .descriptor
         .repr()

@@ -6,6 +6,7 @@ mod descriptor;
 mod introducer;
 mod keys;
 mod node_id;
+mod service;
 
 pub use address::{is_public, Address, AddressError, Transport};
 pub use descriptor::{
@@ -17,6 +18,12 @@ pub use descriptor::{
 pub use introducer::{Introducer, MAX_INTRODUCERS, MAX_INTRODUCER_LEN};
 pub use keys::{Identity, IdentityKeyError, PublicIdentity, SignatureError, MAX_SIGNED_LEN};
 pub use node_id::{NodeId, ParseNodeIdError, NODE_ID_DOMAIN};
+pub use service::{
+    service_id_for_key, IntroPoint, ServiceDescriptor, ServiceDescriptorError, ServiceKeys,
+    MAX_INTRO_POINTS, MAX_INTRO_POINT_ADDRESSES, MAX_SERVICE_DESCRIPTOR_LEN,
+    MIN_SERVICE_DESCRIPTOR_LEN, SERVICE_DESCRIPTOR_DOMAIN, SERVICE_DESCRIPTOR_VERSION,
+    SERVICE_ID_DOMAIN,
+};
 
 #[cfg(test)]
 mod descriptor_tests;

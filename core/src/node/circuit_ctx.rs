@@ -118,6 +118,10 @@ pub(crate) struct NodeCtx<'a, P: Profile> {
     pub(crate) deliveries: &'a mut Deliveries,
     pub(crate) config: &'a super::NodeConfig,
     pub(crate) circuits: &'a mut super::circuits::CircuitState,
+    /// Where the relays of rendezvous this node takes part in listen, for
+    /// `EXTEND`s to those it does not hold descriptors of.
+    pub(crate) senders: &'a super::rendezvous::Senders,
+    pub(crate) services: &'a super::service::Services,
 }
 
 /// A guard whose circuits succeed less often than this, in percent, is
@@ -338,6 +342,15 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
                 .copied()
                 .take(MAX_EXTEND_ADDRESSES)
                 .collect();
+        }
+        // A service's introduction point, known from its descriptor, or the
+        // rendezvous point a sender named (relay spec §13).
+        if let Some(addresses) = self
+            .senders
+            .intro_addresses(peer)
+            .or_else(|| self.services.rendezvous_addresses(peer))
+        {
+            return addresses;
         }
         // An introducer this node knows only from the descriptor of the
         // node it introduces (relay spec §7).

@@ -159,7 +159,7 @@ impl CircuitState {
     }
 
     /// A build to `dest` started: the relays it avoided are forgotten.
-    fn avoided(&mut self, dest: NodeId) {
+    pub(crate) fn avoided(&mut self, dest: NodeId) {
         if self.avoid.as_ref().is_some_and(|(d, _)| *d == dest) {
             self.avoid = None;
         }
@@ -256,6 +256,8 @@ impl<P: Profile> Node<P> {
                 engine,
                 config,
                 circuits,
+                senders,
+                services,
                 ..
             } = self;
             let (table, onion) = discovery.split();
@@ -271,6 +273,8 @@ impl<P: Profile> Node<P> {
                 deliveries: &mut deliveries,
                 config,
                 circuits,
+                senders,
+                services,
             };
             f(engine, &mut ctx, &onion)
         };
@@ -548,7 +552,11 @@ impl<P: Profile> Node<P> {
             let idle = self
                 .engine
                 .clients()
-                .find(|c| self.expired(c.opened_at) && !self.messages.circuit_busy(c.handle))
+                .find(|c| {
+                    self.expired(c.opened_at)
+                        && !self.messages.circuit_busy(c.handle)
+                        && !self.services.keeps(c.handle)
+                })
                 .map(|c| c.handle);
             let Some(circuit) = idle else {
                 break;
@@ -565,6 +573,11 @@ impl<P: Profile> Node<P> {
         }
         self.run_reachability(self.now);
         self.maintain_introducers();
+        #[cfg(feature = "rendezvous")]
+        {
+            self.run_service();
+            self.run_rendezvous();
+        }
         self.build_circuits();
         self.send_fragments();
         if self.circuits.credit_owed && self.messages.has_incoming_room() {
@@ -594,6 +607,11 @@ impl<P: Profile> Node<P> {
             if usable || !self.circuits.may_attempt(dest, self.now) {
                 continue;
             }
+            #[cfg(feature = "rendezvous")]
+            if self.is_known_service(&dest) {
+                self.open_rendezvous(dest);
+                continue;
+            }
             self.open_circuit(dest);
         }
     }
@@ -609,7 +627,11 @@ impl<P: Profile> Node<P> {
             let idle = self
                 .engine
                 .clients()
-                .filter(|c| c.is_ready() && !self.messages.circuit_busy(c.handle))
+                .filter(|c| {
+                    c.is_ready()
+                        && !self.messages.circuit_busy(c.handle)
+                        && !self.services.keeps(c.handle)
+                })
                 .min_by_key(|c| c.opened_at)
                 .map(|c| c.handle);
             match idle {
@@ -686,24 +708,7 @@ impl<P: Profile> Node<P> {
         let Some(first) = path.hops().first().copied() else {
             return;
         };
-        // Our own circuits start over an anonymous link only, never over a
-        // link that shows the first hop who we are (relay spec §11).
-        let anonymous = self.config.anonymous_first_hops;
-        if circuit_ctx::first_hop_link(self.links.as_ref(), &self.config, &first).is_none() {
-            if !self.dialer.is_pending(&first, anonymous) {
-                let addresses = match self.discovery.table().get(&first) {
-                    Some(e) => e.descriptor.repr().addresses.clone(),
-                    None => listed(&first).map(|i| i.address).into_iter().collect(),
-                };
-                let policy =
-                    super::dial::DialPolicy::for_peer(&self.config, self.discovery.table(), &first);
-                if !self
-                    .dialer
-                    .request(self.now, first, anonymous, addresses.into_iter(), policy)
-                {
-                    self.discovery.table_mut().record_failure(&first);
-                }
-            }
+        if !self.first_hop_linked_or(first, listed(&first).map(|i| i.address)) {
             // The path is drawn again once the link is up: keep the relays
             // it must avoid for that draw.
             return;
@@ -718,6 +723,37 @@ impl<P: Profile> Node<P> {
             }
         }
         let _ = self.with_engine(|engine, ctx, _| engine.open(ctx, path, &keys));
+    }
+
+    /// Whether a circuit can start at `first` now. Our own circuits start
+    /// over an anonymous link only, never over a link that shows the first
+    /// hop who we are (relay spec §11); without one, it is dialled (at its
+    /// descriptor's addresses, or `fallback`) and the caller tries again
+    /// when the link is up.
+    pub(crate) fn first_hop_linked_or(
+        &mut self,
+        first: NodeId,
+        fallback: Option<crate::identity::Address>,
+    ) -> bool {
+        if circuit_ctx::first_hop_link(self.links.as_ref(), &self.config, &first).is_some() {
+            return true;
+        }
+        let anonymous = self.config.anonymous_first_hops;
+        if !self.dialer.is_pending(&first, anonymous) {
+            let addresses = match self.discovery.table().get(&first) {
+                Some(e) => e.descriptor.repr().addresses.clone(),
+                None => fallback.into_iter().collect(),
+            };
+            let policy =
+                super::dial::DialPolicy::for_peer(&self.config, self.discovery.table(), &first);
+            if !self
+                .dialer
+                .request(self.now, first, anonymous, addresses.into_iter(), policy)
+            {
+                self.discovery.table_mut().record_failure(&first);
+            }
+        }
+        false
     }
 
     /// Sends message fragments round-robin over every circuit that has
@@ -824,6 +860,17 @@ impl<P: Profile> Node<P> {
                 command,
                 data,
             } => {
+                // Rendezvous answers come from the last hop built.
+                #[cfg(feature = "rendezvous")]
+                if self
+                    .engine
+                    .client(circuit)
+                    .is_some_and(|c| hop.saturating_add(1) == c.layers.len())
+                    && (self.on_rendezvous_answer(circuit, command, &data)
+                        || self.on_service_message(circuit, command, &data))
+                {
+                    return;
+                }
                 let Some(c) = self.engine.client(circuit) else {
                     return;
                 };

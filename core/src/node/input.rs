@@ -470,6 +470,8 @@ inputs! {
     AddAnchor(super::AddAnchor<'a>) borrow -> Result<(), super::AddAnchorError> = on_add_anchor;
     /// [`RestoreState`](super::RestoreState).
     RestoreState(super::RestoreState<'a>) borrow -> Result<super::RestoredState, super::RestoreStateError> = on_restore_state;
+    /// [`LearnService`](super::LearnService).
+    LearnService(super::LearnService<'a>) borrow -> Result<NodeId, super::LearnServiceError> = on_learn_service;
     // Test-only inputs come last, so that the others keep their place in
     // encodings (traces) with or without the feature.
     /// [`SendCell`](super::SendCell), with the `testing` feature only.

@@ -36,7 +36,9 @@ impl<P: Profile> Node<P> {
         if destination == self.node_id() {
             return Err(SendMessageError::ToSelf);
         }
-        if self.discovery.table().get(&destination).is_none() {
+        if self.discovery.table().get(&destination).is_none()
+            && !self.is_known_service(&destination)
+        {
             return Err(SendMessageError::UnknownDestination);
         }
         let id = self.fresh_message_id();

@@ -109,8 +109,10 @@ mod profile;
 mod queries;
 mod reachability;
 mod receive;
+mod rendezvous;
 #[cfg(feature = "serde")]
 mod serde_cell;
+mod service;
 mod slot;
 mod state;
 mod stats;
@@ -144,6 +146,8 @@ pub use reachability::{
     ReachabilityStatus, DIAL_BACK_PEERS, DIAL_BACK_QUORUM, MAX_DIAL_BACKS, RECHECK_INTERVAL,
     RETRY_INTERVAL,
 };
+pub use rendezvous::{LearnService, LearnServiceError, MAX_KNOWN_SERVICES};
+pub use service::{ServiceDescriptorUnavailable, INTRO_KEEPALIVE, INTRO_POINTS};
 pub use slot::LinkSlot;
 pub use state::{
     RestoreState, RestoreStateError, RestoredState, StateBufferTooSmall, STATE_VERSION,
@@ -224,6 +228,10 @@ pub struct Node<P: Profile> {
     circuits: circuits::CircuitState,
     /// Whether others can dial this node, and the dial-backs it makes.
     reach: reachability::Reach,
+    /// Rendezvous services this node reaches, and the rendezvous it sets up.
+    senders: rendezvous::Senders,
+    /// The rendezvous service this node offers.
+    services: service::Services,
     #[cfg(feature = "testing")]
     cell_hook: Option<CellHook>,
 }
@@ -284,6 +292,8 @@ impl<P: Profile> Node<P> {
             stats: NodeStats::default(),
             circuits: circuits::CircuitState::new(config.circuit_build_timeout),
             reach: reachability::Reach::new(config.reachability),
+            senders: rendezvous::Senders::default(),
+            services: service::Services::default(),
             #[cfg(feature = "testing")]
             cell_hook: None,
         }

@@ -75,6 +75,13 @@ impl<P: Profile> Node<P> {
         })
     }
 
+    /// The roles this node holds for rendezvous services (relay spec §13):
+    /// services it introduces, and rendezvous it has joined.
+    pub fn rendezvous_roles(&self) -> (usize, usize) {
+        let tables = self.engine.rendezvous_tables();
+        (tables.introducing(), tables.rendezvous().1)
+    }
+
     /// This node's id.
     pub fn node_id(&self) -> NodeId {
         self.identity.node_id()

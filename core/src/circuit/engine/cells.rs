@@ -19,6 +19,24 @@ use super::super::relay_table::{AwaitingLink, CircuitEnd, RelayCircuit, RelayDir
 use super::super::{respond, HOP_MESSAGE_LEN};
 use super::*;
 
+/// Reports a relay message from hop `hop` of own circuit `circuit`.
+fn data_event(
+    ctx: &mut impl CircuitContext,
+    circuit: CircuitHandle,
+    hop: usize,
+    command: RelayCommand,
+    data: &[u8],
+) {
+    if let Ok(data) = Vec::from_slice(data) {
+        ctx.event(CircuitEvent::Data {
+            circuit,
+            hop,
+            command,
+            data,
+        });
+    }
+}
+
 impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> {
     /// Handles a circuit cell received on `link`. `onion_keys` are this
     /// node's onion keys, newest first. An error means the peer broke the
@@ -168,7 +186,10 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             return;
         }
         let end = circuit.end;
-        if circuit.rendezvous && built.saturating_add(1) == circuit.path.hops().len() {
+        #[cfg(feature = "rendezvous")]
+        if self.rendezvous.to_service(handle)
+            && built.saturating_add(1) == circuit.path.hops().len()
+        {
             // At the rendezvous point: the service's hop is added by its
             // answer, which the node's introduction brings about.
             circuit.step_sent_at = ctx.now();
@@ -256,11 +277,14 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
                             // A rendezvous point passes it to the circuit
                             // it joined; otherwise nobody is further on:
                             // the cell was altered.
+                            #[cfg(feature = "rendezvous")]
                             _ => {
                                 if !self.forward_joined(ctx, end, command, &mut cgo) {
                                     self.destroy_relay(ctx, end, DestroyReason::Unrecognised);
                                 }
                             }
+                            #[cfg(not(feature = "rendezvous"))]
+                            _ => self.destroy_relay(ctx, end, DestroyReason::Unrecognised),
                         },
                     }
                 }
@@ -278,7 +302,10 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         let Some(hop) = circuit.layers.receive_backward(ad, &mut cgo) else {
             // From a sender beyond the rendezvous point, if this circuit
             // carries a service hop.
+            #[cfg(feature = "rendezvous")]
             self.at_service_hop(ctx, end, ad, &mut cgo);
+            #[cfg(not(feature = "rendezvous"))]
+            self.fail_client(ctx, end, DestroyReason::Unrecognised);
             return;
         };
         let handle = circuit.handle;
@@ -289,22 +316,20 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
                     command @ (RelayCommand::Data
                     | RelayCommand::Ack
                     | RelayCommand::Credit
-                    | RelayCommand::ProbeReply
-                    | RelayCommand::IntroEstablished
+                    | RelayCommand::ProbeReply),
+                data,
+            }) => data_event(ctx, handle, hop, command, data),
+            // Answers of introduction and rendezvous points, and
+            // introductions: for the node (relay spec §13).
+            #[cfg(feature = "rendezvous")]
+            Ok(RelayMessage {
+                command:
+                    command @ (RelayCommand::IntroEstablished
                     | RelayCommand::Introduce2
                     | RelayCommand::IntroduceAck
                     | RelayCommand::RendezvousEstablished),
                 data,
-            }) => {
-                if let Ok(data) = Vec::from_slice(data) {
-                    ctx.event(CircuitEvent::Data {
-                        circuit: handle,
-                        hop,
-                        command,
-                        data,
-                    });
-                }
-            }
+            }) => data_event(ctx, handle, hop, command, data),
             Ok(RelayMessage {
                 command: RelayCommand::Extended,
                 data,
@@ -327,7 +352,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             Ok(RelayMessage {
                 command: RelayCommand::Rendezvous2,
                 data,
-            }) if circuit.rendezvous
+            }) if self.rendezvous.to_service(handle)
                 && hop.saturating_add(1) == circuit.layers.len()
                 && circuit.pending.is_some() =>
             {
@@ -366,7 +391,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             .clients
             .by_handle(circuit)
             .ok_or(CircuitError::UnknownCircuit)?;
-        let waiting = c.rendezvous
+        let waiting = self.rendezvous.to_service(circuit)
             && c.pending.is_none()
             && c.layers.len().saturating_add(1) == c.path.hops().len();
         let service_key = c.onion_keys.last().copied();
@@ -407,6 +432,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             }) if command == CellCommand::RelayEarly && !self.rendezvous.has_role(end) => {
                 self.extend(ctx, end, data);
             }
+            #[cfg(feature = "rendezvous")]
             Ok(RelayMessage { command, data }) if self.role_request(ctx, end, command, data) => {}
             // Every hop answers a probe itself, with the same data (relay
             // spec §6); if its way back is full, the client hears nothing,
@@ -511,10 +537,12 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             if let Some(other) = other {
                 ctx.send(other.0, &destroy_cell(other, reason));
             }
+            #[cfg(feature = "rendezvous")]
             self.relay_gone(ctx, end, reason);
             return;
         }
         if let Some(c) = self.clients.remove(end) {
+            #[cfg(feature = "rendezvous")]
             self.rendezvous.drop_service_hop(end);
             ctx.event(closed_event(c, reason));
         }
@@ -531,6 +559,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         if let Some(Some(other)) = self.relays.remove(end) {
             ctx.send(other.0, &destroy_cell(other, reason));
         }
+        #[cfg(feature = "rendezvous")]
         self.relay_gone(ctx, end, reason);
     }
 
@@ -542,6 +571,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         reason: DestroyReason,
     ) {
         ctx.send(end.0, &destroy_cell(end, reason));
+        #[cfg(feature = "rendezvous")]
         self.rendezvous.drop_service_hop(end);
         if let Some(c) = self.clients.remove(end) {
             ctx.event(closed_event(c, reason));

@@ -357,7 +357,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         path: Path,
         onion_keys: &[[u8; 32]],
     ) -> Result<CircuitHandle, CircuitError> {
-        self.open_with(ctx, path, onion_keys, false)
+        self.open_with(ctx, path, onion_keys)
     }
 
     /// Opens a circuit to a rendezvous service: `path` ends with the
@@ -376,7 +376,16 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         if path.hops().len() < 2 {
             return Err(CircuitError::OnionKeysMismatch);
         }
-        self.open_with(ctx, path, onion_keys, true)
+        let clients = &self.clients;
+        if !self
+            .rendezvous
+            .room_for_service_circuit(|c| clients.iter().any(|o| o.handle == c))
+        {
+            return Err(CircuitError::Full);
+        }
+        let circuit = self.open_with(ctx, path, onion_keys)?;
+        self.rendezvous.add_service_circuit(circuit);
+        Ok(circuit)
     }
 
     fn open_with(
@@ -384,7 +393,6 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         ctx: &mut impl CircuitContext,
         path: Path,
         onion_keys: &[[u8; 32]],
-        rendezvous: bool,
     ) -> Result<CircuitHandle, CircuitError> {
         if onion_keys.len() != path.hops().len() {
             return Err(CircuitError::OnionKeysMismatch);
@@ -417,7 +425,6 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             step_sent_at: ctx.now(),
             flow: Flow::new(),
             liveness: Liveness::new(),
-            rendezvous,
         };
         self.clients.insert(circuit)?;
         Ok(handle)
@@ -486,6 +493,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         command: RelayCommand,
         data: &[u8],
     ) -> Result<(), CircuitError> {
+        #[cfg(feature = "rendezvous")]
         if self.rendezvous.serves(at) {
             return self.reply_from_service_hop(ctx, at, command, data);
         }
@@ -521,6 +529,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
 
     /// Flow control of a circuit this node is the last hop of.
     pub fn relay_flow(&mut self, at: CircuitEnd) -> Option<&mut Flow> {
+        #[cfg(feature = "rendezvous")]
         if self.rendezvous.serves(at) {
             return self.rendezvous.service_flow(at);
         }
@@ -534,11 +543,14 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
 
     /// Circuits this node is the last hop of, and their flow control.
     pub fn ends_mut(&mut self) -> impl Iterator<Item = (CircuitEnd, &mut Flow)> {
-        self.relays
+        let ends = self
+            .relays
             .iter_mut()
             .filter(|c| c.outbound.is_none() && !c.extending)
-            .map(|c| (c.inbound, &mut c.flow))
-            .chain(self.rendezvous.service_flows())
+            .map(|c| (c.inbound, &mut c.flow));
+        #[cfg(feature = "rendezvous")]
+        let ends = ends.chain(self.rendezvous.service_flows());
+        ends
     }
 
     /// Calls `f` with every link that a cell arriving on `link` may be
@@ -608,7 +620,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
                 .find(|c| {
                     // A rendezvous takes three builds: the sender's, its
                     // introduction circuit's and the service's.
-                    let allowed = if c.rendezvous {
+                    let allowed = if self.rendezvous.to_service(c.handle) {
                         timeout.saturating_mul(3)
                     } else {
                         timeout
@@ -654,7 +666,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
     pub fn next_deadline(&self, timeouts: CircuitTimeouts) -> Option<Instant> {
         let timeout = timeouts.build;
         let building = self.clients.iter().filter(|c| !c.is_ready()).map(|c| {
-            let allowed = if c.rendezvous {
+            let allowed = if self.rendezvous.to_service(c.handle) {
                 timeout.saturating_mul(3)
             } else {
                 timeout
@@ -733,6 +745,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
     /// side of each relayed one is told.
     pub fn link_closed(&mut self, ctx: &mut impl CircuitContext, link: LinkId) {
         // Circuits joined at a rendezvous to one over this link go too.
+        #[cfg(feature = "rendezvous")]
         loop {
             let on_link = self
                 .relays
@@ -751,6 +764,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             }
         }
         while let Some(c) = self.clients.remove_one_on_link(link) {
+            #[cfg(feature = "rendezvous")]
             self.rendezvous.drop_service_hop(c.end);
             ctx.event(closed_event(c, DestroyReason::LinkClosed));
         }

@@ -21,6 +21,10 @@
 //! Every table is fixed at build time; without the `rendezvous` feature
 //! each holds nothing, and the roles are refused.
 
+// Without the feature the tables hold nothing and the paths that use them
+// are compiled out (the firmware image's flash): what is left is unused.
+#![cfg_attr(not(feature = "rendezvous"), allow(dead_code, unused_imports))]
+
 use heapless::Vec;
 use subtle::ConstantTimeEq;
 
@@ -45,12 +49,16 @@ pub const MAX_INTRO_ROLES: usize = if ENABLED { 8 } else { 0 };
 pub const MAX_RENDEZVOUS_ROLES: usize = if ENABLED { 8 } else { 0 };
 /// Senders' circuits a service serves at once.
 pub const MAX_SERVICE_HOPS: usize = if ENABLED { 4 } else { 0 };
-/// Roles of either kind that circuits over one link may hold: a quarter of
-/// the table, so one peer cannot take every slot.
-const ROLES_PER_LINK: usize = if MAX_RENDEZVOUS_ROLES / 4 < 2 {
+/// Own circuits to rendezvous services at once.
+pub const MAX_RENDEZVOUS_CIRCUITS: usize = if ENABLED { 4 } else { 0 };
+/// Roles of either kind that circuits over one link may hold: half the
+/// table, so one peer cannot take every slot (the circuits of many
+/// senders reach a rendezvous point over a few relays' links, so a smaller
+/// share would turn honest senders away).
+const ROLES_PER_LINK: usize = if MAX_RENDEZVOUS_ROLES / 2 < 2 {
     2
 } else {
-    MAX_RENDEZVOUS_ROLES / 4
+    MAX_RENDEZVOUS_ROLES / 2
 };
 
 /// Status byte of `INTRO_ESTABLISHED`, `INTRODUCE_ACK` and
@@ -88,11 +96,19 @@ pub struct RendezvousTables {
     intros: Vec<IntroRole, MAX_INTRO_ROLES>,
     joins: Vec<RendezvousRole, MAX_RENDEZVOUS_ROLES>,
     service_hops: Vec<ServiceHop, MAX_SERVICE_HOPS>,
+    /// Own circuits whose last hop is a rendezvous service: built to the
+    /// rendezvous point before it, the service's layer added by its answer,
+    /// not by an `EXTEND`. Kept here, not in every circuit, so that an
+    /// image without the feature pays nothing for it.
+    to_services: Vec<CircuitHandle, MAX_RENDEZVOUS_CIRCUITS>,
 }
 
 impl RendezvousTables {
     /// The circuit `end` is joined to at this rendezvous point.
     fn partner(&self, end: CircuitEnd) -> Option<CircuitEnd> {
+        if !ENABLED {
+            return None;
+        }
         self.joins.iter().find_map(|j| match j.service {
             Some(service) if j.sender == end => Some(service),
             Some(service) if service == end => Some(j.sender),
@@ -102,11 +118,12 @@ impl RendezvousTables {
 
     /// Whether `end` holds a role here (it may then not be extended).
     pub(super) fn has_role(&self, end: CircuitEnd) -> bool {
-        self.intros.iter().any(|i| i.end == end)
-            || self
-                .joins
-                .iter()
-                .any(|j| j.sender == end || j.service == Some(end))
+        ENABLED
+            && (self.intros.iter().any(|i| i.end == end)
+                || self
+                    .joins
+                    .iter()
+                    .any(|j| j.sender == end || j.service == Some(end)))
     }
 
     fn roles_on_link(&self, link: LinkId) -> usize {
@@ -132,11 +149,14 @@ impl RendezvousTables {
 
     /// Whether own circuit `end` carries a service hop.
     pub(super) fn serves(&self, end: CircuitEnd) -> bool {
-        self.service_hops.iter().any(|h| h.end == end)
+        ENABLED && self.service_hops.iter().any(|h| h.end == end)
     }
 
     /// Drops the service hop of own circuit `end`.
     pub(super) fn drop_service_hop(&mut self, end: CircuitEnd) {
+        if !ENABLED {
+            return;
+        }
         self.service_hops.retain(|h| h.end != end);
     }
 
@@ -149,6 +169,26 @@ impl RendezvousTables {
 
     pub(super) fn service_flows(&mut self) -> impl Iterator<Item = (CircuitEnd, &mut Flow)> {
         self.service_hops.iter_mut().map(|h| (h.end, &mut h.flow))
+    }
+
+    /// Whether own circuit `circuit` goes to a rendezvous service.
+    pub(super) fn to_service(&self, circuit: CircuitHandle) -> bool {
+        ENABLED && self.to_services.contains(&circuit)
+    }
+
+    /// Forgets own circuits to services no longer `open`; whether there
+    /// is room for another.
+    pub(super) fn room_for_service_circuit(
+        &mut self,
+        open: impl Fn(CircuitHandle) -> bool,
+    ) -> bool {
+        self.to_services.retain(|c| open(*c));
+        !self.to_services.is_full()
+    }
+
+    /// Notes own circuit `circuit` as one to a rendezvous service.
+    pub(super) fn add_service_circuit(&mut self, circuit: CircuitHandle) {
+        let _ = self.to_services.push(circuit);
     }
 
     /// Introduction roles held (for status and tests).
@@ -198,6 +238,10 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         command: RelayCommand,
         data: &[u8],
     ) -> bool {
+        if !ENABLED {
+            // Not spoken here: the cell is refused as any unknown one.
+            return false;
+        }
         let request = matches!(
             command,
             RelayCommand::EstablishIntro
@@ -208,7 +252,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         if !request {
             return false;
         }
-        if !ENABLED || !self.is_last_hop(end) {
+        if !self.is_last_hop(end) {
             self.destroy_relay(ctx, end, DestroyReason::Protocol);
             return true;
         }
@@ -372,6 +416,9 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         end: CircuitEnd,
         reason: DestroyReason,
     ) {
+        if !ENABLED {
+            return;
+        }
         if let Some(partner) = self.rendezvous.forget(end) {
             if self.relays.remove(partner).is_some() {
                 ctx.send(partner.0, &destroy_cell(partner, reason));
