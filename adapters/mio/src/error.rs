@@ -200,3 +200,27 @@ impl fmt::Display for TurnError {
 }
 
 impl std::error::Error for TurnError {}
+
+/// Why [`Runtime::offer_service`](crate::Runtime::offer_service) did not
+/// offer the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferServiceError {
+    /// The runtime records a trace. Offering a service is a method of the
+    /// node, not one of its inputs, so a trace cannot hold it and its
+    /// replay would diverge at the first introduction point.
+    Recording,
+}
+
+impl fmt::Display for OfferServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OfferServiceError::Recording => write!(
+                f,
+                "a node that records a trace cannot offer a service (offering one is not a \
+                 node input, so the trace could not replay it); do not record this node"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OfferServiceError {}

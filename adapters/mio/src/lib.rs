@@ -72,7 +72,7 @@ pub use capture::CaptureError;
 pub use clock::Clock;
 pub use connection::ConnectionInfo;
 pub use dial::DialFailure;
-pub use error::{BindError, DialError, TurnError};
+pub use error::{BindError, DialError, OfferServiceError, TurnError};
 pub use runtime::{Runtime, RuntimeOptions};
 pub use std_node::{
     build_node, StdNode, StdProfile, EVENTS, MESSAGES, MSG, OUTPUT_BUFFER, OWN, PEERS, READ_CHUNK,

@@ -147,7 +147,9 @@ pub use reachability::{
     RETRY_INTERVAL,
 };
 pub use rendezvous::{LearnService, LearnServiceError, MAX_KNOWN_SERVICES};
-pub use service::{ServiceDescriptorUnavailable, INTRO_KEEPALIVE, INTRO_POINTS};
+pub use service::{
+    rendezvous_state_size, ServiceDescriptorUnavailable, INTRO_KEEPALIVE, INTRO_POINTS,
+};
 pub use slot::LinkSlot;
 pub use state::{
     RestoreState, RestoreStateError, RestoredState, StateBufferTooSmall, STATE_VERSION,

@@ -25,7 +25,8 @@
 //! }
 //! // Everything the node will ever use, known at compile time:
 //! let bytes = core::mem::size_of::<Node<Sensor>>();
-//! assert!(bytes < 64 * 1024, "{bytes}");
+//! // (under 64 KiB, plus the 8 KiB of rendezvous state of the default features)
+//! assert!(bytes < 64 * 1024 + veil_core::node::rendezvous_state_size(), "{bytes}");
 //! ```
 
 use crate::capacity::{ByteStore, DequeStore, VecStore};

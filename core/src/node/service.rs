@@ -135,6 +135,15 @@ impl core::fmt::Display for ServiceDescriptorUnavailable {
 
 impl core::error::Error for ServiceDescriptorUnavailable {}
 
+/// Bytes of rendezvous state every node carries whatever its profile
+/// (docs/memory.md): the engine's role tables, the sender's and the
+/// service's side. A few dozen without the `rendezvous` feature.
+pub const fn rendezvous_state_size() -> usize {
+    core::mem::size_of::<crate::circuit::RendezvousTables>()
+        .saturating_add(core::mem::size_of::<super::rendezvous::Senders>())
+        .saturating_add(core::mem::size_of::<Services>())
+}
+
 impl<P: Profile> Node<P> {
     /// Offers a rendezvous service under `keys` (relay spec §13): the node
     /// sets up introduction points and answers introductions. Returns the
@@ -483,6 +492,7 @@ mod tests {
         let senders = core::mem::size_of::<super::super::rendezvous::Senders>();
         let services = core::mem::size_of::<Services>();
         std::println!("engine {engine} B, sender {senders} B, service {services} B");
+        assert_eq!(rendezvous_state_size(), engine + senders + services);
         if ENABLED {
             assert!(
                 engine + senders + services <= 10_240,

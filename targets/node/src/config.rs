@@ -78,6 +78,10 @@ pub struct FileConfig {
     /// was) or "private" (introducers only). Default "public", or
     /// "private" when `introducers` is above 0.
     pub reachability: Option<String>,
+    /// Whether this node offers a rendezvous service (relay spec §13):
+    /// its keys are `service.key` in the data directory (made at first
+    /// start), its signed descriptor is kept in `service.descriptor` there.
+    pub service: Option<bool>,
 }
 
 /// Everything `veil node` runs with.
@@ -103,6 +107,7 @@ pub struct Settings {
     pub extend_to_private_addresses: bool,
     pub introducers: usize,
     pub reachability: veil_core::node::Reachability,
+    pub service: bool,
 }
 
 /// Flags that override the file.
@@ -220,6 +225,7 @@ pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
             (None, Some(n)) if n > 0 => veil_core::node::Reachability::Private,
             (None, _) => veil_core::node::Reachability::Public,
         },
+        service: file.service.unwrap_or(false),
     };
     if settings.introducers > veil_core::identity::MAX_INTRODUCERS {
         return Err(format!(
@@ -371,6 +377,15 @@ mod tests {
         assert!(e.contains("not a loopback address"), "{e}");
         let e = toml::from_str::<FileConfig>(r#"control = "localhost:7701""#).unwrap_err();
         assert!(e.to_string().contains("neither IP:PORT nor a path"), "{e}");
+    }
+
+    #[test]
+    fn a_service_is_offered_only_when_asked() {
+        let s = resolve(FileConfig::default(), flags(&[])).unwrap();
+        assert!(!s.service);
+        let file: FileConfig = toml::from_str("service = true").unwrap();
+        assert!(resolve(file, flags(&[])).unwrap().service);
+        assert!(toml::from_str::<FileConfig>(r#"service = "yes""#).is_err());
     }
 
     #[test]

@@ -1,22 +1,24 @@
-//! `veil send`, `veil listen` and `veil status`: the command-line clients
-//! of a running node's control socket. They speak to it through
-//! `veil_node::control_client`; what is theirs is finding the socket,
-//! reading stdin and printing.
+//! `veil send`, `veil reply`, `veil learn-service`, `veil listen` and
+//! `veil status`: the command-line clients of a running node's control
+//! socket. They speak to it through `veil_node::control_client`; what is
+//! theirs is finding the socket, reading stdin and files, and printing.
 
 use std::io::{IsTerminal, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use veil_core::identity::NodeId;
+use veil_core::identity::{NodeId, ServiceDescriptor, MAX_SERVICE_DESCRIPTOR_LEN};
+use veil_core::node::LearnServiceError;
 use veil_mio::StdNode;
 use veil_node::control_address::{ControlAddress, Endpoint};
 use veil_node::control_client::ControlClient;
+use veil_node::control_protocol::parse_reply_token;
 use veil_node::status::Status;
 
 use crate::{data_dir, terminal_text};
 
-/// How long `veil status` waits for the answer.
+/// How long `veil status` and `veil learn-service` wait for the answer.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How a client finds the node's control socket.
@@ -81,6 +83,72 @@ impl Output {
 /// Sends stdin as one message; `Ok` once acknowledged.
 pub fn send(control: &ControlArgs, to: &str, timeout_secs: u64) -> Result<(), String> {
     let to = NodeId::from_hex(to).map_err(|e| format!("bad node id: {e}"))?;
+    let data = read_message()?;
+    let mut client = control.connect(Some(answer_timeout(timeout_secs)))?;
+    client.send(to, &data).map_err(|e| e.to_string())
+}
+
+/// Sends stdin as one reply to the anonymous message whose reply token is
+/// `token`; `Ok` once acknowledged.
+pub fn reply(control: &ControlArgs, token: &str, timeout_secs: u64) -> Result<(), String> {
+    // The node closes the connection on a request that is not one: say
+    // what is wrong before asking it.
+    if parse_reply_token(token).is_none() {
+        return Err(
+            "malformed reply token: pass the reply_to of a message as `veil listen --json` \
+             printed it"
+                .into(),
+        );
+    }
+    let data = read_message()?;
+    let mut client = control.connect(Some(answer_timeout(timeout_secs)))?;
+    client.reply(token, &data).map_err(|e| e.to_string())
+}
+
+/// Hands the node the service descriptor in `file`; prints the service's
+/// id once learnt.
+pub fn learn_service(control: &ControlArgs, file: &Path) -> Result<(), String> {
+    let descriptor = read_descriptor(file)?;
+    // Refused here as the node would refuse it, and without a node.
+    ServiceDescriptor::parse_verified(&descriptor)
+        .map_err(|e| format!("{}: {}", file.display(), LearnServiceError::Invalid(e)))?;
+    let mut client = control.connect(Some(STATUS_TIMEOUT))?;
+    let id = client
+        .learn_service(&descriptor)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    println!("{id}");
+    Ok(())
+}
+
+/// The bytes of a service descriptor file (at most the largest
+/// descriptor).
+fn read_descriptor(file: &Path) -> Result<Vec<u8>, String> {
+    let opened =
+        std::fs::File::open(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let limit = u64::try_from(MAX_SERVICE_DESCRIPTOR_LEN)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let mut descriptor = Vec::new();
+    opened
+        .take(limit)
+        .read_to_end(&mut descriptor)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    if descriptor.len() > MAX_SERVICE_DESCRIPTOR_LEN {
+        return Err(format!(
+            "{} is over {MAX_SERVICE_DESCRIPTOR_LEN} bytes: not a service descriptor",
+            file.display()
+        ));
+    }
+    Ok(descriptor)
+}
+
+/// A zero read timeout is no timeout to the OS: wait at least 1 s.
+fn answer_timeout(secs: u64) -> Duration {
+    Duration::from_secs(secs.max(1))
+}
+
+/// Stdin, as one message of at most `StdNode::MAX_MESSAGE` bytes.
+fn read_message() -> Result<Vec<u8>, String> {
     let mut data = Vec::new();
     let limit = u64::try_from(StdNode::MAX_MESSAGE)
         .unwrap_or(u64::MAX)
@@ -96,10 +164,7 @@ pub fn send(control: &ControlArgs, to: &str, timeout_secs: u64) -> Result<(), St
             StdNode::MAX_MESSAGE
         ));
     }
-    // A zero read timeout is no timeout to the OS: wait at least 1 s.
-    let timeout = Duration::from_secs(timeout_secs.max(1));
-    let mut client = control.connect(Some(timeout))?;
-    client.send(to, &data).map_err(|e| e.to_string())
+    Ok(data)
 }
 
 /// Prints received messages as `output` says, each followed by a newline.
@@ -149,6 +214,19 @@ fn render(s: &Status) -> String {
     let _ = writeln!(out, "node      {}", s.node_id);
     let _ = writeln!(out, "listen    {}   up {} s", s.listen, s.uptime_secs);
     let _ = writeln!(out, "reach     {}", s.reachability);
+    if let Some(id) = &s.service_id {
+        let _ = writeln!(
+            out,
+            "service   {id}: {}",
+            plural(s.service_intro_points, "introduction point")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "rendezvous roles: introducing {}, {} joined",
+        plural(s.rendezvous_introducing, "service"),
+        s.rendezvous_joined
+    );
     let _ = writeln!(
         out,
         "known     {} nodes ({} relays)",
@@ -227,4 +305,64 @@ fn render(s: &Status) -> String {
         );
     }
     out
+}
+
+/// "1 service", "2 services".
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(service_id: Option<String>) -> Status {
+        let json = serde_json::json!({
+            "node_id": "ab".repeat(32), "listen": "127.0.0.1:7700", "uptime_secs": 3,
+            "links": [], "circuits_relayed": 0, "circuits_own": 0,
+            "messages_outgoing": 0, "messages_incoming": 0, "known_nodes": 0,
+            "known_relays": 0, "bytes_sent": 0, "bytes_received": 0, "cells_sent": 0,
+            "cells_received": 0, "links_closed": 0, "circuits_built": 0,
+            "messages_sent": 0, "messages_acknowledged": 0, "messages_received": 0,
+            "cells_dropped": 0,
+        });
+        let mut s: Status = serde_json::from_value(json).unwrap();
+        s.service_id = service_id;
+        s
+    }
+
+    #[test]
+    fn the_service_line_shows_only_with_a_service_and_the_roles_always() {
+        let mut s = status(None);
+        s.rendezvous_introducing = 1;
+        s.rendezvous_joined = 3;
+        let text = render(&s);
+        assert!(!text.contains("service "), "{text}");
+        assert!(
+            text.contains("\nrendezvous roles: introducing 1 service, 3 joined\n"),
+            "{text}"
+        );
+
+        let id = "cd".repeat(32);
+        let mut s = status(Some(id.clone()));
+        s.service_intro_points = 2;
+        let text = render(&s);
+        assert!(
+            text.contains(&format!("\nservice   {id}: 2 introduction points\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nrendezvous roles: introducing 0 services, 0 joined\n"),
+            "{text}"
+        );
+        // The line follows the reachability line.
+        let reach = text.find("reach ").unwrap();
+        assert!(text.find("service ").unwrap() > reach);
+        s.service_intro_points = 1;
+        assert!(render(&s).contains(": 1 introduction point\n"));
+    }
 }

@@ -7,6 +7,7 @@
 use std::io::{BufRead, ErrorKind, Read};
 
 use serde::{Deserialize, Serialize};
+use veil_core::message::ReplyTo;
 use veil_mio::StdNode;
 use zeroize::Zeroizing;
 
@@ -67,6 +68,21 @@ pub enum Request {
         /// The message, in hex.
         data_hex: String,
     },
+    /// Answer an anonymous message over the circuit it came on, and answer
+    /// once the reply is acknowledged or failed.
+    Reply {
+        /// The message's reply token, from its `listen` line.
+        reply_to: String,
+        /// The reply, in hex.
+        data_hex: String,
+    },
+    /// Learn a rendezvous service from its signed descriptor; answer with
+    /// its id.
+    #[serde(rename = "learn_service")]
+    LearnService {
+        /// The descriptor, in hex.
+        descriptor_hex: String,
+    },
     /// Answer with the node's status. (A struct variant: serde checks
     /// unknown fields only there, and `{"cmd":"status","x":1}` is not a
     /// valid request.)
@@ -92,6 +108,9 @@ pub struct Response {
     /// The status, for `status`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,
+    /// The service's id (hex), for `learn_service`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_id: Option<String>,
 }
 
 impl Response {
@@ -108,7 +127,7 @@ impl Response {
         Response {
             ok: false,
             error: Some(text.into()),
-            status: None,
+            ..Response::default()
         }
     }
 }
@@ -120,9 +139,35 @@ pub struct MessageLine {
     pub event: String,
     /// The sender's node id when known (replies), else null.
     pub from: Option<String>,
+    /// For a message from an anonymous sender, the token that answers it
+    /// (a `reply` request), else null: see [`reply_token`].
+    #[serde(default)]
+    pub reply_to: Option<String>,
     /// The message, in hex.
     pub data_hex: String,
 }
+
+/// The reply token of the circuit `to`: opaque hex (the hex of the core's
+/// serde form of [`ReplyTo`], in JSON), valid while that circuit lives.
+/// Anonymous senders never see it: it only names, to this node's
+/// operator, a circuit this node is the last hop of.
+pub fn reply_token(to: &ReplyTo) -> String {
+    // A `ReplyTo` is numbers in arrays and maps: it always encodes.
+    hex::encode(serde_json::to_vec(to).unwrap_or_default())
+}
+
+/// The circuit a reply token names; `None` if `token` is not one (whether
+/// that circuit still lives only the node knows).
+pub fn parse_reply_token(token: &str) -> Option<ReplyTo> {
+    if token.is_empty() || token.len() > MAX_REPLY_TOKEN {
+        return None;
+    }
+    let bytes = hex::decode(token).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The longest reply token taken: well above any the node hands out.
+const MAX_REPLY_TOKEN: usize = 512;
 
 /// `value` as one line: compact JSON and its `\n`.
 pub fn encode_line<T: Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
@@ -179,6 +224,9 @@ mod tests {
             r#"{"cmd":"status","x":1}"#,
             r#"{"cmd":"listen","count":1,"x":1}"#,
             r#"{"cmd":"send","to":"00","data_hex":"00","x":1}"#,
+            r#"{"cmd":"reply","reply_to":"00","data_hex":"00","x":1}"#,
+            r#"{"cmd":"learn_service","descriptor_hex":"00","x":1}"#,
+            r#"{"cmd":"learnservice","descriptor_hex":"00"}"#,
             r#"{"cmd":"nope"}"#,
         ] {
             assert!(serde_json::from_str::<Request>(bad).is_err(), "{bad}");
@@ -189,6 +237,39 @@ mod tests {
             serde_json::to_string(&Request::Status {}).unwrap(),
             r#"{"cmd":"status"}"#
         );
+    }
+
+    #[test]
+    fn reply_tokens_round_trip_and_malformed_ones_are_refused() {
+        // Only the core makes a `ReplyTo`; its serde form is the way in.
+        let to: ReplyTo =
+            serde_json::from_str(r#"[{"index":3,"generation":7},2147483653]"#).unwrap();
+        let token = reply_token(&to);
+        assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
+        assert_eq!(parse_reply_token(&token), Some(to));
+        for bad in [
+            "",
+            "zz",
+            "00",
+            &token[1..],
+            &token.to_uppercase().replace('A', "G"),
+            &hex::encode(br#"[{"index":3},1]"#),
+            &"0".repeat(600),
+        ] {
+            assert_eq!(parse_reply_token(bad), None, "{bad}");
+        }
+        let line = MessageLine {
+            event: "message".into(),
+            from: None,
+            reply_to: Some(token.clone()),
+            data_hex: "00".into(),
+        };
+        let json = String::from_utf8(encode_line(&line).unwrap()).unwrap();
+        assert!(json.contains(&format!(r#""reply_to":"{token}""#)), "{json}");
+        // A line without the field (an older node) still reads.
+        let old: MessageLine =
+            serde_json::from_str(r#"{"event":"message","from":null,"data_hex":"00"}"#).unwrap();
+        assert_eq!(old.reply_to, None);
     }
 
     #[test]

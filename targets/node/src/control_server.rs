@@ -16,10 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use veil_core::identity::NodeId;
+use veil_core::identity::{NodeId, MAX_SERVICE_DESCRIPTOR_LEN};
+use veil_core::message::ReplyTo;
 use veil_mio::StdNode;
 use veil_node::control_protocol::{
-    encode_line, read_line, MessageLine, Request, Response, MAX_AUTH_LINE, MAX_LINE,
+    encode_line, parse_reply_token, read_line, reply_token, MessageLine, Request, Response,
+    MAX_AUTH_LINE, MAX_LINE,
 };
 use veil_node::control_stream::ControlStream;
 
@@ -42,17 +44,27 @@ const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 enum Valid {
     Status,
     Send { to: NodeId, data: Vec<u8> },
+    Reply { to: ReplyTo, data: Vec<u8> },
+    LearnService { descriptor: Vec<u8> },
     Listen { count: Option<u64> },
 }
 
 /// The request on `line`, if it is a valid one: JSON of a known command
-/// with its fields, hex that decodes, a node id of the right length.
+/// with its fields, hex that decodes, a node id of the right length, a
+/// reply token that names a circuit.
 fn parse(line: &[u8]) -> Option<Valid> {
     Some(match serde_json::from_slice(line).ok()? {
         Request::Status {} => Valid::Status,
         Request::Send { to, data_hex } => Valid::Send {
             to: NodeId::from_hex(&to).ok()?,
             data: hex::decode(data_hex).ok()?,
+        },
+        Request::Reply { reply_to, data_hex } => Valid::Reply {
+            to: parse_reply_token(&reply_to)?,
+            data: hex::decode(data_hex).ok()?,
+        },
+        Request::LearnService { descriptor_hex } => Valid::LearnService {
+            descriptor: hex::decode(descriptor_hex).ok()?,
         },
         Request::Listen { count } => Valid::Listen { count },
     })
@@ -170,12 +182,43 @@ fn serve_connection(
                 };
                 write_line(&mut writer, &response)?;
             }
+            Valid::Reply { to, data } => {
+                let response = match reply(host, to, data) {
+                    Ok(()) => Response::ok(),
+                    Err(e) => Response::error(e),
+                };
+                write_line(&mut writer, &response)?;
+            }
+            Valid::LearnService { descriptor } => {
+                let response = match learn_service(host, descriptor) {
+                    Ok(id) => Response {
+                        service_id: Some(id.to_string()),
+                        ..Response::ok()
+                    },
+                    Err(e) => Response::error(e),
+                };
+                write_line(&mut writer, &response)?;
+            }
             Valid::Listen { count } => return listen(reader, writer, host, count),
         }
     }
 }
 
 fn send(host: &HostHandle, to: NodeId, data: Vec<u8>) -> Result<(), String> {
+    check_size(&data)?;
+    let done = host.send(to, data)?;
+    done.recv()
+        .map_err(|_| "the node stopped before an acknowledgement".to_string())?
+}
+
+fn reply(host: &HostHandle, to: ReplyTo, data: Vec<u8>) -> Result<(), String> {
+    check_size(&data)?;
+    let done = host.reply(to, data)?;
+    done.recv()
+        .map_err(|_| "the node stopped before an acknowledgement".to_string())?
+}
+
+fn check_size(data: &[u8]) -> Result<(), String> {
     if data.len() > StdNode::MAX_MESSAGE {
         return Err(format!(
             "the message is {} bytes; the limit is {}",
@@ -183,9 +226,17 @@ fn send(host: &HostHandle, to: NodeId, data: Vec<u8>) -> Result<(), String> {
             StdNode::MAX_MESSAGE
         ));
     }
-    let done = host.send(to, data)?;
-    done.recv()
-        .map_err(|_| "the node stopped before an acknowledgement".to_string())?
+    Ok(())
+}
+
+fn learn_service(host: &HostHandle, descriptor: Vec<u8>) -> Result<NodeId, String> {
+    if descriptor.len() > MAX_SERVICE_DESCRIPTOR_LEN {
+        return Err(format!(
+            "the descriptor is {} bytes; a service descriptor is at most {MAX_SERVICE_DESCRIPTOR_LEN}",
+            descriptor.len()
+        ));
+    }
+    host.learn_service(descriptor)
 }
 
 /// Streams received messages until the client goes away.
@@ -203,16 +254,28 @@ fn listen(
     let mut sent = 0u64;
     while count.is_none_or(|c| sent < c) {
         match rx.recv_timeout(Duration::from_secs(1)) {
-            Ok((_, Notice::Received { from, data })) => {
+            Ok((
+                _,
+                Notice::Received {
+                    from,
+                    reply_to,
+                    data,
+                },
+            )) => {
                 // A client that has gone cannot take it: the message goes
                 // back to the node for the next listener.
                 if client_gone(&mut reader)? {
-                    let _ = host.command(Command::Requeue(Notice::Received { from, data }));
+                    let _ = host.command(Command::Requeue(Notice::Received {
+                        from,
+                        reply_to,
+                        data,
+                    }));
                     return requeue_rest(rx, host);
                 }
                 let line = MessageLine {
                     event: "message".into(),
                     from: from.map(|f| f.to_string()),
+                    reply_to: reply_to.as_ref().map(reply_token),
                     data_hex: hex::encode(data),
                 };
                 write_line(&mut writer, &line)?;

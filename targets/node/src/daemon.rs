@@ -15,6 +15,7 @@ use veil_node::control_address::ControlAddress;
 use crate::config::{self, FileConfig, Overrides, Settings};
 use crate::control_listener::ControlListener;
 use crate::host::{self, Host};
+use crate::service_file::{self, DescriptorFile};
 use crate::{
     address, control_server, data_dir, keyfile, logger, node_state, saved_bootstrap, snapshot,
 };
@@ -92,6 +93,22 @@ pub fn run(args: NodeArgs) -> Result<(), String> {
     if created {
         log::info!("created identity key {}", dir.join(KEY_FILE).display());
     }
+    let service = if settings.service {
+        if args.record.is_some() {
+            return Err(format!(
+                "--record cannot record a node that offers a service (service = true): {}",
+                veil_mio::OfferServiceError::Recording
+            ));
+        }
+        let path = dir.join(service_file::KEY_FILE);
+        let (keys, created) = keyfile::load_or_create_service(&path)?;
+        if created {
+            log::info!("created service keys {}", path.display());
+        }
+        Some(keys)
+    } else {
+        None
+    };
     // Load the snapshot before binding: a corrupt one stops the node
     // before it touches the network.
     let known = snapshot::load(dir)?;
@@ -158,6 +175,18 @@ pub fn run(args: NodeArgs) -> Result<(), String> {
         );
     }
 
+    let mut descriptor_file = None;
+    if let Some(keys) = service {
+        let id = rt.offer_service(keys).map_err(|e| e.to_string())?;
+        let file = DescriptorFile::new(dir);
+        log::info!(
+            "offering rendezvous service {id}; its descriptor goes to {} once introduction \
+             points are set up",
+            file.path().display()
+        );
+        descriptor_file = Some(file);
+    }
+
     let (signals, signalled) = mpsc::channel();
     ctrlc::set_handler(move || {
         let _ = signals.send(());
@@ -182,6 +211,14 @@ pub fn run(args: NodeArgs) -> Result<(), String> {
         if host.is_finished() {
             // The node thread stopped on an error: report it.
             break;
+        }
+        if let Some(file) = &mut descriptor_file {
+            // A node thread that stopped is found out above, next time.
+            if let Ok(Some(service)) = host.handle().service() {
+                if let Err(e) = file.update(&service) {
+                    log::warn!("{e}");
+                }
+            }
         }
         if last_save.elapsed() >= interval {
             last_save = Instant::now();

@@ -9,6 +9,7 @@ use std::sync::mpsc::{Sender, SyncSender};
 use std::time::Duration;
 
 use veil_core::identity::NodeId;
+use veil_core::message::ReplyTo;
 use veil_node::status::Status;
 
 /// How a send ended: acknowledged by the destination, or why not.
@@ -23,6 +24,9 @@ pub enum Notice {
         /// of one of our circuits. Messages over circuits built by others
         /// are anonymous (`None`).
         from: Option<NodeId>,
+        /// For an anonymous message, the circuit it came on, to answer
+        /// over ([`Command::Reply`]).
+        reply_to: Option<ReplyTo>,
         /// The message.
         data: Vec<u8>,
     },
@@ -33,6 +37,17 @@ pub enum Notice {
         /// From `CREATE` to the last hop's answer.
         built_in: Duration,
     },
+}
+
+/// The rendezvous service a node offers, as `veil node` keeps its
+/// descriptor file.
+#[derive(Debug, Clone)]
+pub struct OfferedService {
+    /// The service's id.
+    pub id: NodeId,
+    /// Its signed descriptor, listing its established introduction
+    /// points; `None` while it has none.
+    pub descriptor: Option<Vec<u8>>,
 }
 
 /// What other threads ask of a host.
@@ -47,6 +62,26 @@ pub enum Command {
         /// Gets `Ok` once acknowledged, or the reason it failed.
         done: Sender<SendResult>,
     },
+    /// Answer an anonymous message over the circuit it came on; `done`
+    /// gets the outcome once.
+    Reply {
+        /// The circuit, as the message's [`Notice::Received`] named it.
+        to: ReplyTo,
+        /// The reply.
+        data: Vec<u8>,
+        /// Gets `Ok` once acknowledged, or the reason it failed.
+        done: Sender<SendResult>,
+    },
+    /// Learn a rendezvous service from its signed descriptor; `done` gets
+    /// the service's id, or why the node refused it.
+    LearnService {
+        /// The descriptor's bytes.
+        descriptor: Vec<u8>,
+        /// Gets the outcome.
+        done: Sender<Result<NodeId, String>>,
+    },
+    /// The service this node offers, if any, and its current descriptor.
+    Service(Sender<Option<OfferedService>>),
     /// Report the node's status.
     Status(Sender<Status>),
     /// Stream notices to `tx`, tagged with `tag`, until it is dropped or

@@ -3,8 +3,9 @@
 //!
 //! # Why this crate has a library
 //!
-//! `veil send`, `veil listen`, `veil status`, `veil bench` and the
-//! integration tests in `tests/` all talk to running nodes over the control
+//! `veil send`, `veil reply`, `veil learn-service`, `veil listen`,
+//! `veil status`, `veil bench` and the integration tests in `tests/` all
+//! talk to running nodes over the control
 //! socket (CONTROL.md). Integration tests can only use a crate's library,
 //! so the protocol's types and its client live here, and the binary
 //! (`src/main.rs`, the `veil` command) uses them exactly as the tests do.

@@ -10,11 +10,13 @@
 //! 1. this file: the command line, dispatched to one module per
 //!    subcommand;
 //! 2. the subcommands: `daemon` (`veil node`), `control_commands`
-//!    (`veil send`, `listen`, `status`), `demo`, `bench`, `replay`;
+//!    (`veil send`, `reply`, `learn-service`, `listen`, `status`), `demo`,
+//!    `bench`, `replay`;
 //! 3. what they are built from: `control_server` (the control socket in
 //!    `veil node`, over `control_listener` and `control_cookie`),
 //!    `local_network` (many nodes on loopback, for `demo` and `bench`),
-//!    `saved_bootstrap` (where a restarted node dials) and `terminal_text`
+//!    `saved_bootstrap` (where a restarted node dials), `service_file`
+//!    (the rendezvous service's descriptor file) and `terminal_text`
 //!    (received messages made safe for a terminal);
 //! 4. `host`: one node on its own thread, driven by commands;
 //! 5. the bottom: `host_protocol` (the commands a host takes and the
@@ -51,6 +53,7 @@ mod control_listener;
 mod control_server;
 mod local_network;
 mod saved_bootstrap;
+mod service_file;
 mod terminal_text;
 
 // One node on its own thread.
@@ -92,16 +95,39 @@ enum Command {
     /// Run a node: TCP listener, control socket, persisted identity and
     /// node table.
     Node(daemon::NodeArgs),
-    /// Send stdin as one message to a node, through the local node; exits 0
-    /// once the destination acknowledged it.
+    /// Send stdin as one message to a node, or to a service learnt with
+    /// `veil learn-service`, through the local node; exits 0 once the
+    /// destination acknowledged it.
     Send {
-        /// The destination's node id (64 hex digits).
+        /// The destination's node id, or a learnt service's id (64 hex
+        /// digits).
         node_id: String,
         #[command(flatten)]
         control: ControlArgs,
         /// Give up after this many seconds without an acknowledgement.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+    },
+    /// Send stdin as one reply to an anonymous message, over the circuit it
+    /// came on; exits 0 once the sender acknowledged it.
+    Reply {
+        /// The message's reply token: its `reply_to` in `veil listen
+        /// --json`.
+        token: String,
+        #[command(flatten)]
+        control: ControlArgs,
+        /// Give up after this many seconds without an acknowledgement.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Give the local node a rendezvous service's descriptor (the
+    /// service.descriptor file of the node offering it) and print the
+    /// service's id, which `veil send` then sends to.
+    LearnService {
+        /// The descriptor file.
+        file: PathBuf,
+        #[command(flatten)]
+        control: ControlArgs,
     },
     /// Print every message the local node receives. On a terminal, control
     /// characters, escape sequences and invalid UTF-8 are shown escaped
@@ -213,6 +239,12 @@ fn run(command: Command) -> Result<(), String> {
             control,
             timeout,
         } => control_commands::send(&control, &node_id, timeout),
+        Command::Reply {
+            token,
+            control,
+            timeout,
+        } => control_commands::reply(&control, &token, timeout),
+        Command::LearnService { file, control } => control_commands::learn_service(&control, &file),
         Command::Listen {
             control,
             json,

@@ -63,6 +63,20 @@ pub struct Status {
     /// reachable: using introduction relays …" or "checking: …".
     #[serde(default)]
     pub reachability: String,
+    /// The rendezvous service this node offers (relay spec §13): its id
+    /// (hex), or `None` when it offers none.
+    #[serde(default)]
+    pub service_id: Option<String>,
+    /// The offered service's established introduction points.
+    #[serde(default)]
+    pub service_intro_points: usize,
+    /// As a relay: services this node is an introduction point of.
+    #[serde(default)]
+    pub rendezvous_introducing: usize,
+    /// As a relay: rendezvous this node has joined (pairs of circuits it
+    /// carries cells between).
+    #[serde(default)]
+    pub rendezvous_joined: usize,
     /// Each own circuit: its path and state. Local to the operator; never
     /// sent to any peer.
     #[serde(default)]

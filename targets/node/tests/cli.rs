@@ -207,3 +207,72 @@ fn errors_are_one_line_and_non_zero() {
         assert!(stderr.starts_with("veil: "), "veil {args:?}: {stderr}");
     }
 }
+
+/// `veil learn-service` and `veil reply` check what they are given before
+/// they look for a node: a file that is not a service descriptor, and a
+/// reply token that is not one, are refused in one line, exit status 1.
+#[test]
+fn learn_service_and_reply_refuse_malformed_input_in_one_line() {
+    let dir = Scratch::new("service-cli");
+    let garbage = dir.path("garbage.descriptor");
+    fs::write(&garbage, b"not a service descriptor\n").expect("garbage");
+    let empty = dir.path("empty.descriptor");
+    fs::write(&empty, b"").expect("empty");
+    let long = dir.path("long.descriptor");
+    fs::write(&long, vec![0u8; 1000]).expect("long");
+    let missing = dir.path("missing.descriptor");
+    let path = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let nowhere = dir.path("nowhere/control.sock");
+    let control = path(&nowhere);
+    for (args, says) in [
+        (
+            vec!["learn-service".to_string(), path(&garbage)],
+            "service descriptor refused: ",
+        ),
+        (
+            vec!["learn-service".to_string(), path(&empty)],
+            "service descriptor refused: ",
+        ),
+        (
+            vec!["learn-service".to_string(), path(&long)],
+            "not a service descriptor",
+        ),
+        (
+            vec!["learn-service".to_string(), path(&missing)],
+            "cannot read",
+        ),
+        (
+            vec!["reply".to_string(), "zz".to_string()],
+            "malformed reply token",
+        ),
+        (
+            vec!["reply".to_string(), "00".to_string()],
+            "malformed reply token",
+        ),
+        (
+            vec!["reply".to_string(), String::new()],
+            "malformed reply token",
+        ),
+    ] {
+        let mut args = args;
+        args.extend(["--control".to_string(), control.clone()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        // Nothing on stdin: these exit before they would read it.
+        let out = run(&args, b"", Duration::from_secs(30));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "veil {args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "veil {args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("veil: ") && stderr.contains(says),
+            "veil {args:?}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "veil {args:?} printed something");
+    }
+    // Without a FILE or TOKEN: clap's one line, exit status 2.
+    for args in [&["learn-service"][..], &["reply"]] {
+        let out = run(args, b"", Duration::from_secs(30));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "veil {args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "veil {args:?}: {stderr}");
+    }
+}

@@ -461,3 +461,144 @@ fn veil_listen_escapes_terminal_controls_unless_raw_or_piped() {
         [hostile, b"\n"].concat()
     );
 }
+
+/// A descriptor of a made-up service (keys from `seed`) issued at
+/// `issued_at`, listing one made-up introduction point.
+fn made_up_descriptor(seed: u8, issued_at: u64) -> (String, Vec<u8>) {
+    use veil_core::identity::{
+        IntroPoint, NodeId, ServiceDescriptor, ServiceKeys, MAX_SERVICE_DESCRIPTOR_LEN,
+    };
+    let keys = ServiceKeys::from_secrets([seed; 32], [seed.wrapping_add(1); 32]);
+    let point = IntroPoint {
+        node_id: NodeId([seed ^ 0x55; 32]),
+        onion_key: [9; 32],
+        addresses: Default::default(),
+    };
+    let descriptor = ServiceDescriptor {
+        service_key: keys.service_key(),
+        onion_key: keys.onion_public(),
+        issued_at,
+        intro_points: [point].into_iter().collect(),
+    };
+    let mut buf = [0u8; MAX_SERVICE_DESCRIPTOR_LEN];
+    let len = descriptor.emit_signed(&keys, &mut buf).expect("emit");
+    (keys.service_id().to_string(), buf[..len].to_vec())
+}
+
+/// The rendezvous commands against a running node that offers a service:
+/// the status lines, the service key file, `learn-service` and `reply`
+/// and what they refuse (each in one line, exit status 1), and a service
+/// key file the node refuses to start with.
+#[test]
+fn service_commands_work_and_refuse_in_one_line() {
+    let scratch = Scratch::new("service-commands");
+    let mut children = Children::default();
+    let a = make_node(&scratch, "a", 98, "service = true\n");
+    let first = children.push(spawn(&a));
+    let s = eventually(SHORT, || status(&a)).unwrap_or_else(|| panic!("{}", logs(&[&a])));
+    let key = a.data.join("service.key");
+    assert_eq!(fs::metadata(&key).expect("service key").len(), 64);
+    assert_eq!(mode(&key), 0o600, "service key mode");
+    let service_id = s.service_id.clone().expect("a service is offered");
+    assert_eq!(s.service_intro_points, 0, "no relay to introduce it");
+    let control = a.control.to_string();
+    let out = run(&["status", "--control", &control], b"", SHORT);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "\nservice   {service_id}: 0 introduction points\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nrendezvous roles: introducing 0 services, 0 joined\n"),
+        "{text}"
+    );
+    assert!(
+        common::read(&a.dir.join("stderr.log")).contains(&service_id),
+        "the service id is logged\n{}",
+        logs(&[&a])
+    );
+
+    let fails = |args: &[&str], stdin: &[u8], says: &str| {
+        let out = run(args, stdin, SHORT);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "veil {args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "veil {args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("veil: ") && stderr.contains(says),
+            "veil {args:?}: {stderr}"
+        );
+    };
+
+    // A service descriptor is learnt once; the same one again is stale.
+    let (id, descriptor) = made_up_descriptor(7, 1_000);
+    let file = a.dir.join("made-up.descriptor");
+    fs::write(&file, &descriptor).expect("descriptor");
+    let file_arg = file.to_str().expect("utf-8");
+    let out = run(
+        &["learn-service", file_arg, "--control", &control],
+        b"",
+        SHORT,
+    );
+    assert!(out.status.success(), "{out:?}\n{}", logs(&[&a]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), id);
+    let args = ["learn-service", file_arg, "--control", &control];
+    fails(&args, b"", "at least as new");
+    // A damaged one, a missing file, a file far too long.
+    let mut damaged = descriptor.clone();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 1;
+    fs::write(&file, &damaged).expect("descriptor");
+    fails(&args, b"", "service descriptor refused: ");
+    fs::write(&file, vec![1u8; 4096]).expect("descriptor");
+    fails(&args, b"", "not a service descriptor");
+    let missing = a.dir.join("missing.descriptor");
+    let missing_args = [
+        "learn-service",
+        missing.to_str().expect("utf-8"),
+        "--control",
+        &control,
+    ];
+    fails(&missing_args, b"", "cannot read");
+
+    // A reply token of no circuit, and a malformed one.
+    let stale = hex::encode(r#"[{"index":0,"generation":0},2147483649]"#);
+    assert!(veil_node::control_protocol::parse_reply_token(&stale).is_some());
+    fails(
+        &["reply", &stale, "--control", &control],
+        b"hi",
+        "the circuit the message came on has closed",
+    );
+    fails(
+        &["reply", "not-a-token", "--control", &control],
+        b"",
+        "malformed reply token",
+    );
+    // A service id nobody told the node about.
+    let (unknown, _) = made_up_descriptor(9, 1_000);
+    fails(
+        &["send", &unknown, "--control", &control, "--timeout", "10"],
+        b"hi",
+        "not in this node's table",
+    );
+
+    // Stopped, the node refuses to start with a bad service key file, or
+    // to record a trace of a service.
+    let _ = children.0[first].kill();
+    let _ = wait(&mut children.0[first], SHORT);
+    let config = a.dir.join("veil.toml");
+    let node = ["node", "--config", config.to_str().expect("utf-8")];
+    let trace = a.dir.join("a.trace");
+    let recording = [&node[..], &["--record", trace.to_str().expect("utf-8")]].concat();
+    fails(
+        &recording,
+        b"",
+        "--record cannot record a node that offers a service",
+    );
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).expect("chmod");
+    fails(&node, b"", "service key file");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).expect("chmod");
+    fs::write(&key, [3u8; 10]).expect("short key");
+    fails(&node, b"", "is 10 bytes, not 64");
+}

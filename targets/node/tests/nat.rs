@@ -26,7 +26,14 @@
 //! on the public side: messages go both ways, then the introducer on the
 //! sender's live circuit is killed and they still go both ways, each
 //! exactly once. The second puts one node behind each of two NATs, and
-//! each sends to the other.
+//! each sends to the other. The third runs a rendezvous service
+//! (`service = true`) behind one NAT and a sender behind the other: the
+//! sender learns the service's descriptor (`veil learn-service`, from the
+//! service's `service.descriptor`), messages go to the service id and
+//! replies come back by the reply tokens of the service's `veil listen
+//! --json`, each exactly once; then the service's first introduction point
+//! is killed, its descriptor is re-signed without it, learnt anew, and
+//! messages still go both ways exactly once.
 //!
 //! Before any message, the test checks that the NAT is real: the router
 //! (on the LAN) can connect to the node's port, the public side cannot
@@ -37,14 +44,15 @@
 mod common;
 
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{eventually, keygen_into, wait, Children, Scratch, VEIL};
-use veil_core::identity::NodeId;
+use veil_core::identity::{NodeId, ServiceDescriptor};
 use veil_node::control_address::Endpoint;
 use veil_node::control_client::ControlClient;
 
@@ -792,4 +800,429 @@ fn two_nodes_behind_two_different_nats_talk() {
         "the node behind NAT 1",
         &nodes,
     );
+}
+
+/// A message a [`LineListener`] got, and when.
+struct Got {
+    at: Instant,
+    text: String,
+    from: Option<String>,
+    reply_to: Option<String>,
+}
+
+/// `veil listen --json` on a node, its lines handed over as they are
+/// printed, each with the time it was read (so the time a message
+/// arrived is known to a few milliseconds).
+struct LineListener {
+    lines: mpsc::Receiver<Got>,
+}
+
+impl LineListener {
+    fn start(node: &Node, children: &mut Children) -> LineListener {
+        let mut child = Command::new(VEIL)
+            .args(["listen", "--json"])
+            .args(["--control", &node.control.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn listen");
+        let stdout = child.stdout.take().expect("stdout");
+        children.push(child);
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let at = Instant::now();
+                let v: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
+                let data = hex::decode(v["data_hex"].as_str().expect("hex")).expect("hex");
+                let got = Got {
+                    at,
+                    text: String::from_utf8(data).expect("utf-8"),
+                    from: v["from"].as_str().map(str::to_string),
+                    reply_to: v["reply_to"].as_str().map(str::to_string),
+                };
+                if tx.send(got).is_err() {
+                    break;
+                }
+            }
+        });
+        LineListener { lines }
+    }
+
+    /// The next message, waiting at most `timeout`.
+    fn next(&self, timeout: Duration) -> Option<Got> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
+    /// `want` messages (at most `SHORT` for them), then whatever comes
+    /// within another second: a duplicate would be among them.
+    fn take(&self, want: usize) -> Vec<Got> {
+        let mut got = Vec::new();
+        let give_up = Instant::now() + SHORT;
+        while got.len() < want {
+            let left = give_up.saturating_duration_since(Instant::now());
+            match self.next(left) {
+                Some(g) => got.push(g),
+                None => break,
+            }
+        }
+        while let Some(g) = self.next(Duration::from_secs(1)) {
+            got.push(g);
+        }
+        got
+    }
+}
+
+/// Checks that `got` is exactly `want`, each once.
+fn check_exactly_once(got: &[Got], mut want: Vec<String>, to: &str, nodes: &[Node]) {
+    let mut texts: Vec<String> = got.iter().map(|g| g.text.clone()).collect();
+    texts.sort();
+    want.sort();
+    assert_eq!(
+        texts,
+        want,
+        "lost or duplicated messages to {to}\n{}",
+        logs(nodes)
+    );
+}
+
+/// `veil args…`, which must succeed; returns its stdout.
+fn veil(args: &[&str], stdin: &[u8], nodes: &[Node]) -> String {
+    let out = common::run(args, stdin, Duration::from_secs(150));
+    assert!(
+        out.status.success(),
+        "`veil {}` failed: {}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim(),
+        logs(nodes)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The service's descriptor file, verified, once `ok` holds for it.
+fn wait_for_descriptor(
+    node: &Node,
+    timeout: Duration,
+    nodes: &[Node],
+    mut ok: impl FnMut(&[u8], &ServiceDescriptor) -> bool,
+) -> (Vec<u8>, ServiceDescriptor) {
+    let path = node.dir.join("data").join("service.descriptor");
+    let mut last = None;
+    let found = eventually(timeout, || {
+        let bytes = fs::read(&path).ok()?;
+        let parsed = ServiceDescriptor::parse_verified(&bytes).expect("a valid descriptor");
+        last = Some(parsed.intro_points.len());
+        ok(&bytes, &parsed).then_some((bytes, parsed))
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "{} did not get the descriptor wanted (last one listed {last:?} introduction points)\n{}",
+            path.display(),
+            logs(nodes)
+        )
+    })
+}
+
+/// Sends `text` to the service `service` from `from`'s node with
+/// `veil send`.
+fn send_to_service(from: &Node, service: &str, text: &str, nodes: &[Node]) {
+    veil(
+        &["send", service, "--control", &from.control.to_string()],
+        text.as_bytes(),
+        nodes,
+    );
+}
+
+/// Answers every message of `got` with `veil reply`, as "re: <text>".
+fn reply_to_all(service: &Node, got: &[Got], nodes: &[Node]) -> Vec<String> {
+    let control = service.control.to_string();
+    got.iter()
+        .map(|g| {
+            let token = g
+                .reply_to
+                .as_deref()
+                .expect("an anonymous message has a reply token");
+            let answer = format!("re: {}", g.text);
+            veil(
+                &["reply", token, "--control", &control],
+                answer.as_bytes(),
+                nodes,
+            );
+            answer
+        })
+        .collect()
+}
+
+#[test]
+fn a_service_behind_nat_is_reached_through_rendezvous() {
+    require_privileges();
+    let mut net = Network::new();
+    let nats = [net.add_nat(0), net.add_nat(1)];
+    let scratch = Scratch::new("nat-service");
+    let mut children = Children::default();
+    let public = net.public();
+    let bootstrap = format!("10.100.0.1:{PORT}");
+    let mut nodes = Vec::new();
+    for i in 0..=RELAYS {
+        let ip = net.public_address(i);
+        let node = spawn_node(
+            &scratch,
+            &mut children,
+            &public,
+            &format!("public {i}"),
+            &ip,
+            &bootstrap,
+            "",
+        );
+        nodes.push(node);
+    }
+    let (service, sender) = (nodes.len(), nodes.len() + 1);
+    for (nat, (name, extra)) in nats.iter().zip([
+        ("service behind NAT 0", "service = true\n"),
+        ("sender behind NAT 1", ""),
+    ]) {
+        let config = behind_nat(&format!("{}:{PORT}", nat.host)) + extra;
+        let node = spawn_node(
+            &scratch,
+            &mut children,
+            &nat.lan,
+            name,
+            &nat.host,
+            &bootstrap,
+            &config,
+        );
+        nodes.push(node);
+    }
+    learn_network(&nodes, RELAYS + 1);
+    for nat in &nats {
+        check_nat(nat, &public, "10.100.0.1", &nodes);
+    }
+
+    // The service's descriptor, once it lists both introduction points.
+    let (descriptor, parsed) = wait_for_descriptor(&nodes[service], SHORT, &nodes, |_, d| {
+        d.intro_points.len() == 2
+    });
+    let service_id = parsed.service_id().to_string();
+    let status = veil(
+        &["status", "--control", &nodes[service].control.to_string()],
+        b"",
+        &nodes,
+    );
+    assert!(
+        status.contains(&format!("service   {service_id}: 2 introduction points\n")),
+        "{status}"
+    );
+    let status = veil(
+        &["status", "--control", &nodes[sender].control.to_string()],
+        b"",
+        &nodes,
+    );
+    assert!(!status.contains("\nservice "), "no service line: {status}");
+    assert!(status.contains("\nrendezvous roles: "), "{status}");
+    let intro_names = |d: &ServiceDescriptor| -> Vec<usize> {
+        d.intro_points
+            .iter()
+            .map(|p| {
+                nodes
+                    .iter()
+                    .position(|n| n.id == p.node_id)
+                    .expect("an introduction point is one of the nodes")
+            })
+            .collect()
+    };
+    let intros = intro_names(&parsed);
+    assert!(
+        intros.iter().all(|&i| i <= RELAYS),
+        "introduction points {intros:?} are not all public relays"
+    );
+    let introducing: usize = nodes[..=RELAYS]
+        .iter()
+        .map(|n| {
+            control(&n.control)
+                .status()
+                .expect("status")
+                .rendezvous_introducing
+        })
+        .sum();
+    assert_eq!(introducing, 2, "relays introducing the service");
+    println!(
+        "service {service_id} behind NAT 0: introduced by {} and {}",
+        nodes[intros[0]].name, nodes[intros[1]].name
+    );
+
+    // The sender learns it, from a copy of the file.
+    let copy = nodes[sender].dir.join("service.descriptor");
+    fs::write(&copy, &descriptor).expect("copy the descriptor");
+    let sender_control = nodes[sender].control.to_string();
+    let learnt = veil(
+        &[
+            "learn-service",
+            copy.to_str().expect("utf-8"),
+            "--control",
+            &sender_control,
+        ],
+        b"",
+        &nodes,
+    );
+    assert_eq!(learnt.trim(), service_id);
+
+    let at_service = LineListener::start(&nodes[service], &mut children);
+    let at_sender = LineListener::start(&nodes[sender], &mut children);
+    let (a, b) = (1, 4);
+    let at_b = LineListener::start(&nodes[b], &mut children);
+
+    // An ordinary first message between two public nodes, for comparison.
+    let sent_at = Instant::now();
+    send(
+        &mut control(&nodes[a].control),
+        &nodes[b],
+        "ordinary",
+        &nodes,
+    );
+    let got = at_b.next(SHORT).expect("the ordinary message arrived");
+    assert_eq!(got.text, "ordinary");
+    let ordinary = got.at.duration_since(sent_at);
+
+    // The first message to the service, through rendezvous.
+    let sent_at = Instant::now();
+    let service_node_id = NodeId::from_hex(&service_id).expect("service id");
+    let answer = control(&nodes[sender].control).send(service_node_id, b"in 0");
+    assert!(answer.is_ok(), "in 0: {answer:?}\n{}", logs(&nodes));
+    let first = at_service
+        .next(SHORT)
+        .expect("the first message reached the service");
+    let rendezvous = first.at.duration_since(sent_at);
+    println!(
+        "first message: {} ms through rendezvous (sender and service behind NATs), {} ms \
+         between two public nodes (send to arrival)",
+        rendezvous.as_millis(),
+        ordinary.as_millis()
+    );
+    assert_eq!(first.text, "in 0");
+    assert_eq!(first.from, None, "the service does not learn the sender");
+    for k in 1..MESSAGES {
+        send_to_service(&nodes[sender], &service_id, &format!("in {k}"), &nodes);
+    }
+    let mut got = vec![first];
+    got.extend(at_service.take(MESSAGES - 1));
+    let want: Vec<String> = (0..MESSAGES).map(|k| format!("in {k}")).collect();
+    check_exactly_once(&got, want, "the service", &nodes);
+    let replies = reply_to_all(&nodes[service], &got, &nodes);
+    let back = at_sender.take(MESSAGES);
+    check_exactly_once(&back, replies, "the sender", &nodes);
+    assert!(
+        back.iter()
+            .all(|g| g.from.as_deref() == Some(service_id.as_str())),
+        "replies come from the service id"
+    );
+    let joined: usize = nodes[..=RELAYS]
+        .iter()
+        .map(|n| {
+            control(&n.control)
+                .status()
+                .expect("status")
+                .rendezvous_joined
+        })
+        .sum();
+    println!("{MESSAGES} messages each way, each once; rendezvous joined at the relays: {joined}");
+    assert!(joined >= 1, "no relay joined a rendezvous");
+
+    // The sender's circuits to the service: each path's hops as node
+    // indices (the service hop, which is no node, left out), and state.
+    let rendezvous_circuits = |nodes: &[Node]| -> Vec<(Vec<usize>, String)> {
+        let status = control(&nodes[sender].control).status().expect("status");
+        status
+            .own_circuits
+            .iter()
+            .filter(|c| c.path.last() == Some(&service_id))
+            .map(|c| {
+                let hops = c.path[..c.path.len() - 1]
+                    .iter()
+                    .map(|h| {
+                        nodes
+                            .iter()
+                            .position(|n| n.id.to_string() == *h)
+                            .expect("a relay of the sender's circuit is one of the nodes")
+                    })
+                    .collect();
+                (hops, c.state.clone())
+            })
+            .collect()
+    };
+    let show = |circuits: &[(Vec<usize>, String)]| -> Vec<String> {
+        circuits
+            .iter()
+            .map(|(hops, state)| {
+                let names: Vec<&str> = hops.iter().map(|&i| nodes[i].name.as_str()).collect();
+                format!("{} > service ({state})", names.join(" > "))
+            })
+            .collect()
+    };
+    let before = rendezvous_circuits(&nodes);
+
+    // The first introduction point dies: the service replaces it and
+    // re-signs its descriptor, which the sender learns anew.
+    let killed = intros[0];
+    let killed_at = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-KILL", &children.0[killed].id().to_string()])
+        .status();
+    assert!(kill.is_ok_and(|s| s.success()));
+    assert!(wait(&mut children.0[killed], SHORT).is_some());
+    let killed_id = nodes[killed].id;
+    let (_, changed) =
+        wait_for_descriptor(&nodes[service], Duration::from_secs(60), &nodes, |b, d| {
+            b != descriptor.as_slice() && d.intro_points.iter().all(|p| p.node_id != killed_id)
+        });
+    let first_change = killed_at.elapsed();
+    let (renewed, parsed) =
+        wait_for_descriptor(&nodes[service], Duration::from_secs(60), &nodes, |_, d| {
+            d.intro_points.len() == 2 && d.intro_points.iter().all(|p| p.node_id != killed_id)
+        });
+    let replaced = killed_at.elapsed();
+    let now_intros = intro_names(&parsed);
+    println!(
+        "{} (introduction point) killed: descriptor changed after {} ms ({} introduction \
+         points), listed 2 again after {} ms: {} and {}",
+        nodes[killed].name,
+        first_change.as_millis(),
+        changed.intro_points.len(),
+        replaced.as_millis(),
+        nodes[now_intros[0]].name,
+        nodes[now_intros[1]].name
+    );
+    fs::write(&copy, &renewed).expect("copy the descriptor");
+    let learnt = veil(
+        &[
+            "learn-service",
+            copy.to_str().expect("utf-8"),
+            "--control",
+            &sender_control,
+        ],
+        b"",
+        &nodes,
+    );
+    assert_eq!(learnt.trim(), service_id);
+    let sent_at = Instant::now();
+    for k in 0..MESSAGES / 2 {
+        send_to_service(&nodes[sender], &service_id, &format!("after {k}"), &nodes);
+    }
+    let got = at_service.take(MESSAGES / 2);
+    println!(
+        "{} messages after the kill: all acknowledged within {} ms",
+        MESSAGES / 2,
+        sent_at.elapsed().as_millis()
+    );
+    let after = rendezvous_circuits(&nodes);
+    println!(
+        "the sender's circuits to the service: {:?} before the kill, {:?} after",
+        show(&before),
+        show(&after)
+    );
+    let want: Vec<String> = (0..MESSAGES / 2).map(|k| format!("after {k}")).collect();
+    check_exactly_once(&got, want, "the service after the kill", &nodes);
+    let replies = reply_to_all(&nodes[service], &got, &nodes);
+    let back = at_sender.take(MESSAGES / 2);
+    check_exactly_once(&back, replies, "the sender after the kill", &nodes);
 }

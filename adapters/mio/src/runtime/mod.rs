@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mio::{Interest, Poll, Waker};
-use veil_core::identity::{Address, Identity, NodeId, Transport};
+use veil_core::identity::{Address, Identity, NodeId, ServiceKeys, Transport};
 use veil_core::node::{
     drain, AddBootstrap, AddBootstrapError, CloseLink, LinkId, NodeConfig, NodeInput, Output,
     SetAddresses, Timeout,
@@ -34,7 +34,7 @@ use veil_core::time::Instant;
 use crate::clock::Clock;
 use crate::connection::ConnectionInfo;
 use crate::dial::DialFailure;
-use crate::error::{BindError, TurnError};
+use crate::error::{BindError, OfferServiceError, TurnError};
 use crate::std_node::{build_node, StdNode, OUTPUT_BUFFER};
 use crate::trace::{Capacities, Recorder, TraceHeader, TracedNode};
 use io::Io;
@@ -233,6 +233,15 @@ impl Runtime {
     pub fn handle<'a, I: NodeInput<'a>>(&mut self, input: I) -> I::Outcome {
         let now = self.io.clock.now();
         veil_core::node::Drive::handle(&mut self.node, now, input)
+    }
+
+    /// Offers a rendezvous service under `keys` (relay spec §13): the node
+    /// sets up introduction points and answers introductions; its signed
+    /// descriptor is `node().service_descriptor(…)`. Returns the service
+    /// id. Refused while a trace is recorded (offering a service is not a
+    /// node input, so the trace could not replay it).
+    pub fn offer_service(&mut self, keys: ServiceKeys) -> Result<NodeId, OfferServiceError> {
+        self.node.offer_service(keys)
     }
 
     /// Starts capturing the bytes of TCP links opened from now on into a

@@ -4,11 +4,13 @@
 use std::io;
 use std::ops::Deref;
 
+use veil_core::identity::{NodeId, ServiceKeys};
 use veil_core::node::{Drive, Input, NodeInput, Output, PollError};
 use veil_core::time::Instant;
 
 use super::format::MAX_POLL_BUFFER;
 use super::recorder::Recorder;
+use crate::error::OfferServiceError;
 use crate::std_node::StdNode;
 
 /// A [`StdNode`] whose inputs and polls can be recorded into a trace.
@@ -17,7 +19,9 @@ use crate::std_node::StdNode;
 /// dereferences to the node for everything that only reads it
 /// (`node_table`, `links`, `stats`, …). There is no mutable access to the
 /// node past this wrapper: a change to the node that was not recorded
-/// would make the trace useless. Recording is generic: it records the
+/// would make the trace useless. The one method of the node that changes
+/// it outside an input, [`offer_service`](Self::offer_service), is refused
+/// while recording. Recording is generic: it records the
 /// input's own [`Input`] value and folds its outcome, so every input the
 /// core has is recorded without a line here.
 pub struct TracedNode {
@@ -63,6 +67,16 @@ impl TracedNode {
     /// as [`Drive::poll`].
     pub fn poll<'b>(&mut self, now: Instant, buf: &'b mut [u8]) -> Result<Output<'b>, PollError> {
         Drive::poll(self, now, buf)
+    }
+
+    /// Offers a rendezvous service under `keys` (`Node::offer_service`,
+    /// relay spec §13) and returns its service id. Not an input of the
+    /// core, so a trace cannot hold it: refused while recording.
+    pub fn offer_service(&mut self, keys: ServiceKeys) -> Result<NodeId, OfferServiceError> {
+        if self.recorder.is_some() {
+            return Err(OfferServiceError::Recording);
+        }
+        Ok(self.node.offer_service(keys))
     }
 
     /// Whether inputs are being recorded.

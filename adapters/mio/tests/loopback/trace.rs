@@ -226,3 +226,24 @@ fn a_trace_file_is_never_opened_through_a_symlink_and_is_0600() {
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     assert_eq!(meta.len(), 0);
 }
+
+/// Offering a rendezvous service is a method of the node, not an input, so
+/// a trace cannot hold it: a recording runtime refuses it (and stays
+/// without a service), a plain one offers it.
+#[test]
+fn a_recording_runtime_refuses_to_offer_a_service() {
+    use veil_core::identity::ServiceKeys;
+    use veil_mio::OfferServiceError;
+    let dir = TempDir::new("trace-service");
+    let mut recording = recording_peer(24, "127.24.0.1:0", &dir.0.join("s.trace"));
+    let keys = ServiceKeys::from_secrets([1; 32], [2; 32]);
+    let id = keys.service_id();
+    assert_eq!(
+        recording.rt.offer_service(keys.clone()),
+        Err(OfferServiceError::Recording)
+    );
+    assert_eq!(recording.rt.node().service_id(), None);
+    let mut plain = crate::support::Peer::with_config(25, config(), "127.25.0.1:0");
+    assert_eq!(plain.rt.offer_service(keys), Ok(id));
+    assert_eq!(plain.rt.node().service_id(), Some(id));
+}

@@ -181,6 +181,50 @@ impl std::error::Error for StatusError {
     }
 }
 
+/// Why [`ControlClient::learn_service`](super::ControlClient::learn_service)
+/// failed.
+#[derive(Debug)]
+pub enum LearnServiceError {
+    /// No usable answer.
+    Connection(ConnectionError),
+    /// No answer within the client's answer timeout.
+    TimedOut,
+    /// The node refused the descriptor.
+    Refused {
+        /// The node's reason (CONTROL.md, `learn_service`).
+        reason: String,
+    },
+    /// The node answered a service id that is not 64 hex digits.
+    BadId {
+        /// What it answered.
+        id: String,
+    },
+}
+
+impl fmt::Display for LearnServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LearnServiceError::Connection(e) => e.fmt(f),
+            LearnServiceError::TimedOut => f.write_str("timed out waiting for the node"),
+            LearnServiceError::Refused { reason } => f.write_str(reason),
+            LearnServiceError::BadId { id } => {
+                write!(f, "unexpected answer from the node: service id {id:?}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for LearnServiceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LearnServiceError::Connection(e) => Some(e),
+            LearnServiceError::TimedOut
+            | LearnServiceError::Refused { .. }
+            | LearnServiceError::BadId { .. } => None,
+        }
+    }
+}
+
 /// Why [`ControlClient::listen`](super::ControlClient::listen) failed.
 #[derive(Debug)]
 pub enum ListenError {

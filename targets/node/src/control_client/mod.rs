@@ -1,12 +1,12 @@
 //! A client of a running node's control socket: typed requests and
 //! answers, and one error type per operation.
 //!
-//! `veil send`, `veil listen`, `veil status`, `veil bench` (for its
-//! `veil node` processes) and the integration tests all talk to nodes
-//! through this, so the protocol of CONTROL.md is spoken from one place.
-//! Each error's message says what went wrong and, where there is
-//! something to do, what; `veil send`, `listen` and `status` print them as
-//! they are.
+//! `veil send`, `veil reply`, `veil learn-service`, `veil listen`,
+//! `veil status`, `veil bench` (for its `veil node` processes) and the
+//! integration tests all talk to nodes through this, so the protocol of
+//! CONTROL.md is spoken from one place. Each error's message says what
+//! went wrong and, where there is something to do, what; the `veil`
+//! commands print them as they are.
 
 use std::io::{BufReader, ErrorKind, Write};
 use std::net::TcpStream;
@@ -27,7 +27,8 @@ mod errors;
 mod tests;
 
 pub use errors::{
-    ConnectError, ConnectionError, ListenError, ReceiveError, SendError, StatusError,
+    ConnectError, ConnectionError, LearnServiceError, ListenError, ReceiveError, SendError,
+    StatusError,
 };
 
 /// How long connecting to a control socket, and presenting its cookie,
@@ -98,6 +99,52 @@ impl ControlClient {
             Err(SendError::NotDelivered {
                 reason: answer.error.unwrap_or_else(|| "no reason given".into()),
             })
+        }
+    }
+
+    /// Answers the anonymous message whose reply token (from its `listen`
+    /// line, [`Received::reply_to`]) is `reply_to` with `data`, over the
+    /// circuit it came on; `Ok` once the sender acknowledged it. A token
+    /// whose circuit has closed is refused (`NotDelivered`); one that is
+    /// not a token at all makes the node close the connection (check it
+    /// first with [`parse_reply_token`](crate::control_protocol::parse_reply_token)).
+    pub fn reply(&mut self, reply_to: &str, data: &[u8]) -> Result<(), SendError> {
+        let request = Request::Reply {
+            reply_to: reply_to.to_string(),
+            data_hex: hex::encode(data),
+        };
+        let waited = self.answer_timeout.unwrap_or_default();
+        let answer: Response = self.exchange(&request).map_err(|e| match e {
+            Failure::TimedOut => SendError::TimedOut { waited },
+            Failure::Connection(e) => SendError::Connection(e),
+        })?;
+        if answer.ok {
+            Ok(())
+        } else {
+            Err(SendError::NotDelivered {
+                reason: answer.error.unwrap_or_else(|| "no reason given".into()),
+            })
+        }
+    }
+
+    /// Hands the node a rendezvous service's signed descriptor; the
+    /// service's id once the node learnt it, after which messages to that
+    /// id go to the service ([`send`](Self::send)).
+    pub fn learn_service(&mut self, descriptor: &[u8]) -> Result<NodeId, LearnServiceError> {
+        let request = Request::LearnService {
+            descriptor_hex: hex::encode(descriptor),
+        };
+        let answer: Response = self.exchange(&request).map_err(|e| match e {
+            Failure::TimedOut => LearnServiceError::TimedOut,
+            Failure::Connection(e) => LearnServiceError::Connection(e),
+        })?;
+        let refused = |reason: Option<String>| LearnServiceError::Refused {
+            reason: reason.unwrap_or_else(|| "no reason given".into()),
+        };
+        match (answer.ok, answer.service_id) {
+            (true, Some(id)) => NodeId::from_hex(&id).map_err(|_| LearnServiceError::BadId { id }),
+            (true, None) => Err(refused(Some("no service id in the answer".into()))),
+            (false, _) => Err(refused(answer.error)),
         }
     }
 
@@ -203,6 +250,12 @@ impl Received {
     /// anonymous).
     pub fn from(&self) -> Option<&str> {
         self.message.from.as_deref()
+    }
+
+    /// For a message from an anonymous sender, the token that answers it
+    /// ([`ControlClient::reply`]); `None` for replies to this node.
+    pub fn reply_to(&self) -> Option<&str> {
+        self.message.reply_to.as_deref()
     }
 
     /// The message's bytes.

@@ -200,3 +200,57 @@ fn a_listener_gets_messages_then_the_reason_it_was_dropped() {
     let request: serde_json::Value = serde_json::from_str(&node.join().unwrap()).unwrap();
     assert_eq!(request, serde_json::json!({"cmd":"listen","count":2}));
 }
+
+#[test]
+fn a_reply_and_a_learnt_service_are_written_as_the_protocol_says() {
+    let (endpoint, node) = fake_node(
+        "{\"ok\":false,\"error\":\"the circuit the message came on has closed; the sender must ask again\"}\n",
+    );
+    let mut client = ControlClient::connect(&endpoint, Some(Duration::from_secs(10))).unwrap();
+    let e = client.reply("abcd", b"hi").unwrap_err();
+    assert!(matches!(e, SendError::NotDelivered { .. }), "{e:?}");
+    assert!(e.to_string().contains("has closed"), "{e}");
+    drop(client);
+    let request: serde_json::Value = serde_json::from_str(&node.join().unwrap()).unwrap();
+    assert_eq!(
+        request,
+        serde_json::json!({"cmd":"reply","reply_to":"abcd","data_hex":"6869"})
+    );
+
+    let answer: &'static str = Box::leak(
+        format!("{{\"ok\":true,\"service_id\":\"{}\"}}\n", "ab".repeat(32)).into_boxed_str(),
+    );
+    let (endpoint, node) = fake_node(answer);
+    let mut client = ControlClient::connect(&endpoint, Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(client.learn_service(&[1, 2]).unwrap(), some_id());
+    drop(client);
+    let request: serde_json::Value = serde_json::from_str(&node.join().unwrap()).unwrap();
+    assert_eq!(
+        request,
+        serde_json::json!({"cmd":"learn_service","descriptor_hex":"0102"})
+    );
+
+    let (endpoint, node) =
+        fake_node("{\"ok\":false,\"error\":\"service descriptor refused: x\"}\n");
+    let mut client = ControlClient::connect(&endpoint, Some(Duration::from_secs(10))).unwrap();
+    let e = client.learn_service(&[1]).unwrap_err();
+    assert!(matches!(e, LearnServiceError::Refused { .. }), "{e:?}");
+    assert_eq!(e.to_string(), "service descriptor refused: x");
+    drop(client);
+    node.join().unwrap();
+}
+
+#[test]
+fn a_listener_hands_out_the_reply_token_of_an_anonymous_message() {
+    let (endpoint, node) = fake_node(concat!(
+        "{\"ok\":true}\n",
+        "{\"event\":\"message\",\"from\":null,\"reply_to\":\"5b5d\",\"data_hex\":\"6869\"}\n",
+    ));
+    let client = ControlClient::connect(&endpoint, Some(Duration::from_secs(10))).unwrap();
+    let mut listener = client.listen(Some(1)).unwrap();
+    let message = listener.receive().unwrap();
+    assert_eq!(message.reply_to(), Some("5b5d"));
+    assert_eq!(message.data().unwrap(), b"hi");
+    drop(listener);
+    node.join().unwrap();
+}

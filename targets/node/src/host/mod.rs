@@ -19,10 +19,11 @@ use std::time::Duration;
 
 use mio::Waker;
 use veil_core::identity::NodeId;
+use veil_core::message::ReplyTo;
 use veil_mio::Runtime;
 use veil_node::status::Status;
 
-use crate::host_protocol::{Command, SendResult};
+use crate::host_protocol::{Command, OfferedService, SendResult};
 use crate::snapshot::SavedTable;
 
 pub use status_report::listening;
@@ -58,6 +59,31 @@ impl HostHandle {
         let (done, rx) = mpsc::channel();
         self.command(Command::Send { to, data, done })?;
         Ok(rx)
+    }
+
+    /// Starts answering an anonymous message over the circuit `to` names;
+    /// the receiver gets the outcome.
+    pub fn reply(&self, to: ReplyTo, data: Vec<u8>) -> Result<Receiver<SendResult>, String> {
+        let (done, rx) = mpsc::channel();
+        self.command(Command::Reply { to, data, done })?;
+        Ok(rx)
+    }
+
+    /// Learns a rendezvous service from its descriptor; its id, or why
+    /// the node refused it.
+    pub fn learn_service(&self, descriptor: Vec<u8>) -> Result<NodeId, String> {
+        let (done, rx) = mpsc::channel();
+        self.command(Command::LearnService { descriptor, done })?;
+        rx.recv_timeout(Duration::from_secs(10))
+            .map_err(|_| "the node thread did not answer".to_string())?
+    }
+
+    /// The service the node offers and its current descriptor.
+    pub fn service(&self) -> Result<Option<OfferedService>, String> {
+        let (tx, rx) = mpsc::channel();
+        self.command(Command::Service(tx))?;
+        rx.recv_timeout(Duration::from_secs(10))
+            .map_err(|_| "the node thread did not answer".to_string())
     }
 
     /// The node's status.

@@ -5,13 +5,13 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, TrySendError};
 use std::time::{Duration, Instant as WallInstant};
 
-use veil_core::identity::NodeId;
-use veil_core::message::{MessageId, Sender as MessageSender};
-use veil_core::node::{Event, Output, SendMessage, SendMessageError};
+use veil_core::identity::{NodeId, MAX_SERVICE_DESCRIPTOR_LEN};
+use veil_core::message::{MessageId, ReplyTo, Sender as MessageSender};
+use veil_core::node::{Event, LearnService, Output, Reply, SendMessage, SendMessageError};
 use veil_mio::{Runtime, StdNode};
 
 use super::status_report::{self, listening, role_name};
-use crate::host_protocol::{Command, Notice, SendResult};
+use crate::host_protocol::{Command, Notice, OfferedService, SendResult};
 use crate::snapshot::SavedTable;
 
 /// The longest a host sleeps between looks at its command channel when
@@ -27,9 +27,18 @@ const MAX_WAITING_SENDS: usize = 4096;
 /// How long shutdown waits for `Close` frames to reach the peers.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
+/// Where a message goes.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    /// To a node or a learnt service, over a circuit of this node's.
+    Node(NodeId),
+    /// Back to an anonymous sender, over the circuit its message came on.
+    Reply(ReplyTo),
+}
+
 /// A send the node could not take yet (its outgoing pool was full).
 struct Waiting {
-    to: NodeId,
+    to: Target,
     data: Vec<u8>,
     done: Sender<SendResult>,
 }
@@ -111,7 +120,26 @@ fn drain_commands(
         match commands.try_recv() {
             Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => return Ok(false),
             Err(TryRecvError::Empty) => return Ok(true),
-            Ok(Command::Send { to, data, done }) => state.send(rt, to, data, done),
+            Ok(Command::Send { to, data, done }) => {
+                state.send(rt, Target::Node(to), data, done);
+            }
+            Ok(Command::Reply { to, data, done }) => {
+                state.send(rt, Target::Reply(to), data, done);
+            }
+            Ok(Command::LearnService { descriptor, done }) => {
+                let learnt = rt
+                    .handle(LearnService {
+                        descriptor: &descriptor,
+                    })
+                    .map_err(|e| e.to_string());
+                if let Ok(id) = learnt {
+                    log::info!("learnt service {id}");
+                }
+                let _ = done.send(learnt);
+            }
+            Ok(Command::Service(tx)) => {
+                let _ = tx.send(offered_service(rt));
+            }
             Ok(Command::Status(tx)) => {
                 let _ = tx.send(status_report::status(rt, state.started));
             }
@@ -145,12 +173,13 @@ impl State {
         match output {
             Output::Event(event) => self.on_event(node, event),
             Output::Message { message, bytes } => {
-                let from = match message.sender {
-                    MessageSender::Node(id) => Some(id),
-                    MessageSender::Anonymous(_) => None,
+                let (from, reply_to) = match message.sender {
+                    MessageSender::Node(id) => (Some(id), None),
+                    MessageSender::Anonymous(to) => (None, Some(to)),
                 };
                 self.notify(Notice::Received {
                     from,
+                    reply_to,
                     data: bytes.to_vec(),
                 });
             }
@@ -267,13 +296,7 @@ impl State {
         }
     }
 
-    fn send(&mut self, rt: &mut Runtime, to: NodeId, data: Vec<u8>, done: Sender<SendResult>) {
-        if rt.node().node_table().get(&to).is_none() {
-            let _ = done.send(Err(format!(
-                "node {to} is not in this node's table; wait for discovery or check the id"
-            )));
-            return;
-        }
+    fn send(&mut self, rt: &mut Runtime, to: Target, data: Vec<u8>, done: Sender<SendResult>) {
         if !self.waiting.is_empty() {
             self.queue_waiting(Waiting { to, data, done });
             return;
@@ -295,18 +318,32 @@ impl State {
 
     /// Hands a send to the node; gives it back if the pool is full.
     fn try_send(&mut self, rt: &mut Runtime, w: Waiting) -> Option<Waiting> {
-        let send = SendMessage {
-            destination: w.to,
-            message: &w.data,
+        let handed = match w.to {
+            Target::Node(destination) => rt.handle(SendMessage {
+                destination,
+                message: &w.data,
+            }),
+            Target::Reply(to) => rt.handle(Reply {
+                to,
+                message: &w.data,
+            }),
         };
-        match rt.handle(send) {
+        match handed {
             Ok(id) => {
                 self.pending.insert(id, w.done);
                 None
             }
             Err(SendMessageError::Full) => Some(w),
             Err(e) => {
-                let _ = w.done.send(Err(e.to_string()));
+                let reason = match (e, w.to) {
+                    (SendMessageError::UnknownDestination, Target::Node(to)) => format!(
+                        "node {to} is not in this node's table, nor a service it learnt; wait \
+                         for discovery, learn the service's descriptor (veil learn-service), \
+                         or check the id"
+                    ),
+                    _ => e.to_string(),
+                };
+                let _ = w.done.send(Err(reason));
                 None
             }
         }
@@ -335,6 +372,22 @@ fn close_all(rt: &mut Runtime, state: &mut State) {
             break;
         }
     }
+}
+
+/// The service the node offers and its signed descriptor, if it has one
+/// yet.
+fn offered_service(rt: &Runtime) -> Option<OfferedService> {
+    let node = rt.node();
+    let id = node.service_id()?;
+    let mut buf = [0u8; MAX_SERVICE_DESCRIPTOR_LEN];
+    // None while no introduction point is established (asked every
+    // second: not logged).
+    let descriptor = node
+        .service_descriptor(&mut buf)
+        .ok()
+        .and_then(|len| buf.get(..len))
+        .map(<[u8]>::to_vec);
+    Some(OfferedService { id, descriptor })
 }
 
 /// The descriptors of the node's anchors (`Node::anchors`), to dial first
@@ -391,6 +444,7 @@ mod tests {
     fn received(byte: u8) -> Notice {
         Notice::Received {
             from: None,
+            reply_to: None,
             data: vec![byte],
         }
     }

@@ -93,6 +93,7 @@ pub(super) fn status(rt: &Runtime, started: WallInstant) -> Status {
         })
         .collect();
     let (relayed, own) = node.circuit_counts();
+    let (rendezvous_introducing, rendezvous_joined) = node.rendezvous_roles();
     let (outgoing, incoming) = node.message_counts();
     let table = node.node_table();
     let stats = node.stats();
@@ -123,6 +124,10 @@ pub(super) fn status(rt: &Runtime, started: WallInstant) -> Status {
         cells_dropped: stats.cells_dropped,
         build_timeout_ms: node.build_timeout().as_micros() / 1000,
         reachability: reachability_line(node),
+        service_id: node.service_id().map(|id| id.to_string()),
+        service_intro_points: node.service_intro_points().count(),
+        rendezvous_introducing,
+        rendezvous_joined,
         probe_rounds: stats.probe_rounds,
         circuits_abandoned: stats.circuits_abandoned,
         own_circuits,
