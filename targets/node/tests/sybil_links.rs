@@ -188,10 +188,16 @@ fn sixty_four_sybils_from_one_network_cannot_take_a_nodes_links() {
         );
     }
     let honest_ids: HashSet<String> = nodes[1..].iter().map(|n| n.id.to_string()).collect();
-    let honest_links = links_to(&nodes[0].control, &honest_ids).unwrap_or(0);
+    // A bootstrap node lets go of a joiner's link once the joiner knows
+    // others (issue 11), so one snapshot may catch none; without the
+    // per-network cap the Sybils hold every slot and none ever appears.
+    let honest_link = eventually(SHORT, || {
+        links_to(&nodes[0].control, &honest_ids).filter(|&n| n >= 1)
+    });
     assert!(
-        honest_links >= 1,
-        "no honest node linked to the attacked node"
+        honest_link.is_some(),
+        "no honest node linked to the attacked node within {SHORT:?}\n{}",
+        logs(&nodes)
     );
 
     // Messages both ways with the attacked node, under attack. A node the
