@@ -4,9 +4,12 @@
 //! Both ends sit behind NAT (no address, nobody can dial them), and
 //! neither learns the other's node id.
 
+use veil_core::cell::DestroyReason;
 use veil_core::identity::{NodeId, ServiceDescriptor, ServiceKeys, MAX_SERVICE_DESCRIPTOR_LEN};
 use veil_core::message::Sender;
-use veil_core::node::{AddBootstrap, LearnService, NodeConfig, Reachability, Reply, SendMessage};
+use veil_core::node::{
+    AddBootstrap, Event, LearnService, NodeConfig, Reachability, Reply, SendMessage, Timeout,
+};
 use veil_core::time::Duration;
 use veil_sim::{NodeIndex, Sim, StreamConditions};
 
@@ -288,4 +291,100 @@ fn a_forged_descriptor_is_refused() {
     assert!(sim
         .handle(sender, LearnService { descriptor: &bytes })
         .is_err());
+}
+
+/// A service that never answers (frozen after its introduction points were
+/// set up) costs the sender three build timeouts per rendezvous, not the
+/// message's whole life: the circuit waiting at the rendezvous point is
+/// given up and a new rendezvous is tried. Once the service runs again it
+/// rebuilds its circuits to the introduction points it published, so the
+/// descriptor the sender holds still works, and the message arrives, once,
+/// long before it would expire.
+#[test]
+fn a_rendezvous_the_service_never_answers_is_given_up_and_tried_again() {
+    let Net {
+        mut sim,
+        service,
+        sender,
+        service_id,
+        ..
+    } = network(73);
+    let published = intro_points(&sim, service);
+    sim.freeze(service);
+    let sent = sim.now();
+    send(&mut sim, sender, service_id, b"while frozen");
+    let timed_out = |sim: &Sim| {
+        sim.node(sender)
+            .events
+            .iter()
+            .filter(|(at, _)| at.saturating_since(sent) > Duration::ZERO)
+            .filter_map(|(at, e)| match e {
+                Event::CircuitClosed {
+                    destination: Some(d),
+                    reason: DestroyReason::Timeout,
+                    ..
+                } if *d == service_id => Some(at.saturating_since(sent)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    // Three build timeouts at most, whatever the estimator has learnt.
+    let limit = config().circuit_build_timeout.saturating_mul(3);
+    // The sender's timer runs often, as a busy node's does (a timeout
+    // input every 100 ms): each run must not count the waiting rendezvous
+    // as one more timed-out build, which would soon have the estimator
+    // double its timeout (and the rendezvous deadline with it) up to 60 s.
+    let timeout_before = sim.node(sender).core.build_timeout();
+    let mut waited = Duration::ZERO;
+    while timed_out(&sim).is_empty() && waited < limit.saturating_mul(2) {
+        sim.run_for(Duration::from_millis(100));
+        sim.handle(sender, Timeout);
+        waited = waited.saturating_add(Duration::from_millis(100));
+    }
+    let waits = timed_out(&sim);
+    let timeout_after = sim.node(sender).core.build_timeout();
+    println!(
+        "rendezvous given up after {waits:?}; build timeout {timeout_before:?} before, {timeout_after:?} after"
+    );
+    let slack = Duration::from_secs(1);
+    assert!(
+        waits
+            .first()
+            .is_some_and(|w| *w <= limit.saturating_add(slack)),
+        "the rendezvous was given up within three build timeouts ({limit:?}): {waits:?}, \
+         build timeout {timeout_before:?} -> {timeout_after:?}"
+    );
+    assert!(
+        timeout_after <= timeout_before,
+        "{timeout_before:?} -> {timeout_after:?}"
+    );
+    // It tries again while the service is away.
+    let again = sim.run_until_true(limit, |sim| {
+        sim.node(sender)
+            .core
+            .own_circuits()
+            .any(|c| c.path.destination() == Some(service_id))
+    });
+    assert!(again, "a new rendezvous was started");
+    sim.thaw(service);
+    let thawed = sim.now();
+    let arrived = sim.run_until_true(Duration::from_secs(60), |sim| {
+        deliveries(sim, service, b"while frozen") > 0
+    });
+    assert!(
+        arrived,
+        "the message arrived once the service answered again (sent {:?} before the thaw)",
+        thawed.saturating_since(sent)
+    );
+    println!(
+        "delivered {} ms after the thaw",
+        sim.now().saturating_since(thawed).as_micros() / 1000
+    );
+    assert_eq!(
+        intro_points(&sim, service),
+        published,
+        "the service came back at the introduction points it published"
+    );
+    sim.run_for(Duration::from_secs(20));
+    assert_eq!(deliveries(&sim, service, b"while frozen"), 1);
 }

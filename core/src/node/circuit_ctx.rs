@@ -207,7 +207,8 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
                 built_in,
             } => {
                 self.stats.circuits_built = self.stats.circuits_built.saturating_add(1);
-                if cfg!(feature = "learned-build-timeout") {
+                // A rendezvous took the service's build as well as ours.
+                if cfg!(feature = "learned-build-timeout") && !self.senders.is_rendezvous(circuit) {
                     self.circuits.build_times.record_built(built_in);
                 }
                 // Every relay of a working circuit did its part: earlier

@@ -383,12 +383,16 @@ impl<P: Profile> Node<P> {
         let now = self.now;
         let timeouts = self.circuit_timeouts();
         // Builds about to be given up on are kept by the estimator as
-        // lasting at least the timeout (right-censored).
+        // lasting at least the timeout (right-censored). A rendezvous is
+        // not one build and outlives the timeout by design: counted here,
+        // it would be counted again on every run until its own deadline,
+        // and the estimator would double its timeout to the cap.
         if cfg!(feature = "learned-build-timeout") {
             let timed_out = self
                 .engine
                 .clients()
                 .filter(|c| !c.is_ready() && now.saturating_since(c.opened_at) >= timeouts.build)
+                .filter(|c| !self.engine.is_rendezvous(c.handle))
                 .count();
             for _ in 0..timed_out {
                 self.circuits.build_times.record_timed_out();

@@ -129,6 +129,11 @@ impl Senders {
         self.services.iter().find(|s| s.service_id() == *id)
     }
 
+    /// Whether own circuit `circuit` is one of the rendezvous being set up.
+    pub(crate) fn is_rendezvous(&self, circuit: CircuitHandle) -> bool {
+        ENABLED && self.attempts.iter().any(|a| a.circuit == circuit)
+    }
+
     /// Where an introduction point of a known service listens, for an
     /// `EXTEND` through a relay that does not know it.
     pub(crate) fn intro_addresses(&self, relay: &NodeId) -> Option<ExtendAddresses> {

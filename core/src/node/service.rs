@@ -47,6 +47,15 @@ pub const INTRO_KEEPALIVE: Duration = Duration::from_secs(5 * 60);
 const SEEN_COOKIES: usize = if ENABLED { 16 } else { 0 };
 /// Services a node offers.
 const SERVICE_SLOTS: usize = if ENABLED { 1 } else { 0 };
+/// Circuits built in a row to a listed introduction point that lost its
+/// circuit before the point is replaced (Tor's service retries an
+/// introduction point three times too). Rebuilding to the same point keeps
+/// the descriptor senders hold valid: a service that was away for a while
+/// (suspended, its links lost) comes back at the points it published.
+const INTRO_REBUILDS: u8 = 3;
+/// Circuits a service builds to one rendezvous point before it gives the
+/// introduction up (the sender tries again with a new one).
+const JOIN_BUILDS: u8 = 2;
 
 #[derive(Debug, Clone)]
 struct IntroSlot {
@@ -54,8 +63,16 @@ struct IntroSlot {
     circuit: CircuitHandle,
     /// `ESTABLISH_INTRO` sent.
     requested: bool,
-    /// The point accepted.
+    /// The point accepted, over the current circuit.
     established: bool,
+    /// In the descriptor: the point accepted once, and has not been
+    /// given up since (its circuit may be being rebuilt).
+    listed: bool,
+    /// Circuits built to the point since it last accepted.
+    rebuilds: u8,
+    /// When its circuit was found gone, while no new one could be opened
+    /// (no link to a first hop yet, say).
+    lost_since: Option<Instant>,
     last_sent: Instant,
 }
 
@@ -67,6 +84,8 @@ struct PendingJoin {
     /// When the introduction came: a join not under way within a build
     /// timeout is dropped, as the sender will have tried again.
     since: Instant,
+    /// Circuits built to the rendezvous point so far.
+    builds: u8,
     rendezvous_key: [u8; 32],
     layer: RelayLayer,
     rendezvous1: [u8; COOKIE_LEN + RENDEZVOUS_HANDSHAKE_LEN],
@@ -167,12 +186,13 @@ impl<P: Profile> Node<P> {
         self.services.keys.first().map(ServiceKeys::service_id)
     }
 
-    /// Introduction points established for the offered service.
+    /// Introduction points the offered service's descriptor lists: those
+    /// that accepted it, including any whose circuit is being rebuilt.
     pub fn service_intro_points(&self) -> impl Iterator<Item = &IntroPoint> {
         self.services
             .intros
             .iter()
-            .filter(|s| s.established)
+            .filter(|s| s.listed)
             .map(|s| &s.point)
     }
 
@@ -216,16 +236,22 @@ impl<P: Profile> Node<P> {
     }
 
     fn keep_intro_points(&mut self) {
-        // Points whose circuit is gone are replaced.
-        let before = self.services.intros.len();
-        let engine = &self.engine;
+        self.rebuild_intro_circuits();
+        // Points whose circuit is gone and not being rebuilt are replaced;
+        // one waiting for a path is given a build timeout to find one.
+        let (engine, now) = (&self.engine, self.now);
+        let wait = self.config.circuit_build_timeout;
         let mut changed = false;
         self.services.intros.retain(|s| {
             let alive = engine.client(s.circuit).is_some();
-            changed |= !alive && s.established;
-            alive
+            let waiting = s.rebuilds < INTRO_REBUILDS
+                && s.lost_since
+                    .is_some_and(|at| now.saturating_since(at) < wait);
+            let kept = alive || (s.listed && waiting);
+            changed |= !kept && s.listed;
+            kept
         });
-        if self.services.intros.len() < before && changed {
+        if changed {
             self.services.issued_at = super::discovery::unix_now(&self.config, self.now);
         }
         if !self.services.intros.is_full() {
@@ -261,6 +287,51 @@ impl<P: Profile> Node<P> {
                 s.last_sent = now;
             }
         }
+    }
+
+    /// Builds a new circuit to each listed introduction point whose
+    /// circuit is gone, until the point has had [`INTRO_REBUILDS`]
+    /// circuits since it last accepted; a point known to be down (kept
+    /// out of paths by its health) is replaced at once.
+    fn rebuild_intro_circuits(&mut self) {
+        let now = self.now;
+        for index in 0..self.services.intros.len() {
+            let Some(slot) = self.services.intros.get(index).cloned() else {
+                continue;
+            };
+            let lost = self.engine.client(slot.circuit).is_none();
+            let down = self
+                .discovery
+                .table()
+                .get(&slot.point.node_id)
+                .is_none_or(|e| !e.health.available(now));
+            if !lost || !slot.listed || slot.rebuilds >= INTRO_REBUILDS || down {
+                continue;
+            }
+            let opened = self.open_intro_circuit(slot.point.node_id);
+            if let Some(s) = self.services.intros.get_mut(index) {
+                match opened {
+                    Some(circuit) => {
+                        s.circuit = circuit;
+                        s.requested = false;
+                        s.established = false;
+                        s.rebuilds = s.rebuilds.saturating_add(1);
+                        s.last_sent = now;
+                        s.lost_since = None;
+                    }
+                    None => s.lost_since = s.lost_since.or(Some(now)),
+                }
+            }
+        }
+    }
+
+    /// A circuit whose last hop is introduction point `point`.
+    fn open_intro_circuit(&mut self, point: NodeId) -> Option<CircuitHandle> {
+        let relays = self.config.path_relays.saturating_sub(1).max(1);
+        let path = self.path_ending_at(point, relays)?;
+        let keys = self.onion_keys_of(&path, &[])?;
+        self.with_engine(|engine, ctx, _| engine.open(ctx, path, &keys))
+            .ok()
     }
 
     /// Picks a relay for a new introduction point, in a network none of
@@ -309,19 +380,15 @@ impl<P: Profile> Node<P> {
         let Some(point) = choice else {
             return;
         };
-        let relays = self.config.path_relays.saturating_sub(1).max(1);
-        let Some(path) = self.path_ending_at(point.node_id, relays) else {
-            return;
-        };
-        let Some(keys) = self.onion_keys_of(&path, &[]) else {
-            return;
-        };
-        if let Ok(circuit) = self.with_engine(|engine, ctx, _| engine.open(ctx, path, &keys)) {
+        if let Some(circuit) = self.open_intro_circuit(point.node_id) {
             let _ = self.services.intros.push(IntroSlot {
                 point,
                 circuit,
                 requested: false,
                 established: false,
+                listed: false,
+                rebuilds: 0,
+                lost_since: None,
                 last_sent: now,
             });
         }
@@ -350,12 +417,22 @@ impl<P: Profile> Node<P> {
                     });
                 if let (Some(opened), Some(j)) = (opened, self.services.joins.get_mut(index)) {
                     j.circuit = Some(opened);
+                    j.builds = j.builds.saturating_add(1);
                 }
                 index = index.saturating_add(1);
                 continue;
             };
             let state = self.engine.client(circuit).map(|c| c.is_ready());
             match state {
+                // A failed circuit to the rendezvous point is built again,
+                // once, over a new path, while the sender still waits.
+                None if join.builds < JOIN_BUILDS
+                    && self.now.saturating_since(join.since) < give_up =>
+                {
+                    if let Some(j) = self.services.joins.get_mut(index) {
+                        j.circuit = None;
+                    }
+                }
                 None => {
                     self.services.joins.swap_remove(index);
                 }
@@ -408,13 +485,24 @@ impl<P: Profile> Node<P> {
         };
         match command {
             RelayCommand::IntroEstablished => {
-                if data.first() == Some(&STATUS_OK) {
-                    if let Some(slot) = self.services.intros.get_mut(index) {
-                        slot.established = true;
+                let accepted = data.first() == Some(&STATUS_OK);
+                let newly_listed = self.services.intros.get_mut(index).is_some_and(|slot| {
+                    slot.established = accepted;
+                    let newly = accepted && !slot.listed;
+                    slot.listed |= accepted;
+                    if accepted {
+                        slot.rebuilds = 0;
+                    } else {
+                        // Refused (taken, or full): no use asking again;
+                        // another point is picked.
+                        slot.rebuilds = INTRO_REBUILDS;
                     }
+                    newly
+                });
+                if newly_listed {
                     self.services.issued_at = super::discovery::unix_now(&self.config, self.now);
-                } else {
-                    // Refused (taken, or full): another point is picked.
+                }
+                if !accepted {
                     let _ = self.with_engine(|engine, ctx, _| engine.close(ctx, circuit));
                 }
                 true
@@ -469,6 +557,7 @@ impl<P: Profile> Node<P> {
         let join = PendingJoin {
             circuit: None,
             since: self.now,
+            builds: 0,
             rendezvous_key: payload.onion_key,
             layer,
             rendezvous1,

@@ -209,6 +209,13 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         &self.rendezvous
     }
 
+    /// Whether own circuit `circuit` is a rendezvous with a service. Its
+    /// build waits on the service's own circuit as well, so it is given
+    /// three build timeouts and kept out of the build-time estimate.
+    pub fn is_rendezvous(&self, circuit: CircuitHandle) -> bool {
+        self.rendezvous.to_service(circuit)
+    }
+
     /// Answers a role request on relayed circuit `end` with `status`.
     fn answer(
         &mut self,
