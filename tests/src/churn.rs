@@ -243,6 +243,10 @@ pub struct ChurnReport {
     pub close_reasons: std::collections::BTreeMap<String, (u64, u64)>,
     /// Messages given up by their senders, by reason.
     pub failures: std::collections::BTreeMap<String, u64>,
+    /// Messages to nodes nobody can dial given up by their senders, by
+    /// what the sender's copy of the destination's descriptor listed at
+    /// that moment against the destination's own introducers.
+    pub unreachable_failures: std::collections::BTreeMap<&'static str, u64>,
     /// What became of the nodes' dials.
     pub dials: crate::DialStats,
     /// Links open per up node at the end: mean and max.
@@ -435,6 +439,7 @@ impl Driver {
             close_reasons: Default::default(),
             build_timeouts: Vec::new(),
             failures: Default::default(),
+            unreachable_failures: Default::default(),
             dials: crate::DialStats::default(),
             links_in_use: (0.0, 0),
             nodes_built: 0,
@@ -876,6 +881,11 @@ impl Driver {
                 Event::MessageFailed { id, reason } => {
                     if let Some(seq) = self.pending.remove(&(node, id)) {
                         self.report.messages[seq].failed = true;
+                        if self.report.messages[seq].to_unreachable {
+                            let why =
+                                self.why_unreachable_failed(node, self.report.messages[seq].dest);
+                            *self.report.unreachable_failures.entry(why).or_default() += 1;
+                        }
                         *self
                             .report
                             .failures
@@ -906,6 +916,43 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Why `sender` may have failed to reach `dest`, a node nobody can
+    /// dial: what its copy of `dest`'s descriptor lists, against the
+    /// introducers `dest` holds now.
+    fn why_unreachable_failed(&self, sender: NodeIndex, dest: NodeIndex) -> &'static str {
+        if !self.is_up(dest) {
+            return "destination gone";
+        }
+        let dest_id = self.sim.node_id(dest);
+        let current: Vec<_> = self.sim.node(dest).core.introducers().to_vec();
+        let copy: Option<Vec<_>> = self
+            .sim
+            .node(sender)
+            .core
+            .node_table()
+            .entries()
+            .iter()
+            .find(|e| e.descriptor.node_id() == dest_id)
+            .map(|e| e.descriptor.introducers().map(|i| i.node_id).collect());
+        let Some(copy) = copy else {
+            return "sender no longer holds its descriptor";
+        };
+        if current.is_empty() {
+            return "destination holds no introducer now";
+        }
+        if copy.is_empty() {
+            return "sender's copy lists no introducer";
+        }
+        let shared: Vec<_> = copy.iter().filter(|i| current.contains(i)).collect();
+        if shared.is_empty() {
+            return "sender's copy is stale: none of its introducers is current";
+        }
+        if shared.len() < copy.len() {
+            return "sender's copy is partly stale";
+        }
+        "sender's copy is current"
     }
 
     fn finish(mut self, wall_secs: f64) -> ChurnReport {
@@ -1220,6 +1267,18 @@ impl ChurnReport {
             .map(|(r, n)| format!("{r} {n}"))
             .collect();
         let _ = writeln!(out, "  messages given up: {}", failures.join(", "));
+        if !self.unreachable_failures.is_empty() {
+            let why: Vec<String> = self
+                .unreachable_failures
+                .iter()
+                .map(|(r, n)| format!("{r}: {n}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  of them to nodes nobody can dial: {}",
+                why.join("; ")
+            );
+        }
         let d = &self.dials;
         let _ = writeln!(
             out,
