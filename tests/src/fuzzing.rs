@@ -66,6 +66,23 @@ fn fuzz_service_keys() -> &'static ServiceKeys {
 /// descriptor, and signing the parsed form again gives the same bytes
 /// (Ed25519 signatures are deterministic): anything else is a forgery.
 pub fn service_descriptor(data: &[u8]) {
+    // The service's other signed message, its introduction claim
+    // (`ESTABLISH_INTRO`), is read from the same bytes.
+    let point = INTRO_CLAIM_POINT;
+    if let Ok(service) = veil_core::identity::verify_intro_claim(data, &point) {
+        let keys = fuzz_service_keys();
+        assert_eq!(
+            service,
+            veil_core::identity::service_id_for_key(&data[..32].try_into().unwrap())
+        );
+        if data[..32] == keys.service_key() {
+            assert_eq!(
+                data,
+                keys.intro_claim(&point),
+                "a forged introduction claim verified"
+            );
+        }
+    }
     if let Ok(descriptor) = ServiceDescriptor::parse_verified(data) {
         assert_eq!(descriptor.wire_len(), data.len(), "wire_len disagrees");
         let keys = fuzz_service_keys();
@@ -888,6 +905,16 @@ pub fn introduced_descriptor_seed() -> Vec<u8> {
         .emit_signed_introduced(&introducers, &identity, &mut buf)
         .expect("a valid descriptor");
     buf[..n].to_vec()
+}
+
+/// The introduction point the `service_descriptor` target checks claims
+/// for.
+const INTRO_CLAIM_POINT: veil_core::identity::NodeId = veil_core::identity::NodeId([0x1c; 32]);
+
+/// A valid introduction claim (`ESTABLISH_INTRO`'s data), a seed of the
+/// `service_descriptor` target.
+pub fn intro_claim_seed() -> Vec<u8> {
+    fuzz_service_keys().intro_claim(&INTRO_CLAIM_POINT).to_vec()
 }
 
 /// A valid signed service descriptor with one introduction point and one

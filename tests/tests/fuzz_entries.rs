@@ -66,6 +66,7 @@ fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
         "service_descriptor" => named(vec![
             fuzzing::service_descriptor_seed(),
             fuzzing::largest_service_descriptor_seed(),
+            fuzzing::intro_claim_seed(),
         ]),
         "link_input" => named(vec![
             [&[3u8, 0, 32][..], &[7; 32], &[0, 164], &[9; 164]].concat()

@@ -106,6 +106,9 @@ impl CircuitContext for Ctx<'_> {
             .client_links
             .contains(&(self.me, usize::from(link.index())))
     }
+    fn own_id(&self) -> NodeId {
+        self.ids[self.me]
+    }
     fn dial_for_extend(&mut self, _peer: &NodeId, _addresses: &[Address]) -> bool {
         // This mesh has no dialler: an EXTEND over a cut link fails at
         // once, or (dials_hang) waits for a link that never comes.

@@ -10,7 +10,7 @@ use crate::cell::DestroyReason;
 use crate::cell::{IntroductionPayload, RelayCommand, COOKIE_LEN};
 use crate::circuit::{respond_introduction, STATUS_OK, STATUS_REFUSED};
 use crate::discovery::Path;
-use crate::identity::NodeId;
+use crate::identity::{NodeId, ServiceKeys};
 use crate::noise::StaticKeypair;
 
 const SERVICE: usize = 0;
@@ -18,12 +18,17 @@ const INTRO: usize = 3;
 const RENDEZVOUS: usize = 5;
 const SENDER: usize = 8;
 
+fn service() -> ServiceKeys {
+    ServiceKeys::from_secrets([41; 32], [42; 32])
+}
+
+/// The service's onion key (the introduction handshake's).
 fn service_key() -> StaticKeypair {
     StaticKeypair::from_secret_bytes([42; 32])
 }
 
 fn service_id() -> NodeId {
-    NodeId([0x5e; 32])
+    service().service_id()
 }
 
 /// The data of the first relay message `command` node `node` received on
@@ -60,8 +65,9 @@ fn rendezvous(net: &mut Net) -> Joined {
     // The service takes an introduction point.
     let intro_circuit = net.open(SERVICE, &[1, 2, INTRO]).unwrap();
     net.run();
+    let claim = service().intro_claim(&net.ids[INTRO]);
     net.with(SERVICE, |e, ctx| {
-        e.send_relay(ctx, intro_circuit, 2, RelayCommand::EstablishIntro, &id.0)
+        e.send_relay(ctx, intro_circuit, 2, RelayCommand::EstablishIntro, &claim)
     })
     .unwrap();
     net.run();
@@ -302,17 +308,19 @@ fn a_replayed_rendezvous1_joins_nothing() {
 #[test]
 fn an_introduction_point_keeps_its_first_service_and_refuses_unknown_ones() {
     let mut net = Net::new(9, 13);
-    let id = service_id();
     let first = net.open(SERVICE, &[1, 2, INTRO]).unwrap();
     let hijack = net.open(SENDER, &[7, 6, INTRO]).unwrap();
     net.run();
+    let claim = service().intro_claim(&net.ids[INTRO]);
     net.with(SERVICE, |e, ctx| {
-        e.send_relay(ctx, first, 2, RelayCommand::EstablishIntro, &id.0)
+        e.send_relay(ctx, first, 2, RelayCommand::EstablishIntro, &claim)
     })
     .unwrap();
     net.run();
+    // The same claim again (the point replaying it to itself gains
+    // nothing; anyone else never sees it): the first circuit keeps it.
     net.with(SENDER, |e, ctx| {
-        e.send_relay(ctx, hijack, 2, RelayCommand::EstablishIntro, &id.0)
+        e.send_relay(ctx, hijack, 2, RelayCommand::EstablishIntro, &claim)
     })
     .unwrap();
     net.run();
@@ -427,5 +435,51 @@ fn rendezvous_roles_are_bounded_and_freed_when_their_circuits_close() {
     assert_eq!(
         data_of(&net, 1, twin, RelayCommand::RendezvousEstablished),
         Some(vec![STATUS_REFUSED])
+    );
+}
+
+#[test]
+fn only_the_service_key_claims_a_service_and_a_claim_is_good_at_one_point() {
+    let mut net = Net::new(9, 16);
+    let other_point = RENDEZVOUS;
+    let mut answers = Vec::new();
+    // A forger names the service's key with a signature of its own; a
+    // claim made for another point is replayed here; the old unsigned
+    // form (the bare service id).
+    let mut forged = service().intro_claim(&net.ids[INTRO]);
+    forged[32..].copy_from_slice(
+        &ServiceKeys::from_secrets([9; 32], [8; 32]).intro_claim(&net.ids[INTRO])[32..],
+    );
+    let elsewhere = service().intro_claim(&net.ids[other_point]);
+    let bare = service_id().0;
+    for claim in [&forged[..], &elsewhere[..], &bare[..]] {
+        let circuit = net.open(SENDER, &[7, 6, INTRO]).unwrap();
+        net.run();
+        net.with(SENDER, |e, ctx| {
+            e.send_relay(ctx, circuit, 2, RelayCommand::EstablishIntro, claim)
+        })
+        .unwrap();
+        net.run();
+        answers.push(data_of(
+            &net,
+            SENDER,
+            circuit,
+            RelayCommand::IntroEstablished,
+        ));
+    }
+    assert_eq!(answers, vec![Some(vec![STATUS_REFUSED]); 3]);
+    assert_eq!(net.engines[INTRO].rendezvous_tables().introducing(), 0);
+    // The service's own claim for this point is still taken.
+    let circuit = net.open(SERVICE, &[1, 2, INTRO]).unwrap();
+    net.run();
+    let claim = service().intro_claim(&net.ids[INTRO]);
+    net.with(SERVICE, |e, ctx| {
+        e.send_relay(ctx, circuit, 2, RelayCommand::EstablishIntro, &claim)
+    })
+    .unwrap();
+    net.run();
+    assert_eq!(
+        data_of(&net, SERVICE, circuit, RelayCommand::IntroEstablished),
+        Some(vec![STATUS_OK])
     );
 }

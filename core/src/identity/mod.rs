@@ -3,6 +3,7 @@
 
 mod address;
 mod descriptor;
+mod intro_claim;
 mod introducer;
 mod keys;
 mod node_id;
@@ -15,6 +16,7 @@ pub use descriptor::{
     MAX_ADDRESSES_PER_TRANSPORT, MAX_CLOCK_SKEW_SECS, MAX_DESCRIPTOR_LEN,
     MAX_DESCRIPTOR_LIFETIME_SECS, MIN_DESCRIPTOR_LEN, SIGNATURE_LEN,
 };
+pub use intro_claim::{verify_intro_claim, IntroClaimError, INTRO_CLAIM_DOMAIN, INTRO_CLAIM_LEN};
 pub use introducer::{Introducer, MAX_INTRODUCERS, MAX_INTRODUCER_LEN};
 pub use keys::{Identity, IdentityKeyError, PublicIdentity, SignatureError, MAX_SIGNED_LEN};
 pub use node_id::{NodeId, ParseNodeIdError, NODE_ID_DOMAIN};

@@ -223,6 +223,12 @@ impl ServiceKeys {
     pub fn service_id(&self) -> NodeId {
         service_id_for_key(&self.service_key())
     }
+
+    /// Signs `message` with the service key (for the service's other
+    /// signed messages: `ESTABLISH_INTRO`, `intro_claim.rs`).
+    pub(super) fn sign(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
+        self.signing.sign(message).to_bytes()
+    }
 }
 
 /// A relay where senders hand the service their introduction, with what a

@@ -243,6 +243,7 @@ impl<P: Profile> Node<P> {
         ) -> R,
     ) -> R {
         let mut deliveries = Deliveries::new();
+        let own_id = self.node_id();
         let result = {
             let Node {
                 links,
@@ -275,6 +276,7 @@ impl<P: Profile> Node<P> {
                 circuits,
                 senders,
                 services,
+                own_id,
             };
             f(engine, &mut ctx, &onion)
         };

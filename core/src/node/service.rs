@@ -258,7 +258,6 @@ impl<P: Profile> Node<P> {
             self.add_intro_point();
         }
         let now = self.now;
-        let service = self.service_id();
         for index in 0..self.services.intros.len() {
             let Some(slot) = self.services.intros.get(index).cloned() else {
                 continue;
@@ -270,8 +269,17 @@ impl<P: Profile> Node<P> {
                 continue;
             }
             let last = c.path.hops().len().saturating_sub(1);
-            let (command, data): (RelayCommand, &[u8]) = match (&service, slot.requested) {
-                (Some(id), false) => (RelayCommand::EstablishIntro, &id.0),
+            // Signed only when it is sent: a claim for this point alone.
+            let claim = match slot.requested {
+                false => self
+                    .services
+                    .keys
+                    .first()
+                    .map(|keys| keys.intro_claim(&slot.point.node_id)),
+                true => None,
+            };
+            let (command, data): (RelayCommand, &[u8]) = match (&claim, slot.requested) {
+                (Some(claim), false) => (RelayCommand::EstablishIntro, claim),
                 (_, true) if now.saturating_since(slot.last_sent) >= INTRO_KEEPALIVE => {
                     (RelayCommand::Padding, &[])
                 }

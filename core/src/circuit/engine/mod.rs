@@ -82,6 +82,9 @@ pub trait CircuitContext {
     fn extend_addresses(&self, _peer: &NodeId) -> ExtendAddresses {
         ExtendAddresses::new()
     }
+    /// This node's id: what a service's `ESTABLISH_INTRO` is signed for
+    /// (relay spec §13.2).
+    fn own_id(&self) -> NodeId;
 }
 
 /// The event for client circuit `c`, gone for `reason`.

@@ -34,7 +34,7 @@ use crate::cell::{
     RelayMessage, COOKIE_LEN,
 };
 use crate::cgo::{CellBody, ForwardOutcome, RelayLayer};
-use crate::identity::NodeId;
+use crate::identity::{verify_intro_claim, NodeId};
 use crate::link::LinkId;
 
 use super::super::client_table::{CircuitHandle, ClientCircuit};
@@ -273,8 +273,10 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
     }
 
     fn establish_intro(&mut self, ctx: &mut impl CircuitContext, end: CircuitEnd, data: &[u8]) {
-        let Some(service) = data.first_chunk::<32>().map(|s| NodeId(*s)) else {
-            self.destroy_relay(ctx, end, DestroyReason::Protocol);
+        // Only the holder of the service key claims its id, and a claim
+        // made at another point is no good here.
+        let Ok(service) = verify_intro_claim(data, &ctx.own_id()) else {
+            self.answer(ctx, end, RelayCommand::IntroEstablished, STATUS_REFUSED);
             return;
         };
         // The first circuit to claim a service keeps it until it closes: a
