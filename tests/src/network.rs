@@ -488,6 +488,11 @@ impl Sim {
         let _ = self.handle(node, veil_core::node::CloseLink { link, reason });
     }
 
+    /// The wire `node`'s link `link` runs over, if it is wired.
+    pub fn wire_of(&self, node: NodeIndex, link: LinkId) -> Option<WireId> {
+        self.net.wire_of(node, link)
+    }
+
     /// Stops delivering one direction of a wire, bytes already in flight
     /// included: they vanish as if the path went dark while both TCP
     /// connections stayed up.

@@ -10,10 +10,13 @@
 use veil_core::identity::{verify_descriptor, NodeId};
 use veil_core::node::{AddBootstrap, Event, NodeConfig, Reachability};
 use veil_core::time::Duration;
-use veil_sim::{NodeIndex, Sim, StreamConditions};
+use veil_sim::{Direction, NodeIndex, Sim, StreamConditions};
 
 const UNIX_AT_ZERO: u64 = 1_800_000_000;
 const RELAYS: usize = 10;
+/// A seed whose second build, without the defence, draws the dark
+/// introducer again (two failed builds; measured by disabling it).
+const SEED_DARK_INTRODUCER: u64 = 61;
 
 fn config() -> NodeConfig {
     NodeConfig {
@@ -364,4 +367,59 @@ fn a_node_reached_through_introducers_sends_no_descriptor_before_it_lists_one() 
             "node {node} holds its descriptor, with its introducer"
         );
     }
+}
+
+/// A build that fails because the last relay, an introducer, cannot reach
+/// the destination (here: their link went dark both ways while both ends
+/// still hold it, as when the node's copy of the introducer list moved on)
+/// is followed by one that ends at another introducer, not by a fresh
+/// draw that may pick the same dead end again.
+#[test]
+fn after_a_build_fails_at_an_introducer_the_next_ends_at_another() {
+    let Net {
+        mut sim,
+        relays: _,
+        sender,
+        hidden,
+    } = network(SEED_DARK_INTRODUCER, 2);
+    let hidden_id = sim.node_id(hidden);
+    sim.send_message(sender, hidden, b"past a dark introducer")
+        .unwrap();
+    // The introducer the first build ends at: its link to the node goes
+    // dark before the build gets there.
+    let mut last_relays = Vec::new();
+    let started = sim.run_until_true(Duration::from_secs(5), |sim| {
+        note_last_relays(sim, sender, hidden_id, &mut last_relays);
+        !last_relays.is_empty()
+    });
+    assert!(started, "a build to the node started");
+    let dark = last_relays[0];
+    let link = sim
+        .node(hidden)
+        .core
+        .links()
+        .find(|l| l.peer == Some(dark))
+        .map(|l| l.link)
+        .expect("the node's link to its introducer");
+    let wire = sim.wire_of(hidden, link).unwrap();
+    sim.silence(wire, Direction::Forward);
+    sim.silence(wire, Direction::Backward);
+    let arrived = sim.run_until_true(Duration::from_secs(90), |sim| {
+        note_last_relays(sim, sender, hidden_id, &mut last_relays);
+        deliveries(sim, hidden, b"past a dark introducer") > 0
+    });
+    let timed_out = sim
+        .node(sender)
+        .events
+        .iter()
+        .filter(|(_, e)| {
+            matches!(e, Event::CircuitClosed { destination: Some(d), reason: veil_core::cell::DestroyReason::Timeout | veil_core::cell::DestroyReason::ExtendFailed, .. } if *d == hidden_id)
+        })
+        .count();
+    println!("last relays in order {last_relays:?}; failed builds {timed_out}; delivered {arrived} after {:?}", sim.now());
+    assert!(arrived, "the message arrived through the other introducer");
+    assert_eq!(
+        timed_out, 1,
+        "one build failed at the dark introducer, then the other was used"
+    );
 }

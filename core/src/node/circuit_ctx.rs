@@ -272,6 +272,14 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
                     (Some(hop), destination) if build_failure => {
                         if destination != Some(hop) {
                             self.table.record_failure(&hop);
+                        } else if let Some(last) = path.relays().last() {
+                            // The last relay could not reach the
+                            // destination: for one reached through
+                            // introducers, most likely an introducer it has
+                            // since replaced (our copy of its descriptor is
+                            // older than its own). The next path ends at
+                            // another one, if it lists another.
+                            self.circuits.avoid_next(hop, &[*last]);
                         }
                         if let Some(health) = self.table.health_mut(&hop) {
                             let _ = health.on_failed(now, &mut *self.rng);

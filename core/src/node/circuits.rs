@@ -146,6 +146,12 @@ impl CircuitState {
         entry.last = Instant::ZERO;
     }
 
+    /// The next path to `dest` avoids `relays` (once, as after a lost
+    /// circuit), with no forced rebuild counted.
+    pub(crate) fn avoid_next(&mut self, dest: NodeId, relays: &[NodeId]) {
+        self.avoid = Some((dest, Vec::from_slice(relays).unwrap_or_default()));
+    }
+
     /// The relays the next path to `dest` avoids (those of the circuit to
     /// it lost last, if that was the last circuit lost). Kept until a
     /// build to `dest` starts ([`avoided`](Self::avoided)): a path drawn
