@@ -122,7 +122,6 @@ pub(crate) struct NodeCtx<'a, P: Profile> {
     /// `EXTEND`s to those it does not hold descriptors of.
     pub(crate) senders: &'a super::rendezvous::Senders,
     pub(crate) services: &'a super::service::Services,
-    pub(crate) own_id: NodeId,
 }
 
 /// A guard whose circuits succeed less often than this, in percent, is
@@ -163,7 +162,7 @@ impl<P: Profile> NodeCtx<'_, P> {
 
 impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
     fn own_id(&self) -> NodeId {
-        self.own_id
+        self.table.own_id()
     }
 
     fn link_to(&self, peer: &NodeId) -> Option<(LinkId, LinkRole)> {

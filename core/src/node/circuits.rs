@@ -249,7 +249,6 @@ impl<P: Profile> Node<P> {
         ) -> R,
     ) -> R {
         let mut deliveries = Deliveries::new();
-        let own_id = self.node_id();
         let result = {
             let Node {
                 links,
@@ -282,7 +281,6 @@ impl<P: Profile> Node<P> {
                 circuits,
                 senders,
                 services,
-                own_id,
             };
             f(engine, &mut ctx, &onion)
         };

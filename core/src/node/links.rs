@@ -421,7 +421,11 @@ impl<P: Profile> Node<P> {
                 let _ = session.queue_cell(&cell);
             }
             if !slot.announced {
-                for cell in &self.discovery.gossip_cells(&mut self.rng, session.peer()) {
+                let unix_now = super::discovery::unix_now(&self.config, self.now);
+                let sample = self
+                    .discovery
+                    .gossip_cells(&mut self.rng, session.peer(), unix_now);
+                for cell in &sample {
                     if session.queue_cell(cell).is_err() {
                         break;
                     }

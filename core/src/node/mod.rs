@@ -98,6 +98,8 @@ mod error;
 mod event;
 mod feelers;
 mod gossip;
+#[cfg(test)]
+mod gossip_tests;
 mod guards;
 mod input;
 mod introducers;
