@@ -28,16 +28,6 @@ pub const GOSSIP_SAMPLE: usize = 8;
 /// gossip round. More than one lets a well-linked bootstrap node spread
 /// what it knows to newcomers in a few rounds.
 pub const GOSSIP_FANOUT: usize = 3;
-/// Of each gossip sample, at most this many are the freshest descriptors
-/// of nodes reached through introducers, issued within [`HOT_SECS`]: a
-/// changed introducer list is news that senders need before their copy
-/// sends builds to an introducer that no longer holds the node (rumor
-/// mongering, Demers et al. 1987, over the same traffic).
-#[cfg(feature = "introducers")]
-pub const HOT_GOSSIP: usize = 2;
-/// How long a descriptor of an introduced node counts as news.
-#[cfg(feature = "introducers")]
-pub const HOT_SECS: u64 = 120;
 
 /// Why a received descriptor was not stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,74 +317,18 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
         Self::descriptor_cell(&self.descriptor)
     }
 
-    /// Up to [`GOSSIP_SAMPLE`] known descriptors, as cells, leaving out
-    /// the recipient's own (it knows itself): the freshest of introduced
-    /// nodes first (up to `HOT_GOSSIP`, with the `introducers` feature),
-    /// then a random sample.
+    /// Up to [`GOSSIP_SAMPLE`] random known descriptors, as cells, leaving
+    /// out the recipient's own (it knows itself).
     pub(crate) fn gossip_cells(
         &self,
         rng: &mut impl Rng,
         recipient: Option<NodeId>,
-        unix_now: u64,
     ) -> Vec<Cell, GOSSIP_SAMPLE> {
-        let sample = self.table.sample::<GOSSIP_SAMPLE>(rng);
-        #[cfg(feature = "introducers")]
-        let sample = self.news_first(sample, unix_now);
-        #[cfg(not(feature = "introducers"))]
-        let _ = unix_now;
-        sample
+        self.table
+            .sample::<GOSSIP_SAMPLE>(rng)
             .iter()
             .filter(|entry| Some(entry.node_id()) != recipient)
             .filter_map(|entry| Self::descriptor_cell(entry.descriptor.as_bytes()))
             .collect()
-    }
-
-    /// `sample`, after the news of introduced nodes (`hottest_introduced`),
-    /// without repeats, cut to [`GOSSIP_SAMPLE`].
-    #[cfg(feature = "introducers")]
-    fn news_first<'t>(
-        &'t self,
-        sample: Vec<&'t PeerEntry, GOSSIP_SAMPLE>,
-        unix_now: u64,
-    ) -> Vec<&'t PeerEntry, GOSSIP_SAMPLE> {
-        let mut chosen = Vec::new();
-        self.hottest_introduced(unix_now, &mut chosen);
-        for entry in sample {
-            let fresh = !chosen
-                .iter()
-                .any(|c: &&PeerEntry| c.node_id() == entry.node_id());
-            if fresh && chosen.push(entry).is_err() {
-                break;
-            }
-        }
-        chosen
-    }
-
-    /// Adds to `out` the (up to [`HOT_GOSSIP`]) most recently issued
-    /// descriptors of introduced nodes, issued within [`HOT_SECS`].
-    #[cfg(feature = "introducers")]
-    fn hottest_introduced<'t>(
-        &'t self,
-        unix_now: u64,
-        out: &mut Vec<&'t PeerEntry, GOSSIP_SAMPLE>,
-    ) {
-        let mut hot: Vec<&PeerEntry, HOT_GOSSIP> = Vec::new();
-        let news = self.table.entries().iter().filter(|e| {
-            e.descriptor.is_introduced()
-                && e.descriptor.repr().issued_at.saturating_add(HOT_SECS) >= unix_now
-        });
-        for entry in news {
-            let issued = entry.descriptor.repr().issued_at;
-            if hot.push(entry).is_err() {
-                // Full: replace the stalest, if this one is fresher.
-                let stalest = hot.iter_mut().min_by_key(|e| e.descriptor.repr().issued_at);
-                if let Some(slot) = stalest.filter(|s| s.descriptor.repr().issued_at < issued) {
-                    *slot = entry;
-                }
-            }
-        }
-        for entry in hot {
-            let _ = out.push(entry);
-        }
     }
 }

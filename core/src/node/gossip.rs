@@ -69,7 +69,6 @@ impl<P: Profile> Node<P> {
             return;
         }
         let pick = crate::discovery::random_index(&mut self.rng, established).unwrap_or(0);
-        let unix_now = super::discovery::unix_now(&self.config, self.now);
         let session = self
             .links
             .as_mut()
@@ -78,9 +77,7 @@ impl<P: Profile> Node<P> {
             .nth(pick)
             .and_then(|s| s.session.as_mut());
         if let Some(session) = session {
-            let cells = self
-                .discovery
-                .gossip_cells(&mut self.rng, session.peer(), unix_now);
+            let cells = self.discovery.gossip_cells(&mut self.rng, session.peer());
             for cell in &cells {
                 // A full queue means the link is busy; gossip can wait.
                 if session.queue_cell(cell).is_err() {

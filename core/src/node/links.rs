@@ -421,11 +421,7 @@ impl<P: Profile> Node<P> {
                 let _ = session.queue_cell(&cell);
             }
             if !slot.announced {
-                let unix_now = super::discovery::unix_now(&self.config, self.now);
-                let sample = self
-                    .discovery
-                    .gossip_cells(&mut self.rng, session.peer(), unix_now);
-                for cell in &sample {
+                for cell in &self.discovery.gossip_cells(&mut self.rng, session.peer()) {
                     if session.queue_cell(cell).is_err() {
                         break;
                     }

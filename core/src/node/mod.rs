@@ -98,8 +98,6 @@ mod error;
 mod event;
 mod feelers;
 mod gossip;
-#[cfg(test)]
-mod gossip_tests;
 mod guards;
 mod input;
 mod introducers;
