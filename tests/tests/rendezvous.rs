@@ -388,3 +388,48 @@ fn a_rendezvous_the_service_never_answers_is_given_up_and_tried_again() {
     sim.run_for(Duration::from_secs(20));
     assert_eq!(deliveries(&sim, service, b"while frozen"), 1);
 }
+
+/// A descriptor re-signed within the second of the last (here: the second
+/// introduction point accepted just after the first) is dated later all
+/// the same, so a sender holding the first takes the second instead of
+/// refusing it as stale.
+#[test]
+fn a_descriptor_re_signed_within_a_second_still_replaces_the_last() {
+    let mut sim = Sim::new(74);
+    sim.set_dial_conditions(StreamConditions {
+        latency: Duration::from_millis(5),
+        ..StreamConditions::LAN
+    });
+    let first = sim.add_addressed_node(config(), 32);
+    for _ in 1..RELAYS {
+        let relay = sim.add_addressed_node(config(), 32);
+        let address = Sim::address_of(first);
+        sim.handle(relay, AddBootstrap { address }).unwrap();
+    }
+    sim.run_for(Duration::from_secs(30));
+    let service = behind_nat(&mut sim, first);
+    let sender = behind_nat(&mut sim, first);
+    sim.run_for(Duration::from_secs(20));
+    let keys = ServiceKeys::from_secrets([0x61; 32], [0x62; 32]);
+    sim.with_node(service, |node| node.offer_service(keys));
+    let mut versions: Vec<(usize, Vec<u8>)> = Vec::new();
+    let both = sim.run_until_true(Duration::from_secs(60), |sim| {
+        let listed = intro_points(sim, service).len();
+        if listed > versions.last().map_or(0, |v| v.0) {
+            versions.push((listed, descriptor(sim, service).unwrap()));
+        }
+        listed == 2
+    });
+    assert!(both);
+    assert_eq!(versions.len(), 2, "one descriptor per established point");
+    let dated: Vec<u64> = versions
+        .iter()
+        .map(|(_, bytes)| ServiceDescriptor::parse_verified(bytes).unwrap().issued_at)
+        .collect();
+    println!("issued_at of the two descriptors: {dated:?}");
+    assert!(dated[1] > dated[0], "{dated:?}");
+    for (_, bytes) in &versions {
+        sim.handle(sender, LearnService { descriptor: bytes })
+            .expect("each descriptor is news to the sender");
+    }
+}

@@ -252,7 +252,7 @@ impl<P: Profile> Node<P> {
             kept
         });
         if changed {
-            self.services.issued_at = super::discovery::unix_now(&self.config, self.now);
+            self.reissue_descriptor();
         }
         if !self.services.intros.is_full() {
             self.add_intro_point();
@@ -295,6 +295,14 @@ impl<P: Profile> Node<P> {
                 s.last_sent = now;
             }
         }
+    }
+
+    /// Dates the descriptor anew: `issued_at` strictly increases, so that
+    /// of two descriptors signed within one second a sender keeps the later
+    /// (as the node's own descriptor does, relay spec §2).
+    fn reissue_descriptor(&mut self) {
+        let now = super::discovery::unix_now(&self.config, self.now);
+        self.services.issued_at = now.max(self.services.issued_at.saturating_add(1));
     }
 
     /// Builds a new circuit to each listed introduction point whose
@@ -508,7 +516,7 @@ impl<P: Profile> Node<P> {
                     newly
                 });
                 if newly_listed {
-                    self.services.issued_at = super::discovery::unix_now(&self.config, self.now);
+                    self.reissue_descriptor();
                 }
                 if !accepted {
                     let _ = self.with_engine(|engine, ctx, _| engine.close(ctx, circuit));
