@@ -415,9 +415,34 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
     ) {
         match RelayMessage::parse(&cgo.payload) {
             Ok(RelayMessage {
+                command: RelayCommand::Extend,
+                data,
+            }) if command == CellCommand::RelayEarly && !self.rendezvous.has_role(end) => {
+                self.extend(ctx, end, data);
+            }
+            #[cfg(feature = "rendezvous")]
+            Ok(RelayMessage { command, data }) if self.role_request(ctx, end, command, data) => {}
+            Ok(message) if self.end_to_end(ctx, end, message) => {}
+            _ => self.destroy_relay(ctx, end, DestroyReason::Protocol),
+        }
+    }
+
+    /// What every last hop does alike, a relay's or a service's
+    /// (`at_service_hop`): end-to-end commands are delivered, a probe is
+    /// answered by the hop itself with the same data (relay spec §6; if its
+    /// way back is full the client hears nothing, which is what a probe is
+    /// for), padding is dropped. `false` if `message` is none of those.
+    pub(super) fn end_to_end(
+        &mut self,
+        ctx: &mut impl CircuitContext,
+        end: CircuitEnd,
+        message: RelayMessage<'_>,
+    ) -> bool {
+        match message {
+            RelayMessage {
                 command: relay @ (RelayCommand::Data | RelayCommand::Ack | RelayCommand::Credit),
                 data,
-            }) => {
+            } => {
                 if let Ok(data) = Vec::from_slice(data) {
                     ctx.event(CircuitEvent::Delivered {
                         at: end,
@@ -426,29 +451,19 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
                     });
                 }
             }
-            Ok(RelayMessage {
-                command: RelayCommand::Extend,
-                data,
-            }) if command == CellCommand::RelayEarly && !self.rendezvous.has_role(end) => {
-                self.extend(ctx, end, data);
-            }
-            #[cfg(feature = "rendezvous")]
-            Ok(RelayMessage { command, data }) if self.role_request(ctx, end, command, data) => {}
-            // Every hop answers a probe itself, with the same data (relay
-            // spec §6); if its way back is full, the client hears nothing,
-            // which is what a probe is for.
-            Ok(RelayMessage {
+            RelayMessage {
                 command: RelayCommand::Probe,
                 data,
-            }) => {
+            } => {
                 let _ = self.reply_relay(ctx, end, RelayCommand::ProbeReply, data);
             }
-            Ok(RelayMessage {
+            RelayMessage {
                 command: RelayCommand::Padding,
                 ..
-            }) => {}
-            _ => self.destroy_relay(ctx, end, DestroyReason::Protocol),
+            } => {}
+            _ => return false,
         }
+        true
     }
 
     /// Extends a relayed circuit to the node named in `data`.

@@ -40,7 +40,7 @@ use crate::link::LinkId;
 use super::super::client_table::{CircuitHandle, ClientCircuit};
 use super::super::relay_table::{CircuitEnd, RelayCircuit, RelayDirection};
 use super::{cell, destroy_cell, relay_payload, CircuitContext, CircuitEngine, CircuitError};
-use super::{CircuitEvent, Flow};
+use super::Flow;
 
 const ENABLED: bool = cfg!(feature = "rendezvous");
 /// Services a relay introduces at once.
@@ -485,28 +485,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             return;
         }
         match RelayMessage::parse(&body.payload) {
-            Ok(RelayMessage {
-                command: command @ (RelayCommand::Data | RelayCommand::Ack | RelayCommand::Credit),
-                data,
-            }) => {
-                if let Ok(data) = Vec::from_slice(data) {
-                    ctx.event(CircuitEvent::Delivered {
-                        at: end,
-                        command,
-                        data,
-                    });
-                }
-            }
-            Ok(RelayMessage {
-                command: RelayCommand::Probe,
-                data,
-            }) => {
-                let _ = self.reply_relay(ctx, end, RelayCommand::ProbeReply, data);
-            }
-            Ok(RelayMessage {
-                command: RelayCommand::Padding,
-                ..
-            }) => {}
+            Ok(message) if self.end_to_end(ctx, end, message) => {}
             _ => self.fail_client(ctx, end, DestroyReason::Protocol),
         }
     }
