@@ -555,6 +555,12 @@ impl<P: Profile> Node<P> {
         self.now.saturating_since(opened_at) >= self.config.circuit_lifetime
     }
 
+    /// Closes own circuit `circuit` (a `DESTROY` down its path); nothing if
+    /// it is already gone.
+    pub(crate) fn close_own_circuit(&mut self, circuit: CircuitHandle) {
+        let _ = self.with_engine(|engine, ctx, _| engine.close(ctx, circuit));
+    }
+
     /// Closes circuits past their lifetime that carry no unacknowledged
     /// message.
     fn rotate_circuits(&mut self) {
@@ -571,7 +577,7 @@ impl<P: Profile> Node<P> {
             let Some(circuit) = idle else {
                 break;
             };
-            let _ = self.with_engine(|engine, ctx, _| engine.close(ctx, circuit));
+            self.close_own_circuit(circuit);
         }
     }
 
@@ -646,7 +652,7 @@ impl<P: Profile> Node<P> {
                 .map(|c| c.handle);
             match idle {
                 Some(circuit) => {
-                    let _ = self.with_engine(|engine, ctx, _| engine.close(ctx, circuit));
+                    self.close_own_circuit(circuit);
                 }
                 None => return,
             }

@@ -340,7 +340,7 @@ impl<P: Profile> Node<P> {
             // The service answered: the attempt is done, the circuit is
             // an ordinary one now.
             if let Some(intro) = attempt.intro_circuit {
-                let _ = self.with_engine(|engine, ctx, _| engine.close(ctx, intro));
+                self.close_own_circuit(intro);
             }
             self.senders
                 .attempts
@@ -461,7 +461,7 @@ impl<P: Profile> Node<P> {
         a.stage = Stage::Introducing;
         let left = a.intro_index < MAX_INTRO_POINTS;
         if let Some(old) = old {
-            let _ = self.with_engine(|engine, ctx, _| engine.close(ctx, old));
+            self.close_own_circuit(old);
         }
         left
     }
@@ -478,7 +478,7 @@ impl<P: Profile> Node<P> {
             .flatten()
         {
             if self.engine.client(circuit).is_some() {
-                let _ = self.with_engine(|engine, ctx, _| engine.close(ctx, circuit));
+                self.close_own_circuit(circuit);
             }
         }
     }
@@ -521,7 +521,7 @@ impl<P: Profile> Node<P> {
                 if status == Some(STATUS_OK) {
                     self.set_stage(attempt.circuit, Stage::Waiting);
                     if let Some(intro) = attempt.intro_circuit {
-                        let _ = self.with_engine(|engine, ctx, _| engine.close(ctx, intro));
+                        self.close_own_circuit(intro);
                     }
                 } else if !self.next_intro_point(attempt.circuit) {
                     if let Some(index) = self

@@ -173,7 +173,7 @@ impl<P: Profile> Node<P> {
         let old: Vec<CircuitHandle, INTRO_POINTS> =
             self.services.intros.iter().map(|s| s.circuit).collect();
         for circuit in old {
-            let _ = self.with_engine(|engine, ctx, _| engine.close(ctx, circuit));
+            self.close_own_circuit(circuit);
         }
         self.services = Services::default();
         let _ = self.services.keys.push(keys);
@@ -473,7 +473,7 @@ impl<P: Profile> Node<P> {
                             })
                             .is_ok();
                     if !sent {
-                        let _ = self.with_engine(|engine, ctx, _| engine.close(ctx, circuit));
+                        self.close_own_circuit(circuit);
                     }
                 }
             }
@@ -519,7 +519,7 @@ impl<P: Profile> Node<P> {
                     self.reissue_descriptor();
                 }
                 if !accepted {
-                    let _ = self.with_engine(|engine, ctx, _| engine.close(ctx, circuit));
+                    self.close_own_circuit(circuit);
                 }
                 true
             }

@@ -39,8 +39,8 @@ use crate::link::LinkId;
 
 use super::super::client_table::{CircuitHandle, ClientCircuit};
 use super::super::relay_table::{CircuitEnd, RelayCircuit, RelayDirection};
-use super::{cell, destroy_cell, relay_payload, CircuitContext, CircuitEngine, CircuitError};
 use super::Flow;
+use super::{cell, destroy_cell, relay_payload, CircuitContext, CircuitEngine, CircuitError};
 
 const ENABLED: bool = cfg!(feature = "rendezvous");
 /// Services a relay introduces at once.
