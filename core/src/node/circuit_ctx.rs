@@ -130,6 +130,19 @@ pub(crate) const GUARD_SUCCESS_WARN_PERCENT: u32 = 70;
 /// Circuits through a guard (decayed) before its success rate counts.
 pub(crate) const GUARD_SUCCESS_MIN_TRIED: u32 = 10;
 
+/// The addresses an `EXTEND` to the node of `entry` carries: the first
+/// [`MAX_EXTEND_ADDRESSES`] its descriptor lists (relay spec §6.1).
+pub(crate) fn extend_addresses_of(entry: &crate::discovery::PeerEntry) -> ExtendAddresses {
+    entry
+        .descriptor
+        .repr()
+        .addresses
+        .iter()
+        .copied()
+        .take(MAX_EXTEND_ADDRESSES)
+        .collect()
+}
+
 impl<P: Profile> NodeCtx<'_, P> {
     fn push_event(&mut self, event: Event) {
         if self.events.view_mut().push_back(event).is_err() {
@@ -347,14 +360,7 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
 
     fn extend_addresses(&self, peer: &NodeId) -> ExtendAddresses {
         if let Some(entry) = self.table.get(peer) {
-            return entry
-                .descriptor
-                .repr()
-                .addresses
-                .iter()
-                .copied()
-                .take(MAX_EXTEND_ADDRESSES)
-                .collect();
+            return extend_addresses_of(entry);
         }
         // A service's introduction point, known from its descriptor, or the
         // rendezvous point a sender named (relay spec §13).

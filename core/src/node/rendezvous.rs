@@ -553,14 +553,7 @@ impl<P: Profile> Node<P> {
             cookie: attempt.cookie,
             rendezvous: attempt.rendezvous,
             onion_key: point.descriptor.repr().onion_key,
-            addresses: point
-                .descriptor
-                .repr()
-                .addresses
-                .iter()
-                .copied()
-                .take(MAX_EXTEND_ADDRESSES)
-                .collect(),
+            addresses: super::circuit_ctx::extend_addresses_of(point),
         };
         let mut plain = [0u8; MAX_INTRODUCTION_PAYLOAD];
         let mut out = [0u8; MAX_INTRODUCTION];
