@@ -1225,4 +1225,61 @@ fn a_service_behind_nat_is_reached_through_rendezvous() {
     let replies = reply_to_all(&nodes[service], &got, &nodes);
     let back = at_sender.take(MESSAGES / 2);
     check_exactly_once(&back, replies, "the sender after the kill", &nodes);
+
+    // The service is suspended (SIGSTOP) for longer than three build
+    // timeouts, with a message on its way: the sender gives rendezvous up
+    // and tries again; once the service runs again it rebuilds its
+    // circuits to the introduction points it published, and the message
+    // arrives, once, with the descriptor the sender already holds.
+    let published = parsed.intro_points.clone();
+    let frozen_pid = children.0[service].id().to_string();
+    let signal = |sig: &str| {
+        let sent = Command::new("kill").args([sig, &frozen_pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill {sig}");
+    };
+    signal("-STOP");
+    let sent_at = Instant::now();
+    let (arrived, thawed_at) = std::thread::scope(|scope| {
+        let sending = scope.spawn(|| {
+            send_to_service(&nodes[sender], &service_id, "while suspended", &nodes);
+        });
+        std::thread::sleep(FROZEN);
+        signal("-CONT");
+        let thawed_at = Instant::now();
+        let arrived = at_service.next(Duration::from_secs(90));
+        sending.join().expect("the send was acknowledged");
+        (arrived, thawed_at)
+    });
+    let arrived = arrived.unwrap_or_else(|| {
+        panic!(
+            "the message sent while the service was suspended never arrived\n{}",
+            logs(&nodes)
+        )
+    });
+    println!(
+        "service suspended for {} s: the message sent meanwhile arrived {} ms after it resumed \
+         ({} ms after it was sent)",
+        FROZEN.as_secs(),
+        arrived.at.duration_since(thawed_at).as_millis(),
+        arrived.at.duration_since(sent_at).as_millis()
+    );
+    assert_eq!(arrived.text, "while suspended");
+    assert!(
+        at_service.next(Duration::from_secs(5)).is_none(),
+        "delivered twice"
+    );
+    let (_, now) = wait_for_descriptor(&nodes[service], SHORT, &nodes, |_, d| {
+        d.intro_points.len() == 2
+    });
+    let kept = now
+        .intro_points
+        .iter()
+        .filter(|p| published.iter().any(|q| q.node_id == p.node_id))
+        .count();
+    println!("introduction points kept across the suspension: {kept} of 2");
 }
+
+/// How long the service is suspended: more than three circuit build
+/// timeouts (the default 10 s each), so the sender's first rendezvous is
+/// given up.
+const FROZEN: Duration = Duration::from_secs(40);
