@@ -927,14 +927,9 @@ impl Driver {
         }
         let dest_id = self.sim.node_id(dest);
         let current: Vec<_> = self.sim.node(dest).core.introducers().to_vec();
-        let copy: Option<Vec<_>> = self
-            .sim
-            .node(sender)
-            .core
-            .node_table()
-            .entries()
-            .iter()
-            .find(|e| e.descriptor.node_id() == dest_id)
+        let table = self.sim.node(sender).core.node_table();
+        let copy: Option<Vec<_>> = table
+            .get(&dest_id)
             .map(|e| e.descriptor.introducers().map(|i| i.node_id).collect());
         let Some(copy) = copy else {
             return "sender no longer holds its descriptor";

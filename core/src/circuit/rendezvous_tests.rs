@@ -50,6 +50,23 @@ fn data_of(
     })
 }
 
+/// Sends `claim` as `ESTABLISH_INTRO` from `node` on its circuit
+/// `circuit`, whose last hop (index 2) is the introduction point, and
+/// returns the point's answer.
+fn claim_intro(
+    net: &mut Net,
+    node: usize,
+    circuit: CircuitHandle,
+    claim: &[u8],
+) -> Option<Vec<u8>> {
+    net.with(node, |e, ctx| {
+        e.send_relay(ctx, circuit, 2, RelayCommand::EstablishIntro, claim)
+    })
+    .unwrap();
+    net.run();
+    data_of(net, node, circuit, RelayCommand::IntroEstablished)
+}
+
 struct Joined {
     sender_circuit: CircuitHandle,
     service_circuit: CircuitHandle,
@@ -66,13 +83,8 @@ fn rendezvous(net: &mut Net) -> Joined {
     let intro_circuit = net.open(SERVICE, &[1, 2, INTRO]).unwrap();
     net.run();
     let claim = service().intro_claim(&net.ids[INTRO]);
-    net.with(SERVICE, |e, ctx| {
-        e.send_relay(ctx, intro_circuit, 2, RelayCommand::EstablishIntro, &claim)
-    })
-    .unwrap();
-    net.run();
     assert_eq!(
-        data_of(net, SERVICE, intro_circuit, RelayCommand::IntroEstablished),
+        claim_intro(net, SERVICE, intro_circuit, &claim),
         Some(vec![STATUS_OK])
     );
     assert_eq!(net.engines[INTRO].rendezvous_tables().introducing(), 1);
@@ -312,20 +324,14 @@ fn an_introduction_point_keeps_its_first_service_and_refuses_unknown_ones() {
     let hijack = net.open(SENDER, &[7, 6, INTRO]).unwrap();
     net.run();
     let claim = service().intro_claim(&net.ids[INTRO]);
-    net.with(SERVICE, |e, ctx| {
-        e.send_relay(ctx, first, 2, RelayCommand::EstablishIntro, &claim)
-    })
-    .unwrap();
-    net.run();
+    assert_eq!(
+        claim_intro(&mut net, SERVICE, first, &claim),
+        Some(vec![STATUS_OK])
+    );
     // The same claim again (the point replaying it to itself gains
     // nothing; anyone else never sees it): the first circuit keeps it.
-    net.with(SENDER, |e, ctx| {
-        e.send_relay(ctx, hijack, 2, RelayCommand::EstablishIntro, &claim)
-    })
-    .unwrap();
-    net.run();
     assert_eq!(
-        data_of(&net, SENDER, hijack, RelayCommand::IntroEstablished),
+        claim_intro(&mut net, SENDER, hijack, &claim),
         Some(vec![STATUS_REFUSED])
     );
     let mut introduce1 = [0x77u8; 100];
@@ -455,17 +461,7 @@ fn only_the_service_key_claims_a_service_and_a_claim_is_good_at_one_point() {
     for claim in [&forged[..], &elsewhere[..], &bare[..]] {
         let circuit = net.open(SENDER, &[7, 6, INTRO]).unwrap();
         net.run();
-        net.with(SENDER, |e, ctx| {
-            e.send_relay(ctx, circuit, 2, RelayCommand::EstablishIntro, claim)
-        })
-        .unwrap();
-        net.run();
-        answers.push(data_of(
-            &net,
-            SENDER,
-            circuit,
-            RelayCommand::IntroEstablished,
-        ));
+        answers.push(claim_intro(&mut net, SENDER, circuit, claim));
     }
     assert_eq!(answers, vec![Some(vec![STATUS_REFUSED]); 3]);
     assert_eq!(net.engines[INTRO].rendezvous_tables().introducing(), 0);
@@ -473,13 +469,8 @@ fn only_the_service_key_claims_a_service_and_a_claim_is_good_at_one_point() {
     let circuit = net.open(SERVICE, &[1, 2, INTRO]).unwrap();
     net.run();
     let claim = service().intro_claim(&net.ids[INTRO]);
-    net.with(SERVICE, |e, ctx| {
-        e.send_relay(ctx, circuit, 2, RelayCommand::EstablishIntro, &claim)
-    })
-    .unwrap();
-    net.run();
     assert_eq!(
-        data_of(&net, SERVICE, circuit, RelayCommand::IntroEstablished),
+        claim_intro(&mut net, SERVICE, circuit, &claim),
         Some(vec![STATUS_OK])
     );
 }
