@@ -44,6 +44,12 @@ pub struct ClientCircuit {
     pub flow: Flow,
     /// Whether the circuit still answers ([`Liveness`]).
     pub liveness: Liveness,
+    /// `RELAY_EARLY` cells left to send: the first
+    /// [`MAX_RELAY_EARLY`](crate::cell::MAX_RELAY_EARLY) forward cells all
+    /// go as `RELAY_EARLY`, `EXTEND`s and data alike, so that a relay
+    /// counting them cannot tell how many hops follow it (relay spec §3,
+    /// as Tor clients do).
+    pub early_left: u8,
 }
 
 impl ClientCircuit {

@@ -286,7 +286,8 @@ fn a_tampered_cell_destroys_the_circuit_in_both_directions() {
     let circuit = net.open(0, &[1, 2, 3, 4]).unwrap();
     net.run();
     net.tamper = Some(Box::new(|from, to, cell| {
-        if (from, to) == (2, 3) && cell[4] == CellCommand::Relay.code() {
+        let relay = [CellCommand::Relay.code(), CellCommand::RelayEarly.code()];
+        if (from, to) == (2, 3) && relay.contains(&cell[4]) {
             cell[100] ^= 0x01;
         }
     }));
@@ -431,14 +432,15 @@ fn close_reason_after_early_cells(extra: u8) -> Option<DestroyReason> {
 #[test]
 fn extension_is_capped_by_relay_early() {
     let cap = crate::cell::MAX_RELAY_EARLY;
-    // 1 EXTEND + (cap - 1) = cap: allowed; the garbage dies at the last hop.
+    // 1 EXTEND + the client's first data cell (also RELAY_EARLY) +
+    // (cap - 2) = cap: allowed; the garbage dies at the last hop.
     assert_eq!(
-        close_reason_after_early_cells(cap - 1),
+        close_reason_after_early_cells(cap - 2),
         Some(DestroyReason::Unrecognised)
     );
-    // 1 EXTEND + cap = cap + 1: the hop refuses to carry the circuit further.
+    // One more, cap + 1: the hop refuses to carry the circuit further.
     assert_eq!(
-        close_reason_after_early_cells(cap),
+        close_reason_after_early_cells(cap - 1),
         Some(DestroyReason::TooLong)
     );
 }
@@ -670,4 +672,60 @@ fn every_hop_answers_a_probe_itself_and_a_cut_path_silences_the_hops_behind_it()
     let mut answered = replies(&net);
     answered.sort();
     assert_eq!(answered, [0, 1]);
+}
+
+/// What a relay counts of `RELAY_EARLY` cells depends only on how many hops
+/// come before it, never on how many follow: the first `MAX_RELAY_EARLY`
+/// cells a client sends, data as well as `EXTEND`s, go as `RELAY_EARLY`
+/// (each hop before a relay takes one `EXTEND` out of the stream), so the
+/// same place on a 2-hop and on a 4-hop path sees the same count. Before,
+/// only `EXTEND`s were `RELAY_EARLY` and a relay saw exactly as many as
+/// hops followed it. Later cells go as `RELAY`.
+#[test]
+fn a_relay_early_count_tells_a_relay_nothing_of_the_hops_after_it() {
+    let cap = usize::from(crate::cell::MAX_RELAY_EARLY);
+    let mut seen: Vec<Vec<usize>> = Vec::new();
+    for hops in [&[1, 2][..], &[1, 2, 3, 4][..]] {
+        let mut net = Net::new(5, 31);
+        let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let sink = log.clone();
+        net.tamper = Some(Box::new(move |from, to, cell| {
+            let command = CellRepr::parse(cell).map(|c| c.command).ok();
+            sink.borrow_mut().push((from, to, command));
+        }));
+        let circuit = net.open(0, hops).unwrap();
+        net.run();
+        let last = hops.len() - 1;
+        for n in 0..2 * cap {
+            net.with(0, |e, ctx| e.send(ctx, circuit, last, &[n as u8]))
+                .unwrap();
+            net.run();
+        }
+        let log = log.borrow();
+        let count = |edge: (usize, usize), command: CellCommand| {
+            log.iter()
+                .filter(|(f, t, c)| (*f, *t) == edge && *c == Some(command))
+                .count()
+        };
+        // Into each hop, by its place: from the client, then hop to hop.
+        let edges = std::iter::once(0)
+            .chain(hops.iter().copied())
+            .zip(hops.iter().copied());
+        let early: Vec<usize> = edges
+            .map(|edge| {
+                assert!(count(edge, CellCommand::Relay) > 0, "later cells are RELAY");
+                count(edge, CellCommand::RelayEarly)
+            })
+            .collect();
+        let expected: Vec<usize> = (0..hops.len()).map(|place| cap - place).collect();
+        assert_eq!(early, expected, "{} hops", hops.len());
+        let delivered = net
+            .events_of(hops[last])
+            .iter()
+            .filter(|e| matches!(e, CircuitEvent::Delivered { .. }))
+            .count();
+        assert_eq!(delivered, 2 * cap, "every message reached the last hop");
+        seen.push(early);
+    }
+    assert_eq!(seen[0][..], seen[1][..2], "the same places, the same counts");
 }

@@ -187,16 +187,15 @@ fn sixty_four_sybils_from_one_network_cannot_take_a_nodes_links() {
             logs(&nodes)
         );
     }
-    let honest_ids: HashSet<String> = nodes[1..].iter().map(|n| n.id.to_string()).collect();
-    // A bootstrap node lets go of a joiner's link once the joiner knows
-    // others (issue 11), so one snapshot may catch none; without the
-    // per-network cap the Sybils hold every slot and none ever appears.
-    let honest_link = eventually(SHORT, || {
-        links_to(&nodes[0].control, &honest_ids).filter(|&n| n >= 1)
-    });
+    // The Sybils still hold no more than one network's share. (That the
+    // honest nodes got in at all shows the slots they left: each joined
+    // through a link to the attacked node. Whether one of those links is
+    // still up now is not the point: a joiner hands its bootstrap link off
+    // once it knows others, issue 11.)
+    let sybil_links = links_to(&nodes[0].control, &sybil_ids).unwrap_or(usize::MAX);
     assert!(
-        honest_link.is_some(),
-        "no honest node linked to the attacked node within {SHORT:?}\n{}",
+        sybil_links <= PER_PREFIX,
+        "the Sybils hold {sybil_links} links, more than {PER_PREFIX}\n{}",
         logs(&nodes)
     );
 

@@ -230,6 +230,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         circuit.step_sent_at = ctx.now();
         match body {
             Some(body) if ctx.send(end.0, &cell(end, CellCommand::RelayEarly, body.to_bytes())) => {
+                circuit.early_left = circuit.early_left.saturating_sub(1);
             }
             _ => self.fail_client(ctx, end, DestroyReason::ResourceLimit),
         }

@@ -428,6 +428,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             step_sent_at: ctx.now(),
             flow: Flow::new(),
             liveness: Liveness::new(),
+            early_left: crate::cell::MAX_RELAY_EARLY,
         };
         self.clients.insert(circuit)?;
         Ok(handle)
@@ -464,13 +465,24 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             return Err(CircuitError::NotReady);
         }
         let payload = relay_payload(command, data).ok_or(CircuitError::TooLong)?;
-        let ad = CellCommand::Relay.code();
+        // Past a rendezvous point the cell goes on down the service's
+        // circuit, where only `RELAY` is joined (§13.4).
+        let joined = self.rendezvous.to_service(circuit)
+            && hop.saturating_add(1) >= c.path.hops().len();
+        let command = if c.early_left > 0 && !joined {
+            CellCommand::RelayEarly
+        } else {
+            CellCommand::Relay
+        };
         let body = c
             .layers
-            .originate_forward(hop, ad, &payload)
+            .originate_forward(hop, command.code(), &payload)
             .map_err(|_| CircuitError::UnknownCircuit)?;
         let end = c.end;
-        if ctx.send(end.0, &cell(end, CellCommand::Relay, body.to_bytes())) {
+        if ctx.send(end.0, &cell(end, command, body.to_bytes())) {
+            if command == CellCommand::RelayEarly {
+                c.early_left = c.early_left.saturating_sub(1);
+            }
             Ok(())
         } else {
             Err(CircuitError::LinkBusy)
