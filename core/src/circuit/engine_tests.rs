@@ -727,5 +727,9 @@ fn a_relay_early_count_tells_a_relay_nothing_of_the_hops_after_it() {
         assert_eq!(delivered, 2 * cap, "every message reached the last hop");
         seen.push(early);
     }
-    assert_eq!(seen[0][..], seen[1][..2], "the same places, the same counts");
+    assert_eq!(
+        seen[0][..],
+        seen[1][..2],
+        "the same places, the same counts"
+    );
 }

@@ -467,8 +467,8 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         let payload = relay_payload(command, data).ok_or(CircuitError::TooLong)?;
         // Past a rendezvous point the cell goes on down the service's
         // circuit, where only `RELAY` is joined (§13.4).
-        let joined = self.rendezvous.to_service(circuit)
-            && hop.saturating_add(1) >= c.path.hops().len();
+        let joined =
+            self.rendezvous.to_service(circuit) && hop.saturating_add(1) >= c.path.hops().len();
         let command = if c.early_left > 0 && !joined {
             CellCommand::RelayEarly
         } else {
