@@ -80,7 +80,8 @@ fn session(s: &Side, role: LinkRole, eph: u8) -> Box<Session> {
             role,
             expected_peer: None,
             static_keypair: &s.keys,
-            ephemeral_secret: [eph; 32],
+            handshake_seed: [eph; 32],
+            local_id: None,
             hello: s.hello,
             local_max_message_len: 4094,
             config: LinkConfig {

@@ -235,15 +235,38 @@ fn assert_room_for_a_link(node: &FuzzNode) {
 }
 
 /// Arbitrary bytes, in arbitrary chunks, into a node's inbound link that is
-/// still in its handshake. The first byte of `data` picks the chunk size.
-/// The link must end up handshaking or closed, never anything else, and the
-/// node must keep working.
+/// still in its handshake. The low 7 bits of the first byte of `data` pick
+/// the chunk size. With its top bit set, the harness makes the rest a
+/// *marked* first message (link spec §2.2), so that inputs get past the
+/// mark to the padding length, the padding and the messages after it: the
+/// first 32 bytes are the representative, the harness inserts their mark
+/// under the all-zero key, and the next 2 bytes are the padding length in
+/// clear, which the harness masks. The link must end up handshaking or
+/// closed, never anything else, and the node must keep working.
 pub fn link_input(data: &[u8]) {
     use veil_core::identity::Transport;
-    let Some((&chunk, data)) = data.split_first() else {
+    use veil_core::link::obfs::{first_message_mark, masked};
+    let Some((&first, data)) = data.split_first() else {
         return;
     };
-    let chunk = usize::from(chunk).max(1);
+    let chunk = usize::from(first & 0x7f).max(1);
+    let marked;
+    let data = match (first & 0x80 != 0, data.split_first_chunk::<32>()) {
+        (true, Some((representative, rest))) => {
+            let (mark, mask) = first_message_mark(&[0; 32], representative);
+            let mut message = representative.to_vec();
+            message.extend_from_slice(&mark);
+            if let Some((len, body)) = rest.split_first_chunk::<2>() {
+                message.extend_from_slice(&masked(*len, mask));
+                message.extend_from_slice(body);
+            } else {
+                message.extend_from_slice(rest);
+            }
+            marked = message;
+            &marked[..]
+        }
+        _ => data,
+    };
     // A fresh node with a fresh inbound link, built once per process (key
     // derivation, the signed descriptor and the link's ephemeral key cost
     // more than most inputs) and copied per input.

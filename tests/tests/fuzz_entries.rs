@@ -68,8 +68,19 @@ fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
             fuzzing::largest_service_descriptor_seed(),
             fuzzing::intro_claim_seed(),
         ]),
+        // Raw bytes, and a marked first message (top bit of the first
+        // byte) with 5 bytes of padding, then a forged message 3.
         "link_input" => named(vec![
-            [&[3u8, 0, 32][..], &[7; 32], &[0, 164], &[9; 164]].concat()
+            [&[3u8][..], &[7; 48], &[0, 164], &[9; 164]].concat(),
+            [
+                &[0x83u8][..],
+                &[7; 32],
+                &[0, 5],
+                &[1; 5],
+                &[0, 164],
+                &[9; 164],
+            ]
+            .concat(),
         ]),
         "established_link_input" => named(vec![[&[0u8, 40][..], &[1; 40]].concat()]),
         "stream_cells" => fuzzing::stream_cells_seeds()

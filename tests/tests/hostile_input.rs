@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use common::*;
+use veil_core::link::obfs::{first_message_mark, masked, HiddenEphemeral};
 use veil_core::link::{CloseReason, ClosedBy, LinkPhase};
 use veil_core::node::{Event, LinkId, NodeConfig, OpenLinkError};
 use veil_core::time::Duration;
@@ -59,11 +60,28 @@ fn witness_still_works(
     assert_eq!(closed(sim, target, lt), None);
 }
 
+/// A first message with no padding, marked with `key`, from an ephemeral
+/// key drawn from `seed`.
+fn first_message(key: &[u8; 32], seed: u8) -> Vec<u8> {
+    let hidden = HiddenEphemeral::generate([seed; 32]).unwrap();
+    let (mark, mask) = first_message_mark(key, &hidden.representative);
+    let mut m1 = hidden.representative.to_vec();
+    m1.extend_from_slice(&mark);
+    m1.extend_from_slice(&masked([0, 0], mask));
+    m1
+}
+
 #[test]
 fn garbage_instead_of_a_handshake_is_a_protocol_violation() {
     let (mut sim, target, witness, lt, lw) = with_witness(10, config(), 8);
     let attacker = sim.open_half_open(target).unwrap();
-    sim.inject(target, attacker, b"GET / HTTP/1.1\r\nHost: example\r\n\r\n");
+    // Longer than message 1's 50-byte header: its "mark" is checked and
+    // fails.
+    sim.inject(
+        target,
+        attacker,
+        b"GET / HTTP/1.1\r\nHost: example.com\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\n\r\n",
+    );
     assert_eq!(
         closed(&sim, target, attacker),
         Some((CloseReason::ProtocolViolation, ClosedBy::Local))
@@ -75,16 +93,21 @@ fn garbage_instead_of_a_handshake_is_a_protocol_violation() {
 fn a_correctly_sized_but_bogus_first_message_then_a_bad_second_is_refused() {
     let (mut sim, target, witness, lt, lw) = with_witness(11, config(), 8);
     let attacker = sim.open_half_open(target).unwrap();
-    // A well-formed message 1 (any 32 bytes is a valid X25519 point encoding).
-    let mut m1 = vec![0u8, 32];
-    m1.extend_from_slice(&[7u8; 32]);
-    sim.inject(target, attacker, &m1);
+    // A well-formed message 1 from a dialler that knows only the address:
+    // a representative, its mark under the all-zero key, no padding.
+    sim.inject(target, attacker, &first_message(&[0; 32], 0x21));
     assert_eq!(
         sim.node(target).core.link_info(attacker).unwrap().phase,
         LinkPhase::Handshaking
     );
-    // Message 3 of the right length but forged: authentication fails.
-    let mut m3 = vec![0u8, 164];
+    // Message 3 of a valid length (its length masked as the target
+    // expects) but forged: authentication fails.
+    let mask = sim
+        .node(target)
+        .core
+        .next_receive_length_mask(attacker)
+        .expect("the length keys follow message 2");
+    let mut m3 = masked(164u16.to_be_bytes(), mask).to_vec();
     m3.extend_from_slice(&[9u8; 164]);
     sim.inject(target, attacker, &m3);
     assert_eq!(
@@ -121,19 +144,26 @@ fn record(sim: &mut Sim, wire: veil_sim::WireId, dir: Direction) -> Rc<RefCell<V
     log
 }
 
-/// Splits a recorded stream into its length-prefixed messages.
-fn messages(stream: &[u8]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut rest = stream;
-    while rest.len() >= 2 {
-        let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
-        if rest.len() < 2 + len {
-            break;
-        }
-        out.push(rest[..2 + len].to_vec());
-        rest = &rest[2 + len..];
-    }
-    out
+/// A message out of its place is refused: its length is unmasked with
+/// the mask of the place it arrived at, so it reads as a length the node
+/// refuses at once (too large or too short) or, if it happens to be a
+/// valid one, the AEAD's nonce fails it.
+fn assert_refused_out_of_order(sim: &Sim, node: usize, link: LinkId) {
+    let reason = closed(sim, node, link).map(|(reason, by)| {
+        assert_eq!(by, ClosedBy::Local);
+        reason
+    });
+    assert!(
+        matches!(
+            reason,
+            Some(
+                CloseReason::AuthenticationFailed
+                    | CloseReason::MessageTooLarge
+                    | CloseReason::ProtocolViolation
+            )
+        ),
+        "closed: {reason:?}"
+    );
 }
 
 #[test]
@@ -148,16 +178,14 @@ fn a_replayed_transport_message_is_rejected() {
     } = pair(13, config(), StreamConditions::LAN);
     let log = record(&mut sim, wire, Direction::Forward);
     sim.run_for(Duration::from_millis(100));
+    let before = log.borrow().len();
     sim.send_cell(a, la, &numbered_cell(1)).unwrap();
-    sim.run_for(Duration::from_millis(100));
+    sim.run_for(Duration::from_millis(5));
     assert_eq!(cells_received(&sim, b, lb).len(), 1);
-    let recorded = messages(&log.borrow());
-    let last = recorded.last().unwrap().clone();
+    // The one message a sent: the cell.
+    let last = log.borrow()[before..].to_vec();
     sim.inject(b, lb, &last);
-    assert_eq!(
-        closed(&sim, b, lb),
-        Some((CloseReason::AuthenticationFailed, ClosedBy::Local))
-    );
+    assert_refused_out_of_order(&sim, b, lb);
     assert_eq!(
         cells_received(&sim, b, lb).len(),
         1,
@@ -177,20 +205,17 @@ fn reordered_transport_messages_are_rejected() {
     } = pair(14, config(), StreamConditions::LAN);
     let log = record(&mut sim, wire, Direction::Forward);
     sim.run_for(Duration::from_millis(100));
-    let before = messages(&log.borrow()).len();
-    // Hold a's next two messages back, then deliver them swapped.
+    // Hold a's next two messages back, then deliver the second first.
     sim.silence(wire, Direction::Forward);
     sim.send_cell(a, la, &numbered_cell(1)).unwrap();
-    sim.run_for(Duration::from_millis(10));
+    sim.run_for(Duration::from_millis(5));
+    let first_end = log.borrow().len();
     sim.send_cell(a, la, &numbered_cell(2)).unwrap();
-    sim.run_for(Duration::from_millis(10));
-    let msgs = messages(&log.borrow());
-    assert_eq!(msgs.len(), before + 2);
-    sim.inject(b, lb, &msgs[before + 1]);
-    assert_eq!(
-        closed(&sim, b, lb),
-        Some((CloseReason::AuthenticationFailed, ClosedBy::Local))
-    );
+    sim.run_for(Duration::from_millis(5));
+    let second = log.borrow()[first_end..].to_vec();
+    assert!(!second.is_empty(), "a sent its second message");
+    sim.inject(b, lb, &second);
+    assert_refused_out_of_order(&sim, b, lb);
     assert!(cells_received(&sim, b, lb).is_empty());
 }
 
@@ -205,7 +230,8 @@ fn an_oversized_length_is_refused_before_buffering() {
     let (_, lb) = sim.end(wire, Direction::Backward);
     sim.run_for(Duration::from_millis(100));
     assert!(established_peer(&sim, b, lb).is_some());
-    sim.inject(b, lb, &[0xff, 0xff]);
+    let mask = sim.node(b).core.next_receive_length_mask(lb).unwrap();
+    sim.inject(b, lb, &masked([0xff, 0xff], mask));
     assert_eq!(
         closed(&sim, b, lb),
         Some((CloseReason::MessageTooLarge, ClosedBy::Local))
@@ -220,7 +246,10 @@ fn a_message_that_is_too_short_to_hold_a_frame_is_refused() {
     let wire = sim.connect(a, b, StreamConditions::LAN);
     let (_, lb) = sim.end(wire, Direction::Backward);
     sim.run_for(Duration::from_millis(100));
-    sim.inject(b, lb, &[0, 3, 1, 2, 3]);
+    let mask = sim.node(b).core.next_receive_length_mask(lb).unwrap();
+    let mut short = masked(3u16.to_be_bytes(), mask).to_vec();
+    short.extend_from_slice(&[1, 2, 3]);
+    sim.inject(b, lb, &short);
     assert_eq!(
         closed(&sim, b, lb),
         Some((CloseReason::ProtocolViolation, ClosedBy::Local))
@@ -250,6 +279,7 @@ fn a_full_table_refuses_new_links_with_a_typed_error() {
 #[test]
 fn a_peer_claiming_an_identity_it_cannot_sign_for_is_refused() {
     use veil_core::identity::Identity;
+    use veil_core::link::obfs::{first_message_mark, length_keys, point_of, HiddenEphemeral};
     use veil_core::link::{LinkHello, PROLOGUE};
     use veil_core::noise::{HandshakePattern, HandshakeState, Role, StaticKeypair};
 
@@ -257,33 +287,51 @@ fn a_peer_claiming_an_identity_it_cannot_sign_for_is_refused() {
     let victim = Identity::from_secret_bytes([0x77; 32]);
     let attacker = Identity::from_secret_bytes([0x66; 32]);
     let attacker_static = StaticKeypair::from_secret_bytes([0x55; 32]);
-    // The attacker runs a real Noise XX handshake with its own static key...
-    let mut noise = HandshakeState::new(
+    // The attacker runs a real Noise XX handshake with its own static key,
+    // on the obfuscated wire...
+    let hidden = HiddenEphemeral::generate([0x44; 32]).unwrap();
+    let mut noise = HandshakeState::with_ephemeral(
         HandshakePattern::XX,
         Role::Initiator,
         PROLOGUE,
         Some(&attacker_static),
-        [0x44; 32],
+        hidden.keypair.clone(),
         None,
     )
     .unwrap();
     let link = sim.open_half_open(target).unwrap();
-    let mut out = [0u8; 512];
-    let n = noise.write_message(&[], &mut out[2..]).unwrap();
-    out[..2].copy_from_slice(&(n as u16).to_be_bytes());
-    sim.inject(target, link, &out[..2 + n]);
+    let mut point = [0u8; 32];
+    noise.write_message(&[], &mut point).unwrap();
+    let (mark, mask) = first_message_mark(&[0; 32], &hidden.representative);
+    let mut m1 = hidden.representative.to_vec();
+    m1.extend_from_slice(&mark);
+    m1.extend_from_slice(&masked([0, 0], mask));
+    sim.inject(target, link, &m1);
     let reply = sim.take_unwired_output(target, link);
-    assert_eq!(reply.len(), 2 + 196, "target answered with message 2");
+    let representative: [u8; 32] = reply[..32].try_into().unwrap();
+    let ee = noise
+        .ephemeral_agreement(&point_of(&representative))
+        .unwrap();
+    let (mut i2r, mut r2i) = length_keys(&ee, &hidden.representative, &representative);
+    let rest_len = u16::from_be_bytes(masked(
+        reply[32..34].try_into().unwrap(),
+        r2i.next_mask().unwrap(),
+    )) as usize;
+    assert_eq!(reply.len(), 34 + rest_len, "target answered with message 2");
+    let mut m2 = point_of(&representative).to_vec();
+    m2.extend_from_slice(&reply[34..]);
     let mut payload = [0u8; 512];
-    noise.read_message(&reply[2..], &mut payload).unwrap();
+    noise.read_message(&m2, &mut payload).unwrap();
     // ...but its hello claims the victim's identity, with a signature the
     // attacker made over its own static key with its own identity key.
     let forged = LinkHello {
         identity: victim.public(),
         ..LinkHello::new(&attacker, &attacker_static.public(), 16_384)
     };
+    let mut out = [0u8; 512];
     let n = noise.write_message(&forged.emit(), &mut out[2..]).unwrap();
-    out[..2].copy_from_slice(&(n as u16).to_be_bytes());
+    let prefix = masked((n as u16).to_be_bytes(), i2r.next_mask().unwrap());
+    out[..2].copy_from_slice(&prefix);
     sim.inject(target, link, &out[..2 + n]);
     assert_eq!(
         closed(&sim, target, link),

@@ -79,15 +79,16 @@ fn dialling_the_wrong_identity_is_refused_on_both_ends() {
     let (_, la) = sim.end(wire, Direction::Forward);
     let (_, lb) = sim.end(wire, Direction::Backward);
     sim.run_for(Duration::from_secs(2));
-    assert_eq!(
-        closed(&sim, a, la),
-        Some((CloseReason::IdentityMismatch, ClosedBy::Local))
-    );
-    assert_eq!(established_peer(&sim, a, la), None);
-    // `b` never learns who dialled: the initiator aborts before sending its hello.
-    assert_eq!(established_peer(&sim, b, lb), None);
+    // `a` marks its first message with `c`'s id (link spec §2): `b` finds
+    // no mark it knows, answers nothing and closes.
     assert_eq!(
         closed(&sim, b, lb),
+        Some((CloseReason::ProtocolViolation, ClosedBy::Local))
+    );
+    assert_eq!(established_peer(&sim, b, lb), None);
+    assert_eq!(established_peer(&sim, a, la), None);
+    assert_eq!(
+        closed(&sim, a, la),
         Some((CloseReason::TransportClosed, ClosedBy::Local))
     );
 }

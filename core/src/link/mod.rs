@@ -9,6 +9,7 @@ mod config;
 mod frame;
 mod hello;
 mod id;
+pub mod obfs;
 mod rtt;
 mod session;
 mod stats;
@@ -21,6 +22,7 @@ pub use frame::{
 };
 pub use hello::{HelloError, LinkHello, HELLO_LEN, LINK_STATIC_DOMAIN};
 pub use id::LinkId;
+pub use obfs::{MARK_LEN, MAX_HANDSHAKE_PADDING, REPRESENTATIVE_LEN};
 pub use rtt::RttEstimator;
 pub use session::{
     is_link_level, ClosedBy, LinkParams, LinkPhase, LinkRole, LinkSession, QueueCellError,
@@ -31,7 +33,7 @@ pub use stats::LinkStats;
 /// The Noise prologue of every link. Both sides mix it into the handshake
 /// hash, so a peer speaking another version fails the handshake at message 2
 /// instead of misreading frames later.
-pub const PROLOGUE: &[u8] = b"veil link v1";
+pub const PROLOGUE: &[u8] = b"veil link v2";
 
 /// A transmit buffer of this many bytes can always hold the next message of
 /// any link, whatever the peer's advertised limit.

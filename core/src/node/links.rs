@@ -97,7 +97,10 @@ impl<P: Profile> Node<P> {
                 role,
                 expected_peer,
                 static_keypair,
-                ephemeral_secret: ephemeral,
+                handshake_seed: ephemeral,
+                // A dialler that knows this node marks its first message
+                // with this id (link spec §2).
+                local_id: (role == LinkRole::Responder).then(|| self.node_id()),
                 hello,
                 local_max_message_len: self.max_message_len,
                 config: self.config.link,

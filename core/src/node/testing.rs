@@ -46,6 +46,20 @@ impl<P: Profile> Node<P> {
         self.cell_hook = hook;
     }
 
+    /// The mask of the length of the next message `link` receives (see
+    /// [`LinkSession::peek_receive_length_mask`](crate::link::LinkSession::peek_receive_length_mask)),
+    /// for tests that write a message by hand.
+    #[cfg(feature = "testing")]
+    pub fn next_receive_length_mask(&self, link: LinkId) -> Option<[u8; 2]> {
+        let index = self.slot_index(link)?;
+        self.links
+            .as_ref()
+            .get(index)?
+            .session
+            .as_ref()?
+            .peek_receive_length_mask()
+    }
+
     #[cfg(feature = "testing")]
     pub(crate) fn on_send_cell(
         &mut self,

@@ -89,6 +89,10 @@ pub struct HandshakeState {
     local_ephemeral: StaticKeypair,
     remote_static: Option<[u8; DHLEN]>,
     remote_ephemeral: Option<[u8; DHLEN]>,
+    /// The `ee` value computed ahead by [`Self::ephemeral_agreement`], with
+    /// the remote key it was computed for: the `ee` token then reuses it
+    /// instead of doing the same Diffie-Hellman twice.
+    ephemeral_agreement: Option<([u8; DHLEN], zeroize::Zeroizing<[u8; DHLEN]>)>,
     /// Index of the next message in the pattern.
     next_message: usize,
 }
@@ -116,6 +120,30 @@ impl HandshakeState {
         ephemeral_secret: [u8; 32],
         remote_static: Option<[u8; DHLEN]>,
     ) -> Result<Self, NoiseError> {
+        let mut ephemeral = ephemeral_secret;
+        let local_ephemeral = StaticKeypair::from_secret_bytes(ephemeral);
+        ephemeral.zeroize();
+        Self::with_ephemeral(
+            pattern,
+            role,
+            prologue,
+            local_static,
+            local_ephemeral,
+            remote_static,
+        )
+    }
+
+    /// [`new`](Self::new) with the ephemeral key pair given whole: a link's
+    /// ephemeral key is drawn so that it has an Elligator2 representative
+    /// (link spec §2), and its public key is not `clamp(secret)·B`.
+    pub fn with_ephemeral(
+        pattern: HandshakePattern,
+        role: Role,
+        prologue: &[u8],
+        local_static: Option<&StaticKeypair>,
+        local_ephemeral: StaticKeypair,
+        remote_static: Option<[u8; DHLEN]>,
+    ) -> Result<Self, NoiseError> {
         let mut symmetric = SymmetricState::new(pattern.protocol_name());
         symmetric.mix_hash(prologue);
         match (pattern, role) {
@@ -134,9 +162,6 @@ impl HandshakeState {
                 symmetric.mix_hash(&s.public());
             }
         }
-        let mut ephemeral = ephemeral_secret;
-        let local_ephemeral = StaticKeypair::from_secret_bytes(ephemeral);
-        ephemeral.zeroize();
         Ok(HandshakeState {
             pattern,
             role,
@@ -148,6 +173,7 @@ impl HandshakeState {
                 Role::Responder => None,
             },
             remote_ephemeral: None,
+            ephemeral_agreement: None,
             next_message: 0,
         })
     }
@@ -211,6 +237,18 @@ impl HandshakeState {
             .filter(|total| *total <= MAX_MESSAGE_LEN)
     }
 
+    /// `DH(e, remote_ephemeral)`: the `ee` value, from which a link also
+    /// derives its length masks (link spec §2), possibly before the
+    /// message carrying the peer's ephemeral key has been read whole.
+    pub fn ephemeral_agreement(
+        &mut self,
+        remote_ephemeral: &[u8; DHLEN],
+    ) -> Result<[u8; DHLEN], NoiseError> {
+        let shared = self.local_ephemeral.diffie_hellman(remote_ephemeral)?;
+        self.ephemeral_agreement = Some((*remote_ephemeral, zeroize::Zeroizing::new(shared)));
+        Ok(shared)
+    }
+
     /// Performs a DH token: `ee`, `es` or `se`, from this side's view.
     fn mix_dh(&mut self, token: Token) -> Result<(), NoiseError> {
         let initiator = self.role == Role::Initiator;
@@ -226,7 +264,10 @@ impl HandshakeState {
         };
         let local = local.ok_or(NoiseError::MissingKey)?;
         let remote = remote.ok_or(NoiseError::MissingKey)?;
-        let mut shared = local.diffie_hellman(&remote)?;
+        let mut shared = match (token, &self.ephemeral_agreement) {
+            (Token::EE, Some((computed_for, shared))) if *computed_for == remote => **shared,
+            _ => local.diffie_hellman(&remote)?,
+        };
         self.symmetric.mix_key(&shared);
         shared.zeroize();
         Ok(())

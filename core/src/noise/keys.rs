@@ -30,6 +30,18 @@ impl StaticKeypair {
         StaticKeypair { secret, public }
     }
 
+    /// A pair whose public key is `clamp(secret)·B` plus a point of small
+    /// order (a "dirty" key, link spec §2): what makes an Elligator2
+    /// representative of it look random. The secret's clamping removes the
+    /// small-order part from every Diffie-Hellman, so `public` works with
+    /// any peer as the clean key would.
+    pub(crate) fn from_dirty_parts(secret: [u8; DHLEN], public: [u8; DHLEN]) -> Self {
+        StaticKeypair {
+            secret: StaticSecret::from(secret),
+            public,
+        }
+    }
+
     /// The secret, for saving the key pair (wiped when dropped).
     pub fn secret_bytes(&self) -> zeroize::Zeroizing<[u8; DHLEN]> {
         zeroize::Zeroizing::new(self.secret.to_bytes())

@@ -16,6 +16,8 @@
 use crate::capacity::{ByteStore, DequeStore};
 
 use crate::identity::NodeId;
+use zeroize::Zeroizing;
+
 use crate::noise::{CipherState, HandshakePattern, HandshakeState, Role, StaticKeypair};
 use crate::time::Instant;
 
@@ -25,6 +27,7 @@ use super::frame::{
     Cell, CELL_LEN, KIND_LEN, LENGTH_PREFIX_LEN, MAX_MESSAGE_LEN, MIN_MAX_MESSAGE_LEN, TAG_LEN,
 };
 use super::hello::HELLO_LEN;
+use super::obfs::{HiddenEphemeral, LengthMask, REPRESENTATIVE_LEN};
 use super::rtt::RttEstimator;
 use super::stats::LinkStats;
 use super::PROLOGUE;
@@ -108,8 +111,14 @@ pub struct LinkParams<'a> {
     pub expected_peer: Option<NodeId>,
     /// The node's Noise static key pair (signed by its identity in `hello`).
     pub static_keypair: &'a StaticKeypair,
-    /// 32 fresh bytes from the node's CSPRNG for the Noise ephemeral key.
-    pub ephemeral_secret: [u8; 32],
+    /// 32 fresh bytes from the node's CSPRNG: the seed of the Noise
+    /// ephemeral key (drawn until it has an Elligator2 representative) and
+    /// of the handshake's padding (link spec §2).
+    pub handshake_seed: [u8; 32],
+    /// This node's id, when it may answer as a responder: a dialler marks
+    /// its first message with it (link spec §2). A responder without one
+    /// takes only first messages marked with the all-zero key.
+    pub local_id: Option<NodeId>,
     /// The node's encoded hello.
     pub hello: [u8; HELLO_LEN],
     /// The largest message we accept (advertised in `hello`).
@@ -132,7 +141,8 @@ impl core::fmt::Debug for LinkParams<'_> {
             .field("role", &self.role)
             .field("expected_peer", &self.expected_peer)
             .field("static_keypair", self.static_keypair)
-            .field("ephemeral_secret", &"<redacted>")
+            .field("handshake_seed", &"<redacted>")
+            .field("local_id", &self.local_id)
             .field("local_max_message_len", &self.local_max_message_len)
             .field("config", &self.config)
             .field(
@@ -142,6 +152,10 @@ impl core::fmt::Debug for LinkParams<'_> {
             .finish_non_exhaustive()
     }
 }
+
+/// Bytes of message 1 before its padding: the initiator's representative,
+/// the mark and the masked padding length (32 + 16 + 2, link spec §2).
+pub(crate) const FIRST_HEADER_LEN: usize = 50;
 
 /// Bytes of a transport's channel binding ([`LinkParams::channel_binding`]).
 pub const CHANNEL_BINDING_LEN: usize = 32;
@@ -154,17 +168,35 @@ struct Handshake {
     step: u8,
     /// Set once the peer's hello has verified.
     peer_max_message_len: usize,
+    /// The representatives of both ephemeral keys, as sent (the length
+    /// keys are derived from them); the peer's is zero until it arrives.
+    representative: [u8; REPRESENTATIVE_LEN],
+    peer_representative: [u8; REPRESENTATIVE_LEN],
+    /// Padding of this side's handshake messages (see `HiddenEphemeral`).
+    padding: [u16; 2],
+    padding_key: Zeroizing<[u8; 32]>,
+    /// The length masks (send, receive), from the `ee` value on.
+    masks: Option<(LengthMask, LengthMask)>,
+    /// The responder's own id, the key of the mark it accepts.
+    local_id: Option<NodeId>,
 }
 
 impl Handshake {
-    /// Message 1 carries no payload (Noise would send it in clear); messages
-    /// 2 and 3 carry the sender's hello, encrypted.
+    /// Noise payload bytes of the next message this side writes: none in
+    /// message 1 (Noise would send it in clear), the hello and padding in
+    /// messages 2 and 3.
     fn payload_len(&self) -> usize {
         if self.step == 0 {
             0
         } else {
-            HELLO_LEN
+            HELLO_LEN.saturating_add(usize::from(self.own_padding()))
         }
+    }
+
+    /// Padding of the message this side writes next.
+    fn own_padding(&self) -> u16 {
+        let index = usize::from(self.step >= 2);
+        self.padding.get(index).copied().unwrap_or(0)
     }
 }
 
@@ -172,6 +204,8 @@ impl Handshake {
 struct Transport {
     send: CipherState,
     receive: CipherState,
+    send_mask: LengthMask,
+    receive_mask: LengthMask,
 }
 
 // The handshake variant is the largest; the state lives inline in a fixed
@@ -219,6 +253,9 @@ pub struct LinkSession<B, Q> {
     local_max_message_len: usize,
     rx_buf: B,
     rx_len: usize,
+    /// The length of the message being received, prefix included, once its
+    /// header has been read and unmasked (0 before): a mask is used once.
+    rx_target: usize,
     /// Cells of the last message not yet taken: `rx_buf[next..end]`.
     rx_cell_next: usize,
     rx_cell_end: usize,
@@ -275,27 +312,38 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
             }
             None => PROLOGUE.len(),
         };
-        let noise = HandshakeState::new(
-            HandshakePattern::XX,
-            role,
-            prologue.get(..prologue_len).unwrap_or(PROLOGUE),
-            Some(params.static_keypair),
-            params.ephemeral_secret,
-            None,
-        );
+        let hidden = HiddenEphemeral::generate(params.handshake_seed);
+        let noise = hidden.as_ref().map(|hidden| {
+            HandshakeState::with_ephemeral(
+                HandshakePattern::XX,
+                role,
+                prologue.get(..prologue_len).unwrap_or(PROLOGUE),
+                Some(params.static_keypair),
+                hidden.keypair.clone(),
+                None,
+            )
+        });
         let local_max_message_len = params
             .local_max_message_len
             .min(B::LEN.saturating_sub(LENGTH_PREFIX_LEN))
             .min(MAX_MESSAGE_LEN);
-        let state = match noise {
-            Ok(noise) => State::Handshaking(Handshake {
+        let state = match (noise, hidden) {
+            (Some(Ok(noise)), Some(hidden)) => State::Handshaking(Handshake {
                 noise,
                 hello: params.hello,
                 step: 0,
                 peer_max_message_len: MIN_MAX_MESSAGE_LEN,
+                representative: hidden.representative,
+                peer_representative: [0; REPRESENTATIVE_LEN],
+                padding: hidden.padding,
+                padding_key: hidden.padding_key,
+                masks: None,
+                local_id: params.local_id,
             }),
-            // Only reachable if the node passed inconsistent keys; refuse the link.
-            Err(_) => State::Closed(CloseReason::ProtocolViolation, ClosedBy::Local),
+            // Only reachable if the node passed inconsistent keys, or a seed
+            // that gave 64 unrepresentable keys in a row (a broken CSPRNG);
+            // refuse the link.
+            _ => State::Closed(CloseReason::ProtocolViolation, ClosedBy::Local),
         };
         LinkSession {
             role: params.role,
@@ -307,6 +355,7 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
             local_max_message_len,
             rx_buf: B::ZEROED,
             rx_len: 0,
+            rx_target: 0,
             rx_cell_next: 0,
             rx_cell_end: 0,
             closing_since: None,
@@ -373,6 +422,19 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
             .stats
             .bytes_received
             .saturating_add(u64::try_from(CELL_LEN).unwrap_or(u64::MAX));
+    }
+
+    /// The mask the next received message's length will be unmasked
+    /// with, when the length keys are known: for tests that write a
+    /// message by hand (only with the `testing` feature).
+    #[cfg(feature = "testing")]
+    pub fn peek_receive_length_mask(&self) -> Option<[u8; 2]> {
+        let mut mask = match &self.state {
+            State::Established(t) | State::Closing(t, _) => t.receive_mask.clone(),
+            State::Handshaking(h) => h.masks.as_ref()?.1.clone(),
+            State::Closed(..) => return None,
+        };
+        mask.next_mask()
     }
 
     /// Our end of the link.
@@ -616,13 +678,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn debug_of_link_params_leaves_out_the_ephemeral_secret_and_binding() {
+    fn debug_of_link_params_leaves_out_the_seed_and_binding() {
         let keypair = StaticKeypair::from_secret_bytes([1; 32]);
         let params = LinkParams {
             role: LinkRole::Initiator,
             expected_peer: None,
             static_keypair: &keypair,
-            ephemeral_secret: [0x5a; 32],
+            handshake_seed: [0x5a; 32],
+            local_id: None,
             hello: [0; HELLO_LEN],
             local_max_message_len: MIN_MAX_MESSAGE_LEN,
             config: LinkConfig::default(),
@@ -632,7 +695,7 @@ mod tests {
         // 0x5a and 0x6b in decimal, as a derived Debug prints arrays.
         assert!(!text.contains("90"), "{text}");
         assert!(!text.contains("107"), "{text}");
-        assert!(text.contains("ephemeral_secret: \"<redacted>\""), "{text}");
+        assert!(text.contains("handshake_seed: \"<redacted>\""), "{text}");
         assert!(text.contains("role: Initiator"), "{text}");
     }
 }

@@ -7,11 +7,16 @@ use crate::identity::NodeId;
 use crate::time::Instant;
 
 use super::super::close::CloseReason;
-use super::super::frame::{
-    read_length_prefix, Cell, Frame, CELL_LEN, KIND_LEN, LENGTH_PREFIX_LEN, TAG_LEN,
-};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::super::frame::{Cell, Frame, CELL_LEN, KIND_LEN, LENGTH_PREFIX_LEN, TAG_LEN};
 use super::super::hello::{LinkHello, HELLO_LEN};
-use super::{ClosedBy, Handshake, LinkSession, State};
+use super::super::obfs::{
+    first_message_mark, length_keys, masked, point_of, LengthMask, MARK_LEN, MAX_HANDSHAKE_PADDING,
+    REPRESENTATIVE_LEN,
+};
+use super::{ClosedBy, Handshake, LinkSession, State, FIRST_HEADER_LEN};
 
 impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
     /// Feeds bytes received from the peer, in any chunking, leaving the
@@ -31,6 +36,7 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
             }
             if matches!(self.state, State::Closing(..) | State::Closed(..)) {
                 self.rx_len = 0;
+                self.rx_target = 0;
                 return data.len();
             }
             let rest = data.get(consumed..).unwrap_or(&[]);
@@ -50,6 +56,7 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
                     self.process_message(now);
                     if self.pending_cells() == 0 {
                         self.rx_len = 0;
+                        self.rx_target = 0;
                     }
                 }
             }
@@ -95,29 +102,34 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
             self.rx_cell_next = 0;
             self.rx_cell_end = 0;
             self.rx_len = 0;
+            self.rx_target = 0;
         }
         cell
     }
 
     /// Copies bytes from `data` until the receive buffer holds one whole
-    /// message, checking its announced length as soon as the prefix is in.
+    /// message, reading (and unmasking) its header as soon as it is in, so
+    /// that a wrong length is refused before the body is buffered.
     fn fill_message(&mut self, data: &[u8]) -> Fill {
         let mut taken = 0usize;
         loop {
-            let target =
-                match read_length_prefix(self.rx_buf.bytes().get(..self.rx_len).unwrap_or(&[])) {
-                    None => LENGTH_PREFIX_LEN,
-                    Some(len) => {
-                        if let Err(reason) = self.check_announced_len(len) {
-                            return Fill::Invalid(reason);
+            let target = if self.rx_target > 0 {
+                self.rx_target
+            } else {
+                let header = self.header_len();
+                if self.rx_len >= header {
+                    match self.read_header() {
+                        Ok(target) => {
+                            self.rx_target = target;
+                            target
                         }
-                        match LENGTH_PREFIX_LEN.checked_add(len) {
-                            Some(t) => t,
-                            None => return Fill::Invalid(CloseReason::MessageTooLarge),
-                        }
+                        Err(reason) => return Fill::Invalid(reason),
                     }
-                };
-            if self.rx_len >= target {
+                } else {
+                    header
+                }
+            };
+            if self.rx_target > 0 && self.rx_len >= target {
                 return Fill::Complete(taken);
             }
             let want = target.saturating_sub(self.rx_len);
@@ -139,28 +151,54 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
         }
     }
 
-    fn check_announced_len(&self, len: usize) -> Result<(), CloseReason> {
+    /// Bytes of the next message's header: what must be in before its
+    /// length is known (link spec §2).
+    fn header_len(&self) -> usize {
         match &self.state {
+            State::Handshaking(h) if !h.noise.is_my_turn() => match h.step {
+                0 => FIRST_HEADER_LEN,
+                1 => REPRESENTATIVE_LEN.saturating_add(LENGTH_PREFIX_LEN),
+                _ => LENGTH_PREFIX_LEN,
+            },
+            _ => LENGTH_PREFIX_LEN,
+        }
+    }
+
+    /// Reads the header in the receive buffer: checks the first message's
+    /// mark, derives the length keys from the responder's representative,
+    /// unmasks the length and checks it. Returns the whole message's
+    /// length, header included.
+    fn read_header(&mut self) -> Result<usize, CloseReason> {
+        let local_max = self.local_max_message_len;
+        let header = self.rx_buf.bytes().get(..self.rx_len).unwrap_or(&[]);
+        match &mut self.state {
             State::Handshaking(h) => {
-                // Handshake messages have exactly one valid length each, so a
-                // wrong length is refused before any of its bytes are buffered.
                 if h.noise.is_my_turn() {
                     return Err(CloseReason::ProtocolViolation);
                 }
-                match h.noise.next_message_len(h.payload_len()) {
-                    Some(expected) if expected == len => Ok(()),
-                    _ => Err(CloseReason::ProtocolViolation),
+                match h.step {
+                    0 => read_first_header(h, header),
+                    1 => read_second_header(h, header),
+                    _ => {
+                        let (_, receive) =
+                            h.masks.as_mut().ok_or(CloseReason::ProtocolViolation)?;
+                        let len = unmask_length(header, receive)?;
+                        check_hello_message_len(h, len)?;
+                        Ok(LENGTH_PREFIX_LEN.saturating_add(len))
+                    }
                 }
             }
-            _ => {
-                if len > self.local_max_message_len {
+            State::Established(t) | State::Closing(t, _) => {
+                let len = unmask_length(header, &mut t.receive_mask)?;
+                if len > local_max {
                     Err(CloseReason::MessageTooLarge)
                 } else if len < KIND_LEN.saturating_add(TAG_LEN) {
                     Err(CloseReason::ProtocolViolation)
                 } else {
-                    Ok(())
+                    Ok(LENGTH_PREFIX_LEN.saturating_add(len))
                 }
             }
+            State::Closed(..) => Err(CloseReason::ProtocolViolation),
         }
     }
 
@@ -168,13 +206,32 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
     /// buffer for [`take_cell`](Self::take_cell).
     fn process_message(&mut self, now: Instant) {
         let end = self.rx_len;
+        if let State::Handshaking(h) = &self.state {
+            // Noise's message 2 starts with the responder's point, where the
+            // wire has its representative and the masked length: the point
+            // goes back in their place (the header is no longer needed).
+            if h.step == 1 {
+                let point = point_of(&h.peer_representative);
+                if let Some(dst) = self
+                    .rx_buf
+                    .bytes_mut()
+                    .get_mut(LENGTH_PREFIX_LEN..)
+                    .and_then(|b| b.first_chunk_mut::<32>())
+                {
+                    *dst = point;
+                }
+            }
+        }
         let Some(message) = self.rx_buf.bytes_mut().get_mut(LENGTH_PREFIX_LEN..end) else {
             return;
         };
         match &mut self.state {
             State::Handshaking(h) => {
+                // Message 1 is, to Noise, the initiator's point alone.
+                let first_point = point_of(&h.peer_representative);
+                let message: &[u8] = if h.step == 0 { &first_point } else { message };
                 // Noise decrypts in place, so the buffer also holds the tag.
-                let mut payload = [0u8; HELLO_LEN + TAG_LEN];
+                let mut payload = [0u8; HELLO_LEN + MAX_HANDSHAKE_PADDING + TAG_LEN];
                 let outcome = match h.noise.read_message(message, &mut payload) {
                     Ok(n) => payload.get(..n).map(|p| read_hello(h, p)),
                     Err(_) => Some(Err(CloseReason::AuthenticationFailed)),
@@ -264,7 +321,11 @@ fn read_hello(h: &mut Handshake, payload: &[u8]) -> Result<Option<(NodeId, usize
             Err(CloseReason::ProtocolViolation)
         };
     }
-    let hello = LinkHello::parse(payload).map_err(|_| CloseReason::ProtocolViolation)?;
+    // The hello, then padding to ignore.
+    let hello = payload
+        .get(..HELLO_LEN)
+        .ok_or(CloseReason::ProtocolViolation)?;
+    let hello = LinkHello::parse(hello).map_err(|_| CloseReason::ProtocolViolation)?;
     let remote_static = h
         .noise
         .remote_static()
@@ -279,4 +340,85 @@ enum Fill {
     NeedMore(usize),
     Complete(usize),
     Invalid(CloseReason),
+}
+
+/// Unmasks the 2-byte length at the start of `header`.
+fn unmask_length(header: &[u8], mask: &mut LengthMask) -> Result<usize, CloseReason> {
+    let wire = header
+        .first_chunk::<LENGTH_PREFIX_LEN>()
+        .ok_or(CloseReason::ProtocolViolation)?;
+    let mask = mask.next_mask().ok_or(CloseReason::NonceExhausted)?;
+    Ok(usize::from(u16::from_be_bytes(masked(*wire, mask))))
+}
+
+/// Message 1's header: the initiator's representative, then a mark under
+/// this node's id or under the all-zero key (a dialler that knew only the
+/// address), then the masked padding length.
+fn read_first_header(h: &mut Handshake, header: &[u8]) -> Result<usize, CloseReason> {
+    let (representative, rest) = header
+        .split_first_chunk::<REPRESENTATIVE_LEN>()
+        .ok_or(CloseReason::ProtocolViolation)?;
+    let (mark, rest) = rest
+        .split_first_chunk::<MARK_LEN>()
+        .ok_or(CloseReason::ProtocolViolation)?;
+    let wire_len = rest
+        .first_chunk::<LENGTH_PREFIX_LEN>()
+        .ok_or(CloseReason::ProtocolViolation)?;
+    let own_key = h.local_id.map_or([0; 32], |id| *id.as_bytes());
+    let (own_mark, own_mask) = first_message_mark(&own_key, representative);
+    let (open_mark, open_mask) = first_message_mark(&[0; 32], representative);
+    // Both marks are computed and compared whatever the outcome.
+    let own = own_mark.ct_eq(mark);
+    let open = open_mark.ct_eq(mark);
+    let mask = if bool::from(own) {
+        own_mask
+    } else if bool::from(open) {
+        open_mask
+    } else {
+        return Err(CloseReason::ProtocolViolation);
+    };
+    let padding = usize::from(u16::from_be_bytes(masked(*wire_len, mask)));
+    if padding > MAX_HANDSHAKE_PADDING {
+        return Err(CloseReason::ProtocolViolation);
+    }
+    h.peer_representative = *representative;
+    Ok(FIRST_HEADER_LEN.saturating_add(padding))
+}
+
+/// Message 2's header: the responder's representative, from which (with
+/// this side's ephemeral key) the length keys follow, then the masked
+/// length of the rest.
+fn read_second_header(h: &mut Handshake, header: &[u8]) -> Result<usize, CloseReason> {
+    let (representative, rest) = header
+        .split_first_chunk::<REPRESENTATIVE_LEN>()
+        .ok_or(CloseReason::ProtocolViolation)?;
+    let point = point_of(representative);
+    let ee = Zeroizing::new(
+        h.noise
+            .ephemeral_agreement(&point)
+            .map_err(|_| CloseReason::AuthenticationFailed)?,
+    );
+    let (i2r, mut r2i) = length_keys(&ee, &h.representative, representative);
+    let rest_len = unmask_length(rest, &mut r2i)?;
+    // To Noise the message is the point followed by the rest.
+    check_hello_message_len(h, rest_len.saturating_add(REPRESENTATIVE_LEN))?;
+    h.peer_representative = *representative;
+    h.masks = Some((i2r, r2i));
+    Ok(REPRESENTATIVE_LEN
+        .saturating_add(LENGTH_PREFIX_LEN)
+        .saturating_add(rest_len))
+}
+
+/// A Noise message carrying a hello and at most `MAX_HANDSHAKE_PADDING`
+/// bytes of padding has a length in a known range; anything else is
+/// refused before it is buffered.
+fn check_hello_message_len(h: &Handshake, noise_len: usize) -> Result<(), CloseReason> {
+    let shortest = h.noise.next_message_len(HELLO_LEN);
+    let longest = h
+        .noise
+        .next_message_len(HELLO_LEN.saturating_add(MAX_HANDSHAKE_PADDING));
+    match (shortest, longest) {
+        (Some(low), Some(high)) if (low..=high).contains(&noise_len) => Ok(()),
+        _ => Err(CloseReason::ProtocolViolation),
+    }
 }

@@ -6,10 +6,20 @@ use crate::capacity::{ByteStore, DequeStore};
 use crate::time::Instant;
 
 use super::super::close::CloseReason;
-use super::super::frame::{
-    write_length_prefix, Cell, Frame, FrameKind, CELL_LEN, KIND_LEN, LENGTH_PREFIX_LEN,
+use zeroize::Zeroizing;
+
+use crate::identity::NodeId;
+
+use super::super::frame::{Cell, Frame, FrameKind, CELL_LEN, KIND_LEN, LENGTH_PREFIX_LEN};
+use super::super::hello::HELLO_LEN;
+use super::super::obfs::{
+    fill_padding, first_message_mark, length_keys, masked, point_of, LengthMask, MARK_LEN,
+    MAX_HANDSHAKE_PADDING, REPRESENTATIVE_LEN,
 };
-use super::{cells_fitting, is_link_level, ClosedBy, LinkRole, LinkSession, State, Transport};
+use super::{
+    cells_fitting, is_link_level, ClosedBy, Handshake, LinkRole, LinkSession, State, Transport,
+    FIRST_HEADER_LEN,
+};
 
 impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
     /// Whether [`poll_transmit`](Self::poll_transmit) would write something now.
@@ -64,31 +74,30 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
     }
 
     fn transmit_handshake(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let expected_peer = self.expected_peer;
         let State::Handshaking(h) = &mut self.state else {
             return None;
         };
         if !h.noise.is_my_turn() {
             return None;
         }
-        let payload: &[u8] = if h.step == 0 { &[] } else { &h.hello };
-        let (prefix, body) = buf.split_at_mut_checked(LENGTH_PREFIX_LEN)?;
-        let len = h.noise.next_message_len(payload.len())?;
-        if body.len() < len {
-            return None;
-        }
-        let written = match h.noise.write_message(payload, body) {
-            Ok(n) => n,
-            Err(_) => {
-                self.fail(CloseReason::ProtocolViolation);
-                return None;
-            }
+        let written = match h.step {
+            0 => write_first(h, expected_peer, buf),
+            1 => write_second(h, buf),
+            _ => write_third(h, buf),
         };
-        write_length_prefix(prefix, written)?;
+        let Ok(written) = written else {
+            // `Err(false)`: `buf` is too small, try again with a larger one.
+            if written == Err(true) {
+                self.fail(CloseReason::ProtocolViolation);
+            }
+            return None;
+        };
         h.step = h.step.saturating_add(1);
         if h.noise.is_complete() {
             self.establish(now);
         }
-        LENGTH_PREFIX_LEN.checked_add(written)
+        Some(written)
     }
 
     /// Moves a finished handshake into the transport phase.
@@ -102,6 +111,9 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
             return;
         };
         let peer_max = h.peer_max_message_len;
+        let Some((send_mask, receive_mask)) = h.masks else {
+            return;
+        };
         let Ok(keys) = h.noise.split() else {
             return;
         };
@@ -110,7 +122,12 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
             LinkRole::Responder => (keys.responder_to_initiator, keys.initiator_to_responder),
         };
         self.peer_max_message_len = peer_max;
-        self.state = State::Established(Transport { send, receive });
+        self.state = State::Established(Transport {
+            send,
+            receive,
+            send_mask,
+            receive_mask,
+        });
         self.was_established = true;
         // The handshake took at least one round trip (the initiator's
         // first message to the second, the responder's accept to the
@@ -218,8 +235,8 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
     /// Encrypts the plaintext at `buf[2..2 + plaintext_len]` in place and
     /// writes the length prefix. Returns the whole message length.
     fn encrypt_prefixed(&mut self, buf: &mut [u8], plaintext_len: usize) -> Option<usize> {
-        let send = match &mut self.state {
-            State::Established(t) | State::Closing(t, _) => &mut t.send,
+        let (send, send_mask) = match &mut self.state {
+            State::Established(t) | State::Closing(t, _) => (&mut t.send, &mut t.send_mask),
             _ => return None,
         };
         let (prefix, body) = buf.split_at_mut_checked(LENGTH_PREFIX_LEN)?;
@@ -234,8 +251,102 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
                 return None;
             }
         };
-        write_length_prefix(prefix, sealed)?;
+        write_masked_length(prefix, sealed, send_mask)?;
         self.sent_since_rekey = self.sent_since_rekey.saturating_add(1);
         LENGTH_PREFIX_LEN.checked_add(sealed)
     }
+}
+
+/// Writes `len` as a masked length prefix (link spec §2).
+fn write_masked_length(prefix: &mut [u8], len: usize, mask: &mut LengthMask) -> Option<()> {
+    let clear = u16::try_from(len).ok()?.to_be_bytes();
+    let out = prefix.first_chunk_mut::<LENGTH_PREFIX_LEN>()?;
+    *out = masked(clear, mask.next_mask()?);
+    Some(())
+}
+
+/// Message 1: the initiator's representative, the mark keyed by the node
+/// it dials (or zeros), the masked padding length, the padding. Noise's
+/// message 1 (the ephemeral point, no payload) is written only to advance
+/// the handshake: the representative goes on the wire in its place.
+/// `Err(true)` ends the link, `Err(false)` asks for a larger buffer.
+fn write_first(
+    h: &mut Handshake,
+    expected_peer: Option<NodeId>,
+    buf: &mut [u8],
+) -> Result<usize, bool> {
+    let padding = usize::from(h.own_padding());
+    let total = FIRST_HEADER_LEN.checked_add(padding).ok_or(true)?;
+    let out = buf.get_mut(..total).ok_or(false)?;
+    let mut point = [0u8; 32];
+    h.noise.write_message(&[], &mut point).map_err(|_| true)?;
+    let key = expected_peer.map_or([0; 32], |id| *id.as_bytes());
+    let (mark, mask) = first_message_mark(&key, &h.representative);
+    let clear = u16::try_from(padding).map_err(|_| true)?.to_be_bytes();
+    let (repr_out, rest) = out
+        .split_first_chunk_mut::<REPRESENTATIVE_LEN>()
+        .ok_or(true)?;
+    *repr_out = h.representative;
+    let (mark_out, rest) = rest.split_first_chunk_mut::<MARK_LEN>().ok_or(true)?;
+    *mark_out = mark;
+    let (len_out, pad_out) = rest
+        .split_first_chunk_mut::<LENGTH_PREFIX_LEN>()
+        .ok_or(true)?;
+    *len_out = masked(clear, mask);
+    fill_padding(&h.padding_key, pad_out);
+    Ok(total)
+}
+
+/// Message 2: the responder's representative, the masked length of the
+/// rest, then the rest of Noise's message 2 (its encrypted static key and
+/// the encrypted hello and padding). Derives the length keys first: `ee`
+/// is known once the responder has its own ephemeral key and the
+/// initiator's.
+fn write_second(h: &mut Handshake, buf: &mut [u8]) -> Result<usize, bool> {
+    let peer_point = point_of(&h.peer_representative);
+    let ee = Zeroizing::new(h.noise.ephemeral_agreement(&peer_point).map_err(|_| true)?);
+    let (i2r, mut r2i) = length_keys(&ee, &h.peer_representative, &h.representative);
+    let noise_len = h.noise.next_message_len(h.payload_len()).ok_or(true)?;
+    // The Noise message goes after a 2-byte gap; its first 32 bytes (the
+    // point) are then overwritten by the representative and the length.
+    let total = LENGTH_PREFIX_LEN.checked_add(noise_len).ok_or(true)?;
+    let out = buf.get_mut(..total).ok_or(false)?;
+    let n = write_noise_with_hello(h, out.get_mut(LENGTH_PREFIX_LEN..).ok_or(true)?)?;
+    let rest_len = n.checked_sub(REPRESENTATIVE_LEN).ok_or(true)?;
+    let clear = u16::try_from(rest_len).map_err(|_| true)?.to_be_bytes();
+    let mask = r2i.next_mask().ok_or(true)?;
+    let (repr_out, rest) = out
+        .split_first_chunk_mut::<REPRESENTATIVE_LEN>()
+        .ok_or(true)?;
+    *repr_out = h.representative;
+    let len_out = rest.first_chunk_mut::<LENGTH_PREFIX_LEN>().ok_or(true)?;
+    *len_out = masked(clear, mask);
+    h.masks = Some((r2i, i2r));
+    Ok(total)
+}
+
+/// Message 3: the masked length, then Noise's message 3 (the encrypted
+/// static key, the encrypted hello and padding).
+fn write_third(h: &mut Handshake, buf: &mut [u8]) -> Result<usize, bool> {
+    let noise_len = h.noise.next_message_len(h.payload_len()).ok_or(true)?;
+    let total = LENGTH_PREFIX_LEN.checked_add(noise_len).ok_or(true)?;
+    let out = buf.get_mut(..total).ok_or(false)?;
+    let (prefix, body) = out
+        .split_first_chunk_mut::<LENGTH_PREFIX_LEN>()
+        .ok_or(true)?;
+    let n = write_noise_with_hello(h, body)?;
+    let (send, _) = h.masks.as_mut().ok_or(true)?;
+    write_masked_length(prefix, n, send).ok_or(true)?;
+    Ok(total)
+}
+
+/// Writes Noise's next message with the hello and this side's padding
+/// (zeros: they travel encrypted) as its payload.
+fn write_noise_with_hello(h: &mut Handshake, out: &mut [u8]) -> Result<usize, bool> {
+    let mut payload = [0u8; HELLO_LEN + MAX_HANDSHAKE_PADDING];
+    let payload_len = h.payload_len();
+    let hello_out = payload.first_chunk_mut::<HELLO_LEN>().ok_or(true)?;
+    *hello_out = h.hello;
+    let payload = payload.get(..payload_len).ok_or(true)?;
+    h.noise.write_message(payload, out).map_err(|_| true)
 }
