@@ -71,22 +71,108 @@ fn first_message(key: &[u8; 32], seed: u8) -> Vec<u8> {
     m1
 }
 
-#[test]
-fn garbage_instead_of_a_handshake_is_a_protocol_violation() {
-    let (mut sim, target, witness, lt, lw) = with_witness(10, config(), 8);
-    let attacker = sim.open_half_open(target).unwrap();
-    // Longer than message 1's 50-byte header: its "mark" is checked and
-    // fails.
-    sim.inject(
-        target,
-        attacker,
-        b"GET / HTTP/1.1\r\nHost: example.com\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\n\r\n",
-    );
+/// Feeds `probe` to a fresh inbound link of `target` and follows it until
+/// it closes: returns how long after the probe it closed, having checked
+/// that the target never sent a byte and kept the link open past the
+/// shortest read-on (1 s, link spec §2.2).
+fn silent_end_of(sim: &mut Sim, target: usize, probe: &[u8]) -> Duration {
+    let link = sim.open_half_open(target).unwrap();
+    let start = sim.now();
+    sim.inject(target, link, probe);
+    sim.run_for(Duration::from_millis(900));
+    assert_eq!(closed(sim, target, link), None, "closed before 1 s");
+    let mut waited = 0;
+    while closed(sim, target, link).is_none() {
+        sim.run_for(Duration::from_millis(50));
+        waited += 1;
+        assert!(waited < 400, "the link outlived its handshake timeout");
+    }
     assert_eq!(
-        closed(&sim, target, attacker),
+        closed(sim, target, link),
         Some((CloseReason::ProtocolViolation, ClosedBy::Local))
     );
+    assert!(
+        sim.take_unwired_output(target, link).is_empty(),
+        "the target answered a probe"
+    );
+    sim.now().saturating_since(start)
+}
+
+#[test]
+fn garbage_instead_of_a_handshake_is_read_on_then_dropped_in_silence() {
+    let (mut sim, target, witness, lt, lw) = with_witness(10, config(), 8);
+    // Longer than message 1's 50-byte header: its "mark" is checked, fails,
+    // and the target reads on, answering nothing, then closes.
+    silent_end_of(
+        &mut sim,
+        target,
+        b"GET / HTTP/1.1\r\nHost: example.com\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\n\r\n",
+    );
     witness_still_works(&mut sim, target, witness, lt, lw, 1);
+}
+
+#[test]
+fn every_probe_gets_the_same_silence_and_a_random_end() {
+    let mut sim = Sim::new(20);
+    let target = sim.add_node(config(), 8);
+    let stranger = [0x5au8; 32];
+    // A plain Noise first message, as version 1 sent it: `00 20` ‖ key.
+    let mut plain_noise = vec![0u8, 32];
+    plain_noise
+        .extend_from_slice(&veil_core::noise::StaticKeypair::from_secret_bytes([3; 32]).public());
+    plain_noise.extend_from_slice(&[0u8; 30]);
+    let probes: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "random bytes",
+            (0..200u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect(),
+        ),
+        ("marked for another node", first_message(&stranger, 0x31)),
+        ("plain Noise", plain_noise),
+        ("a few bytes short of a header", vec![0x42; 49]),
+    ];
+    let mut ends = Vec::new();
+    for (name, probe) in &probes {
+        if probe.len() < 50 {
+            // Too short to be judged: the handshake timeout ends it.
+            let link = sim.open_half_open(target).unwrap();
+            sim.inject(target, link, probe);
+            sim.run_for(Duration::from_secs(11));
+            assert_eq!(
+                closed(&sim, target, link),
+                Some((CloseReason::HandshakeTimeout, ClosedBy::Local)),
+                "{name}"
+            );
+            assert!(sim.take_unwired_output(target, link).is_empty(), "{name}");
+            continue;
+        }
+        let end = silent_end_of(&mut sim, target, probe);
+        assert!(end <= Duration::from_secs(11), "{name}: {end:?}");
+        ends.push(end);
+    }
+    // The moment of the close is drawn per connection, not fixed.
+    ends.sort();
+    ends.dedup();
+    assert!(ends.len() >= 2, "close times {ends:?}");
+}
+
+#[test]
+fn a_prober_that_keeps_writing_is_cut_off_after_at_most_16_kib() {
+    let mut sim = Sim::new(21);
+    let target = sim.add_node(config(), 8);
+    let link = sim.open_half_open(target).unwrap();
+    let flood: Vec<u8> = (0..20_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    sim.inject(target, link, &flood[..300]);
+    assert_eq!(closed(&sim, target, link), None, "read on after 300 bytes");
+    sim.inject(target, link, &flood[300..]);
+    assert_eq!(
+        closed(&sim, target, link),
+        Some((CloseReason::ProtocolViolation, ClosedBy::Local))
+    );
+    assert!(sim.take_unwired_output(target, link).is_empty());
 }
 
 #[test]

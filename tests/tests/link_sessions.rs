@@ -80,16 +80,40 @@ fn dialling_the_wrong_identity_is_refused_on_both_ends() {
     let (_, lb) = sim.end(wire, Direction::Backward);
     sim.run_for(Duration::from_secs(2));
     // `a` marks its first message with `c`'s id (link spec §2): `b` finds
-    // no mark it knows, answers nothing and closes.
-    assert_eq!(
-        closed(&sim, b, lb),
-        Some((CloseReason::ProtocolViolation, ClosedBy::Local))
-    );
+    // no mark it knows, answers nothing, reads on and closes within the
+    // handshake timeout; `a` never hears a byte.
     assert_eq!(established_peer(&sim, b, lb), None);
     assert_eq!(established_peer(&sim, a, la), None);
     assert_eq!(
-        closed(&sim, a, la),
-        Some((CloseReason::TransportClosed, ClosedBy::Local))
+        sim.node(a)
+            .core
+            .link_info(la)
+            .map(|l| l.stats.bytes_received),
+        Some(0),
+        "b answered a"
+    );
+    sim.run_for(Duration::from_secs(10));
+    assert!(
+        matches!(
+            closed(&sim, b, lb),
+            Some((
+                CloseReason::ProtocolViolation | CloseReason::TransportClosed,
+                _
+            ))
+        ),
+        "{:?}",
+        closed(&sim, b, lb)
+    );
+    assert!(
+        matches!(
+            closed(&sim, a, la),
+            Some((
+                CloseReason::TransportClosed | CloseReason::HandshakeTimeout,
+                _
+            ))
+        ),
+        "{:?}",
+        closed(&sim, a, la)
     );
 }
 

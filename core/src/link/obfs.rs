@@ -132,6 +132,20 @@ pub fn fill_padding(key: &[u8; 32], out: &mut [u8]) {
     let _ = cipher.try_apply_keystream(out);
 }
 
+/// Eight bytes for a refusal's read-on (how many bytes, how long), from
+/// the responder's padding key, which a refusing responder never uses for
+/// padding: ChaCha20 keystream under the nonce `01 00 … 00`.
+pub(crate) fn refusal_draw(key: &[u8; 32]) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    let mut nonce = [0u8; 12];
+    if let Some(first) = nonce.first_mut() {
+        *first = 1;
+    }
+    let mut cipher = ChaCha20::new(key.into(), &nonce.into());
+    let _ = cipher.try_apply_keystream(&mut out);
+    out
+}
+
 /// The two length keys of a link, from the `ee` Diffie-Hellman value and
 /// both representatives: `HKDF-SHA256(salt = "veil-obfs-v2 lengths\0",
 /// ikm = ee, info = initiator's ‖ responder's representative)`, 64 bytes,

@@ -89,10 +89,6 @@ pub struct HandshakeState {
     local_ephemeral: StaticKeypair,
     remote_static: Option<[u8; DHLEN]>,
     remote_ephemeral: Option<[u8; DHLEN]>,
-    /// The `ee` value computed ahead by [`Self::ephemeral_agreement`], with
-    /// the remote key it was computed for: the `ee` token then reuses it
-    /// instead of doing the same Diffie-Hellman twice.
-    ephemeral_agreement: Option<([u8; DHLEN], zeroize::Zeroizing<[u8; DHLEN]>)>,
     /// Index of the next message in the pattern.
     next_message: usize,
 }
@@ -173,7 +169,6 @@ impl HandshakeState {
                 Role::Responder => None,
             },
             remote_ephemeral: None,
-            ephemeral_agreement: None,
             next_message: 0,
         })
     }
@@ -241,12 +236,10 @@ impl HandshakeState {
     /// derives its length masks (link spec §2), possibly before the
     /// message carrying the peer's ephemeral key has been read whole.
     pub fn ephemeral_agreement(
-        &mut self,
+        &self,
         remote_ephemeral: &[u8; DHLEN],
     ) -> Result<[u8; DHLEN], NoiseError> {
-        let shared = self.local_ephemeral.diffie_hellman(remote_ephemeral)?;
-        self.ephemeral_agreement = Some((*remote_ephemeral, zeroize::Zeroizing::new(shared)));
-        Ok(shared)
+        self.local_ephemeral.diffie_hellman(remote_ephemeral)
     }
 
     /// Performs a DH token: `ee`, `es` or `se`, from this side's view.
@@ -264,10 +257,7 @@ impl HandshakeState {
         };
         let local = local.ok_or(NoiseError::MissingKey)?;
         let remote = remote.ok_or(NoiseError::MissingKey)?;
-        let mut shared = match (token, &self.ephemeral_agreement) {
-            (Token::EE, Some((computed_for, shared))) if *computed_for == remote => **shared,
-            _ => local.diffie_hellman(&remote)?,
-        };
+        let mut shared = local.diffie_hellman(&remote)?;
         self.symmetric.mix_key(&shared);
         shared.zeroize();
         Ok(())

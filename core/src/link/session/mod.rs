@@ -27,7 +27,7 @@ use super::frame::{
     Cell, CELL_LEN, KIND_LEN, LENGTH_PREFIX_LEN, MAX_MESSAGE_LEN, MIN_MAX_MESSAGE_LEN, TAG_LEN,
 };
 use super::hello::HELLO_LEN;
-use super::obfs::{HiddenEphemeral, LengthMask, REPRESENTATIVE_LEN};
+use super::obfs::{refusal_draw, HiddenEphemeral, LengthMask, REPRESENTATIVE_LEN};
 use super::rtt::RttEstimator;
 use super::stats::LinkStats;
 use super::PROLOGUE;
@@ -200,6 +200,14 @@ impl Handshake {
     }
 }
 
+/// What is left of a refused first message's read-on (see
+/// [`State::Refusing`]).
+#[derive(Clone, Copy)]
+struct Refusal {
+    bytes_left: usize,
+    until: Instant,
+}
+
 #[cfg_attr(feature = "testing", derive(Clone))]
 struct Transport {
     send: CipherState,
@@ -214,6 +222,11 @@ struct Transport {
 #[cfg_attr(feature = "testing", derive(Clone))]
 enum State {
     Handshaking(Handshake),
+    /// The first message carried no mark this responder knows (a prober,
+    /// or a dialler of another node): read on, discarding, until a random
+    /// number of bytes or a random moment, then close without a byte sent
+    /// (link spec §2.2).
+    Refusing(Refusal),
     Established(Transport),
     Closing(Transport, CloseReason),
     Closed(CloseReason, ClosedBy),
@@ -432,7 +445,7 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
         let mut mask = match &self.state {
             State::Established(t) | State::Closing(t, _) => t.receive_mask.clone(),
             State::Handshaking(h) => h.masks.as_ref()?.1.clone(),
-            State::Closed(..) => return None,
+            State::Refusing(_) | State::Closed(..) => return None,
         };
         mask.next_mask()
     }
@@ -445,7 +458,7 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
     /// The phase the session is in.
     pub fn phase(&self) -> LinkPhase {
         match self.state {
-            State::Handshaking(_) => LinkPhase::Handshaking,
+            State::Handshaking(_) | State::Refusing(_) => LinkPhase::Handshaking,
             State::Established(_) => LinkPhase::Established,
             State::Closing(..) => LinkPhase::Closing,
             State::Closed(..) => LinkPhase::Closed,
@@ -469,6 +482,7 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
     pub fn handshake_progress(&self) -> u8 {
         match &self.state {
             State::Handshaking(h) => h.step,
+            State::Refusing(_) => 0,
             _ => 3,
         }
     }
@@ -542,7 +556,7 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
             State::Established(t) => State::Closing(t, reason),
             State::Closing(t, r) => State::Closing(t, r),
             State::Closed(r, by) => State::Closed(r, by),
-            State::Handshaking(_) => State::Closed(reason, ClosedBy::Local),
+            State::Handshaking(_) | State::Refusing(_) => State::Closed(reason, ClosedBy::Local),
         };
         self.tx_cells.view_mut().clear();
     }
@@ -563,6 +577,7 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
                 self.created_at
                     .saturating_add(self.config.handshake_timeout),
             ),
+            State::Refusing(refusal) => Some(refusal.until),
             State::Established(_) => {
                 let idle = self.last_received.saturating_add(self.config.idle_timeout);
                 let silent = self.silent_at().map_or(idle, |at| at.min(idle));
@@ -632,6 +647,11 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
                     self.fail(CloseReason::HandshakeTimeout);
                 }
             }
+            State::Refusing(refusal) => {
+                if now >= refusal.until {
+                    self.fail(CloseReason::ProtocolViolation);
+                }
+            }
             State::Established(_) => {
                 // While received cells wait for the owner (it has no room
                 // for them), this end is not reading, so the peer's frames
@@ -657,6 +677,44 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
         }
     }
 }
+
+impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
+    /// Refuses an unmarked first message: from now on every byte is read
+    /// and dropped until a random number of them (256 to 16 KiB) or a
+    /// random moment (1 s to the handshake timeout after the link opened)
+    /// is reached, and the link closes having sent nothing. A prober learns
+    /// nothing from when the connection ends or how much it could write
+    /// (link spec §2.2).
+    pub(super) fn refuse(&mut self, now: Instant) {
+        let State::Handshaking(h) = &self.state else {
+            return;
+        };
+        let [a, b, c, d, e, f, g, k] = refusal_draw(&h.padding_key);
+        let bytes_draw = usize::from(u16::from_be_bytes([a, b]));
+        let span = REFUSAL_MAX_BYTES.saturating_sub(REFUSAL_MIN_BYTES);
+        let bytes_left = REFUSAL_MIN_BYTES
+            .saturating_add(bytes_draw.checked_rem(span.saturating_add(1)).unwrap_or(0));
+        let latest = self
+            .created_at
+            .saturating_add(self.config.handshake_timeout);
+        let earliest = self.created_at.saturating_add(REFUSAL_MIN_TIME);
+        let window = latest.saturating_since(earliest).as_micros().max(1);
+        let offset = u64::from_be_bytes([0, 0, c, d, e, f, g, k])
+            .checked_rem(window)
+            .unwrap_or(0);
+        let until = earliest
+            .saturating_add(crate::time::Duration::from_micros(offset))
+            .max(now);
+        self.rx_len = 0;
+        self.rx_target = 0;
+        self.state = State::Refusing(Refusal { bytes_left, until });
+    }
+}
+
+/// Bounds of a refusal's read-on (see `LinkSession::refuse`).
+const REFUSAL_MIN_BYTES: usize = 256;
+const REFUSAL_MAX_BYTES: usize = 16 * 1024;
+const REFUSAL_MIN_TIME: crate::time::Duration = crate::time::Duration::from_secs(1);
 
 /// Whether a cell belongs to the link itself rather than to a circuit: its
 /// first four bytes (the circuit id the cell layer reads) are zero (link

@@ -34,6 +34,15 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
             if self.pending_cells() > 0 {
                 return consumed;
             }
+            if let State::Refusing(refusal) = &mut self.state {
+                let rest = data.len().saturating_sub(consumed);
+                let taken = rest.min(refusal.bytes_left);
+                refusal.bytes_left = refusal.bytes_left.saturating_sub(taken);
+                if refusal.bytes_left == 0 {
+                    self.fail(CloseReason::ProtocolViolation);
+                }
+                return consumed.saturating_add(taken);
+            }
             if matches!(self.state, State::Closing(..) | State::Closed(..)) {
                 self.rx_len = 0;
                 self.rx_target = 0;
@@ -43,6 +52,12 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
             match self.fill_message(rest) {
                 Fill::NeedMore(taken) => return consumed.saturating_add(taken),
                 Fill::Invalid(reason) => {
+                    if self.reading_first_message() {
+                        // What was buffered counts as read; the loop reads
+                        // on through the refusal.
+                        self.refuse(now);
+                        continue;
+                    }
                     self.fail(reason);
                     return data.len();
                 }
@@ -151,6 +166,12 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
         }
     }
 
+    /// Whether this responder is still reading the first message: a
+    /// refusal then answers nothing (link spec §2.2).
+    fn reading_first_message(&self) -> bool {
+        matches!(&self.state, State::Handshaking(h) if h.step == 0 && !h.noise.is_my_turn())
+    }
+
     /// Bytes of the next message's header: what must be in before its
     /// length is known (link spec §2).
     fn header_len(&self) -> usize {
@@ -198,7 +219,7 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
                     Ok(LENGTH_PREFIX_LEN.saturating_add(len))
                 }
             }
-            State::Closed(..) => Err(CloseReason::ProtocolViolation),
+            State::Refusing(_) | State::Closed(..) => Err(CloseReason::ProtocolViolation),
         }
     }
 
@@ -304,7 +325,7 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
                     Ok(Frame::Padding(_)) => {}
                 }
             }
-            State::Closing(..) | State::Closed(..) => {}
+            State::Refusing(_) | State::Closing(..) | State::Closed(..) => {}
         }
     }
 }

@@ -33,7 +33,7 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
                     || self.framed_cells() > 0
             }
             State::Closing(..) => true,
-            State::Closed(..) => false,
+            State::Refusing(_) | State::Closed(..) => false,
         }
     }
 
@@ -63,7 +63,7 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
             State::Handshaking(_) => self.transmit_handshake(now, buf),
             State::Established(_) => self.transmit_established(now, buf),
             State::Closing(..) => self.transmit_close(buf),
-            State::Closed(..) => None,
+            State::Refusing(_) | State::Closed(..) => None,
         }?;
         self.stats.messages_sent = self.stats.messages_sent.saturating_add(1);
         self.stats.bytes_sent = self
