@@ -242,8 +242,19 @@ impl HandshakeState {
         self.local_ephemeral.diffie_hellman(remote_ephemeral)
     }
 
+    /// The peer's ephemeral key, once received.
+    pub fn remote_ephemeral(&self) -> Option<[u8; DHLEN]> {
+        self.remote_ephemeral
+    }
+
     /// Performs a DH token: `ee`, `es` or `se`, from this side's view.
-    fn mix_dh(&mut self, token: Token) -> Result<(), NoiseError> {
+    /// `ee` is the `ee` value when the caller already computed it (see
+    /// [`Self::write_message_with_ee`]).
+    fn mix_dh(&mut self, token: Token, ee: Option<&[u8; DHLEN]>) -> Result<(), NoiseError> {
+        if let (Token::EE, Some(ee)) = (token, ee) {
+            self.symmetric.mix_key(ee);
+            return Ok(());
+        }
         let initiator = self.role == Role::Initiator;
         let (local, remote) = match (token, initiator) {
             (Token::EE, _) => (Some(&self.local_ephemeral), self.remote_ephemeral),
@@ -266,6 +277,29 @@ impl HandshakeState {
     /// Writes the next handshake message carrying `payload` into `out`;
     /// returns its length.
     pub fn write_message(&mut self, payload: &[u8], out: &mut [u8]) -> Result<usize, NoiseError> {
+        self.write_message_inner(payload, out, None)
+    }
+
+    /// [`write_message`](Self::write_message) with the `ee` value already
+    /// computed by [`ephemeral_agreement`](Self::ephemeral_agreement) for
+    /// the peer's ephemeral key (a link derives its length keys from it
+    /// first): the `ee` token mixes it in instead of computing it again.
+    /// A value other than `DH(e, re)` makes the peer fail the message.
+    pub fn write_message_with_ee(
+        &mut self,
+        payload: &[u8],
+        out: &mut [u8],
+        ee: &[u8; DHLEN],
+    ) -> Result<usize, NoiseError> {
+        self.write_message_inner(payload, out, Some(ee))
+    }
+
+    fn write_message_inner(
+        &mut self,
+        payload: &[u8],
+        out: &mut [u8],
+        ee: Option<&[u8; DHLEN]>,
+    ) -> Result<usize, NoiseError> {
         if !self.is_my_turn() {
             return Err(NoiseError::OutOfTurn);
         }
@@ -298,7 +332,7 @@ impl HandshakeState {
                     let n = self.symmetric.encrypt_and_hash(rest, DHLEN)?;
                     at = at.checked_add(n).ok_or(NoiseError::BufferTooSmall)?;
                 }
-                dh => self.mix_dh(dh)?,
+                dh => self.mix_dh(dh, ee)?,
             }
         }
         let rest = out.get_mut(at..).ok_or(NoiseError::BufferTooSmall)?;
@@ -356,7 +390,7 @@ impl HandshakeState {
                     self.remote_static = Some(key);
                     rest = tail;
                 }
-                dh => self.mix_dh(dh)?,
+                dh => self.mix_dh(dh, None)?,
             }
         }
         let out = payload_out

@@ -199,7 +199,22 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
                 }
                 match h.step {
                     0 => read_first_header(h, header),
-                    1 => read_second_header(h, header),
+                    1 => {
+                        let (target, point) = read_second_header(h, header)?;
+                        // Noise's message 2 starts with the responder's
+                        // point, where the wire has its representative and
+                        // the masked length (read now): the point goes in
+                        // their place, decoded once.
+                        if let Some(dst) = self
+                            .rx_buf
+                            .bytes_mut()
+                            .get_mut(LENGTH_PREFIX_LEN..)
+                            .and_then(|b| b.first_chunk_mut::<32>())
+                        {
+                            *dst = point;
+                        }
+                        Ok(target)
+                    }
                     _ => {
                         let (_, receive) =
                             h.masks.as_mut().ok_or(CloseReason::ProtocolViolation)?;
@@ -227,29 +242,17 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
     /// buffer for [`take_cell`](Self::take_cell).
     fn process_message(&mut self, now: Instant) {
         let end = self.rx_len;
-        if let State::Handshaking(h) = &self.state {
-            // Noise's message 2 starts with the responder's point, where the
-            // wire has its representative and the masked length: the point
-            // goes back in their place (the header is no longer needed).
-            if h.step == 1 {
-                let point = point_of(&h.peer_representative);
-                if let Some(dst) = self
-                    .rx_buf
-                    .bytes_mut()
-                    .get_mut(LENGTH_PREFIX_LEN..)
-                    .and_then(|b| b.first_chunk_mut::<32>())
-                {
-                    *dst = point;
-                }
-            }
-        }
         let Some(message) = self.rx_buf.bytes_mut().get_mut(LENGTH_PREFIX_LEN..end) else {
             return;
         };
         match &mut self.state {
             State::Handshaking(h) => {
                 // Message 1 is, to Noise, the initiator's point alone.
-                let first_point = point_of(&h.peer_representative);
+                let first_point = if h.step == 0 {
+                    point_of(&h.peer_representative)
+                } else {
+                    [0; 32]
+                };
                 let message: &[u8] = if h.step == 0 { &first_point } else { message };
                 // Noise decrypts in place, so the buffer also holds the tag.
                 let mut payload = [0u8; HELLO_LEN + MAX_HANDSHAKE_PADDING + TAG_LEN];
@@ -408,8 +411,9 @@ fn read_first_header(h: &mut Handshake, header: &[u8]) -> Result<usize, CloseRea
 
 /// Message 2's header: the responder's representative, from which (with
 /// this side's ephemeral key) the length keys follow, then the masked
-/// length of the rest.
-fn read_second_header(h: &mut Handshake, header: &[u8]) -> Result<usize, CloseReason> {
+/// length of the rest. Returns the message's whole length and the point
+/// the representative decodes to.
+fn read_second_header(h: &mut Handshake, header: &[u8]) -> Result<(usize, [u8; 32]), CloseReason> {
     let (representative, rest) = header
         .split_first_chunk::<REPRESENTATIVE_LEN>()
         .ok_or(CloseReason::ProtocolViolation)?;
@@ -425,9 +429,10 @@ fn read_second_header(h: &mut Handshake, header: &[u8]) -> Result<usize, CloseRe
     check_hello_message_len(h, rest_len.saturating_add(REPRESENTATIVE_LEN))?;
     h.peer_representative = *representative;
     h.masks = Some((i2r, r2i));
-    Ok(REPRESENTATIVE_LEN
+    let target = REPRESENTATIVE_LEN
         .saturating_add(LENGTH_PREFIX_LEN)
-        .saturating_add(rest_len))
+        .saturating_add(rest_len);
+    Ok((target, point))
 }
 
 /// A Noise message carrying a hello and at most `MAX_HANDSHAKE_PADDING`

@@ -13,7 +13,7 @@ use crate::identity::NodeId;
 use super::super::frame::{Cell, Frame, FrameKind, CELL_LEN, KIND_LEN, LENGTH_PREFIX_LEN};
 use super::super::hello::HELLO_LEN;
 use super::super::obfs::{
-    fill_padding, first_message_mark, length_keys, masked, point_of, LengthMask, MARK_LEN,
+    fill_padding, first_message_mark, length_keys, masked, LengthMask, MARK_LEN,
     MAX_HANDSHAKE_PADDING, REPRESENTATIVE_LEN,
 };
 use super::{
@@ -303,7 +303,8 @@ fn write_first(
 /// is known once the responder has its own ephemeral key and the
 /// initiator's.
 fn write_second(h: &mut Handshake, buf: &mut [u8]) -> Result<usize, bool> {
-    let peer_point = point_of(&h.peer_representative);
+    // Noise holds the point message 1 decoded to.
+    let peer_point = h.noise.remote_ephemeral().ok_or(true)?;
     let ee = Zeroizing::new(h.noise.ephemeral_agreement(&peer_point).map_err(|_| true)?);
     let (i2r, mut r2i) = length_keys(&ee, &h.peer_representative, &h.representative);
     let noise_len = h.noise.next_message_len(h.payload_len()).ok_or(true)?;
@@ -311,7 +312,7 @@ fn write_second(h: &mut Handshake, buf: &mut [u8]) -> Result<usize, bool> {
     // point) are then overwritten by the representative and the length.
     let total = LENGTH_PREFIX_LEN.checked_add(noise_len).ok_or(true)?;
     let out = buf.get_mut(..total).ok_or(false)?;
-    let n = write_noise_with_hello(h, out.get_mut(LENGTH_PREFIX_LEN..).ok_or(true)?)?;
+    let n = write_noise_with_hello(h, out.get_mut(LENGTH_PREFIX_LEN..).ok_or(true)?, Some(&ee))?;
     let rest_len = n.checked_sub(REPRESENTATIVE_LEN).ok_or(true)?;
     let clear = u16::try_from(rest_len).map_err(|_| true)?.to_be_bytes();
     let mask = r2i.next_mask().ok_or(true)?;
@@ -334,7 +335,7 @@ fn write_third(h: &mut Handshake, buf: &mut [u8]) -> Result<usize, bool> {
     let (prefix, body) = out
         .split_first_chunk_mut::<LENGTH_PREFIX_LEN>()
         .ok_or(true)?;
-    let n = write_noise_with_hello(h, body)?;
+    let n = write_noise_with_hello(h, body, None)?;
     let (send, _) = h.masks.as_mut().ok_or(true)?;
     write_masked_length(prefix, n, send).ok_or(true)?;
     Ok(total)
@@ -342,11 +343,19 @@ fn write_third(h: &mut Handshake, buf: &mut [u8]) -> Result<usize, bool> {
 
 /// Writes Noise's next message with the hello and this side's padding
 /// (zeros: they travel encrypted) as its payload.
-fn write_noise_with_hello(h: &mut Handshake, out: &mut [u8]) -> Result<usize, bool> {
+fn write_noise_with_hello(
+    h: &mut Handshake,
+    out: &mut [u8],
+    ee: Option<&[u8; 32]>,
+) -> Result<usize, bool> {
     let mut payload = [0u8; HELLO_LEN + MAX_HANDSHAKE_PADDING];
     let payload_len = h.payload_len();
     let hello_out = payload.first_chunk_mut::<HELLO_LEN>().ok_or(true)?;
     *hello_out = h.hello;
     let payload = payload.get(..payload_len).ok_or(true)?;
-    h.noise.write_message(payload, out).map_err(|_| true)
+    match ee {
+        Some(ee) => h.noise.write_message_with_ee(payload, out, ee),
+        None => h.noise.write_message(payload, out),
+    }
+    .map_err(|_| true)
 }
