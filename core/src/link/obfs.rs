@@ -65,7 +65,9 @@ impl HiddenEphemeral {
             }
         }
         let key = key?;
-        let keypair = StaticKeypair::from_dirty_parts(*key.secret_bytes(), *key.point());
+        let mut secret = *key.secret_bytes();
+        let keypair = StaticKeypair::from_dirty_parts(secret, *key.point());
+        secret.zeroize();
         let mut padding_key = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(padding_key.as_mut());
         let padding = [padding_len(&mut rng), padding_len(&mut rng)];
