@@ -245,7 +245,7 @@ fn assert_room_for_a_link(node: &FuzzNode) {
 /// closed, never anything else, and the node must keep working.
 pub fn link_input(data: &[u8]) {
     use veil_core::identity::Transport;
-    use veil_core::link::obfs::{first_message_mark, masked};
+    use veil_core::link::obfs::first_message_header;
     let Some((&first, data)) = data.split_first() else {
         return;
     };
@@ -253,15 +253,12 @@ pub fn link_input(data: &[u8]) {
     let marked;
     let data = match (first & 0x80 != 0, data.split_first_chunk::<32>()) {
         (true, Some((representative, rest))) => {
-            let (mark, mask) = first_message_mark(&[0; 32], representative);
-            let mut message = representative.to_vec();
-            message.extend_from_slice(&mark);
-            if let Some((len, body)) = rest.split_first_chunk::<2>() {
-                message.extend_from_slice(&masked(*len, mask));
-                message.extend_from_slice(body);
-            } else {
-                message.extend_from_slice(rest);
-            }
+            let (padding_len, body) = match rest.split_first_chunk::<2>() {
+                Some((len, body)) => (u16::from_be_bytes(*len), body),
+                None => (0, rest),
+            };
+            let mut message = first_message_header(&[0; 32], representative, padding_len).to_vec();
+            message.extend_from_slice(body);
             marked = message;
             &marked[..]
         }

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use common::*;
-use veil_core::link::obfs::{first_message_mark, masked, HiddenEphemeral};
+use veil_core::link::obfs::{first_message_header, masked, HiddenEphemeral};
 use veil_core::link::{CloseReason, ClosedBy, LinkPhase};
 use veil_core::node::{Event, LinkId, NodeConfig, OpenLinkError};
 use veil_core::time::Duration;
@@ -64,11 +64,7 @@ fn witness_still_works(
 /// key drawn from `seed`.
 fn first_message(key: &[u8; 32], seed: u8) -> Vec<u8> {
     let hidden = HiddenEphemeral::generate([seed; 32]).unwrap();
-    let (mark, mask) = first_message_mark(key, &hidden.representative);
-    let mut m1 = hidden.representative.to_vec();
-    m1.extend_from_slice(&mark);
-    m1.extend_from_slice(&masked([0, 0], mask));
-    m1
+    first_message_header(key, &hidden.representative, 0).to_vec()
 }
 
 /// Feeds `probe` to a fresh inbound link of `target` and follows it until
@@ -365,7 +361,7 @@ fn a_full_table_refuses_new_links_with_a_typed_error() {
 #[test]
 fn a_peer_claiming_an_identity_it_cannot_sign_for_is_refused() {
     use veil_core::identity::Identity;
-    use veil_core::link::obfs::{first_message_mark, length_keys, point_of, HiddenEphemeral};
+    use veil_core::link::obfs::{length_keys, point_of};
     use veil_core::link::{LinkHello, PROLOGUE};
     use veil_core::noise::{HandshakePattern, HandshakeState, Role, StaticKeypair};
 
@@ -388,11 +384,11 @@ fn a_peer_claiming_an_identity_it_cannot_sign_for_is_refused() {
     let link = sim.open_half_open(target).unwrap();
     let mut point = [0u8; 32];
     noise.write_message(&[], &mut point).unwrap();
-    let (mark, mask) = first_message_mark(&[0; 32], &hidden.representative);
-    let mut m1 = hidden.representative.to_vec();
-    m1.extend_from_slice(&mark);
-    m1.extend_from_slice(&masked([0, 0], mask));
-    sim.inject(target, link, &m1);
+    sim.inject(
+        target,
+        link,
+        &first_message_header(&[0; 32], &hidden.representative, 0),
+    );
     let reply = sim.take_unwired_output(target, link);
     let representative: [u8; 32] = reply[..32].try_into().unwrap();
     let ee = noise

@@ -22,7 +22,7 @@ pub use frame::{
 };
 pub use hello::{HelloError, LinkHello, HELLO_LEN, LINK_STATIC_DOMAIN};
 pub use id::LinkId;
-pub use obfs::{MARK_LEN, MAX_HANDSHAKE_PADDING, REPRESENTATIVE_LEN};
+pub use obfs::{FIRST_HEADER_LEN, MARK_LEN, MAX_HANDSHAKE_PADDING, REPRESENTATIVE_LEN};
 pub use rtt::RttEstimator;
 pub use session::{
     is_link_level, ClosedBy, LinkParams, LinkPhase, LinkRole, LinkSession, QueueCellError,

@@ -125,6 +125,32 @@ pub fn first_message_mark(
     (mark, mask)
 }
 
+/// Bytes of message 1 before its padding: the initiator's representative,
+/// the mark and the masked padding length (32 + 16 + 2, link spec §2.5).
+pub const FIRST_HEADER_LEN: usize = 50;
+
+/// Message 1's header (link spec §2.5): `representative`, its mark under
+/// `key` (the responder's node id, or zeros), and `padding_len` masked.
+/// The padding bytes follow it on the wire.
+pub fn first_message_header(
+    key: &[u8; 32],
+    representative: &[u8; REPRESENTATIVE_LEN],
+    padding_len: u16,
+) -> [u8; FIRST_HEADER_LEN] {
+    let (mark, mask) = first_message_mark(key, representative);
+    let mut header = [0u8; FIRST_HEADER_LEN];
+    if let Some((repr_out, rest)) = header.split_first_chunk_mut::<REPRESENTATIVE_LEN>() {
+        *repr_out = *representative;
+        if let Some((mark_out, rest)) = rest.split_first_chunk_mut::<MARK_LEN>() {
+            *mark_out = mark;
+            if let Some(len_out) = rest.first_chunk_mut::<2>() {
+                *len_out = masked(padding_len.to_be_bytes(), mask);
+            }
+        }
+    }
+    header
+}
+
 /// The clear padding bytes of message 1: the ChaCha20 keystream of the
 /// initiator's padding key (they must look random, and need no secrecy).
 pub fn fill_padding(key: &[u8; 32], out: &mut [u8]) {
@@ -274,6 +300,15 @@ mod tests {
         assert_ne!(m1, m2);
         assert_ne!(m1, m3);
         assert_eq!(first_message_mark(&[1; 32], &[2; 32]), (m1, k1));
+    }
+
+    #[test]
+    fn a_first_header_is_the_representative_the_mark_and_the_masked_length() {
+        let (mark, mask) = first_message_mark(&[1; 32], &[2; 32]);
+        let header = first_message_header(&[1; 32], &[2; 32], 5);
+        assert_eq!(header[..32], [2; 32]);
+        assert_eq!(header[32..48], mark);
+        assert_eq!(masked([header[48], header[49]], mask), [0, 5]);
     }
 
     #[test]

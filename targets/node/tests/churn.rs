@@ -73,14 +73,7 @@ fn killing_a_node_off_the_path_disturbs_nothing() {
             data.display()
         );
         fs::write(dir.join("veil.toml"), config).expect("config");
-        let child = Command::new(VEIL)
-            .args(["node", "--config"])
-            .arg(dir.join("veil.toml"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(dir.join("stderr.log")).expect("log"))
-            .spawn()
-            .expect("spawn veil node");
+        let child = common::spawn_node(&dir);
         children.push(child);
         nodes.push(Node { id, control, dir });
     }

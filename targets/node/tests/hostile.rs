@@ -16,16 +16,15 @@
 
 mod common;
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{eventually, free_addr, keygen_into, run, Children, Scratch, VEIL};
+use common::{eventually, free_addr, keygen_into, run, Children, Scratch};
 use veil_core::identity::NodeId;
 use veil_node::control_address::Endpoint;
 use veil_node::control_client::ControlClient;
@@ -107,14 +106,7 @@ fn make_node(
         data.display()
     );
     fs::write(dir.join("veil.toml"), config).expect("config");
-    let child = Command::new(VEIL)
-        .args(["node", "--config"])
-        .arg(dir.join("veil.toml"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(File::create(dir.join("stderr.log")).expect("log"))
-        .spawn()
-        .expect("spawn veil node");
+    let child = common::spawn_node(&dir);
     let index = children.push(child);
     (
         Node {

@@ -11,23 +11,18 @@
 
 mod common;
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{eventually, free_addr, keygen_into, Children, Scratch, VEIL};
-use veil_core::link::obfs::{first_message_mark, masked, HiddenEphemeral};
+use common::{eventually, free_addr, keygen_into, Children, Scratch};
+use veil_core::link::obfs::{first_message_header, HiddenEphemeral};
 
 /// A first message with no padding, marked with `key`.
 fn first_message(key: &[u8; 32], seed: u8) -> Vec<u8> {
     let hidden = HiddenEphemeral::generate([seed; 32]).expect("a key");
-    let (mark, mask) = first_message_mark(key, &hidden.representative);
-    let mut m1 = hidden.representative.to_vec();
-    m1.extend_from_slice(&mark);
-    m1.extend_from_slice(&masked([0, 0], mask));
-    m1
+    first_message_header(key, &hidden.representative, 0).to_vec()
 }
 
 /// Sends `probe`, then reads until the node closes: returns the bytes it
@@ -77,14 +72,7 @@ fn a_prober_without_the_node_id_gets_silence_then_a_close() {
         ),
     )
     .expect("config");
-    let child = Command::new(VEIL)
-        .args(["node", "--config"])
-        .arg(dir.join("veil.toml"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(File::create(dir.join("stderr.log")).expect("log"))
-        .spawn()
-        .expect("spawn veil node");
+    let child = common::spawn_node(&dir);
     children.push(child);
     eventually(Duration::from_secs(20), || TcpStream::connect(listen).ok())
         .expect("the node listens");

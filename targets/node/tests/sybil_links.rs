@@ -12,15 +12,14 @@
 mod common;
 
 use std::collections::HashSet;
-use std::fs::{self, File};
+use std::fs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{eventually, free_addr, keygen_into, Children, Scratch, VEIL};
+use common::{eventually, free_addr, keygen_into, Children, Scratch};
 use veil_core::identity::{Identity, NodeId};
 use veil_core::node::NodeConfig;
 use veil_core::time::Duration as CoreDuration;
@@ -61,14 +60,7 @@ fn make_node(
         data.display()
     );
     fs::write(dir.join("veil.toml"), config).expect("config");
-    let child = Command::new(VEIL)
-        .args(["node", "--config"])
-        .arg(dir.join("veil.toml"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(File::create(dir.join("stderr.log")).expect("log"))
-        .spawn()
-        .expect("spawn veil node");
+    let child = common::spawn_node(&dir);
     children.push(child);
     Node {
         id,

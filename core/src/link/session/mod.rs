@@ -153,10 +153,6 @@ impl core::fmt::Debug for LinkParams<'_> {
     }
 }
 
-/// Bytes of message 1 before its padding: the initiator's representative,
-/// the mark and the masked padding length (32 + 16 + 2, link spec §2).
-pub(crate) const FIRST_HEADER_LEN: usize = 50;
-
 /// Bytes of a transport's channel binding ([`LinkParams::channel_binding`]).
 pub const CHANNEL_BINDING_LEN: usize = 32;
 

@@ -13,10 +13,10 @@ use zeroize::Zeroizing;
 use super::super::frame::{Cell, Frame, CELL_LEN, KIND_LEN, LENGTH_PREFIX_LEN, TAG_LEN};
 use super::super::hello::{LinkHello, HELLO_LEN};
 use super::super::obfs::{
-    first_message_mark, length_keys, masked, point_of, LengthMask, MARK_LEN, MAX_HANDSHAKE_PADDING,
-    REPRESENTATIVE_LEN,
+    first_message_mark, length_keys, masked, point_of, LengthMask, FIRST_HEADER_LEN, MARK_LEN,
+    MAX_HANDSHAKE_PADDING, REPRESENTATIVE_LEN,
 };
-use super::{ClosedBy, Handshake, LinkSession, State, FIRST_HEADER_LEN};
+use super::{ClosedBy, Handshake, LinkSession, State};
 
 impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
     /// Feeds bytes received from the peer, in any chunking, leaving the

@@ -13,12 +13,11 @@ use crate::identity::NodeId;
 use super::super::frame::{Cell, Frame, FrameKind, CELL_LEN, KIND_LEN, LENGTH_PREFIX_LEN};
 use super::super::hello::HELLO_LEN;
 use super::super::obfs::{
-    fill_padding, first_message_mark, length_keys, masked, LengthMask, MARK_LEN,
+    fill_padding, first_message_header, length_keys, masked, LengthMask, FIRST_HEADER_LEN,
     MAX_HANDSHAKE_PADDING, REPRESENTATIVE_LEN,
 };
 use super::{
     cells_fitting, is_link_level, ClosedBy, Handshake, LinkRole, LinkSession, State, Transport,
-    FIRST_HEADER_LEN,
 };
 
 impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
@@ -275,24 +274,18 @@ fn write_first(
     expected_peer: Option<NodeId>,
     buf: &mut [u8],
 ) -> Result<usize, bool> {
-    let padding = usize::from(h.own_padding());
-    let total = FIRST_HEADER_LEN.checked_add(padding).ok_or(true)?;
+    let padding = h.own_padding();
+    let total = FIRST_HEADER_LEN
+        .checked_add(usize::from(padding))
+        .ok_or(true)?;
     let out = buf.get_mut(..total).ok_or(false)?;
     let mut point = [0u8; 32];
     h.noise.write_message(&[], &mut point).map_err(|_| true)?;
     let key = expected_peer.map_or([0; 32], |id| *id.as_bytes());
-    let (mark, mask) = first_message_mark(&key, &h.representative);
-    let clear = u16::try_from(padding).map_err(|_| true)?.to_be_bytes();
-    let (repr_out, rest) = out
-        .split_first_chunk_mut::<REPRESENTATIVE_LEN>()
+    let (header_out, pad_out) = out
+        .split_first_chunk_mut::<FIRST_HEADER_LEN>()
         .ok_or(true)?;
-    *repr_out = h.representative;
-    let (mark_out, rest) = rest.split_first_chunk_mut::<MARK_LEN>().ok_or(true)?;
-    *mark_out = mark;
-    let (len_out, pad_out) = rest
-        .split_first_chunk_mut::<LENGTH_PREFIX_LEN>()
-        .ok_or(true)?;
-    *len_out = masked(clear, mask);
+    *header_out = first_message_header(&key, &h.representative, padding);
     fill_padding(&h.padding_key, pad_out);
     Ok(total)
 }

@@ -147,3 +147,16 @@ pub fn keygen_into(data: &Path) -> String {
     assert!(out.status.success(), "{out:?}");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// Starts `veil node` with `dir/veil.toml`, its stderr in `dir/stderr.log`
+/// (stdin and stdout closed).
+pub fn spawn_node(dir: &Path) -> Child {
+    Command::new(VEIL)
+        .args(["node", "--config"])
+        .arg(dir.join("veil.toml"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(dir.join("stderr.log")).expect("log"))
+        .spawn()
+        .expect("spawn veil node")
+}
