@@ -8,7 +8,8 @@ use std::cell::Cell as StdCell;
 use veil_core::identity::NodeId;
 use veil_core::link::{Cell, CloseReason};
 use veil_core::node::{
-    AddBootstrap, Event, LinkId, NodeConfig, SetGuards, FORCED_REBUILD_WINDOW, MAX_FORCED_REBUILDS,
+    AddBootstrap, Event, LinkId, NodeConfig, SetGuards, FORCED_REBUILD_INTERVAL,
+    MAX_FORCED_REBUILDS,
 };
 use veil_core::time::Duration;
 use veil_sim::{NodeIndex, Sim};
@@ -129,33 +130,48 @@ fn circuits_ready_to(sim: &Sim, client: NodeIndex, dest: NodeId) -> usize {
         .count()
 }
 
+/// A destination that tears down every circuit to it as soon as it is
+/// ready (or restarts that often) gets a burst of `MAX_FORCED_REBUILDS`
+/// fresh circuits, then one per `FORCED_REBUILD_INTERVAL`: bounded, so it
+/// cannot make the client sample path after path, and never cut off for
+/// longer than an interval.
 #[test]
 fn a_destination_that_tears_down_every_circuit_gets_bounded_rebuilds() {
     let mut sim = booted(23, 12);
     let (client, dest) = (5, 9);
     let dest_id = sim.node_id(dest);
-    let mut seen = 0;
-    // Ten minutes of a message every 10 s, each circuit torn down by the
-    // destination as soon as it is ready.
-    let window_secs = FORCED_REBUILD_WINDOW.as_micros() / 1_000_000;
-    for i in 0..window_secs / 10 {
+    let mut ready_at = Vec::new();
+    // Twenty minutes of a message every 10 s, each circuit torn down by
+    // the destination as soon as it is ready.
+    let interval = FORCED_REBUILD_INTERVAL.as_micros() / 1_000_000;
+    let run_secs = 12 * interval;
+    for i in 0..run_secs / 10 {
         let _ = sim.send_message(client, dest, format!("message {i}").as_bytes());
         for _ in 0..10 {
             sim.run_for(Duration::from_secs(1));
-            let ready = circuits_ready_to(&sim, client, dest_id);
-            if ready > seen {
-                seen = ready;
+            if circuits_ready_to(&sim, client, dest_id) > ready_at.len() {
+                ready_at.push(sim.now().as_micros() / 1_000_000);
                 drop_all_links(&mut sim, dest);
             }
         }
     }
-    let bound = usize::from(MAX_FORCED_REBUILDS) + 1;
-    assert!(
-        seen >= 2,
-        "the destination forced rebuilds: {seen} circuits"
-    );
+    let seen = ready_at.len();
+    let burst = usize::from(MAX_FORCED_REBUILDS);
+    // The first circuit, the burst, then one per interval drained.
+    let bound = 1 + burst + usize::try_from(run_secs / interval).unwrap();
+    println!("circuits ready at (s): {ready_at:?}");
     assert!(
         seen <= bound,
-        "{seen} circuits in one window, at most {bound}"
+        "{seen} circuits in {run_secs} s, at most {bound}"
+    );
+    assert!(
+        seen >= burst + 6,
+        "rebuilds go on after the burst, one per interval: {seen} circuits"
+    );
+    let gaps: Vec<u64> = ready_at.windows(2).map(|w| w[1] - w[0]).collect();
+    let longest = gaps.iter().copied().max().unwrap_or(0);
+    assert!(
+        longest <= interval + 20,
+        "the destination was cut off for {longest} s, more than one interval: {gaps:?}"
     );
 }

@@ -36,16 +36,23 @@ const BUILD_MEMORY: usize = 8;
 /// A destination gets at most one new circuit attempt per this long,
 /// unless a link comes up in between.
 const BUILD_RETRY: Duration = Duration::from_millis(500);
-/// Ready circuits to one destination that may be lost within
-/// [`FORCED_REBUILD_WINDOW`] before the node stops rebuilding to it until
-/// the window has passed. A destination (or a hop) that tears circuits
-/// down to make the client rebuild over fresh relays gets this many
-/// fresh samples, not one per `DESTROY`. Relays that die under churn cost
-/// a circuit each; a few lost in ten minutes is normal, more is an attack
-/// or a destination not worth the path exposure.
+/// Forced rebuilds to one destination (ready circuits to it lost to
+/// someone else) that may come in a burst. Each lost circuit adds one to
+/// the destination's count, one drains away every
+/// [`FORCED_REBUILD_INTERVAL`], and while the count is at this cap the node
+/// builds no new circuit to that destination. A destination (or a hop)
+/// that tears circuits down to make the client rebuild over fresh relays
+/// gets this many fresh samples at once and then one per interval (6 per
+/// 10 minutes), not one per `DESTROY` (selective denial of service,
+/// Borisov et al., CCS 2007). Relays that die under churn cost a circuit
+/// each; a few lost in ten minutes is normal. A leaky bucket rather than a
+/// window that closes until it has passed: a destination that restarted
+/// six times waits one interval for its next circuit, not up to ten
+/// minutes.
 pub const MAX_FORCED_REBUILDS: u8 = 6;
-/// See [`MAX_FORCED_REBUILDS`].
-pub const FORCED_REBUILD_WINDOW: Duration = Duration::from_secs(600);
+/// One forced rebuild drains from a destination's count this often: see
+/// [`MAX_FORCED_REBUILDS`].
+pub const FORCED_REBUILD_INTERVAL: Duration = Duration::from_secs(100);
 /// Link-queue cells kept free of originated `DATA`, for relayed traffic and
 /// control cells (`ACK`, `CREDIT`, `DESTROY`, handshakes); at most half
 /// the queue, so that a node with a small queue can still send.
@@ -115,7 +122,7 @@ impl CircuitState {
             dest,
             last: now,
             lost: 0,
-            lost_since: now,
+            drained_at: now,
         };
         self.remember(record);
         true
@@ -131,14 +138,11 @@ impl CircuitState {
                 dest,
                 last: Instant::ZERO,
                 lost: 1,
-                lost_since: now,
+                drained_at: now,
             });
             return;
         };
-        if now.saturating_since(entry.lost_since) >= FORCED_REBUILD_WINDOW {
-            entry.lost = 0;
-            entry.lost_since = now;
-        }
+        entry.drain(now);
         entry.lost = entry.lost.saturating_add(1);
         // The replacement goes at once, not BUILD_RETRY after the lost
         // circuit's build: the pacing is for builds that fail, and the
@@ -176,7 +180,7 @@ impl CircuitState {
     /// another is not).
     fn remember(&mut self, record: BuildRecord) {
         if self.attempts.is_full() {
-            let now = record.last.max(record.lost_since);
+            let now = record.last.max(record.drained_at);
             if let Some(oldest) = self
                 .attempts
                 .iter()
@@ -206,15 +210,39 @@ struct BuildRecord {
     /// When a build was last started.
     last: Instant,
     /// Ready circuits to `dest` lost (a `DESTROY` from the path or the
-    /// destination, or the first link gone) since `lost_since`.
+    /// destination, or the first link gone) and not yet drained, as of
+    /// `drained_at`.
     lost: u8,
-    lost_since: Instant,
+    /// When `lost` last drained (or last rose from zero): the next one
+    /// drains [`FORCED_REBUILD_INTERVAL`] after it.
+    drained_at: Instant,
 }
 
 impl BuildRecord {
+    /// How many of `lost` have drained away by `now`, and when the last of
+    /// them did.
+    fn drained(&self, now: Instant) -> (u8, Instant) {
+        let interval = FORCED_REBUILD_INTERVAL.as_micros();
+        let elapsed = now.saturating_since(self.drained_at).as_micros();
+        let steps = elapsed.checked_div(interval).unwrap_or(u64::MAX);
+        let drained = u8::try_from(steps).unwrap_or(u8::MAX).min(self.lost);
+        let spent = interval.saturating_mul(u64::from(drained));
+        (
+            drained,
+            self.drained_at.saturating_add(Duration::from_micros(spent)),
+        )
+    }
+
+    /// Brings `lost` up to date at `now`.
+    fn drain(&mut self, now: Instant) {
+        let (drained, at) = self.drained(now);
+        self.lost = self.lost.saturating_sub(drained);
+        self.drained_at = if self.lost == 0 { now } else { at };
+    }
+
     fn rebuilds_capped(&self, now: Instant) -> bool {
-        self.lost >= MAX_FORCED_REBUILDS
-            && now.saturating_since(self.lost_since) < FORCED_REBUILD_WINDOW
+        let (drained, _) = self.drained(now);
+        self.lost.saturating_sub(drained) >= MAX_FORCED_REBUILDS
     }
 }
 
@@ -657,7 +685,7 @@ impl<P: Profile> Node<P> {
                 None => return,
             }
         }
-        self.maintain_guards();
+        self.maintain_guards(Some(dest));
         let unix_now = super::discovery::unix_now(&self.config, self.now);
         // A destination that cannot be dialled is reached through one of
         // its introducers, the last relay (`introducers.rs`); the relays

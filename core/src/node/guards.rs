@@ -10,17 +10,21 @@
 //!
 //! - [`AUTO_GUARDS`] of them, drawn uniformly at random from the healthy
 //!   relays of the node table that advertise an address, no two sharing a
-//!   network prefix of any advertised address;
+//!   network prefix of any advertised address (nor the network it was
+//!   reached in, as for the hops of a path);
 //! - a guard is kept for as long as it stays a healthy relay in the table
 //!   (known, not expired, fewer than `MAX_HEALTHY_FAILURES` failures in a
-//!   row); one that is not is replaced by a fresh draw, and only then.
+//!   row); one that is not is replaced by a fresh draw, and only then;
+//! - one more is drawn, up to [`MAX_GUARDS`], while none is out of back-off,
+//!   or while none can be the first hop to the destination at hand (it is
+//!   the destination, or shares its network).
 //!
 //! The node reaches its guards over anonymous links only (link spec §3.1),
 //! so a guard learns the client's address but never its long-term id.
 
 use heapless::Vec;
 
-use crate::discovery::{NetworkPrefix, PeerEntry};
+use crate::discovery::{prefixes, NetworkPrefix, PeerEntry};
 use crate::identity::{NodeId, MAX_ADDRESSES};
 
 use super::circuits::MAX_GUARDS;
@@ -28,16 +32,6 @@ use super::{Node, Profile};
 
 /// Guards a node picks for itself when its owner names none.
 pub const AUTO_GUARDS: usize = 2;
-
-fn prefixes(entry: &PeerEntry) -> Vec<NetworkPrefix, MAX_ADDRESSES> {
-    entry
-        .descriptor
-        .repr()
-        .addresses
-        .iter()
-        .map(|a| NetworkPrefix::of(a.socket.ip()))
-        .collect()
-}
 
 impl<P: Profile> Node<P> {
     /// The guards: every circuit this node originates starts at one of
@@ -51,7 +45,15 @@ impl<P: Profile> Node<P> {
 
     /// Drops own-chosen guards that are no longer healthy relays and draws
     /// new ones up to [`AUTO_GUARDS`]. Guards the owner set are left alone.
-    pub(crate) fn maintain_guards(&mut self) {
+    ///
+    /// `destination` is the node the next circuit goes to. A guard cannot
+    /// be the first hop to itself, nor to a node in its network (the path
+    /// rules, relay spec §7). When no guard is available *for that
+    /// destination* (it is the other guard and this one is in back-off, or
+    /// they share a network), one more is drawn, up to [`MAX_GUARDS`], as
+    /// when every guard is in back-off; otherwise a node would never again
+    /// reach its own guard while its other guard is backed off.
+    pub(crate) fn maintain_guards(&mut self, destination: Option<NodeId>) {
         if self.circuits.guards_set {
             return;
         }
@@ -60,26 +62,38 @@ impl<P: Profile> Node<P> {
         let guards = &mut self.circuits.guards;
         guards.retain(|g| table.healthy_relays(unix).any(|e| e.node_id() == *g));
         let now = self.now;
-        let available = |guards: &Vec<NodeId, MAX_GUARDS>| {
-            guards
-                .iter()
-                .any(|g| table.get(g).is_some_and(|e| e.health.available(now)))
+        let dest_networks: Vec<NetworkPrefix, { MAX_ADDRESSES + 1 }> = destination
+            .and_then(|d| table.get(&d))
+            .map(prefixes)
+            .unwrap_or_default();
+        let serves = |e: &PeerEntry| {
+            e.health.available(now)
+                && Some(e.node_id()) != destination
+                && !prefixes(e).iter().any(|p| dest_networks.contains(p))
         };
-        // Every guard in back-off (a failure pinned on each): one more, up
-        // to MAX_GUARDS, rather than no circuit at all until one is back.
-        // The ones in back-off stay, and are used again once it ends.
+        let available = |guards: &Vec<NodeId, MAX_GUARDS>| {
+            guards.iter().any(|g| table.get(g).is_some_and(&serves))
+        };
+        // Every guard in back-off (a failure pinned on each), or none fit
+        // for `destination`: one more, up to MAX_GUARDS, rather than no
+        // circuit at all until one is back. The ones in back-off stay,
+        // and are used again once it ends.
         while guards.len() < AUTO_GUARDS || (!available(guards) && guards.len() < MAX_GUARDS) {
-            let taken: Vec<NetworkPrefix, { AUTO_GUARDS * MAX_ADDRESSES }> = guards
+            let mut taken: Vec<NetworkPrefix, { MAX_GUARDS * (MAX_ADDRESSES + 1) }> = Vec::new();
+            for prefix in guards
                 .iter()
                 .filter_map(|g| table.get(g))
                 .flat_map(prefixes)
-                .collect();
+            {
+                if taken.push(prefix).is_err() {
+                    break;
+                }
+            }
+            // (Every healthy relay has an address, so networks to compare.)
             let fits = |e: &&PeerEntry| {
-                let mine = prefixes(e);
-                !mine.is_empty()
-                    && e.health.available(now)
+                serves(e)
                     && !guards.contains(&e.node_id())
-                    && !mine.iter().any(|p| taken.contains(p))
+                    && !prefixes(e).iter().any(|p| taken.contains(p))
             };
             let count = table.healthy_relays(unix).filter(fits).count();
             let Some(index) = crate::discovery::random_index(&mut self.rng, count) else {
@@ -170,7 +184,7 @@ mod tests {
             learn(&mut n, desc);
         }
         assert!(n.guards().is_empty(), "none until the node needs them");
-        n.maintain_guards();
+        n.maintain_guards(None);
         let guards = n.guards().to_vec();
         assert_eq!(guards.len(), AUTO_GUARDS);
         assert!(
@@ -184,7 +198,7 @@ mod tests {
         );
         // Kept while they work, whatever the draws.
         for _ in 0..10 {
-            n.maintain_guards();
+            n.maintain_guards(None);
             assert_eq!(n.guards(), &guards[..]);
         }
     }
@@ -198,13 +212,13 @@ mod tests {
         for (_, desc) in &relays {
             learn(&mut n, desc);
         }
-        n.maintain_guards();
+        n.maintain_guards(None);
         let before = n.guards().to_vec();
         let (failing, kept) = (before[0], before[1]);
         for _ in 0..MAX_HEALTHY_FAILURES {
             n.handle(Instant::ZERO, RecordPeerFailure { peer: failing });
         }
-        n.maintain_guards();
+        n.maintain_guards(None);
         let after = n.guards();
         assert_eq!(after.len(), AUTO_GUARDS);
         assert!(after.contains(&kept));
@@ -221,10 +235,59 @@ mod tests {
             learn(&mut n, desc);
         }
         n.handle(Instant::ZERO, SetGuards::from_slice(&[a]));
-        n.maintain_guards();
+        n.maintain_guards(None);
         assert_eq!(n.guards(), &[a], "one guard, as the owner said");
         n.handle(Instant::ZERO, SetGuards::from_slice(&[]));
-        n.maintain_guards();
+        n.maintain_guards(None);
         assert_eq!(n.guards().len(), AUTO_GUARDS);
+    }
+    #[test]
+    fn a_destination_that_is_a_guard_gets_another_guard_while_the_other_is_backed_off() {
+        let mut n = node();
+        let relays: std::vec::Vec<_> = (0..6u8)
+            .map(|i| relay(40 + i, Some([10, 40 + i, 0, 1])))
+            .collect();
+        for (_, desc) in &relays {
+            learn(&mut n, desc);
+        }
+        n.maintain_guards(None);
+        let before = n.guards().to_vec();
+        let (destination, backed_off) = (before[0], before[1]);
+        let now = n.now;
+        n.discovery
+            .table_mut()
+            .health_mut(&backed_off)
+            .unwrap()
+            .on_failed(now, &mut n.rng);
+        n.maintain_guards(None);
+        assert_eq!(
+            n.guards(),
+            &before[..],
+            "one guard is available: no new one for circuits in general"
+        );
+        n.maintain_guards(Some(destination));
+        let after = n.guards().to_vec();
+        assert_eq!(
+            after.len(),
+            AUTO_GUARDS + 1,
+            "one more for this destination"
+        );
+        assert_eq!(&after[..AUTO_GUARDS], &before[..], "both old guards stay");
+        let extra = after[AUTO_GUARDS];
+        assert!(extra != destination && extra != backed_off);
+        let path = crate::discovery::select_path(
+            n.discovery.table(),
+            destination,
+            &crate::discovery::PathRules {
+                relays: 2,
+                guards: &after,
+                avoid: &[],
+                now,
+            },
+            UNIX,
+            &mut n.rng,
+        )
+        .expect("a path to the guard, through the new guard");
+        assert_eq!(path.hops().first(), Some(&extra));
     }
 }

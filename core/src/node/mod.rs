@@ -120,7 +120,7 @@ mod testing;
 mod timers;
 
 pub use anchors::{AddAnchor, AddAnchorError, MAX_ANCHORS};
-pub use circuits::{FORCED_REBUILD_WINDOW, MAX_FORCED_REBUILDS, MAX_GUARDS};
+pub use circuits::{FORCED_REBUILD_INTERVAL, MAX_FORCED_REBUILDS, MAX_GUARDS};
 pub use config::{NodeConfig, Reachability};
 pub use descriptor_cells::{DESCRIPTORS_PER_INTERVAL, DESCRIPTOR_BURST, MAX_STRIKES};
 pub use dial::{DialRequest, MAX_BOOTSTRAP, MAX_PENDING_DIALS};

@@ -193,7 +193,7 @@ impl<P: Profile> Node<P> {
     /// onion key the caller has). `None` if no path fits or the first hop
     /// has no link yet (it is dialled, and the caller tries again later).
     pub(crate) fn path_ending_at(&mut self, last: NodeId, relays_before: usize) -> Option<Path> {
-        self.maintain_guards();
+        self.maintain_guards(Some(last));
         let unix_now = super::discovery::unix_now(&self.config, self.now);
         let rules = PathRules {
             relays: relays_before,

@@ -403,7 +403,7 @@ mod tests {
             a.handle(Instant::ZERO, LearnDescriptor { descriptor: d })
                 .unwrap();
         }
-        a.maintain_guards();
+        a.maintain_guards(None);
         for ms in 0..60u64 {
             a.circuits
                 .build_times

@@ -16,9 +16,10 @@
 //!    message over a circuit at once: it is delivered, and R's listener
 //!    gets each message exactly once over the whole run. (Each kill costs
 //!    the sender its ready circuit to R, a forced rebuild; the sender is
-//!    restarted cleanly before it reaches `MAX_FORCED_REBUILDS`, 6 in
-//!    10 minutes, after which it would build no circuit to R for the rest
-//!    of the window: a designed limit, not one this test is about.)
+//!    restarted cleanly before it reaches `MAX_FORCED_REBUILDS`, a burst
+//!    of 6, after which it would build one circuit to R per 100 s: a
+//!    designed limit, not one this test is about, and one that would make
+//!    100 restarts take hours.)
 //! 4. R links up from its saved table when its bootstrap node does not
 //!    answer: in one restart of four the bootstrap node is stopped
 //!    (`SIGSTOP`), in one it is killed, and in one R is started with no
@@ -431,13 +432,13 @@ fn run(restarts: usize, net: usize) {
     for round in 0..restarts {
         let mode = MODES[round % MODES.len()];
         // Each kill of R tears down the sender's ready circuit to R: a
-        // forced rebuild. After `MAX_FORCED_REBUILDS` of them within
-        // `FORCED_REBUILD_WINDOW` (10 min) the sender builds no circuit to
-        // R until the window has passed (relay spec, "Forced rebuilds"; a
-        // defence against destinations that destroy circuits to make
-        // clients draw fresh paths). The count lives in memory only, so
-        // the sender is restarted (cleanly) before it reaches the cap; it
-        // still holds R's descriptor from before, in its saved table.
+        // forced rebuild. After a burst of `MAX_FORCED_REBUILDS` of them
+        // the sender builds one circuit to R per `FORCED_REBUILD_INTERVAL`
+        // (100 s; relay spec, "Forced rebuilds"; a defence against
+        // destinations that destroy circuits to make clients draw fresh
+        // paths). The count lives in memory only, so the sender is
+        // restarted (cleanly) before it reaches the cap; it still holds
+        // R's descriptor from before, in its saved table.
         if round > 0 && round % (usize::from(MAX_FORCED_REBUILDS) - 1) == 0 {
             drop(sender);
             signal(&children.0[SENDER], "-TERM");
