@@ -718,15 +718,21 @@ impl<P: Profile> Node<P> {
             // A guard may be drawn without the avoid set (when every
             // guard is in it), and so be the introducer: that path is no
             // path, and the next pass avoids only the introducer.
-            chosen = select_path(
+            let drawn = select_path(
                 self.discovery.table(),
                 dest,
                 &rules,
                 unix_now,
                 &mut self.rng,
-            )
-            .ok()
-            .and_then(|p| match &introducer {
+            );
+            // A debug line only (std's `log`, not defmt: flash), as it
+            // repeats at every build retry while the messages wait; the
+            // operator's clue when messages to one node expire unsent.
+            #[cfg(feature = "log")]
+            if let Err(error) = &drawn {
+                log::debug!("no path to {dest}: {error}");
+            }
+            chosen = drawn.ok().and_then(|p| match &introducer {
                 Some(i) => p.through_last_relay(i.node_id),
                 None => Some(p),
             });
