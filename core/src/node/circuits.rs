@@ -27,6 +27,8 @@ use crate::time::{Duration, Instant};
 use crate::{cell::RelayCommand, circuit::CircuitEnd};
 
 use super::circuit_ctx::{self, Deliveries, NodeCtx};
+#[cfg(feature = "relay-health")]
+use super::guards::GUARD_SAMPLE;
 use super::{DialFailed, Event, MessageFailure, Node, Profile};
 
 /// Guards a node keeps for first hops.
@@ -74,6 +76,9 @@ const ACK_REFUSED: u8 = 1;
 #[cfg_attr(feature = "testing", derive(Clone))]
 pub(crate) struct CircuitState {
     pub(crate) guards: Vec<NodeId, MAX_GUARDS>,
+    /// The last relays drawn as guards, oldest first (`guards.rs`).
+    #[cfg(feature = "relay-health")]
+    pub(crate) guard_sample: Vec<NodeId, GUARD_SAMPLE>,
     /// The owner set the guards ([`SetGuards`](super::SetGuards)); otherwise
     /// the node keeps its own (`guards.rs`).
     pub(crate) guards_set: bool,
@@ -98,6 +103,8 @@ impl CircuitState {
     pub(crate) const fn new(build_timeout: Duration) -> Self {
         CircuitState {
             guards: Vec::new(),
+            #[cfg(feature = "relay-health")]
+            guard_sample: Vec::new(),
             guards_set: false,
             attempts: Vec::new(),
             credit_owed: false,
@@ -717,22 +724,23 @@ impl<P: Profile> Node<P> {
             };
             // A guard may be drawn without the avoid set (when every
             // guard is in it), and so be the introducer: that path is no
-            // path, and the next pass avoids only the introducer.
-            let drawn = select_path(
+            // path, and the next pass avoids only the introducer. No path:
+            // a debug line only (std's `log`, not defmt: flash), as it
+            // repeats at every build retry while the messages wait; the
+            // operator's clue when messages to one node expire unsent.
+            chosen = select_path(
                 self.discovery.table(),
                 dest,
                 &rules,
                 unix_now,
                 &mut self.rng,
-            );
-            // A debug line only (std's `log`, not defmt: flash), as it
-            // repeats at every build retry while the messages wait; the
-            // operator's clue when messages to one node expire unsent.
-            #[cfg(feature = "log")]
-            if let Err(error) = &drawn {
-                log::debug!("no path to {dest}: {error}");
-            }
-            chosen = drawn.ok().and_then(|p| match &introducer {
+            )
+            .inspect_err(|_error| {
+                #[cfg(feature = "log")]
+                log::debug!("no path to {dest}: {_error}");
+            })
+            .ok()
+            .and_then(|p| match &introducer {
                 Some(i) => p.through_last_relay(i.node_id),
                 None => Some(p),
             });

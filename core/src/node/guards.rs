@@ -17,7 +17,19 @@
 //!   row); one that is not is replaced by a fresh draw, and only then;
 //! - one more is drawn, up to [`MAX_GUARDS`], while none is out of back-off,
 //!   or while none can be the first hop to the destination at hand (it is
-//!   the destination, or shares its network).
+//!   the destination, or shares its network);
+//! - a new guard comes from the *guard sample* when it can: the last
+//!   [`GUARD_SAMPLE`] relays ever drawn as guards, kept in the order they
+//!   were drawn and saved across restarts (Tor's sampled guard set,
+//!   guard-spec §4). The first sampled relay that is healthy, out of
+//!   back-off and fits the rules above is taken; only when none fits is a
+//!   fresh relay drawn from the table and added to the sample (in place of
+//!   the first sampled relay the table no longer lists as healthy, else the
+//!   oldest). An adversary who makes guards fail, to have the node draw
+//!   again and again until it draws the adversary's relay, gets the same
+//!   few relays back instead of a fresh draw each time. Kept with the
+//!   `relay-health` feature only (the firmware image leaves it out for
+//!   flash and RAM, docs/firmware.md).
 //!
 //! The node reaches its guards over anonymous links only (link spec §3.1),
 //! so a guard learns the client's address but never its long-term id.
@@ -32,6 +44,9 @@ use super::{Node, Profile};
 
 /// Guards a node picks for itself when its owner names none.
 pub const AUTO_GUARDS: usize = 2;
+/// Relays the guard sample holds (and the most the saved state lists). Kept
+/// with the `relay-health` feature only.
+pub const GUARD_SAMPLE: usize = 8;
 
 impl<P: Profile> Node<P> {
     /// The guards: every circuit this node originates starts at one of
@@ -41,6 +56,15 @@ impl<P: Profile> Node<P> {
     /// them across a restart.
     pub fn guards(&self) -> &[NodeId] {
         &self.circuits.guards
+    }
+
+    /// The guard sample, oldest first: the relays a new guard is taken from
+    /// before any other (module doc). Saved by [`save_state`](Self::save_state).
+    pub fn guard_sample(&self) -> &[NodeId] {
+        #[cfg(feature = "relay-health")]
+        return &self.circuits.guard_sample;
+        #[cfg(not(feature = "relay-health"))]
+        &[]
     }
 
     /// Drops own-chosen guards that are no longer healthy relays and draws
@@ -61,6 +85,15 @@ impl<P: Profile> Node<P> {
         let table = self.discovery.table();
         let guards = &mut self.circuits.guards;
         guards.retain(|g| table.healthy_relays(unix).any(|e| e.node_id() == *g));
+        // (Under `cfg`: the firmware image keeps no sample, for flash and RAM.)
+        #[cfg(feature = "relay-health")]
+        let gone = |id: &NodeId| table.get(id).is_none_or(|e| !e.is_path_relay(unix));
+        // Guards from before the sample (restored, or saved by an older
+        // version) join it.
+        #[cfg(feature = "relay-health")]
+        for guard in guards.iter() {
+            add_to_sample(&mut self.circuits.guard_sample, *guard, gone);
+        }
         let now = self.now;
         let dest_networks: Vec<NetworkPrefix, { MAX_ADDRESSES + 1 }> = destination
             .and_then(|d| table.get(&d))
@@ -95,18 +128,55 @@ impl<P: Profile> Node<P> {
                     && !guards.contains(&e.node_id())
                     && !prefixes(e).iter().any(|p| taken.contains(p))
             };
-            let count = table.healthy_relays(unix).filter(fits).count();
-            let Some(index) = crate::discovery::random_index(&mut self.rng, count) else {
-                break;
+            #[cfg(feature = "relay-health")]
+            let sampled = self.circuits.guard_sample.iter().copied().find(|id| {
+                table
+                    .get(id)
+                    .is_some_and(|e| e.is_path_relay(unix) && fits(&e))
+            });
+            #[cfg(not(feature = "relay-health"))]
+            let sampled: Option<NodeId> = None;
+            let chosen = match sampled {
+                Some(id) => id,
+                None => {
+                    let count = table.healthy_relays(unix).filter(fits).count();
+                    let Some(index) = crate::discovery::random_index(&mut self.rng, count) else {
+                        break;
+                    };
+                    let Some(entry) = table.healthy_relays(unix).filter(fits).nth(index) else {
+                        break;
+                    };
+                    #[cfg(feature = "relay-health")]
+                    add_to_sample(&mut self.circuits.guard_sample, entry.node_id(), gone);
+                    entry.node_id()
+                }
             };
-            let Some(entry) = table.healthy_relays(unix).filter(fits).nth(index) else {
-                break;
-            };
-            if guards.push(entry.node_id()).is_err() {
+            if guards.push(chosen).is_err() {
                 break;
             }
         }
     }
+}
+
+#[cfg(feature = "relay-health")]
+/// Adds `id` to the guard sample, if not there yet: in a free place, else in
+/// place of the first relay that is `gone`, else of the oldest.
+fn add_to_sample(
+    sample: &mut Vec<NodeId, GUARD_SAMPLE>,
+    id: NodeId,
+    gone: impl Fn(&NodeId) -> bool,
+) {
+    if sample.contains(&id) {
+        return;
+    }
+    if sample.is_full() {
+        let at = sample.iter().position(gone).unwrap_or(0);
+        if at >= sample.len() {
+            return;
+        }
+        sample.remove(at);
+    }
+    let _ = sample.push(id);
 }
 
 #[cfg(test)]
@@ -289,5 +359,46 @@ mod tests {
         )
         .expect("a path to the guard, through the new guard");
         assert_eq!(path.hops().first(), Some(&extra));
+    }
+    #[test]
+    fn a_failed_guard_is_replaced_from_the_sample_not_by_a_fresh_draw() {
+        let mut n = node();
+        let relays: std::vec::Vec<_> = (0..12u8)
+            .map(|i| relay(60 + i, Some([10, 60 + i, 0, 1])))
+            .collect();
+        for (_, desc) in &relays {
+            learn(&mut n, desc);
+        }
+        n.maintain_guards(None);
+        let mut used: std::vec::Vec<NodeId> = n.guards().to_vec();
+        // Twenty times: the first guard fails until it leaves the guards,
+        // a replacement is taken, and the failed one works again.
+        for round in 0..20 {
+            let failing = n.guards()[0];
+            for _ in 0..MAX_HEALTHY_FAILURES {
+                n.handle(Instant::ZERO, RecordPeerFailure { peer: failing });
+            }
+            n.maintain_guards(None);
+            assert_eq!(n.guards().len(), AUTO_GUARDS, "round {round}");
+            assert!(!n.guards().contains(&failing));
+            for g in n.guards() {
+                if !used.contains(g) {
+                    used.push(*g);
+                }
+            }
+            n.discovery
+                .table_mut()
+                .record_success(&failing, Instant::ZERO);
+        }
+        // The first failure needs a fresh draw (the sample holds only the
+        // two guards); every later one finds a sampled relay working again.
+        assert_eq!(
+            used.len(),
+            AUTO_GUARDS + 1,
+            "relays used as guards: {}, all but {} fresh draws",
+            used.len(),
+            AUTO_GUARDS + 1
+        );
+        assert_eq!(n.guard_sample(), &used[..]);
     }
 }

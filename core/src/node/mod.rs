@@ -132,7 +132,7 @@ pub use error::{
 };
 pub use event::{Event, MessageFailure};
 pub use feelers::FEELER_LINGER;
-pub use guards::AUTO_GUARDS;
+pub use guards::{AUTO_GUARDS, GUARD_SAMPLE};
 pub use input::{
     AddBootstrap, CloseLink, DialFailed, Input, LearnDescriptor, NodeInput, OpenLink, Outcome,
     Receive, ReceiveStreamCell, RecordPeerFailure, Reply, SendMessage, SetAddresses, SetGuards,

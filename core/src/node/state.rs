@@ -5,8 +5,9 @@
 //! - The onion keys, so that the descriptors of this node that others hold
 //!   keep working: a relay that came back with a fresh key would fail every
 //!   hop handshake built from its old descriptor until the new one spread.
-//! - The guards, so that a restart does not draw new ones (each fresh guard
-//!   is one more relay that sees this node's circuits begin).
+//! - The guards and the guard sample, so that a restart does not draw new
+//!   ones (each fresh guard is one more relay that sees this node's
+//!   circuits begin).
 //! - Relay health, so that relays found failing stay counted as such.
 //! - The build times, so that the build timeout is not relearned.
 //!
@@ -18,13 +19,15 @@
 //! Layout, integers little-endian:
 //!
 //! ```text
-//! version          u8      1
+//! version          u8      2 (1: the same without the guard sample)
 //! rotate_at        u64     Unix seconds at which the onion key is rotated
 //! onion            [32]    the current onion secret
 //! has_previous     u8      0 or 1
 //! previous         [32]    the previous onion secret (zeros if none)
 //! guard_count      u8      at most MAX_GUARDS (4)
 //! guards           [32] × guard_count
+//! sample_count     u8      at most GUARD_SAMPLE (8); not in version 1
+//! sample           [32] × sample_count, oldest first
 //! build_times      [277]   BuildTimeEstimator::encode (docs/build_timeout.md)
 //! health_count     u16
 //! health           health_count × (node_id [32], tried u32, built u32,
@@ -43,10 +46,11 @@ use crate::noise::StaticKeypair;
 use crate::time::Instant;
 
 use super::circuits::MAX_GUARDS;
+use super::guards::GUARD_SAMPLE;
 use super::{Node, Profile};
 
-/// The layout's version byte.
-pub const STATE_VERSION: u8 = 1;
+/// The layout's version byte. Version 1 (no guard sample) is read too.
+pub const STATE_VERSION: u8 = 2;
 /// Bytes of one health record.
 const HEALTH_RECORD_LEN: usize = 32 + 5 * 4;
 /// Bytes before the guards.
@@ -67,6 +71,8 @@ pub struct RestoreState<'a> {
 pub struct RestoredState {
     /// Guards taken back.
     pub guards: usize,
+    /// Relays of the guard sample taken back.
+    pub guard_sample: usize,
     /// Health records of known nodes taken back.
     pub health_records: usize,
     /// Builds the build-time estimator rests on.
@@ -193,6 +199,8 @@ impl<P: Profile> Node<P> {
         let records = self.health_to_save().count().min(usize::from(u16::MAX));
         HEAD_LEN
             .saturating_add(self.circuits.guards.len().saturating_mul(32))
+            .saturating_add(1)
+            .saturating_add(self.guard_sample().len().saturating_mul(32))
             .saturating_add(BuildTimeEstimator::ENCODED_LEN)
             .saturating_add(2)
             .saturating_add(records.saturating_mul(HEALTH_RECORD_LEN))
@@ -217,6 +225,7 @@ impl<P: Profile> Node<P> {
         let count = u16::try_from(self.health_to_save().count().min(usize::from(u16::MAX)))
             .unwrap_or(u16::MAX);
         let guard_count = u8::try_from(self.circuits.guards.len()).unwrap_or(0);
+        let sample_count = u8::try_from(self.guard_sample().len()).unwrap_or(0);
         let written = (|| {
             w.put(&[STATE_VERSION])?;
             w.put(&rotate_at.to_le_bytes())?;
@@ -226,6 +235,10 @@ impl<P: Profile> Node<P> {
             w.put(&[guard_count])?;
             for guard in &self.circuits.guards {
                 w.put(guard.as_bytes())?;
+            }
+            w.put(&[sample_count])?;
+            for relay in self.guard_sample() {
+                w.put(relay.as_bytes())?;
             }
             w.put(&build_times)?;
             w.put(&count.to_le_bytes())?;
@@ -249,7 +262,7 @@ impl<P: Profile> Node<P> {
     ) -> Result<RestoredState, RestoreStateError> {
         let mut r = Reader(input.bytes);
         let version = r.u8()?;
-        if version != STATE_VERSION {
+        if version != STATE_VERSION && version != 1 {
             return Err(RestoreStateError::UnknownVersion(version));
         }
         let rotate_at = r.u64()?;
@@ -277,6 +290,29 @@ impl<P: Profile> Node<P> {
                 return Err(RestoreStateError::Corrupt("a guard listed twice"));
             }
         }
+        let sample_count = if version == 1 {
+            0
+        } else {
+            usize::from(r.u8()?)
+        };
+        if sample_count > GUARD_SAMPLE {
+            return Err(RestoreStateError::Corrupt(
+                "more sampled guards than a node keeps",
+            ));
+        }
+        let sample_bytes = r.take(sample_count.saturating_mul(32))?;
+        // A build that keeps no sample (no `relay-health`) skips it unread.
+        #[cfg(feature = "relay-health")]
+        let mut sample: Vec<NodeId, GUARD_SAMPLE> = Vec::new();
+        #[cfg(feature = "relay-health")]
+        {
+            for id in sample_bytes.chunks_exact(32) {
+                let id = NodeId(id.try_into().unwrap_or([0; 32]));
+                if sample.contains(&id) || sample.push(id).is_err() {
+                    return Err(RestoreStateError::Corrupt("a sampled guard listed twice"));
+                }
+            }
+        }
         let build_times = BuildTimeEstimator::decode(
             r.take(BuildTimeEstimator::ENCODED_LEN)?,
             self.config.circuit_build_timeout,
@@ -290,6 +326,10 @@ impl<P: Profile> Node<P> {
             ));
         }
         // Everything parsed: apply it.
+        #[cfg(feature = "relay-health")]
+        let restored_sample = sample.len();
+        #[cfg(not(feature = "relay-health"))]
+        let restored_sample = 0;
         let current = StaticKeypair::from_secret_bytes(*onion);
         let previous = (has_previous == 1).then(|| StaticKeypair::from_secret_bytes(*previous));
         let Node {
@@ -326,8 +366,15 @@ impl<P: Profile> Node<P> {
         if !circuits.guards_set {
             circuits.guards = guards;
         }
+        #[cfg(feature = "relay-health")]
+        {
+            circuits.guard_sample = sample;
+        }
+        #[cfg(not(feature = "relay-health"))]
+        let _ = sample_bytes;
         Ok(RestoredState {
             guards: restored_guards,
+            guard_sample: restored_sample,
             health_records,
             build_times: circuits.build_times.observed(),
         })
@@ -452,6 +499,12 @@ mod tests {
         assert_eq!(b.onion_public_key(), a.onion_public_key());
         assert_eq!(b.guards(), a.guards());
         assert_eq!(restored.guards, a.guards().len());
+        assert_eq!(b.guard_sample(), a.guard_sample());
+        assert_eq!(
+            restored.guard_sample,
+            a.guards().len(),
+            "each drawn guard sampled"
+        );
         assert_eq!(restored.health_records, 2);
         assert_eq!(restored.build_times, 60);
         assert_eq!(
@@ -464,6 +517,33 @@ mod tests {
         }
         // Saving again gives the same bytes.
         assert_eq!(saved(&b), bytes);
+    }
+
+    #[test]
+    fn a_version_1_state_without_the_guard_sample_is_read_and_its_guards_sampled() {
+        let (a, descriptors) = used_node();
+        let v2 = saved(&a);
+        let sample_at = HEAD_LEN + 32 * a.guards().len();
+        let mut v1 = v2[..sample_at].to_vec();
+        v1[0] = 1;
+        v1.extend_from_slice(&v2[sample_at + 1 + 32 * a.guard_sample().len()..]);
+        let mut b = node(2);
+        for d in &descriptors {
+            b.handle(Instant::ZERO, LearnDescriptor { descriptor: d })
+                .unwrap();
+        }
+        let restored = b
+            .handle(Instant::ZERO, RestoreState { bytes: &v1 })
+            .unwrap();
+        assert_eq!(restored.guard_sample, 0);
+        assert_eq!(b.guards(), a.guards());
+        b.maintain_guards(None);
+        assert_eq!(
+            b.guard_sample(),
+            a.guards(),
+            "the restored guards join the sample"
+        );
+        assert_eq!(saved(&b), v2, "saved again, as version 2");
     }
 
     #[test]

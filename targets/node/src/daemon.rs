@@ -167,8 +167,9 @@ pub fn run(args: NodeArgs) -> Result<(), String> {
             .handle(RestoreState { bytes: &bytes })
             .map_err(|e| format!("{}: {e}", path.display()))?;
         log::info!(
-            "restored the onion keys, {} guards, {} relay health records and {} build times from {}",
+            "restored the onion keys, {} guards, {} sampled guards, {} relay health records and {} build times from {}",
             restored.guards,
+            restored.guard_sample,
             restored.health_records,
             restored.build_times,
             path.display()
