@@ -423,3 +423,71 @@ fn after_a_build_fails_at_an_introducer_the_next_ends_at_another() {
         "one build failed at the dark introducer, then the other was used"
     );
 }
+
+/// The link `node` holds to `peer`, if any.
+fn link_to(sim: &Sim, node: NodeIndex, peer: NodeIndex) -> Option<veil_core::node::LinkId> {
+    let id = sim.node_id(peer);
+    sim.node(node)
+        .core
+        .links()
+        .find(|l| l.peer == Some(id))
+        .map(|l| l.link)
+}
+
+#[test]
+fn a_lost_introducer_is_replaced_by_the_peer_of_the_oldest_link() {
+    // A link's age is a lower bound on its peer's uptime, and peers up
+    // longer stay up longer: the introducer a node lists in place of one
+    // it lost is the peer of its oldest usable link, wherever that link
+    // sits in the link table. Links to r[0], r[1], r[2] in that order;
+    // the one to r[1] closes and a link to r[3] takes its place (its slot)
+    // later; then r[0], the listed introducer, is lost. The oldest link
+    // left is r[2]'s, in a later slot than r[3]'s.
+    let mut sim = Sim::new(73);
+    let lan = StreamConditions::LAN;
+    let r: Vec<NodeIndex> = (0..4)
+        .map(|_| sim.add_addressed_node(config(), 8))
+        .collect();
+    let hidden = sim.add_node(
+        NodeConfig {
+            reachability: Reachability::Private,
+            introducers: 1,
+            outbound_links: 0,
+            ..config()
+        },
+        8,
+    );
+    for &relay in &r[..3] {
+        sim.connect(hidden, relay, lan);
+        sim.run_for(Duration::from_secs(2));
+    }
+    let first = sim.node_id(r[0]);
+    let listing = sim.run_until_true(Duration::from_secs(5), |sim| listed(sim, hidden) == [first]);
+    assert!(listing, "the oldest link's peer is listed first");
+    let second = link_to(&sim, hidden, r[1]).expect("a link to r[1]");
+    sim.close_link(hidden, second, veil_core::link::CloseReason::Normal);
+    sim.run_for(Duration::from_secs(2));
+    sim.connect(hidden, r[3], lan);
+    sim.run_for(Duration::from_secs(2));
+    let (slot_of_r2, slot_of_r3) = (
+        link_to(&sim, hidden, r[2]).expect("a link to r[2]").index(),
+        link_to(&sim, hidden, r[3]).expect("a link to r[3]").index(),
+    );
+    assert!(
+        slot_of_r3 < slot_of_r2,
+        "the younger link sits in the earlier slot ({slot_of_r3} < {slot_of_r2})"
+    );
+    let lost = link_to(&sim, hidden, r[0]).expect("a link to r[0]");
+    sim.close_link(hidden, lost, veil_core::link::CloseReason::Normal);
+    let oldest = sim.node_id(r[2]);
+    let replaced = sim.run_until_true(Duration::from_secs(5), |sim| {
+        let now = listed(sim, hidden);
+        !now.is_empty() && !now.contains(&first)
+    });
+    assert!(replaced, "the lost introducer was replaced");
+    assert_eq!(
+        listed(&sim, hidden),
+        [oldest],
+        "the replacement is the peer of the oldest link left"
+    );
+}
