@@ -11,8 +11,8 @@
 //!
 //! Three roles, one file:
 //! - the introduced node picks relays its outbound links go to, in
-//!   distinct networks, oldest link first, and replaces one whose link
-//!   drops at once, re-signing and pushing its descriptor on every link;
+//!   distinct networks, and replaces one whose link drops at once, re-signing
+//!   and pushing its descriptor on every link;
 //! - an introducer keeps the link of a node that lists it (learned from the
 //!   node's own descriptor over that link) out of pruning and eviction, for
 //!   at most [`max_introduced`] nodes;
@@ -24,7 +24,6 @@ use heapless::Vec;
 use crate::discovery::NetworkPrefix;
 use crate::identity::{Introducer, NodeId, MAX_INTRODUCERS};
 use crate::link::{LinkPhase, LinkRole};
-use crate::time::Instant;
 
 use super::{Node, Profile};
 
@@ -79,45 +78,31 @@ impl<P: Profile> Node<P> {
         let mut chosen: Vec<(NodeId, Option<NetworkPrefix>), MAX_INTRODUCERS> = Vec::new();
         let listed: Vec<NodeId, MAX_INTRODUCERS> =
             self.discovery.introducers().iter().copied().collect();
-        // Those still linked first, so that a working introducer stays;
-        // then, one at a time, the peer of the oldest usable link. A link's
-        // age is a lower bound on how long its peer has been up, and peers
-        // of P2P networks that have been up longer stay up longer (session
-        // lengths are heavy-tailed: Stutzbach and Rejaie, IMC 2006; Tor
-        // picks introduction points among relays with its Stable flag).
-        // Every copy of this node's descriptor names its introducers, and
-        // a copy whose introducers have all left is of no use to a sender.
+        // Those still linked first, so that a working introducer stays.
         for keep_listed in [true, false] {
-            while chosen.len() < wanted {
-                let mut oldest: Option<(Instant, NodeId, Option<NetworkPrefix>)> = None;
-                for slot in self.links.as_ref() {
-                    let Some(session) = slot.session.as_ref() else {
-                        continue;
-                    };
-                    let Some(peer) = session.peer() else {
-                        continue;
-                    };
-                    let usable = !slot.anonymous
-                        && !slot.bootstrap
-                        && session.role() == LinkRole::Initiator
-                        && session.phase() == LinkPhase::Established
-                        && listed.contains(&peer) == keep_listed
-                        && self
-                            .discovery
-                            .table()
-                            .get(&peer)
-                            .is_some_and(|e| e.is_path_relay(unix))
-                        && chosen
-                            .iter()
-                            .all(|(id, prefix)| *id != peer && *prefix != slot.prefix);
-                    if usable && oldest.is_none_or(|(at, _, _)| slot.opened_at < at) {
-                        oldest = Some((slot.opened_at, peer, slot.prefix));
-                    }
-                }
-                let Some((_, peer, prefix)) = oldest else {
-                    break;
+            for slot in self.links.as_ref() {
+                let Some(session) = slot.session.as_ref() else {
+                    continue;
                 };
-                let _ = chosen.push((peer, prefix));
+                let Some(peer) = session.peer() else {
+                    continue;
+                };
+                let usable = !slot.anonymous
+                    && !slot.bootstrap
+                    && session.role() == LinkRole::Initiator
+                    && session.phase() == LinkPhase::Established
+                    && listed.contains(&peer) == keep_listed
+                    && self
+                        .discovery
+                        .table()
+                        .get(&peer)
+                        .is_some_and(|e| e.is_path_relay(unix))
+                    && chosen
+                        .iter()
+                        .all(|(id, prefix)| *id != peer && *prefix != slot.prefix);
+                if usable && chosen.len() < wanted {
+                    let _ = chosen.push((peer, slot.prefix));
+                }
             }
         }
         let ids: Vec<NodeId, MAX_INTRODUCERS> = chosen.iter().map(|(id, _)| *id).collect();
