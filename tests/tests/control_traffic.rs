@@ -123,6 +123,15 @@ fn a_client_that_stops_reading_stalls_only_its_own_circuit() {
     assert_eq!(sim.node(r).core.circuit_counts().0, 1);
     assert_eq!(sim.node(b).core.circuit_counts().0, 1);
     assert!(sim.node(r).core.stats().cells_dropped >= 1);
+    assert_eq!(
+        sim.node(r)
+            .core
+            .stats()
+            .cells_dropped_by_reason
+            .circuit_stalled,
+        sim.node(r).core.stats().cells_dropped,
+        "every drop at R is a cell behind the stalled circuit"
+    );
     // ...and works: a message sent now is delivered and acknowledged.
     sim.send_message(c, d, b"after the stall").unwrap();
     sim.run_for(Duration::from_secs(10));

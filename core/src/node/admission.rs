@@ -141,6 +141,8 @@ impl<P: Profile> Node<P> {
             // links, or not at all.
             if !self.evict_half_open(prefix) {
                 self.stats.inbound_refused = self.stats.inbound_refused.saturating_add(1);
+                let by = &mut self.stats.inbound_refused_by_reason;
+                by.network_full = by.network_full.saturating_add(1);
                 return Err(OpenLinkError::NetworkFull);
             }
         }
@@ -165,6 +167,8 @@ impl<P: Profile> Node<P> {
             && (share_full || !self.prune_idle_outbound())
         {
             self.stats.inbound_refused = self.stats.inbound_refused.saturating_add(1);
+            let by = &mut self.stats.inbound_refused_by_reason;
+            by.table_full = by.table_full.saturating_add(1);
             return Err(OpenLinkError::TableFull);
         }
         Ok(())

@@ -23,6 +23,9 @@ pub struct NodeStats {
     /// Cells that found a full link queue and were dropped (a relay cell
     /// dropped this way breaks its circuit, which is then rebuilt).
     pub cells_dropped: u64,
+    /// Of [`cells_dropped`](Self::cells_dropped), each reason apart, so
+    /// an operator can tell congestion from stalls.
+    pub cells_dropped_by_reason: CellDrops,
     /// Informational events dropped because the event queue was full
     /// (link events are never dropped; they wait for room).
     pub events_dropped: u64,
@@ -32,6 +35,9 @@ pub struct NodeStats {
     /// network held its share. Counted, not logged one by one: whoever
     /// floods the node with connections would flood its log too.
     pub inbound_refused: u64,
+    /// Of [`inbound_refused`](Self::inbound_refused), each reason apart:
+    /// a crowded network looks different from a full table.
+    pub inbound_refused_by_reason: InboundRefusals,
     /// The traffic counters of every closed link, summed at the moment its
     /// slot was freed, so nothing a link carried is lost with it: add the
     /// open links' own counters for the node's traffic since it was built.
@@ -45,4 +51,30 @@ pub struct NodeStats {
     /// `DESCRIPTOR` cells dropped unread because their link had used its
     /// quota (each one a strike against that link).
     pub descriptors_over_quota: u64,
+}
+
+/// Why cells were dropped: the parts of [`NodeStats::cells_dropped`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct CellDrops {
+    /// The link's send queue had no room for it.
+    pub link_queue_full: u64,
+    /// It waited behind a circuit that stalled its link, and went with
+    /// the circuit when that was destroyed.
+    pub circuit_stalled: u64,
+    /// It carried a delivery for this node and the delivery queue was
+    /// full.
+    pub delivery_queue_full: u64,
+}
+
+/// Why inbound connections were refused: the parts of
+/// [`NodeStats::inbound_refused`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct InboundRefusals {
+    /// Its network (address prefix) already held its share of links or
+    /// of handshakes.
+    pub network_full: u64,
+    /// The link table had no slot to give, even after evictions.
+    pub table_full: u64,
 }

@@ -80,6 +80,7 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
         if !h.noise.is_my_turn() {
             return None;
         }
+        let padding = h.own_padding();
         let written = match h.step {
             0 => write_first(h, expected_peer, buf),
             1 => write_second(h, buf),
@@ -93,6 +94,10 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
             return None;
         };
         h.step = h.step.saturating_add(1);
+        self.stats.padding_bytes_sent = self
+            .stats
+            .padding_bytes_sent
+            .saturating_add(u64::from(padding));
         if h.noise.is_complete() {
             self.establish(now);
         }
