@@ -3,12 +3,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use log::LevelFilter;
 use serde::Deserialize;
 use veil_core::identity::{Address, Transport};
 use veil_node::control_address::{ControlAddress, SOCKET_FILE};
 
-use crate::{address, data_dir, logger};
+use crate::logger::{self, LogFormat};
+use crate::{address, data_dir};
 
 /// The default listen port, for TCP and (when built with QUIC) UDP.
 const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
@@ -43,8 +43,14 @@ pub struct FileConfig {
     /// in the data directory), or a loopback `IP:PORT` for TCP with a
     /// cookie.
     pub control: Option<ControlAddress>,
-    /// off, error, warn, info, debug, trace.
+    /// What to log: a level (off, error, warn, info, debug, trace) or
+    /// `RUST_LOG`-style directives, e.g. `info,veil_core::circuit=debug`.
     pub log_level: Option<String>,
+    /// How log lines look: "text" (default) or "json".
+    pub log_format: Option<LogFormat>,
+    /// Where to serve Prometheus metrics over HTTP (`GET /metrics`), as
+    /// `IP:PORT`; off when absent.
+    pub metrics: Option<SocketAddr>,
     /// Whether this node relays for others.
     pub relay: Option<bool>,
     /// Link slots: the most connections at once.
@@ -95,7 +101,10 @@ pub struct Settings {
     pub transport_race_delay_ms: u64,
     pub data_dir: PathBuf,
     pub control: ControlAddress,
-    pub log_level: LevelFilter,
+    /// A filter `logger::parse_filter` accepted.
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    pub metrics: Option<SocketAddr>,
     pub relay: bool,
     pub links: usize,
     pub max_pending_dials: usize,
@@ -118,6 +127,10 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub control: Option<ControlAddress>,
     pub log_level: Option<String>,
+    /// `RUST_LOG`, when set: below the flag, above the file.
+    pub rust_log: Option<String>,
+    pub log_format: Option<LogFormat>,
+    pub metrics: Option<SocketAddr>,
     pub links: Option<usize>,
 }
 
@@ -161,10 +174,12 @@ pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
             ));
         }
     }
-    let level_name = flags
+    let log_filter = flags
         .log_level
+        .or(flags.rust_log)
         .or(file.log_level)
-        .unwrap_or_else(|| "info".into());
+        .unwrap_or_else(|| logger::DEFAULT_FILTER.into());
+    logger::parse_filter(&log_filter).map_err(|e| e.to_string())?;
     let bootstrap = if flags.bootstrap.is_empty() {
         file.bootstrap.unwrap_or_default()
     } else {
@@ -202,7 +217,9 @@ pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
         transport_race_delay_ms: file.transport_race_delay_ms.unwrap_or(250),
         data_dir,
         control,
-        log_level: logger::parse_level(&level_name)?,
+        log_filter,
+        log_format: flags.log_format.or(file.log_format).unwrap_or_default(),
+        metrics: flags.metrics.or(file.metrics),
         relay: file.relay.unwrap_or(true),
         links: flags.links.or(file.links).unwrap_or(64),
         max_pending_dials: file.max_pending_dials.unwrap_or(16),

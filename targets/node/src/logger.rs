@@ -1,52 +1,105 @@
-//! A minimal `log` backend: one line per record on stderr.
+//! Logs on stderr through `tracing`: one line per record, as text or JSON,
+//! filtered per module.
+//!
+//! The core and the adapters log through the `log` facade (the core must
+//! stay `no_std`, where `tracing`'s subscriber machinery is not); the
+//! subscriber's `tracing-log` bridge turns those records into `tracing`
+//! events, so one filter and one format cover every crate. Filters use
+//! `RUST_LOG`'s syntax (`info,veil_core::circuit=debug`) because operators
+//! of Rust services already know it.
 
-use std::io::Write;
-use std::time::Instant;
+use std::fmt;
 
-use log::{LevelFilter, Log, Metadata, Record};
+use serde::Deserialize;
+use tracing_subscriber::EnvFilter;
 
-struct StderrLogger {
-    start: Instant,
+/// The filter a node logs with when nothing sets one.
+pub const DEFAULT_FILTER: &str = "info";
+
+/// How each record is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line: time, level, module, message.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers (Vector, Fluent Bit,
+    /// Loki's promtail).
+    Json,
 }
 
-impl Log for StderrLogger {
-    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.level() <= log::max_level()
-    }
-
-    fn log(&self, record: &Record<'_>) {
-        if !self.enabled(record.metadata()) {
-            return;
-        }
-        let t = self.start.elapsed().as_secs_f64();
-        let mut err = std::io::stderr().lock();
-        // A closed stderr must not stop the node.
-        let _ = writeln!(
-            err,
-            "{t:9.3} {:5} {}: {}",
-            record.level(),
-            record.target(),
-            record.args()
-        );
-    }
-
-    fn flush(&self) {}
+/// A log filter that did not parse.
+#[derive(Debug)]
+pub struct FilterError {
+    given: String,
+    reason: String,
 }
 
-/// Parses a level name: off, error, warn, info, debug, trace.
-pub fn parse_level(name: &str) -> Result<LevelFilter, String> {
-    name.parse::<LevelFilter>().map_err(|_| {
-        format!("unknown log level {name:?}; use off, error, warn, info, debug or trace")
+impl fmt::Display for FilterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "log level {:?} is not a filter ({}); use a level (off, error, warn, info, debug, \
+             trace) or comma-separated module=level directives, e.g. \
+             \"info,veil_core::circuit=debug\"",
+            self.given, self.reason
+        )
+    }
+}
+
+impl std::error::Error for FilterError {}
+
+/// Checks a filter: a level, or directives as `RUST_LOG` takes them.
+pub fn parse_filter(text: &str) -> Result<EnvFilter, FilterError> {
+    EnvFilter::builder().parse(text).map_err(|e| FilterError {
+        given: text.to_string(),
+        reason: e.to_string(),
     })
 }
 
-/// Sends log records at `level` and above to stderr.
-pub fn init(level: LevelFilter) {
-    let logger = Box::new(StderrLogger {
-        start: Instant::now(),
-    });
-    // Only fails if a logger is set already, which leaves that one working.
-    if log::set_boxed_logger(logger).is_ok() {
-        log::set_max_level(level);
+/// Sends records that `filter` lets through to stderr, in `format`, the
+/// `log` records of every crate included.
+pub fn init(filter: EnvFilter, format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // Only fails if a subscriber or logger is set already, which leaves
+    // that one working (tests that run several nodes in one process).
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_and_module_directives_parse_and_typos_do_not() {
+        for good in [
+            "info",
+            "off",
+            "warn,veil_core::circuit=debug",
+            "veil_mio=trace",
+        ] {
+            assert!(parse_filter(good).is_ok(), "{good}");
+        }
+        let e = parse_filter("verbose,veil_core=loud")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"verbose,veil_core=loud\""), "{e}");
+        assert!(e.contains("info,veil_core::circuit=debug"), "{e}");
+    }
+
+    #[test]
+    fn the_format_is_named_in_lowercase() {
+        #[derive(Deserialize)]
+        struct F {
+            f: LogFormat,
+        }
+        let f: F = toml::from_str(r#"f = "json""#).unwrap();
+        assert_eq!(f.f, LogFormat::Json);
+        assert!(toml::from_str::<F>(r#"f = "xml""#).is_err());
     }
 }

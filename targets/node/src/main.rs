@@ -14,6 +14,8 @@
 //!    `bench`, `replay`;
 //! 3. what they are built from: `control_server` (the control socket in
 //!    `veil node`, over `control_listener` and `control_cookie`),
+//!    `metrics_server` (`veil node --metrics`: Prometheus metrics over
+//!    HTTP),
 //!    `local_network` (many nodes on loopback, for `demo` and `bench`),
 //!    `saved_bootstrap` (where a restarted node dials), `service_file`
 //!    (the rendezvous service's descriptor file) and `terminal_text`
@@ -21,7 +23,9 @@
 //! 4. `host`: one node on its own thread, driven by commands;
 //! 5. the bottom: `host_protocol` (the commands a host takes and the
 //!    notices it sends), `config` (over `address`, `data_dir` and
-//!    `logger`), `keyfile`, `snapshot` (both over `atomic_file`).
+//!    `logger`), `keyfile`, `snapshot` (both over `atomic_file`),
+//!    `node_metrics` (the metric families the node thread keeps) and
+//!    `link_names` (the words status and metrics name links by).
 //!
 //! Under all of them is the crate's library, `veil_node` (`lib.rs`): the
 //! control socket's protocol, its status types and the one client, which
@@ -52,6 +56,7 @@ mod control_cookie;
 mod control_listener;
 mod control_server;
 mod local_network;
+mod metrics_server;
 mod saved_bootstrap;
 mod service_file;
 mod terminal_text;
@@ -66,7 +71,9 @@ mod config;
 mod data_dir;
 mod host_protocol;
 mod keyfile;
+mod link_names;
 mod logger;
+mod node_metrics;
 mod node_state;
 mod snapshot;
 
@@ -183,7 +190,8 @@ enum Command {
         /// Seed for the pairs and payloads (random if not given).
         #[arg(long)]
         seed: Option<u64>,
-        /// Log level for the nodes (off, error, warn, info, debug, trace).
+        /// What the nodes log: a level (off, error, warn, info, debug,
+        /// trace) or module=level directives.
         #[arg(long, default_value = "warn")]
         log_level: String,
     },
@@ -259,7 +267,10 @@ fn run(command: Command) -> Result<(), String> {
             seed,
             log_level,
         } => {
-            logger::init(logger::parse_level(&log_level)?);
+            logger::init(
+                logger::parse_filter(&log_level).map_err(|e| e.to_string())?,
+                logger::LogFormat::Text,
+            );
             demo::run(demo::DemoOptions {
                 nodes,
                 messages,
