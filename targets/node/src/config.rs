@@ -405,6 +405,108 @@ mod tests {
         assert!(toml::from_str::<FileConfig>(r#"service = "yes""#).is_err());
     }
 
+    /// packaging/veil.example.toml, the commented example config.
+    const EXAMPLE: &str = include_str!("../../../packaging/veil.example.toml");
+
+    /// The example with every "#name = value" line turned on.
+    fn example_all_set() -> String {
+        EXAMPLE
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if rest.starts_with(|c: char| c.is_ascii_lowercase()) => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_example_config_parses_as_shipped_and_with_every_setting_on() {
+        let shipped: FileConfig = toml::from_str(EXAMPLE).expect("the example as shipped");
+        let s = resolve(shipped, Overrides::default()).expect("resolves");
+        assert_eq!(s.log_filter, "info");
+        assert!(s.relay);
+        assert_eq!(s.metrics, None, "metrics are off by default");
+        let all: FileConfig = toml::from_str(&example_all_set()).expect("every setting on");
+        // Naming every field, without `..`: a field added to FileConfig
+        // does not compile here until the example shows it too.
+        let FileConfig {
+            listen,
+            advertise,
+            bootstrap,
+            quic_dials,
+            transport_race_delay_ms,
+            data_dir,
+            control,
+            log_level,
+            log_format,
+            metrics,
+            relay,
+            links,
+            max_pending_dials,
+            max_half_open,
+            path_relays,
+            gossip_interval_ms,
+            bootstrap_retry_ms,
+            snapshot_interval_secs,
+            extend_to_private_addresses,
+            introducers,
+            reachability,
+            service,
+        } = &all;
+        let set = [
+            listen.is_some(),
+            advertise.is_some(),
+            bootstrap.is_some(),
+            quic_dials.is_some(),
+            transport_race_delay_ms.is_some(),
+            data_dir.is_some(),
+            control.is_some(),
+            log_level.is_some(),
+            log_format.is_some(),
+            metrics.is_some(),
+            relay.is_some(),
+            links.is_some(),
+            max_pending_dials.is_some(),
+            max_half_open.is_some(),
+            path_relays.is_some(),
+            gossip_interval_ms.is_some(),
+            bootstrap_retry_ms.is_some(),
+            snapshot_interval_secs.is_some(),
+            extend_to_private_addresses.is_some(),
+            introducers.is_some(),
+            reachability.is_some(),
+            service.is_some(),
+        ];
+        assert!(
+            set.iter().all(|&x| x),
+            "a field the example does not show: {set:?}"
+        );
+        assert_eq!(*metrics, Some("127.0.0.1:9870".parse().unwrap()));
+        #[cfg(feature = "quic")]
+        resolve(all, Overrides::default()).expect("every setting on resolves");
+    }
+
+    #[test]
+    fn every_setting_in_the_example_has_a_comment_above_it() {
+        let mut previous = "";
+        let mut settings = 0;
+        for line in EXAMPLE.lines() {
+            let setting = line.trim_start_matches('#');
+            let is_setting =
+                setting.starts_with(|c: char| c.is_ascii_lowercase()) && setting.contains(" = ");
+            if is_setting {
+                settings += 1;
+                assert!(
+                    previous.starts_with("# ") || previous == "#",
+                    "{line:?} has no comment above it"
+                );
+            }
+            previous = line;
+        }
+        assert_eq!(settings, 22, "one line per field of FileConfig");
+    }
+
     #[test]
     fn toml_takes_one_address_or_a_list() {
         let one: FileConfig = toml::from_str(r#"listen = "quic://127.0.0.1:1""#).unwrap();

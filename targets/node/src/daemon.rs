@@ -33,7 +33,7 @@ pub const KEY_FILE: &str = "identity.key";
 /// `veil node` flags; each overrides the config file.
 #[derive(Debug, Args)]
 pub struct NodeArgs {
-    /// TOML config file (see targets/node/CONTROL.md for the fields).
+    /// TOML config file; packaging/veil.example.toml shows every field.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Address to listen on: IP:PORT (TCP) or quic://IP:PORT; repeatable,

@@ -7,11 +7,20 @@
 //! events, so one filter and one format cover every crate. Filters use
 //! `RUST_LOG`'s syntax (`info,veil_core::circuit=debug`) because operators
 //! of Rust services already know it.
+//!
+//! The filter is `tracing_subscriber`'s `Targets`, not its `EnvFilter`:
+//! both take `level` and `module=level` directives, and only `EnvFilter`
+//! also filters by span and field, which nothing in veil uses (the core has
+//! no spans). `EnvFilter` brings a regular expression engine with its
+//! Unicode tables, about 0.9 MiB of the stripped binary
+//! (docs/operations.md, "Binary size").
 
 use std::fmt;
 
 use serde::Deserialize;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// The filter a node logs with when nothing sets one.
 pub const DEFAULT_FILTER: &str = "info";
@@ -49,9 +58,10 @@ impl fmt::Display for FilterError {
 
 impl std::error::Error for FilterError {}
 
-/// Checks a filter: a level, or directives as `RUST_LOG` takes them.
-pub fn parse_filter(text: &str) -> Result<EnvFilter, FilterError> {
-    EnvFilter::builder().parse(text).map_err(|e| FilterError {
+/// Checks a filter: a level, or `module=level` directives as `RUST_LOG`
+/// takes them.
+pub fn parse_filter(text: &str) -> Result<Targets, FilterError> {
+    text.parse::<Targets>().map_err(|e| FilterError {
         given: text.to_string(),
         reason: e.to_string(),
     })
@@ -59,15 +69,14 @@ pub fn parse_filter(text: &str) -> Result<EnvFilter, FilterError> {
 
 /// Sends records that `filter` lets through to stderr, in `format`, the
 /// `log` records of every crate included.
-pub fn init(filter: EnvFilter, format: LogFormat) {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+pub fn init(filter: Targets, format: LogFormat) {
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
     // Only fails if a subscriber or logger is set already, which leaves
     // that one working (tests that run several nodes in one process).
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => registry.with(lines).try_init(),
+        LogFormat::Json => registry.with(lines.json()).try_init(),
     };
 }
 

@@ -73,6 +73,7 @@ mod host_protocol;
 mod keyfile;
 mod link_names;
 mod logger;
+mod man_page;
 mod node_metrics;
 mod node_state;
 mod snapshot;
@@ -80,7 +81,8 @@ mod snapshot;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use clap_complete::shells::{Bash, Fish, Zsh};
 use control_commands::ControlArgs;
 
 #[derive(Debug, Parser)]
@@ -195,6 +197,31 @@ enum Command {
         #[arg(long, default_value = "warn")]
         log_level: String,
     },
+    /// Print a shell completion script for veil. For bash:
+    /// `veil completions bash > ~/.local/share/bash-completion/completions/veil`;
+    /// zsh: into a directory on $fpath as `_veil`; fish:
+    /// `~/.config/fish/completions/veil.fish`.
+    Completions {
+        /// The shell.
+        shell: CompletionShell,
+    },
+    /// Print the manual page, veil(1), in roff (`veil man | man -l -`), or
+    /// write one page per command into a directory.
+    Man {
+        /// Write veil.1, veil-node.1, ... into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+}
+
+/// The shells `veil completions` writes scripts for. Only these three:
+/// each further shell's generator is code in the binary (see
+/// docs/operations.md, "Binary size").
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 fn main() -> ExitCode {
@@ -260,6 +287,24 @@ fn run(command: Command) -> Result<(), String> {
             count,
         } => control_commands::listen(&control, control_commands::Output::new(json, raw), count),
         Command::Status { control, json } => control_commands::status(&control, json),
+        Command::Completions { shell } => {
+            let (mut command, mut out) = (Cli::command(), std::io::stdout());
+            match shell {
+                CompletionShell::Bash => {
+                    clap_complete::generate(Bash, &mut command, "veil", &mut out)
+                }
+                CompletionShell::Zsh => {
+                    clap_complete::generate(Zsh, &mut command, "veil", &mut out)
+                }
+                CompletionShell::Fish => {
+                    clap_complete::generate(Fish, &mut command, "veil", &mut out)
+                }
+            }
+            Ok(())
+        }
+        Command::Man { out_dir } => {
+            man_page::write(Cli::command(), out_dir.as_deref()).map_err(|e| e.to_string())
+        }
         Command::Demo {
             nodes,
             messages,
