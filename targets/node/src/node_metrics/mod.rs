@@ -154,8 +154,10 @@ impl NodeMetrics {
         );
         r.register_with_unit(
             "link_padding_sent",
-            "Of veil_link_sent_bytes_total, the random padding of this node's handshake \
-             messages. The node sends no other cover traffic or padding",
+            "Of veil_link_sent_bytes_total, the random padding of this node's link \
+             handshake messages. The node sends no cover traffic; its only other padding is \
+             the PADDING cells a service sends to keep its introduction circuits open, counted \
+             in veil_link_cells_sent_total",
             Unit::Bytes,
             self.padding_sent_bytes.clone(),
         );
