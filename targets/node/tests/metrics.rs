@@ -1,6 +1,6 @@
-//! `veil node`'s metrics endpoint over real sockets: two nodes link up, one
-//! of them serves metrics, and a scraper reads them the way Prometheus
-//! would. Every line must parse as the Prometheus text format (with
+//! `veil node`'s metrics endpoint over real sockets: three nodes link up,
+//! one of them serves metrics and sends a message over a circuit through
+//! another, and a scraper reads them the way Prometheus would. Every line must parse as the Prometheus text format (with
 //! `prometheus-parse`, and, where Python's `prometheus_client` is
 //! installed, with its strict OpenMetrics parser too), the families must be
 //! there with the values the running nodes imply, and nothing may name a
@@ -147,29 +147,50 @@ fn python_accepts_openmetrics(body: &str) -> Option<Result<(), String>> {
 fn a_linked_node_serves_parseable_metrics_that_name_no_secret_and_no_peer() {
     let scratch = Scratch::new("metrics");
     let mut children = Children::default();
+    // Three networks, so that a one-relay path A -> R -> B is allowed.
     let a_listen = free_addr("127.94.0.1");
-    let b_listen = free_addr("127.94.0.2");
+    let r_listen = free_addr("127.95.0.1");
+    let b_listen = free_addr("127.96.0.1");
     let metrics = free_addr("127.0.0.1");
+    let quick = "gossip_interval_ms = 200\nbootstrap_retry_ms = 300\npath_relays = 1\n";
     let a_id = start(
         &mut children,
         &scratch.path("a"),
-        &format!("listen = \"{a_listen}\"\nmetrics = \"{metrics}\"\n"),
+        &format!("listen = \"{a_listen}\"\nmetrics = \"{metrics}\"\n{quick}"),
+    );
+    let r_id = start(
+        &mut children,
+        &scratch.path("r"),
+        &format!("listen = \"{r_listen}\"\nbootstrap = \"{a_listen}\"\n{quick}"),
     );
     let b_id = start(
         &mut children,
         &scratch.path("b"),
-        &format!("listen = \"{b_listen}\"\nbootstrap = \"{a_listen}\"\n"),
+        &format!("listen = \"{b_listen}\"\nbootstrap = \"{a_listen}\"\n{quick}"),
     );
     eventually(Duration::from_secs(20), || TcpStream::connect(metrics).ok())
         .expect("the metrics port answers");
+    let log = || {
+        ["a", "r", "b"]
+            .iter()
+            .map(|n| {
+                format!(
+                    "--- {n}\n{}",
+                    common::read(&scratch.path(n).join("stderr.log"))
+                )
+            })
+            .collect::<String>()
+    };
 
-    // Linked: one established TCP link, B's, at A.
+    // Linked and discovered: A holds a TCP link and knows R and B (a
+    // bootstrap link may be handed off once its dialler links elsewhere).
     let linked = eventually(Duration::from_secs(30), || {
         let s = parse(&scrape(metrics, false).body);
-        (value(&s, "veil_links", &[("state", "established")]) >= 1.0).then_some(s)
+        (value(&s, "veil_links", &[("state", "established")]) >= 1.0
+            && value(&s, "veil_known_nodes", &[]) >= 2.0)
+            .then_some(s)
     });
-    let log = || common::read(&scratch.path("a").join("stderr.log"));
-    let s = linked.unwrap_or_else(|| panic!("A never counted B's link\n{}", log()));
+    let s = linked.unwrap_or_else(|| panic!("A never linked and learnt R and B\n{}", log()));
     assert_eq!(
         value(
             &s,
@@ -187,7 +208,6 @@ fn a_linked_node_serves_parseable_metrics_that_name_no_secret_and_no_peer() {
         "sent {sent}, padding {padding}"
     );
     assert!(value(&s, "veil_link_received_bytes_total", &[]) > 0.0);
-    assert!(value(&s, "veil_known_nodes", &[]) >= 1.0, "A learnt B");
     assert_eq!(value(&s, "veil_build_info", &[]), 1.0);
     assert_eq!(
         value(&s, "veil_reachability", &[]),
@@ -231,6 +251,46 @@ fn a_linked_node_serves_parseable_metrics_that_name_no_secret_and_no_peer() {
         ])
     );
 
+    // A message from A to B, over A -> R -> B: one circuit built, one
+    // delivery acknowledged, both timed.
+    let sent = common::run(
+        &[
+            "send",
+            &b_id,
+            "--data-dir",
+            scratch.path("a").join("data").to_str().expect("utf-8"),
+        ],
+        b"counted",
+        Duration::from_secs(90),
+    );
+    assert!(
+        sent.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&sent.stderr),
+        log()
+    );
+    let s = parse(&scrape(metrics, false).body);
+    assert_eq!(value(&s, "veil_messages_sent_total", &[]), 1.0);
+    assert_eq!(value(&s, "veil_messages_acknowledged_total", &[]), 1.0);
+    assert_eq!(
+        value(&s, "veil_message_delivery_duration_seconds_count", &[]),
+        1.0
+    );
+    let delivery = value(&s, "veil_message_delivery_duration_seconds_sum", &[]);
+    assert!(
+        delivery > 0.0 && delivery < 90.0,
+        "delivery took {delivery} s"
+    );
+    let built = value(&s, "veil_circuits_built_total", &[]);
+    assert!(built >= 1.0, "{built}");
+    assert_eq!(
+        value(&s, "veil_circuit_build_duration_seconds_count", &[]),
+        built,
+        "every build timed"
+    );
+    assert!(value(&s, "veil_circuits", &[("role", "own"), ("state", "ready")]) >= 1.0);
+    assert!(value(&s, "veil_link_cells_sent_total", &[]) > 0.0);
+
     // The same, as OpenMetrics, for scrapers that ask for it.
     let om = scrape(metrics, true);
     assert!(
@@ -248,17 +308,20 @@ fn a_linked_node_serves_parseable_metrics_that_name_no_secret_and_no_peer() {
 
     // Nothing secret, nothing that names the peer.
     let body = scrape(metrics, false).body + &om.body;
-    for node in ["a", "b"] {
+    for node in ["a", "r", "b"] {
         let key = fs::read(scratch.path(node).join("data/identity.key")).expect("key");
         assert!(!key.is_empty());
         assert!(!body.contains(&hex::encode(&key)), "{node}'s secret key");
     }
     for needle in [
         a_id,
+        r_id,
         b_id,
-        b_listen.ip().to_string(),
-        format!(":{}", b_listen.port()),
         a_listen.ip().to_string(),
+        r_listen.ip().to_string(),
+        b_listen.ip().to_string(),
+        format!(":{}", r_listen.port()),
+        format!(":{}", b_listen.port()),
         "127.0.0.1".to_string(),
     ] {
         assert!(!body.contains(&needle), "{needle} in the metrics");
