@@ -18,7 +18,7 @@
 use std::fmt;
 
 use serde::Deserialize;
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -59,12 +59,33 @@ impl fmt::Display for FilterError {
 impl std::error::Error for FilterError {}
 
 /// Checks a filter: a level, or `module=level` directives as `RUST_LOG`
-/// takes them.
+/// takes them. A bare word that is not a level is refused, though
+/// `RUST_LOG` would read it as a module to trace: in a config file it is
+/// far more likely a misspelt level, which would silently turn logging
+/// off everywhere else.
 pub fn parse_filter(text: &str) -> Result<Targets, FilterError> {
-    text.parse::<Targets>().map_err(|e| FilterError {
-        given: text.to_string(),
-        reason: e.to_string(),
-    })
+    // Spaces after commas are common in hand-written config.
+    let directives: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    let misspelt = directives
+        .iter()
+        .find(|d| !d.contains('=') && d.parse::<LevelFilter>().is_err());
+    if let Some(word) = misspelt {
+        return Err(FilterError {
+            given: text.to_string(),
+            reason: format!("{word:?} is neither a level nor module=level"),
+        });
+    }
+    directives
+        .join(",")
+        .parse::<Targets>()
+        .map_err(|e| FilterError {
+            given: text.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 /// Sends records that `filter` lets through to stderr, in `format`, the
@@ -94,11 +115,17 @@ mod tests {
         ] {
             assert!(parse_filter(good).is_ok(), "{good}");
         }
-        let e = parse_filter("verbose,veil_core=loud")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("\"verbose,veil_core=loud\""), "{e}");
+        let e = parse_filter("info,veil_core=loud").unwrap_err().to_string();
+        assert!(e.contains("\"info,veil_core=loud\""), "{e}");
         assert!(e.contains("info,veil_core::circuit=debug"), "{e}");
+        let e = parse_filter("inof").unwrap_err().to_string();
+        assert!(
+            e.contains("\"inof\" is neither a level nor module=level"),
+            "{e}"
+        );
+        let spaced = parse_filter("WARN, veil_mio=debug").unwrap();
+        assert!(spaced.would_enable("veil_mio::runtime", &tracing::Level::DEBUG));
+        assert!(!spaced.would_enable("veil_core::node", &tracing::Level::INFO));
     }
 
     #[test]
