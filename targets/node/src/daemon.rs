@@ -221,7 +221,6 @@ pub fn run(args: NodeArgs) -> Result<(), String> {
     let listening = host::listening(&rt);
     let metrics = metrics_listener.map(|listener| {
         let (metrics, registry) = NodeMetrics::new();
-        metrics.zero_families();
         (listener, metrics, registry)
     });
     let host = Host::spawn(

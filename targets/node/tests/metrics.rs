@@ -289,6 +289,17 @@ fn a_linked_node_serves_parseable_metrics_that_name_no_secret_and_no_peer() {
         "every build timed"
     );
     assert!(value(&s, "veil_circuits", &[("role", "own"), ("state", "ready")]) >= 1.0);
+    for family in ["veil_link_rtt_seconds", "veil_circuit_rtt_seconds"] {
+        let (min, median, max) = (
+            value(&s, family, &[("stat", "min")]),
+            value(&s, family, &[("stat", "median")]),
+            value(&s, family, &[("stat", "max")]),
+        );
+        assert!(
+            0.0 < min && min <= median && median <= max && max < 30.0,
+            "{family}: {min} {median} {max}"
+        );
+    }
     assert!(value(&s, "veil_link_cells_sent_total", &[]) > 0.0);
 
     // The same, as OpenMetrics, for scrapers that ask for it.

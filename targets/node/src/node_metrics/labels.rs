@@ -51,6 +51,12 @@ pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
+/// "min", "median" or "max" of a set of measurements.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatLabels {
+    pub stat: &'static str,
+}
+
 /// One state of several, of which one holds.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {

@@ -28,7 +28,7 @@ use std::sync::atomic::AtomicU64;
 
 use labels::{
     CircuitLabels, DirectionLabels, LinkLabels, OutcomeLabels, ReasonLabels, RoleLabels,
-    StateLabels,
+    StatLabels, StateLabels,
 };
 
 /// A gauge of a fractional value (decayed counts, seconds).
@@ -49,6 +49,7 @@ pub struct NodeMetrics {
     padding_sent_bytes: Counter,
     cells_sent: Counter,
     cells_received: Counter,
+    link_rtt: Family<StatLabels, FloatGauge>,
     links_closed: Family<ReasonLabels, Counter>,
     inbound_refused: Family<ReasonLabels, Counter>,
     cells_dropped: Family<ReasonLabels, Counter>,
@@ -59,6 +60,7 @@ pub struct NodeMetrics {
     circuits_abandoned: Counter,
     circuits_closed: Family<ReasonLabels, Counter>,
     probe_rounds: Counter,
+    circuit_rtt: Family<StatLabels, FloatGauge>,
     build_timeout: FloatGauge,
     build_duration: Durations,
     messages_pending: Family<DirectionLabels, Gauge>,
@@ -98,6 +100,7 @@ impl NodeMetrics {
     /// The families, and a registry (prefix `veil_`) that encodes them.
     pub fn new() -> (NodeMetrics, Registry) {
         let m = NodeMetrics::default();
+        m.zero_families();
         let mut r = Registry::with_prefix("veil");
         m.register_links(&mut r);
         m.register_circuits(&mut r);
@@ -171,6 +174,13 @@ impl NodeMetrics {
             "Cells received over links since start, closed links included",
             self.cells_received.clone(),
         );
+        r.register_with_unit(
+            "link_rtt",
+            "Smoothed round-trip times of the established links that measured one: the \
+             shortest (stat min), the median and the longest (max); absent without such a link",
+            Unit::Seconds,
+            self.link_rtt.clone(),
+        );
         r.register(
             "links_closed",
             "Links that closed, by reason (handshake_timeout, peer_silent, evicted, ...)",
@@ -228,6 +238,13 @@ impl NodeMetrics {
             "probe_rounds",
             "Probe rounds sent over own circuits that went quiet",
             self.probe_rounds.clone(),
+        );
+        r.register_with_unit(
+            "circuit_rtt",
+            "Round-trip times of this node's ready circuits that measured one: min, median and \
+             max; absent without such a circuit",
+            Unit::Seconds,
+            self.circuit_rtt.clone(),
         );
         r.register_with_unit(
             "circuit_build_timeout",

@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant as WallInstant};
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use veil_core::cell::DestroyReason;
 use veil_core::discovery::HealthCounts;
 use veil_core::link::{CloseReason, LinkPhase, LinkRole};
@@ -18,9 +19,9 @@ use veil_mio::Runtime;
 
 use super::labels::{
     self, CircuitLabels, DirectionLabels, LinkLabels, OutcomeLabels, ReasonLabels, RoleLabels,
-    StateLabels, MESSAGE_FAILURES, REACHABILITY,
+    StatLabels, StateLabels, MESSAGE_FAILURES, REACHABILITY,
 };
-use super::NodeMetrics;
+use super::{FloatGauge, NodeMetrics};
 use crate::link_names;
 
 /// Link states an open link can be in (a closed one has left the table).
@@ -39,6 +40,29 @@ fn set_total(counter: &Counter, total: u64) {
     counter.inner().store(total, Ordering::Relaxed);
 }
 
+/// Sets `family` to the shortest, median and longest of `times`, or
+/// removes those series when there is none (a stale time would mislead).
+fn set_spread(family: &Family<StatLabels, FloatGauge>, mut times: Vec<Duration>) {
+    times.sort_unstable();
+    let spread = [
+        ("min", times.first()),
+        ("median", times.get(times.len() / 2)),
+        ("max", times.last()),
+    ];
+    for (stat, time) in spread {
+        match time {
+            Some(t) => {
+                family
+                    .get_or_create(&StatLabels { stat })
+                    .set(t.as_secs_f64());
+            }
+            None => {
+                family.remove(&StatLabels { stat });
+            }
+        }
+    }
+}
+
 /// A count as a gauge's value (counts of tables that fit in memory).
 fn gauge_value(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -47,7 +71,7 @@ fn gauge_value(n: usize) -> i64 {
 impl NodeMetrics {
     /// Gives every labelled family its whole set of label values at zero,
     /// so a family shows from the first scrape, not from its first event.
-    pub fn zero_families(&self) {
+    pub(super) fn zero_families(&self) {
         for reason in CloseReason::ALL {
             let _ = self.links_closed.get_or_create(&ReasonLabels {
                 reason: labels::close_reason(reason),
@@ -184,7 +208,15 @@ impl NodeMetrics {
         // Closed links' traffic, summed by the node as each closed, plus
         // the open links' own: everything since start, as `status` counts.
         let mut total = node.stats().closed_link_traffic;
+        let mut rtts = Vec::new();
         for link in node.links() {
+            if link.phase == LinkPhase::Established {
+                rtts.extend(
+                    link.rtt
+                        .smoothed()
+                        .map(|d| Duration::from_micros(d.as_micros())),
+                );
+            }
             total = total.plus(&link.stats);
             let labels = LinkLabels {
                 transport: link.transport.map_or("unknown", link_names::transport),
@@ -200,6 +232,7 @@ impl NodeMetrics {
                     .inc();
             }
         }
+        set_spread(&self.link_rtt, rtts);
         set_total(&self.sent_bytes, total.bytes_sent);
         set_total(&self.received_bytes, total.bytes_received);
         set_total(&self.padding_sent_bytes, total.padding_bytes_sent);
@@ -211,9 +244,16 @@ impl NodeMetrics {
         let node = rt.node();
         let (relayed, _) = node.circuit_counts();
         let (mut building, mut ready) = (0usize, 0usize);
+        let mut rtts = Vec::new();
         for circuit in node.own_circuits() {
             if circuit.ready {
                 ready = ready.saturating_add(1);
+                rtts.extend(
+                    circuit
+                        .rtt
+                        .smoothed()
+                        .map(|d| Duration::from_micros(d.as_micros())),
+                );
             } else {
                 building = building.saturating_add(1);
             }
@@ -227,6 +267,7 @@ impl NodeMetrics {
                 .get_or_create(&CircuitLabels { role, state })
                 .set(gauge_value(n));
         }
+        set_spread(&self.circuit_rtt, rtts);
         let (introducing, joined) = node.rendezvous_roles();
         for (role, n) in [("introducing", introducing), ("joined", joined)] {
             self.rendezvous
