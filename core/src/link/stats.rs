@@ -20,10 +20,6 @@ pub struct LinkStats {
     pub rekeys_sent: u64,
     /// Times the peer switched its sending key.
     pub rekeys_received: u64,
-    /// Of `bytes_sent`, the random padding of this side's handshake
-    /// messages (link spec §2): what the link spends to hide their
-    /// lengths.
-    pub padding_bytes_sent: u64,
 }
 
 impl LinkStats {
@@ -40,9 +36,6 @@ impl LinkStats {
             cells_received: self.cells_received.saturating_add(other.cells_received),
             rekeys_sent: self.rekeys_sent.saturating_add(other.rekeys_sent),
             rekeys_received: self.rekeys_received.saturating_add(other.rekeys_received),
-            padding_bytes_sent: self
-                .padding_bytes_sent
-                .saturating_add(other.padding_bytes_sent),
         }
     }
 }

@@ -97,7 +97,7 @@ pub(super) fn status(rt: &Runtime, started: WallInstant) -> Status {
         messages_sent: stats.messages_sent,
         messages_acknowledged: stats.messages_acknowledged,
         messages_received: stats.messages_received,
-        cells_dropped: stats.cells_dropped,
+        cells_dropped: stats.cells_dropped.total(),
         build_timeout_ms: node.build_timeout().as_micros() / 1000,
         reachability: reachability_line(node),
         service_id: node.service_id().map(|id| id.to_string()),

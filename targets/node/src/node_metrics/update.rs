@@ -146,7 +146,7 @@ impl NodeMetrics {
         self.pending_dials.set(gauge_value(rt.pending_dials()));
         self.refresh_links(rt);
         let stats = node.stats();
-        let dropped = stats.cells_dropped_by_reason;
+        let dropped = stats.cells_dropped;
         for (reason, total) in [
             ("link_queue_full", dropped.link_queue_full),
             ("circuit_stalled", dropped.circuit_stalled),
@@ -157,7 +157,7 @@ impl NodeMetrics {
                 total,
             );
         }
-        let refused = stats.inbound_refused_by_reason;
+        let refused = stats.inbound_refused;
         for (reason, total) in [
             ("network_full", refused.network_full),
             ("table_full", refused.table_full),
@@ -235,7 +235,7 @@ impl NodeMetrics {
         set_spread(&self.link_rtt, rtts);
         set_total(&self.sent_bytes, total.bytes_sent);
         set_total(&self.received_bytes, total.bytes_received);
-        set_total(&self.padding_sent_bytes, total.padding_bytes_sent);
+        set_total(&self.padding_sent_bytes, node.stats().padding_bytes_sent);
         set_total(&self.cells_sent, total.cells_sent);
         set_total(&self.cells_received, total.cells_received);
     }
