@@ -98,6 +98,9 @@ fn throwaway_identities_from_one_network_cannot_fill_the_link_table() {
     let held = inbound_established(&sim, target).len();
     assert_eq!(held, config.max_inbound_per_prefix);
     assert_eq!(refused, 64 - held);
+    let stats = sim.node(target).core.stats();
+    assert_eq!(stats.inbound_refused.network_full, refused as u64);
+    assert_eq!(stats.inbound_refused.table_full, 0);
     // Honest peers, one per network, all still get in...
     let honest: Vec<NodeIndex> = (0..32).map(|_| sim.add_node(config, 4)).collect();
     for &h in &honest {
@@ -177,6 +180,9 @@ fn when_every_network_holds_one_link_a_newcomer_waits() {
         Err(OpenLinkError::TableFull)
     );
     assert_eq!(inbound_established(&sim, target).len(), 3);
+    let stats = sim.node(target).core.stats();
+    assert_eq!(stats.inbound_refused.table_full, 1);
+    assert_eq!(stats.inbound_refused.total(), 1);
 }
 
 #[test]

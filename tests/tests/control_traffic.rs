@@ -122,7 +122,13 @@ fn a_client_that_stops_reading_stalls_only_its_own_circuit() {
     // A's circuit is gone at R and beyond; C's is still there...
     assert_eq!(sim.node(r).core.circuit_counts().0, 1);
     assert_eq!(sim.node(b).core.circuit_counts().0, 1);
-    assert!(sim.node(r).core.stats().cells_dropped >= 1);
+    let dropped = sim.node(r).core.stats().cells_dropped;
+    assert!(dropped.total() >= 1);
+    assert_eq!(
+        dropped.circuit_stalled,
+        dropped.total(),
+        "every drop at R is a cell behind the stalled circuit"
+    );
     // ...and works: a message sent now is delivered and acknowledged.
     sim.send_message(c, d, b"after the stall").unwrap();
     sim.run_for(Duration::from_secs(10));

@@ -33,6 +33,24 @@ fn handshake_authenticates_both_sides_over_a_choppy_stream() {
         sim.node(a).core.link_info(la).unwrap().phase,
         LinkPhase::Established
     );
+    // Each side padded its handshake messages (two for the initiator, one
+    // for the responder) by 0 to 256 random bytes each (link spec §2):
+    // counted by the node, and part of the bytes sent.
+    let mut padding = 0;
+    for (node, link, messages) in [(a, la, 2), (b, lb, 1)] {
+        let padded = sim.node(node).core.stats().padding_bytes_sent;
+        let sent = sim
+            .node(node)
+            .core
+            .link_info(link)
+            .unwrap()
+            .stats
+            .bytes_sent;
+        assert!(padded <= messages * 256, "{padded}");
+        assert!(padded < sent, "{padded} of {sent}");
+        padding += padded;
+    }
+    assert!(padding > 0, "three uniform draws in 0..=256, all 0");
 }
 
 #[test]

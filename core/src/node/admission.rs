@@ -140,7 +140,8 @@ impl<P: Profile> Node<P> {
             // The prefix makes room for itself, out of its own half-open
             // links, or not at all.
             if !self.evict_half_open(prefix) {
-                self.stats.inbound_refused = self.stats.inbound_refused.saturating_add(1);
+                let by = &mut self.stats.inbound_refused;
+                by.network_full = by.network_full.saturating_add(1);
                 return Err(OpenLinkError::NetworkFull);
             }
         }
@@ -164,7 +165,8 @@ impl<P: Profile> Node<P> {
             && !self.prune_inbound()
             && (share_full || !self.prune_idle_outbound())
         {
-            self.stats.inbound_refused = self.stats.inbound_refused.saturating_add(1);
+            let by = &mut self.stats.inbound_refused;
+            by.table_full = by.table_full.saturating_add(1);
             return Err(OpenLinkError::TableFull);
         }
         Ok(())

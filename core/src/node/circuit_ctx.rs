@@ -207,7 +207,8 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
                 .and_then(|s| s.session.as_mut())
                 .is_some_and(|s| s.queue_cell(cell).is_ok());
         if !sent {
-            self.stats.cells_dropped = self.stats.cells_dropped.saturating_add(1);
+            let by = &mut self.stats.cells_dropped;
+            by.link_queue_full = by.link_queue_full.saturating_add(1);
         }
         sent
     }
@@ -316,7 +317,8 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
             }
             delivery => {
                 if self.deliveries.push(delivery).is_err() {
-                    self.stats.cells_dropped = self.stats.cells_dropped.saturating_add(1);
+                    let by = &mut self.stats.cells_dropped;
+                    by.delivery_queue_full = by.delivery_queue_full.saturating_add(1);
                 }
             }
         }

@@ -80,7 +80,8 @@ impl<P: Profile> Node<P> {
         }
         let Some(index) = self.free_slot() else {
             if role == LinkRole::Responder {
-                self.stats.inbound_refused = self.stats.inbound_refused.saturating_add(1);
+                self.stats.inbound_refused.table_full =
+                    self.stats.inbound_refused.table_full.saturating_add(1);
             }
             return Err(OpenLinkError::TableFull);
         };

@@ -154,7 +154,7 @@ pub use slot::LinkSlot;
 pub use state::{
     RestoreState, RestoreStateError, RestoredState, StateBufferTooSmall, STATE_VERSION,
 };
-pub use stats::NodeStats;
+pub use stats::{CellDrops, InboundRefusals, NodeStats};
 #[cfg(feature = "testing")]
 pub use testing::{CellHook, SendCell};
 

@@ -191,9 +191,20 @@ impl<P: Profile> Node<P> {
                 }
                 // The session writes nothing that does not fit the window.
                 let window = buf.len().min(room);
-                buf.get_mut(..window)
+                #[cfg(feature = "padding-stats")]
+                let padding = session.handshake_padding_due();
+                let sent = buf
+                    .get_mut(..window)
                     .and_then(|window| session.poll_transmit(now, window))
-                    .map(|len| Sent::Frame(link, len))
+                    .map(|len| Sent::Frame(link, len));
+                #[cfg(feature = "padding-stats")]
+                if let (Some(_), Some(padding)) = (&sent, padding) {
+                    self.stats.padding_bytes_sent = self
+                        .stats
+                        .padding_bytes_sent
+                        .saturating_add(u64::from(padding));
+                }
+                sent
             } else {
                 None
             };

@@ -190,7 +190,8 @@ impl<P: Profile> Node<P> {
             });
             // The cell's circuit is gone, so is the cell.
             let _ = self.session_mut(index).and_then(|s| s.take_cell());
-            self.stats.cells_dropped = self.stats.cells_dropped.saturating_add(1);
+            self.stats.cells_dropped.circuit_stalled =
+                self.stats.cells_dropped.circuit_stalled.saturating_add(1);
             self.set_held(index, false);
             self.cells_held = true;
         }

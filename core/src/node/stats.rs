@@ -20,18 +20,26 @@ pub struct NodeStats {
     pub messages_received: u64,
     /// `DATA` cells this node originated.
     pub data_cells_sent: u64,
-    /// Cells that found a full link queue and were dropped (a relay cell
-    /// dropped this way breaks its circuit, which is then rebuilt).
-    pub cells_dropped: u64,
+    /// Cells dropped (a relay cell dropped breaks its circuit, which is
+    /// then rebuilt), by reason, so an operator can tell congestion from
+    /// stalls; [`CellDrops::total`] for all of them.
+    pub cells_dropped: CellDrops,
     /// Informational events dropped because the event queue was full
     /// (link events are never dropped; they wait for room).
     pub events_dropped: u64,
     /// Links that have closed (their slots freed).
     pub links_closed: u64,
+    /// Bytes of random padding in the handshake messages this node wrote
+    /// (link spec §2), part of the links' bytes sent: what hiding the
+    /// messages' lengths costs. Counted here, not per link, so a link slot
+    /// stays the size it was; only with the `padding-stats` feature.
+    #[cfg(feature = "padding-stats")]
+    pub padding_bytes_sent: u64,
     /// Inbound connections refused: the link table was full, or their
-    /// network held its share. Counted, not logged one by one: whoever
-    /// floods the node with connections would flood its log too.
-    pub inbound_refused: u64,
+    /// network held its share; by reason, [`InboundRefusals::total`] for
+    /// all. Counted, not logged one by one: whoever floods the node with
+    /// connections would flood its log too.
+    pub inbound_refused: InboundRefusals,
     /// The traffic counters of every closed link, summed at the moment its
     /// slot was freed, so nothing a link carried is lost with it: add the
     /// open links' own counters for the node's traffic since it was built.
@@ -45,4 +53,45 @@ pub struct NodeStats {
     /// `DESCRIPTOR` cells dropped unread because their link had used its
     /// quota (each one a strike against that link).
     pub descriptors_over_quota: u64,
+}
+
+/// Why cells were dropped ([`NodeStats::cells_dropped`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct CellDrops {
+    /// The link's send queue had no room for it.
+    pub link_queue_full: u64,
+    /// It waited behind a circuit that stalled its link, and went with
+    /// the circuit when that was destroyed.
+    pub circuit_stalled: u64,
+    /// It carried a delivery for this node and the delivery queue was
+    /// full.
+    pub delivery_queue_full: u64,
+}
+
+/// Why inbound connections were refused ([`NodeStats::inbound_refused`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct InboundRefusals {
+    /// Its network (address prefix) already held its share of links or
+    /// of handshakes.
+    pub network_full: u64,
+    /// The link table had no slot to give, even after evictions.
+    pub table_full: u64,
+}
+
+impl CellDrops {
+    /// Cells dropped for any reason.
+    pub fn total(&self) -> u64 {
+        self.link_queue_full
+            .saturating_add(self.circuit_stalled)
+            .saturating_add(self.delivery_queue_full)
+    }
+}
+
+impl InboundRefusals {
+    /// Inbound connections refused for any reason.
+    pub fn total(&self) -> u64 {
+        self.network_full.saturating_add(self.table_full)
+    }
 }

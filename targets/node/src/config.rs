@@ -3,12 +3,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use log::LevelFilter;
 use serde::Deserialize;
 use veil_core::identity::{Address, Transport};
 use veil_node::control_address::{ControlAddress, SOCKET_FILE};
 
-use crate::{address, data_dir, logger};
+use crate::logger::{self, LogFormat};
+use crate::{address, data_dir};
 
 /// The default listen port, for TCP and (when built with QUIC) UDP.
 const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
@@ -43,8 +43,14 @@ pub struct FileConfig {
     /// in the data directory), or a loopback `IP:PORT` for TCP with a
     /// cookie.
     pub control: Option<ControlAddress>,
-    /// off, error, warn, info, debug, trace.
+    /// What to log: a level (off, error, warn, info, debug, trace) or
+    /// `RUST_LOG`-style directives, e.g. `info,veil_core::circuit=debug`.
     pub log_level: Option<String>,
+    /// How log lines look: "text" (default) or "json".
+    pub log_format: Option<LogFormat>,
+    /// Where to serve Prometheus metrics over HTTP (`GET /metrics`), as
+    /// `IP:PORT`; off when absent.
+    pub metrics: Option<SocketAddr>,
     /// Whether this node relays for others.
     pub relay: Option<bool>,
     /// Link slots: the most connections at once.
@@ -95,7 +101,10 @@ pub struct Settings {
     pub transport_race_delay_ms: u64,
     pub data_dir: PathBuf,
     pub control: ControlAddress,
-    pub log_level: LevelFilter,
+    /// A filter `logger::parse_filter` accepted.
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    pub metrics: Option<SocketAddr>,
     pub relay: bool,
     pub links: usize,
     pub max_pending_dials: usize,
@@ -118,6 +127,10 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub control: Option<ControlAddress>,
     pub log_level: Option<String>,
+    /// `RUST_LOG`, when set: below the flag, above the file.
+    pub rust_log: Option<String>,
+    pub log_format: Option<LogFormat>,
+    pub metrics: Option<SocketAddr>,
     pub links: Option<usize>,
 }
 
@@ -161,10 +174,12 @@ pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
             ));
         }
     }
-    let level_name = flags
+    let log_filter = flags
         .log_level
+        .or(flags.rust_log)
         .or(file.log_level)
-        .unwrap_or_else(|| "info".into());
+        .unwrap_or_else(|| logger::DEFAULT_FILTER.into());
+    logger::parse_filter(&log_filter).map_err(|e| e.to_string())?;
     let bootstrap = if flags.bootstrap.is_empty() {
         file.bootstrap.unwrap_or_default()
     } else {
@@ -202,7 +217,9 @@ pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
         transport_race_delay_ms: file.transport_race_delay_ms.unwrap_or(250),
         data_dir,
         control,
-        log_level: logger::parse_level(&level_name)?,
+        log_filter,
+        log_format: flags.log_format.or(file.log_format).unwrap_or_default(),
+        metrics: flags.metrics.or(file.metrics),
         relay: file.relay.unwrap_or(true),
         links: flags.links.or(file.links).unwrap_or(64),
         max_pending_dials: file.max_pending_dials.unwrap_or(16),
@@ -386,6 +403,108 @@ mod tests {
         let file: FileConfig = toml::from_str("service = true").unwrap();
         assert!(resolve(file, flags(&[])).unwrap().service);
         assert!(toml::from_str::<FileConfig>(r#"service = "yes""#).is_err());
+    }
+
+    /// packaging/veil.example.toml, the commented example config.
+    const EXAMPLE: &str = include_str!("../../../packaging/veil.example.toml");
+
+    /// The example with every "#name = value" line turned on.
+    fn example_all_set() -> String {
+        EXAMPLE
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if rest.starts_with(|c: char| c.is_ascii_lowercase()) => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_example_config_parses_as_shipped_and_with_every_setting_on() {
+        let shipped: FileConfig = toml::from_str(EXAMPLE).expect("the example as shipped");
+        let s = resolve(shipped, Overrides::default()).expect("resolves");
+        assert_eq!(s.log_filter, "info");
+        assert!(s.relay);
+        assert_eq!(s.metrics, None, "metrics are off by default");
+        let all: FileConfig = toml::from_str(&example_all_set()).expect("every setting on");
+        // Naming every field, without `..`: a field added to FileConfig
+        // does not compile here until the example shows it too.
+        let FileConfig {
+            listen,
+            advertise,
+            bootstrap,
+            quic_dials,
+            transport_race_delay_ms,
+            data_dir,
+            control,
+            log_level,
+            log_format,
+            metrics,
+            relay,
+            links,
+            max_pending_dials,
+            max_half_open,
+            path_relays,
+            gossip_interval_ms,
+            bootstrap_retry_ms,
+            snapshot_interval_secs,
+            extend_to_private_addresses,
+            introducers,
+            reachability,
+            service,
+        } = &all;
+        let set = [
+            listen.is_some(),
+            advertise.is_some(),
+            bootstrap.is_some(),
+            quic_dials.is_some(),
+            transport_race_delay_ms.is_some(),
+            data_dir.is_some(),
+            control.is_some(),
+            log_level.is_some(),
+            log_format.is_some(),
+            metrics.is_some(),
+            relay.is_some(),
+            links.is_some(),
+            max_pending_dials.is_some(),
+            max_half_open.is_some(),
+            path_relays.is_some(),
+            gossip_interval_ms.is_some(),
+            bootstrap_retry_ms.is_some(),
+            snapshot_interval_secs.is_some(),
+            extend_to_private_addresses.is_some(),
+            introducers.is_some(),
+            reachability.is_some(),
+            service.is_some(),
+        ];
+        assert!(
+            set.iter().all(|&x| x),
+            "a field the example does not show: {set:?}"
+        );
+        assert_eq!(*metrics, Some("127.0.0.1:9870".parse().unwrap()));
+        #[cfg(feature = "quic")]
+        resolve(all, Overrides::default()).expect("every setting on resolves");
+    }
+
+    #[test]
+    fn every_setting_in_the_example_has_a_comment_above_it() {
+        let mut previous = "";
+        let mut settings = 0;
+        for line in EXAMPLE.lines() {
+            let setting = line.trim_start_matches('#');
+            let is_setting =
+                setting.starts_with(|c: char| c.is_ascii_lowercase()) && setting.contains(" = ");
+            if is_setting {
+                settings += 1;
+                assert!(
+                    previous.starts_with("# ") || previous == "#",
+                    "{line:?} has no comment above it"
+                );
+            }
+            previous = line;
+        }
+        assert_eq!(settings, 22, "one line per field of FileConfig");
     }
 
     #[test]

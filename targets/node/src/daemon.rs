@@ -1,6 +1,7 @@
 //! `veil node`: one node, its control socket, its state on disk, until
 //! SIGINT or SIGTERM.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -15,6 +16,9 @@ use veil_node::control_address::ControlAddress;
 use crate::config::{self, FileConfig, Overrides, Settings};
 use crate::control_listener::ControlListener;
 use crate::host::{self, Host};
+use crate::logger::LogFormat;
+use crate::metrics_server::{self, MetricsListener};
+use crate::node_metrics::NodeMetrics;
 use crate::service_file::{self, DescriptorFile};
 use crate::{
     address, control_server, data_dir, keyfile, logger, node_state, saved_bootstrap, snapshot,
@@ -29,7 +33,7 @@ pub const KEY_FILE: &str = "identity.key";
 /// `veil node` flags; each overrides the config file.
 #[derive(Debug, Args)]
 pub struct NodeArgs {
-    /// TOML config file (see targets/node/CONTROL.md for the fields).
+    /// TOML config file; packaging/veil.example.toml shows every field.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Address to listen on: IP:PORT (TCP) or quic://IP:PORT; repeatable,
@@ -50,9 +54,19 @@ pub struct NodeArgs {
     /// directory [default: DATA_DIR/control.sock].
     #[arg(long, value_name = "PATH|ADDR")]
     control: Option<ControlAddress>,
-    /// off, error, warn, info, debug or trace [default: info].
-    #[arg(long)]
+    /// What to log: off, error, warn, info, debug or trace, or
+    /// module=level directives like "info,veil_core::circuit=debug"
+    /// (overrides RUST_LOG, which overrides the config) [default: info].
+    #[arg(long, value_name = "FILTER")]
     log_level: Option<String>,
+    /// Log as human-readable text or as one JSON object per line
+    /// [default: text].
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (IP:PORT, e.g.
+    /// 127.0.0.1:9870) [default: off].
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     /// Link slots: the most connections at once [default: 64].
     #[arg(long)]
     links: Option<usize>,
@@ -83,10 +97,16 @@ pub fn run(args: NodeArgs) -> Result<(), String> {
             data_dir: args.data_dir,
             control: args.control,
             log_level: args.log_level,
+            rust_log: std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()),
+            log_format: args.log_format,
+            metrics: args.metrics,
             links: args.links,
         },
     )?;
-    logger::init(settings.log_level);
+    logger::init(
+        logger::parse_filter(&settings.log_filter).map_err(|e| e.to_string())?,
+        settings.log_format,
+    );
     let dir = &settings.data_dir;
     data_dir::prepare(dir)?;
     let (identity, created) = keyfile::load_or_create(&dir.join(KEY_FILE))?;
@@ -116,6 +136,10 @@ pub fn run(args: NodeArgs) -> Result<(), String> {
 
     // Removes the socket file when `run` returns, a clean shutdown or not.
     let (control_listener, _socket_file) = ControlListener::bind(&settings.control, dir)?;
+    let metrics_listener = match settings.metrics {
+        Some(addr) => Some(MetricsListener::bind(addr).map_err(|e| e.to_string())?),
+        None => None,
+    };
     let options = RuntimeOptions {
         links: settings.links,
         max_pending_dials: settings.max_pending_dials,
@@ -196,10 +220,27 @@ pub fn run(args: NodeArgs) -> Result<(), String> {
 
     let id = rt.node_id();
     let listening = host::listening(&rt);
-    let host = Host::spawn(rt, "veil-node".into())?;
+    let metrics = metrics_listener.map(|listener| {
+        let (metrics, registry) = NodeMetrics::new();
+        (listener, metrics, registry)
+    });
+    let host = Host::spawn(
+        rt,
+        "veil-node".into(),
+        metrics.as_ref().map(|(_, m, _)| m.clone()),
+    )?;
     control_server::serve(control_listener, host.handle())?;
+    let mut metrics_note = String::new();
+    if let Some((listener, _, registry)) = metrics {
+        let at = listener
+            .local_addr()
+            .map_err(|e| format!("cannot read the metrics socket's address: {e}"))?;
+        metrics_server::serve(listener, registry, host.handle()).map_err(|e| e.to_string())?;
+        log::info!("serving Prometheus metrics at http://{at}/metrics");
+        metrics_note = format!(", metrics on http://{at}/metrics");
+    }
     println!(
-        "veil node {id} listening on {listening}, control on {}",
+        "veil node {id} listening on {listening}, control on {}{metrics_note}",
         settings.control
     );
     let interval = Duration::from_secs(settings.snapshot_interval_secs);

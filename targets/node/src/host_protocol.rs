@@ -84,6 +84,9 @@ pub enum Command {
     Service(Sender<Option<OfferedService>>),
     /// Report the node's status.
     Status(Sender<Status>),
+    /// Bring the node's metrics up to date (`veil node --metrics`, before
+    /// each scrape); `done` gets `()` once they are.
+    RefreshMetrics(Sender<()>),
     /// Stream notices to `tx`, tagged with `tag`, until it is dropped or
     /// falls behind by its whole capacity.
     Subscribe {

@@ -152,7 +152,7 @@ pub fn start_in_process(spec: &NetworkSpec) -> Result<InProcessNetwork, String> 
                 .add_bootstrap_address(b)
                 .map_err(|e| format!("node {i}: {e}"))?,
         }
-        hosts.push(Host::spawn(rt, format!("veil-node-{i}"))?);
+        hosts.push(Host::spawn(rt, format!("veil-node-{i}"), None)?);
     }
     Ok(InProcessNetwork { hosts })
 }

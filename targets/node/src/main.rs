@@ -14,6 +14,8 @@
 //!    `bench`, `replay`;
 //! 3. what they are built from: `control_server` (the control socket in
 //!    `veil node`, over `control_listener` and `control_cookie`),
+//!    `metrics_server` (`veil node --metrics`: Prometheus metrics over
+//!    HTTP),
 //!    `local_network` (many nodes on loopback, for `demo` and `bench`),
 //!    `saved_bootstrap` (where a restarted node dials), `service_file`
 //!    (the rendezvous service's descriptor file) and `terminal_text`
@@ -21,7 +23,9 @@
 //! 4. `host`: one node on its own thread, driven by commands;
 //! 5. the bottom: `host_protocol` (the commands a host takes and the
 //!    notices it sends), `config` (over `address`, `data_dir` and
-//!    `logger`), `keyfile`, `snapshot` (both over `atomic_file`).
+//!    `logger`), `keyfile`, `snapshot` (both over `atomic_file`),
+//!    `node_metrics` (the metric families the node thread keeps) and
+//!    `link_names` (the words status and metrics name links by).
 //!
 //! Under all of them is the crate's library, `veil_node` (`lib.rs`): the
 //! control socket's protocol, its status types and the one client, which
@@ -52,6 +56,7 @@ mod control_cookie;
 mod control_listener;
 mod control_server;
 mod local_network;
+mod metrics_server;
 mod saved_bootstrap;
 mod service_file;
 mod terminal_text;
@@ -66,14 +71,18 @@ mod config;
 mod data_dir;
 mod host_protocol;
 mod keyfile;
+mod link_names;
 mod logger;
+mod man_page;
+mod node_metrics;
 mod node_state;
 mod snapshot;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use clap_complete::shells::{Bash, Fish, Zsh};
 use control_commands::ControlArgs;
 
 #[derive(Debug, Parser)]
@@ -183,10 +192,36 @@ enum Command {
         /// Seed for the pairs and payloads (random if not given).
         #[arg(long)]
         seed: Option<u64>,
-        /// Log level for the nodes (off, error, warn, info, debug, trace).
+        /// What the nodes log: a level (off, error, warn, info, debug,
+        /// trace) or module=level directives.
         #[arg(long, default_value = "warn")]
         log_level: String,
     },
+    /// Print a shell completion script for veil. For bash:
+    /// `veil completions bash > ~/.local/share/bash-completion/completions/veil`;
+    /// zsh: into a directory on $fpath as `_veil`; fish:
+    /// `~/.config/fish/completions/veil.fish`.
+    Completions {
+        /// The shell.
+        shell: CompletionShell,
+    },
+    /// Print the manual page, veil(1), in roff (`veil man | man -l -`), or
+    /// write one page per command into a directory.
+    Man {
+        /// Write veil.1, veil-node.1, ... into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+}
+
+/// The shells `veil completions` writes scripts for. Only these three:
+/// each further shell's generator is code in the binary (see
+/// docs/operations.md, "Binary size").
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 fn main() -> ExitCode {
@@ -252,6 +287,24 @@ fn run(command: Command) -> Result<(), String> {
             count,
         } => control_commands::listen(&control, control_commands::Output::new(json, raw), count),
         Command::Status { control, json } => control_commands::status(&control, json),
+        Command::Completions { shell } => {
+            let (mut command, mut out) = (Cli::command(), std::io::stdout());
+            match shell {
+                CompletionShell::Bash => {
+                    clap_complete::generate(Bash, &mut command, "veil", &mut out)
+                }
+                CompletionShell::Zsh => {
+                    clap_complete::generate(Zsh, &mut command, "veil", &mut out)
+                }
+                CompletionShell::Fish => {
+                    clap_complete::generate(Fish, &mut command, "veil", &mut out)
+                }
+            }
+            Ok(())
+        }
+        Command::Man { out_dir } => {
+            man_page::write(Cli::command(), out_dir.as_deref()).map_err(|e| e.to_string())
+        }
         Command::Demo {
             nodes,
             messages,
@@ -259,7 +312,10 @@ fn run(command: Command) -> Result<(), String> {
             seed,
             log_level,
         } => {
-            logger::init(logger::parse_level(&log_level)?);
+            logger::init(
+                logger::parse_filter(&log_level).map_err(|e| e.to_string())?,
+                logger::LogFormat::Text,
+            );
             demo::run(demo::DemoOptions {
                 nodes,
                 messages,

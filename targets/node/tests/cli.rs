@@ -1,5 +1,6 @@
-//! The `veil` binary's one-shot commands: demo and keygen, and the errors
-//! of `veil node` on bad keys, a corrupt node table and bad arguments.
+//! The `veil` binary's one-shot commands: demo, keygen, completions and
+//! man, and the errors of `veil node` on bad keys, a corrupt node table and
+//! bad arguments.
 
 mod common;
 
@@ -275,4 +276,45 @@ fn learn_service_and_reply_refuse_malformed_input_in_one_line() {
         assert_eq!(out.status.code(), Some(2), "veil {args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "veil {args:?}: {stderr}");
     }
+}
+
+#[test]
+fn completions_for_bash_zsh_and_fish_and_the_man_page_name_the_subcommands() {
+    for (shell, marker, flag) in [
+        ("bash", "complete -F _veil", "--metrics"),
+        ("zsh", "#compdef veil", "--metrics="),
+        ("fish", "complete -c veil", "-l metrics"),
+    ] {
+        let out = run(&["completions", shell], b"", Duration::from_secs(20));
+        assert!(out.status.success(), "{out:?}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains(marker), "{shell}: no {marker:?}");
+        assert!(
+            script.contains(flag),
+            "{shell}: no {flag:?} (veil node's flags)"
+        );
+    }
+    let out = run(&["completions", "tcsh"], b"", Duration::from_secs(20));
+    assert!(!out.status.success());
+    let out = run(&["man"], b"", Duration::from_secs(20));
+    assert!(out.status.success(), "{out:?}");
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains(".TH veil 1"), "{page}");
+    for sub in ["node", "status", "completions"] {
+        assert!(
+            page.contains(&format!("veil\\-{sub}(1)")),
+            "no veil-{sub}(1) in {page}"
+        );
+    }
+    let scratch = Scratch::new("man");
+    let dir = scratch.path("man1");
+    fs::create_dir(&dir).expect("dir");
+    let out = run(
+        &["man", "--out-dir", dir.to_str().expect("utf-8")],
+        b"",
+        Duration::from_secs(20),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let node = fs::read_to_string(dir.join("veil-node.1")).expect("veil-node.1");
+    assert!(node.contains("\\-\\-log\\-format"), "{node}");
 }

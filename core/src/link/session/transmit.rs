@@ -53,6 +53,17 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
             || now.saturating_since(self.last_send_rekey) >= self.config.rekey_after
     }
 
+    /// The random padding in the handshake message this side writes next,
+    /// if it is in its handshake and it is its turn to write (link spec
+    /// §2): what the next [`poll_transmit`](Self::poll_transmit) spends on
+    /// hiding the message's length, for the owner to count.
+    pub fn handshake_padding_due(&self) -> Option<u16> {
+        match &self.state {
+            State::Handshaking(h) if h.noise.is_my_turn() => Some(h.own_padding()),
+            _ => None,
+        }
+    }
+
     /// Writes the next message for the peer (length prefix included) into
     /// `buf` and returns its length, or `None` if there is nothing to send or
     /// `buf` cannot hold the next message. A buffer of

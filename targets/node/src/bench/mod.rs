@@ -139,7 +139,10 @@ impl Sizes {
 
 /// Runs the benchmark and prints the table. `Err` is one line.
 pub fn run(args: BenchArgs) -> Result<(), String> {
-    crate::logger::init(crate::logger::parse_level(&args.log_level)?);
+    crate::logger::init(
+        crate::logger::parse_filter(&args.log_level).map_err(|e| e.to_string())?,
+        crate::logger::LogFormat::Text,
+    );
     let sizes = Sizes::from_args(&args);
     if !(5..=100).contains(&sizes.nodes) {
         return Err(format!(

@@ -24,6 +24,7 @@ use veil_mio::Runtime;
 use veil_node::status::Status;
 
 use crate::host_protocol::{Command, OfferedService, SendResult};
+use crate::node_metrics::NodeMetrics;
 use crate::snapshot::SavedTable;
 
 pub use status_report::listening;
@@ -94,6 +95,14 @@ impl HostHandle {
             .map_err(|_| "the node thread did not answer".to_string())
     }
 
+    /// Brings the node's metrics up to date, for a scrape.
+    pub fn refresh_metrics(&self) -> Result<(), String> {
+        let (tx, rx) = mpsc::channel();
+        self.command(Command::RefreshMetrics(tx))?;
+        rx.recv_timeout(Duration::from_secs(10))
+            .map_err(|_| "the node thread did not answer".to_string())
+    }
+
     /// The descriptors of every known node and of the node's anchors.
     pub fn descriptors(&self) -> Result<SavedTable, String> {
         let (tx, rx) = mpsc::channel();
@@ -104,8 +113,13 @@ impl HostHandle {
 }
 
 impl Host {
-    /// Moves `rt` to a new thread and starts turning it.
-    pub fn spawn(mut rt: Runtime, name: String) -> Result<Host, String> {
+    /// Moves `rt` to a new thread and starts turning it; the thread keeps
+    /// `metrics` up to date, if given.
+    pub fn spawn(
+        mut rt: Runtime,
+        name: String,
+        metrics: Option<NodeMetrics>,
+    ) -> Result<Host, String> {
         let waker = rt
             .waker()
             .map_err(|e| format!("could not create the runtime's waker: {e}"))?;
@@ -113,7 +127,7 @@ impl Host {
         let id = rt.node_id();
         let thread = std::thread::Builder::new()
             .name(name)
-            .spawn(move || node_thread::run(rt, rx))
+            .spawn(move || node_thread::run(rt, rx, metrics))
             .map_err(|e| format!("could not start a node thread: {e}"))?;
         Ok(Host {
             id,

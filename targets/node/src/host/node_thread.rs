@@ -10,8 +10,10 @@ use veil_core::message::{MessageId, ReplyTo, Sender as MessageSender};
 use veil_core::node::{Event, LearnService, Output, Reply, SendMessage, SendMessageError};
 use veil_mio::{Runtime, StdNode};
 
-use super::status_report::{self, listening, role_name};
+use super::status_report::{self, listening};
 use crate::host_protocol::{Command, Notice, OfferedService, SendResult};
+use crate::link_names;
+use crate::node_metrics::NodeMetrics;
 use crate::snapshot::SavedTable;
 
 /// The longest a host sleeps between looks at its command channel when
@@ -48,15 +50,23 @@ struct State {
     started: WallInstant,
     subscribers: Vec<(usize, SyncSender<(usize, Notice)>)>,
     backlog: VecDeque<Notice>,
-    pending: HashMap<MessageId, Sender<SendResult>>,
+    /// Sends waiting for their acknowledgement, and when each was handed
+    /// to the node (for the delivery time metric).
+    pending: HashMap<MessageId, (Sender<SendResult>, WallInstant)>,
     waiting: VecDeque<Waiting>,
     /// The guards last logged (relay spec §11).
     guards: Vec<NodeId>,
+    /// The metrics `veil node --metrics` serves, when it does.
+    metrics: Option<NodeMetrics>,
 }
 
 /// The node thread: turn, take messages, answer commands, until shutdown
 /// (or until every command sender is gone).
-pub(super) fn run(mut rt: Runtime, commands: Receiver<Command>) -> Result<SavedTable, String> {
+pub(super) fn run(
+    mut rt: Runtime,
+    commands: Receiver<Command>,
+    metrics: Option<NodeMetrics>,
+) -> Result<SavedTable, String> {
     let mut state = State {
         started: WallInstant::now(),
         subscribers: Vec::new(),
@@ -64,6 +74,7 @@ pub(super) fn run(mut rt: Runtime, commands: Receiver<Command>) -> Result<SavedT
         pending: HashMap::new(),
         waiting: VecDeque::new(),
         guards: Vec::new(),
+        metrics,
     };
     log::info!("node {} listening on {}", rt.node_id(), listening(&rt));
     let result = loop {
@@ -83,7 +94,7 @@ pub(super) fn run(mut rt: Runtime, commands: Receiver<Command>) -> Result<SavedT
     // links are up.
     let anchors = anchors(&rt);
     close_all(&mut rt, &mut state);
-    for (_, done) in state.pending.drain() {
+    for (_, (done, _)) in state.pending.drain() {
         let _ = done.send(Err("the node shut down before an acknowledgement".into()));
     }
     for w in state.waiting.drain(..) {
@@ -140,6 +151,12 @@ fn drain_commands(
             Ok(Command::Service(tx)) => {
                 let _ = tx.send(offered_service(rt));
             }
+            Ok(Command::RefreshMetrics(done)) => {
+                if let Some(metrics) = &state.metrics {
+                    metrics.refresh(rt, state.started);
+                }
+                let _ = done.send(());
+            }
             Ok(Command::Status(tx)) => {
                 let _ = tx.send(status_report::status(rt, state.started));
             }
@@ -188,14 +205,20 @@ impl State {
     }
 
     fn on_event(&mut self, node: &StdNode, event: Event) {
+        if let Some(metrics) = &self.metrics {
+            metrics.on_event(&event);
+        }
         match event {
             Event::MessageAcknowledged { id } => {
-                if let Some(done) = self.pending.remove(&id) {
+                if let Some((done, sent_at)) = self.pending.remove(&id) {
+                    if let Some(metrics) = &self.metrics {
+                        metrics.on_delivered(sent_at);
+                    }
                     let _ = done.send(Ok(()));
                 }
             }
             Event::MessageFailed { id, reason } => {
-                if let Some(done) = self.pending.remove(&id) {
+                if let Some((done, _)) = self.pending.remove(&id) {
                     let _ = done.send(Err(reason.to_string()));
                 }
             }
@@ -241,7 +264,7 @@ impl State {
                 );
             }
             Event::LinkEstablished { peer, role, .. } => {
-                log::info!("link up with {peer} ({})", role_name(role));
+                log::info!("link up with {peer} ({})", link_names::role(role));
             }
             Event::LinkClosed {
                 peer, reason, by, ..
@@ -330,7 +353,7 @@ impl State {
         };
         match handed {
             Ok(id) => {
-                self.pending.insert(id, w.done);
+                self.pending.insert(id, (w.done, WallInstant::now()));
                 None
             }
             Err(SendMessageError::Full) => Some(w),
@@ -438,6 +461,7 @@ mod tests {
             pending: HashMap::new(),
             waiting: VecDeque::new(),
             guards: Vec::new(),
+            metrics: None,
         }
     }
 

@@ -3,9 +3,8 @@
 
 use std::time::Instant as WallInstant;
 
+use crate::link_names;
 use veil_core::discovery::HealthCounts;
-use veil_core::identity::Transport;
-use veil_core::link::{LinkPhase, LinkRole};
 use veil_mio::Runtime;
 use veil_node::status::{LinkStatus, OwnCircuitStatus, RelayHealthStatus, Status};
 
@@ -20,29 +19,6 @@ pub fn listening(rt: &Runtime) -> String {
     tcp
 }
 
-pub(super) fn role_name(role: LinkRole) -> &'static str {
-    match role {
-        LinkRole::Initiator => "initiator",
-        LinkRole::Responder => "responder",
-    }
-}
-
-fn phase_name(phase: LinkPhase) -> &'static str {
-    match phase {
-        LinkPhase::Handshaking => "handshaking",
-        LinkPhase::Established => "established",
-        LinkPhase::Closing => "closing",
-        LinkPhase::Closed => "closed",
-    }
-}
-
-fn transport_name(transport: Transport) -> &'static str {
-    match transport {
-        Transport::Tcp => "tcp",
-        Transport::Quic => "quic",
-    }
-}
-
 pub(super) fn status(rt: &Runtime, started: WallInstant) -> Status {
     let node = rt.node();
     // Closed links' counters, summed by the node as each closed, plus the
@@ -54,9 +30,9 @@ pub(super) fn status(rt: &Runtime, started: WallInstant) -> Status {
             total = total.plus(&l.stats);
             LinkStatus {
                 peer: l.peer.map(|p| p.to_string()),
-                role: role_name(l.role).into(),
-                phase: phase_name(l.phase).into(),
-                transport: l.transport.map(|t| transport_name(t).to_string()),
+                role: link_names::role(l.role).into(),
+                phase: link_names::phase(l.phase).into(),
+                transport: l.transport.map(|t| link_names::transport(t).to_string()),
                 rtt_ms: l.rtt.smoothed().map(|d| d.as_micros() as f64 / 1000.0),
                 bytes_sent: l.stats.bytes_sent,
                 bytes_received: l.stats.bytes_received,
@@ -121,7 +97,7 @@ pub(super) fn status(rt: &Runtime, started: WallInstant) -> Status {
         messages_sent: stats.messages_sent,
         messages_acknowledged: stats.messages_acknowledged,
         messages_received: stats.messages_received,
-        cells_dropped: stats.cells_dropped,
+        cells_dropped: stats.cells_dropped.total(),
         build_timeout_ms: node.build_timeout().as_micros() / 1000,
         reachability: reachability_line(node),
         service_id: node.service_id().map(|id| id.to_string()),
