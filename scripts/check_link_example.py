@@ -16,14 +16,16 @@ A = 486662
 
 REP_I = "122fc2ce38dcda5960ef41eb1a9b58883a5560b525fea4ddc002764ca84f3cda"
 SECRET_I = "b60ee3b84b6c7d321d70d5c06e9dac63a4d0a79d731b17c0d04d030d01274dd1"
+# §9: the mark epoch of 2026-12-06 00:00:00 UTC (Unix time 1,796,515,200).
+EPOCH = 1796515200 // 600
 REP_R = "8d4b7487a36ec231632a2d062166079e31958325e1edc28c2e9b009ed1be631e"
 EXPECTED = {
     "point_i": "5ee8023bdf79cd90797aa1ae02f1318f1efc2aa817d64f752c6a83e83dd8083f",
     "point_r": "94622681d47e30b4f9917f68c26988d09ab3a96d4eafcb4b1c891766245ef512",
-    "mark_under_id": "14d5f27261a485ff55bf3330b7fa3775",
-    "len_mask_under_id": "bdd0",
-    "mark_under_zero": "bebd641e0319eb9789ec7823e7aa6cd0",
-    "len_mask_under_zero": "87ae",
+    "mark_under_id": "7b98bca30cf454899e40617300e739be",
+    "len_mask_under_id": "011d",
+    "mark_under_zero": "db8caa0a35fa02dbea5e6b8e7c17be38",
+    "len_mask_under_zero": "8d3a",
     "ee": "f19215556d992e2627911eef4f8788d8b4f3909fe7336319b7c5e4e813995e07",
     "key_i2r": "49a37cbee22f7dde302f28db775455c3a94e89869015dde8698d72bbee645c49",
     "key_r2i": "4d71310003a5ee9bf6ca013bbba778a73397bdf7ee5690d1b8184830f002e8de",
@@ -46,9 +48,10 @@ def point_of(representative):
     return u.to_bytes(32, "little")
 
 
-def mark(key, representative):
+def mark(key, representative, epoch):
     """§2.2: the mark and the padding length's mask."""
-    h = hmac.new(key, b"veil-obfs-v2 mark\0" + representative, hashlib.sha256).digest()
+    message = b"veil-obfs-v2 mark\0" + representative + epoch.to_bytes(8, "big")
+    h = hmac.new(key, message, hashlib.sha256).digest()
     return h[:16], h[16:18]
 
 
@@ -68,9 +71,9 @@ def main():
         "point_i": point_of(rep_i).hex(),
         "point_r": point_of(rep_r).hex(),
     }
-    m, k = mark(b"\x11" * 32, rep_i)
+    m, k = mark(b"\x11" * 32, rep_i, EPOCH)
     got["mark_under_id"], got["len_mask_under_id"] = m.hex(), k.hex()
-    m, k = mark(bytes(32), rep_i)
+    m, k = mark(bytes(32), rep_i, EPOCH)
     got["mark_under_zero"], got["len_mask_under_zero"] = m.hex(), k.hex()
     try:
         from cryptography.hazmat.primitives.asymmetric.x25519 import (

@@ -82,6 +82,8 @@ fn session(s: &Side, role: LinkRole, eph: u8) -> Box<Session> {
             static_keypair: &s.keys,
             handshake_seed: [eph; 32],
             local_id: None,
+            answer_unkeyed: true,
+            unix_time: 0,
             hello: s.hello,
             local_max_message_len: 4094,
             config: LinkConfig {

@@ -1,7 +1,8 @@
 //! Link costs beside the raw primitive, measured in the same run:
 //! - a full `XX` link handshake (both sides, identity signatures verified);
 //! - sealing and opening one transport message of ~512 B (one cell) and
-//!   ~16 KiB (31 cells), beside raw ChaCha20-Poly1305 over the same bytes.
+//!   ~16 KiB (31 cells), beside raw ChaCha20-Poly1305 over the same bytes;
+//! - the two length masks version 2 adds to each transport message.
 //!
 //! Run: `cargo bench -p veil-core --bench link`
 
@@ -9,6 +10,7 @@ use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use veil_core::identity::Identity;
+use veil_core::link::obfs::length_keys;
 use veil_core::link::{
     LinkConfig, LinkHello, LinkParams, LinkRole, LinkSession, CELL_LEN, KIND_LEN, TAG_LEN,
 };
@@ -39,6 +41,8 @@ fn session(side: &Side, role: LinkRole, eph: u8) -> Session {
             static_keypair: &side.keys,
             handshake_seed: [eph; 32],
             local_id: None,
+            answer_unkeyed: true,
+            unix_time: 0,
             hello: side.hello,
             local_max_message_len: 16_384,
             // Keep rekeys (a separate, rare frame) out of the per-frame figures.
@@ -201,7 +205,18 @@ fn bench_frames(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_handshake, bench_frames);
+/// What version 2 adds to every transport message over version 1: the
+/// sender masks its length and the receiver unmasks it, one ChaCha20 block
+/// each (transport spec §2.3). Against `link/frame/link_seal_then_open` in
+/// the same run this is the bulk cost of the masked lengths.
+fn bench_length_masks(c: &mut Criterion) {
+    let (mut send, mut receive) = length_keys(&[5; 32], &[1; 32], &[2; 32]);
+    c.bench_function("link/length_mask_both_ends", |bench| {
+        bench.iter(|| (send.next_mask().unwrap(), receive.next_mask().unwrap()))
+    });
+}
+
+criterion_group!(benches, bench_handshake, bench_frames, bench_length_masks);
 criterion_main!(benches);
 
 /// Feeds `bytes` to `session` and takes every cell it yields (the node's

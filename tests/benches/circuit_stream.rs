@@ -33,13 +33,8 @@ fn network() -> Sim {
         sim.add_addressed_node(config, 8);
     }
     for i in 1..NODES {
-        sim.handle(
-            i,
-            AddBootstrap {
-                address: Sim::address_of(0),
-            },
-        )
-        .unwrap();
+        sim.handle(i, AddBootstrap::address(Sim::address_of(0)))
+            .unwrap();
     }
     let ready = sim.run_until_true(Duration::from_secs(120), |sim| {
         sim.node(1).core.node_table().len() == NODES - 1

@@ -34,7 +34,7 @@ fn run() -> Result<(), String> {
     }
     let boot = Sim::address_of(0);
     for i in 1..NODES {
-        sim.handle(i, AddBootstrap { address: boot }).unwrap();
+        sim.handle(i, AddBootstrap::address(boot)).unwrap();
     }
     let start = sim.now();
     let booted = sim.run_until_true(Duration::from_secs(120), |sim| {

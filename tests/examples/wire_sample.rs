@@ -78,6 +78,8 @@ fn session(i: u32, role: LinkRole, keys: &StaticKeypair, hello: [u8; 100]) -> Bo
             static_keypair: keys,
             handshake_seed: seed(i, r, 3),
             local_id: None,
+            answer_unkeyed: true,
+            unix_time: 0,
             hello,
             local_max_message_len: 16_384,
             config: LinkConfig::default(),

@@ -516,12 +516,9 @@ impl Driver {
             }
         }
         for peer in chosen {
-            let _ = self.sim.handle(
-                index,
-                AddBootstrap {
-                    address: Sim::address_of(peer),
-                },
-            );
+            let _ = self
+                .sim
+                .handle(index, AddBootstrap::address(Sim::address_of(peer)));
         }
         let now = self.sim.now();
         self.states.push(NodeState {

@@ -257,7 +257,9 @@ pub fn link_input(data: &[u8]) {
                 Some((len, body)) => (u16::from_be_bytes(*len), body),
                 None => (0, rest),
             };
-            let mut message = first_message_header(&[0; 32], representative, padding_len).to_vec();
+            // The node's clock starts at Unix time 0: mark epoch 0.
+            let mut message =
+                first_message_header(&[0; 32], representative, 0, padding_len).to_vec();
             message.extend_from_slice(body);
             marked = message;
             &marked[..]

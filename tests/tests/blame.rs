@@ -38,13 +38,8 @@ fn booted(seed: u64, n: usize) -> Sim {
     for i in 1..n {
         for b in [0, 1] {
             if b != i {
-                sim.handle(
-                    i,
-                    AddBootstrap {
-                        address: Sim::address_of(b),
-                    },
-                )
-                .unwrap();
+                sim.handle(i, AddBootstrap::address(Sim::address_of(b)))
+                    .unwrap();
             }
         }
     }

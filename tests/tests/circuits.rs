@@ -37,7 +37,7 @@ fn network(seed: u64, n: usize) -> Sim {
     for i in 1..n {
         let addresses: &[_] = if i == 1 { &boot[..1] } else { &boot };
         for a in addresses {
-            sim.handle(i, AddBootstrap { address: *a }).unwrap();
+            sim.handle(i, AddBootstrap::address(*a)).unwrap();
         }
     }
     sim
@@ -394,13 +394,8 @@ fn circuits_are_rotated_after_their_lifetime() {
         sim.add_addressed_node(cfg, 40);
     }
     for i in 1..n {
-        sim.handle(
-            i,
-            AddBootstrap {
-                address: Sim::address_of(0),
-            },
-        )
-        .unwrap();
+        sim.handle(i, AddBootstrap::address(Sim::address_of(0)))
+            .unwrap();
     }
     assert!(sim.run_until_true(Duration::from_secs(120), |sim| {
         (0..n).all(|i| healthy_relays(sim, i) >= 6)

@@ -42,13 +42,8 @@ fn run(extend_to_private_addresses: bool, messages: usize) -> (Sim, NodeIndex, u
     }
     let private = sim.add_node_at(config(extend_to_private_addresses), 40, private_address());
     for i in 1..=private {
-        sim.handle(
-            i,
-            AddBootstrap {
-                address: Sim::address_of(0),
-            },
-        )
-        .unwrap();
+        sim.handle(i, AddBootstrap::address(Sim::address_of(0)))
+            .unwrap();
     }
     let target = sim.node_id(private);
     let known = sim.run_until_true(Duration::from_secs(60), |sim| {

@@ -60,11 +60,27 @@ fn witness_still_works(
     assert_eq!(closed(sim, target, lt), None);
 }
 
+/// The mark epoch of a simulated node: its clock starts at Unix time 0 and
+/// these tests run for less than ten minutes.
+const SIM_EPOCH: u64 = 0;
+
 /// A first message with no padding, marked with `key`, from an ephemeral
 /// key drawn from `seed`.
 fn first_message(key: &[u8; 32], seed: u8) -> Vec<u8> {
+    first_message_at(key, seed, SIM_EPOCH)
+}
+
+/// The same, marked for mark epoch `epoch`.
+fn first_message_at(key: &[u8; 32], seed: u8, epoch: u64) -> Vec<u8> {
     let hidden = HiddenEphemeral::generate([seed; 32]).unwrap();
-    first_message_header(key, &hidden.representative, 0).to_vec()
+    first_message_header(key, &hidden.representative, epoch, 0).to_vec()
+}
+
+/// Whether `target` answers `probe` on a fresh inbound link with message 2.
+fn answers(sim: &mut Sim, target: usize, probe: &[u8]) -> bool {
+    let link = sim.open_half_open(target).unwrap();
+    sim.inject(target, link, probe);
+    !sim.take_unwired_output(target, link).is_empty()
 }
 
 /// Feeds `probe` to a fresh inbound link of `target` and follows it until
@@ -125,6 +141,10 @@ fn every_probe_gets_the_same_silence_and_a_random_end() {
                 .collect(),
         ),
         ("marked for another node", first_message(&stranger, 0x31)),
+        (
+            "marked two epochs ahead",
+            first_message_at(&[0; 32], 0x32, SIM_EPOCH + 2),
+        ),
         ("plain Noise", plain_noise),
         ("a few bytes short of a header", vec![0x42; 49]),
     ];
@@ -151,6 +171,54 @@ fn every_probe_gets_the_same_silence_and_a_random_end() {
     ends.sort();
     ends.dedup();
     assert!(ends.len() >= 2, "close times {ends:?}");
+}
+
+#[test]
+fn a_replayed_first_message_is_refused_in_silence() {
+    let (mut sim, target, witness, lt, lw) = with_witness(22, config(), 8);
+    let recorded = first_message(&[0; 32], 0x23);
+    assert!(
+        answers(&mut sim, target, &recorded),
+        "the original is answered"
+    );
+    // The same bytes again, as an observer who recorded them would send
+    // them: refused like any unmarked message (link spec §2.2).
+    silent_end_of(&mut sim, target, &recorded);
+    assert_eq!(sim.node(target).core.stats().inbound_refused.replayed, 1);
+    // Another dialler's fresh first message is still answered.
+    assert!(answers(&mut sim, target, &first_message(&[0; 32], 0x24)));
+    witness_still_works(&mut sim, target, witness, lt, lw, 3);
+}
+
+#[test]
+fn a_mark_of_the_epoch_either_side_is_answered_and_no_further() {
+    let mut sim = Sim::new(23);
+    let target = sim.add_node(config(), 8);
+    sim.run_for(Duration::from_secs(600 * 5));
+    // The target's clock is now in epoch 5 (Unix time 3,000 s).
+    for (epoch, answered) in [(3, false), (4, true), (5, true), (6, true), (7, false)] {
+        let probe = first_message_at(&[0; 32], 0x40 + epoch as u8, epoch);
+        assert_eq!(answers(&mut sim, target, &probe), answered, "epoch {epoch}");
+    }
+}
+
+#[test]
+fn a_probe_resistant_node_answers_only_a_mark_under_its_id() {
+    let mut sim = Sim::new(24);
+    let target = sim.add_node(
+        NodeConfig {
+            answer_unkeyed_dials: false,
+            ..config()
+        },
+        8,
+    );
+    let id = *sim.node_id(target).as_bytes();
+    assert!(answers(&mut sim, target, &first_message(&id, 0x51)));
+    // A dialler that knows only the address gets silence.
+    silent_end_of(&mut sim, target, &first_message(&[0; 32], 0x52));
+    // The default answers it.
+    let open = sim.add_node(config(), 8);
+    assert!(answers(&mut sim, open, &first_message(&[0; 32], 0x52)));
 }
 
 #[test]
@@ -387,7 +455,7 @@ fn a_peer_claiming_an_identity_it_cannot_sign_for_is_refused() {
     sim.inject(
         target,
         link,
-        &first_message_header(&[0; 32], &hidden.representative, 0),
+        &first_message_header(&[0; 32], &hidden.representative, SIM_EPOCH, 0),
     );
     let reply = sim.take_unwired_output(target, link);
     let representative: [u8; 32] = reply[..32].try_into().unwrap();

@@ -47,7 +47,7 @@ fn network(seed: u64, introducers: usize) -> Net {
     for _ in 1..RELAYS {
         let relay = sim.add_addressed_node(config(), 32);
         let address = Sim::address_of(first);
-        sim.handle(relay, AddBootstrap { address }).unwrap();
+        sim.handle(relay, AddBootstrap::address(address)).unwrap();
         relays.push(relay);
     }
     sim.run_for(Duration::from_secs(30));
@@ -64,7 +64,7 @@ fn network(seed: u64, introducers: usize) -> Net {
         16,
     );
     let address = Sim::address_of(first);
-    sim.handle(hidden, AddBootstrap { address }).unwrap();
+    sim.handle(hidden, AddBootstrap::address(address)).unwrap();
     let sender = relays[RELAYS - 1];
     let id = sim.node_id(hidden);
     let known = sim.run_until_true(Duration::from_secs(120), |sim| {

@@ -73,7 +73,7 @@ fn join_through_one_bootstrap(seed: u64, n: usize, links: usize, every: Duration
         if joined.len() < n {
             let node = sim.add_addressed_node(config(), links);
             let address = Sim::address_of(boot);
-            sim.handle(node, AddBootstrap { address }).unwrap();
+            sim.handle(node, AddBootstrap::address(address)).unwrap();
             joined.push((node, sim.now()));
         }
         sim.run_for(every);
@@ -236,7 +236,7 @@ fn a_bootstrap_link_that_carries_a_circuit_is_not_handed_off() {
     let join = |sim: &mut Sim| {
         let n = sim.add_addressed_node(config, 16);
         let address = Sim::address_of(r);
-        sim.handle(n, AddBootstrap { address }).unwrap();
+        sim.handle(n, AddBootstrap::address(address)).unwrap();
         n
     };
     // J joins through R; there is no other relay to link to yet.

@@ -37,13 +37,8 @@ fn booted(seed: u64, n: usize, conditions: StreamConditions) -> Sim {
     for i in 1..n {
         for b in [0, 1] {
             if b != i {
-                sim.handle(
-                    i,
-                    AddBootstrap {
-                        address: Sim::address_of(b),
-                    },
-                )
-                .unwrap();
+                sim.handle(i, AddBootstrap::address(Sim::address_of(b)))
+                    .unwrap();
             }
         }
     }

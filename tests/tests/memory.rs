@@ -41,6 +41,7 @@ fn an_embedded_node_fits_in_a_few_kib_per_link() {
             message: MSG,
             links: [LinkSlot<Embedded>; 4],
             messages: [MessageSlot<[u8; MSG]>; 4],
+            replay_marks: 32,
         }
     }
     // The link table and the message pool are arrays: inline in the node.
@@ -55,15 +56,23 @@ fn an_embedded_node_fits_in_a_few_kib_per_link() {
     assert!(slot <= MSG + 160, "a message slot is {slot} bytes");
     // 2,048 bytes of session state a link, plus 256 for its obfuscation
     // (link spec §2: both representatives, the padding key and lengths,
-    // the two length masks; docs/memory.md).
-    let links = 4 * (RX + 4 * CELL_LEN + 2_048 + 256);
+    // the two length masks; docs/memory.md) and 32 for the first message's
+    // mark (its epoch, and the accepted mark until the replay filter has
+    // seen it).
+    let links = 4 * (RX + 4 * CELL_LEN + 2_048 + 256 + 32);
+    // The replay filter: 8 bytes a mark, and its deque's indices. With it
+    // the node grew by 304 bytes more than the filter and the link slots
+    // (measured with `--example memory_budget`, 2026-12-06: 60,464 →
+    // 61,136 B with 32 marks), and by 24 B before it with issue 17's
+    // counters; 512 covers both.
+    let replay = 32 * 8 + 16 + 512;
     let events = 4 * 600;
     let circuits = 8 * relayed + 2 * own;
     let messages = 4 * slot;
     // Rendezvous state, fixed whatever the profile (8 KiB with the feature,
     // which this test's default features have; none in the firmware image).
     let rendezvous = veil_core::node::rendezvous_state_size();
-    let bound = links + events + 8 * entry + circuits + messages + rendezvous + 4_096;
+    let bound = links + events + 8 * entry + circuits + messages + rendezvous + replay + 4_096;
     assert!(
         total <= bound,
         "embedded node is {total} bytes, over {bound}"

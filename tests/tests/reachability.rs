@@ -32,13 +32,8 @@ fn relays(sim: &mut Sim) -> Vec<NodeIndex> {
     let mut relays = vec![first];
     for _ in 1..8 {
         let relay = sim.add_addressed_node(config(), 32);
-        sim.handle(
-            relay,
-            AddBootstrap {
-                address: Sim::address_of(first),
-            },
-        )
-        .unwrap();
+        sim.handle(relay, AddBootstrap::address(Sim::address_of(first)))
+            .unwrap();
         relays.push(relay);
     }
     sim.run_for(Duration::from_secs(20));
@@ -64,13 +59,8 @@ fn a_node_peers_can_dial_finds_so_and_advertises_its_address() {
         advertised(&sim, node).is_empty(),
         "nothing before a verdict"
     );
-    sim.handle(
-        node,
-        AddBootstrap {
-            address: Sim::address_of(relays[0]),
-        },
-    )
-    .unwrap();
+    sim.handle(node, AddBootstrap::address(Sim::address_of(relays[0])))
+        .unwrap();
     let found = sim.run_until_true(Duration::from_secs(30), |sim| {
         sim.node(node).core.reachability() == ReachabilityStatus::Reachable
     });
@@ -84,13 +74,8 @@ fn a_node_behind_nat_finds_it_cannot_be_dialled_and_is_reached_through_introduce
     let mut sim = Sim::new(6);
     let relays = relays(&mut sim);
     let hidden = sim.add_node_behind_nat(detecting(), 16);
-    sim.handle(
-        hidden,
-        AddBootstrap {
-            address: Sim::address_of(relays[0]),
-        },
-    )
-    .unwrap();
+    sim.handle(hidden, AddBootstrap::address(Sim::address_of(relays[0])))
+        .unwrap();
     let found = sim.run_until_true(Duration::from_secs(30), |sim| {
         sim.node(hidden).core.reachability() == ReachabilityStatus::Unreachable
             && sim.node(hidden).core.introducers().len() == 2

@@ -41,7 +41,7 @@ fn behind_nat(sim: &mut Sim, first: NodeIndex) -> NodeIndex {
         16,
     );
     let address = Sim::address_of(first);
-    sim.handle(node, AddBootstrap { address }).unwrap();
+    sim.handle(node, AddBootstrap::address(address)).unwrap();
     node
 }
 
@@ -72,7 +72,7 @@ fn network(seed: u64) -> Net {
     for _ in 1..RELAYS {
         let relay = sim.add_addressed_node(config(), 32);
         let address = Sim::address_of(first);
-        sim.handle(relay, AddBootstrap { address }).unwrap();
+        sim.handle(relay, AddBootstrap::address(address)).unwrap();
         relays.push(relay);
     }
     sim.run_for(Duration::from_secs(30));
@@ -404,7 +404,7 @@ fn a_descriptor_re_signed_within_a_second_still_replaces_the_last() {
     for _ in 1..RELAYS {
         let relay = sim.add_addressed_node(config(), 32);
         let address = Sim::address_of(first);
-        sim.handle(relay, AddBootstrap { address }).unwrap();
+        sim.handle(relay, AddBootstrap::address(address)).unwrap();
     }
     sim.run_for(Duration::from_secs(30));
     let service = behind_nat(&mut sim, first);

@@ -33,13 +33,8 @@ fn booted(seed: u64) -> Sim {
         sim.add_addressed_node(config(), 40);
     }
     for i in 1..NODES {
-        sim.handle(
-            i,
-            AddBootstrap {
-                address: Sim::address_of(0),
-            },
-        )
-        .expect("bootstrap");
+        sim.handle(i, AddBootstrap::address(Sim::address_of(0)))
+            .expect("bootstrap");
     }
     let ready = sim.run_until_true(Duration::from_secs(120), |sim| {
         (0..NODES).filter(|&i| i != CLIENT).all(|i| {

@@ -42,7 +42,7 @@ fn network(seed: u64, relays: usize) -> (Sim, NodeIndex) {
     let client = sim.add_node(client_config, 16);
     let boot = Sim::address_of(0);
     for i in 1..=client {
-        sim.handle(i, AddBootstrap { address: boot }).unwrap();
+        sim.handle(i, AddBootstrap::address(boot)).unwrap();
     }
     let unix = |sim: &Sim| UNIX_AT_ZERO + sim.now().as_micros() / 1_000_000;
     // Every node knows enough relays before the client builds circuits:

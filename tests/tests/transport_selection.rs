@@ -55,13 +55,8 @@ fn network_blocking(
         sim.set_udp_blocked(blocked, true);
     }
     for i in 1..n {
-        sim.handle(
-            i,
-            AddBootstrap {
-                address: Sim::address_of(0),
-            },
-        )
-        .unwrap();
+        sim.handle(i, AddBootstrap::address(Sim::address_of(0)))
+            .unwrap();
     }
     let learned = sim.run_until_true(Duration::from_secs(120), |sim| {
         (0..n).all(|i| sim.node(i).core.node_table().len() == n - 1)

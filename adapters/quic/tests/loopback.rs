@@ -528,6 +528,7 @@ fn two_nodes_link_over_quic_and_exchange_descriptors() {
             transport: Transport::Quic,
             socket: c.net.addr(1),
         },
+        node_id: None,
     };
     c.nodes[0].handle(now, bootstrap).unwrap();
     let mut seen = [Seen::default(), Seen::default()];

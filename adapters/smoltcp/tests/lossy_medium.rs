@@ -133,7 +133,7 @@ impl Net {
             let now = net.now;
             net.stations[i]
                 .node
-                .handle(now, AddBootstrap { address: b })
+                .handle(now, AddBootstrap::address(b))
                 .unwrap();
         }
         net

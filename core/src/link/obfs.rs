@@ -100,13 +100,28 @@ pub fn point_of(representative: &[u8; REPRESENTATIVE_LEN]) -> [u8; 32] {
     elligator2::from_representative(representative)
 }
 
+/// Seconds of one mark epoch. A mark covers the epoch of the dialler's
+/// wall clock, and a responder takes marks of its own epoch and the one
+/// either side: clocks may differ by up to one epoch (twice the descriptor
+/// rules' 300 s of skew), and a recorded first message is useless once
+/// its epoch is two behind, so the replay filter only has to remember the
+/// marks of the last three epochs (link spec §2.2).
+pub const MARK_EPOCH_SECS: u64 = 600;
+
+/// The mark epoch of a wall-clock time, in Unix seconds.
+pub fn mark_epoch(unix_time: u64) -> u64 {
+    unix_time.checked_div(MARK_EPOCH_SECS).unwrap_or(0)
+}
+
 /// The first message's mark and the mask of its padding length, keyed by
 /// the responder's node id (all zeros when the dialler does not know it):
-/// `HMAC-SHA256(key, "veil-obfs-v2 mark\0" ‖ representative)`, whose first
-/// 16 bytes are the mark and next 2 the mask.
+/// `HMAC-SHA256(key, "veil-obfs-v2 mark\0" ‖ representative ‖ epoch)`,
+/// `epoch` as 8 bytes big-endian ([`mark_epoch`]), whose first 16 bytes are
+/// the mark and next 2 the mask.
 pub fn first_message_mark(
     key: &[u8; 32],
     representative: &[u8; REPRESENTATIVE_LEN],
+    epoch: u64,
 ) -> ([u8; MARK_LEN], [u8; 2]) {
     let mut mark = [0u8; MARK_LEN];
     let mut mask = [0u8; 2];
@@ -115,6 +130,7 @@ pub fn first_message_mark(
     };
     mac.update(MARK_DOMAIN);
     mac.update(representative);
+    mac.update(&epoch.to_be_bytes());
     let out = mac.finalize().into_bytes();
     if let Some((m, rest)) = out.split_first_chunk::<MARK_LEN>() {
         mark = *m;
@@ -130,14 +146,15 @@ pub fn first_message_mark(
 pub const FIRST_HEADER_LEN: usize = 50;
 
 /// Message 1's header (link spec §2.5): `representative`, its mark under
-/// `key` (the responder's node id, or zeros), and `padding_len` masked.
-/// The padding bytes follow it on the wire.
+/// `key` (the responder's node id, or zeros) for mark epoch `epoch`, and
+/// `padding_len` masked. The padding bytes follow it on the wire.
 pub fn first_message_header(
     key: &[u8; 32],
     representative: &[u8; REPRESENTATIVE_LEN],
+    epoch: u64,
     padding_len: u16,
 ) -> [u8; FIRST_HEADER_LEN] {
-    let (mark, mask) = first_message_mark(key, representative);
+    let (mark, mask) = first_message_mark(key, representative, epoch);
     let mut header = [0u8; FIRST_HEADER_LEN];
     if let Some((repr_out, rest)) = header.split_first_chunk_mut::<REPRESENTATIVE_LEN>() {
         *repr_out = *representative;
@@ -294,18 +311,20 @@ mod tests {
 
     #[test]
     fn the_mark_depends_on_the_key_and_the_representative() {
-        let (m1, k1) = first_message_mark(&[1; 32], &[2; 32]);
-        let (m2, _) = first_message_mark(&[0; 32], &[2; 32]);
-        let (m3, _) = first_message_mark(&[1; 32], &[3; 32]);
+        let (m1, k1) = first_message_mark(&[1; 32], &[2; 32], 7);
+        let (m2, _) = first_message_mark(&[0; 32], &[2; 32], 7);
+        let (m3, _) = first_message_mark(&[1; 32], &[3; 32], 7);
+        let (m4, _) = first_message_mark(&[1; 32], &[2; 32], 8);
         assert_ne!(m1, m2);
         assert_ne!(m1, m3);
-        assert_eq!(first_message_mark(&[1; 32], &[2; 32]), (m1, k1));
+        assert_ne!(m1, m4);
+        assert_eq!(first_message_mark(&[1; 32], &[2; 32], 7), (m1, k1));
     }
 
     #[test]
     fn a_first_header_is_the_representative_the_mark_and_the_masked_length() {
-        let (mark, mask) = first_message_mark(&[1; 32], &[2; 32]);
-        let header = first_message_header(&[1; 32], &[2; 32], 5);
+        let (mark, mask) = first_message_mark(&[1; 32], &[2; 32], 9);
+        let header = first_message_header(&[1; 32], &[2; 32], 9, 5);
         assert_eq!(header[..32], [2; 32]);
         assert_eq!(header[32..48], mark);
         assert_eq!(masked([header[48], header[49]], mask), [0, 5]);
@@ -344,6 +363,17 @@ mod tests {
         bytes.iter().map(|b| std::format!("{b:02x}")).collect()
     }
 
+    /// The epoch of the spec's worked example: 2026-12-06 00:00 UTC.
+    const WORKED_EPOCH: u64 = 1_796_515_200 / MARK_EPOCH_SECS;
+
+    #[test]
+    fn epochs_are_ten_minutes_of_unix_time() {
+        assert_eq!(mark_epoch(0), 0);
+        assert_eq!(mark_epoch(599), 0);
+        assert_eq!(mark_epoch(600), 1);
+        assert_eq!(mark_epoch(1_796_515_200), WORKED_EPOCH);
+    }
+
     /// The figures of transport spec §9, which an implementation written
     /// from the spec alone (`scripts/check_link_example.py`) reproduces.
     #[test]
@@ -370,12 +400,12 @@ mod tests {
             hex(&point_of(&responder.representative)),
             "94622681d47e30b4f9917f68c26988d09ab3a96d4eafcb4b1c891766245ef512"
         );
-        let (mark, mask) = first_message_mark(&[0x11; 32], &initiator.representative);
-        assert_eq!(hex(&mark), "14d5f27261a485ff55bf3330b7fa3775");
-        assert_eq!(hex(&mask), "bdd0");
-        let (mark, mask) = first_message_mark(&[0; 32], &initiator.representative);
-        assert_eq!(hex(&mark), "bebd641e0319eb9789ec7823e7aa6cd0");
-        assert_eq!(hex(&mask), "87ae");
+        let (mark, mask) = first_message_mark(&[0x11; 32], &initiator.representative, WORKED_EPOCH);
+        assert_eq!(hex(&mark), "7b98bca30cf454899e40617300e739be");
+        assert_eq!(hex(&mask), "011d");
+        let (mark, mask) = first_message_mark(&[0; 32], &initiator.representative, WORKED_EPOCH);
+        assert_eq!(hex(&mark), "db8caa0a35fa02dbea5e6b8e7c17be38");
+        assert_eq!(hex(&mask), "8d3a");
         let ee = initiator
             .keypair
             .diffie_hellman(&responder.keypair.public())

@@ -140,6 +140,15 @@ pub struct NodeConfig {
     /// the `introducers` feature.
     #[cfg_attr(feature = "serde", serde(default = "default_introducers"))]
     pub introducers: usize,
+    /// Whether the node answers a first handshake message marked with the
+    /// all-zero key, that is, a dial from someone who knew only its address
+    /// (a bootstrap address given without a node id). `false` makes the
+    /// node *probe-resistant*: only a dialler that knows its node id (from
+    /// its descriptor, or an `id@address` bootstrap entry) gets an answer,
+    /// and a prober who knows just the address gets silence (link spec
+    /// §2.2), as an obfs4 bridge answers only clients given its key.
+    #[cfg_attr(feature = "serde", serde(default = "default_answer_unkeyed"))]
+    pub answer_unkeyed_dials: bool,
 }
 
 /// Whether a node can be dialled at the addresses it is given
@@ -165,6 +174,11 @@ pub enum Reachability {
 #[cfg(feature = "serde")]
 fn default_introducers() -> usize {
     2
+}
+
+#[cfg(feature = "serde")]
+fn default_answer_unkeyed() -> bool {
+    true
 }
 
 impl NodeConfig {
@@ -212,6 +226,7 @@ impl Default for NodeConfig {
             outbound_links: super::OUTBOUND_LINKS,
             reachability: Reachability::Public,
             introducers: 2,
+            answer_unkeyed_dials: true,
         }
     }
 }

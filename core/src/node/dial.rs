@@ -88,7 +88,8 @@ struct Pending {
 pub(crate) struct Dialer {
     queue: Deque<DialRequest, { 2 * MAX_PENDING_DIALS + MAX_BOOTSTRAP }>,
     pending: Vec<Pending, MAX_PENDING_DIALS>,
-    bootstrap: Vec<Address, MAX_BOOTSTRAP>,
+    /// Bootstrap addresses, each with the node id the operator gave, if any.
+    bootstrap: Vec<(Address, Option<NodeId>), MAX_BOOTSTRAP>,
     next_bootstrap: Instant,
     /// Wait before the next bootstrap round: 1 s, doubling up to the
     /// configured retry, back to 1 s once linked.
@@ -263,7 +264,14 @@ impl Dialer {
 
     /// Whether `address` is a bootstrap address.
     pub(crate) fn is_bootstrap(&self, address: &Address) -> bool {
-        self.bootstrap.contains(address)
+        self.bootstrap.iter().any(|(a, _)| a == address)
+    }
+
+    /// Whether `peer` was given as a bootstrap node's id (`id@address`).
+    pub(crate) fn is_bootstrap_peer(&self, peer: &NodeId) -> bool {
+        self.bootstrap
+            .iter()
+            .any(|(_, id)| id.as_ref() == Some(peer))
     }
 
     /// Dials outstanding to known peers under our identity.
@@ -271,9 +279,15 @@ impl Dialer {
         self.pending.iter().filter(|p| !p.anonymous).count()
     }
 
-    /// Adds a bootstrap address; `false` if the list is full.
-    pub(crate) fn add_bootstrap(&mut self, address: Address) -> bool {
-        self.bootstrap.contains(&address) || self.bootstrap.push(address).is_ok()
+    /// Adds a bootstrap address, with the node id if it was given (a second
+    /// entry for the same address replaces the id); `false` if the list is
+    /// full.
+    pub(crate) fn add_bootstrap(&mut self, address: Address, node_id: Option<NodeId>) -> bool {
+        if let Some(entry) = self.bootstrap.iter_mut().find(|(a, _)| *a == address) {
+            entry.1 = node_id;
+            return true;
+        }
+        self.bootstrap.push((address, node_id)).is_ok()
     }
 
     /// With no established link, dials every bootstrap address: at once,
@@ -294,9 +308,11 @@ impl Dialer {
         }
         self.next_bootstrap = now.saturating_add(self.bootstrap_backoff.min(retry));
         self.bootstrap_backoff = self.bootstrap_backoff.saturating_mul(2).min(retry);
-        for address in &self.bootstrap {
+        for (address, node_id) in &self.bootstrap {
+            // With the node's id the dial is marked for it (link spec §2.2)
+            // and must reach that node; without, whoever answers.
             let request = DialRequest {
-                peer: None,
+                peer: *node_id,
                 address: *address,
                 anonymous: false,
             };

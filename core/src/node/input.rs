@@ -280,6 +280,22 @@ pub struct LearnDescriptor<'a> {
 pub struct AddBootstrap {
     /// Where a node listens.
     pub address: Address,
+    /// The node's id, when the operator gave it (`id@address`): the first
+    /// handshake message is then marked with it, which a probe-resistant
+    /// node requires (link spec §2.2), and the link must prove that
+    /// identity. `None`: whoever answers at the address.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub node_id: Option<NodeId>,
+}
+
+impl AddBootstrap {
+    /// A bootstrap address without a node id.
+    pub fn address(address: Address) -> Self {
+        AddBootstrap {
+            address,
+            node_id: None,
+        }
+    }
 }
 
 /// The guards: every circuit's first hop is one of them. Empty (the

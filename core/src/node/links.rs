@@ -102,6 +102,8 @@ impl<P: Profile> Node<P> {
                 // A dialler that knows this node marks its first message
                 // with this id (link spec §2).
                 local_id: (role == LinkRole::Responder).then(|| self.node_id()),
+                answer_unkeyed: self.config.answer_unkeyed_dials,
+                unix_time: super::discovery::unix_now(&self.config, now),
                 hello,
                 local_max_message_len: self.max_message_len,
                 config: self.config.link,
@@ -124,7 +126,11 @@ impl<P: Profile> Node<P> {
         slot.transport = transport;
         slot.prefix = prefix;
         slot.anonymous = anonymous;
-        slot.bootstrap = role == LinkRole::Initiator && expected_peer.is_none() && !anonymous;
+        // A bootstrap link is one dialled to a bootstrap address: to
+        // whoever answers there, or to the node id given with it.
+        slot.bootstrap = role == LinkRole::Initiator
+            && !anonymous
+            && expected_peer.is_none_or(|peer| self.dialer.is_bootstrap_peer(&peer));
         slot.creates = TokenBucket::full(self.config.creates_per_link, now);
         Ok(LinkId::new(
             u16::try_from(index).unwrap_or(u16::MAX),

@@ -79,7 +79,7 @@ impl<P: Profile> Node<P> {
         _now: Instant,
         input: AddBootstrap,
     ) -> Result<(), AddBootstrapError> {
-        if self.dialer.add_bootstrap(input.address) {
+        if self.dialer.add_bootstrap(input.address, input.node_id) {
             Ok(())
         } else {
             Err(AddBootstrapError::ListFull)

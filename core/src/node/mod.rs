@@ -110,6 +110,8 @@ mod queries;
 mod reachability;
 mod receive;
 mod rendezvous;
+#[cfg(feature = "replay-filter")]
+mod replay_filter;
 #[cfg(feature = "serde")]
 mod serde_cell;
 mod service;
@@ -141,6 +143,7 @@ pub use input::{
 pub use outbound::{OUTBOUND_LINKS, PRUNE_GRACE};
 pub use output::{Output, PollError};
 pub use profile::Profile;
+pub use profile::ReplayMark;
 pub use queries::{LinkInfo, OwnCircuitInfo};
 pub use reachability::{
     ReachabilityStatus, DIAL_BACK_PEERS, DIAL_BACK_QUORUM, MAX_DIAL_BACKS, RECHECK_INTERVAL,
@@ -234,6 +237,9 @@ pub struct Node<P: Profile> {
     senders: rendezvous::Senders,
     /// The rendezvous service this node offers.
     services: service::Services,
+    /// Marks of first handshake messages accepted lately (link spec §2.2).
+    #[cfg(feature = "replay-filter")]
+    replay_marks: P::ReplayMarks,
     #[cfg(feature = "testing")]
     cell_hook: Option<CellHook>,
 }
@@ -296,6 +302,8 @@ impl<P: Profile> Node<P> {
             reach: reachability::Reach::new(config.reachability),
             senders: rendezvous::Senders::default(),
             services: service::Services::default(),
+            #[cfg(feature = "replay-filter")]
+            replay_marks: P::ReplayMarks::EMPTY,
             #[cfg(feature = "testing")]
             cell_hook: None,
         }

@@ -381,13 +381,8 @@ mod tests {
     fn a_joining_node_dials_relays_up_to_its_target_and_not_its_bootstrap_node() {
         let mut n = node();
         let bootstrap = learn_relay(&mut n, 10);
-        n.handle(
-            Instant::ZERO,
-            AddBootstrap {
-                address: address(10),
-            },
-        )
-        .unwrap();
+        n.handle(Instant::ZERO, AddBootstrap::address(address(10)))
+            .unwrap();
         let relays: std::vec::Vec<NodeId> = (11..15).map(|i| learn_relay(&mut n, i)).collect();
         let peers = dials(&mut n);
         assert_eq!(n.outbound_target(), 2, "an eighth of 16 slots");

@@ -37,6 +37,12 @@ use crate::message::MessageSlot;
 
 use super::{Event, LinkSlot};
 
+/// What the replay filter keeps of a first message's mark
+/// ([`Profile::ReplayMarks`]): its first 8 bytes. Two honest marks (HMAC
+/// outputs) share them with probability 2⁻⁶⁴, and a replay has all 16 the
+/// same.
+pub type ReplayMark = [u8; 8];
+
 /// The storage, and so the capacities, of a [`Node`](super::Node).
 ///
 /// The link table and the message pool are caller storage (`Links`,
@@ -69,6 +75,13 @@ pub trait Profile: Sized + 'static {
     /// direction may use half).
     type Messages: AsRef<[MessageSlot<Self::MessageBuffer>]>
         + AsMut<[MessageSlot<Self::MessageBuffer>]>;
+    /// The replay filter of first handshake messages: the marks of the last
+    /// this-many accepted first messages are refused if they come again
+    /// (link spec §2.2). A node that accepts more first messages than this
+    /// within thirty minutes (three mark epochs) can be sent its oldest
+    /// ones again. [`node_profile!`](crate::node_profile) gives 256 (2 KiB)
+    /// unless told `replay_marks: N`.
+    type ReplayMarks: DequeStore<ReplayMark>;
 }
 
 /// Declares a [`Profile`]: a zero-sized type and its storage types, from
@@ -87,7 +100,8 @@ macro_rules! node_profile {
             own: $own:expr,
             message: $message:expr,
             links: $links:ty,
-            messages: $messages:ty $(,)?
+            messages: $messages:ty
+            $(, replay_marks: $replay:expr)? $(,)?
         }
     ) => {
         $(#[$meta])*
@@ -104,7 +118,17 @@ macro_rules! node_profile {
             type MessageBuffer = [u8; $message];
             type Links = $links;
             type Messages = $messages;
+            type ReplayMarks = $crate::heapless::Deque<
+                $crate::node::ReplayMark,
+                { $crate::node_profile!(@replay_marks $($replay)?) },
+            >;
         }
+    };
+    (@replay_marks) => {
+        256
+    };
+    (@replay_marks $replay:expr) => {
+        $replay
     };
 }
 

@@ -34,13 +34,36 @@ impl<P: Profile> Node<P> {
             };
             let rest = bytes.get(consumed..).unwrap_or(&[]);
             consumed = consumed.saturating_add(session.receive(now, rest));
-            if session.pending_cells() == 0 {
+            let pending_cells = session.pending_cells();
+            #[cfg(feature = "replay-filter")]
+            if self.refuse_replay(now, index) {
+                continue;
+            }
+            if pending_cells == 0 {
                 break;
             }
         }
         self.sync_slot(index);
         self.pump();
         Ok(consumed)
+    }
+
+    /// Before anything is answered: a first message seen before is a
+    /// replay (link spec §2.2), refused like an unmarked one. Whether it
+    /// was refused.
+    #[cfg(feature = "replay-filter")]
+    fn refuse_replay(&mut self, now: Instant, index: usize) -> bool {
+        let Some(mark) = self.session_mut(index).and_then(|s| s.take_first_mark()) else {
+            return false;
+        };
+        if !super::replay_filter::seen_before(&mut self.replay_marks, &mark) {
+            return false;
+        }
+        self.stats.inbound_refused.replayed = self.stats.inbound_refused.replayed.saturating_add(1);
+        if let Some(session) = self.session_mut(index) {
+            session.refuse_replayed(now);
+        }
+        true
     }
 
     pub(crate) fn on_stream_cell(

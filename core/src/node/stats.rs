@@ -78,6 +78,9 @@ pub struct InboundRefusals {
     pub network_full: u64,
     /// The link table had no slot to give, even after evictions.
     pub table_full: u64,
+    /// The first handshake message was one accepted before: a replay
+    /// (link spec §2.2). Refused in silence, as an unmarked one is.
+    pub replayed: u64,
 }
 
 impl CellDrops {
@@ -92,6 +95,8 @@ impl CellDrops {
 impl InboundRefusals {
     /// Inbound connections refused for any reason.
     pub fn total(&self) -> u64 {
-        self.network_full.saturating_add(self.table_full)
+        self.network_full
+            .saturating_add(self.table_full)
+            .saturating_add(self.replayed)
     }
 }

@@ -58,6 +58,9 @@ veil_core::node_profile! {
         message: MSG,
         links: &'static mut [LinkSlot<FirmwareProfile>],
         messages: &'static mut [MessageSlot<[u8; MSG]>],
+        // A firmware node accepts a handful of links in half an hour (the
+        // mark's validity, link spec §2.2): 4 marks (32 bytes) cover them.
+        replay_marks: 4,
     }
 }
 

@@ -377,9 +377,7 @@ pub fn run() -> Result<Report, &'static str> {
         medium,
         &mut buffers,
     )?;
-    let bootstrap = AddBootstrap {
-        address: tcp_address(ADDR_B, PORT),
-    };
+    let bootstrap = AddBootstrap::address(tcp_address(ADDR_B, PORT));
     if a.node.handle(now, bootstrap).is_err() || c.node.handle(now, bootstrap).is_err() {
         return Err("bootstrap list refused B");
     }

@@ -1,10 +1,75 @@
 //! Node addresses as operators write them: `quic://IP:PORT` for QUIC,
-//! `tcp://IP:PORT` or a bare `IP:PORT` for TCP.
+//! `tcp://IP:PORT` or a bare `IP:PORT` for TCP; a bootstrap node may carry
+//! its node id in front, `ID@ADDRESS`.
 
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Deserializer};
-use veil_core::identity::{Address, Transport};
+use veil_core::identity::{Address, NodeId, Transport};
+
+/// A bootstrap node as the operator gave it: an address, and the node's id
+/// when it was written `ID@ADDRESS` (64 hex digits, as `veil keygen` and
+/// `veil status` print it). With the id the first handshake message is
+/// marked for that node, which a probe-resistant node requires (link spec
+/// §2.2), and the link must prove that identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootstrapNode {
+    pub node_id: Option<NodeId>,
+    pub address: Address,
+}
+
+/// Parses `ADDRESS` or `ID@ADDRESS`; the error says what is wrong.
+pub fn parse_bootstrap(text: &str) -> Result<BootstrapNode, String> {
+    let (node_id, rest) = match text.split_once('@') {
+        Some((id, rest)) => {
+            let id = NodeId::from_hex(id).map_err(|e| {
+                format!("bootstrap node {text:?}: the part before '@' is not a node id ({e}); write ID@ADDRESS with the 64 hex digits `veil keygen` printed")
+            })?;
+            (Some(id), rest)
+        }
+        None => (None, text),
+    };
+    Ok(BootstrapNode {
+        node_id,
+        address: parse(rest)?,
+    })
+}
+
+/// Bootstrap nodes in TOML: one string or a list of them.
+pub fn deserialize_bootstrap_list<'de, D>(
+    deserializer: D,
+) -> Result<Option<Vec<BootstrapNode>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let Some(texts) = one_or_many(deserializer)? else {
+        return Ok(None);
+    };
+    texts
+        .iter()
+        .map(|t| parse_bootstrap(t))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+/// One string or a list of them.
+fn one_or_many<'de, D>(deserializer: D) -> Result<Option<Vec<String>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(deserializer)? {
+        None => None,
+        Some(OneOrMany::One(t)) => Some(vec![t]),
+        Some(OneOrMany::Many(ts)) => Some(ts),
+    })
+}
 
 /// Parses one address; the error says what is wrong and what is accepted.
 pub fn parse(text: &str) -> Result<Address, String> {
@@ -38,16 +103,8 @@ pub fn deserialize_list<'de, D>(deserializer: D) -> Result<Option<Vec<Address>>,
 where
     D: Deserializer<'de>,
 {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    let texts = match Option::<OneOrMany>::deserialize(deserializer)? {
-        None => return Ok(None),
-        Some(OneOrMany::One(t)) => vec![t],
-        Some(OneOrMany::Many(ts)) => ts,
+    let Some(texts) = one_or_many(deserializer)? else {
+        return Ok(None);
     };
     texts
         .iter()
@@ -78,6 +135,24 @@ mod tests {
         let e = parse("udp://1.2.3.4:5").unwrap_err();
         assert!(e.contains("unknown scheme") && e.contains("quic://"), "{e}");
         let e = parse("quic://localhost:5").unwrap_err();
+        assert!(e.contains("not IP:PORT"), "{e}");
+    }
+
+    #[test]
+    fn a_bootstrap_node_may_carry_its_id() {
+        let plain = parse_bootstrap("127.0.0.1:7700").unwrap();
+        assert_eq!(plain.node_id, None);
+        assert_eq!(plain.address, parse("127.0.0.1:7700").unwrap());
+        let id = "ab".repeat(32);
+        let keyed = parse_bootstrap(&format!("{id}@quic://[::1]:7700")).unwrap();
+        assert_eq!(keyed.node_id, Some(NodeId([0xab; 32])));
+        assert_eq!(keyed.address, parse("quic://[::1]:7700").unwrap());
+        let e = parse_bootstrap("abc@127.0.0.1:7700").unwrap_err();
+        assert!(
+            e.contains("not a node id") && e.contains("ID@ADDRESS"),
+            "{e}"
+        );
+        let e = parse_bootstrap(&format!("{id}@nowhere")).unwrap_err();
         assert!(e.contains("not IP:PORT"), "{e}");
     }
 }

@@ -7,8 +7,9 @@ use serde::Deserialize;
 use veil_core::identity::{Address, Transport};
 use veil_node::control_address::{ControlAddress, SOCKET_FILE};
 
+use crate::address::{self, BootstrapNode};
+use crate::data_dir;
 use crate::logger::{self, LogFormat};
-use crate::{address, data_dir};
 
 /// The default listen port, for TCP and (when built with QUIC) UDP.
 const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
@@ -27,9 +28,11 @@ pub struct FileConfig {
     /// wildcard address or behind NAT.
     #[serde(default, deserialize_with = "address::deserialize_list")]
     pub advertise: Option<Vec<Address>>,
-    /// Nodes to dial while this node has no link.
-    #[serde(default, deserialize_with = "address::deserialize_list")]
-    pub bootstrap: Option<Vec<Address>>,
+    /// Nodes to dial while this node has no link: addresses, each written
+    /// `ID@ADDRESS` when the node's id is known (needed to reach a
+    /// probe-resistant node).
+    #[serde(default, deserialize_with = "address::deserialize_bootstrap_list")]
+    pub bootstrap: Option<Vec<BootstrapNode>>,
     /// Dial peers over QUIC first (racing TCP after
     /// `transport_race_delay_ms`); default: whether this node listens for
     /// QUIC.
@@ -88,6 +91,11 @@ pub struct FileConfig {
     /// its keys are `service.key` in the data directory (made at first
     /// start), its signed descriptor is kept in `service.descriptor` there.
     pub service: Option<bool>,
+    /// Answer only dialers that know this node's id (from its descriptor),
+    /// so that a prober who knows just the address gets silence (link spec
+    /// §2.2). Others cannot then bootstrap from this node by address alone.
+    /// Default false.
+    pub probe_resistant: Option<bool>,
 }
 
 /// Everything `veil node` runs with.
@@ -96,7 +104,7 @@ pub struct Settings {
     pub listen_tcp: SocketAddr,
     pub listen_quic: Option<SocketAddr>,
     pub advertise: Vec<Address>,
-    pub bootstrap: Vec<Address>,
+    pub bootstrap: Vec<BootstrapNode>,
     pub quic_dials: bool,
     pub transport_race_delay_ms: u64,
     pub data_dir: PathBuf,
@@ -117,13 +125,14 @@ pub struct Settings {
     pub introducers: usize,
     pub reachability: veil_core::node::Reachability,
     pub service: bool,
+    pub probe_resistant: bool,
 }
 
 /// Flags that override the file.
 #[derive(Debug, Default)]
 pub struct Overrides {
     pub listen: Vec<Address>,
-    pub bootstrap: Vec<Address>,
+    pub bootstrap: Vec<BootstrapNode>,
     pub data_dir: Option<PathBuf>,
     pub control: Option<ControlAddress>,
     pub log_level: Option<String>,
@@ -200,6 +209,7 @@ pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
     let (listen_tcp, listen_quic) = listeners(&listen)?;
     if let Some(a) = bootstrap
         .iter()
+        .map(|b| &b.address)
         .chain(file.advertise.iter().flatten())
         .find(|a| a.transport == Transport::Quic && !cfg!(feature = "quic"))
     {
@@ -243,6 +253,7 @@ pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
             (None, _) => veil_core::node::Reachability::Public,
         },
         service: file.service.unwrap_or(false),
+        probe_resistant: file.probe_resistant.unwrap_or(false),
     };
     if settings.introducers > veil_core::identity::MAX_INTRODUCERS {
         return Err(format!(
@@ -453,6 +464,7 @@ mod tests {
             introducers,
             reachability,
             service,
+            probe_resistant,
         } = &all;
         let set = [
             listen.is_some(),
@@ -477,6 +489,7 @@ mod tests {
             introducers.is_some(),
             reachability.is_some(),
             service.is_some(),
+            probe_resistant.is_some(),
         ];
         assert!(
             set.iter().all(|&x| x),
@@ -504,7 +517,7 @@ mod tests {
             }
             previous = line;
         }
-        assert_eq!(settings, 22, "one line per field of FileConfig");
+        assert_eq!(settings, 23, "one line per field of FileConfig");
     }
 
     #[test]
@@ -514,7 +527,7 @@ mod tests {
         let many: FileConfig =
             toml::from_str(r#"bootstrap = ["127.0.0.1:1", "quic://127.0.0.2:1"]"#).unwrap();
         let many = many.bootstrap.unwrap();
-        assert_eq!(many[1].transport, Transport::Quic);
+        assert_eq!(many[1].address.transport, Transport::Quic);
         assert!(toml::from_str::<FileConfig>(r#"listen = "udp://1.2.3.4:5""#).is_err());
     }
 }

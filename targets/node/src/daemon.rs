@@ -40,10 +40,11 @@ pub struct NodeArgs {
     /// one per transport [default: TCP and QUIC on 127.0.0.1:7700].
     #[arg(long, value_parser = address::parse)]
     listen: Vec<Address>,
-    /// A node to dial while unlinked, IP:PORT (TCP) or quic://IP:PORT
-    /// (repeatable; replaces the config's list).
-    #[arg(long, value_parser = address::parse)]
-    bootstrap: Vec<Address>,
+    /// A node to dial while unlinked, IP:PORT (TCP) or quic://IP:PORT,
+    /// written ID@ADDRESS when its node id is known (a probe-resistant node
+    /// answers only then); repeatable, replaces the config's list.
+    #[arg(long, value_parser = address::parse_bootstrap, value_name = "[ID@]ADDRESS")]
+    bootstrap: Vec<address::BootstrapNode>,
     /// Directory for the identity key, the node table and the control
     /// socket; only its owner may access it [default:
     /// $XDG_DATA_HOME/veil or ~/.local/share/veil].
@@ -321,6 +322,7 @@ fn node_config(settings: &Settings) -> NodeConfig {
             settings.introducers
         },
         reachability: settings.reachability,
+        answer_unkeyed_dials: !settings.probe_resistant,
         ..NodeConfig::default()
     }
 }
@@ -361,9 +363,9 @@ fn restore(rt: &mut Runtime, saved: &snapshot::SavedTable, settings: &Settings) 
             settings.data_dir.join(snapshot::FILE).display()
         );
     }
-    for &address in &settings.bootstrap {
-        if let Err(e) = rt.add_bootstrap_address(address) {
-            log::warn!("bootstrap address {} not used: {e}", address.socket);
+    for node in &settings.bootstrap {
+        if let Err(e) = rt.add_bootstrap_node(node.address, node.node_id) {
+            log::warn!("bootstrap address {} not used: {e}", node.address.socket);
         }
     }
     // Relays of the saved table fill the bootstrap list after the
@@ -371,7 +373,7 @@ fn restore(rt: &mut Runtime, saved: &snapshot::SavedTable, settings: &Settings) 
     // down or hung links up from what it knew (issue 11). The list holds
     // `MAX_BOOTSTRAP`; what does not fit is not given.
     for addr in saved_bootstrap::relay_addresses(known) {
-        if settings.bootstrap.iter().any(|a| a.socket == addr) {
+        if settings.bootstrap.iter().any(|b| b.address.socket == addr) {
             continue;
         }
         if rt.add_bootstrap(addr).is_err() {

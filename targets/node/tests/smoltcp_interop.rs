@@ -317,9 +317,7 @@ impl Station {
             zero,
             SetAddresses::from_slice(&[tcp_address(TAP_IP.into(), PORT)]),
         );
-        let bootstrap = AddBootstrap {
-            address: tcp_address([10, 1, 0, 1].into(), PORT),
-        };
+        let bootstrap = AddBootstrap::address(tcp_address([10, 1, 0, 1].into(), PORT));
         node.handle(zero, bootstrap)
             .expect("room for a bootstrap address");
         Station {

@@ -296,10 +296,22 @@ impl Runtime {
     /// listening address is ignored, so a bootstrap list shared by every
     /// node can include the node itself.
     pub fn add_bootstrap_address(&mut self, address: Address) -> Result<(), AddBootstrapError> {
+        self.add_bootstrap_node(address, None)
+    }
+
+    /// [`add_bootstrap_address`](Self::add_bootstrap_address) with the
+    /// node's id, when it is known (`id@address`): the dial is then marked
+    /// for that node, which a probe-resistant node requires (link spec
+    /// §2.2), and must reach it.
+    pub fn add_bootstrap_node(
+        &mut self,
+        address: Address,
+        node_id: Option<NodeId>,
+    ) -> Result<(), AddBootstrapError> {
         if address.socket == self.io.local_addr {
             return Ok(());
         }
-        self.handle(AddBootstrap { address })
+        self.handle(AddBootstrap { address, node_id })
     }
 
     /// [`add_bootstrap_address`](Self::add_bootstrap_address) for a TCP

@@ -25,8 +25,9 @@ pub const MAGIC: [u8; 8] = *b"VEILTRCE";
 /// `NodeConfig`); version 4 adds the node table's
 /// `NodeConfig::feeler_interval` and the `AddAnchor` input; version 5
 /// adds `NodeConfig::introducers`; version 6 adds
-/// `NodeConfig::reachability` (before `introducers`).
-pub const VERSION: u16 = 6;
+/// `NodeConfig::reachability` (before `introducers`); version 7 adds
+/// `NodeConfig::answer_unkeyed_dials` (last) and `AddBootstrap::node_id`.
+pub const VERSION: u16 = 7;
 
 /// A checkpoint record follows every this many input and poll records.
 pub const CHECKPOINT_EVERY: u64 = 64;

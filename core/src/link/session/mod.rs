@@ -27,7 +27,7 @@ use super::frame::{
     Cell, CELL_LEN, KIND_LEN, LENGTH_PREFIX_LEN, MAX_MESSAGE_LEN, MIN_MAX_MESSAGE_LEN, TAG_LEN,
 };
 use super::hello::HELLO_LEN;
-use super::obfs::{refusal_draw, HiddenEphemeral, LengthMask, REPRESENTATIVE_LEN};
+use super::obfs::{mark_epoch, refusal_draw, HiddenEphemeral, LengthMask, REPRESENTATIVE_LEN};
 use super::rtt::RttEstimator;
 use super::stats::LinkStats;
 use super::PROLOGUE;
@@ -119,6 +119,15 @@ pub struct LinkParams<'a> {
     /// its first message with it (link spec §2). A responder without one
     /// takes only first messages marked with the all-zero key.
     pub local_id: Option<NodeId>,
+    /// Whether this responder also answers a first message marked with the
+    /// all-zero key: one from a dialler that knew only its address (a
+    /// bootstrap address without a node id). A node that must not be
+    /// confirmable by a prober who knows its address sets this `false`
+    /// (link spec §2.2).
+    pub answer_unkeyed: bool,
+    /// Wall-clock Unix seconds now: the mark of the first message covers
+    /// its ten-minute epoch (link spec §2.2).
+    pub unix_time: u64,
     /// The node's encoded hello.
     pub hello: [u8; HELLO_LEN],
     /// The largest message we accept (advertised in `hello`).
@@ -143,6 +152,8 @@ impl core::fmt::Debug for LinkParams<'_> {
             .field("static_keypair", self.static_keypair)
             .field("handshake_seed", &"<redacted>")
             .field("local_id", &self.local_id)
+            .field("answer_unkeyed", &self.answer_unkeyed)
+            .field("unix_time", &self.unix_time)
             .field("local_max_message_len", &self.local_max_message_len)
             .field("config", &self.config)
             .field(
@@ -175,6 +186,14 @@ struct Handshake {
     masks: Option<(LengthMask, LengthMask)>,
     /// The responder's own id, the key of the mark it accepts.
     local_id: Option<NodeId>,
+    /// Whether a responder takes marks under the all-zero key too.
+    answer_unkeyed: bool,
+    /// The mark epoch at the session's start (`obfs::mark_epoch`).
+    epoch: u64,
+    /// The mark of an accepted first message, until the node has checked
+    /// it against its replay filter ([`LinkSession::take_first_mark`]).
+    #[cfg(feature = "replay-filter")]
+    first_mark: Option<[u8; super::obfs::MARK_LEN]>,
 }
 
 impl Handshake {
@@ -348,6 +367,10 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
                 padding_key: hidden.padding_key,
                 masks: None,
                 local_id: params.local_id,
+                answer_unkeyed: params.answer_unkeyed,
+                epoch: mark_epoch(params.unix_time),
+                #[cfg(feature = "replay-filter")]
+                first_mark: None,
             }),
             // Only reachable if the node passed inconsistent keys, or a seed
             // that gave 64 unrepresentable keys in a row (a broken CSPRNG);
@@ -675,6 +698,32 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
 }
 
 impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
+    /// The mark of the first message this responder just accepted, once:
+    /// the node checks it against its replay filter before anything is
+    /// answered (message 2 is written only by
+    /// [`poll_transmit`](Self::poll_transmit)), and calls
+    /// [`refuse_replayed`](Self::refuse_replayed) if it saw the mark before.
+    #[cfg(feature = "replay-filter")]
+    pub fn take_first_mark(&mut self) -> Option<[u8; super::obfs::MARK_LEN]> {
+        match &mut self.state {
+            State::Handshaking(h) => h.first_mark.take(),
+            _ => None,
+        }
+    }
+
+    /// Refuses a first message whose mark the node has seen before (a
+    /// replay, link spec §2.2) exactly as an unmarked one: nothing is
+    /// answered, the peer's bytes are read on and the link ends at a random
+    /// point. Does nothing once message 2 has been written (step 2).
+    #[cfg(feature = "replay-filter")]
+    pub fn refuse_replayed(&mut self, now: Instant) {
+        if self.role == LinkRole::Responder
+            && matches!(&self.state, State::Handshaking(h) if h.step <= 1)
+        {
+            self.refuse(now);
+        }
+    }
+
     /// Refuses an unmarked first message: from now on every byte is read
     /// and dropped until a random number of them (256 to 16 KiB) or a
     /// random moment (1 s to the handshake timeout after the link opened)
@@ -740,6 +789,8 @@ mod tests {
             static_keypair: &keypair,
             handshake_seed: [0x5a; 32],
             local_id: None,
+            answer_unkeyed: true,
+            unix_time: 0,
             hello: [0; HELLO_LEN],
             local_max_message_len: MIN_MAX_MESSAGE_LEN,
             config: LinkConfig::default(),

@@ -7,7 +7,7 @@ use crate::identity::NodeId;
 use crate::time::Instant;
 
 use super::super::close::CloseReason;
-use subtle::ConstantTimeEq;
+use subtle::{Choice, ConstantTimeEq};
 use zeroize::Zeroizing;
 
 use super::super::frame::{Cell, Frame, CELL_LEN, KIND_LEN, LENGTH_PREFIX_LEN, TAG_LEN};
@@ -389,23 +389,35 @@ fn read_first_header(h: &mut Handshake, header: &[u8]) -> Result<usize, CloseRea
         .first_chunk::<LENGTH_PREFIX_LEN>()
         .ok_or(CloseReason::ProtocolViolation)?;
     let own_key = h.local_id.map_or([0; 32], |id| *id.as_bytes());
-    let (own_mark, own_mask) = first_message_mark(&own_key, representative);
-    let (open_mark, open_mask) = first_message_mark(&[0; 32], representative);
-    // Both marks are computed and compared whatever the outcome.
-    let own = own_mark.ct_eq(mark);
-    let open = open_mark.ct_eq(mark);
-    let mask = if bool::from(own) {
-        own_mask
-    } else if bool::from(open) {
-        open_mask
-    } else {
-        return Err(CloseReason::ProtocolViolation);
-    };
+    // Every candidate (both keys, three epochs) is computed and compared
+    // whatever the outcome, so the time taken says nothing about which
+    // matched.
+    let mut found: Option<[u8; 2]> = None;
+    for candidate in 0..6u8 {
+        let unkeyed = candidate & 1 == 1;
+        let key = if unkeyed { [0; 32] } else { own_key };
+        // Epochs e − 1, e, e + 1 (at e = 0, epoch 0 twice).
+        let epoch = h
+            .epoch
+            .saturating_add(u64::from(candidate >> 1))
+            .saturating_sub(1)
+            .max(h.epoch.saturating_sub(1));
+        let (candidate_mark, candidate_mask) = first_message_mark(&key, representative, epoch);
+        let allowed = Choice::from(u8::from(!unkeyed || h.answer_unkeyed));
+        if bool::from(candidate_mark.ct_eq(mark) & allowed) {
+            found = Some(candidate_mask);
+        }
+    }
+    let mask = found.ok_or(CloseReason::ProtocolViolation)?;
     let padding = usize::from(u16::from_be_bytes(masked(*wire_len, mask)));
     if padding > MAX_HANDSHAKE_PADDING {
         return Err(CloseReason::ProtocolViolation);
     }
     h.peer_representative = *representative;
+    #[cfg(feature = "replay-filter")]
+    {
+        h.first_mark = Some(*mark);
+    }
     Ok(FIRST_HEADER_LEN.saturating_add(padding))
 }
 

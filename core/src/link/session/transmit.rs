@@ -296,7 +296,7 @@ fn write_first(
     let (header_out, pad_out) = out
         .split_first_chunk_mut::<FIRST_HEADER_LEN>()
         .ok_or(true)?;
-    *header_out = first_message_header(&key, &h.representative, padding);
+    *header_out = first_message_header(&key, &h.representative, h.epoch, padding);
     fill_padding(&h.padding_key, pad_out);
     Ok(total)
 }

@@ -188,8 +188,9 @@ impl NodeMetrics {
         );
         r.register(
             "inbound_connections_refused",
-            "Inbound connections refused before any handshake, by reason: network_full \
-             (their address prefix held its share) or table_full (no slot to give)",
+            "Inbound connections refused, by reason: network_full (their address prefix \
+             held its share), table_full (no slot to give), both before any handshake, or \
+             replayed (a first handshake message seen before, refused in silence)",
             self.inbound_refused.clone(),
         );
         r.register(

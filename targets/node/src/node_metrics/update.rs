@@ -161,6 +161,7 @@ impl NodeMetrics {
         for (reason, total) in [
             ("network_full", refused.network_full),
             ("table_full", refused.table_full),
+            ("replayed", refused.replayed),
         ] {
             set_total(
                 &self.inbound_refused.get_or_create(&ReasonLabels { reason }),
