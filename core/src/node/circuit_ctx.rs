@@ -285,6 +285,19 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
                     (Some(hop), destination) if build_failure => {
                         if destination != Some(hop) {
                             self.table.record_failure(&hop);
+                            // The last relay failed: for a destination
+                            // reached through introducers, one of them,
+                            // which the node table may not hold (then
+                            // nothing records the failure, and the next
+                            // draw could pick it again and again). The next
+                            // path avoids it once, as after a lost circuit.
+                            if let (true, Some(dest)) = (
+                                super::introducers::INTRODUCERS
+                                    && path.relays().last() == Some(&hop),
+                                destination,
+                            ) {
+                                self.circuits.avoid_next(dest, &[hop]);
+                            }
                         } else if let Some(last) = path.relays().last() {
                             // The last relay could not reach the
                             // destination: for one reached through

@@ -168,7 +168,7 @@ impl CircuitState {
     /// build to `dest` starts ([`avoided`](Self::avoided)): a path drawn
     /// while the link to its first hop is still being dialled is drawn
     /// again once the link is up, and must avoid them too.
-    fn avoid_for(&self, dest: NodeId) -> &[NodeId] {
+    pub(crate) fn avoid_for(&self, dest: NodeId) -> &[NodeId] {
         match &self.avoid {
             Some((d, relays)) if *d == dest => relays,
             _ => &[],

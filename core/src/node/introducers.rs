@@ -168,16 +168,28 @@ impl<P: Profile> Node<P> {
         }
         let own = self.identity.node_id();
         let now = self.now;
-        let mut usable: Vec<Introducer, MAX_INTRODUCERS> = entry
+        let listed: Vec<Introducer, MAX_INTRODUCERS> = entry
             .descriptor
             .introducers()
             .filter(|i| i.node_id != own && !avoid.contains(&i.node_id))
+            .collect();
+        let mut usable: Vec<Introducer, MAX_INTRODUCERS> = listed
+            .iter()
+            .copied()
             .filter(|i| {
                 table
                     .get(&i.node_id)
                     .is_none_or(|e| e.is_healthy(unix) && e.health.available(now))
             })
             .collect();
+        // None the table vouches for: one it marked failing or backed off
+        // beats none. An introducer the table does not hold always passes
+        // the filter, failures and all (nothing records them), so without
+        // this a dead one it does not hold would be drawn every time, and
+        // a current one it does hold, failing as a relay, never.
+        if usable.is_empty() {
+            usable = listed;
+        }
         // Not one of this node's guards if it can be helped: a guard is
         // the first hop, and the same relay cannot be the last one too.
         let guards = &self.circuits.guards;
@@ -186,5 +198,133 @@ impl<P: Profile> Node<P> {
         }
         let pick = crate::discovery::random_index(&mut self.rng, usable.len())?;
         usable.get(pick).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::circuit::{CircuitContext, CircuitEvent, CircuitHandle};
+    use crate::discovery::{Path, MAX_HEALTHY_FAILURES};
+    use crate::identity::{Address, DescriptorRepr, Identity, Transport, MAX_DESCRIPTOR_LEN};
+    use crate::node::{LearnDescriptor, LinkSlot, NodeConfig, RecordPeerFailure};
+    use crate::time::Instant;
+
+    crate::node_profile! {
+        struct Small {
+            link_receive: 2 + 4096, link_send_queue: 8, events: 8, peers: 16,
+            relayed: 4, own: 2, message: 1024,
+            links: [LinkSlot<Small>; 2],
+            messages: [crate::message::MessageSlot<[u8; 1024]>; 2],
+        }
+    }
+
+    const UNIX: u64 = 1_800_000_000;
+
+    fn node() -> Node<Small> {
+        let config = NodeConfig {
+            unix_time_at_zero: UNIX,
+            ..NodeConfig::default()
+        };
+        let links = core::array::from_fn(|_| LinkSlot::new());
+        let messages = core::array::from_fn(|_| crate::message::MessageSlot::new());
+        Node::new(
+            config,
+            Identity::from_secret_bytes([1; 32]),
+            [1; 32],
+            links,
+            messages,
+        )
+    }
+
+    fn address(seed: u8) -> Address {
+        Address {
+            transport: Transport::Tcp,
+            socket: ([10, seed, 0, 1], 7000).into(),
+        }
+    }
+
+    /// A descriptor of node `seed`: a relay at an address, or (with
+    /// `introducers`) a node reached through them.
+    fn descriptor(seed: u8, introducers: &[Introducer]) -> (NodeId, std::vec::Vec<u8>) {
+        let identity = Identity::from_secret_bytes([seed; 32]);
+        let repr = DescriptorRepr {
+            identity: identity.public(),
+            onion_key: [seed; 32],
+            relay: introducers.is_empty(),
+            issued_at: UNIX,
+            expires_at: UNIX + 3600,
+            addresses: if introducers.is_empty() {
+                core::iter::once(address(seed)).collect()
+            } else {
+                heapless::Vec::new()
+            },
+        };
+        let mut buf = [0u8; MAX_DESCRIPTOR_LEN];
+        let n = repr
+            .emit_signed_introduced(introducers, &identity, &mut buf)
+            .unwrap();
+        (identity.node_id(), buf[..n].to_vec())
+    }
+
+    fn introducer(seed: u8) -> Introducer {
+        Introducer {
+            node_id: Identity::from_secret_bytes([seed; 32]).node_id(),
+            onion_key: [seed; 32],
+            address: address(seed),
+        }
+    }
+
+    /// The destination lists two introducers: `unknown`, which the sender's
+    /// table does not hold, and `failing`, which it holds marked failing
+    /// (as a relay on other circuits). The sender's copy of the list is
+    /// older than the destination's, which has dropped `unknown` since.
+    fn sender() -> (Node<Small>, NodeId, Introducer, Introducer) {
+        let mut n = node();
+        let (unknown, failing) = (introducer(20), introducer(21));
+        let (failing_id, failing_desc) = descriptor(21, &[]);
+        assert_eq!(failing_id, failing.node_id);
+        let (dest, dest_desc) = descriptor(30, &[unknown, failing]);
+        for d in [&failing_desc, &dest_desc] {
+            n.handle(Instant::ZERO, LearnDescriptor { descriptor: d })
+                .unwrap();
+        }
+        for _ in 0..MAX_HEALTHY_FAILURES {
+            n.handle(Instant::ZERO, RecordPeerFailure { peer: failing_id });
+        }
+        assert!(n.discovery.table().get(&unknown.node_id).is_none());
+        (n, dest, unknown, failing)
+    }
+
+    #[test]
+    fn an_introducer_the_table_marks_failing_is_drawn_when_the_other_is_avoided() {
+        let (mut n, dest, unknown, failing) = sender();
+        // The table vouches for neither; the one it does not hold passes.
+        for _ in 0..8 {
+            assert_eq!(n.introducer_for(&dest, &[]), Some(unknown));
+        }
+        // Once that one is avoided, the failing one beats none.
+        assert_eq!(n.introducer_for(&dest, &[unknown.node_id]), Some(failing));
+    }
+
+    #[test]
+    fn a_build_that_fails_at_an_introducer_makes_the_next_path_avoid_it() {
+        let (mut n, dest, unknown, failing) = sender();
+        let guard = introducer(40).node_id;
+        let middle = introducer(41).node_id;
+        let path = Path::from_hops(&[guard, middle, unknown.node_id, dest]).unwrap();
+        // The build timed out adding the introducer, which the node table
+        // does not hold, so nothing in the table records it.
+        n.with_engine(|_, ctx, _| {
+            ctx.event(CircuitEvent::Closed {
+                circuit: CircuitHandle(7),
+                path,
+                reason: crate::cell::DestroyReason::Timeout,
+                failed_hop: Some(unknown.node_id),
+            })
+        });
+        assert_eq!(n.circuits.avoid_for(dest), &[unknown.node_id]);
+        let avoid: heapless::Vec<NodeId, 4> = n.circuits.avoid_for(dest).iter().copied().collect();
+        assert_eq!(n.introducer_for(&dest, &avoid), Some(failing));
     }
 }
