@@ -89,7 +89,11 @@ pub(crate) struct Dialer {
     queue: Deque<DialRequest, { 2 * MAX_PENDING_DIALS + MAX_BOOTSTRAP }>,
     pending: Vec<Pending, MAX_PENDING_DIALS>,
     /// Bootstrap addresses, each with the node id the operator gave, if any.
+    #[cfg(feature = "keyed-bootstrap")]
     bootstrap: Vec<(Address, Option<NodeId>), MAX_BOOTSTRAP>,
+    /// Bootstrap addresses.
+    #[cfg(not(feature = "keyed-bootstrap"))]
+    bootstrap: Vec<Address, MAX_BOOTSTRAP>,
     next_bootstrap: Instant,
     /// Wait before the next bootstrap round: 1 s, doubling up to the
     /// configured retry, back to 1 s once linked.
@@ -263,15 +267,29 @@ impl Dialer {
     }
 
     /// Whether `address` is a bootstrap address.
+    #[cfg(feature = "keyed-bootstrap")]
     pub(crate) fn is_bootstrap(&self, address: &Address) -> bool {
         self.bootstrap.iter().any(|(a, _)| a == address)
     }
 
+    /// Whether `address` is a bootstrap address.
+    #[cfg(not(feature = "keyed-bootstrap"))]
+    pub(crate) fn is_bootstrap(&self, address: &Address) -> bool {
+        self.bootstrap.contains(address)
+    }
+
     /// Whether `peer` was given as a bootstrap node's id (`id@address`).
+    #[cfg(feature = "keyed-bootstrap")]
     pub(crate) fn is_bootstrap_peer(&self, peer: &NodeId) -> bool {
         self.bootstrap
             .iter()
             .any(|(_, id)| id.as_ref() == Some(peer))
+    }
+
+    /// Never: this build keeps no bootstrap node ids.
+    #[cfg(not(feature = "keyed-bootstrap"))]
+    pub(crate) fn is_bootstrap_peer(&self, _peer: &NodeId) -> bool {
+        false
     }
 
     /// Dials outstanding to known peers under our identity.
@@ -282,12 +300,19 @@ impl Dialer {
     /// Adds a bootstrap address, with the node id if it was given (a second
     /// entry for the same address replaces the id); `false` if the list is
     /// full.
+    #[cfg(feature = "keyed-bootstrap")]
     pub(crate) fn add_bootstrap(&mut self, address: Address, node_id: Option<NodeId>) -> bool {
         if let Some(entry) = self.bootstrap.iter_mut().find(|(a, _)| *a == address) {
             entry.1 = node_id;
             return true;
         }
         self.bootstrap.push((address, node_id)).is_ok()
+    }
+
+    /// Adds a bootstrap address; `false` if the list is full.
+    #[cfg(not(feature = "keyed-bootstrap"))]
+    pub(crate) fn add_bootstrap(&mut self, address: Address) -> bool {
+        self.bootstrap.contains(&address) || self.bootstrap.push(address).is_ok()
     }
 
     /// With no established link, dials every bootstrap address: at once,
@@ -308,12 +333,16 @@ impl Dialer {
         }
         self.next_bootstrap = now.saturating_add(self.bootstrap_backoff.min(retry));
         self.bootstrap_backoff = self.bootstrap_backoff.saturating_mul(2).min(retry);
-        for (address, node_id) in &self.bootstrap {
+        #[cfg(feature = "keyed-bootstrap")]
+        let entries = self.bootstrap.iter().copied();
+        #[cfg(not(feature = "keyed-bootstrap"))]
+        let entries = self.bootstrap.iter().map(|a| (*a, None));
+        for (address, node_id) in entries {
             // With the node's id the dial is marked for it (link spec §2.2)
             // and must reach that node; without, whoever answers.
             let request = DialRequest {
-                peer: *node_id,
-                address: *address,
+                peer: node_id,
+                address,
                 anonymous: false,
             };
             if !self.queue.iter().any(|r| *r == request) {

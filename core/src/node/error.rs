@@ -190,6 +190,9 @@ pub enum AddBootstrapError {
     /// The node keeps [`MAX_BOOTSTRAP`](super::MAX_BOOTSTRAP) addresses and
     /// has that many.
     ListFull,
+    /// A node id was given with the address, and this build leaves out the
+    /// core feature `keyed-bootstrap` that keeps it.
+    NodeIdUnsupported,
 }
 
 impl fmt::Display for AddBootstrapError {
@@ -199,6 +202,10 @@ impl fmt::Display for AddBootstrapError {
                 f,
                 "the bootstrap list is full ({} addresses); give fewer bootstrap nodes",
                 super::MAX_BOOTSTRAP
+            ),
+            AddBootstrapError::NodeIdUnsupported => f.write_str(
+                "this build cannot dial a bootstrap node by its id (core feature \
+                 `keyed-bootstrap`); give the address alone",
             ),
         }
     }

@@ -79,7 +79,16 @@ impl<P: Profile> Node<P> {
         _now: Instant,
         input: AddBootstrap,
     ) -> Result<(), AddBootstrapError> {
-        if self.dialer.add_bootstrap(input.address, input.node_id) {
+        #[cfg(feature = "keyed-bootstrap")]
+        let added = self.dialer.add_bootstrap(input.address, input.node_id);
+        #[cfg(not(feature = "keyed-bootstrap"))]
+        let added = {
+            if input.node_id.is_some() {
+                return Err(AddBootstrapError::NodeIdUnsupported);
+            }
+            self.dialer.add_bootstrap(input.address)
+        };
+        if added {
             Ok(())
         } else {
             Err(AddBootstrapError::ListFull)
