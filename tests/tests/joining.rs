@@ -5,7 +5,11 @@
 //! idle links for newcomers (relay spec §10, "Outbound links, hand-off and
 //! pruning"). Links that carry circuits are never closed for room.
 
+mod common;
+
 use std::time::Instant as WallClock;
+
+use common::linked_to;
 
 use veil_core::link::{CloseReason, LinkPhase, LinkRole};
 use veil_core::node::{AddBootstrap, Event, NodeConfig};
@@ -154,14 +158,6 @@ fn closes_to(sim: &Sim, node: NodeIndex, peer: NodeIndex) -> Vec<CloseReason> {
             _ => None,
         })
         .collect()
-}
-
-fn linked_to(sim: &Sim, node: NodeIndex, peer: NodeIndex) -> bool {
-    let id = sim.node_id(peer);
-    sim.node(node)
-        .core
-        .links()
-        .any(|l| l.phase == LinkPhase::Established && l.peer == Some(id))
 }
 
 /// A full node prunes idle inbound links for newcomers, youngest first,

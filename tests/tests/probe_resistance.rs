@@ -3,10 +3,12 @@
 //! address (`id@address`), and by no node given the address alone: that
 //! node's first message, marked with the all-zero key, gets silence.
 
-use veil_core::link::LinkPhase;
+mod common;
+
+use common::linked_to;
 use veil_core::node::{AddBootstrap, NodeConfig};
 use veil_core::time::Duration;
-use veil_sim::{NodeIndex, Sim};
+use veil_sim::Sim;
 
 const UNIX_AT_ZERO: u64 = 1_800_000_000;
 
@@ -15,15 +17,6 @@ fn config() -> NodeConfig {
         unix_time_at_zero: UNIX_AT_ZERO,
         ..NodeConfig::default()
     }
-}
-
-/// Whether `node` has an established link to `peer`.
-fn linked(sim: &Sim, node: NodeIndex, peer: NodeIndex) -> bool {
-    let id = sim.node_id(peer);
-    sim.node(node)
-        .core
-        .links()
-        .any(|l| l.phase == LinkPhase::Established && l.peer == Some(id))
 }
 
 #[test]
@@ -51,11 +44,11 @@ fn a_probe_resistant_bootstrap_node_is_joined_through_with_its_id_only() {
     sim.handle(unkeyed, AddBootstrap::address(address)).unwrap();
     sim.run_for(Duration::from_secs(20));
     assert!(
-        linked(&sim, keyed, hidden_bridge),
+        linked_to(&sim, keyed, hidden_bridge),
         "the node given the id joined"
     );
     assert!(
-        !linked(&sim, unkeyed, hidden_bridge),
+        !linked_to(&sim, unkeyed, hidden_bridge),
         "the node given the address alone was answered"
     );
     // The bridge refused the zero-key first messages in silence, and the
@@ -82,6 +75,6 @@ fn a_bootstrap_id_that_is_not_the_nodes_is_refused() {
     )
     .unwrap();
     sim.run_for(Duration::from_secs(20));
-    assert!(!linked(&sim, joiner, bridge));
-    assert!(!linked(&sim, joiner, other));
+    assert!(!linked_to(&sim, joiner, bridge));
+    assert!(!linked_to(&sim, joiner, other));
 }

@@ -291,11 +291,10 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
                             // nothing records the failure, and the next
                             // draw could pick it again and again). The next
                             // path avoids it once, as after a lost circuit.
-                            if let (true, Some(dest)) = (
+                            if let Some(dest) = destination.filter(|_| {
                                 super::introducers::INTRODUCERS
-                                    && path.relays().last() == Some(&hop),
-                                destination,
-                            ) {
+                                    && path.relays().last() == Some(&hop)
+                            }) {
                                 self.circuits.avoid_next(dest, &[hop]);
                             }
                         } else if let Some(last) = path.relays().last() {

@@ -183,58 +183,25 @@ fn add_to_sample(
 mod tests {
     use super::*;
     use crate::discovery::MAX_HEALTHY_FAILURES;
-    use crate::identity::{Address, DescriptorRepr, Identity, Transport};
-    use crate::node::{LearnDescriptor, LinkSlot, NodeConfig, RecordPeerFailure, SetGuards};
+    use crate::identity::{Address, Transport};
+    use crate::node::test_nodes::{signed_descriptor, small_node, Small, UNIX};
+    use crate::node::{LearnDescriptor, RecordPeerFailure, SetGuards};
     use crate::time::Instant;
 
-    crate::node_profile! {
-        struct Small {
-            link_receive: 2 + 4096, link_send_queue: 8, events: 8, peers: 16,
-            relayed: 4, own: 2, message: 1024,
-            links: [LinkSlot<Small>; 2],
-            messages: [crate::message::MessageSlot<[u8; 1024]>; 2],
-        }
-    }
-
-    const UNIX: u64 = 1_800_000_000;
-
     fn node() -> Node<Small> {
-        let config = NodeConfig {
-            unix_time_at_zero: UNIX,
-            ..NodeConfig::default()
-        };
-        let links = core::array::from_fn(|_| LinkSlot::new());
-        let messages = core::array::from_fn(|_| crate::message::MessageSlot::new());
-        Node::new(
-            config,
-            Identity::from_secret_bytes([1; 32]),
-            [1; 32],
-            links,
-            messages,
-        )
+        small_node(1)
     }
 
     /// A relay's descriptor, listening at `ip` (none: no address).
     fn relay(seed: u8, ip: Option<[u8; 4]>) -> (NodeId, std::vec::Vec<u8>) {
-        let identity = Identity::from_secret_bytes([seed; 32]);
-        let addresses = ip
+        let addresses: std::vec::Vec<Address> = ip
             .map(|ip| Address {
                 transport: Transport::Tcp,
                 socket: (ip, 7000).into(),
             })
             .into_iter()
             .collect();
-        let repr = DescriptorRepr {
-            identity: identity.public(),
-            onion_key: [seed; 32],
-            relay: true,
-            issued_at: UNIX,
-            expires_at: UNIX + 3600,
-            addresses,
-        };
-        let mut buf = [0u8; crate::identity::MAX_DESCRIPTOR_LEN];
-        let n = repr.emit_signed(&identity, &mut buf).unwrap();
-        (identity.node_id(), buf[..n].to_vec())
+        signed_descriptor(seed, true, &addresses, &[])
     }
 
     fn learn(node: &mut Node<Small>, descriptor: &[u8]) {

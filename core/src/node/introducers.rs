@@ -206,35 +206,13 @@ mod tests {
     use super::*;
     use crate::circuit::{CircuitContext, CircuitEvent, CircuitHandle};
     use crate::discovery::{Path, MAX_HEALTHY_FAILURES};
-    use crate::identity::{Address, DescriptorRepr, Identity, Transport, MAX_DESCRIPTOR_LEN};
-    use crate::node::{LearnDescriptor, LinkSlot, NodeConfig, RecordPeerFailure};
+    use crate::identity::{Address, Identity, Transport};
+    use crate::node::test_nodes::{signed_descriptor, small_node, Small};
+    use crate::node::{LearnDescriptor, RecordPeerFailure};
     use crate::time::Instant;
 
-    crate::node_profile! {
-        struct Small {
-            link_receive: 2 + 4096, link_send_queue: 8, events: 8, peers: 16,
-            relayed: 4, own: 2, message: 1024,
-            links: [LinkSlot<Small>; 2],
-            messages: [crate::message::MessageSlot<[u8; 1024]>; 2],
-        }
-    }
-
-    const UNIX: u64 = 1_800_000_000;
-
     fn node() -> Node<Small> {
-        let config = NodeConfig {
-            unix_time_at_zero: UNIX,
-            ..NodeConfig::default()
-        };
-        let links = core::array::from_fn(|_| LinkSlot::new());
-        let messages = core::array::from_fn(|_| crate::message::MessageSlot::new());
-        Node::new(
-            config,
-            Identity::from_secret_bytes([1; 32]),
-            [1; 32],
-            links,
-            messages,
-        )
+        small_node(1)
     }
 
     fn address(seed: u8) -> Address {
@@ -247,24 +225,11 @@ mod tests {
     /// A descriptor of node `seed`: a relay at an address, or (with
     /// `introducers`) a node reached through them.
     fn descriptor(seed: u8, introducers: &[Introducer]) -> (NodeId, std::vec::Vec<u8>) {
-        let identity = Identity::from_secret_bytes([seed; 32]);
-        let repr = DescriptorRepr {
-            identity: identity.public(),
-            onion_key: [seed; 32],
-            relay: introducers.is_empty(),
-            issued_at: UNIX,
-            expires_at: UNIX + 3600,
-            addresses: if introducers.is_empty() {
-                core::iter::once(address(seed)).collect()
-            } else {
-                heapless::Vec::new()
-            },
-        };
-        let mut buf = [0u8; MAX_DESCRIPTOR_LEN];
-        let n = repr
-            .emit_signed_introduced(introducers, &identity, &mut buf)
-            .unwrap();
-        (identity.node_id(), buf[..n].to_vec())
+        if introducers.is_empty() {
+            signed_descriptor(seed, true, &[address(seed)], &[])
+        } else {
+            signed_descriptor(seed, false, &[], introducers)
+        }
     }
 
     fn introducer(seed: u8) -> Introducer {

@@ -118,6 +118,8 @@ mod service;
 mod slot;
 mod state;
 mod stats;
+#[cfg(test)]
+mod test_nodes;
 mod testing;
 mod timers;
 

@@ -384,55 +384,23 @@ impl<P: Profile> Node<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::{Address, DescriptorPacket, DescriptorRepr, Identity, Transport};
-    use crate::node::{LearnDescriptor, LinkSlot, NodeConfig};
+    use crate::identity::{Address, DescriptorPacket, Transport};
+    use crate::node::test_nodes::{signed_descriptor, small_node, Small};
+    use crate::node::LearnDescriptor;
     use crate::time::Duration;
     use chacha20::ChaCha20Rng;
     use rand_core::SeedableRng;
 
-    crate::node_profile! {
-        struct Small {
-            link_receive: 2 + 4096, link_send_queue: 8, events: 8, peers: 16,
-            relayed: 4, own: 2, message: 1024,
-            links: [LinkSlot<Small>; 2],
-            messages: [crate::message::MessageSlot<[u8; 1024]>; 2],
-        }
-    }
-
-    const UNIX: u64 = 1_800_000_000;
-
     fn node(rng_seed: u8) -> Node<Small> {
-        let config = NodeConfig {
-            unix_time_at_zero: UNIX,
-            ..NodeConfig::default()
-        };
-        Node::new(
-            config,
-            Identity::from_secret_bytes([1; 32]),
-            [rng_seed; 32],
-            core::array::from_fn(|_| LinkSlot::new()),
-            core::array::from_fn(|_| crate::message::MessageSlot::new()),
-        )
+        small_node(rng_seed)
     }
 
     fn relay(seed: u8) -> (NodeId, std::vec::Vec<u8>) {
-        let identity = Identity::from_secret_bytes([seed; 32]);
-        let repr = DescriptorRepr {
-            identity: identity.public(),
-            onion_key: [seed; 32],
-            relay: true,
-            issued_at: UNIX,
-            expires_at: UNIX + 3600,
-            addresses: [Address {
-                transport: Transport::Tcp,
-                socket: ([10, seed, 0, 1], 7000).into(),
-            }]
-            .into_iter()
-            .collect(),
+        let address = Address {
+            transport: Transport::Tcp,
+            socket: ([10, seed, 0, 1], 7000).into(),
         };
-        let mut buf = [0u8; crate::identity::MAX_DESCRIPTOR_LEN];
-        let n = repr.emit_signed(&identity, &mut buf).unwrap();
-        (identity.node_id(), buf[..n].to_vec())
+        signed_descriptor(seed, true, &[address], &[])
     }
 
     fn onion_of(node: &Node<Small>) -> [u8; 32] {

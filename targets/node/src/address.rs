@@ -42,19 +42,14 @@ pub fn deserialize_bootstrap_list<'de, D>(
 where
     D: Deserializer<'de>,
 {
-    let Some(texts) = one_or_many(deserializer)? else {
-        return Ok(None);
-    };
-    texts
-        .iter()
-        .map(|t| parse_bootstrap(t))
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
-        .map_err(serde::de::Error::custom)
+    parse_one_or_many(deserializer, parse_bootstrap)
 }
 
-/// One string or a list of them.
-fn one_or_many<'de, D>(deserializer: D) -> Result<Option<Vec<String>>, D::Error>
+/// One string or a list of them, each parsed with `parse`.
+fn parse_one_or_many<'de, D, T>(
+    deserializer: D,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<Option<Vec<T>>, D::Error>
 where
     D: Deserializer<'de>,
 {
@@ -64,11 +59,17 @@ where
         One(String),
         Many(Vec<String>),
     }
-    Ok(match Option::<OneOrMany>::deserialize(deserializer)? {
-        None => None,
-        Some(OneOrMany::One(t)) => Some(vec![t]),
-        Some(OneOrMany::Many(ts)) => Some(ts),
-    })
+    let texts = match Option::<OneOrMany>::deserialize(deserializer)? {
+        None => return Ok(None),
+        Some(OneOrMany::One(t)) => vec![t],
+        Some(OneOrMany::Many(ts)) => ts,
+    };
+    texts
+        .iter()
+        .map(|t| parse(t))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 /// Parses one address; the error says what is wrong and what is accepted.
@@ -103,15 +104,7 @@ pub fn deserialize_list<'de, D>(deserializer: D) -> Result<Option<Vec<Address>>,
 where
     D: Deserializer<'de>,
 {
-    let Some(texts) = one_or_many(deserializer)? else {
-        return Ok(None);
-    };
-    texts
-        .iter()
-        .map(|t| parse(t))
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
-        .map_err(serde::de::Error::custom)
+    parse_one_or_many(deserializer, parse)
 }
 
 #[cfg(test)]

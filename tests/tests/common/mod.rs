@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use veil_core::identity::NodeId;
-use veil_core::link::{Cell, CloseReason, ClosedBy, CELL_LEN};
+use veil_core::link::{Cell, CloseReason, ClosedBy, LinkPhase, CELL_LEN};
 use veil_core::node::NodeConfig;
 use veil_core::node::{Event, LinkId};
 use veil_sim::{Direction, NodeIndex, Sim, StreamConditions, WireId};
@@ -173,4 +173,13 @@ pub fn events_of(outputs: &[Out]) -> Vec<Event> {
             _ => None,
         })
         .collect()
+}
+
+/// Whether `node` has an established link to `peer`.
+pub fn linked_to(sim: &Sim, node: NodeIndex, peer: NodeIndex) -> bool {
+    let id = sim.node_id(peer);
+    sim.node(node)
+        .core
+        .links()
+        .any(|l| l.phase == LinkPhase::Established && l.peer == Some(id))
 }
