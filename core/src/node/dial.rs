@@ -89,15 +89,38 @@ pub(crate) struct Dialer {
     queue: Deque<DialRequest, { 2 * MAX_PENDING_DIALS + MAX_BOOTSTRAP }>,
     pending: Vec<Pending, MAX_PENDING_DIALS>,
     /// Bootstrap addresses, each with the node id the operator gave, if any.
-    #[cfg(feature = "keyed-bootstrap")]
-    bootstrap: Vec<(Address, Option<NodeId>), MAX_BOOTSTRAP>,
-    /// Bootstrap addresses.
-    #[cfg(not(feature = "keyed-bootstrap"))]
-    bootstrap: Vec<Address, MAX_BOOTSTRAP>,
+    bootstrap: Vec<(Address, BootstrapId), MAX_BOOTSTRAP>,
     next_bootstrap: Instant,
     /// Wait before the next bootstrap round: 1 s, doubling up to the
     /// configured retry, back to 1 s once linked.
     bootstrap_backoff: Duration,
+}
+
+/// The node id kept with a bootstrap address: an `Option<NodeId>` with the
+/// `keyed-bootstrap` feature, nothing without it (33 bytes a slot the
+/// firmware image has no RAM for), so that one `Dialer` serves both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BootstrapId(
+    #[cfg(feature = "keyed-bootstrap")] Option<NodeId>,
+    #[cfg(not(feature = "keyed-bootstrap"))] (),
+);
+
+impl BootstrapId {
+    /// Keeps `id`; `None` if it is an id and this build keeps none.
+    pub(crate) fn new(id: Option<NodeId>) -> Option<Self> {
+        #[cfg(feature = "keyed-bootstrap")]
+        return Some(BootstrapId(id));
+        #[cfg(not(feature = "keyed-bootstrap"))]
+        return id.is_none().then_some(BootstrapId(()));
+    }
+
+    /// The node id, if one was given.
+    pub(crate) fn get(self) -> Option<NodeId> {
+        #[cfg(feature = "keyed-bootstrap")]
+        return self.0;
+        #[cfg(not(feature = "keyed-bootstrap"))]
+        return None;
+    }
 }
 
 const FIRST_BOOTSTRAP_BACKOFF: Duration = Duration::from_secs(1);
@@ -267,29 +290,15 @@ impl Dialer {
     }
 
     /// Whether `address` is a bootstrap address.
-    #[cfg(feature = "keyed-bootstrap")]
     pub(crate) fn is_bootstrap(&self, address: &Address) -> bool {
         self.bootstrap.iter().any(|(a, _)| a == address)
     }
 
-    /// Whether `address` is a bootstrap address.
-    #[cfg(not(feature = "keyed-bootstrap"))]
-    pub(crate) fn is_bootstrap(&self, address: &Address) -> bool {
-        self.bootstrap.contains(address)
-    }
-
     /// Whether `peer` was given as a bootstrap node's id (`id@address`).
-    #[cfg(feature = "keyed-bootstrap")]
     pub(crate) fn is_bootstrap_peer(&self, peer: &NodeId) -> bool {
         self.bootstrap
             .iter()
-            .any(|(_, id)| id.as_ref() == Some(peer))
-    }
-
-    /// Never: this build keeps no bootstrap node ids.
-    #[cfg(not(feature = "keyed-bootstrap"))]
-    pub(crate) fn is_bootstrap_peer(&self, _peer: &NodeId) -> bool {
-        false
+            .any(|(_, id)| id.get().as_ref() == Some(peer))
     }
 
     /// Dials outstanding to known peers under our identity.
@@ -299,20 +308,14 @@ impl Dialer {
 
     /// Adds a bootstrap address, with the node id if it was given (a second
     /// entry for the same address replaces the id); `false` if the list is
-    /// full.
-    #[cfg(feature = "keyed-bootstrap")]
-    pub(crate) fn add_bootstrap(&mut self, address: Address, node_id: Option<NodeId>) -> bool {
+    /// full. The caller has checked that this build keeps the id
+    /// ([`BootstrapId::new`]).
+    pub(crate) fn add_bootstrap(&mut self, address: Address, node_id: BootstrapId) -> bool {
         if let Some(entry) = self.bootstrap.iter_mut().find(|(a, _)| *a == address) {
             entry.1 = node_id;
             return true;
         }
         self.bootstrap.push((address, node_id)).is_ok()
-    }
-
-    /// Adds a bootstrap address; `false` if the list is full.
-    #[cfg(not(feature = "keyed-bootstrap"))]
-    pub(crate) fn add_bootstrap(&mut self, address: Address) -> bool {
-        self.bootstrap.contains(&address) || self.bootstrap.push(address).is_ok()
     }
 
     /// With no established link, dials every bootstrap address: at once,
@@ -333,16 +336,12 @@ impl Dialer {
         }
         self.next_bootstrap = now.saturating_add(self.bootstrap_backoff.min(retry));
         self.bootstrap_backoff = self.bootstrap_backoff.saturating_mul(2).min(retry);
-        #[cfg(feature = "keyed-bootstrap")]
-        let entries = self.bootstrap.iter().copied();
-        #[cfg(not(feature = "keyed-bootstrap"))]
-        let entries = self.bootstrap.iter().map(|a| (*a, None));
-        for (address, node_id) in entries {
+        for (address, node_id) in &self.bootstrap {
             // With the node's id the dial is marked for it (link spec §2.2)
             // and must reach that node; without, whoever answers.
             let request = DialRequest {
-                peer: node_id,
-                address,
+                peer: node_id.get(),
+                address: *address,
                 anonymous: false,
             };
             if !self.queue.iter().any(|r| *r == request) {

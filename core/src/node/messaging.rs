@@ -79,16 +79,9 @@ impl<P: Profile> Node<P> {
         _now: Instant,
         input: AddBootstrap,
     ) -> Result<(), AddBootstrapError> {
-        #[cfg(feature = "keyed-bootstrap")]
-        let added = self.dialer.add_bootstrap(input.address, input.node_id);
-        #[cfg(not(feature = "keyed-bootstrap"))]
-        let added = {
-            if input.node_id.is_some() {
-                return Err(AddBootstrapError::NodeIdUnsupported);
-            }
-            self.dialer.add_bootstrap(input.address)
-        };
-        if added {
+        let node_id = super::dial::BootstrapId::new(input.node_id)
+            .ok_or(AddBootstrapError::NodeIdUnsupported)?;
+        if self.dialer.add_bootstrap(input.address, node_id) {
             Ok(())
         } else {
             Err(AddBootstrapError::ListFull)
