@@ -184,7 +184,7 @@ mod tests {
     use super::*;
     use crate::discovery::MAX_HEALTHY_FAILURES;
     use crate::identity::{Address, Transport};
-    use crate::node::test_nodes::{signed_descriptor, small_node, Small, UNIX};
+    use crate::node::small_node_tests::{signed_descriptor, small_node, Small, UNIX};
     use crate::node::{LearnDescriptor, RecordPeerFailure, SetGuards};
     use crate::time::Instant;
 

@@ -207,7 +207,7 @@ mod tests {
     use crate::circuit::{CircuitContext, CircuitEvent, CircuitHandle};
     use crate::discovery::{Path, MAX_HEALTHY_FAILURES};
     use crate::identity::{Address, Identity, Transport};
-    use crate::node::test_nodes::{signed_descriptor, small_node, Small};
+    use crate::node::small_node_tests::{signed_descriptor, small_node, Small};
     use crate::node::{LearnDescriptor, RecordPeerFailure};
     use crate::time::Instant;
 

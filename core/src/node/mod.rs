@@ -116,10 +116,10 @@ mod replay_filter;
 mod serde_cell;
 mod service;
 mod slot;
+#[cfg(test)]
+mod small_node_tests;
 mod state;
 mod stats;
-#[cfg(test)]
-mod test_nodes;
 mod testing;
 mod timers;
 

@@ -385,7 +385,7 @@ impl<P: Profile> Node<P> {
 mod tests {
     use super::*;
     use crate::identity::{Address, DescriptorPacket, Transport};
-    use crate::node::test_nodes::{signed_descriptor, small_node, Small};
+    use crate::node::small_node_tests::{signed_descriptor, small_node, Small};
     use crate::node::LearnDescriptor;
     use crate::time::Duration;
     use chacha20::ChaCha20Rng;
