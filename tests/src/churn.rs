@@ -939,12 +939,52 @@ impl Driver {
         }
         let shared: Vec<_> = copy.iter().filter(|i| current.contains(i)).collect();
         if shared.is_empty() {
-            return "sender's copy is stale: none of its introducers is current";
+            return match self.who_holds_a_current_copy(sender, dest, &current) {
+                (true, _) => "sender's copy is stale: none of its introducers is current; a linked peer holds a current copy",
+                (false, true) => "sender's copy is stale: none of its introducers is current; only nodes it is not linked to hold a current copy",
+                (false, false) => "sender's copy is stale: none of its introducers is current; no node holds a current copy",
+            };
         }
         if shared.len() < copy.len() {
             return "sender's copy is partly stale";
         }
         "sender's copy is current"
+    }
+
+    /// Whether one of `sender`'s linked peers, and whether any node up,
+    /// holds a copy of `dest`'s descriptor that lists an introducer
+    /// `dest` holds now: what a lookup could find.
+    fn who_holds_a_current_copy(
+        &self,
+        sender: NodeIndex,
+        dest: NodeIndex,
+        current: &[NodeId],
+    ) -> (bool, bool) {
+        let dest_id = self.sim.node_id(dest);
+        let holds = |n: NodeIndex| {
+            n != dest
+                && self.is_up(n)
+                && self
+                    .sim
+                    .node(n)
+                    .core
+                    .node_table()
+                    .get(&dest_id)
+                    .is_some_and(|e| {
+                        e.descriptor
+                            .introducers()
+                            .any(|i| current.contains(&i.node_id))
+                    })
+        };
+        let linked = self
+            .sim
+            .node(sender)
+            .core
+            .links()
+            .filter_map(|l| l.peer)
+            .any(|peer| self.by_id.get(&peer).is_some_and(|&n| holds(n)));
+        let anyone = (0..self.states.len()).any(holds);
+        (linked, anyone)
     }
 
     fn finish(mut self, wall_secs: f64) -> ChurnReport {

@@ -560,6 +560,14 @@ pub fn cell(data: &[u8]) {
             let again = CellRepr::parse(&dial_back.emit()).expect("an emitted cell parses");
             assert_eq!(veil_core::cell::DialBack::parse(&again.body), Ok(dial_back));
         }
+        // ... and as a DESCRIPTOR_REQUEST's (relay spec §2.3).
+        if let Ok(request) = veil_core::cell::DescriptorRequest::parse(&repr.body) {
+            let again = CellRepr::parse(&request.emit()).expect("an emitted cell parses");
+            assert_eq!(
+                veil_core::cell::DescriptorRequest::parse(&again.body),
+                Ok(request)
+            );
+        }
         let body = veil_core::cgo::CellBody::from_bytes(&repr.body);
         if let Ok(message) = RelayMessage::parse(&body.payload) {
             let again = message.emit().expect("a parsed message fits a cell");

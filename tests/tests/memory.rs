@@ -72,7 +72,10 @@ fn an_embedded_node_fits_in_a_few_kib_per_link() {
     // Rendezvous state, fixed whatever the profile (8 KiB with the feature,
     // which this test's default features have; none in the firmware image).
     let rendezvous = veil_core::node::rendezvous_state_size();
-    let bound = links + events + 8 * entry + circuits + messages + rendezvous + replay + 4_096;
+    // Descriptor lookups (relay spec §2.3), fixed whatever the profile.
+    let lookups = veil_core::node::lookup_state_size();
+    let bound =
+        links + events + 8 * entry + circuits + messages + rendezvous + lookups + replay + 4_096;
     assert!(
         total <= bound,
         "embedded node is {total} bytes, over {bound}"

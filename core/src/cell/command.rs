@@ -25,6 +25,9 @@ pub enum CellCommand {
     /// Link-level (circuit id 0): a reachability check, its proof or its
     /// answer ([`DialBack`](super::DialBack)).
     DialBack,
+    /// Link-level (circuit id 0): a lookup of one node's current descriptor
+    /// ([`DescriptorRequest`](super::DescriptorRequest)).
+    DescriptorRequest,
 }
 
 impl CellCommand {
@@ -39,6 +42,7 @@ impl CellCommand {
             CellCommand::Destroy => 5,
             CellCommand::Descriptor => 6,
             CellCommand::DialBack => 7,
+            CellCommand::DescriptorRequest => 8,
         }
     }
 
@@ -53,6 +57,7 @@ impl CellCommand {
             5 => CellCommand::Destroy,
             6 => CellCommand::Descriptor,
             7 => CellCommand::DialBack,
+            8 => CellCommand::DescriptorRequest,
             _ => return None,
         })
     }
@@ -67,7 +72,10 @@ impl CellCommand {
     pub fn is_link_level(self) -> bool {
         matches!(
             self,
-            CellCommand::Padding | CellCommand::Descriptor | CellCommand::DialBack
+            CellCommand::Padding
+                | CellCommand::Descriptor
+                | CellCommand::DialBack
+                | CellCommand::DescriptorRequest
         )
     }
 

@@ -4,6 +4,7 @@
 
 mod circuit_id;
 mod command;
+mod descriptor_request;
 mod destroy;
 mod dial_back;
 mod extend;
@@ -14,6 +15,7 @@ mod rendezvous;
 
 pub use circuit_id::CircuitId;
 pub use command::CellCommand;
+pub use descriptor_request::{DescriptorRequest, DescriptorRequestError, MAX_LOOKUP_HOPS};
 pub use destroy::DestroyReason;
 pub use dial_back::{DialBack, DialBackError, DialBackOutcome};
 pub use extend::{ExtendAddresses, ExtendError, ExtendRepr, MAX_EXTEND_ADDRESSES};

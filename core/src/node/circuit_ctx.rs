@@ -306,6 +306,18 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
                             // another one, if it lists another.
                             self.circuits.avoid_next(hop, &[*last]);
                         }
+                        // At the last relay or beyond, for a destination
+                        // reached through introducers: our copy of its
+                        // descriptor may list introducers it no longer has.
+                        if let Some(dest) = destination.filter(|d| {
+                            path.relays().last().is_some_and(|l| *l == hop || *d == hop)
+                                && self
+                                    .table
+                                    .get(d)
+                                    .is_some_and(|e| e.descriptor.is_introduced())
+                        }) {
+                            self.circuits.lookups.want(dest);
+                        }
                         if let Some(health) = self.table.health_mut(&hop) {
                             let _ = health.on_failed(now, &mut *self.rng);
                         }

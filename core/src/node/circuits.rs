@@ -96,6 +96,8 @@ pub(crate) struct CircuitState {
     /// per destination: a replacement is built at once, and the memory is
     /// a firmware node's.
     avoid: Option<(NodeId, Vec<NodeId, MAX_PATH_RELAYS>)>,
+    /// Descriptor lookups: wanted, sent and passed on (`lookup.rs`).
+    pub(crate) lookups: super::lookup::Lookups,
 }
 
 impl CircuitState {
@@ -111,6 +113,7 @@ impl CircuitState {
             next_turn: 0,
             build_times: BuildTimeEstimator::new(build_timeout),
             avoid: None,
+            lookups: super::lookup::Lookups::new(),
         }
     }
 
@@ -629,6 +632,7 @@ impl<P: Profile> Node<P> {
             self.run_service();
             self.run_rendezvous();
         }
+        self.run_lookups();
         self.build_circuits();
         self.send_fragments();
         if self.circuits.credit_owed && self.messages.has_incoming_room() {
@@ -647,9 +651,19 @@ impl<P: Profile> Node<P> {
             }
             !wanted.is_full()
         });
+        // The nodes this node introduces stay too: it is the one relay
+        // certain to hold their current descriptors (their links bring
+        // every re-signed one), which senders look up (`lookup.rs`).
+        let links = self.links.as_ref();
+        let introduced = |id: &NodeId| {
+            super::introducers::INTRODUCERS
+                && links.iter().any(|s| {
+                    s.introduces_peer && s.session.as_ref().and_then(|x| x.peer()) == Some(*id)
+                })
+        };
         self.discovery
             .table_mut()
-            .mark_in_use(|id| wanted.contains(id));
+            .mark_in_use(|id| wanted.contains(id) || introduced(id));
         for dest in wanted {
             let usable = self
                 .engine

@@ -128,6 +128,13 @@ pub(crate) enum LinkCell {
     Handled,
     /// A `DIAL_BACK` cell, for the node (`reachability.rs`).
     DialBack,
+    /// A `DESCRIPTOR_REQUEST` within the link's quota, for the node
+    /// (`lookup.rs`).
+    Lookup,
+    /// A descriptor of this node arrived and was stored (`stored`), or
+    /// refused for want of room (unverified then): lookups this node
+    /// passed on may be waiting for it (`lookup.rs`).
+    Described { node: NodeId, stored: bool },
     /// Not a valid cell at all, or one strike too many; the link must close.
     Violation,
 }
@@ -218,6 +225,17 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
         match repr.command {
             CellCommand::Padding => LinkCell::Handled,
             CellCommand::DialBack => LinkCell::DialBack,
+            CellCommand::DescriptorRequest => {
+                // A request may cost an answer: it takes a token as a
+                // descriptor does, and a flood of them strikes alike.
+                if link.quota.take(now, config.gossip_interval) {
+                    LinkCell::Lookup
+                } else if link.quota.strike() {
+                    LinkCell::Violation
+                } else {
+                    LinkCell::Handled
+                }
+            }
             CellCommand::Descriptor => {
                 stats.descriptors_received = stats.descriptors_received.saturating_add(1);
                 if !link.quota.take(now, config.gossip_interval) {
@@ -261,6 +279,27 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
                     }
                     Err(_) => Err(DescriptorRefusal::Malformed),
                 };
+                let described = match &result {
+                    Ok((
+                        InsertOutcome::Added
+                        | InsertOutcome::Replaced { .. }
+                        | InsertOutcome::Updated,
+                        node,
+                        _,
+                    )) => Some(LinkCell::Described {
+                        node: *node,
+                        stored: true,
+                    }),
+                    Err(DescriptorRefusal::Table(
+                        InsertError::BucketFull | InsertError::TableFull,
+                    )) if super::introducers::INTRODUCERS => parse_descriptor_body(&repr.body)
+                        .ok()
+                        .map(|bytes| LinkCell::Described {
+                            node: NodeId::from_identity_key(&identity_key(&bytes)),
+                            stored: false,
+                        }),
+                    _ => None,
+                };
                 let event = match result {
                     Ok((InsertOutcome::Added | InsertOutcome::Replaced { .. }, peer, relay)) => {
                         // Someone new to dial, if outbound links are short.
@@ -288,7 +327,7 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
                     // Room is reserved: the session delivers at most one cell per free slot.
                     let _ = events.push_back(event);
                 }
-                LinkCell::Handled
+                described.unwrap_or(LinkCell::Handled)
             }
             _ => LinkCell::Circuit,
         }

@@ -289,6 +289,8 @@ mod tests {
             })
         });
         assert_eq!(n.circuits.avoid_for(dest), &[unknown.node_id]);
+        // Our copy may be stale: the destination is looked up too.
+        assert!(n.circuits.lookups.is_wanted(&dest));
         let avoid: heapless::Vec<NodeId, 4> = n.circuits.avoid_for(dest).iter().copied().collect();
         assert_eq!(n.introducer_for(&dest, &avoid), Some(failing));
     }

@@ -426,9 +426,12 @@ impl<P: Profile> Node<P> {
         if let (Some(cell), Some(session)) =
             (self.discovery.own_descriptor_cell(), slot.session.as_mut())
         {
-            // A fresh link's queue is empty, so this fits.
-            if !withheld {
-                let _ = session.queue_cell(&cell);
+            // A fresh link's queue is empty, so this fits; a busy one's
+            // (a re-signed descriptor, `reintroduce`) may not: then the
+            // next sync of the link tries again, as an introducer must
+            // get every descriptor that lists it.
+            if !withheld && session.queue_cell(&cell).is_err() {
+                return;
             }
             if !slot.announced {
                 for cell in &self.discovery.gossip_cells(&mut self.rng, session.peer()) {

@@ -102,6 +102,11 @@ mod guards;
 mod input;
 mod introducers;
 mod links;
+#[cfg(feature = "introducers")]
+mod lookup;
+#[cfg(not(feature = "introducers"))]
+#[path = "lookup_disabled.rs"]
+mod lookup;
 mod messaging;
 mod outbound;
 mod output;
@@ -142,6 +147,9 @@ pub use input::{
     Receive, ReceiveStreamCell, RecordPeerFailure, Reply, SendMessage, SetAddresses, SetGuards,
     SetReceiving, Timeout, TransportClosed, TransportRoom,
 };
+pub use lookup::lookup_state_size;
+#[cfg(feature = "introducers")]
+pub use lookup::{FORWARD_LIFETIME, FORWARD_SPACING, LOOKUP_FANOUT, LOOKUP_INTERVAL};
 pub use outbound::{OUTBOUND_LINKS, PRUNE_GRACE};
 pub use output::{Output, PollError};
 pub use profile::Profile;

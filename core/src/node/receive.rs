@@ -275,6 +275,11 @@ impl<P: Profile> Node<P> {
             LinkCell::Handled => true,
             // Without the `introducers` feature: ignored, never a violation.
             LinkCell::DialBack => !super::introducers::INTRODUCERS || self.on_dial_back(link, cell),
+            LinkCell::Lookup => self.on_descriptor_request(link, cell),
+            LinkCell::Described { node, stored } => {
+                self.relay_lookup_answers(node, stored, cell);
+                true
+            }
             LinkCell::Violation => false,
             LinkCell::Circuit if self.link_only() => {
                 self.deliver_raw_cell(link, cell);

@@ -53,6 +53,18 @@ pub struct NodeStats {
     /// `DESCRIPTOR` cells dropped unread because their link had used its
     /// quota (each one a strike against that link).
     pub descriptors_over_quota: u64,
+    /// `DESCRIPTOR_REQUEST` cells this node sent for its own lookups of
+    /// destinations whose descriptor proved stale (relay spec §2.3). The
+    /// lookup counters are part of the `introducers` feature, as lookups
+    /// are (the firmware image's RAM has no room for counters of nothing).
+    #[cfg(feature = "introducers")]
+    pub lookups_sent: u64,
+    /// Lookups this node answered with a descriptor it held.
+    #[cfg(feature = "introducers")]
+    pub lookups_answered: u64,
+    /// Peers' lookups this node passed on to its own peers.
+    #[cfg(feature = "introducers")]
+    pub lookups_passed_on: u64,
 }
 
 /// Why cells were dropped ([`NodeStats::cells_dropped`]).

@@ -65,9 +65,10 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
                 self.on_destroy(ctx, end, reason);
                 Ok(())
             }
-            CellCommand::Padding | CellCommand::Descriptor | CellCommand::DialBack => {
-                Err(CircuitProtocolViolation)
-            }
+            CellCommand::Padding
+            | CellCommand::Descriptor
+            | CellCommand::DialBack
+            | CellCommand::DescriptorRequest => Err(CircuitProtocolViolation),
         }
     }
 

@@ -94,9 +94,10 @@ impl<S: VecStore<PeerEntry>> NodeTable<S> {
     /// 3. the storage is full (other buckets and the tried table use it):
     ///    the worst failing or expired entry anywhere gives way, else the
     ///    newest entry of the most crowded new bucket, if that bucket holds
-    ///    at least two more than the newcomer's. Buckets thus converge to
-    ///    equal shares, and a source that filled the table while it was
-    ///    empty gives the room back to the others.
+    ///    at least two more than the newcomer's (for `from_peer`, in any
+    ///    case). Buckets thus converge to equal shares, and a source that
+    ///    filled the table while it was empty gives the room back to the
+    ///    others.
     pub(super) fn room_in_new(
         &self,
         place: Place,
@@ -119,7 +120,19 @@ impl<S: VecStore<PeerEntry>> NodeTable<S> {
                 .map(Some)
                 .ok_or(InsertError::BucketFull);
         }
-        self.room_in_storage(mine.saturating_add(1), now_unix_secs)
+        match self.room_in_storage(mine.saturating_add(1), now_unix_secs) {
+            // A node's own descriptor, over a link it proved its identity
+            // on, is never refused for want of room: the newest entry of
+            // the most crowded new bucket gives way even when buckets are
+            // even. Its introducers must hold it (`introducers.rs`), and
+            // gossip alone cannot push it in. A peer gets one entry per
+            // link, and the tried table is never touched.
+            Err(InsertError::TableFull) if from_peer => self
+                .newest_of_crowded(0)
+                .map(Some)
+                .ok_or(InsertError::TableFull),
+            room => room,
+        }
     }
 
     /// Room in the storage: free, else the worst failing or expired entry,

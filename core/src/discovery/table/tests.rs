@@ -302,6 +302,17 @@ fn a_full_storage_takes_room_from_the_most_crowded_bucket() {
         table.insert(node(22, 1, NOW, 3600), link(b), t(3), NOW),
         Err(InsertError::TableFull)
     );
+    // A node's own descriptor over its link still gets in: an introducer
+    // must hold the descriptors of the nodes it introduces.
+    assert_eq!(
+        table.admits_from_peer(&node(22, 1, NOW, 3600).node_id(), link(b), net(1), NOW),
+        Ok(())
+    );
+    assert!(matches!(
+        table.insert_from_peer(node(22, 1, NOW, 3600), link(b), t(3), NOW),
+        Ok(InsertOutcome::Replaced { .. })
+    ));
+    assert!(table.get(&node(22, 1, NOW, 3600).node_id()).is_some());
     assert_eq!(
         table.entries().iter().filter(|e| e.is_tried()).count(),
         4,

@@ -74,6 +74,9 @@ pub struct NodeMetrics {
     descriptors_received: Counter,
     descriptors_verified: Counter,
     descriptors_over_quota: Counter,
+    lookups_sent: Counter,
+    lookups_answered: Counter,
+    lookups_passed_on: Counter,
     relays_tracked: Gauge,
     relays_backed_off: Gauge,
     relay_circuits: Family<OutcomeLabels, FloatGauge>,
@@ -322,6 +325,21 @@ impl NodeMetrics {
             "descriptors_over_quota",
             "DESCRIPTOR cells dropped unread because their link used its quota",
             self.descriptors_over_quota.clone(),
+        );
+        r.register(
+            "lookups_sent",
+            "DESCRIPTOR_REQUEST cells sent for this node's own lookups of destinations whose descriptor proved stale",
+            self.lookups_sent.clone(),
+        );
+        r.register(
+            "lookups_answered",
+            "Peers' descriptor lookups answered with a descriptor this node held",
+            self.lookups_answered.clone(),
+        );
+        r.register(
+            "lookups_passed_on",
+            "Peers' descriptor lookups passed on to this node's own peers",
+            self.lookups_passed_on.clone(),
         );
         r.register(
             "relays_tracked",

@@ -178,6 +178,9 @@ impl NodeMetrics {
         set_total(&self.descriptors_received, stats.descriptors_received);
         set_total(&self.descriptors_verified, stats.descriptors_verified);
         set_total(&self.descriptors_over_quota, stats.descriptors_over_quota);
+        set_total(&self.lookups_sent, stats.lookups_sent);
+        set_total(&self.lookups_answered, stats.lookups_answered);
+        set_total(&self.lookups_passed_on, stats.lookups_passed_on);
         self.refresh_circuits(rt);
         self.refresh_network(rt);
     }
