@@ -66,7 +66,9 @@ impl Default for QuicConfig {
             idle_timeout: Duration::from_secs(90),
             stream_window: 256 * 1024,
             connection_window: 4 * 1024 * 1024,
-            max_circuit_streams: 1024,
+            // With the link stream, 1,024 bidirectional streams
+            // (`transport/parameters.rs`).
+            max_circuit_streams: 1023,
             send_window: 4 * 1024 * 1024,
             linger: Duration::from_secs(2),
         }

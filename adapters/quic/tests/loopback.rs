@@ -273,6 +273,12 @@ fn bytes_both_ways_with_backpressure() {
         let info = net.transport(side).handshake_info(conn).unwrap();
         assert_eq!(info.alpn.as_deref(), Some(&b"h3"[..]));
         assert_eq!(info.server_name, None);
+        // The same stream limits from both ends: a round 1,024
+        // bidirectional, and HTTP/3's 3 unidirectional (docs/quic.md §2).
+        assert_eq!(
+            net.transport(side).advertised_stream_limits(conn),
+            Some((1024, 3))
+        );
     }
 
     // 1 MiB each way at once; nobody reads for the first 300 ms.

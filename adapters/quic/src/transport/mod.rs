@@ -223,7 +223,7 @@ impl QuicTransport {
             let crypto =
                 QuicServerConfig::try_from(tls).map_err(|e| SetupError::Quic(e.to_string()))?;
             let mut server = ServerConfig::with_crypto(Arc::new(crypto));
-            server.transport_config(Arc::new(transport_config(&config, Role::Listener)?));
+            server.transport_config(Arc::new(transport_config(&config)?));
             // The peer's address may change (NAT rebinding): QUIC follows it.
             server.migration(true);
             Some(Arc::new(server))
@@ -235,7 +235,7 @@ impl QuicTransport {
             let crypto =
                 QuicClientConfig::try_from(tls).map_err(|e| SetupError::Quic(e.to_string()))?;
             let mut client = ClientConfig::new(Arc::new(crypto));
-            client.transport_config(Arc::new(transport_config(&config, Role::Dialler)?));
+            client.transport_config(Arc::new(transport_config(&config)?));
             // No address-validation tokens are kept: presenting one would
             // link our connections to the same server.
             client.token_store(Arc::new(NoneTokenStore));
@@ -618,6 +618,16 @@ impl QuicTransport {
     /// The current RTT estimate of `conn`.
     pub fn rtt(&self, conn: ConnId) -> Option<std::time::Duration> {
         self.conns.get(&conn).map(|c| c.inner.rtt())
+    }
+
+    /// The stream limits this end advertised to the peer of `conn`
+    /// (bidirectional, unidirectional), as QUIC transport parameters.
+    pub fn advertised_stream_limits(&self, conn: ConnId) -> Option<(u64, u64)> {
+        let c = self.conns.get(&conn)?;
+        Some((
+            c.inner.max_concurrent_streams(Dir::Bi),
+            c.inner.max_concurrent_streams(Dir::Uni),
+        ))
     }
 
     /// What the TLS handshake of `conn` settled (ALPN, SNI), once known.

@@ -2,28 +2,29 @@
 
 use quinn_proto::{IdleTimeout, TransportConfig, VarInt};
 
-use super::Role;
 use crate::config::QuicConfig;
 use crate::error::SetupError;
 
-/// The transport parameters of one role. Stream limits: each end accepts
-/// `max_circuit_streams` bidirectional streams from the other (circuit
-/// streams; a server one more, for the link stream) and no unidirectional
-/// ones.
-pub(super) fn transport_config(
-    config: &QuicConfig,
-    role: Role,
-) -> Result<TransportConfig, SetupError> {
+/// Unidirectional streams each end allows the other: HTTP/3's minimum
+/// (RFC 9114 §6.2: a control stream and QPACK's encoder and decoder
+/// streams), as the ALPN `h3` promises. veil opens none, and one the peer
+/// opens is refused (stopped) when it arrives.
+pub(super) const UNI_STREAMS: u32 = 3;
+
+/// The transport parameters, the same for both roles. Stream limits: each end accepts
+/// `max_circuit_streams + 1` bidirectional streams from the other (circuit
+/// streams, and the client's link stream: a dialler never needs the one
+/// more, but the two ends then send the same round number, 1,024 by
+/// default, instead of a server's telltale 1,025), and [`UNI_STREAMS`]
+/// unidirectional ones.
+pub(super) fn transport_config(config: &QuicConfig) -> Result<TransportConfig, SetupError> {
     let mut transport = TransportConfig::default();
     let idle = IdleTimeout::try_from(config.idle_timeout)
         .map_err(|e| SetupError::Quic(format!("idle timeout: {e}")))?;
-    let bidi = match role {
-        Role::Listener => config.max_circuit_streams.saturating_add(1),
-        Role::Dialler => config.max_circuit_streams,
-    };
+    let bidi = config.max_circuit_streams.saturating_add(1);
     transport
         .max_concurrent_bidi_streams(VarInt::from_u32(bidi))
-        .max_concurrent_uni_streams(VarInt::from_u32(0))
+        .max_concurrent_uni_streams(VarInt::from_u32(UNI_STREAMS))
         .max_idle_timeout(Some(idle))
         .stream_receive_window(VarInt::from_u32(config.stream_window))
         .receive_window(VarInt::from_u32(
