@@ -247,6 +247,10 @@ pub struct ChurnReport {
     /// what the sender's copy of the destination's descriptor listed at
     /// that moment against the destination's own introducers.
     pub unreachable_failures: std::collections::BTreeMap<&'static str, u64>,
+    /// Descriptor lookups (relay spec §2.3) counted by the nodes up at the
+    /// end: request cells sent for their own lookups, lookups answered,
+    /// lookups passed on.
+    pub lookups: (u64, u64, u64),
     /// What became of the nodes' dials.
     pub dials: crate::DialStats,
     /// Links open per up node at the end: mean and max.
@@ -440,6 +444,7 @@ impl Driver {
             build_timeouts: Vec::new(),
             failures: Default::default(),
             unreachable_failures: Default::default(),
+            lookups: (0, 0, 0),
             dials: crate::DialStats::default(),
             links_in_use: (0.0, 0),
             nodes_built: 0,
@@ -1020,6 +1025,14 @@ impl Driver {
             .collect();
         timeouts.sort_by(|a, b| a.0.total_cmp(&b.0));
         self.report.build_timeouts = timeouts;
+        self.report.lookups = self.up.iter().fold((0, 0, 0), |(s, a, p), &n| {
+            let stats = self.sim.node(n).core.stats();
+            (
+                s + stats.lookups_sent,
+                a + stats.lookups_answered,
+                p + stats.lookups_passed_on,
+            )
+        });
         self.report.dials = self.sim.dial_stats();
         self.report.digest = self.sim.transcript_digest();
         self.report.nodes_built = self.states.len();
@@ -1311,6 +1324,11 @@ impl ChurnReport {
                 why.join("; ")
             );
         }
+        let (sent, answered, passed_on) = self.lookups;
+        let _ = writeln!(
+            out,
+            "  descriptor lookups (nodes up at the end): {sent} request cells sent, {answered} answered, {passed_on} passed on"
+        );
         let d = &self.dials;
         let _ = writeln!(
             out,

@@ -423,3 +423,89 @@ fn after_a_build_fails_at_an_introducer_the_next_ends_at_another() {
         "one build failed at the dark introducer, then the other was used"
     );
 }
+
+#[test]
+fn a_sender_whose_copy_lists_only_gone_introducers_looks_the_node_up() {
+    // Gossip once an hour, so rounds do not mend the sender's copy. In a
+    // network this small the sample a relay sends over a new link may
+    // still bring it (so the copy being mended is not what fails without
+    // lookups; `tests/tests/lookup.rs` tests the mechanism, and the
+    // 1,000-node churn run in docs/churn.md what it is worth): here the
+    // build failing at the gone introducer makes the sender look the node
+    // up (relay spec §2.3), and the message arrives exactly once.
+    let quiet = NodeConfig {
+        gossip_interval: Duration::from_secs(3_600),
+        ..config()
+    };
+    let mut sim = Sim::new(62);
+    sim.set_dial_conditions(StreamConditions {
+        latency: Duration::from_millis(5),
+        ..StreamConditions::LAN
+    });
+    let first = sim.add_addressed_node(quiet, 32);
+    let mut relays = vec![first];
+    for _ in 1..RELAYS {
+        let relay = sim.add_addressed_node(quiet, 32);
+        sim.handle(relay, AddBootstrap::address(Sim::address_of(first)))
+            .unwrap();
+        relays.push(relay);
+    }
+    sim.run_for(Duration::from_secs(30));
+    let hidden = sim.add_node(
+        NodeConfig {
+            reachability: Reachability::Private,
+            introducers: 1,
+            ..quiet
+        },
+        16,
+    );
+    sim.handle(hidden, AddBootstrap::address(Sim::address_of(first)))
+        .unwrap();
+    assert!(
+        sim.run_until_true(Duration::from_secs(60), |sim| listed(sim, hidden).len()
+            == 1)
+    );
+    let gone = listed(&sim, hidden)[0];
+    let sender = *relays
+        .iter()
+        .rev()
+        .find(|&&r| sim.node_id(r) != gone && r != first && !linked(&sim, r, hidden))
+        .unwrap();
+    // The sender is handed the node's descriptor, which lists `gone`.
+    let copy = sim.node(hidden).core.descriptor().to_vec();
+    sim.handle(
+        sender,
+        veil_core::node::LearnDescriptor { descriptor: &copy },
+    )
+    .unwrap();
+    // The introducer dies; the node lists another at once.
+    sim.kill(index_of(&sim, &relays, gone));
+    assert!(sim.run_until_true(Duration::from_secs(30), |sim| {
+        let now = listed(sim, hidden);
+        now.len() == 1 && now[0] != gone
+    }));
+    let hidden_id = sim.node_id(hidden);
+    let stale = sim.node(sender).core.node_table().get(&hidden_id).map(|e| {
+        e.descriptor
+            .introducers()
+            .map(|i| i.node_id)
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(stale, Some(vec![gone]), "the sender's copy is stale");
+    sim.send_message(sender, hidden, b"found by a lookup")
+        .unwrap();
+    let arrived = sim.run_until_true(Duration::from_secs(120), |sim| {
+        deliveries(sim, hidden, b"found by a lookup") > 0
+    });
+    assert!(
+        sim.node(sender).core.stats().lookups_sent > 0,
+        "it looked the node up"
+    );
+    assert!(arrived, "the message arrived through the new introducer");
+    sim.run_for(Duration::from_secs(10));
+    assert_eq!(
+        deliveries(&sim, hidden, b"found by a lookup"),
+        1,
+        "exactly once"
+    );
+}

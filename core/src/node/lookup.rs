@@ -9,15 +9,16 @@
 //! [`LOOKUP_FANOUT`] of its peers for a newer descriptor
 //! (`DESCRIPTOR_REQUEST`); a peer that holds one answers with a
 //! `DESCRIPTOR` cell, and one that does not passes the request on once to
-//! as many of its own peers and relays their answer back. The node's
+//! all of its own peers and relays their answer back. The node's
 //! introducers always hold its current descriptor (`circuits.rs` keeps it
 //! in their tables), so the more of the network a lookup reaches, the
 //! likelier it finds one of them or a node gossip reached.
 //!
 //! What it costs, and what bounds it: a lookup is at most
-//! `LOOKUP_FANOUT × (1 + LOOKUP_FANOUT)` cells in the whole network; a
+//! `LOOKUP_FANOUT × (1 + links per peer)` cells in the whole network; a
 //! sender looks a destination up at most once per [`LOOKUP_INTERVAL`]; a
-//! peer passes on at most one request per [`FORWARD_SPACING`] and
+//! peer passes on at most one request per [`FORWARD_SPACING`] (one cell a
+//! second on each of its links, within their descriptor quota) and
 //! remembers at most a few for [`FORWARD_LIFETIME`]; and every request
 //! costs its sender a token of the link's descriptor quota
 //! (`descriptor_cells.rs`), like a descriptor.
@@ -38,15 +39,24 @@ use super::discovery::Discovery;
 use super::{LinkId, Node, Profile};
 
 /// Peers a lookup is sent to, and a peer passes it on to.
-pub const LOOKUP_FANOUT: usize = 4;
+pub const LOOKUP_FANOUT: usize = 8;
 /// The least time between two lookups of one destination: a build to it
 /// that fails again in the meantime would ask the same peers the same.
 pub const LOOKUP_INTERVAL: Duration = Duration::from_secs(10);
 /// How long a peer relays answers to a request it passed on.
 pub const FORWARD_LIFETIME: Duration = Duration::from_secs(5);
 /// The least time between two requests a peer passes on: bounds the cells
-/// one asker's requests make it send to others.
-pub const FORWARD_SPACING: Duration = Duration::from_secs(1);
+/// one asker's requests make it send to others, and the answers they bring
+/// back (see [`LOOKUP_SPACING`] for the sum).
+pub const FORWARD_SPACING: Duration = Duration::from_secs(2);
+/// The least time between two of a node's own lookups, of any
+/// destinations. With [`FORWARD_SPACING`], a link carries at most
+/// `30 / 2 + 30 / 5 = 21` requests per 30 s (the default
+/// `gossip_interval`), and as many answers back, and gossip at most
+/// `GOSSIP_FANOUT × GOSSIP_SAMPLE = 24` descriptors: 45, under the 48 a
+/// peer's descriptor quota allows (`descriptor_cells.rs`), so nobody's
+/// requests, honest or not, can get an honest node's link struck.
+pub const LOOKUP_SPACING: Duration = Duration::from_secs(5);
 /// Destinations waiting for a lookup, and remembered as looked up.
 const LOOKED_UP: usize = 4;
 /// Requests passed on whose answers are awaited.
@@ -71,6 +81,8 @@ pub(crate) struct Lookups {
     asked: Vec<(NodeId, Instant), LOOKED_UP>,
     forwarded: Vec<Forwarded, FORWARDED>,
     last_forward: Option<Instant>,
+    /// When this node last sent a lookup of its own.
+    last_own: Option<Instant>,
 }
 
 impl Lookups {
@@ -80,6 +92,7 @@ impl Lookups {
             asked: Vec::new(),
             forwarded: Vec::new(),
             last_forward: None,
+            last_own: None,
         }
     }
 
@@ -134,10 +147,17 @@ impl<P: Profile> Node<P> {
     pub(crate) fn run_lookups(&mut self) {
         let now = self.now;
         self.circuits.lookups.forwarded.retain(|f| f.until > now);
-        while let Some(dest) = self.circuits.lookups.wanted.pop() {
+        let spaced =
+            |at: Option<Instant>| at.is_none_or(|at| now.saturating_since(at) >= LOOKUP_SPACING);
+        // One lookup per pump at most; the rest wait their turn.
+        while spaced(self.circuits.lookups.last_own) {
+            let Some(dest) = self.circuits.lookups.wanted.pop() else {
+                break;
+            };
             if !self.circuits.lookups.may_ask(dest, now) {
                 continue;
             }
+            self.circuits.lookups.last_own = Some(now);
             let known_issued_at = self
                 .discovery
                 .table()
@@ -148,7 +168,7 @@ impl<P: Profile> Node<P> {
                 known_issued_at,
                 hops: MAX_LOOKUP_HOPS,
             };
-            let sent = self.send_request(&request, None, Some(dest));
+            let sent = self.send_request(&request, None, Some(dest), LOOKUP_FANOUT);
             self.stats.lookups_sent = self
                 .stats
                 .lookups_sent
@@ -156,7 +176,7 @@ impl<P: Profile> Node<P> {
         }
     }
 
-    /// Queues `request` on up to [`LOOKUP_FANOUT`] established links that
+    /// Queues `request` on up to `fanout` established links that
     /// are not anonymous (a lookup names its destination), starting at a
     /// random one, other than `except`; a link to the wanted node itself
     /// comes first. Returns how many took it.
@@ -165,13 +185,14 @@ impl<P: Profile> Node<P> {
         request: &DescriptorRequest,
         except: Option<LinkId>,
         wanted: Option<NodeId>,
+        fanout: usize,
     ) -> usize {
         let cell = request.emit();
         let count = self.links.as_ref().len();
         let start = crate::discovery::random_index(&mut self.rng, count).unwrap_or(0);
         let mut sent = 0;
         for step in 0..count {
-            if sent >= LOOKUP_FANOUT {
+            if sent >= fanout {
                 break;
             }
             let index = start.wrapping_add(step).checked_rem(count).unwrap_or(0);
@@ -249,7 +270,11 @@ impl<P: Profile> Node<P> {
         let _ = self.circuits.lookups.forwarded.push(forwarded);
         self.circuits.lookups.last_forward = Some(now);
         let onward = DescriptorRequest { hops, ..request };
-        self.send_request(&onward, Some(link), Some(request.node_id));
+        // To every peer: the node's current descriptor is surely held only
+        // by its introducers and the few its gossip reached, and the
+        // introducers, being relays, are linked to many. Bounded by the
+        // spacing above: at most one cell a second on each link.
+        self.send_request(&onward, Some(link), Some(request.node_id), usize::MAX);
         self.stats.lookups_passed_on = self.stats.lookups_passed_on.saturating_add(1);
         true
     }

@@ -149,7 +149,9 @@ pub use input::{
 };
 pub use lookup::lookup_state_size;
 #[cfg(feature = "introducers")]
-pub use lookup::{FORWARD_LIFETIME, FORWARD_SPACING, LOOKUP_FANOUT, LOOKUP_INTERVAL};
+pub use lookup::{
+    FORWARD_LIFETIME, FORWARD_SPACING, LOOKUP_FANOUT, LOOKUP_INTERVAL, LOOKUP_SPACING,
+};
 pub use outbound::{OUTBOUND_LINKS, PRUNE_GRACE};
 pub use output::{Output, PollError};
 pub use profile::Profile;
