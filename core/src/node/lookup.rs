@@ -16,12 +16,13 @@
 //!
 //! What it costs, and what bounds it: a lookup is at most
 //! `LOOKUP_FANOUT × (1 + links per peer)` cells in the whole network; a
-//! sender looks a destination up at most once per [`LOOKUP_INTERVAL`]; a
-//! peer passes on at most one request per [`FORWARD_SPACING`] (one cell a
-//! second on each of its links, within their descriptor quota) and
-//! remembers at most a few for [`FORWARD_LIFETIME`]; and every request
-//! costs its sender a token of the link's descriptor quota
-//! (`descriptor_cells.rs`), like a descriptor.
+//! sender looks a destination up at most once per [`LOOKUP_INTERVAL`], and
+//! any destination at most once per [`LOOKUP_SPACING`]; a peer passes on
+//! at most one request per [`FORWARD_SPACING`] and remembers at most a few
+//! for [`FORWARD_LIFETIME`]; and every request costs its sender a token of
+//! the link's descriptor quota (`descriptor_cells.rs`), like a
+//! descriptor, which the spacings keep every honest link under
+//! ([`LOOKUP_SPACING`] has the sum).
 //!
 //! Part of the `introducers` feature: without it (`lookup_disabled.rs`)
 //! requests are ignored, none are sent, and the node holds no lookup
