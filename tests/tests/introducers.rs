@@ -501,6 +501,16 @@ fn a_sender_whose_copy_lists_only_gone_introducers_looks_the_node_up() {
         sim.node(sender).core.stats().lookups_sent > 0,
         "it looked the node up"
     );
+    // The lookup went to the middle relay of one of the sender's own
+    // circuits, which does not know who asks; no link peer of the sender
+    // was asked directly.
+    let gone_index = index_of(&sim, &relays, gone);
+    let over_circuits: u64 = relays
+        .iter()
+        .filter(|&&r| r != gone_index)
+        .map(|&r| sim.node(r).core.stats().lookups_over_circuits)
+        .sum();
+    assert!(over_circuits > 0, "the lookup went over a circuit");
     assert!(arrived, "the message arrived through the new introducer");
     sim.run_for(Duration::from_secs(10));
     assert_eq!(

@@ -54,6 +54,11 @@ pub enum RelayCommand {
     Rendezvous1,
     /// The service's handshake answer, passed on to the sender.
     Rendezvous2,
+    /// Asks the hop that recognises it for a node's current descriptor
+    /// (relay spec §2.3): `node_id [32] ‖ known_issued_at u64`.
+    Lookup,
+    /// The answer to `Lookup`: a signed descriptor.
+    LookupAnswer,
 }
 
 impl RelayCommand {
@@ -77,6 +82,8 @@ impl RelayCommand {
             RelayCommand::RendezvousEstablished => 15,
             RelayCommand::Rendezvous1 => 16,
             RelayCommand::Rendezvous2 => 17,
+            RelayCommand::Lookup => 18,
+            RelayCommand::LookupAnswer => 19,
         }
     }
 
@@ -100,6 +107,8 @@ impl RelayCommand {
             15 => RelayCommand::RendezvousEstablished,
             16 => RelayCommand::Rendezvous1,
             17 => RelayCommand::Rendezvous2,
+            18 => RelayCommand::Lookup,
+            19 => RelayCommand::LookupAnswer,
             _ => return None,
         })
     }

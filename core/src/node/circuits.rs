@@ -120,7 +120,7 @@ impl CircuitState {
     /// Whether a build to `dest` may be attempted now; records it if so.
     /// Not within [`BUILD_RETRY`] of the last, and not while `dest` is
     /// over its forced-rebuild cap.
-    fn may_attempt(&mut self, dest: NodeId, now: Instant) -> bool {
+    pub(super) fn may_attempt(&mut self, dest: NodeId, now: Instant) -> bool {
         if let Some(entry) = self.attempts.iter_mut().find(|r| r.dest == dest) {
             if now.saturating_since(entry.last) < BUILD_RETRY || entry.rebuilds_capped(now) {
                 return false;
@@ -258,7 +258,7 @@ impl BuildRecord {
 
 /// Which way an answer (`ACK`, `CREDIT`) goes back.
 #[derive(Debug, Clone, Copy)]
-enum Back {
+pub(super) enum Back {
     /// Towards the client of a circuit this node ends.
     Reply(CircuitEnd),
     /// To the destination (hop `usize`) of an own circuit.
@@ -683,7 +683,7 @@ impl<P: Profile> Node<P> {
 
     /// Chooses a path to `dest` and starts building, or dials its first
     /// hop and tries again when the link is up.
-    fn open_circuit(&mut self, dest: NodeId) {
+    pub(super) fn open_circuit(&mut self, dest: NodeId) {
         if self.engine.own() >= <P::Own as VecStore<ClientCircuit>>::CAPACITY {
             self.rotate_circuits();
         }
@@ -907,7 +907,7 @@ impl<P: Profile> Node<P> {
     /// inlined: it is called from several places, each copy would carry
     /// the CGO layering, and flash is short on firmware.
     #[inline(never)]
-    fn send_back(&mut self, back: Back, command: RelayCommand, data: &[u8]) -> bool {
+    pub(super) fn send_back(&mut self, back: Back, command: RelayCommand, data: &[u8]) -> bool {
         self.with_engine(|engine, ctx, _| match back {
             Back::Reply(at) => engine.reply_relay(ctx, at, command, data),
             Back::Own(circuit, hop) => engine.send_relay(ctx, circuit, hop, command, data),
@@ -918,6 +918,15 @@ impl<P: Profile> Node<P> {
     /// A relay message for this node, from the engine.
     fn on_delivery(&mut self, delivery: CircuitEvent) {
         let (back, command, data, sender) = match delivery {
+            // A lookup may come to any hop (relay spec §2.3).
+            CircuitEvent::Delivered {
+                at,
+                command: RelayCommand::Lookup,
+                data,
+            } => {
+                self.on_circuit_lookup(at, &data);
+                return;
+            }
             // End-to-end traffic is for the last hop of a circuit only.
             CircuitEvent::Delivered { at, .. } if self.engine.relay_flow(at).is_none() => return,
             CircuitEvent::Delivered { at, command, data } => (
@@ -941,6 +950,10 @@ impl<P: Profile> Node<P> {
                     && (self.on_rendezvous_answer(circuit, command, &data)
                         || self.on_service_message(circuit, command, &data))
                 {
+                    return;
+                }
+                if command == RelayCommand::LookupAnswer {
+                    self.on_lookup_answer(&data);
                     return;
                 }
                 let Some(c) = self.engine.client(circuit) else {

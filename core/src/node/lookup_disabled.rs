@@ -2,6 +2,7 @@
 //! image): no state at all, requests are ignored, none are sent. The full
 //! version is `lookup.rs`.
 
+use crate::circuit::CircuitEnd;
 use crate::identity::NodeId;
 use crate::link::Cell;
 
@@ -34,6 +35,12 @@ impl<P: Profile> Node<P> {
     pub(crate) fn on_descriptor_request(&mut self, _link: LinkId, _cell: &Cell) -> bool {
         true
     }
+
+    /// A `LOOKUP` relay message is ignored.
+    pub(crate) fn on_circuit_lookup(&mut self, _at: CircuitEnd, _data: &[u8]) {}
+
+    /// Nothing was asked.
+    pub(crate) fn on_lookup_answer(&mut self, _data: &[u8]) {}
 
     /// Nothing was passed on.
     pub(crate) fn relay_lookup_answers(&mut self, _id: NodeId, _stored: bool, _cell: &Cell) {}

@@ -53,8 +53,9 @@ pub struct NodeStats {
     /// `DESCRIPTOR` cells dropped unread because their link had used its
     /// quota (each one a strike against that link).
     pub descriptors_over_quota: u64,
-    /// `DESCRIPTOR_REQUEST` cells this node sent for its own lookups of
-    /// destinations whose descriptor proved stale (relay spec §2.3). The
+    /// `LOOKUP` relay messages this node sent, over its own circuits, for
+    /// its own lookups of destinations whose descriptor proved stale
+    /// (relay spec §2.3). The
     /// lookup counters are part of the `introducers` feature, as lookups
     /// are (the firmware image's RAM has no room for counters of nothing).
     #[cfg(feature = "introducers")]
@@ -65,6 +66,10 @@ pub struct NodeStats {
     /// Peers' lookups this node passed on to its own peers.
     #[cfg(feature = "introducers")]
     pub lookups_passed_on: u64,
+    /// `LOOKUP` relay messages that reached this node over a circuit it
+    /// relays (it does not know from whom), answered or passed on.
+    #[cfg(feature = "introducers")]
+    pub lookups_over_circuits: u64,
 }
 
 /// Why cells were dropped ([`NodeStats::cells_dropped`]).

@@ -318,7 +318,8 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
                     command @ (RelayCommand::Data
                     | RelayCommand::Ack
                     | RelayCommand::Credit
-                    | RelayCommand::ProbeReply),
+                    | RelayCommand::ProbeReply
+                    | RelayCommand::LookupAnswer),
                 data,
             }) => data_event(ctx, handle, hop, command, data),
             // Answers of introduction and rendezvous points, and
@@ -442,7 +443,11 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
     ) -> bool {
         match message {
             RelayMessage {
-                command: relay @ (RelayCommand::Data | RelayCommand::Ack | RelayCommand::Credit),
+                command:
+                    relay @ (RelayCommand::Data
+                    | RelayCommand::Ack
+                    | RelayCommand::Credit
+                    | RelayCommand::Lookup),
                 data,
             } => {
                 if let Ok(data) = Vec::from_slice(data) {

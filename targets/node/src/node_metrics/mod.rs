@@ -77,6 +77,7 @@ pub struct NodeMetrics {
     lookups_sent: Counter,
     lookups_answered: Counter,
     lookups_passed_on: Counter,
+    lookups_over_circuits: Counter,
     relays_tracked: Gauge,
     relays_backed_off: Gauge,
     relay_circuits: Family<OutcomeLabels, FloatGauge>,
@@ -328,7 +329,7 @@ impl NodeMetrics {
         );
         r.register(
             "lookups_sent",
-            "DESCRIPTOR_REQUEST cells sent for this node's own lookups of destinations whose descriptor proved stale",
+            "LOOKUP relay messages sent over this node's own circuits, for its lookups of destinations whose descriptor proved stale",
             self.lookups_sent.clone(),
         );
         r.register(
@@ -340,6 +341,11 @@ impl NodeMetrics {
             "lookups_passed_on",
             "Peers' descriptor lookups passed on to this node's own peers",
             self.lookups_passed_on.clone(),
+        );
+        r.register(
+            "lookups_over_circuits",
+            "Descriptor lookups that reached this node over a circuit it relays, from a sender it cannot see",
+            self.lookups_over_circuits.clone(),
         );
         r.register(
             "relays_tracked",

@@ -181,6 +181,7 @@ impl NodeMetrics {
         set_total(&self.lookups_sent, stats.lookups_sent);
         set_total(&self.lookups_answered, stats.lookups_answered);
         set_total(&self.lookups_passed_on, stats.lookups_passed_on);
+        set_total(&self.lookups_over_circuits, stats.lookups_over_circuits);
         self.refresh_circuits(rt);
         self.refresh_network(rt);
     }
