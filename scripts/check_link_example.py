@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Recomputes the worked example of docs/transport_layer_spec.md §9 from the
 spec alone: the Elligator2 map, the first message's mark, the length keys
-and masks, and `ee`. Standard library only, except X25519 and ChaCha20,
-which come from the `cryptography` package when it is installed.
+and masks, the padding of the first `CELLS` message, and `ee`. Standard
+library only, except X25519 and ChaCha20, which come from the
+`cryptography` package when it is installed.
 
     python3 scripts/check_link_example.py
 """
@@ -31,6 +32,8 @@ EXPECTED = {
     "key_r2i": "4d71310003a5ee9bf6ca013bbba778a73397bdf7ee5690d1b8184830f002e8de",
     "masks_i2r": "f413 536f",
     "masks_r2i": "39eb 5b12",
+    "padding_n1": "333 426",
+    "first_cells_length_i2r": "500e",
 }
 
 
@@ -100,6 +103,18 @@ def main():
 
         got["masks_i2r"] = f"{mask(key_i2r, 0)} {mask(key_i2r, 1)}"
         got["masks_r2i"] = f"{mask(key_r2i, 0)} {mask(key_r2i, 1)}"
+
+        def padding(key, n):
+            # §4.2: bytes 2..6 of the mask's block, big-endian, mod 1029.
+            nonce = bytes(8) + n.to_bytes(8, "little")
+            block = Cipher(algorithms.ChaCha20(key, nonce), None).encryptor().update(bytes(6))
+            return int.from_bytes(block[2:6], "big") % 1029
+
+        got["padding_n1"] = f"{padding(key_i2r, 1)} {padding(key_r2i, 1)}"
+        # One cell padded by the draw: kind, count, cell, padding, tag.
+        length = 1 + 1 + 514 + padding(key_i2r, 1) + 16
+        masked = length ^ int(mask(key_i2r, 1), 16)
+        got["first_cells_length_i2r"] = masked.to_bytes(2, "big").hex()
     bad = [name for name, value in got.items() if EXPECTED[name] != value]
     for name in bad:
         print(f"{name}: spec says {EXPECTED[name]}, computed {got[name]}")

@@ -12,7 +12,10 @@ found:
    checked with an exact binomial test;
 2. a chi-square test of the byte distribution at each of the first 128
    offsets, and a Kolmogorov-Smirnov test that the 128 p-values are uniform;
-3. the distribution of first-flight lengths (dialler and responder);
+3. the distribution of first-flight lengths (dialler and responder), and
+   of the wire lengths of the one-cell messages after the handshake
+   (transport spec §4.2: uniform over two cells' worth of padding, so that
+   a length fits more than one cell count);
 4. NIST SP 800-22 (the `nistrng` package) on 40 sequences of 20,000 bits
    cut from the concatenated streams, the proportion passing each test
    compared with the same battery on random bytes;
@@ -47,7 +50,8 @@ def load(directory, fmt):
     data = np.fromfile(path, dtype=np.uint8)
     streams = data.reshape(-1, SAMPLE_LEN)
     flights = np.loadtxt(os.path.join(directory, f"{fmt}_flights.csv"), delimiter=",", skiprows=1, dtype=int)
-    return streams, flights
+    cells = np.loadtxt(os.path.join(directory, f"{fmt}_cell_messages.csv"), delimiter=",", skiprows=1, dtype=int)
+    return streams, flights, cells
 
 
 def key_offset(fmt):
@@ -101,6 +105,23 @@ def flight_tests(flights):
         p = stats.chisquare(counts).pvalue
         rows.append((f"{name} length, uniform over {low}..{high}", f"{distinct} distinct lengths", p))
     return rows
+
+
+def cell_message_tests(lengths):
+    """One-cell messages: a length that fits one cell count only tells an
+    observer the count. Uniform over its range, checked by chi-square; the
+    figure also says how many would fit a two-cell message as well."""
+    values = lengths.reshape(-1)
+    low, high = int(values.min()), int(values.max())
+    distinct = len(np.unique(values))
+    if distinct == 1:
+        return [("one-cell message length", f"always {low} bytes", 0.0)]
+    counts = np.bincount(values - low, minlength=high - low + 1)
+    p = stats.chisquare(counts).pvalue
+    two_cells = low + 514
+    overlap = float(np.mean(values >= two_cells))
+    figure = f"{distinct} lengths; {overlap:.0%} also fit 2 cells"
+    return [(f"one-cell message length, uniform over {low}..{high}", figure, p)]
 
 
 def nist_battery(byte_rows):
@@ -177,21 +198,22 @@ def main():
         if loaded is None:
             continue
         found = True
-        streams, flights = loaded
+        streams, flights, cells = loaded
         print(f"{fmt}: {len(streams)} connections")
         keys = key_tests(streams, fmt)
         offsets = offset_tests(streams)
-        rows = keys + offsets + flight_tests(flights)
+        cell_lengths = cell_message_tests(cells)
+        rows = keys + offsets + flight_tests(flights) + cell_lengths
         if "--quick" not in sys.argv:
             rows += nist_tests(streams) + classifier_test(streams)
         report(fmt, rows)
-        blind = [r for r in keys + offsets if r[2] >= ALPHA]
+        blind = [r for r in keys + offsets + cell_lengths if r[2] >= ALPHA]
         failed = [r for r in rows if r[2] < ALPHA]
         if fmt == "v2" and failed:
             print(f"FAIL: v2 fails {len(failed)} test(s)")
             status = 1
         if fmt == "v1" and blind:
-            print(f"FAIL: the v1 control passes {len(blind)} key/offset test(s): the tests are blind")
+            print(f"FAIL: the v1 control passes {len(blind)} key/offset/length test(s): the tests are blind")
             status = 1
     if not found:
         print(f"no samples in {directory}: run the wire_sample example first")

@@ -5,9 +5,10 @@
 //! Each connection is a pair of real link sessions (the core's
 //! `LinkSession`, as the node runs it) with fresh keys and seeds: the
 //! handshake, then four one-cell messages from the dialler. The example
-//! writes, per connection, the first 1,024 bytes the dialler sent, and the
+//! writes, per connection, the first 1,024 bytes the dialler sent, the
 //! length of each side's first flight (what it sent before it had to wait
-//! for the other: message 1, message 2).
+//! for the other: message 1, message 2), and the length on the wire of each
+//! of the four one-cell messages (transport spec §4.2: padded in v2).
 //!
 //! `--format v1` writes the same for the version 1 wire instead, rebuilt
 //! from its spec (a raw X25519 key after `00 20`, lengths in clear, fixed
@@ -24,12 +25,25 @@ use std::path::PathBuf;
 
 use veil_core::identity::Identity;
 use veil_core::link::{
-    Frame, LinkConfig, LinkHello, LinkParams, LinkRole, LinkSession, CELL_LEN, MIN_TRANSMIT_BUFFER,
+    FrameKind, LinkConfig, LinkHello, LinkParams, LinkRole, LinkSession, CELL_LEN,
+    MIN_TRANSMIT_BUFFER,
 };
 use veil_core::noise::{HandshakePattern, HandshakeState, Role, StaticKeypair};
 use veil_core::time::Instant;
 
 const SAMPLE_LEN: usize = 1024;
+/// One-cell messages the dialler sends after the handshake.
+const CELL_MESSAGES: usize = 4;
+
+/// What one connection gives the tests.
+struct Connection {
+    /// The dialler's first `SAMPLE_LEN` bytes.
+    bytes: Vec<u8>,
+    /// Each side's first flight, dialler then responder.
+    flights: [usize; 2],
+    /// The wire length of each one-cell message.
+    cell_messages: [usize; CELL_MESSAGES],
+}
 const RX: usize = 16 * 1024 + 2;
 type Session = LinkSession<[u8; RX], veil_core::heapless::Deque<[u8; CELL_LEN], 64>>;
 
@@ -89,7 +103,7 @@ fn session(i: u32, role: LinkRole, keys: &StaticKeypair, hello: [u8; 100]) -> Bo
 }
 
 /// One v2 connection: the dialler's first bytes, and both first flights.
-fn v2_connection(i: u32) -> (Vec<u8>, usize, usize) {
+fn v2_connection(i: u32) -> Connection {
     let id_i = Identity::from_secret_bytes(seed(i, 0, 1));
     let id_r = Identity::from_secret_bytes(seed(i, 1, 1));
     let keys_i = StaticKeypair::from_secret_bytes(seed(i, 0, 2));
@@ -127,22 +141,28 @@ fn v2_connection(i: u32) -> (Vec<u8>, usize, usize) {
     }
     let mut cell = [0u8; CELL_LEN];
     cell[..4].copy_from_slice(&0x8000_0001u32.to_be_bytes());
-    while sent.len() < SAMPLE_LEN {
+    let mut cell_messages = [0; CELL_MESSAGES];
+    for length in &mut cell_messages {
         a.queue_cell(&cell).expect("established");
-        while let Some(n) = a.poll_transmit(now, &mut buf) {
-            sent.extend_from_slice(&buf[..n]);
-            b.receive(now, &buf[..n]);
-            while b.take_cell().is_some() {}
-        }
+        let n = a.poll_transmit(now, &mut buf).expect("a one-cell message");
+        sent.extend_from_slice(&buf[..n]);
+        b.receive(now, &buf[..n]);
+        assert!(b.take_cell().is_some(), "the cell arrived");
+        *length = n;
     }
+    assert!(sent.len() >= SAMPLE_LEN);
     sent.truncate(SAMPLE_LEN);
-    (sent, flights[0], flights[1])
+    Connection {
+        bytes: sent,
+        flights,
+        cell_messages,
+    }
 }
 
 /// One connection in the version 1 format, rebuilt from its spec with the
 /// same Noise handshake: `00 20` ‖ e, then `00 c4` ‖ message 2, `00 a4` ‖
 /// message 3, then transport messages with clear lengths.
-fn v1_connection(i: u32) -> (Vec<u8>, usize, usize) {
+fn v1_connection(i: u32) -> Connection {
     let id_i = Identity::from_secret_bytes(seed(i, 0, 1));
     let id_r = Identity::from_secret_bytes(seed(i, 1, 1));
     let keys_i = StaticKeypair::from_secret_bytes(seed(i, 0, 2));
@@ -181,17 +201,27 @@ fn v1_connection(i: u32) -> (Vec<u8>, usize, usize) {
     let mut send = keys.initiator_to_responder;
     let mut cell = [0u8; CELL_LEN];
     cell[..4].copy_from_slice(&0x8000_0001u32.to_be_bytes());
-    while sent.len() < SAMPLE_LEN {
+    let mut cell_messages = [0; CELL_MESSAGES];
+    for length in &mut cell_messages {
+        // Version 1's CELLS frame: the kind byte and the cell, no count.
         let mut frame = vec![0u8; 1 + CELL_LEN + 16];
-        let len = Frame::Cells(&cell).emit(&mut frame).expect("frame");
+        frame[0] = FrameKind::Cells.to_byte();
+        frame[1..1 + CELL_LEN].copy_from_slice(&cell);
+        let len = 1 + CELL_LEN;
         let sealed = send
             .encrypt_in_place(&[], &mut frame, len)
             .expect("encrypt");
         sent.extend_from_slice(&(sealed as u16).to_be_bytes());
         sent.extend_from_slice(&frame[..sealed]);
+        *length = 2 + sealed;
     }
+    assert!(sent.len() >= SAMPLE_LEN);
     sent.truncate(SAMPLE_LEN);
-    (sent, first_i, first_r)
+    Connection {
+        bytes: sent,
+        flights: [first_i, first_r],
+        cell_messages,
+    }
 }
 
 fn main() {
@@ -205,18 +235,32 @@ fn main() {
         std::fs::File::create(args.out.join(format!("{format}_flights.csv"))).expect("create"),
     );
     writeln!(flights, "dialler_first_flight,responder_first_flight").expect("write");
+    let mut cell_messages = std::io::BufWriter::new(
+        std::fs::File::create(args.out.join(format!("{format}_cell_messages.csv")))
+            .expect("create"),
+    );
+    let header: Vec<String> = (1..=CELL_MESSAGES).map(|n| format!("message_{n}")).collect();
+    writeln!(cell_messages, "{}", header.join(",")).expect("write");
     let started = std::time::Instant::now();
     for i in 0..args.connections {
-        let (bytes, first_i, first_r) = if args.v1 {
+        let connection = if args.v1 {
             v1_connection(i)
         } else {
             v2_connection(i)
         };
-        streams.write_all(&bytes).expect("write");
+        streams.write_all(&connection.bytes).expect("write");
+        let [first_i, first_r] = connection.flights;
         writeln!(flights, "{first_i},{first_r}").expect("write");
+        let lengths: Vec<String> = connection
+            .cell_messages
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        writeln!(cell_messages, "{}", lengths.join(",")).expect("write");
     }
     streams.flush().expect("flush");
     flights.flush().expect("flush");
+    cell_messages.flush().expect("flush");
     println!(
         "{} {format} connections in {:.1} s: {}",
         args.connections,

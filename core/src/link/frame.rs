@@ -3,7 +3,9 @@
 //! On the wire every link message — handshake or transport — is a 2-byte
 //! big-endian length followed by that many bytes. After the handshake those
 //! bytes are an AEAD ciphertext whose plaintext is a [`Frame`]: one kind byte
-//! and a body whose shape the kind fixes. See `docs/transport_layer_spec.md`.
+//! and a body whose shape the kind fixes. A `CELLS` body counts its cells and
+//! may end in padding, so that a message's length does not give away how many
+//! cells it carries. See `docs/transport_layer_spec.md` §4.1.
 
 use core::fmt;
 
@@ -18,10 +20,14 @@ pub const LENGTH_PREFIX_LEN: usize = 2;
 pub const TAG_LEN: usize = 16;
 /// Bytes of the kind field at the start of every frame plaintext.
 pub const KIND_LEN: usize = 1;
+/// Bytes of the cell count at the start of a `CELLS` body.
+pub const CELL_COUNT_LEN: usize = 1;
+/// Bytes in front of the first cell of a `CELLS` frame plaintext.
+pub const CELLS_HEADER_LEN: usize = KIND_LEN + CELL_COUNT_LEN;
 /// The largest message the 2-byte length prefix can describe.
 pub const MAX_MESSAGE_LEN: usize = 65_535;
 /// The smallest receive limit a peer may advertise: one cell in one frame.
-pub const MIN_MAX_MESSAGE_LEN: usize = KIND_LEN + CELL_LEN + TAG_LEN;
+pub const MIN_MAX_MESSAGE_LEN: usize = CELLS_HEADER_LEN + CELL_LEN + TAG_LEN;
 
 /// One fixed-size cell as carried by a link.
 pub type Cell = [u8; CELL_LEN];
@@ -31,7 +37,7 @@ pub type Cell = [u8; CELL_LEN];
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(u8)]
 pub enum FrameKind {
-    /// One or more cells.
+    /// One or more cells, then padding.
     Cells = 1,
     /// A keepalive probe; the peer answers with `Pong` carrying the same id.
     Ping = 2,
@@ -69,8 +75,14 @@ impl FrameKind {
 /// A parsed frame plaintext, borrowing its body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Frame<'a> {
-    /// A body of whole cells; `cells.len()` is a non-zero multiple of [`CELL_LEN`].
-    Cells(&'a [u8]),
+    /// Whole cells and the padding after them, which the receiver ignores.
+    Cells {
+        /// The cells: `cells.len()` is a multiple of [`CELL_LEN`], from 1 to
+        /// 255 cells.
+        cells: &'a [u8],
+        /// Bytes of padding after the cells.
+        padding: usize,
+    },
     /// Keepalive probe with the sender's id.
     Ping(u64),
     /// Answer to a probe, echoing its id.
@@ -141,10 +153,16 @@ impl<'a> Frame<'a> {
         };
         match kind {
             FrameKind::Cells => {
-                if body.is_empty() || body.len() % CELL_LEN != 0 {
+                let (&count, rest) = body.split_first().ok_or(bad_len)?;
+                let cells_len = usize::from(count).saturating_mul(CELL_LEN);
+                if count == 0 || rest.len() < cells_len {
                     return Err(bad_len);
                 }
-                Ok(Frame::Cells(body))
+                let (cells, padding) = rest.split_at(cells_len);
+                Ok(Frame::Cells {
+                    cells,
+                    padding: padding.len(),
+                })
             }
             FrameKind::Ping | FrameKind::Pong => {
                 let id = <[u8; 8]>::try_from(body).map_err(|_| bad_len)?;
@@ -174,7 +192,7 @@ impl<'a> Frame<'a> {
     /// The kind of this frame.
     pub fn kind(&self) -> FrameKind {
         match self {
-            Frame::Cells(_) => FrameKind::Cells,
+            Frame::Cells { .. } => FrameKind::Cells,
             Frame::Ping(_) => FrameKind::Ping,
             Frame::Pong(_) => FrameKind::Pong,
             Frame::KeyUpdate => FrameKind::KeyUpdate,
@@ -186,7 +204,9 @@ impl<'a> Frame<'a> {
     /// Bytes of plaintext this frame emits.
     pub fn buffer_len(&self) -> usize {
         let body = match self {
-            Frame::Cells(cells) => cells.len(),
+            Frame::Cells { cells, padding } => CELL_COUNT_LEN
+                .saturating_add(cells.len())
+                .saturating_add(*padding),
             Frame::Ping(_) | Frame::Pong(_) => 8,
             Frame::KeyUpdate => 0,
             Frame::Close(_) => 1,
@@ -202,7 +222,26 @@ impl<'a> Frame<'a> {
         let (kind, body) = out.split_first_mut().ok_or(FrameError::BufferTooSmall)?;
         *kind = self.kind().to_byte();
         match self {
-            Frame::Cells(cells) => body.copy_from_slice(cells),
+            Frame::Cells { cells, .. } => {
+                let bad_len = FrameError::BadBodyLength {
+                    kind: FrameKind::Cells.to_byte(),
+                    len: cells.len(),
+                };
+                let whole = cells.len().checked_rem(CELL_LEN) == Some(0);
+                let count = cells
+                    .len()
+                    .checked_div(CELL_LEN)
+                    .and_then(|k| u8::try_from(k).ok())
+                    .filter(|&k| k > 0 && whole)
+                    .ok_or(bad_len)?;
+                let (count_out, rest) = body.split_first_mut().ok_or(FrameError::BufferTooSmall)?;
+                *count_out = count;
+                let (cells_out, padding_out) = rest
+                    .split_at_mut_checked(cells.len())
+                    .ok_or(FrameError::BufferTooSmall)?;
+                cells_out.copy_from_slice(cells);
+                padding_out.fill(0);
+            }
             Frame::Ping(id) | Frame::Pong(id) => body.copy_from_slice(&id.to_be_bytes()),
             Frame::KeyUpdate => {}
             Frame::Close(reason) => body.copy_from_slice(&[reason.code()]),
@@ -210,6 +249,16 @@ impl<'a> Frame<'a> {
         }
         Ok(len)
     }
+}
+
+/// Bytes of padding in a whole `CELLS` message (length prefix included) of
+/// `message_len` bytes that carries `cells` cells: what the sender spent on
+/// hiding the cell count.
+pub fn cells_padding(message_len: usize, cells: usize) -> usize {
+    let unpadded = cells
+        .saturating_mul(CELL_LEN)
+        .saturating_add(LENGTH_PREFIX_LEN + CELLS_HEADER_LEN + TAG_LEN);
+    message_len.saturating_sub(unpadded)
 }
 
 /// Reads the length prefix at the start of `buf`, if all of it is there.
@@ -241,7 +290,14 @@ mod tests {
     #[test]
     fn every_kind_round_trips() {
         let cells = [7u8; CELL_LEN * 2];
-        round_trip(Frame::Cells(&cells));
+        round_trip(Frame::Cells {
+            cells: &cells,
+            padding: 0,
+        });
+        round_trip(Frame::Cells {
+            cells: &cells,
+            padding: 700,
+        });
         round_trip(Frame::Ping(0xdead_beef));
         round_trip(Frame::Pong(u64::MAX));
         round_trip(Frame::KeyUpdate);
@@ -253,9 +309,20 @@ mod tests {
     fn malformed_bodies_are_typed_errors() {
         assert_eq!(Frame::parse(&[]), Err(FrameError::Empty));
         assert_eq!(Frame::parse(&[99]), Err(FrameError::UnknownKind(99)));
+        // A count of 0, a count the body is too short for, no count.
         assert_eq!(
             Frame::parse(&[1, 0, 0]),
             Err(FrameError::BadBodyLength { kind: 1, len: 2 })
+        );
+        let mut short = [0u8; 2 + 2 * CELL_LEN - 1];
+        short[0] = 1;
+        short[1] = 2;
+        assert_eq!(
+            Frame::parse(&short),
+            Err(FrameError::BadBodyLength {
+                kind: 1,
+                len: 2 * CELL_LEN
+            })
         );
         assert_eq!(
             Frame::parse(&[1]),
@@ -303,7 +370,7 @@ mod tests {
         fn parse_of_emit_is_identity(kind in 0u8..6, id in any::<u64>(), n in 1usize..4, pad in 0usize..600) {
             let cells = vec![0x5a; CELL_LEN * n];
             let frame = match kind {
-                0 => Frame::Cells(&cells),
+                0 => Frame::Cells { cells: &cells, padding: pad },
                 1 => Frame::Ping(id),
                 2 => Frame::Pong(id),
                 3 => Frame::KeyUpdate,

@@ -17,12 +17,15 @@ mod stats;
 pub use close::CloseReason;
 pub use config::LinkConfig;
 pub use frame::{
-    read_length_prefix, write_length_prefix, Cell, Frame, FrameError, FrameKind, CELL_LEN,
-    KIND_LEN, LENGTH_PREFIX_LEN, MAX_MESSAGE_LEN, MIN_MAX_MESSAGE_LEN, TAG_LEN,
+    cells_padding, read_length_prefix, write_length_prefix, Cell, Frame, FrameError, FrameKind,
+    CELLS_HEADER_LEN, CELL_COUNT_LEN, CELL_LEN, KIND_LEN, LENGTH_PREFIX_LEN, MAX_MESSAGE_LEN,
+    MIN_MAX_MESSAGE_LEN, TAG_LEN,
 };
 pub use hello::{HelloError, LinkHello, HELLO_LEN, LINK_STATIC_DOMAIN};
 pub use id::LinkId;
-pub use obfs::{FIRST_HEADER_LEN, MARK_LEN, MAX_HANDSHAKE_PADDING, REPRESENTATIVE_LEN};
+pub use obfs::{
+    FIRST_HEADER_LEN, MARK_LEN, MAX_CELLS_PADDING, MAX_HANDSHAKE_PADDING, REPRESENTATIVE_LEN,
+};
 pub use rtt::RttEstimator;
 pub use session::{
     is_link_level, ClosedBy, LinkParams, LinkPhase, LinkRole, LinkSession, QueueCellError,

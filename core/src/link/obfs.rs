@@ -26,6 +26,10 @@ pub const MARK_LEN: usize = 16;
 /// then still fits the smallest receive buffer a node may have (one cell
 /// message, [`MIN_MAX_MESSAGE_LEN`](super::MIN_MAX_MESSAGE_LEN)).
 pub const MAX_HANDSHAKE_PADDING: usize = 256;
+/// The most padding a `CELLS` frame carries (link spec §4.1): two cells'
+/// worth, so that a message's length fits at least two cell counts and does
+/// not tell an observer how many cells it carries.
+pub const MAX_CELLS_PADDING: usize = 2 * super::frame::CELL_LEN;
 /// Domain of the first message's mark.
 const MARK_DOMAIN: &[u8] = b"veil-obfs-v2 mark\0";
 /// HKDF salt of the length keys.
@@ -237,14 +241,34 @@ impl LengthMask {
     pub fn next_mask(&mut self) -> Option<[u8; 2]> {
         let n = self.next;
         self.next = n.checked_add(1)?;
+        let [a, b, ..] = self.block_start(n);
+        Some([a, b])
+    }
+
+    /// The padding length of the next message, if it is a `CELLS` frame:
+    /// bytes 2–5 of the same keystream block as its mask, read as a
+    /// big-endian `u32`, modulo `MAX_CELLS_PADDING + 1` (link spec §4.1).
+    /// Only the sender draws it; a receiver takes whatever padding comes.
+    pub fn cells_padding(&self) -> usize {
+        let [_, _, draw @ ..] = self.block_start(self.next);
+        let span = u32::try_from(MAX_CELLS_PADDING)
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
+        let padding = u32::from_be_bytes(draw).checked_rem(span).unwrap_or(0);
+        usize::try_from(padding).unwrap_or(0)
+    }
+
+    /// The first six bytes of ChaCha20 block 0 under the direction's key and
+    /// the nonce of message `n`.
+    fn block_start(&self, n: u64) -> [u8; 6] {
         let mut nonce = [0u8; 12];
         if let Some(tail) = nonce.get_mut(4..) {
             tail.copy_from_slice(&n.to_le_bytes());
         }
-        let mut mask = [0u8; 2];
+        let mut out = [0u8; 6];
         let mut cipher = ChaCha20::new((&self.key).into(), &nonce.into());
-        cipher.try_apply_keystream(&mut mask).ok()?;
-        Some(mask)
+        let _ = cipher.try_apply_keystream(&mut out);
+        out
     }
 }
 
@@ -367,6 +391,22 @@ mod tests {
     const WORKED_EPOCH: u64 = 1_796_515_200 / MARK_EPOCH_SECS;
 
     #[test]
+    fn cells_padding_is_uniform_over_two_cells_and_follows_the_mask_count() {
+        let (mut mask, _) = length_keys(&[9; 32], &[1; 32], &[2; 32]);
+        let mut seen = std::vec![0u32; MAX_CELLS_PADDING + 1];
+        for _ in 0..20_000 {
+            let padding = mask.cells_padding();
+            // Drawn without advancing: the same until the mask is taken.
+            assert_eq!(mask.cells_padding(), padding);
+            mask.next_mask().unwrap();
+            seen[padding] += 1;
+        }
+        // 20,000 draws over 1,029 values: about 19 each.
+        assert!(seen.iter().all(|&n| n < 60), "{:?}", seen.iter().max());
+        assert!(seen.iter().filter(|&&n| n == 0).count() < 5);
+    }
+
+    #[test]
     fn epochs_are_ten_minutes_of_unix_time() {
         assert_eq!(mark_epoch(0), 0);
         assert_eq!(mark_epoch(599), 0);
@@ -424,12 +464,15 @@ mod tests {
             hex(&r2i.key),
             "4d71310003a5ee9bf6ca013bbba778a73397bdf7ee5690d1b8184830f002e8de"
         );
-        let masks = [
-            i2r.next_mask(),
-            i2r.next_mask(),
-            r2i.next_mask(),
-            r2i.next_mask(),
-        ];
+        let first = i2r.next_mask();
+        // §4.2: the padding a `CELLS` frame with mask number 1 draws.
+        let padding = (i2r.cells_padding(), {
+            let _ = r2i.next_mask();
+            r2i.cells_padding()
+        });
+        assert_eq!(padding, (333, 426));
+        let mut r2i = length_keys(&ee, &initiator.representative, &responder.representative).1;
+        let masks = [first, i2r.next_mask(), r2i.next_mask(), r2i.next_mask()];
         assert_eq!(
             masks,
             [

@@ -51,7 +51,7 @@ use super::{LinkId, Node, Profile};
 
 /// Circuits a node sends one lookup over (to each one's middle relay,
 /// which passes it on to all its peers).
-pub const LOOKUP_FANOUT: usize = 2;
+pub const LOOKUP_FANOUT: usize = 4;
 /// A `LOOKUP` relay message's data: node id and known issue time.
 const LOOKUP_LEN: usize = 32 + 8;
 // A `LOOKUP_ANSWER` carries any descriptor in one relay message.

@@ -2,6 +2,8 @@
 
 use crate::capacity::DequeStore;
 use crate::cell::CircuitId;
+#[cfg(feature = "padding-stats")]
+use crate::link::cells_padding;
 use crate::link::{CELL_LEN, MIN_TRANSMIT_BUFFER};
 use crate::message::ReceivedMessage;
 use crate::time::Instant;
@@ -192,19 +194,26 @@ impl<P: Profile> Node<P> {
                 // The session writes nothing that does not fit the window.
                 let window = buf.len().min(room);
                 #[cfg(feature = "padding-stats")]
-                let padding = session.handshake_padding_due();
+                let (handshake_padding, cells_before) =
+                    (session.handshake_padding_due(), session.stats().cells_sent);
                 let sent = buf
                     .get_mut(..window)
-                    .and_then(|window| session.poll_transmit(now, window))
-                    .map(|len| Sent::Frame(link, len));
+                    .and_then(|window| session.poll_transmit(now, window));
                 #[cfg(feature = "padding-stats")]
-                if let (Some(_), Some(padding)) = (&sent, padding) {
-                    self.stats.padding_bytes_sent = self
-                        .stats
-                        .padding_bytes_sent
-                        .saturating_add(u64::from(padding));
+                if let Some(len) = sent {
+                    let cells = session.stats().cells_sent.saturating_sub(cells_before);
+                    let padding = match handshake_padding {
+                        Some(padding) => u64::from(padding),
+                        None if cells > 0 => {
+                            let cells = usize::try_from(cells).unwrap_or(usize::MAX);
+                            u64::try_from(cells_padding(len, cells)).unwrap_or(0)
+                        }
+                        None => 0,
+                    };
+                    self.stats.padding_bytes_sent =
+                        self.stats.padding_bytes_sent.saturating_add(padding);
                 }
-                sent
+                sent.map(|len| Sent::Frame(link, len))
             } else {
                 None
             };

@@ -29,9 +29,9 @@ pub struct NodeStats {
     pub events_dropped: u64,
     /// Links that have closed (their slots freed).
     pub links_closed: u64,
-    /// Bytes of random padding in the handshake messages this node wrote
-    /// (link spec §2), part of the links' bytes sent: what hiding the
-    /// messages' lengths costs. Counted here, not per link, so a link slot
+    /// Bytes of random padding in the handshake messages and `CELLS` frames
+    /// this node wrote (link spec §2.4, §4.1), part of the links' bytes
+    /// sent: what hiding the messages' lengths and cell counts costs. Counted here, not per link, so a link slot
     /// stays the size it was; only with the `padding-stats` feature.
     #[cfg(feature = "padding-stats")]
     pub padding_bytes_sent: u64,

@@ -24,7 +24,8 @@ use crate::time::Instant;
 use super::close::CloseReason;
 use super::config::LinkConfig;
 use super::frame::{
-    Cell, CELL_LEN, KIND_LEN, LENGTH_PREFIX_LEN, MAX_MESSAGE_LEN, MIN_MAX_MESSAGE_LEN, TAG_LEN,
+    Cell, CELLS_HEADER_LEN, CELL_LEN, LENGTH_PREFIX_LEN, MAX_MESSAGE_LEN, MIN_MAX_MESSAGE_LEN,
+    TAG_LEN,
 };
 use super::hello::HELLO_LEN;
 use super::obfs::{mark_epoch, refusal_draw, HiddenEphemeral, LengthMask, REPRESENTATIVE_LEN};
@@ -32,6 +33,8 @@ use super::rtt::RttEstimator;
 use super::stats::LinkStats;
 use super::PROLOGUE;
 
+#[cfg(test)]
+mod padding_tests;
 mod receive;
 mod transmit;
 
@@ -771,7 +774,7 @@ pub fn is_link_level(cell: &Cell) -> bool {
 /// How many whole cells fit in a message of `message_len` bytes.
 fn cells_fitting(message_len: usize) -> usize {
     message_len
-        .saturating_sub(KIND_LEN.saturating_add(TAG_LEN))
+        .saturating_sub(CELLS_HEADER_LEN.saturating_add(TAG_LEN))
         .checked_div(CELL_LEN)
         .unwrap_or(0)
 }

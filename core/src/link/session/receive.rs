@@ -10,7 +10,9 @@ use super::super::close::CloseReason;
 use subtle::{Choice, ConstantTimeEq};
 use zeroize::Zeroizing;
 
-use super::super::frame::{Cell, Frame, CELL_LEN, KIND_LEN, LENGTH_PREFIX_LEN, TAG_LEN};
+use super::super::frame::{
+    Cell, Frame, CELLS_HEADER_LEN, CELL_LEN, KIND_LEN, LENGTH_PREFIX_LEN, TAG_LEN,
+};
 use super::super::hello::{LinkHello, HELLO_LEN};
 use super::super::obfs::{
     first_message_mark, length_keys, masked, point_of, LengthMask, FIRST_HEADER_LEN, MARK_LEN,
@@ -297,9 +299,10 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
                 };
                 match Frame::parse(plaintext) {
                     Err(_) => self.fail(CloseReason::ProtocolViolation),
-                    Ok(Frame::Cells(cells)) => {
-                        // The cells follow the frame's kind byte.
-                        let start = LENGTH_PREFIX_LEN.saturating_add(KIND_LEN);
+                    Ok(Frame::Cells { cells, .. }) => {
+                        // The cells follow the kind byte and the count; the
+                        // padding after them is left in the buffer.
+                        let start = LENGTH_PREFIX_LEN.saturating_add(CELLS_HEADER_LEN);
                         let count = cells.len().checked_div(CELL_LEN).unwrap_or(0);
                         self.rx_cell_next = start;
                         self.rx_cell_end = start.saturating_add(count.saturating_mul(CELL_LEN));

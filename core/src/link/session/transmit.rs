@@ -10,7 +10,9 @@ use zeroize::Zeroizing;
 
 use crate::identity::NodeId;
 
-use super::super::frame::{Cell, Frame, FrameKind, CELL_LEN, KIND_LEN, LENGTH_PREFIX_LEN};
+use super::super::frame::{
+    Cell, Frame, FrameKind, CELLS_HEADER_LEN, CELL_LEN, LENGTH_PREFIX_LEN, TAG_LEN,
+};
 use super::super::hello::HELLO_LEN;
 use super::super::obfs::{
     fill_padding, first_message_header, length_keys, masked, LengthMask, FIRST_HEADER_LEN,
@@ -210,14 +212,24 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
         if count == 0 {
             return None;
         }
-        let plaintext_len = count.checked_mul(CELL_LEN)?.checked_add(KIND_LEN)?;
+        let cells_len = count.checked_mul(CELL_LEN)?;
+        let unpadded = cells_len.checked_add(CELLS_HEADER_LEN)?;
+        let drawn = match &self.state {
+            State::Established(t) => t.send_mask.cells_padding(),
+            _ => 0,
+        };
+        let padding = drawn.min(room.saturating_sub(unpadded.saturating_add(TAG_LEN)));
+        let plaintext_len = unpadded.checked_add(padding)?;
         let body = buf.get_mut(LENGTH_PREFIX_LEN..)?;
-        let (kind, cells) = body.split_first_mut()?;
-        *kind = FrameKind::Cells.to_byte();
-        for slot in cells.chunks_exact_mut(CELL_LEN).take(count) {
+        let (header, rest) = body.split_first_chunk_mut::<CELLS_HEADER_LEN>()?;
+        *header = [FrameKind::Cells.to_byte(), u8::try_from(count).ok()?];
+        let (cells, padding_out) = rest.split_at_mut_checked(cells_len)?;
+        for slot in cells.chunks_exact_mut(CELL_LEN) {
             let cell = self.tx_cells.view_mut().pop_front()?;
             slot.copy_from_slice(&cell);
         }
+        // The padding is encrypted with the rest: its bytes need not be random.
+        padding_out.get_mut(..padding)?.fill(0);
         let n = self.encrypt_prefixed(buf, plaintext_len)?;
         self.stats.cells_sent = self
             .stats

@@ -162,7 +162,8 @@ impl NodeMetrics {
         r.register_with_unit(
             "link_padding_sent",
             "Of veil_link_sent_bytes_total, the random padding of this node's link \
-             handshake messages. The node sends no cover traffic; its only other padding is \
+             handshake messages and after the cells of each link frame. The node sends no \
+             cover traffic; its only other padding is \
              the PADDING cells a service sends to keep its introduction circuits open, counted \
              in veil_link_cells_sent_total",
             Unit::Bytes,
