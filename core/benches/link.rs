@@ -186,6 +186,26 @@ fn bench_frames(c: &mut Criterion) {
             },
         );
 
+        // The same with a transmit buffer of exactly the unpadded message:
+        // the session pads only as far as the buffer allows, so not at all.
+        // Against `link_seal_then_open` in the same run: what padding costs.
+        let (mut tx, mut rx) = handshake(&a, &b);
+        let mut exact = vec![0u8; wire];
+        group.bench_with_input(
+            BenchmarkId::new("link_seal_then_open_unpadded", plaintext),
+            &plaintext,
+            |bench, _| {
+                bench.iter(|| {
+                    for _ in 0..cells {
+                        tx.queue_cell(&cell).unwrap();
+                    }
+                    let n = tx.poll_transmit(Instant::ZERO, &mut exact).unwrap();
+                    assert_eq!(n, wire);
+                    assert_eq!(feed(&mut rx, Instant::ZERO, &exact[..n]), n);
+                })
+            },
+        );
+
         // Raw seal + open for the same pair of operations.
         let mut raw2 = vec![0u8; plaintext];
         let mut nonce2 = 0u64;

@@ -239,7 +239,9 @@ fn main() {
         std::fs::File::create(args.out.join(format!("{format}_cell_messages.csv")))
             .expect("create"),
     );
-    let header: Vec<String> = (1..=CELL_MESSAGES).map(|n| format!("message_{n}")).collect();
+    let header: Vec<String> = (1..=CELL_MESSAGES)
+        .map(|n| format!("message_{n}"))
+        .collect();
     writeln!(cell_messages, "{}", header.join(",")).expect("write");
     let started = std::time::Instant::now();
     for i in 0..args.connections {

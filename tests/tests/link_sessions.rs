@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use veil_core::link::{CloseReason, ClosedBy, LinkPhase};
+use veil_core::link::{CloseReason, ClosedBy, LinkPhase, MAX_CELLS_PADDING};
 use veil_core::node::NodeConfig;
 use veil_core::time::{Duration, Instant};
 use veil_sim::{Direction, Sim, StreamConditions};
@@ -34,23 +34,23 @@ fn handshake_authenticates_both_sides_over_a_choppy_stream() {
         LinkPhase::Established
     );
     // Each side padded its handshake messages (two for the initiator, one
-    // for the responder) by 0 to 256 random bytes each (link spec §2):
-    // counted by the node, and part of the bytes sent.
+    // for the responder) by 0 to 256 random bytes each (link spec §2.4),
+    // and each `CELLS` message by 0 to 1,028 (§4.2): counted by the node,
+    // and part of the bytes sent.
     let mut padding = 0;
     for (node, link, messages) in [(a, la, 2), (b, lb, 1)] {
         let padded = sim.node(node).core.stats().padding_bytes_sent;
-        let sent = sim
-            .node(node)
-            .core
-            .link_info(link)
-            .unwrap()
-            .stats
-            .bytes_sent;
-        assert!(padded <= messages * 256, "{padded}");
-        assert!(padded < sent, "{padded} of {sent}");
+        let stats = sim.node(node).core.link_info(link).unwrap().stats;
+        let at_most = messages * 256 + stats.cells_sent * MAX_CELLS_PADDING as u64;
+        assert!(padded <= at_most, "{padded} > {at_most}");
+        assert!(
+            padded < stats.bytes_sent,
+            "{padded} of {}",
+            stats.bytes_sent
+        );
         padding += padded;
     }
-    assert!(padding > 0, "three uniform draws in 0..=256, all 0");
+    assert!(padding > 0, "every draw in 0..=256 and 0..=1,028 was 0");
 }
 
 #[test]

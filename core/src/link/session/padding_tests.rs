@@ -109,24 +109,34 @@ fn one_cell_messages_vary_over_more_than_two_cell_counts_and_arrive_intact() {
 }
 
 #[test]
-fn a_message_at_the_buffer_or_peer_limit_is_padded_only_as_far_as_fits() {
+fn a_full_message_is_not_padded_and_others_only_as_far_as_fits() {
     let (mut tx, mut rx) = established_pair();
-    // A buffer of exactly one unpadded cell message: no room for padding.
+    // A buffer of exactly one unpadded cell message: no room for padding
+    // (and the message is full).
     let mut tight = [0u8; ONE_CELL];
     for n in 0..20u32 {
         tx.queue_cell(&numbered(n)).unwrap();
         assert_eq!(tx.poll_transmit(Instant::ZERO, &mut tight), Some(ONE_CELL));
         assert_eq!(deliver(&mut rx, &tight), [numbered(n)]);
     }
-    // A full message (31 cells under a 16,384-byte limit) never exceeds
-    // the peer's limit, whatever the draw.
+    // A full message (31 cells under a 16,384-byte limit) is not padded;
+    // 30 cells are, but never past the peer's limit.
     let mut buf = [0u8; 20_000];
-    for round in 0..20u32 {
-        for n in 0..31 {
+    let mut thirty = Vec::new();
+    for round in 0..40u32 {
+        let cells = if round % 2 == 0 { 31 } else { 30 };
+        for n in 0..cells {
             tx.queue_cell(&numbered(round * 100 + n)).unwrap();
         }
         let len = tx.poll_transmit(Instant::ZERO, &mut buf).unwrap();
-        assert!(len <= LENGTH_PREFIX_LEN + 16_384, "{len}");
-        assert_eq!(deliver(&mut rx, &buf[..len]).len(), 31);
+        assert_eq!(deliver(&mut rx, &buf[..len]).len(), cells as usize);
+        let unpadded = ONE_CELL + (cells as usize - 1) * CELL_LEN;
+        if cells == 31 {
+            assert_eq!(len, unpadded);
+        } else {
+            assert!(len <= LENGTH_PREFIX_LEN + 16_384, "{len}");
+            thirty.push(len - unpadded);
+        }
     }
+    assert!(thirty.iter().any(|&padding| padding > 0), "{thirty:?}");
 }

@@ -208,14 +208,18 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
             .len()
             .saturating_sub(LENGTH_PREFIX_LEN)
             .min(self.peer_max_message_len);
-        let count = cells_fitting(room).min(self.framed_cells());
+        let fitting = cells_fitting(room);
+        let count = fitting.min(self.framed_cells());
         if count == 0 {
             return None;
         }
         let cells_len = count.checked_mul(CELL_LEN)?;
         let unpadded = cells_len.checked_add(CELLS_HEADER_LEN)?;
+        // A message as full as the room allows is not padded (link spec
+        // §4.2): it is within a cell of the limit, so its size says "full"
+        // with or without padding, and bulk transfer pays nothing.
         let drawn = match &self.state {
-            State::Established(t) => t.send_mask.cells_padding(),
+            State::Established(t) if count < fitting => t.send_mask.cells_padding(),
             _ => 0,
         };
         let padding = drawn.min(room.saturating_sub(unpadded.saturating_add(TAG_LEN)));
