@@ -353,6 +353,22 @@ impl HandshakeState {
         message: &[u8],
         payload_out: &mut [u8],
     ) -> Result<usize, NoiseError> {
+        self.read_message_with_ee(message, payload_out, None)
+    }
+
+    /// [`read_message`](Self::read_message), given the `ee` value when it
+    /// is already computed by
+    /// [`ephemeral_agreement`](Self::ephemeral_agreement) for the ephemeral
+    /// key this message carries (a link's initiator derives its length
+    /// keys from it before the message is in whole): the `ee` token then
+    /// mixes it in instead of computing it again. A value other than
+    /// `DH(e, re)` fails the message.
+    pub fn read_message_with_ee(
+        &mut self,
+        message: &[u8],
+        payload_out: &mut [u8],
+        ee: Option<&[u8; DHLEN]>,
+    ) -> Result<usize, NoiseError> {
         if self.is_complete() || self.is_my_turn() {
             return Err(NoiseError::OutOfTurn);
         }
@@ -390,7 +406,7 @@ impl HandshakeState {
                     self.remote_static = Some(key);
                     rest = tail;
                 }
-                dh => self.mix_dh(dh, None)?,
+                dh => self.mix_dh(dh, ee)?,
             }
         }
         let out = payload_out
@@ -461,6 +477,36 @@ mod tests {
             )
             .unwrap(),
         )
+    }
+
+    #[test]
+    fn reading_with_a_precomputed_ee_matches_and_a_wrong_one_fails() {
+        let (mut i, mut r) = xx_pair();
+        let mut msg = [0u8; 200];
+        let mut payload = [0u8; 200];
+        let n = i.write_message(b"", &mut msg).unwrap();
+        r.read_message(&msg[..n], &mut payload).unwrap();
+        let n = r.write_message(b"two", &mut msg).unwrap();
+        let remote_e: [u8; 32] = msg[..32].try_into().unwrap();
+        let ee = i.ephemeral_agreement(&remote_e).unwrap();
+
+        let (mut plain, _) = xx_pair();
+        plain.write_message(b"", &mut [0u8; 64]).unwrap();
+        assert_eq!(plain.read_message(&msg[..n], &mut payload).unwrap(), 3);
+
+        let (mut wrong, _) = xx_pair();
+        wrong.write_message(b"", &mut [0u8; 64]).unwrap();
+        assert!(wrong
+            .read_message_with_ee(&msg[..n], &mut payload, Some(&[7; 32]))
+            .is_err());
+
+        assert_eq!(
+            i.read_message_with_ee(&msg[..n], &mut payload, Some(&ee))
+                .unwrap(),
+            3
+        );
+        assert_eq!(&payload[..3], b"two");
+        assert_eq!(i.handshake_hash(), plain.handshake_hash());
     }
 
     #[test]

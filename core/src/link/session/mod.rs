@@ -178,9 +178,14 @@ struct Handshake {
     step: u8,
     /// Set once the peer's hello has verified.
     peer_max_message_len: usize,
-    /// The representatives of both ephemeral keys, as sent (the length
-    /// keys are derived from them); the peer's is zero until it arrives.
-    representative: [u8; REPRESENTATIVE_LEN],
+    /// This side's representative as sent, from which (with the peer's)
+    /// the length keys are derived. The initiator needs it no more once
+    /// it has them (message 2's header), and the field then holds the `ee`
+    /// value until message 2 is read whole, so that Noise does not compute
+    /// it a second time: a field of its own would grow every link slot by
+    /// 32 bytes.
+    representative_then_ee: Zeroizing<[u8; REPRESENTATIVE_LEN]>,
+    /// The peer's representative; zero until it arrives.
     peer_representative: [u8; REPRESENTATIVE_LEN],
     /// Padding of this side's handshake messages (see `HiddenEphemeral`).
     padding: [u16; 2],
@@ -364,7 +369,7 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
                 hello: params.hello,
                 step: 0,
                 peer_max_message_len: MIN_MAX_MESSAGE_LEN,
-                representative: hidden.representative,
+                representative_then_ee: Zeroizing::new(hidden.representative),
                 peer_representative: [0; REPRESENTATIVE_LEN],
                 padding: hidden.padding,
                 padding_key: hidden.padding_key,

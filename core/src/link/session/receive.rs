@@ -8,7 +8,7 @@ use crate::time::Instant;
 
 use super::super::close::CloseReason;
 use subtle::{Choice, ConstantTimeEq};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::super::frame::{
     Cell, Frame, CELLS_HEADER_LEN, CELL_LEN, KIND_LEN, LENGTH_PREFIX_LEN, TAG_LEN,
@@ -258,7 +258,14 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
                 let message: &[u8] = if h.step == 0 { &first_point } else { message };
                 // Noise decrypts in place, so the buffer also holds the tag.
                 let mut payload = [0u8; HELLO_LEN + MAX_HANDSHAKE_PADDING + TAG_LEN];
-                let outcome = match h.noise.read_message(message, &mut payload) {
+                // Only the initiator reads at step 1 (message 2): its `ee`
+                // is already computed (`read_second_header`).
+                let ee = (h.step == 1).then_some(&*h.representative_then_ee);
+                let read = h.noise.read_message_with_ee(message, &mut payload, ee);
+                if h.step == 1 {
+                    h.representative_then_ee.zeroize();
+                }
+                let outcome = match read {
                     Ok(n) => payload.get(..n).map(|p| read_hello(h, p)),
                     Err(_) => Some(Err(CloseReason::AuthenticationFailed)),
                 };
@@ -438,7 +445,9 @@ fn read_second_header(h: &mut Handshake, header: &[u8]) -> Result<(usize, [u8; 3
             .ephemeral_agreement(&point)
             .map_err(|_| CloseReason::AuthenticationFailed)?,
     );
-    let (i2r, mut r2i) = length_keys(&ee, &h.representative, representative);
+    let (i2r, mut r2i) = length_keys(&ee, &h.representative_then_ee, representative);
+    // The representative is spent; keep `ee` for reading the message.
+    *h.representative_then_ee = *ee;
     let rest_len = unmask_length(rest, &mut r2i)?;
     // To Noise the message is the point followed by the rest.
     check_hello_message_len(h, rest_len.saturating_add(REPRESENTATIVE_LEN))?;

@@ -312,7 +312,7 @@ fn write_first(
     let (header_out, pad_out) = out
         .split_first_chunk_mut::<FIRST_HEADER_LEN>()
         .ok_or(true)?;
-    *header_out = first_message_header(&key, &h.representative, h.epoch, padding);
+    *header_out = first_message_header(&key, &h.representative_then_ee, h.epoch, padding);
     fill_padding(&h.padding_key, pad_out);
     Ok(total)
 }
@@ -326,7 +326,7 @@ fn write_second(h: &mut Handshake, buf: &mut [u8]) -> Result<usize, bool> {
     // Noise holds the point message 1 decoded to.
     let peer_point = h.noise.remote_ephemeral().ok_or(true)?;
     let ee = Zeroizing::new(h.noise.ephemeral_agreement(&peer_point).map_err(|_| true)?);
-    let (i2r, mut r2i) = length_keys(&ee, &h.peer_representative, &h.representative);
+    let (i2r, mut r2i) = length_keys(&ee, &h.peer_representative, &h.representative_then_ee);
     let noise_len = h.noise.next_message_len(h.payload_len()).ok_or(true)?;
     // The Noise message goes after a 2-byte gap; its first 32 bytes (the
     // point) are then overwritten by the representative and the length.
@@ -339,7 +339,7 @@ fn write_second(h: &mut Handshake, buf: &mut [u8]) -> Result<usize, bool> {
     let (repr_out, rest) = out
         .split_first_chunk_mut::<REPRESENTATIVE_LEN>()
         .ok_or(true)?;
-    *repr_out = h.representative;
+    *repr_out = *h.representative_then_ee;
     let len_out = rest.first_chunk_mut::<LENGTH_PREFIX_LEN>().ok_or(true)?;
     *len_out = masked(clear, mask);
     h.masks = Some((r2i, i2r));
