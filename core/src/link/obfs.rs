@@ -464,15 +464,16 @@ mod tests {
             hex(&r2i.key),
             "4d71310003a5ee9bf6ca013bbba778a73397bdf7ee5690d1b8184830f002e8de"
         );
-        let first = i2r.next_mask();
-        // §4.2: the padding a `CELLS` frame with mask number 1 draws.
-        let padding = (i2r.cells_padding(), {
-            let _ = r2i.next_mask();
-            r2i.cells_padding()
-        });
-        assert_eq!(padding, (333, 426));
-        let mut r2i = length_keys(&ee, &initiator.representative, &responder.representative).1;
-        let masks = [first, i2r.next_mask(), r2i.next_mask(), r2i.next_mask()];
+        // §4.2: the padding a `CELLS` frame with mask number 1 draws,
+        // read before that mask is taken.
+        let mut padding = [0; 2];
+        let mut masks = [None; 4];
+        for (k, keys) in [&mut i2r, &mut r2i].into_iter().enumerate() {
+            masks[2 * k] = keys.next_mask();
+            padding[k] = keys.cells_padding();
+            masks[2 * k + 1] = keys.next_mask();
+        }
+        assert_eq!(padding, [333, 426]);
         assert_eq!(
             masks,
             [

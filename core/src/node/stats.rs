@@ -30,9 +30,10 @@ pub struct NodeStats {
     /// Links that have closed (their slots freed).
     pub links_closed: u64,
     /// Bytes of random padding in the handshake messages and `CELLS` frames
-    /// this node wrote (link spec §2.4, §4.1), part of the links' bytes
-    /// sent: what hiding the messages' lengths and cell counts costs. Counted here, not per link, so a link slot
-    /// stays the size it was; only with the `padding-stats` feature.
+    /// this node wrote (link spec §2.4, §4.2), part of the links' bytes
+    /// sent: what hiding the messages' lengths and cell counts costs.
+    /// Counted here, not per link, so a link slot stays the size it was;
+    /// only with the `padding-stats` feature.
     #[cfg(feature = "padding-stats")]
     pub padding_bytes_sent: u64,
     /// Inbound connections refused: the link table was full, or their
@@ -55,9 +56,9 @@ pub struct NodeStats {
     pub descriptors_over_quota: u64,
     /// `LOOKUP` relay messages this node sent, over its own circuits, for
     /// its own lookups of destinations whose descriptor proved stale
-    /// (relay spec §2.3). The
-    /// lookup counters are part of the `introducers` feature, as lookups
-    /// are (the firmware image's RAM has no room for counters of nothing).
+    /// (relay spec §2.3). The lookup counters are part of the
+    /// `introducers` feature, as lookups are (the firmware image's RAM has
+    /// no room for counters of nothing).
     #[cfg(feature = "introducers")]
     pub lookups_sent: u64,
     /// Lookups this node answered with a descriptor it held.
