@@ -577,6 +577,15 @@ pub fn cell(data: &[u8]) {
                 Ok(request)
             );
         }
+        // ... and as a PADDING_NEGOTIATE's (relay spec §3).
+        if let Ok(request) = veil_core::cell::parse_padding_negotiate(&repr.body) {
+            let again = CellRepr::parse(&veil_core::cell::emit_padding_negotiate(request))
+                .expect("an emitted cell parses");
+            assert_eq!(
+                veil_core::cell::parse_padding_negotiate(&again.body),
+                Ok(request)
+            );
+        }
         let body = veil_core::cgo::CellBody::from_bytes(&repr.body);
         if let Ok(message) = RelayMessage::parse(&body.payload) {
             let again = message.emit().expect("a parsed message fits a cell");

@@ -66,6 +66,9 @@ fn an_embedded_node_fits_in_a_few_kib_per_link() {
     // 61,136 B with 32 marks), and by 24 B before it with issue 17's
     // counters; 512 covers both.
     let replay = 32 * 8 + 16 + 512;
+    // Idle-link padding (transport spec §4.3), with this test's default
+    // features: a timer of 32 bytes and a counter of 8 per link.
+    let idle_padding = 4 * (32 + 8);
     let events = 4 * 600;
     let circuits = 8 * relayed + 2 * own;
     let messages = 4 * slot;
@@ -74,8 +77,16 @@ fn an_embedded_node_fits_in_a_few_kib_per_link() {
     let rendezvous = veil_core::node::rendezvous_state_size();
     // Descriptor lookups (relay spec §2.3), fixed whatever the profile.
     let lookups = veil_core::node::lookup_state_size();
-    let bound =
-        links + events + 8 * entry + circuits + messages + rendezvous + lookups + replay + 4_096;
+    let bound = links
+        + idle_padding
+        + events
+        + 8 * entry
+        + circuits
+        + messages
+        + rendezvous
+        + lookups
+        + replay
+        + 4_096;
     assert!(
         total <= bound,
         "embedded node is {total} bytes, over {bound}"

@@ -28,6 +28,9 @@ pub enum CellCommand {
     /// Link-level (circuit id 0): a lookup of one node's current descriptor
     /// ([`DescriptorRequest`](super::DescriptorRequest)).
     DescriptorRequest,
+    /// Link-level (circuit id 0): what the sender asks of the peer's idle
+    /// padding towards it ([`parse_padding_negotiate`](super::parse_padding_negotiate)).
+    PaddingNegotiate,
 }
 
 impl CellCommand {
@@ -43,6 +46,7 @@ impl CellCommand {
             CellCommand::Descriptor => 6,
             CellCommand::DialBack => 7,
             CellCommand::DescriptorRequest => 8,
+            CellCommand::PaddingNegotiate => 9,
         }
     }
 
@@ -58,6 +62,7 @@ impl CellCommand {
             6 => CellCommand::Descriptor,
             7 => CellCommand::DialBack,
             8 => CellCommand::DescriptorRequest,
+            9 => CellCommand::PaddingNegotiate,
             _ => return None,
         })
     }
@@ -76,6 +81,7 @@ impl CellCommand {
                 | CellCommand::Descriptor
                 | CellCommand::DialBack
                 | CellCommand::DescriptorRequest
+                | CellCommand::PaddingNegotiate
         )
     }
 

@@ -10,6 +10,7 @@ mod dial_back;
 mod extend;
 mod handshake_body;
 mod packet;
+mod padding_negotiate;
 mod relay_message;
 mod rendezvous;
 
@@ -25,6 +26,9 @@ pub use handshake_body::{
     MAX_HANDSHAKE_LEN,
 };
 pub use packet::{CellError, CellRepr};
+pub use padding_negotiate::{
+    emit_padding_negotiate, parse_padding_negotiate, PaddingNegotiateError,
+};
 pub use relay_message::{RelayCommand, RelayMessage, RelayMessageError, RELAY_DATA_LEN};
 pub use rendezvous::{
     parse_introduce1, parse_rendezvous1, Cookie, IntroductionPayload, RendezvousDataError,

@@ -123,8 +123,8 @@ mod tests {
             CellRepr::parse(&cell),
             Err(CellError::CircuitIdMismatch { .. })
         ));
-        cell[4] = 9;
-        assert_eq!(CellRepr::parse(&cell), Err(CellError::UnknownCommand(9)));
+        cell[4] = 10;
+        assert_eq!(CellRepr::parse(&cell), Err(CellError::UnknownCommand(10)));
     }
 
     proptest! {

@@ -2,6 +2,9 @@
 
 use crate::time::Duration;
 
+#[cfg(feature = "link-padding")]
+use super::idle_padding::LinkPadding;
+
 /// Timers and rekey limits for every link of a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -19,6 +22,12 @@ pub struct LinkConfig {
     pub rekey_after_messages: u64,
     /// Rekey the sending direction after this much time, whatever the count.
     pub rekey_after: Duration,
+    /// Padding of idle links, and what to ask of peers (transport spec
+    /// §4.3); only with the `link-padding` feature (a build without it
+    /// neither pads nor asks, and its link slots carry no such setting).
+    #[cfg(feature = "link-padding")]
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub padding: LinkPadding,
 }
 
 impl Default for LinkConfig {
@@ -29,6 +38,8 @@ impl Default for LinkConfig {
             idle_timeout: Duration::from_secs(60),
             rekey_after_messages: 1 << 20,
             rekey_after: Duration::from_secs(600),
+            #[cfg(feature = "link-padding")]
+            padding: LinkPadding::NONE,
         }
     }
 }

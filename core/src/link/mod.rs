@@ -9,6 +9,7 @@ mod config;
 mod frame;
 mod hello;
 mod id;
+mod idle_padding;
 pub mod obfs;
 mod rtt;
 mod session;
@@ -23,6 +24,7 @@ pub use frame::{
 };
 pub use hello::{HelloError, LinkHello, HELLO_LEN, LINK_STATIC_DOMAIN};
 pub use id::LinkId;
+pub use idle_padding::{LinkPadding, PaddingRange, PaddingRangeError, PaddingRequest};
 pub use obfs::{
     FIRST_HEADER_LEN, MARK_LEN, MAX_CELLS_PADDING, MAX_HANDSHAKE_PADDING, REPRESENTATIVE_LEN,
 };

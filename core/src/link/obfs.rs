@@ -239,10 +239,19 @@ impl LengthMask {
     /// The mask of the next message, `None` once 2⁶⁴ − 1 messages went
     /// (the AEAD's nonces run out first).
     pub fn next_mask(&mut self) -> Option<[u8; 2]> {
+        self.next_mask_and_draw().map(|(mask, _)| mask)
+    }
+
+    /// The mask of the next message and bytes 6–21 of the same keystream
+    /// block, from which the sender draws its next idle-padding wait
+    /// (transport spec §4.3): one block gives both.
+    pub fn next_mask_and_draw(&mut self) -> Option<([u8; 2], [u8; 16])> {
         let n = self.next;
         self.next = n.checked_add(1)?;
-        let [a, b, ..] = self.block_start(n);
-        Some([a, b])
+        let block = self.block_start(n);
+        let (mask, rest) = block.split_first_chunk::<2>()?;
+        let draw = rest.get(4..)?.first_chunk::<16>()?;
+        Some((*mask, *draw))
     }
 
     /// The padding length of the next message, if it is a `CELLS` frame:
@@ -250,7 +259,12 @@ impl LengthMask {
     /// big-endian `u32`, modulo `MAX_CELLS_PADDING + 1` (link spec §4.1).
     /// Only the sender draws it; a receiver takes whatever padding comes.
     pub fn cells_padding(&self) -> usize {
-        let [_, _, draw @ ..] = self.block_start(self.next);
+        let block = self.block_start(self.next);
+        let draw = block
+            .get(2..)
+            .and_then(|b| b.first_chunk::<4>())
+            .copied()
+            .unwrap_or_default();
         let span = u32::try_from(MAX_CELLS_PADDING)
             .unwrap_or(u32::MAX)
             .saturating_add(1);
@@ -258,14 +272,15 @@ impl LengthMask {
         usize::try_from(padding).unwrap_or(0)
     }
 
-    /// The first six bytes of ChaCha20 block 0 under the direction's key and
-    /// the nonce of message `n`.
-    fn block_start(&self, n: u64) -> [u8; 6] {
+    /// The first 22 bytes of ChaCha20 block 0 under the direction's key and
+    /// the nonce of message `n`: the mask (0–1), the `CELLS` padding draw
+    /// (2–5) and the idle-padding draw (6–21).
+    fn block_start(&self, n: u64) -> [u8; 22] {
         let mut nonce = [0u8; 12];
         if let Some(tail) = nonce.get_mut(4..) {
             tail.copy_from_slice(&n.to_le_bytes());
         }
-        let mut out = [0u8; 6];
+        let mut out = [0u8; 22];
         let mut cipher = ChaCha20::new((&self.key).into(), &nonce.into());
         let _ = cipher.try_apply_keystream(&mut out);
         out

@@ -20,6 +20,9 @@ pub struct LinkStats {
     pub rekeys_sent: u64,
     /// Times the peer switched its sending key.
     pub rekeys_received: u64,
+    /// Idle-padding cells sent (transport spec §4.3; not in `cells_sent`).
+    #[cfg(feature = "link-padding")]
+    pub padding_cells_sent: u64,
 }
 
 impl LinkStats {
@@ -36,6 +39,10 @@ impl LinkStats {
             cells_received: self.cells_received.saturating_add(other.cells_received),
             rekeys_sent: self.rekeys_sent.saturating_add(other.rekeys_sent),
             rekeys_received: self.rekeys_received.saturating_add(other.rekeys_received),
+            #[cfg(feature = "link-padding")]
+            padding_cells_sent: self
+                .padding_cells_sent
+                .saturating_add(other.padding_cells_sent),
         }
     }
 }

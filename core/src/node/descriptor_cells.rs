@@ -24,12 +24,16 @@
 use heapless::deque::DequeView;
 
 use crate::capacity::VecStore;
+#[cfg(feature = "link-padding")]
+use crate::cell::parse_padding_negotiate;
 use crate::cell::{parse_descriptor_body, CellCommand, CellRepr, CircuitId};
 use crate::discovery::{InsertError, InsertOutcome, Known, NetworkPrefix, PeerEntry, Source};
 use crate::identity::{
     precheck_descriptor, verify_descriptor, DescriptorError, DescriptorPacket, NodeId,
 };
 use crate::link::Cell;
+#[cfg(feature = "link-padding")]
+use crate::link::PaddingRequest;
 use crate::time::{Duration, Instant};
 
 use super::discovery::{unix_now, Discovery, GOSSIP_FANOUT, GOSSIP_SAMPLE};
@@ -135,6 +139,10 @@ pub(crate) enum LinkCell {
     /// refused for want of room (unverified then): lookups this node
     /// passed on may be waiting for it (`lookup.rs`).
     Described { node: NodeId, stored: bool },
+    /// A `PADDING_NEGOTIATE`: the peer asks for less idle padding, or none
+    /// (relay spec §3), for the link's session.
+    #[cfg(feature = "link-padding")]
+    PaddingRequest(PaddingRequest),
     /// Not a valid cell at all, or one strike too many; the link must close.
     Violation,
 }
@@ -223,7 +231,20 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
             return LinkCell::Violation;
         };
         match repr.command {
-            CellCommand::Padding => LinkCell::Handled,
+            CellCommand::Padding => {
+                #[cfg(feature = "link-padding")]
+                {
+                    stats.padding_cells_received = stats.padding_cells_received.saturating_add(1);
+                }
+                LinkCell::Handled
+            }
+            // Malformed: an honest peer never sends one. A build without
+            // idle padding has none to lower, and does not read it.
+            #[cfg(feature = "link-padding")]
+            CellCommand::PaddingNegotiate => parse_padding_negotiate(&repr.body)
+                .map_or(LinkCell::Violation, LinkCell::PaddingRequest),
+            #[cfg(not(feature = "link-padding"))]
+            CellCommand::PaddingNegotiate => LinkCell::Handled,
             CellCommand::DialBack => LinkCell::DialBack,
             CellCommand::DescriptorRequest => {
                 // A request may cost an answer: it takes a token as a

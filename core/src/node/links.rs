@@ -229,6 +229,25 @@ impl<P: Profile> Node<P> {
             .count()
     }
 
+    /// Asks the peer of a link just up for what this node's configuration
+    /// asks of its peers' idle padding, if anything (a `PADDING_NEGOTIATE`
+    /// cell, relay spec §3). Should the link's queue be full the request
+    /// is not sent, and the peer pads as its own configuration says.
+    #[cfg(feature = "link-padding")]
+    fn ask_for_padding(&mut self, index: usize) {
+        let Some(request) = self.config.link.padding.request else {
+            return;
+        };
+        if let Some(session) = self
+            .links
+            .as_mut()
+            .get_mut(index)
+            .and_then(|slot| slot.session.as_mut())
+        {
+            let _ = session.queue_cell(&crate::cell::emit_padding_negotiate(request));
+        }
+    }
+
     /// Queues the link events a slot owes, if the event queue has room, and
     /// frees a closed slot once its `LinkClosed` is queued. Events are never
     /// dropped: a closed link keeps its slot until its event fits.
@@ -237,6 +256,10 @@ impl<P: Profile> Node<P> {
         let mut dial_failed = None;
         self.claim_dial_back(index);
         let gone = self.sync_slot_events(index, &mut up, &mut dial_failed);
+        #[cfg(feature = "link-padding")]
+        if up.is_some() {
+            self.ask_for_padding(index);
+        }
         if self.link_only() {
             return;
         }

@@ -280,6 +280,17 @@ impl<P: Profile> Node<P> {
                 self.relay_lookup_answers(node, stored, cell);
                 true
             }
+            #[cfg(feature = "link-padding")]
+            LinkCell::PaddingRequest(request) => {
+                if let Some(session) = self
+                    .slot_index(link)
+                    .and_then(|index| self.links.as_mut().get_mut(index))
+                    .and_then(|slot| slot.session.as_mut())
+                {
+                    session.peer_asked_padding(request);
+                }
+                true
+            }
             LinkCell::Violation => false,
             LinkCell::Circuit if self.link_only() => {
                 self.deliver_raw_cell(link, cell);

@@ -45,6 +45,10 @@ pub struct NodeStats {
     /// slot was freed, so nothing a link carried is lost with it: add the
     /// open links' own counters for the node's traffic since it was built.
     pub closed_link_traffic: LinkStats,
+    /// Idle-padding cells received over links (transport spec §4.3); the
+    /// ones sent are in each link's [`LinkStats`].
+    #[cfg(feature = "link-padding")]
+    pub padding_cells_received: u64,
     /// `DESCRIPTOR` cells received over links, before any check.
     pub descriptors_received: u64,
     /// Descriptor signatures verified (~65 µs each). Descriptors the node

@@ -96,6 +96,11 @@ pub struct FileConfig {
     /// §2.2). Others cannot then bootstrap from this node by address alone.
     /// Default false.
     pub probe_resistant: Option<bool>,
+    /// Padding of idle links (transport spec §4.3): "full" (Tor's default:
+    /// one padding cell after 1.5-9.5 s of silence), "reduced" (9-14 s,
+    /// and peers are asked for the same) or "off" (none, and peers are
+    /// asked for none). Default "full".
+    pub link_padding: Option<String>,
 }
 
 /// Everything `veil node` runs with.
@@ -126,6 +131,7 @@ pub struct Settings {
     pub reachability: veil_core::node::Reachability,
     pub service: bool,
     pub probe_resistant: bool,
+    pub link_padding: veil_core::link::LinkPadding,
 }
 
 /// Flags that override the file.
@@ -254,6 +260,16 @@ pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
         },
         service: file.service.unwrap_or(false),
         probe_resistant: file.probe_resistant.unwrap_or(false),
+        link_padding: match file.link_padding.as_deref() {
+            None | Some("full") => veil_core::link::LinkPadding::FULL,
+            Some("reduced") => veil_core::link::LinkPadding::REDUCED,
+            Some("off") => veil_core::link::LinkPadding::OFF,
+            Some(other) => {
+                return Err(format!(
+                    "link_padding = \"{other}\": use \"full\", \"reduced\" or \"off\""
+                ))
+            }
+        },
     };
     if settings.introducers > veil_core::identity::MAX_INTRODUCERS {
         return Err(format!(
@@ -465,6 +481,7 @@ mod tests {
             reachability,
             service,
             probe_resistant,
+            link_padding,
         } = &all;
         let set = [
             listen.is_some(),
@@ -490,6 +507,7 @@ mod tests {
             reachability.is_some(),
             service.is_some(),
             probe_resistant.is_some(),
+            link_padding.is_some(),
         ];
         assert!(
             set.iter().all(|&x| x),
@@ -517,7 +535,7 @@ mod tests {
             }
             previous = line;
         }
-        assert_eq!(settings, 23, "one line per field of FileConfig");
+        assert_eq!(settings, 24, "one line per field of FileConfig");
     }
 
     #[test]

@@ -258,6 +258,11 @@ fn render(s: &Status) -> String {
     );
     let _ = writeln!(
         out,
+        "padding   idle links: {}; {} padding cells out, {} in since start",
+        s.link_padding, s.padding_cells_sent, s.padding_cells_received
+    );
+    let _ = writeln!(
+        out,
         "liveness  build timeout {} ms; {} probe rounds, {} circuits given up on a silent hop",
         s.build_timeout_ms, s.probe_rounds, s.circuits_abandoned
     );

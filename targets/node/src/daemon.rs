@@ -323,6 +323,10 @@ fn node_config(settings: &Settings) -> NodeConfig {
         },
         reachability: settings.reachability,
         answer_unkeyed_dials: !settings.probe_resistant,
+        link: veil_core::link::LinkConfig {
+            padding: settings.link_padding,
+            ..NodeConfig::default().link
+        },
         ..NodeConfig::default()
     }
 }

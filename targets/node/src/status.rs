@@ -38,6 +38,17 @@ pub struct Status {
     pub cells_sent: u64,
     /// Cells received over links since start, closed links included.
     pub cells_received: u64,
+    /// Idle-padding cells sent over links since start, closed links
+    /// included (transport spec §4.3; not in `cells_sent`).
+    #[serde(default)]
+    pub padding_cells_sent: u64,
+    /// Idle-padding cells received over links since start.
+    #[serde(default)]
+    pub padding_cells_received: u64,
+    /// The idle padding this node's links use by configuration: "full",
+    /// "reduced", "off" or "none".
+    #[serde(default)]
+    pub link_padding: String,
     /// Links that have closed since start.
     pub links_closed: u64,
     /// Counters since start.

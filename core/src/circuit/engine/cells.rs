@@ -68,7 +68,8 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             CellCommand::Padding
             | CellCommand::Descriptor
             | CellCommand::DialBack
-            | CellCommand::DescriptorRequest => Err(CircuitProtocolViolation),
+            | CellCommand::DescriptorRequest
+            | CellCommand::PaddingNegotiate => Err(CircuitProtocolViolation),
         }
     }
 

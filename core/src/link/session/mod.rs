@@ -28,11 +28,14 @@ use super::frame::{
     TAG_LEN,
 };
 use super::hello::HELLO_LEN;
+use super::idle_padding::IdleTimer;
 use super::obfs::{mark_epoch, refusal_draw, HiddenEphemeral, LengthMask, REPRESENTATIVE_LEN};
 use super::rtt::RttEstimator;
 use super::stats::LinkStats;
 use super::PROLOGUE;
 
+#[cfg(test)]
+mod idle_padding_tests;
 #[cfg(test)]
 mod padding_tests;
 mod receive;
@@ -315,6 +318,8 @@ pub struct LinkSession<B, Q> {
     /// Circuit cells go over streams of their own (see
     /// [`LinkParams::channel_binding`]).
     circuit_streams: bool,
+    /// When an idle link sends its next padding cell (transport spec §4.3).
+    idle: IdleTimer,
 }
 
 impl<B: ByteStore, Q: DequeStore<Cell>> core::fmt::Debug for LinkSession<B, Q> {
@@ -413,6 +418,10 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
             stats: LinkStats::default(),
             was_established: false,
             circuit_streams: params.channel_binding.is_some(),
+            #[cfg(feature = "link-padding")]
+            idle: IdleTimer::new(params.config.padding.range, now),
+            #[cfg(not(feature = "link-padding"))]
+            idle: IdleTimer::new(None, now),
         }
     }
 
@@ -622,7 +631,11 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
                 if !writable {
                     return Some(silent);
                 }
-                Some(silent.min(rekey).min(ping))
+                let deadline = silent.min(rekey).min(ping);
+                if !cfg!(feature = "link-padding") {
+                    return Some(deadline);
+                }
+                Some(deadline.min(self.idle_padding_at().unwrap_or(silent)))
             }
             // Until a timed call has noted when closing began, ask for one
             // at once; then allow the grace period for the `Close` frame.
@@ -656,6 +669,27 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
                 .max(self.last_received)
                 .saturating_add(self.ping_timeout()),
         )
+    }
+
+    /// When this side sends its next idle-padding cell, if it pads: not
+    /// while cells wait to go out or to be taken (they are traffic, and a
+    /// stalled end pings instead).
+    fn idle_padding_at(&self) -> Option<Instant> {
+        let at = self.idle.due_at(self.last_received)?;
+        (self.framed_cells() == 0 && self.pending_cells() == 0).then_some(at)
+    }
+
+    /// The range this side's idle padding uses now: its own, or what the
+    /// peer asked for if that is less; `None` if it sends none.
+    pub fn idle_padding_range(&self) -> Option<super::PaddingRange> {
+        self.idle.range()
+    }
+
+    /// The peer asked for less padding, or none (a `PADDING_NEGOTIATE`
+    /// cell, relay spec §3): granted as far as it means less than this
+    /// side's own configuration.
+    pub fn peer_asked_padding(&mut self, request: super::PaddingRequest) {
+        self.idle.peer_asked(request);
     }
 
     /// When this end, stalled, sends its next ping.

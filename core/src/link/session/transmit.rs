@@ -32,6 +32,7 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
                     || self.rekey_due(now)
                     || self.ping_due(now)
                     || self.framed_cells() > 0
+                    || (cfg!(feature = "link-padding") && self.idle_padding_due(now))
             }
             State::Closing(..) => true,
             State::Refusing(_) | State::Closed(..) => false,
@@ -48,6 +49,10 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
             return now >= self.stalled_ping_at();
         }
         self.outstanding_ping.is_none() && now >= self.next_ping_at
+    }
+
+    fn idle_padding_due(&self, now: Instant) -> bool {
+        self.idle_padding_at().is_some_and(|at| now >= at)
     }
 
     fn rekey_due(&self, now: Instant) -> bool {
@@ -74,7 +79,7 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
         let written = match &mut self.state {
             State::Handshaking(_) => self.transmit_handshake(now, buf),
             State::Established(_) => self.transmit_established(now, buf),
-            State::Closing(..) => self.transmit_close(buf),
+            State::Closing(..) => self.transmit_close(now, buf),
             State::Refusing(_) | State::Closed(..) => None,
         }?;
         self.stats.messages_sent = self.stats.messages_sent.saturating_add(1);
@@ -153,12 +158,12 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
 
     fn transmit_established(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         if let Some(id) = self.pong_owed {
-            let n = self.seal(buf, &Frame::Pong(id))?;
+            let n = self.seal(now, buf, &Frame::Pong(id))?;
             self.pong_owed = None;
             return Some(n);
         }
         if self.rekey_due(now) {
-            let n = self.seal(buf, &Frame::KeyUpdate)?;
+            let n = self.seal(now, buf, &Frame::KeyUpdate)?;
             if let State::Established(t) = &mut self.state {
                 t.send.rekey();
             }
@@ -169,7 +174,7 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
         }
         if self.ping_due(now) {
             let id = self.ping_sequence;
-            let n = self.seal(buf, &Frame::Ping(id))?;
+            let n = self.seal(now, buf, &Frame::Ping(id))?;
             self.ping_sequence = self.ping_sequence.wrapping_add(1);
             // While stalled, a ping goes out every STALLED_PING_INTERVAL,
             // but the one whose answer is awaited stays the first: the
@@ -181,16 +186,19 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
             self.next_ping_at = now.saturating_add(self.config.keepalive_interval);
             return Some(n);
         }
-        if self.framed_cells() == 0 {
-            return None;
+        if self.framed_cells() > 0 {
+            return self.transmit_cells(now, buf, false);
         }
-        self.transmit_cells(buf)
+        if cfg!(feature = "link-padding") && self.idle_padding_due(now) {
+            return self.transmit_cells(now, buf, true);
+        }
+        None
     }
 
     /// How many queued cells, from the front, go out in the link's frames:
     /// all of them, or on a link with circuit streams the link-level ones
     /// before the first circuit cell.
-    fn framed_cells(&self) -> usize {
+    pub(super) fn framed_cells(&self) -> usize {
         if self.circuit_streams {
             self.tx_cells
                 .view()
@@ -202,14 +210,24 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
         }
     }
 
-    /// Packs as many queued cells as the peer's limit and `buf` allow into one message.
-    fn transmit_cells(&mut self, buf: &mut [u8]) -> Option<usize> {
+    /// Packs as many queued cells as the peer's limit and `buf` allow into
+    /// one message; or, for `idle_padding`, one padding cell (all zeros: a
+    /// link-level `PADDING` cell, link spec §10) in a message padded as any
+    /// one-cell message is, so that the two look alike.
+    fn transmit_cells(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        idle_padding: bool,
+    ) -> Option<usize> {
         let room = buf
             .len()
             .saturating_sub(LENGTH_PREFIX_LEN)
             .min(self.peer_max_message_len);
         let fitting = cells_fitting(room);
-        let count = fitting.min(self.framed_cells());
+        let idle_padding = cfg!(feature = "link-padding") && idle_padding;
+        let queued = if idle_padding { 1 } else { self.framed_cells() };
+        let count = fitting.min(queued);
         if count == 0 {
             return None;
         }
@@ -228,39 +246,56 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
         let (header, rest) = body.split_first_chunk_mut::<CELLS_HEADER_LEN>()?;
         *header = [FrameKind::Cells.to_byte(), u8::try_from(count).ok()?];
         let (cells, padding_out) = rest.split_at_mut_checked(cells_len)?;
-        for slot in cells.chunks_exact_mut(CELL_LEN) {
-            let cell = self.tx_cells.view_mut().pop_front()?;
-            slot.copy_from_slice(&cell);
+        if idle_padding {
+            cells.fill(0);
+        } else {
+            for slot in cells.chunks_exact_mut(CELL_LEN) {
+                let cell = self.tx_cells.view_mut().pop_front()?;
+                slot.copy_from_slice(&cell);
+            }
         }
         // The padding is encrypted with the rest: its bytes need not be random.
         padding_out.get_mut(..padding)?.fill(0);
-        let n = self.encrypt_prefixed(buf, plaintext_len)?;
-        self.stats.cells_sent = self
-            .stats
-            .cells_sent
-            .saturating_add(u64::try_from(count).unwrap_or(u64::MAX));
+        let n = self.encrypt_prefixed(now, buf, plaintext_len)?;
+        if idle_padding {
+            #[cfg(feature = "link-padding")]
+            {
+                self.stats.padding_cells_sent = self.stats.padding_cells_sent.saturating_add(1);
+            }
+        } else {
+            self.stats.cells_sent = self
+                .stats
+                .cells_sent
+                .saturating_add(u64::try_from(count).unwrap_or(u64::MAX));
+        }
         Some(n)
     }
 
-    fn transmit_close(&mut self, buf: &mut [u8]) -> Option<usize> {
+    fn transmit_close(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         let State::Closing(_, reason) = self.state else {
             return None;
         };
-        let n = self.seal(buf, &Frame::Close(reason))?;
+        let n = self.seal(now, buf, &Frame::Close(reason))?;
         self.state = State::Closed(reason, ClosedBy::Local);
         Some(n)
     }
 
     /// Emits `frame` after the length prefix and encrypts it.
-    fn seal(&mut self, buf: &mut [u8], frame: &Frame<'_>) -> Option<usize> {
+    fn seal(&mut self, now: Instant, buf: &mut [u8], frame: &Frame<'_>) -> Option<usize> {
         let body = buf.get_mut(LENGTH_PREFIX_LEN..)?;
         let plaintext_len = frame.emit(body).ok()?;
-        self.encrypt_prefixed(buf, plaintext_len)
+        self.encrypt_prefixed(now, buf, plaintext_len)
     }
 
     /// Encrypts the plaintext at `buf[2..2 + plaintext_len]` in place and
-    /// writes the length prefix. Returns the whole message length.
-    fn encrypt_prefixed(&mut self, buf: &mut [u8], plaintext_len: usize) -> Option<usize> {
+    /// writes the length prefix; restarts the idle-padding timer with a
+    /// wait drawn from the mask's block. Returns the whole message length.
+    fn encrypt_prefixed(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        plaintext_len: usize,
+    ) -> Option<usize> {
         let (send, send_mask) = match &mut self.state {
             State::Established(t) | State::Closing(t, _) => (&mut t.send, &mut t.send_mask),
             _ => return None,
@@ -277,7 +312,18 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
                 return None;
             }
         };
-        write_masked_length(prefix, sealed, send_mask)?;
+        #[cfg(feature = "link-padding")]
+        {
+            let (mask, draw) = send_mask.next_mask_and_draw()?;
+            let clear = u16::try_from(sealed).ok()?.to_be_bytes();
+            *prefix.first_chunk_mut::<LENGTH_PREFIX_LEN>()? = masked(clear, mask);
+            self.idle.sent(now, &draw);
+        }
+        #[cfg(not(feature = "link-padding"))]
+        {
+            let _ = now;
+            write_masked_length(prefix, sealed, send_mask)?;
+        }
         self.sent_since_rekey = self.sent_since_rekey.saturating_add(1);
         LENGTH_PREFIX_LEN.checked_add(sealed)
     }

@@ -81,6 +81,9 @@ pub(super) fn status(rt: &Runtime, started: WallInstant) -> Status {
         bytes_received: total.bytes_received,
         cells_sent: total.cells_sent,
         cells_received: total.cells_received,
+        padding_cells_sent: total.padding_cells_sent,
+        padding_cells_received: stats.padding_cells_received,
+        link_padding: link_padding_name(node.config().link.padding).to_string(),
         links_closed: node.stats().links_closed,
         links,
         circuits_relayed: relayed,
@@ -138,5 +141,18 @@ fn reachability_line<P: veil_core::node::Profile>(node: &veil_core::node::Node<P
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+    }
+}
+
+/// The name `link_padding` has in the node's configuration file for what
+/// its links are configured with.
+fn link_padding_name(padding: veil_core::link::LinkPadding) -> &'static str {
+    use veil_core::link::LinkPadding;
+    match padding {
+        LinkPadding::FULL => "full",
+        LinkPadding::REDUCED => "reduced",
+        LinkPadding::OFF => "off",
+        LinkPadding::NONE => "none",
+        _ => "custom",
     }
 }

@@ -47,6 +47,8 @@ pub struct NodeMetrics {
     sent_bytes: Counter,
     received_bytes: Counter,
     padding_sent_bytes: Counter,
+    padding_cells_sent: Counter,
+    padding_cells_received: Counter,
     cells_sent: Counter,
     cells_received: Counter,
     link_rtt: Family<StatLabels, FloatGauge>,
@@ -162,12 +164,23 @@ impl NodeMetrics {
         r.register_with_unit(
             "link_padding_sent",
             "Of veil_link_sent_bytes_total, the random padding of this node's link \
-             handshake messages and after the cells of each link frame. The node sends no \
-             cover traffic; its only other padding is \
-             the PADDING cells a service sends to keep its introduction circuits open, counted \
+             handshake messages and after the cells of each link frame. Its other padding \
+             is the idle-link padding cells (veil_link_padding_cells_sent_total) and the \
+             PADDING cells a service sends to keep its introduction circuits open, counted \
              in veil_link_cells_sent_total",
             Unit::Bytes,
             self.padding_sent_bytes.clone(),
+        );
+        r.register(
+            "link_padding_cells_sent",
+            "Idle-link padding cells sent (transport spec 4.5), closed links included; \
+             not counted in veil_link_cells_sent_total",
+            self.padding_cells_sent.clone(),
+        );
+        r.register(
+            "link_padding_cells_received",
+            "Idle-link padding cells received, closed links included",
+            self.padding_cells_received.clone(),
         );
         r.register(
             "link_cells_sent",

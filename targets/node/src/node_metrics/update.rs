@@ -241,6 +241,11 @@ impl NodeMetrics {
         set_total(&self.sent_bytes, total.bytes_sent);
         set_total(&self.received_bytes, total.bytes_received);
         set_total(&self.padding_sent_bytes, node.stats().padding_bytes_sent);
+        set_total(&self.padding_cells_sent, total.padding_cells_sent);
+        set_total(
+            &self.padding_cells_received,
+            node.stats().padding_cells_received,
+        );
         set_total(&self.cells_sent, total.cells_sent);
         set_total(&self.cells_received, total.cells_received);
     }
