@@ -17,6 +17,7 @@ mod net;
 mod network;
 mod profile;
 mod sim_node;
+mod tap;
 mod wire;
 
 pub use conditions::{StreamConditions, SEND_BUFFER};
@@ -27,4 +28,5 @@ pub use profile::{
     SIM_OWN, SIM_PEERS, SIM_RELAYED, SIM_RX, SIM_TXQ,
 };
 pub use sim_node::{Delivered, NodeIndex, SimNode};
+pub use tap::Tapped;
 pub use wire::{BlackHole, Direction, WireId, WireLayer};

@@ -145,6 +145,8 @@ pub(crate) struct Net {
     pub(crate) access_latency: HashMap<NodeIndex, Duration>,
     pub(crate) dials: DialStats,
     pub(crate) happenings: [u64; 6],
+    /// The watched node's traffic ([`Sim::tap`](crate::Sim::tap)).
+    pub(crate) tap: crate::tap::Tap,
 }
 
 impl Net {
@@ -170,6 +172,7 @@ impl Net {
             access_latency: HashMap::new(),
             dials: DialStats::default(),
             happenings: [0; 6],
+            tap: crate::tap::Tap::default(),
         }
     }
 
@@ -360,6 +363,8 @@ impl Net {
         if !w.open[side] {
             return false;
         }
+        let receiver = w.ends.get(1 - side).map_or(node, |end| end.0);
+        self.tap.note(now, node, receiver, bytes.len());
         // The layers sit at the sender, so they also see (and can record)
         // bytes that a dark path then loses.
         let mut bytes = bytes.to_vec();

@@ -533,6 +533,19 @@ impl Sim {
         }
     }
 
+    /// Starts recording every link message the `nodes` send or receive
+    /// (time, direction, length), dropping what was recorded before.
+    pub fn tap(&mut self, nodes: &[NodeIndex]) {
+        self.net.tap.nodes = nodes.to_vec();
+        self.net.tap.seen.clear();
+    }
+
+    /// What the tap recorded since [`tap`](Self::tap), in order; the tap
+    /// goes on recording.
+    pub fn take_tapped(&mut self) -> Vec<crate::Tapped> {
+        std::mem::take(&mut self.net.tap.seen)
+    }
+
     /// SHA-256 over every byte every node transmitted, with who and when.
     /// Two runs with the same seed and inputs must agree.
     pub fn transcript_digest(&self) -> [u8; 32] {
