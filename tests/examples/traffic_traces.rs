@@ -20,7 +20,8 @@
 //! `scripts/traffic_analysis.py`.
 //!
 //! Run: `cargo run --release -p veil-sim --example traffic_traces --
-//! --classes 20 --seeds 100 --out traces.csv [--link-padding full]`
+//! --classes 20 --seeds 100 --out traces.csv [--link-padding full]
+//! [--message-padding powers-of-two]`
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -29,7 +30,7 @@ use chacha20::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 use veil_core::link::{LinkConfig, LinkPadding};
 use veil_core::message::Sender;
-use veil_core::node::{AddBootstrap, NodeConfig, Reply};
+use veil_core::node::{AddBootstrap, MessagePadding, NodeConfig, Reply};
 use veil_core::time::Duration;
 use veil_sim::Sim;
 
@@ -47,6 +48,7 @@ struct Options {
     seeds: u64,
     out: String,
     padding: LinkPadding,
+    message_padding: MessagePadding,
 }
 
 /// One resource of a site.
@@ -73,6 +75,7 @@ fn options() -> Result<Options, String> {
         seeds: 100,
         out: "traces.csv".into(),
         padding: LinkPadding::NONE,
+        message_padding: MessagePadding::None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -88,6 +91,17 @@ fn options() -> Result<Options, String> {
                     "reduced" => LinkPadding::REDUCED,
                     other => {
                         return Err(format!("--link-padding {other}: use none, full or reduced"))
+                    }
+                }
+            }
+            "--message-padding" => {
+                o.message_padding = match value()?.as_str() {
+                    "none" => MessagePadding::None,
+                    "powers-of-two" => MessagePadding::PowersOfTwo,
+                    other => {
+                        return Err(format!(
+                            "--message-padding {other}: use none or powers-of-two"
+                        ))
                     }
                 }
             }
@@ -139,7 +153,7 @@ fn run(o: Options) -> Result<(), String> {
     let sites: Vec<Vec<Resource>> = (0..o.classes).map(site).collect();
     let mut lost = 0usize;
     for seed in 0..o.seeds {
-        let mut sim = boot(seed, o.padding)?;
+        let mut sim = boot(seed, o.padding, o.message_padding)?;
         let mut rng = ChaCha20Rng::seed_from_u64(0x7ee5_0000 + seed);
         let mut order: Vec<u64> = (0..o.classes).collect();
         for i in (1..order.len()).rev() {
@@ -187,8 +201,9 @@ fn run(o: Options) -> Result<(), String> {
 
 /// A fresh network for `seed`: every node knows most others and the
 /// client has a circuit to the destination.
-fn boot(seed: u64, padding: LinkPadding) -> Result<Sim, String> {
+fn boot(seed: u64, padding: LinkPadding, message_padding: MessagePadding) -> Result<Sim, String> {
     let config = NodeConfig {
+        message_padding,
         unix_time_at_zero: UNIX_AT_ZERO,
         gossip_interval: Duration::from_secs(2),
         link: LinkConfig {

@@ -22,6 +22,11 @@ pub struct Flow {
     pub send_window: u16,
     /// `DATA` cells received and not yet credited back.
     pub uncredited: u16,
+    /// `PADDING` relay messages this end owes the circuit before its next
+    /// fragment: what rounds its last message up to its size bucket
+    /// (relay spec §8.1). Padding is not `DATA` and takes no window.
+    #[cfg(feature = "message-padding")]
+    pub padding_owed: u16,
 }
 
 impl Default for Flow {
@@ -36,6 +41,8 @@ impl Flow {
         Flow {
             send_window: CIRCUIT_WINDOW,
             uncredited: 0,
+            #[cfg(feature = "message-padding")]
+            padding_owed: 0,
         }
     }
 

@@ -880,6 +880,11 @@ impl<P: Profile> Node<P> {
                 {
                     continue;
                 }
+                #[cfg(feature = "message-padding")]
+                if self.send_owed_padding(back) {
+                    progressed = true;
+                    continue;
+                }
                 let Some(len) = self.messages.next_fragment(self.now, route, &mut fragment) else {
                     continue;
                 };
@@ -887,6 +892,11 @@ impl<P: Profile> Node<P> {
                 if self.send_back(back, RelayCommand::Data, data) {
                     if let Some(flow) = flow_of(&mut self.engine, back) {
                         flow.on_sent();
+                        #[cfg(feature = "message-padding")]
+                        {
+                            let owed = padding_after(self.config.message_padding, data);
+                            flow.padding_owed = flow.padding_owed.saturating_add(owed);
+                        }
                     }
                     if let Back::Own(circuit, _) = back {
                         if let Some(liveness) = self.engine.client_liveness(circuit) {
@@ -901,6 +911,25 @@ impl<P: Profile> Node<P> {
                 break;
             }
         }
+    }
+
+    /// Sends one `PADDING` relay message towards `back` if the circuit
+    /// owes its last message's bucket some (relay spec §8.1); whether it
+    /// did. The caller has checked the link's room, as for a fragment.
+    #[cfg(feature = "message-padding")]
+    fn send_owed_padding(&mut self, back: Back) -> bool {
+        if flow_of(&mut self.engine, back).is_none_or(|f| f.padding_owed == 0) {
+            return false;
+        }
+        if !self.send_back(back, RelayCommand::Padding, &[]) {
+            return false;
+        }
+        if let Some(flow) = flow_of(&mut self.engine, back) {
+            flow.padding_owed = flow.padding_owed.saturating_sub(1);
+        }
+        self.stats.message_padding_cells_sent =
+            self.stats.message_padding_cells_sent.saturating_add(1);
+        true
     }
 
     /// Sends a relay message towards `back`; whether it was queued. Not
@@ -1121,4 +1150,22 @@ impl<P: Profile> Node<P> {
             }
         }
     }
+}
+
+/// The `PADDING` relay messages owed once the fragment `data` has gone: if
+/// it is the last of its message, what rounds the message's fragment count
+/// up to its bucket; else none.
+#[cfg(feature = "message-padding")]
+fn padding_after(padding: super::MessagePadding, data: &[u8]) -> u16 {
+    use crate::message::{Fragment, FRAGMENT_LEN, MAX_FRAGMENTS};
+    let Ok(fragment) = Fragment::parse(data, FRAGMENT_LEN.saturating_mul(MAX_FRAGMENTS)) else {
+        return 0;
+    };
+    let total = usize::try_from(fragment.total_len).unwrap_or(0);
+    let offset = usize::try_from(fragment.offset).unwrap_or(0);
+    if offset.saturating_add(FRAGMENT_LEN) < total {
+        return 0;
+    }
+    let fragments = total.div_ceil(FRAGMENT_LEN).max(1);
+    u16::try_from(padding.padding_cells(fragments)).unwrap_or(u16::MAX)
 }

@@ -130,7 +130,7 @@ mod timers;
 
 pub use anchors::{AddAnchor, AddAnchorError, MAX_ANCHORS};
 pub use circuits::{FORCED_REBUILD_INTERVAL, MAX_FORCED_REBUILDS, MAX_GUARDS};
-pub use config::{NodeConfig, Reachability};
+pub use config::{MessagePadding, NodeConfig, Reachability};
 pub use descriptor_cells::{DESCRIPTORS_PER_INTERVAL, DESCRIPTOR_BURST, MAX_STRIKES};
 pub use dial::{DialRequest, MAX_BOOTSTRAP, MAX_PENDING_DIALS};
 pub use discovery::{DescriptorRefusal, GOSSIP_FANOUT, GOSSIP_SAMPLE};

@@ -49,6 +49,10 @@ pub struct NodeStats {
     /// ones sent are in each link's [`LinkStats`].
     #[cfg(feature = "link-padding")]
     pub padding_cells_received: u64,
+    /// `PADDING` relay messages this node sent to round its messages up
+    /// to their size buckets (relay spec §8.1).
+    #[cfg(feature = "message-padding")]
+    pub message_padding_cells_sent: u64,
     /// `DESCRIPTOR` cells received over links, before any check.
     pub descriptors_received: u64,
     /// Descriptor signatures verified (~65 µs each). Descriptors the node

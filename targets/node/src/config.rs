@@ -101,6 +101,11 @@ pub struct FileConfig {
     /// and peers are asked for the same) or "off" (none, and peers are
     /// asked for none). Default "full".
     pub link_padding: Option<String>,
+    /// Message-size padding (relay spec §8.1): "none", or "powers-of-two"
+    /// (each message's cell count rounded up to a power of two with
+    /// padding cells; about a quarter more cells on mixed sizes). Default
+    /// "none".
+    pub message_padding: Option<String>,
 }
 
 /// Everything `veil node` runs with.
@@ -132,6 +137,7 @@ pub struct Settings {
     pub service: bool,
     pub probe_resistant: bool,
     pub link_padding: veil_core::link::LinkPadding,
+    pub message_padding: veil_core::node::MessagePadding,
 }
 
 /// Flags that override the file.
@@ -267,6 +273,15 @@ pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
             Some(other) => {
                 return Err(format!(
                     "link_padding = \"{other}\": use \"full\", \"reduced\" or \"off\""
+                ))
+            }
+        },
+        message_padding: match file.message_padding.as_deref() {
+            None | Some("none") => veil_core::node::MessagePadding::None,
+            Some("powers-of-two") => veil_core::node::MessagePadding::PowersOfTwo,
+            Some(other) => {
+                return Err(format!(
+                    "message_padding = \"{other}\": use \"none\" or \"powers-of-two\""
                 ))
             }
         },
@@ -482,6 +497,7 @@ mod tests {
             service,
             probe_resistant,
             link_padding,
+            message_padding,
         } = &all;
         let set = [
             listen.is_some(),
@@ -508,6 +524,7 @@ mod tests {
             service.is_some(),
             probe_resistant.is_some(),
             link_padding.is_some(),
+            message_padding.is_some(),
         ];
         assert!(
             set.iter().all(|&x| x),
@@ -535,7 +552,7 @@ mod tests {
             }
             previous = line;
         }
-        assert_eq!(settings, 24, "one line per field of FileConfig");
+        assert_eq!(settings, 25, "one line per field of FileConfig");
     }
 
     #[test]

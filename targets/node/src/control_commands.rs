@@ -258,8 +258,8 @@ fn render(s: &Status) -> String {
     );
     let _ = writeln!(
         out,
-        "padding   idle links: {}; {} padding cells out, {} in since start",
-        s.link_padding, s.padding_cells_sent, s.padding_cells_received
+        "padding   idle links: {}; {} padding cells out, {} in since start; {} cells rounding messages up",
+        s.link_padding, s.padding_cells_sent, s.padding_cells_received, s.message_padding_cells_sent
     );
     let _ = writeln!(
         out,

@@ -327,6 +327,7 @@ fn node_config(settings: &Settings) -> NodeConfig {
             padding: settings.link_padding,
             ..NodeConfig::default().link
         },
+        message_padding: settings.message_padding,
         ..NodeConfig::default()
     }
 }

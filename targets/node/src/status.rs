@@ -45,6 +45,10 @@ pub struct Status {
     /// Idle-padding cells received over links since start.
     #[serde(default)]
     pub padding_cells_received: u64,
+    /// Padding relay messages sent to round messages up to their size
+    /// buckets (relay spec §8.1).
+    #[serde(default)]
+    pub message_padding_cells_sent: u64,
     /// The idle padding this node's links use by configuration: "full",
     /// "reduced", "off" or "none".
     #[serde(default)]

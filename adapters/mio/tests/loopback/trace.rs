@@ -179,10 +179,11 @@ fn recorded_traces_replay_exactly_and_damage_is_reported() {
         Err(ReplayError::NotATrace)
     ));
     let mut bad = bytes.clone();
-    bad[8] = 9;
+    // A version no build has written (little-endian u16 at byte 8).
+    bad[8] = 200;
     assert!(matches!(
         trace::replay(&bad[..]),
-        Err(ReplayError::Version(9))
+        Err(ReplayError::Version(200))
     ));
     // The first record's kind (its enum variant) set to one no build has.
     let mut bad = bytes.clone();

@@ -83,6 +83,7 @@ pub(super) fn status(rt: &Runtime, started: WallInstant) -> Status {
         cells_received: total.cells_received,
         padding_cells_sent: total.padding_cells_sent,
         padding_cells_received: stats.padding_cells_received,
+        message_padding_cells_sent: stats.message_padding_cells_sent,
         link_padding: link_padding_name(node.config().link.padding).to_string(),
         links_closed: node.stats().links_closed,
         links,
