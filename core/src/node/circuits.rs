@@ -717,6 +717,20 @@ impl<P: Profile> Node<P> {
             .introducer_for(&dest, &avoid)
             .or_else(|| self.introducer_for(&dest, &[]));
         let mut relays = self.config.path_relays;
+        #[cfg(feature = "random-path-length")]
+        if self.config.extra_path_relays > 0 {
+            // 0 to `extra_path_relays` more, uniformly (relay spec §7; the
+            // modulo's bias is below 2⁻²⁸).
+            let span = u32::try_from(self.config.extra_path_relays)
+                .unwrap_or(u32::MAX)
+                .saturating_add(1);
+            let extra = rand_core::Rng::next_u32(&mut self.rng)
+                .checked_rem(span)
+                .unwrap_or(0);
+            relays = relays
+                .saturating_add(usize::try_from(extra).unwrap_or(0))
+                .min(MAX_PATH_RELAYS);
+        }
         if let Some(i) = introducer {
             relays = relays.saturating_sub(1);
             let _ = avoid.push(i.node_id);

@@ -158,6 +158,15 @@ pub struct NodeConfig {
     #[cfg(feature = "message-padding")]
     #[cfg_attr(feature = "serde", serde(default))]
     pub message_padding: MessagePadding,
+    /// Randomized path length (relay spec §7): each circuit this node
+    /// builds to a destination has `path_relays` plus 0 to this many more
+    /// relays, uniformly, up to 7 in all, so that its circuits do not all
+    /// have the one length its configuration sets. Rendezvous and
+    /// introduction circuits keep theirs. Default 0. Only with the
+    /// `random-path-length` feature.
+    #[cfg(feature = "random-path-length")]
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub extra_path_relays: usize,
 }
 
 /// How a node pads the messages it sends (relay spec §8.1).
@@ -266,6 +275,8 @@ impl Default for NodeConfig {
             answer_unkeyed_dials: true,
             #[cfg(feature = "message-padding")]
             message_padding: MessagePadding::None,
+            #[cfg(feature = "random-path-length")]
+            extra_path_relays: 0,
         }
     }
 }

@@ -64,6 +64,9 @@ pub struct FileConfig {
     pub max_half_open: Option<usize>,
     /// Relays in a circuit before the destination (1 to 7).
     pub path_relays: Option<usize>,
+    /// Up to this many more relays in each circuit, drawn uniformly per
+    /// circuit (0 to 6; `path_relays` plus this is at most 7). Default 0.
+    pub extra_path_relays: Option<usize>,
     /// How often descriptors are gossiped, in milliseconds.
     pub gossip_interval_ms: Option<u64>,
     /// How often bootstrap nodes are dialled while unlinked, in milliseconds.
@@ -128,6 +131,7 @@ pub struct Settings {
     pub max_pending_dials: usize,
     pub max_half_open: usize,
     pub path_relays: usize,
+    pub extra_path_relays: usize,
     pub gossip_interval_ms: u64,
     pub bootstrap_retry_ms: u64,
     pub snapshot_interval_secs: u64,
@@ -247,6 +251,7 @@ pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
         max_pending_dials: file.max_pending_dials.unwrap_or(16),
         max_half_open: file.max_half_open.unwrap_or(16),
         path_relays: file.path_relays.unwrap_or(3),
+        extra_path_relays: file.extra_path_relays.unwrap_or(0),
         gossip_interval_ms: file.gossip_interval_ms.unwrap_or(30_000),
         bootstrap_retry_ms: file.bootstrap_retry_ms.unwrap_or(30_000),
         snapshot_interval_secs: file.snapshot_interval_secs.unwrap_or(60),
@@ -300,6 +305,16 @@ pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
         return Err(format!(
             "path_relays = {}: use 1 to 7",
             settings.path_relays
+        ));
+    }
+    if settings
+        .path_relays
+        .saturating_add(settings.extra_path_relays)
+        > 7
+    {
+        return Err(format!(
+            "extra_path_relays = {}: path_relays ({}) plus extra_path_relays must be at most 7",
+            settings.extra_path_relays, settings.path_relays
         ));
     }
     if settings.max_pending_dials == 0 || settings.max_half_open == 0 {
@@ -488,6 +503,7 @@ mod tests {
             max_pending_dials,
             max_half_open,
             path_relays,
+            extra_path_relays,
             gossip_interval_ms,
             bootstrap_retry_ms,
             snapshot_interval_secs,
@@ -515,6 +531,7 @@ mod tests {
             max_pending_dials.is_some(),
             max_half_open.is_some(),
             path_relays.is_some(),
+            extra_path_relays.is_some(),
             gossip_interval_ms.is_some(),
             bootstrap_retry_ms.is_some(),
             snapshot_interval_secs.is_some(),
@@ -552,7 +569,7 @@ mod tests {
             }
             previous = line;
         }
-        assert_eq!(settings, 25, "one line per field of FileConfig");
+        assert_eq!(settings, 26, "one line per field of FileConfig");
     }
 
     #[test]

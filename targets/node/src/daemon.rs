@@ -313,6 +313,7 @@ fn node_config(settings: &Settings) -> NodeConfig {
         transport_race_delay: CoreDuration::from_millis(settings.transport_race_delay_ms),
         max_half_open: settings.max_half_open,
         path_relays: settings.path_relays,
+        extra_path_relays: settings.extra_path_relays,
         gossip_interval: CoreDuration::from_millis(settings.gossip_interval_ms),
         bootstrap_retry: CoreDuration::from_millis(settings.bootstrap_retry_ms),
         extend_to_private_addresses: settings.extend_to_private_addresses,
