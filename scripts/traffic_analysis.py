@@ -5,7 +5,8 @@ Reads the CSV `tests/examples/traffic_traces.rs` writes (class, seed,
 side, time_us, direction, bytes: one link message the client or the
 destination sent, +1, or received, -1) and runs two attacks:
 
-- website fingerprinting, on the client's side: each visit becomes
+- website fingerprinting, on the client's side (and, if recorded, on
+  the middle relay of its circuit, all of that relay's links): each visit becomes
   k-FP-style features (Hayes and Danezis, USENIX Security 2016: counts,
   sizes, bursts, timing, ordering, and a cumulative-size curve as in
   CUMUL) for a random forest in a closed world, scored by stratified
@@ -173,15 +174,21 @@ def main():
     if not visits:
         sys.exit(f"{args.csv}: no visits")
     keys = sorted(visits)
-    x = np.array([features(visits[k].get("client", [])) for k in keys], dtype=float)
     y = np.array([k[0] for k in keys])
     classes = len(set(y))
     per_class = min(np.bincount(y)[np.unique(y)])
     folds = max(2, min(args.folds, per_class))
-    forest = RandomForestClassifier(n_estimators=300, random_state=0, n_jobs=-1)
-    scores = cross_val_score(
-        forest, x, y, cv=StratifiedKFold(folds, shuffle=True, random_state=0)
-    )
+
+    def fingerprint(side):
+        x = np.array([features(visits[k].get(side, [])) for k in keys], dtype=float)
+        forest = RandomForestClassifier(n_estimators=300, random_state=0, n_jobs=-1)
+        return cross_val_score(
+            forest, x, y, cv=StratifiedKFold(folds, shuffle=True, random_state=0)
+        )
+
+    scores = fingerprint("client")
+    has_middle = any("middle" in visits[k] for k in keys)
+    middle_scores = fingerprint("middle") if has_middle else None
     messages = np.mean([len(visits[k].get("client", [])) for k in keys])
     auc = correlation_auc(visits)
     result = {
@@ -197,6 +204,9 @@ def main():
         ),
         "correlation_auc": auc,
     }
+    if middle_scores is not None:
+        result["middle_accuracy"] = float(middle_scores.mean())
+        result["middle_accuracy_std"] = float(middle_scores.std())
     print(
         f"{len(keys)} visits of {classes} sites, {folds}-fold: accuracy "
         f"{result['accuracy']:.3f} ± {result['accuracy_std']:.3f} "
@@ -204,6 +214,11 @@ def main():
         f"{result['mean_bytes_per_visit']:.0f} bytes per visit at the client; "
         f"flow correlation ROC AUC {auc:.3f}"
     )
+    if middle_scores is not None:
+        print(
+            f"the middle relay's view: accuracy {result['middle_accuracy']:.3f} ± "
+            f"{result['middle_accuracy_std']:.3f}"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

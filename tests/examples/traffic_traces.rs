@@ -13,11 +13,12 @@
 //! client sends or receives during a visit is recorded: time since the
 //! visit began, direction, length. That is what its ISP, or its guard,
 //! sees. So is every link message of the destination, the other end of
-//! the circuit, for flow correlation.
+//! the circuit, for flow correlation, and of the middle relay of the
+//! client's circuit, a relay watching the circuits it carries.
 //!
-//! Output: CSV `class,seed,side,time_us,direction,bytes` (side `client`
-//! or `destination`; direction +1 out of that node, -1 into it), for
-//! `scripts/traffic_analysis.py`.
+//! Output: CSV `class,seed,side,time_us,direction,bytes` (side `client`,
+//! `destination` or `middle`; direction +1 out of that node, -1 into it),
+//! for `scripts/traffic_analysis.py`.
 //!
 //! Run: `cargo run --release -p veil-sim --example traffic_traces --
 //! --classes 20 --seeds 100 --out traces.csv [--link-padding full]
@@ -162,7 +163,13 @@ fn run(o: Options) -> Result<(), String> {
         for class in order {
             let resources = visit(&sites[class as usize], &mut rng);
             let start = sim.now();
-            sim.tap(&[CLIENT, DESTINATION]);
+            // The middle relay of the client's circuit to the destination
+            // as the visit starts (it carries other circuits' cells too,
+            // as a real relay does).
+            let middle = middle_relay(&sim);
+            let mut watched = vec![CLIENT, DESTINATION];
+            watched.extend(middle);
+            sim.tap(&watched);
             for r in &resources {
                 if !fetch(&mut sim, r, &mut rng) {
                     lost += 1;
@@ -170,10 +177,10 @@ fn run(o: Options) -> Result<(), String> {
                 sim.run_for(Duration::from_millis(r.think_ms));
             }
             for t in sim.take_tapped() {
-                let side = if t.node == CLIENT {
-                    "client"
-                } else {
-                    "destination"
+                let side = match t.node {
+                    CLIENT => "client",
+                    DESTINATION => "destination",
+                    _ => "middle",
                 };
                 let _ = writeln!(
                     csv,
@@ -237,6 +244,19 @@ fn boot(seed: u64, padding: LinkPadding, message_padding: MessagePadding) -> Res
         return Err(format!("seed {seed}: the first exchange failed"));
     }
     Ok(sim)
+}
+
+/// The node index of the middle relay (the second of three) of the
+/// client's ready circuit to the destination, if it has one.
+fn middle_relay(sim: &Sim) -> Option<usize> {
+    let destination = sim.node_id(DESTINATION);
+    let circuit = sim
+        .node(CLIENT)
+        .core
+        .own_circuits()
+        .find(|c| c.ready && c.path.destination() == Some(destination))?;
+    let middle = *circuit.path.relays().get(1)?;
+    (0..NODES).find(|&i| sim.node_id(i) == middle)
 }
 
 /// The client sends a request; the destination answers it with the
