@@ -4,81 +4,31 @@
 //! restarts the wait; a peer's request can lower the rate, never raise it.
 #![cfg(feature = "link-padding")]
 
-use std::boxed::Box;
 use std::vec::Vec;
 
-use crate::identity::Identity;
+use super::padding_tests::{deliver, established_pair_with, Session};
 use crate::link::{
-    LinkConfig, LinkHello, LinkPadding, LinkParams, LinkRole, LinkSession, PaddingRange,
-    PaddingRequest, CELLS_HEADER_LEN, CELL_LEN, LENGTH_PREFIX_LEN, MAX_CELLS_PADDING, TAG_LEN,
+    LinkConfig, LinkPadding, PaddingRange, PaddingRequest, CELLS_HEADER_LEN, CELL_LEN,
+    LENGTH_PREFIX_LEN, MAX_CELLS_PADDING, TAG_LEN,
 };
-use crate::noise::StaticKeypair;
 use crate::time::{Duration, Instant};
-
-const RECEIVE: usize = 16 * 1024 + 2;
-type Session = LinkSession<[u8; RECEIVE], heapless::Deque<[u8; CELL_LEN], 64>>;
 
 const ONE_CELL: usize = LENGTH_PREFIX_LEN + CELLS_HEADER_LEN + CELL_LEN + TAG_LEN;
 
-fn session(seed: u8, role: LinkRole, padding: LinkPadding) -> Box<Session> {
-    let identity = Identity::from_secret_bytes([seed; 32]);
-    let keys = StaticKeypair::from_secret_bytes([seed.wrapping_add(100); 32]);
-    let hello = LinkHello::new(&identity, &keys.public(), 16_384).emit();
-    Box::new(Session::new(
-        Instant::ZERO,
-        LinkParams {
-            role,
-            expected_peer: None,
-            static_keypair: &keys,
-            handshake_seed: [seed; 32],
-            local_id: None,
-            answer_unkeyed: true,
-            unix_time: 0,
-            hello,
-            local_max_message_len: 16_384,
-            config: LinkConfig {
-                padding,
-                // Keep pings out of the way of what is measured.
-                keepalive_interval: Duration::from_secs(3_600),
-                idle_timeout: Duration::from_secs(7_200),
-                rekey_after: Duration::from_secs(7_200),
-                ..LinkConfig::default()
-            },
-            channel_binding: None,
-        },
-    ))
-}
-
-fn deliver(to: &mut Session, now: Instant, bytes: &[u8]) -> Vec<[u8; CELL_LEN]> {
-    let mut cells = Vec::new();
-    let mut consumed = 0;
-    loop {
-        consumed += to.receive(now, &bytes[consumed..]);
-        let before = cells.len();
-        while let Some(cell) = to.take_cell() {
-            cells.push(cell);
-        }
-        if cells.len() == before {
-            assert_eq!(consumed, bytes.len(), "the receiver stopped short");
-            return cells;
-        }
+/// Padding as given, and pings and rekeys kept out of what is measured.
+fn config(padding: LinkPadding) -> LinkConfig {
+    LinkConfig {
+        padding,
+        keepalive_interval: Duration::from_secs(3_600),
+        idle_timeout: Duration::from_secs(7_200),
+        rekey_after: Duration::from_secs(7_200),
+        ..LinkConfig::default()
     }
 }
 
-fn established_pair(padding: LinkPadding) -> (Box<Session>, Box<Session>) {
-    let mut i = session(1, LinkRole::Initiator, padding);
-    let mut r = session(2, LinkRole::Responder, LinkPadding::NONE);
-    let mut buf = [0u8; 1024];
-    for _ in 0..2 {
-        while let Some(n) = i.poll_transmit(Instant::ZERO, &mut buf) {
-            deliver(&mut r, Instant::ZERO, &buf[..n]);
-        }
-        while let Some(n) = r.poll_transmit(Instant::ZERO, &mut buf) {
-            deliver(&mut i, Instant::ZERO, &buf[..n]);
-        }
-    }
-    assert!(i.was_established() && r.was_established());
-    (i, r)
+/// An initiator padding with `padding` and a responder that does not pad.
+fn established_pair(padding: LinkPadding) -> (std::boxed::Box<Session>, std::boxed::Box<Session>) {
+    established_pair_with(config(padding), config(LinkPadding::NONE))
 }
 
 /// Runs the padding side alone (the peer silent) for `secs`, following its

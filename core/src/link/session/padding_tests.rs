@@ -14,12 +14,13 @@ use crate::noise::StaticKeypair;
 use crate::time::Instant;
 
 const RECEIVE: usize = 16 * 1024 + 2;
-type Session = LinkSession<[u8; RECEIVE], heapless::Deque<[u8; CELL_LEN], 64>>;
+pub(super) type Session = LinkSession<[u8; RECEIVE], heapless::Deque<[u8; CELL_LEN], 64>>;
 
 /// A whole one-cell message without padding.
 const ONE_CELL: usize = LENGTH_PREFIX_LEN + CELLS_HEADER_LEN + CELL_LEN + TAG_LEN;
 
-fn session(seed: u8, role: LinkRole) -> Box<Session> {
+/// A session with seeds from `seed` (shared with `idle_padding_tests.rs`).
+pub(super) fn session(seed: u8, role: LinkRole, config: LinkConfig) -> Box<Session> {
     let identity = Identity::from_secret_bytes([seed; 32]);
     let keys = StaticKeypair::from_secret_bytes([seed.wrapping_add(100); 32]);
     let hello = LinkHello::new(&identity, &keys.public(), 16_384).emit();
@@ -35,18 +36,18 @@ fn session(seed: u8, role: LinkRole) -> Box<Session> {
             unix_time: 0,
             hello,
             local_max_message_len: 16_384,
-            config: LinkConfig::default(),
+            config,
             channel_binding: None,
         },
     ))
 }
 
-/// Feeds `bytes` to `to` and returns the cells it yields.
-fn deliver(to: &mut Session, bytes: &[u8]) -> Vec<[u8; CELL_LEN]> {
+/// Feeds `bytes` to `to` at `now` and returns the cells it yields.
+pub(super) fn deliver(to: &mut Session, now: Instant, bytes: &[u8]) -> Vec<[u8; CELL_LEN]> {
     let mut cells = Vec::new();
     let mut consumed = 0;
     loop {
-        consumed += to.receive(Instant::ZERO, &bytes[consumed..]);
+        consumed += to.receive(now, &bytes[consumed..]);
         let before = cells.len();
         while let Some(cell) = to.take_cell() {
             cells.push(cell);
@@ -59,15 +60,24 @@ fn deliver(to: &mut Session, bytes: &[u8]) -> Vec<[u8; CELL_LEN]> {
 }
 
 fn established_pair() -> (Box<Session>, Box<Session>) {
-    let mut i = session(1, LinkRole::Initiator);
-    let mut r = session(2, LinkRole::Responder);
+    established_pair_with(LinkConfig::default(), LinkConfig::default())
+}
+
+/// An initiator and a responder with these configurations, handshake done
+/// at time zero.
+pub(super) fn established_pair_with(
+    initiator: LinkConfig,
+    responder: LinkConfig,
+) -> (Box<Session>, Box<Session>) {
+    let mut i = session(1, LinkRole::Initiator, initiator);
+    let mut r = session(2, LinkRole::Responder, responder);
     let mut buf = [0u8; 1024];
     for _ in 0..2 {
         while let Some(n) = i.poll_transmit(Instant::ZERO, &mut buf) {
-            deliver(&mut r, &buf[..n]);
+            deliver(&mut r, Instant::ZERO, &buf[..n]);
         }
         while let Some(n) = r.poll_transmit(Instant::ZERO, &mut buf) {
-            deliver(&mut i, &buf[..n]);
+            deliver(&mut i, Instant::ZERO, &buf[..n]);
         }
     }
     assert!(i.was_established() && r.was_established());
@@ -88,7 +98,7 @@ fn one_cell_messages_vary_over_more_than_two_cell_counts_and_arrive_intact() {
     for n in 0..400u32 {
         tx.queue_cell(&numbered(n)).unwrap();
         let len = tx.poll_transmit(Instant::ZERO, &mut buf).unwrap();
-        assert_eq!(deliver(&mut rx, &buf[..len]), [numbered(n)]);
+        assert_eq!(deliver(&mut rx, Instant::ZERO, &buf[..len]), [numbered(n)]);
         lengths.push(len);
     }
     assert!(lengths
@@ -117,7 +127,7 @@ fn a_full_message_is_not_padded_and_others_only_as_far_as_fits() {
     for n in 0..20u32 {
         tx.queue_cell(&numbered(n)).unwrap();
         assert_eq!(tx.poll_transmit(Instant::ZERO, &mut tight), Some(ONE_CELL));
-        assert_eq!(deliver(&mut rx, &tight), [numbered(n)]);
+        assert_eq!(deliver(&mut rx, Instant::ZERO, &tight), [numbered(n)]);
     }
     // A full message (31 cells under a 16,384-byte limit) is not padded;
     // 30 cells are, but never past the peer's limit.
@@ -129,7 +139,10 @@ fn a_full_message_is_not_padded_and_others_only_as_far_as_fits() {
             tx.queue_cell(&numbered(round * 100 + n)).unwrap();
         }
         let len = tx.poll_transmit(Instant::ZERO, &mut buf).unwrap();
-        assert_eq!(deliver(&mut rx, &buf[..len]).len(), cells as usize);
+        assert_eq!(
+            deliver(&mut rx, Instant::ZERO, &buf[..len]).len(),
+            cells as usize
+        );
         let unpadded = ONE_CELL + (cells as usize - 1) * CELL_LEN;
         if cells == 31 {
             assert_eq!(len, unpadded);

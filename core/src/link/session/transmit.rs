@@ -312,6 +312,10 @@ impl<B: ByteStore, Q: DequeStore<Cell>> LinkSession<B, Q> {
                 return None;
             }
         };
+        // With idle padding the block that masks the length also draws the
+        // next wait. Without it the plain mask is written as before: one
+        // shared helper returning the draw made the firmware image, which
+        // has no padding, 100 B larger through its inlining.
         #[cfg(feature = "link-padding")]
         {
             let (mask, draw) = send_mask.next_mask_and_draw()?;
