@@ -1172,6 +1172,10 @@ impl<P: Profile> Node<P> {
 #[cfg(feature = "message-padding")]
 fn padding_after(padding: super::MessagePadding, data: &[u8]) -> u16 {
     use crate::message::{Fragment, FRAGMENT_LEN, MAX_FRAGMENTS};
+    // Off (the default): no fragment header is read on the send path.
+    if padding == super::MessagePadding::None {
+        return 0;
+    }
     let Ok(fragment) = Fragment::parse(data, FRAGMENT_LEN.saturating_mul(MAX_FRAGMENTS)) else {
         return 0;
     };
