@@ -48,6 +48,12 @@ impl TokenBucket {
 
     /// Takes a token at `now` if there is one.
     pub fn take(&mut self, limit: RateLimit, now: Instant) -> bool {
+        self.take_many(limit, now, 1)
+    }
+
+    /// Takes `tokens` tokens at `now` if there are that many, else none:
+    /// for a budget counted in bytes, where one action costs many.
+    pub fn take_many(&mut self, limit: RateLimit, now: Instant, tokens: u32) -> bool {
         let elapsed = now.saturating_since(self.updated).as_micros();
         let cap = u64::from(limit.burst).saturating_mul(SCALE);
         let gained = elapsed.saturating_mul(u64::from(limit.per_second));
@@ -55,7 +61,10 @@ impl TokenBucket {
         if now > self.updated {
             self.updated = now;
         }
-        match self.millionths.checked_sub(SCALE) {
+        match self
+            .millionths
+            .checked_sub(u64::from(tokens).saturating_mul(SCALE))
+        {
             Some(left) => {
                 self.millionths = left;
                 true
@@ -92,6 +101,24 @@ mod tests {
         assert!((0..3).all(|_| bucket.take(LIMIT, Instant::ZERO)));
         let later = Instant::from_millis(3_600_000);
         assert_eq!((0..10).filter(|_| bucket.take(LIMIT, later)).count(), 3);
+    }
+
+    #[test]
+    fn many_tokens_are_taken_whole_or_not_at_all() {
+        let bytes = RateLimit {
+            burst: 3000,
+            per_second: 1000,
+        };
+        let mut bucket = TokenBucket::full(bytes, Instant::ZERO);
+        assert!(bucket.take_many(bytes, Instant::ZERO, 2000));
+        assert!(
+            !bucket.take_many(bytes, Instant::ZERO, 1001),
+            "only 1000 left"
+        );
+        assert!(bucket.take_many(bytes, Instant::ZERO, 1000));
+        // 1000 a second: 500 after half a second.
+        assert!(!bucket.take_many(bytes, Instant::from_millis(499), 500));
+        assert!(bucket.take_many(bytes, Instant::from_millis(500), 500));
     }
 
     #[test]

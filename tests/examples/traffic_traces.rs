@@ -29,9 +29,10 @@ use std::io::Write as _;
 
 use chacha20::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
+use veil_core::circuit::Shaping;
 use veil_core::link::{LinkConfig, LinkPadding};
 use veil_core::message::Sender;
-use veil_core::node::{AddBootstrap, MessagePadding, NodeConfig, Reply};
+use veil_core::node::{AddBootstrap, CoverTraffic, MessagePadding, NodeConfig, Reply};
 use veil_core::time::Duration;
 use veil_sim::Sim;
 
@@ -50,6 +51,8 @@ struct Options {
     out: String,
     padding: LinkPadding,
     message_padding: MessagePadding,
+    cover: CoverTraffic,
+    shaping: Shaping,
 }
 
 /// One resource of a site.
@@ -77,6 +80,8 @@ fn options() -> Result<Options, String> {
         out: "traces.csv".into(),
         padding: LinkPadding::NONE,
         message_padding: MessagePadding::None,
+        cover: CoverTraffic::OFF,
+        shaping: Shaping::OFF,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -106,6 +111,23 @@ fn options() -> Result<Options, String> {
                     }
                 }
             }
+            "--cover-budget" => o.cover.budget = number(&arg, &value()?)? as u32,
+            "--loop-ms" => o.cover.loop_interval = Duration::from_millis(number(&arg, &value()?)?),
+            "--drop-ms" => o.cover.drop_interval = Duration::from_millis(number(&arg, &value()?)?),
+            "--shape-ms" => o.shaping.interval = Duration::from_millis(number(&arg, &value()?)?),
+            "--shape-linger-ms" => {
+                o.shaping.linger = Duration::from_millis(number(&arg, &value()?)?)
+            }
+            "--shape-bucket" => o.shaping.bucket = number(&arg, &value()?)? as u16,
+            "--front-cells" => o.cover.front_cells = number(&arg, &value()?)? as u16,
+            "--front-window-ms" => {
+                let v = value()?;
+                let (low, high) = v
+                    .split_once(':')
+                    .ok_or(format!("--front-window-ms {v}: use LOW:HIGH"))?;
+                o.cover.front_window_min = Duration::from_millis(number(&arg, low)?);
+                o.cover.front_window_max = Duration::from_millis(number(&arg, high)?);
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -113,6 +135,10 @@ fn options() -> Result<Options, String> {
         return Err("--classes and --seeds must be at least 1".into());
     }
     Ok(o)
+}
+
+fn number(arg: &str, value: &str) -> Result<u64, String> {
+    value.parse().map_err(|e| format!("{arg} {value}: {e}"))
 }
 
 /// A site's template, the same for every seed.
@@ -153,8 +179,10 @@ fn run(o: Options) -> Result<(), String> {
     let mut csv = String::from("class,seed,side,time_us,direction,bytes\n");
     let sites: Vec<Vec<Resource>> = (0..o.classes).map(site).collect();
     let mut lost = 0usize;
+    // Per fetch: the request's and the response's delivery times.
+    let mut latencies: Vec<(Duration, Duration)> = Vec::new();
     for seed in 0..o.seeds {
-        let mut sim = boot(seed, o.padding, o.message_padding)?;
+        let mut sim = boot(seed, &o)?;
         let mut rng = ChaCha20Rng::seed_from_u64(0x7ee5_0000 + seed);
         let mut order: Vec<u64> = (0..o.classes).collect();
         for i in (1..order.len()).rev() {
@@ -171,8 +199,9 @@ fn run(o: Options) -> Result<(), String> {
             watched.extend(middle);
             sim.tap(&watched);
             for r in &resources {
-                if !fetch(&mut sim, r, &mut rng) {
-                    lost += 1;
+                match fetch(&mut sim, r, &mut rng) {
+                    Some(times) => latencies.push(times),
+                    None => lost += 1,
                 }
                 sim.run_for(Duration::from_millis(r.think_ms));
             }
@@ -203,18 +232,33 @@ fn run(o: Options) -> Result<(), String> {
         o.classes * o.seeds,
         o.out
     );
+    let mut requests: Vec<u64> = latencies.iter().map(|l| l.0.as_micros()).collect();
+    let mut responses: Vec<u64> = latencies.iter().map(|l| l.1.as_micros()).collect();
+    requests.sort_unstable();
+    responses.sort_unstable();
+    let median = |v: &[u64]| v.get(v.len() / 2).map_or(0.0, |m| *m as f64 / 1000.0);
+    // One line for scripts: the requests are the interactive messages
+    // (100-800 bytes), the responses the bulk ones.
+    println!(
+        "latency_ms request_median={:.2} response_median={:.2} fetches={}",
+        median(&requests),
+        median(&responses),
+        latencies.len()
+    );
     Ok(())
 }
 
 /// A fresh network for `seed`: every node knows most others and the
 /// client has a circuit to the destination.
-fn boot(seed: u64, padding: LinkPadding, message_padding: MessagePadding) -> Result<Sim, String> {
+fn boot(seed: u64, o: &Options) -> Result<Sim, String> {
     let config = NodeConfig {
-        message_padding,
+        message_padding: o.message_padding,
+        cover: o.cover,
+        shaping: o.shaping,
         unix_time_at_zero: UNIX_AT_ZERO,
         gossip_interval: Duration::from_secs(2),
         link: LinkConfig {
-            padding,
+            padding: o.padding,
             ..LinkConfig::default()
         },
         ..NodeConfig::default()
@@ -240,7 +284,7 @@ fn boot(seed: u64, padding: LinkPadding, message_padding: MessagePadding) -> Res
         response: 10,
         think_ms: 0,
     };
-    if !fetch(&mut sim, &warm, &mut rng) {
+    if fetch(&mut sim, &warm, &mut rng).is_none() {
         return Err(format!("seed {seed}: the first exchange failed"));
     }
     Ok(sim)
@@ -260,8 +304,9 @@ fn middle_relay(sim: &Sim) -> Option<usize> {
 }
 
 /// The client sends a request; the destination answers it with the
-/// response over the same circuit. Whether the response arrived.
-fn fetch(sim: &mut Sim, r: &Resource, rng: &mut ChaCha20Rng) -> bool {
+/// response over the same circuit. The request's and the response's
+/// delivery times, if the response arrived.
+fn fetch(sim: &mut Sim, r: &Resource, rng: &mut ChaCha20Rng) -> Option<(Duration, Duration)> {
     let mut request = vec![0u8; r.request];
     rng.fill_bytes(&mut request);
     let asked = sim.node(DESTINATION).delivered.len();
@@ -269,17 +314,19 @@ fn fetch(sim: &mut Sim, r: &Resource, rng: &mut ChaCha20Rng) -> bool {
     let deadline = sim.now().saturating_add(RESPONSE_TIMEOUT);
     while sim.send_message(CLIENT, DESTINATION, &request).is_err() {
         if sim.now() >= deadline {
-            return false;
+            return None;
         }
         sim.run_for(Duration::from_millis(10));
     }
+    let sent = sim.now();
     if !sim.run_until_true(RESPONSE_TIMEOUT, |sim| {
         sim.node(DESTINATION).delivered.len() > asked
     }) {
-        return false;
+        return None;
     }
+    let request_time = sim.now().saturating_since(sent);
     let Sender::Anonymous(reply_to) = sim.node(DESTINATION).delivered[asked].sender else {
-        return false;
+        return None;
     };
     let mut response = vec![0u8; r.response];
     rng.fill_bytes(&mut response);
@@ -293,9 +340,11 @@ fn fetch(sim: &mut Sim, r: &Resource, rng: &mut ChaCha20Rng) -> bool {
         )
         .is_err()
     {
-        return false;
+        return None;
     }
+    let replied = sim.now();
     sim.run_until_true(RESPONSE_TIMEOUT, |sim| {
         sim.node(CLIENT).delivered.len() > answered
     })
+    .then(|| (request_time, sim.now().saturating_since(replied)))
 }

@@ -27,6 +27,9 @@ pub struct Flow {
     /// (relay spec §8.1). Padding is not `DATA` and takes no window.
     #[cfg(feature = "message-padding")]
     pub padding_owed: u16,
+    /// Constant-rate shaping of this end's cells (relay spec §8.3).
+    #[cfg(feature = "shaping")]
+    pub shape: super::ShapeState,
 }
 
 impl Default for Flow {
@@ -43,6 +46,8 @@ impl Flow {
             uncredited: 0,
             #[cfg(feature = "message-padding")]
             padding_owed: 0,
+            #[cfg(feature = "shaping")]
+            shape: super::ShapeState::IDLE,
         }
     }
 

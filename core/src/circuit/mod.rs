@@ -8,6 +8,10 @@ mod flow;
 mod hop_handshake;
 mod liveness;
 mod relay_table;
+#[cfg(feature = "shaping")]
+mod shaping;
+#[cfg(test)]
+mod shaping_tests;
 
 pub use build_timeout::{BuildTimeDecodeError, BuildTimeEstimator};
 pub use client_table::{CircuitHandle, ClientCircuit, ClientTable};
@@ -25,6 +29,8 @@ pub use liveness::{
     Liveness, Verdict, MAX_BACKOFF, MAX_RTO, MIN_PROBE_WAIT, MIN_RTO, PROBE_NONCE_LEN,
 };
 pub use relay_table::{AwaitingLink, CircuitEnd, RelayCircuit, RelayDirection, RelayTable};
+#[cfg(feature = "shaping")]
+pub use shaping::{IdleSlot, ShapeState, Shaping};
 
 #[cfg(test)]
 mod engine_tests;

@@ -265,7 +265,7 @@ pub(super) enum Back {
     Own(CircuitHandle, usize),
 }
 
-fn flow_of<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>>(
+pub(super) fn flow_of<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>>(
     engine: &mut CircuitEngine<R, O>,
     back: Back,
 ) -> Option<&mut Flow> {
@@ -444,6 +444,8 @@ impl<P: Profile> Node<P> {
         }
         self.with_engine(|engine, ctx, _| engine.handle_timeout(ctx, timeouts));
         self.check_liveness();
+        #[cfg(feature = "cover-traffic")]
+        self.run_cover();
         while let Some((peer, anonymous)) =
             self.dialer.take_timed_out(now, self.config.dial_timeout)
         {
@@ -500,7 +502,15 @@ impl<P: Profile> Node<P> {
             .filter(|c| c.is_ready())
             .filter_map(|c| c.liveness.deadline())
             .min();
-        [engine, messages, dials, rotation, liveness]
+        #[cfg(feature = "cover-traffic")]
+        let cover = self.cover.deadline();
+        #[cfg(not(feature = "cover-traffic"))]
+        let cover = None;
+        #[cfg(feature = "shaping")]
+        let shaping = self.shaping.deadline.filter(|at| *at > self.now);
+        #[cfg(not(feature = "shaping"))]
+        let shaping = None;
+        [engine, messages, dials, rotation, liveness, cover, shaping]
             .into_iter()
             .flatten()
             .min()
@@ -866,8 +876,20 @@ impl<P: Profile> Node<P> {
         }
         let mut ends: Vec<CircuitEnd, 8> = Vec::new();
         self.messages.reply_ends(|end| ends.push(end).is_ok());
+        // Reply ends in a shaped burst are offered their slots after their
+        // messages are gone, to pad the burst to its bucket.
+        #[cfg(feature = "shaping")]
+        for end in self.shaped_replies() {
+            if !ends.contains(&end) {
+                let _ = ends.push(end);
+            }
+        }
         for end in ends {
             let _ = routes.push((Route::Reply(end), Back::Reply(end), end.0));
+        }
+        #[cfg(feature = "shaping")]
+        {
+            self.shaping.deadline = None;
         }
         if routes.is_empty() {
             return;
@@ -894,16 +916,26 @@ impl<P: Profile> Node<P> {
                 {
                     continue;
                 }
+                #[cfg(feature = "shaping")]
+                if self.shaping_holds(back) {
+                    continue;
+                }
                 #[cfg(feature = "message-padding")]
                 if self.send_owed_padding(back) {
                     progressed = true;
                     continue;
                 }
                 let Some(len) = self.messages.next_fragment(self.now, route, &mut fragment) else {
+                    #[cfg(feature = "shaping")]
+                    if self.shaping_idle_slot(back) {
+                        progressed = true;
+                    }
                     continue;
                 };
                 let data = fragment.get(..len).unwrap_or(&[]);
                 if self.send_back(back, RelayCommand::Data, data) {
+                    #[cfg(feature = "shaping")]
+                    self.shaping_fragment_sent(back);
                     if let Some(flow) = flow_of(&mut self.engine, back) {
                         flow.on_sent();
                         #[cfg(feature = "message-padding")]
@@ -916,6 +948,8 @@ impl<P: Profile> Node<P> {
                         if let Some(liveness) = self.engine.client_liveness(circuit) {
                             liveness.on_sent(self.now);
                         }
+                        #[cfg(feature = "cover-traffic")]
+                        self.cover_on_activity(circuit);
                     }
                     self.stats.data_cells_sent = self.stats.data_cells_sent.saturating_add(1);
                     progressed = true;
@@ -924,6 +958,18 @@ impl<P: Profile> Node<P> {
             if !progressed {
                 break;
             }
+        }
+        #[cfg(feature = "shaping")]
+        {
+            let now = self.now;
+            for &(_, back, _) in &routes {
+                let slot = flow_of(&mut self.engine, back).and_then(|f| f.shape.next_slot());
+                if let Some(slot) = slot.filter(|at| *at > now) {
+                    self.shaping.deadline =
+                        Some(self.shaping.deadline.map_or(slot, |d| d.min(slot)));
+                }
+            }
+            self.prune_shaped_replies();
         }
     }
 
@@ -1005,6 +1051,12 @@ impl<P: Profile> Node<P> {
                 if command == RelayCommand::ProbeReply {
                     let hops = c.path.hops().len();
                     let outstanding = self.messages.circuit_busy(circuit);
+                    #[cfg(feature = "cover-traffic")]
+                    if hop.saturating_add(1) == hops
+                        && self.on_loop_reply(circuit, &data, outstanding)
+                    {
+                        return;
+                    }
                     if let Some(liveness) = self.engine.client_liveness(circuit) {
                         liveness.on_probe_reply(self.now, hop, hops, &data, outstanding);
                     }
@@ -1045,6 +1097,10 @@ impl<P: Profile> Node<P> {
             RelayCommand::Data => {
                 if let Some(flow) = flow_of(&mut self.engine, back) {
                     flow.on_received();
+                }
+                #[cfg(feature = "cover-traffic")]
+                if let Back::Own(circuit, _) = back {
+                    self.cover_on_activity(circuit);
                 }
                 let result = self.messages.accept(self.now, data, sender);
                 self.after_fragment(back, data, result);

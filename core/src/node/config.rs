@@ -167,6 +167,19 @@ pub struct NodeConfig {
     #[cfg(feature = "random-path-length")]
     #[cfg_attr(feature = "serde", serde(default))]
     pub extra_path_relays: usize,
+    /// Cover traffic this node sends over its own circuits, under a budget
+    /// in bytes a second (relay spec §8.2). Off by default. Only with the
+    /// `cover-traffic` feature.
+    #[cfg(feature = "cover-traffic")]
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub cover: super::CoverTraffic,
+    /// Constant-rate shaping of the circuit ends this node sends on
+    /// (relay spec §8.3): one cell per interval while a burst lasts,
+    /// bursts padded to a multiple of a bucket. Off by default. Only with
+    /// the `shaping` feature.
+    #[cfg(feature = "shaping")]
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub shaping: crate::circuit::Shaping,
 }
 
 /// How a node pads the messages it sends (relay spec §8.1).
@@ -277,6 +290,10 @@ impl Default for NodeConfig {
             message_padding: MessagePadding::None,
             #[cfg(feature = "random-path-length")]
             extra_path_relays: 0,
+            #[cfg(feature = "cover-traffic")]
+            cover: super::CoverTraffic::OFF,
+            #[cfg(feature = "shaping")]
+            shaping: crate::circuit::Shaping::OFF,
         }
     }
 }

@@ -90,6 +90,8 @@ mod anchors;
 mod circuit_ctx;
 mod circuits;
 mod config;
+#[cfg(feature = "cover-traffic")]
+mod cover;
 mod descriptor_cells;
 mod dial;
 mod discovery;
@@ -120,6 +122,8 @@ mod replay_filter;
 #[cfg(feature = "serde")]
 mod serde_cell;
 mod service;
+#[cfg(feature = "shaping")]
+mod shaping;
 mod slot;
 #[cfg(test)]
 mod small_node_tests;
@@ -131,6 +135,8 @@ mod timers;
 pub use anchors::{AddAnchor, AddAnchorError, MAX_ANCHORS};
 pub use circuits::{FORCED_REBUILD_INTERVAL, MAX_FORCED_REBUILDS, MAX_GUARDS};
 pub use config::{MessagePadding, NodeConfig, Reachability};
+#[cfg(feature = "cover-traffic")]
+pub use cover::{CoverTraffic, BUDGET_BURST_SECS, COVER_CELL_CHARGE, FRONT_QUIET, LOOPS_AWAITED};
 pub use descriptor_cells::{DESCRIPTORS_PER_INTERVAL, DESCRIPTOR_BURST, MAX_STRIKES};
 pub use dial::{DialRequest, MAX_BOOTSTRAP, MAX_PENDING_DIALS};
 pub use discovery::{DescriptorRefusal, GOSSIP_FANOUT, GOSSIP_SAMPLE};
@@ -165,6 +171,8 @@ pub use rendezvous::{LearnService, LearnServiceError, MAX_KNOWN_SERVICES};
 pub use service::{
     rendezvous_state_size, ServiceDescriptorUnavailable, INTRO_KEEPALIVE, INTRO_POINTS,
 };
+#[cfg(feature = "shaping")]
+pub use shaping::SHAPED_REPLIES;
 pub use slot::LinkSlot;
 pub use state::{
     RestoreState, RestoreStateError, RestoredState, StateBufferTooSmall, STATE_VERSION,
@@ -252,6 +260,12 @@ pub struct Node<P: Profile> {
     /// Marks of first handshake messages accepted lately (link spec §2.2).
     #[cfg(feature = "replay-filter")]
     replay_marks: P::ReplayMarks,
+    /// Cover traffic: its budget, its next times, the loops awaited.
+    #[cfg(feature = "cover-traffic")]
+    cover: cover::Cover,
+    /// Constant-rate shaping: reply ends in a burst, the next slot.
+    #[cfg(feature = "shaping")]
+    shaping: shaping::ShapingState,
     #[cfg(feature = "testing")]
     cell_hook: Option<CellHook>,
 }
@@ -316,6 +330,10 @@ impl<P: Profile> Node<P> {
             services: service::Services::default(),
             #[cfg(feature = "replay-filter")]
             replay_marks: P::ReplayMarks::EMPTY,
+            #[cfg(feature = "cover-traffic")]
+            cover: cover::Cover::new(),
+            #[cfg(feature = "shaping")]
+            shaping: shaping::ShapingState::default(),
             #[cfg(feature = "testing")]
             cell_hook: None,
         }

@@ -53,6 +53,40 @@ pub struct NodeStats {
     /// to their size buckets (relay spec §8.1).
     #[cfg(feature = "message-padding")]
     pub message_padding_cells_sent: u64,
+    /// Loop cover cells sent at Poisson times (relay spec §8.2).
+    #[cfg(feature = "cover-traffic")]
+    pub loop_cover_cells_sent: u64,
+    /// Loop cover and FRONT cells whose answer came back.
+    #[cfg(feature = "cover-traffic")]
+    pub loop_cover_cells_returned: u64,
+    /// Drop cover cells sent.
+    #[cfg(feature = "cover-traffic")]
+    pub drop_cover_cells_sent: u64,
+    /// FRONT padding cells sent at the start of bursts (loop cells).
+    #[cfg(feature = "cover-traffic")]
+    pub front_cells_sent: u64,
+    /// Bursts FRONT padded: sends after a quiet spell of at least
+    /// [`FRONT_QUIET`](super::FRONT_QUIET).
+    #[cfg(feature = "cover-traffic")]
+    pub front_bursts: u64,
+    /// Bytes of budget the cover cells sent took ([`COVER_CELL_CHARGE`]
+    /// per link message a cell can take): at most the budget a second,
+    /// plus the saved burst.
+    ///
+    /// [`COVER_CELL_CHARGE`]: super::COVER_CELL_CHARGE
+    #[cfg(feature = "cover-traffic")]
+    pub cover_bytes_charged: u64,
+    /// `PADDING` relay messages sent to fill shaping slots (relay spec
+    /// §8.3).
+    #[cfg(feature = "shaping")]
+    pub shaping_padding_cells_sent: u64,
+    /// Cover cells not sent because the budget was spent.
+    #[cfg(feature = "cover-traffic")]
+    pub cover_cells_over_budget: u64,
+    /// Cover cells not sent because no own circuit was ready, or its first
+    /// link had no room.
+    #[cfg(feature = "cover-traffic")]
+    pub cover_cells_without_circuit: u64,
     /// `DESCRIPTOR` cells received over links, before any check.
     pub descriptors_received: u64,
     /// Descriptor signatures verified (~65 µs each). Descriptors the node
