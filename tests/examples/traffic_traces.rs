@@ -21,8 +21,11 @@
 //! for `scripts/traffic_analysis.py`.
 //!
 //! Run: `cargo run --release -p veil-sim --example traffic_traces --
-//! --classes 20 --seeds 100 --out traces.csv [--link-padding full]
-//! [--message-padding powers-of-two]`
+//! --classes 20 --seeds 100 --out traces.csv [--anonymity off|default|strict]
+//! [--link-padding full] [--message-padding powers-of-two] [--cover-budget B
+//! --loop-ms MS --drop-ms MS --front-cells N --front-window-ms LOW:HIGH]
+//! [--shape-ms MS --shape-linger-ms MS --shape-bucket CELLS]`: a preset
+//! first, then the options that change it.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -32,7 +35,7 @@ use rand_core::{Rng, SeedableRng};
 use veil_core::circuit::Shaping;
 use veil_core::link::{LinkConfig, LinkPadding};
 use veil_core::message::Sender;
-use veil_core::node::{AddBootstrap, CoverTraffic, MessagePadding, NodeConfig, Reply};
+use veil_core::node::{AddBootstrap, Anonymity, CoverTraffic, MessagePadding, NodeConfig, Reply};
 use veil_core::time::Duration;
 use veil_sim::Sim;
 
@@ -53,6 +56,7 @@ struct Options {
     message_padding: MessagePadding,
     cover: CoverTraffic,
     shaping: Shaping,
+    extra_path_relays: usize,
 }
 
 /// One resource of a site.
@@ -82,6 +86,7 @@ fn options() -> Result<Options, String> {
         message_padding: MessagePadding::None,
         cover: CoverTraffic::OFF,
         shaping: Shaping::OFF,
+        extra_path_relays: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -114,6 +119,16 @@ fn options() -> Result<Options, String> {
             "--cover-budget" => o.cover.budget = number(&arg, &value()?)? as u32,
             "--loop-ms" => o.cover.loop_interval = Duration::from_millis(number(&arg, &value()?)?),
             "--drop-ms" => o.cover.drop_interval = Duration::from_millis(number(&arg, &value()?)?),
+            "--anonymity" => {
+                let preset: Anonymity =
+                    value()?.parse().map_err(|e| format!("--anonymity: {e}"))?;
+                let config = preset.apply(NodeConfig::default());
+                o.padding = config.link.padding;
+                o.message_padding = config.message_padding;
+                o.cover = config.cover;
+                o.shaping = config.shaping;
+                o.extra_path_relays = config.extra_path_relays;
+            }
             "--shape-ms" => o.shaping.interval = Duration::from_millis(number(&arg, &value()?)?),
             "--shape-linger-ms" => {
                 o.shaping.linger = Duration::from_millis(number(&arg, &value()?)?)
@@ -255,6 +270,7 @@ fn boot(seed: u64, o: &Options) -> Result<Sim, String> {
         message_padding: o.message_padding,
         cover: o.cover,
         shaping: o.shaping,
+        extra_path_relays: o.extra_path_relays,
         unix_time_at_zero: UNIX_AT_ZERO,
         gossip_interval: Duration::from_secs(2),
         link: LinkConfig {

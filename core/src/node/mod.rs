@@ -87,6 +87,10 @@
 
 mod admission;
 mod anchors;
+#[cfg(feature = "anonymity")]
+mod anonymity;
+#[cfg(test)]
+mod anonymity_tests;
 mod circuit_ctx;
 mod circuits;
 mod config;
@@ -133,6 +137,8 @@ mod testing;
 mod timers;
 
 pub use anchors::{AddAnchor, AddAnchorError, MAX_ANCHORS};
+#[cfg(feature = "anonymity")]
+pub use anonymity::{Anonymity, UnknownAnonymity};
 pub use circuits::{FORCED_REBUILD_INTERVAL, MAX_FORCED_REBUILDS, MAX_GUARDS};
 pub use config::{MessagePadding, NodeConfig, Reachability};
 #[cfg(feature = "cover-traffic")]

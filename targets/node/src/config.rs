@@ -109,6 +109,17 @@ pub struct FileConfig {
     /// padding cells; about a quarter more cells on mixed sizes). Default
     /// "none".
     pub message_padding: Option<String>,
+    /// The defences against traffic analysis, together (docs/anonymity.md):
+    /// "off", "default" (idle-link padding, FRONT padding of bursts, light
+    /// loop cover) or "strict" (also constant-rate shaping, heavier cover,
+    /// message buckets, a random extra relay). `link_padding`,
+    /// `message_padding`, `extra_path_relays` and `cover_budget`, when
+    /// set, override the preset's. Default "default".
+    pub anonymity: Option<String>,
+    /// Bytes a second this node's cover traffic may put on its links (relay
+    /// spec §8.2); 0 sends none. Default: the preset's (10000 for
+    /// "default", 50000 for "strict").
+    pub cover_budget: Option<u32>,
 }
 
 /// Everything `veil node` runs with.
@@ -142,6 +153,8 @@ pub struct Settings {
     pub probe_resistant: bool,
     pub link_padding: veil_core::link::LinkPadding,
     pub message_padding: veil_core::node::MessagePadding,
+    pub cover: veil_core::node::CoverTraffic,
+    pub shaping: veil_core::circuit::Shaping,
 }
 
 /// Flags that override the file.
@@ -234,6 +247,12 @@ pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
             address::display(a)
         ));
     }
+    let anonymity: veil_core::node::Anonymity = match file.anonymity.as_deref() {
+        None => veil_core::node::Anonymity::Default,
+        Some(name) => name.parse().map_err(|_| {
+            format!("anonymity = \"{name}\": use \"off\", \"default\" or \"strict\"")
+        })?,
+    };
     let settings = Settings {
         listen_tcp,
         listen_quic,
@@ -251,7 +270,9 @@ pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
         max_pending_dials: file.max_pending_dials.unwrap_or(16),
         max_half_open: file.max_half_open.unwrap_or(16),
         path_relays: file.path_relays.unwrap_or(3),
-        extra_path_relays: file.extra_path_relays.unwrap_or(0),
+        extra_path_relays: file
+            .extra_path_relays
+            .unwrap_or(anonymity.extra_path_relays()),
         gossip_interval_ms: file.gossip_interval_ms.unwrap_or(30_000),
         bootstrap_retry_ms: file.bootstrap_retry_ms.unwrap_or(30_000),
         snapshot_interval_secs: file.snapshot_interval_secs.unwrap_or(60),
@@ -272,7 +293,8 @@ pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
         service: file.service.unwrap_or(false),
         probe_resistant: file.probe_resistant.unwrap_or(false),
         link_padding: match file.link_padding.as_deref() {
-            None | Some("full") => veil_core::link::LinkPadding::FULL,
+            None => anonymity.link_padding(),
+            Some("full") => veil_core::link::LinkPadding::FULL,
             Some("reduced") => veil_core::link::LinkPadding::REDUCED,
             Some("off") => veil_core::link::LinkPadding::OFF,
             Some(other) => {
@@ -282,7 +304,8 @@ pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
             }
         },
         message_padding: match file.message_padding.as_deref() {
-            None | Some("none") => veil_core::node::MessagePadding::None,
+            None => anonymity.message_padding(),
+            Some("none") => veil_core::node::MessagePadding::None,
             Some("powers-of-two") => veil_core::node::MessagePadding::PowersOfTwo,
             Some(other) => {
                 return Err(format!(
@@ -290,6 +313,11 @@ pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
                 ))
             }
         },
+        cover: veil_core::node::CoverTraffic {
+            budget: file.cover_budget.unwrap_or(anonymity.cover().budget),
+            ..anonymity.cover()
+        },
+        shaping: anonymity.shaping(),
     };
     if settings.introducers > veil_core::identity::MAX_INTRODUCERS {
         return Err(format!(
@@ -514,6 +542,8 @@ mod tests {
             probe_resistant,
             link_padding,
             message_padding,
+            anonymity,
+            cover_budget,
         } = &all;
         let set = [
             listen.is_some(),
@@ -542,6 +572,8 @@ mod tests {
             probe_resistant.is_some(),
             link_padding.is_some(),
             message_padding.is_some(),
+            anonymity.is_some(),
+            cover_budget.is_some(),
         ];
         assert!(
             set.iter().all(|&x| x),
@@ -569,7 +601,7 @@ mod tests {
             }
             previous = line;
         }
-        assert_eq!(settings, 26, "one line per field of FileConfig");
+        assert_eq!(settings, 28, "one line per field of FileConfig");
     }
 
     #[test]

@@ -261,6 +261,29 @@ fn render(s: &Status) -> String {
         "padding   idle links: {}; {} padding cells out, {} in since start; {} cells rounding messages up",
         s.link_padding, s.padding_cells_sent, s.padding_cells_received, s.message_padding_cells_sent
     );
+    let c = &s.cover;
+    let per_second = c.bytes_charged / s.uptime_secs.max(1);
+    let _ = writeln!(
+        out,
+        "cover     anonymity {}; budget {} B/s; {} loop cells ({} back), {} drop, {} FRONT in {} bursts; {} B charged ({} B/s since start); {} held back by the budget",
+        s.anonymity,
+        c.budget,
+        c.loop_cells,
+        c.loop_cells_returned,
+        c.drop_cells,
+        c.front_cells,
+        c.front_bursts,
+        c.bytes_charged,
+        per_second,
+        c.over_budget
+    );
+    if s.shaping_interval_ms > 0 {
+        let _ = writeln!(
+            out,
+            "shaping   one cell per {} ms while a burst lasts; {} padding cells filled slots",
+            s.shaping_interval_ms, s.shaping_padding_cells_sent
+        );
+    }
     let _ = writeln!(
         out,
         "liveness  build timeout {} ms; {} probe rounds, {} circuits given up on a silent hop",

@@ -329,6 +329,8 @@ fn node_config(settings: &Settings) -> NodeConfig {
             ..NodeConfig::default().link
         },
         message_padding: settings.message_padding,
+        cover: settings.cover,
+        shaping: settings.shaping,
         ..NodeConfig::default()
     }
 }

@@ -53,6 +53,19 @@ pub struct Status {
     /// "reduced", "off" or "none".
     #[serde(default)]
     pub link_padding: String,
+    /// The anonymity preset the node's defences match ("off", "default",
+    /// "strict"), or "custom" when settings override it.
+    #[serde(default)]
+    pub anonymity: String,
+    /// Cover traffic since start (relay spec §8.2).
+    #[serde(default)]
+    pub cover: CoverStatus,
+    /// Padding relay messages sent to fill shaping slots (relay spec §8.3).
+    #[serde(default)]
+    pub shaping_padding_cells_sent: u64,
+    /// The shaping interval, ms; 0 when the node does not shape.
+    #[serde(default)]
+    pub shaping_interval_ms: u64,
     /// Links that have closed since start.
     pub links_closed: u64,
     /// Counters since start.
@@ -155,4 +168,26 @@ pub struct LinkStatus {
     pub cells_sent: u64,
     /// Cells received over this link.
     pub cells_received: u64,
+}
+
+/// Cover traffic since start, and its budget.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CoverStatus {
+    /// The budget, bytes a second; 0: no cover.
+    pub budget: u32,
+    /// Loop cover cells sent at Poisson times.
+    pub loop_cells: u64,
+    /// Loop and FRONT cells whose answer came back.
+    pub loop_cells_returned: u64,
+    /// Drop cover cells sent.
+    pub drop_cells: u64,
+    /// FRONT padding cells sent.
+    pub front_cells: u64,
+    /// Bursts FRONT padded.
+    pub front_bursts: u64,
+    /// Bytes of budget the cover took (each cell at the most it can take on
+    /// the wire).
+    pub bytes_charged: u64,
+    /// Cover cells held back because the budget was spent.
+    pub over_budget: u64,
 }

@@ -6,7 +6,7 @@ use std::time::Instant as WallInstant;
 use crate::link_names;
 use veil_core::discovery::HealthCounts;
 use veil_mio::Runtime;
-use veil_node::status::{LinkStatus, OwnCircuitStatus, RelayHealthStatus, Status};
+use veil_node::status::{CoverStatus, LinkStatus, OwnCircuitStatus, RelayHealthStatus, Status};
 
 /// The bound addresses, as `veil node` prints them and `status` shows
 /// them.
@@ -85,6 +85,19 @@ pub(super) fn status(rt: &Runtime, started: WallInstant) -> Status {
         padding_cells_received: stats.padding_cells_received,
         message_padding_cells_sent: stats.message_padding_cells_sent,
         link_padding: link_padding_name(node.config().link.padding).to_string(),
+        anonymity: preset_name(node.config()).to_string(),
+        cover: CoverStatus {
+            budget: node.config().cover.budget,
+            loop_cells: stats.loop_cover_cells_sent,
+            loop_cells_returned: stats.loop_cover_cells_returned,
+            drop_cells: stats.drop_cover_cells_sent,
+            front_cells: stats.front_cells_sent,
+            front_bursts: stats.front_bursts,
+            bytes_charged: stats.cover_bytes_charged,
+            over_budget: stats.cover_cells_over_budget,
+        },
+        shaping_padding_cells_sent: stats.shaping_padding_cells_sent,
+        shaping_interval_ms: node.config().shaping.interval.as_micros() / 1000,
         links_closed: node.stats().links_closed,
         links,
         circuits_relayed: relayed,
@@ -143,6 +156,20 @@ fn reachability_line<P: veil_core::node::Profile>(node: &veil_core::node::Node<P
                 .join(", ")
         ),
     }
+}
+
+/// The anonymity preset whose defences `config` has, or "custom".
+fn preset_name(config: &veil_core::node::NodeConfig) -> &'static str {
+    veil_core::node::Anonymity::ALL
+        .into_iter()
+        .find(|preset| {
+            preset.link_padding() == config.link.padding
+                && preset.message_padding() == config.message_padding
+                && preset.extra_path_relays() == config.extra_path_relays
+                && preset.cover() == config.cover
+                && preset.shaping() == config.shaping
+        })
+        .map_or("custom", |preset| preset.name())
 }
 
 /// The name `link_padding` has in the node's configuration file for what

@@ -49,6 +49,12 @@ pub struct NodeMetrics {
     padding_sent_bytes: Counter,
     padding_cells_sent: Counter,
     padding_cells_received: Counter,
+    cover_loop_cells: Counter,
+    cover_drop_cells: Counter,
+    cover_front_cells: Counter,
+    cover_bytes_charged: Counter,
+    cover_budget: Gauge,
+    shaping_padding_cells: Counter,
     cells_sent: Counter,
     cells_received: Counter,
     link_rtt: Family<StatLabels, FloatGauge>,
@@ -181,6 +187,37 @@ impl NodeMetrics {
             "link_padding_cells_received",
             "Idle-link padding cells received, closed links included",
             self.padding_cells_received.clone(),
+        );
+        r.register(
+            "cover_loop_cells_sent",
+            "Loop cover cells sent at Poisson times (relay spec 8.2)",
+            self.cover_loop_cells.clone(),
+        );
+        r.register(
+            "cover_drop_cells_sent",
+            "Drop cover cells sent (relay spec 8.2)",
+            self.cover_drop_cells.clone(),
+        );
+        r.register(
+            "cover_front_cells_sent",
+            "FRONT padding cells sent at the start of bursts (relay spec 8.2)",
+            self.cover_front_cells.clone(),
+        );
+        r.register_with_unit(
+            "cover_charged",
+            "Budget the cover cells took, each at the most it can take on the wire",
+            Unit::Bytes,
+            self.cover_bytes_charged.clone(),
+        );
+        r.register(
+            "cover_budget_bytes_per_second",
+            "The cover traffic budget; 0 sends no cover",
+            self.cover_budget.clone(),
+        );
+        r.register(
+            "shaping_padding_cells_sent",
+            "Padding cells that filled constant-rate shaping slots (relay spec 8.3)",
+            self.shaping_padding_cells.clone(),
         );
         r.register(
             "link_cells_sent",

@@ -248,6 +248,16 @@ impl NodeMetrics {
         );
         set_total(&self.cells_sent, total.cells_sent);
         set_total(&self.cells_received, total.cells_received);
+        let stats = node.stats();
+        set_total(&self.cover_loop_cells, stats.loop_cover_cells_sent);
+        set_total(&self.cover_drop_cells, stats.drop_cover_cells_sent);
+        set_total(&self.cover_front_cells, stats.front_cells_sent);
+        set_total(&self.cover_bytes_charged, stats.cover_bytes_charged);
+        self.cover_budget.set(i64::from(node.config().cover.budget));
+        set_total(
+            &self.shaping_padding_cells,
+            stats.shaping_padding_cells_sent,
+        );
     }
 
     fn refresh_circuits(&self, rt: &Runtime) {
