@@ -167,6 +167,15 @@ pub struct NodeConfig {
     #[cfg(feature = "random-path-length")]
     #[cfg_attr(feature = "serde", serde(default))]
     pub extra_path_relays: usize,
+    /// Mixing delays (relay spec §9.1, Loopix's per-hop delays): a relay
+    /// holds each `RELAY` cell it passes on, either way, for a time drawn
+    /// from the exponential distribution with this mean, keeping each
+    /// circuit's cells in order, so that a cell's leaving does not follow
+    /// its arrival at once. Zero (the default) holds nothing. Only with the
+    /// `mixing-delays` feature.
+    #[cfg(feature = "mixing-delays")]
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub mixing_delay_mean: Duration,
 }
 
 /// How a node pads the messages it sends (relay spec §8.1).
@@ -277,6 +286,8 @@ impl Default for NodeConfig {
             message_padding: MessagePadding::None,
             #[cfg(feature = "random-path-length")]
             extra_path_relays: 0,
+            #[cfg(feature = "mixing-delays")]
+            mixing_delay_mean: Duration::ZERO,
         }
     }
 }

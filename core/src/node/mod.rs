@@ -108,6 +108,10 @@ mod lookup;
 #[path = "lookup_disabled.rs"]
 mod lookup;
 mod messaging;
+#[cfg(feature = "mixing-delays")]
+mod mixing;
+#[cfg(test)]
+mod mixing_tests;
 mod outbound;
 mod output;
 mod profile;
@@ -152,6 +156,8 @@ pub use lookup::lookup_state_size;
 pub use lookup::{
     FORWARD_LIFETIME, FORWARD_SPACING, LOOKUP_FANOUT, LOOKUP_INTERVAL, LOOKUP_SPACING,
 };
+#[cfg(feature = "mixing-delays")]
+pub use mixing::{exponential_delay, mixing_state_size, MIXING_QUEUE, MIXING_SHARE};
 pub use outbound::{OUTBOUND_LINKS, PRUNE_GRACE};
 pub use output::{Output, PollError};
 pub use profile::Profile;
@@ -252,6 +258,9 @@ pub struct Node<P: Profile> {
     /// Marks of first handshake messages accepted lately (link spec §2.2).
     #[cfg(feature = "replay-filter")]
     replay_marks: P::ReplayMarks,
+    /// Cells held for their mixing delays.
+    #[cfg(feature = "mixing-delays")]
+    mixing: mixing::MixQueue,
     #[cfg(feature = "testing")]
     cell_hook: Option<CellHook>,
 }
@@ -316,6 +325,8 @@ impl<P: Profile> Node<P> {
             services: service::Services::default(),
             #[cfg(feature = "replay-filter")]
             replay_marks: P::ReplayMarks::EMPTY,
+            #[cfg(feature = "mixing-delays")]
+            mixing: mixing::MixQueue::default(),
             #[cfg(feature = "testing")]
             cell_hook: None,
         }
