@@ -67,6 +67,8 @@ mod logging;
 pub mod message;
 pub mod node;
 pub mod noise;
+#[cfg(any(feature = "cover-traffic", feature = "mixing-delays"))]
+pub mod random_delay;
 pub mod rate;
 pub mod time;
 

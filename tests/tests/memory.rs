@@ -77,6 +77,14 @@ fn an_embedded_node_fits_in_a_few_kib_per_link() {
     let rendezvous = veil_core::node::rendezvous_state_size();
     // Descriptor lookups (relay spec §2.3), fixed whatever the profile.
     let lookups = veil_core::node::lookup_state_size();
+    // The held-cell queue of mixing delays (relay spec §9.1), fixed
+    // whatever the profile: 128 cells, about 68 KiB, with this test's
+    // default features; none in the firmware image.
+    let mixing = veil_core::node::mixing_state_size();
+    assert!(
+        mixing <= 128 * (CELL_LEN + 32),
+        "mixing state {mixing} bytes"
+    );
     let bound = links
         + idle_padding
         + events
@@ -85,6 +93,7 @@ fn an_embedded_node_fits_in_a_few_kib_per_link() {
         + messages
         + rendezvous
         + lookups
+        + mixing
         + replay
         + 4_096;
     assert!(

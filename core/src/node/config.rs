@@ -180,6 +180,15 @@ pub struct NodeConfig {
     #[cfg(feature = "shaping")]
     #[cfg_attr(feature = "serde", serde(default))]
     pub shaping: crate::circuit::Shaping,
+    /// Mixing delays (relay spec §9.1, Loopix's per-hop delays): a relay
+    /// holds each `RELAY` cell it passes on, either way, for a time drawn
+    /// from the exponential distribution with this mean, keeping each
+    /// circuit's cells in order, so that a cell's leaving does not follow
+    /// its arrival at once. Zero (the default) holds nothing. Only with the
+    /// `mixing-delays` feature.
+    #[cfg(feature = "mixing-delays")]
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub mixing_delay_mean: Duration,
 }
 
 /// How a node pads the messages it sends (relay spec §8.1).
@@ -294,6 +303,8 @@ impl Default for NodeConfig {
             cover: super::CoverTraffic::OFF,
             #[cfg(feature = "shaping")]
             shaping: crate::circuit::Shaping::OFF,
+            #[cfg(feature = "mixing-delays")]
+            mixing_delay_mean: Duration::ZERO,
         }
     }
 }

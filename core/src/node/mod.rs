@@ -114,6 +114,10 @@ mod lookup;
 #[path = "lookup_disabled.rs"]
 mod lookup;
 mod messaging;
+#[cfg(feature = "mixing-delays")]
+mod mixing;
+#[cfg(test)]
+mod mixing_tests;
 mod outbound;
 mod output;
 mod profile;
@@ -164,6 +168,8 @@ pub use lookup::lookup_state_size;
 pub use lookup::{
     FORWARD_LIFETIME, FORWARD_SPACING, LOOKUP_FANOUT, LOOKUP_INTERVAL, LOOKUP_SPACING,
 };
+#[cfg(feature = "mixing-delays")]
+pub use mixing::{mixing_state_size, MIXING_QUEUE, MIXING_SHARE};
 pub use outbound::{OUTBOUND_LINKS, PRUNE_GRACE};
 pub use output::{Output, PollError};
 pub use profile::Profile;
@@ -272,6 +278,9 @@ pub struct Node<P: Profile> {
     /// Constant-rate shaping: reply ends in a burst, the next slot.
     #[cfg(feature = "shaping")]
     shaping: shaping::ShapingState,
+    /// Cells held for their mixing delays.
+    #[cfg(feature = "mixing-delays")]
+    mixing: mixing::MixQueue,
     #[cfg(feature = "testing")]
     cell_hook: Option<CellHook>,
 }
@@ -340,6 +349,8 @@ impl<P: Profile> Node<P> {
             cover: cover::Cover::new(),
             #[cfg(feature = "shaping")]
             shaping: shaping::ShapingState::default(),
+            #[cfg(feature = "mixing-delays")]
+            mixing: mixing::MixQueue::default(),
             #[cfg(feature = "testing")]
             cell_hook: None,
         }

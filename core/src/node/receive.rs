@@ -93,8 +93,26 @@ impl<P: Profile> Node<P> {
             self.sync_slot(index);
             return Ok(());
         }
+        #[cfg(feature = "mixing-delays")]
+        let unmixed = match self.mixing_admit(link, &cell) {
+            super::mixing::Admit::Wait => return Err(StreamCellError::WouldBlock(link)),
+            super::mixing::Admit::Hold { draw, .. } => {
+                if let Some(session) = self.session_mut(index) {
+                    session.note_stream_cell(now);
+                }
+                self.mixing_hold(link, &cell, draw);
+                self.sync_slot(index);
+                return Ok(());
+            }
+            super::mixing::Admit::Unmixed => true,
+            super::mixing::Admit::Now => false,
+        };
         if !self.cell_fits(link, &cell) {
             return Err(StreamCellError::WouldBlock(link));
+        }
+        #[cfg(feature = "mixing-delays")]
+        if unmixed {
+            self.mixing_unmixed();
         }
         if let Some(session) = self.session_mut(index) {
             session.note_stream_cell(now);
@@ -118,6 +136,25 @@ impl<P: Profile> Node<P> {
                 self.set_held(index, false);
                 return true;
             };
+            // A relay cell in the frames of a stream link is not mixed: it
+            // closes the link below.
+            #[cfg(feature = "mixing-delays")]
+            let unmixed = match self.mixing_admit(link, &next) {
+                _ if self.session_mut(index).is_some_and(|s| s.circuit_streams()) => false,
+                super::mixing::Admit::Wait => {
+                    self.set_held(index, true);
+                    return false;
+                }
+                super::mixing::Admit::Hold { draw, .. } => {
+                    self.set_held(index, false);
+                    if let Some(cell) = self.session_mut(index).and_then(|s| s.take_cell()) {
+                        self.mixing_hold(link, &cell, draw);
+                    }
+                    continue;
+                }
+                super::mixing::Admit::Unmixed => true,
+                super::mixing::Admit::Now => false,
+            };
             if !self.cell_fits(link, &next) {
                 self.set_held(index, true);
                 return false;
@@ -126,6 +163,10 @@ impl<P: Profile> Node<P> {
             let Some(mut cell) = self.session_mut(index).and_then(|s| s.take_cell()) else {
                 return true;
             };
+            #[cfg(feature = "mixing-delays")]
+            if unmixed {
+                self.mixing_unmixed();
+            }
             self.inspect_cell(link, &mut cell);
             let streams = self.session_mut(index).is_some_and(|s| s.circuit_streams());
             if (streams && !is_link_level(&cell)) || !self.on_cell(link, &cell) {
@@ -159,7 +200,7 @@ impl<P: Profile> Node<P> {
     /// (`DESTROY`, `CREATE`) only some room, so teardown always gets
     /// through. Only the cell's own circuit counts: a full link holds up
     /// the cells of the circuits that lead to it, not the others.
-    fn cell_fits(&mut self, link: LinkId, cell: &Cell) -> bool {
+    pub(super) fn cell_fits(&mut self, link: LinkId, cell: &Cell) -> bool {
         if self.event_room() == 0 {
             return false;
         }
@@ -233,7 +274,7 @@ impl<P: Profile> Node<P> {
 
     /// One received cell. Returns `false` if it breaks the protocol and the
     /// link must close.
-    fn on_cell(&mut self, link: LinkId, cell: &Cell) -> bool {
+    pub(super) fn on_cell(&mut self, link: LinkId, cell: &Cell) -> bool {
         let now = self.now;
         if self.is_anonymous(link)
             && CircuitId::of(cell) == CircuitId::LINK
@@ -309,6 +350,10 @@ impl<P: Profile> Node<P> {
     /// for this node to move: two relays with each other's cells in full
     /// queues, say, or a destination whose acknowledgements fill its queue.
     pub(crate) fn retry_held_cells(&mut self) {
+        // Held cells due but without room before may have it now; if any
+        // were handled, `cells_held` is set.
+        #[cfg(feature = "mixing-delays")]
+        let released = self.mixing.any_blocked() && self.release_mixed();
         if !self.cells_held {
             return;
         }
@@ -329,6 +374,8 @@ impl<P: Profile> Node<P> {
             taken |= after < pending;
             self.sync_slot(index);
         }
+        #[cfg(feature = "mixing-delays")]
+        let taken = taken || released;
         if taken {
             self.pump();
         }

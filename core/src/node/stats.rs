@@ -87,6 +87,19 @@ pub struct NodeStats {
     /// link had no room.
     #[cfg(feature = "cover-traffic")]
     pub cover_cells_without_circuit: u64,
+    /// Cells this relay held for a mixing delay before passing them on
+    /// (`NodeConfig::mixing_delay_mean`); only with the `mixing-delays`
+    /// feature.
+    #[cfg(feature = "mixing-delays")]
+    pub cells_mixed: u64,
+    /// Cells passed on at once, without their mixing delay, because the
+    /// held-cell queue (or their link's share of it) was full.
+    #[cfg(feature = "mixing-delays")]
+    pub mixing_queue_full: u64,
+    /// Held cells dropped because the link they came over closed (which
+    /// ends their circuits too).
+    #[cfg(feature = "mixing-delays")]
+    pub mixed_cells_orphaned: u64,
     /// `DESCRIPTOR` cells received over links, before any check.
     pub descriptors_received: u64,
     /// Descriptor signatures verified (~65 µs each). Descriptors the node

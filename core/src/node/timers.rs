@@ -23,6 +23,8 @@ impl<P: Profile> Node<P> {
         self.run_outbound(now);
         self.keep_room_for_newcomers();
         self.release_stalled_links();
+        #[cfg(feature = "mixing-delays")]
+        self.release_mixed();
         self.retry_held_cells();
         for index in 0..self.links.as_ref().len() {
             if let Some(session) = self.session_mut(index) {
@@ -55,6 +57,8 @@ impl<P: Profile> Node<P> {
             self.outbound_deadline(),
             self.hold_deadline(),
             self.reach.deadline(),
+            #[cfg(feature = "mixing-delays")]
+            self.mixing_deadline(),
         ]
         .into_iter()
         .flatten()

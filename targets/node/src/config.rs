@@ -120,6 +120,10 @@ pub struct FileConfig {
     /// spec §8.2); 0 sends none. Default: the preset's (10000 for
     /// "default", 50000 for "strict").
     pub cover_budget: Option<u32>,
+    /// Mean mixing delay, ms, for each cell this node relays (relay spec
+    /// §9.1): exponential delays, each circuit's cells kept in order; 0
+    /// holds nothing. Default: the preset's (10 for "strict", else 0).
+    pub mixing_delay_ms: Option<u64>,
 }
 
 /// Everything `veil node` runs with.
@@ -155,6 +159,7 @@ pub struct Settings {
     pub message_padding: veil_core::node::MessagePadding,
     pub cover: veil_core::node::CoverTraffic,
     pub shaping: veil_core::circuit::Shaping,
+    pub mixing_delay_ms: u64,
 }
 
 /// Flags that override the file.
@@ -318,6 +323,9 @@ pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
             ..anonymity.cover()
         },
         shaping: anonymity.shaping(),
+        mixing_delay_ms: file
+            .mixing_delay_ms
+            .unwrap_or(anonymity.mixing_delay_mean().as_micros() / 1000),
     };
     if settings.introducers > veil_core::identity::MAX_INTRODUCERS {
         return Err(format!(
@@ -544,6 +552,7 @@ mod tests {
             message_padding,
             anonymity,
             cover_budget,
+            mixing_delay_ms,
         } = &all;
         let set = [
             listen.is_some(),
@@ -574,6 +583,7 @@ mod tests {
             message_padding.is_some(),
             anonymity.is_some(),
             cover_budget.is_some(),
+            mixing_delay_ms.is_some(),
         ];
         assert!(
             set.iter().all(|&x| x),
@@ -601,7 +611,7 @@ mod tests {
             }
             previous = line;
         }
-        assert_eq!(settings, 28, "one line per field of FileConfig");
+        assert_eq!(settings, 29, "one line per field of FileConfig");
     }
 
     #[test]

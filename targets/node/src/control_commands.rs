@@ -284,6 +284,13 @@ fn render(s: &Status) -> String {
             s.shaping_interval_ms, s.shaping_padding_cells_sent
         );
     }
+    if s.mixing_delay_ms > 0 {
+        let _ = writeln!(
+            out,
+            "mixing    relayed cells held {} ms on average; {} held, {} passed on unmixed (queue full)",
+            s.mixing_delay_ms, s.cells_mixed, s.mixing_queue_full
+        );
+    }
     let _ = writeln!(
         out,
         "liveness  build timeout {} ms; {} probe rounds, {} circuits given up on a silent hop",
@@ -392,5 +399,31 @@ mod tests {
         assert!(text.find("service ").unwrap() > reach);
         s.service_intro_points = 1;
         assert!(render(&s).contains(": 1 introduction point\n"));
+    }
+
+    #[test]
+    fn the_cover_line_shows_the_budget_and_the_rate_and_shaping_shows_when_on() {
+        let mut s = status(None);
+        s.uptime_secs = 10;
+        s.anonymity = "strict".into();
+        s.cover.budget = 1562;
+        s.cover.loop_cells = 3;
+        s.cover.loop_cells_returned = 2;
+        s.cover.bytes_charged = 9372;
+        let text = render(&s);
+        assert!(
+            text.contains("\ncover     anonymity strict; budget 1562 B/s; 3 loop cells (2 back), 0 drop, 0 FRONT in 0 bursts; 9372 B charged (937 B/s since start); 0 held back by the budget\n"),
+            "{text}"
+        );
+        assert!(!text.contains("shaping "), "{text}");
+        assert!(!text.contains("mixing "), "{text}");
+        s.shaping_interval_ms = 20;
+        s.mixing_delay_ms = 10;
+        let text = render(&s);
+        assert!(text.contains("\nshaping   one cell per 20 ms"), "{text}");
+        assert!(
+            text.contains("\nmixing    relayed cells held 10 ms"),
+            "{text}"
+        );
     }
 }

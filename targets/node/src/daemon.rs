@@ -331,6 +331,7 @@ fn node_config(settings: &Settings) -> NodeConfig {
         message_padding: settings.message_padding,
         cover: settings.cover,
         shaping: settings.shaping,
+        mixing_delay_mean: CoreDuration::from_millis(settings.mixing_delay_ms),
         ..NodeConfig::default()
     }
 }

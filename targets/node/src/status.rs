@@ -66,6 +66,15 @@ pub struct Status {
     /// The shaping interval, ms; 0 when the node does not shape.
     #[serde(default)]
     pub shaping_interval_ms: u64,
+    /// The mean mixing delay for relayed cells, ms; 0 when off.
+    #[serde(default)]
+    pub mixing_delay_ms: u64,
+    /// Relayed cells held for a mixing delay since start.
+    #[serde(default)]
+    pub cells_mixed: u64,
+    /// Relayed cells passed on unmixed because the mixing queue was full.
+    #[serde(default)]
+    pub mixing_queue_full: u64,
     /// Links that have closed since start.
     pub links_closed: u64,
     /// Counters since start.

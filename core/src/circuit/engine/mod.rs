@@ -590,6 +590,17 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         })
     }
 
+    /// Whether a relay cell arriving on `end` may be passed on to another
+    /// link: `end` belongs to a relayed circuit with both ends open, or
+    /// (at a rendezvous point) to one joined to another circuit.
+    pub fn passes_on(&self, end: CircuitEnd) -> bool {
+        #[cfg(feature = "rendezvous")]
+        if self.rendezvous.partner(end).is_some() {
+            return true;
+        }
+        self.far_link(end).is_some()
+    }
+
     /// A link to `peer` came up: `EXTEND`s waiting for it go on.
     pub fn link_up(&mut self, ctx: &mut impl CircuitContext, peer: &NodeId) {
         loop {

@@ -105,7 +105,7 @@ pub struct RendezvousTables {
 
 impl RendezvousTables {
     /// The circuit `end` is joined to at this rendezvous point.
-    fn partner(&self, end: CircuitEnd) -> Option<CircuitEnd> {
+    pub(super) fn partner(&self, end: CircuitEnd) -> Option<CircuitEnd> {
         if !ENABLED {
             return None;
         }

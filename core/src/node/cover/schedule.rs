@@ -6,33 +6,13 @@
 
 use rand_core::Rng;
 
+use crate::random_delay::{exponential_delay, micros_from_f64, u64_to_f64, unit_open};
 use crate::time::{Duration, Instant};
 
-/// A uniform draw in (0, 1]: never 0, so that its logarithm is finite.
-fn unit_open(rng: &mut impl Rng) -> f64 {
-    (to_f64(rng.next_u64() >> 11) + 1.0) / to_f64(1 << 53)
-}
-
-/// `n` as a float; exact below 2⁵³, which is all this file converts.
-// core has no `From<u64> for f64`.
-#[allow(clippy::as_conversions)]
-fn to_f64(n: u64) -> f64 {
-    n as f64
-}
-
-/// `x` microseconds as a whole count; a float-to-int `as` saturates
-/// (negative and NaN give 0), and core has no `TryFrom<f64>`.
-#[allow(clippy::as_conversions)]
-fn to_micros(x: f64) -> u64 {
-    x as u64
-}
-
-/// An exponentially distributed gap of mean `mean` (`-ln U · mean`): the
-/// time to the next event of a Poisson process. At most about 37 means
-/// (the smallest `U` is 2⁻⁵³).
+/// An exponentially distributed gap of mean `mean`: the time to the next
+/// event of a Poisson process.
 pub fn exponential(rng: &mut impl Rng, mean: Duration) -> Duration {
-    let micros = -libm::log(unit_open(rng)) * to_f64(mean.as_micros());
-    Duration::from_micros(to_micros(micros))
+    exponential_delay(mean, rng.next_u64())
 }
 
 /// One FRONT schedule (Gong and Wang, USENIX Security 2020): `n` padding
@@ -61,7 +41,7 @@ impl Front {
     pub fn new(rng: &mut impl Rng, now: Instant, cells: u16, window: Duration) -> Option<Self> {
         let mut front = Front {
             start: now,
-            scale_micros: to_f64(window.as_micros()),
+            scale_micros: u64_to_f64(window.as_micros()),
             remaining: cells.checked_add(1)?,
             last: 0.0,
             next_at: now,
@@ -82,13 +62,11 @@ impl Front {
             return false;
         }
         let k = f64::from(self.remaining);
-        let step = 1.0 - libm::pow(unit_open(rng), 1.0 / k);
+        let step = 1.0 - libm::pow(unit_open(rng.next_u64()), 1.0 / k);
         self.last += (1.0 - self.last) * step;
         let tail = (1.0 - self.last).max(1e-15);
         let micros = self.scale_micros * libm::sqrt(-2.0 * libm::log(tail));
-        let at = self
-            .start
-            .saturating_add(Duration::from_micros(to_micros(micros)));
+        let at = self.start.saturating_add(micros_from_f64(micros));
         self.next_at = at.max(self.next_at);
         true
     }

@@ -98,6 +98,9 @@ pub(super) fn status(rt: &Runtime, started: WallInstant) -> Status {
         },
         shaping_padding_cells_sent: stats.shaping_padding_cells_sent,
         shaping_interval_ms: node.config().shaping.interval.as_micros() / 1000,
+        mixing_delay_ms: node.config().mixing_delay_mean.as_micros() / 1000,
+        cells_mixed: stats.cells_mixed,
+        mixing_queue_full: stats.mixing_queue_full,
         links_closed: node.stats().links_closed,
         links,
         circuits_relayed: relayed,
@@ -168,6 +171,7 @@ fn preset_name(config: &veil_core::node::NodeConfig) -> &'static str {
                 && preset.extra_path_relays() == config.extra_path_relays
                 && preset.cover() == config.cover
                 && preset.shaping() == config.shaping
+                && preset.mixing_delay_mean() == config.mixing_delay_mean
         })
         .map_or("custom", |preset| preset.name())
 }
