@@ -69,6 +69,9 @@ fn an_embedded_node_fits_in_a_few_kib_per_link() {
     // Idle-link padding (transport spec §4.3), with this test's default
     // features: a timer of 32 bytes and a counter of 8 per link.
     let idle_padding = 4 * (32 + 8);
+    // Layer-2 guards (relay spec §11, the `vanguards` feature of this
+    // test's default features): an id and an expiry each, and two lengths.
+    let vanguards = veil_core::node::MAX_SECOND_LAYER_GUARDS * (32 + 8) + 16;
     let events = 4 * 600;
     let circuits = 8 * relayed + 2 * own;
     let messages = 4 * slot;
@@ -79,6 +82,7 @@ fn an_embedded_node_fits_in_a_few_kib_per_link() {
     let lookups = veil_core::node::lookup_state_size();
     let bound = links
         + idle_padding
+        + vanguards
         + events
         + 8 * entry
         + circuits

@@ -14,12 +14,16 @@
 //! - a relay with no address is never drawn: it could not be dialled, and
 //!   would pass the prefix rule for free. It may still be a destination;
 //! - with guards, the first hop is drawn from the usable guards only;
+//! - with layer-2 guards (`vanguards` feature), the second hop is drawn
+//!   from the usable layer-2 guards only, and the path fails if none is
+//!   (`core/src/node/vanguards.rs`);
 //! - a relay in back-off after a failure pinned on it, or one the caller
 //!   asks to avoid (the relays of a circuit just lost), is not drawn;
 //!   except that a guard to avoid is still drawn for the first hop when no
 //!   other guard is usable: guards are few on purpose, and a node with one
 //!   usable guard would otherwise give up the avoid set whole and draw the
-//!   lost circuit's other relays again (the dead one among them).
+//!   lost circuit's other relays again (the dead one among them). The same
+//!   holds for a layer-2 guard as the second hop.
 
 use core::fmt;
 use heapless::Vec;
@@ -112,6 +116,10 @@ pub struct PathRules<'a> {
     pub relays: usize,
     /// If not empty, the first hop must be one of these.
     pub guards: &'a [NodeId],
+    /// If not empty, the second hop (of a path of at least two relays)
+    /// must be one of these: the layer-2 guards (`vanguards` feature).
+    #[cfg(feature = "vanguards")]
+    pub second_layer: &'a [NodeId],
     /// Relays not to use (the relays of a circuit just lost, which the
     /// replacement avoids).
     pub avoid: &'a [NodeId],
@@ -124,6 +132,8 @@ impl Default for PathRules<'_> {
         PathRules {
             relays: DEFAULT_PATH_RELAYS,
             guards: &[],
+            #[cfg(feature = "vanguards")]
+            second_layer: &[],
             avoid: &[],
             now: Instant::ZERO,
         }
@@ -140,6 +150,10 @@ pub enum PathError {
     TooLong(usize),
     /// Guards were given but none is a usable first hop.
     NoUsableGuard,
+    /// Layer-2 guards were given but none is a usable second hop for this
+    /// path (relay spec §11).
+    #[cfg(feature = "vanguards")]
+    NoUsableSecondLayerGuard,
     /// Not enough healthy relays satisfy the rules.
     NotEnoughRelays {
         /// Relays asked for.
@@ -162,6 +176,11 @@ impl fmt::Display for PathError {
                 )
             }
             PathError::NoUsableGuard => write!(f, "no guard is a healthy relay; pick new guards"),
+            #[cfg(feature = "vanguards")]
+            PathError::NoUsableSecondLayerGuard => write!(
+                f,
+                "no layer-2 guard fits this path; it is retried as they recover or expire"
+            ),
             PathError::NotEnoughRelays { wanted, found } => write!(
                 f,
                 "only {found} of {wanted} relays fit the path rules; learn more nodes"
@@ -178,6 +197,17 @@ fn compatible(candidate: &PeerEntry, chosen: &[&PeerEntry]) -> bool {
     chosen.iter().all(|other| {
         other.node_id() != candidate.node_id() && !prefixes(other).iter().any(|p| mine.contains(p))
     })
+}
+
+/// Whether `id` is one of the rules' layer-2 guards.
+#[cfg(feature = "vanguards")]
+fn in_second_layer(rules: &PathRules<'_>, id: &NodeId) -> bool {
+    rules.second_layer.contains(id)
+}
+
+#[cfg(not(feature = "vanguards"))]
+fn in_second_layer(_rules: &PathRules<'_>, _id: &NodeId) -> bool {
+    true
 }
 
 /// Chooses a path to `destination` from the node table.
@@ -201,9 +231,13 @@ pub fn select_path<S: VecStore<PeerEntry>>(
         .map_err(|_| PathError::TooLong(rules.relays))?;
     for position in 0..rules.relays {
         let guard_only = position == 0 && !rules.guards.is_empty();
-        // The avoid set holds on the first pass; a guard gets a second
-        // pass without it.
-        let passes = if guard_only { 2 } else { 1 };
+        #[cfg(feature = "vanguards")]
+        let layer_two = position == 1 && !rules.second_layer.is_empty();
+        #[cfg(not(feature = "vanguards"))]
+        let layer_two = false;
+        // The avoid set holds on the first pass; a guard (of either layer)
+        // gets a second pass without it.
+        let passes = if guard_only || layer_two { 2 } else { 1 };
         let next = (0..passes).find_map(|pass| {
             table.draw(Tables::Both, rng, |e| {
                 e.is_path_relay(now_unix_secs)
@@ -211,6 +245,7 @@ pub fn select_path<S: VecStore<PeerEntry>>(
                     && (pass > 0 || !rules.avoid.contains(&e.node_id()))
                     && compatible(e, &chosen)
                     && (!guard_only || rules.guards.contains(&e.node_id()))
+                    && (!layer_two || in_second_layer(rules, &e.node_id()))
             })
         });
         match next {
@@ -220,6 +255,8 @@ pub fn select_path<S: VecStore<PeerEntry>>(
                     .map_err(|_| PathError::TooLong(rules.relays))?;
             }
             None if guard_only => return Err(PathError::NoUsableGuard),
+            #[cfg(feature = "vanguards")]
+            None if layer_two => return Err(PathError::NoUsableSecondLayerGuard),
             None => {
                 return Err(PathError::NotEnoughRelays {
                     wanted: rules.relays,

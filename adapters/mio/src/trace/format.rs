@@ -27,7 +27,7 @@ pub const MAGIC: [u8; 8] = *b"VEILTRCE";
 /// adds `NodeConfig::introducers`; version 6 adds
 /// `NodeConfig::reachability` (before `introducers`); version 7 adds
 /// `NodeConfig::answer_unkeyed_dials` (last) and `AddBootstrap::node_id`.
-pub const VERSION: u16 = 10;
+pub const VERSION: u16 = 11;
 
 /// A checkpoint record follows every this many input and poll records.
 pub const CHECKPOINT_EVERY: u64 = 64;
