@@ -199,17 +199,6 @@ fn compatible(candidate: &PeerEntry, chosen: &[&PeerEntry]) -> bool {
     })
 }
 
-/// Whether `id` is one of the rules' layer-2 guards.
-#[cfg(feature = "vanguards")]
-fn in_second_layer(rules: &PathRules<'_>, id: &NodeId) -> bool {
-    rules.second_layer.contains(id)
-}
-
-#[cfg(not(feature = "vanguards"))]
-fn in_second_layer(_rules: &PathRules<'_>, _id: &NodeId) -> bool {
-    true
-}
-
 /// Chooses a path to `destination` from the node table.
 pub fn select_path<S: VecStore<PeerEntry>>(
     table: &NodeTable<S>,
@@ -231,21 +220,26 @@ pub fn select_path<S: VecStore<PeerEntry>>(
         .map_err(|_| PathError::TooLong(rules.relays))?;
     for position in 0..rules.relays {
         let guard_only = position == 0 && !rules.guards.is_empty();
+        // The avoid set holds on the first pass; a guard (of either layer)
+        // gets a second pass without it. (Without the `vanguards` feature
+        // the code is as it was before it: the firmware image must not
+        // grow, and a constant `false` in the filter cost it 96 bytes.)
         #[cfg(feature = "vanguards")]
         let layer_two = position == 1 && !rules.second_layer.is_empty();
-        #[cfg(not(feature = "vanguards"))]
-        let layer_two = false;
-        // The avoid set holds on the first pass; a guard (of either layer)
-        // gets a second pass without it.
+        #[cfg(feature = "vanguards")]
         let passes = if guard_only || layer_two { 2 } else { 1 };
+        #[cfg(not(feature = "vanguards"))]
+        let passes = if guard_only { 2 } else { 1 };
         let next = (0..passes).find_map(|pass| {
             table.draw(Tables::Both, rng, |e| {
-                e.is_path_relay(now_unix_secs)
+                let ok = e.is_path_relay(now_unix_secs)
                     && e.health.available(rules.now)
                     && (pass > 0 || !rules.avoid.contains(&e.node_id()))
                     && compatible(e, &chosen)
-                    && (!guard_only || rules.guards.contains(&e.node_id()))
-                    && (!layer_two || in_second_layer(rules, &e.node_id()))
+                    && (!guard_only || rules.guards.contains(&e.node_id()));
+                #[cfg(feature = "vanguards")]
+                let ok = ok && (!layer_two || rules.second_layer.contains(&e.node_id()));
+                ok
             })
         });
         match next {
