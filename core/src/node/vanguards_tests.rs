@@ -267,3 +267,34 @@ fn when_no_layer_2_guard_fits_the_path_fails_rather_than_taking_another_relay() 
     let path = draw(&mut n, only, 1).expect("a one-relay path");
     assert_eq!(path.hops().len(), 2);
 }
+
+#[test]
+fn validate_allows_0_to_8_layer_2_guards_and_refuses_more() {
+    use super::{ConfigError, MAX_SECOND_LAYER_GUARDS};
+    let with = |n| NodeConfig {
+        second_layer_guards: n,
+        ..NodeConfig::default()
+    };
+    assert_eq!(MAX_SECOND_LAYER_GUARDS, 8);
+    for n in 0..=8 {
+        assert_eq!(with(n).validate(), Ok(()), "{n}");
+    }
+    assert_eq!(
+        with(9).validate(),
+        Err(ConfigError::TooManySecondLayerGuards(9))
+    );
+}
+
+#[test]
+fn a_lowered_count_keeps_the_oldest_and_zero_drops_them_all() {
+    let mut n = node(4, 8);
+    let relays = learn_relays(&mut n, 0);
+    draw(&mut n, relays[0], 3).unwrap();
+    let before = pairs(&n);
+    n.config.second_layer_guards = 2;
+    draw(&mut n, relays[0], 3).unwrap();
+    assert_eq!(pairs(&n), before[..2]);
+    n.config.second_layer_guards = 0;
+    draw(&mut n, relays[0], 3).unwrap();
+    assert!(n.second_layer_guards().is_empty());
+}
