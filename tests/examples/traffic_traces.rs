@@ -24,7 +24,8 @@
 //! --classes 20 --seeds 100 --out traces.csv [--anonymity off|default|strict]
 //! [--link-padding full] [--message-padding powers-of-two] [--cover-budget B
 //! --loop-ms MS --drop-ms MS --front-cells N --front-window-ms LOW:HIGH]
-//! [--shape-ms MS --shape-linger-ms MS --shape-bucket CELLS]`: a preset
+//! [--shape-ms MS --shape-linger-ms MS --shape-bucket CELLS] [--mixing-ms MS]
+//! [--second-layer-guards N]`: a preset
 //! first, then the options that change it.
 
 use std::fmt::Write as _;
@@ -32,10 +33,9 @@ use std::io::Write as _;
 
 use chacha20::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
-use veil_core::circuit::Shaping;
-use veil_core::link::{LinkConfig, LinkPadding};
+use veil_core::link::LinkPadding;
 use veil_core::message::Sender;
-use veil_core::node::{AddBootstrap, Anonymity, CoverTraffic, MessagePadding, NodeConfig, Reply};
+use veil_core::node::{AddBootstrap, Anonymity, MessagePadding, NodeConfig, Reply};
 use veil_core::time::Duration;
 use veil_sim::Sim;
 
@@ -52,11 +52,8 @@ struct Options {
     classes: u64,
     seeds: u64,
     out: String,
-    padding: LinkPadding,
-    message_padding: MessagePadding,
-    cover: CoverTraffic,
-    shaping: Shaping,
-    extra_path_relays: usize,
+    /// Every node's configuration: a preset's defences, then the options.
+    config: NodeConfig,
 }
 
 /// One resource of a site.
@@ -82,11 +79,11 @@ fn options() -> Result<Options, String> {
         classes: 20,
         seeds: 100,
         out: "traces.csv".into(),
-        padding: LinkPadding::NONE,
-        message_padding: MessagePadding::None,
-        cover: CoverTraffic::OFF,
-        shaping: Shaping::OFF,
-        extra_path_relays: 0,
+        config: NodeConfig {
+            unix_time_at_zero: UNIX_AT_ZERO,
+            gossip_interval: Duration::from_secs(2),
+            ..NodeConfig::default()
+        },
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -96,7 +93,7 @@ fn options() -> Result<Options, String> {
             "--seeds" => o.seeds = value()?.parse().map_err(|e| format!("--seeds: {e}"))?,
             "--out" => o.out = value()?,
             "--link-padding" => {
-                o.padding = match value()?.as_str() {
+                o.config.link.padding = match value()?.as_str() {
                     "none" | "off" => LinkPadding::NONE,
                     "full" => LinkPadding::FULL,
                     "reduced" => LinkPadding::REDUCED,
@@ -106,7 +103,7 @@ fn options() -> Result<Options, String> {
                 }
             }
             "--message-padding" => {
-                o.message_padding = match value()?.as_str() {
+                o.config.message_padding = match value()?.as_str() {
                     "none" => MessagePadding::None,
                     "powers-of-two" => MessagePadding::PowersOfTwo,
                     other => {
@@ -116,32 +113,39 @@ fn options() -> Result<Options, String> {
                     }
                 }
             }
-            "--cover-budget" => o.cover.budget = number(&arg, &value()?)? as u32,
-            "--loop-ms" => o.cover.loop_interval = Duration::from_millis(number(&arg, &value()?)?),
-            "--drop-ms" => o.cover.drop_interval = Duration::from_millis(number(&arg, &value()?)?),
+            "--cover-budget" => o.config.cover.budget = number(&arg, &value()?)? as u32,
+            "--loop-ms" => {
+                o.config.cover.loop_interval = Duration::from_millis(number(&arg, &value()?)?)
+            }
+            "--drop-ms" => {
+                o.config.cover.drop_interval = Duration::from_millis(number(&arg, &value()?)?)
+            }
             "--anonymity" => {
                 let preset: Anonymity =
                     value()?.parse().map_err(|e| format!("--anonymity: {e}"))?;
-                let config = preset.apply(NodeConfig::default());
-                o.padding = config.link.padding;
-                o.message_padding = config.message_padding;
-                o.cover = config.cover;
-                o.shaping = config.shaping;
-                o.extra_path_relays = config.extra_path_relays;
+                o.config = preset.apply(o.config);
             }
-            "--shape-ms" => o.shaping.interval = Duration::from_millis(number(&arg, &value()?)?),
+            "--mixing-ms" => {
+                o.config.mixing_delay_mean = Duration::from_millis(number(&arg, &value()?)?)
+            }
+            "--second-layer-guards" => {
+                o.config.second_layer_guards = number(&arg, &value()?)? as usize
+            }
+            "--shape-ms" => {
+                o.config.shaping.interval = Duration::from_millis(number(&arg, &value()?)?)
+            }
             "--shape-linger-ms" => {
-                o.shaping.linger = Duration::from_millis(number(&arg, &value()?)?)
+                o.config.shaping.linger = Duration::from_millis(number(&arg, &value()?)?)
             }
-            "--shape-bucket" => o.shaping.bucket = number(&arg, &value()?)? as u16,
-            "--front-cells" => o.cover.front_cells = number(&arg, &value()?)? as u16,
+            "--shape-bucket" => o.config.shaping.bucket = number(&arg, &value()?)? as u16,
+            "--front-cells" => o.config.cover.front_cells = number(&arg, &value()?)? as u16,
             "--front-window-ms" => {
                 let v = value()?;
                 let (low, high) = v
                     .split_once(':')
                     .ok_or(format!("--front-window-ms {v}: use LOW:HIGH"))?;
-                o.cover.front_window_min = Duration::from_millis(number(&arg, low)?);
-                o.cover.front_window_max = Duration::from_millis(number(&arg, high)?);
+                o.config.cover.front_window_min = Duration::from_millis(number(&arg, low)?);
+                o.config.cover.front_window_max = Duration::from_millis(number(&arg, high)?);
             }
             other => return Err(format!("unknown argument {other}")),
         }
@@ -266,19 +270,7 @@ fn run(o: Options) -> Result<(), String> {
 /// A fresh network for `seed`: every node knows most others and the
 /// client has a circuit to the destination.
 fn boot(seed: u64, o: &Options) -> Result<Sim, String> {
-    let config = NodeConfig {
-        message_padding: o.message_padding,
-        cover: o.cover,
-        shaping: o.shaping,
-        extra_path_relays: o.extra_path_relays,
-        unix_time_at_zero: UNIX_AT_ZERO,
-        gossip_interval: Duration::from_secs(2),
-        link: LinkConfig {
-            padding: o.padding,
-            ..LinkConfig::default()
-        },
-        ..NodeConfig::default()
-    };
+    let config = o.config;
     let mut sim = Sim::new(seed);
     for _ in 0..NODES {
         sim.add_addressed_node(config, 16);

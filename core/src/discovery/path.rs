@@ -14,12 +14,16 @@
 //! - a relay with no address is never drawn: it could not be dialled, and
 //!   would pass the prefix rule for free. It may still be a destination;
 //! - with guards, the first hop is drawn from the usable guards only;
+//! - with layer-2 guards (`vanguards` feature), the second hop is drawn
+//!   from the usable layer-2 guards only, and the path fails if none is
+//!   (`core/src/node/vanguards.rs`);
 //! - a relay in back-off after a failure pinned on it, or one the caller
 //!   asks to avoid (the relays of a circuit just lost), is not drawn;
 //!   except that a guard to avoid is still drawn for the first hop when no
 //!   other guard is usable: guards are few on purpose, and a node with one
 //!   usable guard would otherwise give up the avoid set whole and draw the
-//!   lost circuit's other relays again (the dead one among them).
+//!   lost circuit's other relays again (the dead one among them). The same
+//!   holds for a layer-2 guard as the second hop.
 
 use core::fmt;
 use heapless::Vec;
@@ -112,6 +116,10 @@ pub struct PathRules<'a> {
     pub relays: usize,
     /// If not empty, the first hop must be one of these.
     pub guards: &'a [NodeId],
+    /// If not empty, the second hop (of a path of at least two relays)
+    /// must be one of these: the layer-2 guards (`vanguards` feature).
+    #[cfg(feature = "vanguards")]
+    pub second_layer: &'a [NodeId],
     /// Relays not to use (the relays of a circuit just lost, which the
     /// replacement avoids).
     pub avoid: &'a [NodeId],
@@ -124,6 +132,8 @@ impl Default for PathRules<'_> {
         PathRules {
             relays: DEFAULT_PATH_RELAYS,
             guards: &[],
+            #[cfg(feature = "vanguards")]
+            second_layer: &[],
             avoid: &[],
             now: Instant::ZERO,
         }
@@ -140,6 +150,10 @@ pub enum PathError {
     TooLong(usize),
     /// Guards were given but none is a usable first hop.
     NoUsableGuard,
+    /// Layer-2 guards were given but none is a usable second hop for this
+    /// path (relay spec §11).
+    #[cfg(feature = "vanguards")]
+    NoUsableSecondLayerGuard,
     /// Not enough healthy relays satisfy the rules.
     NotEnoughRelays {
         /// Relays asked for.
@@ -162,6 +176,11 @@ impl fmt::Display for PathError {
                 )
             }
             PathError::NoUsableGuard => write!(f, "no guard is a healthy relay; pick new guards"),
+            #[cfg(feature = "vanguards")]
+            PathError::NoUsableSecondLayerGuard => write!(
+                f,
+                "no layer-2 guard fits this path; it is retried as they recover or expire"
+            ),
             PathError::NotEnoughRelays { wanted, found } => write!(
                 f,
                 "only {found} of {wanted} relays fit the path rules; learn more nodes"
@@ -201,16 +220,26 @@ pub fn select_path<S: VecStore<PeerEntry>>(
         .map_err(|_| PathError::TooLong(rules.relays))?;
     for position in 0..rules.relays {
         let guard_only = position == 0 && !rules.guards.is_empty();
-        // The avoid set holds on the first pass; a guard gets a second
-        // pass without it.
+        // The avoid set holds on the first pass; a guard (of either layer)
+        // gets a second pass without it. (Without the `vanguards` feature
+        // the code is as it was before it: the firmware image must not
+        // grow, and a constant `false` in the filter cost it 96 bytes.)
+        #[cfg(feature = "vanguards")]
+        let layer_two = position == 1 && !rules.second_layer.is_empty();
+        #[cfg(feature = "vanguards")]
+        let passes = if guard_only || layer_two { 2 } else { 1 };
+        #[cfg(not(feature = "vanguards"))]
         let passes = if guard_only { 2 } else { 1 };
         let next = (0..passes).find_map(|pass| {
             table.draw(Tables::Both, rng, |e| {
-                e.is_path_relay(now_unix_secs)
+                let ok = e.is_path_relay(now_unix_secs)
                     && e.health.available(rules.now)
                     && (pass > 0 || !rules.avoid.contains(&e.node_id()))
                     && compatible(e, &chosen)
-                    && (!guard_only || rules.guards.contains(&e.node_id()))
+                    && (!guard_only || rules.guards.contains(&e.node_id()));
+                #[cfg(feature = "vanguards")]
+                let ok = ok && (!layer_two || rules.second_layer.contains(&e.node_id()));
+                ok
             })
         });
         match next {
@@ -220,6 +249,8 @@ pub fn select_path<S: VecStore<PeerEntry>>(
                     .map_err(|_| PathError::TooLong(rules.relays))?;
             }
             None if guard_only => return Err(PathError::NoUsableGuard),
+            #[cfg(feature = "vanguards")]
+            None if layer_two => return Err(PathError::NoUsableSecondLayerGuard),
             None => {
                 return Err(PathError::NotEnoughRelays {
                     wanted: rules.relays,

@@ -82,6 +82,9 @@ pub(crate) struct CircuitState {
     /// The owner set the guards ([`SetGuards`](super::SetGuards)); otherwise
     /// the node keeps its own (`guards.rs`).
     pub(crate) guards_set: bool,
+    /// The layer-2 guards and their expiries (`vanguards.rs`).
+    #[cfg(feature = "vanguards")]
+    pub(crate) second_layer: super::vanguards::SecondLayer,
     attempts: Vec<BuildRecord, BUILD_MEMORY>,
     /// Some circuit end withheld credit for lack of room.
     credit_owed: bool,
@@ -108,6 +111,8 @@ impl CircuitState {
             #[cfg(feature = "relay-health")]
             guard_sample: Vec::new(),
             guards_set: false,
+            #[cfg(feature = "vanguards")]
+            second_layer: super::vanguards::SecondLayer::new(),
             attempts: Vec::new(),
             credit_owed: false,
             next_turn: 0,
@@ -717,6 +722,8 @@ impl<P: Profile> Node<P> {
             }
         }
         self.maintain_guards(Some(dest));
+        #[cfg(feature = "vanguards")]
+        self.maintain_second_layer_guards();
         let unix_now = super::discovery::unix_now(&self.config, self.now);
         // A destination that cannot be dialled is reached through one of
         // its introducers, the last relay (`introducers.rs`); the relays
@@ -757,6 +764,8 @@ impl<P: Profile> Node<P> {
             let rules = PathRules {
                 relays,
                 guards: &self.circuits.guards,
+                #[cfg(feature = "vanguards")]
+                second_layer: self.circuits.second_layer.ids(),
                 avoid,
                 now: self.now,
             };

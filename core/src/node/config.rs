@@ -189,7 +189,44 @@ pub struct NodeConfig {
     #[cfg(feature = "mixing-delays")]
     #[cfg_attr(feature = "serde", serde(default))]
     pub mixing_delay_mean: Duration,
+    /// Layer-2 guards, vanguards-lite style (relay spec §11): with `n > 0`
+    /// the hop after the guard of every path this node draws is one of `n`
+    /// relays kept 1 to 12 days each (the longer of two uniform draws),
+    /// so that a relay cannot quickly become a circuit's second hop and
+    /// from there learn the client's guard. 4 is vanguards-lite; at most
+    /// [`MAX_SECOND_LAYER_GUARDS`](super::MAX_SECOND_LAYER_GUARDS)
+    /// ([`validate`](Self::validate)). Default 0: off. Only with the
+    /// `vanguards` feature.
+    #[cfg(feature = "vanguards")]
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub second_layer_guards: usize,
 }
+
+/// Why [`NodeConfig::validate`] refused a configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// [`NodeConfig::second_layer_guards`] is over
+    /// [`MAX_SECOND_LAYER_GUARDS`](super::MAX_SECOND_LAYER_GUARDS).
+    #[cfg(feature = "vanguards")]
+    TooManySecondLayerGuards(usize),
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, _f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            #[cfg(feature = "vanguards")]
+            ConfigError::TooManySecondLayerGuards(n) => write!(
+                _f,
+                "second_layer_guards = {n}: use 0 (off) to {} (4 is vanguards-lite)",
+                super::MAX_SECOND_LAYER_GUARDS
+            ),
+        }
+    }
+}
+
+impl core::error::Error for ConfigError {}
 
 /// How a node pads the messages it sends (relay spec §8.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -258,6 +295,21 @@ impl NodeConfig {
     }
 }
 
+impl NodeConfig {
+    /// Checks the settings the node would otherwise clamp. The node never
+    /// calls it (it clamps); an embedder that reads its settings from a
+    /// file calls it to tell its operator.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        #[cfg(feature = "vanguards")]
+        if self.second_layer_guards > super::MAX_SECOND_LAYER_GUARDS {
+            return Err(ConfigError::TooManySecondLayerGuards(
+                self.second_layer_guards,
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
@@ -305,6 +357,8 @@ impl Default for NodeConfig {
             shaping: crate::circuit::Shaping::OFF,
             #[cfg(feature = "mixing-delays")]
             mixing_delay_mean: Duration::ZERO,
+            #[cfg(feature = "vanguards")]
+            second_layer_guards: 0,
         }
     }
 }

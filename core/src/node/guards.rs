@@ -318,6 +318,8 @@ mod tests {
             &crate::discovery::PathRules {
                 relays: 2,
                 guards: &after,
+                #[cfg(feature = "vanguards")]
+                second_layer: &[],
                 avoid: &[],
                 now,
             },

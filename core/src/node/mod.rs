@@ -139,12 +139,16 @@ mod state;
 mod stats;
 mod testing;
 mod timers;
+#[cfg(feature = "vanguards")]
+mod vanguards;
+#[cfg(test)]
+mod vanguards_tests;
 
 pub use anchors::{AddAnchor, AddAnchorError, MAX_ANCHORS};
 #[cfg(feature = "anonymity")]
 pub use anonymity::{Anonymity, UnknownAnonymity};
 pub use circuits::{FORCED_REBUILD_INTERVAL, MAX_FORCED_REBUILDS, MAX_GUARDS};
-pub use config::{MessagePadding, NodeConfig, Reachability};
+pub use config::{ConfigError, MessagePadding, NodeConfig, Reachability};
 #[cfg(feature = "cover-traffic")]
 pub use cover::{CoverTraffic, BUDGET_BURST_SECS, COVER_CELL_CHARGE, FRONT_QUIET, LOOPS_AWAITED};
 pub use descriptor_cells::{DESCRIPTORS_PER_INTERVAL, DESCRIPTOR_BURST, MAX_STRIKES};
@@ -192,6 +196,8 @@ pub use state::{
 pub use stats::{CellDrops, InboundRefusals, NodeStats};
 #[cfg(feature = "testing")]
 pub use testing::{CellHook, SendCell};
+#[cfg(feature = "vanguards")]
+pub use vanguards::{MAX_LIFETIME_SECS, MAX_SECOND_LAYER_GUARDS, MIN_LIFETIME_SECS};
 
 pub use crate::link::LinkId;
 

@@ -194,10 +194,14 @@ impl<P: Profile> Node<P> {
     /// has no link yet (it is dialled, and the caller tries again later).
     pub(crate) fn path_ending_at(&mut self, last: NodeId, relays_before: usize) -> Option<Path> {
         self.maintain_guards(Some(last));
+        #[cfg(feature = "vanguards")]
+        self.maintain_second_layer_guards();
         let unix_now = super::discovery::unix_now(&self.config, self.now);
         let rules = PathRules {
             relays: relays_before,
             guards: &self.circuits.guards,
+            #[cfg(feature = "vanguards")]
+            second_layer: self.circuits.second_layer.ids(),
             avoid: &[],
             now: self.now,
         };
@@ -206,14 +210,25 @@ impl<P: Profile> Node<P> {
             select_path(table, last, &rules, unix_now, &mut self.rng).ok()?
         } else {
             // Through a relay drawn as the "destination", then `last`.
+            // When that relay is the second hop, it is a layer-2 guard
+            // (relay spec §11).
             let own = self.node_id();
             let now = self.now;
+            #[cfg(feature = "vanguards")]
+            let second: &[NodeId] = if relays_before == 2 {
+                rules.second_layer
+            } else {
+                &[]
+            };
+            #[cfg(not(feature = "vanguards"))]
+            let second: &[NodeId] = &[];
             let anchor = table
                 .draw(Tables::Both, &mut self.rng, |e| {
                     e.node_id() != last
                         && e.node_id() != own
                         && e.is_path_relay(unix_now)
                         && e.health.available(now)
+                        && (second.is_empty() || second.contains(&e.node_id()))
                 })?
                 .node_id();
             let rules = PathRules {

@@ -124,6 +124,11 @@ pub struct FileConfig {
     /// §9.1): exponential delays, each circuit's cells kept in order; 0
     /// holds nothing. Default: the preset's (10 for "strict", else 0).
     pub mixing_delay_ms: Option<u64>,
+    /// Layer-2 guards (relay spec §11, vanguards-lite): the second hop of
+    /// every circuit this node builds is one of this many relays, each
+    /// kept 1-12 days; 0 draws the second hop afresh. At most 8. Default:
+    /// the preset's (4, or 0 for "off").
+    pub second_layer_guards: Option<usize>,
 }
 
 /// Everything `veil node` runs with.
@@ -160,6 +165,7 @@ pub struct Settings {
     pub cover: veil_core::node::CoverTraffic,
     pub shaping: veil_core::circuit::Shaping,
     pub mixing_delay_ms: u64,
+    pub second_layer_guards: usize,
 }
 
 /// Flags that override the file.
@@ -326,7 +332,17 @@ pub fn resolve(file: FileConfig, flags: Overrides) -> Result<Settings, String> {
         mixing_delay_ms: file
             .mixing_delay_ms
             .unwrap_or(anonymity.mixing_delay_mean().as_micros() / 1000),
+        second_layer_guards: file
+            .second_layer_guards
+            .unwrap_or(anonymity.second_layer_guards()),
     };
+    if settings.second_layer_guards > veil_core::node::MAX_SECOND_LAYER_GUARDS {
+        return Err(format!(
+            "second_layer_guards = {}: use 0 (off) to {} (4 is vanguards-lite)",
+            settings.second_layer_guards,
+            veil_core::node::MAX_SECOND_LAYER_GUARDS
+        ));
+    }
     if settings.introducers > veil_core::identity::MAX_INTRODUCERS {
         return Err(format!(
             "introducers = {}: use 0 (this node can be dialled) to {}",
@@ -553,6 +569,7 @@ mod tests {
             anonymity,
             cover_budget,
             mixing_delay_ms,
+            second_layer_guards,
         } = &all;
         let set = [
             listen.is_some(),
@@ -584,6 +601,7 @@ mod tests {
             anonymity.is_some(),
             cover_budget.is_some(),
             mixing_delay_ms.is_some(),
+            second_layer_guards.is_some(),
         ];
         assert!(
             set.iter().all(|&x| x),
@@ -611,7 +629,7 @@ mod tests {
             }
             previous = line;
         }
-        assert_eq!(settings, 29, "one line per field of FileConfig");
+        assert_eq!(settings, 30, "one line per field of FileConfig");
     }
 
     #[test]

@@ -332,6 +332,7 @@ fn node_config(settings: &Settings) -> NodeConfig {
         cover: settings.cover,
         shaping: settings.shaping,
         mixing_delay_mean: CoreDuration::from_millis(settings.mixing_delay_ms),
+        second_layer_guards: settings.second_layer_guards,
         ..NodeConfig::default()
     }
 }

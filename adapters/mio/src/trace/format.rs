@@ -27,9 +27,8 @@ pub const MAGIC: [u8; 8] = *b"VEILTRCE";
 /// adds `NodeConfig::introducers`; version 6 adds
 /// `NodeConfig::reachability` (before `introducers`); version 7 adds
 /// `NodeConfig::answer_unkeyed_dials` (last) and `AddBootstrap::node_id`;
-/// versions 8 to 11 are in `docs/trace_format.md` (11 adds
-/// `NodeConfig::mixing_delay_mean`, last).
-pub const VERSION: u16 = 11;
+/// versions 8 to 12 are in `docs/trace_format.md`.
+pub const VERSION: u16 = 12;
 
 /// A checkpoint record follows every this many input and poll records.
 pub const CHECKPOINT_EVERY: u64 = 64;

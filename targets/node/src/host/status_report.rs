@@ -172,6 +172,7 @@ fn preset_name(config: &veil_core::node::NodeConfig) -> &'static str {
                 && preset.cover() == config.cover
                 && preset.shaping() == config.shaping
                 && preset.mixing_delay_mean() == config.mixing_delay_mean
+                && preset.second_layer_guards() == config.second_layer_guards
         })
         .map_or("custom", |preset| preset.name())
 }
