@@ -69,8 +69,9 @@ def main():
     chance = base["chance"]
     ax.axhline(chance, color="grey", ls=":", label=f"chance ({chance:.2f})")
     ax.axhline(1.5 * chance, color="tab:red", ls="--", lw=0.8, label="strict goal: 1.5× chance")
-    ax.axhline(base["accuracy"] / 2, color="tab:green", ls="--", lw=0.8,
+    ax.axhline(base["accuracy"] / 2, color="tab:blue", ls="--", lw=0.8,
                label="default goal: half of undefended")
+    ax.axhline(0.75, color="tab:green", ls="--", lw=0.8, label="strict goal: AUC 0.75")
     ax.set_xlabel("bandwidth overhead over off (%), bytes at the client per visit")
     ax.set_ylabel("accuracy / AUC")
     ax.set_ylim(0, 1.05)
