@@ -447,6 +447,55 @@ mod tests {
     }
 
     #[test]
+    fn the_anonymity_preset_sets_every_defence_and_settings_override_it() {
+        use veil_core::node::Anonymity;
+        let default = resolve(FileConfig::default(), flags(&["127.0.0.1:7800"])).unwrap();
+        assert_eq!(default.cover, Anonymity::Default.cover());
+        assert_eq!(default.link_padding, veil_core::link::LinkPadding::FULL);
+        assert_eq!(default.second_layer_guards, 4);
+        assert!(!default.shaping.is_on());
+        let strict: FileConfig = toml::from_str(
+            "anonymity = \"strict\"\ncover_budget = 1234\nsecond_layer_guards = 2\n",
+        )
+        .unwrap();
+        let strict = resolve(strict, flags(&["127.0.0.1:7800"])).unwrap();
+        assert_eq!(
+            strict.cover.budget, 1234,
+            "the setting overrides the preset"
+        );
+        assert_eq!(
+            strict.cover.loop_interval,
+            Anonymity::Strict.cover().loop_interval
+        );
+        assert_eq!(strict.shaping, Anonymity::Strict.shaping());
+        assert_eq!(strict.mixing_delay_ms, 10);
+        assert_eq!(strict.extra_path_relays, 1);
+        assert_eq!(strict.second_layer_guards, 2);
+        let off: FileConfig = toml::from_str("anonymity = \"off\"\n").unwrap();
+        let off = resolve(off, flags(&["127.0.0.1:7800"])).unwrap();
+        assert!(!off.cover.is_on());
+        assert_eq!(off.second_layer_guards, 0);
+        assert_eq!(off.link_padding, veil_core::link::LinkPadding::NONE);
+    }
+
+    #[test]
+    fn an_unknown_preset_or_too_many_layer_2_guards_is_refused_in_one_line() {
+        let unknown: FileConfig = toml::from_str("anonymity = \"paranoid\"\n").unwrap();
+        let e = resolve(unknown, flags(&["127.0.0.1:7800"])).unwrap_err();
+        assert_eq!(
+            e,
+            "anonymity = \"paranoid\": use \"off\", \"default\" or \"strict\""
+        );
+        let many: FileConfig = toml::from_str("second_layer_guards = 9\n").unwrap();
+        let e = resolve(many, flags(&["127.0.0.1:7800"])).unwrap_err();
+        assert!(
+            e.starts_with("second_layer_guards = 9: use 0 (off) to 8"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
     fn a_tcp_address_alone_means_no_quic() {
         let s = resolve(FileConfig::default(), flags(&["127.0.0.1:7800"])).unwrap();
         assert_eq!(s.listen_quic, None);
