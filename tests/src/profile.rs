@@ -33,6 +33,7 @@ veil_core::node_profile! {
         message: SIM_MSG,
         links: Box<[LinkSlot<SimProfile>]>,
         messages: Box<[MessageSlot<[u8; SIM_MSG]>]>,
+        mixed_cells: veil_core::node::MIXING_QUEUE,
     }
 }
 

@@ -34,8 +34,8 @@ pub const READ_CHUNK: usize = 16 * 1024;
 veil_core::node_profile! {
     /// The capacities of a std node: 16 KiB link messages, 64 queued cells
     /// per link, 256 known nodes, 512 relayed and 32 own circuits, 64 KiB
-    /// messages. Its link table and message pool are on the heap, sized at
-    /// run time.
+    /// messages, 128 cells held for mixing delays. Its link table and
+    /// message pool are on the heap, sized at run time.
     pub struct StdProfile {
         link_receive: RX,
         link_send_queue: TXQ,
@@ -46,6 +46,7 @@ veil_core::node_profile! {
         message: MSG,
         links: Box<[LinkSlot<StdProfile>]>,
         messages: Box<[MessageSlot<[u8; MSG]>]>,
+        mixed_cells: veil_core::node::MIXING_QUEUE,
     }
 }
 

@@ -30,53 +30,36 @@
 //! Either way a peer that floods the node fills its own share: other
 //! links' cells keep their places and their own delays.
 
-use heapless::Vec;
-
+use crate::capacity::VecStore;
 use crate::cell::{CellCommand, CircuitId};
 use crate::circuit::CircuitEnd;
 use crate::link::{Cell, LinkId, LinkPhase};
 use crate::random_delay::exponential_delay;
 use crate::time::{Duration, Instant};
 
-use super::{Node, Profile};
+use super::{HeldCell, Node, Profile};
 
-/// Cells a node can hold for their mixing delays (about 68 KiB of cells).
-/// Sized for a std relay: by Little's law a queue of `n` cells with a
-/// mean delay `d` mixes up to `n / d` cells a second, 6,400 (about
-/// 3 MB/s) at 20 ms; beyond that some cells go unmixed, counted.
+/// The held-cell capacity the std node's and the simulator's profiles
+/// give (`mixed_cells` in [`node_profile!`](crate::node_profile); 0 when
+/// not given): about 68 KiB of cells. Sized for a std relay: by Little's
+/// law a queue of `n` cells with a mean delay `d` mixes up to `n / d`
+/// cells a second, 6,400 (about 3 MB/s) at 20 ms; beyond that some cells
+/// go unmixed, counted.
 pub const MIXING_QUEUE: usize = 128;
 
-/// Cells of one link the queue holds at most, a quarter of it, so that
-/// no single peer can fill the queue and strip the others' cells of their
-/// delays. A link's own busy circuit then waits for its own cells to
-/// leave: it is mixed at `MIXING_SHARE / mean` cells a second at most.
-pub const MIXING_SHARE: usize = MIXING_QUEUE / 4;
-
-/// Bytes of mixing state every node with the `mixing-delays` feature
-/// carries, whatever its profile (docs/memory.md).
-pub const fn mixing_state_size() -> usize {
-    core::mem::size_of::<MixQueue>()
+/// Cells of one link a queue of `capacity` holds at most, a quarter of
+/// it, so that no single peer can fill the queue and strip the others'
+/// cells of their delays. A link's own busy circuit then waits for its
+/// own cells to leave: it is mixed at `share / mean` cells a second at
+/// most.
+pub const fn mixing_share(capacity: usize) -> usize {
+    capacity / 4
 }
 
-/// One held cell.
-#[derive(Debug, Clone)]
-struct Held {
-    /// When it may be handled.
-    release: Instant,
-    /// The link it came over.
-    link: LinkId,
-    /// The cell as received.
-    cell: Cell,
-    /// Due but not handled in the last pass (no room for what it causes,
-    /// or behind such a cell of its circuit): not a deadline until room
-    /// appears.
-    blocked: bool,
-}
-
-impl Held {
-    fn end(&self) -> CircuitEnd {
-        (self.link, CircuitId::of(&self.cell))
-    }
+/// Bytes of mixing state a node of profile `P` carries, whatever its
+/// configuration (docs/memory.md).
+pub const fn mixing_state_size<P: Profile>() -> usize {
+    core::mem::size_of::<P::MixedCells>()
 }
 
 /// What to do with a cell that has just arrived.
@@ -100,22 +83,28 @@ pub(crate) enum Admit {
     Wait,
 }
 
-/// The held cells, in the order they arrived.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct MixQueue {
-    held: Vec<Held, MIXING_QUEUE>,
+/// The held cells, in the order they arrived, in a profile's storage.
+#[derive(Debug, Clone)]
+pub(crate) struct MixQueue<S> {
+    held: S,
 }
 
-impl MixQueue {
+impl<S: VecStore<HeldCell>> MixQueue<S> {
+    /// An empty queue.
+    pub(crate) const fn new() -> Self {
+        MixQueue { held: S::EMPTY }
+    }
+
     /// Cells held.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.held.len()
+        self.held.view().len()
     }
 
     /// When the last cell of `end` held leaves, if one is.
     pub(crate) fn last_release(&self, end: CircuitEnd) -> Option<Instant> {
         self.held
+            .view()
             .iter()
             .rev()
             .find(|h| h.end() == end)
@@ -124,12 +113,12 @@ impl MixQueue {
 
     /// Cells from `link` held.
     pub(crate) fn held_from(&self, link: LinkId) -> usize {
-        self.held.iter().filter(|h| h.link == link).count()
+        self.held.view().iter().filter(|h| h.link == link).count()
     }
 
     /// Whether a cell from `link` finds a place.
     fn has_place(&self, link: LinkId) -> bool {
-        !self.held.is_full() && self.held_from(link) < MIXING_SHARE
+        !self.held.view().is_full() && self.held_from(link) < mixing_share(S::CAPACITY)
     }
 
     /// What to do with a cell arriving on `end`; `passed_on`: it is a
@@ -161,7 +150,8 @@ impl MixQueue {
         let end = (link, CircuitId::of(cell));
         let release = self.last_release(end).map_or(own, |last| last.max(own));
         self.held
-            .push(Held {
+            .view_mut()
+            .push(HeldCell {
                 release,
                 link,
                 cell: *cell,
@@ -172,14 +162,14 @@ impl MixQueue {
 
     /// Starts a release pass: every cell is tried again.
     pub(crate) fn unblock(&mut self) {
-        for h in &mut self.held {
+        for h in self.held.view_mut().iter_mut() {
             h.blocked = false;
         }
     }
 
     /// Whether some due cell waits for room.
     pub(crate) fn any_blocked(&self) -> bool {
-        self.held.iter().any(|h| h.blocked)
+        self.held.view().iter().any(|h| h.blocked)
     }
 
     /// The first cell from index `from` on that is due at `now` and first
@@ -187,8 +177,8 @@ impl MixQueue {
     /// marked blocked on the way.
     pub(crate) fn next_due(&mut self, now: Instant, from: usize) -> Option<usize> {
         let mut i = from;
-        while i < self.held.len() {
-            let (before, rest) = self.held.split_at_mut(i);
+        while i < self.held.view().len() {
+            let (before, rest) = self.held.view_mut().split_at_mut(i);
             let h = rest.first_mut()?;
             if h.release <= now {
                 let end = h.end();
@@ -205,26 +195,27 @@ impl MixQueue {
 
     /// The cell at `index` and the link it came over.
     pub(crate) fn get(&self, index: usize) -> Option<(LinkId, Cell)> {
-        self.held.get(index).map(|h| (h.link, h.cell))
+        self.held.view().get(index).map(|h| (h.link, h.cell))
     }
 
     /// Marks the cell at `index` as waiting for room.
     pub(crate) fn block(&mut self, index: usize) {
-        if let Some(h) = self.held.get_mut(index) {
+        if let Some(h) = self.held.view_mut().get_mut(index) {
             h.blocked = true;
         }
     }
 
     /// Takes the cell at `index` out, keeping the others in order.
     pub(crate) fn remove(&mut self, index: usize) {
-        if index < self.held.len() {
-            self.held.remove(index);
+        if index < self.held.view().len() {
+            self.held.view_mut().remove(index);
         }
     }
 
     /// When the next cell not waiting for room is due.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         self.held
+            .view()
             .iter()
             .filter(|h| !h.blocked)
             .map(|h| h.release)

@@ -5,7 +5,12 @@
 use chacha20::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
-use super::mixing::{Admit, MixQueue, MIXING_QUEUE, MIXING_SHARE};
+use super::mixing::{mixing_share, Admit, MIXING_QUEUE};
+use super::HeldCell;
+
+/// A queue of the std node's capacity.
+type MixQueue = super::mixing::MixQueue<heapless::Vec<HeldCell, MIXING_QUEUE>>;
+const MIXING_SHARE: usize = mixing_share(MIXING_QUEUE);
 use crate::cell::CellCommand;
 use crate::link::{Cell, LinkId, CELL_LEN};
 use crate::random_delay::exponential_delay;
@@ -86,7 +91,7 @@ fn the_draw_is_bounded_and_zero_mean_is_no_delay() {
 #[test]
 fn a_circuits_cells_leave_in_the_order_they_came_whatever_their_draws() {
     let link = LinkId::new(0, 1);
-    let mut queue = MixQueue::default();
+    let mut queue = MixQueue::new();
     // Draws that would reverse the order: 50, 40, 30, 20, 10 ms.
     for mark in 0..5u8 {
         assert_eq!(
@@ -119,7 +124,7 @@ fn a_circuits_cells_leave_in_the_order_they_came_whatever_their_draws() {
 #[test]
 fn a_due_cell_without_room_holds_back_its_circuit_only_and_is_no_deadline() {
     let link = LinkId::new(0, 1);
-    let mut queue = MixQueue::default();
+    let mut queue = MixQueue::new();
     assert!(queue.hold(link, &cell(7, 0), at(10)));
     assert!(queue.hold(link, &cell(7, 1), at(11)));
     assert!(queue.hold(link, &cell(8, 0), at(12)));
@@ -146,7 +151,7 @@ fn a_due_cell_without_room_holds_back_its_circuit_only_and_is_no_deadline() {
 #[test]
 fn a_full_share_sends_a_new_circuits_cell_at_once_and_holds_back_a_held_ones() {
     let flood = LinkId::new(0, 1);
-    let mut queue = MixQueue::default();
+    let mut queue = MixQueue::new();
     for c in 0..MIXING_SHARE as u32 {
         assert!(matches!(
             queue.admit((flood, crate::cell::CircuitId(100 + c)), true),
@@ -179,7 +184,7 @@ fn a_full_share_sends_a_new_circuits_cell_at_once_and_holds_back_a_held_ones() {
 #[test]
 fn a_flooding_peer_does_not_delay_other_links_cells() {
     let mut rng = ChaCha20Rng::from_seed([5; 32]);
-    let mut queue = MixQueue::default();
+    let mut queue = MixQueue::new();
     // Three flooding links fill their shares with cells due late (and,
     // when due, find no room: they are blocked).
     for l in 0..3u16 {
@@ -241,7 +246,7 @@ fn mean_zero_holds_nothing() {
     // Even a cell whose circuit end had cells held is handled at once.
     assert!(node.mixing.hold(link, &cell(7, 0), at(5)));
     assert_eq!(node.mixing_admit(link, &cell(7, 1)), Admit::Now);
-    node.mixing = MixQueue::default();
+    node.mixing = super::mixing::MixQueue::new();
     node.config.mixing_delay_mean = MEAN;
     assert_eq!(
         node.mixing_admit(link, &cell(7, 1)),
@@ -261,7 +266,7 @@ fn mean_zero_holds_nothing() {
 
 #[test]
 fn the_queue_is_fixed_and_bounded() {
-    let size = super::mixing::mixing_state_size();
+    let size = core::mem::size_of::<MixQueue>();
     println!("mixing state: {size} bytes");
     assert!(size >= MIXING_QUEUE * CELL_LEN);
     assert!(size <= MIXING_QUEUE * (CELL_LEN + 16) + 16, "{size}");

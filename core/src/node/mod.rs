@@ -105,6 +105,7 @@ mod event;
 mod feelers;
 mod gossip;
 mod guards;
+mod held_cell;
 mod input;
 mod introducers;
 mod links;
@@ -162,6 +163,7 @@ pub use error::{
 pub use event::{Event, MessageFailure};
 pub use feelers::FEELER_LINGER;
 pub use guards::{AUTO_GUARDS, GUARD_SAMPLE};
+pub use held_cell::HeldCell;
 pub use input::{
     AddBootstrap, CloseLink, DialFailed, Input, LearnDescriptor, NodeInput, OpenLink, Outcome,
     Receive, ReceiveStreamCell, RecordPeerFailure, Reply, SendMessage, SetAddresses, SetGuards,
@@ -173,7 +175,7 @@ pub use lookup::{
     FORWARD_LIFETIME, FORWARD_SPACING, LOOKUP_FANOUT, LOOKUP_INTERVAL, LOOKUP_SPACING,
 };
 #[cfg(feature = "mixing-delays")]
-pub use mixing::{mixing_state_size, MIXING_QUEUE, MIXING_SHARE};
+pub use mixing::{mixing_share, mixing_state_size, MIXING_QUEUE};
 pub use outbound::{OUTBOUND_LINKS, PRUNE_GRACE};
 pub use output::{Output, PollError};
 pub use profile::Profile;
@@ -286,7 +288,7 @@ pub struct Node<P: Profile> {
     shaping: shaping::ShapingState,
     /// Cells held for their mixing delays.
     #[cfg(feature = "mixing-delays")]
-    mixing: mixing::MixQueue,
+    mixing: mixing::MixQueue<P::MixedCells>,
     #[cfg(feature = "testing")]
     cell_hook: Option<CellHook>,
 }
@@ -356,7 +358,7 @@ impl<P: Profile> Node<P> {
             #[cfg(feature = "shaping")]
             shaping: shaping::ShapingState::default(),
             #[cfg(feature = "mixing-delays")]
-            mixing: mixing::MixQueue::default(),
+            mixing: mixing::MixQueue::new(),
             #[cfg(feature = "testing")]
             cell_hook: None,
         }

@@ -35,7 +35,7 @@ use crate::discovery::PeerEntry;
 use crate::link::Cell;
 use crate::message::MessageSlot;
 
-use super::{Event, LinkSlot};
+use super::{Event, HeldCell, LinkSlot};
 
 /// What the replay filter keeps of a first message's mark
 /// ([`Profile::ReplayMarks`]): its first 8 bytes. Two honest marks (HMAC
@@ -82,6 +82,13 @@ pub trait Profile: Sized + 'static {
     /// ones again. [`node_profile!`](crate::node_profile) gives 256 (2 KiB)
     /// unless told `replay_marks: N`.
     type ReplayMarks: DequeStore<ReplayMark>;
+    /// The cells a relay holds for their mixing delays (relay spec §9.1),
+    /// `heapless::Vec<HeldCell, N>`, 528 bytes a cell on a 64-bit host; a
+    /// link may hold a quarter of them. With a capacity of 0 (what
+    /// [`node_profile!`](crate::node_profile) gives unless told
+    /// `mixed_cells: N`) a node configured to mix passes every cell on
+    /// unmixed, counted. Used with the `mixing-delays` feature only.
+    type MixedCells: VecStore<HeldCell>;
 }
 
 /// Declares a [`Profile`]: a zero-sized type and its storage types, from
@@ -101,7 +108,8 @@ macro_rules! node_profile {
             message: $message:expr,
             links: $links:ty,
             messages: $messages:ty
-            $(, replay_marks: $replay:expr)? $(,)?
+            $(, replay_marks: $replay:expr)?
+            $(, mixed_cells: $mixed:expr)? $(,)?
         }
     ) => {
         $(#[$meta])*
@@ -122,7 +130,17 @@ macro_rules! node_profile {
                 $crate::node::ReplayMark,
                 { $crate::node_profile!(@replay_marks $($replay)?) },
             >;
+            type MixedCells = $crate::heapless::Vec<
+                $crate::node::HeldCell,
+                { $crate::node_profile!(@mixed_cells $($mixed)?) },
+            >;
         }
+    };
+    (@mixed_cells) => {
+        0
+    };
+    (@mixed_cells $mixed:expr) => {
+        $mixed
     };
     (@replay_marks) => {
         256

@@ -14,6 +14,7 @@ crate::node_profile! {
         relayed: 4, own: 2, message: 1024,
         links: [LinkSlot<Small>; 2],
         messages: [MessageSlot<[u8; 1024]>; 2],
+        mixed_cells: 8,
     }
 }
 

@@ -118,28 +118,41 @@ fn start_sybils(
         bind_outgoing: true,
         ..RuntimeOptions::default()
     };
-    let mut sybils: Vec<Runtime> = (0..SYBILS)
-        .map(|k| {
-            let mut secret = [0u8; 32];
-            getrandom::fill(&mut secret).expect("entropy");
-            let addr: SocketAddr = format!("127.66.0.{}:0", k + 1).parse().unwrap();
-            let mut rt =
-                Runtime::bind_with(config, Identity::from_secret_bytes(secret), addr, options)
+    // Built and driven on a thread of its own with room for a std node
+    // on its stack (about 0.7 MB; a debug build may hold a few copies while
+    // it moves the node into its box), more than a test thread's 2 MiB.
+    let (ids_tx, ids_rx) = std::sync::mpsc::channel();
+    let driver = std::thread::Builder::new()
+        .stack_size(32 << 20)
+        .spawn(move || {
+            let mut sybils: Vec<Runtime> = (0..SYBILS)
+                .map(|k| {
+                    let mut secret = [0u8; 32];
+                    getrandom::fill(&mut secret).expect("entropy");
+                    let addr: SocketAddr = format!("127.66.0.{}:0", k + 1).parse().unwrap();
+                    let mut rt = Runtime::bind_with(
+                        config,
+                        Identity::from_secret_bytes(secret),
+                        addr,
+                        options,
+                    )
                     .expect("bind a Sybil");
-            rt.add_bootstrap(target).expect("bootstrap");
-            rt
-        })
-        .collect();
-    let ids = sybils.iter().map(|rt| rt.node_id().to_string()).collect();
-    let driver = std::thread::spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
-            for rt in &mut sybils {
-                rt.turn(Some(Duration::ZERO), |_, _| {})
-                    .expect("a Sybil's turn");
+                    rt.add_bootstrap(target).expect("bootstrap");
+                    rt
+                })
+                .collect();
+            let ids: HashSet<String> = sybils.iter().map(|rt| rt.node_id().to_string()).collect();
+            ids_tx.send(ids).expect("the test waits for the ids");
+            while !stop.load(Ordering::Relaxed) {
+                for rt in &mut sybils {
+                    rt.turn(Some(Duration::ZERO), |_, _| {})
+                        .expect("a Sybil's turn");
+                }
+                std::thread::sleep(Duration::from_millis(2));
             }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    });
+        })
+        .expect("spawn the Sybils' thread");
+    let ids = ids_rx.recv().expect("the Sybils started");
     (ids, driver)
 }
 
