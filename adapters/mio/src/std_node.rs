@@ -57,8 +57,13 @@ pub type StdNode = Node<StdProfile>;
 ///
 /// The table is built one slot at a time on the heap: a slot holds a whole
 /// receive buffer, so a large table must never sit on the stack. The node
-/// itself (about half a MiB: circuit tables and the node table are inline)
-/// is boxed too, so that a runtime moves a pointer, not the node.
+/// itself (about 0.7 MiB: circuit tables, the node table and the mixing
+/// queue are inline) is boxed too, so that a runtime moves a pointer, not
+/// the node. It is still built on the stack before it is boxed, and a
+/// debug build may hold two or three copies at once: a thread that builds
+/// one needs a few MiB of stack. Never inlined, so that a caller's own
+/// frame does not carry those copies on paths that never build a node.
+#[inline(never)]
 pub fn build_node(
     config: NodeConfig,
     identity: Identity,
