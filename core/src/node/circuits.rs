@@ -969,17 +969,7 @@ impl<P: Profile> Node<P> {
             }
         }
         #[cfg(feature = "shaping")]
-        {
-            let now = self.now;
-            for &(_, back, _) in &routes {
-                let slot = flow_of(&mut self.engine, back).and_then(|f| f.shape.next_slot());
-                if let Some(slot) = slot.filter(|at| *at > now) {
-                    self.shaping.deadline =
-                        Some(self.shaping.deadline.map_or(slot, |d| d.min(slot)));
-                }
-            }
-            self.prune_shaped_replies();
-        }
+        self.after_shaped_round(routes.iter().map(|&(_, back, _)| back));
     }
 
     /// Sends one `PADDING` relay message towards `back` if the circuit

@@ -52,7 +52,10 @@ impl<P: Profile> Node<P> {
     /// A fragment went on `back`.
     pub(super) fn shaping_fragment_sent(&mut self, back: Back) {
         let (shaping, now) = (self.config.shaping, self.now);
-        if let Some(flow) = flow_of(&mut self.engine, back).filter(|_| shaping.is_on()) {
+        if !shaping.is_on() {
+            return;
+        }
+        if let Some(flow) = flow_of(&mut self.engine, back) {
             flow.shape.on_fragment(now, &shaping);
         }
         self.shaping_burst_goes_on(back);
@@ -112,8 +115,25 @@ impl<P: Profile> Node<P> {
         self.shaping.replies.clone()
     }
 
-    /// Forgets reply ends that are idle or gone, after a round of sending.
-    pub(crate) fn prune_shaped_replies(&mut self) {
+    /// After a round of sending over `backs`: the earliest next slot of
+    /// an end in a burst is a deadline, and reply ends that are idle or
+    /// gone are forgotten. Nothing when the node does not shape.
+    pub(super) fn after_shaped_round(&mut self, backs: impl Iterator<Item = Back>) {
+        if !self.config.shaping.is_on() {
+            return;
+        }
+        let now = self.now;
+        for back in backs {
+            let slot = flow_of(&mut self.engine, back).and_then(|f| f.shape.next_slot());
+            if let Some(slot) = slot.filter(|at| *at > now) {
+                self.note_shaping_deadline(slot);
+            }
+        }
+        self.prune_shaped_replies();
+    }
+
+    /// Forgets reply ends that are idle or gone.
+    fn prune_shaped_replies(&mut self) {
         let mut kept: Vec<CircuitEnd, SHAPED_REPLIES> = Vec::new();
         for end in self.shaping.replies.clone() {
             let in_burst = self
