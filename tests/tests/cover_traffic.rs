@@ -5,9 +5,9 @@
 //! Times are simulated, so the counts are exact for a seed; the bounds
 //! below are those of the distributions, not of one run.
 
-use veil_core::node::{
-    AddBootstrap, CoverTraffic, Event, NodeConfig, BUDGET_BURST_SECS, COVER_CELL_CHARGE,
-};
+mod common;
+
+use veil_core::node::{CoverTraffic, Event, NodeConfig, BUDGET_BURST_SECS, COVER_CELL_CHARGE};
 use veil_core::time::Duration;
 use veil_sim::{NodeIndex, Sim};
 
@@ -21,23 +21,13 @@ fn network(seed: u64, cover: CoverTraffic) -> Sim {
         gossip_interval: Duration::from_secs(2),
         ..NodeConfig::default()
     };
-    let mut sim = Sim::new(seed);
-    for i in 0..NODES {
-        let config = if i == CLIENT {
+    common::joined_network(seed, NODES, 16, |i| {
+        if i == CLIENT {
             NodeConfig { cover, ..plain }
         } else {
             plain
-        };
-        sim.add_addressed_node(config, 16);
-    }
-    for i in 1..NODES {
-        sim.handle(i, AddBootstrap::address(Sim::address_of(0)))
-            .unwrap();
-    }
-    assert!(sim.run_until_true(Duration::from_secs(120), |sim| {
-        (0..NODES).all(|i| sim.node(i).core.node_table().len() >= NODES - 2)
-    }));
-    sim
+        }
+    })
 }
 
 /// Sends one message from the client to the destination and waits for it:

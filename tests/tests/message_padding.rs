@@ -3,8 +3,10 @@
 //! with `PADDING` relay messages up to the bucket, messages and replies
 //! alike; the destination drops them and delivers the message intact.
 
+mod common;
+
 use veil_core::message::{Sender, FRAGMENT_LEN};
-use veil_core::node::{AddBootstrap, MessagePadding, NodeConfig, Reply};
+use veil_core::node::{MessagePadding, NodeConfig, Reply};
 use veil_core::time::Duration;
 use veil_sim::Sim;
 
@@ -19,18 +21,7 @@ fn network(seed: u64, padding: MessagePadding) -> Sim {
         message_padding: padding,
         ..NodeConfig::default()
     };
-    let mut sim = Sim::new(seed);
-    for _ in 0..NODES {
-        sim.add_addressed_node(config, 16);
-    }
-    for i in 1..NODES {
-        sim.handle(i, AddBootstrap::address(Sim::address_of(0)))
-            .unwrap();
-    }
-    assert!(sim.run_until_true(Duration::from_secs(120), |sim| {
-        (0..NODES).all(|i| sim.node(i).core.node_table().len() >= NODES - 2)
-    }));
-    sim
+    common::joined_network(seed, NODES, 16, |_| config)
 }
 
 /// Sends one message of `fragments` fragments from the client and waits

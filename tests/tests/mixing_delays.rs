@@ -3,7 +3,9 @@
 //! three-relay circuit takes longer end to end (in simulated time) than
 //! without, and still arrives exactly once and intact.
 
-use veil_core::node::{AddBootstrap, NodeConfig};
+mod common;
+
+use veil_core::node::NodeConfig;
 use veil_core::time::Duration;
 use veil_sim::Sim;
 
@@ -19,18 +21,7 @@ fn network(seed: u64, mean: Duration) -> Sim {
         mixing_delay_mean: mean,
         ..NodeConfig::default()
     };
-    let mut sim = Sim::new(seed);
-    for _ in 0..NODES {
-        sim.add_addressed_node(config, 16);
-    }
-    for i in 1..NODES {
-        sim.handle(i, AddBootstrap::address(Sim::address_of(0)))
-            .unwrap();
-    }
-    assert!(sim.run_until_true(Duration::from_secs(120), |sim| {
-        (0..NODES).all(|i| sim.node(i).core.node_table().len() >= NODES - 2)
-    }));
-    sim
+    common::joined_network(seed, NODES, 16, |_| config)
 }
 
 /// Sends `message` from the client and waits for it: its delivery time,

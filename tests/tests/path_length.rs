@@ -3,11 +3,12 @@
 //! each length drawn per circuit; without it every circuit has the one
 //! length configured.
 
+mod common;
+
 use std::collections::BTreeMap;
 
-use veil_core::node::{AddBootstrap, NodeConfig};
+use veil_core::node::NodeConfig;
 use veil_core::time::Duration;
-use veil_sim::Sim;
 
 const NODES: usize = 14;
 const CLIENT: usize = 1;
@@ -26,24 +27,13 @@ fn lengths(seed: u64, extra: usize) -> BTreeMap<usize, usize> {
         extra_path_relays: extra,
         ..relay_config
     };
-    let mut sim = Sim::new(seed);
-    for i in 0..NODES {
-        sim.add_addressed_node(
-            if i == CLIENT {
-                client_config
-            } else {
-                relay_config
-            },
-            24,
-        );
-    }
-    for i in 1..NODES {
-        sim.handle(i, AddBootstrap::address(Sim::address_of(0)))
-            .unwrap();
-    }
-    assert!(sim.run_until_true(Duration::from_secs(120), |sim| {
-        (0..NODES).all(|i| sim.node(i).core.node_table().len() >= NODES - 2)
-    }));
+    let mut sim = common::joined_network(seed, NODES, 24, |i| {
+        if i == CLIENT {
+            client_config
+        } else {
+            relay_config
+        }
+    });
     let mut seen = BTreeMap::new();
     let mut counted = std::collections::BTreeSet::new();
     for round in 0..3 {

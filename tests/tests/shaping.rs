@@ -2,9 +2,11 @@
 //! per interval on each circuit end while a burst lasts, pads each burst
 //! to a multiple of its bucket, and its messages still arrive intact, once.
 
+mod common;
+
 use veil_core::circuit::Shaping;
 use veil_core::message::{Sender, FRAGMENT_LEN};
-use veil_core::node::{AddBootstrap, NodeConfig, Reply};
+use veil_core::node::{NodeConfig, Reply};
 use veil_core::time::Duration;
 use veil_sim::Sim;
 
@@ -25,18 +27,7 @@ fn network(seed: u64, shaping: Shaping) -> Sim {
         shaping,
         ..NodeConfig::default()
     };
-    let mut sim = Sim::new(seed);
-    for _ in 0..NODES {
-        sim.add_addressed_node(config, 16);
-    }
-    for i in 1..NODES {
-        sim.handle(i, AddBootstrap::address(Sim::address_of(0)))
-            .unwrap();
-    }
-    assert!(sim.run_until_true(Duration::from_secs(120), |sim| {
-        (0..NODES).all(|i| sim.node(i).core.node_table().len() >= NODES - 2)
-    }));
-    sim
+    common::joined_network(seed, NODES, 16, |_| config)
 }
 
 /// Sends a message of `fragments` fragments from the client and waits for

@@ -4,6 +4,8 @@
 //! destinations at most 4 relays are ever its second hop; without them
 //! the second hop is drawn afresh for every circuit.
 
+mod common;
+
 use std::collections::BTreeSet;
 
 use veil_core::identity::{NodeId, ServiceKeys, MAX_SERVICE_DESCRIPTOR_LEN};
@@ -27,24 +29,13 @@ fn second_hops(seed: u64, layer_two: usize) -> (BTreeSet<NodeId>, usize, Vec<Nod
         second_layer_guards: layer_two,
         ..relay_config
     };
-    let mut sim = Sim::new(seed);
-    for i in 0..NODES {
-        sim.add_addressed_node(
-            if i == CLIENT {
-                client_config
-            } else {
-                relay_config
-            },
-            24,
-        );
-    }
-    for i in 1..NODES {
-        sim.handle(i, AddBootstrap::address(Sim::address_of(0)))
-            .unwrap();
-    }
-    assert!(sim.run_until_true(Duration::from_secs(120), |sim| {
-        (0..NODES).all(|i| sim.node(i).core.node_table().len() >= NODES - 2)
-    }));
+    let mut sim = common::joined_network(seed, NODES, 24, |i| {
+        if i == CLIENT {
+            client_config
+        } else {
+            relay_config
+        }
+    });
     let mut seconds = BTreeSet::new();
     let mut counted = BTreeSet::new();
     for round in 0..3 {

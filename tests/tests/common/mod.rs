@@ -183,3 +183,32 @@ pub fn linked_to(sim: &Sim, node: NodeIndex, peer: NodeIndex) -> bool {
         .links()
         .any(|l| l.phase == LinkPhase::Established && l.peer == Some(id))
 }
+
+/// A network of `nodes` addressed nodes, node `i` configured by
+/// `config_of(i)` with room for `links` links, all bootstrapped from node
+/// 0; returns once every node knows all but one of the others.
+pub fn joined_network(
+    seed: u64,
+    nodes: usize,
+    links: usize,
+    config_of: impl Fn(NodeIndex) -> NodeConfig,
+) -> Sim {
+    let mut sim = Sim::new(seed);
+    for i in 0..nodes {
+        sim.add_addressed_node(config_of(i), links);
+    }
+    for i in 1..nodes {
+        sim.handle(
+            i,
+            veil_core::node::AddBootstrap::address(Sim::address_of(0)),
+        )
+        .unwrap();
+    }
+    assert!(
+        sim.run_until_true(veil_core::time::Duration::from_secs(120), |sim| {
+            (0..nodes).all(|i| sim.node(i).core.node_table().len() >= nodes - 2)
+        }),
+        "the nodes did not learn each other"
+    );
+    sim
+}
