@@ -2,8 +2,11 @@
 //! - one relay layer on one 509-byte body (what a relay does per cell);
 //! - the raw work inside it: AES-128-CTR over 493 bytes, POLYVAL over 512
 //!   bytes, and one AES block;
-//! - a relay forwarding one cell end to end: link open of a one-cell
-//!   message, the CGO layer, and link seal towards the next hop.
+//! - a relay forwarding cells end to end: link open of a message of 1, 8
+//!   or 31 cells (one cell alone, what a client keeps queued of its own,
+//!   and the most a link message holds), the CGO layer on each cell, and
+//!   link seal towards the next hop. The per-cell cost at each batch size
+//!   is what settles the poly1305 backend (docs/performance.md).
 //!
 //! Run: `cargo bench -p veil-core --bench cgo`
 
@@ -18,7 +21,13 @@ use veil_core::link::{LinkConfig, LinkHello, LinkParams, LinkRole, LinkSession, 
 use veil_core::noise::StaticKeypair;
 use veil_core::time::Instant;
 
-type Session = LinkSession<[u8; 4096], veil_core::heapless::Deque<[u8; CELL_LEN], 8>>;
+/// The std node's link buffers: a 16 KiB message and its length prefix,
+/// room for the largest batch of cells.
+const RX: usize = 16 * 1024 + 2;
+type Session = LinkSession<[u8; RX], veil_core::heapless::Deque<[u8; CELL_LEN], 32>>;
+
+/// Cells per link message the relay-forward bench runs at.
+const BATCHES: [usize; 3] = [1, 8, 31];
 
 fn seed(n: u8) -> Seed {
     Seed([n; 80])
@@ -69,7 +78,7 @@ struct Side {
 fn side(n: u8) -> Side {
     let identity = Identity::from_secret_bytes([n; 32]);
     let keys = StaticKeypair::from_secret_bytes([n + 50; 32]);
-    let hello = LinkHello::new(&identity, &keys.public(), 4094).emit();
+    let hello = LinkHello::new(&identity, &keys.public(), (RX - 2) as u16).emit();
     Side { keys, hello }
 }
 
@@ -85,7 +94,7 @@ fn session(s: &Side, role: LinkRole, eph: u8) -> Box<Session> {
             answer_unkeyed: true,
             unix_time: 0,
             hello: s.hello,
-            local_max_message_len: 4094,
+            local_max_message_len: RX - 2,
             config: LinkConfig {
                 rekey_after_messages: u64::MAX,
                 ..LinkConfig::default()
@@ -100,7 +109,7 @@ fn linked(a: &Side, b: &Side) -> (Box<Session>, Box<Session>) {
         session(a, LinkRole::Initiator, 1),
         session(b, LinkRole::Responder, 2),
     );
-    let mut buf = [0u8; 600];
+    let mut buf = vec![0u8; RX];
     for _ in 0..2 {
         while let Some(n) = i.poll_transmit(Instant::ZERO, &mut buf) {
             feed(&mut r, Instant::ZERO, &buf[..n]);
@@ -116,35 +125,46 @@ fn bench_relay_forward(c: &mut Criterion) {
     let (a, b, d) = (side(1), side(2), side(3));
     // Previous hop -> this relay, and this relay -> next hop.
     let (mut from_prev, mut at_relay_in) = linked(&a, &b);
-    let (mut at_relay_out, _next) = linked(&b, &d);
+    let (mut at_relay_out, mut next) = linked(&b, &d);
     let mut relay = RelayLayer::new(&seed(1), &seed(2));
-    let mut wire_in = [0u8; 600];
-    let mut wire_out = [0u8; 600];
+    let mut wire_in = vec![0u8; RX];
+    let mut wire_out = vec![0u8; RX];
     let cell = [9u8; CELL_LEN];
     let mut group = c.benchmark_group("relay");
-    group.throughput(Throughput::Bytes(CELL_LEN as u64));
-    group.bench_function("forward_one_cell_link_open_cgo_link_seal", |bch| {
-        bch.iter(|| {
-            // Outside the measured relay work, but in the loop: the previous
-            // hop seals (its cost is the same as the relay's seal below).
-            from_prev.queue_cell(&cell).unwrap();
-            let n = from_prev
-                .poll_transmit(Instant::ZERO, &mut wire_in)
-                .unwrap();
-            let mut received: [u8; CELL_LEN];
-            at_relay_in.receive(Instant::ZERO, &wire_in[..n]);
-            received = at_relay_in.take_cell().unwrap();
-            let mut body_bytes = [0u8; 509];
-            body_bytes.copy_from_slice(&received[5..]);
-            let mut body = CellBody::from_bytes(&body_bytes);
-            relay.receive_forward(received[4], &mut body);
-            received[5..].copy_from_slice(&body.to_bytes());
-            at_relay_out.queue_cell(&received).unwrap();
-            at_relay_out
-                .poll_transmit(Instant::ZERO, &mut wire_out)
-                .unwrap()
-        })
-    });
+    for batch in BATCHES {
+        group.throughput(Throughput::Bytes((batch * CELL_LEN) as u64));
+        group.bench_function(
+            format!("forward_{batch}_cells_link_open_cgo_link_seal"),
+            |bch| {
+                bch.iter(|| {
+                    // Outside the measured relay work, but in the loop: the
+                    // previous hop seals (its cost is the same as the relay's
+                    // seal below) and the next hop takes the cells, so that
+                    // the queues never fill.
+                    for _ in 0..batch {
+                        from_prev.queue_cell(&cell).unwrap();
+                    }
+                    let n = from_prev
+                        .poll_transmit(Instant::ZERO, &mut wire_in)
+                        .unwrap();
+                    at_relay_in.receive(Instant::ZERO, &wire_in[..n]);
+                    while let Some(mut received) = at_relay_in.take_cell() {
+                        let mut body_bytes = [0u8; 509];
+                        body_bytes.copy_from_slice(&received[5..]);
+                        let mut body = CellBody::from_bytes(&body_bytes);
+                        relay.receive_forward(received[4], &mut body);
+                        received[5..].copy_from_slice(&body.to_bytes());
+                        at_relay_out.queue_cell(&received).unwrap();
+                    }
+                    let n = at_relay_out
+                        .poll_transmit(Instant::ZERO, &mut wire_out)
+                        .unwrap();
+                    feed(&mut next, Instant::ZERO, &wire_out[..n]);
+                    n
+                })
+            },
+        );
+    }
     group.finish();
 }
 

@@ -1,11 +1,19 @@
 //! One TCP connection under one link, and the little buffering it needs.
 //!
 //! The buffers are what keep memory bounded: `rx` holds only bytes the node
-//! could not take yet (its event queue was full), and `tx` only the rest of
-//! the one message the socket did not take. While `rx` is non-empty the
-//! socket is not read; while `tx` is non-empty the node is not asked for
-//! more. So neither grows past one read or one message, and a slow or
-//! stalled peer is held back by TCP flow control instead of by our memory.
+//! could not take yet (its event queue was full), and `tx` the link messages
+//! of one round that are not written yet. While `rx` is non-empty the socket
+//! is not read; once `tx` holds [`COALESCE_BYTES`] the node is not asked for
+//! more until it is written. So neither grows past one read or
+//! `COALESCE_BYTES` plus one message, and a slow or stalled peer is held
+//! back by TCP flow control instead of by our memory.
+//!
+//! Why coalesce: a busy link produces many link messages per round (a
+//! client keeps only a few of its own cells queued at a time, so each
+//! message may carry as few as 8 cells), and one `send` per message made
+//! system calls a large share of a relay's work. The messages of a round
+//! are written together at the end of the round (or as soon as
+//! `COALESCE_BYTES` are waiting), in one call.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -45,11 +53,23 @@ pub(crate) enum ReadOutcome {
     Closed,
 }
 
+/// Link-message bytes a connection gathers before it writes them, and the
+/// most it holds besides the message being added: about two of the
+/// largest `CELLS` messages (31 cells), or half the default loopback
+/// socket buffer.
+pub(crate) const COALESCE_BYTES: usize = 32 * 1024;
+
+// What a connection holds unsent stays within one output buffer, the bound
+// the runtime documents (`OUTPUT_BUFFER`).
+const _: () = assert!(COALESCE_BYTES + crate::std_node::RX <= crate::std_node::OUTPUT_BUFFER);
+
 /// What a write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WriteOutcome {
     /// Everything went out.
     Drained,
+    /// Kept to go out with the round's other messages.
+    Gathered,
     /// The socket is full; the rest is kept.
     Blocked,
     /// The connection failed.
@@ -167,7 +187,12 @@ impl Connection {
 
     /// Whether the node may be asked for another message for this link.
     pub(crate) fn can_take_message(&self) -> bool {
-        self.writable && !self.write_failed && self.unsent().is_empty()
+        self.writable && !self.write_failed && self.unsent().len() < COALESCE_BYTES
+    }
+
+    /// Whether messages wait for the end of the round.
+    pub(crate) fn has_gathered(&self) -> bool {
+        !self.told_full && !self.unsent().is_empty()
     }
 
     /// Writes what is left of the pending message.
@@ -184,22 +209,26 @@ impl Connection {
         self.note(outcome)
     }
 
-    /// Writes a new message; what the socket does not take is kept. Only
-    /// called when nothing is pending, so at most one message is kept.
+    /// Adds a message to the round's; they are written together by
+    /// [`flush`](Self::flush) at the end of the round, or at once when
+    /// [`COALESCE_BYTES`] are waiting. Only called while
+    /// [`can_take_message`](Self::can_take_message), so at most
+    /// `COALESCE_BYTES` and one message are kept.
     pub(crate) fn send(&mut self, message: &[u8]) -> WriteOutcome {
-        let (written, outcome) = write_some(&mut self.stream, message);
-        if outcome != WriteOutcome::Failed {
-            self.tx.clear();
+        if self.tx_sent > 0 {
+            self.tx.drain(..self.tx_sent);
             self.tx_sent = 0;
-            self.tx
-                .extend_from_slice(message.get(written..).unwrap_or_default());
         }
-        self.note(outcome)
+        self.tx.extend_from_slice(message);
+        if self.tx.len() < COALESCE_BYTES {
+            return WriteOutcome::Gathered;
+        }
+        self.flush()
     }
 
     fn note(&mut self, outcome: WriteOutcome) -> WriteOutcome {
         match outcome {
-            WriteOutcome::Drained => {}
+            WriteOutcome::Drained | WriteOutcome::Gathered => {}
             WriteOutcome::Blocked => self.writable = false,
             WriteOutcome::Failed => self.write_failed = true,
         }

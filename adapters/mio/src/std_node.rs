@@ -24,7 +24,9 @@ pub const MESSAGES: usize = 64;
 /// The buffer the runtime drains the node into: the largest message, or a
 /// link message of 16 KiB with room to spare (the node never makes a link
 /// message larger than its peer's receive buffer, 16 KiB for std peers).
-/// This is also the most a TCP connection ever holds unsent.
+/// This is also the most a TCP connection ever holds unsent: the link
+/// messages it gathers in a round (under 32 KiB) and the one that crossed
+/// that mark.
 pub const OUTPUT_BUFFER: usize = MSG + 64;
 
 /// Bytes read from a socket in one call. This is also the most a connection

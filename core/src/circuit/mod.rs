@@ -20,7 +20,7 @@ pub use engine::{
     CircuitTimeouts, RelayData, RelayQuotas, RendezvousTables, MAX_INTRO_ROLES, MAX_PARKED_EXTENDS,
     MAX_PARKED_EXTENDS_PER_LINK, MAX_RENDEZVOUS_ROLES, MAX_SERVICE_HOPS, STATUS_OK, STATUS_REFUSED,
 };
-pub use flow::{Flow, CIRCUIT_WINDOW, CREDIT_BATCH};
+pub use flow::{receive_window, Flow, CIRCUIT_WINDOW, CREDIT_BATCH, MAX_CIRCUIT_WINDOW};
 pub use hop_handshake::{
     respond, respond_introduction, HopHandshakeClient, HopHandshakeError, HOP_MESSAGE_LEN,
     HOP_PROLOGUE, RENDEZVOUS_PROLOGUE, SEED_LABEL,

@@ -20,7 +20,7 @@ use crate::identity::NodeId;
 use crate::link::Cell;
 use crate::message::FragmentError;
 use crate::message::{
-    MessageId, ReassemblyError, Received, ReplyTo, Route, Sender, MESSAGE_ID_LEN,
+    MessageId, MessagePool, ReassemblyError, Received, ReplyTo, Route, Sender, MESSAGE_ID_LEN,
 };
 use crate::noise::StaticKeypair;
 use crate::time::{Duration, Instant};
@@ -1171,6 +1171,13 @@ impl<P: Profile> Node<P> {
         }
     }
 
+    /// The window this node grants the senders of its circuits, from the
+    /// room its message pool keeps for incoming messages.
+    fn receive_window(&self) -> u16 {
+        let slot = MessagePool::<P::Messages, P::MessageBuffer>::MAX_MESSAGE_LEN;
+        crate::circuit::receive_window(self.messages.per_direction().saturating_mul(slot))
+    }
+
     /// Returns credit owed on `back` if a batch is due and there is room
     /// for more messages; otherwise remembers that credit is owed.
     fn return_credit(&mut self, back: Back) {
@@ -1178,7 +1185,10 @@ impl<P: Profile> Node<P> {
             self.circuits.credit_owed = true;
             return;
         }
-        let Some(cells) = flow_of(&mut self.engine, back).and_then(|f| f.take_credit(false)) else {
+        let window = self.receive_window();
+        let Some(cells) =
+            flow_of(&mut self.engine, back).and_then(|f| f.take_credit(false, window))
+        else {
             return;
         };
         if !self.send_back(back, RelayCommand::Credit, &cells.to_be_bytes()) {
@@ -1206,8 +1216,10 @@ impl<P: Profile> Node<P> {
                 break;
             }
         }
+        let window = self.receive_window();
         for back in backs {
-            let Some(cells) = flow_of(&mut self.engine, back).and_then(|f| f.take_credit(true))
+            let Some(cells) =
+                flow_of(&mut self.engine, back).and_then(|f| f.take_credit(true, window))
             else {
                 continue;
             };

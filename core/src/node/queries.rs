@@ -49,6 +49,9 @@ pub struct OwnCircuitInfo {
     pub rtt: RttEstimator,
     /// When its liveness timer next fires (`None`: nothing outstanding).
     pub liveness_deadline: Option<crate::time::Instant>,
+    /// `DATA` cells it may send now before more credit (relay spec §9):
+    /// up to the window its destination granted.
+    pub send_window: u16,
 }
 
 impl<P: Profile> Node<P> {
@@ -72,6 +75,7 @@ impl<P: Profile> Node<P> {
             opened_at: c.opened_at,
             rtt: *c.liveness.rtt(),
             liveness_deadline: c.liveness.deadline(),
+            send_window: c.flow.send_window,
         })
     }
 

@@ -282,9 +282,10 @@ impl Io {
         }
     }
 
-    /// Writes one link message; what the socket does not take is kept
-    /// (at most one message per connection) and the node told the link has
-    /// no room until it is out.
+    /// Takes one link message for its connection, which writes it with the
+    /// round's others ([`flush_gathered`](Self::flush_gathered)) or at once
+    /// if enough are waiting; what the socket does not take is kept and the
+    /// node told the link has no room until it is out.
     pub(super) fn write<N: Drive>(
         &mut self,
         node: &mut N,
@@ -308,12 +309,38 @@ impl Io {
             capture.sent(link, bytes);
         }
         match conn.send(bytes) {
-            WriteOutcome::Drained => {}
+            WriteOutcome::Drained | WriteOutcome::Gathered => {}
             WriteOutcome::Blocked => {
                 conn.told_full = true;
                 let _ = node.handle(now, TransportRoom::none(link));
             }
             WriteOutcome::Failed => self.transport_closed(node, token, link, now),
+        }
+    }
+
+    /// Writes the messages each connection gathered this round, in one call
+    /// per connection; a socket that does not take them all gets the node
+    /// told its link has no room, as [`write`](Self::write) does.
+    pub(super) fn flush_gathered<N: Drive>(&mut self, node: &mut N, now: Instant) {
+        let tokens: Vec<Token> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.has_gathered() && c.writable && !c.write_failed)
+            .map(|(&t, _)| t)
+            .collect();
+        for token in tokens {
+            let Some(conn) = self.connections.get_mut(&token) else {
+                continue;
+            };
+            let link = conn.link;
+            match conn.flush() {
+                WriteOutcome::Drained | WriteOutcome::Gathered => {}
+                WriteOutcome::Blocked => {
+                    conn.told_full = true;
+                    let _ = node.handle(now, TransportRoom::none(link));
+                }
+                WriteOutcome::Failed => self.transport_closed(node, token, link, now),
+            }
         }
     }
 
@@ -332,7 +359,7 @@ impl Io {
             };
             let link = conn.link;
             match conn.flush() {
-                WriteOutcome::Drained => {
+                WriteOutcome::Drained | WriteOutcome::Gathered => {
                     conn.told_full = false;
                     let _ = node.handle(now, TransportRoom::unlimited(link));
                 }

@@ -15,3 +15,4 @@ mod quic;
 mod shutdown;
 mod support;
 mod trace;
+mod window;

@@ -35,9 +35,13 @@
 //!   builds) and `bulk` (the transfer through one circuit, and the
 //!   figures both parts report);
 //! - `processes`: part two, with its own transfer over control sockets;
-//! - `memory`: reading a process's RSS.
+//! - `memory`: reading a process's RSS;
+//! - `ceiling`: the crypto ceiling of the same path, measured after the
+//!   in-process networks so that the bulk figure can be given as a
+//!   fraction of it.
 
 mod bulk;
+mod ceiling;
 mod circuit_builds;
 mod in_process;
 mod memory;
@@ -52,6 +56,10 @@ use crate::local_network::Transports;
 
 /// How long every node may take to learn every other.
 const DISCOVERY_CAP: Duration = Duration::from_secs(30);
+
+/// Message bytes per repeat of the crypto ceiling's measurement (about a
+/// quarter of a second of CPU per repeat on this machine).
+const CEILING_BYTES: usize = 16 * 1024 * 1024;
 
 /// `veil bench` flags.
 #[derive(Debug, Args)]
@@ -193,6 +201,16 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         );
         in_process_runs.push((transport, in_process::run(sizes, seed, transport)?));
     }
+    let ceiling = if sizes.bulk_mib > 0 {
+        let c = ceiling::measure(CEILING_BYTES)?;
+        println!(
+            "  crypto ceiling: {:.1} ms of CPU per MiB over the five parties",
+            c.cpu_per_mib().as_secs_f64() * 1000.0
+        );
+        Some(c)
+    } else {
+        None
+    };
     let processes = if sizes.processes > 0 {
         println!(
             "veil bench: {} `veil node` processes on loopback TCP",
@@ -202,7 +220,12 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     } else {
         None
     };
-    report::print_table(sizes, &in_process_runs, processes.as_ref());
+    report::print_table(
+        sizes,
+        &in_process_runs,
+        ceiling.as_ref(),
+        processes.as_ref(),
+    );
     println!("veil bench: ok in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }

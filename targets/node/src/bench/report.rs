@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::bulk::{mib, Bulk};
+use super::ceiling::Ceiling;
 use super::in_process::InProcess;
 use super::processes::Processes;
 use super::Sizes;
@@ -56,6 +57,21 @@ fn throughput(b: &Bulk) -> String {
     )
 }
 
+/// The bulk figure as a fraction of the crypto ceiling on this process's
+/// cores, with the ceiling itself.
+fn of_ceiling(b: &Bulk, c: &Ceiling) -> String {
+    let rate = b.bytes as f64 / b.elapsed.as_secs_f64().max(1e-9);
+    let ceiling = c.rate(c.cores);
+    format!(
+        "{:.2} of {:.1} MB/s on {} cores (one core: {:.1} MB/s; {:.1} ms CPU per MiB)",
+        rate / ceiling,
+        ceiling / 1e6,
+        c.cores,
+        c.rate(1) / 1e6,
+        c.cpu_per_mib().as_secs_f64() * 1000.0
+    )
+}
+
 /// The row label and the circuit check of a bulk transfer.
 fn bulk_row(what: &str, b: &Bulk) -> (String, String) {
     if b.built_during == 0 {
@@ -78,6 +94,7 @@ fn bulk_row(what: &str, b: &Bulk) -> (String, String) {
 pub(super) fn print_table(
     sizes: Sizes,
     runs: &[(Transports, InProcess)],
+    ceiling: Option<&Ceiling>,
     procs: Option<&Processes>,
 ) {
     let row = |what: &str, veil: &str, tor: &str| {
@@ -131,6 +148,9 @@ pub(super) fn print_table(
             let (label, circuits) = bulk_row(&format!("bulk ({t})"), b);
             row(&label, &throughput(b), TOR_BULK);
             row("", &circuits, "");
+            if let Some(c) = ceiling {
+                row("  of the crypto ceiling", &of_ceiling(b, c), "");
+            }
         }
         let grown = inp.rss_peak_kib.saturating_sub(inp.rss_baseline_kib);
         row(
