@@ -49,8 +49,10 @@ impl ControlArgs {
         Ok(Endpoint::of_node(&dir, self.control.as_ref()))
     }
 
+    /// A connection on binary frames where the node speaks them: messages
+    /// then cross the socket as their bytes, not twice as many hex digits.
     fn connect(&self, answer_timeout: Option<Duration>) -> Result<ControlClient, String> {
-        ControlClient::connect(&self.endpoint()?, answer_timeout).map_err(|e| e.to_string())
+        ControlClient::connect_framed(&self.endpoint()?, answer_timeout).map_err(|e| e.to_string())
     }
 }
 
@@ -178,7 +180,7 @@ pub fn listen(control: &ControlArgs, output: Output, count: Option<u64>) -> Resu
         let message = listener.receive().map_err(|e| e.to_string())?;
         line.clear();
         match output {
-            Output::Json => line.extend_from_slice(message.json()),
+            Output::Json => line.extend_from_slice(&message.json()),
             Output::Raw => line.extend_from_slice(&message.data().map_err(|e| e.to_string())?),
             Output::Escaped => {
                 terminal_text::escape(&message.data().map_err(|e| e.to_string())?, &mut line);
