@@ -22,7 +22,7 @@
 //! [`ReadFrameError::PayloadTooLong`], never a large allocation.
 
 use std::fmt;
-use std::io::{self, ErrorKind, Read};
+use std::io::{self, ErrorKind, IoSlice, Read, Write};
 
 use serde::{Deserialize, Serialize};
 use veil_mio::StdNode;
@@ -206,17 +206,18 @@ impl std::error::Error for EncodeFrameError {
     }
 }
 
-/// Replaces `out` with the frame of `header` and `payload`, ready for one
-/// `write_all` (one write, so a TCP connection sends no lone small
-/// segment for Nagle's algorithm to hold back). `out` is the caller's so
-/// that a connection reuses one buffer for every frame.
-pub fn encode_frame<T: Serialize>(
+/// Replaces `out` with the start of a frame, its two lengths and
+/// `header`, for a payload of `payload_len` bytes that
+/// [`write_frame`] then writes from where it is, without copying it.
+/// `out` is the caller's so that a connection reuses one buffer for every
+/// frame.
+pub fn encode_frame_head<T: Serialize>(
     out: &mut Vec<u8>,
     header: &T,
-    payload: &[u8],
+    payload_len: usize,
 ) -> Result<(), EncodeFrameError> {
-    if payload.len() > MAX_FRAME_PAYLOAD {
-        return Err(EncodeFrameError::PayloadTooLong { len: payload.len() });
+    if payload_len > MAX_FRAME_PAYLOAD {
+        return Err(EncodeFrameError::PayloadTooLong { len: payload_len });
     }
     out.clear();
     out.extend_from_slice(&[0u8; FRAME_PREFIX]);
@@ -226,14 +227,45 @@ pub fn encode_frame<T: Serialize>(
         return Err(EncodeFrameError::HeaderTooLong { len: header_len });
     }
     // Both fit a u32: the limits are far below it.
-    let lengths = [header_len, payload.len()].map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+    let lengths = [header_len, payload_len].map(|n| u32::try_from(n).unwrap_or(u32::MAX));
     for (slot, byte) in out
         .iter_mut()
         .zip(lengths.iter().flat_map(|n| n.to_be_bytes()))
     {
         *slot = byte;
     }
+    Ok(())
+}
+
+/// Replaces `out` with the whole frame of `header` and `payload` (for
+/// tests and for frames built in memory; connections use
+/// [`encode_frame_head`] and [`write_frame`]).
+pub fn encode_frame<T: Serialize>(
+    out: &mut Vec<u8>,
+    header: &T,
+    payload: &[u8],
+) -> Result<(), EncodeFrameError> {
+    encode_frame_head(out, header, payload.len())?;
     out.extend_from_slice(payload);
+    Ok(())
+}
+
+/// Writes a frame's start (from [`encode_frame_head`]) and its payload
+/// with vectored writes: one system call for the whole frame as a rule,
+/// so a TCP connection sends no lone small segment for Nagle's algorithm
+/// to hold back, and the payload is never copied into a buffer first.
+pub fn write_frame(writer: &mut impl Write, head: &[u8], payload: &[u8]) -> io::Result<()> {
+    let mut parts = [IoSlice::new(head), IoSlice::new(payload)];
+    let mut slices = &mut parts[..];
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match writer.write_vectored(slices) {
+            Ok(0) => return Err(io::Error::from(ErrorKind::WriteZero)),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(())
 }
 
@@ -272,25 +304,32 @@ pub fn read_frame(reader: &mut impl Read) -> Result<Option<Frame>, ReadFrameErro
     if payload_size > MAX_FRAME_PAYLOAD {
         return Err(ReadFrameError::PayloadTooLong { len: payload_len });
     }
-    let mut header = vec![0u8; header_size];
-    read_part(reader, &mut header, "header")?;
-    let mut payload = vec![0u8; payload_size];
-    read_part(reader, &mut payload, "payload")?;
+    let header = read_part(reader, header_size, "header")?;
+    let payload = read_part(reader, payload_size, "payload")?;
     Ok(Some(Frame { header, payload }))
 }
 
+/// Exactly `len` bytes (already checked against the limit) into a vector
+/// of that capacity, read into its spare capacity: not zeroed first, as
+/// `read_exact` into a `vec![0; len]` would.
 fn read_part(
     reader: &mut impl Read,
-    buf: &mut [u8],
+    len: usize,
     part: &'static str,
-) -> Result<(), ReadFrameError> {
-    reader.read_exact(buf).map_err(|e| {
-        if e.kind() == ErrorKind::UnexpectedEof {
-            ReadFrameError::Truncated { part }
-        } else {
-            ReadFrameError::Io(e)
+) -> Result<Vec<u8>, ReadFrameError> {
+    let mut buf = Vec::with_capacity(len);
+    let limit = u64::try_from(len).unwrap_or(u64::MAX);
+    loop {
+        match reader.by_ref().take(limit).read_to_end(&mut buf) {
+            Ok(_) => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(ReadFrameError::Io(e)),
         }
-    })
+    }
+    if buf.len() < len {
+        return Err(ReadFrameError::Truncated { part });
+    }
+    Ok(buf)
 }
 
 /// For the fuzz target: reads frames from `data` until it ends or one is

@@ -24,8 +24,8 @@ use veil_core::identity::{NodeId, MAX_SERVICE_DESCRIPTOR_LEN};
 use veil_core::message::ReplyTo;
 use veil_mio::StdNode;
 use veil_node::control_frame::{
-    encode_answer, encode_frame, read_frame, Frame, FrameRequest, MessageHeader, ReadFrameError,
-    FRAMES_VERSION,
+    encode_answer, encode_frame_head, read_frame, write_frame, Frame, FrameRequest, MessageHeader,
+    ReadFrameError, FRAMES_VERSION,
 };
 use veil_node::control_protocol::{
     encode_line, parse_reply_token, read_line, reply_token, MessageLine, Request, Response,
@@ -165,7 +165,9 @@ fn parse_frame(frame: Frame) -> Result<Valid, InvalidFrame> {
 struct Writer {
     stream: ControlStream,
     frames: bool,
-    /// The frame being written, reused so a bulk transfer allocates none.
+    /// The start of the frame being written (its lengths and header),
+    /// reused so a bulk transfer allocates none; payloads are written from
+    /// where they are.
     buf: Vec<u8>,
 }
 
@@ -181,7 +183,8 @@ impl Writer {
     }
 
     /// Writes a received message: a `message` line with `data_hex`, or a
-    /// `message` header with the message as the payload, in one write.
+    /// `message` header with the message as the payload, in one vectored
+    /// write.
     fn message(
         &mut self,
         from: Option<String>,
@@ -194,8 +197,8 @@ impl Writer {
                 from,
                 reply_to,
             };
-            encode_frame(&mut self.buf, &header, data).map_err(std::io::Error::other)?;
-            self.stream.write_all(&self.buf)
+            encode_frame_head(&mut self.buf, &header, data.len()).map_err(std::io::Error::other)?;
+            write_frame(&mut self.stream, &self.buf, data)
         } else {
             let line = MessageLine {
                 event: "message".into(),

@@ -18,7 +18,8 @@ use veil_core::identity::NodeId;
 
 use crate::control_address::Endpoint;
 use crate::control_frame::{
-    encode_frame, read_frame, FrameRequest, MessageHeader, ReadFrameError, FRAMES_VERSION,
+    encode_frame_head, read_frame, write_frame, FrameRequest, MessageHeader, ReadFrameError,
+    FRAMES_VERSION,
 };
 use crate::control_protocol::{encode_line, read_line, MessageLine, Request, Response, MAX_LINE};
 use crate::control_stream::ControlStream;
@@ -50,7 +51,9 @@ pub struct ControlClient {
     /// Whether the connection speaks binary frames (CONTROL.md, "Binary
     /// frames") instead of lines.
     frames: bool,
-    /// The request frame being written, reused for every request.
+    /// The start of the request frame being written (lengths and
+    /// header), reused for every request; payloads are written from where
+    /// they are.
     buf: Vec<u8>,
 }
 
@@ -285,11 +288,9 @@ impl ControlClient {
         header: &FrameRequest,
         payload: &[u8],
     ) -> Result<T, Failure> {
-        encode_frame(&mut self.buf, header, payload).map_err(ConnectionError::EncodeFrame)?;
-        self.stream
-            .get_mut()
-            .write_all(&self.buf)
-            .map_err(ConnectionError::Io)?;
+        encode_frame_head(&mut self.buf, header, payload.len())
+            .map_err(ConnectionError::EncodeFrame)?;
+        write_frame(self.stream.get_mut(), &self.buf, payload).map_err(ConnectionError::Io)?;
         let frame = match read_frame(&mut self.stream) {
             Ok(Some(frame)) => frame,
             Ok(None) => return Err(ConnectionError::Closed.into()),
