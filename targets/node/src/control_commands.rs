@@ -180,7 +180,7 @@ pub fn listen(control: &ControlArgs, output: Output, count: Option<u64>) -> Resu
         let message = listener.receive().map_err(|e| e.to_string())?;
         line.clear();
         match output {
-            Output::Json => line.extend_from_slice(&message.json()),
+            Output::Json => line.extend_from_slice(message.json()),
             Output::Raw => line.extend_from_slice(&message.data().map_err(|e| e.to_string())?),
             Output::Escaped => {
                 terminal_text::escape(&message.data().map_err(|e| e.to_string())?, &mut line);

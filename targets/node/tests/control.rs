@@ -639,7 +639,7 @@ fn binary_frames_carry_messages_between_processes_and_bound_what_they_take() {
     assert_eq!(first.from(), None, "the sender is anonymous");
     let token = first.reply_to().expect("a reply token").to_string();
     // The JSON form of a framed message is the `message` line.
-    let line: serde_json::Value = serde_json::from_slice(&first.json()).expect("json");
+    let line: serde_json::Value = serde_json::from_slice(first.json()).expect("json");
     assert_eq!(line["data_hex"], hex::encode(&every_byte));
     let second = b_listener.receive().expect("second message");
     assert_eq!(second.into_data().expect("data"), largest);

@@ -347,6 +347,7 @@ impl Listener {
             Ok(header) => Ok(Received(Kind::Frame {
                 header,
                 data: frame.payload,
+                line: std::cell::OnceCell::new(),
             })),
             Err(_) => {
                 let last: Response =
@@ -373,26 +374,28 @@ enum Kind {
     Frame {
         header: MessageHeader,
         data: Vec<u8>,
+        /// The `message` line, made on the first [`Received::json`].
+        line: std::cell::OnceCell<Vec<u8>>,
     },
 }
 
 impl Received {
     /// The message as a `message` line without its `\n`: exactly as the
     /// node sent it on lines; made from the frame (the same fields, the
-    /// data in hex) on frames.
-    pub fn json(&self) -> std::borrow::Cow<'_, [u8]> {
+    /// data in hex) on frames, once, when first asked for.
+    pub fn json(&self) -> &[u8] {
         match &self.0 {
-            Kind::Line { line, .. } => std::borrow::Cow::Borrowed(line),
-            Kind::Frame { header, data } => {
-                let line = MessageLine {
+            Kind::Line { line, .. } => line,
+            Kind::Frame { header, data, line } => line.get_or_init(|| {
+                let message = MessageLine {
                     event: header.event.clone(),
                     from: header.from.clone(),
                     reply_to: header.reply_to.clone(),
                     data_hex: hex::encode(data),
                 };
                 // Strings and null only: it always encodes.
-                std::borrow::Cow::Owned(serde_json::to_vec(&line).unwrap_or_default())
-            }
+                serde_json::to_vec(&message).unwrap_or_default()
+            }),
         }
     }
 
