@@ -49,8 +49,10 @@ impl ControlArgs {
         Ok(Endpoint::of_node(&dir, self.control.as_ref()))
     }
 
+    /// A connection on binary frames where the node speaks them: messages
+    /// then cross the socket as their bytes, not twice as many hex digits.
     fn connect(&self, answer_timeout: Option<Duration>) -> Result<ControlClient, String> {
-        ControlClient::connect(&self.endpoint()?, answer_timeout).map_err(|e| e.to_string())
+        ControlClient::connect_framed(&self.endpoint()?, answer_timeout).map_err(|e| e.to_string())
     }
 }
 

@@ -95,6 +95,15 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         count: Option<u64>,
     },
+    /// Switch this connection to binary frames (`control_frame`): answered
+    /// `{"ok":true}` as a line, after which both directions speak frames
+    /// only; a version the node does not speak is answered `ok: false`
+    /// and the connection stays on lines. Negotiated, not assumed, so
+    /// that every existing client keeps its lines.
+    Frames {
+        /// The frame format asked for: `control_frame::FRAMES_VERSION`.
+        version: u32,
+    },
 }
 
 /// An answer, one JSON object per line.

@@ -8,6 +8,10 @@
 //! line longer than the limit all close the connection without a word, so
 //! a web page's cross-protocol POST to a loopback port can neither run a
 //! command nor read anything back.
+//!
+//! A connection that asked for binary frames (a valid `frames` line) has
+//! shown that it speaks the protocol, so a malformed frame there gets one
+//! answer frame saying what was wrong before the connection closes.
 
 use std::io::{BufReader, ErrorKind, Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,6 +23,10 @@ use serde::Serialize;
 use veil_core::identity::{NodeId, MAX_SERVICE_DESCRIPTOR_LEN};
 use veil_core::message::ReplyTo;
 use veil_mio::StdNode;
+use veil_node::control_frame::{
+    encode_answer, encode_frame_head, read_frame, write_frame, Frame, FrameRequest, MessageHeader,
+    ReadFrameError, FRAMES_VERSION,
+};
 use veil_node::control_protocol::{
     encode_line, parse_reply_token, read_line, reply_token, MessageLine, Request, Response,
     MAX_AUTH_LINE, MAX_LINE,
@@ -40,13 +48,15 @@ const LISTEN_QUEUE: usize = 1024;
 /// How long a TCP connection may take to send its cookie line.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A request whose fields have been decoded: what a valid line asks.
+/// A request whose fields have been decoded: what a valid line or frame
+/// asks.
 enum Valid {
     Status,
     Send { to: NodeId, data: Vec<u8> },
     Reply { to: ReplyTo, data: Vec<u8> },
     LearnService { descriptor: Vec<u8> },
     Listen { count: Option<u64> },
+    Frames { version: u32 },
 }
 
 /// The request on `line`, if it is a valid one: JSON of a known command
@@ -67,7 +77,138 @@ fn parse(line: &[u8]) -> Option<Valid> {
             descriptor: hex::decode(descriptor_hex).ok()?,
         },
         Request::Listen { count } => Valid::Listen { count },
+        Request::Frames { version } => Valid::Frames { version },
     })
+}
+
+/// Why a frame is not a valid request. In frame mode the node says so in
+/// an answer frame before it closes the connection: only a client that
+/// asked for frames in a valid line gets there, so the answer cannot be
+/// reflected to a cross-protocol sender.
+#[derive(Debug)]
+enum InvalidFrame {
+    /// The frame itself was malformed (lengths over the limits, truncated).
+    Framing(ReadFrameError),
+    /// The header is not a known command with exactly its fields.
+    Header(serde_json::Error),
+    /// `to` is not a node id.
+    NodeId,
+    /// `reply_to` is not a reply token.
+    ReplyToken,
+    /// A command without data came with a payload.
+    UnexpectedPayload {
+        /// How long the payload was.
+        len: usize,
+    },
+}
+
+impl std::fmt::Display for InvalidFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InvalidFrame::Framing(e) => e.fmt(f),
+            InvalidFrame::Header(e) => write!(
+                f,
+                "the frame header is not a request ({e}); see CONTROL.md, \"Binary frames\""
+            ),
+            InvalidFrame::NodeId => f.write_str("`to` is not a node id (64 hex digits)"),
+            InvalidFrame::ReplyToken => f.write_str(
+                "`reply_to` is not a reply token; pass the one of the message's header unchanged",
+            ),
+            InvalidFrame::UnexpectedPayload { len } => write!(
+                f,
+                "a payload of {len} bytes on a command that takes none; send `status` and \
+                 `listen` with an empty payload"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for InvalidFrame {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            InvalidFrame::Framing(e) => Some(e),
+            InvalidFrame::Header(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// The request a frame holds: its header parsed as strictly as a line,
+/// its payload taken as the data without a copy.
+fn parse_frame(frame: Frame) -> Result<Valid, InvalidFrame> {
+    let request: FrameRequest =
+        serde_json::from_slice(&frame.header).map_err(InvalidFrame::Header)?;
+    if !request.takes_payload() && !frame.payload.is_empty() {
+        return Err(InvalidFrame::UnexpectedPayload {
+            len: frame.payload.len(),
+        });
+    }
+    Ok(match request {
+        FrameRequest::Status {} => Valid::Status,
+        FrameRequest::Send { to } => Valid::Send {
+            to: NodeId::from_hex(&to).map_err(|_| InvalidFrame::NodeId)?,
+            data: frame.payload,
+        },
+        FrameRequest::Reply { reply_to } => Valid::Reply {
+            to: parse_reply_token(&reply_to).ok_or(InvalidFrame::ReplyToken)?,
+            data: frame.payload,
+        },
+        FrameRequest::LearnService {} => Valid::LearnService {
+            descriptor: frame.payload,
+        },
+        FrameRequest::Listen { count } => Valid::Listen { count },
+    })
+}
+
+/// How a connection writes: lines until it asked for frames, frames
+/// after.
+struct Writer {
+    stream: ControlStream,
+    frames: bool,
+    /// The start of the frame being written (its lengths and header),
+    /// reused so a bulk transfer allocates none; payloads are written from
+    /// where they are.
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    /// Writes `response` as a line or as a frame without payload.
+    fn answer(&mut self, response: &Response) -> std::io::Result<()> {
+        if self.frames {
+            encode_answer(&mut self.buf, response).map_err(std::io::Error::other)?;
+            self.stream.write_all(&self.buf)
+        } else {
+            write_line(&mut self.stream, response)
+        }
+    }
+
+    /// Writes a received message: a `message` line with `data_hex`, or a
+    /// `message` header with the message as the payload, in one vectored
+    /// write.
+    fn message(
+        &mut self,
+        from: Option<String>,
+        reply_to: Option<String>,
+        data: &[u8],
+    ) -> std::io::Result<()> {
+        if self.frames {
+            let header = MessageHeader {
+                event: "message".into(),
+                from,
+                reply_to,
+            };
+            encode_frame_head(&mut self.buf, &header, data.len()).map_err(std::io::Error::other)?;
+            write_frame(&mut self.stream, &self.buf, data)
+        } else {
+            let line = MessageLine {
+                event: "message".into(),
+                from,
+                reply_to,
+                data_hex: hex::encode(data),
+            };
+            write_line(&mut self.stream, &line)
+        }
+    }
 }
 
 /// Accepts control connections on a thread of its own, one thread per
@@ -138,69 +279,92 @@ fn serve_connection(
     host: &HostHandle,
     cookie: Option<&Cookie>,
 ) -> std::io::Result<()> {
-    let mut writer = stream.try_clone()?;
+    let mut writer = Writer {
+        stream: stream.try_clone()?,
+        frames: false,
+        buf: Vec::new(),
+    };
     let mut reader = BufReader::new(stream);
     if let Some(cookie) = cookie {
         if !authenticated(&mut reader, cookie)? {
             log::debug!("control connection closed: no valid cookie");
             return Ok(());
         }
-        write_line(&mut writer, &Response::ok())?;
+        writer.answer(&Response::ok())?;
     }
     loop {
-        let line = match read_line(&mut reader, MAX_LINE) {
-            Ok(Some(line)) => line,
-            Ok(None) => return Ok(()),
-            Err(e) if e.kind() == ErrorKind::InvalidData => {
-                log::debug!("control connection closed: a line longer than {MAX_LINE} bytes");
+        let request = if writer.frames {
+            let frame = match read_frame(&mut reader) {
+                Ok(Some(frame)) => Ok(frame),
+                Ok(None) => return Ok(()),
+                Err(ReadFrameError::Io(e)) => return Err(e),
+                Err(e) => Err(InvalidFrame::Framing(e)),
+            };
+            match frame.and_then(parse_frame) {
+                Ok(request) => request,
+                Err(e) => {
+                    log::debug!("control connection closed: {e}");
+                    let _ = writer.answer(&Response::error(format!(
+                        "{e}; the node closes this connection"
+                    )));
+                    return Ok(());
+                }
+            }
+        } else {
+            let line = match read_line(&mut reader, MAX_LINE) {
+                Ok(Some(line)) => line,
+                Ok(None) => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::InvalidData => {
+                    log::debug!("control connection closed: a line longer than {MAX_LINE} bytes");
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let Some(request) = parse(&line) else {
+                log::debug!("control connection closed: a line that is not a valid request");
                 return Ok(());
-            }
-            Err(e) => return Err(e),
+            };
+            request
         };
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let Some(request) = parse(&line) else {
-            log::debug!("control connection closed: a line that is not a valid request");
-            return Ok(());
-        };
-        match request {
-            Valid::Status => {
-                let response = match host.status() {
-                    Ok(status) => Response {
-                        status: Some(status),
-                        ..Response::ok()
-                    },
-                    Err(e) => Response::error(e),
-                };
-                write_line(&mut writer, &response)?;
+        let response = match request {
+            Valid::Status => match host.status() {
+                Ok(status) => Response {
+                    status: Some(status),
+                    ..Response::ok()
+                },
+                Err(e) => Response::error(e),
+            },
+            Valid::Send { to, data } => match send(host, to, data) {
+                Ok(()) => Response::ok(),
+                Err(e) => Response::error(e),
+            },
+            Valid::Reply { to, data } => match reply(host, to, data) {
+                Ok(()) => Response::ok(),
+                Err(e) => Response::error(e),
+            },
+            Valid::LearnService { descriptor } => match learn_service(host, descriptor) {
+                Ok(id) => Response {
+                    service_id: Some(id.to_string()),
+                    ..Response::ok()
+                },
+                Err(e) => Response::error(e),
+            },
+            Valid::Frames { version } if version == FRAMES_VERSION => {
+                // The answer is the last line: frames from the next byte.
+                writer.answer(&Response::ok())?;
+                writer.frames = true;
+                continue;
             }
-            Valid::Send { to, data } => {
-                let response = match send(host, to, data) {
-                    Ok(()) => Response::ok(),
-                    Err(e) => Response::error(e),
-                };
-                write_line(&mut writer, &response)?;
-            }
-            Valid::Reply { to, data } => {
-                let response = match reply(host, to, data) {
-                    Ok(()) => Response::ok(),
-                    Err(e) => Response::error(e),
-                };
-                write_line(&mut writer, &response)?;
-            }
-            Valid::LearnService { descriptor } => {
-                let response = match learn_service(host, descriptor) {
-                    Ok(id) => Response {
-                        service_id: Some(id.to_string()),
-                        ..Response::ok()
-                    },
-                    Err(e) => Response::error(e),
-                };
-                write_line(&mut writer, &response)?;
-            }
+            Valid::Frames { version } => Response::error(format!(
+                "frames version {version}: this node speaks version {FRAMES_VERSION}; the \
+                 connection stays on lines"
+            )),
             Valid::Listen { count } => return listen(reader, writer, host, count),
-        }
+        };
+        writer.answer(&response)?;
     }
 }
 
@@ -242,15 +406,15 @@ fn learn_service(host: &HostHandle, descriptor: Vec<u8>) -> Result<NodeId, Strin
 /// Streams received messages until the client goes away.
 fn listen(
     mut reader: BufReader<ControlStream>,
-    mut writer: ControlStream,
+    mut writer: Writer,
     host: &HostHandle,
     count: Option<u64>,
 ) -> std::io::Result<()> {
     let (tx, rx) = mpsc::sync_channel(LISTEN_QUEUE);
     if let Err(e) = host.command(Command::Subscribe { tag: 0, tx }) {
-        return write_line(&mut writer, &Response::error(e));
+        return writer.answer(&Response::error(e));
     }
-    write_line(&mut writer, &Response::ok())?;
+    writer.answer(&Response::ok())?;
     let mut sent = 0u64;
     while count.is_none_or(|c| sent < c) {
         match rx.recv_timeout(Duration::from_secs(1)) {
@@ -272,13 +436,11 @@ fn listen(
                     }));
                     return requeue_rest(rx, host);
                 }
-                let line = MessageLine {
-                    event: "message".into(),
-                    from: from.map(|f| f.to_string()),
-                    reply_to: reply_to.as_ref().map(reply_token),
-                    data_hex: hex::encode(data),
-                };
-                write_line(&mut writer, &line)?;
+                writer.message(
+                    from.map(|f| f.to_string()),
+                    reply_to.as_ref().map(reply_token),
+                    &data,
+                )?;
                 sent += 1;
             }
             Ok(_) => {}
@@ -289,10 +451,9 @@ fn listen(
             }
             Err(RecvTimeoutError::Disconnected) => {
                 // Dropped for falling behind, or the node stopped.
-                let _ = write_line(
-                    &mut writer,
-                    &Response::error("listener dropped: fell behind or node stopped"),
-                );
+                let _ = writer.answer(&Response::error(
+                    "listener dropped: fell behind or node stopped",
+                ));
                 return Ok(());
             }
         }

@@ -21,7 +21,9 @@
 //! 1. [`control_client`]: connects (presenting the cookie over TCP),
 //!    sends typed requests, reads typed answers, with one error type per
 //!    operation;
-//! 2. [`control_protocol`]: the request and answer lines, the cookie
+//! 2. [`control_frame`]: the binary frames a connection may switch to
+//!    (the line's JSON as a header, the data as raw bytes after it);
+//!    [`control_protocol`]: the request and answer lines, the cookie
 //!    line, their framing and limits;
 //! 3. [`control_stream`]: one connection, over a Unix domain socket or
 //!    TCP;
@@ -46,6 +48,7 @@
 
 pub mod control_address;
 pub mod control_client;
+pub mod control_frame;
 pub mod control_protocol;
 pub mod control_stream;
 pub mod status;

@@ -602,3 +602,107 @@ fn service_commands_work_and_refuse_in_one_line() {
     fs::write(&key, [3u8; 10]).expect("short key");
     fails(&node, b"", "is 10 bytes, not 64");
 }
+
+/// Binary frames between real processes: `a` sends, over a framed
+/// connection, messages that lines would have to escape (every byte
+/// value, a newline, the largest size) to `b`, whose framed listener gets
+/// them byte for byte with their reply token; `b` replies over frames and
+/// `a`'s framed listener gets the reply from `b`. Then a hostile frame
+/// (a 4 GiB payload length) gets a typed answer and the connection closes,
+/// while the node keeps serving.
+#[test]
+fn binary_frames_carry_messages_between_processes_and_bound_what_they_take() {
+    use veil_node::control_frame::{FRAMES_VERSION, MAX_FRAME_PAYLOAD};
+
+    let scratch = Scratch::new("frames");
+    let mut children = Children::default();
+    let nodes = three_nodes(&scratch, 101, None, &mut children);
+    let [a, _, b] = &nodes;
+    let framed = |node: &Node, timeout: Option<Duration>| {
+        let client = ControlClient::connect_framed(&node.control, timeout).expect("connect");
+        assert!(client.frames(), "the node did not take frames");
+        client
+    };
+
+    let mut b_listener = framed(b, None).listen(Some(2)).expect("listen on b");
+    let every_byte: Vec<u8> = (0..=255u8).chain(*b"\n{\"ok\":true}\n").collect();
+    let largest: Vec<u8> = (0..MAX_FRAME_PAYLOAD).map(|i| (i % 251) as u8).collect();
+    let mut sender = framed(a, Some(Duration::from_secs(150)));
+    let b_id = veil_core::identity::NodeId::from_hex(&b.id).expect("id");
+    for message in [&every_byte, &largest] {
+        sender
+            .send(b_id, message)
+            .unwrap_or_else(|e| panic!("send: {e}\n{}", all_logs(&nodes)));
+    }
+    let first = b_listener.receive().expect("first message");
+    assert_eq!(first.data().expect("data"), every_byte);
+    assert_eq!(first.from(), None, "the sender is anonymous");
+    let token = first.reply_to().expect("a reply token").to_string();
+    // The JSON form of a framed message is the `message` line.
+    let line: serde_json::Value = serde_json::from_slice(first.json()).expect("json");
+    assert_eq!(line["data_hex"], hex::encode(&every_byte));
+    let second = b_listener.receive().expect("second message");
+    assert_eq!(second.into_data().expect("data"), largest);
+
+    let a_listener = framed(a, None).listen(Some(1)).expect("listen on a");
+    framed(b, Some(Duration::from_secs(150)))
+        .reply(&token, b"\0back\n")
+        .unwrap_or_else(|e| panic!("reply: {e}\n{}", all_logs(&nodes)));
+    let mut a_listener = a_listener;
+    let back = a_listener.receive().expect("the reply");
+    assert_eq!(back.data().expect("data"), b"\0back\n");
+    assert_eq!(back.from(), Some(b.id.as_str()));
+
+    // A frame announcing a 4 GiB payload: one answer frame naming the
+    // limit, then the connection closes; nothing was sent.
+    let socket = a.data.join(SOCKET_FILE);
+    let mut c = UnixStream::connect(&socket).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    c.write_all(format!("{{\"cmd\":\"frames\",\"version\":{FRAMES_VERSION}}}\n").as_bytes())
+        .expect("write");
+    let mut hostile = Vec::new();
+    hostile.extend_from_slice(&20u32.to_be_bytes());
+    hostile.extend_from_slice(&u32::MAX.to_be_bytes());
+    hostile.extend_from_slice(br#"{"cmd":"send","to":""#);
+    let _ = c.write_all(&hostile);
+    let got = read_until_closed(&mut c);
+    let answer = got
+        .strip_prefix(b"{\"ok\":true}\n".as_slice())
+        .unwrap_or_else(|| panic!("{got:?}"));
+    let mut reader = answer;
+    let frame = veil_node::control_frame::read_frame(&mut reader)
+        .expect("an answer frame")
+        .expect("not empty");
+    assert!(reader.is_empty(), "more after the last answer: {reader:?}");
+    let last: serde_json::Value = serde_json::from_slice(&frame.header).expect("json");
+    assert_eq!(last["ok"], false);
+    let error = last["error"].as_str().expect("error");
+    assert!(
+        error.contains("4294967295 bytes is over the limit of 65536"),
+        "{error}"
+    );
+    // A version the node does not speak keeps the connection on lines.
+    let mut c = UnixStream::connect(&socket).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    c.write_all(b"{\"cmd\":\"frames\",\"version\":99}\n{\"cmd\":\"status\"}\n")
+        .expect("write");
+    c.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    let got = String::from_utf8(read_until_closed(&mut c)).expect("utf-8");
+    let mut lines = got.lines();
+    assert!(
+        lines
+            .next()
+            .is_some_and(|l| l.contains("frames version 99")),
+        "{got}"
+    );
+    assert!(
+        lines
+            .next()
+            .is_some_and(|l| l.starts_with("{\"ok\":true,\"status\":")),
+        "{got}"
+    );
+    let s = status(a).expect("a still serves");
+    assert_eq!(s.messages_sent, 2, "{s:?}");
+}

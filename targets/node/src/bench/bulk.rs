@@ -19,7 +19,7 @@ use crate::host_protocol::Notice;
 const BULK_CAP: Duration = Duration::from_secs(120);
 /// Messages in flight in the bulk transfer: the node's outgoing message
 /// pool (half of its 64 message slots). More would only wait in the host.
-const BULK_WINDOW: usize = 32;
+pub(super) const BULK_WINDOW: usize = 32;
 
 /// What a bulk transfer measured.
 pub(super) struct Bulk {
@@ -47,12 +47,12 @@ pub(super) struct Bulk {
 /// apart and ignored.
 const BULK_TAG: &[u8; 8] = b"veilbulk";
 /// The tag and the sequence number.
-const BULK_HEADER: usize = BULK_TAG.len() + 4;
+pub(super) const BULK_HEADER: usize = BULK_TAG.len() + 4;
 
 /// The bulk message `seq` of `len` bytes (at least the header): the tag,
 /// its sequence number, then zeros (the links encrypt it anyway; a pattern
 /// would only cost the bench CPU).
-fn bulk_message(seq: u32, len: usize) -> Vec<u8> {
+pub(super) fn bulk_message(seq: u32, len: usize) -> Vec<u8> {
     let mut data = vec![0u8; len.max(BULK_HEADER)];
     for (slot, byte) in data
         .iter_mut()
@@ -64,7 +64,7 @@ fn bulk_message(seq: u32, len: usize) -> Vec<u8> {
 }
 
 /// The sequence number of a bulk message, `None` if it is not one.
-fn bulk_seq(data: &[u8]) -> Option<usize> {
+pub(super) fn bulk_seq(data: &[u8]) -> Option<usize> {
     let rest = data.strip_prefix(BULK_TAG)?;
     let seq = rest.get(..4).and_then(|b| <[u8; 4]>::try_from(b).ok())?;
     usize::try_from(u32::from_be_bytes(seq)).ok()

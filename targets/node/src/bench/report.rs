@@ -202,7 +202,7 @@ pub(super) fn print_table(
             let (label, circuits) = bulk_row("bulk between processes", b);
             row(
                 &label,
-                &format!("{} (via control sockets, hex JSON)", throughput(b)),
+                &format!("{} (via control sockets, binary frames)", throughput(b)),
                 "",
             );
             row("", &circuits, "");

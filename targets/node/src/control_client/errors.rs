@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::control_address::Endpoint;
+use crate::control_frame::{EncodeFrameError, ReadFrameError};
 
 /// Why a request got no usable answer, whatever the request.
 #[derive(Debug)]
@@ -19,6 +20,11 @@ pub enum ConnectionError {
     Closed,
     /// The node answered something that is not the protocol's answer.
     Unexpected(serde_json::Error),
+    /// A request frame could not be encoded (data over the largest
+    /// message).
+    EncodeFrame(EncodeFrameError),
+    /// The node's frame was malformed (CONTROL.md, "Binary frames").
+    Frame(ReadFrameError),
 }
 
 impl fmt::Display for ConnectionError {
@@ -28,6 +34,8 @@ impl fmt::Display for ConnectionError {
             ConnectionError::Io(e) => write!(f, "control connection failed: {e}"),
             ConnectionError::Closed => f.write_str("the node closed the control connection"),
             ConnectionError::Unexpected(e) => write!(f, "unexpected answer from the node: {e}"),
+            ConnectionError::EncodeFrame(e) => write!(f, "cannot send the request: {e}"),
+            ConnectionError::Frame(e) => write!(f, "unexpected frame from the node: {e}"),
         }
     }
 }
@@ -37,6 +45,8 @@ impl std::error::Error for ConnectionError {
         match self {
             ConnectionError::Encode(e) | ConnectionError::Unexpected(e) => Some(e),
             ConnectionError::Io(e) => Some(e),
+            ConnectionError::EncodeFrame(e) => Some(e),
+            ConnectionError::Frame(e) => Some(e),
             ConnectionError::Closed => None,
         }
     }
@@ -269,7 +279,7 @@ pub enum ReceiveError {
         /// The node's reason.
         reason: String,
     },
-    /// A line that is neither a message nor an answer.
+    /// A line (or frame header) that is neither a message nor an answer.
     UnexpectedLine(serde_json::Error),
     /// A message whose `data_hex` is not hex.
     BadData(hex::FromHexError),

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 
 use super::*;
 use crate::control_address::COOKIE_LEN;
+use veil_mio::StdNode;
 
 /// A fresh socket path under the temporary directory.
 fn socket_path() -> PathBuf {
@@ -253,4 +254,104 @@ fn a_listener_hands_out_the_reply_token_of_an_anonymous_message() {
     assert_eq!(message.data().unwrap(), b"hi");
     drop(listener);
     node.join().unwrap();
+}
+
+#[test]
+fn a_framed_client_sends_frames_to_a_node_that_takes_them() {
+    use crate::control_frame::{encode_answer, read_frame, FRAME_PREFIX};
+    use std::io::Read;
+    let path = socket_path();
+    let listener = UnixListener::bind(&path).unwrap();
+    let endpoint = Endpoint::Unix(path.clone());
+    let node = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let _ = std::fs::remove_file(&path);
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        reader.get_mut().write_all(b"{\"ok\":true}\n").unwrap();
+        let frame = read_frame(&mut reader).unwrap().unwrap();
+        let mut out = Vec::new();
+        encode_answer(&mut out, &Response::error("nope")).unwrap();
+        reader.get_mut().write_all(&out).unwrap();
+        // Then a frame with a hostile length: the client must refuse it.
+        let mut prefix = [0u8; FRAME_PREFIX];
+        prefix[..4].copy_from_slice(&11u32.to_be_bytes());
+        prefix[4..].copy_from_slice(&u32::MAX.to_be_bytes());
+        let _ = read_frame(&mut reader);
+        reader.get_mut().write_all(&prefix).unwrap();
+        let mut rest = Vec::new();
+        let _ = reader.read_to_end(&mut rest);
+        (line, frame)
+    });
+    let mut client =
+        ControlClient::connect_framed(&endpoint, Some(Duration::from_secs(10))).unwrap();
+    assert!(client.frames());
+    let e = client.send(some_id(), b"h\ni\0").unwrap_err();
+    assert!(
+        matches!(e, SendError::NotDelivered { ref reason } if reason == "nope"),
+        "{e:?}"
+    );
+    let e = client.status().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StatusError::Connection(ConnectionError::Frame(
+                crate::control_frame::ReadFrameError::PayloadTooLong { .. }
+            ))
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("over the limit"), "{e}");
+    // Over the largest message: refused here, before anything is written.
+    let e = client
+        .send(some_id(), &vec![0u8; StdNode::MAX_MESSAGE + 1])
+        .unwrap_err();
+    assert!(
+        matches!(e, SendError::Connection(ConnectionError::EncodeFrame(_))),
+        "{e:?}"
+    );
+    drop(client);
+    let (line, frame) = node.join().unwrap();
+    assert_eq!(line, "{\"cmd\":\"frames\",\"version\":1}\n");
+    let header: serde_json::Value = serde_json::from_slice(&frame.header).unwrap();
+    assert_eq!(
+        header,
+        serde_json::json!({"cmd":"send","to":"ab".repeat(32)})
+    );
+    assert_eq!(frame.payload, b"h\ni\0");
+}
+
+#[test]
+fn a_framed_client_falls_back_to_lines_on_a_node_without_frames() {
+    let path = socket_path();
+    let listener = UnixListener::bind(&path).unwrap();
+    let endpoint = Endpoint::Unix(path.clone());
+    let node = std::thread::spawn(move || {
+        // An old node: the unknown request closes the connection.
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut first = String::new();
+        reader.read_line(&mut first).unwrap();
+        drop(reader);
+        // The client comes back on lines.
+        let (stream, _) = listener.accept().unwrap();
+        let _ = std::fs::remove_file(&path);
+        let mut reader = BufReader::new(stream);
+        let mut request = String::new();
+        reader.read_line(&mut request).unwrap();
+        reader.get_mut().write_all(b"{\"ok\":true}\n").unwrap();
+        (first, request)
+    });
+    let mut client =
+        ControlClient::connect_framed(&endpoint, Some(Duration::from_secs(10))).unwrap();
+    assert!(!client.frames());
+    client.send(some_id(), b"hi").unwrap();
+    let (first, request) = node.join().unwrap();
+    assert!(first.contains("\"frames\""), "{first}");
+    let request: serde_json::Value = serde_json::from_str(&request).unwrap();
+    assert_eq!(
+        request,
+        serde_json::json!({"cmd":"send","to":"ab".repeat(32),"data_hex":"6869"})
+    );
 }

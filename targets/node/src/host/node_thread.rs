@@ -296,21 +296,45 @@ impl State {
     /// is only found out by trying) is kept for the next listener, so a
     /// message arriving just after a `veil listen --count 1` exits is not
     /// lost.
+    ///
+    /// Every listener but the last gets a copy; the last gets the notice
+    /// itself, so with the usual one listener a received message (up to
+    /// 64 KiB) is never copied on the node thread.
     fn notify(&mut self, notice: Notice) {
+        let mut pending = Some(notice);
         let mut taken = false;
-        self.subscribers
-            .retain(|(tag, tx)| match tx.try_send((*tag, notice.clone())) {
+        let mut i = 0;
+        while i < self.subscribers.len() {
+            let Some(notice) = pending.take() else {
+                break;
+            };
+            let Some((tag, tx)) = self.subscribers.get(i) else {
+                pending = Some(notice);
+                break;
+            };
+            let last = i.saturating_add(1) == self.subscribers.len();
+            let (give, keep) = if last {
+                (notice, None)
+            } else {
+                (notice.clone(), Some(notice))
+            };
+            let back = match tx.try_send((*tag, give)) {
                 Ok(()) => {
                     taken = true;
-                    true
+                    pending = keep;
+                    i = i.saturating_add(1);
+                    continue;
                 }
-                Err(TrySendError::Full(_)) => {
+                Err(TrySendError::Full((_, back))) => {
                     log::warn!("a listener fell behind and was dropped");
-                    false
+                    back
                 }
-                Err(TrySendError::Disconnected(_)) => false,
-            });
-        if !taken && matches!(notice, Notice::Received { .. }) {
+                Err(TrySendError::Disconnected((_, back))) => back,
+            };
+            pending = keep.or(Some(back));
+            self.subscribers.remove(i);
+        }
+        if let Some(notice) = pending.filter(|n| !taken && matches!(n, Notice::Received { .. })) {
             if self.backlog.len() == BACKLOG {
                 log::warn!("nobody listens: dropping the oldest received message");
                 self.backlog.pop_front();
