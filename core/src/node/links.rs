@@ -332,7 +332,14 @@ impl<P: Profile> Node<P> {
         dial_failed: &mut Option<(NodeId, bool)>,
     ) -> Option<LinkId> {
         self.introduce(index);
-        let own_id = self.identity.node_id();
+        // Only a link that just came up is checked against our own id, and
+        // the id is a hash of the identity key: computed here on every call
+        // it was a tenth of a relay's CPU on QUIC links, where this runs
+        // once per cell.
+        let just_up = self.links.as_ref().get(index).is_some_and(|s| {
+            !s.announced && s.session.as_ref().is_some_and(|s| s.was_established())
+        });
+        let own_id = just_up.then(|| self.identity.node_id());
         let duplicate = self.links.as_ref().get(index).is_some_and(|s| !s.announced)
             && self.is_duplicate(index);
         let slot = self.links.as_mut().get_mut(index)?;
@@ -349,7 +356,7 @@ impl<P: Profile> Node<P> {
             && slot
                 .session
                 .as_ref()
-                .is_some_and(|s| s.was_established() && s.peer() == Some(own_id))
+                .is_some_and(|s| s.was_established() && own_id.is_some() && s.peer() == own_id)
         {
             // A link to ourselves (our own address in a bootstrap list, or
             // an address that leads back here) is useless and would loop
