@@ -8,10 +8,17 @@ use std::time::Duration;
 /// no HTTP/3 answer: see `docs/quic.md`.)
 pub const DEFAULT_ALPN: &[u8] = b"h3";
 
-/// Largest UDP payload this transport sends. Path MTU discovery is off
-/// (see `docs/quic.md`), so datagrams stay at QUIC's 1200-byte minimum,
-/// well under this; a buffer of this size always holds one.
+/// Largest UDP payload this transport sends or accepts: the
+/// `max_udp_payload_size` it advertises is 1472 (quinn's default, an
+/// Ethernet frame less the IPv4 and UDP headers), and path MTU discovery
+/// never goes past [`QuicConfig::max_mtu`], at most that; a buffer of this
+/// size always holds one datagram.
 pub const MAX_DATAGRAM: usize = 1500;
+
+/// The default upper bound of path MTU discovery: quinn's, an Ethernet
+/// frame less IPv6 and UDP headers (1500 - 40 - 8), so one value serves
+/// both address families on the common path.
+pub const DEFAULT_MAX_MTU: u16 = 1452;
 
 /// How a transport behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +61,11 @@ pub struct QuicConfig {
     /// the peer to acknowledge what was written (usually the link's `Close`
     /// frame) before closing the connection anyway.
     pub linger: Duration,
+    /// Path MTU discovery's upper bound: the largest UDP payload a
+    /// connection probes for ([`DEFAULT_MAX_MTU`]). Packets start at QUIC's
+    /// 1200 bytes and grow to what the path takes, at most this; the peer's
+    /// `max_udp_payload_size` (1472 between veil nodes) caps it too.
+    pub max_mtu: u16,
 }
 
 impl Default for QuicConfig {
@@ -71,6 +83,7 @@ impl Default for QuicConfig {
             max_circuit_streams: 1023,
             send_window: 4 * 1024 * 1024,
             linger: Duration::from_secs(2),
+            max_mtu: DEFAULT_MAX_MTU,
         }
     }
 }
