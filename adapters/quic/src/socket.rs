@@ -111,7 +111,7 @@ impl QuicSocket {
         // Non-blocking already (mio); this sets GRO, ECN reception, the
         // packet-info options and the don't-fragment bit.
         let state = UdpSocketState::new(UdpSockRef::from(&socket)).map_err(SetupError::Io)?;
-        let transport = QuicTransport::new(config)?;
+        let transport = QuicTransport::with_mtu_discovery(config, !state.may_fragment())?;
         // A GRO batch is at most `gro_segments` datagrams of at most
         // MAX_DATAGRAM bytes (the peer may send no more than we advertise).
         let slice_len = MAX_DATAGRAM.saturating_mul(state.gro_segments().max(1));

@@ -310,6 +310,48 @@ fn bytes_both_ways_with_backpressure() {
     }
 }
 
+/// A bulk transfer over real sockets uses the socket layer's batching and
+/// path MTU discovery: datagrams grow past QUIC's 1200-byte minimum, and
+/// (where the kernel has GSO, as Linux does) one send call carries several
+/// of them. Fails if the socket sends one datagram per call, or if the
+/// don't-fragment bit or MTU discovery is off.
+#[test]
+fn bulk_uses_gso_batches_and_larger_datagrams() {
+    let mut net = Net::new(vec![QuicConfig::default(), QuicConfig::default()]);
+    for s in &net.sockets {
+        // quinn-udp set the don't-fragment bit, which MTU discovery needs.
+        #[cfg(target_os = "linux")]
+        assert!(!s.may_fragment(), "datagrams may be fragmented");
+        #[cfg(target_os = "linux")]
+        assert!(s.max_segments() > 1, "no GSO on this socket");
+    }
+    let (client, server) = connect_pair(&mut net);
+    assert_eq!(net.transport(0).current_mtu(client), Some(1200));
+    exchange(&mut net, [client, server], 4 * 1024 * 1024, Duration::ZERO);
+    for (side, conn) in [(0, client), (1, server)] {
+        let mtu = net.transport(side).current_mtu(conn).unwrap();
+        assert!(mtu > 1200, "side {side}: path MTU still {mtu}");
+        assert!(
+            usize::from(mtu) <= MAX_DATAGRAM,
+            "side {side}: path MTU {mtu}"
+        );
+        let stats = net.sockets[side].stats();
+        assert!(stats.largest_sent > 1200, "side {side}: {stats:?}");
+        #[cfg(target_os = "linux")]
+        {
+            assert!(
+                stats.datagrams_sent > stats.send_calls,
+                "side {side}: one datagram per send call: {stats:?}"
+            );
+            assert!(
+                stats.datagrams_received > stats.receive_calls,
+                "side {side}: one datagram per receive call: {stats:?}"
+            );
+        }
+        println!("side {side}: path MTU {mtu}, {stats:?}");
+    }
+}
+
 #[test]
 fn first_datagram_is_a_quic_v1_initial() {
     let clock = Clock::start();

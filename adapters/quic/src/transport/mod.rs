@@ -223,7 +223,20 @@ const SERVER_NAME: &str = "localhost";
 impl QuicTransport {
     /// A transport with a fresh self-signed certificate (a new key every
     /// time: nothing ties the certificate to the node's veil identity).
+    /// Packets stay at QUIC's 1200-byte minimum: without knowing that its
+    /// datagrams carry the don't-fragment bit, the transport must not probe
+    /// for larger ones (IP would fragment a probe instead of dropping it,
+    /// and the probe would "succeed" past the real path MTU).
     pub fn new(config: QuicConfig) -> Result<Self, SetupError> {
+        Self::with_mtu_discovery(config, false)
+    }
+
+    /// As [`new`](Self::new), with path MTU discovery on if
+    /// `mtu_discovery`: only for a caller whose socket sets the
+    /// don't-fragment bit ([`QuicSocket`](crate::QuicSocket) does, where the
+    /// platform allows). Datagrams then grow from 1200 bytes up to
+    /// [`QuicConfig::max_mtu`] as far as the path takes them.
+    pub fn with_mtu_discovery(config: QuicConfig, mtu_discovery: bool) -> Result<Self, SetupError> {
         let server = if config.accept {
             let cert = tls::generate_certificate()?;
             let tls = tls::server_config(&config.alpn, cert)?;
@@ -251,7 +264,12 @@ impl QuicTransport {
             None
         };
         let origin = std::time::Instant::now();
-        let endpoint = Endpoint::new(Arc::new(EndpointConfig::default()), server, false, None);
+        let endpoint = Endpoint::new(
+            Arc::new(EndpointConfig::default()),
+            server,
+            mtu_discovery,
+            None,
+        );
         Ok(QuicTransport {
             config,
             endpoint,
