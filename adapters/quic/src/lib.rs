@@ -42,7 +42,9 @@ mod tls;
 mod transport;
 
 pub use circuit_streams::READ_AHEAD_CELLS;
-pub use config::{QuicConfig, DEFAULT_ALPN, DEFAULT_MAX_MTU, MAX_DATAGRAM};
+pub use config::{
+    QuicConfig, DEFAULT_ALPN, DEFAULT_LOOPBACK_MAX_MTU, DEFAULT_MAX_MTU, MAX_DATAGRAM,
+};
 pub use error::{CloseCause, ConnectError, SetupError};
 pub use link::{QuicLinks, DEFAULT_READ_CHUNK};
 pub use socket::{QuicSocket, SocketStats};

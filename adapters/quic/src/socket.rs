@@ -46,9 +46,13 @@ const DATAGRAMS_PER_RECEIVE: usize = 256;
 /// reason (a GSO batch counts as its datagrams, not as one).
 const DATAGRAMS_PER_TRANSMIT: usize = 256;
 
-/// Buffers filled by one receive call (`recvmmsg`). Each holds a GRO batch,
-/// so 8 of them hold up to 512 datagrams: more than a turn's budget.
+/// Buffers filled by one receive call (`recvmmsg`). Each holds a GRO batch
+/// (up to 64 datagrams), so 8 of them hold more than a turn's budget.
 const RECEIVE_SLICES: usize = 8;
+
+/// A receive buffer with GRO: the most a coalesced batch can hold (the
+/// UDP length field's limit).
+const GRO_BUFFER: usize = 65_536;
 
 /// Datagrams in one GSO batch at most. quinn-udp allows 64 on Linux; 64 KiB
 /// (the most one send may carry) holds 44 of 1452 bytes, and
@@ -111,10 +115,22 @@ impl QuicSocket {
         // Non-blocking already (mio); this sets GRO, ECN reception, the
         // packet-info options and the don't-fragment bit.
         let state = UdpSocketState::new(UdpSockRef::from(&socket)).map_err(SetupError::Io)?;
+        let mut config = config;
+        if local_addr.ip().is_loopback() {
+            // Only same-host peers, over a 64 KiB-MTU interface: see
+            // `QuicConfig::loopback_max_mtu`.
+            config.max_mtu = config.max_mtu.max(config.loopback_max_mtu);
+        }
+        let max_payload = usize::from(config.max_mtu).max(MAX_DATAGRAM);
         let transport = QuicTransport::with_mtu_discovery(config, !state.may_fragment())?;
-        // A GRO batch is at most `gro_segments` datagrams of at most
-        // MAX_DATAGRAM bytes (the peer may send no more than we advertise).
-        let slice_len = MAX_DATAGRAM.saturating_mul(state.gro_segments().max(1));
+        // A buffer holds one datagram (at most `max_payload` bytes: the
+        // peer may send no more than we advertise), or with GRO one
+        // coalesced batch, at most a UDP length's 64 KiB.
+        let slice_len = if state.gro_segments() > 1 {
+            max_payload.max(GRO_BUFFER)
+        } else {
+            max_payload
+        };
         let max_segments = state.max_gso_segments().clamp(1, MAX_SEGMENTS);
         Ok(QuicSocket {
             socket,
@@ -124,7 +140,7 @@ impl QuicSocket {
             recv_buf: vec![0u8; slice_len.saturating_mul(RECEIVE_SLICES)].into_boxed_slice(),
             slice_len,
             recv_meta: [RecvMeta::default(); RECEIVE_SLICES],
-            send_buf: Vec::with_capacity(MAX_DATAGRAM.saturating_mul(max_segments)),
+            send_buf: Vec::with_capacity(GRO_BUFFER.max(max_payload)),
             max_segments,
             blocked: None,
             readable: true,

@@ -43,6 +43,10 @@ const MAX_PENDING_RESPONSES: usize = 64;
 /// a close says nothing (it is encrypted anyway once the handshake is done).
 const CLOSE_CODE: VarInt = VarInt::from_u32(0);
 
+/// The `max_udp_payload_size` advertised unless `max_mtu` is larger:
+/// quinn's default, an Ethernet frame less IPv4 and UDP headers.
+const DEFAULT_MAX_UDP_PAYLOAD: u16 = 1472;
+
 /// The most bytes one GSO batch may hold: a UDP datagram's length field is
 /// 16 bits, and the kernel refuses a segmented send whose total exceeds it.
 const GSO_BATCH_BYTES: usize = 65_000;
@@ -264,12 +268,15 @@ impl QuicTransport {
             None
         };
         let origin = std::time::Instant::now();
-        let endpoint = Endpoint::new(
-            Arc::new(EndpointConfig::default()),
-            server,
-            mtu_discovery,
-            None,
-        );
+        // The largest datagram we accept: quinn's 1472 unless `max_mtu`
+        // asks for more (a loopback socket), since the peer's discovery is
+        // bounded by what we advertise.
+        let mut endpoint_config = EndpointConfig::default();
+        let max_payload = config.max_mtu.max(DEFAULT_MAX_UDP_PAYLOAD);
+        endpoint_config
+            .max_udp_payload_size(max_payload)
+            .map_err(|e| SetupError::Quic(format!("max UDP payload: {e}")))?;
+        let endpoint = Endpoint::new(Arc::new(endpoint_config), server, mtu_discovery, None);
         Ok(QuicTransport {
             config,
             endpoint,
