@@ -70,7 +70,7 @@ pub struct QuicConfig {
     /// connection probes for ([`DEFAULT_MAX_MTU`]). Packets start at QUIC's
     /// 1200 bytes and grow to what the path takes, at most this; the peer's
     /// `max_udp_payload_size` (1472 between veil nodes off loopback) caps it
-    /// too. Above 1452 the endpoint advertises it as its own
+    /// too. Above 1472 the endpoint advertises it as its own
     /// `max_udp_payload_size`.
     pub max_mtu: u16,
     /// `max_mtu` for a [`QuicSocket`](crate::QuicSocket) bound to a
