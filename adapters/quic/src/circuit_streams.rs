@@ -34,8 +34,12 @@ pub(crate) struct LinkGone;
 struct StreamState {
     /// The circuit, from the first cell either way.
     circuit: Option<CircuitId>,
-    /// Read, not yet taken by the node: whole cells, then maybe part of one.
+    /// Read, not yet taken by the node: whole cells, then maybe part of
+    /// one, from `rx_start` on. Cells are taken by moving `rx_start`, not
+    /// by shifting the rest down (a copy per cell); the buffer is reset
+    /// once empty and compacted before the next read.
     rx: Vec<u8>,
+    rx_start: usize,
     readable: bool,
     /// The peer finished (or reset) its side and all of it was read.
     read_done: bool,
@@ -49,7 +53,26 @@ struct StreamState {
 
 impl StreamState {
     fn holds_cell(&self) -> bool {
-        self.rx.len() >= CELL_LEN
+        self.rx_len() >= CELL_LEN
+    }
+
+    /// Bytes read and not yet taken.
+    fn rx_len(&self) -> usize {
+        self.rx.len().saturating_sub(self.rx_start)
+    }
+
+    /// The next whole cell, if one is held.
+    fn next_cell(&self) -> Option<&Cell> {
+        self.rx.get(self.rx_start..)?.first_chunk::<CELL_LEN>()
+    }
+
+    /// The node took the next cell.
+    fn take_cell(&mut self) {
+        self.rx_start = self.rx_start.saturating_add(CELL_LEN);
+        if self.rx_start >= self.rx.len() {
+            self.rx.clear();
+            self.rx_start = 0;
+        }
     }
 }
 
@@ -64,7 +87,6 @@ pub(crate) struct CircuitStreams {
     /// A cell for a new circuit whose stream could not be opened yet (the
     /// peer's stream limit): tried again on every pump.
     unopened: Option<Cell>,
-    read_buf: Vec<u8>,
 }
 
 fn is_destroy(cell: &Cell) -> bool {
@@ -86,7 +108,7 @@ impl CircuitStreams {
     pub(crate) fn buffered_bytes(&self) -> usize {
         self.streams
             .values()
-            .map(|s| s.rx.len().saturating_add(s.tx.len()))
+            .map(|s| s.rx_len().saturating_add(s.tx.len()))
             .fold(0, usize::saturating_add)
     }
 
@@ -140,8 +162,10 @@ impl CircuitStreams {
             if cells == CELLS_PER_PUMP {
                 return Ok(());
             }
-            if let Some(cell) = state.rx.first_chunk::<CELL_LEN>().copied() {
-                match host.handle(now, ReceiveStreamCell { link, cell: &cell }) {
+            if let Some(cell) = state.next_cell() {
+                let circuit = CircuitId::of(cell);
+                let destroy = is_destroy(cell);
+                match host.handle(now, ReceiveStreamCell { link, cell }) {
                     Ok(()) => {}
                     // Held: only this circuit waits.
                     Err(StreamCellError::WouldBlock(_)) => return Ok(()),
@@ -150,13 +174,12 @@ impl CircuitStreams {
                     }
                 }
                 cells = cells.saturating_add(1);
-                state.rx.drain(..CELL_LEN);
-                let circuit = CircuitId::of(&cell);
+                state.take_cell();
                 if state.circuit.is_none() {
                     state.circuit = Some(circuit);
                     self.by_circuit.insert(circuit, stream);
                 }
-                if is_destroy(&cell) {
+                if destroy {
                     // The peer ended the circuit: so do we, on this stream.
                     self.end_circuit(transport, conn, stream);
                 }
@@ -165,15 +188,26 @@ impl CircuitStreams {
             if !state.readable || state.read_done {
                 break;
             }
-            let room = READ_AHEAD_CELLS
-                .saturating_mul(CELL_LEN)
-                .saturating_sub(state.rx.len());
-            self.read_buf.resize(room, 0);
-            match transport.read_circuit(conn, stream, &mut self.read_buf) {
-                ReadOutcome::Data(n) => {
-                    let data = self.read_buf.get(..n).unwrap_or_default();
-                    state.rx.extend_from_slice(data);
-                }
+            // What is left is less than a cell: move it to the front (at
+            // most 513 bytes) and read straight in behind it.
+            if state.rx_start > 0 {
+                state.rx.drain(..state.rx_start.min(state.rx.len()));
+                state.rx_start = 0;
+            }
+            let held = state.rx.len();
+            let capacity = READ_AHEAD_CELLS.saturating_mul(CELL_LEN);
+            state.rx.resize(capacity.max(held), 0);
+            let outcome = match state.rx.get_mut(held..) {
+                Some(room) => transport.read_circuit(conn, stream, room),
+                None => ReadOutcome::WouldBlock,
+            };
+            let got = match outcome {
+                ReadOutcome::Data(n) => n,
+                _ => 0,
+            };
+            state.rx.truncate(held.saturating_add(got));
+            match outcome {
+                ReadOutcome::Data(_) => {}
                 ReadOutcome::WouldBlock => state.readable = false,
                 ReadOutcome::Finished | ReadOutcome::Closed => state.read_done = true,
             }
@@ -208,7 +242,20 @@ impl CircuitStreams {
             }
         };
         let state = self.streams.entry(stream).or_default();
-        state.tx.extend_from_slice(cell);
+        if state.tx.is_empty() && !state.write_done {
+            // The common case: straight to the stream, and only what it did
+            // not take is kept (no copy through `tx` for every cell).
+            let took = match transport.write_circuit(conn, stream, cell) {
+                Ok(n) => n,
+                // The peer stopped the stream: the cell is dropped.
+                Err(_) => CELL_LEN,
+            };
+            state
+                .tx
+                .extend_from_slice(cell.get(took..).unwrap_or_default());
+        } else {
+            state.tx.extend_from_slice(cell);
+        }
         if is_destroy(cell) {
             state.finish_pending = true;
             self.by_circuit.remove(&circuit);

@@ -8,10 +8,22 @@ use std::time::Duration;
 /// no HTTP/3 answer: see `docs/quic.md`.)
 pub const DEFAULT_ALPN: &[u8] = b"h3";
 
-/// Largest UDP payload this transport sends. Path MTU discovery is off
-/// (see `docs/quic.md`), so datagrams stay at QUIC's 1200-byte minimum,
-/// well under this; a buffer of this size always holds one.
+/// Largest UDP payload this transport sends or accepts with the default
+/// [`QuicConfig::max_mtu`]: the `max_udp_payload_size` it then advertises
+/// is 1472 (quinn's default, an Ethernet frame less the IPv4 and UDP
+/// headers), and path MTU discovery never goes past 1452; a buffer of this
+/// size holds any datagram. With a larger `max_mtu` (a socket on loopback,
+/// [`QuicConfig::loopback_max_mtu`]) datagrams go up to `max_mtu` bytes.
 pub const MAX_DATAGRAM: usize = 1500;
+
+/// The default upper bound of path MTU discovery: quinn's, an Ethernet
+/// frame less IPv6 and UDP headers (1500 - 40 - 8), so one value serves
+/// both address families on the common path.
+pub const DEFAULT_MAX_MTU: u16 = 1452;
+
+/// The default upper bound of path MTU discovery on a socket bound to a
+/// loopback address ([`QuicConfig::loopback_max_mtu`]).
+pub const DEFAULT_LOOPBACK_MAX_MTU: u16 = 16_384;
 
 /// How a transport behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +66,22 @@ pub struct QuicConfig {
     /// the peer to acknowledge what was written (usually the link's `Close`
     /// frame) before closing the connection anyway.
     pub linger: Duration,
+    /// Path MTU discovery's upper bound: the largest UDP payload a
+    /// connection probes for ([`DEFAULT_MAX_MTU`]). Packets start at QUIC's
+    /// 1200 bytes and grow to what the path takes, at most this; the peer's
+    /// `max_udp_payload_size` (1472 between veil nodes off loopback) caps it
+    /// too. Above 1472 the endpoint advertises it as its own
+    /// `max_udp_payload_size`.
+    pub max_mtu: u16,
+    /// `max_mtu` for a [`QuicSocket`](crate::QuicSocket) bound to a
+    /// loopback address ([`DEFAULT_LOOPBACK_MAX_MTU`]), used when larger.
+    /// Such a socket can only reach peers on the same host, over an
+    /// interface whose MTU is 65,536 bytes, and no wire observer sees its
+    /// packets; larger datagrams there save quinn-proto's and the kernel's
+    /// per-packet work (the in-process networks of `veil bench` and the
+    /// tests run there). The endpoint then also advertises it as its
+    /// `max_udp_payload_size` (else 1472), since a peer may send no larger.
+    pub loopback_max_mtu: u16,
 }
 
 impl Default for QuicConfig {
@@ -71,6 +99,8 @@ impl Default for QuicConfig {
             max_circuit_streams: 1023,
             send_window: 4 * 1024 * 1024,
             linger: Duration::from_secs(2),
+            max_mtu: DEFAULT_MAX_MTU,
+            loopback_max_mtu: DEFAULT_LOOPBACK_MAX_MTU,
         }
     }
 }

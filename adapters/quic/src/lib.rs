@@ -42,10 +42,12 @@ mod tls;
 mod transport;
 
 pub use circuit_streams::READ_AHEAD_CELLS;
-pub use config::{QuicConfig, DEFAULT_ALPN, MAX_DATAGRAM};
+pub use config::{
+    QuicConfig, DEFAULT_ALPN, DEFAULT_LOOPBACK_MAX_MTU, DEFAULT_MAX_MTU, MAX_DATAGRAM,
+};
 pub use error::{CloseCause, ConnectError, SetupError};
 pub use link::{QuicLinks, DEFAULT_READ_CHUNK};
-pub use socket::QuicSocket;
+pub use socket::{QuicSocket, SocketStats};
 pub use transport::{
     CircuitStream, ConnId, HandshakeInfo, QuicEvent, QuicTransport, ReadOutcome, Role,
     StreamClosed, CHANNEL_BINDING_LABEL,

@@ -14,7 +14,7 @@ use veil_core::node::{
 use veil_core::time::Instant;
 use veil_quic::{
     CloseCause, ConnId, QuicConfig, QuicEvent, QuicLinks, QuicSocket, QuicTransport, ReadOutcome,
-    Role, MAX_DATAGRAM,
+    Role, DEFAULT_LOOPBACK_MAX_MTU, DEFAULT_MAX_MTU, MAX_DATAGRAM,
 };
 
 /// How long any test may run before it fails.
@@ -307,6 +307,65 @@ fn bytes_both_ways_with_backpressure() {
     while net.transport(0).connection_count() + net.transport(1).connection_count() > 0 {
         assert!(!net.clock.expired(), "connections never drained");
         net.step(Duration::from_millis(50), None);
+    }
+}
+
+/// A bulk transfer over real sockets uses the socket layer's batching and
+/// path MTU discovery: datagrams grow past QUIC's 1200-byte minimum, and
+/// (where the kernel has GSO, as Linux does) one send call carries several
+/// of them. Fails if the socket sends one datagram per call, or if the
+/// don't-fragment bit or MTU discovery is off. Twice: with the loopback
+/// bound (these sockets are on 127.0.0.1), datagrams grow past an Ethernet
+/// frame; with it off, they stop at `max_mtu`'s 1452.
+#[test]
+fn bulk_uses_gso_batches_and_larger_datagrams() {
+    let ethernet = QuicConfig {
+        loopback_max_mtu: 0,
+        ..QuicConfig::default()
+    };
+    for (config, least, most) in [
+        (QuicConfig::default(), 1453, DEFAULT_LOOPBACK_MAX_MTU),
+        (ethernet, 1201, DEFAULT_MAX_MTU),
+    ] {
+        let mut net = Net::new(vec![config.clone(), config]);
+        for s in &net.sockets {
+            // quinn-udp set the don't-fragment bit, which MTU discovery needs.
+            #[cfg(target_os = "linux")]
+            assert!(!s.may_fragment(), "datagrams may be fragmented");
+            #[cfg(target_os = "linux")]
+            assert!(s.max_segments() > 1, "no GSO on this socket");
+        }
+        let (client, server) = connect_pair(&mut net);
+        assert_eq!(net.transport(0).current_mtu(client), Some(1200));
+        exchange(&mut net, [client, server], 4 * 1024 * 1024, Duration::ZERO);
+        for (side, conn) in [(0, client), (1, server)] {
+            let mtu = net.transport(side).current_mtu(conn).unwrap();
+            assert!(
+                (least..=most).contains(&mtu),
+                "side {side}: path MTU {mtu}, not in {least}..={most}"
+            );
+            let stats = net.sockets[side].stats();
+            assert!(
+                stats.largest_sent >= u64::from(least),
+                "side {side}: {stats:?}"
+            );
+            assert!(
+                stats.largest_sent <= u64::from(most),
+                "side {side}: {stats:?}"
+            );
+            #[cfg(target_os = "linux")]
+            {
+                assert!(
+                    stats.datagrams_sent > stats.send_calls,
+                    "side {side}: one datagram per send call: {stats:?}"
+                );
+                assert!(
+                    stats.datagrams_received > stats.receive_calls,
+                    "side {side}: one datagram per receive call: {stats:?}"
+                );
+            }
+            println!("side {side}: path MTU {mtu}, {stats:?}");
+        }
     }
 }
 

@@ -13,14 +13,14 @@
 //! and any clock origin works.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use quinn_proto::crypto::rustls::{HandshakeData, QuicClientConfig, QuicServerConfig};
 use quinn_proto::{
-    ClientConfig, ConnectionHandle, DatagramEvent, Dir, Endpoint, EndpointConfig, NoneTokenStore,
-    ServerConfig, StreamId, VarInt,
+    ClientConfig, ConnectionHandle, DatagramEvent, Dir, EcnCodepoint, Endpoint, EndpointConfig,
+    NoneTokenStore, ServerConfig, StreamId, Transmit, VarInt,
 };
 use veil_core::time::Instant;
 
@@ -42,6 +42,14 @@ const MAX_PENDING_RESPONSES: usize = 64;
 /// The application error code of every close: 0, and an empty reason, so
 /// a close says nothing (it is encrypted anyway once the handshake is done).
 const CLOSE_CODE: VarInt = VarInt::from_u32(0);
+
+/// The `max_udp_payload_size` advertised unless `max_mtu` is larger:
+/// quinn's default, an Ethernet frame less IPv4 and UDP headers.
+const DEFAULT_MAX_UDP_PAYLOAD: u16 = 1472;
+
+/// The most bytes one GSO batch may hold: a UDP datagram's length field is
+/// 16 bits, and the kernel refuses a segmented send whose total exceeds it.
+const GSO_BATCH_BYTES: usize = 65_000;
 
 /// One QUIC connection, as the caller names it. Never reused within one
 /// transport (quinn-proto's own handles are).
@@ -193,6 +201,9 @@ pub struct QuicTransport {
     events: VecDeque<QuicEvent>,
     responses: VecDeque<(SocketAddr, Vec<u8>)>,
     scratch: Vec<u8>,
+    /// The buffer [`poll_datagram`](QuicTransport::poll_datagram) has
+    /// quinn-proto write into before copying out one datagram.
+    transmit_buf: Vec<u8>,
     next_id: u64,
     origin: std::time::Instant,
     /// The latest time the caller gave, for work done in calls that take
@@ -216,7 +227,20 @@ const SERVER_NAME: &str = "localhost";
 impl QuicTransport {
     /// A transport with a fresh self-signed certificate (a new key every
     /// time: nothing ties the certificate to the node's veil identity).
+    /// Packets stay at QUIC's 1200-byte minimum: without knowing that its
+    /// datagrams carry the don't-fragment bit, the transport must not probe
+    /// for larger ones (IP would fragment a probe instead of dropping it,
+    /// and the probe would "succeed" past the real path MTU).
     pub fn new(config: QuicConfig) -> Result<Self, SetupError> {
+        Self::with_mtu_discovery(config, false)
+    }
+
+    /// As [`new`](Self::new), with path MTU discovery on if
+    /// `mtu_discovery`: only for a caller whose socket sets the
+    /// don't-fragment bit ([`QuicSocket`](crate::QuicSocket) does, where the
+    /// platform allows). Datagrams then grow from 1200 bytes up to
+    /// [`QuicConfig::max_mtu`] as far as the path takes them.
+    pub fn with_mtu_discovery(config: QuicConfig, mtu_discovery: bool) -> Result<Self, SetupError> {
         let server = if config.accept {
             let cert = tls::generate_certificate()?;
             let tls = tls::server_config(&config.alpn, cert)?;
@@ -243,10 +267,16 @@ impl QuicTransport {
         } else {
             None
         };
-        // Path MTU discovery needs the don't-fragment bit on the socket,
-        // which mio cannot set: stay at QUIC's 1200-byte minimum.
         let origin = std::time::Instant::now();
-        let endpoint = Endpoint::new(Arc::new(EndpointConfig::default()), server, false, None);
+        // The largest datagram we accept: quinn's 1472 unless `max_mtu`
+        // asks for more (a loopback socket), since the peer's discovery is
+        // bounded by what we advertise.
+        let mut endpoint_config = EndpointConfig::default();
+        let max_payload = config.max_mtu.max(DEFAULT_MAX_UDP_PAYLOAD);
+        endpoint_config
+            .max_udp_payload_size(max_payload)
+            .map_err(|e| SetupError::Quic(format!("max UDP payload: {e}")))?;
+        let endpoint = Endpoint::new(Arc::new(endpoint_config), server, mtu_discovery, None);
         Ok(QuicTransport {
             config,
             endpoint,
@@ -258,6 +288,7 @@ impl QuicTransport {
             events: VecDeque::new(),
             responses: VecDeque::new(),
             scratch: Vec::with_capacity(crate::MAX_DATAGRAM),
+            transmit_buf: Vec::with_capacity(crate::MAX_DATAGRAM),
             next_id: 1,
             origin,
             latest: origin,
@@ -290,16 +321,26 @@ impl QuicTransport {
 
     /// A UDP datagram arrived from `from`.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.handle_segment(now, from, None, None, BytesMut::from(data));
+    }
+
+    /// One UDP datagram arrived from `from`, on local address `local_ip`
+    /// (when the socket reports it) with the ECN bits `ecn`. `data` is one
+    /// datagram: the caller splits a GRO batch at its stride first (with
+    /// `BytesMut::split_to`, which does not copy).
+    pub fn handle_segment(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        local_ip: Option<IpAddr>,
+        ecn: Option<EcnCodepoint>,
+        data: BytesMut,
+    ) {
         let at = self.at(now);
         self.scratch.clear();
-        let event = self.endpoint.handle(
-            at,
-            from,
-            None,
-            None,
-            BytesMut::from(data),
-            &mut self.scratch,
-        );
+        let event = self
+            .endpoint
+            .handle(at, from, local_ip, ecn, data, &mut self.scratch);
         match event {
             None => {}
             Some(DatagramEvent::Response(transmit)) => {
@@ -341,13 +382,42 @@ impl QuicTransport {
 
     /// The next datagram to send: written to the start of `buf` (at least
     /// [`MAX_DATAGRAM`](crate::MAX_DATAGRAM) bytes), with its destination
-    /// and length. Call until `None` after every other call.
+    /// and length. Call until `None` after every other call. One datagram
+    /// per call; [`poll_transmit`](Self::poll_transmit) gives batches.
     pub fn poll_datagram(&mut self, now: Instant, buf: &mut [u8]) -> Option<(SocketAddr, usize)> {
-        while let Some((to, bytes)) = self.responses.pop_front() {
-            if let Some(out) = buf.get_mut(..bytes.len()) {
-                out.copy_from_slice(&bytes);
-                return Some((to, bytes.len()));
-            }
+        let mut out = std::mem::take(&mut self.transmit_buf);
+        let transmit = self.poll_transmit(now, 1, &mut out);
+        let result = transmit.and_then(|t| {
+            let datagram = out.get(..t.size)?;
+            let to = buf.get_mut(..t.size)?;
+            to.copy_from_slice(datagram);
+            Some((t.destination, t.size))
+        });
+        self.transmit_buf = out;
+        result
+    }
+
+    /// The next datagrams to send, all to one destination: written back to
+    /// back into `buf` (cleared first), at most `max_datagrams` of them,
+    /// each `segment_size` bytes but the last (a GSO batch, sent with one
+    /// system call). Call until `None` after every other call. Connections
+    /// take turns, one batch each, so a busy one cannot starve the others.
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        max_datagrams: usize,
+        buf: &mut Vec<u8>,
+    ) -> Option<Transmit> {
+        buf.clear();
+        if let Some((to, bytes)) = self.responses.pop_front() {
+            buf.extend_from_slice(&bytes);
+            return Some(Transmit {
+                destination: to,
+                ecn: None,
+                size: bytes.len(),
+                segment_size: None,
+                src_ip: None,
+            });
         }
         let at = self.at(now);
         let count = self.order.len();
@@ -359,25 +429,15 @@ impl QuicTransport {
             let Some(conn) = self.conns.get_mut(&id) else {
                 continue;
             };
-            self.scratch.clear();
-            let Some(transmit) = conn.inner.poll_transmit(at, 1, &mut self.scratch) else {
+            // A GSO batch is one UDP send of at most 64 KiB in all.
+            let per_batch = (GSO_BATCH_BYTES / usize::from(conn.inner.current_mtu().max(1))).max(1);
+            let max = max_datagrams.min(per_batch).max(1);
+            let Some(transmit) = conn.inner.poll_transmit(at, max, buf) else {
                 continue;
             };
             self.next_served = index.wrapping_add(1);
-            let len = transmit.size;
-            let written = match (buf.get_mut(..len), self.scratch.get(..len)) {
-                (Some(out), Some(datagram)) => {
-                    out.copy_from_slice(datagram);
-                    true
-                }
-                // Too small a buffer: the packet is lost and QUIC
-                // retransmits; never a panic.
-                _ => false,
-            };
             self.drive(id);
-            if written {
-                return Some((transmit.destination, len));
-            }
+            return Some(transmit);
         }
         None
     }
@@ -618,6 +678,13 @@ impl QuicTransport {
     /// The current RTT estimate of `conn`.
     pub fn rtt(&self, conn: ConnId) -> Option<std::time::Duration> {
         self.conns.get(&conn).map(|c| c.inner.rtt())
+    }
+
+    /// The largest UDP payload `conn` sends now: 1200 bytes at first, more
+    /// once path MTU discovery found the path takes more (`docs/quic.md`
+    /// §4).
+    pub fn current_mtu(&self, conn: ConnId) -> Option<u16> {
+        self.conns.get(&conn).map(|c| c.inner.current_mtu())
     }
 
     /// The stream limits this end advertised to the peer of `conn`

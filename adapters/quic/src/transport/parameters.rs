@@ -1,6 +1,6 @@
 //! The QUIC transport parameters veil asks for, per role.
 
-use quinn_proto::{IdleTimeout, TransportConfig, VarInt};
+use quinn_proto::{IdleTimeout, MtuDiscoveryConfig, TransportConfig, VarInt};
 
 use crate::config::QuicConfig;
 use crate::error::SetupError;
@@ -22,6 +22,12 @@ pub(super) fn transport_config(config: &QuicConfig) -> Result<TransportConfig, S
     let idle = IdleTimeout::try_from(config.idle_timeout)
         .map_err(|e| SetupError::Quic(format!("idle timeout: {e}")))?;
     let bidi = config.max_circuit_streams.saturating_add(1);
+    // Path MTU discovery (DPLPMTUD, RFC 8899): the socket sets the
+    // don't-fragment bit (quinn-udp), so a probe larger than the path
+    // allows is lost rather than fragmented, and packets grow from 1200
+    // bytes to what the path takes, up to `max_mtu`.
+    let mut mtu_discovery = MtuDiscoveryConfig::default();
+    mtu_discovery.upper_bound(config.max_mtu);
     transport
         .max_concurrent_bidi_streams(VarInt::from_u32(bidi))
         .max_concurrent_uni_streams(VarInt::from_u32(UNI_STREAMS))
@@ -37,6 +43,6 @@ pub(super) fn transport_config(config: &QuicConfig) -> Result<TransportConfig, S
         .datagram_receive_buffer_size(None)
         // The spin bit would let any on-path observer measure the RTT.
         .allow_spin(false)
-        .mtu_discovery_config(None);
+        .mtu_discovery_config(Some(mtu_discovery));
     Ok(transport)
 }
