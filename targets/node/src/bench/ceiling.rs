@@ -18,7 +18,9 @@
 //!   (`RelayLayer::receive_forward`; the destination recognises the cell
 //!   and ratchets its keys, as it does for real).
 //!
-//! Each party's CPU time is measured on its own, single-threaded. With `c`
+//! Each party's CPU time is measured on its own, single-threaded (and
+//! `veil bench` measures twice, before and after its networks, keeping
+//! each party's faster figure). With `c`
 //! cores the five parties can at best share the work evenly, but no party
 //! can go faster than its own work allows, so the ceiling is
 //! `bytes / max(total / c, slowest party)`.
@@ -72,6 +74,18 @@ impl Ceiling {
         let slowest = self.per_party.iter().max().copied().unwrap_or_default();
         let bound = (self.total().as_secs_f64() / cores).max(slowest.as_secs_f64());
         self.bytes as f64 / bound.max(1e-9)
+    }
+
+    /// Each party's faster figure of two measurements of the same bytes.
+    pub fn faster(&self, other: &Ceiling) -> Ceiling {
+        let mut per_party = self.per_party;
+        for (mine, theirs) in per_party.iter_mut().zip(other.per_party) {
+            *mine = (*mine).min(theirs);
+        }
+        Ceiling {
+            per_party,
+            ..self.clone()
+        }
     }
 
     /// CPU per mebibyte of message, all parties together.
