@@ -275,6 +275,20 @@ fn message_fragments_survive_random_input() {
     }
 }
 
+#[test]
+fn control_frame_parser_survives_random_input() {
+    // The committed corpus (a send, a message, a status then listen) as
+    // the valid inputs the mutations start from.
+    let dir = fuzz_dir().join("corpus").join("control_frame");
+    let valid: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+        .expect("the control_frame corpus")
+        .map(|entry| std::fs::read(entry.expect("a directory entry").path()).expect("a file"))
+        .collect();
+    for input in inputs(14, 2_000, 1_200, &as_slices(&valid)) {
+        veil_node::control_frame::fuzz_frames(&input);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The committed corpora (`fuzz/corpus/<target>/`), replayed.
 
@@ -297,6 +311,7 @@ const TARGETS: &[(&str, Entry)] = &[
     ("stream_cells", fuzzing::stream_cells),
     ("lan9118_rx", veil_lan9118::fuzzing::rx_fifos),
     ("trace", veil_mio::trace::fuzz_trace),
+    ("control_frame", veil_node::control_frame::fuzz_frames),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -413,6 +428,7 @@ replay_tests! {
     corpus_stream_cells => "stream_cells",
     corpus_lan9118_rx => "lan9118_rx",
     corpus_trace => "trace",
+    corpus_control_frame => "control_frame",
 }
 
 /// Writes the hand-made seeds into the corpora (`fuzz/corpus/<target>/seed-*`),
