@@ -20,7 +20,7 @@ use crate::identity::NodeId;
 use crate::link::Cell;
 use crate::message::FragmentError;
 use crate::message::{
-    MessageId, MessagePool, ReassemblyError, Received, ReplyTo, Route, Sender, MESSAGE_ID_LEN,
+    MessageId, ReassemblyError, Received, ReplyTo, Route, Sender, MESSAGE_ID_LEN,
 };
 use crate::noise::StaticKeypair;
 use crate::time::{Duration, Instant};
@@ -1172,10 +1172,17 @@ impl<P: Profile> Node<P> {
     }
 
     /// The window this node grants the senders of its circuits, from the
-    /// room its message pool keeps for incoming messages.
+    /// room its message pool keeps for incoming messages (without
+    /// `wide-windows`, the window every receiver grants).
     fn receive_window(&self) -> u16 {
-        let slot = MessagePool::<P::Messages, P::MessageBuffer>::MAX_MESSAGE_LEN;
-        crate::circuit::receive_window(self.messages.per_direction().saturating_mul(slot))
+        #[cfg(feature = "wide-windows")]
+        {
+            let slot =
+                crate::message::MessagePool::<P::Messages, P::MessageBuffer>::MAX_MESSAGE_LEN;
+            crate::circuit::receive_window(self.messages.per_direction().saturating_mul(slot))
+        }
+        #[cfg(not(feature = "wide-windows"))]
+        crate::circuit::CIRCUIT_WINDOW
     }
 
     /// Returns credit owed on `back` if a batch is due and there is room

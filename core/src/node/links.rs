@@ -332,16 +332,13 @@ impl<P: Profile> Node<P> {
         dial_failed: &mut Option<(NodeId, bool)>,
     ) -> Option<LinkId> {
         self.introduce(index);
-        // Only a link that just came up is checked against our own id, and
-        // the id is a hash of the identity key: computed here on every call
-        // it was a tenth of a relay's CPU on QUIC links, where this runs
-        // once per cell.
-        let just_up = self.links.as_ref().get(index).is_some_and(|s| {
-            !s.announced && s.session.as_ref().is_some_and(|s| s.was_established())
-        });
-        let own_id = just_up.then(|| self.identity.node_id());
         let duplicate = self.links.as_ref().get(index).is_some_and(|s| !s.announced)
             && self.is_duplicate(index);
+        // Only a link that just came up is checked against our own id, and
+        // the id is a hash of the identity key: computed on every call it
+        // was a tenth of a relay's CPU on QUIC links, where this runs once
+        // per cell.
+        let identity = &self.identity;
         let slot = self.links.as_mut().get_mut(index)?;
         let link = LinkId::new(u16::try_from(index).unwrap_or(u16::MAX), slot.generation);
         if duplicate {
@@ -356,7 +353,7 @@ impl<P: Profile> Node<P> {
             && slot
                 .session
                 .as_ref()
-                .is_some_and(|s| s.was_established() && own_id.is_some() && s.peer() == own_id)
+                .is_some_and(|s| s.was_established() && s.peer() == Some(identity.node_id()))
         {
             // A link to ourselves (our own address in a bootstrap list, or
             // an address that leads back here) is useless and would loop
