@@ -448,7 +448,7 @@ impl Runtime {
             let deadline = drain(node, now, buf, |node, output| {
                 io.on_output(node, now, output, on_output);
             });
-            io.flush_gathered(node, now);
+            io.flush_connections(node, now);
             match deadline {
                 Ok(at) => io.node_deadline = at,
                 // Never with a buffer of the largest output: keep going.

@@ -283,7 +283,7 @@ impl Io {
     }
 
     /// Takes one link message for its connection, which writes it with the
-    /// round's others ([`flush_gathered`](Self::flush_gathered)) or at once
+    /// round's others ([`flush_connections`](Self::flush_connections)) or at once
     /// if enough are waiting; what the socket does not take is kept and the
     /// node told the link has no room until it is out.
     pub(super) fn write<N: Drive>(
@@ -318,39 +318,16 @@ impl Io {
         }
     }
 
-    /// Writes the messages each connection gathered this round, in one call
-    /// per connection; a socket that does not take them all gets the node
-    /// told its link has no room, as [`write`](Self::write) does.
-    pub(super) fn flush_gathered<N: Drive>(&mut self, node: &mut N, now: Instant) {
+    /// Writes what writable connections hold, in one call each: the
+    /// messages gathered this round, and the rest of what a full socket
+    /// did not take before. The node hears of each change: a link whose
+    /// socket does not take it all has no room, and one that was full has
+    /// room again once it is out.
+    pub(super) fn flush_connections<N: Drive>(&mut self, node: &mut N, now: Instant) {
         let tokens: Vec<Token> = self
             .connections
             .iter()
-            .filter(|(_, c)| c.has_gathered() && c.writable && !c.write_failed)
-            .map(|(&t, _)| t)
-            .collect();
-        for token in tokens {
-            let Some(conn) = self.connections.get_mut(&token) else {
-                continue;
-            };
-            let link = conn.link;
-            match conn.flush() {
-                WriteOutcome::Drained | WriteOutcome::Gathered => {}
-                WriteOutcome::Blocked => {
-                    conn.told_full = true;
-                    let _ = node.handle(now, TransportRoom::none(link));
-                }
-                WriteOutcome::Failed => self.transport_closed(node, token, link, now),
-            }
-        }
-    }
-
-    /// Writes what connections hold from earlier, where the socket became
-    /// writable, and tells the node the link has room again once it is out.
-    pub(super) fn flush_held<N: Drive>(&mut self, node: &mut N, now: Instant) {
-        let tokens: Vec<Token> = self
-            .connections
-            .iter()
-            .filter(|(_, c)| c.told_full && c.writable)
+            .filter(|(_, c)| c.writable && (c.told_full || (c.has_gathered() && !c.write_failed)))
             .map(|(&t, _)| t)
             .collect();
         for token in tokens {
@@ -360,13 +337,27 @@ impl Io {
             let link = conn.link;
             match conn.flush() {
                 WriteOutcome::Drained | WriteOutcome::Gathered => {
-                    conn.told_full = false;
-                    let _ = node.handle(now, TransportRoom::unlimited(link));
+                    if conn.told_full {
+                        conn.told_full = false;
+                        let _ = node.handle(now, TransportRoom::unlimited(link));
+                    }
                 }
-                WriteOutcome::Blocked => {}
+                WriteOutcome::Blocked => {
+                    if !conn.told_full {
+                        conn.told_full = true;
+                        let _ = node.handle(now, TransportRoom::none(link));
+                    }
+                }
                 WriteOutcome::Failed => self.transport_closed(node, token, link, now),
             }
         }
+    }
+
+    /// Writes what connections hold from earlier, where the socket became
+    /// writable (QUIC's too), and tells the node the link has room again
+    /// once it is out.
+    pub(super) fn flush_held<N: Drive>(&mut self, node: &mut N, now: Instant) {
+        self.flush_connections(node, now);
         #[cfg(feature = "quic")]
         self.flush_quic(node, now);
     }

@@ -4,30 +4,19 @@
 
 use std::time::Duration;
 
-use veil_core::node::{Event, NodeConfig};
-use veil_core::time::Duration as CoreDuration;
+use veil_core::node::Event;
 
-use crate::support::{message_and_reply, Peer};
+use crate::support::{message_and_reply, one_relay_config, Peer};
 
 /// Wall-clock cap for the whole exchange.
 const CAP: Duration = Duration::from_secs(20);
 
-fn config() -> NodeConfig {
-    NodeConfig {
-        gossip_interval: CoreDuration::from_secs(1),
-        bootstrap_retry: CoreDuration::from_secs(1),
-        path_relays: 1,
-        extend_to_private_addresses: true,
-        ..NodeConfig::default()
-    }
-}
-
 #[test]
 fn message_and_reply_over_a_circuit_the_core_dialled() {
     // Distinct /16s: path selection never puts two hops in one prefix.
-    let mut a = Peer::with_config(11, config(), "127.11.0.1:0");
-    let mut b = Peer::with_config(12, config(), "127.12.0.1:0");
-    let mut c = Peer::with_config(13, config(), "127.13.0.1:0");
+    let mut a = Peer::with_config(11, one_relay_config(), "127.11.0.1:0");
+    let mut b = Peer::with_config(12, one_relay_config(), "127.12.0.1:0");
+    let mut c = Peer::with_config(13, one_relay_config(), "127.13.0.1:0");
     let bootstrap = a.rt.local_addr();
     b.rt.add_bootstrap(bootstrap).unwrap();
     c.rt.add_bootstrap(bootstrap).unwrap();

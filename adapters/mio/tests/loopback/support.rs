@@ -24,6 +24,18 @@ pub fn loopback_config() -> NodeConfig {
     }
 }
 
+/// [`loopback_config`] for circuits through one relay among a few nodes
+/// that found each other from one bootstrap address: gossip and bootstrap
+/// retries every second, so a test does not wait for the defaults.
+pub fn one_relay_config() -> NodeConfig {
+    NodeConfig {
+        gossip_interval: veil_core::time::Duration::from_secs(1),
+        bootstrap_retry: veil_core::time::Duration::from_secs(1),
+        path_relays: 1,
+        ..loopback_config()
+    }
+}
+
 /// A runtime, every event it reported, and the messages it received not
 /// yet taken by the test.
 pub struct Peer {

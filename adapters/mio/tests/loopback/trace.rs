@@ -8,24 +8,13 @@ use std::time::{Duration, Instant as WallInstant};
 
 use veil_core::identity::Identity;
 use veil_core::message::Sender;
-use veil_core::node::{Event, NodeConfig, Reply, SendMessage};
-use veil_core::time::Duration as CoreDuration;
+use veil_core::node::{Event, Reply, SendMessage};
 use veil_mio::trace::{self, ReplayError};
 use veil_mio::{Runtime, RuntimeOptions};
 
-use crate::support::Peer;
+use crate::support::{one_relay_config, Peer};
 
 const CAP: Duration = Duration::from_secs(20);
-
-fn config() -> NodeConfig {
-    NodeConfig {
-        gossip_interval: CoreDuration::from_secs(1),
-        bootstrap_retry: CoreDuration::from_secs(1),
-        path_relays: 1,
-        extend_to_private_addresses: true,
-        ..NodeConfig::default()
-    }
-}
 
 struct TempDir(PathBuf);
 
@@ -47,7 +36,7 @@ impl Drop for TempDir {
 fn recording_peer(secret: u8, addr: &str, path: &Path) -> Peer {
     let file = trace::create_trace_file(path).expect("trace file");
     let rt = Runtime::bind_recording(
-        config(),
+        one_relay_config(),
         Identity::from_secret_bytes([secret; 32]),
         addr.parse().expect("address"),
         RuntimeOptions::default(),
@@ -67,7 +56,7 @@ fn recording_peer(secret: u8, addr: &str, path: &Path) -> Peer {
 fn record(dir: &Path) -> (PathBuf, PathBuf) {
     let b_trace = dir.join("b.trace");
     let c_trace = dir.join("c.trace");
-    let mut a = Peer::with_config(21, config(), "127.21.0.1:0");
+    let mut a = Peer::with_config(21, one_relay_config(), "127.21.0.1:0");
     let mut b = recording_peer(22, "127.22.0.1:0", &b_trace);
     let mut c = recording_peer(23, "127.23.0.1:0", &c_trace);
     let bootstrap = a.rt.local_addr();
@@ -244,7 +233,7 @@ fn a_recording_runtime_refuses_to_offer_a_service() {
         Err(OfferServiceError::Recording)
     );
     assert_eq!(recording.rt.node().service_id(), None);
-    let mut plain = crate::support::Peer::with_config(25, config(), "127.25.0.1:0");
+    let mut plain = crate::support::Peer::with_config(25, one_relay_config(), "127.25.0.1:0");
     assert_eq!(plain.rt.offer_service(keys), Ok(id));
     assert_eq!(plain.rt.node().service_id(), Some(id));
 }

@@ -8,10 +8,9 @@
 use std::time::{Duration, Instant};
 
 use veil_core::circuit::{CIRCUIT_WINDOW, MAX_CIRCUIT_WINDOW};
-use veil_core::node::{Event, NodeConfig, SendMessage};
-use veil_core::time::Duration as CoreDuration;
+use veil_core::node::{Event, SendMessage};
 
-use crate::support::Peer;
+use crate::support::{one_relay_config, Peer};
 
 /// Wall-clock cap for the whole transfer.
 const CAP: Duration = Duration::from_secs(30);
@@ -19,21 +18,11 @@ const CAP: Duration = Duration::from_secs(30);
 const MESSAGES: usize = 12;
 const SIZE: usize = 60 * 1024;
 
-fn config() -> NodeConfig {
-    NodeConfig {
-        gossip_interval: CoreDuration::from_secs(1),
-        bootstrap_retry: CoreDuration::from_secs(1),
-        path_relays: 1,
-        extend_to_private_addresses: true,
-        ..NodeConfig::default()
-    }
-}
-
 #[test]
 fn a_std_destination_widens_its_senders_window() {
-    let mut a = Peer::with_config(41, config(), "127.41.0.1:0");
-    let mut b = Peer::with_config(42, config(), "127.42.0.1:0");
-    let mut c = Peer::with_config(43, config(), "127.43.0.1:0");
+    let mut a = Peer::with_config(41, one_relay_config(), "127.41.0.1:0");
+    let mut b = Peer::with_config(42, one_relay_config(), "127.42.0.1:0");
+    let mut c = Peer::with_config(43, one_relay_config(), "127.43.0.1:0");
     let bootstrap = a.rt.local_addr();
     b.rt.add_bootstrap(bootstrap).unwrap();
     c.rt.add_bootstrap(bootstrap).unwrap();

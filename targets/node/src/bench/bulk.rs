@@ -63,6 +63,36 @@ pub(super) fn bulk_message(seq: u32, len: usize) -> Vec<u8> {
     data
 }
 
+/// Checks bulk message `seq` (of `chunk`-byte messages, `total_bytes` in
+/// all) as it arrives: expected, not seen before, its length and contents
+/// intact. Marks it received in `received`.
+pub(super) fn check_arrival(
+    data: &[u8],
+    seq: usize,
+    chunk: usize,
+    total_bytes: usize,
+    received: &mut [bool],
+) -> Result<(), String> {
+    let expected_len = chunk
+        .min(total_bytes.saturating_sub(seq.saturating_mul(chunk)))
+        .max(BULK_HEADER);
+    let slot = received
+        .get_mut(seq)
+        .ok_or_else(|| format!("unknown bulk message {seq} arrived"))?;
+    if *slot {
+        return Err(format!("bulk message {seq} was delivered twice"));
+    }
+    if data.len() != expected_len
+        || data
+            .get(BULK_HEADER..)
+            .is_some_and(|r| r.iter().any(|&b| b != 0))
+    {
+        return Err(format!("bulk message {seq} arrived altered"));
+    }
+    *slot = true;
+    Ok(())
+}
+
 /// The sequence number of a bulk message, `None` if it is not one.
 pub(super) fn bulk_seq(data: &[u8]) -> Option<usize> {
     let rest = data.strip_prefix(BULK_TAG)?;
@@ -153,23 +183,7 @@ pub(super) fn in_process(
             if node != to {
                 return Err(format!("a bulk message arrived at node {node}"));
             }
-            let expected_len = chunk
-                .min(total_bytes.saturating_sub(seq.saturating_mul(chunk)))
-                .max(BULK_HEADER);
-            let slot = received
-                .get_mut(seq)
-                .ok_or_else(|| format!("unknown bulk message {seq} arrived"))?;
-            if *slot {
-                return Err(format!("bulk message {seq} was delivered twice"));
-            }
-            if data.len() != expected_len
-                || data
-                    .get(BULK_HEADER..)
-                    .is_some_and(|r| r.iter().any(|&b| b != 0))
-            {
-                return Err(format!("bulk message {seq} arrived altered"));
-            }
-            *slot = true;
+            check_arrival(&data, seq, chunk, total_bytes, &mut received)?;
             received_count = received_count.saturating_add(1);
             received_bytes =
                 received_bytes.saturating_add(u64::try_from(data.len()).unwrap_or(u64::MAX));

@@ -9,7 +9,7 @@ use veil_mio::StdNode;
 use veil_node::control_address::Endpoint;
 use veil_node::control_client::{ControlClient, Listener};
 
-use super::bulk::{bulk_message, bulk_seq, mib, Bulk, BULK_HEADER, BULK_WINDOW};
+use super::bulk::{bulk_message, bulk_seq, check_arrival, mib, Bulk, BULK_WINDOW};
 use super::{memory, Sizes, DISCOVERY_CAP};
 use crate::local_network::{self, NetworkSpec, NodeProcess, Transports};
 
@@ -228,23 +228,7 @@ fn receive_bulk(mut listener: Listener, total: usize, total_bytes: usize) -> Res
         let Some(seq) = bulk_seq(&data) else {
             continue;
         };
-        let expected_len = chunk
-            .min(total_bytes.saturating_sub(seq.saturating_mul(chunk)))
-            .max(BULK_HEADER);
-        let slot = received
-            .get_mut(seq)
-            .ok_or_else(|| format!("unknown bulk message {seq} arrived"))?;
-        if *slot {
-            return Err(format!("bulk message {seq} was delivered twice"));
-        }
-        if data.len() != expected_len
-            || data
-                .get(BULK_HEADER..)
-                .is_some_and(|r| r.iter().any(|&b| b != 0))
-        {
-            return Err(format!("bulk message {seq} arrived altered"));
-        }
-        *slot = true;
+        check_arrival(&data, seq, chunk, total_bytes, &mut received)?;
         count = count.saturating_add(1);
         bytes = bytes.saturating_add(u64::try_from(data.len()).unwrap_or(u64::MAX));
     }
