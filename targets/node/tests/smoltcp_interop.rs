@@ -34,15 +34,16 @@
 
 mod common;
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::os::unix::io::AsRawFd;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{keygen_into, Children, Scratch, VEIL};
+use common::netns::{ip, listened, logs, require_privileges, spawn_std_node, Netns, StdNode, PORT};
+use common::{Children, Scratch};
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::phy::{Medium, TunTapInterface};
 use smoltcp::socket::tcp;
@@ -59,7 +60,6 @@ use veil_smoltcp::{tcp_address, to_smoltcp_instant, Driver, DriverConfig, Slot};
 /// Std nodes: three relays and one destination, so the 3-relay circuit
 /// must go through every other std node.
 const STD_NODES: usize = 4;
-const PORT: u16 = 7_000;
 const TAP_IP: [u8; 4] = [10, 200, 0, 2];
 const KERNEL_IP: [u8; 4] = [10, 200, 0, 1];
 /// The smoltcp interface's MAC address (locally administered, unicast).
@@ -90,145 +90,6 @@ veil_core::node_profile! {
 }
 
 type TapNode = Node<TapProfile>;
-
-/// Runs `ip args…` and panics with its stderr if it fails.
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().unwrap_or_else(|e| {
-        panic!("cannot run `ip`: {e}; install iproute2 (apt-get install iproute2)")
-    });
-    assert!(
-        out.status.success(),
-        "`ip {}` failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-}
-
-/// Fails, with what to do, when the test cannot build its network.
-fn require_privileges() {
-    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().nth(1))
-        .unwrap_or("?");
-    assert_eq!(
-        euid, "0",
-        "smoltcp_interop must run as root: it creates a network namespace and a TAP device"
-    );
-    assert!(
-        Path::new("/dev/net/tun").exists(),
-        "/dev/net/tun is missing: TAP devices are needed (load the `tun` module)"
-    );
-    let ok = Command::new("ip")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "the `ip` command is missing: install iproute2 (apt-get install iproute2)"
-    );
-}
-
-/// A network namespace, deleted on drop (after the processes in it are
-/// killed: declare it before their [`Children`]).
-struct Netns(String);
-
-impl Netns {
-    fn create(name: String) -> Netns {
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        ip(&["netns", "add", &name]);
-        let ns = Netns(name);
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn ip(&self, args: &[&str]) {
-        let mut all = vec!["-n", self.0.as_str()];
-        all.extend_from_slice(args);
-        ip(&all);
-    }
-
-    /// What `ip args…` prints in the namespace.
-    fn ip_output(&self, args: &[&str]) -> String {
-        let out = Command::new("ip")
-            .args(["-n", self.0.as_str()])
-            .args(args)
-            .output()
-            .expect("run ip");
-        assert!(out.status.success(), "`ip {}` failed", args.join(" "));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// `veil args…` inside the namespace (`ip netns exec` execs `veil`, so
-    /// the child's pid is veil's own).
-    fn veil(&self, args: &[&str]) -> Command {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", &self.0, VEIL]).args(args);
-        command
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
-
-/// One `veil node` process in the namespace.
-struct StdNode {
-    id: NodeId,
-    control: String,
-    dir: PathBuf,
-}
-
-/// Starts std node `i` on `10.(i+1).0.1`; it bootstraps from `bootstrap`.
-fn spawn_std_node(
-    ns: &Netns,
-    scratch: &Scratch,
-    i: usize,
-    bootstrap: &str,
-    children: &mut Children,
-) -> StdNode {
-    let dir = scratch.path(&format!("n{i}"));
-    let data = dir.join("data");
-    let hex_id = keygen_into(&data);
-    let id = NodeId(
-        hex::decode(&hex_id)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .expect("keygen prints a 32-byte hex id"),
-    );
-    let ip = format!("10.{}.0.1", i + 1);
-    ns.ip(&["addr", "add", &format!("{ip}/32"), "dev", "lo"]);
-    // The control socket is a Unix socket in the data directory: the
-    // file system is shared with the namespace.
-    let control = data
-        .join("control.sock")
-        .to_str()
-        .expect("utf-8")
-        .to_string();
-    let config = format!(
-        "listen = \"{ip}:{PORT}\"\ndata_dir = \"{}\"\n\
-         bootstrap = [\"{bootstrap}\"]\ngossip_interval_ms = 200\nextend_to_private_addresses = true\n\
-         bootstrap_retry_ms = 300\nlog_level = \"info\"\n",
-        data.display()
-    );
-    fs::write(dir.join("veil.toml"), config).expect("config");
-    let child = ns
-        .veil(&[
-            "node",
-            "--config",
-            dir.join("veil.toml").to_str().expect("utf-8"),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(File::create(dir.join("stderr.log")).expect("log"))
-        .spawn()
-        .expect("spawn veil node");
-    children.push(child);
-    StdNode { id, control, dir }
-}
 
 /// The smoltcp node: the TAP device, the interface, the sockets, the
 /// driver and the core node, all polled from the test thread.
@@ -457,30 +318,9 @@ impl Station {
     }
 }
 
-fn logs(nodes: &[StdNode]) -> String {
-    nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            format!(
-                "--- std node {i}\n{}",
-                common::read(&n.dir.join("stderr.log"))
-            )
-        })
-        .collect()
-}
-
-/// The JSON lines `veil listen --json` has written to `path` so far.
-fn listened(path: &Path) -> Vec<serde_json::Value> {
-    common::read(path)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line from veil listen"))
-        .collect()
-}
-
 #[test]
 fn a_smoltcp_node_on_a_tap_device_builds_circuits_with_linux_nodes() {
-    require_privileges();
+    require_privileges("smoltcp_interop");
     let started = std::time::Instant::now();
     let pid = std::process::id();
     let ns = Netns::create(format!("veil-tap-{pid}"));

@@ -9,6 +9,8 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod netns;
+
 pub const VEIL: &str = env!("CARGO_BIN_EXE_veil");
 
 /// A scratch directory, removed on drop.

@@ -1,0 +1,420 @@
+//! The firmware node on QEMU's emulated Ethernet, in a network of Linux
+//! nodes: the `targets/firmware-node` image (one veil node on a LAN9118,
+//! Cortex-M4) runs under `qemu-system-arm -M mps2-an386` with its NIC on
+//! a TAP device, beside real `veil node` processes.
+//!
+//! ```text
+//!  netns veil-fw-<pid>
+//!  QEMU: firmware 10.202.0.2/24 ── LAN9118 ── TAP vfw<pid> ── 10.202.0.1/24 (kernel, its router)
+//!  lo: 10.1.0.1 … 10.5.0.1: `veil node` i on 10.(i+1).0.1:7000
+//!      node 0: the firmware's bootstrap node and the collector of its messages
+//! ```
+//!
+//! It checks, with `veil listen` on the Linux side and the image's console
+//! (semihosting) on the other:
+//! - the firmware joins: links to its bootstrap node, learns descriptors,
+//!   builds a circuit of 3 Linux relays to the collector;
+//! - its messages reach the collector, each exactly once;
+//! - a message from a Linux node (its own circuit to the firmware) reaches
+//!   the firmware exactly once, and the firmware's echo comes back;
+//! - a Linux relay on the firmware's circuit is killed, and both
+//!   directions still work afterwards, still exactly once.
+//!
+//! It needs root, `/dev/net/tun`, iproute2, `qemu-system-arm` and the
+//! `thumbv7em-none-eabihf` target, and fails with one line naming what is
+//! missing. The image is `$VEIL_FIRMWARE_NODE_ELF` if set (`.ci/firmware-node`
+//! builds it), else this test builds it (release, about a minute). With
+//! `$VEIL_FIRMWARE_NODE_CONSOLE` set, the image's console is copied there at
+//! the end (`.ci/firmware-node` reads its stack high-water mark).
+
+mod common;
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::netns::{listened, logs, require_privileges, spawn_std_node, Netns, StdNode};
+use common::{eventually, read, Children, Scratch};
+
+/// The collector (bootstrap) and four relays: after one relay is killed,
+/// three remain for a 3-relay path either way.
+const STD_NODES: usize = 5;
+/// The image's addresses (`targets/firmware-node/src/main.rs`).
+const FIRMWARE_IP: &str = "10.202.0.2";
+const FIRMWARE_MAC: &str = "02:00:5e:00:53:12";
+const ROUTER_IP: &str = "10.202.0.1/24";
+/// Every wait is bounded by this; nothing asserts on how long it took.
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Fails with one line when a tool the test needs is missing.
+fn require_tools() {
+    let qemu = Command::new("qemu-system-arm").arg("--version").output();
+    assert!(
+        qemu.is_ok_and(|o| o.status.success()),
+        "qemu-system-arm is missing: apt-get install -y qemu-system-arm"
+    );
+}
+
+/// The image: `$VEIL_FIRMWARE_NODE_ELF`, or built here.
+fn firmware_image() -> PathBuf {
+    if let Some(elf) = std::env::var_os("VEIL_FIRMWARE_NODE_ELF") {
+        let elf = PathBuf::from(elf);
+        assert!(
+            elf.exists(),
+            "VEIL_FIRMWARE_NODE_ELF={} does not exist",
+            elf.display()
+        );
+        return elf;
+    }
+    let root = workspace_root();
+    let target_dir = root.join("target/firmware-node");
+    let out = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--locked", "--quiet"])
+        .current_dir(root.join("targets/firmware-node"))
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .output()
+        .expect("run cargo");
+    assert!(
+        out.status.success(),
+        "the firmware image did not build (rustup target add thumbv7em-none-eabihf?): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    target_dir.join("thumbv7em-none-eabihf/release/veil-firmware-node")
+}
+
+/// The image's console so far, line by line.
+fn console_lines(path: &Path) -> Vec<String> {
+    read(path).lines().map(str::to_owned).collect()
+}
+
+/// The numbers `n` of `firmware message <n>` that `veil listen` printed.
+fn firmware_messages(listen: &Path) -> Vec<u64> {
+    listened(listen)
+        .iter()
+        .filter_map(|line| {
+            let data = hex::decode(line["data_hex"].as_str()?).ok()?;
+            let text = String::from_utf8(data).ok()?;
+            text.strip_prefix("firmware message ")?.parse().ok()
+        })
+        .collect()
+}
+
+/// How often each value occurs.
+fn counts<T: std::hash::Hash + Eq + Clone>(items: &[T]) -> HashMap<T, usize> {
+    let mut counts = HashMap::new();
+    for item in items {
+        *counts.entry(item.clone()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// The relays (not the collector) of the image's latest circuit to
+/// `collector`, from its console.
+fn circuit_relays(console: &[String], collector: &str) -> Vec<String> {
+    let ready = format!("circuit ready to {collector}");
+    let Some(at) = console.iter().rposition(|l| l.starts_with(&ready)) else {
+        return Vec::new();
+    };
+    console[at + 1..]
+        .iter()
+        .map_while(|l| l.strip_prefix("  hop "))
+        .filter(|hop| *hop != collector)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Everything a failure message needs.
+struct Diagnostics<'a> {
+    console: &'a Path,
+    nodes: &'a [StdNode],
+}
+
+impl Diagnostics<'_> {
+    fn report(&self) -> String {
+        format!(
+            "--- firmware console\n{}\n{}",
+            read(self.console),
+            logs(self.nodes)
+        )
+    }
+}
+
+/// Sends `text` from `node` to the firmware with `veil send` (exit 0 once
+/// the firmware acknowledged it); the sender's own `veil listen`, writing to
+/// `echoes`, gets the firmware's echo.
+fn send_to_firmware(ns: &Netns, node: &StdNode, firmware: &str, text: &str) -> Result<(), String> {
+    let mut send = ns
+        .veil(&[
+            "send",
+            firmware,
+            "--control",
+            &node.control,
+            "--timeout",
+            "90",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn veil send");
+    send.stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write stdin");
+    let out = send.wait_with_output().expect("veil send output");
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// A `veil listen --json` on `node`, writing to `path`.
+fn listen(ns: &Netns, node: &StdNode, path: &Path, children: &mut Children) {
+    let child = ns
+        .veil(&["listen", "--json", "--control", &node.control])
+        .stdin(Stdio::null())
+        .stdout(File::create(path).expect("listen output"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn veil listen");
+    children.push(child);
+}
+
+/// The texts of the echoes `veil listen` printed that came from `from`.
+fn echoes(listen: &Path, from: &str) -> Vec<String> {
+    listened(listen)
+        .iter()
+        .filter(|line| line["from"] == from)
+        .filter_map(|line| {
+            let data = hex::decode(line["data_hex"].as_str()?).ok()?;
+            String::from_utf8(data).ok()
+        })
+        .collect()
+}
+
+#[test]
+fn the_firmware_node_on_qemu_ethernet_joins_a_network_of_linux_nodes() {
+    require_privileges("firmware_interop");
+    require_tools();
+    let elf = firmware_image();
+    let started = Instant::now();
+    let pid = std::process::id();
+    let ns = Netns::create(format!("veil-fw-{pid}"));
+    let scratch = Scratch::new("firmware");
+    let mut children = Children::default();
+
+    let tap = format!("vfw{pid}");
+    ns.ip(&["tuntap", "add", "dev", &tap, "mode", "tap"]);
+    ns.ip(&["addr", "add", ROUTER_IP, "dev", &tap]);
+    ns.ip(&["link", "set", &tap, "up"]);
+
+    let bootstrap = format!("10.1.0.1:{}", common::netns::PORT);
+    let nodes: Vec<StdNode> = (0..STD_NODES)
+        .map(|i| spawn_std_node(&ns, &scratch, i, &bootstrap, &mut children))
+        .collect();
+    let collector = &nodes[0];
+    let collector_hex = hex::encode(collector.id.as_bytes());
+    let collected = scratch.path("collector.json");
+    listen(&ns, collector, &collected, &mut children);
+
+    // QEMU in the namespace, its NIC on the TAP device; its working
+    // directory gets the defmt log.
+    let console = scratch.path("console.txt");
+    let qemu_dir = scratch.path("qemu");
+    fs::create_dir_all(&qemu_dir).expect("qemu dir");
+    let qemu = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "qemu-system-arm"])
+        .args(["-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic"])
+        .args(["-semihosting-config", "enable=on,target=native"])
+        .args([
+            "-nic",
+            &format!("tap,ifname={tap},script=no,downscript=no,model=lan9118"),
+        ])
+        .arg("-kernel")
+        .arg(&elf)
+        .current_dir(&qemu_dir)
+        .stdin(Stdio::null())
+        .stdout(File::create(&console).expect("console"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn qemu-system-arm");
+    let qemu = children.push(qemu);
+    let diag = Diagnostics {
+        console: &console,
+        nodes: &nodes,
+    };
+
+    let firmware = eventually(Duration::from_secs(30), || {
+        console_lines(&console).iter().find_map(|l| {
+            l.strip_prefix("veil-firmware-node ")
+                .and_then(|rest| rest.split(' ').next())
+                .map(str::to_owned)
+        })
+    })
+    .unwrap_or_else(|| panic!("the firmware did not boot\n{}", diag.report()));
+    assert_eq!(firmware.len(), 64, "the console names the node id in hex");
+
+    // It joins and reports to the collector through 3 Linux relays.
+    let first = eventually(LIMIT, || {
+        let console = console_lines(&console);
+        let delivered = firmware_messages(&collected);
+        (console.iter().any(|l| l == "acknowledged 1") && delivered.contains(&1))
+            .then(|| circuit_relays(&console, &collector_hex))
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "firmware message 1 was not delivered and acknowledged\n{}",
+            diag.report()
+        )
+    });
+    assert_eq!(first.len(), 3, "a circuit of 3 relays: {first:?}");
+    let relay_ids: Vec<String> = nodes[1..]
+        .iter()
+        .map(|n| hex::encode(n.id.as_bytes()))
+        .collect();
+    assert!(
+        first.iter().all(|hop| relay_ids.contains(hop)),
+        "every relay of the circuit is a Linux relay: {first:?}"
+    );
+    // The frames went over the TAP device: the kernel resolved the
+    // firmware's address by ARP.
+    let neighbours = ns.ip_output(&["neigh", "show", "dev", &tap]);
+    assert!(
+        neighbours
+            .lines()
+            .any(|l| l.starts_with(&format!("{FIRMWARE_IP} ")) && l.contains(FIRMWARE_MAC)),
+        "the kernel did not learn {FIRMWARE_IP} at {FIRMWARE_MAC}: {neighbours:?}"
+    );
+    eprintln!("firmware -> Linux delivered after {:?}", started.elapsed());
+
+    // A Linux node (not the collector) builds its own circuit to the
+    // firmware; the firmware prints the message and echoes it back.
+    let sender = &nodes[STD_NODES - 1];
+    let echoed = scratch.path("sender.json");
+    listen(&ns, sender, &echoed, &mut children);
+    let hello = "hello firmware, from a Linux node (1)";
+    send_to_firmware(&ns, sender, &firmware, hello)
+        .unwrap_or_else(|e| panic!("veil send to the firmware failed: {e}\n{}", diag.report()));
+    let received = |text: &str| {
+        let wanted = format!("bytes: {text}");
+        console_lines(&console)
+            .iter()
+            .filter(|l| l.starts_with("received ") && l.ends_with(&wanted))
+            .count()
+    };
+    let echo = eventually(LIMIT, || {
+        echoes(&echoed, &firmware)
+            .iter()
+            .any(|e| *e == format!("echo: {hello}"))
+            .then_some(())
+    });
+    assert!(
+        echo.is_some(),
+        "the firmware's echo did not come back\n{}",
+        diag.report()
+    );
+    assert_eq!(
+        received(hello),
+        1,
+        "delivered to the firmware exactly once\n{}",
+        diag.report()
+    );
+    eprintln!("Linux -> firmware and echo after {:?}", started.elapsed());
+
+    // Kill a relay of the firmware's circuit: its first hop, whose link
+    // the firmware holds itself.
+    let victim_hex = first[0].clone();
+    let victim = nodes
+        .iter()
+        .find(|n| hex::encode(n.id.as_bytes()) == victim_hex)
+        .expect("the victim is a Linux node");
+    let _ = children.0[victim.child].kill();
+    let _ = children.0[victim.child].wait();
+    let before = firmware_messages(&collected).into_iter().max().unwrap_or(0);
+    let acked_before = console_lines(&console)
+        .iter()
+        .filter(|l| l.starts_with("acknowledged "))
+        .count();
+    eprintln!("killed relay {victim_hex} after {:?}", started.elapsed());
+
+    // Both directions still work: two more firmware messages arrive over a
+    // circuit without the victim, and a Linux node reaches the firmware.
+    let later = eventually(LIMIT, || {
+        let console = console_lines(&console);
+        let acked = console
+            .iter()
+            .filter(|l| l.starts_with("acknowledged "))
+            .count();
+        let delivered = firmware_messages(&collected);
+        let new = delivered.iter().filter(|&&n| n > before).count();
+        (acked >= acked_before + 2 && new >= 2).then(|| circuit_relays(&console, &collector_hex))
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the firmware's messages stopped after relay {victim_hex} was killed\n{}",
+            diag.report()
+        )
+    });
+    assert!(
+        !later.contains(&victim_hex),
+        "the new circuit avoids the killed relay: {later:?}"
+    );
+    let hello_again = "hello firmware, from a Linux node (2)";
+    send_to_firmware(&ns, sender, &firmware, hello_again).unwrap_or_else(|e| {
+        panic!(
+            "veil send to the firmware failed after the kill: {e}\n{}",
+            diag.report()
+        )
+    });
+    let echo = eventually(LIMIT, || {
+        echoes(&echoed, &firmware)
+            .iter()
+            .any(|e| *e == format!("echo: {hello_again}"))
+            .then_some(())
+    });
+    assert!(echo.is_some(), "no echo after the kill\n{}", diag.report());
+    assert_eq!(
+        received(hello_again),
+        1,
+        "exactly once after the kill\n{}",
+        diag.report()
+    );
+
+    // Exactly once, all along: no firmware message twice at the collector,
+    // and the firmware took each Linux message once.
+    let delivered = firmware_messages(&collected);
+    let twice: Vec<_> = counts(&delivered)
+        .into_iter()
+        .filter(|&(_, c)| c > 1)
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "delivered twice: {twice:?} of {delivered:?}"
+    );
+    assert_eq!(received(hello), 1, "{}", diag.report());
+    let echo_count = echoes(&echoed, &firmware).len();
+    assert_eq!(echo_count, 2, "one echo per message\n{}", diag.report());
+    assert!(
+        children.0[qemu].try_wait().expect("qemu status").is_none(),
+        "QEMU is still running the firmware\n{}",
+        diag.report()
+    );
+    assert!(
+        !read(&console).contains("FAIL"),
+        "the firmware reported a failure\n{}",
+        diag.report()
+    );
+    eprintln!("done after {:?}", started.elapsed());
+    if let Some(copy) = std::env::var_os("VEIL_FIRMWARE_NODE_CONSOLE") {
+        fs::copy(&console, copy).expect("copy the console");
+    }
+}
