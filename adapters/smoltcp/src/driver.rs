@@ -52,7 +52,8 @@ impl Default for DriverConfig {
 pub enum SocketState {
     /// Free for a listen or a dial.
     Idle,
-    /// Waiting for a connection on the listen port.
+    /// Listening on the listen port; taken by a dial while no SYN has
+    /// arrived (smoltcp's `Listen`), accepting once one has.
     Listening,
     /// A connect in progress, for the node (`request`) or for the program.
     Connecting {
@@ -143,9 +144,17 @@ impl<'a> Driver<'a> {
     /// A driver over `sockets`: one [`Slot`] per TCP socket in the caller's
     /// socket set (closed, each with its own receive and transmit buffers).
     /// A socket's transmit buffer must hold at least [`MIN_TRANSMIT_BUFFER`]
-    /// bytes; a larger one lets several link messages wait in it. One
-    /// socket listens while `listen_port` is set, so a node that should
-    /// hold `L` links needs `L + 1` sockets.
+    /// bytes; a larger one lets several link messages wait in it.
+    ///
+    /// While `listen_port` is set, every socket not carrying or opening a
+    /// connection listens on it, as smoltcp accepts several connections on
+    /// one port (it has no accept backlog: one listening socket per
+    /// connection that may arrive at once). Peers that connect at the same
+    /// moment are all accepted, up to the free sockets; a dial takes a
+    /// socket that still only listens. So `L` sockets hold `L` links in
+    /// any mix of accepted and dialled, and a connection beyond them gets
+    /// a reset. One more socket than links lets a node accept (then refuse
+    /// at the link handshake) or dial while its link table is full.
     pub fn new(config: DriverConfig, sockets: &'a mut [Slot]) -> Self {
         for slot in sockets.iter_mut() {
             slot.state = SocketState::Idle;
@@ -195,11 +204,15 @@ impl<'a> Driver<'a> {
         let SocketAddr::V4(v4) = addr else {
             return Err(DialError::Unaddressable);
         };
-        let Some(slot) = self
-            .slots
-            .iter_mut()
-            .find(|s| matches!(s.state, SocketState::Idle))
-        else {
+        // A listening socket that has seen no SYN is as free as an idle
+        // one; one in SynReceived is already answering a peer.
+        let Some(slot) = self.slots.iter_mut().find(|s| match s.state {
+            SocketState::Idle => true,
+            SocketState::Listening => {
+                sockets.get::<tcp::Socket>(s.handle).state() == tcp::State::Listen
+            }
+            _ => false,
+        }) else {
             log_warn!("dial {}: no free socket", Peer(addr));
             return Err(DialError::NoFreeSocket);
         };
@@ -209,6 +222,9 @@ impl<'a> Driver<'a> {
             None => EPHEMERAL_FIRST,
         };
         let socket = sockets.get_mut::<tcp::Socket>(slot.handle);
+        // Ends a listen (no peer yet, so nothing is sent); no-op when idle.
+        socket.abort();
+        slot.state = SocketState::Idle;
         configure(socket, &self.config);
         if socket
             .connect(iface.context(), IpEndpoint::from(v4), local_port)
@@ -265,7 +281,7 @@ impl<'a> Driver<'a> {
             node.handle(now, Timeout);
         }
         self.update_states(now, node, sockets);
-        self.ensure_listener(sockets);
+        self.listen_on_idle(sockets);
         for _ in 0..ROUNDS_PER_POLL {
             self.update_room(now, node, sockets);
             self.node_deadline = drain(node, now, buf, |node, output| {
@@ -417,27 +433,20 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// Keeps one socket listening while a listen port is set.
-    fn ensure_listener(&mut self, sockets: &mut SocketSet<'_>) {
+    /// Puts every idle socket to listen while a listen port is set, so
+    /// that as many peers as there are free sockets can connect at once
+    /// (see [`Driver::new`]).
+    fn listen_on_idle(&mut self, sockets: &mut SocketSet<'_>) {
         let Some(port) = self.config.listen_port else {
             return;
         };
-        if self
-            .slots
-            .iter()
-            .any(|s| matches!(s.state, SocketState::Listening))
-        {
-            return;
-        }
-        if let Some(slot) = self
-            .slots
-            .iter_mut()
-            .find(|s| matches!(s.state, SocketState::Idle))
-        {
-            let socket = sockets.get_mut::<tcp::Socket>(slot.handle);
-            configure(socket, &self.config);
-            if socket.listen(port).is_ok() {
-                slot.state = SocketState::Listening;
+        for slot in self.slots.iter_mut() {
+            if matches!(slot.state, SocketState::Idle) {
+                let socket = sockets.get_mut::<tcp::Socket>(slot.handle);
+                configure(socket, &self.config);
+                if socket.listen(port).is_ok() {
+                    slot.state = SocketState::Listening;
+                }
             }
         }
     }

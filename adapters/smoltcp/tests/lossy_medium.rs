@@ -26,7 +26,7 @@ use veil_smoltcp::{
 /// The embedded profile's largest message.
 const MSG: usize = veil_smoltcp::EMBEDDED_MESSAGE;
 const LINKS: usize = 4;
-/// Sockets per node: one listener and one per link.
+/// Sockets per node: one per link and a spare (all listen while idle).
 const SOCKETS: usize = LINKS + 1;
 const PORT: u16 = 7_000;
 const IPS: [Ipv4Addr; 3] = [
@@ -388,8 +388,8 @@ fn a_program_dial_opens_an_initiator_link_and_carries_a_circuit() {
     let mut net = Net::unlinked(Faults::default());
     let (a, b, c) = (net.id(0), net.id(1), net.id(2));
     let to_b = SocketAddr::V4(SocketAddrV4::new(IPS[1], PORT));
-    // One poll first, so that B listens. B has one listening socket (smoltcp
-    // has no accept backlog): A's connection, then C's.
+    // One poll first, so that B listens (every idle socket of B does; see
+    // tests/simultaneous_connects.rs). A's connection, then C's.
     net.step();
     net.dial(0, to_b, Some(b)).unwrap();
     assert!(net.stations[0].driver.sockets().any(
