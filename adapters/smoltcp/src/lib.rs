@@ -10,8 +10,12 @@
 //! [`Driver::poll`] drives any [`Drive`](veil_core::node::Drive) (a
 //! [`Node`](veil_core::node::Node) of any profile) and moves bytes both ways:
 //!
-//! - a socket the driver listens on that completes a TCP handshake becomes
-//!   an accepted link ([`OpenLink`](veil_core::node::OpenLink));
+//! - every socket the driver is not using listens on the listen port
+//!   (smoltcp has no accept backlog: one listening socket per connection
+//!   that may arrive at once), so peers connecting at the same moment are
+//!   all accepted, up to the free sockets; a dial takes a socket that still
+//!   only listens. A socket that completes a TCP handshake becomes an
+//!   accepted link ([`OpenLink`](veil_core::node::OpenLink));
 //! - the node's dial requests ([`Output::Dial`](veil_core::node::Output::Dial))
 //!   become TCP connects; an established connect becomes a dialled link, a
 //!   failed one goes back as [`DialFailed`](veil_core::node::DialFailed);

@@ -35,7 +35,8 @@ pub const RELAY_LINKS: usize = 2;
 
 /// TCP sockets of an endpoint: it dials its one link.
 pub const ENDPOINT_SOCKETS: usize = ENDPOINT_LINKS;
-/// TCP sockets of the relay: one per link and one listening.
+/// TCP sockets of the relay: one per link and a spare. Every idle one
+/// listens (veil-smoltcp's driver), so A and C are accepted at once.
 pub const RELAY_SOCKETS: usize = RELAY_LINKS + 1;
 /// TCP receive buffer (the window) per socket.
 pub const TCP_RX: usize = 512;
