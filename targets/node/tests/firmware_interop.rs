@@ -46,6 +46,9 @@ const STD_NODES: usize = 5;
 const FIRMWARE_IP: &str = "10.202.0.2";
 const FIRMWARE_MAC: &str = "02:00:5e:00:53:12";
 const ROUTER_IP: &str = "10.202.0.1/24";
+/// The std nodes gossip on the default interval, as the firmware does: a
+/// node cuts off a peer that gossips far faster than its own interval.
+const GOSSIP_INTERVAL_MS: u64 = 30_000;
 /// Every wait is bounded by this; nothing asserts on how long it took.
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -147,33 +150,40 @@ impl Diagnostics<'_> {
 }
 
 /// Sends `text` from `node` to the firmware with `veil send` (exit 0 once
-/// the firmware acknowledged it); the sender's own `veil listen`, writing to
-/// `echoes`, gets the firmware's echo.
+/// the firmware acknowledged it); the sender's own `veil listen` gets the
+/// firmware's echo. Until gossip (every 30 s) brings the sender the
+/// firmware's descriptor, `veil send` refuses at once: it is tried again.
 fn send_to_firmware(ns: &Netns, node: &StdNode, firmware: &str, text: &str) -> Result<(), String> {
-    let mut send = ns
-        .veil(&[
-            "send",
-            firmware,
-            "--control",
-            &node.control,
-            "--timeout",
-            "90",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn veil send");
-    send.stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write stdin");
-    let out = send.wait_with_output().expect("veil send output");
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let mut send = ns
+            .veil(&[
+                "send",
+                firmware,
+                "--control",
+                &node.control,
+                "--timeout",
+                "90",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn veil send");
+        send.stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write stdin");
+        let out = send.wait_with_output().expect("veil send output");
+        if out.status.success() {
+            return Ok(());
+        }
+        let error = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !error.contains("is not in this node's table") || Instant::now() > deadline {
+            return Err(error);
+        }
+        std::thread::sleep(Duration::from_secs(1));
     }
 }
 
@@ -219,7 +229,16 @@ fn the_firmware_node_on_qemu_ethernet_joins_a_network_of_linux_nodes() {
 
     let bootstrap = format!("10.1.0.1:{}", common::netns::PORT);
     let nodes: Vec<StdNode> = (0..STD_NODES)
-        .map(|i| spawn_std_node(&ns, &scratch, i, &bootstrap, &mut children))
+        .map(|i| {
+            spawn_std_node(
+                &ns,
+                &scratch,
+                i,
+                &bootstrap,
+                GOSSIP_INTERVAL_MS,
+                &mut children,
+            )
+        })
         .collect();
     let collector = &nodes[0];
     let collector_hex = hex::encode(collector.id.as_bytes());
@@ -296,9 +315,13 @@ fn the_firmware_node_on_qemu_ethernet_joins_a_network_of_linux_nodes() {
     );
     eprintln!("firmware -> Linux delivered after {:?}", started.elapsed());
 
-    // A Linux node (not the collector) builds its own circuit to the
+    // A Linux node (not the collector, and not on the firmware's circuit,
+    // so that it survives the kill below) builds its own circuit to the
     // firmware; the firmware prints the message and echoes it back.
-    let sender = &nodes[STD_NODES - 1];
+    let sender = nodes[1..]
+        .iter()
+        .find(|n| !first.contains(&hex::encode(n.id.as_bytes())))
+        .expect("4 relays, 3 on the circuit");
     let echoed = scratch.path("sender.json");
     listen(&ns, sender, &echoed, &mut children);
     let hello = "hello firmware, from a Linux node (1)";

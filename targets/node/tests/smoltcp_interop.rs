@@ -352,7 +352,7 @@ fn a_smoltcp_node_on_a_tap_device_builds_circuits_with_linux_nodes() {
             } else {
                 first_addr.as_str()
             };
-            spawn_std_node(&ns, &scratch, i, bootstrap, &mut children)
+            spawn_std_node(&ns, &scratch, i, bootstrap, 200, &mut children)
         })
         .collect();
     let destination = &std_nodes[STD_NODES - 1];

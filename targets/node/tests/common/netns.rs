@@ -109,12 +109,17 @@ pub struct StdNode {
     pub child: usize,
 }
 
-/// Starts std node `i` on `10.(i+1).0.1`; it bootstraps from `bootstrap`.
+/// Starts std node `i` on `10.(i+1).0.1`; it bootstraps from `bootstrap`
+/// and gossips every `gossip_interval_ms`. A peer that gossips much faster
+/// than a node's own interval runs out of its descriptor quota and is cut
+/// off (relay spec §2.1), so a test with a node on the default interval (30
+/// s) keeps the std nodes on it too.
 pub fn spawn_std_node(
     ns: &Netns,
     scratch: &Scratch,
     i: usize,
     bootstrap: &str,
+    gossip_interval_ms: u64,
     children: &mut Children,
 ) -> StdNode {
     let dir = scratch.path(&format!("n{i}"));
@@ -137,7 +142,7 @@ pub fn spawn_std_node(
         .to_string();
     let config = format!(
         "listen = \"{ip}:{PORT}\"\ndata_dir = \"{}\"\n\
-         bootstrap = [\"{bootstrap}\"]\ngossip_interval_ms = 200\nextend_to_private_addresses = true\n\
+         bootstrap = [\"{bootstrap}\"]\ngossip_interval_ms = {gossip_interval_ms}\nextend_to_private_addresses = true\n\
          bootstrap_retry_ms = 300\nlog_level = \"info\"\n",
         data.display()
     );
