@@ -105,3 +105,47 @@ fn a_node_behind_nat_finds_it_cannot_be_dialled_and_is_reached_through_introduce
     assert!(delivered, "got {}", sim.node(hidden).delivered.len());
     assert_eq!(sim.node(hidden).delivered.len(), 5, "each exactly once");
 }
+
+/// A client that relays for nobody and starts its circuits on anonymous
+/// links (a device, a phone) behind NAT: it keeps an outbound link under its
+/// identity all the same, so that it has an introducer to list. Without that
+/// link its only identified link was its bootstrap link, which never
+/// introduces, and nobody could reach it.
+#[test]
+fn an_anonymous_client_behind_nat_keeps_a_link_for_its_introducer() {
+    let mut sim = Sim::new(7);
+    let relays = relays(&mut sim);
+    let client = NodeConfig {
+        relay: false,
+        anonymous_first_hops: true,
+        introducers: 1,
+        outbound_links: 1,
+        ..detecting()
+    };
+    let hidden = sim.add_node_behind_nat(client, 8);
+    sim.handle(hidden, AddBootstrap::address(Sim::address_of(relays[0])))
+        .unwrap();
+    let found = sim.run_until_true(Duration::from_secs(60), |sim| {
+        sim.node(hidden).core.reachability() == ReachabilityStatus::Unreachable
+            && sim.node(hidden).core.introducers().len() == 1
+    });
+    assert!(
+        found,
+        "status {:?}, introducers {:?}",
+        sim.node(hidden).core.reachability(),
+        sim.node(hidden).core.introducers()
+    );
+    let sender = relays[7];
+    let id = sim.node_id(hidden);
+    let known = sim.run_until_true(Duration::from_secs(60), |sim| {
+        sim.node(sender).core.node_table().get(&id).is_some()
+    });
+    assert!(known, "the sender learned of it");
+    sim.send_message(sender, hidden, b"to a client behind NAT")
+        .unwrap();
+    let delivered = sim.run_until_true(Duration::from_secs(60), |sim| {
+        !sim.node(hidden).delivered.is_empty()
+    });
+    assert!(delivered, "its message arrived through its introducer");
+    assert_eq!(sim.node(hidden).delivered.len(), 1, "exactly once");
+}

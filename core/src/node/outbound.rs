@@ -49,10 +49,22 @@ const KEPT: bool = cfg!(feature = "outbound-links");
 impl<P: Profile> Node<P> {
     /// Whether this node keeps outbound links of its own: one that joins
     /// by itself (it has bootstrap addresses; a seed, or a node its owner
-    /// links by hand, dials only what its circuits need) and may show its
-    /// address to random relays, as a feeler does.
+    /// links by hand, dials only what its circuits need) and either may
+    /// show its address to random relays, as a feeler does, or may have to
+    /// be reached through introducers. A client that hides its identity
+    /// from its first hops (`anonymous_first_hops`) still needs the latter:
+    /// behind NAT its introducers are the relays of these links, and its
+    /// circuits keep starting on anonymous links.
     fn keeps_outbound(&self) -> bool {
-        KEPT && self.dialer.has_bootstrap() && self.feels() && self.config.outbound_links > 0
+        KEPT && self.dialer.has_bootstrap()
+            && self.config.outbound_links > 0
+            && (self.feels() || self.may_be_introduced())
+    }
+
+    /// Whether this node may turn out not to be dialled, and then lists
+    /// introducers (the `introducers` feature, reachability not `Public`).
+    fn may_be_introduced(&self) -> bool {
+        super::introducers::INTRODUCERS && self.config.reachability != super::Reachability::Public
     }
 
     /// The outbound links this node keeps: an eighth of its table, at
@@ -61,12 +73,10 @@ impl<P: Profile> Node<P> {
     /// a spare, so that a lost introducer is replaced at once.
     fn outbound_target(&self) -> usize {
         // A node that may turn out not to be dialled keeps them too.
-        let introducers = if !super::introducers::INTRODUCERS
-            || self.config.reachability == super::Reachability::Public
-        {
-            0
-        } else {
+        let introducers = if self.may_be_introduced() {
             self.introducers_wanted_if_unreachable().saturating_add(1)
+        } else {
+            0
         };
         (self.links.as_ref().len() / 8)
             .max(1)

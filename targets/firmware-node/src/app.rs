@@ -14,7 +14,7 @@
 use veil_core::identity::NodeId;
 use veil_core::link::LinkRole;
 use veil_core::message::{MessageId, Sender};
-use veil_core::node::{Event, Output, Reply, SendMessage, SendMessageError};
+use veil_core::node::{Event, Output, ReachabilityStatus, Reply, SendMessage, SendMessageError};
 use veil_core::time::{Duration, Instant};
 
 use crate::console::{line, Piece::Number as N, Piece::Text as T};
@@ -42,6 +42,10 @@ pub struct App {
     sent: u64,
     /// The numbers of messages still in flight, by id.
     in_flight: [Option<(MessageId, u64)>; IN_FLIGHT],
+    /// What the console said last of the node's reachability.
+    reachability: ReachabilityStatus,
+    /// How many introducers the console listed last.
+    introducers: usize,
 }
 
 impl App {
@@ -53,6 +57,8 @@ impl App {
             next_send: Instant::ZERO,
             sent: 0,
             in_flight: [None; IN_FLIGHT],
+            reachability: ReachabilityStatus::Assumed,
+            introducers: 0,
         }
     }
 
@@ -129,6 +135,7 @@ impl App {
     /// Sends the next message when it is due and the node knows the
     /// collector and enough relays for a path.
     pub fn tick(&mut self, now: Instant, node: &mut DeviceNode) {
+        self.report_reachability(node);
         if now < self.next_send {
             return;
         }
@@ -160,6 +167,23 @@ impl App {
                 line(&[T("sent "), N(n), T(" to "), T(hex_id(&collector, &mut hex))]);
             }
             Err(error) => line(&[T("not sent: "), T(send_error(error))]),
+        }
+    }
+
+    /// Says when the node learns whether peers can dial it, and which
+    /// relays it is reached through when they cannot.
+    fn report_reachability(&mut self, node: &DeviceNode) {
+        let status = node.reachability();
+        let introducers = node.introducers();
+        if status == self.reachability && introducers.len() == self.introducers {
+            return;
+        }
+        self.reachability = status;
+        self.introducers = introducers.len();
+        line(&[T("reachability: "), T(reachability_name(status))]);
+        let mut hex = [0u8; 64];
+        for relay in introducers {
+            line(&[T("  introducer "), T(hex_id(relay, &mut hex))]);
         }
     }
 
@@ -227,6 +251,16 @@ pub fn hex_id<'a>(id: &NodeId, buf: &'a mut [u8; 64]) -> &'a str {
         }
     }
     core::str::from_utf8(buf).unwrap_or("?")
+}
+
+/// One word for the console (which does not use `core::fmt`).
+fn reachability_name(status: ReachabilityStatus) -> &'static str {
+    match status {
+        ReachabilityStatus::Assumed => "assumed",
+        ReachabilityStatus::Checking => "checking",
+        ReachabilityStatus::Reachable => "reachable",
+        ReachabilityStatus::Unreachable => "unreachable",
+    }
 }
 
 /// Why a send was refused, for the console (which does not use `core::fmt`).

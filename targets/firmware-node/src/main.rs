@@ -45,7 +45,7 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr};
 use static_cell::{ConstStaticCell, StaticCell};
 use veil_core::identity::Identity;
 use veil_core::message::MessageSlot;
-use veil_core::node::{AddBootstrap, LinkSlot, Node, NodeConfig, SetAddresses};
+use veil_core::node::{AddBootstrap, LinkSlot, Node, NodeConfig, Reachability, SetAddresses};
 use veil_lan9118::{Config as ChipConfig, Lan9118, Mmio, MPS2_BASE_ADDRESS};
 use veil_smoltcp::{tcp_address, to_smoltcp_instant, Driver, DriverConfig, Slot};
 use zeroize::Zeroize;
@@ -131,6 +131,14 @@ fn run<B: Board>(board: &mut B) -> Result<Infallible, &'static str> {
         relay: false,
         // The test network (and many a LAN) uses private addresses.
         extend_to_private_addresses: true,
+        // Peers dial its address back: on a LAN it is advertised; behind
+        // NAT nobody gets through and it is reached through introducers.
+        reachability: Reachability::Detect,
+        // One relay of its own choosing to keep a link to (the bootstrap
+        // link is handed off to it), and to be introduced by behind NAT:
+        // a link slot each is what the device can spare.
+        outbound_links: 1,
+        introducers: 1,
         ..NodeConfig::default()
     };
     let mut node_seed_bytes = [0u8; 32];

@@ -20,6 +20,12 @@
 //! - a Linux relay on the firmware's circuit is killed, and both
 //!   directions still work afterwards, still exactly once.
 //!
+//! A second test puts the image behind QEMU's user-mode network (slirp,
+//! a NAT: `-nic user,…,net=10.202.0.0/24`) instead of the TAP device.
+//! Nobody can dial it there: its peers' dial-backs fail, it lists
+//! introducers in its descriptor, and a Linux node reaches it through one
+//! (issue 19).
+//!
 //! It needs root, `/dev/net/tun`, iproute2, `qemu-system-arm` and the
 //! `thumbv7em-none-eabihf` target, and fails with one line naming what is
 //! missing. The image is `$VEIL_FIRMWARE_NODE_ELF` if set (`.ci/firmware-node`
@@ -133,22 +139,6 @@ fn circuit_relays(console: &[String], collector: &str) -> Vec<String> {
         .collect()
 }
 
-/// Everything a failure message needs.
-struct Diagnostics<'a> {
-    console: &'a Path,
-    nodes: &'a [StdNode],
-}
-
-impl Diagnostics<'_> {
-    fn report(&self) -> String {
-        format!(
-            "--- firmware console\n{}\n{}",
-            read(self.console),
-            logs(self.nodes)
-        )
-    }
-}
-
 /// Sends `text` from `node` to the firmware with `veil send` (exit 0 once
 /// the firmware acknowledged it); the sender's own `veil listen` gets the
 /// firmware's echo. Until gossip (every 30 s) brings the sender the
@@ -211,92 +201,222 @@ fn echoes(listen: &Path, from: &str) -> Vec<String> {
         .collect()
 }
 
+/// How QEMU connects the image's LAN9118.
+#[derive(Clone, Copy)]
+enum Nic {
+    /// A TAP device in the namespace, the kernel as the image's router: the
+    /// Linux nodes can dial the image.
+    Tap,
+    /// QEMU's user-mode network (slirp): the image's connections leave
+    /// through QEMU's NAT (10.202.0.0/24, QEMU itself at 10.202.0.1), and
+    /// nothing can dial the image.
+    UserNat,
+}
+
+/// The Linux nodes, the collector's `veil listen` and QEMU with the image,
+/// in a namespace of their own. Fields drop in order: the processes are
+/// killed before the namespace goes.
+struct Network {
+    children: Children,
+    nodes: Vec<StdNode>,
+    collector_hex: String,
+    /// The collector's `veil listen` output.
+    collected: PathBuf,
+    console: PathBuf,
+    qemu: usize,
+    /// The TAP device, for [`Nic::Tap`].
+    tap: Option<String>,
+    /// The image's node id, in hex, from its console.
+    firmware: String,
+    ns: Netns,
+    scratch: Scratch,
+}
+
+impl Network {
+    /// Starts the Linux nodes and the image, and waits for it to boot.
+    fn start(nic: Nic) -> Network {
+        require_privileges("firmware_interop");
+        require_tools();
+        let elf = firmware_image();
+        let pid = std::process::id();
+        let tag = match nic {
+            Nic::Tap => "t",
+            Nic::UserNat => "n",
+        };
+        let ns = Netns::create(format!("veil-fw{tag}-{pid}"));
+        let scratch = Scratch::new(&format!("firmware-{tag}"));
+        let mut children = Children::default();
+
+        let tap = matches!(nic, Nic::Tap).then(|| format!("vfw{tag}{pid}"));
+        let nic_arg = match &tap {
+            Some(tap) => {
+                ns.ip(&["tuntap", "add", "dev", tap, "mode", "tap"]);
+                ns.ip(&["addr", "add", ROUTER_IP, "dev", tap]);
+                ns.ip(&["link", "set", tap, "up"]);
+                format!("tap,ifname={tap},script=no,downscript=no,model=lan9118")
+            }
+            None => "user,model=lan9118,net=10.202.0.0/24,host=10.202.0.1".to_owned(),
+        };
+
+        let bootstrap = format!("10.1.0.1:{}", common::netns::PORT);
+        let nodes: Vec<StdNode> = (0..STD_NODES)
+            .map(|i| {
+                spawn_std_node(
+                    &ns,
+                    &scratch,
+                    i,
+                    &bootstrap,
+                    GOSSIP_INTERVAL_MS,
+                    &mut children,
+                )
+            })
+            .collect();
+        let collector_hex = hex::encode(nodes[0].id.as_bytes());
+        let collected = scratch.path("collector.json");
+        listen(&ns, &nodes[0], &collected, &mut children);
+
+        // QEMU in the namespace; its working directory gets the defmt log.
+        let console = scratch.path("console.txt");
+        let qemu_dir = scratch.path("qemu");
+        fs::create_dir_all(&qemu_dir).expect("qemu dir");
+        let qemu = Command::new("ip")
+            .args(["netns", "exec", &ns.0, "qemu-system-arm"])
+            .args(["-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic"])
+            .args(["-semihosting-config", "enable=on,target=native"])
+            .args(["-nic", &nic_arg])
+            .arg("-kernel")
+            .arg(&elf)
+            .current_dir(&qemu_dir)
+            .stdin(Stdio::null())
+            .stdout(File::create(&console).expect("console"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn qemu-system-arm");
+        let qemu = children.push(qemu);
+        let mut network = Network {
+            children,
+            nodes,
+            collector_hex,
+            collected,
+            console,
+            qemu,
+            tap,
+            firmware: String::new(),
+            ns,
+            scratch,
+        };
+        network.firmware = eventually(Duration::from_secs(30), || {
+            console_lines(&network.console).iter().find_map(|l| {
+                l.strip_prefix("veil-firmware-node ")
+                    .and_then(|rest| rest.split(' ').next())
+                    .map(str::to_owned)
+            })
+        })
+        .unwrap_or_else(|| panic!("the firmware did not boot\n{}", network.report()));
+        assert_eq!(
+            network.firmware.len(),
+            64,
+            "the console names the node id in hex"
+        );
+        network
+    }
+
+    /// The image's console and every Linux node's log, for failures.
+    fn report(&self) -> String {
+        format!(
+            "--- firmware console\n{}\n{}",
+            read(&self.console),
+            logs(&self.nodes)
+        )
+    }
+
+    /// Waits until firmware message `n` reached the collector and the
+    /// image saw it acknowledged.
+    fn delivered(&self, n: u64) -> bool {
+        let acknowledged = format!("acknowledged {n}");
+        eventually(LIMIT, || {
+            (console_lines(&self.console).contains(&acknowledged)
+                && firmware_messages(&self.collected).contains(&n))
+            .then_some(())
+        })
+        .is_some()
+    }
+
+    /// How many times the image's console says it received `text`.
+    fn received(&self, text: &str) -> usize {
+        let wanted = format!("bytes: {text}");
+        console_lines(&self.console)
+            .iter()
+            .filter(|l| l.starts_with("received ") && l.ends_with(&wanted))
+            .count()
+    }
+
+    /// Sends `text` from `sender` to the image, and waits for its echo in
+    /// `echoed` (the sender's `veil listen`).
+    fn round_trip(&self, sender: &StdNode, echoed: &Path, text: &str) {
+        send_to_firmware(&self.ns, sender, &self.firmware, text)
+            .unwrap_or_else(|e| panic!("veil send to the firmware failed: {e}\n{}", self.report()));
+        let echo = eventually(LIMIT, || {
+            echoes(echoed, &self.firmware)
+                .iter()
+                .any(|e| *e == format!("echo: {text}"))
+                .then_some(())
+        });
+        assert!(
+            echo.is_some(),
+            "the firmware's echo of {text:?} did not come back\n{}",
+            self.report()
+        );
+        assert_eq!(
+            self.received(text),
+            1,
+            "delivered to the firmware exactly once\n{}",
+            self.report()
+        );
+    }
+
+    /// No firmware message reached the collector twice; QEMU still runs
+    /// and the image reported no failure.
+    fn check_end(&mut self) {
+        let delivered = firmware_messages(&self.collected);
+        let twice: Vec<_> = counts(&delivered)
+            .into_iter()
+            .filter(|&(_, c)| c > 1)
+            .collect();
+        assert!(
+            twice.is_empty(),
+            "delivered twice: {twice:?} of {delivered:?}"
+        );
+        assert!(
+            self.children.0[self.qemu]
+                .try_wait()
+                .expect("qemu status")
+                .is_none(),
+            "QEMU stopped running the firmware\n{}",
+            self.report()
+        );
+        assert!(
+            !read(&self.console).contains("FAIL"),
+            "the firmware reported a failure\n{}",
+            self.report()
+        );
+    }
+}
+
 #[test]
 fn the_firmware_node_on_qemu_ethernet_joins_a_network_of_linux_nodes() {
-    require_privileges("firmware_interop");
-    require_tools();
-    let elf = firmware_image();
     let started = Instant::now();
-    let pid = std::process::id();
-    let ns = Netns::create(format!("veil-fw-{pid}"));
-    let scratch = Scratch::new("firmware");
-    let mut children = Children::default();
-
-    let tap = format!("vfw{pid}");
-    ns.ip(&["tuntap", "add", "dev", &tap, "mode", "tap"]);
-    ns.ip(&["addr", "add", ROUTER_IP, "dev", &tap]);
-    ns.ip(&["link", "set", &tap, "up"]);
-
-    let bootstrap = format!("10.1.0.1:{}", common::netns::PORT);
-    let nodes: Vec<StdNode> = (0..STD_NODES)
-        .map(|i| {
-            spawn_std_node(
-                &ns,
-                &scratch,
-                i,
-                &bootstrap,
-                GOSSIP_INTERVAL_MS,
-                &mut children,
-            )
-        })
-        .collect();
-    let collector = &nodes[0];
-    let collector_hex = hex::encode(collector.id.as_bytes());
-    let collected = scratch.path("collector.json");
-    listen(&ns, collector, &collected, &mut children);
-
-    // QEMU in the namespace, its NIC on the TAP device; its working
-    // directory gets the defmt log.
-    let console = scratch.path("console.txt");
-    let qemu_dir = scratch.path("qemu");
-    fs::create_dir_all(&qemu_dir).expect("qemu dir");
-    let qemu = Command::new("ip")
-        .args(["netns", "exec", &ns.0, "qemu-system-arm"])
-        .args(["-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic"])
-        .args(["-semihosting-config", "enable=on,target=native"])
-        .args([
-            "-nic",
-            &format!("tap,ifname={tap},script=no,downscript=no,model=lan9118"),
-        ])
-        .arg("-kernel")
-        .arg(&elf)
-        .current_dir(&qemu_dir)
-        .stdin(Stdio::null())
-        .stdout(File::create(&console).expect("console"))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn qemu-system-arm");
-    let qemu = children.push(qemu);
-    let diag = Diagnostics {
-        console: &console,
-        nodes: &nodes,
-    };
-
-    let firmware = eventually(Duration::from_secs(30), || {
-        console_lines(&console).iter().find_map(|l| {
-            l.strip_prefix("veil-firmware-node ")
-                .and_then(|rest| rest.split(' ').next())
-                .map(str::to_owned)
-        })
-    })
-    .unwrap_or_else(|| panic!("the firmware did not boot\n{}", diag.report()));
-    assert_eq!(firmware.len(), 64, "the console names the node id in hex");
+    let mut net = Network::start(Nic::Tap);
 
     // It joins and reports to the collector through 3 Linux relays.
-    let first = eventually(LIMIT, || {
-        let console = console_lines(&console);
-        let delivered = firmware_messages(&collected);
-        (console.iter().any(|l| l == "acknowledged 1") && delivered.contains(&1))
-            .then(|| circuit_relays(&console, &collector_hex))
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "firmware message 1 was not delivered and acknowledged\n{}",
-            diag.report()
-        )
-    });
+    assert!(
+        net.delivered(1),
+        "firmware message 1 was not delivered and acknowledged\n{}",
+        net.report()
+    );
+    let first = circuit_relays(&console_lines(&net.console), &net.collector_hex);
     assert_eq!(first.len(), 3, "a circuit of 3 relays: {first:?}");
-    let relay_ids: Vec<String> = nodes[1..]
+    let relay_ids: Vec<String> = net.nodes[1..]
         .iter()
         .map(|n| hex::encode(n.id.as_bytes()))
         .collect();
@@ -306,7 +426,8 @@ fn the_firmware_node_on_qemu_ethernet_joins_a_network_of_linux_nodes() {
     );
     // The frames went over the TAP device: the kernel resolved the
     // firmware's address by ARP.
-    let neighbours = ns.ip_output(&["neigh", "show", "dev", &tap]);
+    let tap = net.tap.clone().expect("a TAP network");
+    let neighbours = net.ns.ip_output(&["neigh", "show", "dev", &tap]);
     assert!(
         neighbours
             .lines()
@@ -318,126 +439,119 @@ fn the_firmware_node_on_qemu_ethernet_joins_a_network_of_linux_nodes() {
     // A Linux node (not the collector, and not on the firmware's circuit,
     // so that it survives the kill below) builds its own circuit to the
     // firmware; the firmware prints the message and echoes it back.
-    let sender = nodes[1..]
+    let sender = net.nodes[1..]
         .iter()
-        .find(|n| !first.contains(&hex::encode(n.id.as_bytes())))
+        .position(|n| !first.contains(&hex::encode(n.id.as_bytes())))
+        .map(|i| i + 1)
         .expect("4 relays, 3 on the circuit");
-    let echoed = scratch.path("sender.json");
-    listen(&ns, sender, &echoed, &mut children);
+    let echoed = net.scratch.path("sender.json");
+    listen(&net.ns, &net.nodes[sender], &echoed, &mut net.children);
     let hello = "hello firmware, from a Linux node (1)";
-    send_to_firmware(&ns, sender, &firmware, hello)
-        .unwrap_or_else(|e| panic!("veil send to the firmware failed: {e}\n{}", diag.report()));
-    let received = |text: &str| {
-        let wanted = format!("bytes: {text}");
-        console_lines(&console)
-            .iter()
-            .filter(|l| l.starts_with("received ") && l.ends_with(&wanted))
-            .count()
-    };
-    let echo = eventually(LIMIT, || {
-        echoes(&echoed, &firmware)
-            .iter()
-            .any(|e| *e == format!("echo: {hello}"))
-            .then_some(())
-    });
-    assert!(
-        echo.is_some(),
-        "the firmware's echo did not come back\n{}",
-        diag.report()
-    );
-    assert_eq!(
-        received(hello),
-        1,
-        "delivered to the firmware exactly once\n{}",
-        diag.report()
-    );
+    net.round_trip(&net.nodes[sender], &echoed, hello);
     eprintln!("Linux -> firmware and echo after {:?}", started.elapsed());
 
     // Kill a relay of the firmware's circuit: its first hop, whose link
     // the firmware holds itself.
     let victim_hex = first[0].clone();
-    let victim = nodes
+    let victim = net
+        .nodes
         .iter()
         .find(|n| hex::encode(n.id.as_bytes()) == victim_hex)
-        .expect("the victim is a Linux node");
-    let _ = children.0[victim.child].kill();
-    let _ = children.0[victim.child].wait();
-    let before = firmware_messages(&collected).into_iter().max().unwrap_or(0);
-    let acked_before = console_lines(&console)
-        .iter()
-        .filter(|l| l.starts_with("acknowledged "))
-        .count();
+        .expect("the victim is a Linux node")
+        .child;
+    let _ = net.children.0[victim].kill();
+    let _ = net.children.0[victim].wait();
+    let before = firmware_messages(&net.collected)
+        .into_iter()
+        .max()
+        .unwrap_or(0);
     eprintln!("killed relay {victim_hex} after {:?}", started.elapsed());
 
     // Both directions still work: two more firmware messages arrive over a
     // circuit without the victim, and a Linux node reaches the firmware.
-    let later = eventually(LIMIT, || {
-        let console = console_lines(&console);
-        let acked = console
-            .iter()
-            .filter(|l| l.starts_with("acknowledged "))
-            .count();
-        let delivered = firmware_messages(&collected);
-        let new = delivered.iter().filter(|&&n| n > before).count();
-        (acked >= acked_before + 2 && new >= 2).then(|| circuit_relays(&console, &collector_hex))
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "the firmware's messages stopped after relay {victim_hex} was killed\n{}",
-            diag.report()
-        )
-    });
+    let sent_before = console_lines(&net.console)
+        .iter()
+        .filter(|l| l.starts_with("sent "))
+        .count() as u64;
+    assert!(
+        net.delivered(sent_before + 1) && net.delivered(sent_before + 2),
+        "the firmware's messages stopped after relay {victim_hex} was killed\n{}",
+        net.report()
+    );
+    assert!(firmware_messages(&net.collected)
+        .iter()
+        .any(|&n| n > before));
+    let later = circuit_relays(&console_lines(&net.console), &net.collector_hex);
     assert!(
         !later.contains(&victim_hex),
         "the new circuit avoids the killed relay: {later:?}"
     );
     let hello_again = "hello firmware, from a Linux node (2)";
-    send_to_firmware(&ns, sender, &firmware, hello_again).unwrap_or_else(|e| {
-        panic!(
-            "veil send to the firmware failed after the kill: {e}\n{}",
-            diag.report()
-        )
-    });
-    let echo = eventually(LIMIT, || {
-        echoes(&echoed, &firmware)
-            .iter()
-            .any(|e| *e == format!("echo: {hello_again}"))
-            .then_some(())
-    });
-    assert!(echo.is_some(), "no echo after the kill\n{}", diag.report());
-    assert_eq!(
-        received(hello_again),
-        1,
-        "exactly once after the kill\n{}",
-        diag.report()
-    );
+    net.round_trip(&net.nodes[sender], &echoed, hello_again);
 
-    // Exactly once, all along: no firmware message twice at the collector,
-    // and the firmware took each Linux message once.
-    let delivered = firmware_messages(&collected);
-    let twice: Vec<_> = counts(&delivered)
-        .into_iter()
-        .filter(|&(_, c)| c > 1)
-        .collect();
-    assert!(
-        twice.is_empty(),
-        "delivered twice: {twice:?} of {delivered:?}"
-    );
-    assert_eq!(received(hello), 1, "{}", diag.report());
-    let echo_count = echoes(&echoed, &firmware).len();
-    assert_eq!(echo_count, 2, "one echo per message\n{}", diag.report());
-    assert!(
-        children.0[qemu].try_wait().expect("qemu status").is_none(),
-        "QEMU is still running the firmware\n{}",
-        diag.report()
-    );
-    assert!(
-        !read(&console).contains("FAIL"),
-        "the firmware reported a failure\n{}",
-        diag.report()
-    );
+    // Exactly once, all along.
+    assert_eq!(net.received(hello), 1, "{}", net.report());
+    let echo_count = echoes(&echoed, &net.firmware).len();
+    assert_eq!(echo_count, 2, "one echo per message\n{}", net.report());
+    net.check_end();
     eprintln!("done after {:?}", started.elapsed());
     if let Some(copy) = std::env::var_os("VEIL_FIRMWARE_NODE_CONSOLE") {
-        fs::copy(&console, copy).expect("copy the console");
+        fs::copy(&net.console, copy).expect("copy the console");
     }
+}
+
+/// Issue 19: behind QEMU's user-mode NAT nobody can dial the image. Its
+/// peers' dial-backs fail, it lists introducers, and a Linux node still
+/// reaches it, through one of them.
+#[test]
+fn the_firmware_node_behind_qemu_nat_is_reached_through_introducers() {
+    let started = Instant::now();
+    let mut net = Network::start(Nic::UserNat);
+    assert!(
+        net.delivered(1),
+        "firmware message 1 did not leave through the NAT\n{}",
+        net.report()
+    );
+    let unreachable = eventually(LIMIT, || {
+        let console = console_lines(&net.console);
+        let at = console
+            .iter()
+            .rposition(|l| l == "reachability: unreachable")?;
+        let introducers: Vec<String> = console[at + 1..]
+            .iter()
+            .map_while(|l| l.strip_prefix("  introducer "))
+            .map(str::to_owned)
+            .collect();
+        (!introducers.is_empty()).then_some(introducers)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the firmware did not find itself unreachable with introducers\n{}",
+            net.report()
+        )
+    });
+    eprintln!(
+        "unreachable, introduced by {unreachable:?}, after {:?}",
+        started.elapsed()
+    );
+    // A Linux node that is not an introducer sends to the firmware.
+    let sender = (1..STD_NODES)
+        .rev()
+        .find(|&i| !unreachable.contains(&hex::encode(net.nodes[i].id.as_bytes())))
+        .expect("at most 3 introducers of 4 relays");
+    let echoed = net.scratch.path("sender.json");
+    listen(&net.ns, &net.nodes[sender], &echoed, &mut net.children);
+    net.round_trip(
+        &net.nodes[sender],
+        &echoed,
+        "hello firmware behind NAT, from a Linux node",
+    );
+    // The console never claimed it reachable.
+    assert!(
+        !console_lines(&net.console).contains(&"reachability: reachable".to_owned()),
+        "{}",
+        net.report()
+    );
+    net.check_end();
+    eprintln!("done after {:?}", started.elapsed());
 }
