@@ -30,7 +30,8 @@ pub enum Notice {
         /// The message.
         data: Vec<u8>,
     },
-    /// A circuit this node built became ready.
+    /// A circuit this node built became ready (read by `bench` only).
+    #[cfg_attr(not(feature = "dev-tools"), allow(dead_code))]
     CircuitReady {
         /// Its last hop.
         destination: NodeId,

@@ -44,17 +44,23 @@
     )
 )]
 
-// Subcommands.
+// Subcommands. `demo`, `bench` and `replay` (and the local networks they
+// run) only with the `dev-tools` feature; `man` and `completions` only with
+// `docs`: an operator's node leaves them out (see Cargo.toml).
+#[cfg(feature = "dev-tools")]
 mod bench;
 mod control_commands;
 mod daemon;
+#[cfg(feature = "dev-tools")]
 mod demo;
+#[cfg(feature = "dev-tools")]
 mod replay;
 
 // What they are built from.
 mod control_cookie;
 mod control_listener;
 mod control_server;
+#[cfg(feature = "dev-tools")]
 mod local_network;
 mod metrics_server;
 mod saved_bootstrap;
@@ -73,6 +79,7 @@ mod host_protocol;
 mod keyfile;
 mod link_names;
 mod logger;
+#[cfg(feature = "docs")]
 mod man_page;
 mod node_metrics;
 mod node_state;
@@ -81,7 +88,10 @@ mod snapshot;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+#[cfg(feature = "docs")]
+use clap::CommandFactory;
+use clap::{Parser, Subcommand};
+#[cfg(feature = "docs")]
 use clap_complete::shells::{Bash, Fish, Zsh};
 use control_commands::ControlArgs;
 
@@ -164,6 +174,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    #[cfg(feature = "dev-tools")]
     /// Replay a trace recorded with `veil node --record` into a fresh node
     /// and check that every output matches. Exits 1 at the first mismatch.
     Replay {
@@ -174,9 +185,11 @@ enum Command {
         #[arg(long)]
         allow_truncated: bool,
     },
+    #[cfg(feature = "dev-tools")]
     /// Benchmark a local loopback network: circuit build time, bulk
     /// throughput through one circuit, peak RSS per node.
     Bench(bench::BenchArgs),
+    #[cfg(feature = "dev-tools")]
     /// Run a whole network on loopback in this process, send messages over
     /// 3-relay circuits, print a summary.
     Demo {
@@ -197,6 +210,7 @@ enum Command {
         #[arg(long, default_value = "warn")]
         log_level: String,
     },
+    #[cfg(feature = "docs")]
     /// Print a shell completion script for veil. For bash:
     /// `veil completions bash > ~/.local/share/bash-completion/completions/veil`;
     /// zsh: into a directory on $fpath as `_veil`; fish:
@@ -205,6 +219,7 @@ enum Command {
         /// The shell.
         shell: CompletionShell,
     },
+    #[cfg(feature = "docs")]
     /// Print the manual page, veil(1), in roff (`veil man | man -l -`), or
     /// write one page per command into a directory.
     Man {
@@ -217,6 +232,7 @@ enum Command {
 /// The shells `veil completions` writes scripts for. Only these three:
 /// each further shell's generator is code in the binary (see
 /// docs/operations.md, "Binary size").
+#[cfg(feature = "docs")]
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum CompletionShell {
     Bash,
@@ -264,7 +280,9 @@ fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Node(args) => daemon::run(args),
+        #[cfg(feature = "dev-tools")]
         Command::Bench(args) => bench::run(args),
+        #[cfg(feature = "dev-tools")]
         Command::Replay {
             file,
             allow_truncated,
@@ -287,6 +305,7 @@ fn run(command: Command) -> Result<(), String> {
             count,
         } => control_commands::listen(&control, control_commands::Output::new(json, raw), count),
         Command::Status { control, json } => control_commands::status(&control, json),
+        #[cfg(feature = "docs")]
         Command::Completions { shell } => {
             let (mut command, mut out) = (Cli::command(), std::io::stdout());
             match shell {
@@ -302,9 +321,11 @@ fn run(command: Command) -> Result<(), String> {
             }
             Ok(())
         }
+        #[cfg(feature = "docs")]
         Command::Man { out_dir } => {
             man_page::write(Cli::command(), out_dir.as_deref()).map_err(|e| e.to_string())
         }
+        #[cfg(feature = "dev-tools")]
         Command::Demo {
             nodes,
             messages,

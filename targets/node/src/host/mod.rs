@@ -32,6 +32,8 @@ pub use status_report::listening;
 /// A node running on its own thread.
 #[derive(Debug)]
 pub struct Host {
+    // Read by `demo` and `bench` only.
+    #[cfg_attr(not(feature = "dev-tools"), allow(dead_code))]
     id: NodeId,
     handle: HostHandle,
     thread: Option<JoinHandle<Result<SavedTable, String>>>,
@@ -137,6 +139,7 @@ impl Host {
     }
 
     /// The node's id.
+    #[cfg(feature = "dev-tools")]
     pub fn id(&self) -> NodeId {
         self.id
     }
@@ -152,11 +155,13 @@ impl Host {
     }
 
     /// Starts sending `data` to `to`; the receiver gets the outcome.
+    #[cfg(feature = "dev-tools")]
     pub fn send(&self, to: NodeId, data: Vec<u8>) -> Result<Receiver<SendResult>, String> {
         self.handle.send(to, data)
     }
 
     /// The node's status.
+    #[cfg(feature = "dev-tools")]
     pub fn status(&self) -> Result<Status, String> {
         self.handle.status()
     }
