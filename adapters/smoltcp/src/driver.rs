@@ -276,7 +276,7 @@ impl<'a> Driver<'a> {
         F: FnMut(&mut N, Output<'_>),
     {
         let snow = to_smoltcp_instant(now);
-        iface.poll(snow, device, sockets);
+        poll_interface(iface, snow, device, sockets);
         if self.node_deadline <= now {
             node.handle(now, Timeout);
         }
@@ -293,7 +293,7 @@ impl<'a> Driver<'a> {
                 break;
             }
         }
-        iface.poll(snow, device, sockets);
+        poll_interface(iface, snow, device, sockets);
         Ok(())
     }
 
@@ -569,6 +569,27 @@ impl defmt::Format for Peer {
             SocketAddr::V6(v6) => defmt::write!(f, "[{=[u8]:x}]:{}", v6.ip().octets(), v6.port()),
         }
     }
+}
+
+/// Polls the interface as smoltcp 0.12's `Interface::poll` did: every
+/// received packet, then one egress round, in which each socket sends at
+/// most one segment. Since 0.13 `Interface::poll` repeats egress until no
+/// socket has anything left, so a socket sends its whole window (up to four
+/// segments of a 512-byte window) back to back; a medium with a short queue
+/// (the firmware's 2-packet hub rings) drops all but the first and, with
+/// RFC 6298's 1 s minimum RTO, each loss stalls the link for a second or
+/// more. Segments not sent now go at the next poll, which
+/// [`Driver::poll_at`] asks for at once.
+fn poll_interface<D: Device + ?Sized>(
+    iface: &mut Interface,
+    now: smoltcp::time::Instant,
+    device: &mut D,
+    sockets: &mut SocketSet<'_>,
+) {
+    while iface.poll_ingress_single(now, device, sockets)
+        != smoltcp::iface::PollIngressSingleResult::None
+    {}
+    iface.poll_egress(now, device, sockets);
 }
 
 fn configure(socket: &mut tcp::Socket<'_>, config: &DriverConfig) {
