@@ -24,10 +24,14 @@ mod board;
 mod console;
 #[path = "../../firmware/src/logger.rs"]
 mod logger;
+#[path = "../../firmware/src/panic.rs"]
+mod panic;
 mod profile;
 mod qemu;
 #[path = "../../firmware/src/stack.rs"]
 mod stack;
+#[path = "../../firmware/src/statics.rs"]
+mod statics;
 #[path = "../../firmware/src/vectors.rs"]
 mod vectors;
 
@@ -55,6 +59,7 @@ use board::Board;
 use console::{line, Piece::Number as N, Piece::Text as T};
 use profile::*;
 use qemu::QemuBoard;
+use statics::{fill, place};
 
 // The device's network settings: what a device's provisioning sets. The
 // addresses are those `targets/node/tests/firmware_interop.rs` builds
@@ -71,9 +76,7 @@ const PORT: u16 = 7_000;
 /// The bootstrap node: a Linux `veil node`.
 const BOOTSTRAP: (Ipv4Addr, u16) = (Ipv4Addr::new(10, 1, 0, 1), 7_000);
 
-// Everything big lives in static RAM (.bss) and is built at boot, one
-// element at a time, so that no array is ever built on the stack (see the
-// self-test image's `selftest.rs` for why).
+// Everything big lives in static RAM (.bss), built at boot (`statics.rs`).
 static LINK_SLOTS: ConstStaticCell<Vec<LinkSlot<DeviceProfile>, LINKS>> =
     ConstStaticCell::new(Vec::new());
 static MESSAGE_POOL: ConstStaticCell<[MessageSlot<[u8; MSG]>; MESSAGES]> =
@@ -97,7 +100,7 @@ fn main() -> ! {
     };
     line(&[T("FAIL: "), T(why)]);
     debug::exit(debug::EXIT_FAILURE);
-    halt()
+    panic::halt()
 }
 
 /// Brings up the QEMU board and runs the node on it.
@@ -257,27 +260,6 @@ fn add_sockets(sockets: &mut SocketSet<'static>, slots: &mut [Slot]) -> Result<(
     Ok(())
 }
 
-/// Writes `make()` into `cell`, in this short-lived frame rather than the
-/// main loop's (LLVM builds the value in a temporary and copies it).
-#[inline(never)]
-fn place<T>(cell: &'static StaticCell<T>, make: impl FnOnce() -> T) -> &'static mut T {
-    cell.uninit().write(make())
-}
-
-/// Fills `storage` with `make()` and hands out its elements.
-#[inline(never)]
-fn fill<T, const M: usize>(
-    storage: &'static mut Vec<T, M>,
-    mut make: impl FnMut() -> T,
-) -> &'static mut [T] {
-    while !storage.is_full() {
-        if storage.push(make()).is_err() {
-            break;
-        }
-    }
-    storage.as_mut_slice()
-}
-
 /// The board's LAN9118.
 #[allow(unsafe_code)]
 fn chip() -> Result<Mmio, &'static str> {
@@ -285,24 +267,4 @@ fn chip() -> Result<Mmio, &'static str> {
     // MPS2_BASE_ADDRESS as device memory, for as long as the machine runs,
     // and this is the only place the image reaches them.
     unsafe { Mmio::new(MPS2_BASE_ADDRESS) }.ok_or("the LAN9118 base address is not aligned")
-}
-
-fn halt() -> ! {
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    match info.location() {
-        Some(at) => line(&[
-            T("FAIL: panic at "),
-            T(at.file()),
-            T(":"),
-            N(at.line().into()),
-        ]),
-        None => line(&[T("FAIL: panic")]),
-    }
-    debug::exit(debug::EXIT_FAILURE);
-    halt()
 }

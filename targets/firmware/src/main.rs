@@ -20,9 +20,11 @@
 
 mod console;
 mod logger;
+mod panic;
 mod profile;
 mod selftest;
 mod stack;
+mod statics;
 mod vectors;
 
 use console::{line, Piece::Number as N, Piece::Text as T};
@@ -55,22 +57,5 @@ fn main() -> ! {
             debug::exit(debug::EXIT_FAILURE);
         }
     }
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    match info.location() {
-        Some(at) => line(&[
-            T("FAIL: panic at "),
-            T(at.file()),
-            T(":"),
-            N(at.line().into()),
-        ]),
-        None => line(&[T("FAIL: panic")]),
-    }
-    debug::exit(debug::EXIT_FAILURE);
-    #[allow(clippy::empty_loop)]
-    loop {}
+    panic::halt()
 }

@@ -19,6 +19,7 @@ use veil_smoltcp::medium::{Faults, Hub};
 use veil_smoltcp::{tcp_address, to_smoltcp_instant, Driver, DriverConfig, Slot};
 
 use crate::profile::*;
+use crate::statics::{fill, place};
 
 const PORT: u16 = 7_000;
 const UNIX_AT_ZERO: u64 = 1_800_000_000;
@@ -42,12 +43,7 @@ pub struct Report {
     pub polls: u32,
 }
 
-// Everything big lives in static RAM (.bss), fixed at link time, and is
-// built at boot: a value that is not all zero bytes would need a flash image
-// of itself in .data, and a whole array built on the stack and then moved
-// would need as much stack. So arrays start as empty `heapless::Vec`s (all
-// zero, .bss) filled one element at a time, and each node is built by
-// `place`, whose frame is gone before the main loop runs.
+// Everything big lives in static RAM (.bss), built at boot (`statics.rs`).
 const ALL_LINKS: usize = 2 * ENDPOINT_LINKS + RELAY_LINKS;
 static LINKS: ConstStaticCell<Vec<LinkSlot<FirmwareProfile>, ALL_LINKS>> =
     ConstStaticCell::new(Vec::new());
@@ -68,28 +64,6 @@ static TCP_RX_BUFFERS: ConstStaticCell<[[u8; TCP_RX]; ALL_SOCKETS]> =
 static TCP_TX_BUFFERS: ConstStaticCell<[[u8; TCP_TX]; ALL_SOCKETS]> =
     ConstStaticCell::new([[0; TCP_TX]; ALL_SOCKETS]);
 static MEDIUM: StaticCell<Medium> = StaticCell::new();
-
-/// Writes `make()` into `cell`. LLVM builds the value in a temporary and
-/// copies it (11 KiB for a node); not inlined, so that temporary lives in
-/// this short-lived frame, not in the frame of the caller's main loop.
-#[inline(never)]
-fn place<T>(cell: &'static StaticCell<T>, make: impl FnOnce() -> T) -> &'static mut T {
-    cell.uninit().write(make())
-}
-
-/// Fills `storage` with `make()` and hands out its elements.
-#[inline(never)]
-fn fill<T, const N: usize>(
-    storage: &'static mut Vec<T, N>,
-    mut make: impl FnMut() -> T,
-) -> &'static mut [T] {
-    while !storage.is_full() {
-        if storage.push(make()).is_err() {
-            break;
-        }
-    }
-    storage.as_mut_slice()
-}
 
 const FAULTS: Faults = Faults {
     drop_per_mille: 20,
@@ -427,10 +401,7 @@ pub fn run() -> Result<Report, &'static str> {
                 let Sender::Anonymous(to) = sender else {
                     return Err("C learned who sent the message");
                 };
-                let reply = Reply {
-                    to,
-                    message: REPLY,
-                };
+                let reply = Reply { to, message: REPLY };
                 c.node
                     .handle(now, reply)
                     .map_err(|_| "C could not queue the reply")?;
