@@ -8,10 +8,11 @@
 //! used; without room `receive` returns `None` too (the frame waits in the
 //! FIFO), so that an answer to it is never lost.
 //!
-//! Porting to smoltcp 0.14: the `Device`, `RxToken` and `TxToken` traits
-//! and `DeviceCapabilities` are the same there, so this module needs no
-//! change; a board that wants the interface to answer pings must enable
-//! smoltcp 0.14's `auto-icmp-echo-reply` feature (0.12 always answers).
+//! smoltcp 0.14 kept the `Device`, `RxToken` and `TxToken` traits and
+//! `DeviceCapabilities` of 0.12, so this module did not change with the
+//! upgrade. Since 0.13 an interface answers pings only with smoltcp's
+//! `auto-icmp-echo-reply` feature (0.12 always did): a board that wants
+//! that turns it on (as `targets/nic-check` does).
 
 use crate::chip::Chip;
 use crate::driver::Lan9118;
