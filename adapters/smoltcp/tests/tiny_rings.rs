@@ -1,6 +1,6 @@
 //! The firmware self-test (targets/firmware/src/selftest.rs) on the host,
-//! with the image's parameters: a hub with 2-packet rings and a 320-byte
-//! MTU, 512-byte receive and 640-byte transmit buffers per TCP socket,
+//! with the image's parameters: a hub with 3-packet rings and a 320-byte
+//! MTU, 384-byte receive and 640-byte transmit buffers per TCP socket,
 //! 2 % drop, duplicate and reorder, the image's node profile (one link per
 //! endpoint, two and a spare socket for the relay B, which alone listens).
 //! A sends C a message over a circuit through B; C replies.
@@ -29,10 +29,10 @@ const RX: usize = 600;
 const TXQ: usize = 4;
 const MSG: usize = 256;
 const MESSAGES: usize = 2;
-const TCP_RX: usize = 512;
+const TCP_RX: usize = 384;
 const TCP_TX: usize = 640;
 const MTU: usize = 320;
-const FRAMES: usize = 2;
+const FRAMES: usize = 3;
 
 veil_core::node_profile! {
     /// The firmware image's capacities.
@@ -415,13 +415,11 @@ const FAULTS: Faults = Faults {
 };
 
 /// The self-test exactly: the image's seed (`SEED` overrides it), 120 s
-/// simulated. Passes with smoltcp 0.12, the version the workspace uses
-/// (every seed 1..=8 too, within 6 s). With 0.14 it fails even with the
-/// driver's bounded egress: RFC 6298's 1 s minimum RTO (0.12: 10 ms) makes
-/// each packet lost to a full 2-packet ring cost a second or more, with
-/// exponential back-off; 3-packet rings and a 384-byte window pass every
-/// seed. This test is why the workspace stays on 0.12 for now
-/// (docs/dependencies.md).
+/// simulated; seeds 1..=8 pass too. With the 2-packet rings and 512-byte
+/// windows the image had under smoltcp 0.12 it fails with 0.14 even with
+/// the driver's bounded egress: RFC 6298's 1 s minimum RTO (0.12: 10 ms)
+/// makes each packet lost to a full ring cost a second or more, with
+/// exponential back-off (docs/dependencies.md).
 #[test]
 fn the_firmware_self_test_passes_on_tiny_rings() {
     let seed = std::env::var("SEED")
@@ -431,10 +429,11 @@ fn the_firmware_self_test_passes_on_tiny_rings() {
     eprintln!("done after {ms} ms simulated");
 }
 
-/// Without faults: only the 2-packet rings. With smoltcp 0.14 this needs
-/// the driver's one segment per socket per interface poll (0.14's
-/// `Interface::poll` sends a socket's whole window at once and overflows the
-/// rings); it then runs exactly as with 0.12 (87 packets, 1 025 ms).
+/// Without faults: only the small rings. With smoltcp 0.14 this needs the
+/// driver's one segment per socket per interface poll (0.14's
+/// `Interface::poll` sends a socket's whole window at once and overflows
+/// small rings; on the 2-packet rings the image had, the run then went
+/// exactly as with 0.12: 87 packets, 1 025 ms).
 #[test]
 fn the_firmware_self_test_passes_on_clean_tiny_rings() {
     let ms = run(Faults::default(), 0x5eed, Duration::from_secs(120)).unwrap();

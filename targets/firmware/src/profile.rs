@@ -38,14 +38,17 @@ pub const ENDPOINT_SOCKETS: usize = ENDPOINT_LINKS;
 /// TCP sockets of the relay: one per link and a spare. Every idle one
 /// listens (veil-smoltcp's driver), so A and C are accepted at once.
 pub const RELAY_SOCKETS: usize = RELAY_LINKS + 1;
-/// TCP receive buffer (the window) per socket.
-pub const TCP_RX: usize = 512;
+/// TCP receive buffer (the window) per socket: 384 bytes keeps a window
+/// within what the medium's queues hold (smoltcp 0.13+ retransmits a lost
+/// segment only after its 1 s minimum RTO, docs/dependencies.md).
+pub const TCP_RX: usize = 384;
 /// TCP transmit buffer per socket: room for one whole link message (533).
 pub const TCP_TX: usize = 640;
 /// MTU of the in-RAM medium.
 pub const MTU: usize = 320;
-/// Packets queued per port of the medium.
-pub const FRAMES: usize = 2;
+/// Packets queued per port of the medium: 3, so that B's port takes a
+/// segment from A and one from C with room for an ACK.
+pub const FRAMES: usize = 3;
 
 veil_core::node_profile! {
     /// The capacities of every node of the image.
