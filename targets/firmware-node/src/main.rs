@@ -178,12 +178,29 @@ fn run<B: Board>(board: &mut B) -> Result<Infallible, &'static str> {
     seeds.zeroize();
 
     let mut id_hex = [0u8; 64];
+    let ([a, b, c, d], [e, f, g, h]) = (ADDRESS.octets(), BOOTSTRAP.0.octets());
     line(&[
         T("veil-firmware-node "),
         T(app::hex_id(&node.node_id(), &mut id_hex)),
-        T(" on 10.202.0.2:"),
+        T(" on "),
+        N(a.into()),
+        T("."),
+        N(b.into()),
+        T("."),
+        N(c.into()),
+        T("."),
+        N(d.into()),
+        T(":"),
         N(PORT.into()),
-        T(", bootstrap 10.1.0.1:"),
+        T(", bootstrap "),
+        N(e.into()),
+        T("."),
+        N(f.into()),
+        T("."),
+        N(g.into()),
+        T("."),
+        N(h.into()),
+        T(":"),
         N(BOOTSTRAP.1.into()),
     ]);
     logger::set_node(b'N');
