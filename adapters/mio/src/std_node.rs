@@ -20,6 +20,11 @@ pub const OWN: usize = 32;
 pub const MSG: usize = 64 * 1024;
 /// Message slots (half for sending, half for receiving).
 pub const MESSAGES: usize = 64;
+/// Hop-handshake key pairs drawn ahead of need (65 B each): enough for a
+/// client's next hop and a relay's burst of `CREATE`s between two turns of
+/// the loop, each answered one X25519 operation sooner
+/// (`veil_core::circuit::ReadyEphemerals`).
+pub const READY_EPHEMERALS: usize = 4;
 
 /// The buffer the runtime drains the node into: the largest message, or a
 /// link message of 16 KiB with room to spare (the node never makes a link
@@ -49,6 +54,7 @@ veil_core::node_profile! {
         links: Box<[LinkSlot<StdProfile>]>,
         messages: Box<[MessageSlot<[u8; MSG]>]>,
         mixed_cells: veil_core::node::MIXING_QUEUE,
+        ready_ephemerals: READY_EPHEMERALS,
     }
 }
 

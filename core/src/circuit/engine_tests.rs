@@ -37,6 +37,9 @@ pub(super) struct Net {
     /// Whether `dial_for_extend` accepts (a dial that then never
     /// completes), instead of failing at once.
     pub(super) dials_hang: bool,
+    /// `(node, public key)` of every hop-handshake key pair a node asked
+    /// its context for.
+    pub(super) hop_keys: Vec<(usize, [u8; 32])>,
 }
 
 /// The network prefix of node `j`: its own, except nodes 5 and 6, which
@@ -56,6 +59,7 @@ pub(super) struct Ctx<'a> {
     events: &'a mut Vec<(usize, CircuitEvent)>,
     rng: &'a mut ChaCha20Rng,
     dials_hang: bool,
+    hop_keys: &'a mut Vec<(usize, [u8; 32])>,
 }
 
 fn linked(cut: &BTreeSet<(usize, usize)>, a: usize, b: usize) -> bool {
@@ -88,6 +92,13 @@ impl CircuitContext for Ctx<'_> {
     }
     fn rng(&mut self) -> &mut dyn Rng {
         self.rng
+    }
+    fn hop_ephemeral(&mut self) -> StaticKeypair {
+        let mut secret = [0u8; 32];
+        self.rng.fill_bytes(&mut secret);
+        let pair = StaticKeypair::from_secret_bytes(secret);
+        self.hop_keys.push((self.me, pair.public()));
+        pair
     }
     fn event(&mut self, event: CircuitEvent) {
         self.events.push((self.me, event));
@@ -151,6 +162,7 @@ impl Net {
             delivered: 0,
             now: crate::time::Instant::ZERO,
             dials_hang: false,
+            hop_keys: Vec::new(),
         }
     }
 
@@ -169,6 +181,7 @@ impl Net {
             events: &mut self.events,
             rng: &mut self.rng,
             dials_hang: self.dials_hang,
+            hop_keys: &mut self.hop_keys,
         };
         f(&mut self.engines[me], &mut ctx)
     }
@@ -252,6 +265,51 @@ fn a_circuit_through_three_relays_carries_data_both_ways() {
         net.events_of(2).as_slice(),
         [CircuitEvent::Delivered { .. }]
     ));
+}
+
+#[test]
+fn every_hop_handshake_uses_the_key_pair_its_context_hands_out() {
+    // What lets a node draw these key pairs ahead of need
+    // (`ReadyEphemerals`): the engine takes them from its context.
+    use crate::cell::{parse_create, parse_created};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let mut net = Net::new(6, 7);
+    let on_wire = Rc::new(RefCell::new(Vec::new()));
+    let seen = Rc::clone(&on_wire);
+    net.tamper = Some(Box::new(move |from, _, cell| {
+        let Ok(repr) = CellRepr::parse(cell) else {
+            return;
+        };
+        let message = match repr.command {
+            CellCommand::Create => parse_create(&repr.body),
+            CellCommand::Created => parse_created(&repr.body),
+            _ => return,
+        };
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&message.unwrap()[..32]);
+        seen.borrow_mut().push((from, key));
+    }));
+    let circuit = net.open(0, &[1, 2, 3, 4]).unwrap();
+    // The first CREATE is sent by `open`, before any cell moves.
+    let first = net.hop_keys[0];
+    net.run();
+    assert!(is_ready(&net.events_of(0), circuit));
+    let mut wire = on_wire.borrow().clone();
+    // EXTENDs travel encrypted: the client's later keys reach the wire in
+    // the CREATE its last hop sends on its behalf.
+    wire.push(first);
+    let mut handed = net.hop_keys.clone();
+    for keys in [&mut wire, &mut handed] {
+        keys.sort();
+        keys.dedup_by_key(|(_, key)| *key);
+    }
+    let client = handed.iter().filter(|(node, _)| *node == 0).count();
+    assert_eq!(client, 4, "one key pair per hop at the client");
+    assert_eq!(handed.len(), 8, "and one at each hop");
+    let wire_keys: BTreeSet<[u8; 32]> = wire.iter().map(|(_, k)| *k).collect();
+    let handed_keys: BTreeSet<[u8; 32]> = handed.iter().map(|(_, k)| *k).collect();
+    assert_eq!(wire_keys, handed_keys);
 }
 
 #[test]

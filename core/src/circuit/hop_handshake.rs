@@ -102,12 +102,24 @@ impl HopHandshakeClient {
         onion_key: &[u8; 32],
         ephemeral_secret: [u8; 32],
     ) -> Result<(Self, [u8; BODY_LEN]), HopHandshakeError> {
-        let mut noise = HandshakeState::new(
+        let mut secret = ephemeral_secret;
+        let ephemeral = StaticKeypair::from_secret_bytes(secret);
+        secret.zeroize();
+        Self::start_with(onion_key, ephemeral)
+    }
+
+    /// [`start`](Self::start) with an ephemeral key pair drawn earlier
+    /// ([`ReadyEphemerals`](super::ReadyEphemerals)).
+    pub fn start_with(
+        onion_key: &[u8; 32],
+        ephemeral: StaticKeypair,
+    ) -> Result<(Self, [u8; BODY_LEN]), HopHandshakeError> {
+        let mut noise = HandshakeState::with_ephemeral(
             HandshakePattern::NK,
             Role::Initiator,
             HOP_PROLOGUE,
             None,
-            ephemeral_secret,
+            ephemeral,
             Some(*onion_key),
         )?;
         let mut message = [0u8; HOP_MESSAGE_LEN];
@@ -204,6 +216,21 @@ pub fn respond(
     ephemeral_secret: [u8; 32],
     create: &[u8; BODY_LEN],
 ) -> Result<(RelayLayer, [u8; BODY_LEN]), HopHandshakeError> {
+    let mut secret = ephemeral_secret;
+    let ephemeral = StaticKeypair::from_secret_bytes(secret);
+    secret.zeroize();
+    respond_with(onion_keys, ephemeral, create)
+}
+
+/// [`respond`] with an ephemeral key pair drawn earlier
+/// ([`ReadyEphemerals`](super::ReadyEphemerals)). Each onion key tried
+/// uses the same pair: at most one attempt succeeds and answers.
+#[inline(never)]
+pub fn respond_with(
+    onion_keys: &[&StaticKeypair],
+    ephemeral: StaticKeypair,
+    create: &[u8; BODY_LEN],
+) -> Result<(RelayLayer, [u8; BODY_LEN]), HopHandshakeError> {
     let message = parse_create(create)?;
     if message.len() != HOP_MESSAGE_LEN {
         return Err(HopHandshakeError::BadLength(message.len()));
@@ -211,12 +238,12 @@ pub fn respond(
     let mut last_error = HopHandshakeError::Noise(NoiseError::MissingKey);
     for key in onion_keys {
         let attempt = (|| {
-            let mut noise = HandshakeState::new(
+            let mut noise = HandshakeState::with_ephemeral(
                 HandshakePattern::NK,
                 Role::Responder,
                 HOP_PROLOGUE,
                 Some(key),
-                ephemeral_secret,
+                ephemeral.clone(),
                 None,
             )?;
             let mut payload = [0u8; HOP_MESSAGE_LEN];

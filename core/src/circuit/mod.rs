@@ -7,6 +7,7 @@ mod engine;
 mod flow;
 mod hop_handshake;
 mod liveness;
+mod ready_ephemerals;
 mod relay_table;
 #[cfg(feature = "shaping")]
 mod shaping;
@@ -22,12 +23,13 @@ pub use engine::{
 };
 pub use flow::{receive_window, Flow, CIRCUIT_WINDOW, CREDIT_BATCH, MAX_CIRCUIT_WINDOW};
 pub use hop_handshake::{
-    respond, respond_introduction, HopHandshakeClient, HopHandshakeError, HOP_MESSAGE_LEN,
-    HOP_PROLOGUE, RENDEZVOUS_PROLOGUE, SEED_LABEL,
+    respond, respond_introduction, respond_with, HopHandshakeClient, HopHandshakeError,
+    HOP_MESSAGE_LEN, HOP_PROLOGUE, RENDEZVOUS_PROLOGUE, SEED_LABEL,
 };
 pub use liveness::{
     Liveness, Verdict, MAX_BACKOFF, MAX_RTO, MIN_PROBE_WAIT, MIN_RTO, PROBE_NONCE_LEN,
 };
+pub use ready_ephemerals::{ReadyEphemeral, ReadyEphemerals};
 pub use relay_table::{AwaitingLink, CircuitEnd, RelayCircuit, RelayDirection, RelayTable};
 #[cfg(feature = "shaping")]
 pub use shaping::{IdleSlot, ShapeState, Shaping};

@@ -10,10 +10,11 @@ use rand_core::Rng;
 
 use crate::capacity::DequeStore;
 use crate::cell::{CellCommand, DestroyReason, ExtendAddresses, MAX_EXTEND_ADDRESSES};
-use crate::circuit::{CircuitContext, CircuitEvent};
+use crate::circuit::{CircuitContext, CircuitEvent, ReadyEphemerals};
 use crate::identity::{Address, NodeId};
 use crate::link::{Cell, LinkPhase, LinkRole};
 use crate::message::MessagePool;
+use crate::noise::StaticKeypair;
 use crate::time::Instant;
 
 use super::dial::Dialer;
@@ -122,6 +123,7 @@ pub(crate) struct NodeCtx<'a, P: Profile> {
     /// `EXTEND`s to those it does not hold descriptors of.
     pub(crate) senders: &'a super::rendezvous::Senders,
     pub(crate) services: &'a super::service::Services,
+    pub(crate) ready_ephemerals: &'a mut ReadyEphemerals<P::ReadyEphemerals>,
 }
 
 /// A guard whose circuits succeed less often than this, in percent, is
@@ -215,6 +217,10 @@ impl<P: Profile> CircuitContext for NodeCtx<'_, P> {
 
     fn rng(&mut self) -> &mut dyn Rng {
         self.rng
+    }
+
+    fn hop_ephemeral(&mut self) -> StaticKeypair {
+        self.ready_ephemerals.take(self.rng)
     }
 
     fn event(&mut self, event: CircuitEvent) {

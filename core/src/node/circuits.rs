@@ -307,6 +307,7 @@ impl<P: Profile> Node<P> {
                 circuits,
                 senders,
                 services,
+                ready_ephemerals,
                 ..
             } = self;
             let (table, onion) = discovery.split();
@@ -324,6 +325,7 @@ impl<P: Profile> Node<P> {
                 circuits,
                 senders,
                 services,
+                ready_ephemerals,
             };
             f(engine, &mut ctx, &onion)
         };

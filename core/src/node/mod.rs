@@ -124,6 +124,8 @@ mod output;
 mod profile;
 mod queries;
 mod reachability;
+#[cfg(all(test, feature = "testing"))]
+mod ready_ephemerals_tests;
 mod receive;
 mod rendezvous;
 #[cfg(feature = "replay-filter")]
@@ -207,7 +209,7 @@ use chacha20::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
 use crate::capacity::DequeStore;
-use crate::circuit::CircuitEngine;
+use crate::circuit::{CircuitEngine, ReadyEphemerals};
 use crate::identity::Identity;
 use crate::message::MessagePool;
 use crate::noise::StaticKeypair;
@@ -271,6 +273,8 @@ pub struct Node<P: Profile> {
     dialer: dial::Dialer,
     stats: NodeStats,
     circuits: circuits::CircuitState,
+    /// Hop-handshake key pairs drawn while the node waits.
+    ready_ephemerals: ReadyEphemerals<P::ReadyEphemerals>,
     /// Whether others can dial this node, and the dial-backs it makes.
     reach: reachability::Reach,
     /// Rendezvous services this node reaches, and the rendezvous it sets up.
@@ -348,6 +352,7 @@ impl<P: Profile> Node<P> {
             dialer: dial::Dialer::new(),
             stats: NodeStats::default(),
             circuits: circuits::CircuitState::new(config.circuit_build_timeout),
+            ready_ephemerals: ReadyEphemerals::default(),
             reach: reachability::Reach::new(config.reachability),
             senders: rendezvous::Senders::default(),
             services: service::Services::default(),

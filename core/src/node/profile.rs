@@ -32,7 +32,7 @@
 //! ```
 
 use crate::capacity::{ByteStore, DequeStore, VecStore};
-use crate::circuit::{ClientCircuit, RelayCircuit};
+use crate::circuit::{ClientCircuit, ReadyEphemeral, RelayCircuit};
 use crate::discovery::PeerEntry;
 use crate::link::Cell;
 use crate::message::MessageSlot;
@@ -91,6 +91,13 @@ pub trait Profile: Sized + 'static {
     /// `mixed_cells: N`) a node configured to mix passes every cell on
     /// unmixed, counted. Used with the `mixing-delays` feature only.
     type MixedCells: VecStore<HeldCell>;
+    /// Hop-handshake key pairs drawn ahead of need,
+    /// `[ReadyEphemeral; N]` (65 bytes each): each takes an X25519
+    /// operation off a circuit build's critical path at the client and at
+    /// every hop ([`ReadyEphemerals`](crate::circuit::ReadyEphemerals)).
+    /// [`node_profile!`](crate::node_profile) gives 0 (draw every key pair
+    /// when needed) unless told `ready_ephemerals: N`.
+    type ReadyEphemerals: AsRef<[ReadyEphemeral]> + AsMut<[ReadyEphemeral]> + Default + Clone;
 }
 
 /// Declares a [`Profile`]: a zero-sized type and its storage types, from
@@ -111,7 +118,8 @@ macro_rules! node_profile {
             links: $links:ty,
             messages: $messages:ty
             $(, replay_marks: $replay:expr)?
-            $(, mixed_cells: $mixed:expr)? $(,)?
+            $(, mixed_cells: $mixed:expr)?
+            $(, ready_ephemerals: $ready:expr)? $(,)?
         }
     ) => {
         $(#[$meta])*
@@ -136,7 +144,17 @@ macro_rules! node_profile {
                 $crate::node::HeldCell,
                 { $crate::node_profile!(@mixed_cells $($mixed)?) },
             >;
+            type ReadyEphemerals = [
+                $crate::circuit::ReadyEphemeral;
+                $crate::node_profile!(@ready_ephemerals $($ready)?)
+            ];
         }
+    };
+    (@ready_ephemerals) => {
+        0
+    };
+    (@ready_ephemerals $ready:expr) => {
+        $ready
     };
     (@mixed_cells) => {
         0

@@ -33,6 +33,9 @@ impl<P: Profile> Node<P> {
             self.sync_slot(index);
         }
         self.pump();
+        // Last, after everything due: the key pairs the last inputs' hop
+        // handshakes used are drawn while the node waits for the answers.
+        self.ready_ephemerals.refill(&mut self.rng);
     }
 
     /// When [`Timeout`] must next be handled: the earliest timer of any
@@ -57,11 +60,18 @@ impl<P: Profile> Node<P> {
             self.outbound_deadline(),
             self.hold_deadline(),
             self.reach.deadline(),
+            self.refill_deadline(),
             #[cfg(feature = "mixing-delays")]
             self.mixing_deadline(),
         ]
         .into_iter()
         .flatten()
         .fold(discovery, Instant::min)
+    }
+
+    /// Due at once while a ready key pair is missing, so that the driver
+    /// draws it after sending what the last input produced, not before.
+    fn refill_deadline(&self) -> Option<Instant> {
+        self.ready_ephemerals.needs_refill().then_some(self.now)
     }
 }

@@ -42,6 +42,16 @@ impl StaticKeypair {
         }
     }
 
+    /// A pair from a secret and the public key computed from it earlier
+    /// (a key pair drawn ahead of need, `circuit::ReadyEphemerals`): no
+    /// base-point multiplication.
+    pub(crate) fn from_parts(secret: [u8; DHLEN], public: [u8; DHLEN]) -> Self {
+        StaticKeypair {
+            secret: StaticSecret::from(secret),
+            public,
+        }
+    }
+
     /// The secret, for saving the key pair (wiped when dropped).
     pub fn secret_bytes(&self) -> zeroize::Zeroizing<[u8; DHLEN]> {
         zeroize::Zeroizing::new(self.secret.to_bytes())

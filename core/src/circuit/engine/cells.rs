@@ -16,7 +16,7 @@ use crate::noise::StaticKeypair;
 
 use super::super::client_table::{CircuitHandle, ClientCircuit};
 use super::super::relay_table::{AwaitingLink, CircuitEnd, RelayCircuit, RelayDirection};
-use super::super::{respond, HOP_MESSAGE_LEN};
+use super::super::{respond_with, HOP_MESSAGE_LEN};
 use super::*;
 
 /// Reports a relay message from hop `hop` of own circuit `circuit`.
@@ -91,8 +91,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             ctx.send(end.0, &destroy_cell(end, reason));
             return Ok(());
         }
-        let ephemeral = Self::ephemeral(ctx);
-        match respond(onion_keys, *ephemeral, body) {
+        match respond_with(onion_keys, ctx.hop_ephemeral(), body) {
             Ok((layer, created)) => {
                 let circuit = RelayCircuit {
                     inbound: end,
@@ -204,11 +203,11 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
         ) else {
             return;
         };
-        let ephemeral = Self::ephemeral(ctx);
+        let ephemeral = ctx.hop_ephemeral();
         let Some(circuit) = self.clients.by_handle(handle) else {
             return;
         };
-        let Ok((pending, create)) = HopHandshakeClient::start(&onion, *ephemeral) else {
+        let Ok((pending, create)) = HopHandshakeClient::start_with(&onion, ephemeral) else {
             self.fail_client(ctx, end, DestroyReason::Protocol);
             return;
         };

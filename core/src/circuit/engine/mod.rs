@@ -18,6 +18,7 @@ use crate::cgo::BODY_LEN;
 use crate::discovery::{NetworkPrefix, Path};
 use crate::identity::{Address, NodeId};
 use crate::link::{Cell, LinkId, LinkRole};
+use crate::noise::StaticKeypair;
 use crate::time::{Duration, Instant};
 
 use super::client_table::{CircuitHandle, ClientCircuit, ClientTable};
@@ -61,6 +62,14 @@ pub trait CircuitContext {
     fn send(&mut self, link: LinkId, cell: &Cell) -> bool;
     /// The node's CSPRNG.
     fn rng(&mut self) -> &mut dyn Rng;
+    /// An ephemeral key pair for one hop handshake: drawn ahead of need if
+    /// the node keeps some ([`ReadyEphemerals`](crate::circuit::ReadyEphemerals)),
+    /// otherwise drawn now from [`rng`](Self::rng).
+    fn hop_ephemeral(&mut self) -> StaticKeypair {
+        let mut secret = Zeroizing::new([0u8; 32]);
+        self.rng().fill_bytes(secret.as_mut_slice());
+        StaticKeypair::from_secret_bytes(*secret)
+    }
     /// Reports something that happened.
     fn event(&mut self, event: CircuitEvent);
     /// The current time.
@@ -409,8 +418,7 @@ impl<R: VecStore<RelayCircuit>, O: VecStore<ClientCircuit>> CircuitEngine<R, O> 
             .ok_or(CircuitError::NoLinkToFirstHop)?;
         let id = self.allocate(ctx, link, role).ok_or(CircuitError::Full)?;
         let onion = onion_keys.first().ok_or(CircuitError::OnionKeysMismatch)?;
-        let ephemeral = Self::ephemeral(ctx);
-        let (pending, create) = HopHandshakeClient::start(onion, *ephemeral)
+        let (pending, create) = HopHandshakeClient::start_with(onion, ctx.hop_ephemeral())
             .map_err(|_| CircuitError::OnionKeysMismatch)?;
         let end = (link, id);
         if !ctx.send(link, &cell(end, CellCommand::Create, create)) {
