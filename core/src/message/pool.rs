@@ -403,6 +403,29 @@ where
         }
     }
 
+    /// Bit `i` is set if the `i`th of `routes` (up to 32) has a fragment
+    /// waiting ([`next_fragment`](Self::next_fragment) would write one).
+    /// One pass over the pool for all the routes: a node with many ready
+    /// circuits asked each of them, per fragment, with a pass of its own
+    /// (about 5 % of a sending node's CPU with 32 circuits and a busy pool).
+    pub fn routes_with_unsent(&self, routes: &[Route]) -> u32 {
+        let mut waiting = 0u32;
+        for slot in self.slots.as_ref() {
+            let SlotState::Outgoing(message) = &slot.state else {
+                continue;
+            };
+            if message.all_sent() {
+                continue;
+            }
+            for (i, route) in routes.iter().enumerate().take(32) {
+                if Self::carries(message, *route) {
+                    waiting |= 1 << i;
+                }
+            }
+        }
+        waiting
+    }
+
     /// Writes the next unsent fragment for `route` into `out` (the oldest
     /// queued message first) and returns its length; `None` when nothing
     /// for this route is left to send.
