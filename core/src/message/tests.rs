@@ -465,20 +465,20 @@ fn routes_with_unsent_marks_exactly_the_routes_next_fragment_would_serve() {
     };
     let routes = [on_other, ROUTE, second_to_dest];
     let mut tx = pool(4);
-    assert_eq!(tx.routes_with_unsent(&routes), 0);
+    assert_eq!(tx.routes_with_unsent(routes.into_iter()), 0);
     tx.queue(Instant::ZERO, id(1), Target::Node(DEST), &[1; 600])
         .unwrap();
     // Not yet on a circuit: any circuit to its destination may carry it.
-    assert_eq!(tx.routes_with_unsent(&routes), 0b110);
+    assert_eq!(tx.routes_with_unsent(routes.into_iter()), 0b110);
     let mut buf = [0u8; RELAY_DATA_LEN];
     tx.next_fragment(Instant::ZERO, ROUTE, &mut buf).unwrap();
     // Now it is on ROUTE's circuit only.
-    assert_eq!(tx.routes_with_unsent(&routes), 0b010);
+    assert_eq!(tx.routes_with_unsent(routes.into_iter()), 0b010);
     assert!(tx
         .next_fragment(Instant::ZERO, second_to_dest, &mut buf)
         .is_none());
     tx.next_fragment(Instant::ZERO, ROUTE, &mut buf).unwrap();
     // All sent: nothing waits, though the message awaits its ACK.
-    assert_eq!(tx.routes_with_unsent(&routes), 0);
+    assert_eq!(tx.routes_with_unsent(routes.into_iter()), 0);
     assert!(tx.next_fragment(Instant::ZERO, ROUTE, &mut buf).is_none());
 }

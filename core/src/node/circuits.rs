@@ -909,10 +909,11 @@ impl<P: Profile> Node<P> {
         let start = self.circuits.next_turn.checked_rem(count).unwrap_or(0);
         self.circuits.next_turn = self.circuits.next_turn.wrapping_add(1);
         let mut fragment = [0u8; RELAY_DATA_LEN];
-        let route_list: Vec<Route, 32> = routes.iter().map(|&(route, _, _)| route).collect();
         // Found once: no message is queued while fragments go out, so a
         // route with nothing waiting now has nothing for this whole round.
-        let waiting = self.messages.routes_with_unsent(&route_list);
+        let waiting = self
+            .messages
+            .routes_with_unsent(routes.iter().map(|&(route, _, _)| route));
         loop {
             let mut progressed = false;
             for step in 0..count {
