@@ -124,7 +124,7 @@ mod output;
 mod profile;
 mod queries;
 mod reachability;
-#[cfg(all(test, feature = "testing"))]
+#[cfg(test)]
 mod ready_ephemerals_tests;
 mod receive;
 mod rendezvous;
