@@ -154,11 +154,15 @@ fn cover_is_on_the_wire_counted_in_status_and_held_to_its_budget() {
         after.cover
     );
     // Within 5 % of the budget over the window (the rate asked is 2.5
-    // times the budget, so the budget binds). A token bucket charges whole
-    // cells: over any interval it charges at most the budget's bytes plus
-    // what it held at the start, under one cell's charge (1,562 B, the
-    // same as the budget per second here) once the drain emptied it.
-    let most = BUDGET as f64 * longest * 1.05 + BUDGET as f64;
+    // times the budget, so the budget binds: without it, about 117 KB
+    // would be charged). A token bucket charges whole cells: over any
+    // interval it charges at most the budget's bytes plus what it held at
+    // the start. The drain keeps that under a cell (1,562 B, the same as
+    // the budget per second here), except after a moment with no cover
+    // sent (no ready circuit while one is rebuilt, a loaded machine), when
+    // the bucket saves: one CI run on a loaded machine saw 33 cells where
+    // 32.5 were allowed. Two cells of slack cover that.
+    let most = BUDGET as f64 * longest * 1.05 + 2.0 * BUDGET as f64;
     assert!(
         charged as f64 <= most,
         "{charged} B charged in {shortest:.1}..{longest:.1} s against a budget of {BUDGET} B/s \
