@@ -94,9 +94,7 @@ impl CircuitContext for Ctx<'_> {
         self.rng
     }
     fn hop_ephemeral(&mut self) -> StaticKeypair {
-        let mut secret = [0u8; 32];
-        self.rng.fill_bytes(&mut secret);
-        let pair = StaticKeypair::from_secret_bytes(secret);
+        let pair = StaticKeypair::generate(self.rng);
         self.hop_keys.push((self.me, pair.public()));
         pair
     }

@@ -281,10 +281,7 @@ impl<S: VecStore<PeerEntry>> Discovery<S> {
         if now >= self.rotate_at(config) {
             // The new key goes into a re-signed descriptor at once; the old
             // one stays answerable for one more lifetime.
-            let mut secret = [0u8; 32];
-            rng.fill_bytes(&mut secret);
-            let fresh = StaticKeypair::from_secret_bytes(secret);
-            zeroize::Zeroize::zeroize(&mut secret);
+            let fresh = StaticKeypair::generate(rng);
             self.previous_onion = Some(core::mem::replace(&mut self.onion, fresh));
             self.onion_rotate_at = now.saturating_add(config.onion_key_lifetime);
             self.sign(identity, config, now);

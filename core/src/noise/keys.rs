@@ -42,6 +42,14 @@ impl StaticKeypair {
         }
     }
 
+    /// A fresh key pair: 32 bytes from `rng` (wiped once used) as the
+    /// secret.
+    pub fn generate<R: rand_core::Rng + ?Sized>(rng: &mut R) -> Self {
+        let mut secret = zeroize::Zeroizing::new([0u8; DHLEN]);
+        rng.fill_bytes(secret.as_mut_slice());
+        Self::from_secret_bytes(*secret)
+    }
+
     /// A pair from a secret and the public key computed from it earlier
     /// (a key pair drawn ahead of need, `circuit::ReadyEphemerals`): no
     /// base-point multiplication.

@@ -66,9 +66,7 @@ pub trait CircuitContext {
     /// the node keeps some ([`ReadyEphemerals`](crate::circuit::ReadyEphemerals)),
     /// otherwise drawn now from [`rng`](Self::rng).
     fn hop_ephemeral(&mut self) -> StaticKeypair {
-        let mut secret = Zeroizing::new([0u8; 32]);
-        self.rng().fill_bytes(secret.as_mut_slice());
-        StaticKeypair::from_secret_bytes(*secret)
+        StaticKeypair::generate(self.rng())
     }
     /// Reports something that happened.
     fn event(&mut self, event: CircuitEvent);
