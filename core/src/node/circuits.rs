@@ -65,7 +65,7 @@ const ORIGINATE_RESERVE: usize = 8;
 /// takes a message (see `Node::refill_after_transmit`) means the
 /// round-robin below, not the order in which circuits got credit, decides
 /// whose cell goes next on a busy link (the idea of Tor's KIST scheduler).
-const ORIGINATE_AHEAD: usize = 8;
+pub(super) const ORIGINATE_AHEAD: usize = 8;
 /// `ACK` data: message id, then a status byte.
 const ACK_LEN: usize = MESSAGE_ID_LEN + 1;
 const ACK_DELIVERED: u8 = 0;
@@ -639,6 +639,10 @@ impl<P: Profile> Node<P> {
     /// Makes every progress the current state allows: circuits for waiting
     /// messages, fragments into ready circuits, credit owed.
     pub(crate) fn pump(&mut self) {
+        #[cfg(feature = "batched-upkeep")]
+        {
+            self.pump_due = false;
+        }
         if self.link_only() {
             return;
         }

@@ -263,6 +263,13 @@ pub struct Node<P: Profile> {
     /// Some link holds received cells that found no room; retry them when
     /// room may have appeared.
     cells_held: bool,
+    /// A stream cell changed what [`pump`](Node::pump) may do. It runs once
+    /// at the next `poll` rather than after every such input, so a driver
+    /// that hands in a batch of cells before draining (QUIC's circuit
+    /// streams: one input per cell) pays for the node's upkeep once per
+    /// batch.
+    #[cfg(feature = "batched-upkeep")]
+    pump_due: bool,
     /// The owner takes received messages ([`SetReceiving`]).
     receiving: bool,
     next_transmit_index: usize,
@@ -343,6 +350,8 @@ impl<P: Profile> Node<P> {
             events: P::Events::EMPTY,
             events_deferred: false,
             cells_held: false,
+            #[cfg(feature = "batched-upkeep")]
+            pump_due: false,
             receiving: true,
             next_transmit_index: 0,
             now: Instant::ZERO,

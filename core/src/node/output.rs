@@ -4,6 +4,8 @@ use crate::capacity::DequeStore;
 use crate::cell::CircuitId;
 #[cfg(feature = "padding-stats")]
 use crate::link::cells_padding;
+#[cfg(feature = "batched-upkeep")]
+use crate::link::Cell;
 use crate::link::{CELL_LEN, MIN_TRANSMIT_BUFFER};
 use crate::message::ReceivedMessage;
 use crate::time::Instant;
@@ -92,6 +94,10 @@ impl<P: Profile> Node<P> {
     /// length, at most [`Node::MAX_MESSAGE`].
     pub fn poll<'b>(&mut self, now: Instant, buf: &'b mut [u8]) -> Result<Output<'b>, PollError> {
         let now = self.advance(now);
+        #[cfg(feature = "batched-upkeep")]
+        if self.pump_due {
+            self.pump();
+        }
         if let Some(event) = self.take_event() {
             return Ok(Output::Event(event));
         }
@@ -217,6 +223,9 @@ impl<P: Profile> Node<P> {
             } else {
                 None
             };
+            #[cfg(feature = "batched-upkeep")]
+            let queued = <P::LinkSendQueue as DequeStore<Cell>>::CAPACITY
+                .saturating_sub(session.queue_room());
             if let (Some(slot), Some(sent)) = (self.links.as_mut().get_mut(index), &sent) {
                 let len = match sent {
                     Sent::Frame(_, len) => *len,
@@ -227,7 +236,10 @@ impl<P: Profile> Node<P> {
             self.sync_slot(index);
             if let Some(sent) = sent {
                 self.next_transmit_index = index.wrapping_add(1);
-                self.refill_after_transmit();
+                self.refill_after_transmit(
+                    #[cfg(feature = "batched-upkeep")]
+                    queued,
+                );
                 return Ok(Some(sent));
             }
         }
@@ -239,8 +251,20 @@ impl<P: Profile> Node<P> {
     /// at the next input. Originated cells are kept few in each queue (relay
     /// spec §9), so without this a busy link would idle until a `CREDIT` or
     /// a timer arrived.
-    fn refill_after_transmit(&mut self) {
+    ///
+    /// With `batched-upkeep`, not while the link that sent still queues
+    /// half of [`ORIGINATE_AHEAD`](super::circuits::ORIGINATE_AHEAD) cells
+    /// (`queued`, after the transmit): its next transmits come first anyway,
+    /// and a link that sends a cell at a time (a QUIC circuit stream) would
+    /// otherwise pay a pass over the message pool for every cell. Other
+    /// links refill on their own transmits, and every input and timeout
+    /// runs the full [`pump`](Node::pump), so nothing waits on this.
+    fn refill_after_transmit(&mut self, #[cfg(feature = "batched-upkeep")] queued: usize) {
         self.retry_held_cells();
+        #[cfg(feature = "batched-upkeep")]
+        if queued >= super::circuits::ORIGINATE_AHEAD / 2 {
+            return;
+        }
         if !self.link_only() {
             self.send_fragments();
         }

@@ -124,6 +124,11 @@ impl<P: Profile> Node<P> {
             }
         }
         self.sync_slot(index);
+        #[cfg(feature = "batched-upkeep")]
+        {
+            self.pump_due = true;
+        }
+        #[cfg(not(feature = "batched-upkeep"))]
         self.pump();
         Ok(())
     }
