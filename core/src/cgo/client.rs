@@ -108,9 +108,10 @@ impl ClientLayers {
             .take(target.saturating_add(1))
             .rev()
         {
-            hop.forward.decrypt(ad, &mut body);
             if index == target {
-                hop.forward.update_with_nonce();
+                hop.forward.decrypt_originating(ad, &mut body);
+            } else {
+                hop.forward.decrypt(ad, &mut body);
             }
         }
         Ok(body)
@@ -133,10 +134,7 @@ impl ClientLayers {
     /// was altered and the circuit must be destroyed.
     pub fn receive_backward(&mut self, ad: u8, body: &mut CellBody) -> Option<usize> {
         for (index, hop) in self.hops.iter_mut().enumerate() {
-            let tag = body.tag;
-            hop.backward.decrypt(ad, body);
-            if hop.backward.recognises(&body.tag) {
-                hop.backward.update(&tag);
+            if hop.backward.decrypt_recognising(ad, body) {
                 return Some(index);
             }
         }

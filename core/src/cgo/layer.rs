@@ -49,7 +49,7 @@ impl LayerState {
         }
     }
 
-    fn tweak(&self, ad: u8) -> [u8; UIV_TWEAK_LEN] {
+    pub(super) fn tweak(&self, ad: u8) -> [u8; UIV_TWEAK_LEN] {
         let mut h = [0u8; UIV_TWEAK_LEN];
         let (tag, last) = h.split_at_mut(TAG_LEN);
         tag.copy_from_slice(&self.prev_tag);

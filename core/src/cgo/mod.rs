@@ -12,6 +12,7 @@
 
 mod body;
 mod client;
+mod endpoint;
 pub mod et;
 mod layer;
 pub mod prf;

@@ -34,9 +34,7 @@ impl RelayLayer {
     /// A cell arriving from the client side: encrypt our layer and check
     /// whether we are its destination (ratcheting our keys if so).
     pub fn receive_forward(&mut self, ad: u8, body: &mut CellBody) -> ForwardOutcome {
-        self.forward.encrypt(ad, body);
-        if self.forward.recognises(&body.tag) {
-            self.forward.update_with_nonce();
+        if self.forward.encrypt_recognising(ad, body) {
             ForwardOutcome::Recognised
         } else {
             ForwardOutcome::Forward
@@ -51,9 +49,7 @@ impl RelayLayer {
     /// Originates a cell towards the client carrying `payload`.
     pub fn originate_backward(&mut self, ad: u8, payload: &[u8; super::PAYLOAD_LEN]) -> CellBody {
         let mut body = CellBody::new(self.backward.nonce, *payload);
-        self.backward.encrypt(ad, &mut body);
-        let tag = body.tag;
-        self.backward.update(&tag);
+        self.backward.encrypt_originating(ad, &mut body);
         body
     }
 }
