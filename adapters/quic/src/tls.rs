@@ -35,9 +35,31 @@ impl std::fmt::Debug for NodeCertificate {
     }
 }
 
-/// The crypto provider every config uses: ring, TLS 1.3 suites only.
+/// The crypto provider every config uses: ring, TLS 1.3 suites only, and
+/// private keys loaded as ECDSA only ([`EcdsaKeys`]).
 pub(crate) fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.key_provider = &EcdsaKeys;
+    Arc::new(provider)
+}
+
+/// Loads private keys as ECDSA keys and nothing else. The only key a node
+/// ever loads is its own certificate's P-256 key. ring's default loader
+/// also tries RSA and Ed25519, which links ring's RSA signing (its
+/// modular arithmetic, blinding and PSS and PKCS#1 padding) into a binary
+/// that never signs with RSA. Nothing on the wire changes: the server
+/// signs with the same P-256 key, and the client offers and accepts the
+/// same signature schemes as before.
+#[derive(Debug)]
+struct EcdsaKeys;
+
+impl rustls::crypto::KeyProvider for EcdsaKeys {
+    fn load_private_key(
+        &self,
+        key_der: PrivateKeyDer<'static>,
+    ) -> Result<Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
+        rustls::crypto::ring::sign::any_ecdsa_type(&key_der)
+    }
 }
 
 /// Makes a fresh self-signed ECDSA P-256 certificate: empty subject, no
@@ -207,6 +229,23 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(19_723), (2024, 1, 1));
         assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+
+    /// The provider loads the node's own P-256 key, and refuses any other
+    /// kind (ring's default loader would take this Ed25519 key): only the
+    /// ECDSA signing code is reachable.
+    #[test]
+    fn only_ecdsa_keys_load() {
+        let keys = provider().key_provider;
+        let own = generate_certificate().unwrap();
+        assert!(keys.load_private_key(own.key).is_ok());
+        let ed25519 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let ed25519 = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ed25519.serialize_der()));
+        assert!(rustls::crypto::ring::default_provider()
+            .key_provider
+            .load_private_key(ed25519.clone_key())
+            .is_ok());
+        assert!(keys.load_private_key(ed25519).is_err());
     }
 
     #[test]
