@@ -133,7 +133,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn parse_of_emit_is_identity(secret in any::<[u8; 32]>(), key in any::<[u8; 32]>(), max in 531u16..) {
+        fn parse_of_emit_is_identity(secret in any::<[u8; 32]>(), key in any::<[u8; 32]>(), max in MIN_MAX_MESSAGE_LEN as u16..) {
             let id = Identity::from_secret_bytes(secret);
             let hello = LinkHello::new(&id, &key, max);
             let parsed = LinkHello::parse(&hello.emit()).unwrap();
