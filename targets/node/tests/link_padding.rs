@@ -105,12 +105,18 @@ fn watch(name: &str, extra: &str) -> ([u64; 2], [u64; 2], u64, [Status; 2]) {
     let mut children = Children(Vec::new());
     let a = make_node(&scratch, "a", extra);
     children.push(common::spawn_node(&a.dir));
+    // Node a answers on its control socket only once it listens: b's first
+    // bootstrap dial then finds it, rather than a refused connection and a
+    // redial after the back-off (1, 2, 4, 8, 16 s), which on a loaded
+    // machine could outlast the wait below (seen once in CI).
+    eventually(Duration::from_secs(60), || status(&a))
+        .expect("node a answers on its control socket");
     let bytes = Arc::new(AtomicU64::new(0));
     let via = forwarder(a.listen, bytes.clone());
     let b = make_node(&scratch, "b", &format!("bootstrap = [\"{via}\"]\n{extra}"));
     children.push(common::spawn_node(&b.dir));
     let linked = |s: &Status| s.links.iter().any(|l| l.phase == "established");
-    let start = eventually(Duration::from_secs(30), || {
+    let start = eventually(Duration::from_secs(60), || {
         let (sa, sb) = (status(&a)?, status(&b)?);
         (linked(&sa) && linked(&sb)).then_some((sa, sb))
     })
