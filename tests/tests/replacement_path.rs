@@ -4,7 +4,7 @@
 //! so the draw made once the link was up could pick the relay that had
 //! just died: its `EXTEND` failed at once and the next build waited out
 //! the 500 ms pacing (the one slow `SIGKILL` run in four of
-//! `targets/node/tests/hung_relay.rs`, docs/performance.md).
+//! `targets/node/tests/node/hung_relay.rs`, docs/performance.md).
 
 use veil_core::cell::DestroyReason;
 use veil_core::node::{AddBootstrap, Event, NodeConfig, SetGuards};

@@ -62,7 +62,7 @@ use qemu::QemuBoard;
 use statics::{fill, place};
 
 // The device's network settings: what a device's provisioning sets. The
-// addresses are those `targets/node/tests/firmware_interop.rs` builds
+// addresses are those `targets/node/tests/node/firmware_interop.rs` builds
 // around the TAP device.
 /// The MAC address (locally administered, unicast).
 const MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x00, 0x53, 0x12];

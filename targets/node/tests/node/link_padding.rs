@@ -6,7 +6,7 @@
 //! forwarder carries at least a one-cell message's bytes for each; with
 //! `link_padding = "off"` on both, neither sends one.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::io::{Read, Write};

@@ -12,7 +12,7 @@
 //! Times are printed, not asserted, except the protocol's floor: a refused
 //! connection stays open at least 1 s (load can only make that longer).
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::io::{ErrorKind, Read, Write};

@@ -2,7 +2,7 @@
 //! TCP and over QUIC, and separate `veil node` processes) and exits 0. Figures are printed, never
 //! checked: tests assert no timing.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

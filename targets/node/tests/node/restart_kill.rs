@@ -40,13 +40,13 @@
 //! [`FULL_RESTARTS`] times, is ignored by default:
 //!
 //! ```sh
-//! cargo test -p veil-node --test restart_kill -- --ignored --nocapture
+//! cargo test -p veil-node --test node restart_kill:: -- --ignored --nocapture
 //! ```
 //!
 //! Six `veil node` processes on loopback, each on its own `127.N.0.1`
 //! (path selection never puts two hops of a circuit in one /16).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -91,7 +91,7 @@ fn a_relay_killed_at_random_moments_comes_back_whole() {
 
 #[test]
 #[ignore = "100 restarts, several minutes: \
-            cargo test -p veil-node --test restart_kill -- --ignored --nocapture"]
+            cargo test -p veil-node --test node restart_kill:: -- --ignored --nocapture"]
 fn a_relay_killed_at_a_hundred_random_moments_comes_back_whole() {
     run(FULL_RESTARTS, 160);
 }

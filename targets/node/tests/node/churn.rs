@@ -6,7 +6,7 @@
 //! Seven `veil node` processes on loopback, each on its own `127.N.0.1`
 //! (path selection never puts two hops of a circuit in one /16).
 
-mod common;
+use crate::common;
 
 use std::fs::{self, File};
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //! `RUST_LOG` and `--log-level`, in that order of strength) and the JSON
 //! format, on a real node process.
 
-mod common;
+use crate::common;
 
 use std::fs::{self, File};
 use std::process::{Command, Stdio};

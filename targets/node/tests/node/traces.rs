@@ -11,13 +11,13 @@
 //! behaviour or to the trace format) with
 //!
 //! ```sh
-//! cargo test -p veil-node --test traces -- --ignored regenerate
+//! cargo test -p veil-node --test node traces::regenerate -- --ignored
 //! ```
 //!
 //! They come from throwaway identities generated for the capture: a trace
 //! holds its node's secret key.
 
-mod common;
+use crate::common;
 
 use std::fs::{self, DirBuilder, File};
 use std::os::unix::fs::DirBuilderExt;
@@ -83,7 +83,7 @@ fn committed_traces_replay_with_all_outputs_matching() {
         assert!(
             out.status.success(),
             "{} did not replay: {}\nIf the core's behaviour changed on purpose, regenerate the \
-             committed traces: cargo test -p veil-node --test traces -- --ignored regenerate",
+             committed traces: cargo test -p veil-node --test node traces::regenerate -- --ignored",
             path.display(),
             text(&out.stderr)
         );

@@ -32,7 +32,7 @@
 //! to the smoltcp node and gets its message delivered, and the smoltcp
 //! node's reply goes back over that circuit.
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::io::Write;

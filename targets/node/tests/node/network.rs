@@ -10,7 +10,7 @@
 //! Every node listens on its own loopback network (`127.N.0.1`): path
 //! selection never puts two hops of a circuit in one /16.
 
-mod common;
+use crate::common;
 
 use std::fs::{self, File};
 use std::path::Path;

@@ -41,7 +41,7 @@
 //! to a public node. Assertions are on counts; times are printed
 //! (`--nocapture`).
 
-mod common;
+use crate::common;
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};

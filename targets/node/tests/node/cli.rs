@@ -2,7 +2,7 @@
 //! man, and the errors of `veil node` on bad keys, a corrupt node table and
 //! bad arguments.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};

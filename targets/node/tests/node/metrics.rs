@@ -7,7 +7,7 @@
 //! secret or the peer. A client that sends nothing or too much must not
 //! stop the next scrape.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::fs;

@@ -9,7 +9,7 @@
 //! Loopback only; every node on its own `127.N.0.1`. No timing
 //! assertions: every wait is bounded, and only outcomes are checked.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::fs;

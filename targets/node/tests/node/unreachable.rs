@@ -7,7 +7,7 @@
 //! circuit is killed, and messages still arrive, each exactly once. The
 //! assertions are on counts; times are printed (`--nocapture`).
 
-mod common;
+use crate::common;
 
 use std::fs::{self, File};
 use std::path::PathBuf;

@@ -17,7 +17,7 @@
 //! Another user's view cannot be tested as root (root passes every file
 //! mode), so the tests check the modes themselves.
 
-mod common;
+use crate::common;
 
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Write};

@@ -9,7 +9,7 @@
 //! Six nodes on loopback, each on its own `127.N.0.1` (path selection
 //! never puts two hops of a circuit in one /16).
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::PathBuf;

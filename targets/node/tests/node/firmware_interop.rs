@@ -33,7 +33,7 @@
 //! `$VEIL_FIRMWARE_NODE_CONSOLE` set, the image's console is copied there at
 //! the end (`.ci/firmware-node` reads its stack high-water mark).
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::fs::{self, File};
