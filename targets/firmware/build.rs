@@ -12,6 +12,10 @@ fn main() {
     )
     .expect("device.x is written");
     println!("cargo:rustc-link-search={}", out.display());
+    // Only memory.x: cargo reruns a build script whose source changed by
+    // itself. Naming "build.rs" here broke the firmware node's image, which
+    // shares this script from ../firmware: its own directory has no
+    // build.rs, so the missing file made every build rerun the script and
+    // relink the image.
     println!("cargo:rerun-if-changed=memory.x");
-    println!("cargo:rerun-if-changed=build.rs");
 }

@@ -36,7 +36,7 @@ pub enum Tables {
 /// draws tends to `100 - TRIED_PERCENT` percent (Bitcoin Core's 50 assumes
 /// new tables of thousands of entries). New entries still get drawn: a
 /// network that just booted has few tried entries. Measured in
-/// `tests/tests/eclipse.rs` (`docs/security.md`, "Eclipse resistance").
+/// `tests/tests/sim/eclipse.rs` (`docs/security.md`, "Eclipse resistance").
 pub const TRIED_PERCENT: u64 = 80;
 
 const WORDS: usize = MAX_BUCKETS.div_ceil(32);

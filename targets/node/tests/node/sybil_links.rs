@@ -109,7 +109,7 @@ fn start_sybils(
         bootstrap_retry: CoreDuration::from_millis(200),
         gossip_interval: CoreDuration::from_secs(3600),
         // They only hold links: the attack on the link table, not on
-        // paths (that is the node table's, tests/tests/node_table.rs).
+        // paths (that is the node table's, tests/tests/sim/node_table.rs).
         relay: false,
         ..NodeConfig::default()
     };

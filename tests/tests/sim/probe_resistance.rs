@@ -3,7 +3,7 @@
 //! address (`id@address`), and by no node given the address alone: that
 //! node's first message, marked with the all-zero key, gets silence.
 
-mod common;
+use crate::common;
 
 use common::linked_to;
 use veil_core::node::{AddBootstrap, NodeConfig};

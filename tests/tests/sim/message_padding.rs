@@ -3,7 +3,7 @@
 //! with `PADDING` relay messages up to the bucket, messages and replies
 //! alike; the destination drops them and delivers the message intact.
 
-mod common;
+use crate::common;
 
 use veil_core::message::{Sender, FRAGMENT_LEN};
 use veil_core::node::{MessagePadding, NodeConfig, Reply};

@@ -3,7 +3,7 @@
 //! on once and relays the answer back; a request no honest node sends
 //! closes the link.
 
-mod common;
+use crate::common;
 
 use common::*;
 use veil_core::cell::{emit_descriptor_body, CellCommand, CellRepr, CircuitId, DescriptorRequest};

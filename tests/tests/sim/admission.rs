@@ -2,7 +2,7 @@
 //! from one network, half-open or established with throwaway identities,
 //! cannot take a node's link table from peers in other networks.
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, Ipv4Addr};
 

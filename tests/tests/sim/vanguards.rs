@@ -4,7 +4,7 @@
 //! destinations at most 4 relays are ever its second hop; without them
 //! the second hop is drawn afresh for every circuit.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

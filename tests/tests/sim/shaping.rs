@@ -2,7 +2,7 @@
 //! per interval on each circuit end while a burst lasts, pads each burst
 //! to a multiple of its bucket, and its messages still arrive intact, once.
 
-mod common;
+use crate::common;
 
 use veil_core::circuit::Shaping;
 use veil_core::message::{Sender, FRAGMENT_LEN};

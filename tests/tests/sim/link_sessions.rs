@@ -1,6 +1,6 @@
 //! Deterministic two- and three-node tests of the link layer on the simulator.
 
-mod common;
+use crate::common;
 
 use common::*;
 use veil_core::link::{CloseReason, ClosedBy, LinkPhase, MAX_CELLS_PADDING};

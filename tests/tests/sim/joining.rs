@@ -5,7 +5,7 @@
 //! idle links for newcomers (relay spec §10, "Outbound links, hand-off and
 //! pruning"). Links that carry circuits are never closed for room.
 
-mod common;
+use crate::common;
 
 use std::time::Instant as WallClock;
 
@@ -131,7 +131,7 @@ fn two_hundred_nodes_join_through_one_bootstrap_address() {
 
 /// The same at 1,000 nodes: about a minute of wall time in a debug build,
 /// so not part of the normal run:
-/// `cargo test -p veil-sim --test joining -- --ignored --nocapture`.
+/// `cargo test -p veil-sim --test sim joining:: -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn a_thousand_nodes_join_through_one_bootstrap_address() {

@@ -344,7 +344,7 @@ fn every_fuzz_target_has_a_replayed_corpus() {
     bins.sort_unstable();
     assert_eq!(
         listed, bins,
-        "TARGETS in tests/tests/fuzz_entries.rs must name every [[bin]] of fuzz/Cargo.toml"
+        "TARGETS in tests/tests/sim/fuzz_entries.rs must name every [[bin]] of fuzz/Cargo.toml"
     );
     for name in bins {
         let dir = fuzz_dir().join("corpus").join(&name);
@@ -434,7 +434,7 @@ replay_tests! {
 /// Writes the hand-made seeds into the corpora (`fuzz/corpus/<target>/seed-*`),
 /// for a new target or a fresh start; the campaign grows and minimises them
 /// from there. Run by hand:
-/// `cargo test -p veil-sim --test fuzz_entries -- --ignored write_seed_corpora`.
+/// `cargo test -p veil-sim --test sim fuzz_entries::write_seed_corpora -- --ignored`.
 #[test]
 #[ignore = "writes files; run by hand"]
 fn write_seed_corpora() {

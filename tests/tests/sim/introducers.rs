@@ -429,7 +429,7 @@ fn a_sender_whose_copy_lists_only_gone_introducers_looks_the_node_up() {
     // Gossip once an hour, so rounds do not mend the sender's copy. In a
     // network this small the sample a relay sends over a new link may
     // still bring it (so the copy being mended is not what fails without
-    // lookups; `tests/tests/lookup.rs` tests the mechanism, and the
+    // lookups; `tests/tests/sim/lookup.rs` tests the mechanism, and the
     // 1,000-node churn run in docs/churn.md what it is worth): here the
     // build failing at the gone introducer makes the sender look the node
     // up (relay spec §2.3), and the message arrives exactly once.

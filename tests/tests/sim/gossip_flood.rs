@@ -4,7 +4,7 @@
 //! before is not verified again, and a link that keeps sending what an
 //! honest peer never does (forgeries, more than its quota) is closed.
 
-mod common;
+use crate::common;
 
 use common::*;
 use veil_core::cell::{emit_descriptor_body, CellCommand, CellRepr, CircuitId};

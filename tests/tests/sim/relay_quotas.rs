@@ -2,7 +2,7 @@
 //! hold every relay-circuit slot, circuits nobody uses are destroyed, and a
 //! link streaming `CREATE`s gets hop handshakes at a bounded rate.
 
-mod common;
+use crate::common;
 
 use common::*;
 use veil_core::cell::{CellCommand, CellRepr, CircuitId, DestroyReason};

@@ -3,7 +3,7 @@
 //! three-relay circuit takes longer end to end (in simulated time) than
 //! without, and still arrives exactly once and intact.
 
-mod common;
+use crate::common;
 
 use veil_core::node::NodeConfig;
 use veil_core::time::Duration;

@@ -3,7 +3,7 @@
 //! each length drawn per circuit; without it every circuit has the one
 //! length configured.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

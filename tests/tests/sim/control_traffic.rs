@@ -5,8 +5,6 @@
 //! own not-reading for B's silence), and after the hold timeout R destroys
 //! A's circuit so that another client's circuit over R–B moves again.
 
-mod common;
-
 use veil_core::identity::NodeId;
 use veil_core::link::{CloseReason, CELL_LEN};
 use veil_core::message::Sender;

@@ -2,7 +2,7 @@
 //! gossip spreading descriptors through a network, and refusal of forged,
 //! replayed and malformed descriptors.
 
-mod common;
+use crate::common;
 
 use common::*;
 use veil_core::cell::{emit_descriptor_body, CellCommand, CellRepr, CircuitId};

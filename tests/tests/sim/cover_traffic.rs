@@ -5,7 +5,7 @@
 //! Times are simulated, so the counts are exact for a seed; the bounds
 //! below are those of the distributions, not of one run.
 
-mod common;
+use crate::common;
 
 use veil_core::node::{CoverTraffic, Event, NodeConfig, BUDGET_BURST_SECS, COVER_CELL_CHARGE};
 use veil_core::time::Duration;

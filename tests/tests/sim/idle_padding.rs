@@ -3,7 +3,7 @@
 //! `PADDING_NEGOTIATE` (relay spec §3) lowers a peer's padding but cannot
 //! raise it.
 
-mod common;
+use crate::common;
 
 use common::*;
 use veil_core::link::{LinkConfig, LinkPadding, PaddingRange, PaddingRequest};

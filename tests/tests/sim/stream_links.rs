@@ -3,7 +3,7 @@
 //! time beside the link's frames and keep the queue's order, and cells that
 //! are out of place close the link.
 
-mod common;
+use crate::common;
 
 use common::{
     events_of, outputs, relay_cell_on as relay_cell, small_node as node, Out, SmallNode as Small,

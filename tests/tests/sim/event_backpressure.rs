@@ -2,7 +2,7 @@
 //! until there is room, and a link event that does not fit is delivered
 //! later, never dropped.
 
-mod common;
+use crate::common;
 
 use common::{events_of, outputs, relay_cell_on, small_node as node, Out, SmallNode as Small};
 use veil_core::identity::Transport;

@@ -2,7 +2,7 @@
 //! reason, only the attacked link suffers, and the node's memory is the
 //! fixed table it was built with.
 
-mod common;
+use crate::common;
 
 use std::cell::RefCell;
 use std::rc::Rc;

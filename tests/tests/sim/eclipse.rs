@@ -11,7 +11,7 @@
 //!   (figures in `docs/security.md`, "Eclipse resistance"). Print them with
 //!
 //!   ```sh
-//!   cargo test -p veil-sim --test eclipse -- --nocapture
+//!   cargo test -p veil-sim --test sim eclipse:: -- --nocapture
 //!   ```
 
 use std::collections::HashSet;
